@@ -1,0 +1,161 @@
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, fstatSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import type { Account, Transfer } from '../model.js';
+import { decodeAccount, decodeTransfer, encodeAccount, encodeTransfer, eventSize } from './codec.js';
+
+/**
+ * The embedded engine's append-only journal: one record per create request, written and
+ * fdatasync'd before the request is acknowledged, replayed in order on open.
+ *
+ * Record: magic u32 | payload length u32 | crc32(payload) u32 | payload.
+ * Payload:  operation u8 (1 accounts, 2 transfers) | 3 zero bytes | event count u32 |
+ *           batch timestamp u64 | count × 128-byte events (TigerBeetle layout, see codec.ts).
+ *
+ * A crash can tear only the last record (records are appended and synced in order). On open, a
+ * last record that is incomplete or fails its checksum is cut off: it was never acknowledged. A
+ * bad record followed by more data is corruption, not a torn write, and opening fails loudly.
+ */
+
+export const journalFileName = 'ledger.journal';
+const magic = 0x314a5343; // "CSJ1" little-endian
+const headerSize = 12;
+const payloadHeaderSize = 16;
+/** Largest payload a record may claim: a full batch of 8189 events plus its header (~1 MiB). */
+const payloadMax = payloadHeaderSize + 8189 * eventSize;
+
+export type JournalRecord =
+  | { operation: 'accounts'; batchTimestamp: bigint; events: Account[] }
+  | { operation: 'transfers'; batchTimestamp: bigint; events: Transfer[] };
+
+export class JournalCorruptError extends Error {
+  override readonly name = 'JournalCorruptError';
+}
+
+export function encodeRecord(record: JournalRecord): Buffer {
+  const count = record.events.length;
+  const payloadLength = payloadHeaderSize + count * eventSize;
+  const buf = Buffer.allocUnsafe(headerSize + payloadLength);
+  const p = headerSize;
+  buf.writeUInt8(record.operation === 'accounts' ? 1 : 2, p);
+  buf.fill(0, p + 1, p + 4);
+  buf.writeUInt32LE(count, p + 4);
+  buf.writeBigUInt64LE(record.batchTimestamp, p + 8);
+  let offset = p + payloadHeaderSize;
+  if (record.operation === 'accounts') {
+    for (const a of record.events) (encodeAccount(buf, offset, a), (offset += eventSize));
+  } else {
+    for (const t of record.events) (encodeTransfer(buf, offset, t), (offset += eventSize));
+  }
+  buf.writeUInt32LE(magic, 0);
+  buf.writeUInt32LE(payloadLength, 4);
+  buf.writeUInt32LE(crc32(buf.subarray(p)), 8);
+  return buf;
+}
+
+function decodePayload(payload: Buffer): JournalRecord {
+  const operation = payload.readUInt8(0);
+  const count = payload.readUInt32LE(4);
+  const batchTimestamp = payload.readBigUInt64LE(8);
+  if (payload.length !== payloadHeaderSize + count * eventSize || (operation !== 1 && operation !== 2)) {
+    throw new JournalCorruptError('journal record has a valid checksum but an impossible shape');
+  }
+  if (operation === 1) {
+    const events: Account[] = [];
+    for (let i = 0; i < count; i++) events.push(decodeAccount(payload, payloadHeaderSize + i * eventSize));
+    return { operation: 'accounts', batchTimestamp, events };
+  }
+  const events: Transfer[] = [];
+  for (let i = 0; i < count; i++) events.push(decodeTransfer(payload, payloadHeaderSize + i * eventSize));
+  return { operation: 'transfers', batchTimestamp, events };
+}
+
+/**
+ * Reads every complete record of the journal in `dataDir` in order, cutting off a torn tail.
+ * Returns how many bytes were cut.
+ */
+export function replayJournal(dataDir: string, onRecord: (record: JournalRecord) => void): { records: number; truncatedBytes: number } {
+  mkdirSync(dataDir, { recursive: true });
+  const path = join(dataDir, journalFileName);
+  const fd = openSync(path, 'a+');
+  try {
+    const size = fstatSync(fd).size;
+    const header = Buffer.alloc(headerSize);
+    let offset = 0;
+    let records = 0;
+    while (offset < size) {
+      const bad = readRecordAt(fd, offset, size, header);
+      if (typeof bad === 'string') {
+        ftruncateSync(fd, offset);
+        fsyncSync(fd);
+        return { records, truncatedBytes: size - offset };
+      }
+      onRecord(decodePayload(bad));
+      offset += headerSize + bad.length;
+      records += 1;
+    }
+    return { records, truncatedBytes: 0 };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The record's payload, or why the tail at `offset` is torn. Throws on mid-file corruption. */
+function readRecordAt(fd: number, offset: number, size: number, header: Buffer): Buffer | string {
+  if (size - offset < headerSize) return 'incomplete header';
+  readSync(fd, header, 0, headerSize, offset);
+  const length = header.readUInt32LE(4);
+  const end = offset + headerSize + length;
+  const last = end >= size;
+  if (header.readUInt32LE(0) !== magic || length > payloadMax || length < payloadHeaderSize) {
+    if (last) return 'bad header';
+    throw new JournalCorruptError(`journal record at byte ${offset} has a bad header and data follows it`);
+  }
+  if (end > size) return 'incomplete payload';
+  const payload = Buffer.allocUnsafe(length);
+  readSync(fd, payload, 0, length, offset + headerSize);
+  if (crc32(payload) !== header.readUInt32LE(8)) {
+    if (last) return 'bad checksum';
+    throw new JournalCorruptError(`journal record at byte ${offset} fails its checksum and data follows it`);
+  }
+  return payload;
+}
+
+/** The journal's write side: appends records and makes them durable before returning. */
+export class JournalWriter {
+  private constructor(
+    private readonly handle: FileHandle,
+    private readonly fsync: boolean,
+  ) {}
+
+  static async open(dataDir: string, options: { fsync: boolean }): Promise<JournalWriter> {
+    const handle = await open(join(dataDir, journalFileName), 'a');
+    if (options.fsync) {
+      await handle.datasync();
+      const dir = openSync(dataDir, 'r'); // make the file's directory entry durable too
+      try {
+        fsyncSync(dir);
+      } finally {
+        closeSync(dir);
+      }
+    }
+    return new JournalWriter(handle, options.fsync);
+  }
+
+  /** Appends the records in one write and one fdatasync. */
+  async append(records: readonly Buffer[]): Promise<void> {
+    const buf = records.length === 1 ? records[0]! : Buffer.concat(records);
+    let written = 0;
+    while (written < buf.length) {
+      const { bytesWritten } = await this.handle.write(buf, written, buf.length - written);
+      written += bytesWritten;
+    }
+    if (this.fsync) await this.handle.datasync();
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
