@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The README's test command (`npm run test:all`): installs what the tests need on a fresh
+# machine, checks the wire contract and types, runs every test, and ends with one plain line
+# `N passed, N failed[, N skipped]` for CI.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+fail() { echo "test-all: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
+
+step "dependencies"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund || fail "npm ci failed"
+fi
+
+step "wire contract: buf lint, generated code in sync"
+bash scripts/check-generated.sh || fail "proto lint failed or gen/ is stale (run npm run generate and commit)"
+
+step "typecheck"
+npx tsc --noEmit -p tsconfig.json || fail "typecheck failed"
+
+step "tests"
+tap=$(mktemp)
+npx ava --tap "$@" | tee "$tap"
+status=${PIPESTATUS[0]}
+pass=$(grep -E '^# pass ' "$tap" | awk '{print $3}')
+failed=$(grep -E '^# fail ' "$tap" | awk '{print $3}')
+skipped=$(grep -E '^# skip ' "$tap" | awk '{print $3}')
+rm -f "$tap"
+pass=${pass:-0}; failed=${failed:-0}; skipped=${skipped:-0}
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+echo
+echo "${pass} passed, ${failed} failed, ${skipped} skipped"
+exit "$status"
