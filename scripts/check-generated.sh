@@ -30,7 +30,7 @@ echo "check-generated: OK (buf lint clean, gen/ up to date)"
 baseline="$(git log --diff-filter=A --format=%H -- proto/countersign/v1/common.proto 2>/dev/null | tail -n 1 || true)"
 if [[ -n "${baseline}" ]]; then
   echo "check-generated: buf breaking against ${baseline:0:12}"
-  npx --no-install buf breaking proto --against ".git#ref=${baseline},subdir=proto"
+  npx --no-install buf breaking --against ".git#ref=${baseline}"
 else
   echo "check-generated: buf breaking skipped (no committed contract yet)"
 fi
