@@ -3,38 +3,43 @@ import { idMax } from './model.js';
 
 /**
  * 128-bit ids, time-ordered like TigerBeetle's recommended ids: 48 bits of milliseconds since
- * the Unix epoch, then 80 bits that are random at the start of each millisecond and incremented
+ * the Unix epoch, then 80 bits that are random at the start of each millisecond and advanced
  * within it (monotonic in one process).
  *
- * Payment ids leave their low 4 bits zero so that the transfer ids of a payment can be derived
- * from it (`paymentTransferIds`) and mapped back (`paymentIdOf`) without any lookup table: the
- * ledger alone is enough to rebuild payments.
+ * Every id minted here has its low 4 bits zero, so any id can serve as a payment id: the
+ * transfer ids of a payment are derived from it (`paymentTransferIds`) by setting those bits,
+ * and mapped back (`paymentIdOf`) without any lookup table: the ledger alone is enough to
+ * rebuild payments. The remaining 76 bits of randomness per millisecond keep ids unguessable
+ * enough and collisions between processes negligible.
  */
 
 const randomBits = 80n;
 const randomMask = (1n << randomBits) - 1n;
 const kindBits = 4n;
 const kindMask = (1n << kindBits) - 1n;
+/** Ids within one millisecond advance by this step, keeping the low 4 (kind) bits zero. */
+const step = 1n << kindBits;
 
 let lastMs = 0n;
 let lastRandom = 0n;
 
-/** A new time-ordered 128-bit id (never 0 or 2^128-1). */
+/** A new time-ordered 128-bit id with its low 4 bits zero (never 0 or 2^128-1). */
 export function newId(): bigint {
   const ms = BigInt(Date.now());
   if (ms <= lastMs) {
-    lastRandom = (lastRandom + 1n) & randomMask;
-    if (lastRandom === 0n) lastMs += 1n; // 2^80 ids in one millisecond: borrow the next one.
+    lastRandom = (lastRandom + step) & randomMask;
+    if (lastRandom === 0n) lastMs += 1n; // 2^76 ids in one millisecond: borrow the next one.
   } else {
     lastMs = ms;
-    lastRandom = BigInt('0x' + randomBytes(10).toString('hex'));
+    lastRandom = BigInt('0x' + randomBytes(10).toString('hex')) & ~kindMask;
+    if (lastRandom === 0n) lastRandom = step; // never mint id 0 when the clock reads 0
   }
   return (lastMs << randomBits) | lastRandom;
 }
 
-/** A new payment id: a time-ordered id whose low 4 bits are zero. */
+/** A new payment id (any `newId()` is one; this name says what it is for). */
 export function newPaymentId(): bigint {
-  return newId() & ~kindMask;
+  return newId();
 }
 
 /** The kinds of transfer a payment may create, each with its own id derived from the payment id. */

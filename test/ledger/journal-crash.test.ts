@@ -1,0 +1,148 @@
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EmbeddedLedger } from '../../ledger/embedded/engine.js';
+import { JournalCorruptError, journalFileName } from '../../ledger/embedded/journal.js';
+import { account, transfer } from '../../ledger/model.js';
+import { batchAmount, crashAccounts, crashOperator, crashTransferId } from './fixtures/crash-plan.js';
+
+const writer = fileURLToPath(new URL('./fixtures/journal-writer.ts', import.meta.url));
+/** Events per batch: a full TigerBeetle batch, so each journal record is ~1 MiB and a kill often lands mid-write. */
+const batchSizeEvents = 8189;
+/** Batches the child would write if never killed. */
+const batchesMax = 60;
+/** Kill rounds on one data directory: each round recovers the previous round's journal first. */
+const roundsMax = 3;
+/** Upper bound on one round, so a stuck child cannot hang the suite. */
+const roundTimeoutMs = 60_000;
+
+interface Round {
+  acked: number;
+  killedAfterReady: boolean;
+  /** Bytes of a torn record the child cut off when it reopened the previous round's journal. */
+  recoveredTornBytes: number;
+}
+
+/** Runs the writer until it has acknowledged `killAfter` batches, then SIGKILLs it mid-stride. */
+function runAndKill(dataDir: string, runTag: bigint, killAfter: number): Promise<Round> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import=tsx', writer, dataDir, String(runTag), String(batchesMax), String(batchSizeEvents)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let acked = 0;
+    let ready = false;
+    let recoveredTornBytes = 0;
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), roundTimeoutMs);
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      for (const line of d.toString().split('\n')) {
+        if (line.startsWith('ready ')) {
+          ready = true;
+          recoveredTornBytes = Number(line.slice(6));
+        }
+        if (line.startsWith('ack ')) acked = Math.max(acked, Number(line.slice(4)) + 1);
+      }
+      // Kill a few milliseconds into the next batch's write, at a varying point.
+      if (acked >= killAfter && !child.killed) setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * 8));
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (signal !== 'SIGKILL') reject(new Error(`writer exited with ${code}: ${stderr}`));
+      else resolve({ acked, killedAfterReady: ready, recoveredTornBytes });
+    });
+  });
+}
+
+test('SIGKILL during journaled batches: every acknowledged batch survives, no batch is half-applied', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cs-crash-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const rounds: { runTag: bigint; acked: number; torn: number }[] = [];
+  for (let r = 0; r < roundsMax; r++) {
+    const runTag = BigInt(r + 1);
+    const killAfter = 2 + Math.floor(Math.random() * 6);
+    const round = await runAndKill(dataDir, runTag, killAfter);
+    t.true(round.killedAfterReady, 'the writer was killed while writing batches');
+    rounds.push({ runTag, acked: round.acked, torn: round.recoveredTornBytes });
+  }
+
+  const ledger = await EmbeddedLedger.open({ dataDir });
+  t.teardown(() => ledger.close());
+  const torn = [...rounds.slice(1).map((r) => r.torn), ledger.recovered.truncatedBytes];
+  t.log(`acked per round: ${rounds.map((r) => r.acked).join(', ')}; torn bytes cut at each reopen: ${torn.join(', ')}`);
+  let expectedTotal = 0n;
+  for (const { runTag, acked } of rounds) {
+    for (let b = 0; b < batchesMax; b++) {
+      const ids = Array.from({ length: batchSizeEvents }, (_, i) => crashTransferId(runTag, b, i));
+      const found = (await ledger.lookupTransfers(ids)).length;
+      t.true(found === 0 || found === batchSizeEvents, `run ${runTag} batch ${b}: ${found} of ${batchSizeEvents} transfers`);
+      if (b < acked) t.is(found, batchSizeEvents, `run ${runTag} batch ${b} was acknowledged`);
+      if (found === batchSizeEvents) expectedTotal += batchAmount(batchSizeEvents);
+    }
+  }
+  const [operator] = await ledger.lookupAccounts([crashOperator]);
+  const credited = (await ledger.lookupAccounts(crashAccounts)).reduce((sum, a) => sum + a.credits_posted, 0n);
+  t.is(operator!.debits_posted, expectedTotal, 'operator debits equal the surviving batches');
+  t.is(credited, expectedTotal, 'credits equal debits');
+});
+
+async function journalWithBatches(dataDir: string, batches: number): Promise<number[]> {
+  const ledger = await EmbeddedLedger.open({ dataDir });
+  await ledger.createAccounts([account({ id: 1n, ledger: 1, code: 1 }), account({ id: 2n, ledger: 1, code: 1 })]);
+  const sizes = [statSync(join(dataDir, journalFileName)).size];
+  for (let b = 0; b < batches; b++) {
+    const events = [transfer({ id: 100n + BigInt(b), debit_account_id: 1n, credit_account_id: 2n, amount: 10n, ledger: 1, code: 1 })];
+    assertAllOk(await ledger.createTransfers(events));
+    sizes.push(statSync(join(dataDir, journalFileName)).size);
+  }
+  await ledger.close();
+  return sizes;
+}
+
+function assertAllOk(results: string[]): void {
+  if (results.some((r) => r !== 'ok')) throw new Error(`unexpected results ${results.join(',')}`);
+}
+
+test('a torn last record is cut off on open; earlier records are kept', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cs-torn-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const sizes = await journalWithBatches(dataDir, 3);
+  const path = join(dataDir, journalFileName);
+  truncateSync(path, sizes[3]! - 40); // the third transfer's record loses its last 40 bytes
+  const ledger = await EmbeddedLedger.open({ dataDir });
+  t.is(ledger.recovered.truncatedBytes, sizes[3]! - 40 - sizes[2]!);
+  t.deepEqual((await ledger.lookupTransfers([100n, 101n, 102n])).map((x) => x.id), [100n, 101n]);
+  const [a1] = await ledger.lookupAccounts([1n]);
+  t.is(a1!.debits_posted, 20n);
+  t.deepEqual(await ledger.createTransfers([transfer({ id: 102n, debit_account_id: 1n, credit_account_id: 2n, amount: 10n, ledger: 1, code: 1 })]), ['ok']);
+  await ledger.close();
+  t.is(statSync(path).size, sizes[3]!, 'the new record was appended where the torn one was cut');
+});
+
+test('a record that fails its checksum with data after it is corruption: open refuses', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cs-corrupt-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const sizes = await journalWithBatches(dataDir, 3);
+  const path = join(dataDir, journalFileName);
+  const bytes = readFileSync(path);
+  const at = sizes[1]! + 30; // a byte inside the first transfer record
+  bytes[at] = bytes[at]! ^ 0xff;
+  writeFileSync(path, bytes);
+  await t.throwsAsync(EmbeddedLedger.open({ dataDir }), { instanceOf: JournalCorruptError, message: /fails its checksum and data follows it/ });
+});
+
+test('garbage appended after the last record (torn header) is cut off', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cs-tail-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const sizes = await journalWithBatches(dataDir, 1);
+  appendFileSync(join(dataDir, journalFileName), Buffer.from([1, 2, 3, 4, 5]));
+  const ledger = await EmbeddedLedger.open({ dataDir });
+  t.teardown(() => ledger.close());
+  t.is(ledger.recovered.truncatedBytes, 5);
+  t.is(statSync(join(dataDir, journalFileName)).size, sizes[1]!);
+  t.is((await ledger.lookupTransfers([100n])).length, 1);
+});
