@@ -8,9 +8,11 @@ const linkedFlag = 1; // `linked` is bit 0 in both AccountFlags and TransferFlag
  * chain is sent whole and stays atomic. A chain left open at the very end stays in the last
  * request, where the ledger answers `linked_event_chain_open`, as it would for the whole array.
  *
- * Throws `LedgerRequestError` for a single chain longer than `max`: no ledger can apply it.
+ * No events, no requests. Throws `LedgerRequestError` for a single chain longer than `max`: no
+ * ledger can apply it.
  */
 export function chunkEvents<T extends { flags: number }>(events: readonly T[], max = eventBatchMax): T[][] {
+  if (events.length === 0) return [];
   if (events.length <= max) return [events as T[]];
   const chunks: T[][] = [];
   let start = 0;
@@ -35,6 +37,7 @@ export function chunkEvents<T extends { flags: number }>(events: readonly T[], m
 
 /** Splits ids into lookups of at most `max`. */
 export function chunkIds(ids: readonly bigint[], max = eventBatchMax): bigint[][] {
+  if (ids.length === 0) return [];
   if (ids.length <= max) return [ids as bigint[]];
   const chunks: bigint[][] = [];
   for (let i = 0; i < ids.length; i += max) chunks.push(ids.slice(i, i + max));
