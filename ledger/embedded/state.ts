@@ -260,7 +260,7 @@ export class LedgerState {
     const amount = balancedAmount(t, dr, cr);
     const limits = checkLimits(t, amount, dr, cr, timestamp);
     if (limits !== undefined) return limits;
-    this.insertTransfer({ ...t, amount, timestamp }, dr, cr, (d, c) => {
+    this.insertTransfer(storedTransfer(t, amount, timestamp), dr, cr, (d, c) => {
       if ((t.flags & TF.pending) !== 0) {
         d.debits_pending += amount;
         c.credits_pending += amount;
@@ -590,6 +590,25 @@ function resolvePending(p: Transfer, amount: bigint, isVoid: boolean, dr: Accoun
   }
   if ((p.flags & TF.closing_debit) !== 0) dr.flags &= ~AF.closed;
   if ((p.flags & TF.closing_credit) !== 0) cr.flags &= ~AF.closed;
+}
+
+/** A copy of the transfer as stored; a literal (not a spread) so every stored transfer shares one shape. */
+function storedTransfer(t: Transfer, amount: bigint, timestamp: bigint): Transfer {
+  return {
+    id: t.id,
+    debit_account_id: t.debit_account_id,
+    credit_account_id: t.credit_account_id,
+    amount,
+    pending_id: t.pending_id,
+    user_data_128: t.user_data_128,
+    user_data_64: t.user_data_64,
+    user_data_32: t.user_data_32,
+    timeout: t.timeout,
+    ledger: t.ledger,
+    code: t.code,
+    flags: t.flags,
+    timestamp,
+  };
 }
 
 function balanceOf(a: Account, t: Transfer): AccountBalance {

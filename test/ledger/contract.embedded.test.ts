@@ -1,0 +1,35 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import test from 'ava';
+import { EmbeddedLedger } from '../../ledger/embedded/engine.js';
+import { ledgerContract } from './contract.js';
+import { acct, bal, balances, xfer } from './contract/helpers.js';
+
+ledgerContract('embedded (memory)', { open: () => EmbeddedLedger.open({}) });
+
+const dataDir = fs.mkdtempSync(os.tmpdir() + '/cs-ledger-');
+ledgerContract('embedded (journal)', { open: () => EmbeddedLedger.open({ dataDir }) });
+
+test.after.always('remove the journal directory', () => {
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('embedded (journal) state survives close and reopen', async (t) => {
+  const dir = fs.mkdtempSync(os.tmpdir() + '/cs-ledger-');
+  try {
+    const first = await EmbeddedLedger.open({ dataDir: dir });
+    const [x, y] = [acct(), acct()];
+    t.deepEqual(await first.createAccounts([x, y]), ['ok', 'ok']);
+    const tr = xfer({ debit_account_id: x.id, credit_account_id: y.id, amount: 42n });
+    t.deepEqual(await first.createTransfers([tr]), ['ok']);
+    await first.close();
+
+    const second = await EmbeddedLedger.open({ dataDir: dir });
+    t.deepEqual(await balances(second, [x.id, y.id]), [bal({ dpo: 42n }), bal({ cpo: 42n })]);
+    t.deepEqual(await second.createTransfers([tr]), ['exists'], 'ids are still known after replay');
+    t.deepEqual(await balances(second, [x.id, y.id]), [bal({ dpo: 42n }), bal({ cpo: 42n })]);
+    await second.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
