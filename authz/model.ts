@@ -1,0 +1,95 @@
+/**
+ * The authorization domain's types. No transport in here: services/ converts proto messages to
+ * and from these at the edge. Ids are 32-hex-digit strings of 128-bit ids (see ledger/ids.ts);
+ * money is bigint minor units.
+ */
+
+export type Factor =
+  | 'SECOND_CODE'
+  | 'FIRST_CODE_AND_PIN'
+  | 'SMS_OTP'
+  | 'IVR_PASSWORD'
+  | 'AUTH_PASSWORD'
+  | 'PAIRED_DEVICE'
+  | 'BANK_CARD_PIN';
+
+export type PaymentState = 'CREATED' | 'CHALLENGED' | 'APPROVED' | 'SUCCEEDED' | 'DECLINED' | 'EXPIRED' | 'CANCELLED';
+
+export type DeclineReason =
+  | 'POLICY_DENIED'
+  | 'PAYER_DECLINED'
+  | 'ATTEMPTS_EXHAUSTED'
+  | 'INSUFFICIENT_FUNDS'
+  | 'CREDIT_LIMIT_EXCEEDED'
+  | 'DEVICE_MISMATCH'
+  | 'BANK_DECLINED'
+  | 'AUTHORIZER_UNAVAILABLE';
+
+export type Channel = 'APP' | 'WEB' | 'INSTANT_MESSAGING' | 'SMS' | 'VOICE' | 'MERCHANT' | 'MOBILE_NETWORK' | 'CONSOLE';
+
+export interface Payment {
+  id: string;
+  merchantId: string;
+  payerId: string;
+  /** The ledger account credited (the merchant's own account unless the merchant named another). */
+  payeeAccountId: string;
+  amount: bigint;
+  currency: string;
+  description: string;
+  channel: Channel;
+  requiredFactors: Factor[];
+  satisfiedFactors: Factor[];
+  attemptsLeft: number;
+  state: PaymentState;
+  declineReason?: DeclineReason;
+  declineDetail?: string;
+  /** Unix milliseconds. */
+  createdAtMs: number;
+  updatedAtMs: number;
+  /** When the challenge (and the reservation) lapse, Unix milliseconds. */
+  expiresAtMs: number;
+  /** The merchant's fee in minor units, posted linked with the payment. */
+  feeAmount: bigint;
+}
+
+export const terminalStates: ReadonlySet<PaymentState> = new Set(['SUCCEEDED', 'DECLINED', 'EXPIRED', 'CANCELLED']);
+
+export interface PayerPolicy {
+  /** Below this amount (minor units) no factor is required. 0 = every payment needs a factor. */
+  noFactorBelow: bigint;
+  /** Up to and including this amount one factor is enough; above it, more are required. */
+  oneFactorUpTo: bigint;
+  /** The factor used when one factor is enough. */
+  defaultFactor: Factor;
+  /** Factors required above `oneFactorUpTo`. */
+  strongFactors: Factor[];
+}
+
+export interface Payer {
+  id: string;
+  /** E.164. */
+  phone: string;
+  displayName: string;
+  /** The payer's prepaid ledger account (hex id) per currency code. */
+  accounts: Record<string, string>;
+  /** The verification secret, AES-256-GCM sealed under the master key (base64 of nonce|ciphertext|tag). */
+  sealedSecret: string;
+  /** argon2id hash (PHC string) of the short verification PIN, if one is set. */
+  pinHash?: string;
+  policy: PayerPolicy;
+  createdAtMs: number;
+}
+
+export interface Merchant {
+  id: string;
+  name: string;
+  /** SHA-256 of the API key, hex. The key itself is shown once at enrollment. */
+  apiKeyHash: string;
+  /** The merchant's payee ledger account (hex id) per currency code. */
+  accounts: Record<string, string>;
+  /** Fee in basis points of each payment (1 bp = 0.01 %), rounded down. */
+  feeBasisPoints: number;
+  /** Largest single payment this merchant may create, minor units; 0 = no limit. */
+  perPaymentLimit: bigint;
+  createdAtMs: number;
+}

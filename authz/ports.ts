@@ -1,0 +1,134 @@
+import type { Merchant, Payer, Payment, PaymentState } from './model.js';
+
+/**
+ * Ports of the authorization domain. Adapters live in authz/store/ (memory, Redis); services/
+ * picks one. Every adapter passes the same contract suite. Operating outcomes are values;
+ * an unreachable backend throws `StoreUnavailableError`.
+ */
+
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+}
+
+// ------------------------------------------------------------------ challenge store
+
+/** A challenge as stored: only keyed digests of the accepted responses, never a code. */
+export interface ChallengeInput {
+  /** The payment id (one live challenge per payment). */
+  challengeId: string;
+  payerId: string;
+  /**
+   * HMAC-SHA256 digests (hex) of every response that satisfies the challenge, computed by the
+   * caller with a key the store never sees (e.g. the digest of the expected second code and the
+   * digest of the first code). Compared whole; a match consumes the challenge.
+   */
+  responseDigests: string[];
+  /** Lifetime in milliseconds; the challenge is gone after it. */
+  ttlMs: number;
+  /** Failed attempts allowed before the challenge is declined (5). */
+  attemptsMax: number;
+}
+
+export type VerifyOutcome =
+  /** The digest matched: the challenge is consumed (single use); the payer's failure streak is reset. */
+  | { outcome: 'ok'; matchedIndex: number }
+  /** Wrong response; `attemptsLeft` > 0. */
+  | { outcome: 'mismatch'; attemptsLeft: number }
+  /** Wrong response and no attempts left: the challenge is consumed and must be declined. */
+  | { outcome: 'exhausted' }
+  /** No such live challenge: never created, expired, or already consumed. */
+  | { outcome: 'not_found' }
+  /** The payer is locked out; nothing was checked and no attempt was counted. */
+  | { outcome: 'locked'; retryAfterMs: number };
+
+export interface LockoutPolicy {
+  /** Consecutive failures across challenges before the payer is locked out (5). */
+  failuresMax: number;
+  /** First lockout duration, milliseconds; doubles with each further lockout. */
+  backoffBaseMs: number;
+  /** Lockout duration cap, milliseconds. */
+  backoffMaxMs: number;
+  /** How long the failure streak and lockout count are remembered, milliseconds. */
+  memoryMs: number;
+}
+
+export type IdempotencyOutcome =
+  /** First use of the key: the caller does the work, then calls `completeIdempotency`. */
+  | { status: 'new' }
+  /** Same key and same request, done: the stored result. */
+  | { status: 'done'; result: string }
+  /** Same key and same request, still being worked on by another call. */
+  | { status: 'in_progress' }
+  /** Same key, different request. */
+  | { status: 'conflict' };
+
+export interface ChallengeStore {
+  /** Stores (or replaces) the challenge for a payment. */
+  putChallenge(challenge: ChallengeInput): Promise<void>;
+  /**
+   * Checks a response digest and counts the attempt, atomically (one round trip): lockout check,
+   * compare, attempt counting, consume on success or exhaustion, payer failure streak and
+   * lockout with exponential back-off. `forceMismatch` counts a failed attempt without comparing
+   * (used when another part of the proof, such as a PIN, was already wrong).
+   */
+  verifyAndConsume(challengeId: string, payerId: string, digest: string, forceMismatch?: boolean): Promise<VerifyOutcome>;
+  /** Removes a challenge (payment cancelled or declined); no-op when absent. */
+  dropChallenge(challengeId: string): Promise<void>;
+  /** Attempts left on a live challenge, or undefined when there is none. */
+  attemptsLeft(challengeId: string): Promise<number | undefined>;
+  /** The payer's current lockout, if any: milliseconds until it ends. */
+  lockedFor(payerId: string): Promise<number | undefined>;
+
+  /**
+   * Claims an idempotency key for a request fingerprint (e.g. SHA-256 of the canonical request),
+   * scoped by the caller (`scope` = merchant id). Keys are kept `ttlMs` (24 h).
+   */
+  beginIdempotency(scope: string, key: string, fingerprint: string, ttlMs: number): Promise<IdempotencyOutcome>;
+  /** Stores the result for a claimed key. */
+  completeIdempotency(scope: string, key: string, fingerprint: string, result: string, ttlMs: number): Promise<void>;
+  /** Releases a claimed key whose work failed before doing anything, so a retry may run it. */
+  abandonIdempotency(scope: string, key: string): Promise<void>;
+
+  /**
+   * Counts one event against a fixed-window rate limit; true when within `limit` per `windowMs`.
+   * When over the limit the event is not counted.
+   */
+  hitRateLimit(key: string, limit: number, windowMs: number): Promise<boolean>;
+
+  close(): Promise<void>;
+}
+
+// ------------------------------------------------------------------ payments
+
+export interface PaymentQuery {
+  merchantId?: string;
+  payerId?: string;
+  states?: PaymentState[];
+  /** Payments with id greater than this (ids are time-ordered), for paging. */
+  afterId?: string;
+  /** At most this many (1..1000). */
+  limit: number;
+}
+
+export interface PaymentRepository {
+  get(id: string): Promise<Payment | undefined>;
+  getMany(ids: string[]): Promise<(Payment | undefined)[]>;
+  /** Inserts or replaces. */
+  put(payment: Payment): Promise<void>;
+  putMany(payments: Payment[]): Promise<void>;
+  /** Oldest first. */
+  list(query: PaymentQuery): Promise<Payment[]>;
+  close(): Promise<void>;
+}
+
+// ------------------------------------------------------------------ directory
+
+export interface Directory {
+  getPayer(id: string): Promise<Payer | undefined>;
+  findPayerByPhone(phone: string): Promise<Payer | undefined>;
+  putPayer(payer: Payer): Promise<void>;
+  getMerchant(id: string): Promise<Merchant | undefined>;
+  findMerchantByApiKeyHash(apiKeyHash: string): Promise<Merchant | undefined>;
+  putMerchant(merchant: Merchant): Promise<void>;
+  close(): Promise<void>;
+}
