@@ -69,14 +69,21 @@ export interface Payer {
   id: string;
   /** E.164. */
   phone: string;
+  /** Optional login account for checkouts (M3), unique. */
+  loginAccount?: string;
   displayName: string;
   /** The payer's prepaid ledger account (hex id) per currency code. */
   accounts: Record<string, string>;
-  /** The verification secret, AES-256-GCM sealed under the master key (base64 of nonce|ciphertext|tag). */
+  /** The verification secret, AES-256-GCM sealed under the master key (see authz/codes/secret-box.ts). */
   sealedSecret: string;
+  /** Incremented on each rotation; starts at 1. */
+  secretVersion: number;
   /** argon2id hash (PHC string) of the short verification PIN, if one is set. */
   pinHash?: string;
-  policy: PayerPolicy;
+  /** SHA-256 (hex) of the payer terminal's bearer token. */
+  tokenHash: string;
+  /** Policy per currency code; a currency without one requires SECOND_CODE for every payment. */
+  policies: Record<string, PayerPolicy>;
   createdAtMs: number;
 }
 
