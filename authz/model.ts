@@ -50,7 +50,18 @@ export interface Payment {
   expiresAtMs: number;
   /** The merchant's fee in minor units, posted linked with the payment. */
   feeAmount: bigint;
+  /**
+   * The first code, sealed (AES-256-GCM) for the payer's own terminal to fetch (channel APP or
+   * WEB). Never a plaintext code; cleared once the payment leaves CHALLENGED.
+   */
+  sealedFirstCode?: string;
 }
+
+/** Who is calling: decides what a request may see and do. */
+export type Caller =
+  | { kind: 'merchant'; merchantId: string }
+  | { kind: 'payer'; payerId: string }
+  | { kind: 'admin' };
 
 export const terminalStates: ReadonlySet<PaymentState> = new Set(['SUCCEEDED', 'DECLINED', 'EXPIRED', 'CANCELLED']);
 

@@ -1,0 +1,214 @@
+import { AccountCode, TransferCode, accountFlagsFor, currencies, type Currency } from '../ledger/chart.js';
+import { idToHex, idFromHex, newId } from '../ledger/ids.js';
+import { account, transfer } from '../ledger/model.js';
+import type { Ledger } from '../ledger/port.js';
+import { isApplied } from '../ledger/results.js';
+import { fingerprint } from './fingerprint.js';
+import { AuthzError, invalid, notFound, precondition } from './errors.js';
+import type { Merchant, Payer, PayerPolicy } from './model.js';
+import type { ChallengeStore, Directory } from './ports.js';
+import { checkAmount, checkCurrency, checkIdempotencyKey, checkPhone, displayNameCharsMax } from './validation.js';
+
+/** The secret-handling operations enrollment needs; services/ wires authz/codes into it. */
+export interface EnrollmentKit {
+  ocraSuite: string;
+  newSecret(): Buffer;
+  secretBase32(secret: Buffer): string;
+  secretUri(account: string, secret: Buffer): string;
+  sealSecret(payerId: string, secret: Buffer): string;
+  hashPin(pin: string): Promise<string>;
+  /** A new bearer credential (API key or payer token) and its SHA-256 hex. */
+  newCredential(prefix: string): { credential: string; hash: string };
+}
+
+export interface PayerEnrollment {
+  payer: Payer;
+  /** Only on the first call for an idempotency key. */
+  secretBase32?: string;
+  secretUri?: string;
+  payerToken?: string;
+}
+
+export interface MerchantEnrollment {
+  merchant: Merchant;
+  apiKey?: string;
+}
+
+/** Deterministic 128-bit id from a name: platform accounts and funding transfers survive restarts. */
+export function namedId(name: string): bigint {
+  return BigInt('0x' + fingerprint(name).slice(0, 32)) & ~0xfn;
+}
+
+export const platformAccountIds = (currency: Currency) => ({
+  funding: namedId(`countersign:account:funding:${currency.code}`),
+  fees: namedId(`countersign:account:fees:${currency.code}`),
+});
+
+/** Creates the funding and platform-fee accounts of every currency (idempotent). */
+export async function ensurePlatformAccounts(ledger: Ledger): Promise<Record<string, bigint>> {
+  const all = [...currencies.values()];
+  const events = all.flatMap((c) => {
+    const ids = platformAccountIds(c);
+    return [
+      account({ id: ids.funding, ledger: c.ledger, code: AccountCode.funding, flags: accountFlagsFor[AccountCode.funding] }),
+      account({ id: ids.fees, ledger: c.ledger, code: AccountCode.platformFees, flags: accountFlagsFor[AccountCode.platformFees] }),
+    ];
+  });
+  const results = await ledger.createAccounts(events);
+  if (!results.every(isApplied)) throw new Error(`creating platform accounts: ${results.join(', ')}`);
+  return Object.fromEntries(all.map((c) => [c.code, platformAccountIds(c).fees]));
+}
+
+/**
+ * Enrollment and the directory: payers (phone, secret, PIN, policies, prepaid accounts) and
+ * merchants (API key, fee, payee accounts), plus admin funding of payer accounts.
+ */
+export class EnrollmentService {
+  constructor(
+    private readonly deps: { ledger: Ledger; directory: Directory; challenges: ChallengeStore; kit: EnrollmentKit; now: () => number; idempotencyTtlMs: number },
+  ) {}
+
+  async enrollPayer(input: { idempotencyKey: string; phone: string; displayName: string; loginAccount?: string; currencies: string[]; policies: Record<string, PayerPolicy> }): Promise<PayerEnrollment> {
+    checkIdempotencyKey(input.idempotencyKey);
+    checkPhone(input.phone);
+    if (input.displayName.length > displayNameCharsMax) throw invalid(`display_name must be at most ${displayNameCharsMax} characters`);
+    const chosen = this.currenciesOf(input.currencies);
+    for (const code of Object.keys(input.policies)) if (!input.currencies.includes(code)) throw invalid(`policy for ${code}, which is not among the payer's currencies`);
+    const existingId = await this.claim('enroll-payer', input.idempotencyKey, input);
+    if (existingId !== undefined) return { payer: await this.payer(existingId) };
+    return this.orAbandon('enroll-payer', input.idempotencyKey, () => this.newPayer(input, chosen));
+  }
+
+  private async newPayer(input: Parameters<EnrollmentService['enrollPayer']>[0], chosen: Currency[]): Promise<PayerEnrollment> {
+    if ((await this.deps.directory.findPayerByPhone(input.phone)) !== undefined) {
+      throw new AuthzError('already_exists', 'a payer is already enrolled with that phone number');
+    }
+    const id = idToHex(newId());
+    const accounts = await this.openAccounts(chosen, AccountCode.payerPrepaid);
+    const secret = this.deps.kit.newSecret();
+    const token = this.deps.kit.newCredential('cs_payer_');
+    const payer: Payer = {
+      id,
+      phone: input.phone,
+      ...(input.loginAccount ? { loginAccount: input.loginAccount } : {}),
+      displayName: input.displayName,
+      accounts,
+      sealedSecret: this.deps.kit.sealSecret(id, secret),
+      secretVersion: 1,
+      tokenHash: token.hash,
+      policies: input.policies,
+      createdAtMs: this.deps.now(),
+    };
+    await this.deps.directory.putPayer(payer);
+    await this.complete('enroll-payer', input.idempotencyKey, input, id);
+    return { payer, secretBase32: this.deps.kit.secretBase32(secret), secretUri: this.deps.kit.secretUri(input.phone, secret), payerToken: token.credential };
+  }
+
+  async enrollMerchant(input: { idempotencyKey: string; name: string; currencies: string[]; feeBasisPoints: number; perPaymentLimit?: bigint }): Promise<MerchantEnrollment> {
+    checkIdempotencyKey(input.idempotencyKey);
+    if (input.name.length === 0 || input.name.length > displayNameCharsMax) throw invalid(`name must be 1 to ${displayNameCharsMax} characters`);
+    if (!Number.isInteger(input.feeBasisPoints) || input.feeBasisPoints < 0 || input.feeBasisPoints > 10_000) throw invalid('fee_basis_points must be 0 to 10000');
+    const chosen = this.currenciesOf(input.currencies);
+    const existingId = await this.claim('enroll-merchant', input.idempotencyKey, input);
+    if (existingId !== undefined) return { merchant: await this.merchant(existingId) };
+    return this.orAbandon('enroll-merchant', input.idempotencyKey, () => this.newMerchant(input, chosen));
+  }
+
+  private async newMerchant(input: Parameters<EnrollmentService['enrollMerchant']>[0], chosen: Currency[]): Promise<MerchantEnrollment> {
+    const key = this.deps.kit.newCredential('cs_live_');
+    const merchant: Merchant = {
+      id: idToHex(newId()),
+      name: input.name,
+      apiKeyHash: key.hash,
+      accounts: await this.openAccounts(chosen, AccountCode.merchant),
+      feeBasisPoints: input.feeBasisPoints,
+      perPaymentLimit: input.perPaymentLimit ?? 0n,
+      createdAtMs: this.deps.now(),
+    };
+    await this.deps.directory.putMerchant(merchant);
+    await this.complete('enroll-merchant', input.idempotencyKey, input, merchant.id);
+    return { merchant, apiKey: key.credential };
+  }
+
+  /** Sets (or replaces) the payer's verification PIN for M1a; stored only as an argon2id hash. */
+  async setPin(payerId: string, pin: string): Promise<void> {
+    if (!/^\d{4,12}$/.test(pin)) throw invalid('pin must be 4 to 12 digits');
+    const payer = await this.payer(payerId);
+    await this.deps.directory.putPayer({ ...payer, pinHash: await this.deps.kit.hashPin(pin) });
+  }
+
+  async setPolicy(payerId: string, currency: string, policy: PayerPolicy): Promise<Payer> {
+    checkCurrency(currency);
+    if (policy.oneFactorUpTo < policy.noFactorBelow) throw invalid('one_factor_up_to must be at least no_factor_below');
+    if (policy.strongFactors.length === 0) throw invalid('more_factors needs at least one factor');
+    const payer = await this.payer(payerId);
+    const updated = { ...payer, policies: { ...payer.policies, [currency]: policy } };
+    await this.deps.directory.putPayer(updated);
+    return updated;
+  }
+
+  /** Deposits into a payer's prepaid account from the platform funding account. The key names the deposit. */
+  async fund(input: { idempotencyKey: string; accountId: string; amount: bigint; currency: string }): Promise<bigint> {
+    checkIdempotencyKey(input.idempotencyKey);
+    checkAmount(input.amount);
+    const currency = checkCurrency(input.currency);
+    if (!/^[0-9a-f]{32}$/.test(input.accountId)) throw invalid('account_id must be 32 lowercase hex digits');
+    const id = namedId(`countersign:fund:${input.idempotencyKey}`);
+    const deposit = transfer({ id, debit_account_id: platformAccountIds(currency).funding, credit_account_id: idFromHex(input.accountId), amount: input.amount, ledger: currency.ledger, code: TransferCode.funding });
+    const [result] = await this.deps.ledger.createTransfers([deposit]);
+    if (result === 'ok' || result === 'exists') return id;
+    if (result === 'credit_account_not_found') throw notFound(`account ${input.accountId} not found`);
+    if (result === 'transfer_must_have_the_same_ledger_as_accounts' || result === 'accounts_must_have_the_same_ledger') throw precondition(`account ${input.accountId} is not a ${currency.code} account`);
+    if (result?.startsWith('exists_with_different')) throw new AuthzError('already_exists', 'this idempotency key funded a different deposit');
+    throw precondition(`deposit refused by the ledger: ${result}`);
+  }
+
+  async payer(id: string): Promise<Payer> {
+    const payer = await this.deps.directory.getPayer(id);
+    if (payer === undefined) throw notFound(`payer ${id} not found`);
+    return payer;
+  }
+
+  private async merchant(id: string): Promise<Merchant> {
+    const merchant = await this.deps.directory.getMerchant(id);
+    if (merchant === undefined) throw notFound(`merchant ${id} not found`);
+    return merchant;
+  }
+
+  private currenciesOf(codes: string[]): Currency[] {
+    if (codes.length === 0) throw invalid('at least one currency is required');
+    if (new Set(codes).size !== codes.length) throw invalid('currencies must not repeat');
+    return codes.map(checkCurrency);
+  }
+
+  private async openAccounts(chosen: Currency[], code: AccountCode): Promise<Record<string, string>> {
+    const ids = chosen.map(() => newId());
+    const results = await this.deps.ledger.createAccounts(chosen.map((c, i) => account({ id: ids[i]!, ledger: c.ledger, code, flags: accountFlagsFor[code] })));
+    if (!results.every(isApplied)) throw new Error(`opening accounts: ${results.join(', ')}`);
+    return Object.fromEntries(chosen.map((c, i) => [c.code, idToHex(ids[i]!)]));
+  }
+
+  /** The id enrolled under this key before, if any; ALREADY_EXISTS for a different request. */
+  private async claim(scope: string, key: string, request: unknown): Promise<string | undefined> {
+    const print = fingerprint(request);
+    const outcome = await this.deps.challenges.beginIdempotency(scope, key, print, this.deps.idempotencyTtlMs);
+    if (outcome.status === 'conflict') throw new AuthzError('already_exists', 'this idempotency key was used for a different request');
+    if (outcome.status === 'in_progress') throw new AuthzError('unavailable', 'a request with this idempotency key is in progress; retry shortly');
+    return outcome.status === 'done' ? outcome.result : undefined;
+  }
+
+  /** Releases the key when the work fails, so a corrected retry can run. */
+  private async orAbandon<T>(scope: string, key: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      await this.deps.challenges.abandonIdempotency(scope, key);
+      throw error;
+    }
+  }
+
+  private complete(scope: string, key: string, request: unknown, id: string): Promise<void> {
+    return this.deps.challenges.completeIdempotency(scope, key, fingerprint(request), id, this.deps.idempotencyTtlMs);
+  }
+}
+

@@ -1,0 +1,62 @@
+import type { Payment } from './model.js';
+
+/**
+ * In-process publication of payment changes, for the watch streams. Each subscriber has a
+ * bounded queue (`subscriberQueueMax` payments); a subscriber that falls that far behind is
+ * ended with `SubscriberOverflowError` rather than letting memory grow.
+ */
+export const subscriberQueueMax = 10_000;
+/** At most this many concurrent subscribers per process. */
+export const subscribersMax = 10_000;
+
+export class SubscriberOverflowError extends Error {
+  override readonly name = 'SubscriberOverflowError';
+}
+
+interface Subscriber {
+  filter: (payment: Payment) => boolean;
+  queue: Payment[];
+  wake: (() => void) | undefined;
+  failed: Error | undefined;
+}
+
+export class PaymentEvents {
+  private readonly subscribers = new Set<Subscriber>();
+
+  publish(payment: Payment): void {
+    for (const s of this.subscribers) {
+      if (!s.filter(payment)) continue;
+      if (s.queue.length >= subscriberQueueMax) s.failed = new SubscriberOverflowError(`watch fell ${subscriberQueueMax} payments behind`);
+      else s.queue.push(payment);
+      s.wake?.();
+    }
+  }
+
+  /** Payments matching `filter` from now on, until `signal` aborts. */
+  async *subscribe(filter: (payment: Payment) => boolean, signal: AbortSignal): AsyncGenerator<Payment> {
+    if (this.subscribers.size >= subscribersMax) throw new SubscriberOverflowError(`more than ${subscribersMax} watchers`);
+    const s: Subscriber = { filter, queue: [], wake: undefined, failed: undefined };
+    this.subscribers.add(s);
+    const onAbort = () => s.wake?.();
+    signal.addEventListener('abort', onAbort);
+    try {
+      while (!signal.aborted) {
+        if (s.failed !== undefined) throw s.failed;
+        const next = s.queue.shift();
+        if (next !== undefined) {
+          yield next;
+          continue;
+        }
+        await new Promise<void>((resolve) => (s.wake = resolve));
+        s.wake = undefined;
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      this.subscribers.delete(s);
+    }
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size;
+  }
+}

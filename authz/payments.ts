@@ -1,0 +1,493 @@
+import { currencyOf } from '../ledger/chart.js';
+import { idFromHex, idToHex, newPaymentId } from '../ledger/ids.js';
+import { decide, type Authorizer } from './authorizer.js';
+import { fingerprint } from './fingerprint.js';
+import { AuthzError, invalid, notFound, precondition } from './errors.js';
+import type { PaymentEvents } from './events.js';
+import type { Caller, Channel, Factor, Merchant, Payer, Payment } from './model.js';
+import { terminalStates } from './model.js';
+import type { Notifier } from './notifier.js';
+import { PaymentLedger, type PaymentAccounts } from './payment-ledger.js';
+import type { ChallengeStore, Directory, PaymentRepository } from './ports.js';
+import { checkAmount, checkCurrency, checkDescription, checkIdempotencyKey, checkPaymentId, checkPhone } from './validation.js';
+
+/** The code operations the service needs; services/ wires authz/codes into it. */
+export interface CodeKit {
+  newFirstCode(): string;
+  deriveSecondCode(secret: Buffer, fields: { firstCode: string; amount: bigint; currency: string; payeeAccountId: string }): string;
+  /** Keyed digest of a response for the challenge store. */
+  digest(challengeId: string, response: string): string;
+  openPayerSecret(payer: Payer): Buffer;
+  sealFirstCode(paymentId: string, firstCode: string): string;
+  openFirstCode(paymentId: string, sealed: string): string;
+  verifyPin(phc: string, pin: string): Promise<boolean>;
+}
+
+export interface PaymentLimits {
+  /** Lifetime of a challenge and its first code, milliseconds (default 5 minutes). */
+  codeTtlMs: number;
+  /** Wrong answers allowed per challenge before the payment is declined (5). */
+  attemptsMax: number;
+  /** The reservation outlives the challenge by this many seconds, so a last-moment answer can still post. */
+  reservationGraceSeconds: number;
+  /** How long idempotency keys are remembered, milliseconds (24 h). */
+  idempotencyTtlMs: number;
+}
+
+export const defaultPaymentLimits: PaymentLimits = {
+  codeTtlMs: 300_000,
+  attemptsMax: 5,
+  reservationGraceSeconds: 60,
+  idempotencyTtlMs: 86_400_000,
+};
+
+/** Factors this deployment can collect proof for (more arrive with the telco bridge and M4/M5). */
+export const supportedFactors: ReadonlySet<Factor> = new Set(['SECOND_CODE', 'FIRST_CODE_AND_PIN']);
+
+export interface CreatePaymentInput {
+  idempotencyKey: string;
+  payerId?: string;
+  payerPhone?: string;
+  /** Empty: the merchant's own account in the currency. */
+  payeeAccountId: string;
+  amount: bigint;
+  currency: string;
+  description: string;
+  channel: Channel;
+  requestedFactors: Factor[];
+}
+
+export type Proof =
+  | { kind: 'second_code'; secondCode: string }
+  | { kind: 'first_code_and_pin'; firstCode: string; pin: string };
+
+export interface PaymentsDeps {
+  ledger: PaymentLedger;
+  challenges: ChallengeStore;
+  payments: PaymentRepository;
+  directory: Directory;
+  authorizers: Authorizer[];
+  notifier: Notifier;
+  codes: CodeKit;
+  events: PaymentEvents;
+  /** The platform fees account per currency code. */
+  feeAccounts: Record<string, bigint>;
+  limits: PaymentLimits;
+  now: () => number;
+}
+
+const eightDigits = /^\d{8}$/;
+
+
+/** What an idempotency key remembers: the payment the request produced, or its refusal. */
+type StoredOutcome = { paymentId: string } | { error: { kind: AuthzError['kind']; message: string; details: Record<string, string | number> } };
+
+/** A create retried with the same key: the same payment, or the same refusal it met. */
+function replayCreated(payment: Payment): Payment {
+  if (payment.state === 'DECLINED' && payment.declineReason === 'INSUFFICIENT_FUNDS') {
+    throw precondition('insufficient funds', { reason: 'INSUFFICIENT_FUNDS', payment_id: payment.id });
+  }
+  if (payment.state === 'DECLINED' && payment.declineReason === 'POLICY_DENIED') {
+    throw precondition(`payment declined by policy: ${payment.declineDetail ?? ''}`, { reason: 'POLICY_DENIED', payment_id: payment.id });
+  }
+  return payment;
+}
+
+function challengeIdOf(paymentId: string, factor: Factor): string {
+  return `${paymentId}:${factor}`;
+}
+
+/**
+ * Payments: the state machine of DESIGN.md §3 for methods M1a/M1b.
+ *
+ * CREATED → (policy) → reserve → SUCCEEDED at once when no factor is needed, else CHALLENGED;
+ * a correct answer for every required factor → APPROVED → post (linked with the fee) →
+ * SUCCEEDED. Decline, cancel, exhausted attempts and lockout void the reservation; an expired
+ * challenge leaves nothing reserved (the reservation's own timeout releases it even if nothing
+ * here runs). Every ledger step uses ids derived from the payment id: retries never move money
+ * twice, and the ledger can always tell the truth (see reconcile.ts).
+ */
+export class PaymentsService {
+  private readonly inFlight = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly deps: PaymentsDeps) {}
+
+  // ------------------------------------------------------------------ create
+
+  async create(merchant: Merchant, input: CreatePaymentInput): Promise<Payment> {
+    checkIdempotencyKey(input.idempotencyKey);
+    checkAmount(input.amount);
+    const currency = checkCurrency(input.currency);
+    checkDescription(input.description);
+    const claim = await this.claim(merchant.id, input.idempotencyKey, { op: 'create', ...input });
+    return this.serialized(claim, async () => {
+      const existing = await this.deps.payments.get(claim);
+      return existing === undefined ? this.createNew(claim, merchant, input, currency.code) : replayCreated(existing);
+    });
+  }
+
+  /** Claims the idempotency key; the result stored with it is the id of the work it names. */
+  private async claim(scope: string, key: string, request: unknown): Promise<string> {
+    const { challenges, limits } = this.deps;
+    const print = fingerprint(request);
+    const outcome = await challenges.beginIdempotency(scope, key, print, limits.idempotencyTtlMs);
+    if (outcome.status === 'conflict') {
+      throw new AuthzError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: key });
+    }
+    if (outcome.status === 'in_progress') {
+      throw new AuthzError('unavailable', 'a request with this idempotency key is in progress; retry shortly');
+    }
+    if (outcome.status === 'done') return outcome.result;
+    const id = idToHex(newPaymentId());
+    await challenges.completeIdempotency(scope, key, print, id, limits.idempotencyTtlMs);
+    return id;
+  }
+
+  private async createNew(id: string, merchant: Merchant, input: CreatePaymentInput, currency: string): Promise<Payment> {
+    const payer = await this.resolvePayer(input);
+    const accounts = this.accountsFor(merchant, payer, currency, input.payeeAccountId);
+    const now = this.deps.now();
+    const payment: Payment = {
+      id,
+      merchantId: merchant.id,
+      payerId: payer.id,
+      payeeAccountId: idToHex(accounts.payee),
+      amount: input.amount,
+      currency,
+      description: input.description,
+      channel: input.channel,
+      requiredFactors: [],
+      satisfiedFactors: [],
+      attemptsLeft: this.deps.limits.attemptsMax,
+      state: 'CREATED',
+      createdAtMs: now,
+      updatedAtMs: now,
+      expiresAtMs: now + this.deps.limits.codeTtlMs,
+      feeAmount: (input.amount * BigInt(merchant.feeBasisPoints)) / 10_000n,
+    };
+    const decision = await decide(this.deps.authorizers, {
+      paymentId: id,
+      merchantId: merchant.id,
+      payerId: payer.id,
+      payeeAccountId: payment.payeeAccountId,
+      amount: input.amount,
+      currency,
+      channel: input.channel,
+      requestedFactors: input.requestedFactors,
+      satisfiedFactors: [],
+    });
+    if (decision.kind === 'DENY') {
+      await this.save({ ...payment, state: 'DECLINED', declineReason: 'POLICY_DENIED', declineDetail: decision.reason });
+      throw precondition(`payment declined by policy: ${decision.reason}`, { reason: 'POLICY_DENIED', payment_id: id });
+    }
+    const factors = decision.kind === 'REQUIRE' ? decision.factors : [];
+    const unsupported = factors.filter((f) => !supportedFactors.has(f));
+    if (unsupported.length > 0) throw precondition(`factor not available on this deployment: ${unsupported.join(', ')}`, { reason: 'FACTOR_UNAVAILABLE' });
+    return factors.length === 0 ? this.frictionless(payment, accounts) : this.challenge({ ...payment, requiredFactors: factors }, payer, accounts, merchant);
+  }
+
+  private async resolvePayer(input: CreatePaymentInput): Promise<Payer> {
+    const { directory } = this.deps;
+    if (input.payerId !== undefined && input.payerId !== '') {
+      checkPaymentId(input.payerId, 'payer_id');
+      const payer = await directory.getPayer(input.payerId);
+      if (payer === undefined) throw notFound(`payer ${input.payerId} not found`);
+      return payer;
+    }
+    if (input.payerPhone !== undefined && input.payerPhone !== '') {
+      checkPhone(input.payerPhone);
+      const payer = await directory.findPayerByPhone(input.payerPhone);
+      if (payer === undefined) throw notFound('no payer is enrolled with that phone number');
+      return payer;
+    }
+    throw invalid('one of payer_id or payer_phone is required');
+  }
+
+  private accountsFor(merchant: Merchant, payer: Payer, currency: string, payeeAccountId: string): PaymentAccounts {
+    const payerAccount = payer.accounts[currency];
+    if (payerAccount === undefined) throw precondition(`payer has no ${currency} account`, { reason: 'PAYER_CURRENCY' });
+    const merchantAccount = merchant.accounts[currency];
+    if (merchantAccount === undefined) throw precondition(`merchant has no ${currency} account`, { reason: 'MERCHANT_CURRENCY' });
+    if (payeeAccountId !== '' && payeeAccountId !== merchantAccount) {
+      throw invalid('payee_account_id must be empty or the merchant\'s own account in the currency');
+    }
+    const fees = this.deps.feeAccounts[currency];
+    if (fees === undefined) throw precondition(`no platform fee account for ${currency}`);
+    return { payer: idFromHex(payerAccount), payee: idFromHex(merchantAccount), fees };
+  }
+
+  private reservationSeconds(): number {
+    return Math.ceil(this.deps.limits.codeTtlMs / 1000) + this.deps.limits.reservationGraceSeconds;
+  }
+
+  private async frictionless(payment: Payment, accounts: PaymentAccounts): Promise<Payment> {
+    const outcome = await this.deps.ledger.reserveAndPost(payment, accounts, this.reservationSeconds());
+    if (outcome === 'insufficient_funds') return this.declineForFunds(payment);
+    return this.save({ ...payment, state: 'SUCCEEDED', updatedAtMs: this.deps.now() });
+  }
+
+  private async declineForFunds(payment: Payment): Promise<never> {
+    await this.save({ ...payment, state: 'DECLINED', declineReason: 'INSUFFICIENT_FUNDS', updatedAtMs: this.deps.now() });
+    throw precondition('insufficient funds', { reason: 'INSUFFICIENT_FUNDS', payment_id: payment.id });
+  }
+
+  private async challenge(payment: Payment, payer: Payer, accounts: PaymentAccounts, merchant: Merchant): Promise<Payment> {
+    const { codes, challenges, limits } = this.deps;
+    const outcome = await this.deps.ledger.reserve(payment, accounts, this.reservationSeconds());
+    if (outcome === 'insufficient_funds') return this.declineForFunds(payment);
+    const firstCode = codes.newFirstCode();
+    for (const factor of payment.requiredFactors) {
+      const challengeId = challengeIdOf(payment.id, factor);
+      const response = factor === 'SECOND_CODE' ? codes.deriveSecondCode(codes.openPayerSecret(payer), { firstCode, ...payment }) : firstCode;
+      await challenges.putChallenge({
+        challengeId,
+        payerId: payer.id,
+        responseDigests: [codes.digest(challengeId, response)],
+        ttlMs: limits.codeTtlMs,
+        attemptsMax: limits.attemptsMax,
+      });
+    }
+    const terminal = payment.channel === 'APP' || payment.channel === 'WEB';
+    const challenged: Payment = {
+      ...payment,
+      state: 'CHALLENGED',
+      ...(terminal ? { sealedFirstCode: codes.sealFirstCode(payment.id, firstCode) } : {}),
+    };
+    await this.save(challenged);
+    if (!terminal) {
+      await this.deps.notifier.deliverFirstCode({
+        paymentId: payment.id,
+        payerId: payer.id,
+        phone: payer.phone,
+        firstCode,
+        amount: payment.amount,
+        currency: payment.currency,
+        payeeName: merchant.name,
+        expiresAtMs: payment.expiresAtMs,
+      });
+    }
+    return challenged;
+  }
+
+  // ------------------------------------------------------------------ confirm
+
+  /** Proof for one factor of a CHALLENGED payment, by its payer or (M1c) by its merchant. */
+  async confirm(caller: Caller, paymentId: string, idempotencyKey: string, proof: Proof): Promise<Payment> {
+    checkIdempotencyKey(idempotencyKey);
+    await this.visible(caller, paymentId);
+    const scope = caller.kind === 'merchant' ? caller.merchantId : caller.kind === 'payer' ? caller.payerId : 'admin';
+    return this.idempotent(scope, idempotencyKey, { op: 'confirm', paymentId, proof }, () =>
+      this.serialized(paymentId, () => this.applyProof(paymentId, proof)),
+    );
+  }
+
+  /**
+   * Runs `work` once per idempotency key: a retry with the same request gets the original
+   * outcome — the payment as it is now, or the same refusal (a wrong code is not counted twice).
+   * Only an outcome that may change on retry (`unavailable`) releases the key.
+   */
+  private async idempotent(scope: string, key: string, request: unknown, work: () => Promise<Payment>): Promise<Payment> {
+    const { challenges, limits } = this.deps;
+    const print = fingerprint(request);
+    const claim = await challenges.beginIdempotency(scope, key, print, limits.idempotencyTtlMs);
+    if (claim.status === 'conflict') throw new AuthzError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: key });
+    if (claim.status === 'in_progress') throw new AuthzError('unavailable', 'a request with this idempotency key is in progress; retry shortly');
+    if (claim.status === 'done') return this.replay(claim.result);
+    let outcome: StoredOutcome;
+    try {
+      const payment = await work();
+      outcome = { paymentId: payment.id };
+    } catch (error) {
+      if (!(error instanceof AuthzError) || error.kind === 'unavailable') {
+        await challenges.abandonIdempotency(scope, key);
+        throw error;
+      }
+      outcome = { error: { kind: error.kind, message: error.message, details: error.details } };
+    }
+    await challenges.completeIdempotency(scope, key, print, JSON.stringify(outcome), limits.idempotencyTtlMs);
+    return this.replay(JSON.stringify(outcome));
+  }
+
+  private async replay(stored: string): Promise<Payment> {
+    const outcome = JSON.parse(stored) as StoredOutcome;
+    if ('error' in outcome) throw new AuthzError(outcome.error.kind, outcome.error.message, outcome.error.details);
+    return this.current(outcome.paymentId);
+  }
+
+  private async applyProof(paymentId: string, proof: Proof): Promise<Payment> {
+    const payment = await this.current(paymentId);
+    if (payment.state !== 'CHALLENGED') {
+      throw precondition(`payment is ${payment.state}, not waiting for proof`, { reason: payment.state, state: payment.state });
+    }
+    const factor: Factor = proof.kind === 'second_code' ? 'SECOND_CODE' : 'FIRST_CODE_AND_PIN';
+    if (!payment.requiredFactors.includes(factor) || payment.satisfiedFactors.includes(factor)) {
+      throw precondition(`payment is not waiting for ${factor}`, { reason: 'FACTOR_NOT_REQUIRED' });
+    }
+    const challengeId = challengeIdOf(paymentId, factor);
+    const { response, forceMismatch } = await this.proofResponse(payment, proof);
+    const outcome = await this.deps.challenges.verifyAndConsume(challengeId, payment.payerId, this.deps.codes.digest(challengeId, response), forceMismatch);
+    switch (outcome.outcome) {
+      case 'ok':
+        return this.satisfy(payment, factor);
+      case 'mismatch':
+        await this.save({ ...payment, attemptsLeft: outcome.attemptsLeft, updatedAtMs: this.deps.now() });
+        throw new AuthzError('permission_denied', `wrong ${factor === 'SECOND_CODE' ? 'second code' : 'first code or PIN'}`, { attempts_left: outcome.attemptsLeft });
+      case 'exhausted':
+        await this.decline(payment, 'ATTEMPTS_EXHAUSTED', 'too many wrong answers');
+        throw new AuthzError('resource_exhausted', 'attempts exhausted: the payment is declined', { attempts_left: 0, reason: 'ATTEMPTS_EXHAUSTED' });
+      case 'locked':
+        await this.decline(payment, 'ATTEMPTS_EXHAUSTED', 'payer locked out');
+        throw new AuthzError('resource_exhausted', 'payer is locked out after repeated wrong answers; the payment is declined', { retry_after_ms: outcome.retryAfterMs, reason: 'LOCKED_OUT' });
+      case 'not_found':
+        return this.challengeGone(payment);
+    }
+  }
+
+  private async proofResponse(payment: Payment, proof: Proof): Promise<{ response: string; forceMismatch: boolean }> {
+    if (proof.kind === 'second_code') {
+      if (!eightDigits.test(proof.secondCode)) throw invalid('second_code must be 8 digits');
+      return { response: proof.secondCode, forceMismatch: false };
+    }
+    if (!eightDigits.test(proof.firstCode)) throw invalid('first_code must be 8 digits');
+    if (!/^\d{4,12}$/.test(proof.pin)) throw invalid('pin must be 4 to 12 digits');
+    const payer = await this.deps.directory.getPayer(payment.payerId);
+    const pinOk = payer?.pinHash !== undefined && (await this.deps.codes.verifyPin(payer.pinHash, proof.pin));
+    return { response: proof.firstCode, forceMismatch: !pinOk };
+  }
+
+  private async satisfy(payment: Payment, factor: Factor): Promise<Payment> {
+    const satisfied = [...payment.satisfiedFactors, factor];
+    const now = this.deps.now();
+    if (!payment.requiredFactors.every((f) => satisfied.includes(f))) {
+      return this.save({ ...payment, satisfiedFactors: satisfied, attemptsLeft: this.deps.limits.attemptsMax, updatedAtMs: now });
+    }
+    const approved = await this.save({ ...payment, satisfiedFactors: satisfied, state: 'APPROVED', sealedFirstCode: undefined, updatedAtMs: now });
+    return this.settle(approved);
+  }
+
+  /** Posts an APPROVED payment. Safe to call again after a crash: every step is idempotent. */
+  async settle(payment: Payment): Promise<Payment> {
+    const merchant = await this.deps.directory.getMerchant(payment.merchantId);
+    const payer = await this.deps.directory.getPayer(payment.payerId);
+    if (merchant === undefined || payer === undefined) throw new Error(`payment ${payment.id} refers to a missing payer or merchant`);
+    const outcome = await this.deps.ledger.post(payment, this.accountsFor(merchant, payer, payment.currency, payment.payeeAccountId));
+    const now = this.deps.now();
+    if (outcome === 'posted') return this.save({ ...payment, state: 'SUCCEEDED', updatedAtMs: now });
+    if (outcome === 'expired') return this.save({ ...payment, state: 'EXPIRED', updatedAtMs: now });
+    return this.save({ ...payment, state: 'DECLINED', declineReason: payment.declineReason ?? 'PAYER_DECLINED', updatedAtMs: now });
+  }
+
+  /** The challenge vanished: expired, or consumed by a concurrent answer. */
+  private async challengeGone(payment: Payment): Promise<never> {
+    if (this.deps.now() >= payment.expiresAtMs) {
+      await this.expire(payment);
+      throw precondition('the payment has expired', { reason: 'EXPIRED' });
+    }
+    throw precondition('no live challenge for this payment (already answered)', { reason: 'NO_CHALLENGE' });
+  }
+
+  // ------------------------------------------------------------------ cancel, decline, expire
+
+  /** A merchant cancels its own payment, or a payer declines one of theirs. */
+  async refuse(caller: Caller, paymentId: string, idempotencyKey: string, reason: string): Promise<Payment> {
+    checkIdempotencyKey(idempotencyKey);
+    if (reason.length > 500) throw invalid('reason must be at most 500 characters');
+    await this.visible(caller, paymentId);
+    const scope = caller.kind === 'merchant' ? caller.merchantId : caller.kind === 'payer' ? caller.payerId : 'admin';
+    return this.idempotent(scope, idempotencyKey, { op: 'refuse', paymentId, reason }, () => this.serialized(paymentId, async () => {
+      const payment = await this.current(paymentId);
+      if (payment.state === 'CANCELLED' || (payment.state === 'DECLINED' && payment.declineReason === 'PAYER_DECLINED')) return payment;
+      if (terminalStates.has(payment.state)) throw precondition(`payment is already ${payment.state}`, { reason: payment.state, state: payment.state });
+      if (caller.kind === 'payer') return this.decline(payment, 'PAYER_DECLINED', reason);
+      return this.finish(payment, { state: 'CANCELLED', declineDetail: reason });
+    }));
+  }
+
+  private decline(payment: Payment, reason: Payment['declineReason'] & string, detail: string): Promise<Payment> {
+    return this.finish(payment, { state: 'DECLINED', declineReason: reason, declineDetail: detail });
+  }
+
+  private expire(payment: Payment): Promise<Payment> {
+    return this.finish(payment, { state: 'EXPIRED' });
+  }
+
+  /** Voids the reservation, drops the challenges and records the final state. */
+  private async finish(payment: Payment, change: Partial<Payment>): Promise<Payment> {
+    const outcome = await this.deps.ledger.void(payment);
+    await Promise.all(payment.requiredFactors.map((f) => this.deps.challenges.dropChallenge(challengeIdOf(payment.id, f))));
+    if (outcome === 'already_posted') return this.save({ ...payment, state: 'SUCCEEDED', sealedFirstCode: undefined, updatedAtMs: this.deps.now() });
+    return this.save({ ...payment, ...change, sealedFirstCode: undefined, updatedAtMs: this.deps.now() });
+  }
+
+  /** Expires CHALLENGED payments whose time is up (at most `limit` per call). Returns how many. */
+  async expireDue(limit: number): Promise<number> {
+    const due = (await this.deps.payments.list({ states: ['CHALLENGED', 'CREATED'], limit })).filter((p) => this.deps.now() >= p.expiresAtMs);
+    for (const p of due) await this.serialized(p.id, async () => {
+      const fresh = await this.current(p.id);
+      if (!terminalStates.has(fresh.state) && this.deps.now() >= fresh.expiresAtMs) await this.expire(fresh);
+    });
+    return due.length;
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  /** The payment if the caller may see it (NOT_FOUND otherwise: no existence leak). */
+  async get(caller: Caller, paymentId: string): Promise<Payment> {
+    const payment = await this.visible(caller, paymentId);
+    if (payment.state === 'CHALLENGED' && this.deps.now() >= payment.expiresAtMs) {
+      return this.serialized(paymentId, async () => {
+        const fresh = await this.current(paymentId);
+        return fresh.state === 'CHALLENGED' && this.deps.now() >= fresh.expiresAtMs ? this.expire(fresh) : fresh;
+      });
+    }
+    return payment;
+  }
+
+  /** The first code for the payer's own terminal (channel APP/WEB), while the payment is CHALLENGED. */
+  async firstCodeForTerminal(caller: Caller, payment: Payment): Promise<string | undefined> {
+    if (caller.kind !== 'payer' || caller.payerId !== payment.payerId) return undefined;
+    if (payment.state !== 'CHALLENGED' || payment.sealedFirstCode === undefined) return undefined;
+    return this.deps.codes.openFirstCode(payment.id, payment.sealedFirstCode);
+  }
+
+  async attemptsLeft(payment: Payment, factor: Factor): Promise<number> {
+    return (await this.deps.challenges.attemptsLeft(challengeIdOf(payment.id, factor))) ?? 0;
+  }
+
+  private async visible(caller: Caller, paymentId: string): Promise<Payment> {
+    checkPaymentId(paymentId, 'payment_id');
+    const payment = await this.deps.payments.get(paymentId);
+    const allowed =
+      payment !== undefined &&
+      (caller.kind === 'admin' ||
+        (caller.kind === 'merchant' && payment.merchantId === caller.merchantId) ||
+        (caller.kind === 'payer' && payment.payerId === caller.payerId));
+    if (!allowed) throw notFound(`payment ${paymentId} not found`);
+    return payment;
+  }
+
+  private async current(paymentId: string): Promise<Payment> {
+    const payment = await this.deps.payments.get(paymentId);
+    if (payment === undefined) throw notFound(`payment ${paymentId} not found`);
+    return payment;
+  }
+
+  private async save(payment: Payment): Promise<Payment> {
+    await this.deps.payments.put(payment);
+    this.deps.events.publish(payment);
+    return payment;
+  }
+
+  /** Runs one operation per payment at a time in this process (concurrent answers to one challenge queue up). */
+  private async serialized<T>(key: string, run: () => Promise<T>): Promise<T> {
+    const previous = this.inFlight.get(key) ?? Promise.resolve();
+    const next = previous.then(run, run);
+    const settled = next.catch(() => undefined);
+    this.inFlight.set(key, settled);
+    try {
+      return await next;
+    } finally {
+      if (this.inFlight.get(key) === settled) this.inFlight.delete(key);
+    }
+  }
+}
