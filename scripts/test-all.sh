@@ -13,6 +13,17 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund || fail "npm ci failed"
 fi
 
+step "system packages: redis-server (tests start private instances on loopback)"
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) || fail "could not install redis-server with apt-get"
+  else
+    fail "redis-server is missing: sudo apt-get install -y redis-server"
+  fi
+  # Debian starts a system instance on 6379; the tests use their own ports, so it may stay or go.
+fi
+redis-server --version
+
 step "wire contract: buf lint, generated code in sync"
 bash scripts/check-generated.sh || fail "proto lint failed or gen/ is stale (run npm run generate and commit)"
 

@@ -1,0 +1,23 @@
+import { StoreUnavailableError } from '../ports.js';
+
+/**
+ * A bounded in-process store is full of live entries: nothing could be evicted. It is a kind of
+ * `StoreUnavailableError` (the service maps it to UNAVAILABLE) whose message names the bound. (`name` stays the base's: ports.ts types it as a literal.)
+ */
+export class StoreFullError extends StoreUnavailableError {}
+
+/** Programmer errors are assertions (STYLE.md): a broken precondition stops the caller. */
+export function assert(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new Error(`assertion failed: ${message}`);
+}
+
+/** Longest id or key accepted inside a Redis key (ids are 32 hex digits; phones E.164). */
+export const keyPartLengthMax = 256;
+
+/** Ids and key parts go inside Redis keys and hash tags: non-empty, bounded, no braces. */
+export function assertKeyPart(value: string, what: string): void {
+  assert(
+    typeof value === 'string' && value.length > 0 && value.length <= keyPartLengthMax && !/[{}]/.test(value),
+    `${what} must be 1..${keyPartLengthMax} characters without braces`,
+  );
+}

@@ -1,0 +1,203 @@
+import type { Redis } from 'ioredis';
+import type { ChallengeInput, ChallengeStore, IdempotencyOutcome, LockoutPolicy, VerifyOutcome } from '../ports.js';
+import {
+  abandonIdempotencyLua,
+  beginIdempotencyLua,
+  completeIdempotencyLua,
+  putChallengeLua,
+  rateLimitLua,
+  verifyLua,
+} from './challenge-scripts.js';
+import { assert, assertKeyPart } from './errors.js';
+import { assertChallenge, assertDigest, assertLockoutPolicy, assertTtl, lockoutPolicyDefault } from './lockout.js';
+import { callRedis, closeRedis, openRedis, type RedisConnectOptions } from './redis-client.js';
+
+/**
+ * Key layout. Everything one script touches shares a hash tag, so the store runs on Redis
+ * Cluster: a payer's challenges, failure streak, lockout count and lockout live under
+ * `{payer:<payerId>}`. `dropChallenge` and `attemptsLeft` get only a challenge id, so
+ * `cs:{ch:<challengeId>}:payer` maps it to its payer (same TTL as the challenge; it may outlive
+ * a consumed challenge, and then points at nothing).
+ */
+export const challengeKeys = {
+  challenge: (payerId: string, challengeId: string) => `cs:{payer:${payerId}}:challenge:${challengeId}`,
+  streak: (payerId: string) => `cs:{payer:${payerId}}:streak`,
+  lockouts: (payerId: string) => `cs:{payer:${payerId}}:lockouts`,
+  locked: (payerId: string) => `cs:{payer:${payerId}}:locked`,
+  challengePayer: (challengeId: string) => `cs:{ch:${challengeId}}:payer`,
+  idempotency: (scope: string, key: string) => `cs:{idem:${scope}}:${key}`,
+  rateLimit: (key: string) => `cs:{rl:${key}}`,
+} as const;
+
+type Reply = (string | number | null)[];
+
+/** The scripts as ioredis commands (`defineCommand`: EVALSHA, EVAL on NOSCRIPT). */
+interface ScriptCommands {
+  csVerify(challenge: string, streak: string, lockouts: string, locked: string, ...argv: (string | number)[]): Promise<Reply>;
+  csPutChallenge(challenge: string, attemptsMax: number, digests: string, ttlMs: number): Promise<number>;
+  csBeginIdempotency(key: string, fingerprint: string, ttlMs: number): Promise<Reply>;
+  csCompleteIdempotency(key: string, fingerprint: string, result: string, ttlMs: number): Promise<number>;
+  csAbandonIdempotency(key: string): Promise<number>;
+  csRateLimit(key: string, limit: number, windowMs: number): Promise<number>;
+}
+
+export interface RedisChallengeStoreOptions {
+  lockout?: LockoutPolicy;
+  /** Whether `close` quits the connection (true when the store opened it). */
+  ownsClient?: boolean;
+}
+
+/** The challenge store on Redis: only digests, never codes; one Lua script per check. */
+export class RedisChallengeStore implements ChallengeStore {
+  private readonly lockout: LockoutPolicy;
+  private readonly scripts: ScriptCommands;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly options: RedisChallengeStoreOptions = {},
+  ) {
+    this.lockout = options.lockout ?? lockoutPolicyDefault;
+    assertLockoutPolicy(this.lockout);
+    redis.defineCommand('csVerify', { numberOfKeys: 4, lua: verifyLua });
+    redis.defineCommand('csPutChallenge', { numberOfKeys: 1, lua: putChallengeLua });
+    redis.defineCommand('csBeginIdempotency', { numberOfKeys: 1, lua: beginIdempotencyLua });
+    redis.defineCommand('csCompleteIdempotency', { numberOfKeys: 1, lua: completeIdempotencyLua });
+    redis.defineCommand('csAbandonIdempotency', { numberOfKeys: 1, lua: abandonIdempotencyLua });
+    redis.defineCommand('csRateLimit', { numberOfKeys: 1, lua: rateLimitLua });
+    this.scripts = redis as unknown as ScriptCommands;
+  }
+
+  static async open(options: RedisConnectOptions & { lockout?: LockoutPolicy }): Promise<RedisChallengeStore> {
+    const redis = await openRedis(options);
+    return new RedisChallengeStore(redis, { ...(options.lockout && { lockout: options.lockout }), ownsClient: true });
+  }
+
+  /** Two commands in one round trip (index, challenge), plus a drop when the challenge changed payer. */
+  async putChallenge(c: ChallengeInput): Promise<void> {
+    assertChallenge(c);
+    await callRedis('putChallenge', async () => {
+      const [previousPayer] = await Promise.all([
+        this.redis.set(challengeKeys.challengePayer(c.challengeId), c.payerId, 'PX', c.ttlMs, 'GET'),
+        this.scripts.csPutChallenge(challengeKeys.challenge(c.payerId, c.challengeId), c.attemptsMax, c.responseDigests.join(','), c.ttlMs),
+      ]);
+      if (previousPayer !== null && previousPayer !== c.payerId) {
+        await this.redis.del(challengeKeys.challenge(previousPayer, c.challengeId));
+      }
+    });
+  }
+
+  async verifyAndConsume(challengeId: string, payerId: string, digest: string, forceMismatch = false): Promise<VerifyOutcome> {
+    assertKeyPart(challengeId, 'challengeId');
+    assertKeyPart(payerId, 'payerId');
+    if (!forceMismatch) assertDigest(digest);
+    const p = this.lockout;
+    const reply = await callRedis('verifyAndConsume', () =>
+      this.scripts.csVerify(
+        challengeKeys.challenge(payerId, challengeId),
+        challengeKeys.streak(payerId),
+        challengeKeys.lockouts(payerId),
+        challengeKeys.locked(payerId),
+        forceMismatch ? '' : digest,
+        forceMismatch ? '1' : '0',
+        p.failuresMax,
+        p.backoffBaseMs,
+        p.backoffMaxMs,
+        p.memoryMs,
+      ),
+    );
+    return toVerifyOutcome(reply);
+  }
+
+  async dropChallenge(challengeId: string): Promise<void> {
+    assertKeyPart(challengeId, 'challengeId');
+    await callRedis('dropChallenge', async () => {
+      const indexKey = challengeKeys.challengePayer(challengeId);
+      const payerId = await this.redis.get(indexKey);
+      if (payerId === null) return;
+      await Promise.all([this.redis.del(challengeKeys.challenge(payerId, challengeId)), this.redis.del(indexKey)]);
+    });
+  }
+
+  async attemptsLeft(challengeId: string): Promise<number | undefined> {
+    assertKeyPart(challengeId, 'challengeId');
+    return callRedis('attemptsLeft', async () => {
+      const payerId = await this.redis.get(challengeKeys.challengePayer(challengeId));
+      if (payerId === null) return undefined;
+      const left = await this.redis.hget(challengeKeys.challenge(payerId, challengeId), 'left');
+      return left === null ? undefined : Number(left);
+    });
+  }
+
+  async lockedFor(payerId: string): Promise<number | undefined> {
+    assertKeyPart(payerId, 'payerId');
+    const pttl = await callRedis('lockedFor', () => this.redis.pttl(challengeKeys.locked(payerId)));
+    if (pttl === -1) return this.lockout.backoffMaxMs;
+    return pttl > 0 ? pttl : undefined;
+  }
+
+  async beginIdempotency(scope: string, key: string, fingerprint: string, ttlMs: number): Promise<IdempotencyOutcome> {
+    assertIdempotency(scope, key, ttlMs);
+    const reply = await callRedis('beginIdempotency', () =>
+      this.scripts.csBeginIdempotency(challengeKeys.idempotency(scope, key), fingerprint, ttlMs),
+    );
+    switch (reply[0]) {
+      case 'new':
+      case 'conflict':
+      case 'in_progress':
+        return { status: reply[0] };
+      case 'done':
+        return { status: 'done', result: String(reply[1]) };
+      default:
+        throw new Error(`assertion failed: unexpected idempotency reply ${JSON.stringify(reply)}`);
+    }
+  }
+
+  async completeIdempotency(scope: string, key: string, fingerprint: string, result: string, ttlMs: number): Promise<void> {
+    assertIdempotency(scope, key, ttlMs);
+    const stored = await callRedis('completeIdempotency', () =>
+      this.scripts.csCompleteIdempotency(challengeKeys.idempotency(scope, key), fingerprint, result, ttlMs),
+    );
+    assert(stored === 1, 'completeIdempotency with another request fingerprint');
+  }
+
+  async abandonIdempotency(scope: string, key: string): Promise<void> {
+    assertKeyPart(scope, 'idempotency scope');
+    assertKeyPart(key, 'idempotency key');
+    await callRedis('abandonIdempotency', () => this.scripts.csAbandonIdempotency(challengeKeys.idempotency(scope, key)));
+  }
+
+  async hitRateLimit(key: string, limit: number, windowMs: number): Promise<boolean> {
+    assertKeyPart(key, 'rate limit key');
+    assert(Number.isSafeInteger(limit) && limit >= 1, 'rate limit must be a positive integer');
+    assertTtl(windowMs, 'rate limit windowMs');
+    const allowed = await callRedis('hitRateLimit', () => this.scripts.csRateLimit(challengeKeys.rateLimit(key), limit, windowMs));
+    return allowed === 1;
+  }
+
+  async close(): Promise<void> {
+    if (this.options.ownsClient === true) await closeRedis(this.redis);
+  }
+}
+
+function assertIdempotency(scope: string, key: string, ttlMs: number): void {
+  assertKeyPart(scope, 'idempotency scope');
+  assertKeyPart(key, 'idempotency key');
+  assertTtl(ttlMs, 'idempotency ttlMs');
+}
+
+function toVerifyOutcome(reply: Reply): VerifyOutcome {
+  const [outcome, value] = reply;
+  switch (outcome) {
+    case 'locked':
+      return { outcome, retryAfterMs: Number(value) };
+    case 'not_found':
+    case 'exhausted':
+      return { outcome };
+    case 'ok':
+      return { outcome, matchedIndex: Number(value) };
+    case 'mismatch':
+      return { outcome, attemptsLeft: Number(value) };
+    default:
+      throw new Error(`assertion failed: unexpected verify reply ${JSON.stringify(reply)}`);
+  }
+}

@@ -1,0 +1,265 @@
+import { createHmac, randomBytes, randomInt } from 'node:crypto';
+import test, { type ExecutionContext } from 'ava';
+import type { ChallengeStore, LockoutPolicy } from '../../../authz/ports.js';
+import { idToHex, newId } from '../../../ledger/ids.js';
+
+/** One store per case, so each case owns its clock (memory) and its ids. */
+export interface ChallengeStoreHarness {
+  store: ChallengeStore;
+  /** Lets `ms` of store time pass: the memory adapter's clock moves, Redis really waits. */
+  advance(ms: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ChallengeStoreFactory {
+  open(lockout: LockoutPolicy): Promise<ChallengeStoreHarness>;
+}
+
+/** Short real durations so the Redis run stays fast; the memory run drives the same through its clock. */
+export const contractLockout: LockoutPolicy = { failuresMax: 5, backoffBaseMs: 300, backoffMaxMs: 2_000, memoryMs: 60_000 };
+export const shortTtlMs = 300;
+const challengeTtlMs = 60_000;
+const attemptsMax = 5;
+
+/** The caller's HMAC key, which the store never sees. */
+const responseKey = randomBytes(32);
+/** Every plaintext code the suite digested: the Redis run proves none of them reached Redis. */
+export const codesUsed = new Set<string>();
+
+export function responseDigest(code: string): string {
+  codesUsed.add(code);
+  return createHmac('sha256', responseKey).update(code, 'utf8').digest('hex');
+}
+
+export function newCode(): string {
+  return String(randomInt(0, 100_000_000)).padStart(8, '0');
+}
+
+export const hexId = (): string => idToHex(newId());
+
+type Body = (t: ExecutionContext, h: ChallengeStoreHarness) => Promise<void>;
+
+export function challengeStoreContract(name: string, factory: ChallengeStoreFactory): void {
+  const c = (title: string, body: Body): void => {
+    test(`${name} ${title}`, async (t) => {
+      const h = await factory.open(contractLockout);
+      try {
+        await body(t, h);
+      } finally {
+        await h.close();
+      }
+    });
+  };
+  verifyCases(c);
+  lockoutCases(c);
+  idempotencyCases(c);
+  rateLimitCases(c);
+}
+
+/** A live challenge with two accepted responses (second code first, then first code). */
+async function challenge(store: ChallengeStore, payerId = hexId(), ttlMs = challengeTtlMs) {
+  const codes = ['12345678', newCode()];
+  const challengeId = hexId();
+  await store.putChallenge({ challengeId, payerId, responseDigests: codes.map(responseDigest), ttlMs, attemptsMax });
+  return { challengeId, payerId, right: responseDigest(codes[0]!), other: responseDigest(codes[1]!) };
+}
+
+const wrong = (): string => responseDigest('0' + newCode().slice(1) + '9');
+
+function verifyCases(c: (title: string, body: Body) => void): void {
+  c('a right response consumes the challenge: single use', async (t, { store }) => {
+    const ch = await challenge(store);
+    t.is(await store.attemptsLeft(ch.challengeId), 5);
+    t.deepEqual(await store.verifyAndConsume(ch.challengeId, ch.payerId, ch.right), { outcome: 'ok', matchedIndex: 0 });
+    t.deepEqual(await store.verifyAndConsume(ch.challengeId, ch.payerId, ch.right), { outcome: 'not_found' });
+    t.is(await store.attemptsLeft(ch.challengeId), undefined);
+  });
+
+  c('any accepted response matches, reporting which', async (t, { store }) => {
+    const ch = await challenge(store);
+    t.deepEqual(await store.verifyAndConsume(ch.challengeId, ch.payerId, ch.other), { outcome: 'ok', matchedIndex: 1 });
+  });
+
+  c('5 wrong responses: 4, 3, 2, 1 attempts left, then exhausted and the challenge gone', async (t, { store }) => {
+    const ch = await challenge(store);
+    const outcomes = [];
+    for (let i = 0; i < 5; i++) outcomes.push(await store.verifyAndConsume(ch.challengeId, ch.payerId, wrong()));
+    t.deepEqual(outcomes, [
+      { outcome: 'mismatch', attemptsLeft: 4 },
+      { outcome: 'mismatch', attemptsLeft: 3 },
+      { outcome: 'mismatch', attemptsLeft: 2 },
+      { outcome: 'mismatch', attemptsLeft: 1 },
+      { outcome: 'exhausted' },
+    ]);
+    t.is(await store.attemptsLeft(ch.challengeId), undefined);
+    t.is((await store.verifyAndConsume(ch.challengeId, ch.payerId, ch.right)).outcome, 'locked', 'the 5th failure also locked the payer');
+  });
+
+  c('an expired challenge is not found', async (t, h) => {
+    const ch = await challenge(h.store, hexId(), shortTtlMs);
+    await h.advance(shortTtlMs / 2);
+    t.is(await h.store.attemptsLeft(ch.challengeId), 5, 'still live before its TTL');
+    await h.advance(shortTtlMs / 2);
+    t.deepEqual(await h.store.verifyAndConsume(ch.challengeId, ch.payerId, ch.right), { outcome: 'not_found' });
+    t.is(await h.store.attemptsLeft(ch.challengeId), undefined);
+  });
+
+  c("another payer's response cannot verify the challenge (not_found, nothing counted)", async (t, { store }) => {
+    const ch = await challenge(store);
+    const mallory = await challenge(store);
+    t.deepEqual(await store.verifyAndConsume(ch.challengeId, mallory.payerId, ch.right), { outcome: 'not_found' });
+    t.deepEqual(await store.verifyAndConsume(mallory.challengeId, ch.payerId, mallory.right), { outcome: 'not_found' });
+    t.is(await store.attemptsLeft(ch.challengeId), 5);
+    t.deepEqual(await store.verifyAndConsume(ch.challengeId, ch.payerId, ch.right), { outcome: 'ok', matchedIndex: 0 });
+  });
+
+  c('forceMismatch counts a failure without comparing, even with the right digest', async (t, { store }) => {
+    const ch = await challenge(store);
+    t.deepEqual(await store.verifyAndConsume(ch.challengeId, ch.payerId, ch.right, true), { outcome: 'mismatch', attemptsLeft: 4 });
+    t.is(await store.attemptsLeft(ch.challengeId), 4);
+    t.deepEqual(await store.verifyAndConsume(ch.challengeId, ch.payerId, ch.right), { outcome: 'ok', matchedIndex: 0 });
+  });
+
+  c('putChallenge replaces the challenge of a payment, attempts and payer included', async (t, { store }) => {
+    const ch = await challenge(store);
+    t.deepEqual(await store.verifyAndConsume(ch.challengeId, ch.payerId, wrong()), { outcome: 'mismatch', attemptsLeft: 4 });
+    const newPayerId = hexId();
+    await store.putChallenge({ challengeId: ch.challengeId, payerId: newPayerId, responseDigests: [ch.other], ttlMs: challengeTtlMs, attemptsMax: 3 });
+    t.is(await store.attemptsLeft(ch.challengeId), 3);
+    t.deepEqual(await store.verifyAndConsume(ch.challengeId, ch.payerId, ch.other), { outcome: 'not_found' }, 'the old payer lost it');
+    t.deepEqual(await store.verifyAndConsume(ch.challengeId, newPayerId, ch.right), { outcome: 'mismatch', attemptsLeft: 2 });
+    t.deepEqual(await store.verifyAndConsume(ch.challengeId, newPayerId, ch.other), { outcome: 'ok', matchedIndex: 0 });
+  });
+
+  c('dropChallenge removes it; dropping an absent challenge is a no-op', async (t, { store }) => {
+    const ch = await challenge(store);
+    await store.dropChallenge(ch.challengeId);
+    t.is(await store.attemptsLeft(ch.challengeId), undefined);
+    t.deepEqual(await store.verifyAndConsume(ch.challengeId, ch.payerId, ch.right), { outcome: 'not_found' });
+    await store.dropChallenge(ch.challengeId);
+    await store.dropChallenge(hexId());
+    t.is(await store.lockedFor(ch.payerId), undefined);
+  });
+}
+
+function lockoutCases(c: (title: string, body: Body) => void): void {
+  c('5 consecutive failures across challenges lock the payer out, with a growing back-off', async (t, h) => {
+    const { store } = h;
+    const payerId = hexId();
+    const a = await challenge(store, payerId);
+    const b = await challenge(store, payerId);
+    for (let i = 0; i < 3; i++) await store.verifyAndConsume(a.challengeId, payerId, wrong());
+    t.deepEqual(await store.verifyAndConsume(b.challengeId, payerId, wrong()), { outcome: 'mismatch', attemptsLeft: 4 });
+    t.is(await store.lockedFor(payerId), undefined, 'four failures: not yet');
+    t.deepEqual(await store.verifyAndConsume(b.challengeId, payerId, wrong()), { outcome: 'mismatch', attemptsLeft: 3 });
+
+    const first = await store.verifyAndConsume(b.challengeId, payerId, b.right);
+    t.is(first.outcome, 'locked', 'even the right response is refused while locked');
+    const firstMs = first.outcome === 'locked' ? first.retryAfterMs : 0;
+    t.true(firstMs > 0 && firstMs <= contractLockout.backoffBaseMs, `first lockout ${firstMs} ms`);
+    t.true((await store.lockedFor(payerId))! <= contractLockout.backoffBaseMs);
+    t.is(await store.attemptsLeft(b.challengeId), 3, 'a locked attempt is not counted');
+
+    await h.advance(contractLockout.backoffBaseMs);
+    t.is(await store.lockedFor(payerId), undefined, 'the first lockout ended');
+    const d = await challenge(store, payerId);
+    for (let i = 0; i < 4; i++) await store.verifyAndConsume(d.challengeId, payerId, wrong());
+    t.deepEqual(await store.verifyAndConsume(d.challengeId, payerId, wrong()), { outcome: 'exhausted' });
+    const second = await store.verifyAndConsume(b.challengeId, payerId, b.right);
+    t.is(second.outcome, 'locked');
+    const secondMs = second.outcome === 'locked' ? second.retryAfterMs : 0;
+    t.true(secondMs > contractLockout.backoffBaseMs && secondMs <= 2 * contractLockout.backoffBaseMs, `second lockout ${secondMs} ms`);
+    t.true(secondMs > firstMs, 'the second lockout is longer than the first');
+
+    await h.advance(2 * contractLockout.backoffBaseMs);
+    t.is(await store.lockedFor(payerId), undefined);
+    t.deepEqual(await store.verifyAndConsume(b.challengeId, payerId, b.right), { outcome: 'ok', matchedIndex: 0 });
+  });
+
+  c('a success resets the failure streak', async (t, { store }) => {
+    const payerId = hexId();
+    const a = await challenge(store, payerId);
+    for (let i = 0; i < 4; i++) await store.verifyAndConsume(a.challengeId, payerId, wrong());
+    t.deepEqual(await store.verifyAndConsume(a.challengeId, payerId, a.right), { outcome: 'ok', matchedIndex: 0 });
+    const b = await challenge(store, payerId);
+    for (let i = 0; i < 3; i++) await store.verifyAndConsume(b.challengeId, payerId, wrong());
+    t.deepEqual(await store.verifyAndConsume(b.challengeId, payerId, wrong()), { outcome: 'mismatch', attemptsLeft: 1 });
+    t.is(await store.lockedFor(payerId), undefined, '4 + 4 failures around a success: no lockout');
+    t.deepEqual(await store.verifyAndConsume(b.challengeId, payerId, wrong()), { outcome: 'exhausted' });
+    t.not(await store.lockedFor(payerId), undefined, 'the 5th consecutive failure locks');
+  });
+
+  c('forced mismatches count toward the lockout', async (t, { store }) => {
+    const ch = await challenge(store);
+    const outcomes = [];
+    for (let i = 0; i < 5; i++) outcomes.push((await store.verifyAndConsume(ch.challengeId, ch.payerId, ch.right, true)).outcome);
+    t.deepEqual(outcomes, ['mismatch', 'mismatch', 'mismatch', 'mismatch', 'exhausted']);
+    t.not(await store.lockedFor(ch.payerId), undefined);
+  });
+
+  c("one payer's lockout does not touch another payer", async (t, { store }) => {
+    const a = await challenge(store);
+    const b = await challenge(store);
+    for (let i = 0; i < 5; i++) await store.verifyAndConsume(a.challengeId, a.payerId, wrong());
+    t.not(await store.lockedFor(a.payerId), undefined);
+    t.is(await store.lockedFor(b.payerId), undefined);
+    t.deepEqual(await store.verifyAndConsume(b.challengeId, b.payerId, b.right), { outcome: 'ok', matchedIndex: 0 });
+  });
+}
+
+function idempotencyCases(c: (title: string, body: Body) => void): void {
+  const dayMs = 86_400_000;
+
+  c('idempotency: new, in_progress, conflict, done', async (t, { store }) => {
+    const [scope, key] = [hexId(), hexId()];
+    t.deepEqual(await store.beginIdempotency(scope, key, 'fp-1', dayMs), { status: 'new' });
+    t.deepEqual(await store.beginIdempotency(scope, key, 'fp-1', dayMs), { status: 'in_progress' });
+    t.deepEqual(await store.beginIdempotency(scope, key, 'fp-2', dayMs), { status: 'conflict' });
+    await store.completeIdempotency(scope, key, 'fp-1', '{"paymentId":"42"}', dayMs);
+    t.deepEqual(await store.beginIdempotency(scope, key, 'fp-1', dayMs), { status: 'done', result: '{"paymentId":"42"}' });
+    t.deepEqual(await store.beginIdempotency(scope, key, 'fp-2', dayMs), { status: 'conflict' });
+    t.deepEqual(await store.beginIdempotency(hexId(), key, 'fp-2', dayMs), { status: 'new' }, 'keys are scoped');
+  });
+
+  c('idempotency: abandon releases a claim, never a stored result', async (t, { store }) => {
+    const [scope, key] = [hexId(), hexId()];
+    t.deepEqual(await store.beginIdempotency(scope, key, 'fp-1', dayMs), { status: 'new' });
+    await store.abandonIdempotency(scope, key);
+    t.deepEqual(await store.beginIdempotency(scope, key, 'fp-2', dayMs), { status: 'new' }, 'released: any request may claim it');
+    await store.completeIdempotency(scope, key, 'fp-2', 'result', dayMs);
+    await store.abandonIdempotency(scope, key);
+    t.deepEqual(await store.beginIdempotency(scope, key, 'fp-2', dayMs), { status: 'done', result: 'result' });
+    await store.abandonIdempotency(hexId(), hexId());
+  });
+
+  c('idempotency: completing with another fingerprint is a programmer error', async (t, { store }) => {
+    const [scope, key] = [hexId(), hexId()];
+    await store.beginIdempotency(scope, key, 'fp-1', dayMs);
+    await t.throwsAsync(store.completeIdempotency(scope, key, 'fp-2', 'r', dayMs), { message: /another request fingerprint/ });
+    t.deepEqual(await store.beginIdempotency(scope, key, 'fp-1', dayMs), { status: 'in_progress' });
+  });
+
+  c('idempotency keys expire after their TTL', async (t, h) => {
+    const [scope, key, done] = [hexId(), hexId(), hexId()];
+    t.deepEqual(await h.store.beginIdempotency(scope, key, 'fp-1', shortTtlMs), { status: 'new' });
+    await h.store.beginIdempotency(scope, done, 'fp-1', shortTtlMs);
+    await h.store.completeIdempotency(scope, done, 'fp-1', 'r', shortTtlMs);
+    await h.advance(shortTtlMs);
+    t.deepEqual(await h.store.beginIdempotency(scope, key, 'fp-2', dayMs), { status: 'new' });
+    t.deepEqual(await h.store.beginIdempotency(scope, done, 'fp-2', dayMs), { status: 'new' });
+  });
+}
+
+function rateLimitCases(c: (title: string, body: Body) => void): void {
+  c('rate limit: a fixed window of `limit` events, then refusals until the window ends', async (t, h) => {
+    const key = `sms:${hexId()}`;
+    const hits = [];
+    for (let i = 0; i < 5; i++) hits.push(await h.store.hitRateLimit(key, 3, shortTtlMs));
+    t.deepEqual(hits, [true, true, true, false, false]);
+    t.true(await h.store.hitRateLimit(`${key}:other`, 3, shortTtlMs), 'keys are independent');
+    await h.advance(shortTtlMs);
+    const next = [];
+    for (let i = 0; i < 4; i++) next.push(await h.store.hitRateLimit(key, 3, shortTtlMs));
+    t.deepEqual(next, [true, true, true, false], 'a new window starts once the old one lapses');
+  });
+}

@@ -1,0 +1,155 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+/**
+ * A real `redis-server` for tests, on a free loopback port, with no persistence. `stop()` kills
+ * it and removes its directory. For outage tests, `stopRedis(server)` stops it and
+ * `startRedis({ port: server.port })` brings a fresh (empty) one back on the same port.
+ */
+export interface RedisServer {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** How long a new server has to answer PING. */
+export const redisStartTimeoutMs = 10_000;
+/** How long a stopped server has to exit before it is killed outright. */
+export const redisStopTimeoutMs = 5_000;
+const pingIntervalMs = 50;
+
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+export async function startRedis(options: { port?: number } = {}): Promise<RedisServer> {
+  const binary = redisBinary();
+  const port = options.port ?? (await freePort());
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cs-redis-'));
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes', '--dir', dir];
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  let output = '';
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-4000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  let exited = false;
+  const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), running.delete(child), resolve())));
+
+  const stop = async (): Promise<void> => {
+    if (!exited) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), redisStopTimeoutMs);
+      await exit;
+      clearTimeout(timer);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + redisStartTimeoutMs;
+  while (!(await ping(port))) {
+    if (exited || Date.now() > deadline) {
+      await stop();
+      throw new Error(`redis-server on port ${port} did not answer PING within ${redisStartTimeoutMs} ms:\n${output}`);
+    }
+    await sleep(pingIntervalMs);
+  }
+  return { url: `redis://127.0.0.1:${port}`, port, stop };
+}
+
+/** Stops a server (an outage); `startRedis({ port: server.port })` restarts one on the same port. */
+export async function stopRedis(server: RedisServer): Promise<void> {
+  await server.stop();
+}
+
+function redisBinary(): string {
+  const found = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
+  const binary = found.stdout.trim();
+  if (found.status !== 0 || binary === '') {
+    throw new Error('redis-server is not installed: run `apt-get update && apt-get install -y redis-server`');
+  }
+  return binary;
+}
+
+/** A port the kernel just handed out on loopback (listen on 0, read, close). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** True when something on the port answers PING with +PONG (within one ping interval × 10). */
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    let reply = '';
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(pingIntervalMs * 10, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('utf8');
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** One command as MONITOR reports it: `source` is `lua` for commands run by a script. */
+export interface MonitoredCommand {
+  source: string;
+  args: string[];
+}
+
+/**
+ * Watches every command the server runs (MONITOR on a raw socket: ioredis's monitor mode trips
+ * over busy servers). Resolves once MONITOR is on; `stop()` closes the socket.
+ */
+export function monitorRedis(port: number, onCommand: (command: MonitoredCommand) => void): Promise<{ stop(): void }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    let buffer = '';
+    let on = false;
+    socket.once('error', reject);
+    socket.once('connect', () => socket.write('MONITOR\r\n'));
+    socket.on('data', (chunk) => {
+      buffer += chunk.toString('utf8');
+      let end: number;
+      while ((end = buffer.indexOf('\r\n')) >= 0) {
+        const line = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        if (!on) {
+          on = line === '+OK';
+          if (on) resolve({ stop: () => socket.destroy() });
+          continue;
+        }
+        const parsed = parseMonitorLine(line);
+        if (parsed !== undefined) onCommand(parsed);
+      }
+    });
+  });
+}
+
+function parseMonitorLine(line: string): MonitoredCommand | undefined {
+  const header = /^\+\d+\.\d+ \[\d+ ([^\]]+)\] /.exec(line);
+  if (header === null) return undefined;
+  const args = [...line.slice(header[0].length).matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!.replace(/\\(.)/g, '$1'));
+  return { source: header[1]!, args };
+}
