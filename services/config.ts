@@ -11,6 +11,22 @@ export interface Config {
   tbClusterId: bigint;
   /** Deadline for one ledger request, in milliseconds (COUNTERSIGN_LEDGER_TIMEOUT_MS, default 5000). */
   ledgerTimeoutMs: number;
+  /** Redis for challenges, idempotency, payments and the directory (COUNTERSIGN_REDIS_URL); unset: in process. */
+  redisUrl: string | undefined;
+  /** Interface the servers bind (COUNTERSIGN_HOST, default 127.0.0.1). */
+  host: string;
+  /** gRPC port, grpc-js (COUNTERSIGN_GRPC_PORT, default 50051; 0 picks a free one). */
+  grpcPort: number;
+  /** Connect / gRPC-Web port for browsers, connect-node (COUNTERSIGN_CONNECT_PORT, default 8080; 0 picks one). */
+  connectPort: number;
+  /** Operator API key (COUNTERSIGN_ADMIN_KEY); unset: generated once into <dataDir>/admin.key (mode 0600). */
+  adminKey: string | undefined;
+  /** Master key, base64 (COUNTERSIGN_MASTER_KEY); unset: <dataDir>/master.key, created with mode 0600. */
+  masterKey: string | undefined;
+  /** StatsD host:port for metrics (COUNTERSIGN_STATSD, e.g. 127.0.0.1:8125); unset: metrics off. */
+  statsd: string | undefined;
+  /** pino level (COUNTERSIGN_LOG_LEVEL, default info). */
+  logLevel: string;
 }
 
 export class ConfigError extends Error {
@@ -24,6 +40,13 @@ function positiveInt(name: string, text: string | undefined, fallback: number): 
   return value;
 }
 
+function port(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 0 || value > 65_535) throw new ConfigError(`${name} must be a port number 0..65535, got "${text}"`);
+  return value;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const addresses = (env.COUNTERSIGN_TB_ADDRESSES ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
   const clusterText = env.COUNTERSIGN_TB_CLUSTER_ID ?? '0';
@@ -33,5 +56,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tbAddresses: addresses,
     tbClusterId: BigInt(clusterText),
     ledgerTimeoutMs: positiveInt('COUNTERSIGN_LEDGER_TIMEOUT_MS', env.COUNTERSIGN_LEDGER_TIMEOUT_MS, 5000),
+    redisUrl: env.COUNTERSIGN_REDIS_URL || undefined,
+    host: env.COUNTERSIGN_HOST || '127.0.0.1',
+    grpcPort: port('COUNTERSIGN_GRPC_PORT', env.COUNTERSIGN_GRPC_PORT, 50051),
+    connectPort: port('COUNTERSIGN_CONNECT_PORT', env.COUNTERSIGN_CONNECT_PORT, 8080),
+    adminKey: env.COUNTERSIGN_ADMIN_KEY || undefined,
+    masterKey: env.COUNTERSIGN_MASTER_KEY || undefined,
+    statsd: env.COUNTERSIGN_STATSD || undefined,
+    logLevel: env.COUNTERSIGN_LOG_LEVEL || 'info',
   };
 }

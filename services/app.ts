@@ -1,0 +1,150 @@
+import { timingSafeEqual } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { BuiltInPolicy } from '../authz/authorizer.js';
+import { loadOrCreateMasterKey, masterKeyFromBase64 } from '../authz/codes/secret-box.js';
+import { EnrollmentService, ensurePlatformAccounts } from '../authz/enrollment.js';
+import { PaymentEvents } from '../authz/events.js';
+import { ConsoleNotifier, type Notifier } from '../authz/notifier.js';
+import { PaymentLedger } from '../authz/payment-ledger.js';
+import { PaymentsService, defaultPaymentLimits, type PaymentLimits } from '../authz/payments.js';
+import type { ChallengeStore, Directory, PaymentRepository } from '../authz/ports.js';
+import { FileDirectory } from '../authz/store/file-directory.js';
+import { MemoryChallengeStore } from '../authz/store/memory-challenge-store.js';
+import { MemoryDirectory } from '../authz/store/memory-directory.js';
+import { MemoryPaymentRepository } from '../authz/store/memory-payment-repository.js';
+import { RedisChallengeStore } from '../authz/store/redis-challenge-store.js';
+import { RedisDirectory } from '../authz/store/redis-directory.js';
+import { RedisPaymentRepository } from '../authz/store/redis-payment-repository.js';
+import { openRedis } from '../authz/store/redis-client.js';
+import { currencyOf, formatMinor } from '../ledger/chart.js';
+import { EmbeddedLedger } from '../ledger/embedded/engine.js';
+import type { Ledger } from '../ledger/port.js';
+import { codeKits, credentialHash } from './code-kit.js';
+import type { Config } from './config.js';
+import { openLedger } from './ledger.js';
+import type { Principal } from './rpc/interceptors.js';
+
+export interface AppOptions {
+  config: Config;
+  /** Keep the embedded ledger in memory (tests, `demo`) instead of journaling it under dataDir. */
+  memoryLedger?: boolean;
+  /** Keep the directory in memory instead of <dataDir>/directory.json. */
+  memoryDirectory?: boolean;
+  notifier?: Notifier;
+  limits?: Partial<PaymentLimits>;
+  logger?: Logger;
+  now?: () => number;
+}
+
+/** Everything a countersign authz process runs, wired once. */
+export interface App {
+  readonly payments: PaymentsService;
+  readonly enrollment: EnrollmentService;
+  readonly directory: Directory;
+  readonly repository: PaymentRepository;
+  readonly challenges: ChallengeStore;
+  readonly ledger: Ledger;
+  readonly events: PaymentEvents;
+  readonly logger: Logger;
+  /** Sums per ledger, when the engine can tell (embedded); TigerBeetle balances by construction. */
+  readonly totals: (() => ReturnType<EmbeddedLedger['totals']>) | undefined;
+  readonly adminKey: string;
+  /** Where the stores and the ledger live, for the start-up banner. */
+  readonly describe: string[];
+  resolvePrincipal(apiKey: string): Promise<Principal | undefined>;
+  close(): Promise<void>;
+}
+
+/** The operator key: from config, or generated once into <dataDir>/admin.key with mode 0600. */
+function adminKeyOf(config: Config): string {
+  if (config.adminKey !== undefined) return config.adminKey;
+  const path = join(config.dataDir, 'admin.key');
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  mkdirSync(config.dataDir, { recursive: true });
+  const key = codeKits(Buffer.alloc(32)).enrollment.newCredential('cs_admin_').credential;
+  writeFileSync(path, `${key}\n`, { mode: 0o600, flag: 'wx' });
+  chmodSync(path, 0o600);
+  return key;
+}
+
+async function openStores(options: AppOptions): Promise<{ challenges: ChallengeStore; repository: PaymentRepository; directory: Directory; describe: string }> {
+  const { config } = options;
+  if (config.redisUrl !== undefined) {
+    // One connection for the three stores: ioredis pipelines concurrent commands on it.
+    const redis = await openRedis({ url: config.redisUrl });
+    const challenges = new RedisChallengeStore(redis, { ownsClient: false });
+    const repository = new RedisPaymentRepository(redis, { ownsClient: false });
+    const directory = new RedisDirectory(redis, { ownsClient: true });
+    return { challenges, repository, directory, describe: `Redis at ${config.redisUrl.replace(/\/\/[^@]*@/, '//***@')}` };
+  }
+  const now = options.now ?? Date.now;
+  const directory = options.memoryDirectory === true ? new MemoryDirectory() : await FileDirectory.open({ file: join(config.dataDir, 'directory.json') });
+  return {
+    challenges: new MemoryChallengeStore({ now }),
+    repository: new MemoryPaymentRepository(),
+    directory,
+    describe: options.memoryDirectory === true ? 'in-process stores' : `in-process stores, directory in ${join(config.dataDir, 'directory.json')}`,
+  };
+}
+
+export async function createApp(options: AppOptions): Promise<App> {
+  const { config } = options;
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'countersign-authz' } });
+  const now = options.now ?? Date.now;
+  const masterKey = config.masterKey !== undefined ? masterKeyFromBase64(config.masterKey) : (mkdirSync(config.dataDir, { recursive: true }), loadOrCreateMasterKey(join(config.dataDir, 'master.key')));
+  const kits = codeKits(masterKey);
+  const { ledger, describe: ledgerDescribe } = await openLedger(config, { memory: options.memoryLedger === true });
+  const stores = await openStores(options);
+  const feeAccounts = await ensurePlatformAccounts(ledger);
+  const events = new PaymentEvents();
+  const limits = { ...defaultPaymentLimits, ...options.limits };
+  const formatter = (amount: bigint, code: string) => {
+    const currency = currencyOf(code);
+    return currency === undefined ? `${amount} ${code}` : `${code} ${formatMinor(amount, currency)}`;
+  };
+  const payments = new PaymentsService({
+    ledger: new PaymentLedger(ledger),
+    challenges: stores.challenges,
+    payments: stores.repository,
+    directory: stores.directory,
+    authorizers: [new BuiltInPolicy({ payer: (id) => stores.directory.getPayer(id), merchant: (id) => stores.directory.getMerchant(id) })],
+    notifier: options.notifier ?? new ConsoleNotifier(undefined, formatter),
+    codes: kits.codes,
+    events,
+    feeAccounts,
+    limits,
+    now,
+  });
+  const enrollment = new EnrollmentService({ ledger, directory: stores.directory, challenges: stores.challenges, kit: kits.enrollment, now, idempotencyTtlMs: limits.idempotencyTtlMs });
+  const adminKey = adminKeyOf(config);
+  const adminHash = Buffer.from(credentialHash(adminKey), 'hex');
+  return {
+    payments,
+    enrollment,
+    directory: stores.directory,
+    repository: stores.repository,
+    challenges: stores.challenges,
+    ledger,
+    events,
+    logger,
+    totals: ledger instanceof EmbeddedLedger ? () => ledger.totals() : undefined,
+    adminKey,
+    describe: [ledgerDescribe, stores.describe],
+    async resolvePrincipal(apiKey) {
+      const hash = credentialHash(apiKey);
+      if (timingSafeEqual(Buffer.from(hash, 'hex'), adminHash)) return { kind: 'operator', id: 'admin' };
+      const merchant = await stores.directory.findMerchantByApiKeyHash(hash);
+      if (merchant !== undefined) return { kind: 'merchant', id: merchant.id };
+      const payer = await stores.directory.findPayerByTokenHash(hash);
+      return payer === undefined ? undefined : { kind: 'payer', id: payer.id };
+    },
+    async close() {
+      // The directory owns the shared Redis connection: close it last.
+      await Promise.allSettled([stores.challenges.close(), stores.repository.close()]);
+      await stores.directory.close();
+      await ledger.close();
+    },
+  };
+}

@@ -1,0 +1,65 @@
+import { create } from '@bufbuild/protobuf';
+import { timestampFromMs, type Timestamp } from '@bufbuild/protobuf/wkt';
+import * as domain from '../authz/model.js';
+import { invalid } from '../authz/errors.js';
+import {
+  Channel,
+  DeclineReason,
+  Factor,
+  PaymentSchema,
+  PaymentState,
+  type Payment,
+} from '../gen/countersign/v1/common_pb.js';
+
+/**
+ * Proto ↔ domain at the edge. Proto enum member names equal the domain's string unions (buf's
+ * enum prefixes are stripped by protobuf-es), so each mapping is a checked name lookup.
+ */
+
+function toName<E extends Record<string, string | number>>(e: E, value: number, field: string): string {
+  const name = e[value];
+  if (typeof name !== 'string' || value === 0) throw invalid(`${field}: unknown or unspecified value ${value}`);
+  return name;
+}
+
+export function factorFromProto(value: Factor): domain.Factor {
+  return toName(Factor, value, 'factor') as domain.Factor;
+}
+
+export function factorToProto(factor: domain.Factor): Factor {
+  return Factor[factor];
+}
+
+export function channelFromProto(value: Channel): domain.Channel {
+  if (value === Channel.UNSPECIFIED) return 'MERCHANT';
+  return toName(Channel, value, 'channel') as domain.Channel;
+}
+
+export function stateFromProto(value: PaymentState): domain.PaymentState {
+  return toName(PaymentState, value, 'state') as domain.PaymentState;
+}
+
+const ts = (ms: number): Timestamp => timestampFromMs(ms);
+
+/** A payment as callers see it: never the sealed first code or any other secret. */
+export function paymentToProto(p: domain.Payment, attemptsLeft = p.attemptsLeft): Payment {
+  return create(PaymentSchema, {
+    id: p.id,
+    merchantId: p.merchantId,
+    payerId: p.payerId,
+    payeeAccountId: p.payeeAccountId,
+    amount: p.amount,
+    currency: p.currency,
+    description: p.description,
+    channel: Channel[p.channel],
+    requiredFactors: p.requiredFactors.map(factorToProto),
+    satisfiedFactors: p.satisfiedFactors.map(factorToProto),
+    attemptsLeft,
+    state: PaymentState[p.state],
+    declineReason: p.declineReason === undefined ? DeclineReason.UNSPECIFIED : DeclineReason[p.declineReason],
+    declineDetail: p.declineDetail ?? '',
+    createdAt: ts(p.createdAtMs),
+    updatedAt: ts(p.updatedAtMs),
+    expiresAt: ts(p.expiresAtMs),
+  });
+}

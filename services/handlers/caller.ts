@@ -1,0 +1,52 @@
+import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
+import type { Caller } from '../../authz/model.js';
+import { principalKey } from '../rpc/interceptors.js';
+
+/** The authenticated caller of this RPC, as the domain sees it. */
+export function callerOf(ctx: HandlerContext): Caller {
+  const principal = ctx.values.get(principalKey);
+  if (principal === undefined) throw new ConnectError('missing or invalid API key', Code.Unauthenticated);
+  if (principal.kind === 'merchant') return { kind: 'merchant', merchantId: principal.id };
+  if (principal.kind === 'payer') return { kind: 'payer', payerId: principal.id };
+  return { kind: 'admin' };
+}
+
+/** The merchant calling, or PERMISSION_DENIED for any other kind of caller. */
+export function merchantOf(ctx: HandlerContext): string {
+  const caller = callerOf(ctx);
+  if (caller.kind !== 'merchant') throw new ConnectError('this method needs merchant credentials', Code.PermissionDenied);
+  return caller.merchantId;
+}
+
+/** The payer calling, or PERMISSION_DENIED. */
+export function payerOf(ctx: HandlerContext): string {
+  const caller = callerOf(ctx);
+  if (caller.kind !== 'payer') throw new ConnectError('this method needs payer credentials', Code.PermissionDenied);
+  return caller.payerId;
+}
+
+/** Operators only. */
+export function requireAdmin(ctx: HandlerContext): void {
+  if (callerOf(ctx).kind !== 'admin') throw new ConnectError('this method needs operator credentials', Code.PermissionDenied);
+}
+
+/** Page tokens are opaque to callers: base64url of the last id of the previous page. */
+export function decodePageToken(token: string): string | undefined {
+  if (token === '') return undefined;
+  const id = Buffer.from(token, 'base64url').toString();
+  if (!/^[0-9a-f]{32}$/.test(id)) throw new ConnectError('page_token is not one this server issued', Code.InvalidArgument);
+  return id;
+}
+
+export function encodePageToken(lastId: string | undefined): string {
+  return lastId === undefined ? '' : Buffer.from(lastId).toString('base64url');
+}
+
+/** Page size: 0 means the default (100); more than 1000 is INVALID_ARGUMENT. */
+export function pageSize(requested: number): number {
+  if (requested > pageSizeMax) throw new ConnectError(`page_size must be at most ${pageSizeMax}`, Code.InvalidArgument);
+  return requested === 0 ? pageSizeDefault : requested;
+}
+
+export const pageSizeDefault = 100;
+export const pageSizeMax = 1000;

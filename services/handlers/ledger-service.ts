@@ -1,0 +1,147 @@
+import { create } from '@bufbuild/protobuf';
+import { timestampDate, timestampFromMs, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import type { EnrollmentService as Enrollment } from '../../authz/enrollment.js';
+import type { Directory } from '../../authz/ports.js';
+import { AccountCode, currencies } from '../../ledger/chart.js';
+import { idFromHex, idToHex, paymentIdOf } from '../../ledger/ids.js';
+import { AccountFilterFlags, AccountFlags, TransferFlags, accountFilter, type Account, type AccountFilter, type Transfer } from '../../ledger/model.js';
+import type { Ledger } from '../../ledger/port.js';
+import {
+  AccountKind,
+  AccountSchema,
+  LedgerService,
+  TransferSchema,
+  type Account as ProtoAccount,
+  type Transfer as ProtoTransfer,
+} from '../../gen/countersign/v1/ledger_pb.js';
+import { callerOf, pageSize, requireAdmin } from './caller.js';
+
+const currencyByLedger = new Map([...currencies.values()].map((c) => [c.ledger, c.code]));
+const kindByCode: Record<number, AccountKind> = {
+  [AccountCode.payerPrepaid]: AccountKind.PAYER_PREPAID,
+  [AccountCode.payerPostpaid]: AccountKind.PAYER_POSTPAID_LINE,
+  [AccountCode.merchant]: AccountKind.MERCHANT,
+  [AccountCode.platformFees]: AccountKind.PLATFORM_FEES,
+  [AccountCode.operatorSettlement]: AccountKind.OPERATOR_SETTLEMENT,
+  [AccountCode.bankSettlement]: AccountKind.BANK_SETTLEMENT,
+};
+
+const msOf = (ns: bigint) => Number(ns / 1_000_000n);
+const nsOf = (t: Timestamp | undefined) => (t === undefined ? 0n : BigInt(timestampDate(t).getTime()) * 1_000_000n);
+
+function accountToProto(a: Account, ownerId: string): ProtoAccount {
+  return create(AccountSchema, {
+    id: idToHex(a.id),
+    kind: kindByCode[a.code] ?? AccountKind.UNSPECIFIED,
+    code: a.code,
+    ledger: a.ledger,
+    currency: currencyByLedger.get(a.ledger) ?? '',
+    ownerId,
+    debitsPending: a.debits_pending,
+    debitsPosted: a.debits_posted,
+    creditsPending: a.credits_pending,
+    creditsPosted: a.credits_posted,
+    debitsMustNotExceedCredits: (a.flags & AccountFlags.debits_must_not_exceed_credits) !== 0,
+    creditsMustNotExceedDebits: (a.flags & AccountFlags.credits_must_not_exceed_debits) !== 0,
+    history: (a.flags & AccountFlags.history) !== 0,
+    createdAt: timestampFromMs(msOf(a.timestamp)),
+  });
+}
+
+function transferToProto(t: Transfer): ProtoTransfer {
+  const payment = t.user_data_128 === 0n ? undefined : paymentIdOf(t.id);
+  return create(TransferSchema, {
+    id: idToHex(t.id),
+    debitAccountId: idToHex(t.debit_account_id),
+    creditAccountId: idToHex(t.credit_account_id),
+    amount: t.amount,
+    currency: currencyByLedger.get(t.ledger) ?? '',
+    pendingId: t.pending_id === 0n ? '' : idToHex(t.pending_id),
+    paymentId: payment === undefined || payment.paymentId !== t.user_data_128 ? '' : idToHex(payment.paymentId),
+    code: t.code,
+    pending: (t.flags & TransferFlags.pending) !== 0,
+    postPendingTransfer: (t.flags & TransferFlags.post_pending_transfer) !== 0,
+    voidPendingTransfer: (t.flags & TransferFlags.void_pending_transfer) !== 0,
+    linked: (t.flags & TransferFlags.linked) !== 0,
+    timeoutSeconds: t.timeout,
+    createdAt: timestampFromMs(msOf(t.timestamp)),
+  });
+}
+
+/** LedgerService: reads of accounts the caller owns (operators: any), and operator deposits. */
+export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; enrollment: Enrollment; totals?: () => Promise<Map<number, { debitsPosted: bigint; creditsPosted: bigint; debitsPending: bigint; creditsPending: bigint }>> }): ServiceImpl<typeof LedgerService> {
+  /** The account if the caller may read it, with its owner id; NOT_FOUND otherwise. */
+  async function visibleAccount(ctx: HandlerContext, accountId: string): Promise<{ account: Account; ownerId: string }> {
+    if (!/^[0-9a-f]{32}$/.test(accountId)) throw new ConnectError('account_id must be 32 lowercase hex digits', Code.InvalidArgument);
+    const caller = callerOf(ctx);
+    let ownerId = '';
+    if (caller.kind === 'merchant') {
+      const merchant = await deps.directory.getMerchant(caller.merchantId);
+      if (merchant !== undefined && Object.values(merchant.accounts).includes(accountId)) ownerId = merchant.id;
+    } else if (caller.kind === 'payer') {
+      const payer = await deps.directory.getPayer(caller.payerId);
+      if (payer !== undefined && Object.values(payer.accounts).includes(accountId)) ownerId = payer.id;
+    }
+    const [account] = caller.kind !== 'admin' && ownerId === '' ? [] : await deps.ledger.lookupAccounts([idFromHex(accountId)]);
+    if (account === undefined) throw new ConnectError(`account ${accountId} not found`, Code.NotFound);
+    return { account, ownerId };
+  }
+
+  function filterOf(accountId: string, req: { pageSize: number; pageToken: string; createdMin?: Timestamp; createdMax?: Timestamp; reversed: boolean }): AccountFilter {
+    let min = nsOf(req.createdMin);
+    let max = nsOf(req.createdMax);
+    if (req.pageToken !== '') {
+      const last = BigInt(Buffer.from(req.pageToken, 'base64url').toString().replace(/[^0-9]/g, '') || '0');
+      if (req.reversed) max = last - 1n;
+      else min = last + 1n;
+    }
+    const flags = AccountFilterFlags.debits | AccountFilterFlags.credits | (req.reversed ? AccountFilterFlags.reversed : 0);
+    return accountFilter({ account_id: idFromHex(accountId), limit: pageSize(req.pageSize), timestamp_min: min, timestamp_max: max, flags });
+  }
+
+  const nextToken = (timestamps: bigint[], limit: number) => (timestamps.length < limit ? '' : Buffer.from(String(timestamps[timestamps.length - 1])).toString('base64url'));
+
+  return {
+    async getAccount(req, ctx) {
+      const { account, ownerId } = await visibleAccount(ctx, req.accountId);
+      return { account: accountToProto(account, ownerId) };
+    },
+    async listAccountTransfers(req, ctx) {
+      await visibleAccount(ctx, req.accountId);
+      const filter = filterOf(req.accountId, req);
+      const transfers = await deps.ledger.getAccountTransfers(filter);
+      return { transfers: transfers.map(transferToProto), nextPageToken: nextToken(transfers.map((t) => t.timestamp), filter.limit) };
+    },
+    async getAccountBalances(req, ctx) {
+      const { account } = await visibleAccount(ctx, req.accountId);
+      const filter = filterOf(req.accountId, req);
+      const balances = await deps.ledger.getAccountBalances(filter);
+      return {
+        currency: currencyByLedger.get(account.ledger) ?? '',
+        balances: balances.map((b) => ({ debitsPending: b.debits_pending, debitsPosted: b.debits_posted, creditsPending: b.credits_pending, creditsPosted: b.credits_posted, timestamp: timestampFromMs(msOf(b.timestamp)) })),
+        nextPageToken: nextToken(balances.map((b) => b.timestamp), filter.limit),
+      };
+    },
+    async fundAccount(req, ctx) {
+      requireAdmin(ctx);
+      const id = await deps.enrollment.fund({ idempotencyKey: req.idempotencyKey, accountId: req.accountId, amount: req.amount, currency: req.currency });
+      const [transfer] = await deps.ledger.lookupTransfers([id]);
+      const [account] = await deps.ledger.lookupAccounts([idFromHex(req.accountId)]);
+      return { transfer: transfer === undefined ? undefined : transferToProto(transfer), account: account === undefined ? undefined : accountToProto(account, '') };
+    },
+    getLineStatement() {
+      throw new ConnectError('line statements (M3c) are not available on this deployment yet', Code.Unimplemented);
+    },
+    async checkBalanced(req, ctx) {
+      requireAdmin(ctx);
+      if (deps.totals === undefined) throw new ConnectError('CheckBalanced needs the embedded ledger; TigerBeetle keeps debits equal to credits by construction', Code.FailedPrecondition);
+      const wanted = new Set(req.currencies);
+      const ledgers = [...(await deps.totals()).entries()]
+        .map(([ledger, s]) => ({ ledger, currency: currencyByLedger.get(ledger) ?? '', ...s }))
+        .filter((l) => wanted.size === 0 || wanted.has(l.currency))
+        .map((l) => ({ ledger: l.ledger, currency: l.currency, debitsPending: l.debitsPending, debitsPosted: l.debitsPosted, creditsPending: l.creditsPending, creditsPosted: l.creditsPosted, balanced: l.debitsPosted === l.creditsPosted && l.debitsPending === l.creditsPending }));
+      return { balanced: ledgers.every((l) => l.balanced), ledgers };
+    },
+  };
+}

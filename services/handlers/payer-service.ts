@@ -1,0 +1,89 @@
+import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { secondCodeSuite } from '../../authz/codes/challenge.js';
+import type { PaymentEvents } from '../../authz/events.js';
+import type { Payment } from '../../authz/model.js';
+import type { PaymentsService, Proof } from '../../authz/payments.js';
+import type { Directory } from '../../authz/ports.js';
+import { Channel } from '../../gen/countersign/v1/common_pb.js';
+import { PayerService, type ConfirmPaymentRequest } from '../../gen/countersign/v1/payer_pb.js';
+import { factorToProto, paymentToProto } from '../convert.js';
+import { decodePageToken, encodePageToken, pageSize, payerOf } from './caller.js';
+
+function proofOf(req: ConfirmPaymentRequest): Proof {
+  switch (req.proof.case) {
+    case 'secondCode':
+      return { kind: 'second_code', secondCode: req.proof.value };
+    case 'firstCodeAndPin':
+      return { kind: 'first_code_and_pin', firstCode: req.proof.value.firstCode, pin: req.proof.value.pin };
+    case undefined:
+      throw new ConnectError('a proof is required (second_code or first_code_and_pin)', Code.InvalidArgument);
+    default:
+      throw new ConnectError(`proof ${req.proof.case} is not available on this deployment yet`, Code.FailedPrecondition);
+  }
+}
+
+function maskPhone(phone: string): string {
+  return phone.length <= 4 ? '****' : `${'*'.repeat(phone.length - 4)}${phone.slice(-4)}`;
+}
+
+/** PayerService: the payer's terminal. A payer sees and answers their own payments only. */
+export function payerServiceImpl(deps: {
+  payments: PaymentsService;
+  directory: Directory;
+  events: PaymentEvents;
+  listPayments: (q: { payerId: string; states: Payment['state'][]; afterId?: string; limit: number }) => Promise<Payment[]>;
+  payeeName: (payment: Payment) => Promise<string>;
+}): ServiceImpl<typeof PayerService> {
+  return {
+    async confirmPayment(req, ctx) {
+      const payment = await deps.payments.confirm({ kind: 'payer', payerId: payerOf(ctx) }, req.paymentId, req.idempotencyKey, proofOf(req));
+      return { payment: paymentToProto(payment) };
+    },
+    async declinePayment(req, ctx) {
+      const payment = await deps.payments.refuse({ kind: 'payer', payerId: payerOf(ctx) }, req.paymentId, req.idempotencyKey, req.reason);
+      return { payment: paymentToProto(payment) };
+    },
+    async listPendingPayments(req, ctx) {
+      const payerId = payerOf(ctx);
+      if (req.payerId !== '' && req.payerId !== payerId) throw new ConnectError('a payer can list only their own payments', Code.PermissionDenied);
+      const limit = pageSize(req.pageSize);
+      const afterId = decodePageToken(req.pageToken);
+      const page = await deps.listPayments({ payerId, states: ['CHALLENGED'], ...(afterId === undefined ? {} : { afterId }), limit });
+      return { payments: page.map((p) => paymentToProto(p)), nextPageToken: page.length < limit ? '' : encodePageToken(page[page.length - 1]?.id) };
+    },
+    async *watchPendingPayments(req, ctx) {
+      const payerId = payerOf(ctx);
+      if (req.payerId !== '' && req.payerId !== payerId) throw new ConnectError('a payer can watch only their own payments', Code.PermissionDenied);
+      const updates = deps.events.subscribe((p) => p.payerId === payerId, ctx.signal);
+      for (const p of await deps.listPayments({ payerId, states: ['CHALLENGED'], limit: 1000 })) yield { payment: paymentToProto(p) };
+      for await (const payment of updates) yield { payment: paymentToProto(payment) };
+    },
+    async getChallenge(req, ctx) {
+      const caller = { kind: 'payer' as const, payerId: payerOf(ctx) };
+      const payment = await deps.payments.get(caller, req.paymentId);
+      const payer = await deps.directory.getPayer(payment.payerId);
+      const pending = payment.requiredFactors.filter((f) => !payment.satisfiedFactors.includes(f));
+      const firstCode = await deps.payments.firstCodeForTerminal(caller, payment);
+      const terminal = payment.channel === 'APP' || payment.channel === 'WEB';
+      return {
+        paymentId: payment.id,
+        amount: payment.amount,
+        currency: payment.currency,
+        payeeAccountId: payment.payeeAccountId,
+        payeeName: await deps.payeeName(payment),
+        description: payment.description,
+        firstCodeDelivery: {
+          channel: terminal ? Channel[payment.channel] : Channel.CONSOLE,
+          destinationMasked: terminal ? '' : maskPhone(payer?.phone ?? ''),
+          sentAt: timestampFromMs(payment.createdAtMs),
+        },
+        ocraSuite: secondCodeSuite,
+        pendingFactors: pending.map(factorToProto),
+        attemptsLeft: pending.length === 0 ? 0 : await deps.payments.attemptsLeft(payment, pending[0]!),
+        expiresAt: timestampFromMs(payment.expiresAtMs),
+        firstCode: firstCode ?? '',
+      };
+    },
+  };
+}

@@ -1,0 +1,105 @@
+import { create } from '@bufbuild/protobuf';
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import type { Directory } from '../../authz/ports.js';
+import type { CreatePaymentInput, PaymentsService } from '../../authz/payments.js';
+import type { PaymentEvents } from '../../authz/events.js';
+import type { Payment } from '../../authz/model.js';
+import { batchItemsMax } from '../../authz/validation.js';
+import { ItemErrorSchema } from '../../gen/countersign/v1/common_pb.js';
+import { PaymentService, type CreatePaymentRequest } from '../../gen/countersign/v1/payments_pb.js';
+import { channelFromProto, factorFromProto, paymentToProto, stateFromProto } from '../convert.js';
+import { toConnectError } from '../rpc/errors.js';
+import { decodePageToken, encodePageToken, merchantOf, pageSize } from './caller.js';
+
+function createInput(req: CreatePaymentRequest): CreatePaymentInput {
+  if (req.payer.case === 'payNumber') throw new ConnectError('pay numbers (M5) are not available on this deployment yet', Code.FailedPrecondition);
+  return {
+    idempotencyKey: req.idempotencyKey,
+    ...(req.payer.case === 'payerId' ? { payerId: req.payer.value } : {}),
+    ...(req.payer.case === 'payerPhone' ? { payerPhone: req.payer.value } : {}),
+    payeeAccountId: req.payeeAccountId,
+    amount: req.amount,
+    currency: req.currency,
+    description: req.description,
+    channel: channelFromProto(req.channel),
+    requestedFactors: req.requestedFactors.map(factorFromProto),
+  };
+}
+
+function checkBatch(items: unknown[]): void {
+  if (items.length === 0) throw new ConnectError('a batch needs at least one item', Code.InvalidArgument);
+  if (items.length > batchItemsMax) throw new ConnectError(`a batch holds at most ${batchItemsMax} items`, Code.InvalidArgument);
+}
+
+/** Runs each item on its own; one bad item becomes that item's error, never the batch's. */
+async function eachItem<T>(items: T[], run: (item: T) => Promise<Payment>) {
+  const settled = await Promise.allSettled(items.map(run));
+  return settled.map((s, index) => {
+    if (s.status === 'fulfilled') return { index, outcome: { case: 'payment' as const, value: paymentToProto(s.value) } };
+    const error = toConnectError(s.reason);
+    return { index, outcome: { case: 'error' as const, value: create(ItemErrorSchema, { code: error.code, message: error.rawMessage }) } };
+  });
+}
+
+/** PaymentService: the merchant side. A merchant sees and acts on its own payments only. */
+export function paymentServiceImpl(deps: { payments: PaymentsService; directory: Directory; events: PaymentEvents; listPayments: (q: { merchantId: string; payerId?: string; states: Payment['state'][]; afterId?: string; limit: number }) => Promise<Payment[]> }): ServiceImpl<typeof PaymentService> {
+  const merchantFor = async (ctx: HandlerContext) => {
+    const id = merchantOf(ctx);
+    const merchant = await deps.directory.getMerchant(id);
+    if (merchant === undefined) throw new ConnectError('merchant no longer enrolled', Code.Unauthenticated);
+    return merchant;
+  };
+  return {
+    async createPayment(req, ctx) {
+      const payment = await deps.payments.create(await merchantFor(ctx), createInput(req));
+      return { payment: paymentToProto(payment) };
+    },
+    async getPayment(req, ctx) {
+      return { payment: paymentToProto(await deps.payments.get({ kind: 'merchant', merchantId: merchantOf(ctx) }, req.paymentId)) };
+    },
+    async cancelPayment(req, ctx) {
+      const payment = await deps.payments.refuse({ kind: 'merchant', merchantId: merchantOf(ctx) }, req.paymentId, req.idempotencyKey, req.reason);
+      return { payment: paymentToProto(payment) };
+    },
+    async listPayments(req, ctx) {
+      const limit = pageSize(req.pageSize);
+      const afterId = decodePageToken(req.pageToken);
+      const page = await deps.listPayments({
+        merchantId: merchantOf(ctx),
+        ...(req.payerId === '' ? {} : { payerId: req.payerId }),
+        states: req.states.map(stateFromProto),
+        ...(afterId === undefined ? {} : { afterId }),
+        limit,
+      });
+      return { payments: page.map((p) => paymentToProto(p)), nextPageToken: page.length < limit ? '' : encodePageToken(page[page.length - 1]?.id) };
+    },
+    async *watchPayments(req, ctx) {
+      const merchantId = merchantOf(ctx);
+      if (req.paymentId !== '') {
+        const current = await deps.payments.get({ kind: 'merchant', merchantId }, req.paymentId);
+        yield { payment: paymentToProto(current) };
+      }
+      const filter = (p: Payment) => p.merchantId === merchantId && (req.paymentId === '' || p.id === req.paymentId);
+      for await (const payment of deps.events.subscribe(filter, ctx.signal)) yield { payment: paymentToProto(payment) };
+    },
+    async batchCreatePayments(req, ctx) {
+      checkBatch(req.items);
+      const merchant = await merchantFor(ctx);
+      return { results: await eachItem(req.items, (item) => deps.payments.create(merchant, createInput(item))) };
+    },
+    async batchConfirmPayments(req, ctx) {
+      checkBatch(req.items);
+      const caller = { kind: 'merchant' as const, merchantId: merchantOf(ctx) };
+      return {
+        results: await eachItem(req.items, (item) =>
+          deps.payments.confirm(caller, item.paymentId, item.idempotencyKey, { kind: 'second_code', secondCode: item.secondCode }),
+        ),
+      };
+    },
+    async confirmPaymentAsMerchant(req, ctx) {
+      const caller = { kind: 'merchant' as const, merchantId: merchantOf(ctx) };
+      const payment = await deps.payments.confirm(caller, req.paymentId, req.idempotencyKey, { kind: 'second_code', secondCode: req.secondCode });
+      return { payment: paymentToProto(payment) };
+    },
+  };
+}

@@ -1,0 +1,334 @@
+import {
+  create,
+  fromBinary,
+  isMessage,
+  toBinary,
+  type DescMessage,
+  type DescMethod,
+  type DescMethodServerStreaming,
+  type DescMethodUnary,
+  type DescService,
+  type Message,
+} from '@bufbuild/protobuf';
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  createHandlerContext,
+  type HandlerContext,
+  type Interceptor,
+  type ServiceImpl,
+  type StreamResponse,
+  type UnaryResponse,
+} from '@connectrpc/connect';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { abortable } from './abort.js';
+import { toConnectError } from './errors.js';
+import { endStreamsOn, errorBoundary, methodName } from './interceptors.js';
+import { grpcStatusDetailsBin } from './status-details.js';
+
+/**
+ * Serves a protobuf-es service implementation (the very `ServiceImpl` connect-node serves) on
+ * a @grpc/grpc-js server: the ServiceDefinition is built from the descriptor, messages go
+ * through protobuf-es `toBinary`/`fromBinary`, and each call runs the connect interceptor
+ * chain around the implementation with a connect `HandlerContext`. Unary and server-streaming
+ * methods only (the API has no others); registering any other kind is a programming error.
+ */
+
+type AnyFn = Parameters<Interceptor>[0];
+type AnyRequest = Parameters<AnyFn>[0];
+type HandlerContextController = ReturnType<typeof createHandlerContext>;
+type LooseImpl = (input: Message, context: HandlerContext) => unknown;
+
+/** A decoded request, or why it could not be: grpc-js turns a throwing deserializer into INTERNAL. */
+type Decoded = { readonly ok: true; readonly message: Message } | { readonly ok: false; readonly error: unknown };
+
+export interface AddServiceOptions {
+  /** Where unmapped errors go, with their stack (callers only ever see "internal error"). */
+  readonly logger: Pick<Logger, 'error'>;
+  /** Aborting it ends in-flight server streams with UNAVAILABLE (grpc-host's close). */
+  readonly shutdownSignal?: AbortSignal;
+}
+
+interface MethodSpec {
+  readonly method: DescMethod;
+  readonly fn: LooseImpl;
+  readonly interceptors: readonly Interceptor[];
+  readonly logger: Pick<Logger, 'error'>;
+}
+
+/**
+ * Adds `service` to `server`. `interceptors` run in array order (first is outermost), as with
+ * connect-node; an error boundary is always added outside them.
+ */
+export function addConnectService<S extends DescService>(
+  server: grpc.Server,
+  service: S,
+  impl: ServiceImpl<S>,
+  interceptors: readonly Interceptor[],
+  opts: AddServiceOptions,
+): void {
+  const chainOf = [errorBoundary(opts.logger), ...(opts.shutdownSignal ? [endStreamsOn(opts.shutdownSignal)] : []), ...interceptors];
+  const definition: Record<string, grpc.MethodDefinition<Decoded, Message>> = {};
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    const fn = (impl as Record<string, LooseImpl | undefined>)[method.localName];
+    if (typeof fn !== 'function') throw new Error(`assertion failed: ${methodName({ method })} is not implemented`);
+    const spec: MethodSpec = { method, fn: fn.bind(impl), interceptors: chainOf, logger: opts.logger };
+    definition[method.localName] = serverMethodDefinition(method);
+    if (method.methodKind === 'unary') handlers[method.localName] = serveUnary(spec);
+    else if (method.methodKind === 'server_streaming') handlers[method.localName] = serveServerStream(spec);
+    else throw new Error(`assertion failed: ${methodName({ method })} is ${method.methodKind}; grpc-server serves unary and server streaming`);
+  }
+  server.addService(definition, handlers);
+}
+
+/** A grpc-js ServiceDefinition for clients (`makeGenericClientConstructor`), protobuf-es encoded. */
+export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinition {
+  const definition: Record<string, grpc.MethodDefinition<Message, Message>> = {};
+  for (const method of service.methods) {
+    definition[method.localName] = {
+      path: methodPath(method),
+      requestStream: method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming',
+      responseStream: method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming',
+      requestSerialize: (m: Message) => toBuffer(toBinary(method.input, normalize(method.input, m))),
+      requestDeserialize: (b: Buffer) => fromBinary(method.input, b),
+      responseSerialize: (m: Message) => toBuffer(toBinary(method.output, normalize(method.output, m))),
+      responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
+      originalName: method.localName,
+    };
+  }
+  return definition;
+}
+
+/** "/countersign.v1.PaymentService/CreatePayment" */
+export function methodPath(method: DescMethod): string {
+  return `/${method.parent.typeName}/${method.name}`;
+}
+
+function serverMethodDefinition(method: DescMethod): grpc.MethodDefinition<Decoded, Message> {
+  return {
+    path: methodPath(method),
+    requestStream: false,
+    responseStream: method.methodKind === 'server_streaming',
+    requestSerialize: (d: Decoded) => toBuffer(d.ok ? toBinary(method.input, d.message) : new Uint8Array()),
+    requestDeserialize: (bytes: Buffer): Decoded => {
+      try {
+        return { ok: true, message: fromBinary(method.input, bytes) };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    },
+    responseSerialize: (m: Message) => toBuffer(toBinary(method.output, m)),
+    responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
+    originalName: method.localName,
+  };
+}
+
+// ----------------------------------------------------------------------------- the chain
+
+function applyInterceptors(next: AnyFn, interceptors: readonly Interceptor[]): AnyFn {
+  return interceptors.reduceRight<AnyFn>((inner, interceptor) => interceptor(inner), next);
+}
+
+/** Runs one call through the chain (built per call: its center closes over the call's context). */
+function runChain(spec: MethodSpec, context: HandlerContextController, input: Message) {
+  const chain = applyInterceptors(innermost(spec.method, spec.fn, context), spec.interceptors);
+  return chain(requestOf(spec.method, context, input));
+}
+
+/** The center of the chain: calls the implementation like connect's invoke-implementation. */
+function innermost(method: DescMethod, fn: LooseImpl, context: HandlerContextController): AnyFn {
+  return async (req) => {
+    const implContext: HandlerContext = { ...context, requestHeader: req.header, signal: req.signal, values: req.contextValues };
+    const common = { service: method.parent, header: context.responseHeader, trailer: context.responseTrailer };
+    if (method.methodKind === 'unary' && !req.stream) {
+      const output = normalize(method.output, await fn(req.message, implContext));
+      return { ...common, stream: false, message: output, method: method as DescMethodUnary } satisfies UnaryResponse;
+    }
+    if (method.methodKind === 'server_streaming' && req.stream) {
+      const input = await single(req.message);
+      const output = normalizeIterable(method.output, fn(input, implContext) as AsyncIterable<Message>);
+      return { ...common, stream: true, message: output, method: method as DescMethodServerStreaming } satisfies StreamResponse;
+    }
+    throw new Error(`assertion failed: ${methodName({ method })} called as the wrong kind`);
+  };
+}
+
+/** The request object the chain sees, shaped as connect-node shapes it. */
+function requestOf(method: DescMethod, context: HandlerContextController, input: Message): AnyRequest {
+  const common = {
+    service: method.parent,
+    requestMethod: context.requestMethod,
+    url: context.url,
+    signal: context.signal,
+    header: context.requestHeader,
+    contextValues: context.values,
+  };
+  if (method.methodKind === 'unary') return { ...common, stream: false, message: input, method: method as DescMethodUnary };
+  if (method.methodKind === 'server_streaming') return { ...common, stream: true, message: once(input), method: method as DescMethodServerStreaming };
+  throw new Error(`assertion failed: ${methodName({ method })} is ${method.methodKind}`);
+}
+
+// ------------------------------------------------------------------------------ handlers
+
+function serveUnary(spec: MethodSpec): grpc.handleUnaryCall<Decoded, Message> {
+  return (call, callback) => {
+    const context = handlerContext(call, spec.method);
+    void (async () => {
+      try {
+        const res = await runChain(spec, context, decodedOrThrow(call.request, spec.method));
+        if (res.stream) throw new Error('assertion failed: a unary call answered with a stream');
+        sendHeader(call, res.header);
+        callback(null, res.message, headersToMetadata(res.trailer));
+      } catch (error) {
+        callback(grpcStatus(error, context, spec));
+      } finally {
+        context.abort();
+      }
+    })();
+  };
+}
+
+function serveServerStream(spec: MethodSpec): grpc.handleServerStreamingCall<Decoded, Message> {
+  return (call) => {
+    const context = handlerContext(call, spec.method);
+    void (async () => {
+      let headerSent = false;
+      try {
+        const res = await runChain(spec, context, decodedOrThrow(call.request, spec.method));
+        if (!res.stream) throw new Error('assertion failed: a streaming call answered with one message');
+        for await (const message of abortable(res.message, context.signal)) {
+          if (!headerSent) headerSent = sendHeader(call, res.header);
+          if (!call.write(message)) await drained(call, context.signal);
+        }
+        if (!headerSent) headerSent = sendHeader(call, res.header);
+        call.end(headersToMetadata(res.trailer));
+      } catch (error) {
+        call.emit('error', grpcStatus(error, context, spec));
+      } finally {
+        context.abort();
+      }
+    })();
+  };
+}
+
+/** A connect HandlerContext for a grpc-js call: headers, deadline, cancel, context values. */
+function handlerContext(call: grpc.ServerUnaryCall<Decoded, Message> | grpc.ServerWritableStream<Decoded, Message>, method: DescMethod) {
+  const deadline = call.getDeadline();
+  const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+  const timeoutMs = Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined;
+  const requestHeader = metadataToHeaders(call.metadata);
+  // grpc-js consumes grpc-timeout; restore it so interceptors see what connect-node shows them.
+  if (timeoutMs !== undefined) requestHeader.set('grpc-timeout', grpcTimeout(timeoutMs));
+  const cancelled = new AbortController();
+  call.once('cancelled', () => cancelled.abort(new ConnectError('cancelled by the client', Code.Canceled)));
+  return createHandlerContext({
+    service: method.parent,
+    method,
+    protocolName: 'grpc',
+    requestMethod: 'POST',
+    url: `http://${call.getHost()}${methodPath(method)}`,
+    timeoutMs,
+    requestSignal: cancelled.signal,
+    requestHeader,
+    contextValues: createContextValues(),
+  });
+}
+
+function decodedOrThrow(decoded: Decoded, method: DescMethod): Message {
+  if (decoded.ok) return decoded.message;
+  throw new ConnectError(`cannot decode ${method.input.typeName}`, Code.InvalidArgument, undefined, undefined, decoded.error);
+}
+
+/** The status grpc-js sends: same code number as connect's, its raw message, trailers, details. */
+function grpcStatus(error: unknown, context: HandlerContext, spec: MethodSpec): grpc.ServerErrorResponse {
+  const mapped = toConnectError(error);
+  if (!(error instanceof ConnectError) && mapped.code === Code.Internal) {
+    spec.logger.error({ err: error, method: methodName(spec) }, 'rpc failed with an unmapped error');
+  }
+  const metadata = headersToMetadata(context.responseTrailer, mapped.metadata);
+  const details = grpcStatusDetailsBin(mapped);
+  if (details !== undefined) metadata.set('grpc-status-details-bin', toBuffer(details));
+  return Object.assign(new Error(mapped.rawMessage), { code: mapped.code as number as grpc.status, details: mapped.rawMessage, metadata });
+}
+
+// ----------------------------------------------------------------------------- helpers
+
+function sendHeader(call: Pick<grpc.ServerUnaryCall<Decoded, Message>, 'sendMetadata'>, header: Headers): true {
+  const metadata = headersToMetadata(header);
+  if (Object.keys(metadata.getMap()).length > 0) call.sendMetadata(metadata);
+  return true;
+}
+
+function drained(call: grpc.ServerWritableStream<Decoded, Message>, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    call.on('drain', done);
+    signal.addEventListener('abort', done);
+  });
+}
+
+/** grpc metadata → Headers; binary values base64 encoded, as they travel on the wire. */
+export function metadataToHeaders(metadata: grpc.Metadata): Headers {
+  const headers = new Headers();
+  for (const [key, values] of Object.entries(metadata.toJSON())) {
+    for (const value of values) {
+      try {
+        headers.append(key, typeof value === 'string' ? value : value.toString('base64'));
+      } catch {
+        // A value Headers refuses (control characters) is dropped, as an HTTP stack would.
+      }
+    }
+  }
+  return headers;
+}
+
+/** Headers → grpc metadata (later sources win); reserved and invalid entries are dropped. */
+export function headersToMetadata(...sources: Headers[]): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  for (const headers of sources) {
+    headers.forEach((value, key) => {
+      if (reservedHeaders.has(key) || key.startsWith('grpc-')) return;
+      try {
+        metadata.set(key, key.endsWith('-bin') ? Buffer.from(value, 'base64') : value);
+      } catch {
+        // Not a valid metadata key or value: dropped.
+      }
+    });
+  }
+  return metadata;
+}
+
+const reservedHeaders = new Set(['content-type', 'te', 'user-agent', 'content-length', 'connection', 'host']);
+
+function grpcTimeout(ms: number): string {
+  const rounded = Math.ceil(ms);
+  return rounded < 1e8 ? `${rounded}m` : `${Math.min(Math.ceil(rounded / 1000), 99_999_999)}S`;
+}
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function normalize(schema: DescMessage, value: unknown): Message {
+  return isMessage(value, schema) ? value : create(schema, value as Record<string, unknown>);
+}
+
+async function* normalizeIterable(schema: DescMessage, source: AsyncIterable<unknown>): AsyncGenerator<Message> {
+  for await (const value of source) yield normalize(schema, value);
+}
+
+async function* once<T>(value: T): AsyncGenerator<T> {
+  yield value;
+}
+
+async function single<T>(source: AsyncIterable<T>): Promise<T> {
+  for await (const value of source) return value;
+  throw new ConnectError('missing request message', Code.InvalidArgument);
+}

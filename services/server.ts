@@ -1,0 +1,76 @@
+import * as grpc from '@grpc/grpc-js';
+import StatsD, { type StatsD as StatsDClient } from 'hot-shots';
+import type { Interceptor } from '@connectrpc/connect';
+import type { Payment } from '../authz/model.js';
+import { EnrollmentService } from '../gen/countersign/v1/enrollment_pb.js';
+import { LedgerService } from '../gen/countersign/v1/ledger_pb.js';
+import { PayerService } from '../gen/countersign/v1/payer_pb.js';
+import { PaymentService } from '../gen/countersign/v1/payments_pb.js';
+import type { App } from './app.js';
+import { enrollmentServiceImpl } from './handlers/enrollment-service.js';
+import { ledgerServiceImpl } from './handlers/ledger-service.js';
+import { payerServiceImpl } from './handlers/payer-service.js';
+import { paymentServiceImpl } from './handlers/payment-service.js';
+import { startConnectServer } from './rpc/connect-server.js';
+import { routesOf, startGrpcServer } from './rpc/grpc-host.js';
+import { authenticate, deadline, logging, metrics } from './rpc/interceptors.js';
+
+/** How often the expiry sweeper looks for CHALLENGED payments past their time, milliseconds. */
+export const expirySweepIntervalMs = 1_000;
+/** Payments examined per sweep. */
+export const expirySweepBatchMax = 500;
+
+export interface Servers {
+  grpcPort: number;
+  connectPort: number;
+  close(): Promise<void>;
+}
+
+/** The four authz services with their implementations, one list for both servers. */
+export function serviceEntries(app: App) {
+  const listPayments = (q: { merchantId?: string; payerId?: string; states: Payment['state'][]; afterId?: string; limit: number }) =>
+    app.repository.list({ ...q, ...(q.states.length === 0 ? { states: undefined } : {}) });
+  const payeeName = async (p: Payment) => (await app.directory.getMerchant(p.merchantId))?.name ?? '';
+  return [
+    { service: PaymentService, impl: paymentServiceImpl({ payments: app.payments, directory: app.directory, events: app.events, listPayments }) },
+    { service: PayerService, impl: payerServiceImpl({ payments: app.payments, directory: app.directory, events: app.events, listPayments, payeeName }) },
+    { service: EnrollmentService, impl: enrollmentServiceImpl({ enrollment: app.enrollment }) },
+    { service: LedgerService, impl: ledgerServiceImpl({ ledger: app.ledger, directory: app.directory, enrollment: app.enrollment, ...(app.totals ? { totals: app.totals } : {}) }) },
+  ] as const;
+}
+
+function interceptorsFor(app: App, statsd: StatsDClient | undefined): Interceptor[] {
+  return [
+    logging(app.logger),
+    ...(statsd === undefined ? [] : [metrics(statsd)]),
+    deadline(),
+    authenticate((key) => app.resolvePrincipal(key), { publicMethods: [] }),
+  ];
+}
+
+/**
+ * Serves the authz services over gRPC (grpc-js, with health and reflection) and over
+ * Connect/gRPC-Web (connect-node), from the same implementations and interceptors, and runs the
+ * expiry sweeper.
+ */
+export async function startServers(app: App, opts: { host: string; grpcPort: number; connectPort: number; statsd?: string; grpcCredentials?: grpc.ServerCredentials }): Promise<Servers> {
+  const [statsdHost, statsdPort] = (opts.statsd ?? '').split(':');
+  const statsd = opts.statsd === undefined ? undefined : new StatsD({ host: statsdHost, port: Number(statsdPort || 8125), prefix: 'countersign.', errorHandler: (e) => app.logger.warn({ err: e }, 'statsd') });
+  const services = serviceEntries(app);
+  const interceptors = interceptorsFor(app, statsd);
+  const grpcServer = await startGrpcServer({ host: opts.host, port: opts.grpcPort, services, interceptors, credentials: opts.grpcCredentials ?? grpc.ServerCredentials.createInsecure(), logger: app.logger });
+  const connectServer = await startConnectServer({ routes: routesOf(services), host: opts.host, port: opts.connectPort, interceptors, logger: app.logger });
+  const sweeper = setInterval(() => {
+    app.payments.expireDue(expirySweepBatchMax).catch((err: unknown) => app.logger.warn({ err }, 'expiry sweep failed'));
+  }, expirySweepIntervalMs);
+  sweeper.unref();
+  return {
+    grpcPort: grpcServer.port,
+    connectPort: connectServer.port,
+    async close() {
+      clearInterval(sweeper);
+      await Promise.all([grpcServer.close(), connectServer.close()]);
+      statsd?.close();
+    },
+  };
+}

@@ -1,0 +1,97 @@
+import test from 'ava';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { AuthzError } from '../../../authz/errors.js';
+import { StoreUnavailableError } from '../../../authz/ports.js';
+import { StoreFullError } from '../../../authz/store/errors.js';
+import { LedgerUnavailableError } from '../../../ledger/port.js';
+import {
+  codeName,
+  codeOfKind,
+  createErrorMapper,
+  DomainError,
+  errorRule,
+  houseErrorRules,
+  toConnectError,
+  type ErrorKind,
+} from '../../../services/rpc/errors.js';
+import { clientTimeoutMs } from '../../../services/rpc/interceptors.js';
+import { ErrorInfoSchema } from '../../../services/rpc/status-details.js';
+
+const table: [ErrorKind, Code][] = [
+  ['invalid_argument', Code.InvalidArgument],
+  ['not_found', Code.NotFound],
+  ['already_exists', Code.AlreadyExists],
+  ['failed_precondition', Code.FailedPrecondition],
+  ['permission_denied', Code.PermissionDenied],
+  ['resource_exhausted', Code.ResourceExhausted],
+  ['unauthenticated', Code.Unauthenticated],
+  ['unavailable', Code.Unavailable],
+];
+
+test('every domain kind maps to its gRPC code, with the same number as gRPC', (t) => {
+  for (const [kind, code] of table) {
+    const e = toConnectError(new DomainError(kind, `a ${kind} outcome`));
+    t.deepEqual([e.code, e.rawMessage, e.details.length], [code, `a ${kind} outcome`, 0], kind);
+  }
+  t.deepEqual(Object.keys(codeOfKind).sort(), table.map(([k]) => k).sort(), 'the table is closed');
+  t.deepEqual([Code.NotFound, Code.Unauthenticated, Code.Internal], [5, 16, 13]);
+});
+
+test('details become one google.rpc.ErrorInfo; the original stays the cause', (t) => {
+  const original = new DomainError('failed_precondition', 'insufficient funds', { reason: 'insufficient_funds', shortBy: 1_500n });
+  const e = toConnectError(original);
+  t.is(e.code, Code.FailedPrecondition);
+  t.is(e.cause, original);
+  const [info] = e.findDetails(ErrorInfoSchema) as unknown as { reason: string; domain: string; metadata: Record<string, string> }[];
+  t.deepEqual(info && [info.reason, info.domain, info.metadata], ['INSUFFICIENT_FUNDS', 'countersign.v1', { shortBy: '1500' }]);
+});
+
+test("the domain's own errors are rows of the house table", (t) => {
+  const authz = toConnectError(new AuthzError('permission_denied', 'wrong code', { attemptsLeft: 4 }));
+  t.deepEqual([authz.code, authz.rawMessage], [Code.PermissionDenied, 'wrong code']);
+  for (const e of [new LedgerUnavailableError('tigerbeetle at 10.0.0.7:3000 timed out'), new StoreUnavailableError('redis down'), new StoreFullError('full')]) {
+    const mapped = toConnectError(e);
+    t.is(mapped.code, Code.Unavailable, e.name);
+    t.false(mapped.rawMessage.includes('10.0.0.7') || mapped.rawMessage.includes('redis'), 'no internals in the message');
+    t.is(mapped.cause, e);
+  }
+});
+
+test('anything unmapped is INTERNAL "internal error", never UNKNOWN; ConnectErrors pass as they are', (t) => {
+  for (const thrown of [new Error('secret stack'), new TypeError('x is undefined'), 'a string', undefined]) {
+    const e = toConnectError(thrown);
+    t.deepEqual([e.code, e.rawMessage, e.cause], [Code.Internal, 'internal error', thrown]);
+  }
+  const connect = new ConnectError('nope', Code.OutOfRange);
+  t.is(toConnectError(connect), connect);
+  const deadline = new ConnectError('deadline exceeded', Code.DeadlineExceeded);
+  const aborted = Object.assign(new Error('aborted'), { name: 'AbortError', cause: deadline });
+  t.is(toConnectError(aborted), deadline, "an abort carries its signal's reason");
+  t.is(toConnectError(Object.assign(new Error('aborted'), { name: 'AbortError' })).code, Code.Canceled);
+});
+
+test('the table extends with a typed row, first match wins', (t) => {
+  class PayerLockedError extends Error {
+    constructor(readonly retryAfterS: number) {
+      super('payer locked');
+    }
+  }
+  const map = createErrorMapper([
+    errorRule(PayerLockedError, (e) => ({ kind: 'resource_exhausted', message: 'too many attempts', details: { retryAfterS: e.retryAfterS } })),
+    ...houseErrorRules,
+  ]);
+  const e = map(new PayerLockedError(30));
+  t.deepEqual([e.code, e.rawMessage], [Code.ResourceExhausted, 'too many attempts']);
+  t.is(map(new DomainError('not_found', 'payer not found')).code, Code.NotFound, 'the house rows still apply');
+  t.is(toConnectError(new PayerLockedError(30)).code, Code.Internal, 'the house mapper is not changed');
+});
+
+test('code names for logs and tags, and client timeouts from either protocol', (t) => {
+  t.deepEqual([codeName(0), codeName(Code.NotFound), codeName(Code.DeadlineExceeded)], ['ok', 'not_found', 'deadline_exceeded']);
+  t.is(clientTimeoutMs(new Headers({ 'grpc-timeout': '250m' })), 250);
+  t.is(clientTimeoutMs(new Headers({ 'grpc-timeout': '2S' })), 2_000);
+  t.is(clientTimeoutMs(new Headers({ 'grpc-timeout': '1H' })), 3_600_000);
+  t.is(clientTimeoutMs(new Headers({ 'connect-timeout-ms': '1500' })), 1_500);
+  t.is(clientTimeoutMs(new Headers({ 'grpc-timeout': '123456789m' })), undefined, 'over 8 digits is not a timeout');
+  t.is(clientTimeoutMs(new Headers()), undefined);
+});
