@@ -1,32 +1,93 @@
 #!/usr/bin/env node
 /**
- * The `countersign` command line.
- *
- *   countersign demo [--memory]   walk through reserve → post/void on the configured ledger
- *   countersign help
+ * The `countersign` command line: serve, demo, payer tools, reconcile.
  */
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { deriveSecondCode, secondCodeSuite } from '../authz/codes/challenge.js';
+import { base32Decode } from '../authz/codes/secret.js';
+import { reconcile } from '../authz/reconcile.js';
+import { createApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
+import { runDemo } from './demo.js';
 import { openLedger } from './ledger.js';
 import { runLedgerDemo } from './ledger-demo.js';
+import { startServers } from './server.js';
 
 const usage = `usage: countersign <command> [options]
 
 commands:
-  demo [--memory]   fund a payer, reserve, post with fee, void, refuse, retry and expire
-                    payments on the ledger, printing every step and the balances
-  help              this text
+  serve                 run the authorization service: gRPC (grpc-js, health, reflection) and
+                        Connect/gRPC-Web (connect-node) on the configured ports
+  demo                  serve in process and walk a merchant and a payer through payments:
+                        frictionless, second code (wrong then right), declined, insufficient funds
+  payer derive          compute a second code as a payer's terminal does:
+                          --secret BASE32 --first-code 8DIGITS --amount MINOR --currency USD --payee HEX32
+  reconcile             rebuild payment states from the ledger (the source of truth) and report
+  ledger-demo [--memory]  reserve / post / void / expire straight on the ledger
+  help                  this text
 
 environment (all optional; see README "Configuration"):
-  COUNTERSIGN_DATA_DIR            embedded ledger journal directory (default ./.data)
+  COUNTERSIGN_DATA_DIR            data directory: ledger journal, directory, keys (default ./.data)
+  COUNTERSIGN_REDIS_URL           Redis for challenges, idempotency, payments, directory
   COUNTERSIGN_TB_ADDRESSES        TigerBeetle replica addresses, comma-separated
   COUNTERSIGN_TB_CLUSTER_ID       TigerBeetle cluster id (default 0)
-  COUNTERSIGN_LEDGER_TIMEOUT_MS   deadline for one ledger request (default 5000)`;
+  COUNTERSIGN_GRPC_PORT           gRPC port (default 50051)
+  COUNTERSIGN_CONNECT_PORT        Connect/gRPC-Web port (default 8080)
+  COUNTERSIGN_ADMIN_KEY           operator API key (default: generated into <data dir>/admin.key)
+  COUNTERSIGN_MASTER_KEY          base64 master key (default: <data dir>/master.key, mode 0600)`;
 
-async function demo(args: string[]): Promise<void> {
+async function serve(): Promise<void> {
+  const config = loadConfig();
+  const app = await createApp({ config });
+  const report = await reconcile({ ledger: app.ledger, payments: app.repository, service: app.payments, now: Date.now });
+  const servers = await startServers(app, { host: config.host, grpcPort: config.grpcPort, connectPort: config.connectPort, ...(config.statsd ? { statsd: config.statsd } : {}) });
+  app.logger.info({ grpcPort: servers.grpcPort, connectPort: servers.connectPort, stores: app.describe, reconciled: report }, 'countersign serving');
+  console.log(`countersign serving
+  gRPC (grpc-js)           ${config.host}:${servers.grpcPort}   health + reflection: grpcurl -plaintext ${config.host}:${servers.grpcPort} list
+  Connect / gRPC-Web       http://${config.host}:${servers.connectPort}
+  ledger and stores        ${app.describe.join('; ')}
+  operator key             ${config.adminKey === undefined ? join(config.dataDir, 'admin.key') : 'COUNTERSIGN_ADMIN_KEY'}
+Ctrl-C stops.`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await servers.close();
+  await app.close();
+}
+
+function derive(args: string[]): void {
+  const { values } = parseArgs({
+    args,
+    options: { secret: { type: 'string' }, 'first-code': { type: 'string' }, amount: { type: 'string' }, currency: { type: 'string' }, payee: { type: 'string' } },
+  });
+  const missing = ['secret', 'first-code', 'amount', 'currency', 'payee'].filter((k) => values[k as keyof typeof values] === undefined);
+  if (missing.length > 0) throw new ConfigError(`payer derive needs --${missing.join(', --')}`);
+  if (!/^\d+$/.test(values.amount!)) throw new ConfigError('--amount is in minor units, digits only (2500 for 25.00)');
+  const code = deriveSecondCode(base32Decode(values.secret!), {
+    firstCode: values['first-code']!,
+    amount: BigInt(values.amount!),
+    currency: values.currency!,
+    payeeAccountId: values.payee!,
+  });
+  console.log(`${code}    (${secondCodeSuite})`);
+}
+
+async function reconcileCommand(): Promise<void> {
+  const app = await createApp({ config: loadConfig() });
+  try {
+    const report = await reconcile({ ledger: app.ledger, payments: app.repository, service: app.payments, now: Date.now });
+    console.log(JSON.stringify(report, null, 2));
+  } finally {
+    await app.close();
+  }
+}
+
+async function ledgerDemo(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { memory: { type: 'boolean', default: false } } });
   const { ledger, describe } = await openLedger(loadConfig(), { memory: values.memory });
-  console.log(`countersign demo on ${describe}`);
+  console.log(`countersign ledger demo on ${describe}`);
   try {
     await runLedgerDemo(ledger, (line) => console.log(line));
   } finally {
@@ -37,8 +98,21 @@ async function demo(args: string[]): Promise<void> {
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
+    case 'serve':
+      await serve();
+      return 0;
     case 'demo':
-      await demo(rest);
+      await runDemo(loadConfig(), (line) => console.log(line));
+      return 0;
+    case 'payer':
+      if (rest[0] !== 'derive') throw new ConfigError('usage: countersign payer derive --secret … (see countersign help)');
+      derive(rest.slice(1));
+      return 0;
+    case 'reconcile':
+      await reconcileCommand();
+      return 0;
+    case 'ledger-demo':
+      await ledgerDemo(rest);
       return 0;
     case undefined:
     case 'help':
