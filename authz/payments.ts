@@ -119,10 +119,14 @@ export class PaymentsService {
     checkAmount(input.amount);
     const currency = checkCurrency(input.currency);
     checkDescription(input.description);
+    // Everything that can refuse the request as malformed or unknown runs before the key is
+    // claimed: a corrected retry may reuse the key (nothing was started under it).
+    const payer = await this.resolvePayer(input);
+    const accounts = this.accountsFor(merchant, payer, currency.code, input.payeeAccountId);
     const claim = await this.claim(merchant.id, input.idempotencyKey, { op: 'create', ...input });
     return this.serialized(claim, async () => {
       const existing = await this.deps.payments.get(claim);
-      return existing === undefined ? this.createNew(claim, merchant, input, currency.code) : replayCreated(existing);
+      return existing === undefined ? this.createNew(claim, merchant, payer, accounts, input) : replayCreated(existing);
     });
   }
 
@@ -143,9 +147,8 @@ export class PaymentsService {
     return id;
   }
 
-  private async createNew(id: string, merchant: Merchant, input: CreatePaymentInput, currency: string): Promise<Payment> {
-    const payer = await this.resolvePayer(input);
-    const accounts = this.accountsFor(merchant, payer, currency, input.payeeAccountId);
+  private async createNew(id: string, merchant: Merchant, payer: Payer, accounts: PaymentAccounts, input: CreatePaymentInput): Promise<Payment> {
+    const currency = input.currency;
     const now = this.deps.now();
     const payment: Payment = {
       id,

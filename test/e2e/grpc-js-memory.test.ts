@@ -1,0 +1,3 @@
+import { registerScenarios } from './scenarios.js';
+
+registerScenarios('grpc-js', 'memory');

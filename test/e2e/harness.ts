@@ -1,0 +1,151 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { DescService } from '@bufbuild/protobuf';
+import { createClient, type Client, type Interceptor } from '@connectrpc/connect';
+import { createConnectTransport, Http2SessionManager } from '@connectrpc/connect-node';
+import { pino } from 'pino';
+import { deriveSecondCode } from '../../authz/codes/challenge.js';
+import { base32Decode } from '../../authz/codes/secret.js';
+import { InboxNotifier } from '../../authz/notifier.js';
+import type { PaymentLimits } from '../../authz/payments.js';
+import { Factor } from '../../gen/countersign/v1/common_pb.js';
+import { EnrollmentService, type PayerPolicy } from '../../gen/countersign/v1/enrollment_pb.js';
+import { LedgerService } from '../../gen/countersign/v1/ledger_pb.js';
+import { PayerService } from '../../gen/countersign/v1/payer_pb.js';
+import { PaymentService } from '../../gen/countersign/v1/payments_pb.js';
+import { createApp, type App } from '../../services/app.js';
+import { loadConfig } from '../../services/config.js';
+import { startServers, type Servers } from '../../services/server.js';
+import { grpcJsClient, callDeadlineMs } from '../support/grpc-js-client.js';
+import { startRedis, stopRedis, type RedisServer } from '../support/redis.js';
+
+export type ClientKind = 'grpc-js' | 'connect';
+export type StoreKind = 'memory' | 'redis';
+
+export interface Clients {
+  payments: Client<typeof PaymentService>;
+  payer: Client<typeof PayerService>;
+  enrollment: Client<typeof EnrollmentService>;
+  ledger: Client<typeof LedgerService>;
+}
+
+export interface Env {
+  readonly name: string;
+  readonly app: App;
+  readonly inbox: InboxNotifier;
+  /** Every log line the service wrote (pino JSON), for the secret scan. */
+  readonly logs: string[];
+  readonly admin: Clients;
+  clients(key: string): Clients;
+  close(): Promise<void>;
+}
+
+/** Short lifetimes so expiry is testable: challenges live this long, milliseconds. */
+export const testCodeTtlMs = 2_000;
+
+function bearer(key: string): Interceptor {
+  return (next) => (req) => {
+    req.header.set('authorization', `Bearer ${key}`);
+    return next(req);
+  };
+}
+
+export async function startEnv(client: ClientKind, store: StoreKind, limits: Partial<PaymentLimits> = {}): Promise<Env> {
+  const redis: RedisServer | undefined = store === 'redis' ? await startRedis() : undefined;
+  const dataDir = mkdtempSync(join(tmpdir(), 'cs-e2e-'));
+  const logs: string[] = [];
+  const inbox = new InboxNotifier();
+  const config = { ...loadConfig({}), dataDir, redisUrl: redis?.url, masterKey: randomBytes(32).toString('base64'), adminKey: `cs_admin_${randomBytes(12).toString('hex')}` };
+  const app = await createApp({
+    config,
+    memoryLedger: true,
+    memoryDirectory: true,
+    notifier: inbox,
+    logger: pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) }),
+    limits: { codeTtlMs: testCodeTtlMs, reservationGraceSeconds: 1, ...limits },
+  });
+  const servers: Servers = await startServers(app, { host: '127.0.0.1', grpcPort: 0, connectPort: 0 });
+  const closers: (() => void)[] = [];
+  const clients = (key: string): Clients => {
+    if (client === 'grpc-js') {
+      const make = <S extends DescService>(s: S) => {
+        const c = grpcJsClient(s, `127.0.0.1:${servers.grpcPort}`, key);
+        closers.push(c.close);
+        return c.client;
+      };
+      return { payments: make(PaymentService), payer: make(PayerService), enrollment: make(EnrollmentService), ledger: make(LedgerService) };
+    }
+    const baseUrl = `http://127.0.0.1:${servers.connectPort}`;
+    const sessionManager = new Http2SessionManager(baseUrl);
+    closers.push(() => sessionManager.abort());
+    const transport = createConnectTransport({ baseUrl, httpVersion: '2', sessionManager, interceptors: [bearer(key)], defaultTimeoutMs: callDeadlineMs });
+    return { payments: createClient(PaymentService, transport), payer: createClient(PayerService, transport), enrollment: createClient(EnrollmentService, transport), ledger: createClient(LedgerService, transport) };
+  };
+  return {
+    name: `${client} client, ${store} store`,
+    app,
+    inbox,
+    logs,
+    admin: clients(app.adminKey),
+    clients,
+    async close() {
+      closers.forEach((close) => close());
+      await servers.close();
+      await app.close();
+      if (redis !== undefined) await stopRedis(redis);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ------------------------------------------------------------------ actors
+
+export interface Merchant {
+  id: string;
+  apiKey: string;
+  account: string;
+  api: Clients;
+}
+
+export interface Payer {
+  id: string;
+  secret: Buffer;
+  secretBase32: string;
+  token: string;
+  account: string;
+  api: Clients;
+}
+
+let counter = 0;
+const unique = (prefix: string) => `${prefix}-${process.pid}-${++counter}-${randomBytes(3).toString('hex')}`;
+
+export async function newMerchant(env: Env, feeBasisPoints = 100): Promise<Merchant> {
+  const r = await env.admin.enrollment.enrollMerchant({ idempotencyKey: unique('merchant'), name: 'Shop', currencies: ['USD'], feeBasisPoints });
+  return { id: r.merchantId, apiKey: r.apiKey, account: r.payeeAccountIds['USD']!, api: env.clients(r.apiKey) };
+}
+
+/** Default policy: no factor below 1.00, the second code up to 1000.00, second code + PIN above. */
+export const testPolicy = { currency: 'USD', noFactorBelow: 1_00n, oneFactorUpTo: 1000_00n, oneFactor: Factor.SECOND_CODE, moreFactors: [Factor.SECOND_CODE, Factor.FIRST_CODE_AND_PIN] };
+
+export async function newPayer(env: Env, funds = 500_00n, policy: Partial<PayerPolicy> = {}): Promise<Payer> {
+  const phone = `+1415${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
+  const r = await env.admin.enrollment.enrollPayer({ idempotencyKey: unique('payer'), phone, displayName: 'Payer', currencies: ['USD'], policies: [{ ...testPolicy, ...policy }] });
+  const account = r.payer!.prepaidAccountIds['USD']!;
+  if (funds > 0n) await env.admin.ledger.fundAccount({ idempotencyKey: unique('fund'), accountId: account, amount: funds, currency: 'USD' });
+  return { id: r.payer!.id, secret: base32Decode(r.verificationSecretBase32), secretBase32: r.verificationSecretBase32, token: r.payerToken, account, api: env.clients(r.payerToken) };
+}
+
+export async function balance(env: Env, account: string): Promise<{ available: bigint; posted: bigint; reserved: bigint; credited: bigint }> {
+  const a = (await env.admin.ledger.getAccount({ accountId: account })).account!;
+  const posted = a.creditsPosted - a.debitsPosted;
+  return { available: posted - a.debitsPending, posted, reserved: a.debitsPending, credited: a.creditsPosted };
+}
+
+/** What the payer's terminal computes. */
+export function secondCode(payer: Payer, firstCode: string, amount: bigint, payeeAccountId: string, currency = 'USD'): string {
+  return deriveSecondCode(payer.secret, { firstCode, amount, currency, payeeAccountId });
+}
+
+export const key = unique;
