@@ -22,8 +22,15 @@ interface Subscriber {
 
 export class PaymentEvents {
   private readonly subscribers = new Set<Subscriber>();
+  private readonly listeners: ((payment: Payment) => void)[] = [];
+
+  /** Calls `listener` synchronously for every published payment (metrics, audit). */
+  listen(listener: (payment: Payment) => void): void {
+    this.listeners.push(listener);
+  }
 
   publish(payment: Payment): void {
+    for (const listener of this.listeners) listener(payment);
     for (const s of this.subscribers) {
       if (!s.filter(payment)) continue;
       if (s.queue.length >= subscriberQueueMax) s.failed = new SubscriberOverflowError(`watch fell ${subscriberQueueMax} payments behind`);

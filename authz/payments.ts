@@ -432,6 +432,19 @@ export class PaymentsService {
     return due.length;
   }
 
+  /**
+   * Read-modify-write of one payment under this process's per-payment lock, on a fresh read:
+   * `change` returns the new record, or undefined to leave it. For maintenance (reconcile) that
+   * must not overwrite a concurrent transition with a stale copy.
+   */
+  async revise(paymentId: string, change: (fresh: Payment) => Promise<Payment | undefined>): Promise<Payment> {
+    return this.serialized(paymentId, async () => {
+      const fresh = await this.current(paymentId);
+      const next = await change(fresh);
+      return next === undefined || next === fresh ? fresh : this.save(next);
+    });
+  }
+
   // ------------------------------------------------------------------ reads
 
   /** The payment if the caller may see it (NOT_FOUND otherwise: no existence leak). */

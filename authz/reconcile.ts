@@ -74,22 +74,23 @@ function truth(payment: Payment, facts: LedgerFacts, nowMs: number): PaymentStat
 }
 
 async function reconcileOne(
-  deps: { payments: PaymentRepository; service: PaymentsService; now: () => number },
+  deps: { service: PaymentsService; now: () => number },
   payment: Payment,
   facts: LedgerFacts,
   report: ReconcileReport,
 ): Promise<Payment> {
   if (facts.posted && payment.feeAmount > 0n && !facts.fee && report.anomalies.length < 100) report.anomalies.push(payment.id);
-  const state = truth(payment, facts, deps.now());
-  if (state === 'settle') return deps.service.settle(payment);
-  if (state === payment.state) return payment;
-  const fixed: Payment = {
-    ...payment,
-    state,
-    ...(state === 'DECLINED' && payment.declineReason === undefined ? { declineDetail: 'no money moved (reconciled from the ledger)' } : {}),
-    sealedFirstCode: undefined,
-    updatedAtMs: deps.now(),
-  };
-  await deps.payments.put(fixed);
-  return fixed;
+  // Decide on a fresh read under the payment's lock: a transition that raced the page read wins.
+  return deps.service.revise(payment.id, async (fresh) => {
+    const state = truth(fresh, facts, deps.now());
+    if (state === 'settle') return deps.service.settle(fresh);
+    if (state === fresh.state) return undefined;
+    return {
+      ...fresh,
+      state,
+      ...(state === 'DECLINED' && fresh.declineReason === undefined ? { declineDetail: 'no money moved (reconciled from the ledger)' } : {}),
+      sealedFirstCode: undefined,
+      updatedAtMs: deps.now(),
+    };
+  });
 }

@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import StatsD, { type StatsD as StatsDClient } from 'hot-shots';
 import { pino, type Logger } from 'pino';
 import { BuiltInPolicy } from '../authz/authorizer.js';
 import { loadOrCreateMasterKey, masterKeyFromBase64 } from '../authz/codes/secret-box.js';
@@ -22,6 +23,7 @@ import { currencyOf, formatMinor } from '../ledger/chart.js';
 import { EmbeddedLedger } from '../ledger/embedded/engine.js';
 import type { Ledger } from '../ledger/port.js';
 import { codeKits, credentialHash } from './code-kit.js';
+import { paymentOutcome, timed } from './metrics.js';
 import type { Config } from './config.js';
 import { openLedger } from './ledger.js';
 import type { Principal } from './rpc/interceptors.js';
@@ -48,6 +50,8 @@ export interface App {
   readonly ledger: Ledger;
   readonly events: PaymentEvents;
   readonly logger: Logger;
+  /** The StatsD client when COUNTERSIGN_STATSD is set (the RPC interceptor uses it too). */
+  readonly statsd: StatsDClient | undefined;
   /** Sums per ledger, when the engine can tell (embedded); TigerBeetle balances by construction. */
   readonly totals: (() => ReturnType<EmbeddedLedger['totals']>) | undefined;
   readonly adminKey: string;
@@ -55,6 +59,13 @@ export interface App {
   readonly describe: string[];
   resolvePrincipal(apiKey: string): Promise<Principal | undefined>;
   close(): Promise<void>;
+}
+
+/** A StatsD client for `host:port` (COUNTERSIGN_STATSD), metric names prefixed `countersign.`. */
+function statsdClient(config: Config, logger: Logger): StatsDClient | undefined {
+  if (config.statsd === undefined) return undefined;
+  const [host, port] = config.statsd.split(':');
+  return new StatsD({ host: host || '127.0.0.1', port: Number(port || 8125), prefix: 'countersign.', errorHandler: (err) => logger.warn({ err }, 'statsd send failed') });
 }
 
 /** The operator key: from config, or generated once into <dataDir>/admin.key with mode 0600. */
@@ -95,10 +106,21 @@ export async function createApp(options: AppOptions): Promise<App> {
   const now = options.now ?? Date.now;
   const masterKey = config.masterKey !== undefined ? masterKeyFromBase64(config.masterKey) : (mkdirSync(config.dataDir, { recursive: true }), loadOrCreateMasterKey(join(config.dataDir, 'master.key')));
   const kits = codeKits(masterKey);
-  const { ledger, describe: ledgerDescribe } = await openLedger(config, { memory: options.memoryLedger === true });
-  const stores = await openStores(options);
+  const statsd = statsdClient(config, logger);
+  const opened = await openLedger(config, { memory: options.memoryLedger === true });
+  const rawStores = await openStores(options);
+  const backendName = config.redisUrl === undefined ? 'memory' : 'redis';
+  const ledger = statsd === undefined ? opened.ledger : timed(opened.ledger, config.tbAddresses.length > 0 ? 'tigerbeetle' : 'embedded-ledger', statsd);
+  const stores = statsd === undefined ? rawStores : {
+    ...rawStores,
+    challenges: timed(rawStores.challenges, backendName, statsd),
+    repository: timed(rawStores.repository, backendName, statsd),
+    directory: timed(rawStores.directory, backendName, statsd),
+  };
+  const ledgerDescribe = opened.describe;
   const feeAccounts = await ensurePlatformAccounts(ledger);
   const events = new PaymentEvents();
+  if (statsd !== undefined) events.listen(paymentOutcome(statsd));
   const limits = { ...defaultPaymentLimits, ...options.limits };
   const formatter = (amount: bigint, code: string) => {
     const currency = currencyOf(code);
@@ -129,7 +151,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     ledger,
     events,
     logger,
-    totals: ledger instanceof EmbeddedLedger ? () => ledger.totals() : undefined,
+    totals: opened.ledger instanceof EmbeddedLedger ? () => (opened.ledger as EmbeddedLedger).totals() : undefined,
+    statsd,
     adminKey,
     describe: [ledgerDescribe, stores.describe],
     async resolvePrincipal(apiKey) {
@@ -145,6 +168,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       await Promise.allSettled([stores.challenges.close(), stores.repository.close()]);
       await stores.directory.close();
       await ledger.close();
+      await new Promise<void>((resolve) => (statsd === undefined ? resolve() : statsd.close(() => resolve())));
     },
   };
 }

@@ -41,7 +41,7 @@ async function serve(): Promise<void> {
   const config = loadConfig();
   const app = await createApp({ config });
   const report = await reconcile({ ledger: app.ledger, payments: app.repository, service: app.payments, now: Date.now });
-  const servers = await startServers(app, { host: config.host, grpcPort: config.grpcPort, connectPort: config.connectPort, ...(config.statsd ? { statsd: config.statsd } : {}) });
+  const servers = await startServers(app, { host: config.host, grpcPort: config.grpcPort, connectPort: config.connectPort });
   app.logger.info({ grpcPort: servers.grpcPort, connectPort: servers.connectPort, stores: app.describe, reconciled: report }, 'countersign serving');
   console.log(`countersign serving
   gRPC (grpc-js)           ${config.host}:${servers.grpcPort}   health + reflection: grpcurl -plaintext ${config.host}:${servers.grpcPort} list

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import StatsD, { type StatsD as StatsDClient } from 'hot-shots';
+import type { StatsD as StatsDClient } from 'hot-shots';
 import type { Interceptor } from '@connectrpc/connect';
 import type { Payment } from '../authz/model.js';
 import { EnrollmentService } from '../gen/countersign/v1/enrollment_pb.js';
@@ -53,9 +53,8 @@ function interceptorsFor(app: App, statsd: StatsDClient | undefined): Intercepto
  * Connect/gRPC-Web (connect-node), from the same implementations and interceptors, and runs the
  * expiry sweeper.
  */
-export async function startServers(app: App, opts: { host: string; grpcPort: number; connectPort: number; statsd?: string; grpcCredentials?: grpc.ServerCredentials }): Promise<Servers> {
-  const [statsdHost, statsdPort] = (opts.statsd ?? '').split(':');
-  const statsd = opts.statsd === undefined ? undefined : new StatsD({ host: statsdHost, port: Number(statsdPort || 8125), prefix: 'countersign.', errorHandler: (e) => app.logger.warn({ err: e }, 'statsd') });
+export async function startServers(app: App, opts: { host: string; grpcPort: number; connectPort: number; grpcCredentials?: grpc.ServerCredentials }): Promise<Servers> {
+  const statsd = app.statsd;
   const services = serviceEntries(app);
   const interceptors = interceptorsFor(app, statsd);
   const grpcServer = await startGrpcServer({ host: opts.host, port: opts.grpcPort, services, interceptors, credentials: opts.grpcCredentials ?? grpc.ServerCredentials.createInsecure(), logger: app.logger });
@@ -70,7 +69,6 @@ export async function startServers(app: App, opts: { host: string; grpcPort: num
     async close() {
       clearInterval(sweeper);
       await Promise.all([grpcServer.close(), connectServer.close()]);
-      statsd?.close();
     },
   };
 }

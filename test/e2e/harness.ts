@@ -16,7 +16,7 @@ import { LedgerService } from '../../gen/countersign/v1/ledger_pb.js';
 import { PayerService } from '../../gen/countersign/v1/payer_pb.js';
 import { PaymentService } from '../../gen/countersign/v1/payments_pb.js';
 import { createApp, type App } from '../../services/app.js';
-import { loadConfig } from '../../services/config.js';
+import { loadConfig, type Config } from '../../services/config.js';
 import { startServers, type Servers } from '../../services/server.js';
 import { grpcJsClient, callDeadlineMs } from '../support/grpc-js-client.js';
 import { startRedis, stopRedis, type RedisServer } from '../support/redis.js';
@@ -33,17 +33,28 @@ export interface Clients {
 
 export interface Env {
   readonly name: string;
+  readonly client: ClientKind;
+  readonly store: StoreKind;
   readonly app: App;
   readonly inbox: InboxNotifier;
   /** Every log line the service wrote (pino JSON), for the secret scan. */
   readonly logs: string[];
   readonly admin: Clients;
+  readonly grpcPort: number;
+  /** The private redis-server, on the Redis store (outage tests stop and restart it). */
+  readonly redis: RedisServer | undefined;
+  readonly connectPort: number;
   clients(key: string): Clients;
   close(): Promise<void>;
 }
 
-/** Short lifetimes so expiry is testable: challenges live this long, milliseconds. */
-export const testCodeTtlMs = 2_000;
+/**
+ * Challenge lifetime in the shared test environments, milliseconds: long enough that no scenario
+ * expires by accident on a loaded machine. The expiry scenario uses its own environment with
+ * `shortCodeTtlMs`.
+ */
+export const testCodeTtlMs = 30_000;
+export const shortCodeTtlMs = 1_500;
 
 function bearer(key: string): Interceptor {
   return (next) => (req) => {
@@ -52,12 +63,12 @@ function bearer(key: string): Interceptor {
   };
 }
 
-export async function startEnv(client: ClientKind, store: StoreKind, limits: Partial<PaymentLimits> = {}): Promise<Env> {
+export async function startEnv(client: ClientKind, store: StoreKind, limits: Partial<PaymentLimits> = {}, overrides: Partial<Config> = {}): Promise<Env> {
   const redis: RedisServer | undefined = store === 'redis' ? await startRedis() : undefined;
   const dataDir = mkdtempSync(join(tmpdir(), 'cs-e2e-'));
   const logs: string[] = [];
   const inbox = new InboxNotifier();
-  const config = { ...loadConfig({}), dataDir, redisUrl: redis?.url, masterKey: randomBytes(32).toString('base64'), adminKey: `cs_admin_${randomBytes(12).toString('hex')}` };
+  const config = { ...loadConfig({}), dataDir, redisUrl: redis?.url, masterKey: randomBytes(32).toString('base64'), adminKey: `cs_admin_${randomBytes(12).toString('hex')}`, ...overrides };
   const app = await createApp({
     config,
     memoryLedger: true,
@@ -85,16 +96,21 @@ export async function startEnv(client: ClientKind, store: StoreKind, limits: Par
   };
   return {
     name: `${client} client, ${store} store`,
+    client,
+    store,
     app,
     inbox,
     logs,
     admin: clients(app.adminKey),
+    grpcPort: servers.grpcPort,
+    redis,
+    connectPort: servers.connectPort,
     clients,
     async close() {
       closers.forEach((close) => close());
       await servers.close();
       await app.close();
-      if (redis !== undefined) await stopRedis(redis);
+      if (redis !== undefined) await stopRedis(redis).catch(() => undefined);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -3,7 +3,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import { reconcile } from '../../authz/reconcile.js';
 import { Channel, Factor, PaymentState, DeclineReason } from '../../gen/countersign/v1/common_pb.js';
 import { ErrorInfoSchema } from '../../services/rpc/status-details.js';
-import { balance, key, newMerchant, newPayer, secondCode, startEnv, testCodeTtlMs, type ClientKind, type Env, type Payer, type StoreKind } from './harness.js';
+import { balance, key, newMerchant, newPayer, secondCode, shortCodeTtlMs, startEnv, type ClientKind, type Env, type Payer, type StoreKind } from './harness.js';
 
 type Scenario = (t: ExecutionContext, env: Env, secrets: Set<string>) => Promise<void>;
 
@@ -69,11 +69,13 @@ const scenarios: Record<string, Scenario> = {
     t.deepEqual(await balance(env, payer.account), { available: 500_00n, posted: 500_00n, reserved: 0n, credited: 500_00n });
   },
 
-  async 'an expired challenge releases the funds and its code no longer works'(t, env, secrets) {
+  async 'an expired challenge releases the funds and its code no longer works'(t, shared, secrets) {
+    const env = await startEnv(shared.client, shared.store, { codeTtlMs: shortCodeTtlMs });
+    t.teardown(() => env.close());
     const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
     const p = await challenged(t, env, payer, shop, 15_00n);
     const code = secondCode(payer, firstCodeOf(env, p.id, secrets), 15_00n, shop.account);
-    await new Promise((resolve) => setTimeout(resolve, testCodeTtlMs + 600));
+    await new Promise((resolve) => setTimeout(resolve, shortCodeTtlMs + 600));
     t.is((await shop.api.payments.getPayment({ paymentId: p.id })).payment!.state, PaymentState.EXPIRED);
     t.deepEqual(await balance(env, payer.account), { available: 500_00n, posted: 500_00n, reserved: 0n, credited: 500_00n });
     await refused(t, payer.api.payer.confirmPayment({ idempotencyKey: key('e'), paymentId: p.id, proof: { case: 'secondCode', value: code } }), Code.FailedPrecondition, /EXPIRED/);

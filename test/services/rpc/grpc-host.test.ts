@@ -1,12 +1,9 @@
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import test from 'ava';
 import { createFileRegistry, fromBinary } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { service as healthService } from 'grpc-health-check';
+import { healthCheck, reflect } from '../../support/reflection.js';
 import type { RunningConnectServer } from '../../../services/rpc/connect-server.js';
 import { connectCaller, grpcJsCaller, grpcJsRawUnary } from './callers.js';
 import { merchantKey, startHarness, tcpHandles, tcpHandlesSettle, waitMsMax, within, type ServerKind } from './fixtures.js';
@@ -14,57 +11,11 @@ import { withServer } from './suite.js';
 
 // grpc-host specifics: health, reflection, undecodable requests, and closing under idle clients.
 
-const reflectionProtoRoot = join(dirname(createRequire(import.meta.url).resolve('@grpc/reflection')), '..', 'proto');
-
-type Duplex = grpc.ClientDuplexStream<object, ReflectionResponse>;
-interface ReflectionResponse {
-  messageResponse: string;
-  listServicesResponse?: { service: { name: string }[] };
-  fileDescriptorResponse?: { fileDescriptorProto: Buffer[] };
-  errorResponse?: { errorCode: number; errorMessage: string };
-}
-
-/** One request on a ServerReflectionInfo stream of reflection `version` ("v1" or "v1alpha"). */
-async function reflect(port: number, version: 'v1' | 'v1alpha', request: object): Promise<ReflectionResponse> {
-  const pkg = loadSync(`grpc/reflection/${version}/reflection.proto`, { includeDirs: [reflectionProtoRoot], oneofs: true });
-  const definition = pkg[`grpc.reflection.${version}.ServerReflection`] as grpc.ServiceDefinition;
-  const Ctor = grpc.makeGenericClientConstructor(definition, 'ServerReflection');
-  const client = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, () => Duplex>;
-  try {
-    const call = client['serverReflectionInfo']!.call(client);
-    const response = new Promise<ReflectionResponse>((resolve, reject) => {
-      call.once('data', resolve);
-      call.once('error', reject);
-    });
-    call.write(request);
-    call.end();
-    return await within(response, waitMsMax, 'reflection response');
-  } finally {
-    client.close();
-  }
-}
-
 test.serial('grpc-host: health reports SERVING for the server and each service', (t) =>
   withServer(t, 'grpc-js', grpcJsCaller, async (h) => {
-    const Ctor = grpc.makeGenericClientConstructor(healthService as unknown as grpc.ServiceDefinition, 'Health');
-    const client = new Ctor(`127.0.0.1:${h.port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
-    const check = (service: string) =>
-      within(
-        new Promise<{ code: number; status?: string }>((resolve) =>
-          client['check']!.call(client, { service }, { deadline: Date.now() + waitMsMax }, (error: grpc.ServiceError | null, res?: { status: string }) =>
-            resolve(error ? { code: error.code } : { code: 0, status: res?.status }),
-          ),
-        ),
-        waitMsMax,
-        'health check',
-      );
-    try {
-      t.deepEqual(await check(''), { code: 0, status: 'SERVING' });
-      t.deepEqual(await check('countersign.v1.PaymentService'), { code: 0, status: 'SERVING' });
-      t.is((await check('countersign.v1.NoSuchService')).code, grpc.status.NOT_FOUND);
-    } finally {
-      client.close();
-    }
+    t.deepEqual(await healthCheck(h.port, ''), { code: 0, status: 'SERVING' });
+    t.deepEqual(await healthCheck(h.port, 'countersign.v1.PaymentService'), { code: 0, status: 'SERVING' });
+    t.is((await healthCheck(h.port, 'countersign.v1.NoSuchService')).code, grpc.status.NOT_FOUND);
   }),
 );
 
