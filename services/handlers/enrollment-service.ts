@@ -75,7 +75,7 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
     },
     async enrollMerchant(req, ctx) {
       requireAdmin(ctx);
-      const result = await enrollment.enrollMerchant({ idempotencyKey: req.idempotencyKey, name: req.name, currencies: req.currencies, feeBasisPoints: req.feeBasisPoints });
+      const result = await enrollment.enrollMerchant({ idempotencyKey: req.idempotencyKey, name: req.name, currencies: req.currencies, feeBasisPoints: req.feeBasisPoints, perPaymentLimit: req.perPaymentLimit });
       return { merchantId: result.merchant.id, apiKey: result.apiKey ?? '', payeeAccountIds: result.merchant.accounts, feeBasisPoints: result.merchant.feeBasisPoints };
     },
     async getPayer(req, ctx) {

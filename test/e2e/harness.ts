@@ -137,8 +137,8 @@ export interface Payer {
 let counter = 0;
 const unique = (prefix: string) => `${prefix}-${process.pid}-${++counter}-${randomBytes(3).toString('hex')}`;
 
-export async function newMerchant(env: Env, feeBasisPoints = 100): Promise<Merchant> {
-  const r = await env.admin.enrollment.enrollMerchant({ idempotencyKey: unique('merchant'), name: 'Shop', currencies: ['USD'], feeBasisPoints });
+export async function newMerchant(env: Env, feeBasisPoints = 100, perPaymentLimit = 0n): Promise<Merchant> {
+  const r = await env.admin.enrollment.enrollMerchant({ idempotencyKey: unique('merchant'), name: 'Shop', currencies: ['USD'], feeBasisPoints, perPaymentLimit });
   return { id: r.merchantId, apiKey: r.apiKey, account: r.payeeAccountIds['USD']!, api: env.clients(r.apiKey) };
 }
 

@@ -147,6 +147,12 @@ const scenarios: Record<string, Scenario> = {
     t.deepEqual((await create(60n, [Factor.SECOND_CODE])).payment!.requiredFactors, [Factor.SECOND_CODE], 'a merchant may ask for more');
     const b = await balance(env, payer.account);
     t.deepEqual([b.posted, b.reserved], [5000_00n - 50n, 1000_00n + 1000_01n + 60n]);
+    // The merchant's per-payment limit: above it, declined by policy before anything is reserved.
+    const capped = await newMerchant(env, 0, 100_00n);
+    const denied = { idempotencyKey: key('cap'), payer: { case: 'payerId' as const, value: payer.id }, amount: 100_01n, currency: 'USD', description: '' };
+    t.is((await refused(t, capped.api.payments.createPayment(denied), Code.FailedPrecondition, /per-payment limit/))['reason'], 'POLICY_DENIED');
+    t.is((await capped.api.payments.createPayment({ ...denied, idempotencyKey: key('cap'), amount: 100_00n })).payment!.state, PaymentState.CHALLENGED);
+    t.is((await balance(env, payer.account)).reserved, 1000_00n + 1000_01n + 60n + 100_00n);
   },
 
   async 'batch create and batch confirm report each item on its own'(t, env, secrets) {
