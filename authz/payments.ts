@@ -130,20 +130,27 @@ export class PaymentsService {
     });
   }
 
-  /** Claims the idempotency key; the result stored with it is the id of the work it names. */
-  private async claim(scope: string, key: string, request: unknown): Promise<string> {
-    const { challenges, limits } = this.deps;
+  /**
+   * Claims an idempotency key for a request: the stored result when the same request ran
+   * before, undefined when the caller now owns the key. ALREADY_EXISTS for a different request
+   * under the key; UNAVAILABLE while another call still holds it.
+   */
+  private async begin(scope: string, key: string, request: unknown): Promise<{ print: string; stored: string | undefined }> {
     const print = fingerprint(request);
-    const outcome = await challenges.beginIdempotency(scope, key, print, limits.idempotencyTtlMs);
+    const outcome = await this.deps.challenges.beginIdempotency(scope, key, print, this.deps.limits.idempotencyTtlMs);
     if (outcome.status === 'conflict') {
       throw new AuthzError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: key });
     }
-    if (outcome.status === 'in_progress') {
-      throw new AuthzError('unavailable', 'a request with this idempotency key is in progress; retry shortly');
-    }
-    if (outcome.status === 'done') return outcome.result;
+    if (outcome.status === 'in_progress') throw new AuthzError('unavailable', 'a request with this idempotency key is in progress; retry shortly');
+    return { print, stored: outcome.status === 'done' ? outcome.result : undefined };
+  }
+
+  /** Claims the key for a create; the result stored at once is the payment id, so a retry after a crash resumes the same payment. */
+  private async claim(scope: string, key: string, request: unknown): Promise<string> {
+    const { print, stored } = await this.begin(scope, key, request);
+    if (stored !== undefined) return stored;
     const id = idToHex(newPaymentId());
-    await challenges.completeIdempotency(scope, key, print, id, limits.idempotencyTtlMs);
+    await this.deps.challenges.completeIdempotency(scope, key, print, id, this.deps.limits.idempotencyTtlMs);
     return id;
   }
 
@@ -291,24 +298,22 @@ export class PaymentsService {
    */
   private async idempotent(scope: string, key: string, request: unknown, work: () => Promise<Payment>): Promise<Payment> {
     const { challenges, limits } = this.deps;
-    const print = fingerprint(request);
-    const claim = await challenges.beginIdempotency(scope, key, print, limits.idempotencyTtlMs);
-    if (claim.status === 'conflict') throw new AuthzError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: key });
-    if (claim.status === 'in_progress') throw new AuthzError('unavailable', 'a request with this idempotency key is in progress; retry shortly');
-    if (claim.status === 'done') return this.replay(claim.result);
-    let outcome: StoredOutcome;
+    const { print, stored } = await this.begin(scope, key, request);
+    if (stored !== undefined) return this.replay(stored);
+    let payment: Payment;
     try {
-      const payment = await work();
-      outcome = { paymentId: payment.id };
+      payment = await work();
     } catch (error) {
       if (!(error instanceof AuthzError) || error.kind === 'unavailable') {
         await challenges.abandonIdempotency(scope, key);
         throw error;
       }
-      outcome = { error: { kind: error.kind, message: error.message, details: error.details } };
+      const refusal: StoredOutcome = { error: { kind: error.kind, message: error.message, details: error.details } };
+      await challenges.completeIdempotency(scope, key, print, JSON.stringify(refusal), limits.idempotencyTtlMs);
+      throw error;
     }
-    await challenges.completeIdempotency(scope, key, print, JSON.stringify(outcome), limits.idempotencyTtlMs);
-    return this.replay(JSON.stringify(outcome));
+    await challenges.completeIdempotency(scope, key, print, JSON.stringify({ paymentId: payment.id } satisfies StoredOutcome), limits.idempotencyTtlMs);
+    return payment;
   }
 
   private async replay(stored: string): Promise<Payment> {
