@@ -85,8 +85,10 @@ const scenarios: Record<string, Scenario> = {
     const [payer, shop, other] = await Promise.all([newPayer(env), newMerchant(env), newMerchant(env)]);
     const p = await challenged(t, env, payer, shop, 30_00n);
     const first = firstCodeOf(env, p.id, secrets);
-    const confirm = (value: string) => payer.api.payer.confirmPayment({ idempotencyKey: key('a'), paymentId: p.id, proof: { case: 'secondCode', value } });
-    t.is((await refused(t, confirm(secondCode(payer, first, 30_01n, shop.account)), Code.PermissionDenied))['attempts_left'], '4');
+    const confirm = (value: string, idempotencyKey = key('a')) => payer.api.payer.confirmPayment({ idempotencyKey, paymentId: p.id, proof: { case: 'secondCode', value } });
+    const retried = key('a');
+    t.is((await refused(t, confirm(secondCode(payer, first, 30_01n, shop.account), retried), Code.PermissionDenied))['attempts_left'], '4');
+    t.is((await refused(t, confirm(secondCode(payer, first, 30_01n, shop.account), retried), Code.PermissionDenied))['attempts_left'], '4', 'a retry with the same key replays the refusal without counting another attempt');
     t.is((await refused(t, confirm(secondCode(payer, first, 30_00n, other.account)), Code.PermissionDenied))['attempts_left'], '3');
     t.is((await refused(t, confirm(secondCode(payer, first, 30_00n, shop.account, 'EUR')), Code.PermissionDenied))['attempts_left'], '2');
     t.is((await confirm(secondCode(payer, first, 30_00n, shop.account))).payment!.state, PaymentState.SUCCEEDED);
