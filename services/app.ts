@@ -20,6 +20,7 @@ import { RedisDirectory } from '../authz/store/redis-directory.js';
 import { RedisPaymentRepository } from '../authz/store/redis-payment-repository.js';
 import { openRedis } from '../authz/store/redis-client.js';
 import { currencyOf, formatMinor } from '../ledger/chart.js';
+import { CoalescingLedger } from '../ledger/coalescing.js';
 import { EmbeddedLedger } from '../ledger/embedded/engine.js';
 import type { Ledger } from '../ledger/port.js';
 import { codeKits, credentialHash } from './code-kit.js';
@@ -110,7 +111,9 @@ export async function createApp(options: AppOptions): Promise<App> {
   const opened = await openLedger(config, { memory: options.memoryLedger === true });
   const rawStores = await openStores(options);
   const backendName = config.redisUrl === undefined ? 'memory' : 'redis';
-  const ledger = statsd === undefined ? opened.ledger : timed(opened.ledger, config.tbAddresses.length > 0 ? 'tigerbeetle' : 'embedded-ledger', statsd);
+  // Concurrent transfers (RPCs of one tick, items of a batch) go to the ledger as one request.
+  const coalesced = new CoalescingLedger(opened.ledger);
+  const ledger = statsd === undefined ? coalesced : timed(coalesced, config.tbAddresses.length > 0 ? 'tigerbeetle' : 'embedded-ledger', statsd);
   const stores = statsd === undefined ? rawStores : {
     ...rawStores,
     challenges: timed(rawStores.challenges, backendName, statsd),

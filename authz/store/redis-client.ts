@@ -22,6 +22,8 @@ export interface RedisConnectOptions {
 export function redisOptions(options: RedisConnectOptions): RedisOptions {
   return {
     lazyConnect: true,
+    // Commands issued in the same tick (concurrent RPCs, batch items) share one write: one round trip.
+    enableAutoPipelining: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: redisRetriesPerRequestMax,
     commandTimeout: options.commandTimeoutMs ?? redisCommandTimeoutMs,
