@@ -71,6 +71,7 @@ export class EnrollmentService {
   async enrollPayer(input: { idempotencyKey: string; phone: string; displayName: string; loginAccount?: string; currencies: string[]; policies: Record<string, PayerPolicy> }): Promise<PayerEnrollment> {
     checkIdempotencyKey(input.idempotencyKey);
     checkPhone(input.phone);
+    if (input.loginAccount !== undefined && (input.loginAccount.length === 0 || input.loginAccount.length > 64)) throw invalid('login_account must be 1 to 64 characters');
     if (input.displayName.length > displayNameCharsMax) throw invalid(`display_name must be at most ${displayNameCharsMax} characters`);
     const chosen = this.currenciesOf(input.currencies);
     for (const code of Object.keys(input.policies)) if (!input.currencies.includes(code)) throw invalid(`policy for ${code}, which is not among the payer's currencies`);
@@ -82,6 +83,9 @@ export class EnrollmentService {
   private async newPayer(input: Parameters<EnrollmentService['enrollPayer']>[0], chosen: Currency[]): Promise<PayerEnrollment> {
     if ((await this.deps.directory.findPayerByPhone(input.phone)) !== undefined) {
       throw new AuthzError('already_exists', 'a payer is already enrolled with that phone number');
+    }
+    if (input.loginAccount !== undefined && (await this.deps.directory.findPayerByLogin(input.loginAccount)) !== undefined) {
+      throw new AuthzError('already_exists', 'that login account is taken');
     }
     const id = idToHex(newId());
     const accounts = await this.openAccounts(chosen, AccountCode.payerPrepaid);
@@ -128,6 +132,22 @@ export class EnrollmentService {
     await this.deps.directory.putMerchant(merchant);
     await this.complete('enroll-merchant', input.idempotencyKey, input, merchant.id);
     return { merchant, apiKey: key.credential };
+  }
+
+  /**
+   * Sets a payer's password, stored only as an argon2id hash: the IVR password (M2 payment
+   * password, M3 authorization password: 4 to 12 digits, keyed as DTMF) or the M3
+   * authentication password (8 to 128 characters).
+   */
+  async setPassword(payerId: string, kind: 'IVR' | 'AUTHORIZATION' | 'AUTH', password: string): Promise<Payer> {
+    if (kind === 'AUTH' ? password.length < 8 || password.length > 128 : !/^\d{4,12}$/.test(password)) {
+      throw invalid(kind === 'AUTH' ? 'an authentication password is 8 to 128 characters' : 'an IVR or authorization password is 4 to 12 digits');
+    }
+    const payer = await this.payer(payerId);
+    const hash = await this.deps.kit.hashPin(password);
+    const updated = kind === 'AUTH' ? { ...payer, authPasswordHash: hash } : { ...payer, ivrPasswordHash: hash };
+    await this.deps.directory.putPayer(updated);
+    return updated;
   }
 
   /** Sets (or replaces) the payer's verification PIN for M1a; stored only as an argon2id hash. */

@@ -61,6 +61,8 @@ export interface Payment {
 export type Caller =
   | { kind: 'merchant'; merchantId: string }
   | { kind: 'payer'; payerId: string }
+  /** A trusted internal channel (the telco bridge) relaying a payer's SMS reply or keyed password. */
+  | { kind: 'service' }
   | { kind: 'admin' };
 
 export const terminalStates: ReadonlySet<PaymentState> = new Set(['SUCCEEDED', 'DECLINED', 'EXPIRED', 'CANCELLED']);
@@ -91,6 +93,10 @@ export interface Payer {
   secretVersion: number;
   /** argon2id hash (PHC string) of the short verification PIN, if one is set. */
   pinHash?: string;
+  /** argon2id hash of the DTMF password keyed during a call: M2 payment password / M3 authorization password. */
+  ivrPasswordHash?: string;
+  /** argon2id hash of the M3 authentication password given with the payment at checkout. */
+  authPasswordHash?: string;
   /** SHA-256 (hex) of the payer terminal's bearer token. */
   tokenHash: string;
   /** Policy per currency code; a currency without one requires SECOND_CODE for every payment. */

@@ -14,9 +14,22 @@ export interface CodeDelivery {
   expiresAtMs: number;
 }
 
+/** A call to the payer's phone that announces the payment and collects the password as DTMF. */
+export interface PasswordCall {
+  paymentId: string;
+  payerId: string;
+  phone: string;
+  amount: bigint;
+  currency: string;
+  payeeName: string;
+  description: string;
+}
+
 export interface Notifier {
   readonly channel: 'CONSOLE' | 'SMS' | 'VOICE';
   deliverFirstCode(delivery: CodeDelivery): Promise<void>;
+  /** Places the call; the keyed password comes back through PayerService.ConfirmPayment. */
+  callForPassword(call: PasswordCall): Promise<void>;
 }
 
 /** The embedded default: prints the message a payer would receive, on its own stream. */
@@ -31,6 +44,10 @@ export class ConsoleNotifier implements Notifier {
   async deliverFirstCode(d: CodeDelivery): Promise<void> {
     const seconds = Math.max(0, Math.round((d.expiresAtMs - Date.now()) / 1000));
     this.write(`[console → ${d.phone}] countersign: your code for ${this.format(d.amount, d.currency)} to ${d.payeeName} is ${d.firstCode} (payment ${d.paymentId}, valid ${seconds} s)`);
+  }
+
+  async callForPassword(c: PasswordCall): Promise<void> {
+    this.write(`[console call → ${c.phone}] countersign: a payment of ${this.format(c.amount, c.currency)} to ${c.payeeName} waits for your password (payment ${c.paymentId}); key it on your terminal`);
   }
 }
 
@@ -48,5 +65,13 @@ export class InboxNotifier implements Notifier {
 
   firstCodeFor(paymentId: string): string | undefined {
     return this.inbox.get(paymentId)?.firstCode;
+  }
+
+  /** Calls placed, in order (at most `inboxMax` kept). */
+  readonly calls: PasswordCall[] = [];
+
+  async callForPassword(call: PasswordCall): Promise<void> {
+    if (this.calls.length >= InboxNotifier.inboxMax) this.calls.shift();
+    this.calls.push(call);
   }
 }

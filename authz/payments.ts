@@ -1,7 +1,8 @@
 import { currencyOf } from '../ledger/chart.js';
 import { idFromHex, idToHex, newPaymentId } from '../ledger/ids.js';
-import { decide, type Authorizer } from './authorizer.js';
-import { fingerprint } from './fingerprint.js';
+import { decide, type Authorizer, type Decision } from './authorizer.js';
+import { canonicalJson } from './fingerprint.js';
+import { checkOrder, checkProver, codeFactors, expectedResponse, factorOf, proofName, proofResponse, supportedFactors, type Proof } from './factors.js';
 import { AuthzError, invalid, notFound, precondition } from './errors.js';
 import type { PaymentEvents } from './events.js';
 import type { Caller, Channel, Factor, Merchant, Payer, Payment } from './model.js';
@@ -32,6 +33,14 @@ export interface PaymentLimits {
   reservationGraceSeconds: number;
   /** How long idempotency keys are remembered, milliseconds (24 h). */
   idempotencyTtlMs: number;
+  /** SMS-pumping defence: codes sent to one number per `codeRateWindowMs`. */
+  codesPerDestinationMax: number;
+  /** Codes sent for one payer per window. */
+  codesPerPayerMax: number;
+  /** Codes sent to one number prefix (`+` and the first 6 digits) per window. */
+  codesPerPrefixMax: number;
+  /** The window of the three code-rate limits, milliseconds. */
+  codeRateWindowMs: number;
 }
 
 export const defaultPaymentLimits: PaymentLimits = {
@@ -39,15 +48,22 @@ export const defaultPaymentLimits: PaymentLimits = {
   attemptsMax: 5,
   reservationGraceSeconds: 60,
   idempotencyTtlMs: 86_400_000,
+  codesPerDestinationMax: 5,
+  codesPerPayerMax: 10,
+  codesPerPrefixMax: 100,
+  codeRateWindowMs: 600_000,
 };
 
-/** Factors this deployment can collect proof for (more arrive with the telco bridge and M4/M5). */
-export const supportedFactors: ReadonlySet<Factor> = new Set(['SECOND_CODE', 'FIRST_CODE_AND_PIN']);
+export { supportedFactors, type Proof } from './factors.js';
 
 export interface CreatePaymentInput {
   idempotencyKey: string;
   payerId?: string;
   payerPhone?: string;
+  /** M3: the consumer's login account. */
+  loginAccount?: string;
+  /** M3: the authentication password given with the payment (a secret: never stored or fingerprinted). */
+  authPassword?: string;
   /** Empty: the merchant's own account in the currency. */
   payeeAccountId: string;
   amount: bigint;
@@ -57,9 +73,6 @@ export interface CreatePaymentInput {
   requestedFactors: Factor[];
 }
 
-export type Proof =
-  | { kind: 'second_code'; secondCode: string }
-  | { kind: 'first_code_and_pin'; firstCode: string; pin: string };
 
 export interface PaymentsDeps {
   ledger: PaymentLedger;
@@ -76,8 +89,6 @@ export interface PaymentsDeps {
   now: () => number;
 }
 
-const eightDigits = /^\d{8}$/;
-
 
 /** What an idempotency key remembers: the payment the request produced, or its refusal. */
 type StoredOutcome = { paymentId: string } | { error: { kind: AuthzError['kind']; message: string; details: Record<string, string | number> } };
@@ -91,6 +102,13 @@ function replayCreated(payment: Payment): Payment {
     throw precondition(`payment declined by policy: ${payment.declineDetail ?? ''}`, { reason: 'POLICY_DENIED', payment_id: payment.id });
   }
   return payment;
+}
+
+/** Idempotency keys are scoped to the caller. */
+function scopeOf(caller: Caller): string {
+  if (caller.kind === 'merchant') return caller.merchantId;
+  if (caller.kind === 'payer') return caller.payerId;
+  return caller.kind;
 }
 
 function challengeIdOf(paymentId: string, factor: Factor): string {
@@ -123,11 +141,45 @@ export class PaymentsService {
     // claimed: a corrected retry may reuse the key (nothing was started under it).
     const payer = await this.resolvePayer(input);
     const accounts = this.accountsFor(merchant, payer, currency.code, input.payeeAccountId);
-    const claim = await this.claim(merchant.id, input.idempotencyKey, { op: 'create', ...input });
+    const decision = await this.decide(merchant, payer, accounts, input);
+    const { authPassword, ...request } = input;
+    if (decision.kind === 'REQUIRE' && decision.factors.includes('AUTH_PASSWORD')) await this.checkAuthPassword(payer, authPassword);
+    const claim = await this.claim(merchant.id, input.idempotencyKey, { op: 'create', ...request });
     return this.serialized(claim, async () => {
       const existing = await this.deps.payments.get(claim);
-      return existing === undefined ? this.createNew(claim, merchant, payer, accounts, input) : replayCreated(existing);
+      return existing === undefined ? this.createNew(claim, merchant, payer, accounts, input, decision) : replayCreated(existing);
     });
+  }
+
+  private decide(merchant: Merchant, payer: Payer, accounts: PaymentAccounts, input: CreatePaymentInput): Promise<Decision> {
+    return decide(this.deps.authorizers, {
+      paymentId: '',
+      merchantId: merchant.id,
+      payerId: payer.id,
+      payeeAccountId: idToHex(accounts.payee),
+      amount: input.amount,
+      currency: input.currency,
+      channel: input.channel,
+      requestedFactors: input.requestedFactors,
+      satisfiedFactors: [],
+    });
+  }
+
+  /**
+   * M3's authentication password, checked before anything is reserved. Failures count in the
+   * payer's failure streak like wrong codes (the same lockout), through a one-off challenge.
+   */
+  private async checkAuthPassword(payer: Payer, password: string | undefined): Promise<void> {
+    if (password === undefined || password === '') throw invalid("auth_password is required by the payer's policy at this amount");
+    if (password.length > 128) throw invalid('auth_password must be at most 128 characters');
+    const { challenges, codes, limits } = this.deps;
+    const challengeId = `auth:${idToHex(newPaymentId())}`;
+    const ok = payer.authPasswordHash !== undefined && (await codes.verifyPin(payer.authPasswordHash, password));
+    await challenges.putChallenge({ challengeId, payerId: payer.id, responseDigests: [codes.digest(challengeId, 'ok')], ttlMs: limits.codeTtlMs, attemptsMax: 1 });
+    const outcome = await challenges.verifyAndConsume(challengeId, payer.id, codes.digest(challengeId, 'ok'), !ok);
+    if (outcome.outcome === 'ok') return;
+    if (outcome.outcome === 'locked') throw new AuthzError('resource_exhausted', 'payer is locked out after repeated wrong answers', { retry_after_ms: outcome.retryAfterMs, reason: 'LOCKED_OUT' });
+    throw new AuthzError('permission_denied', 'wrong authentication password', { reason: 'WRONG_AUTH_PASSWORD' });
   }
 
   /**
@@ -136,7 +188,8 @@ export class PaymentsService {
    * under the key; UNAVAILABLE while another call still holds it.
    */
   private async begin(scope: string, key: string, request: unknown): Promise<{ print: string; stored: string | undefined }> {
-    const print = fingerprint(request);
+    // Keyed: requests may carry codes, PINs or passwords; an unkeyed hash of them could be reversed.
+    const print = this.deps.codes.digest('idempotency', canonicalJson(request));
     const outcome = await this.deps.challenges.beginIdempotency(scope, key, print, this.deps.limits.idempotencyTtlMs);
     if (outcome.status === 'conflict') {
       throw new AuthzError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: key });
@@ -154,7 +207,7 @@ export class PaymentsService {
     return id;
   }
 
-  private async createNew(id: string, merchant: Merchant, payer: Payer, accounts: PaymentAccounts, input: CreatePaymentInput): Promise<Payment> {
+  private async createNew(id: string, merchant: Merchant, payer: Payer, accounts: PaymentAccounts, input: CreatePaymentInput, decision: Decision): Promise<Payment> {
     const currency = input.currency;
     const now = this.deps.now();
     const payment: Payment = {
@@ -175,17 +228,6 @@ export class PaymentsService {
       expiresAtMs: now + this.deps.limits.codeTtlMs,
       feeAmount: (input.amount * BigInt(merchant.feeBasisPoints)) / 10_000n,
     };
-    const decision = await decide(this.deps.authorizers, {
-      paymentId: id,
-      merchantId: merchant.id,
-      payerId: payer.id,
-      payeeAccountId: payment.payeeAccountId,
-      amount: input.amount,
-      currency,
-      channel: input.channel,
-      requestedFactors: input.requestedFactors,
-      satisfiedFactors: [],
-    });
     if (decision.kind === 'DENY') {
       await this.save({ ...payment, state: 'DECLINED', declineReason: 'POLICY_DENIED', declineDetail: decision.reason });
       throw precondition(`payment declined by policy: ${decision.reason}`, { reason: 'POLICY_DENIED', payment_id: id });
@@ -193,7 +235,9 @@ export class PaymentsService {
     const factors = decision.kind === 'REQUIRE' ? decision.factors : [];
     const unsupported = factors.filter((f) => !supportedFactors.has(f));
     if (unsupported.length > 0) throw precondition(`factor not available on this deployment: ${unsupported.join(', ')}`, { reason: 'FACTOR_UNAVAILABLE' });
-    return factors.length === 0 ? this.frictionless(payment, accounts) : this.challenge({ ...payment, requiredFactors: factors }, payer, accounts, merchant);
+    const satisfied = factors.filter((f) => f === 'AUTH_PASSWORD'); // checked before the claim
+    if (factors.length === satisfied.length) return this.frictionless({ ...payment, requiredFactors: factors, satisfiedFactors: satisfied }, accounts);
+    return this.challenge({ ...payment, requiredFactors: factors, satisfiedFactors: satisfied }, payer, accounts, merchant);
   }
 
   private async resolvePayer(input: CreatePaymentInput): Promise<Payer> {
@@ -210,7 +254,13 @@ export class PaymentsService {
       if (payer === undefined) throw notFound('no payer is enrolled with that phone number');
       return payer;
     }
-    throw invalid('one of payer_id or payer_phone is required');
+    if (input.loginAccount !== undefined && input.loginAccount !== '') {
+      if (input.loginAccount.length > 64) throw invalid('login_account must be at most 64 characters');
+      const payer = await directory.findPayerByLogin(input.loginAccount);
+      if (payer === undefined) throw notFound('no payer has that login account');
+      return payer;
+    }
+    throw invalid('one of payer_id, payer_phone or login_account is required');
   }
 
   private accountsFor(merchant: Merchant, payer: Payer, currency: string, payeeAccountId: string): PaymentAccounts {
@@ -243,40 +293,56 @@ export class PaymentsService {
 
   private async challenge(payment: Payment, payer: Payer, accounts: PaymentAccounts, merchant: Merchant): Promise<Payment> {
     const { codes, challenges, limits } = this.deps;
+    const pending = payment.requiredFactors.filter((f) => !payment.satisfiedFactors.includes(f));
+    const terminal = payment.channel === 'APP' || payment.channel === 'WEB';
+    const sendsCode = !terminal && pending.some((f) => codeFactors.has(f));
+    if (sendsCode) await this.checkCodeRate(payer);
     const outcome = await this.deps.ledger.reserve(payment, accounts, this.reservationSeconds());
     if (outcome === 'insufficient_funds') return this.declineForFunds(payment);
     const firstCode = codes.newFirstCode();
-    for (const factor of payment.requiredFactors) {
-      const challengeId = challengeIdOf(payment.id, factor);
-      const response = factor === 'SECOND_CODE' ? codes.deriveSecondCode(codes.openPayerSecret(payer), { firstCode, ...payment }) : firstCode;
-      await challenges.putChallenge({
-        challengeId,
-        payerId: payer.id,
-        responseDigests: [codes.digest(challengeId, response)],
-        ttlMs: limits.codeTtlMs,
-        attemptsMax: limits.attemptsMax,
-      });
-    }
-    const terminal = payment.channel === 'APP' || payment.channel === 'WEB';
+    const deriveSecond = () => codes.deriveSecondCode(codes.openPayerSecret(payer), { firstCode, ...payment });
+    await Promise.all(
+      pending.map((factor) => {
+        const challengeId = challengeIdOf(payment.id, factor);
+        const response = expectedResponse(factor, firstCode, deriveSecond);
+        return challenges.putChallenge({ challengeId, payerId: payer.id, responseDigests: [codes.digest(challengeId, response)], ttlMs: limits.codeTtlMs, attemptsMax: limits.attemptsMax });
+      }),
+    );
     const challenged: Payment = {
       ...payment,
       state: 'CHALLENGED',
-      ...(terminal ? { sealedFirstCode: codes.sealFirstCode(payment.id, firstCode) } : {}),
+      ...(terminal && pending.some((f) => codeFactors.has(f)) ? { sealedFirstCode: codes.sealFirstCode(payment.id, firstCode) } : {}),
     };
     await this.save(challenged);
-    if (!terminal) {
-      await this.deps.notifier.deliverFirstCode({
-        paymentId: payment.id,
-        payerId: payer.id,
-        phone: payer.phone,
-        firstCode,
-        amount: payment.amount,
-        currency: payment.currency,
-        payeeName: merchant.name,
-        expiresAtMs: payment.expiresAtMs,
-      });
+    if (sendsCode) {
+      await this.deps.notifier.deliverFirstCode({ paymentId: payment.id, payerId: payer.id, phone: payer.phone, firstCode, amount: payment.amount, currency: payment.currency, payeeName: merchant.name, expiresAtMs: payment.expiresAtMs });
     }
+    // M3 (no SMS step): the call for the password goes out at once. M2 calls after the SMS reply.
+    if (pending.includes('IVR_PASSWORD') && !pending.includes('SMS_OTP')) await this.callForPassword(challenged, payer, merchant);
     return challenged;
+  }
+
+  /** SMS-pumping defence: per number, per payer and per number prefix; over a limit nothing is sent or reserved. */
+  private async checkCodeRate(payer: Payer): Promise<void> {
+    const { challenges, limits } = this.deps;
+    const window = limits.codeRateWindowMs;
+    const checks: [string, string, number][] = [
+      ['destination', `codes:to:${payer.phone}`, limits.codesPerDestinationMax],
+      ['payer', `codes:payer:${payer.id}`, limits.codesPerPayerMax],
+      ['prefix', `codes:prefix:${payer.phone.slice(0, 7)}`, limits.codesPerPrefixMax],
+    ];
+    for (const [name, key, max] of checks) {
+      if (!(await challenges.hitRateLimit(key, max, window))) {
+        throw new AuthzError('resource_exhausted', `too many codes sent (${name} limit: ${max} per ${window / 1000} s); try again later`, { reason: `CODE_RATE_${name.toUpperCase()}`, limit: max, window_ms: window });
+      }
+    }
+  }
+
+  private async callForPassword(payment: Payment, payer?: Payer, merchant?: Merchant): Promise<void> {
+    const p = payer ?? (await this.deps.directory.getPayer(payment.payerId));
+    const m = merchant ?? (await this.deps.directory.getMerchant(payment.merchantId));
+    if (p === undefined || m === undefined) throw new Error(`payment ${payment.id} refers to a missing payer or merchant`);
+    await this.deps.notifier.callForPassword({ paymentId: payment.id, payerId: p.id, phone: p.phone, amount: payment.amount, currency: payment.currency, payeeName: m.name, description: payment.description });
   }
 
   // ------------------------------------------------------------------ confirm
@@ -284,9 +350,9 @@ export class PaymentsService {
   /** Proof for one factor of a CHALLENGED payment, by its payer or (M1c) by its merchant. */
   async confirm(caller: Caller, paymentId: string, idempotencyKey: string, proof: Proof): Promise<Payment> {
     checkIdempotencyKey(idempotencyKey);
+    checkProver(caller, proof);
     await this.visible(caller, paymentId);
-    const scope = caller.kind === 'merchant' ? caller.merchantId : caller.kind === 'payer' ? caller.payerId : 'admin';
-    return this.idempotent(scope, idempotencyKey, { op: 'confirm', paymentId, proof }, () =>
+    return this.idempotent(scopeOf(caller), idempotencyKey, { op: 'confirm', paymentId, proof }, () =>
       this.serialized(paymentId, () => this.applyProof(paymentId, proof)),
     );
   }
@@ -327,19 +393,21 @@ export class PaymentsService {
     if (payment.state !== 'CHALLENGED') {
       throw precondition(`payment is ${payment.state}, not waiting for proof`, { reason: payment.state, state: payment.state });
     }
-    const factor: Factor = proof.kind === 'second_code' ? 'SECOND_CODE' : 'FIRST_CODE_AND_PIN';
+    const factor = factorOf(proof);
     if (!payment.requiredFactors.includes(factor) || payment.satisfiedFactors.includes(factor)) {
       throw precondition(`payment is not waiting for ${factor}`, { reason: 'FACTOR_NOT_REQUIRED' });
     }
+    checkOrder(payment, factor);
     const challengeId = challengeIdOf(paymentId, factor);
-    const { response, forceMismatch } = await this.proofResponse(payment, proof);
+    const payer = proof.kind === 'first_code_and_pin' || proof.kind === 'password' ? await this.deps.directory.getPayer(payment.payerId) : undefined;
+    const { response, forceMismatch } = await proofResponse(proof, payer, this.deps.codes.verifyPin);
     const outcome = await this.deps.challenges.verifyAndConsume(challengeId, payment.payerId, this.deps.codes.digest(challengeId, response), forceMismatch);
     switch (outcome.outcome) {
       case 'ok':
         return this.satisfy(payment, factor);
       case 'mismatch':
         await this.save({ ...payment, attemptsLeft: outcome.attemptsLeft, updatedAtMs: this.deps.now() });
-        throw new AuthzError('permission_denied', `wrong ${factor === 'SECOND_CODE' ? 'second code' : 'first code or PIN'}`, { attempts_left: outcome.attemptsLeft });
+        throw new AuthzError('permission_denied', `wrong ${proofName(factor)}`, { attempts_left: outcome.attemptsLeft });
       case 'exhausted':
         await this.decline(payment, 'ATTEMPTS_EXHAUSTED', 'too many wrong answers');
         throw new AuthzError('resource_exhausted', 'attempts exhausted: the payment is declined', { attempts_left: 0, reason: 'ATTEMPTS_EXHAUSTED' });
@@ -351,23 +419,14 @@ export class PaymentsService {
     }
   }
 
-  private async proofResponse(payment: Payment, proof: Proof): Promise<{ response: string; forceMismatch: boolean }> {
-    if (proof.kind === 'second_code') {
-      if (!eightDigits.test(proof.secondCode)) throw invalid('second_code must be 8 digits');
-      return { response: proof.secondCode, forceMismatch: false };
-    }
-    if (!eightDigits.test(proof.firstCode)) throw invalid('first_code must be 8 digits');
-    if (!/^\d{4,12}$/.test(proof.pin)) throw invalid('pin must be 4 to 12 digits');
-    const payer = await this.deps.directory.getPayer(payment.payerId);
-    const pinOk = payer?.pinHash !== undefined && (await this.deps.codes.verifyPin(payer.pinHash, proof.pin));
-    return { response: proof.firstCode, forceMismatch: !pinOk };
-  }
-
   private async satisfy(payment: Payment, factor: Factor): Promise<Payment> {
     const satisfied = [...payment.satisfiedFactors, factor];
     const now = this.deps.now();
     if (!payment.requiredFactors.every((f) => satisfied.includes(f))) {
-      return this.save({ ...payment, satisfiedFactors: satisfied, attemptsLeft: this.deps.limits.attemptsMax, updatedAtMs: now });
+      const next = await this.save({ ...payment, satisfiedFactors: satisfied, attemptsLeft: this.deps.limits.attemptsMax, updatedAtMs: now });
+      // M2: the SMS code was right; now the call for the payment password.
+      if (factor === 'SMS_OTP' && !satisfied.includes('IVR_PASSWORD') && payment.requiredFactors.includes('IVR_PASSWORD')) await this.callForPassword(next);
+      return next;
     }
     const approved = await this.save({ ...payment, satisfiedFactors: satisfied, state: 'APPROVED', sealedFirstCode: undefined, updatedAtMs: now });
     return this.settle(approved);
@@ -401,8 +460,7 @@ export class PaymentsService {
     checkIdempotencyKey(idempotencyKey);
     if (reason.length > 500) throw invalid('reason must be at most 500 characters');
     await this.visible(caller, paymentId);
-    const scope = caller.kind === 'merchant' ? caller.merchantId : caller.kind === 'payer' ? caller.payerId : 'admin';
-    return this.idempotent(scope, idempotencyKey, { op: 'refuse', paymentId, reason }, () => this.serialized(paymentId, async () => {
+    return this.idempotent(scopeOf(caller), idempotencyKey, { op: 'refuse', paymentId, reason }, () => this.serialized(paymentId, async () => {
       const payment = await this.current(paymentId);
       if (payment.state === 'CANCELLED' || (payment.state === 'DECLINED' && payment.declineReason === 'PAYER_DECLINED')) return payment;
       if (terminalStates.has(payment.state)) throw precondition(`payment is already ${payment.state}`, { reason: payment.state, state: payment.state });
@@ -481,6 +539,7 @@ export class PaymentsService {
     const allowed =
       payment !== undefined &&
       (caller.kind === 'admin' ||
+        caller.kind === 'service' ||
         (caller.kind === 'merchant' && payment.merchantId === caller.merchantId) ||
         (caller.kind === 'payer' && payment.payerId === caller.payerId));
     if (!allowed) throw notFound(`payment ${paymentId} not found`);

@@ -126,6 +126,8 @@ export interface PaymentRepository {
 export interface Directory {
   getPayer(id: string): Promise<Payer | undefined>;
   findPayerByPhone(phone: string): Promise<Payer | undefined>;
+  /** The payer with this login account (M3 checkouts). */
+  findPayerByLogin(loginAccount: string): Promise<Payer | undefined>;
   /** The payer whose terminal token hashes to this (SHA-256 hex). */
   findPayerByTokenHash(tokenHash: string): Promise<Payer | undefined>;
   putPayer(payer: Payer): Promise<void>;

@@ -4,7 +4,7 @@ import { invalid } from './errors.js';
 
 /** Named bounds on request fields. */
 export const idempotencyKeyCharsMax = 128;
-export const descriptionCharsMax = 500;
+export const descriptionCharsMax = 200;
 export const displayNameCharsMax = 100;
 export const batchItemsMax = 1000;
 

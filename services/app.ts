@@ -145,6 +145,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   const enrollment = new EnrollmentService({ ledger, directory: stores.directory, challenges: stores.challenges, kit: kits.enrollment, now, idempotencyTtlMs: limits.idempotencyTtlMs });
   const adminKey = adminKeyOf(config);
   const adminHash = Buffer.from(credentialHash(adminKey), 'hex');
+  const telcoHash = config.telcoKey === undefined ? undefined : Buffer.from(credentialHash(config.telcoKey), 'hex');
   return {
     payments,
     enrollment,
@@ -161,6 +162,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     async resolvePrincipal(apiKey) {
       const hash = credentialHash(apiKey);
       if (timingSafeEqual(Buffer.from(hash, 'hex'), adminHash)) return { kind: 'operator', id: 'admin' };
+      if (telcoHash !== undefined && timingSafeEqual(Buffer.from(hash, 'hex'), telcoHash)) return { kind: 'service', id: 'telco-bridge' };
       const merchant = await stores.directory.findMerchantByApiKeyHash(hash);
       if (merchant !== undefined) return { kind: 'merchant', id: merchant.id };
       const payer = await stores.directory.findPayerByTokenHash(hash);

@@ -21,6 +21,8 @@ export interface Config {
   connectPort: number;
   /** Operator API key (COUNTERSIGN_ADMIN_KEY); unset: generated once into <dataDir>/admin.key (mode 0600). */
   adminKey: string | undefined;
+  /** Key the telco bridge presents when it relays SMS replies and keyed passwords (COUNTERSIGN_TELCO_KEY). */
+  telcoKey: string | undefined;
   /** Master key, base64 (COUNTERSIGN_MASTER_KEY); unset: <dataDir>/master.key, created with mode 0600. */
   masterKey: string | undefined;
   /** StatsD host:port for metrics (COUNTERSIGN_STATSD, e.g. 127.0.0.1:8125); unset: metrics off. */
@@ -62,6 +64,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     connectPort: port('COUNTERSIGN_CONNECT_PORT', env.COUNTERSIGN_CONNECT_PORT, 8080),
     adminKey: env.COUNTERSIGN_ADMIN_KEY || undefined,
     masterKey: env.COUNTERSIGN_MASTER_KEY || undefined,
+    telcoKey: env.COUNTERSIGN_TELCO_KEY || undefined,
     statsd: env.COUNTERSIGN_STATSD || undefined,
     logLevel: env.COUNTERSIGN_LOG_LEVEL || 'info',
   };

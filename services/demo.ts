@@ -3,7 +3,7 @@ import { Code, ConnectError, createClient, type Interceptor } from '@connectrpc/
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { deriveSecondCode } from '../authz/codes/challenge.js';
 import { base32Decode } from '../authz/codes/secret.js';
-import { InboxNotifier, ConsoleNotifier, type CodeDelivery, type Notifier } from '../authz/notifier.js';
+import { InboxNotifier, ConsoleNotifier, type CodeDelivery, type Notifier, type PasswordCall } from '../authz/notifier.js';
 import { currencyOf, formatMinor } from '../ledger/chart.js';
 import { Factor, PaymentState } from '../gen/countersign/v1/common_pb.js';
 import { EnrollmentService } from '../gen/countersign/v1/enrollment_pb.js';
@@ -30,6 +30,10 @@ class DemoPhone implements Notifier {
   async deliverFirstCode(d: CodeDelivery): Promise<void> {
     await this.console.deliverFirstCode(d);
     await this.inbox.deliverFirstCode(d);
+  }
+  async callForPassword(c: PasswordCall): Promise<void> {
+    await this.console.callForPassword(c);
+    await this.inbox.callForPassword(c);
   }
 }
 

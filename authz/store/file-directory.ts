@@ -55,6 +55,10 @@ export class FileDirectory implements Directory {
     return this.memory.findPayerByTokenHash(tokenHash);
   }
 
+  findPayerByLogin(loginAccount: string): Promise<Payer | undefined> {
+    return this.memory.findPayerByLogin(loginAccount);
+  }
+
   async putPayer(payer: Payer): Promise<void> {
     await this.memory.putPayer(payer);
     await this.persist();

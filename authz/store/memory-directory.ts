@@ -30,6 +30,7 @@ export class MemoryDirectory implements Directory {
     this.payers = new Table('payersMax', options.payersMax ?? payersMaxDefault, encodePayer, decodePayer, {
       phone: (p) => p.phone,
       tokenHash: (p) => p.tokenHash,
+      login: (p) => p.loginAccount,
     });
     this.merchants = new Table('merchantsMax', options.merchantsMax ?? merchantsMaxDefault, encodeMerchant, decodeMerchant, {
       apiKeyHash: (m) => m.apiKeyHash,
@@ -46,6 +47,10 @@ export class MemoryDirectory implements Directory {
 
   async findPayerByTokenHash(tokenHash: string): Promise<Payer | undefined> {
     return this.payers.find('tokenHash', tokenHash);
+  }
+
+  async findPayerByLogin(loginAccount: string): Promise<Payer | undefined> {
+    return this.payers.find('login', loginAccount);
   }
 
   async putPayer(payer: Payer): Promise<void> {
@@ -91,7 +96,8 @@ class Table<T extends { id: string }> {
     private readonly recordsMax: number,
     private readonly encode: (record: T) => string,
     private readonly decode: (text: string) => T,
-    private readonly indexed: Record<string, (record: T) => string>,
+    /** Secondary unique keys; a record without one (undefined) is simply not in that index. */
+    private readonly indexed: Record<string, (record: T) => string | undefined>,
   ) {
     assert(Number.isSafeInteger(recordsMax) && recordsMax >= 1, `${boundName} must be a positive integer`);
     for (const name of Object.keys(indexed)) this.indexes.set(name, new Map());
@@ -121,8 +127,9 @@ class Table<T extends { id: string }> {
     for (const [name, valueOf] of Object.entries(this.indexed)) {
       const index = this.indexes.get(name)!;
       const stale = previous === undefined ? undefined : valueOf(previous);
-      if (stale !== undefined && stale !== valueOf(record) && index.get(stale) === record.id) index.delete(stale);
-      index.set(valueOf(record), record.id);
+      const value = valueOf(record);
+      if (stale !== undefined && stale !== value && index.get(stale) === record.id) index.delete(stale);
+      if (value !== undefined) index.set(value, record.id);
     }
     this.records.set(record.id, text);
   }

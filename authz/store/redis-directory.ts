@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Merchant, Payer } from '../model.js';
 import type { Directory } from '../ports.js';
@@ -15,6 +16,7 @@ export const directoryKeys = {
   payer: (id: string) => `cs:{payer:${id}}:profile`,
   payerByPhone: (phone: string) => `cs:{phone:${phone}}`,
   payerByTokenHash: (tokenHash: string) => `cs:{token:${tokenHash}}`,
+  payerByLogin: (login: string) => `cs:{login:${createHash('sha256').update(login).digest('hex')}}`,
   merchant: (id: string) => `cs:{merchant:${id}}:profile`,
   merchantByApiKeyHash: (apiKeyHash: string) => `cs:{apikey:${apiKeyHash}}`,
 } as const;
@@ -62,6 +64,12 @@ export class RedisDirectory implements Directory {
     return payer?.tokenHash === tokenHash ? payer : undefined;
   }
 
+  async findPayerByLogin(loginAccount: string): Promise<Payer | undefined> {
+    const id = await callRedis('directory.findPayerByLogin', () => this.redis.get(directoryKeys.payerByLogin(loginAccount)));
+    const payer = id === null ? undefined : await this.getPayer(id);
+    return payer?.loginAccount === loginAccount ? payer : undefined;
+  }
+
   /** Two round trips: read the previous record, then write record and indexes (and drop index keys this record no longer holds). */
   async putPayer(payer: Payer): Promise<void> {
     assertKeyPart(payer.id, 'payer id');
@@ -73,7 +81,11 @@ export class RedisDirectory implements Directory {
     pipeline.set(directoryKeys.payer(payer.id), text);
     pipeline.set(directoryKeys.payerByPhone(payer.phone), payer.id);
     pipeline.set(directoryKeys.payerByTokenHash(payer.tokenHash), payer.id);
+    if (payer.loginAccount !== undefined) pipeline.set(directoryKeys.payerByLogin(payer.loginAccount), payer.id);
     const drop = pipeline as unknown as DropIndex;
+    if (previous?.loginAccount !== undefined && previous.loginAccount !== payer.loginAccount) {
+      drop.csDropIndex(directoryKeys.payerByLogin(previous.loginAccount), payer.id);
+    }
     if (previous !== undefined && previous.phone !== payer.phone) drop.csDropIndex(directoryKeys.payerByPhone(previous.phone), payer.id);
     if (previous !== undefined && previous.tokenHash !== payer.tokenHash) {
       drop.csDropIndex(directoryKeys.payerByTokenHash(previous.tokenHash), payer.id);

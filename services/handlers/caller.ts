@@ -8,6 +8,7 @@ export function callerOf(ctx: HandlerContext): Caller {
   if (principal === undefined) throw new ConnectError('missing or invalid API key', Code.Unauthenticated);
   if (principal.kind === 'merchant') return { kind: 'merchant', merchantId: principal.id };
   if (principal.kind === 'payer') return { kind: 'payer', payerId: principal.id };
+  if (principal.kind === 'service') return { kind: 'service' };
   return { kind: 'admin' };
 }
 

@@ -12,6 +12,7 @@ import {
   type Payer as ProtoPayer,
 } from '../../gen/countersign/v1/enrollment_pb.js';
 import { factorFromProto, factorToProto } from '../convert.js';
+import { PasswordKind } from '../../gen/countersign/v1/common_pb.js';
 import { callerOf, requireAdmin } from './caller.js';
 
 function policyFromProto(p: ProtoPolicy): PayerPolicy {
@@ -40,6 +41,7 @@ export function payerToProto(p: Payer): ProtoPayer {
       }),
     ),
     hasPin: p.pinHash !== undefined,
+    passwordsSet: [...(p.ivrPasswordHash === undefined ? [] : [PasswordKind.IVR]), ...(p.authPasswordHash === undefined ? [] : [PasswordKind.AUTH])],
     ocraSuite: secondCodeSuite,
     secretVersion: p.secretVersion,
     createdAt: timestampFromMs(p.createdAtMs),
@@ -80,7 +82,7 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
     },
     async getPayer(req, ctx) {
       const caller = callerOf(ctx);
-      if (caller.kind === 'merchant' || (caller.kind === 'payer' && caller.payerId !== req.payerId)) {
+      if (caller.kind === 'merchant' || caller.kind === 'service' || (caller.kind === 'payer' && caller.payerId !== req.payerId)) {
         throw new ConnectError(`payer ${req.payerId} not found`, Code.NotFound);
       }
       return { payer: payerToProto(await enrollment.payer(req.payerId)) };
@@ -92,13 +94,21 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
     },
     async setPin(req, ctx) {
       const caller = callerOf(ctx);
-      if (caller.kind === 'merchant' || (caller.kind === 'payer' && caller.payerId !== req.payerId)) {
+      if (caller.kind === 'merchant' || caller.kind === 'service' || (caller.kind === 'payer' && caller.payerId !== req.payerId)) {
         throw new ConnectError(`payer ${req.payerId} not found`, Code.NotFound);
       }
       await enrollment.setPin(req.payerId, req.pin);
       return { payer: payerToProto(await enrollment.payer(req.payerId)) };
     },
-    setPassword: () => later('SetPassword (IVR and authorization passwords)', 'telco bridge issue'),
+    async setPassword(req, ctx) {
+      const caller = callerOf(ctx);
+      if (caller.kind === 'merchant' || caller.kind === 'service' || (caller.kind === 'payer' && caller.payerId !== req.payerId)) {
+        throw new ConnectError(`payer ${req.payerId} not found`, Code.NotFound);
+      }
+      const kind = req.kind === PasswordKind.IVR ? 'IVR' : req.kind === PasswordKind.AUTHORIZATION ? 'AUTHORIZATION' : req.kind === PasswordKind.AUTH ? 'AUTH' : undefined;
+      if (kind === undefined) throw new ConnectError('kind is required (IVR, AUTH or AUTHORIZATION)', Code.InvalidArgument);
+      return { payer: payerToProto(await enrollment.setPassword(req.payerId, kind, req.password)) };
+    },
     pairDevice: () => later('PairDevice (M4)', 'paired device issue'),
     addBillableLine: () => later('AddBillableLine (M3c)', 'carrier billing issue'),
     issuePayNumber: () => later('IssuePayNumber (M5)', 'bank card issue'),

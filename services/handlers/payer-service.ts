@@ -5,10 +5,10 @@ import type { PaymentEvents } from '../../authz/events.js';
 import type { Payment } from '../../authz/model.js';
 import type { PaymentsService, Proof } from '../../authz/payments.js';
 import type { Directory } from '../../authz/ports.js';
-import { Channel } from '../../gen/countersign/v1/common_pb.js';
+import { Channel, PasswordKind } from '../../gen/countersign/v1/common_pb.js';
 import { PayerService, type ConfirmPaymentRequest } from '../../gen/countersign/v1/payer_pb.js';
 import { factorToProto, paymentToProto } from '../convert.js';
-import { decodePageToken, encodePageToken, pageSize, payerOf } from './caller.js';
+import { callerOf, decodePageToken, encodePageToken, pageSize, payerOf } from './caller.js';
 
 function proofOf(req: ConfirmPaymentRequest): Proof {
   switch (req.proof.case) {
@@ -16,8 +16,16 @@ function proofOf(req: ConfirmPaymentRequest): Proof {
       return { kind: 'second_code', secondCode: req.proof.value };
     case 'firstCodeAndPin':
       return { kind: 'first_code_and_pin', firstCode: req.proof.value.firstCode, pin: req.proof.value.pin };
+    case 'smsOtp':
+      return { kind: 'sms_otp', code: req.proof.value };
+    case 'password':
+      if (req.proof.value.kind === PasswordKind.AUTH) {
+        throw new ConnectError('the authentication password is given with CreatePayment (auth_password), not here', Code.FailedPrecondition);
+      }
+      if (req.proof.value.kind === PasswordKind.UNSPECIFIED) throw new ConnectError('password.kind is required (IVR or AUTHORIZATION)', Code.InvalidArgument);
+      return { kind: 'password', password: req.proof.value.password };
     case undefined:
-      throw new ConnectError('a proof is required (second_code or first_code_and_pin)', Code.InvalidArgument);
+      throw new ConnectError('a proof is required (second_code, first_code_and_pin, sms_otp or password)', Code.InvalidArgument);
     default:
       throw new ConnectError(`proof ${req.proof.case} is not available on this deployment yet`, Code.FailedPrecondition);
   }
@@ -37,7 +45,10 @@ export function payerServiceImpl(deps: {
 }): ServiceImpl<typeof PayerService> {
   return {
     async confirmPayment(req, ctx) {
-      const payment = await deps.payments.confirm({ kind: 'payer', payerId: payerOf(ctx) }, req.paymentId, req.idempotencyKey, proofOf(req));
+      // The payer's terminal, or the telco bridge relaying the payer's SMS reply or keyed password.
+      const caller = callerOf(ctx);
+      if (caller.kind === 'merchant') throw new ConnectError('merchants confirm with PaymentService.ConfirmPaymentAsMerchant', Code.PermissionDenied);
+      const payment = await deps.payments.confirm(caller, req.paymentId, req.idempotencyKey, proofOf(req));
       return { payment: paymentToProto(payment) };
     },
     async declinePayment(req, ctx) {

@@ -17,6 +17,8 @@ function createInput(req: CreatePaymentRequest): CreatePaymentInput {
     idempotencyKey: req.idempotencyKey,
     ...(req.payer.case === 'payerId' ? { payerId: req.payer.value } : {}),
     ...(req.payer.case === 'payerPhone' ? { payerPhone: req.payer.value } : {}),
+    ...(req.payer.case === 'loginAccount' ? { loginAccount: req.payer.value } : {}),
+    ...(req.authPassword === '' ? {} : { authPassword: req.authPassword }),
     payeeAccountId: req.payeeAccountId,
     amount: req.amount,
     currency: req.currency,

@@ -183,7 +183,7 @@ const scenarios: Record<string, Scenario> = {
     await refused(t, shop.api.payments.createPayment({ ...base, amount: 0n }), Code.InvalidArgument, /amount/);
     await refused(t, shop.api.payments.createPayment({ ...base, currency: 'XXX' }), Code.InvalidArgument, /currency/);
     await refused(t, shop.api.payments.createPayment({ ...base, idempotencyKey: '' }), Code.InvalidArgument, /idempotency_key/);
-    await refused(t, shop.api.payments.createPayment({ ...base, description: 'x'.repeat(501) }), Code.InvalidArgument, /description/);
+    await refused(t, shop.api.payments.createPayment({ ...base, description: 'x'.repeat(201) }), Code.InvalidArgument, /description/);
     await refused(t, shop.api.payments.createPayment({ ...base, payer: { case: 'payerPhone', value: '555-1234' } }), Code.InvalidArgument, /E\.164/);
     await refused(t, shop.api.payments.getPayment({ paymentId: 'not-an-id' }), Code.InvalidArgument);
     await refused(t, shop.api.payments.createPayment({ ...base, payer: { case: 'payerId', value: 'e'.repeat(32) } }), Code.NotFound, /payer/);

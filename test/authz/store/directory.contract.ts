@@ -82,6 +82,20 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
     t.deepEqual(await dir.findPayerByPhone(first.phone), second);
   });
 
+  c('payers by login account (M3); a payer without one is not found by any login', async (t, dir) => {
+    const login = `alice-${hexId().slice(0, 8)}`;
+    const withLogin = payer({ loginAccount: login });
+    const without = payer();
+    await dir.putPayer(withLogin);
+    await dir.putPayer(without);
+    t.deepEqual(await dir.findPayerByLogin(login), withLogin);
+    t.is(await dir.findPayerByLogin(`${login}-x`), undefined);
+    const renamed = { ...withLogin, loginAccount: `${login}-new` };
+    await dir.putPayer(renamed);
+    t.deepEqual(await dir.findPayerByLogin(`${login}-new`), renamed);
+    t.is(await dir.findPayerByLogin(login), undefined, 'the old login no longer finds the payer');
+  });
+
   c('reads are copies', async (t, dir) => {
     const p = payer();
     await dir.putPayer(p);
