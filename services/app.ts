@@ -25,6 +25,10 @@ import { EmbeddedLedger } from '../ledger/embedded/engine.js';
 import type { Ledger } from '../ledger/port.js';
 import { codeKits, credentialHash } from './code-kit.js';
 import { paymentOutcome, timed } from './metrics.js';
+import { TelcoNotifier, telcoNotifierDefaults } from './telco-notifier.js';
+import { createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import { TelcoBridgeService } from '../gen/countersign/v1/telco_pb.js';
 import type { Config } from './config.js';
 import { openLedger } from './ledger.js';
 import type { Principal } from './rpc/interceptors.js';
@@ -67,6 +71,15 @@ function statsdClient(config: Config, logger: Logger): StatsDClient | undefined 
   if (config.statsd === undefined) return undefined;
   const [host, port] = config.statsd.split(':');
   return new StatsD({ host: host || '127.0.0.1', port: Number(port || 8125), prefix: 'countersign.', errorHandler: (err) => logger.warn({ err }, 'statsd send failed') });
+}
+
+/** Delivery through a separate telco-bridge process (its gRPC API, authenticated with the shared telco key). */
+function telcoNotifier(config: Config, logger: Logger): TelcoNotifier {
+  const transport = createGrpcTransport({
+    baseUrl: `http://${config.telcoBridge}`,
+    interceptors: [(next) => (req) => (req.header.set('authorization', `Bearer ${config.telcoKey}`), next(req))],
+  });
+  return new TelcoNotifier(createClient(TelcoBridgeService, transport), { ...telcoNotifierDefaults, logger });
 }
 
 /** The operator key: from config, or generated once into <dataDir>/admin.key with mode 0600. */
@@ -129,13 +142,16 @@ export async function createApp(options: AppOptions): Promise<App> {
     const currency = currencyOf(code);
     return currency === undefined ? `${amount} ${code}` : `${code} ${formatMinor(amount, currency)}`;
   };
+  const telco = options.notifier === undefined && config.telcoBridge !== undefined ? telcoNotifier(config, logger) : undefined;
+  const notifier = options.notifier ?? telco ?? new ConsoleNotifier(undefined, formatter);
+  telco?.start();
   const payments = new PaymentsService({
     ledger: new PaymentLedger(ledger),
     challenges: stores.challenges,
     payments: stores.repository,
     directory: stores.directory,
     authorizers: [new BuiltInPolicy({ payer: (id) => stores.directory.getPayer(id), merchant: (id) => stores.directory.getMerchant(id) })],
-    notifier: options.notifier ?? new ConsoleNotifier(undefined, formatter),
+    notifier,
     codes: kits.codes,
     events,
     feeAccounts,
@@ -169,6 +185,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       return payer === undefined ? undefined : { kind: 'payer', id: payer.id };
     },
     async close() {
+      await telco?.close();
       // The directory owns the shared Redis connection: close it last.
       await Promise.allSettled([stores.challenges.close(), stores.repository.close()]);
       await stores.directory.close();

@@ -21,6 +21,8 @@ export interface Config {
   connectPort: number;
   /** Operator API key (COUNTERSIGN_ADMIN_KEY); unset: generated once into <dataDir>/admin.key (mode 0600). */
   adminKey: string | undefined;
+  /** The telco bridge's gRPC address (COUNTERSIGN_TELCO_BRIDGE, host:port); unset: codes and calls on the console. */
+  telcoBridge: string | undefined;
   /** Key the telco bridge presents when it relays SMS replies and keyed passwords (COUNTERSIGN_TELCO_KEY). */
   telcoKey: string | undefined;
   /** Master key, base64 (COUNTERSIGN_MASTER_KEY); unset: <dataDir>/master.key, created with mode 0600. */
@@ -50,6 +52,9 @@ function port(name: string, text: string | undefined, fallback: number): number 
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  if (env.COUNTERSIGN_TELCO_BRIDGE && !env.COUNTERSIGN_TELCO_KEY) {
+    throw new ConfigError('COUNTERSIGN_TELCO_BRIDGE needs COUNTERSIGN_TELCO_KEY (the key authz and the bridge present to each other)');
+  }
   const addresses = (env.COUNTERSIGN_TB_ADDRESSES ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
   const clusterText = env.COUNTERSIGN_TB_CLUSTER_ID ?? '0';
   if (!/^\d+$/.test(clusterText)) throw new ConfigError(`COUNTERSIGN_TB_CLUSTER_ID must be an unsigned integer, got "${clusterText}"`);
@@ -65,6 +70,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminKey: env.COUNTERSIGN_ADMIN_KEY || undefined,
     masterKey: env.COUNTERSIGN_MASTER_KEY || undefined,
     telcoKey: env.COUNTERSIGN_TELCO_KEY || undefined,
+    telcoBridge: env.COUNTERSIGN_TELCO_BRIDGE || undefined,
     statsd: env.COUNTERSIGN_STATSD || undefined,
     logLevel: env.COUNTERSIGN_LOG_LEVEL || 'info',
   };
