@@ -98,6 +98,9 @@ function replayCreated(payment: Payment): Payment {
   if (payment.state === 'DECLINED' && payment.declineReason === 'INSUFFICIENT_FUNDS') {
     throw precondition('insufficient funds', { reason: 'INSUFFICIENT_FUNDS', payment_id: payment.id });
   }
+  if (payment.state === 'DECLINED' && payment.declineReason === 'DELIVERY_FAILED') {
+    throw new AuthzError('unavailable', 'the payer could not be reached; this payment is declined — retry with a new idempotency key', { reason: 'DELIVERY_FAILED', payment_id: payment.id });
+  }
   if (payment.state === 'DECLINED' && payment.declineReason === 'POLICY_DENIED') {
     throw precondition(`payment declined by policy: ${payment.declineDetail ?? ''}`, { reason: 'POLICY_DENIED', payment_id: payment.id });
   }
@@ -314,12 +317,27 @@ export class PaymentsService {
       ...(terminal && pending.some((f) => codeFactors.has(f)) ? { sealedFirstCode: codes.sealFirstCode(payment.id, firstCode) } : {}),
     };
     await this.save(challenged);
-    if (sendsCode) {
-      await this.deps.notifier.deliverFirstCode({ paymentId: payment.id, payerId: payer.id, phone: payer.phone, firstCode, amount: payment.amount, currency: payment.currency, payeeName: merchant.name, expiresAtMs: payment.expiresAtMs });
-    }
-    // M3 (no SMS step): the call for the password goes out at once. M2 calls after the SMS reply.
-    if (pending.includes('IVR_PASSWORD') && !pending.includes('SMS_OTP')) await this.callForPassword(challenged, payer, merchant);
+    await this.deliverOrDecline(challenged, async () => {
+      if (sendsCode) {
+        await this.deps.notifier.deliverFirstCode({ paymentId: payment.id, payerId: payer.id, phone: payer.phone, firstCode, amount: payment.amount, currency: payment.currency, payeeName: merchant.name, expiresAtMs: payment.expiresAtMs });
+      }
+      // M3 (no SMS step): the call for the password goes out at once. M2 calls after the SMS reply.
+      if (pending.includes('IVR_PASSWORD') && !pending.includes('SMS_OTP')) await this.callForPassword(challenged, payer, merchant);
+    });
     return challenged;
+  }
+
+  /**
+   * A code or call that cannot reach the payer leaves nothing reserved: the payment is declined
+   * (DELIVERY_FAILED), its reservation voided, and the caller gets UNAVAILABLE.
+   */
+  private async deliverOrDecline(payment: Payment, send: () => Promise<void>): Promise<void> {
+    try {
+      await send();
+    } catch (cause) {
+      await this.finish(payment, { state: 'DECLINED', declineReason: 'DELIVERY_FAILED', declineDetail: 'the code or call could not be delivered' });
+      throw new AuthzError('unavailable', 'the payer could not be reached (SMS or voice channel unavailable); the payment is declined and nothing is reserved — retry with a new idempotency key', { reason: 'DELIVERY_FAILED', payment_id: payment.id }, { cause });
+    }
   }
 
   /** SMS-pumping defence: per number, per payer and per number prefix; over a limit nothing is sent or reserved. */
@@ -425,7 +443,9 @@ export class PaymentsService {
     if (!payment.requiredFactors.every((f) => satisfied.includes(f))) {
       const next = await this.save({ ...payment, satisfiedFactors: satisfied, attemptsLeft: this.deps.limits.attemptsMax, updatedAtMs: now });
       // M2: the SMS code was right; now the call for the payment password.
-      if (factor === 'SMS_OTP' && !satisfied.includes('IVR_PASSWORD') && payment.requiredFactors.includes('IVR_PASSWORD')) await this.callForPassword(next);
+      if (factor === 'SMS_OTP' && !satisfied.includes('IVR_PASSWORD') && payment.requiredFactors.includes('IVR_PASSWORD')) {
+        await this.deliverOrDecline(next, () => this.callForPassword(next));
+      }
       return next;
     }
     const approved = await this.save({ ...payment, satisfiedFactors: satisfied, state: 'APPROVED', sealedFirstCode: undefined, updatedAtMs: now });

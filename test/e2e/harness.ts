@@ -73,7 +73,8 @@ export async function startEnv(client: ClientKind, store: StoreKind, limits: Par
     config,
     memoryLedger: true,
     memoryDirectory: true,
-    notifier: inbox,
+    // With a telco bridge configured, codes and calls go through it; otherwise the inbox plays the handset.
+    ...(overrides.telcoBridge === undefined ? { notifier: inbox } : {}),
     logger: pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) }),
     limits: { codeTtlMs: testCodeTtlMs, reservationGraceSeconds: 1, ...limits },
   });

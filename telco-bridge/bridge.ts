@@ -1,0 +1,154 @@
+import type { Logger } from 'pino';
+import { TelcoBridgeService } from '../gen/countersign/v1/telco_pb.js';
+import { createAuthzClient } from './authz-client.js';
+import type { SmsChannel, VoiceChannel } from './channels.js';
+import { ConsoleChannel } from './console-channel.js';
+import { EventLog } from './events.js';
+import { hostService } from './grpc-host.js';
+import { ivrLimitsDefault, type IvrLimits } from './ivr-dialogue.js';
+import { TelcoBridgeCore, serviceLimitsDefault, type ServiceLimits } from './service.js';
+import { SmppChannel, type SmppChannelOptions, type SmppStats } from './smpp-channel.js';
+import { TwilioVoiceChannel, voiceLimitsDefault, type TwilioVoiceOptions, type VoiceLimits } from './voice-channel.js';
+import { startWebhookServer, webhookLimitsDefault, type WebhookServer } from './webhook-server.js';
+
+/**
+ * The telco-bridge process: TelcoBridgeService over gRPC (grpc-js, one shared service key), the
+ * voice provider's webhooks over HTTP, SMS over SMPP or the console, calls through a TwiML
+ * provider or the console, and a gRPC client to authz for the proofs it relays. Imports only
+ * gen/ and packages.
+ */
+
+export interface BridgeLimits extends ServiceLimits, VoiceLimits, IvrLimits {
+  /** eventsMax: events kept for StreamEvents replay, at most. */
+  eventsMax: number;
+  /** Each ConfirmPayment to authz waits at most this long (the provider waits for our TwiML). */
+  authzDeadlineMs: number;
+  /** webhookBodyBytesMax: larger webhook bodies are 413. */
+  webhookBodyBytesMax: number;
+  /** A webhook request must arrive completely within this. */
+  webhookRequestTimeoutMs: number;
+  /** On close, gRPC calls get this long to finish. */
+  grpcShutdownGraceMs: number;
+  /** A console gather waits this long for a typed line. */
+  consoleInputTimeoutMs: number;
+}
+
+export const bridgeLimitsDefault: BridgeLimits = {
+  ...serviceLimitsDefault,
+  ...voiceLimitsDefault,
+  ...ivrLimitsDefault,
+  eventsMax: 50_000,
+  authzDeadlineMs: 5_000,
+  webhookBodyBytesMax: webhookLimitsDefault.bodyBytesMax,
+  webhookRequestTimeoutMs: webhookLimitsDefault.requestTimeoutMs,
+  grpcShutdownGraceMs: 2_000,
+  consoleInputTimeoutMs: 120_000,
+};
+
+export type SmsOptions = ({ kind: 'smpp' } & SmppChannelOptions) | { kind: 'console' };
+export type VoiceOptions = ({ kind: 'twilio' } & TwilioVoiceOptions) | { kind: 'console' };
+
+export interface TelcoBridgeOptions {
+  /** Interface of both servers, e.g. 127.0.0.1. */
+  host: string;
+  /** 0 picks a free port. */
+  grpcPort: number;
+  /** 0 picks a free port. */
+  webhookPort: number;
+  /** SECRET: what authz must present (`authorization: Bearer <key>`). */
+  serviceKey: string;
+  /** What the voice provider calls; default http://{host}:{webhookPort}. Signatures are checked against it. */
+  publicWebhookBaseUrl?: string;
+  sms: SmsOptions;
+  voice: VoiceOptions;
+  authz: {
+    /** host:port of authz's gRPC server. */
+    address: string;
+    /** SECRET: the bridge's key at authz. */
+    serviceKey: string;
+  };
+  logger: Logger;
+  /** The console channel's streams (default: stdout, no input). */
+  console?: { output?: NodeJS.WritableStream; input?: NodeJS.ReadableStream };
+  /** Overrides of the named bounds. */
+  limits?: Partial<BridgeLimits>;
+}
+
+export interface TelcoBridge {
+  grpcPort: number;
+  webhookPort: number;
+  /** The public base URL the provider is given (resolved once the webhook server listens). */
+  webhookBaseUrl: string;
+  /** Resolves true once SMS can be sent (SMPP bound; console at once), false after `timeoutMs`. */
+  whenSmsReady(timeoutMs: number): Promise<boolean>;
+  /** SMPP counters (undefined on the console channel). */
+  smppStats: SmppStats | undefined;
+  close(): Promise<void>;
+}
+
+export async function startTelcoBridge(options: TelcoBridgeOptions): Promise<TelcoBridge> {
+  const limits: BridgeLimits = { ...bridgeLimitsDefault, ...options.limits };
+  const logger = options.logger.child({ component: 'telco-bridge' });
+  const events = new EventLog(limits.eventsMax);
+  const authz = createAuthzClient({ address: options.authz.address, serviceKey: options.authz.serviceKey, deadlineMs: limits.authzDeadlineMs });
+  const core = new TelcoBridgeCore(events, authz, limits, logger);
+
+  let webhookBaseUrl = options.publicWebhookBaseUrl ?? '';
+  let consoleChannel: ConsoleChannel | undefined;
+  const consoleOf = () =>
+    (consoleChannel ??= new ConsoleChannel(
+      { output: options.console?.output ?? process.stdout, ...(options.console?.input ? { input: options.console.input } : {}), inputTimeoutMs: limits.consoleInputTimeoutMs },
+      core.smsListener,
+      core.voiceListener,
+      core.confirmPassword,
+      limits,
+    ));
+  const smpp = options.sms.kind === 'smpp' ? new SmppChannel(options.sms, core.smsListener, logger.child({ channel: 'smpp' })) : undefined;
+  const sms: SmsChannel = smpp ?? consoleOf();
+  const twilio =
+    options.voice.kind === 'twilio'
+      ? new TwilioVoiceChannel(options.voice, limits, limits, () => webhookBaseUrl, core.voiceListener, core.confirmPassword, logger.child({ channel: 'voice' }))
+      : undefined;
+  const voice: VoiceChannel = twilio ?? consoleOf();
+  core.attach(sms, voice);
+
+  const started: { close(): Promise<void> }[] = [];
+  const closeAll = async () => {
+    for (const s of started.reverse()) await s.close().catch((error: unknown) => logger.warn({ err: error }, 'telco bridge close step failed'));
+  };
+  started.push({ close: async () => authz.close() });
+  for (const channel of [smpp, twilio, consoleChannel]) if (channel !== undefined) started.push(channel);
+  try {
+    const webhooks: WebhookServer = await startWebhookServer({
+      host: options.host,
+      port: options.webhookPort,
+      publicBaseUrl: () => webhookBaseUrl,
+      authToken: options.voice.kind === 'twilio' ? options.voice.authToken : undefined,
+      handler: twilio === undefined ? undefined : (request) => twilio.handle(request),
+      limits: { bodyBytesMax: limits.webhookBodyBytesMax, requestTimeoutMs: limits.webhookRequestTimeoutMs },
+      logger,
+    });
+    started.push(webhooks);
+    if (webhookBaseUrl === '') webhookBaseUrl = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${webhooks.port}`;
+    const grpc = await hostService(TelcoBridgeService, core.serviceImpl(), {
+      host: options.host,
+      port: options.grpcPort,
+      serviceKey: options.serviceKey,
+      logger,
+      shutdownGraceMs: limits.grpcShutdownGraceMs,
+    });
+    started.push(grpc);
+    logger.info({ grpcPort: grpc.port, webhookPort: webhooks.port, sms: options.sms.kind, voice: options.voice.kind }, 'telco bridge listening');
+    return {
+      grpcPort: grpc.port,
+      webhookPort: webhooks.port,
+      webhookBaseUrl,
+      whenSmsReady: (timeoutMs) => (smpp === undefined ? Promise.resolve(true) : smpp.whenBound(timeoutMs)),
+      smppStats: smpp?.stats,
+      close: closeAll,
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}

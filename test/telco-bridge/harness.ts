@@ -1,0 +1,227 @@
+import { Writable } from 'node:stream';
+import { create, type Message } from '@bufbuild/protobuf';
+import * as grpc from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { PaymentSchema, PaymentState } from '../../gen/countersign/v1/common_pb.js';
+import { ConfirmPaymentResponseSchema, PayerService, type ConfirmPaymentRequest } from '../../gen/countersign/v1/payer_pb.js';
+import {
+  TelcoBridgeService,
+  type SendSmsRequest,
+  type StartCallRequest,
+  type StreamEventsRequest,
+  type StreamEventsResponse,
+} from '../../gen/countersign/v1/telco_pb.js';
+import { startTelcoBridge, type BridgeLimits, type TelcoBridge } from '../../telco-bridge/bridge.js';
+import { grpcServiceDefinition } from '../../telco-bridge/grpc-codec.js';
+import { statusDetailsBin } from '../../telco-bridge/rpc-status.js';
+import type { SmppChannelOptions } from '../../telco-bridge/smpp-channel.js';
+import { Handset } from '../../telco-bridge/simulator/handset.js';
+import { startSmsc, type Smsc, type SmscOptions } from '../../telco-bridge/simulator/smsc.js';
+import { startVoiceProvider, type VoiceProvider } from '../../telco-bridge/simulator/voice-provider.js';
+
+/** Every wait in these tests is bounded by this, ms. */
+export const waitMs = 8_000;
+export const bridgeKey = 'bridge-service-key-for-tests';
+export const authzKeyOfBridge = 'authz-key-the-bridge-presents';
+export const accountSid = 'AC0123456789abcdef0123456789abcdef';
+export const authToken = 'voice-auth-token-for-tests';
+export const smppSystemId = 'countersign';
+export const smppPassword = 'smpp-pass';
+export const paymentId = '0000018f2b6c7d8e9fa0b1c2d3e4f5a6';
+
+// ----------------------------------------------------------------------------- fake authz
+
+/** A canned ConfirmPayment answer: OK with a payment state, or an error status (ErrorInfo attempts_left when given). */
+export type CannedAnswer = { state: PaymentState } | { code: grpc.status; attemptsLeft?: number; delayMs?: number };
+
+export interface FakeAuthz {
+  address: string;
+  /** Every ConfirmPayment received, in order (the proofs are the tests' own fake secrets). */
+  requests: ConfirmPaymentRequest[];
+  /** The authorization header of each request. */
+  authorizations: string[];
+  /** Answers, consumed in order; when empty, OK SUCCEEDED. */
+  answers: CannedAnswer[];
+  close(): Promise<void>;
+}
+
+/** A real grpc-js server implementing PayerService/ConfirmPayment with canned answers. */
+export async function startFakeAuthz(): Promise<FakeAuthz> {
+  const server = new grpc.Server();
+  const fake: Omit<FakeAuthz, 'address' | 'close'> = { requests: [], authorizations: [], answers: [] };
+  const unimplemented = (_: unknown, callback: grpc.sendUnaryData<Message>) => callback({ code: grpc.status.UNIMPLEMENTED });
+  server.addService(grpcServiceDefinition(PayerService), {
+    declinePayment: unimplemented,
+    listPendingPayments: unimplemented,
+    getChallenge: unimplemented,
+    watchPendingPayments: (call: grpc.ServerWritableStream<Message, Message>) => call.emit('error', { code: grpc.status.UNIMPLEMENTED }),
+    confirmPayment: (call: grpc.ServerUnaryCall<ConfirmPaymentRequest, Message>, callback: grpc.sendUnaryData<Message>) => {
+      fake.requests.push(call.request);
+      fake.authorizations.push(String(call.metadata.get('authorization')[0] ?? ''));
+      const answer = fake.answers.shift() ?? { state: PaymentState.SUCCEEDED };
+      if ('state' in answer) {
+        callback(null, create(ConfirmPaymentResponseSchema, { payment: create(PaymentSchema, { id: call.request.paymentId, state: answer.state }) }));
+        return;
+      }
+      const metadata = new grpc.Metadata();
+      if (answer.attemptsLeft !== undefined) {
+        const info = { reason: 'WRONG_PROOF', domain: 'countersign.v1', metadata: { attempts_left: String(answer.attemptsLeft) } };
+        metadata.set('grpc-status-details-bin', Buffer.from(statusDetailsBin(answer.code, 'wrong password', info)));
+      }
+      setTimeout(() => callback({ code: answer.code, details: 'canned', metadata }), answer.delayMs ?? 0);
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+  );
+  return { ...fake, address: `127.0.0.1:${port}`, close: () => new Promise((resolve) => server.tryShutdown(() => resolve())) } as FakeAuthz;
+}
+
+// ----------------------------------------------------------------------------- bridge client
+
+export interface BridgeClient {
+  sendSms(request: Partial<SendSmsRequest>): Promise<{ messageId: string }>;
+  startCall(request: Partial<StartCallRequest>): Promise<{ callId: string }>;
+  /** Opens StreamEvents and collects what arrives. */
+  streamEvents(request: Partial<StreamEventsRequest>): EventCollector;
+  close(): void;
+}
+
+export interface EventCollector {
+  events: StreamEventsResponse[];
+  /** Resolves with the first collected event matching, rejects after `waitMs`. */
+  waitFor(predicate: (e: StreamEventsResponse) => boolean, what: string): Promise<StreamEventsResponse>;
+  cancel(): void;
+}
+
+type Unary = (request: Message, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, value?: unknown) => void) => void;
+
+/** A grpc-js client of the bridge; `key` null sends no authorization header. */
+export function bridgeClient(port: number, key: string | null = bridgeKey): BridgeClient {
+  const Client = grpc.makeGenericClientConstructor(grpcServiceDefinition(TelcoBridgeService), TelcoBridgeService.name);
+  const raw = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<'sendSms' | 'startCall', Unary> & {
+    streamEvents(request: Message, metadata: grpc.Metadata): grpc.ClientReadableStream<StreamEventsResponse>;
+  };
+  const metadata = () => {
+    const md = new grpc.Metadata();
+    if (key !== null) md.set('authorization', `Bearer ${key}`);
+    return md;
+  };
+  const unary = <T>(fn: Unary, schemaInput: Message) =>
+    new Promise<T>((resolve, reject) => fn.call(raw, schemaInput, metadata(), { deadline: Date.now() + waitMs }, (error, value) => (error ? reject(error) : resolve(value as T))));
+  const method = (name: string) => TelcoBridgeService.methods.find((m) => m.localName === name)!;
+  return {
+    sendSms: (request) => unary(raw.sendSms, create(method('sendSms').input, request as never)),
+    startCall: (request) => unary(raw.startCall, create(method('startCall').input, request as never)),
+    streamEvents: (request) => {
+      const call = raw.streamEvents(create(method('streamEvents').input, request as never), metadata());
+      const events: StreamEventsResponse[] = [];
+      let failure: Error | undefined;
+      call.on('data', (e: StreamEventsResponse) => events.push(e));
+      call.on('error', (error: grpc.ServiceError) => {
+        if (error.code !== grpc.status.CANCELLED) failure = error;
+      });
+      return {
+        events,
+        waitFor: async (predicate, what) => {
+          const endAt = Date.now() + waitMs;
+          for (;;) {
+            const found = events.find(predicate);
+            if (found !== undefined) return found;
+            if (failure !== undefined) throw failure;
+            if (Date.now() > endAt) throw new Error(`no event ${what} within ${waitMs} ms; got ${events.map((e) => e.event.case).join(', ')}`);
+            await sleep(20);
+          }
+        },
+        cancel: () => call.cancel(),
+      };
+    },
+    close: () => raw.close(),
+  };
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ----------------------------------------------------------------------------- the whole rig
+
+export interface Rig {
+  bridge: TelcoBridge;
+  client: BridgeClient;
+  smsc: Smsc;
+  voice: VoiceProvider;
+  authz: FakeAuthz;
+  /** Every log line the bridge wrote. */
+  logs: string[];
+  phone(number: string): Handset;
+  close(): Promise<void>;
+}
+
+export interface RigOptions {
+  limits?: Partial<BridgeLimits>;
+  smpp?: Partial<SmppChannelOptions>;
+  smsc?: Partial<SmscOptions>;
+  /** The simulated provider answers calls after this delay, ms. */
+  answerDelayMs?: number;
+  /** The auth token the bridge is configured with (default: the provider's). */
+  bridgeAuthToken?: string;
+}
+
+export async function startRig(options: RigOptions = {}): Promise<Rig> {
+  const logs: string[] = [];
+  const logger = pino(
+    { level: 'debug' },
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        logs.push(chunk.toString('utf8'));
+        done();
+      },
+    }),
+  );
+  const smsc = await startSmsc({ systemId: smppSystemId, password: smppPassword, ...options.smsc });
+  const voice = await startVoiceProvider({ accountSid, authToken, answerDelayMs: options.answerDelayMs ?? 0 });
+  const authz = await startFakeAuthz();
+  const bridge = await startTelcoBridge({
+    host: '127.0.0.1',
+    grpcPort: 0,
+    webhookPort: 0,
+    serviceKey: bridgeKey,
+    sms: {
+      kind: 'smpp',
+      host: '127.0.0.1',
+      port: smsc.port,
+      systemId: smppSystemId,
+      password: smppPassword,
+      sourceAddr: 'Countersign',
+      windowMax: 10,
+      ratePerSecondMax: 100,
+      reconnectDelayMsMin: 50,
+      reconnectDelayMsMax: 400,
+      ...options.smpp,
+    },
+    voice: { kind: 'twilio', baseUrl: voice.baseUrl, accountSid, authToken: options.bridgeAuthToken ?? authToken, from: '+15005550006' },
+    authz: { address: authz.address, serviceKey: authzKeyOfBridge },
+    logger,
+    limits: { smsPerDestinationMax: 20, ...options.limits },
+  });
+  if (!(await bridge.whenSmsReady(waitMs))) throw new Error('the bridge did not bind to the SMSC');
+  const client = bridgeClient(bridge.grpcPort);
+  return {
+    bridge,
+    client,
+    smsc,
+    voice,
+    authz,
+    logs,
+    phone: (number) => new Handset(number, smsc, voice),
+    close: async () => {
+      client.close();
+      await bridge.close();
+      await Promise.all([smsc.close(), voice.close(), authz.close()]);
+    },
+  };
+}
+
+/** Log lines containing `secret` (codes, digits, passwords must never be logged). */
+export function linesWith(logs: string[], secret: string): string[] {
+  return logs.filter((line) => line.includes(secret));
+}
