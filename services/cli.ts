@@ -3,7 +3,9 @@
  * The `countersign` command line: serve, demo, payer tools, reconcile.
  */
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { pino } from 'pino';
 import { deriveSecondCode, secondCodeSuite } from '../authz/codes/challenge.js';
 import { base32Decode } from '../authz/codes/secret.js';
 import { reconcile } from '../authz/reconcile.js';
@@ -13,12 +15,15 @@ import { runDemo } from './demo.js';
 import { openLedger } from './ledger.js';
 import { runLedgerDemo } from './ledger-demo.js';
 import { startServers } from './server.js';
+import { freePort, startBridge, telcoSettings, type TelcoSettings } from './telco.js';
 
 const usage = `usage: countersign <command> [options]
 
 commands:
-  serve                 run the authorization service: gRPC (grpc-js, health, reflection) and
-                        Connect/gRPC-Web (connect-node) on the configured ports
+  serve [--with-bridge] run the authorization service: gRPC (grpc-js, health, reflection) and
+                        Connect/gRPC-Web (connect-node) on the configured ports; --with-bridge also
+                        runs the telco bridge (SMS over SMPP, calls over TwiML) in this process
+  telco-bridge          run the telco bridge as its own process (COUNTERSIGN_AUTHZ_ADDRESS, COUNTERSIGN_TELCO_KEY)
   demo                  serve in process and walk a merchant and a payer through payments:
                         frictionless, second code (wrong then right), declined, insufficient funds
   payer derive          compute a second code as a payer's terminal does:
@@ -35,17 +40,31 @@ environment (all optional; see README "Configuration"):
   COUNTERSIGN_GRPC_PORT           gRPC port (default 50051)
   COUNTERSIGN_CONNECT_PORT        Connect/gRPC-Web port (default 8080)
   COUNTERSIGN_ADMIN_KEY           operator API key (default: generated into <data dir>/admin.key)
-  COUNTERSIGN_MASTER_KEY          base64 master key (default: <data dir>/master.key, mode 0600)`;
+  COUNTERSIGN_MASTER_KEY          base64 master key (default: <data dir>/master.key, mode 0600)
+  COUNTERSIGN_TELCO_BRIDGE        a separate telco bridge's gRPC host:port (with COUNTERSIGN_TELCO_KEY)
+  COUNTERSIGN_SMPP, COUNTERSIGN_VOICE, COUNTERSIGN_TELCO_PORT, COUNTERSIGN_WEBHOOK_PORT,
+  COUNTERSIGN_PUBLIC_WEBHOOK_URL, COUNTERSIGN_AUTHZ_ADDRESS   the bridge's settings (README "Telco")`;
 
-async function serve(): Promise<void> {
-  const config = loadConfig();
+async function serve(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { 'with-bridge': { type: 'boolean', default: false } } });
+  let config = loadConfig();
+  let settings: TelcoSettings | undefined;
+  if (values['with-bridge']) {
+    // The bridge in this process: authz reaches it over loopback gRPC like a separate one.
+    const env = { ...process.env, COUNTERSIGN_TELCO_KEY: process.env.COUNTERSIGN_TELCO_KEY || `cs_telco_${randomBytes(24).toString('base64url')}` };
+    settings = telcoSettings(env, config.host);
+    if (settings.grpcPort === 0) settings = { ...settings, grpcPort: await freePort(config.host) };
+    config = { ...config, telcoBridge: `${config.host}:${settings.grpcPort}`, telcoKey: settings.key };
+  }
   const app = await createApp({ config });
   const report = await reconcile({ ledger: app.ledger, payments: app.repository, service: app.payments, now: Date.now });
   const servers = await startServers(app, { host: config.host, grpcPort: config.grpcPort, connectPort: config.connectPort });
+  const bridge = settings === undefined ? undefined : await startBridge(settings, `${config.host}:${servers.grpcPort}`, app.logger);
   app.logger.info({ grpcPort: servers.grpcPort, connectPort: servers.connectPort, stores: app.describe, reconciled: report }, 'countersign serving');
   console.log(`countersign serving
   gRPC (grpc-js)           ${config.host}:${servers.grpcPort}   health + reflection: grpcurl -plaintext ${config.host}:${servers.grpcPort} list
   Connect / gRPC-Web       http://${config.host}:${servers.connectPort}
+  telco                    ${bridge !== undefined ? `bridge in process: gRPC ${config.host}:${bridge.grpcPort}, voice webhooks ${bridge.webhookBaseUrl}` : config.telcoBridge !== undefined ? `telco-bridge at ${config.telcoBridge}` : 'console (codes and calls printed here)'}
   ledger and stores        ${app.describe.join('; ')}
   operator key             ${config.adminKey === undefined ? join(config.dataDir, 'admin.key') : 'COUNTERSIGN_ADMIN_KEY'}
 Ctrl-C stops.`);
@@ -53,8 +72,28 @@ Ctrl-C stops.`);
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  await bridge?.close();
   await servers.close();
   await app.close();
+}
+
+/** `countersign telco-bridge`: the bridge as its own process. */
+async function telcoBridgeCommand(): Promise<void> {
+  const config = loadConfig();
+  const authz = process.env.COUNTERSIGN_AUTHZ_ADDRESS;
+  if (authz === undefined || authz === '') throw new ConfigError('telco-bridge needs COUNTERSIGN_AUTHZ_ADDRESS (authz gRPC host:port)');
+  const logger = pino({ level: config.logLevel, base: { service: 'countersign-telco-bridge' } });
+  const bridge = await startBridge(telcoSettings(process.env, config.host), authz, logger);
+  console.log(`countersign telco-bridge
+  gRPC (TelcoBridgeService)  ${config.host}:${bridge.grpcPort}
+  voice webhooks             ${bridge.webhookBaseUrl}
+  relays proofs to authz     ${authz}
+Ctrl-C stops.`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await bridge.close();
 }
 
 function derive(args: string[]): void {
@@ -99,7 +138,10 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'serve':
-      await serve();
+      await serve(rest);
+      return 0;
+    case 'telco-bridge':
+      await telcoBridgeCommand();
       return 0;
     case 'demo':
       await runDemo(loadConfig(), (line) => console.log(line));
