@@ -1,41 +1,31 @@
 import { randomBytes } from 'node:crypto';
 import { Code, ConnectError, createClient, type Interceptor } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
+import { pino } from 'pino';
 import { deriveSecondCode } from '../authz/codes/challenge.js';
 import { base32Decode } from '../authz/codes/secret.js';
-import { InboxNotifier, ConsoleNotifier, type CodeDelivery, type Notifier, type PasswordCall } from '../authz/notifier.js';
 import { currencyOf, formatMinor } from '../ledger/chart.js';
-import { Factor, PaymentState } from '../gen/countersign/v1/common_pb.js';
+import { Channel, Factor, PasswordKind, PaymentState } from '../gen/countersign/v1/common_pb.js';
 import { EnrollmentService } from '../gen/countersign/v1/enrollment_pb.js';
 import { LedgerService } from '../gen/countersign/v1/ledger_pb.js';
 import { PayerService } from '../gen/countersign/v1/payer_pb.js';
 import { PaymentService } from '../gen/countersign/v1/payments_pb.js';
+import { Handset } from '../telco-bridge/simulator/handset.js';
+import { startSmsc, type Smsc } from '../telco-bridge/simulator/smsc.js';
+import { startVoiceProvider, type VoiceProvider } from '../telco-bridge/simulator/voice-provider.js';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
-import { startServers } from './server.js';
 import { ErrorInfoSchema } from './rpc/status-details.js';
+import { startServers } from './server.js';
+import { freePort, startBridge } from './telco.js';
 
 type Print = (line: string) => void;
 const usd = currencyOf('USD')!;
 const money = (minor: bigint) => `USD ${formatMinor(minor, usd)}`;
+/** Every wait for the simulated phone network, milliseconds. */
+const networkWaitMs = 15_000;
 
-/** The payer's phone in the demo: prints what arrives and keeps it for the payer's terminal. */
-class DemoPhone implements Notifier {
-  readonly channel = 'CONSOLE';
-  readonly inbox = new InboxNotifier();
-  private readonly console: ConsoleNotifier;
-  constructor(print: Print) {
-    this.console = new ConsoleNotifier((line) => print(`    ${line}`), (amount, code) => `${code} ${formatMinor(amount, currencyOf(code)!)}`);
-  }
-  async deliverFirstCode(d: CodeDelivery): Promise<void> {
-    await this.console.deliverFirstCode(d);
-    await this.inbox.deliverFirstCode(d);
-  }
-  async callForPassword(c: PasswordCall): Promise<void> {
-    await this.console.callForPassword(c);
-    await this.inbox.callForPassword(c);
-  }
-}
+type Clients = ReturnType<typeof clientsFor>;
 
 function bearer(key: string): Interceptor {
   return (next) => (req) => {
@@ -68,86 +58,208 @@ function describe(e: ConnectError): string {
   return `${Code[e.code]}: ${e.rawMessage}${left === undefined ? '' : ` (${left} attempts left)`}`;
 }
 
+/** The simulated phone network: an SMSC (SMPP) and a voice provider (TwiML), with the payers' handsets. */
+interface Network {
+  smsc: Smsc;
+  voice: VoiceProvider;
+  phone(number: string): Handset;
+}
+
+export interface DemoResult {
+  payerBalance: bigint;
+  merchantBalance: bigint;
+  m2Balance: bigint;
+  m3Balance: bigint;
+}
+
 /**
- * `countersign demo`: starts the servers in process on free loopback ports and walks a merchant
- * and a payer through countersign over real gRPC: enroll, fund, a frictionless payment, a
- * second-code payment, a wrong code then the right one, a declined payment and one that exceeds
- * the payer's funds — printing each step and the balances.
+ * `countersign demo`: starts authz and the telco bridge in process on free loopback ports, with a
+ * simulated phone network (an SMSC over SMPP 3.4 and a TwiML voice provider), and walks a
+ * merchant and three payers through countersign over real gRPC: M1 (frictionless, second code
+ * with a wrong code then the right one, a decline, insufficient funds), M2 (SMS code, reply, call,
+ * payment password) and M3 (login, authentication password, call, authorization password) —
+ * printing each step and the balances.
  */
-export async function runDemo(config: Config, print: Print): Promise<{ payerBalance: bigint; merchantBalance: bigint }> {
-  const phone = new DemoPhone(print);
+export async function runDemo(config: Config, print: Print): Promise<DemoResult> {
+  const smppPassword = randomBytes(8).toString('hex');
+  const smsc = await startSmsc({ systemId: 'countersign', password: smppPassword });
+  const voiceToken = randomBytes(16).toString('hex');
+  const voice = await startVoiceProvider({ accountSid: 'ACdemo', authToken: voiceToken });
+  const telcoKey = `cs_telco_${randomBytes(16).toString('hex')}`;
+  const bridgePort = await freePort('127.0.0.1');
+  const logger = pino({ level: 'silent' });
   const app = await createApp({
-    config: { ...config, masterKey: randomBytes(32).toString('base64'), adminKey: `cs_admin_${randomBytes(16).toString('hex')}`, redisUrl: undefined },
+    config: { ...config, masterKey: randomBytes(32).toString('base64'), adminKey: `cs_admin_${randomBytes(16).toString('hex')}`, redisUrl: undefined, telcoKey, telcoBridge: `127.0.0.1:${bridgePort}` },
     memoryLedger: true,
     memoryDirectory: true,
-    notifier: phone,
-    logger: (await import('pino')).pino({ level: 'silent' }),
+    logger,
   });
   const servers = await startServers(app, { host: '127.0.0.1', grpcPort: 0, connectPort: 0 });
+  const sms = { kind: 'smpp' as const, host: '127.0.0.1', port: smsc.port, systemId: 'countersign', password: smppPassword, sourceAddr: 'countersign', windowMax: 10, ratePerSecondMax: 50 };
+  const bridge = await startBridge(
+    { host: '127.0.0.1', grpcPort: bridgePort, webhookPort: 0, publicWebhookBaseUrl: undefined, sms, voice: { kind: 'twilio', baseUrl: voice.baseUrl, accountSid: 'ACdemo', authToken: voiceToken, from: '+15550001000' }, key: telcoKey },
+    `127.0.0.1:${servers.grpcPort}`,
+    logger,
+  );
   try {
-    return await walkThrough(`http://127.0.0.1:${servers.grpcPort}`, app.adminKey, phone, print);
+    await bridge.whenSmsReady(networkWaitMs);
+    const network: Network = { smsc, voice, phone: (number) => new Handset(number, smsc, voice) };
+    return await walkThrough(`http://127.0.0.1:${servers.grpcPort}`, app.adminKey, network, print);
   } finally {
+    await bridge.close();
     await servers.close();
     await app.close();
+    await voice.close();
+    await smsc.close();
   }
 }
 
-async function walkThrough(baseUrl: string, adminKey: string, phone: DemoPhone, print: Print) {
+async function walkThrough(baseUrl: string, adminKey: string, network: Network, print: Print): Promise<DemoResult> {
   const admin = clientsFor(baseUrl, adminKey);
-  print(`countersign demo — servers on ${baseUrl} (gRPC, grpc-js)\n`);
+  print(`countersign demo — authz on ${baseUrl} (gRPC), telco bridge in process, simulated SMSC (SMPP) and voice provider (TwiML)\n`);
   const merchant = await admin.enrollment.enrollMerchant({ idempotencyKey: 'demo-merchant', name: 'Corner Bakery', currencies: ['USD'], feeBasisPoints: 100 });
-  print(`1. Enrolled merchant "Corner Bakery" (fee 1.00 %), account ${merchant.payeeAccountIds['USD']}`);
+  const merchantAccount = merchant.payeeAccountIds['USD']!;
+  print(`1. Enrolled merchant "Corner Bakery" (fee 1.00 %), account ${merchantAccount}`);
+  const shop = clientsFor(baseUrl, merchant.apiKey).payments;
+  const balanceOf = async (account: string) => {
+    const a = (await admin.ledger.getAccount({ accountId: account })).account!;
+    return { posted: a.creditsPosted - a.debitsPosted, reserved: a.debitsPending };
+  };
+  const m1 = await methodOne(baseUrl, admin, shop, network, merchantAccount, balanceOf, print);
+  const m2Balance = await methodTwo(admin, shop, network, balanceOf, print);
+  const m3Balance = await methodThree(admin, shop, network, balanceOf, print);
+  const merchantBalance = (await balanceOf(merchantAccount)).posted;
+  print(`\nCorner Bakery's balance: ${money(merchantBalance)}`);
+  return { payerBalance: m1, merchantBalance, m2Balance, m3Balance };
+}
+
+type BalanceOf = (account: string) => Promise<{ posted: bigint; reserved: bigint }>;
+
+/** The payer's phone: prints each SMS as it arrives and returns the code in it. */
+async function smsCode(phone: Handset, index: number, print: Print): Promise<string> {
+  const sms = await phone.waitForSms(networkWaitMs, index);
+  print(`    [SMS → ${phone.number}] ${sms.text}`);
+  return /code (\d{8})/.exec(sms.text)![1]!;
+}
+
+async function methodOne(baseUrl: string, admin: Clients, shop: Clients['payments'], network: Network, merchantAccount: string, balanceOf: BalanceOf, print: Print): Promise<bigint> {
   const enrolled = await admin.enrollment.enrollPayer({
-    idempotencyKey: 'demo-payer',
+    idempotencyKey: 'demo-alice',
     phone: '+14155550123',
     displayName: 'Alice',
     currencies: ['USD'],
     policies: [{ currency: 'USD', noFactorBelow: 5_00n, oneFactorUpTo: 500_00n, oneFactor: Factor.SECOND_CODE, moreFactors: [Factor.SECOND_CODE, Factor.FIRST_CODE_AND_PIN] }],
   });
-  const payer = enrolled.payer!;
-  print(`2. Enrolled payer Alice (+14155550123): no factor below USD 5.00, the second code up to USD 500.00`);
-  print(`   her terminal stores the verification secret (shown once, base32, ${enrolled.verificationSecretBase32.length} characters) and uses ${enrolled.ocraSuite}`);
-  const payerAccount = payer.prepaidAccountIds['USD']!;
-  const merchantAccount = merchant.payeeAccountIds['USD']!;
-  await admin.ledger.fundAccount({ idempotencyKey: 'demo-deposit', accountId: payerAccount, amount: 200_00n, currency: 'USD' });
-  const shop = clientsFor(baseUrl, merchant.apiKey).payments;
-  const terminal = clientsFor(baseUrl, enrolled.payerToken).payer;
-  const balances = async () => {
-    const [p, m] = await Promise.all([admin.ledger.getAccount({ accountId: payerAccount }), admin.ledger.getAccount({ accountId: merchantAccount })]);
-    const payerBalance = p.account!.creditsPosted - p.account!.debitsPosted;
-    const merchantBalance = m.account!.creditsPosted - m.account!.debitsPosted;
-    print(`   balances: Alice ${money(payerBalance)} (reserved ${money(p.account!.debitsPending)}), Corner Bakery ${money(merchantBalance)}\n`);
-    return { payerBalance, merchantBalance };
+  const alice = enrolled.payer!;
+  const account = alice.prepaidAccountIds['USD']!;
+  const phone = network.phone(alice.phone);
+  print(`\nM1 — first and second transaction code. Payer Alice (${alice.phone}): no factor below USD 5.00, the second code up to USD 500.00;`);
+  print(`   her terminal stores the verification secret (shown once, base32) and uses ${enrolled.ocraSuite}`);
+  await admin.ledger.fundAccount({ idempotencyKey: 'demo-deposit-alice', accountId: account, amount: 200_00n, currency: 'USD' });
+  const alicePays = clientsFor(baseUrl, enrolled.payerToken).payer;
+  const show = async () => {
+    const b = await balanceOf(account);
+    print(`   Alice: ${money(b.posted)} (reserved ${money(b.reserved)})`);
+    return b.posted;
   };
-  print('3. Funded Alice with USD 200.00');
-  await balances();
-
-  const small = await shop.createPayment({ idempotencyKey: 'order-1', payer: { case: 'payerId', value: payer.id }, amount: 3_50n, currency: 'USD', description: 'Croissant' });
-  print(`4. USD 3.50 croissant: below Alice's threshold → ${PaymentState[small.payment!.state]} at once (frictionless)`);
-  await balances();
-
-  print('5. Alice buys a USD 42.00 cake:');
-  const cake = await shop.createPayment({ idempotencyKey: 'order-2', payer: { case: 'payerId', value: payer.id }, amount: 42_00n, currency: 'USD', description: 'Birthday cake' });
-  const cakeId = cake.payment!.id;
-  print(`   → ${PaymentState[cake.payment!.state]}: countersign reserved the money and sent Alice the first code above`);
-  const firstCode = phone.inbox.firstCodeFor(cakeId)!;
-  const secret = base32Decode(enrolled.verificationSecretBase32);
-  const secondCode = deriveSecondCode(secret, { firstCode, amount: 42_00n, currency: 'USD', payeeAccountId: merchantAccount });
-  print(`   Alice's terminal computes the second code over that first code, USD 42.00 and the payee`);
+  print('2. Funded Alice with USD 200.00');
+  await show();
+  const small = await shop.createPayment({ idempotencyKey: 'order-1', payer: { case: 'payerId', value: alice.id }, amount: 3_50n, currency: 'USD', description: 'Croissant' });
+  print(`3. USD 3.50 croissant: below Alice's threshold → ${PaymentState[small.payment!.state]} at once (frictionless)`);
+  await show();
+  print('4. Alice buys a USD 42.00 cake:');
+  const cake = await shop.createPayment({ idempotencyKey: 'order-2', payer: { case: 'payerId', value: alice.id }, amount: 42_00n, currency: 'USD', description: 'Birthday cake' });
+  const firstCode = await smsCode(phone, 0, print);
+  print(`   → ${PaymentState[cake.payment!.state]}: the money is reserved; her terminal computes the second code over that code, USD 42.00 and the payee`);
+  const secondCode = deriveSecondCode(base32Decode(enrolled.verificationSecretBase32), { firstCode, amount: 42_00n, currency: 'USD', payeeAccountId: merchantAccount });
   const wrong = secondCode === '00000000' ? '11111111' : '00000000';
-  const refused = await outcome(terminal.confirmPayment({ idempotencyKey: 'confirm-1', paymentId: cakeId, proof: { case: 'secondCode', value: wrong } }));
+  const refused = await outcome(alicePays.confirmPayment({ idempotencyKey: 'confirm-1', paymentId: cake.payment!.id, proof: { case: 'secondCode', value: wrong } }));
   print(`   she mistypes it (${wrong}) → ${refused instanceof ConnectError ? describe(refused) : 'accepted?!'}`);
-  const done = await terminal.confirmPayment({ idempotencyKey: 'confirm-2', paymentId: cakeId, proof: { case: 'secondCode', value: secondCode } });
+  const done = await alicePays.confirmPayment({ idempotencyKey: 'confirm-2', paymentId: cake.payment!.id, proof: { case: 'secondCode', value: secondCode } });
   print(`   she types the right one → ${PaymentState[done.payment!.state]} (posted with the USD 0.42 fee, linked)`);
-  await balances();
-
-  print('6. Alice is asked to pay USD 60.00 for a gift box she did not order:');
-  const gift = await shop.createPayment({ idempotencyKey: 'order-3', payer: { case: 'payerId', value: payer.id }, amount: 60_00n, currency: 'USD', description: 'Gift box' });
-  const declined = await terminal.declinePayment({ idempotencyKey: 'decline-1', paymentId: gift.payment!.id, reason: 'not mine' });
+  await show();
+  print('5. Alice is asked to pay USD 60.00 for a gift box she did not order:');
+  const gift = await shop.createPayment({ idempotencyKey: 'order-3', payer: { case: 'payerId', value: alice.id }, amount: 60_00n, currency: 'USD', description: 'Gift box' });
+  await smsCode(phone, 1, print);
+  const declined = await alicePays.declinePayment({ idempotencyKey: 'decline-1', paymentId: gift.payment!.id, reason: 'not mine' });
   print(`   → ${PaymentState[gift.payment!.state]}; she declines it → ${PaymentState[declined.payment!.state]}, the reservation is voided`);
-  await balances();
+  await show();
+  const big = await outcome(shop.createPayment({ idempotencyKey: 'order-4', payer: { case: 'payerId', value: alice.id }, amount: 400_00n, currency: 'USD', description: 'Wedding cake' }));
+  print(`6. USD 400.00 wedding cake → ${big instanceof ConnectError ? describe(big) : PaymentState[big.payment!.state]}: more than Alice has`);
+  return show();
+}
 
-  const big = await outcome(shop.createPayment({ idempotencyKey: 'order-4', payer: { case: 'payerId', value: payer.id }, amount: 400_00n, currency: 'USD', description: 'Wedding cake' }));
-  print(`7. USD 400.00 wedding cake → ${big instanceof ConnectError ? describe(big) : PaymentState[big.payment!.state]}: more than Alice has`);
-  return balances();
+async function methodTwo(admin: Clients, shop: Clients['payments'], network: Network, balanceOf: BalanceOf, print: Print): Promise<bigint> {
+  const enrolled = await admin.enrollment.enrollPayer({
+    idempotencyKey: 'demo-bob',
+    phone: '+14155550124',
+    displayName: 'Bob',
+    currencies: ['USD'],
+    policies: [{ currency: 'USD', noFactorBelow: 0n, oneFactorUpTo: 0n, oneFactor: Factor.SMS_OTP, moreFactors: [Factor.SMS_OTP, Factor.IVR_PASSWORD] }],
+  });
+  const bob = enrolled.payer!;
+  await admin.enrollment.setPassword({ idempotencyKey: 'demo-bob-pw', payerId: bob.id, kind: PasswordKind.IVR, password: '8642' });
+  await admin.ledger.fundAccount({ idempotencyKey: 'demo-deposit-bob', accountId: bob.prepaidAccountIds['USD']!, amount: 100_00n, currency: 'USD' });
+  print(`\nM2 — SMS code, then a call for the payment password. Payer Bob (${bob.phone}), funded with USD 100.00, payment password set.`);
+  const phone = network.phone(bob.phone);
+  phone.answerCallsWith('8642#');
+  const p = await shop.createPayment({ idempotencyKey: 'order-5', payer: { case: 'payerId', value: bob.id }, amount: 30_00n, currency: 'USD', description: 'Sourdough subscription', channel: Channel.INSTANT_MESSAGING });
+  print(`7. USD 30.00 sourdough subscription, ordered over instant messaging → ${PaymentState[p.payment!.state]}`);
+  const code = await smsCode(phone, 0, print);
+  print(`    [SMS ← ${phone.number}] Bob replies with the code`);
+  await phone.reply(code);
+  const call = await phone.waitForCallEnd(networkWaitMs);
+  transcript(phone, call.says, print);
+  const after = await waitForState(shop, p.payment!.id, PaymentState.SUCCEEDED);
+  print(`   → ${PaymentState[after]}`);
+  const b = await balanceOf(bob.prepaidAccountIds['USD']!);
+  print(`   Bob: ${money(b.posted)} (reserved ${money(b.reserved)})`);
+  return b.posted;
+}
+
+async function methodThree(admin: Clients, shop: Clients['payments'], network: Network, balanceOf: BalanceOf, print: Print): Promise<bigint> {
+  const enrolled = await admin.enrollment.enrollPayer({
+    idempotencyKey: 'demo-carol',
+    phone: '+14155550125',
+    loginAccount: 'carol',
+    displayName: 'Carol',
+    currencies: ['USD'],
+    policies: [{ currency: 'USD', noFactorBelow: 10_00n, oneFactorUpTo: 100_00n, oneFactor: Factor.IVR_PASSWORD, moreFactors: [Factor.AUTH_PASSWORD, Factor.IVR_PASSWORD] }],
+  });
+  const carol = enrolled.payer!;
+  await admin.enrollment.setPassword({ idempotencyKey: 'demo-carol-authz', payerId: carol.id, kind: PasswordKind.AUTHORIZATION, password: '2468' });
+  await admin.enrollment.setPassword({ idempotencyKey: 'demo-carol-auth', payerId: carol.id, kind: PasswordKind.AUTH, password: 'open sesame 42' });
+  await admin.ledger.fundAccount({ idempotencyKey: 'demo-deposit-carol', accountId: carol.prepaidAccountIds['USD']!, amount: 500_00n, currency: 'USD' });
+  print(`\nM3 — login account, authentication password, a call for the authorization password. Payer Carol (login "carol"), USD 500.00:`);
+  print('   no password below USD 10.00; the authorization password up to USD 100.00; both passwords above.');
+  const small = await shop.createPayment({ idempotencyKey: 'order-6', payer: { case: 'loginAccount', value: 'carol' }, amount: 4_00n, currency: 'USD', description: 'Coffee' });
+  print(`8. USD 4.00 coffee by login "carol" → ${PaymentState[small.payment!.state]} (no password at this amount)`);
+  const phone = network.phone(carol.phone);
+  phone.answerCallsWith('2468#');
+  const big = await shop.createPayment({ idempotencyKey: 'order-7', payer: { case: 'loginAccount', value: 'carol' }, amount: 250_00n, currency: 'USD', description: 'Wedding cake', authPassword: 'open sesame 42' });
+  print(`9. USD 250.00 wedding cake by login "carol" with her authentication password → ${PaymentState[big.payment!.state]}; the phone rings:`);
+  const call = await phone.waitForCallEnd(networkWaitMs);
+  transcript(phone, call.says, print);
+  print(`   → ${PaymentState[await waitForState(shop, big.payment!.id, PaymentState.SUCCEEDED)]}`);
+  const b = await balanceOf(carol.prepaidAccountIds['USD']!);
+  print(`   Carol: ${money(b.posted)} (reserved ${money(b.reserved)})`);
+  return b.posted;
+}
+
+/** What the payer heard on the call, with the moment they keyed the password (masked). */
+function transcript(phone: Handset, says: readonly string[], print: Print): void {
+  for (const said of says) {
+    print(`    [call → ${phone.number}] "${said}"`);
+    if (/password/i.test(said) && /enter/i.test(said)) print(`    [keys on ${phone.number}] ****#`);
+  }
+}
+
+/** Polls a payment until it reaches `state` (the last step happens in the bridge's webhook), bounded by `networkWaitMs`. */
+async function waitForState(shop: Clients['payments'], paymentId: string, state: PaymentState): Promise<PaymentState> {
+  const deadline = Date.now() + networkWaitMs;
+  for (;;) {
+    const current = (await shop.getPayment({ paymentId })).payment!.state;
+    if (current === state || Date.now() > deadline) return current;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

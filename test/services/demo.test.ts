@@ -5,17 +5,30 @@ import { join } from 'node:path';
 import { loadConfig } from '../../services/config.js';
 import { runDemo } from '../../services/demo.js';
 
-test('countersign demo walks every step over gRPC and ends with the balances its steps promise', async (t) => {
+test('countersign demo walks M1, M2 and M3 over gRPC and the simulated phone network, ending with the balances its steps promise', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'cs-demo-'));
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
   const lines: string[] = [];
   const result = await runDemo({ ...loadConfig({}), dataDir }, (line) => lines.push(line));
-  // 200.00 funded − 3.50 croissant − 42.00 cake; the gift box was declined, the wedding cake refused.
+  // Alice: 200.00 − 3.50 croissant − 42.00 cake; the gift box was declined, the wedding cake refused.
   t.is(result.payerBalance, 200_00n - 3_50n - 42_00n);
-  // Merchant: 3.50 + 42.00 less its 1 % fee on each (rounded down: 0.03 and 0.42).
-  t.is(result.merchantBalance, 3_50n - 3n + 42_00n - 42n);
+  // Bob (M2): 100.00 − 30.00. Carol (M3): 500.00 − 4.00 − 250.00.
+  t.is(result.m2Balance, 70_00n);
+  t.is(result.m3Balance, 246_00n);
+  // The merchant: each amount less its 1 % fee, rounded down.
+  t.is(result.merchantBalance, 3_50n - 3n + 42_00n - 42n + 30_00n - 30n + 4_00n - 4n + 250_00n - 2_50n);
   const text = lines.join('\n');
-  for (const expected of ['SUCCEEDED at once (frictionless)', 'PermissionDenied: wrong second code (4 attempts left)', 'she types the right one → SUCCEEDED', 'she declines it → DECLINED', 'FailedPrecondition: insufficient funds']) {
+  for (const expected of [
+    'SUCCEEDED at once (frictionless)',
+    'PermissionDenied: wrong second code (4 attempts left)',
+    'she types the right one → SUCCEEDED',
+    'she declines it → DECLINED',
+    'FailedPrecondition: insufficient funds',
+    '[SMS ← +14155550124] Bob replies with the code',
+    'Payment of thirty dollars to Corner Bakery',
+    'Payment of two hundred fifty dollars to Corner Bakery',
+  ]) {
     t.true(text.includes(expected), expected);
   }
+  t.false(/8642|2468|open sesame/.test(text), 'passwords are never printed');
 });
