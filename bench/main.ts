@@ -1,0 +1,277 @@
+/**
+ * `npm run bench`: the authorization server under load, end to end over gRPC on loopback.
+ *
+ *   npm run bench                                  # memory stores, embedded ledger, 10 000 payers
+ *   npm run bench -- --store redis                 # a private redis-server on a free port
+ *   npm run bench -- --quick                       # ~1 minute smoke run
+ *   npm run bench -- --help
+ *
+ * Three processes (plus redis-server): the server (bench/server.ts), the load generator
+ * (bench/load.ts) and, for the ledger scenario, bench/ledger-ceiling.ts; this one orchestrates
+ * them, samples the server's CPU around each measured window, runs the correctness check after
+ * each scenario, draws the progress bar and writes bench/results/bench-<tag>.{json,md}. See
+ * bench/README.md.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CheckResult } from './check.js';
+import type { CeilingRequest, CeilingResult } from './ledger-ceiling.js';
+import type { Progress, SetupRequest, SetupResult, StartRequest } from './load.js';
+import { parseOptions, type BenchOptions, type ScenarioName } from './options.js';
+import { forkBench, startPrivateRedis, type ForkedChild, type PrivateRedis } from './processes.js';
+import { ProgressBar, progressIntervalMs } from './progress.js';
+import { redisPerUnit, redisSnapshot } from './redis-stats.js';
+import { checkSummary, environment, markdownTables, ratiosOf, writeReport, type Report, type ScenarioResult } from './report.js';
+import type { ServerCpu, ServerOptions, ServerReady } from './server.js';
+import type { WindowStats } from './stats.js';
+
+/** Bounds on the bench's own waiting, milliseconds. */
+const serverStartTimeoutMs = 60_000;
+const setupMsPerPayer = 20;
+const setupMsMin = 60_000;
+const checkTimeoutMs = 300_000;
+/** Heap for the ledger scenario's process (it keeps every transfer of the run in memory), MiB. */
+const ledgerHeapMiB = 8_192;
+
+interface Running {
+  options: BenchOptions;
+  server: ForkedChild;
+  load: ForkedChild;
+  bar: ProgressBar;
+  /** Redis to read INFO from around each window (store redis). */
+  redisUrl: string | undefined;
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2));
+  const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+  const bar = new ProgressBar(options.quiet);
+  let redis: PrivateRedis | undefined;
+  let server: ForkedChild | undefined;
+  let load: ForkedChild | undefined;
+  try {
+    if (options.store === 'redis' && options.redisUrl === undefined) redis = await startPrivateRedis();
+    const redisUrl = options.store === 'redis' ? (options.redisUrl ?? redis!.url) : undefined;
+    const serverOptions: ServerOptions = { redisUrl, tbAddresses: options.ledger === 'tigerbeetle' ? options.tbAddresses : [], tbClusterId: String(options.tbClusterId), logLevel: options.serverLogLevel };
+    // Source maps only when profiling: profiles then name .ts lines (tsx compiles each file to one line).
+    const nodeArgs = options.profile ? ['--enable-source-maps'] : [];
+    server = forkBench('server.ts', [JSON.stringify(serverOptions)], { name: 'bench server', nodeArgs });
+    load = forkBench('load.ts', [], { name: 'load generator', nodeArgs });
+    const ready = await withStderr(server, server.ipc.announced<ServerReady>('ready', serverStartTimeoutMs));
+    await withStderr(load, load.ipc.announced('ready', serverStartTimeoutMs));
+    process.stderr.write(`server pid ${ready.pid} on 127.0.0.1:${ready.grpcPort} (${ready.describe.join('; ')})${redis ? `, private ${redis.url}` : ''}\n`);
+
+    const setupRequest: SetupRequest = { grpcPort: ready.grpcPort, feedPort: ready.feedPort, adminKey: ready.adminKey, payers: options.payers, merchants: options.merchants, client: options.client };
+    await server.ipc.call('baseline');
+    process.stderr.write(`enrolling and funding ${options.payers} payers, ${options.merchants} merchants…\n`);
+    const setup = await withStderr(load, load.ipc.call<SetupResult>('setup', setupRequest, Math.max(setupMsMin, options.payers * setupMsPerPayer)));
+    await server.ipc.call('register', setup.registration);
+    process.stderr.write(`setup done in ${setup.seconds.toFixed(1)} s\n`);
+
+    const running: Running = { options, server, load, bar, redisUrl };
+    const rows: ScenarioResult[] = [];
+    for (const scenario of options.scenarios) {
+      const row = scenario === 'ledger' ? await runLedger(running) : await runLoad(running, scenario, rows);
+      rows.push(row);
+      bar.done(`${scenario.padEnd(11)} ${oneLine(row)}`);
+    }
+    const report: Report = {
+      date: new Date().toISOString(),
+      command,
+      environment: environment(),
+      options: { ...withoutResultsDir(options), tbClusterId: String(options.tbClusterId) },
+      server: { describe: ready.describe },
+      setupSeconds: setup.seconds,
+      scenarios: rows,
+      ratios: ratiosOf(rows, options),
+      checksPassed: rows.every((r) => r.check.ok),
+    };
+    const files = await writeReport(report, options.resultsDir);
+    process.stdout.write(`\n${markdownTables(report)}\n\nwritten: ${files.md}, ${files.json}\n`);
+    if (!report.checksPassed) process.stderr.write('bench: a correctness check FAILED\n');
+    return report.checksPassed ? 0 : 1;
+  } finally {
+    await Promise.allSettled([load?.stop('close'), server?.stop('stop')]);
+    await redis?.stop();
+  }
+}
+
+function withoutResultsDir(options: BenchOptions): Omit<BenchOptions, 'resultsDir'> {
+  const { resultsDir: _, ...rest } = options;
+  return rest;
+}
+
+/** Adds the child's stderr to a failure, so a crash explains itself. */
+async function withStderr<T>(child: ForkedChild, promise: Promise<T>): Promise<T> {
+  try {
+    return await promise;
+  } catch (error) {
+    const tail = child.stderrTail();
+    throw new Error(`${error instanceof Error ? error.message : String(error)}${tail === '' ? '' : `\n--- its stderr:\n${tail}`}`);
+  }
+}
+
+function startRequest(options: BenchOptions, scenario: ScenarioName, rows: readonly ScenarioResult[]): StartRequest {
+  if (scenario === 'batch') return { scenario: 'batch', concurrency: options.batchConcurrency, batch: options.batch };
+  if (scenario === 'echo') return { scenario: 'echo', concurrency: options.concurrency, batch: 0 };
+  if (scenario === 'unary') return { scenario: 'unary', concurrency: options.concurrency, batch: 0 };
+  const unary = rows.find((r) => r.scenario === 'unary');
+  if (unary === undefined || unary.authPerSecond === 0) throw new Error('unary-half needs a unary result first');
+  return { scenario: 'unary', concurrency: options.concurrency, batch: 0, rate: Math.max(1, unary.authPerSecond * options.halfLoadFraction) };
+}
+
+/** echo, unary, unary-half, batch: warm-up, measured window with server CPU around it, drain, check. */
+async function runLoad(run: Running, scenario: ScenarioName, rows: readonly ScenarioResult[]): Promise<ScenarioResult> {
+  const { options, server, load, bar } = run;
+  const request = startRequest(options, scenario, rows);
+  const totalMs = options.warmupMs + options.durationMs;
+  const started = performance.now();
+  const ticker = setInterval(() => {
+    void load.ipc.call<Progress>('progress', {}, 5_000).then(
+      (p) => {
+        const elapsed = performance.now() - started;
+        const windowSeconds = Math.max(0.001, (elapsed - options.warmupMs) / 1000);
+        const rate = scenario === 'echo' ? `${Math.round(p.rpcs / windowSeconds)} RPC/s` : `${Math.round(p.authorizations / windowSeconds)} auth/s`;
+        bar.update(scenario, elapsed / totalMs, p.recording ? 'measuring' : 'warm-up', p.recording ? rate : '');
+      },
+      () => undefined,
+    );
+  }, progressIntervalMs);
+  try {
+    await withStderr(load, load.ipc.call('start', request));
+    await sleep(options.warmupMs);
+    const profileFile = options.profile ? profilePath(options, 'server', scenario) : undefined;
+    const clientProfileFile = options.profile ? profilePath(options, 'load', scenario) : undefined;
+    if (profileFile !== undefined) await Promise.all([server.ipc.call('profile-start'), load.ipc.call('profile-start')]);
+    const redisSample = () => (run.redisUrl === undefined ? Promise.resolve(undefined) : redisSnapshot(run.redisUrl));
+    const [cpuBefore, redisBefore] = await Promise.all([server.ipc.call<ServerCpu>('cpu'), redisSample(), load.ipc.call('measure')]);
+    await sleep(options.durationMs);
+    const [cpuAfter, redisAfter, stats] = await Promise.all([server.ipc.call<ServerCpu>('cpu'), redisSample(), withStderr(load, load.ipc.call<WindowStats>('end', {}, 60_000))]);
+    if (profileFile !== undefined) await Promise.all([server.ipc.call('profile-stop', { file: profileFile }), load.ipc.call('profile-stop', { file: clientProfileFile })]);
+    clearInterval(ticker);
+    bar.update(scenario, 1, 'checking', '');
+    const check = await withStderr(server, server.ipc.call<CheckResult>('check', {}, checkTimeoutMs));
+    const row = loadRow(scenario, request, stats, cpuAfter.userMicros + cpuAfter.systemMicros - cpuBefore.userMicros - cpuBefore.systemMicros, check, profileFile);
+    if (redisBefore !== undefined && redisAfter !== undefined) row.redis = redisPerUnit(redisBefore, redisAfter, scenario === 'echo' ? stats.rpcs : stats.authorizations);
+    return row;
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
+function profilePath(options: BenchOptions, process: 'server' | 'load', scenario: ScenarioName): string {
+  const dir = join(options.resultsDir, 'profiles');
+  mkdirSync(dir, { recursive: true });
+  return join(dir, `${process}-${options.tag}-${scenario}.cpuprofile`);
+}
+
+function loadRow(scenario: ScenarioName, request: StartRequest, stats: WindowStats, serverCpuMicros: number, check: CheckResult, profile: string | undefined): ScenarioResult {
+  const units = scenario === 'echo' ? stats.rpcs : stats.authorizations;
+  return {
+    scenario,
+    concurrency: request.concurrency,
+    batch: scenario === 'batch' ? request.batch : undefined,
+    offeredRate: request.rate,
+    seconds: stats.seconds,
+    authorizations: stats.authorizations,
+    authPerSecond: stats.authorizations / stats.seconds,
+    rpcs: stats.rpcs,
+    rpcPerSecond: stats.rpcs / stats.seconds,
+    transfersPerSecond: undefined,
+    latency: stats.all,
+    methods: stats.methods,
+    serverCpuMicros,
+    serverCpuMicrosPerUnit: units === 0 ? undefined : serverCpuMicros / units,
+    serverCpuPercent: (serverCpuMicros / (stats.seconds * 1e6)) * 100,
+    clientCpuMicros: stats.clientCpuMicros,
+    clientCpuMicrosPerUnit: units === 0 ? undefined : stats.clientCpuMicros / units,
+    clientCpuPercent: (stats.clientCpuMicros / (stats.seconds * 1e6)) * 100,
+    errors: stats.errors,
+    check: { ok: check.ok, summary: checkSummary(check), detail: check },
+    profile,
+    redis: undefined,
+  };
+}
+
+/** The ledger scenario in its own process, on its own engine instance. */
+async function runLedger(run: Running): Promise<ScenarioResult> {
+  const { options, bar } = run;
+  const child = forkBench('ledger-ceiling.ts', [], { name: 'ledger scenario', nodeArgs: [`--max-old-space-size=${ledgerHeapMiB}`] });
+  const totalMs = options.warmupMs + options.durationMs;
+  const started = performance.now();
+  const ticker = setInterval(() => {
+    void child.ipc.call<{ transfers: number; recording: boolean }>('progress', {}, 5_000).then(
+      (p) => {
+        const elapsed = performance.now() - started;
+        const windowSeconds = Math.max(0.001, (elapsed - options.warmupMs) / 1000);
+        bar.update('ledger', elapsed / totalMs, p.recording ? 'measuring' : 'warm-up', p.recording ? `~${Math.round(p.transfers / windowSeconds)} transfers/s` : '');
+      },
+      () => undefined,
+    );
+  }, progressIntervalMs);
+  try {
+    await withStderr(child, child.ipc.announced('ready', serverStartTimeoutMs));
+    const request: CeilingRequest = {
+      ledger: options.ledger,
+      tbAddresses: options.tbAddresses,
+      tbClusterId: String(options.tbClusterId),
+      payers: options.payers,
+      merchants: options.merchants,
+      batch: options.ledgerBatch,
+      warmupMs: options.warmupMs,
+      durationMs: options.durationMs,
+    };
+    const result = await withStderr(child, child.ipc.call<CeilingResult>('run', request, totalMs + 300_000));
+    return ledgerRow(options, result);
+  } finally {
+    clearInterval(ticker);
+    await child.stop();
+  }
+}
+
+function ledgerRow(options: BenchOptions, r: CeilingResult): ScenarioResult {
+  const ok = r.ok && r.balanced;
+  const summary = ok ? `${r.transfers} transfers all ok, balanced, nothing left pending` : [...r.failures, r.balanced ? '' : 'unbalanced'].filter((s) => s !== '').join(', ');
+  const empty = { count: 0, p50Ms: 0, p90Ms: 0, p99Ms: 0, maxMs: 0 };
+  return {
+    scenario: 'ledger',
+    concurrency: 1,
+    batch: options.ledgerBatch,
+    offeredRate: undefined,
+    seconds: r.seconds,
+    authorizations: 0,
+    authPerSecond: 0,
+    rpcs: 0,
+    rpcPerSecond: 0,
+    transfersPerSecond: r.transfersPerSecond,
+    latency: empty,
+    methods: [],
+    serverCpuMicros: undefined,
+    serverCpuMicrosPerUnit: undefined,
+    serverCpuPercent: undefined,
+    clientCpuMicros: r.clientCpuMicros,
+    clientCpuMicrosPerUnit: undefined,
+    clientCpuPercent: (r.clientCpuMicros / (r.wallSeconds * 1e6)) * 100,
+    errors: {},
+    check: { ok, summary, detail: { ok: r.ok, balanced: r.balanced, failures: r.failures } },
+    profile: undefined,
+    redis: undefined,
+  };
+}
+
+function oneLine(r: ScenarioResult): string {
+  const check = r.check.ok ? 'check ok' : `check FAILED: ${r.check.summary}`;
+  if (r.scenario === 'ledger') return `${Math.round(r.transfersPerSecond ?? 0)} transfers/s, ${check}`;
+  const rate = r.scenario === 'echo' ? `${Math.round(r.rpcPerSecond)} RPC/s` : `${Math.round(r.authPerSecond)} auth/s, ${Math.round(r.rpcPerSecond)} RPC/s`;
+  const errors = Object.values(r.errors).reduce((a, b) => a + b, 0);
+  return `${rate}, p99 ${r.latency.p99Ms.toFixed(2)} ms, server ${Math.round(r.serverCpuPercent ?? 0)} % CPU, ${errors} errors, ${check}`;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`\nbench failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,174 @@
+import { parseArgs } from 'node:util';
+import { batchItemsMax } from '../authz/validation.js';
+import { eventBatchMax } from '../ledger/model.js';
+
+/**
+ * Options of `npm run bench` (bench/main.ts). Every bound is named here with its unit; the
+ * defaults are the issue's (10 000 payers, 10 s + 3 s per scenario).
+ */
+
+export const scenarioNames = ['echo', 'unary', 'unary-half', 'batch', 'ledger'] as const;
+export type ScenarioName = (typeof scenarioNames)[number];
+
+export type StoreKind = 'memory' | 'redis';
+export type LedgerKind = 'embedded' | 'tigerbeetle';
+export type ClientKind = 'grpc-js' | 'connect';
+
+export interface BenchOptions {
+  store: StoreKind;
+  ledger: LedgerKind;
+  /** Redis URL; unset with `--store redis`: a private redis-server on a free loopback port. */
+  redisUrl: string | undefined;
+  /** TigerBeetle replica addresses (comma-separated in the flag), for `--ledger tigerbeetle`. */
+  tbAddresses: string[];
+  tbClusterId: bigint;
+  payers: number;
+  merchants: number;
+  /** Closed-loop workers (authorizations or echo RPCs in flight) for echo and unary. */
+  concurrency: number;
+  /** Batches in flight in the batch scenario. */
+  batchConcurrency: number;
+  /** Items per BatchCreatePayments / BatchConfirmPayments call. */
+  batch: number;
+  /** Events per createTransfers call in the ledger scenario. */
+  ledgerBatch: number;
+  durationMs: number;
+  warmupMs: number;
+  /** Fraction of the unary maximum the paced `unary-half` scenario offers. */
+  halfLoadFraction: number;
+  scenarios: ScenarioName[];
+  client: ClientKind;
+  /** pino level of the server (its lines go to /dev/null: the cost of writing them is measured). */
+  serverLogLevel: string;
+  /** Write a V8 CPU profile of the server per scenario (measured window only) under results/profiles. */
+  profile: boolean;
+  /** Name of the result files: bench/results/bench-<tag>.{json,md}; default `<store>-<ledger>`. */
+  tag: string;
+  /** Where results go (default bench/results). */
+  resultsDir: string;
+  /** No progress bar (also off when stderr is not a terminal, except for a line per scenario). */
+  quiet: boolean;
+  quick: boolean;
+}
+
+/** Largest payer population the bench enrolls. */
+export const payersMax = 1_000_000;
+/** Longest measured window or warm-up, milliseconds. */
+export const phaseMsMax = 600_000;
+/** Closed-loop workers at most. */
+export const concurrencyMax = 4096;
+
+const quickDefaults = { payers: '200', duration: '3', warmup: '1' };
+
+export function parseOptions(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      store: { type: 'string', default: 'memory' },
+      ledger: { type: 'string', default: 'embedded' },
+      'redis-url': { type: 'string' },
+      'tb-addresses': { type: 'string', default: process.env['TB_ADDRESS'] ?? '' },
+      'tb-cluster-id': { type: 'string', default: process.env['TB_CLUSTER_ID'] ?? '0' },
+      payers: { type: 'string' },
+      merchants: { type: 'string', default: '4' },
+      concurrency: { type: 'string', default: '32' },
+      'batch-concurrency': { type: 'string', default: '2' },
+      batch: { type: 'string', default: String(batchItemsMax) },
+      'ledger-batch': { type: 'string', default: String(eventBatchMax) },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      'half-load': { type: 'string', default: '0.5' },
+      scenarios: { type: 'string', default: scenarioNames.join(',') },
+      client: { type: 'string', default: 'grpc-js' },
+      'server-log-level': { type: 'string', default: 'info' },
+      profile: { type: 'boolean', default: false },
+      tag: { type: 'string' },
+      'results-dir': { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+      quick: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
+  const quick = values.quick;
+  const store = oneOf('store', values.store, ['memory', 'redis'] as const);
+  const ledger = oneOf('ledger', values.ledger, ['embedded', 'tigerbeetle'] as const);
+  const tbAddresses = values['tb-addresses'].split(',').map((a) => a.trim()).filter((a) => a !== '');
+  if (ledger === 'tigerbeetle' && tbAddresses.length === 0) throw new RangeError('--ledger tigerbeetle needs --tb-addresses (or TB_ADDRESS)');
+  if (!/^\d+$/.test(values['tb-cluster-id'])) throw new RangeError('--tb-cluster-id must be an unsigned integer');
+  const scenarios = values.scenarios.split(',').map((s) => oneOf('scenarios', s.trim(), scenarioNames));
+  if (scenarios.includes('unary-half') && !scenarios.includes('unary')) throw new RangeError('unary-half runs at a fraction of the unary maximum: list unary before it');
+  return {
+    store,
+    ledger,
+    redisUrl: values['redis-url'] || undefined,
+    tbAddresses,
+    tbClusterId: BigInt(values['tb-cluster-id']),
+    payers: integer('payers', values.payers ?? (quick ? quickDefaults.payers : '10000'), 2, payersMax),
+    merchants: integer('merchants', values.merchants, 1, 100),
+    concurrency: integer('concurrency', values.concurrency, 1, concurrencyMax),
+    batchConcurrency: integer('batch-concurrency', values['batch-concurrency'], 1, 64),
+    batch: integer('batch', values.batch, 1, batchItemsMax),
+    ledgerBatch: integer('ledger-batch', values['ledger-batch'], 2, eventBatchMax),
+    durationMs: seconds('duration', values.duration ?? (quick ? quickDefaults.duration : '10')),
+    warmupMs: seconds('warmup', values.warmup ?? (quick ? quickDefaults.warmup : '3'), 0),
+    halfLoadFraction: fraction('half-load', values['half-load']),
+    scenarios: [...new Set(scenarios)],
+    client: oneOf('client', values.client, ['grpc-js', 'connect'] as const),
+    serverLogLevel: oneOf('server-log-level', values['server-log-level'], ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const),
+    profile: values.profile,
+    tag: values.tag ?? `${store}-${ledger}`,
+    resultsDir: values['results-dir'] ?? new URL('./results/', import.meta.url).pathname,
+    quiet: values.quiet,
+    quick,
+  };
+}
+
+function oneOf<const T extends readonly string[]>(name: string, value: string, allowed: T): T[number] {
+  if (!allowed.includes(value)) throw new RangeError(`--${name} must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value as T[number];
+}
+
+function integer(name: string, text: string, min: number, max: number): number {
+  const value = Number(text.replaceAll('_', ''));
+  if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`--${name} must be an integer in ${min}..${max}, got ${text}`);
+  return value;
+}
+
+function seconds(name: string, text: string, min = 0.1): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < min || value * 1000 > phaseMsMax) throw new RangeError(`--${name} must be ${min}..${phaseMsMax / 1000} seconds, got ${text}`);
+  return Math.round(value * 1000);
+}
+
+function fraction(name: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0 || value > 1) throw new RangeError(`--${name} must be in (0, 1], got ${text}`);
+  return value;
+}
+
+export const usage = `npm run bench -- [options]
+
+  --store memory|redis        challenge/payment/directory stores (default memory)
+  --redis-url URL             use this Redis (default with --store redis: a private redis-server)
+  --ledger embedded|tigerbeetle   ledger engine (default embedded, in memory)
+  --tb-addresses A[,B]        TigerBeetle replicas (or TB_ADDRESS); --tb-cluster-id N
+  --payers P                  payers enrolled and funded (default 10000; --quick 200)
+  --merchants M               merchants (default 4)
+  --scenarios a,b             of ${scenarioNames.join(', ')} (default all, in this order)
+  --concurrency C             closed-loop workers for echo and unary (default 32)
+  --batch B                   items per batch RPC (default ${batchItemsMax}); --batch-concurrency N (default 2)
+  --ledger-batch N            events per createTransfers call in the ledger scenario (default ${eventBatchMax})
+  --duration S --warmup S     measured seconds and warm-up seconds per scenario (default 10 and 3)
+  --half-load F               unary-half offers F × the unary maximum (default 0.5)
+  --client grpc-js|connect    the load generator's gRPC client (default grpc-js: cheaper, see README)
+  --server-log-level L        the server's pino level (default info, as in production; lines go to /dev/null)
+  --profile                   V8 CPU profile of the server per scenario → results/profiles/
+  --quick                     a ~1 minute smoke run (200 payers, 3 s + 1 s per scenario)
+  --tag T --results-dir D     result files D/bench-T.{json,md} (default bench/results/bench-<store>-<ledger>)
+  --quiet                     no progress bar
+`;
