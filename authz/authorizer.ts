@@ -16,6 +16,9 @@ export interface AuthorizationContext {
   /** Factors the merchant asked for on top of policy. */
   requestedFactors: Factor[];
   satisfiedFactors: Factor[];
+  /** In process only: the records the caller already loaded (plugins get ids). */
+  payer?: Payer;
+  merchant?: Merchant;
 }
 
 export type Decision =
@@ -52,12 +55,12 @@ export class BuiltInPolicy implements Authorizer {
   ) {}
 
   async decide(context: AuthorizationContext): Promise<Decision> {
-    const merchant = await this.lookup.merchant(context.merchantId);
+    const merchant = context.merchant ?? (await this.lookup.merchant(context.merchantId));
     if (merchant === undefined) return { kind: 'DENY', reason: 'unknown merchant' };
     if (merchant.perPaymentLimit > 0n && context.amount > merchant.perPaymentLimit) {
       return { kind: 'DENY', reason: `amount above the merchant's per-payment limit of ${merchant.perPaymentLimit}` };
     }
-    const payer = await this.lookup.payer(context.payerId);
+    const payer = context.payer ?? (await this.lookup.payer(context.payerId));
     if (payer === undefined) return { kind: 'DENY', reason: 'unknown payer' };
     return policyDecision(payer.policies[context.currency] ?? defaultPolicy, context.amount);
   }

@@ -34,6 +34,8 @@ export interface Payment {
   payerId: string;
   /** The ledger account credited (the merchant's own account unless the merchant named another). */
   payeeAccountId: string;
+  /** The payer's ledger account debited (hex), so settling needs no directory read. */
+  payerAccountId: string;
   amount: bigint;
   currency: string;
   description: string;

@@ -1,4 +1,5 @@
 import { currencyOf } from '../ledger/chart.js';
+import { MinHeap } from '../ledger/heap.js';
 import { idFromHex, idToHex, newPaymentId } from '../ledger/ids.js';
 import { decide, type Authorizer, type Decision } from './authorizer.js';
 import { canonicalJson } from './fingerprint.js';
@@ -107,6 +108,9 @@ function replayCreated(payment: Payment): Payment {
   return payment;
 }
 
+/** Challenged payments this process keeps in its expiry heap, at most. */
+export const expiryTrackedMax = 1_000_000;
+
 /** Idempotency keys are scoped to the caller. */
 function scopeOf(caller: Caller): string {
   if (caller.kind === 'merchant') return caller.merchantId;
@@ -130,6 +134,9 @@ function challengeIdOf(paymentId: string, factor: Factor): string {
  */
 export class PaymentsService {
   private readonly inFlight = new Map<string, Promise<unknown>>();
+  private readonly expiries = new MinHeap<{ id: string; expiresAtMs: number }>((e) => e.expiresAtMs);
+  private readonly expiryTracked = new Set<string>();
+  private expirySeeded = false;
 
   constructor(private readonly deps: PaymentsDeps) {}
 
@@ -165,6 +172,8 @@ export class PaymentsService {
       channel: input.channel,
       requestedFactors: input.requestedFactors,
       satisfiedFactors: [],
+      payer,
+      merchant,
     });
   }
 
@@ -190,10 +199,10 @@ export class PaymentsService {
    * before, undefined when the caller now owns the key. ALREADY_EXISTS for a different request
    * under the key; UNAVAILABLE while another call still holds it.
    */
-  private async begin(scope: string, key: string, request: unknown): Promise<{ print: string; stored: string | undefined }> {
+  private async begin(scope: string, key: string, request: unknown, resultIfNew?: string): Promise<{ print: string; stored: string | undefined }> {
     // Keyed: requests may carry codes, PINs or passwords; an unkeyed hash of them could be reversed.
     const print = this.deps.codes.digest('idempotency', canonicalJson(request));
-    const outcome = await this.deps.challenges.beginIdempotency(scope, key, print, this.deps.limits.idempotencyTtlMs);
+    const outcome = await this.deps.challenges.beginIdempotency(scope, key, print, this.deps.limits.idempotencyTtlMs, resultIfNew);
     if (outcome.status === 'conflict') {
       throw new AuthzError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: key });
     }
@@ -201,13 +210,14 @@ export class PaymentsService {
     return { print, stored: outcome.status === 'done' ? outcome.result : undefined };
   }
 
-  /** Claims the key for a create; the result stored at once is the payment id, so a retry after a crash resumes the same payment. */
+  /**
+   * Claims the key for a create, naming the payment id in the same round trip: a retry after a
+   * crash resumes the same payment.
+   */
   private async claim(scope: string, key: string, request: unknown): Promise<string> {
-    const { print, stored } = await this.begin(scope, key, request);
-    if (stored !== undefined) return stored;
     const id = idToHex(newPaymentId());
-    await this.deps.challenges.completeIdempotency(scope, key, print, id, this.deps.limits.idempotencyTtlMs);
-    return id;
+    const { stored } = await this.begin(scope, key, request, id);
+    return stored ?? id;
   }
 
   private async createNew(id: string, merchant: Merchant, payer: Payer, accounts: PaymentAccounts, input: CreatePaymentInput, decision: Decision): Promise<Payment> {
@@ -218,6 +228,7 @@ export class PaymentsService {
       merchantId: merchant.id,
       payerId: payer.id,
       payeeAccountId: idToHex(accounts.payee),
+      payerAccountId: idToHex(accounts.payer),
       amount: input.amount,
       currency,
       description: input.description,
@@ -304,19 +315,20 @@ export class PaymentsService {
     if (outcome === 'insufficient_funds') return this.declineForFunds(payment);
     const firstCode = codes.newFirstCode();
     const deriveSecond = () => codes.deriveSecondCode(codes.openPayerSecret(payer), { firstCode, ...payment });
-    await Promise.all(
-      pending.map((factor) => {
-        const challengeId = challengeIdOf(payment.id, factor);
-        const response = expectedResponse(factor, firstCode, deriveSecond);
-        return challenges.putChallenge({ challengeId, payerId: payer.id, responseDigests: [codes.digest(challengeId, response)], ttlMs: limits.codeTtlMs, attemptsMax: limits.attemptsMax });
-      }),
-    );
     const challenged: Payment = {
       ...payment,
       state: 'CHALLENGED',
       ...(terminal && pending.some((f) => codeFactors.has(f)) ? { sealedFirstCode: codes.sealFirstCode(payment.id, firstCode) } : {}),
     };
-    await this.save(challenged);
+    // The challenges and the record in one pipelined round trip; both are in place before the code leaves.
+    await Promise.all([
+      ...pending.map((factor) => {
+        const challengeId = challengeIdOf(payment.id, factor);
+        const response = expectedResponse(factor, firstCode, deriveSecond);
+        return challenges.putChallenge({ challengeId, payerId: payer.id, responseDigests: [codes.digest(challengeId, response)], ttlMs: limits.codeTtlMs, attemptsMax: limits.attemptsMax });
+      }),
+      this.save(challenged),
+    ]);
     await this.deliverOrDecline(challenged, async () => {
       if (sendsCode) {
         await this.deps.notifier.deliverFirstCode({ paymentId: payment.id, payerId: payer.id, phone: payer.phone, firstCode, amount: payment.amount, currency: payment.currency, payeeName: merchant.name, expiresAtMs: payment.expiresAtMs });
@@ -349,10 +361,13 @@ export class PaymentsService {
       ['payer', `codes:payer:${payer.id}`, limits.codesPerPayerMax],
       ['prefix', `codes:prefix:${payer.phone.slice(0, 7)}`, limits.codesPerPrefixMax],
     ];
-    for (const [name, key, max] of checks) {
-      if (!(await challenges.hitRateLimit(key, max, window))) {
-        throw new AuthzError('resource_exhausted', `too many codes sent (${name} limit: ${max} per ${window / 1000} s); try again later`, { reason: `CODE_RATE_${name.toUpperCase()}`, limit: max, window_ms: window });
-      }
+    // Concurrent: one pipelined round trip. A hit counted under one limit while another refuses is
+    // a slightly stricter limit, never a looser one.
+    const allowed = await Promise.all(checks.map(([, key, max]) => challenges.hitRateLimit(key, max, window)));
+    const refused = checks.find((_, i) => !allowed[i]);
+    if (refused !== undefined) {
+      const [name, , max] = refused;
+      throw new AuthzError('resource_exhausted', `too many codes sent (${name} limit: ${max} per ${window / 1000} s); try again later`, { reason: `CODE_RATE_${name.toUpperCase()}`, limit: max, window_ms: window });
     }
   }
 
@@ -454,10 +469,10 @@ export class PaymentsService {
 
   /** Posts an APPROVED payment. Safe to call again after a crash: every step is idempotent. */
   async settle(payment: Payment): Promise<Payment> {
-    const merchant = await this.deps.directory.getMerchant(payment.merchantId);
-    const payer = await this.deps.directory.getPayer(payment.payerId);
-    if (merchant === undefined || payer === undefined) throw new Error(`payment ${payment.id} refers to a missing payer or merchant`);
-    const outcome = await this.deps.ledger.post(payment, this.accountsFor(merchant, payer, payment.currency, payment.payeeAccountId));
+    const fees = this.deps.feeAccounts[payment.currency];
+    if (fees === undefined) throw new Error(`payment ${payment.id}: no platform fee account for ${payment.currency}`);
+    const accounts = { payer: idFromHex(payment.payerAccountId), payee: idFromHex(payment.payeeAccountId), fees };
+    const outcome = await this.deps.ledger.post(payment, accounts);
     const now = this.deps.now();
     if (outcome === 'posted') return this.save({ ...payment, state: 'SUCCEEDED', updatedAtMs: now });
     if (outcome === 'expired') return this.save({ ...payment, state: 'EXPIRED', updatedAtMs: now });
@@ -505,14 +520,45 @@ export class PaymentsService {
     return this.save({ ...payment, ...change, sealedFirstCode: undefined, updatedAtMs: this.deps.now() });
   }
 
-  /** Expires CHALLENGED payments whose time is up (at most `limit` per call). Returns how many. */
+  /**
+   * Expires CHALLENGED payments whose time is up, at most `limit` per call; returns how many.
+   * Due payments come from an in-process heap of the challenges this process saved (seeded once
+   * from the repository), so a sweep costs nothing when nothing is due. Payments another process
+   * challenged expire there, on any read here, or by the ledger's own reservation timeout.
+   */
   async expireDue(limit: number): Promise<number> {
-    const due = (await this.deps.payments.list({ states: ['CHALLENGED', 'CREATED'], limit })).filter((p) => this.deps.now() >= p.expiresAtMs);
-    for (const p of due) await this.serialized(p.id, async () => {
-      const fresh = await this.current(p.id);
-      if (!terminalStates.has(fresh.state) && this.deps.now() >= fresh.expiresAtMs) await this.expire(fresh);
-    });
-    return due.length;
+    if (!this.expirySeeded) await this.seedExpiries();
+    const now = this.deps.now();
+    let expired = 0;
+    while (expired < limit) {
+      const next = this.expiries.peek();
+      if (next === undefined || next.expiresAtMs > now) break;
+      this.expiries.pop();
+      this.expiryTracked.delete(next.id);
+      expired += 1;
+      await this.serialized(next.id, async () => {
+        const fresh = await this.deps.payments.get(next.id);
+        if (fresh !== undefined && (fresh.state === 'CHALLENGED' || fresh.state === 'CREATED') && now >= fresh.expiresAtMs) await this.expire(fresh);
+      });
+    }
+    return expired;
+  }
+
+  private async seedExpiries(): Promise<void> {
+    this.expirySeeded = true;
+    let afterId: string | undefined;
+    while (this.expiryTracked.size < expiryTrackedMax) {
+      const page = await this.deps.payments.list({ states: ['CHALLENGED'], limit: 1000, ...(afterId === undefined ? {} : { afterId }) });
+      page.forEach((p) => this.trackExpiry(p));
+      if (page.length < 1000) return;
+      afterId = page[page.length - 1]!.id;
+    }
+  }
+
+  private trackExpiry(payment: Payment): void {
+    if (payment.state !== 'CHALLENGED' || this.expiryTracked.has(payment.id) || this.expiryTracked.size >= expiryTrackedMax) return;
+    this.expiryTracked.add(payment.id);
+    this.expiries.push({ id: payment.id, expiresAtMs: payment.expiresAtMs });
   }
 
   /**
@@ -574,6 +620,7 @@ export class PaymentsService {
 
   private async save(payment: Payment): Promise<Payment> {
     await this.deps.payments.put(payment);
+    this.trackExpiry(payment);
     this.deps.events.publish(payment);
     return payment;
   }

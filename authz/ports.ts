@@ -81,9 +81,11 @@ export interface ChallengeStore {
 
   /**
    * Claims an idempotency key for a request fingerprint (e.g. SHA-256 of the canonical request),
-   * scoped by the caller (`scope` = merchant id). Keys are kept `ttlMs` (24 h).
+   * scoped by the caller (`scope` = merchant id). Keys are kept `ttlMs` (24 h). With
+   * `resultIfNew`, a new key is stored as done with that result in the same round trip (the
+   * caller names its work up front, e.g. the id of the payment it is about to create).
    */
-  beginIdempotency(scope: string, key: string, fingerprint: string, ttlMs: number): Promise<IdempotencyOutcome>;
+  beginIdempotency(scope: string, key: string, fingerprint: string, ttlMs: number, resultIfNew?: string): Promise<IdempotencyOutcome>;
   /** Stores the result for a claimed key. */
   completeIdempotency(scope: string, key: string, fingerprint: string, result: string, ttlMs: number): Promise<void>;
   /** Releases a claimed key whose work failed before doing anything, so a retry may run it. */

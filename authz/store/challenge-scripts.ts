@@ -62,13 +62,18 @@ return 1
 `;
 
 /**
- * KEYS: idempotency hash. ARGV: fingerprint, ttlMs. Claims the key when absent (SET NX
- * semantics). Returns {'new'} | {'conflict'} | {'done', result} | {'in_progress'}.
+ * KEYS: idempotency hash. ARGV: fingerprint, ttlMs[, resultIfNew]. Claims the key when absent
+ * (SET NX semantics); with resultIfNew the new key is stored as done with it at once.
+ * Returns {'new'} | {'conflict'} | {'done', result} | {'in_progress'}.
  */
 export const beginIdempotencyLua = `
 local stored = redis.call('HMGET', KEYS[1], 'fp', 'state', 'result')
 if not stored[1] then
-  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'state', 'pending')
+  if ARGV[3] then
+    redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'state', 'done', 'result', ARGV[3])
+  else
+    redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'state', 'pending')
+  end
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return {'new'}
 end

@@ -140,13 +140,13 @@ export class MemoryChallengeStore implements ChallengeStore {
     return payer !== undefined && payer.lockedUntilMs > now ? payer.lockedUntilMs - now : undefined;
   }
 
-  async beginIdempotency(scope: string, key: string, fingerprint: string, ttlMs: number): Promise<IdempotencyOutcome> {
+  async beginIdempotency(scope: string, key: string, fingerprint: string, ttlMs: number, resultIfNew?: string): Promise<IdempotencyOutcome> {
     const id = idempotencyId(scope, key);
     assertTtl(ttlMs, 'idempotency ttlMs');
     const now = this.now();
     const entry = this.idempotency.get(id, now);
     if (entry === undefined) {
-      this.idempotency.set(id, { fingerprint, result: undefined, expiresAtMs: now + ttlMs }, now);
+      this.idempotency.set(id, { fingerprint, result: resultIfNew, expiresAtMs: now + ttlMs }, now);
       return { status: 'new' };
     }
     if (entry.fingerprint !== fingerprint) return { status: 'conflict' };

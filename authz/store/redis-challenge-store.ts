@@ -35,7 +35,7 @@ type Reply = (string | number | null)[];
 interface ScriptCommands {
   csVerify(challenge: string, streak: string, lockouts: string, locked: string, ...argv: (string | number)[]): Promise<Reply>;
   csPutChallenge(challenge: string, attemptsMax: number, digests: string, ttlMs: number): Promise<number>;
-  csBeginIdempotency(key: string, fingerprint: string, ttlMs: number): Promise<Reply>;
+  csBeginIdempotency(key: string, fingerprint: string, ttlMs: number, resultIfNew?: string): Promise<Reply>;
   csCompleteIdempotency(key: string, fingerprint: string, result: string, ttlMs: number): Promise<number>;
   csAbandonIdempotency(key: string): Promise<number>;
   csRateLimit(key: string, limit: number, windowMs: number): Promise<number>;
@@ -135,10 +135,12 @@ export class RedisChallengeStore implements ChallengeStore {
     return pttl > 0 ? pttl : undefined;
   }
 
-  async beginIdempotency(scope: string, key: string, fingerprint: string, ttlMs: number): Promise<IdempotencyOutcome> {
+  async beginIdempotency(scope: string, key: string, fingerprint: string, ttlMs: number, resultIfNew?: string): Promise<IdempotencyOutcome> {
     assertIdempotency(scope, key, ttlMs);
     const reply = await callRedis('beginIdempotency', () =>
-      this.scripts.csBeginIdempotency(challengeKeys.idempotency(scope, key), fingerprint, ttlMs),
+      resultIfNew === undefined
+        ? this.scripts.csBeginIdempotency(challengeKeys.idempotency(scope, key), fingerprint, ttlMs)
+        : this.scripts.csBeginIdempotency(challengeKeys.idempotency(scope, key), fingerprint, ttlMs, resultIfNew),
     );
     switch (reply[0]) {
       case 'new':

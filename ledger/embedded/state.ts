@@ -1,3 +1,4 @@
+import { MinHeap } from '../heap.js';
 import {
   AccountFilterFlags,
   AccountFlags,
@@ -66,7 +67,7 @@ export class LedgerState {
   private readonly byAccount = new Map<bigint, Transfer[]>();
   /** Balances after each transfer, for accounts with `flags.history`. */
   private readonly history = new Map<bigint, BalanceEntry[]>();
-  private readonly expiries = new ExpiryHeap();
+  private readonly expiries = new MinHeap<Expiry>((e) => e.expiresAt);
   private lastTransferTimestamp = 0n;
   /** The largest timestamp assigned so far (the cluster's commit timestamp). */
   commitTimestamp = 0n;
@@ -274,7 +275,7 @@ export class LedgerState {
     });
     if ((t.flags & TF.pending) !== 0) {
       this.pendingStatus.set(t.id, 'pending');
-      if (t.timeout > 0) this.expiries.push(timestamp + BigInt(t.timeout) * nsPerSecond, t.id, timestamp);
+      if (t.timeout > 0) this.expiries.push({ expiresAt: timestamp + BigInt(t.timeout) * nsPerSecond, id: t.id, createdAt: timestamp });
     }
     return 'ok';
   }
@@ -674,42 +675,4 @@ interface Expiry {
   id: bigint;
   /** The pending transfer's timestamp, to tell it from a later transfer with the same id. */
   createdAt: bigint;
-}
-
-class ExpiryHeap {
-  private readonly items: Expiry[] = [];
-
-  push(expiresAt: bigint, id: bigint, createdAt: bigint): void {
-    const items = this.items;
-    items.push({ expiresAt, id, createdAt });
-    let i = items.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (items[parent]!.expiresAt <= items[i]!.expiresAt) break;
-      [items[parent], items[i]] = [items[i]!, items[parent]!];
-      i = parent;
-    }
-  }
-
-  peek(): Expiry | undefined {
-    return this.items[0];
-  }
-
-  pop(): void {
-    const items = this.items;
-    const last = items.pop()!;
-    if (items.length === 0) return;
-    items[0] = last;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < items.length && items[l]!.expiresAt < items[m]!.expiresAt) m = l;
-      if (r < items.length && items[r]!.expiresAt < items[m]!.expiresAt) m = r;
-      if (m === i) return;
-      [items[m], items[i]] = [items[i]!, items[m]!];
-      i = m;
-    }
-  }
 }

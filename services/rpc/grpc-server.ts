@@ -223,7 +223,12 @@ function handlerContext(call: grpc.ServerUnaryCall<Decoded, Message> | grpc.Serv
   // grpc-js consumes grpc-timeout; restore it so interceptors see what connect-node shows them.
   if (timeoutMs !== undefined) requestHeader.set('grpc-timeout', grpcTimeout(timeoutMs));
   const cancelled = new AbortController();
-  call.once('cancelled', () => cancelled.abort(new ConnectError('cancelled by the client', Code.Canceled)));
+  // grpc-js emits 'cancelled' when every call's stream closes, answered or not: build the error
+  // only for a call still running (a hot path: one allocation less per RPC).
+  call.once('cancelled', () => {
+    if (!call.cancelled || cancelled.signal.aborted) return;
+    cancelled.abort(new ConnectError('cancelled by the client', Code.Canceled));
+  });
   return createHandlerContext({
     service: method.parent,
     method,

@@ -221,6 +221,13 @@ function idempotencyCases(c: (title: string, body: Body) => void): void {
     t.deepEqual(await store.beginIdempotency(hexId(), key, 'fp-2', dayMs), { status: 'new' }, 'keys are scoped');
   });
 
+  c('idempotency: a claim that names its result up front is done in the same call', async (t, { store }) => {
+    const [scope, key] = [hexId(), hexId()];
+    t.deepEqual(await store.beginIdempotency(scope, key, 'fp-1', dayMs, 'payment-7'), { status: 'new' });
+    t.deepEqual(await store.beginIdempotency(scope, key, 'fp-1', dayMs, 'payment-8'), { status: 'done', result: 'payment-7' }, 'the first result stays');
+    t.deepEqual(await store.beginIdempotency(scope, key, 'fp-2', dayMs, 'payment-9'), { status: 'conflict' });
+  });
+
   c('idempotency: abandon releases a claim, never a stored result', async (t, { store }) => {
     const [scope, key] = [hexId(), hexId()];
     t.deepEqual(await store.beginIdempotency(scope, key, 'fp-1', dayMs), { status: 'new' });

@@ -15,6 +15,7 @@ export function payment(overrides: Partial<Payment> = {}): Payment {
     merchantId: hexId(),
     payerId: hexId(),
     payeeAccountId: hexId(),
+    payerAccountId: hexId(),
     amount: 12_345_678_901_234_567_890n,
     currency: 'EUR',
     description: 'Coffee ☕ "quoted"',
