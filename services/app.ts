@@ -82,6 +82,31 @@ function telcoNotifier(config: Config, logger: Logger): TelcoNotifier {
   return new TelcoNotifier(createClient(TelcoBridgeService, transport), { ...telcoNotifierDefaults, logger });
 }
 
+/** How long a resolved credential is trusted without asking the directory again, milliseconds. */
+export const principalCacheTtlMs = 5_000;
+/** Credentials remembered at most (unknown keys are never cached, so guessing cannot fill it). */
+export const principalCacheMax = 10_000;
+
+/**
+ * Every RPC resolves its caller's key; with Redis that is two round trips. Known keys are
+ * remembered for `principalCacheTtlMs`, so a revoked key keeps working at most that long.
+ */
+function cachedPrincipals(resolve: (credentialHash: string) => Promise<Principal | undefined>, now: () => number): (apiKey: string) => Promise<Principal | undefined> {
+  const cache = new Map<string, { principal: Principal; expiresAtMs: number }>(); // by SHA-256, never the key itself
+  return async (apiKey) => {
+    const hash = credentialHash(apiKey);
+    const hit = cache.get(hash);
+    if (hit !== undefined && hit.expiresAtMs > now()) return hit.principal;
+    const principal = await resolve(hash);
+    cache.delete(hash);
+    if (principal !== undefined) {
+      if (cache.size >= principalCacheMax) cache.delete(cache.keys().next().value!);
+      cache.set(hash, { principal, expiresAtMs: now() + principalCacheTtlMs });
+    }
+    return principal;
+  };
+}
+
 /** The operator key: from config, or generated once into <dataDir>/admin.key with mode 0600. */
 function adminKeyOf(config: Config): string {
   if (config.adminKey !== undefined) return config.adminKey;
@@ -175,15 +200,14 @@ export async function createApp(options: AppOptions): Promise<App> {
     statsd,
     adminKey,
     describe: [ledgerDescribe, stores.describe],
-    async resolvePrincipal(apiKey) {
-      const hash = credentialHash(apiKey);
+    resolvePrincipal: cachedPrincipals(async (hash) => {
       if (timingSafeEqual(Buffer.from(hash, 'hex'), adminHash)) return { kind: 'operator', id: 'admin' };
       if (telcoHash !== undefined && timingSafeEqual(Buffer.from(hash, 'hex'), telcoHash)) return { kind: 'service', id: 'telco-bridge' };
       const merchant = await stores.directory.findMerchantByApiKeyHash(hash);
       if (merchant !== undefined) return { kind: 'merchant', id: merchant.id };
       const payer = await stores.directory.findPayerByTokenHash(hash);
       return payer === undefined ? undefined : { kind: 'payer', id: payer.id };
-    },
+    }, now),
     async close() {
       await telco?.close();
       // The directory owns the shared Redis connection: close it last.
