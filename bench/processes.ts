@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IpcClient } from './ipc.js';
+import { freePort } from '../services/net.js';
 
 /**
  * The bench's child processes: the server, the load generator, the ledger scenario and a private
@@ -126,16 +127,6 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
   return { url: `redis://127.0.0.1:${port}`, stop };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function ping(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import type { Logger } from 'pino';
 import { startTelcoBridge, type SmsOptions, type TelcoBridge, type VoiceOptions } from '../telco-bridge/bridge.js';
 import { ConfigError } from './config.js';
@@ -83,14 +82,4 @@ export function startBridge(settings: TelcoSettings, authzAddress: string, logge
   });
 }
 
-/** A port the kernel hands out now on `host` (for a bridge started in process on port 0). */
-export function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './net.js';

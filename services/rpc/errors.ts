@@ -1,5 +1,5 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import { AuthzError } from '../../authz/errors.js';
+import { AuthzError, type AuthzErrorKind } from '../../authz/errors.js';
 import { StoreUnavailableError } from '../../authz/ports.js';
 import { LedgerUnavailableError } from '../../ledger/port.js';
 import { ErrorInfoSchema, errorDomain } from './status-details.js';
@@ -10,16 +10,8 @@ import { ErrorInfoSchema, errorDomain } from './status-details.js';
  * with a generic message, the original kept as `cause` for the logs and never sent.
  */
 
-/** The kinds a domain outcome may have; each maps to exactly one status code. */
-export type ErrorKind =
-  | 'invalid_argument'
-  | 'not_found'
-  | 'already_exists'
-  | 'failed_precondition'
-  | 'permission_denied'
-  | 'resource_exhausted'
-  | 'unauthenticated'
-  | 'unavailable';
+/** The kinds a domain outcome may have (the domain's own list); each maps to exactly one status code. */
+export type ErrorKind = AuthzErrorKind;
 
 /** Machine-readable facts sent to the caller (reason, attempts left); never a secret. */
 export type ErrorDetails = Readonly<Record<string, string | number | bigint>>;

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../../services/net.js';
 
 /**
  * A real `redis-server` for tests, on a free loopback port, with no persistence. `stop()` kills
@@ -77,17 +78,7 @@ function redisBinary(): string {
   return binary;
 }
 
-/** A port the kernel just handed out on loopback (listen on 0, read, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../services/net.js';
 
 /** True when something on the port answers PING with +PONG (within one ping interval × 10). */
 function ping(port: number): Promise<boolean> {
