@@ -39,11 +39,20 @@ export class PaymentEvents {
     }
   }
 
-  /** Payments matching `filter` from now on, until `signal` aborts. */
-  async *subscribe(filter: (payment: Payment) => boolean, signal: AbortSignal): AsyncGenerator<Payment> {
+  /**
+   * Payments matching `filter` from the moment of this call (not of the first `next()`: a caller
+   * that sends a snapshot first misses nothing published meanwhile), until `signal` aborts.
+   */
+  subscribe(filter: (payment: Payment) => boolean, signal: AbortSignal): AsyncGenerator<Payment> {
     if (this.subscribers.size >= subscribersMax) throw new SubscriberOverflowError(`more than ${subscribersMax} watchers`);
     const s: Subscriber = { filter, queue: [], wake: undefined, failed: undefined };
     this.subscribers.add(s);
+    // Also released when the caller's call ends before it ever read from the stream.
+    signal.addEventListener('abort', () => this.subscribers.delete(s), { once: true });
+    return this.follow(s, signal);
+  }
+
+  private async *follow(s: Subscriber, signal: AbortSignal): AsyncGenerator<Payment> {
     const onAbort = () => s.wake?.();
     signal.addEventListener('abort', onAbort);
     try {

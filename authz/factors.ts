@@ -40,13 +40,15 @@ export function factorOf(proof: Proof): Factor {
 }
 
 /**
- * Who may give which proof: the payer any; the payment's merchant the second code it took from
- * the payer (M1c); the telco bridge the SMS reply and the keyed password it relays.
+ * Who may give which proof: the payer any but the keyed password (that is keyed on the call the
+ * platform placed, so a stolen terminal token cannot stand in for the phone); the payment's
+ * merchant the second code it took from the payer (M1c); the telco bridge the SMS reply and the
+ * keyed password it relays.
  */
 export function checkProver(caller: Caller, proof: Proof): void {
   const allowed =
-    caller.kind === 'payer' ||
     caller.kind === 'admin' ||
+    (caller.kind === 'payer' && proof.kind !== 'password') ||
     (caller.kind === 'merchant' && proof.kind === 'second_code') ||
     (caller.kind === 'service' && (proof.kind === 'sms_otp' || proof.kind === 'password'));
   if (!allowed) throw new AuthzError('permission_denied', `a ${caller.kind} cannot give a ${proof.kind} proof`);

@@ -12,6 +12,11 @@ export interface CodeDelivery {
   currency: string;
   payeeName: string;
   expiresAtMs: number;
+  /**
+   * Names this code for the channel's own de-duplication (a keyed digest, never the code): a
+   * resumed create that had to mint a new code sends it, the same code is never sent twice.
+   */
+  deliveryKey: string;
 }
 
 /** A call to the payer's phone that announces the payment and collects the password as DTMF. */

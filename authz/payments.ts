@@ -108,6 +108,14 @@ function replayCreated(payment: Payment): Payment {
   return payment;
 }
 
+/** A factor that needs a PIN or password the payer never set could only fail: refuse before reserving. */
+function checkSecretsSet(payer: Payer, factors: Factor[]): void {
+  const missing = factors.filter(
+    (f) => (f === 'FIRST_CODE_AND_PIN' && payer.pinHash === undefined) || (f === 'IVR_PASSWORD' && payer.ivrPasswordHash === undefined) || (f === 'AUTH_PASSWORD' && payer.authPasswordHash === undefined),
+  );
+  if (missing.length > 0) throw precondition(`the payer has not set what ${missing.join(', ')} needs (PIN or password)`, { reason: 'PAYER_SECRET_NOT_SET' });
+}
+
 /** Challenged payments this process keeps in its expiry heap, at most. */
 export const expiryTrackedMax = 1_000_000;
 
@@ -153,6 +161,7 @@ export class PaymentsService {
     const accounts = this.accountsFor(merchant, payer, currency.code, input.payeeAccountId);
     const decision = await this.decide(merchant, payer, accounts, input);
     const { authPassword, ...request } = input;
+    if (decision.kind === 'REQUIRE') checkSecretsSet(payer, decision.factors);
     if (decision.kind === 'REQUIRE' && decision.factors.includes('AUTH_PASSWORD')) await this.checkAuthPassword(payer, authPassword);
     const claim = await this.claim(merchant.id, input.idempotencyKey, { op: 'create', ...request });
     return this.serialized(claim, async () => {
@@ -185,6 +194,9 @@ export class PaymentsService {
     if (password === undefined || password === '') throw invalid("auth_password is required by the payer's policy at this amount");
     if (password.length > 128) throw invalid('auth_password must be at most 128 characters');
     const { challenges, codes, limits } = this.deps;
+    // A locked-out payer costs no argon2 work.
+    const lockedMs = await challenges.lockedFor(payer.id);
+    if (lockedMs !== undefined) throw new AuthzError('resource_exhausted', 'payer is locked out after repeated wrong answers', { retry_after_ms: lockedMs, reason: 'LOCKED_OUT' });
     const challengeId = `auth:${idToHex(newPaymentId())}`;
     const ok = payer.authPasswordHash !== undefined && (await codes.verifyPin(payer.authPasswordHash, password));
     await challenges.putChallenge({ challengeId, payerId: payer.id, responseDigests: [codes.digest(challengeId, 'ok')], ttlMs: limits.codeTtlMs, attemptsMax: 1 });
@@ -331,7 +343,8 @@ export class PaymentsService {
     ]);
     await this.deliverOrDecline(challenged, async () => {
       if (sendsCode) {
-        await this.deps.notifier.deliverFirstCode({ paymentId: payment.id, payerId: payer.id, phone: payer.phone, firstCode, amount: payment.amount, currency: payment.currency, payeeName: merchant.name, expiresAtMs: payment.expiresAtMs });
+        const deliveryKey = codes.digest(payment.id, `delivery:${firstCode}`).slice(0, 16);
+        await this.deps.notifier.deliverFirstCode({ paymentId: payment.id, payerId: payer.id, phone: payer.phone, firstCode, amount: payment.amount, currency: payment.currency, payeeName: merchant.name, expiresAtMs: payment.expiresAtMs, deliveryKey });
       }
       // M3 (no SMS step): the call for the password goes out at once. M2 calls after the SMS reply.
       if (pending.includes('IVR_PASSWORD') && !pending.includes('SMS_OTP')) await this.callForPassword(challenged, payer, merchant);
@@ -423,6 +436,8 @@ export class PaymentsService {
 
   private async applyProof(paymentId: string, proof: Proof): Promise<Payment> {
     const payment = await this.current(paymentId);
+    // Approved but not yet posted (the post failed, e.g. the ledger was briefly unavailable): finish it.
+    if (payment.state === 'APPROVED') return this.settle(payment);
     if (payment.state !== 'CHALLENGED') {
       throw precondition(`payment is ${payment.state}, not waiting for proof`, { reason: payment.state, state: payment.state });
     }
@@ -579,6 +594,12 @@ export class PaymentsService {
   /** The payment if the caller may see it (NOT_FOUND otherwise: no existence leak). */
   async get(caller: Caller, paymentId: string): Promise<Payment> {
     const payment = await this.visible(caller, paymentId);
+    if (payment.state === 'APPROVED') {
+      return this.serialized(paymentId, async () => {
+        const fresh = await this.current(paymentId);
+        return fresh.state === 'APPROVED' ? this.settle(fresh) : fresh;
+      });
+    }
     if (payment.state === 'CHALLENGED' && this.deps.now() >= payment.expiresAtMs) {
       return this.serialized(paymentId, async () => {
         const fresh = await this.current(paymentId);

@@ -37,7 +37,11 @@ export async function reconcile(deps: { ledger: Ledger; payments: PaymentReposit
     if (page.length === 0) return report;
     const facts = await ledgerFacts(deps.ledger, page);
     for (const [i, payment] of page.entries()) {
-      const fixed = await reconcileOne(deps, payment, facts[i]!, report);
+      // One payment that cannot be repaired (e.g. a fee missing) is reported, not fatal: the rest go on.
+      const fixed = await reconcileOne(deps, payment, facts[i]!, report).catch(() => {
+        if (report.anomalies.length < 100) report.anomalies.push(payment.id);
+        return payment;
+      });
       if (fixed.state !== payment.state) {
         const key = `${payment.state}→${fixed.state}`;
         report.changed[key] = (report.changed[key] ?? 0) + 1;

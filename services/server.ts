@@ -59,8 +59,14 @@ export async function startServers(app: App, opts: { host: string; grpcPort: num
   const interceptors = interceptorsFor(app, statsd);
   const grpcServer = await startGrpcServer({ host: opts.host, port: opts.grpcPort, services, interceptors, credentials: opts.grpcCredentials ?? grpc.ServerCredentials.createInsecure(), logger: app.logger });
   const connectServer = await startConnectServer({ routes: routesOf(services), host: opts.host, port: opts.connectPort, interceptors, logger: app.logger });
+  let sweeping = false; // a slow sweep (a slow ledger) is never overlapped by the next tick
   const sweeper = setInterval(() => {
-    app.payments.expireDue(expirySweepBatchMax).catch((err: unknown) => app.logger.warn({ err }, 'expiry sweep failed'));
+    if (sweeping) return;
+    sweeping = true;
+    app.payments
+      .expireDue(expirySweepBatchMax)
+      .catch((err: unknown) => app.logger.warn({ err }, 'expiry sweep failed'))
+      .finally(() => (sweeping = false));
   }, expirySweepIntervalMs);
   sweeper.unref();
   return {

@@ -50,7 +50,7 @@ export class TelcoNotifier implements Notifier {
 
   async deliverFirstCode(d: CodeDelivery): Promise<void> {
     const text = `countersign: code ${d.firstCode} for ${money(d.amount, d.currency)} to ${d.payeeName}. Reply with this code to approve, or enter it on your terminal.`;
-    const sent = await this.bridge.sendSms({ idempotencyKey: `code-${d.paymentId}`, to: d.phone, text, reference: d.paymentId });
+    const sent = await this.bridge.sendSms({ idempotencyKey: `code-${d.paymentId}-${d.deliveryKey}`, to: d.phone, text, reference: d.paymentId });
     this.track(sent.messageId, d);
   }
 
@@ -88,7 +88,7 @@ export class TelcoNotifier implements Notifier {
     this.options.logger.info({ paymentId: d.paymentId, messageId, why }, 'SMS code not delivered: reading it out on a call');
     try {
       await this.bridge.startCall({
-        idempotencyKey: `fallback-${d.paymentId}`,
+        idempotencyKey: `fallback-${d.paymentId}-${d.deliveryKey}`,
         to: d.phone,
         reference: d.paymentId,
         announcement: { payeeName: d.payeeName, amount: d.amount, currency: d.currency, spokenCode: d.firstCode },

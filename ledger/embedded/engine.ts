@@ -2,7 +2,7 @@ import type { Account, AccountBalance, AccountFilter, Transfer } from '../model.
 import { chunkEvents } from '../chunk.js';
 import { LedgerUnavailableError, type Ledger } from '../port.js';
 import type { CreateAccountResult, CreateTransferResult } from '../results.js';
-import { JournalWriter, encodeRecord, replayJournal, type JournalRecord } from './journal.js';
+import { JournalWriter, encodeRecord, lockDataDir, replayJournal, type JournalRecord } from './journal.js';
 import { LedgerState } from './state.js';
 import { checkAccounts, checkIds, checkTransfers } from './validate.js';
 
@@ -33,6 +33,7 @@ type Op = Write | Read;
 export class EmbeddedLedger implements Ledger {
   private readonly state = new LedgerState();
   private writer: JournalWriter | undefined;
+  private unlock: () => void = () => undefined;
   private queue: Op[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
@@ -45,9 +46,15 @@ export class EmbeddedLedger implements Ledger {
   static async open(options: EmbeddedLedgerOptions = {}): Promise<EmbeddedLedger> {
     const ledger = new EmbeddedLedger();
     if (options.dataDir !== undefined) {
-      const replayed = replayJournal(options.dataDir, (record) => ledger.replay(record));
-      Object.assign(ledger.recovered, replayed);
-      ledger.writer = await JournalWriter.open(options.dataDir, { fsync: options.fsync ?? true });
+      ledger.unlock = lockDataDir(options.dataDir);
+      try {
+        const replayed = replayJournal(options.dataDir, (record) => ledger.replay(record));
+        Object.assign(ledger.recovered, replayed);
+        ledger.writer = await JournalWriter.open(options.dataDir, { fsync: options.fsync ?? true });
+      } catch (error) {
+        ledger.unlock();
+        throw error;
+      }
     }
     return ledger;
   }
@@ -205,6 +212,7 @@ export class EmbeddedLedger implements Ledger {
     this.closed = true;
     while (this.flushing !== undefined) await this.flushing;
     await this.writer?.close();
+    this.unlock();
   }
 }
 

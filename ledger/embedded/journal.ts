@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, fstatSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, rmSync, fstatSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -110,7 +110,9 @@ function readRecordAt(fd: number, offset: number, size: number, header: Buffer):
   const end = offset + headerSize + length;
   const last = end >= size;
   if (header.readUInt32LE(0) !== magic || length > payloadMax || length < payloadHeaderSize) {
-    if (last) return 'bad header';
+    // A torn append leaves our own header (valid magic) or blocks the file system zero-filled.
+    // Anything else is corruption: never cut off data that may hold acknowledged records.
+    if (zerosToEnd(fd, offset, size)) return 'bad header (zero-filled tail)';
     throw new JournalCorruptError(`journal record at byte ${offset} has a bad header and data follows it`);
   }
   if (end > size) return 'incomplete payload';
@@ -121,6 +123,55 @@ function readRecordAt(fd: number, offset: number, size: number, header: Buffer):
     throw new JournalCorruptError(`journal record at byte ${offset} fails its checksum and data follows it`);
   }
   return payload;
+}
+
+/** True when every byte from `offset` to `size` is zero (read in 64 KiB steps, at most one record's worth). */
+function zerosToEnd(fd: number, offset: number, size: number): boolean {
+  if (size - offset > headerSize + payloadMax) return false;
+  const chunk = Buffer.alloc(64 * 1024);
+  for (let at = offset; at < size; at += chunk.length) {
+    const n = readSync(fd, chunk, 0, Math.min(chunk.length, size - at), at);
+    for (let i = 0; i < n; i++) if (chunk[i] !== 0) return false;
+  }
+  return true;
+}
+
+export class JournalLockedError extends Error {
+  override readonly name = 'JournalLockedError';
+}
+
+/**
+ * One process at a time per data directory: a `LOCK` file holding the owner's pid, created
+ * exclusively; a lock whose process is gone (crashed, killed) is taken over. Returns the release.
+ */
+export function lockDataDir(dataDir: string): () => void {
+  mkdirSync(dataDir, { recursive: true });
+  const path = join(dataDir, 'LOCK');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => rmSync(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = Number(readFileSync(path, 'utf8').trim());
+      if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) {
+        throw new JournalLockedError(`data directory ${dataDir} is in use by process ${owner}`);
+      }
+      rmSync(path, { force: true }); // stale: its process is gone
+    }
+  }
+  throw new JournalLockedError(`could not lock data directory ${dataDir}`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** The journal's write side: appends records and makes them durable before returning. */

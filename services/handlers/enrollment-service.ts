@@ -93,18 +93,14 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
       return { payer: payerToProto(await enrollment.setPolicy(req.payerId, req.policy.currency, policyFromProto(req.policy))) };
     },
     async setPin(req, ctx) {
-      const caller = callerOf(ctx);
-      if (caller.kind === 'merchant' || caller.kind === 'service' || (caller.kind === 'payer' && caller.payerId !== req.payerId)) {
-        throw new ConnectError(`payer ${req.payerId} not found`, Code.NotFound);
-      }
+      requireAdmin(ctx);
       await enrollment.setPin(req.payerId, req.pin);
       return { payer: payerToProto(await enrollment.payer(req.payerId)) };
     },
+    // Operators only: a payer terminal's token alone must not be able to replace the secrets that
+    // are meant to be a second proof next to it.
     async setPassword(req, ctx) {
-      const caller = callerOf(ctx);
-      if (caller.kind === 'merchant' || caller.kind === 'service' || (caller.kind === 'payer' && caller.payerId !== req.payerId)) {
-        throw new ConnectError(`payer ${req.payerId} not found`, Code.NotFound);
-      }
+      requireAdmin(ctx);
       const kind = req.kind === PasswordKind.IVR ? 'IVR' : req.kind === PasswordKind.AUTHORIZATION ? 'AUTHORIZATION' : req.kind === PasswordKind.AUTH ? 'AUTH' : undefined;
       if (kind === undefined) throw new ConnectError('kind is required (IVR, AUTH or AUTHORIZATION)', Code.InvalidArgument);
       return { payer: payerToProto(await enrollment.setPassword(req.payerId, kind, req.password)) };

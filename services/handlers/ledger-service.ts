@@ -92,7 +92,9 @@ export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; 
     let min = nsOf(req.createdMin);
     let max = nsOf(req.createdMax);
     if (req.pageToken !== '') {
-      const last = BigInt(Buffer.from(req.pageToken, 'base64url').toString().replace(/[^0-9]/g, '') || '0');
+      const text = Buffer.from(req.pageToken, 'base64url').toString();
+      if (!/^[1-9]\d{0,19}$/.test(text) || BigInt(text) >= 1n << 63n) throw new ConnectError('page_token is not one this server issued', Code.InvalidArgument);
+      const last = BigInt(text);
       if (req.reversed) max = last - 1n;
       else min = last + 1n;
     }

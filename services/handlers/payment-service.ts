@@ -77,12 +77,14 @@ export function paymentServiceImpl(deps: { payments: PaymentsService; directory:
     },
     async *watchPayments(req, ctx) {
       const merchantId = merchantOf(ctx);
+      const filter = (p: Payment) => p.merchantId === merchantId && (req.paymentId === '' || p.id === req.paymentId);
+      // Subscribed before the snapshot is read: no change can fall between the two.
+      const updates = deps.events.subscribe(filter, ctx.signal);
       if (req.paymentId !== '') {
         const current = await deps.payments.get({ kind: 'merchant', merchantId }, req.paymentId);
         yield { payment: paymentToProto(current) };
       }
-      const filter = (p: Payment) => p.merchantId === merchantId && (req.paymentId === '' || p.id === req.paymentId);
-      for await (const payment of deps.events.subscribe(filter, ctx.signal)) yield { payment: paymentToProto(payment) };
+      for await (const payment of updates) yield { payment: paymentToProto(payment) };
     },
     async batchCreatePayments(req, ctx) {
       checkBatch(req.items);

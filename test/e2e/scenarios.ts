@@ -145,6 +145,9 @@ const scenarios: Record<string, Scenario> = {
     t.is(small.state, PaymentState.SUCCEEDED);
     t.deepEqual(small.requiredFactors, []);
     t.deepEqual((await create(1000_00n)).payment!.requiredFactors, [Factor.SECOND_CODE]);
+    // Above the threshold the PIN is needed too: refused while the payer has none, before anything is reserved.
+    t.is((await refused(t, create(1000_01n), Code.FailedPrecondition, /PIN or password/))['reason'], 'PAYER_SECRET_NOT_SET');
+    await env.admin.enrollment.setPin({ idempotencyKey: key('pin'), payerId: payer.id, pin: '1357' });
     t.deepEqual((await create(1000_01n)).payment!.requiredFactors, [Factor.SECOND_CODE, Factor.FIRST_CODE_AND_PIN]);
     t.deepEqual((await create(60n, [Factor.SECOND_CODE])).payment!.requiredFactors, [Factor.SECOND_CODE], 'a merchant may ask for more');
     const b = await balance(env, payer.account);

@@ -88,7 +88,7 @@ test('a wrong keyed password until the bound declines the payment and releases t
   t.deepEqual(await balance(env, payer.account), { available: 500_00n, posted: 500_00n, reserved: 0n, credited: 500_00n });
 });
 
-test('only the telco bridge (or the payer) may relay replies and passwords; merchants and strangers may not', async (t) => {
+test('only the telco bridge relays keyed passwords: not the payer terminal (nor can it reset them), not merchants or strangers', async (t) => {
   const env = await envOf();
   const [payer, shop] = await Promise.all([m3Payer(env), newMerchant(env)]);
   const p = (await shop.api.payments.createPayment({ idempotencyKey: key('auth'), payer: { case: 'loginAccount', value: payer.login }, amount: 20_00n, currency: 'USD', description: '' })).payment!;
@@ -96,7 +96,9 @@ test('only the telco bridge (or the payer) may relay replies and passwords; merc
   await refused(t, shop.api.payer.confirmPayment({ idempotencyKey: key('x'), paymentId: p.id, proof }), Code.PermissionDenied);
   await refused(t, env.clients('cs_telco_forged').payer.confirmPayment({ idempotencyKey: key('x'), paymentId: p.id, proof }), Code.Unauthenticated);
   await refused(t, env.clients(telcoKey).payments.getPayment({ paymentId: p.id }), Code.PermissionDenied);
-  t.is((await payer.api.payer.confirmPayment({ idempotencyKey: key('x'), paymentId: p.id, proof })).payment!.state, PaymentState.SUCCEEDED, 'the payer may key it on their terminal');
+  await refused(t, payer.api.payer.confirmPayment({ idempotencyKey: key('x'), paymentId: p.id, proof }), Code.PermissionDenied);
+  await refused(t, payer.api.enrollment.setPassword({ idempotencyKey: key('x'), payerId: payer.id, kind: PasswordKind.AUTHORIZATION, password: '1111' }), Code.PermissionDenied);
+  t.is((await keyed(env, p.id, '2468')).payment!.state, PaymentState.SUCCEEDED, 'only through the call (the bridge)');
 });
 
 test('SMS-pumping defence: each code-rate limit gives RESOURCE_EXHAUSTED and sends and reserves nothing', async (t) => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EmbeddedLedger } from '../../ledger/embedded/engine.js';
-import { JournalCorruptError, journalFileName } from '../../ledger/embedded/journal.js';
+import { JournalCorruptError, JournalLockedError, journalFileName } from '../../ledger/embedded/journal.js';
 import { account, transfer } from '../../ledger/model.js';
 import { batchAmount, crashAccounts, crashOperator, crashTransferId } from './fixtures/crash-plan.js';
 
@@ -145,4 +145,34 @@ test('garbage appended after the last record (torn header) is cut off', async (t
   t.is(ledger.recovered.truncatedBytes, 5);
   t.is(statSync(join(dataDir, journalFileName)).size, sizes[1]!);
   t.is((await ledger.lookupTransfers([100n])).length, 1);
+});
+
+test('a zero-filled tail (blocks allocated, never written) is cut off; a non-zero bad header is corruption', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cs-zero-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const sizes = await journalWithBatches(dataDir, 2);
+  const path = join(dataDir, journalFileName);
+  appendFileSync(path, Buffer.alloc(4096));
+  const ledger = await EmbeddedLedger.open({ dataDir });
+  t.is(ledger.recovered.truncatedBytes, 4096);
+  t.is((await ledger.lookupTransfers([100n, 101n])).length, 2);
+  await ledger.close();
+  // A header whose magic is garbage and whose claimed length runs past the end: not zeros, so
+  // not a torn append — opening refuses rather than cut acknowledged data.
+  const bytes = readFileSync(path);
+  bytes.fill(0x41, sizes[1]!, sizes[1]! + 8);
+  writeFileSync(path, bytes);
+  await t.throwsAsync(EmbeddedLedger.open({ dataDir }), { instanceOf: JournalCorruptError, message: /bad header/ });
+});
+
+test('one process at a time per data directory; a lock left by a dead process is taken over', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cs-lock-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const first = await EmbeddedLedger.open({ dataDir });
+  await t.throwsAsync(EmbeddedLedger.open({ dataDir }), { instanceOf: JournalLockedError, message: new RegExp(`in use by process ${process.pid}`) });
+  await first.close();
+  writeFileSync(join(dataDir, 'LOCK'), '2147483646\n'); // no such process
+  const second = await EmbeddedLedger.open({ dataDir });
+  t.is(readFileSync(join(dataDir, 'LOCK'), 'utf8').trim(), String(process.pid));
+  await second.close();
 });
