@@ -71,8 +71,4 @@ export class PaymentEvents {
       this.subscribers.delete(s);
     }
   }
-
-  get subscriberCount(): number {
-    return this.subscribers.size;
-  }
 }

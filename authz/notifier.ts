@@ -1,3 +1,5 @@
+import { formatMoney } from '../ledger/chart.js';
+
 /**
  * The delivery port for first transaction codes. A notifier is a channel to the payer (console,
  * SMS, voice), not a log: it is the only place a plaintext first code leaves the service.
@@ -41,18 +43,15 @@ export interface Notifier {
 export class ConsoleNotifier implements Notifier {
   readonly channel = 'CONSOLE';
 
-  constructor(
-    private readonly write: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
-    private readonly format: (amount: bigint, currency: string) => string = (a, c) => `${c} ${a} (minor units)`,
-  ) {}
+  constructor(private readonly write: (line: string) => void = (line) => process.stdout.write(`${line}\n`)) {}
 
   async deliverFirstCode(d: CodeDelivery): Promise<void> {
     const seconds = Math.max(0, Math.round((d.expiresAtMs - Date.now()) / 1000));
-    this.write(`[console → ${d.phone}] countersign: your code for ${this.format(d.amount, d.currency)} to ${d.payeeName} is ${d.firstCode} (payment ${d.paymentId}, valid ${seconds} s)`);
+    this.write(`[console → ${d.phone}] countersign: your code for ${formatMoney(d.amount, d.currency)} to ${d.payeeName} is ${d.firstCode} (payment ${d.paymentId}, valid ${seconds} s)`);
   }
 
   async callForPassword(c: PasswordCall): Promise<void> {
-    this.write(`[console call → ${c.phone}] countersign: a payment of ${this.format(c.amount, c.currency)} to ${c.payeeName} waits for your password (payment ${c.paymentId}); key it on your terminal`);
+    this.write(`[console call → ${c.phone}] countersign: a payment of ${formatMoney(c.amount, c.currency)} to ${c.payeeName} waits for your password (payment ${c.paymentId}); key it on your terminal`);
   }
 }
 

@@ -70,10 +70,9 @@ function truth(payment: Payment, facts: LedgerFacts, nowMs: number): PaymentStat
   if (facts.pending === undefined) return payment.state === 'CANCELLED' || payment.state === 'EXPIRED' ? payment.state : 'DECLINED';
   const expiresAtNs = facts.pending.timestamp + BigInt(facts.pending.timeout) * 1_000_000_000n;
   if (facts.pending.timeout > 0 && BigInt(nowMs) * 1_000_000n >= expiresAtNs) return 'EXPIRED';
-  if (payment.state === 'APPROVED') return 'settle';
-  if (payment.state === 'SUCCEEDED' || payment.state === 'DECLINED' || payment.state === 'CANCELLED' || payment.state === 'EXPIRED') {
-    return payment.state; // the void/post is still to come from whoever moved it there; the reservation expires by itself
-  }
+  // Approved (or recorded as succeeded) but not posted: every factor was satisfied, so post it now.
+  if (payment.state === 'APPROVED' || payment.state === 'SUCCEEDED') return 'settle';
+  // Still challenged, or final without its void yet: the reservation releases itself at its timeout.
   return payment.state;
 }
 

@@ -74,6 +74,12 @@ export function currencyOf(code: string): Currency | undefined {
   return currencies.get(code);
 }
 
+/** "USD 123.45" for 12345n USD; an unknown code falls back to "12345 XYZ". */
+export function formatMoney(amount: bigint, code: string): string {
+  const currency = currencyOf(code);
+  return currency === undefined ? `${amount} ${code}` : `${code} ${formatMinor(amount, currency)}`;
+}
+
 /** Minor units as a decimal string in major units, without floats: 12345n USD → "123.45". */
 export function formatMinor(amount: bigint, currency: Currency): string {
   const negative = amount < 0n;

@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import StatsD, { type StatsD as StatsDClient } from 'hot-shots';
@@ -19,7 +19,6 @@ import { RedisChallengeStore } from '../authz/store/redis-challenge-store.js';
 import { RedisDirectory } from '../authz/store/redis-directory.js';
 import { RedisPaymentRepository } from '../authz/store/redis-payment-repository.js';
 import { openRedis } from '../authz/store/redis-client.js';
-import { currencyOf, formatMinor } from '../ledger/chart.js';
 import { CoalescingLedger } from '../ledger/coalescing.js';
 import { EmbeddedLedger } from '../ledger/embedded/engine.js';
 import type { Ledger } from '../ledger/port.js';
@@ -113,7 +112,7 @@ function adminKeyOf(config: Config): string {
   const path = join(config.dataDir, 'admin.key');
   if (existsSync(path)) return readFileSync(path, 'utf8').trim();
   mkdirSync(config.dataDir, { recursive: true });
-  const key = codeKits(Buffer.alloc(32)).enrollment.newCredential('cs_admin_').credential;
+  const key = `cs_admin_${randomBytes(24).toString('base64url')}`;
   writeFileSync(path, `${key}\n`, { mode: 0o600, flag: 'wx' });
   chmodSync(path, 0o600);
   return key;
@@ -163,12 +162,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   const events = new PaymentEvents();
   if (statsd !== undefined) events.listen(paymentOutcome(statsd));
   const limits = { ...defaultPaymentLimits, ...options.limits };
-  const formatter = (amount: bigint, code: string) => {
-    const currency = currencyOf(code);
-    return currency === undefined ? `${amount} ${code}` : `${code} ${formatMinor(amount, currency)}`;
-  };
   const telco = options.notifier === undefined && config.telcoBridge !== undefined ? telcoNotifier(config, logger) : undefined;
-  const notifier = options.notifier ?? telco ?? new ConsoleNotifier(undefined, formatter);
+  const notifier = options.notifier ?? telco ?? new ConsoleNotifier();
   telco?.start();
   const payments = new PaymentsService({
     ledger: new PaymentLedger(ledger),

@@ -1,7 +1,7 @@
 import { Code, ConnectError, type Client } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 import type { CodeDelivery, Notifier, PasswordCall } from '../authz/notifier.js';
-import { currencyOf, formatMinor } from '../ledger/chart.js';
+import { formatMoney } from '../ledger/chart.js';
 import { TelcoBridgeService, type StreamEventsResponse } from '../gen/countersign/v1/telco_pb.js';
 
 export interface TelcoNotifierOptions {
@@ -21,10 +21,6 @@ interface Tracked {
   timer: NodeJS.Timeout;
 }
 
-const money = (amount: bigint, code: string) => {
-  const currency = currencyOf(code);
-  return currency === undefined ? `${amount} ${code}` : `${code} ${formatMinor(amount, currency)}`;
-};
 
 /**
  * Delivery through the telco bridge (its gRPC client only): first codes by SMS, password calls
@@ -49,7 +45,7 @@ export class TelcoNotifier implements Notifier {
   }
 
   async deliverFirstCode(d: CodeDelivery): Promise<void> {
-    const text = `countersign: code ${d.firstCode} for ${money(d.amount, d.currency)} to ${d.payeeName}. Reply with this code to approve, or enter it on your terminal.`;
+    const text = `countersign: code ${d.firstCode} for ${formatMoney(d.amount, d.currency)} to ${d.payeeName}. Reply with this code to approve, or enter it on your terminal.`;
     const sent = await this.bridge.sendSms({ idempotencyKey: `code-${d.paymentId}-${d.deliveryKey}`, to: d.phone, text, reference: d.paymentId });
     this.track(sent.messageId, d);
   }
