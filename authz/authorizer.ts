@@ -16,6 +16,12 @@ export interface AuthorizationContext {
   /** Factors the merchant asked for on top of policy. */
   requestedFactors: Factor[];
   satisfiedFactors: Factor[];
+  /**
+   * Non-secret context for plugins (proto DecideRequest.attributes): at most 64 entries. Always
+   * carries `request_id` (`<merchant id>:<idempotency key>`), stable across retries of one
+   * request, so a plugin can count requests without counting retries twice.
+   */
+  attributes?: Record<string, string>;
   /** In process only: the records the caller already loaded (plugins get ids). */
   payer?: Payer;
   merchant?: Merchant;
@@ -23,7 +29,8 @@ export interface AuthorizationContext {
 
 export type Decision =
   | { kind: 'ALLOW'; reason: string }
-  | { kind: 'DENY'; reason: string }
+  /** `unavailable`: an authorizer could not answer in time and the chain failed closed (DECLINE_REASON_AUTHORIZER_UNAVAILABLE). */
+  | { kind: 'DENY'; reason: string; unavailable?: boolean }
   | { kind: 'REQUIRE'; factors: Factor[]; reason: string };
 
 export interface Authorizer {

@@ -58,6 +58,59 @@ export interface Payment {
    * WEB). Never a plaintext code; cleared once the payment leaves CHALLENGED.
    */
   sealedFirstCode?: string;
+  /** M4: the main SIM the request came through, as reported by the mobile network. */
+  originSim?: SimIdentity;
+  /** M4: the path the request arrived on (see factors.ts `pathOf`), so the paired device's message must take another. */
+  originPath?: string;
+  /** M3c: the billable line charged instead of the prepaid account. */
+  billableLineId?: string;
+  /** M3c: the line's control account for the billing period the charge counts against (hex). */
+  lineControlAccountId?: string;
+  /** M5: the bank's authorization code once it approved. */
+  bankAuthorizationCode?: string;
+}
+
+/** A SIM's identity as known to the mobile network (M4); fields are compared exactly. */
+export interface SimIdentity {
+  iccid: string;
+  imsi: string;
+  /** E.164. */
+  msisdn: string;
+}
+
+/** M4: an auxiliary payment device paired with the payer's main SIM. */
+export interface PairedDevice {
+  id: string;
+  mainSim: SimIdentity;
+  auxiliarySim: SimIdentity;
+  label: string;
+  pairedAtMs: number;
+}
+
+export type LineKind = 'LANDLINE' | 'MOBILE' | 'MODEM';
+export type BillingPeriod = 'WEEKLY' | 'MONTHLY';
+
+/** M3c: a billable line with a postpaid ledger account and a credit limit per billing period. */
+export interface BillableLine {
+  id: string;
+  kind: LineKind;
+  /** E.164 for landlines and mobiles; the operator's subscriber id for modems. */
+  number: string;
+  currency: string;
+  /** Minor units per billing period. */
+  creditLimit: bigint;
+  billingPeriod: BillingPeriod;
+  /** The line's postpaid ledger account (hex). */
+  accountId: string;
+}
+
+/** M5: an envelope sealed on the payer's terminal for the bank front-end; opaque here. */
+export interface SealedEnvelope {
+  suite: string;
+  keyId: string;
+  ephemeralPublicKey: Uint8Array;
+  nonce: Uint8Array;
+  ciphertext: Uint8Array;
 }
 
 /** Who is calling: decides what a request may see and do. */
@@ -104,6 +157,10 @@ export interface Payer {
   tokenHash: string;
   /** Policy per currency code; a currency without one requires SECOND_CODE for every payment. */
   policies: Record<string, PayerPolicy>;
+  /** M4: paired auxiliary devices. */
+  pairedDevices?: PairedDevice[];
+  /** M3c: billable lines. */
+  billableLines?: BillableLine[];
   createdAtMs: number;
 }
 

@@ -1,4 +1,4 @@
-import type { Merchant, Payer, Payment, PaymentState } from './model.js';
+import type { Merchant, Payer, Payment, PaymentState, SealedEnvelope } from './model.js';
 
 /**
  * Ports of the authorization domain. Adapters live in authz/store/ (memory, Redis); services/
@@ -137,4 +137,48 @@ export interface Directory {
   findMerchantByApiKeyHash(apiKeyHash: string): Promise<Merchant | undefined>;
   putMerchant(merchant: Merchant): Promise<void>;
   close(): Promise<void>;
+}
+
+// ------------------------------------------------------------------ bank front-end (M5)
+
+/** A bank front-end's public key, relayed to terminals (the private key never leaves the bank). */
+export interface BankKey {
+  keyId: string;
+  suite: string;
+  publicKey: Uint8Array;
+  /** Unix milliseconds after which the bank no longer accepts the key. */
+  expiresAtMs: number;
+}
+
+export interface CardPaymentRequest {
+  /** Idempotency: one decision per payment (the payment id). */
+  paymentId: string;
+  merchantId: string;
+  amount: bigint;
+  currency: string;
+  envelope: SealedEnvelope;
+}
+
+export type BankDecision =
+  | { decision: 'APPROVED'; reasonCode: string; reason: string; authorizationCode: string }
+  | { decision: 'DECLINED'; reasonCode: string; reason: string };
+
+/**
+ * The payer's bank (M5), reached over gRPC by services/. It alone opens the envelope. A decline
+ * is a value; an unreachable bank, a deadline or a malformed answer throws
+ * `BankUnavailableError` (the payment fails closed); a request the bank rejects as malformed
+ * throws `BankRequestError`.
+ */
+export interface BankGateway {
+  publicKey(): Promise<BankKey>;
+  authorize(request: CardPaymentRequest): Promise<BankDecision>;
+  close(): Promise<void>;
+}
+
+export class BankUnavailableError extends Error {
+  override readonly name = 'BankUnavailableError';
+}
+
+export class BankRequestError extends Error {
+  override readonly name = 'BankRequestError';
 }
