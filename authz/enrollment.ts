@@ -5,7 +5,7 @@ import type { Ledger } from '../ledger/port.js';
 import { isApplied } from '../ledger/results.js';
 import { fingerprint } from './fingerprint.js';
 import { AuthzError, invalid, notFound, precondition } from './errors.js';
-import type { Merchant, Payer, PayerPolicy } from './model.js';
+import type { BillableLine, BillingPeriod, LineKind, Merchant, PairedDevice, Payer, PayerPolicy, SimIdentity } from './model.js';
 import type { ChallengeStore, Directory } from './ports.js';
 import { checkAmount, checkCurrency, checkIdempotencyKey, checkPhone, displayNameCharsMax } from './validation.js';
 
@@ -17,6 +17,8 @@ export interface EnrollmentKit {
   secretUri(account: string, secret: Buffer): string;
   sealSecret(payerId: string, secret: Buffer): string;
   hashPin(pin: string): Promise<string>;
+  /** Keyed digest (HMAC-SHA256 hex) of a value in a context; the same key as the payments' CodeKit.digest. */
+  digest(context: string, value: string): string;
   /** A new bearer credential (API key or payer token) and its SHA-256 hex. */
   newCredential(prefix: string): { credential: string; hash: string };
 }
@@ -42,21 +44,77 @@ export function namedId(name: string): bigint {
 export const platformAccountIds = (currency: Currency) => ({
   funding: namedId(`countersign:account:funding:${currency.code}`),
   fees: namedId(`countersign:account:fees:${currency.code}`),
+  operatorSettlement: namedId(`countersign:account:operator-settlement:${currency.code}`),
+  bankSettlement: namedId(`countersign:account:bank-settlement:${currency.code}`),
 });
 
-/** Creates the funding and platform-fee accounts of every currency (idempotent). */
-export async function ensurePlatformAccounts(ledger: Ledger): Promise<Record<string, bigint>> {
+/** The platform's own accounts per currency code. */
+export interface PlatformAccounts {
+  fees: Record<string, bigint>;
+  /** M3c: the telecom operator's settlement account; grants each billable line its period credit. */
+  operatorSettlement: Record<string, bigint>;
+  /** M5: the card-issuing bank's settlement account; card payments are paid from it. */
+  bankSettlement: Record<string, bigint>;
+}
+
+/** Creates the funding, fee, operator and bank settlement accounts of every currency (idempotent). */
+export async function ensurePlatformAccounts(ledger: Ledger): Promise<PlatformAccounts> {
   const all = [...currencies.values()];
-  const events = all.flatMap((c) => {
-    const ids = platformAccountIds(c);
-    return [
-      account({ id: ids.funding, ledger: c.ledger, code: AccountCode.funding, flags: accountFlagsFor[AccountCode.funding] }),
-      account({ id: ids.fees, ledger: c.ledger, code: AccountCode.platformFees, flags: accountFlagsFor[AccountCode.platformFees] }),
-    ];
-  });
+  const kinds = [
+    ['funding', AccountCode.funding],
+    ['fees', AccountCode.platformFees],
+    ['operatorSettlement', AccountCode.operatorSettlement],
+    ['bankSettlement', AccountCode.bankSettlement],
+  ] as const;
+  const events = all.flatMap((c) => kinds.map(([name, code]) => account({ id: platformAccountIds(c)[name], ledger: c.ledger, code, flags: accountFlagsFor[code] })));
   const results = await ledger.createAccounts(events);
   if (!results.every(isApplied)) throw new Error(`creating platform accounts: ${results.join(', ')}`);
-  return Object.fromEntries(all.map((c) => [c.code, platformAccountIds(c).fees]));
+  const byCurrency = (name: 'fees' | 'operatorSettlement' | 'bankSettlement') => Object.fromEntries(all.map((c) => [c.code, platformAccountIds(c)[name]]));
+  return { fees: byCurrency('fees'), operatorSettlement: byCurrency('operatorSettlement'), bankSettlement: byCurrency('bankSettlement') };
+}
+
+/** Named bounds of enrollment. */
+export const pairedDevicesMax = 10;
+export const billableLinesMax = 10;
+export const labelCharsMax = 64;
+/** Pay numbers live this long unless asked otherwise, and at most `payNumberTtlSecondsMax`. */
+export const payNumberTtlSecondsDefault = 600;
+export const payNumberTtlSecondsMax = 86_400;
+/** Digits of a pay number (10^12 numbers). */
+export const payNumberDigits = 12;
+
+/** The keyed digest a pay number is stored and looked up under (never the number itself). */
+export function payNumberDigest(digest: (context: string, value: string) => string, payNumber: string): string {
+  return digest('pay-number', payNumber);
+}
+
+function checkSim(sim: SimIdentity, field: string, msisdnRequired: boolean): void {
+  if (sim.iccid === '' && sim.imsi === '') throw invalid(`${field} needs an iccid or an imsi`);
+  if (sim.iccid !== '' && !/^\d{18,22}$/.test(sim.iccid)) throw invalid(`${field}.iccid must be 18 to 22 digits`);
+  if (sim.imsi !== '' && !/^\d{6,15}$/.test(sim.imsi)) throw invalid(`${field}.imsi must be 6 to 15 digits`);
+  if (msisdnRequired || sim.msisdn !== '') {
+    if (!/^\+[1-9]\d{6,14}$/.test(sim.msisdn)) throw invalid(`${field}.msisdn must be E.164, e.g. +14155550123`);
+  }
+}
+
+export function sameSim(a: SimIdentity, b: SimIdentity): boolean {
+  return a.iccid === b.iccid && a.imsi === b.imsi && a.msisdn === b.msisdn;
+}
+
+/** The billing period containing `atMs`: calendar weeks from Monday or months from the 1st, 00:00 UTC. */
+export function billingPeriodOf(period: BillingPeriod, atMs: number): { startMs: number; endMs: number } {
+  const d = new Date(atMs);
+  if (period === 'MONTHLY') {
+    return { startMs: Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1), endMs: Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) };
+  }
+  const day = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+  const startMs = day - ((d.getUTCDay() + 6) % 7) * 86_400_000;
+  return { startMs, endMs: startMs + 7 * 86_400_000 };
+}
+
+/** The control account and grant transfer ids of a line's billing period (deterministic). */
+export function linePeriodIds(lineId: string, periodStartMs: number): { control: bigint; grant: bigint } {
+  return { control: namedId(`countersign:line-control:${lineId}:${periodStartMs}`), grant: namedId(`countersign:line-grant:${lineId}:${periodStartMs}`) };
 }
 
 /**
@@ -165,6 +223,107 @@ export class EnrollmentService {
     const updated = { ...payer, policies: { ...payer.policies, [currency]: policy } };
     await this.deps.directory.putPayer(updated);
     return updated;
+  }
+
+  /**
+   * M4: pairs an auxiliary payment device (its SIM) with the payer's main SIM. Payments whose
+   * request came through the main SIM can then require the paired device's message.
+   */
+  async pairDevice(input: { idempotencyKey: string; payerId: string; mainSim: SimIdentity; auxiliarySim: SimIdentity; label: string }): Promise<PairedDevice> {
+    checkIdempotencyKey(input.idempotencyKey);
+    checkSim(input.mainSim, 'main_sim', false);
+    checkSim(input.auxiliarySim, 'auxiliary_sim', false);
+    if (sameSim(input.mainSim, input.auxiliarySim)) throw invalid('auxiliary_sim must be another SIM than main_sim');
+    if (input.label.length > labelCharsMax) throw invalid(`label must be at most ${labelCharsMax} characters`);
+    const existingId = await this.claim(`pair-device:${input.payerId}`, input.idempotencyKey, input);
+    if (existingId !== undefined) return this.found((await this.payer(input.payerId)).pairedDevices, existingId, 'device');
+    return this.orAbandon(`pair-device:${input.payerId}`, input.idempotencyKey, async () => {
+      const payer = await this.payer(input.payerId);
+      const devices = payer.pairedDevices ?? [];
+      if (devices.length >= pairedDevicesMax) throw precondition(`a payer may pair at most ${pairedDevicesMax} devices`, { reason: 'DEVICES_MAX' });
+      if (devices.some((d) => sameSim(d.auxiliarySim, input.auxiliarySim))) throw new AuthzError('already_exists', 'that auxiliary SIM is already paired');
+      const device: PairedDevice = { id: idToHex(newId()), mainSim: input.mainSim, auxiliarySim: input.auxiliarySim, label: input.label, pairedAtMs: this.deps.now() };
+      await this.deps.directory.putPayer({ ...payer, pairedDevices: [...devices, device] });
+      await this.complete(`pair-device:${input.payerId}`, input.idempotencyKey, input, device.id);
+      return device;
+    });
+  }
+
+  /**
+   * M3c: adds a billable line with its own postpaid ledger account (the line id is that account's
+   * id; the account's user_data_128 names the payer). The credit limit per billing period is
+   * enforced in the ledger when charges are reserved (see PaymentLedger.openLinePeriod).
+   */
+  async addBillableLine(input: { idempotencyKey: string; payerId: string; kind: LineKind; number: string; currency: string; creditLimit: bigint; billingPeriod: BillingPeriod }): Promise<BillableLine> {
+    checkIdempotencyKey(input.idempotencyKey);
+    const currency = checkCurrency(input.currency);
+    checkAmount(input.creditLimit, 'credit_limit');
+    const numberOk = input.kind === 'MODEM' ? /^[0-9A-Za-z-]{4,32}$/.test(input.number) : /^\+[1-9]\d{6,14}$/.test(input.number);
+    if (!numberOk) throw invalid(input.kind === 'MODEM' ? 'a modem line number is the operator subscriber id: 4 to 32 letters, digits or dashes' : 'a landline or mobile number must be E.164, e.g. +14155550123');
+    const scope = `add-line:${input.payerId}`;
+    const existingId = await this.claim(scope, input.idempotencyKey, input);
+    if (existingId !== undefined) return this.found((await this.payer(input.payerId)).billableLines, existingId, 'line');
+    return this.orAbandon(scope, input.idempotencyKey, async () => {
+      const payer = await this.payer(input.payerId);
+      const lines = payer.billableLines ?? [];
+      if (lines.length >= billableLinesMax) throw precondition(`a payer may have at most ${billableLinesMax} billable lines`, { reason: 'LINES_MAX' });
+      const id = newId();
+      const [result] = await this.deps.ledger.createAccounts([
+        account({ id, ledger: currency.ledger, code: AccountCode.payerPostpaid, flags: accountFlagsFor[AccountCode.payerPostpaid], user_data_128: idFromHex(payer.id) }),
+      ]);
+      if (result === undefined || !isApplied(result)) throw new Error(`opening a billable line account: ${result}`);
+      const line: BillableLine = { id: idToHex(id), kind: input.kind, number: input.number, currency: currency.code, creditLimit: input.creditLimit, billingPeriod: input.billingPeriod, accountId: idToHex(id) };
+      await this.deps.directory.putPayer({ ...payer, billableLines: [...lines, line] });
+      await this.complete(scope, input.idempotencyKey, input, line.id);
+      return line;
+    });
+  }
+
+  /**
+   * M5: a dynamic random pay number standing for the payer, single use, for `ttlSeconds`. The
+   * number is derived from the idempotency key with the platform's digest key (so a retry gets the
+   * same number without it being stored anywhere); the store keeps only its keyed digest.
+   */
+  async issuePayNumber(input: { idempotencyKey: string; payerId: string; ttlSeconds: number }): Promise<{ payNumber: string; expiresAtMs: number }> {
+    checkIdempotencyKey(input.idempotencyKey);
+    const ttlSeconds = input.ttlSeconds === 0 ? payNumberTtlSecondsDefault : input.ttlSeconds;
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > payNumberTtlSecondsMax) throw invalid(`ttl_seconds must be 0 (${payNumberTtlSecondsDefault}) to ${payNumberTtlSecondsMax}`);
+    await this.payer(input.payerId);
+    const scope = `pay-number:${input.payerId}`;
+    const payNumber = (BigInt('0x' + this.deps.kit.digest(`pay-number-issue:${input.payerId}`, input.idempotencyKey).slice(0, 16)) % 10n ** BigInt(payNumberDigits)).toString().padStart(payNumberDigits, '0');
+    const existing = await this.claim(scope, input.idempotencyKey, input);
+    if (existing !== undefined) return { payNumber, expiresAtMs: Number(existing) };
+    return this.orAbandon(scope, input.idempotencyKey, async () => {
+      const expiresAtMs = this.deps.now() + ttlSeconds * 1000;
+      await this.deps.challenges.putPayNumber(payNumberDigest(this.deps.kit.digest, payNumber), input.payerId, ttlSeconds * 1000);
+      await this.complete(scope, input.idempotencyKey, input, String(expiresAtMs));
+      return { payNumber, expiresAtMs };
+    });
+  }
+
+  /**
+   * Replaces the payer's verification secret (version + 1). The new secret is returned once;
+   * challenges already issued keep the code they expect.
+   */
+  async rotateSecret(input: { idempotencyKey: string; payerId: string }): Promise<{ payer: Payer; secretBase32?: string; secretUri?: string }> {
+    checkIdempotencyKey(input.idempotencyKey);
+    const scope = `rotate-secret:${input.payerId}`;
+    const existing = await this.claim(scope, input.idempotencyKey, input);
+    if (existing !== undefined) return { payer: await this.payer(input.payerId) };
+    return this.orAbandon(scope, input.idempotencyKey, async () => {
+      const payer = await this.payer(input.payerId);
+      const secret = this.deps.kit.newSecret();
+      const updated: Payer = { ...payer, sealedSecret: this.deps.kit.sealSecret(payer.id, secret), secretVersion: payer.secretVersion + 1 };
+      await this.deps.directory.putPayer(updated);
+      await this.complete(scope, input.idempotencyKey, input, String(updated.secretVersion));
+      return { payer: updated, secretBase32: this.deps.kit.secretBase32(secret), secretUri: this.deps.kit.secretUri(payer.phone, secret) };
+    });
+  }
+
+  private found<T extends { id: string }>(items: T[] | undefined, id: string, what: string): T {
+    const item = items?.find((i) => i.id === id);
+    if (item === undefined) throw notFound(`${what} ${id} not found`);
+    return item;
   }
 
   /** Deposits into a payer's prepaid account from the platform funding account. The key names the deposit. */

@@ -1,5 +1,5 @@
 import { AuthzError, invalid, precondition } from './errors.js';
-import type { Caller, Factor, Payer, Payment } from './model.js';
+import type { Caller, Channel, Factor, Payer, Payment, SealedEnvelope, SimIdentity } from './model.js';
 
 /**
  * The factors a payer proves, and how each proof becomes a response the challenge store can
@@ -12,13 +12,41 @@ export type Proof =
   | { kind: 'second_code'; secondCode: string }
   | { kind: 'first_code_and_pin'; firstCode: string; pin: string }
   | { kind: 'sms_otp'; code: string }
-  | { kind: 'password'; password: string };
+  | { kind: 'password'; password: string }
+  /** M4: the paired device's message: the first code it was given on the first path, its SIM, its pairing id. */
+  | { kind: 'paired_device'; firstCode: string; auxiliarySim: SimIdentity; deviceId: string }
+  /** M5: card data and PIN sealed for the bank front-end; relayed unopened. */
+  | { kind: 'bank_card'; envelope: SealedEnvelope };
 
-/** Factors this deployment can collect proof for (M4 and M5 arrive with their issue). */
-export const supportedFactors: ReadonlySet<Factor> = new Set(['SECOND_CODE', 'FIRST_CODE_AND_PIN', 'SMS_OTP', 'IVR_PASSWORD', 'AUTH_PASSWORD']);
+/** Factors every deployment can collect proof for; BANK_CARD_PIN needs a bank front-end configured. */
+export const supportedFactors: ReadonlySet<Factor> = new Set(['SECOND_CODE', 'FIRST_CODE_AND_PIN', 'SMS_OTP', 'IVR_PASSWORD', 'AUTH_PASSWORD', 'PAIRED_DEVICE']);
 
-/** Factors whose proof contains the first code, so the code must reach the payer. */
-export const codeFactors: ReadonlySet<Factor> = new Set(['SECOND_CODE', 'FIRST_CODE_AND_PIN', 'SMS_OTP']);
+/**
+ * Factors whose proof contains the first code, so the code must reach the payer on the request's
+ * own path (M4: the paired device must carry back what the first path received).
+ */
+export const codeFactors: ReadonlySet<Factor> = new Set(['SECOND_CODE', 'FIRST_CODE_AND_PIN', 'SMS_OTP', 'PAIRED_DEVICE']);
+
+/** Factors checked by a challenge in the store (BANK_CARD_PIN is decided by the bank). */
+export const challengedFactors: ReadonlySet<Factor> = new Set(['SECOND_CODE', 'FIRST_CODE_AND_PIN', 'SMS_OTP', 'IVR_PASSWORD', 'PAIRED_DEVICE']);
+
+/**
+ * M4: the path class a message travels: the data network (apps, web, merchant backends), the
+ * cellular network (SMS and the mobile network's own signalling), or a voice call. A paired
+ * device's message must take another class than the payment request.
+ */
+export type PathClass = 'data' | 'cellular' | 'voice';
+
+export function pathOfChannel(channel: Channel): PathClass {
+  if (channel === 'SMS' || channel === 'MOBILE_NETWORK') return 'cellular';
+  if (channel === 'VOICE') return 'voice';
+  return 'data';
+}
+
+/** The path a proof arrived on: the telco bridge relays SMS (cellular); payers and operators call over the data network. */
+export function pathOfCaller(caller: Caller): PathClass {
+  return caller.kind === 'service' ? 'cellular' : 'data';
+}
 
 /** The response the challenge store holds for a password factor once argon2id has accepted the password. */
 const passwordAccepted = 'password-accepted';
@@ -36,6 +64,10 @@ export function factorOf(proof: Proof): Factor {
       return 'SMS_OTP';
     case 'password':
       return 'IVR_PASSWORD';
+    case 'paired_device':
+      return 'PAIRED_DEVICE';
+    case 'bank_card':
+      return 'BANK_CARD_PIN';
   }
 }
 
@@ -50,7 +82,7 @@ export function checkProver(caller: Caller, proof: Proof): void {
     caller.kind === 'admin' ||
     (caller.kind === 'payer' && proof.kind !== 'password') ||
     (caller.kind === 'merchant' && proof.kind === 'second_code') ||
-    (caller.kind === 'service' && (proof.kind === 'sms_otp' || proof.kind === 'password'));
+    (caller.kind === 'service' && (proof.kind === 'sms_otp' || proof.kind === 'password' || proof.kind === 'paired_device'));
   if (!allowed) throw new AuthzError('permission_denied', `a ${caller.kind} cannot give a ${proof.kind} proof`);
 }
 
@@ -58,7 +90,7 @@ export function checkProver(caller: Caller, proof: Proof): void {
 export function expectedResponse(factor: Factor, firstCode: string, deriveSecond: () => string): string {
   if (factor === 'SECOND_CODE') return deriveSecond();
   if (factor === 'IVR_PASSWORD') return passwordAccepted;
-  return firstCode; // FIRST_CODE_AND_PIN and SMS_OTP answer with the first code itself
+  return firstCode; // FIRST_CODE_AND_PIN, SMS_OTP and PAIRED_DEVICE answer with the first code itself
 }
 
 /** The proof as a response for the store, after format checks and any argon2id verification. */
@@ -80,6 +112,12 @@ export async function proofResponse(
       const ok = payer?.pinHash !== undefined && (await verify(payer.pinHash, proof.pin));
       return { response: proof.firstCode, forceMismatch: !ok };
     }
+    case 'paired_device':
+      if (proof.firstCode === '') throw invalid('paired_device.first_code is required: the paired device must carry the first code the request received');
+      if (!eightDigits.test(proof.firstCode)) throw invalid('paired_device.first_code must be 8 digits');
+      return { response: proof.firstCode, forceMismatch: false };
+    case 'bank_card':
+      throw new Error('a bank card proof is decided by the bank, not the challenge store');
     case 'password': {
       if (!dtmfPassword.test(proof.password)) throw invalid('the password keyed on the call must be 4 to 12 digits');
       const ok = payer?.ivrPasswordHash !== undefined && (await verify(payer.ivrPasswordHash, proof.password));
@@ -107,6 +145,8 @@ export function proofName(factor: Factor): string {
       return 'SMS code';
     case 'IVR_PASSWORD':
       return 'password';
+    case 'PAIRED_DEVICE':
+      return 'first code from the paired device';
     default:
       return factor.toLowerCase();
   }

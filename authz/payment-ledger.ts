@@ -1,8 +1,8 @@
-import { TransferCode, currencyOf } from '../ledger/chart.js';
+import { AccountCode, TransferCode, accountFlagsFor, currencyOf } from '../ledger/chart.js';
 import { idFromHex, paymentTransferIds } from '../ledger/ids.js';
-import { TransferFlags, amountMax, transfer, type Transfer } from '../ledger/model.js';
+import { TransferFlags, account, amountMax, transfer, type Transfer } from '../ledger/model.js';
 import type { Ledger } from '../ledger/port.js';
-import type { CreateTransferResult } from '../ledger/results.js';
+import { isApplied, type CreateTransferResult } from '../ledger/results.js';
 import type { Payment } from './model.js';
 
 /**
@@ -16,14 +16,22 @@ import type { Payment } from './model.js';
  * - frictionless: reserve and post in one linked request.
  */
 
-export type ReserveOutcome = 'reserved' | 'insufficient_funds';
+export type ReserveOutcome = 'reserved' | 'insufficient_funds' | 'credit_limit_exceeded';
 export type PostOutcome = 'posted' | 'expired' | 'voided';
 export type VoidOutcome = 'voided' | 'already_posted' | 'already_released';
 
 export interface PaymentAccounts {
+  /** The account debited: the payer's prepaid account, a billable line (M3c) or the bank settlement account (M5). */
   payer: bigint;
   payee: bigint;
   fees: bigint;
+  /**
+   * M3c: the line's control account for the billing period and the operator settlement account.
+   * The reservation then carries a linked pending charge control → operator of the same amount;
+   * the control account may not go below zero, so the ledger itself refuses a charge over the
+   * period's credit, atomically with the money.
+   */
+  limit?: { control: bigint; operator: bigint };
 }
 
 /** A broken invariant between the domain and the ledger (an account missing, a malformed id). */
@@ -37,7 +45,26 @@ function ledgerOf(payment: Payment): number {
   return currency.ledger;
 }
 
-export function reservation(payment: Payment, accounts: PaymentAccounts, timeoutSeconds: number, linked = false): Transfer {
+/** The reservation, and with a line limit the linked limit charge after it. The last event is linked when `linked`. */
+export function reservation(payment: Payment, accounts: PaymentAccounts, timeoutSeconds: number, linked = false): Transfer[] {
+  const money = moneyReservation(payment, accounts, timeoutSeconds, linked || accounts.limit !== undefined);
+  if (accounts.limit === undefined) return [money];
+  const paymentId = idFromHex(payment.id);
+  const limit = transfer({
+    id: paymentTransferIds(paymentId).limitPending,
+    debit_account_id: accounts.limit.control,
+    credit_account_id: accounts.limit.operator,
+    amount: payment.amount,
+    user_data_128: paymentId,
+    timeout: timeoutSeconds,
+    ledger: ledgerOf(payment),
+    code: TransferCode.lineLimitCharge,
+    flags: TransferFlags.pending | (linked ? TransferFlags.linked : 0),
+  });
+  return [money, limit];
+}
+
+function moneyReservation(payment: Payment, accounts: PaymentAccounts, timeoutSeconds: number, linked: boolean): Transfer {
   const paymentId = idFromHex(payment.id);
   return transfer({
     id: paymentTransferIds(paymentId).pending,
@@ -47,7 +74,7 @@ export function reservation(payment: Payment, accounts: PaymentAccounts, timeout
     user_data_128: paymentId,
     timeout: timeoutSeconds,
     ledger: ledgerOf(payment),
-    code: TransferCode.payment,
+    code: accounts.limit === undefined ? TransferCode.payment : TransferCode.carrierCharge,
     flags: TransferFlags.pending | (linked ? TransferFlags.linked : 0),
   });
 }
@@ -57,14 +84,12 @@ export function settlement(payment: Payment, accounts: PaymentAccounts): Transfe
   const paymentId = idFromHex(payment.id);
   const ids = paymentTransferIds(paymentId);
   const withFee = payment.feeAmount > 0n;
-  const post = transfer({
-    id: ids.post,
-    pending_id: ids.pending,
-    amount: amountMax,
-    user_data_128: paymentId,
-    flags: TransferFlags.post_pending_transfer | (withFee ? TransferFlags.linked : 0),
-  });
-  if (!withFee) return [post];
+  const posts = [{ id: ids.post, pending_id: ids.pending }];
+  if (payment.lineControlAccountId !== undefined) posts.push({ id: ids.limitPost, pending_id: ids.limitPending });
+  const chain = posts.map((p, i) =>
+    transfer({ ...p, amount: amountMax, user_data_128: paymentId, flags: TransferFlags.post_pending_transfer | (withFee || i < posts.length - 1 ? TransferFlags.linked : 0) }),
+  );
+  if (!withFee) return chain;
   const fee = transfer({
     id: ids.fee,
     debit_account_id: accounts.payee,
@@ -74,7 +99,13 @@ export function settlement(payment: Payment, accounts: PaymentAccounts): Transfe
     ledger: ledgerOf(payment),
     code: TransferCode.fee,
   });
-  return [post, fee];
+  return [...chain, fee];
+}
+
+/** The transfers a settled payment has in the ledger: the post, the limit post (M3c) and the fee. */
+function settledIds(payment: Payment): bigint[] {
+  const ids = paymentTransferIds(idFromHex(payment.id));
+  return [ids.post, ...(payment.lineControlAccountId === undefined ? [] : [ids.limitPost]), ...(payment.feeAmount > 0n ? [ids.fee] : [])];
 }
 
 function unexpected(step: string, payment: Payment, results: CreateTransferResult[]): LedgerInvariantError {
@@ -83,6 +114,10 @@ function unexpected(step: string, payment: Payment, results: CreateTransferResul
 
 function reserveOutcome(payment: Payment, result: CreateTransferResult | undefined, results: CreateTransferResult[]): ReserveOutcome {
   if (result === 'ok' || result === 'exists') return 'reserved';
+  // M3c: the limit charge (second event) refused by the control account's balance flag.
+  if (payment.lineControlAccountId !== undefined && result === 'linked_event_failed' && (results[1] === 'exceeds_credits' || results[1] === 'id_already_failed')) {
+    return 'credit_limit_exceeded';
+  }
   // A reservation refused for funds leaves its id failed for good: a retry sees id_already_failed.
   if (result === 'exceeds_credits' || result === 'id_already_failed') return 'insufficient_funds';
   throw unexpected('reserve', payment, results);
@@ -92,13 +127,27 @@ export class PaymentLedger {
   constructor(private readonly ledger: Ledger) {}
 
   async reserve(payment: Payment, accounts: PaymentAccounts, timeoutSeconds: number): Promise<ReserveOutcome> {
-    const results = await this.ledger.createTransfers([reservation(payment, accounts, timeoutSeconds)]);
+    const results = await this.ledger.createTransfers(reservation(payment, accounts, timeoutSeconds));
     return reserveOutcome(payment, results[0], results);
+  }
+
+  /**
+   * M3c: opens a line's control account for a billing period and grants it the period's credit
+   * from the operator settlement account. Ids are derived from line and period, so this is
+   * idempotent; a grant that exists with another amount (the limit changed mid-period) keeps the
+   * first one.
+   */
+  async openLinePeriod(input: { control: bigint; grant: bigint; operator: bigint; creditLimit: bigint; ledger: number }): Promise<void> {
+    const [created] = await this.ledger.createAccounts([account({ id: input.control, ledger: input.ledger, code: AccountCode.lineControl, flags: accountFlagsFor[AccountCode.lineControl] })]);
+    if (created !== undefined && !isApplied(created)) throw new LedgerInvariantError(`opening line control account: ${created}`);
+    const grant = transfer({ id: input.grant, debit_account_id: input.operator, credit_account_id: input.control, amount: input.creditLimit, ledger: input.ledger, code: TransferCode.lineCredit });
+    const [granted] = await this.ledger.createTransfers([grant]);
+    if (granted !== 'ok' && granted !== 'exists' && granted !== 'exists_with_different_amount') throw new LedgerInvariantError(`granting a line's period credit: ${granted}`);
   }
 
   /** Reserve and post in one linked request: the frictionless path. */
   async reserveAndPost(payment: Payment, accounts: PaymentAccounts, timeoutSeconds: number): Promise<ReserveOutcome> {
-    const chain = [reservation(payment, accounts, timeoutSeconds, true), ...settlement(payment, accounts)];
+    const chain = [...reservation(payment, accounts, timeoutSeconds, true), ...settlement(payment, accounts)];
     const results = await this.ledger.createTransfers(chain);
     if (results.every((r) => r === 'ok')) return 'reserved';
     if (results[0] === 'exists') return (await this.settled(payment)) ? 'reserved' : this.finishPost(payment, accounts);
@@ -130,7 +179,9 @@ export class PaymentLedger {
   async void(payment: Payment): Promise<VoidOutcome> {
     const ids = paymentTransferIds(idFromHex(payment.id));
     const voiding = transfer({ id: ids.void, pending_id: ids.pending, user_data_128: idFromHex(payment.id), flags: TransferFlags.void_pending_transfer });
-    const results = await this.ledger.createTransfers([voiding]);
+    // The limit charge is voided in the same request but not linked: each void is idempotent on its own.
+    const limitVoid = transfer({ id: ids.limitVoid, pending_id: ids.limitPending, user_data_128: idFromHex(payment.id), flags: TransferFlags.void_pending_transfer });
+    const results = await this.ledger.createTransfers(payment.lineControlAccountId === undefined ? [voiding] : [voiding, limitVoid]);
     const [result] = results;
     if (result === 'ok' || result === 'exists') return 'voided';
     if (result === 'pending_transfer_already_posted') return 'already_posted';
@@ -143,8 +194,7 @@ export class PaymentLedger {
 
   /** True when the post (and the fee, if any) are in the ledger. */
   async settled(payment: Payment): Promise<boolean> {
-    const ids = paymentTransferIds(idFromHex(payment.id));
-    const wanted = payment.feeAmount > 0n ? [ids.post, ids.fee] : [ids.post];
+    const wanted = settledIds(payment);
     return (await this.ledger.lookupTransfers(wanted)).length === wanted.length;
   }
 }

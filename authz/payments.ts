@@ -3,14 +3,15 @@ import { MinHeap } from '../ledger/heap.js';
 import { idFromHex, idToHex, newPaymentId } from '../ledger/ids.js';
 import { decide, type Authorizer, type Decision } from './authorizer.js';
 import { canonicalJson } from './fingerprint.js';
-import { checkOrder, checkProver, codeFactors, expectedResponse, factorOf, proofName, proofResponse, supportedFactors, type Proof } from './factors.js';
+import { challengedFactors, checkOrder, checkProver, codeFactors, expectedResponse, factorOf, pathOfCaller, pathOfChannel, proofName, proofResponse, supportedFactors, type Proof } from './factors.js';
+import { billingPeriodOf, linePeriodIds, payNumberDigest, sameSim, type PlatformAccounts } from './enrollment.js';
 import { AuthzError, invalid, notFound, precondition } from './errors.js';
 import type { PaymentEvents } from './events.js';
-import type { Caller, Channel, Factor, Merchant, Payer, Payment } from './model.js';
+import type { BillableLine, Caller, Channel, Factor, Merchant, Payer, Payment, SealedEnvelope, SimIdentity } from './model.js';
 import { terminalStates } from './model.js';
 import type { Notifier } from './notifier.js';
 import { PaymentLedger, type PaymentAccounts } from './payment-ledger.js';
-import type { ChallengeStore, Directory, PaymentRepository } from './ports.js';
+import { BankRequestError, BankUnavailableError, type BankDecision, type BankGateway, type BankKey, type ChallengeStore, type Directory, type PaymentRepository } from './ports.js';
 import { checkAmount, checkCurrency, checkDescription, checkIdempotencyKey, checkPaymentId, checkPhone } from './validation.js';
 
 /** The code operations the service needs; services/ wires authz/codes into it. */
@@ -63,6 +64,12 @@ export interface CreatePaymentInput {
   payerPhone?: string;
   /** M3: the consumer's login account. */
   loginAccount?: string;
+  /** M5: a dynamic pay number from IssuePayNumber (single use). */
+  payNumber?: string;
+  /** M3c: charge this billable line of the payer instead of the prepaid account. */
+  billableLineId?: string;
+  /** M4: the main SIM the request came through. */
+  originSim?: SimIdentity;
   /** M3: the authentication password given with the payment (a secret: never stored or fingerprinted). */
   authPassword?: string;
   /** Empty: the merchant's own account in the currency. */
@@ -84,8 +91,10 @@ export interface PaymentsDeps {
   notifier: Notifier;
   codes: CodeKit;
   events: PaymentEvents;
-  /** The platform fees account per currency code. */
-  feeAccounts: Record<string, bigint>;
+  /** The platform's fee, operator settlement and bank settlement accounts per currency code. */
+  platform: PlatformAccounts;
+  /** M5: the payers' bank front-end; without it FACTOR_BANK_CARD_PIN is unavailable. */
+  bank?: BankGateway;
   limits: PaymentLimits;
   now: () => number;
 }
@@ -114,6 +123,40 @@ function checkSecretsSet(payer: Payer, factors: Factor[]): void {
     (f) => (f === 'FIRST_CODE_AND_PIN' && payer.pinHash === undefined) || (f === 'IVR_PASSWORD' && payer.ivrPasswordHash === undefined) || (f === 'AUTH_PASSWORD' && payer.authPasswordHash === undefined),
   );
   if (missing.length > 0) throw precondition(`the payer has not set what ${missing.join(', ')} needs (PIN or password)`, { reason: 'PAYER_SECRET_NOT_SET' });
+}
+
+/** Named bounds of a sealed envelope (M5); the bank checks the cryptography. */
+export const envelopeBounds = { suiteCharsMax: 100, keyIdCharsMax: 64, ephemeralKeyBytesMax: 133, nonceBytes: 12, ciphertextBytesMax: 2048, ciphertextBytesMin: 17 } as const;
+
+function checkEnvelope(e: SealedEnvelope): void {
+  const b = envelopeBounds;
+  if (e.suite === '' || e.suite.length > b.suiteCharsMax) throw invalid(`bank_card.suite must be 1 to ${b.suiteCharsMax} characters`);
+  if (e.keyId === '' || e.keyId.length > b.keyIdCharsMax) throw invalid(`bank_card.key_id must be 1 to ${b.keyIdCharsMax} characters`);
+  if (e.ephemeralPublicKey.length === 0 || e.ephemeralPublicKey.length > b.ephemeralKeyBytesMax) throw invalid(`bank_card.ephemeral_public_key must be 1 to ${b.ephemeralKeyBytesMax} bytes`);
+  if (e.nonce.length !== b.nonceBytes) throw invalid(`bank_card.nonce must be ${b.nonceBytes} bytes`);
+  if (e.ciphertext.length < b.ciphertextBytesMin || e.ciphertext.length > b.ciphertextBytesMax) throw invalid(`bank_card.ciphertext must be ${b.ciphertextBytesMin} to ${b.ciphertextBytesMax} bytes`);
+}
+
+/**
+ * M4: why a paired device's message cannot approve the payment, or undefined when it may: it
+ * must come on another path than the request, from a device paired with the request's main SIM,
+ * carrying exactly that device's auxiliary SIM.
+ */
+function deviceMismatch(payment: Payment, payer: Payer | undefined, proof: Extract<Proof, { kind: 'paired_device' }>, caller: Caller): string | undefined {
+  if (payment.originPath !== undefined && pathOfCaller(caller) === payment.originPath) return `the paired device's message came on the same path (${payment.originPath}) as the payment request`;
+  const device = payer?.pairedDevices?.find((d) => d.id === proof.deviceId);
+  if (device === undefined) return 'no such paired device';
+  if (payment.originSim === undefined || !sameSim(device.mainSim, payment.originSim)) return 'the device is not paired with the SIM the request came through';
+  if (!sameSim(device.auxiliarySim, proof.auxiliarySim)) return "the message's SIM is not the paired auxiliary SIM";
+  return undefined;
+}
+
+/** M4: a SIM identity's fields are digits (and E.164 for the number). */
+function checkOriginSim(sim: SimIdentity): void {
+  if (sim.iccid === '' && sim.imsi === '') throw invalid('origin_sim needs an iccid or an imsi');
+  if (sim.iccid !== '' && !/^\d{18,22}$/.test(sim.iccid)) throw invalid('origin_sim.iccid must be 18 to 22 digits');
+  if (sim.imsi !== '' && !/^\d{6,15}$/.test(sim.imsi)) throw invalid('origin_sim.imsi must be 6 to 15 digits');
+  if (sim.msisdn !== '' && !/^\+[1-9]\d{6,14}$/.test(sim.msisdn)) throw invalid('origin_sim.msisdn must be E.164');
 }
 
 /** Challenged payments this process keeps in its expiry heap, at most. */
@@ -157,33 +200,50 @@ export class PaymentsService {
     checkDescription(input.description);
     // Everything that can refuse the request as malformed or unknown runs before the key is
     // claimed: a corrected retry may reuse the key (nothing was started under it).
-    const payer = await this.resolvePayer(input);
-    const accounts = this.accountsFor(merchant, payer, currency.code, input.payeeAccountId);
-    const decision = await this.decide(merchant, payer, accounts, input);
+    if (input.originSim !== undefined) checkOriginSim(input.originSim);
+    const payer = await this.resolvePayer(input, `${merchant.id}:${input.idempotencyKey}`);
+    const payee = this.payeeFor(merchant, currency.code, input.payeeAccountId);
+    const decision = await this.decide(merchant, payer, payee, input);
+    const factors = decision.kind === 'REQUIRE' ? decision.factors : [];
+    const { accounts, line } = this.debitFor(payer, currency.code, payee, factors, input.billableLineId);
     const { authPassword, ...request } = input;
-    if (decision.kind === 'REQUIRE') checkSecretsSet(payer, decision.factors);
+    if (decision.kind === 'REQUIRE') this.checkFactorsPossible(payer, decision.factors, input);
     if (decision.kind === 'REQUIRE' && decision.factors.includes('AUTH_PASSWORD')) await this.checkAuthPassword(payer, authPassword);
     const claim = await this.claim(merchant.id, input.idempotencyKey, { op: 'create', ...request });
     return this.serialized(claim, async () => {
       const existing = await this.deps.payments.get(claim);
-      return existing === undefined ? this.createNew(claim, merchant, payer, accounts, input, decision) : replayCreated(existing);
+      return existing === undefined ? this.createNew(claim, merchant, payer, { accounts, line }, input, decision) : replayCreated(existing);
     });
   }
 
-  private decide(merchant: Merchant, payer: Payer, accounts: PaymentAccounts, input: CreatePaymentInput): Promise<Decision> {
+  private decide(merchant: Merchant, payer: Payer, payee: bigint, input: CreatePaymentInput): Promise<Decision> {
     return decide(this.deps.authorizers, {
       paymentId: '',
       merchantId: merchant.id,
       payerId: payer.id,
-      payeeAccountId: idToHex(accounts.payee),
+      payeeAccountId: idToHex(payee),
       amount: input.amount,
       currency: input.currency,
       channel: input.channel,
       requestedFactors: input.requestedFactors,
       satisfiedFactors: [],
+      attributes: { request_id: `${merchant.id}:${input.idempotencyKey}` },
       payer,
       merchant,
     });
+  }
+
+  /** Refuses, before anything is reserved, factors this payment could never satisfy. */
+  private checkFactorsPossible(payer: Payer, factors: Factor[], input: CreatePaymentInput): void {
+    checkSecretsSet(payer, factors);
+    const unsupported = factors.filter((f) => !supportedFactors.has(f) && !(f === 'BANK_CARD_PIN' && this.deps.bank !== undefined));
+    if (unsupported.length > 0) throw precondition(`factor not available on this deployment: ${unsupported.join(', ')}`, { reason: 'FACTOR_UNAVAILABLE' });
+    if (factors.includes('PAIRED_DEVICE')) {
+      if (input.originSim === undefined) throw invalid('origin_sim is required: the payment needs the paired device (FACTOR_PAIRED_DEVICE)');
+      if (!(payer.pairedDevices ?? []).some((d) => sameSim(d.mainSim, input.originSim!))) {
+        throw precondition('no device is paired with the SIM this request came through', { reason: 'NO_PAIRED_DEVICE' });
+      }
+    }
   }
 
   /**
@@ -232,7 +292,8 @@ export class PaymentsService {
     return stored ?? id;
   }
 
-  private async createNew(id: string, merchant: Merchant, payer: Payer, accounts: PaymentAccounts, input: CreatePaymentInput, decision: Decision): Promise<Payment> {
+  private async createNew(id: string, merchant: Merchant, payer: Payer, debit: { accounts: PaymentAccounts; line: BillableLine | undefined }, input: CreatePaymentInput, decision: Decision): Promise<Payment> {
+    const { accounts, line } = debit;
     const currency = input.currency;
     const now = this.deps.now();
     const payment: Payment = {
@@ -253,21 +314,34 @@ export class PaymentsService {
       updatedAtMs: now,
       expiresAtMs: now + this.deps.limits.codeTtlMs,
       feeAmount: (input.amount * BigInt(merchant.feeBasisPoints)) / 10_000n,
+      ...(input.originSim === undefined ? {} : { originSim: input.originSim }),
+      originPath: pathOfChannel(input.channel),
+      ...(line === undefined ? {} : { billableLineId: line.id, lineControlAccountId: idToHex(accounts.limit!.control) }),
     };
     if (decision.kind === 'DENY') {
-      await this.save({ ...payment, state: 'DECLINED', declineReason: 'POLICY_DENIED', declineDetail: decision.reason });
+      const reason = decision.unavailable === true ? 'AUTHORIZER_UNAVAILABLE' : 'POLICY_DENIED';
+      await this.save({ ...payment, state: 'DECLINED', declineReason: reason, declineDetail: decision.reason });
+      if (reason === 'AUTHORIZER_UNAVAILABLE') {
+        throw precondition(`payment declined: an authorizer could not be reached in time (fail closed): ${decision.reason}`, { reason, payment_id: id });
+      }
       throw precondition(`payment declined by policy: ${decision.reason}`, { reason: 'POLICY_DENIED', payment_id: id });
     }
     const factors = decision.kind === 'REQUIRE' ? decision.factors : [];
-    const unsupported = factors.filter((f) => !supportedFactors.has(f));
-    if (unsupported.length > 0) throw precondition(`factor not available on this deployment: ${unsupported.join(', ')}`, { reason: 'FACTOR_UNAVAILABLE' });
+    if (line !== undefined) await this.openLinePeriod(line, accounts, currency);
     const satisfied = factors.filter((f) => f === 'AUTH_PASSWORD'); // checked before the claim
     if (factors.length === satisfied.length) return this.frictionless({ ...payment, requiredFactors: factors, satisfiedFactors: satisfied }, accounts);
     return this.challenge({ ...payment, requiredFactors: factors, satisfiedFactors: satisfied }, payer, accounts, merchant);
   }
 
-  private async resolvePayer(input: CreatePaymentInput): Promise<Payer> {
+  private async resolvePayer(input: CreatePaymentInput, claimant: string): Promise<Payer> {
     const { directory } = this.deps;
+    if (input.payNumber !== undefined && input.payNumber !== '') {
+      if (!/^\d{12}$/.test(input.payNumber)) throw invalid('pay_number must be the 12 digits IssuePayNumber gave');
+      const payerId = await this.deps.challenges.takePayNumber(payNumberDigest(this.deps.codes.digest, input.payNumber), claimant);
+      const payer = payerId === undefined ? undefined : await directory.getPayer(payerId);
+      if (payer === undefined) throw notFound('no such pay number (unknown, expired or already used)');
+      return payer;
+    }
     if (input.payerId !== undefined && input.payerId !== '') {
       checkPaymentId(input.payerId, 'payer_id');
       const payer = await directory.getPayer(input.payerId);
@@ -286,20 +360,49 @@ export class PaymentsService {
       if (payer === undefined) throw notFound('no payer has that login account');
       return payer;
     }
-    throw invalid('one of payer_id, payer_phone or login_account is required');
+    throw invalid('one of payer_id, payer_phone, pay_number or login_account is required');
   }
 
-  private accountsFor(merchant: Merchant, payer: Payer, currency: string, payeeAccountId: string): PaymentAccounts {
-    const payerAccount = payer.accounts[currency];
-    if (payerAccount === undefined) throw precondition(`payer has no ${currency} account`, { reason: 'PAYER_CURRENCY' });
+  private payeeFor(merchant: Merchant, currency: string, payeeAccountId: string): bigint {
     const merchantAccount = merchant.accounts[currency];
     if (merchantAccount === undefined) throw precondition(`merchant has no ${currency} account`, { reason: 'MERCHANT_CURRENCY' });
     if (payeeAccountId !== '' && payeeAccountId !== merchantAccount) {
       throw invalid('payee_account_id must be empty or the merchant\'s own account in the currency');
     }
-    const fees = this.deps.feeAccounts[currency];
+    return idFromHex(merchantAccount);
+  }
+
+  /**
+   * The account the payment is paid from: the bank settlement account for a card payment (M5,
+   * FACTOR_BANK_CARD_PIN), the chosen billable line (M3c, with its period's control account), or
+   * the payer's prepaid account.
+   */
+  private debitFor(payer: Payer, currency: string, payee: bigint, factors: Factor[], lineId: string | undefined): { accounts: PaymentAccounts; line: BillableLine | undefined } {
+    const { fees: feeAccounts, bankSettlement, operatorSettlement } = this.deps.platform;
+    const fees = feeAccounts[currency];
     if (fees === undefined) throw precondition(`no platform fee account for ${currency}`);
-    return { payer: idFromHex(payerAccount), payee: idFromHex(merchantAccount), fees };
+    const card = factors.includes('BANK_CARD_PIN');
+    if (card && lineId !== undefined && lineId !== '') throw invalid('a card payment (FACTOR_BANK_CARD_PIN) cannot also charge a billable line');
+    if (card) return { accounts: { payer: bankSettlement[currency]!, payee, fees }, line: undefined };
+    if (lineId !== undefined && lineId !== '') {
+      checkPaymentId(lineId, 'billable_line_id');
+      const line = (payer.billableLines ?? []).find((l) => l.id === lineId);
+      if (line === undefined) throw notFound(`billable line ${lineId} not found`);
+      if (line.currency !== currency) throw precondition(`billable line ${lineId} is billed in ${line.currency}, not ${currency}`, { reason: 'LINE_CURRENCY' });
+      const period = billingPeriodOf(line.billingPeriod, this.deps.now());
+      const limit = { control: linePeriodIds(line.id, period.startMs).control, operator: operatorSettlement[currency]! };
+      return { accounts: { payer: idFromHex(line.accountId), payee, fees, limit }, line };
+    }
+    const payerAccount = payer.accounts[currency];
+    if (payerAccount === undefined) throw precondition(`payer has no ${currency} account`, { reason: 'PAYER_CURRENCY' });
+    return { accounts: { payer: idFromHex(payerAccount), payee, fees }, line: undefined };
+  }
+
+  /** M3c: the line's control account for the current period exists and holds the period's credit. */
+  private async openLinePeriod(line: BillableLine, accounts: PaymentAccounts, currency: string): Promise<void> {
+    const period = billingPeriodOf(line.billingPeriod, this.deps.now());
+    const ids = linePeriodIds(line.id, period.startMs);
+    await this.deps.ledger.openLinePeriod({ control: ids.control, grant: ids.grant, operator: accounts.limit!.operator, creditLimit: line.creditLimit, ledger: currencyOf(currency)!.ledger });
   }
 
   private reservationSeconds(): number {
@@ -308,11 +411,15 @@ export class PaymentsService {
 
   private async frictionless(payment: Payment, accounts: PaymentAccounts): Promise<Payment> {
     const outcome = await this.deps.ledger.reserveAndPost(payment, accounts, this.reservationSeconds());
-    if (outcome === 'insufficient_funds') return this.declineForFunds(payment);
+    if (outcome !== 'reserved') return this.declineForFunds(payment, outcome);
     return this.save({ ...payment, state: 'SUCCEEDED', updatedAtMs: this.deps.now() });
   }
 
-  private async declineForFunds(payment: Payment): Promise<never> {
+  private async declineForFunds(payment: Payment, outcome: 'insufficient_funds' | 'credit_limit_exceeded'): Promise<never> {
+    if (outcome === 'credit_limit_exceeded') {
+      await this.save({ ...payment, state: 'DECLINED', declineReason: 'CREDIT_LIMIT_EXCEEDED', declineDetail: "the charge would exceed the line's credit limit for the billing period", updatedAtMs: this.deps.now() });
+      throw precondition("credit limit exceeded: the charge would exceed the billable line's credit limit for the billing period", { reason: 'CREDIT_LIMIT_EXCEEDED', payment_id: payment.id });
+    }
     await this.save({ ...payment, state: 'DECLINED', declineReason: 'INSUFFICIENT_FUNDS', updatedAtMs: this.deps.now() });
     throw precondition('insufficient funds', { reason: 'INSUFFICIENT_FUNDS', payment_id: payment.id });
   }
@@ -324,7 +431,7 @@ export class PaymentsService {
     const sendsCode = !terminal && pending.some((f) => codeFactors.has(f));
     if (sendsCode) await this.checkCodeRate(payer);
     const outcome = await this.deps.ledger.reserve(payment, accounts, this.reservationSeconds());
-    if (outcome === 'insufficient_funds') return this.declineForFunds(payment);
+    if (outcome !== 'reserved') return this.declineForFunds(payment, outcome);
     const firstCode = codes.newFirstCode();
     const deriveSecond = () => codes.deriveSecondCode(codes.openPayerSecret(payer), { firstCode, ...payment });
     const challenged: Payment = {
@@ -334,7 +441,7 @@ export class PaymentsService {
     };
     // The challenges and the record in one pipelined round trip; both are in place before the code leaves.
     await Promise.all([
-      ...pending.map((factor) => {
+      ...pending.filter((f) => challengedFactors.has(f)).map((factor) => {
         const challengeId = challengeIdOf(payment.id, factor);
         const response = expectedResponse(factor, firstCode, deriveSecond);
         return challenges.putChallenge({ challengeId, payerId: payer.id, responseDigests: [codes.digest(challengeId, response)], ttlMs: limits.codeTtlMs, attemptsMax: limits.attemptsMax });
@@ -399,7 +506,7 @@ export class PaymentsService {
     checkProver(caller, proof);
     await this.visible(caller, paymentId);
     return this.idempotent(scopeOf(caller), idempotencyKey, { op: 'confirm', paymentId, proof }, () =>
-      this.serialized(paymentId, () => this.applyProof(paymentId, proof)),
+      this.serialized(paymentId, () => this.applyProof(caller, paymentId, proof)),
     );
   }
 
@@ -434,7 +541,7 @@ export class PaymentsService {
     return this.current(outcome.paymentId);
   }
 
-  private async applyProof(paymentId: string, proof: Proof): Promise<Payment> {
+  private async applyProof(caller: Caller, paymentId: string, proof: Proof): Promise<Payment> {
     const payment = await this.current(paymentId);
     // Approved but not yet posted (the post failed, e.g. the ledger was briefly unavailable): finish it.
     if (payment.state === 'APPROVED') return this.settle(payment);
@@ -446,9 +553,14 @@ export class PaymentsService {
       throw precondition(`payment is not waiting for ${factor}`, { reason: 'FACTOR_NOT_REQUIRED' });
     }
     checkOrder(payment, factor);
+    if (proof.kind === 'bank_card') return this.askBank(payment, proof.envelope);
     const challengeId = challengeIdOf(paymentId, factor);
-    const payer = proof.kind === 'first_code_and_pin' || proof.kind === 'password' ? await this.deps.directory.getPayer(payment.payerId) : undefined;
+    const payer = proof.kind === 'first_code_and_pin' || proof.kind === 'password' || proof.kind === 'paired_device' ? await this.deps.directory.getPayer(payment.payerId) : undefined;
     const { response, forceMismatch } = await proofResponse(proof, payer, this.deps.codes.verifyPin);
+    if (proof.kind === 'paired_device') {
+      const mismatch = deviceMismatch(payment, payer, proof, caller);
+      if (mismatch !== undefined) return this.decline(payment, 'DEVICE_MISMATCH', mismatch);
+    }
     const outcome = await this.deps.challenges.verifyAndConsume(challengeId, payment.payerId, this.deps.codes.digest(challengeId, response), forceMismatch);
     switch (outcome.outcome) {
       case 'ok':
@@ -484,7 +596,7 @@ export class PaymentsService {
 
   /** Posts an APPROVED payment. Safe to call again after a crash: every step is idempotent. */
   async settle(payment: Payment): Promise<Payment> {
-    const fees = this.deps.feeAccounts[payment.currency];
+    const fees = this.deps.platform.fees[payment.currency];
     if (fees === undefined) throw new Error(`payment ${payment.id}: no platform fee account for ${payment.currency}`);
     const accounts = { payer: idFromHex(payment.payerAccountId), payee: idFromHex(payment.payeeAccountId), fees };
     const outcome = await this.deps.ledger.post(payment, accounts);
@@ -492,6 +604,39 @@ export class PaymentsService {
     if (outcome === 'posted') return this.save({ ...payment, state: 'SUCCEEDED', updatedAtMs: now });
     if (outcome === 'expired') return this.save({ ...payment, state: 'EXPIRED', updatedAtMs: now });
     return this.save({ ...payment, state: 'DECLINED', declineReason: payment.declineReason ?? 'PAYER_DECLINED', updatedAtMs: now });
+  }
+
+  /**
+   * M5: the bank decides. It alone opens the envelope (countersign relays it); one decision per
+   * payment (the payment id is the bank's idempotency key). A decline is a DECLINED payment; an
+   * unreachable bank fails closed: the payment is declined, the reservation voided, UNAVAILABLE.
+   */
+  private async askBank(payment: Payment, envelope: SealedEnvelope): Promise<Payment> {
+    const bank = this.deps.bank;
+    if (bank === undefined) throw precondition('no bank front-end is configured on this deployment', { reason: 'FACTOR_UNAVAILABLE' });
+    checkEnvelope(envelope);
+    let answer: BankDecision;
+    try {
+      answer = await bank.authorize({ paymentId: payment.id, merchantId: payment.merchantId, amount: payment.amount, currency: payment.currency, envelope });
+    } catch (cause) {
+      if (cause instanceof BankRequestError) throw invalid('the bank front-end refused the envelope as malformed or sealed for an unknown key');
+      if (!(cause instanceof BankUnavailableError)) throw cause;
+      await this.finish(payment, { state: 'DECLINED', declineReason: 'AUTHORIZER_UNAVAILABLE', declineDetail: 'the bank front-end could not be reached in time' });
+      throw new AuthzError('unavailable', 'the bank front-end could not be reached; the payment is declined and nothing stays reserved', { reason: 'AUTHORIZER_UNAVAILABLE', payment_id: payment.id }, { cause });
+    }
+    if (answer.decision === 'DECLINED') return this.decline(payment, 'BANK_DECLINED', `bank: ${answer.reasonCode} ${answer.reason}`.trim());
+    return this.satisfy({ ...payment, bankAuthorizationCode: answer.authorizationCode }, 'BANK_CARD_PIN');
+  }
+
+  /** M5: the bank key terminals seal for, while the payment waits for FACTOR_BANK_CARD_PIN. */
+  async bankKeyFor(payment: Payment): Promise<BankKey | undefined> {
+    const waiting = payment.state === 'CHALLENGED' && payment.requiredFactors.includes('BANK_CARD_PIN') && !payment.satisfiedFactors.includes('BANK_CARD_PIN');
+    if (!waiting || this.deps.bank === undefined) return undefined;
+    try {
+      return await this.deps.bank.publicKey();
+    } catch (cause) {
+      throw new AuthzError('unavailable', 'the bank front-end could not be reached for its key; retry shortly', { reason: 'BANK_UNAVAILABLE' }, { cause });
+    }
   }
 
   /** The challenge vanished: expired, or consumed by a concurrent answer. */

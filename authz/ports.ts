@@ -97,6 +97,18 @@ export interface ChallengeStore {
    */
   hitRateLimit(key: string, limit: number, windowMs: number): Promise<boolean>;
 
+  /**
+   * M5: remembers a dynamic pay number (by its keyed digest, never the number) standing for a
+   * payer, for `ttlMs`.
+   */
+  putPayNumber(numberDigest: string, payerId: string, ttlMs: number): Promise<void>;
+  /**
+   * M5: uses a pay number, atomically: the payer it stands for when it is live and unused, or
+   * already used by the same `claimant` (a retried request); undefined otherwise (unknown,
+   * expired, or used by another request). Single use.
+   */
+  takePayNumber(numberDigest: string, claimant: string): Promise<string | undefined>;
+
   close(): Promise<void>;
 }
 

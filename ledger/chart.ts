@@ -24,6 +24,12 @@ export const AccountCode = {
   bankSettlement: 6,
   /** Where deposits come from (the outside world); the only account allowed to go negative freely. */
   funding: 7,
+  /**
+   * M3c: a billable line's credit for one billing period (the linked control-account pattern):
+   * granted from the operator settlement account at the period's start, debited by every charge
+   * with `debits_must_not_exceed_credits`, so the ledger itself refuses a charge over the limit.
+   */
+  lineControl: 8,
 } as const;
 export type AccountCode = (typeof AccountCode)[keyof typeof AccountCode];
 
@@ -36,6 +42,7 @@ export const accountFlagsFor: Record<AccountCode, number> = {
   [AccountCode.operatorSettlement]: AccountFlags.none,
   [AccountCode.bankSettlement]: AccountFlags.none,
   [AccountCode.funding]: AccountFlags.none,
+  [AccountCode.lineControl]: AccountFlags.debits_must_not_exceed_credits,
 };
 
 export const TransferCode = {
@@ -47,6 +54,10 @@ export const TransferCode = {
   fee: 3,
   /** A carrier-billing charge onto a billable line. */
   carrierCharge: 4,
+  /** M3c: a billing period's credit granted to a line's control account (operator settlement → control). */
+  lineCredit: 5,
+  /** M3c: a charge counted against the period's credit (control → operator settlement), linked with the money. */
+  lineLimitCharge: 6,
 } as const;
 
 export interface Currency {

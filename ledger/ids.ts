@@ -43,7 +43,7 @@ export function newPaymentId(): bigint {
 }
 
 /** The kinds of transfer a payment may create, each with its own id derived from the payment id. */
-export const PaymentTransferKind = { pending: 1n, post: 2n, void: 3n, fee: 4n } as const;
+export const PaymentTransferKind = { pending: 1n, post: 2n, void: 3n, fee: 4n, limitPending: 5n, limitPost: 6n, limitVoid: 7n } as const;
 export type PaymentTransferKind = keyof typeof PaymentTransferKind;
 
 export interface PaymentTransferIds {
@@ -55,6 +55,12 @@ export interface PaymentTransferIds {
   void: bigint;
   /** The merchant's fee to the platform, linked with the post. */
   fee: bigint;
+  /** M3c: the charge against the billable line's period credit (control account), linked with the reservation. */
+  limitPending: bigint;
+  /** Posts the limit charge, linked with the post. */
+  limitPost: bigint;
+  /** Voids the limit charge. */
+  limitVoid: bigint;
 }
 
 export function isPaymentId(id: bigint): boolean {
@@ -71,6 +77,9 @@ export function paymentTransferIds(paymentId: bigint): PaymentTransferIds {
     post: paymentId | PaymentTransferKind.post,
     void: paymentId | PaymentTransferKind.void,
     fee: paymentId | PaymentTransferKind.fee,
+    limitPending: paymentId | PaymentTransferKind.limitPending,
+    limitPost: paymentId | PaymentTransferKind.limitPost,
+    limitVoid: paymentId | PaymentTransferKind.limitVoid,
   };
 }
 

@@ -38,6 +38,7 @@ export function codeKits(masterKey: Buffer): { codes: CodeKit; enrollment: Enrol
     secretUri: (account, secret) => otpauthUri({ issuer: 'countersign', account, secret, suite: secondCodeSuite }),
     sealSecret: (payerId, secret) => seal(sealKey, secret, `payer-secret:${payerId}`),
     hashPin: hashSecret,
+    digest: (context, value) => responseDigest(digestKey, context, value),
     newCredential: (prefix) => {
       const credential = prefix + randomBytes(24).toString('base64url');
       return { credential, hash: credentialHash(credential) };

@@ -8,7 +8,10 @@ import {
   Factor,
   PaymentSchema,
   PaymentState,
+  SimIdentitySchema,
   type Payment,
+  type SealedEnvelope,
+  type SimIdentity,
 } from '../gen/countersign/v1/common_pb.js';
 
 /**
@@ -61,5 +64,22 @@ export function paymentToProto(p: domain.Payment, attemptsLeft = p.attemptsLeft)
     createdAt: ts(p.createdAtMs),
     updatedAt: ts(p.updatedAtMs),
     expiresAt: ts(p.expiresAtMs),
+    billableLineId: p.billableLineId ?? '',
+    bankAuthorizationCode: p.bankAuthorizationCode ?? '',
   });
+}
+
+/** M4: a SIM identity; `field` names it in the error when it is missing. */
+export function simFromProto(sim: SimIdentity | undefined, field: string): domain.SimIdentity {
+  if (sim === undefined) throw invalid(`${field} is required`);
+  return { iccid: sim.iccid, imsi: sim.imsi, msisdn: sim.msisdn };
+}
+
+export function simToProto(sim: domain.SimIdentity): SimIdentity {
+  return create(SimIdentitySchema, sim);
+}
+
+/** M5: the sealed envelope, bytes as they came (opaque here). */
+export function envelopeFromProto(e: SealedEnvelope): domain.SealedEnvelope {
+  return { suite: e.suite, keyId: e.keyId, ephemeralPublicKey: e.ephemeralPublicKey, nonce: e.nonce, ciphertext: e.ciphertext };
 }

@@ -12,8 +12,10 @@ import { ledgerServiceImpl } from './handlers/ledger-service.js';
 import { payerServiceImpl } from './handlers/payer-service.js';
 import { paymentServiceImpl } from './handlers/payment-service.js';
 import { startConnectServer } from './rpc/connect-server.js';
-import { routesOf, startGrpcServer } from './rpc/grpc-host.js';
+import { grpcServerCredentials, routesOf, startGrpcServer } from './rpc/grpc-host.js';
+import { tlsSettings, type TlsFiles } from './config.js';
 import { authenticate, deadline, logging, metrics } from './rpc/interceptors.js';
+import { startWebTerminal, type RunningWebTerminal } from './web/web-terminal.js';
 
 /** How often the expiry sweeper looks for CHALLENGED payments past their time, milliseconds. */
 export const expirySweepIntervalMs = 1_000;
@@ -23,6 +25,8 @@ export const expirySweepBatchMax = 500;
 export interface Servers {
   grpcPort: number;
   connectPort: number;
+  /** The payer web terminal's URL, when it was asked for (`webPort`). */
+  webUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -35,7 +39,7 @@ export function serviceEntries(app: App) {
     { service: PaymentService, impl: paymentServiceImpl({ payments: app.payments, directory: app.directory, events: app.events, listPayments }) },
     { service: PayerService, impl: payerServiceImpl({ payments: app.payments, directory: app.directory, events: app.events, listPayments, payeeName }) },
     { service: EnrollmentService, impl: enrollmentServiceImpl({ enrollment: app.enrollment }) },
-    { service: LedgerService, impl: ledgerServiceImpl({ ledger: app.ledger, directory: app.directory, enrollment: app.enrollment, ...(app.totals ? { totals: app.totals } : {}) }) },
+    { service: LedgerService, impl: ledgerServiceImpl({ ledger: app.ledger, directory: app.directory, payments: app.repository, enrollment: app.enrollment, ...(app.totals ? { totals: app.totals } : {}) }) },
   ] as const;
 }
 
@@ -48,17 +52,51 @@ function interceptorsFor(app: App, statsd: StatsDClient | undefined): Intercepto
   ];
 }
 
+export interface ServerOptions {
+  host: string;
+  grpcPort: number;
+  connectPort: number;
+  /** Credentials for the gRPC port; when given, `tls` is not read. */
+  grpcCredentials?: grpc.ServerCredentials;
+  /**
+   * TLS (and mTLS) for the gRPC port (Config.tls); null: plaintext. Left out, the
+   * COUNTERSIGN_TLS_* variables of this process decide, so `countersign serve` never serves
+   * plaintext when TLS is configured.
+   */
+  tls?: TlsFiles | null;
+  /** The payer web terminal's port (HTTP/1.1; 0 picks a free one); left out: no web terminal. */
+  webPort?: number;
+}
+
 /**
- * Serves the authz services over gRPC (grpc-js, with health and reflection) and over
- * Connect/gRPC-Web (connect-node), from the same implementations and interceptors, and runs the
- * expiry sweeper.
+ * The payer web terminal (services/web): the page and PayerService over HTTP/1.1 for browsers,
+ * with the same implementation and interceptors as the other servers.
  */
-export async function startServers(app: App, opts: { host: string; grpcPort: number; connectPort: number; grpcCredentials?: grpc.ServerCredentials }): Promise<Servers> {
+export function startPayerWebTerminal(app: App, opts: { host: string; port: number }): Promise<RunningWebTerminal> {
+  const payer = serviceEntries(app)[1];
+  if (payer.service !== PayerService) throw new Error('assertion failed: serviceEntries()[1] is not PayerService');
+  return startWebTerminal({ routes: routesOf([payer]), host: opts.host, port: opts.port, interceptors: interceptorsFor(app, app.statsd), logger: app.logger });
+}
+
+/** The gRPC port's credentials: explicit ones, else `tls`, else the COUNTERSIGN_TLS_* environment. */
+function grpcCredentialsOf(opts: ServerOptions): grpc.ServerCredentials {
+  if (opts.grpcCredentials !== undefined) return opts.grpcCredentials;
+  const tls = opts.tls === undefined ? tlsSettings(process.env).tls : (opts.tls ?? undefined);
+  return grpcServerCredentials(tls);
+}
+
+/**
+ * Serves the authz services over gRPC (grpc-js, with health and reflection; TLS or mTLS when
+ * configured) and over Connect/gRPC-Web (connect-node, cleartext h2c), from the same
+ * implementations and interceptors, and runs the expiry sweeper.
+ */
+export async function startServers(app: App, opts: ServerOptions): Promise<Servers> {
   const statsd = app.statsd;
   const services = serviceEntries(app);
   const interceptors = interceptorsFor(app, statsd);
-  const grpcServer = await startGrpcServer({ host: opts.host, port: opts.grpcPort, services, interceptors, credentials: opts.grpcCredentials ?? grpc.ServerCredentials.createInsecure(), logger: app.logger });
+  const grpcServer = await startGrpcServer({ host: opts.host, port: opts.grpcPort, services, interceptors, credentials: grpcCredentialsOf(opts), logger: app.logger });
   const connectServer = await startConnectServer({ routes: routesOf(services), host: opts.host, port: opts.connectPort, interceptors, logger: app.logger });
+  const webTerminal = opts.webPort === undefined ? undefined : await startPayerWebTerminal(app, { host: opts.host, port: opts.webPort });
   let sweeping = false; // a slow sweep (a slow ledger) is never overlapped by the next tick
   const sweeper = setInterval(() => {
     if (sweeping) return;
@@ -72,9 +110,10 @@ export async function startServers(app: App, opts: { host: string; grpcPort: num
   return {
     grpcPort: grpcServer.port,
     connectPort: connectServer.port,
+    webUrl: webTerminal?.url,
     async close() {
       clearInterval(sweeper);
-      await Promise.all([grpcServer.close(), connectServer.close()]);
+      await Promise.all([grpcServer.close(), connectServer.close(), webTerminal?.close()]);
     },
   };
 }

@@ -105,3 +105,20 @@ redis.call('INCR', KEYS[1])
 if count == 0 or redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 `;
+
+/**
+ * M5 pay numbers. KEYS[1] = the number's key; ARGV[1] = claimant. The value is the payer id,
+ * then `<payer id>|<claimant>` once used. Returns the payer id, or nil when unknown, expired or
+ * used by another claimant.
+ */
+export const takePayNumberLua = `
+local value = redis.call('GET', KEYS[1])
+if not value then return nil end
+local bar = string.find(value, '|', 1, true)
+if not bar then
+  redis.call('SET', KEYS[1], value .. '|' .. ARGV[1], 'KEEPTTL')
+  return value
+end
+if string.sub(value, bar + 1) == ARGV[1] then return string.sub(value, 1, bar - 1) end
+return nil
+`;

@@ -1,4 +1,4 @@
-import type { Merchant, Payer, PayerPolicy } from '../model.js';
+import type { BillableLine, Merchant, Payer, PayerPolicy } from '../model.js';
 import { assert } from './errors.js';
 
 /**
@@ -8,7 +8,8 @@ import { assert } from './errors.js';
  */
 
 type StoredPolicy = Omit<PayerPolicy, 'noFactorBelow' | 'oneFactorUpTo'> & { noFactorBelow: string; oneFactorUpTo: string };
-type StoredPayer = Omit<Payer, 'policies'> & { policies: Record<string, StoredPolicy> };
+type StoredLine = Omit<BillableLine, 'creditLimit'> & { creditLimit: string };
+type StoredPayer = Omit<Payer, 'policies' | 'billableLines'> & { policies: Record<string, StoredPolicy>; billableLines?: StoredLine[] };
 type StoredMerchant = Omit<Merchant, 'perPaymentLimit'> & { perPaymentLimit: string };
 
 const decimal = /^\d+$/;
@@ -18,7 +19,8 @@ export function encodePayer(p: Payer): string {
   for (const [currency, policy] of Object.entries(p.policies)) {
     policies[currency] = { ...policy, noFactorBelow: policy.noFactorBelow.toString(10), oneFactorUpTo: policy.oneFactorUpTo.toString(10) };
   }
-  const stored: StoredPayer = { ...p, policies };
+  const { billableLines, ...rest } = p;
+  const stored: StoredPayer = { ...rest, policies, ...(billableLines === undefined ? {} : { billableLines: billableLines.map((l) => ({ ...l, creditLimit: l.creditLimit.toString(10) })) }) };
   return JSON.stringify(stored);
 }
 
@@ -30,7 +32,10 @@ export function decodePayer(text: string): Payer {
     assert(decimal.test(policy.noFactorBelow) && decimal.test(policy.oneFactorUpTo), 'stored payer policy is malformed');
     policies[currency] = { ...policy, noFactorBelow: BigInt(policy.noFactorBelow), oneFactorUpTo: BigInt(policy.oneFactorUpTo) };
   }
-  return { ...s, policies };
+  const { billableLines, ...rest } = s;
+  if (billableLines === undefined) return { ...rest, policies };
+  assert(billableLines.every((l) => decimal.test(l.creditLimit)), 'stored billable line is malformed');
+  return { ...rest, policies, billableLines: billableLines.map((l) => ({ ...l, creditLimit: BigInt(l.creditLimit) })) };
 }
 
 export function encodeMerchant(m: Merchant): string {

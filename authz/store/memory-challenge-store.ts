@@ -13,6 +13,7 @@ export interface MemoryChallengeStoreOptions {
   payersMax?: number;
   idempotencyKeysMax?: number;
   rateLimitKeysMax?: number;
+  payNumbersMax?: number;
 }
 
 export const memoryStoreEntriesMaxDefault = 1_000_000;
@@ -51,6 +52,7 @@ export class MemoryChallengeStore implements ChallengeStore {
   private readonly payers: BoundedMap<PayerEntry>;
   private readonly idempotency: BoundedMap<IdempotencyEntry>;
   private readonly rateLimits: BoundedMap<Counter>;
+  private readonly payNumbers: BoundedMap<{ payerId: string; claimant: string | undefined; expiresAtMs: number }>;
 
   constructor(options: MemoryChallengeStoreOptions = {}) {
     this.lockout = options.lockout ?? lockoutPolicyDefault;
@@ -60,6 +62,7 @@ export class MemoryChallengeStore implements ChallengeStore {
     this.payers = new BoundedMap('payersMax', options.payersMax ?? memoryStoreEntriesMaxDefault);
     this.idempotency = new BoundedMap('idempotencyKeysMax', options.idempotencyKeysMax ?? memoryStoreEntriesMaxDefault);
     this.rateLimits = new BoundedMap('rateLimitKeysMax', options.rateLimitKeysMax ?? memoryStoreEntriesMaxDefault);
+    this.payNumbers = new BoundedMap('payNumbersMax', options.payNumbersMax ?? memoryStoreEntriesMaxDefault);
   }
 
   async putChallenge(c: ChallengeInput): Promise<void> {
@@ -166,6 +169,22 @@ export class MemoryChallengeStore implements ChallengeStore {
     const id = idempotencyId(scope, key);
     const entry = this.idempotency.get(id, this.now());
     if (entry !== undefined && entry.result === undefined) this.idempotency.delete(id);
+  }
+
+  async putPayNumber(numberDigest: string, payerId: string, ttlMs: number): Promise<void> {
+    assertDigest(numberDigest);
+    assertKeyPart(payerId, 'payerId');
+    assertTtl(ttlMs, 'pay number ttlMs');
+    const now = this.now();
+    this.payNumbers.set(numberDigest, { payerId, claimant: undefined, expiresAtMs: now + ttlMs }, now);
+  }
+
+  async takePayNumber(numberDigest: string, claimant: string): Promise<string | undefined> {
+    assertDigest(numberDigest);
+    const entry = this.payNumbers.get(numberDigest, this.now());
+    if (entry === undefined || (entry.claimant !== undefined && entry.claimant !== claimant)) return undefined;
+    entry.claimant = claimant;
+    return entry.payerId;
   }
 
   async hitRateLimit(key: string, limit: number, windowMs: number): Promise<boolean> {

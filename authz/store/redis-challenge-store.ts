@@ -6,6 +6,7 @@ import {
   completeIdempotencyLua,
   putChallengeLua,
   rateLimitLua,
+  takePayNumberLua,
   verifyLua,
 } from './challenge-scripts.js';
 import { assert, assertKeyPart } from './errors.js';
@@ -27,6 +28,7 @@ export const challengeKeys = {
   challengePayer: (challengeId: string) => `cs:{ch:${challengeId}}:payer`,
   idempotency: (scope: string, key: string) => `cs:{idem:${scope}}:${key}`,
   rateLimit: (key: string) => `cs:{rl:${key}}`,
+  payNumber: (numberDigest: string) => `cs:{pay:${numberDigest}}`,
 } as const;
 
 type Reply = (string | number | null)[];
@@ -39,6 +41,7 @@ interface ScriptCommands {
   csCompleteIdempotency(key: string, fingerprint: string, result: string, ttlMs: number): Promise<number>;
   csAbandonIdempotency(key: string): Promise<number>;
   csRateLimit(key: string, limit: number, windowMs: number): Promise<number>;
+  csTakePayNumber(key: string, claimant: string): Promise<string | null>;
 }
 
 export interface RedisChallengeStoreOptions {
@@ -64,6 +67,7 @@ export class RedisChallengeStore implements ChallengeStore {
     redis.defineCommand('csCompleteIdempotency', { numberOfKeys: 1, lua: completeIdempotencyLua });
     redis.defineCommand('csAbandonIdempotency', { numberOfKeys: 1, lua: abandonIdempotencyLua });
     redis.defineCommand('csRateLimit', { numberOfKeys: 1, lua: rateLimitLua });
+    redis.defineCommand('csTakePayNumber', { numberOfKeys: 1, lua: takePayNumberLua });
     this.scripts = redis as unknown as ScriptCommands;
   }
 
@@ -166,6 +170,19 @@ export class RedisChallengeStore implements ChallengeStore {
     assertKeyPart(scope, 'idempotency scope');
     assertKeyPart(key, 'idempotency key');
     await callRedis('abandonIdempotency', () => this.scripts.csAbandonIdempotency(challengeKeys.idempotency(scope, key)));
+  }
+
+  async putPayNumber(numberDigest: string, payerId: string, ttlMs: number): Promise<void> {
+    assertDigest(numberDigest);
+    assertKeyPart(payerId, 'payerId');
+    assertTtl(ttlMs, 'pay number ttlMs');
+    await callRedis('putPayNumber', () => this.redis.set(challengeKeys.payNumber(numberDigest), payerId, 'PX', ttlMs));
+  }
+
+  async takePayNumber(numberDigest: string, claimant: string): Promise<string | undefined> {
+    assertDigest(numberDigest);
+    const payerId = await callRedis('takePayNumber', () => this.scripts.csTakePayNumber(challengeKeys.payNumber(numberDigest), claimant));
+    return payerId ?? undefined;
   }
 
   async hitRateLimit(key: string, limit: number, windowMs: number): Promise<boolean> {

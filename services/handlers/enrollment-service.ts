@@ -3,15 +3,21 @@ import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
 import { secondCodeSuite } from '../../authz/codes/challenge.js';
 import type { EnrollmentService as Enrollment } from '../../authz/enrollment.js';
-import type { Payer, PayerPolicy } from '../../authz/model.js';
+import type { BillableLine, PairedDevice, Payer, PayerPolicy } from '../../authz/model.js';
 import {
+  BillableLineSchema,
+  BillingPeriod,
   EnrollmentService,
+  LineKind,
+  PairedDeviceSchema,
+  type BillableLine as ProtoLine,
+  type PairedDevice as ProtoPairedDevice,
   PayerPolicySchema,
   PayerSchema,
   type PayerPolicy as ProtoPolicy,
   type Payer as ProtoPayer,
 } from '../../gen/countersign/v1/enrollment_pb.js';
-import { factorFromProto, factorToProto } from '../convert.js';
+import { factorFromProto, factorToProto, simFromProto, simToProto } from '../convert.js';
 import { PasswordKind } from '../../gen/countersign/v1/common_pb.js';
 import { callerOf, requireAdmin } from './caller.js';
 
@@ -44,12 +50,18 @@ export function payerToProto(p: Payer): ProtoPayer {
     passwordsSet: [...(p.ivrPasswordHash === undefined ? [] : [PasswordKind.IVR]), ...(p.authPasswordHash === undefined ? [] : [PasswordKind.AUTH])],
     ocraSuite: secondCodeSuite,
     secretVersion: p.secretVersion,
+    pairedDevices: (p.pairedDevices ?? []).map(deviceToProto),
+    billableLines: (p.billableLines ?? []).map(lineToProto),
     createdAt: timestampFromMs(p.createdAtMs),
   });
 }
 
-function later(what: string, issue: string): never {
-  throw new ConnectError(`${what} is not available on this deployment yet (${issue})`, Code.Unimplemented);
+function deviceToProto(d: PairedDevice): ProtoPairedDevice {
+  return create(PairedDeviceSchema, { id: d.id, mainSim: simToProto(d.mainSim), auxiliarySim: simToProto(d.auxiliarySim), label: d.label, pairedAt: timestampFromMs(d.pairedAtMs) });
+}
+
+function lineToProto(l: BillableLine): ProtoLine {
+  return create(BillableLineSchema, { id: l.id, kind: LineKind[l.kind], number: l.number, currency: l.currency, creditLimit: l.creditLimit, billingPeriod: BillingPeriod[l.billingPeriod], accountId: l.accountId });
 }
 
 /** EnrollmentService: operators enroll payers and merchants; a payer may read their own entry. */
@@ -105,9 +117,39 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
       if (kind === undefined) throw new ConnectError('kind is required (IVR, AUTH or AUTHORIZATION)', Code.InvalidArgument);
       return { payer: payerToProto(await enrollment.setPassword(req.payerId, kind, req.password)) };
     },
-    pairDevice: () => later('PairDevice (M4)', 'paired device issue'),
-    addBillableLine: () => later('AddBillableLine (M3c)', 'carrier billing issue'),
-    issuePayNumber: () => later('IssuePayNumber (M5)', 'bank card issue'),
-    rotateSecret: () => later('RotateSecret', 'a later issue'),
+    // Operators only: pairing decides which device may approve the payer's payments.
+    async pairDevice(req, ctx) {
+      requireAdmin(ctx);
+      const device = await enrollment.pairDevice({
+        idempotencyKey: req.idempotencyKey,
+        payerId: req.payerId,
+        mainSim: simFromProto(req.mainSim, 'main_sim'),
+        auxiliarySim: simFromProto(req.auxiliarySim, 'auxiliary_sim'),
+        label: req.label,
+      });
+      return { device: deviceToProto(device) };
+    },
+    async addBillableLine(req, ctx) {
+      requireAdmin(ctx);
+      const kind = LineKind[req.kind] as 'LANDLINE' | 'MOBILE' | 'MODEM' | undefined;
+      const period = BillingPeriod[req.billingPeriod] as 'WEEKLY' | 'MONTHLY' | undefined;
+      if (req.kind === LineKind.UNSPECIFIED || kind === undefined) throw new ConnectError('kind is required (LANDLINE, MOBILE or MODEM)', Code.InvalidArgument);
+      if (req.billingPeriod === BillingPeriod.UNSPECIFIED || period === undefined) throw new ConnectError('billing_period is required (WEEKLY or MONTHLY)', Code.InvalidArgument);
+      const line = await enrollment.addBillableLine({ idempotencyKey: req.idempotencyKey, payerId: req.payerId, kind, number: req.number, currency: req.currency, creditLimit: req.creditLimit, billingPeriod: period });
+      return { line: lineToProto(line) };
+    },
+    // The payer's own terminal (or an operator) asks for a number to hand to a merchant.
+    async issuePayNumber(req, ctx) {
+      const caller = callerOf(ctx);
+      if (!(caller.kind === 'admin' || (caller.kind === 'payer' && caller.payerId === req.payerId))) throw new ConnectError(`payer ${req.payerId} not found`, Code.NotFound);
+      const issued = await enrollment.issuePayNumber({ idempotencyKey: req.idempotencyKey, payerId: req.payerId, ttlSeconds: req.ttlSeconds });
+      return { payNumber: issued.payNumber, expiresAt: timestampFromMs(issued.expiresAtMs) };
+    },
+    // Operators only: a stolen terminal token must not be able to replace the second proof.
+    async rotateSecret(req, ctx) {
+      requireAdmin(ctx);
+      const rotated = await enrollment.rotateSecret({ idempotencyKey: req.idempotencyKey, payerId: req.payerId });
+      return { verificationSecretBase32: rotated.secretBase32 ?? '', verificationSecretUri: rotated.secretUri ?? '', ocraSuite: secondCodeSuite, secretVersion: rotated.payer.secretVersion };
+    },
   };
 }

@@ -2,7 +2,8 @@ import { create } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromMs, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
 import type { EnrollmentService as Enrollment } from '../../authz/enrollment.js';
-import type { Directory } from '../../authz/ports.js';
+import { lineStatement } from '../../authz/line-statement.js';
+import type { Directory, PaymentRepository } from '../../authz/ports.js';
 import { AccountCode, currencies } from '../../ledger/chart.js';
 import { idFromHex, idToHex, paymentIdOf } from '../../ledger/ids.js';
 import { AccountFilterFlags, AccountFlags, TransferFlags, accountFilter, type Account, type AccountFilter, type Transfer } from '../../ledger/model.js';
@@ -70,7 +71,14 @@ function transferToProto(t: Transfer): ProtoTransfer {
 }
 
 /** LedgerService: reads of accounts the caller owns (operators: any), and operator deposits. */
-export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; enrollment: Enrollment; totals?: () => Promise<Map<number, { debitsPosted: bigint; creditsPosted: bigint; debitsPending: bigint; creditsPending: bigint }>> }): ServiceImpl<typeof LedgerService> {
+/** A page token of a line statement: the ledger timestamp (ns) of the last transfer read. */
+function decodeNsToken(token: string): bigint {
+  const text = Buffer.from(token, 'base64url').toString();
+  if (!/^[1-9]\d{0,19}$/.test(text) || BigInt(text) >= 1n << 63n) throw new ConnectError('page_token is not one this server issued', Code.InvalidArgument);
+  return BigInt(text);
+}
+
+export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; payments: PaymentRepository; enrollment: Enrollment; totals?: () => Promise<Map<number, { debitsPosted: bigint; creditsPosted: bigint; debitsPending: bigint; creditsPending: bigint }>> }): ServiceImpl<typeof LedgerService> {
   /** The account if the caller may read it, with its owner id; NOT_FOUND otherwise. */
   async function visibleAccount(ctx: HandlerContext, accountId: string): Promise<{ account: Account; ownerId: string }> {
     if (!/^[0-9a-f]{32}$/.test(accountId)) throw new ConnectError('account_id must be 32 lowercase hex digits', Code.InvalidArgument);
@@ -81,7 +89,8 @@ export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; 
       if (merchant !== undefined && Object.values(merchant.accounts).includes(accountId)) ownerId = merchant.id;
     } else if (caller.kind === 'payer') {
       const payer = await deps.directory.getPayer(caller.payerId);
-      if (payer !== undefined && Object.values(payer.accounts).includes(accountId)) ownerId = payer.id;
+      const lines = (payer?.billableLines ?? []).map((l) => l.accountId);
+      if (payer !== undefined && [...Object.values(payer.accounts), ...lines].includes(accountId)) ownerId = payer.id;
     }
     const [account] = caller.kind !== 'admin' && ownerId === '' ? [] : await deps.ledger.lookupAccounts([idFromHex(accountId)]);
     if (account === undefined) throw new ConnectError(`account ${accountId} not found`, Code.NotFound);
@@ -132,8 +141,22 @@ export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; 
       const [account] = await deps.ledger.lookupAccounts([idFromHex(req.accountId)]);
       return { transfer: transfer === undefined ? undefined : transferToProto(transfer), account: account === undefined ? undefined : accountToProto(account, '') };
     },
-    getLineStatement() {
-      throw new ConnectError('line statements (M3c) are not available on this deployment yet', Code.Unimplemented);
+    async getLineStatement(req, ctx) {
+      const afterNs = req.pageToken === '' ? undefined : decodeNsToken(req.pageToken);
+      const atMs = req.periodAt === undefined ? Date.now() : timestampDate(req.periodAt).getTime();
+      const st = await lineStatement({ ledger: deps.ledger, directory: deps.directory, payments: deps.payments }, callerOf(ctx), { lineId: req.lineId, atMs, limit: pageSize(req.pageSize), ...(afterNs === undefined ? {} : { afterNs }) });
+      return {
+        lineId: st.line.id,
+        periodStart: timestampFromMs(st.periodStartMs),
+        periodEnd: timestampFromMs(st.periodEndMs),
+        currency: st.line.currency,
+        creditLimit: st.creditLimit,
+        chargedTotal: st.chargedTotal,
+        reservedTotal: st.reservedTotal,
+        available: st.available,
+        entries: st.entries.map((e) => ({ transferId: e.transferId, paymentId: e.paymentId, merchantId: e.merchantId, amount: e.amount, description: e.description, postedAt: timestampFromMs(e.postedAtMs) })),
+        nextPageToken: st.nextAfterNs === undefined ? '' : Buffer.from(String(st.nextAfterNs)).toString('base64url'),
+      };
     },
     async checkBalanced(req, ctx) {
       requireAdmin(ctx);

@@ -7,7 +7,7 @@ import type { PaymentsService, Proof } from '../../authz/payments.js';
 import type { Directory } from '../../authz/ports.js';
 import { Channel, PasswordKind } from '../../gen/countersign/v1/common_pb.js';
 import { PayerService, type ConfirmPaymentRequest } from '../../gen/countersign/v1/payer_pb.js';
-import { factorToProto, paymentToProto } from '../convert.js';
+import { envelopeFromProto, factorToProto, paymentToProto, simFromProto } from '../convert.js';
 import { callerOf, decodePageToken, encodePageToken, pageSize, payerOf } from './caller.js';
 
 function proofOf(req: ConfirmPaymentRequest): Proof {
@@ -24,10 +24,12 @@ function proofOf(req: ConfirmPaymentRequest): Proof {
       }
       if (req.proof.value.kind === PasswordKind.UNSPECIFIED) throw new ConnectError('password.kind is required (IVR or AUTHORIZATION)', Code.InvalidArgument);
       return { kind: 'password', password: req.proof.value.password };
+    case 'pairedDevice':
+      return { kind: 'paired_device', firstCode: req.proof.value.firstCode, auxiliarySim: simFromProto(req.proof.value.auxiliarySim, 'paired_device.auxiliary_sim'), deviceId: req.proof.value.deviceId };
+    case 'bankCard':
+      return { kind: 'bank_card', envelope: envelopeFromProto(req.proof.value) };
     case undefined:
-      throw new ConnectError('a proof is required (second_code, first_code_and_pin, sms_otp or password)', Code.InvalidArgument);
-    default:
-      throw new ConnectError(`proof ${req.proof.case} is not available on this deployment yet`, Code.FailedPrecondition);
+      throw new ConnectError('a proof is required (second_code, first_code_and_pin, sms_otp, password, paired_device or bank_card)', Code.InvalidArgument);
   }
 }
 
@@ -76,6 +78,7 @@ export function payerServiceImpl(deps: {
       const payer = await deps.directory.getPayer(payment.payerId);
       const pending = payment.requiredFactors.filter((f) => !payment.satisfiedFactors.includes(f));
       const firstCode = await deps.payments.firstCodeForTerminal(caller, payment);
+      const bankKey = await deps.payments.bankKeyFor(payment);
       const terminal = payment.channel === 'APP' || payment.channel === 'WEB';
       return {
         paymentId: payment.id,
@@ -94,6 +97,7 @@ export function payerServiceImpl(deps: {
         attemptsLeft: pending.length === 0 ? 0 : await deps.payments.attemptsLeft(payment, pending[0]!),
         expiresAt: timestampFromMs(payment.expiresAtMs),
         firstCode: firstCode ?? '',
+        ...(bankKey === undefined ? {} : { bankKey: { keyId: bankKey.keyId, suite: bankKey.suite, publicKey: bankKey.publicKey } }),
       };
     },
   };

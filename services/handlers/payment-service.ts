@@ -7,14 +7,16 @@ import type { Payment } from '../../authz/model.js';
 import { batchItemsMax } from '../../authz/validation.js';
 import { ItemErrorSchema } from '../../gen/countersign/v1/common_pb.js';
 import { PaymentService, type CreatePaymentRequest } from '../../gen/countersign/v1/payments_pb.js';
-import { channelFromProto, factorFromProto, paymentToProto, stateFromProto } from '../convert.js';
+import { channelFromProto, factorFromProto, paymentToProto, simFromProto, stateFromProto } from '../convert.js';
 import { toConnectError } from '../rpc/errors.js';
 import { decodePageToken, encodePageToken, merchantOf, pageSize } from './caller.js';
 
 function createInput(req: CreatePaymentRequest): CreatePaymentInput {
-  if (req.payer.case === 'payNumber') throw new ConnectError('pay numbers (M5) are not available on this deployment yet', Code.FailedPrecondition);
   return {
     idempotencyKey: req.idempotencyKey,
+    ...(req.payer.case === 'payNumber' ? { payNumber: req.payer.value } : {}),
+    ...(req.billableLineId === '' ? {} : { billableLineId: req.billableLineId }),
+    ...(req.originSim === undefined ? {} : { originSim: simFromProto(req.originSim, 'origin_sim') }),
     ...(req.payer.case === 'payerId' ? { payerId: req.payer.value } : {}),
     ...(req.payer.case === 'payerPhone' ? { payerPhone: req.payer.value } : {}),
     ...(req.payer.case === 'loginAccount' ? { loginAccount: req.payer.value } : {}),

@@ -54,6 +54,7 @@ export function challengeStoreContract(name: string, factory: ChallengeStoreFact
   lockoutCases(c);
   idempotencyCases(c);
   rateLimitCases(c);
+  payNumberCases(c);
 }
 
 /** A live challenge with two accepted responses (second code first, then first code). */
@@ -268,5 +269,22 @@ function rateLimitCases(c: (title: string, body: Body) => void): void {
     const next = [];
     for (let i = 0; i < 4; i++) next.push(await h.store.hitRateLimit(key, 3, shortTtlMs));
     t.deepEqual(next, [true, true, true, false], 'a new window starts once the old one lapses');
+  });
+}
+
+function payNumberCases(c: (title: string, body: Body) => void): void {
+  c('pay number: single use; the same claimant may take it again, another may not; it lapses', async (t, h) => {
+    const payerId = hexId();
+    const digest = responseDigest(newCode());
+    t.is(await h.store.takePayNumber(digest, 'm1:k1'), undefined, 'unknown number');
+    await h.store.putPayNumber(digest, payerId, shortTtlMs);
+    t.is(await h.store.takePayNumber(digest, 'm1:k1'), payerId);
+    t.is(await h.store.takePayNumber(digest, 'm1:k1'), payerId, 'a retry of the same request');
+    t.is(await h.store.takePayNumber(digest, 'm1:k2'), undefined, 'another request');
+    t.is(await h.store.takePayNumber(digest, 'm2:k1'), undefined, 'another merchant');
+    const other = responseDigest(newCode());
+    await h.store.putPayNumber(other, payerId, shortTtlMs);
+    await h.advance(shortTtlMs);
+    t.is(await h.store.takePayNumber(other, 'm1:k3'), undefined, 'expired');
   });
 }
