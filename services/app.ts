@@ -29,7 +29,9 @@ import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { TelcoBridgeService } from '../gen/countersign/v1/telco_pb.js';
 import type { Config } from './config.js';
+import { GrpcBankGateway } from './bank/bank-client.js';
 import { openLedger } from './ledger.js';
+import { openAuthorizerPlugins } from './authorizers/plugins.js';
 import type { Principal } from './rpc/interceptors.js';
 
 export interface AppOptions {
@@ -158,23 +160,27 @@ export async function createApp(options: AppOptions): Promise<App> {
     directory: timed(rawStores.directory, backendName, statsd),
   };
   const ledgerDescribe = opened.describe;
-  const feeAccounts = await ensurePlatformAccounts(ledger);
+  const platform = await ensurePlatformAccounts(ledger);
   const events = new PaymentEvents();
   if (statsd !== undefined) events.listen(paymentOutcome(statsd));
   const limits = { ...defaultPaymentLimits, ...options.limits };
+  const plugins = openAuthorizerPlugins(config, logger);
   const telco = options.notifier === undefined && config.telcoBridge !== undefined ? telcoNotifier(config, logger) : undefined;
   const notifier = options.notifier ?? telco ?? new ConsoleNotifier();
   telco?.start();
+  const bank = config.bank === undefined ? undefined : new GrpcBankGateway({ address: config.bank, bankDeadlineMs: config.bankDeadlineMs, now });
   const payments = new PaymentsService({
     ledger: new PaymentLedger(ledger),
     challenges: stores.challenges,
     payments: stores.repository,
     directory: stores.directory,
-    authorizers: [new BuiltInPolicy({ payer: (id) => stores.directory.getPayer(id), merchant: (id) => stores.directory.getMerchant(id) })],
+    // Built-in policy first, then the plugins in configuration order, each failing closed.
+    authorizers: [new BuiltInPolicy({ payer: (id) => stores.directory.getPayer(id), merchant: (id) => stores.directory.getMerchant(id) }), ...plugins.authorizers],
     notifier,
     codes: kits.codes,
     events,
-    feeAccounts,
+    platform,
+    ...(bank === undefined ? {} : { bank }),
     limits,
     now,
   });
@@ -194,7 +200,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     totals: opened.ledger instanceof EmbeddedLedger ? () => (opened.ledger as EmbeddedLedger).totals() : undefined,
     statsd,
     adminKey,
-    describe: [ledgerDescribe, stores.describe],
+    describe: [ledgerDescribe, stores.describe, ...(plugins.describe === undefined ? [] : [plugins.describe])],
     resolvePrincipal: cachedPrincipals(async (hash) => {
       if (timingSafeEqual(Buffer.from(hash, 'hex'), adminHash)) return { kind: 'operator', id: 'admin' };
       if (telcoHash !== undefined && timingSafeEqual(Buffer.from(hash, 'hex'), telcoHash)) return { kind: 'service', id: 'telco-bridge' };
@@ -204,7 +210,9 @@ export async function createApp(options: AppOptions): Promise<App> {
       return payer === undefined ? undefined : { kind: 'payer', id: payer.id };
     }, now),
     async close() {
+      plugins.close();
       await telco?.close();
+      await bank?.close();
       // The directory owns the shared Redis connection: close it last.
       await Promise.allSettled([stores.challenges.close(), stores.repository.close()]);
       await stores.directory.close();

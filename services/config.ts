@@ -1,3 +1,7 @@
+import type { AuthorizerFailureMode } from '../authz/authorizer.js';
+import type { Factor } from '../authz/model.js';
+import { authorizerSettings, type AuthorizerEndpoint } from './authorizers/settings.js';
+
 /**
  * Process configuration from the environment. Every setting has an embedded default, so
  * `countersign` runs with no configuration at all (embedded ledger journaled under ./.data).
@@ -19,6 +23,8 @@ export interface Config {
   grpcPort: number;
   /** Connect / gRPC-Web port for browsers, connect-node (COUNTERSIGN_CONNECT_PORT, default 8080; 0 picks one). */
   connectPort: number;
+  /** The payer web terminal, HTTP/1.1 (COUNTERSIGN_WEB_PORT, default 8081; 0 picks a free one). */
+  webPort: number;
   /** Operator API key (COUNTERSIGN_ADMIN_KEY); unset: generated once into <dataDir>/admin.key (mode 0600). */
   adminKey: string | undefined;
   /** The telco bridge's gRPC address (COUNTERSIGN_TELCO_BRIDGE, host:port); unset: codes and calls on the console. */
@@ -31,10 +37,49 @@ export interface Config {
   statsd: string | undefined;
   /** pino level (COUNTERSIGN_LOG_LEVEL, default info). */
   logLevel: string;
+  /** Authorizer plugins called in order after the built-in policy (COUNTERSIGN_AUTHORIZERS: comma-separated `name=host:port` or `host:port`); unset: none. */
+  authorizers: AuthorizerEndpoint[];
+  /** Deadline of one plugin call, milliseconds (COUNTERSIGN_AUTHORIZER_DEADLINE_MS, default 200). */
+  authorizerDeadlineMs: number;
+  /** When a plugin errs or is late (COUNTERSIGN_AUTHORIZER_FAILURE): decline (default), or require-strongest. */
+  authorizerFailure: AuthorizerFailureMode;
+  /** Required in a failed plugin's place under require-strongest (COUNTERSIGN_AUTHORIZER_STRONGEST, factor names, default SECOND_CODE). */
+  authorizerStrongestFactors: Factor[];
+  /**
+   * TLS on the gRPC (grpc-js) port: COUNTERSIGN_TLS_CERT and COUNTERSIGN_TLS_KEY (PEM files, both
+   * or neither); with COUNTERSIGN_TLS_CLIENT_CA (PEM) every client must present a certificate
+   * issued by that CA (mTLS required). Unset: plaintext. The Connect port stays cleartext h2c.
+   */
+  tls: TlsFiles | undefined;
+  /** M5: the bank front-end's gRPC address (COUNTERSIGN_BANK, host:port); unset: FACTOR_BANK_CARD_PIN is unavailable. */
+  bank: string | undefined;
+  /** Deadline of one bank call, milliseconds (COUNTERSIGN_BANK_DEADLINE_MS, default 2000); past it the payment fails closed. */
+  bankDeadlineMs: number;
+}
+
+/** PEM file paths for the gRPC port's TLS (see Config.tls). */
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  /** Client certificates must chain to this CA (mTLS, required); undefined: no client certificates. */
+  clientCaFile: string | undefined;
 }
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
+}
+
+/** COUNTERSIGN_TLS_CERT, COUNTERSIGN_TLS_KEY, COUNTERSIGN_TLS_CLIENT_CA (file paths; read when the server starts). */
+export function tlsSettings(env: NodeJS.ProcessEnv): { tls: TlsFiles | undefined } {
+  const certFile = env.COUNTERSIGN_TLS_CERT || undefined;
+  const keyFile = env.COUNTERSIGN_TLS_KEY || undefined;
+  const clientCaFile = env.COUNTERSIGN_TLS_CLIENT_CA || undefined;
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError('COUNTERSIGN_TLS_CERT and COUNTERSIGN_TLS_KEY go together (the server certificate chain and its private key, PEM)');
+  if (certFile === undefined || keyFile === undefined) {
+    if (clientCaFile !== undefined) throw new ConfigError('COUNTERSIGN_TLS_CLIENT_CA (mTLS) needs COUNTERSIGN_TLS_CERT and COUNTERSIGN_TLS_KEY');
+    return { tls: undefined };
+  }
+  return { tls: { certFile, keyFile, clientCaFile } };
 }
 
 function positiveInt(name: string, text: string | undefined, fallback: number): number {
@@ -67,11 +112,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.COUNTERSIGN_HOST || '127.0.0.1',
     grpcPort: port('COUNTERSIGN_GRPC_PORT', env.COUNTERSIGN_GRPC_PORT, 50051),
     connectPort: port('COUNTERSIGN_CONNECT_PORT', env.COUNTERSIGN_CONNECT_PORT, 8080),
+    webPort: port('COUNTERSIGN_WEB_PORT', env.COUNTERSIGN_WEB_PORT, 8081),
     adminKey: env.COUNTERSIGN_ADMIN_KEY || undefined,
     masterKey: env.COUNTERSIGN_MASTER_KEY || undefined,
     telcoKey: env.COUNTERSIGN_TELCO_KEY || undefined,
     telcoBridge: env.COUNTERSIGN_TELCO_BRIDGE || undefined,
     statsd: env.COUNTERSIGN_STATSD || undefined,
     logLevel: env.COUNTERSIGN_LOG_LEVEL || 'info',
+    ...authorizerSettings(env),
+    ...tlsSettings(env),
+    bank: env.COUNTERSIGN_BANK || undefined,
+    bankDeadlineMs: positiveInt('COUNTERSIGN_BANK_DEADLINE_MS', env.COUNTERSIGN_BANK_DEADLINE_MS, 2000),
   };
 }
