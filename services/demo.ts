@@ -14,6 +14,11 @@ import { Handset } from '../telco-bridge/simulator/handset.js';
 import { startSmsc, type Smsc } from '../telco-bridge/simulator/smsc.js';
 import { startVoiceProvider, type VoiceProvider } from '../telco-bridge/simulator/voice-provider.js';
 import { createApp } from './app.js';
+import { startBankServer } from './bank/bank-server.js';
+import { demoCards } from './bank/cards.js';
+import { BankFrontEnd } from './bank/frontend.js';
+import { generateX25519KeyPair } from './bank/hpke.js';
+import { carrierBilling, methodFive, methodFour } from './demo-methods.js';
 import type { Config } from './config.js';
 import { ErrorInfoSchema } from './rpc/status-details.js';
 import { startServers } from './server.js';
@@ -70,6 +75,11 @@ export interface DemoResult {
   merchantBalance: bigint;
   m2Balance: bigint;
   m3Balance: bigint;
+  m4Balance: bigint;
+  /** M3c: charged to Erin's line this period. */
+  lineCharged: bigint;
+  /** M5: paid by Frank's card. */
+  cardPaid: bigint;
 }
 
 /**
@@ -77,8 +87,10 @@ export interface DemoResult {
  * simulated phone network (an SMSC over SMPP 3.4 and a TwiML voice provider), and walks a
  * merchant and three payers through countersign over real gRPC: M1 (frictionless, second code
  * with a wrong code then the right one, a decline, insufficient funds), M2 (SMS code, reply, call,
- * payment password) and M3 (login, authentication password, call, authorization password) —
- * printing each step and the balances.
+ * payment password), M3 (login, authentication password, call, authorization password), M4 (a
+ * paired watch answering on a second path), M3c (charges onto a mobile line with a monthly
+ * credit) and M5 (a pay number, card + PIN sealed for the in-process reference bank) — printing
+ * each step and the balances.
  */
 export async function runDemo(config: Config, print: Print): Promise<DemoResult> {
   const smppPassword = randomBytes(8).toString('hex');
@@ -88,8 +100,10 @@ export async function runDemo(config: Config, print: Print): Promise<DemoResult>
   const telcoKey = `cs_telco_${randomBytes(16).toString('hex')}`;
   const bridgePort = await freePort('127.0.0.1');
   const logger = pino({ level: 'silent' });
+  const bankFrontEnd = new BankFrontEnd({ privateKey: generateX25519KeyPair().privateKey, cards: await demoCards(), logger, now: Date.now });
+  const bank = await startBankServer({ bank: bankFrontEnd, host: '127.0.0.1', port: 0, logger });
   const app = await createApp({
-    config: { ...config, masterKey: randomBytes(32).toString('base64'), adminKey: `cs_admin_${randomBytes(16).toString('hex')}`, redisUrl: undefined, telcoKey, telcoBridge: `127.0.0.1:${bridgePort}` },
+    config: { ...config, masterKey: randomBytes(32).toString('base64'), adminKey: `cs_admin_${randomBytes(16).toString('hex')}`, redisUrl: undefined, telcoKey, telcoBridge: `127.0.0.1:${bridgePort}`, bank: `127.0.0.1:${bank.port}`, authorizers: [] },
     memoryLedger: true,
     memoryDirectory: true,
     logger,
@@ -111,6 +125,7 @@ export async function runDemo(config: Config, print: Print): Promise<DemoResult>
     await app.close();
     await voice.close();
     await smsc.close();
+    await bank.close();
   }
 }
 
@@ -128,9 +143,13 @@ async function walkThrough(baseUrl: string, adminKey: string, network: Network, 
   const m1 = await methodOne(baseUrl, admin, shop, network, merchantAccount, balanceOf, print);
   const m2Balance = await methodTwo(admin, shop, network, balanceOf, print);
   const m3Balance = await methodThree(admin, shop, network, balanceOf, print);
+  const context = { baseUrl, adminKey, merchantApiKey: merchant.apiKey, merchantAccount, print, smsCode: (phone: string, index: number) => smsCode(network.phone(phone), index, print) };
+  const m4Balance = await methodFour(context);
+  const lineCharged = await carrierBilling(context);
+  const cardPaid = await methodFive(context);
   const merchantBalance = (await balanceOf(merchantAccount)).posted;
   print(`\nCorner Bakery's balance: ${money(merchantBalance)}`);
-  return { payerBalance: m1, merchantBalance, m2Balance, m3Balance };
+  return { payerBalance: m1, merchantBalance, m2Balance, m3Balance, m4Balance, lineCharged, cardPaid };
 }
 
 type BalanceOf = (account: string) => Promise<{ posted: bigint; reserved: bigint }>;
