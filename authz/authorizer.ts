@@ -35,6 +35,9 @@ export type Decision =
 
 export interface Authorizer {
   readonly name: string;
+  /** An answer later than this counts as a failure (the chain stops waiting); unset: no deadline (in process). */
+  readonly deadlineMs?: number;
+  /** Throws (preferably an AuthorizerFailure) when it cannot answer; the chain then fails closed. */
   decide(context: AuthorizationContext): Promise<Decision>;
 }
 
@@ -81,13 +84,86 @@ export function policyDecision(policy: PayerPolicy, amount: bigint): Decision {
   return { kind: 'REQUIRE', factors: [...policy.strongFactors], reason: `above the one-factor threshold of ${policy.oneFactorUpTo}` };
 }
 
-/** Runs the chain: the first DENY wins; the required factors are the union of every REQUIRE and the merchant's requests. */
-export async function decide(authorizers: readonly Authorizer[], context: AuthorizationContext): Promise<Decision> {
+/** What the chain does when an authorizer fails (throws, or misses its deadline). */
+export type AuthorizerFailureMode = 'decline' | 'require-strongest';
+
+export interface ChainOptions {
+  /** 'decline': the payment is declined (DENY, `unavailable`); 'require-strongest': `strongestFactors` are added and the chain goes on. */
+  onFailure: AuthorizerFailureMode;
+  /** The factors a failed authorizer is replaced by under 'require-strongest' (at least one). */
+  strongestFactors: Factor[];
+}
+
+/** Fail closed by declining: the default when a caller passes no options. */
+export const defaultChainOptions: ChainOptions = { onFailure: 'decline', strongestFactors: ['SECOND_CODE'] };
+
+/**
+ * An authorizer could not give a usable answer (unreachable, late, malformed). Its message is
+ * short and safe to show to the merchant: it ends up in the decline detail.
+ */
+export class AuthorizerFailure extends Error {
+  override readonly name = 'AuthorizerFailure';
+}
+
+/** Why an authorizer failed, in words safe for the decline detail (never an internal message). */
+function failureText(error: unknown): string {
+  return error instanceof AuthorizerFailure ? error.message : 'internal error';
+}
+
+/** The authorizer's answer, or a rejection with an AuthorizerFailure once its `deadlineMs` has passed. */
+async function withinDeadline(authorizer: Authorizer, context: AuthorizationContext): Promise<Decision> {
+  const deadlineMs = authorizer.deadlineMs;
+  if (deadlineMs === undefined) return authorizer.decide(context);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new AuthorizerFailure(`no answer within ${deadlineMs} ms`)), deadlineMs);
+  });
+  try {
+    return await Promise.race([authorizer.decide(context), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The decision that stands in for a failed authorizer under `options`. */
+export function failureDecision(name: string, error: unknown, options: ChainOptions): Decision {
+  const why = `unavailable (${failureText(error)})`;
+  if (options.onFailure === 'decline') return { kind: 'DENY', reason: why, unavailable: true };
+  if (options.strongestFactors.length === 0) throw new Error(`assertion failed: ${name}: require-strongest without strongest factors`);
+  return { kind: 'REQUIRE', factors: [...options.strongestFactors], reason: `${why}, requiring ${options.strongestFactors.join(', ')}` };
+}
+
+/** One authorizer's decision; a throw or a late answer becomes the failure decision (fail closed). */
+async function guardedDecision(authorizer: Authorizer, context: AuthorizationContext, options: ChainOptions): Promise<Decision> {
+  try {
+    return await withinDeadline(authorizer, context);
+  } catch (error) {
+    return failureDecision(authorizer.name, error, options);
+  }
+}
+
+/**
+ * `authorizer` with its failures handled under `options`: its decide never throws. For callers
+ * that run the chain without options (the configured failure mode then still applies).
+ */
+export function failClosed(authorizer: Authorizer, options: ChainOptions): Authorizer {
+  return { name: authorizer.name, decide: (context) => guardedDecision(authorizer, context, options) };
+}
+
+/**
+ * Runs the chain in order: the first DENY wins (it keeps `unavailable`); the required factors
+ * are the union of every REQUIRE and the merchant's requests. An authorizer that throws or
+ * misses its deadline fails closed as `options.onFailure` says.
+ */
+export async function decide(authorizers: readonly Authorizer[], context: AuthorizationContext, options: ChainOptions = defaultChainOptions): Promise<Decision> {
   const factors = new Set<Factor>(context.requestedFactors);
   const reasons: string[] = [];
   for (const authorizer of authorizers) {
-    const decision = await authorizer.decide(context);
-    if (decision.kind === 'DENY') return { kind: 'DENY', reason: `${authorizer.name}: ${decision.reason}` };
+    const decision = await guardedDecision(authorizer, context, options);
+    if (decision.kind === 'DENY') {
+      const reason = `${authorizer.name}: ${decision.reason}`;
+      return decision.unavailable === true ? { kind: 'DENY', reason, unavailable: true } : { kind: 'DENY', reason };
+    }
     if (decision.kind === 'REQUIRE') decision.factors.forEach((f) => factors.add(f));
     reasons.push(`${authorizer.name}: ${decision.reason}`);
   }
