@@ -182,15 +182,18 @@ export const DecisionSchema: GenEnum<Decision> = /*@__PURE__*/
  * Policy is a chain: every authorizer is asked; any DENY declines the payment; the factors of
  * every REQUIRE are united; the payment succeeds only when all of them are satisfied. The
  * platform calls plugins with a deadline and fails closed: an error, a timeout or
- * DECISION_UNSPECIFIED counts as DENY.
+ * DECISION_UNSPECIFIED counts as DENY (DECLINE_REASON_AUTHORIZER_UNAVAILABLE), or, when the
+ * deployment is configured with COUNTERSIGN_AUTHORIZER_FAILURE=require-strongest, as REQUIRE of
+ * the configured strongest factors.
  *
  * @generated from service countersign.v1.AuthorizerService
  */
 export const AuthorizerService: GenService<{
   /**
-   * Decides on one payment. Called when the payment is created and again each time a factor is
-   * satisfied, so it must be free of side effects that matter on retry and answer within the
-   * deadline (default 200 ms). Receives no secret.
+   * Decides on one payment. Called when the payment is created (before anything is reserved),
+   * and again when a request is retried, so it must be free of side effects that matter on retry
+   * (`attributes["request_id"]` is stable across retries) and answer within the deadline
+   * (default 200 ms). Receives no secret.
    *
    * @generated from rpc countersign.v1.AuthorizerService.Decide
    */
