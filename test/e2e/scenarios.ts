@@ -108,6 +108,23 @@ const scenarios: Record<string, Scenario> = {
     t.is((await balance(env, payer.account)).reserved, 12_00n);
   },
 
+  async 'M1c: the merchant submitting wrong codes meets the same attempts and lockout as the payer'(t, env, secrets) {
+    const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
+    const p = await challenged(t, env, payer, shop, 30_00n);
+    const right = secondCode(payer, firstCodeOf(env, p.id, secrets), 30_00n, shop.account);
+    const wrong = right === '12345678' ? '87654321' : '12345678';
+    const asMerchant = (paymentId: string, code: string) => shop.api.payments.confirmPaymentAsMerchant({ idempotencyKey: key('m1c'), paymentId, secondCode: code });
+    for (const left of ['4', '3', '2', '1']) t.is((await refused(t, asMerchant(p.id, wrong), Code.PermissionDenied))['attempts_left'], left);
+    await refused(t, asMerchant(p.id, wrong), Code.ResourceExhausted);
+    await refused(t, asMerchant(p.id, right), Code.FailedPrecondition, /DECLINED/);
+    t.deepEqual(await balance(env, payer.account), { available: 500_00n, posted: 500_00n, reserved: 0n, credited: 500_00n });
+    // The payer is now locked out on every path, the merchant's included.
+    const q = await challenged(t, env, payer, shop, 10_00n);
+    const qCode = secondCode(payer, firstCodeOf(env, q.id, secrets), 10_00n, shop.account);
+    t.is((await refused(t, asMerchant(q.id, qCode), Code.ResourceExhausted))['reason'], 'LOCKED_OUT');
+    t.is((await balance(env, payer.account)).posted, 500_00n);
+  },
+
   async 'another merchant or payer cannot see or act on a payment'(t, env, secrets) {
     const [payer, stranger, shop, rival] = await Promise.all([newPayer(env), newPayer(env), newMerchant(env), newMerchant(env)]);
     const p = await challenged(t, env, payer, shop, 20_00n);
