@@ -14,7 +14,9 @@ import { ConfigError, loadConfig } from './config.js';
 import { runDemo } from './demo.js';
 import { openLedger } from './ledger.js';
 import { runLedgerDemo } from './ledger-demo.js';
+import { runBankFrontEnd } from './bank/main.js';
 import { startServers } from './server.js';
+import { authorizerVelocityCommand } from './authorizers/velocity.js';
 import { freePort, startBridge, telcoSettings, type TelcoSettings } from './telco.js';
 
 const usage = `usage: countersign <command> [options]
@@ -30,6 +32,12 @@ commands:
                           --secret BASE32 --first-code 8DIGITS --amount MINOR --currency USD --payee HEX32
   reconcile             rebuild payment states from the ledger (the source of truth) and report
   ledger-demo [--memory]  reserve / post / void / expire straight on the ledger
+  authorizer-velocity [--host 127.0.0.1] [--port N (0 = free)] [--max-per-hour N (5)] [--factor SECOND_CODE]
+                        an example authorizer plugin (gRPC AuthorizerService): more than N payment
+                        requests per payer within a sliding hour require the factor (COUNTERSIGN_AUTHORIZERS)
+  bank-frontend [--host 127.0.0.1] [--port N (0 = free)] [--cards FILE.json] [--key-file FILE]
+                        the reference bank front-end (M5 card + PIN decisions, gRPC BankFrontEndService);
+                        without --cards a demo card table (services/bank/README.md)
   help                  this text
 
 environment (all optional; see README "Configuration"):
@@ -42,6 +50,9 @@ environment (all optional; see README "Configuration"):
   COUNTERSIGN_ADMIN_KEY           operator API key (default: generated into <data dir>/admin.key)
   COUNTERSIGN_MASTER_KEY          base64 master key (default: <data dir>/master.key, mode 0600)
   COUNTERSIGN_TELCO_BRIDGE        a separate telco bridge's gRPC host:port (with COUNTERSIGN_TELCO_KEY)
+  COUNTERSIGN_AUTHORIZERS         authorizer plugins after the built-in policy: name=host:port,... (README "Authorizer plugins")
+  COUNTERSIGN_AUTHORIZER_DEADLINE_MS, COUNTERSIGN_AUTHORIZER_FAILURE (decline | require-strongest),
+  COUNTERSIGN_AUTHORIZER_STRONGEST   plugin deadline (200), failure mode, factors required on failure (SECOND_CODE)
   COUNTERSIGN_SMPP, COUNTERSIGN_VOICE, COUNTERSIGN_TELCO_PORT, COUNTERSIGN_WEBHOOK_PORT,
   COUNTERSIGN_PUBLIC_WEBHOOK_URL, COUNTERSIGN_AUTHZ_ADDRESS   the bridge's settings (README "Telco")`;
 
@@ -155,6 +166,12 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'ledger-demo':
       await ledgerDemo(rest);
+      return 0;
+    case 'authorizer-velocity':
+      await authorizerVelocityCommand(rest);
+      return 0;
+    case 'bank-frontend':
+      await runBankFrontEnd(rest);
       return 0;
     case undefined:
     case 'help':

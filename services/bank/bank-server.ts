@@ -1,0 +1,22 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { BankFrontEndService } from '../../gen/countersign/v1/bank_pb.js';
+import { startGrpcServer, type RunningServer } from '../rpc/grpc-host.js';
+import { deadline, logging } from '../rpc/interceptors.js';
+import { bankFrontEndServiceImpl, type BankFrontEnd } from './frontend.js';
+
+/**
+ * Serves a BankFrontEnd over gRPC (grpc-js through services/rpc, with grpc.health.v1 and
+ * reflection), plaintext on the given host: the bank front-end sits on a private network next
+ * to countersign. `port` 0 picks a free port.
+ */
+export function startBankServer(opts: { bank: BankFrontEnd; host: string; port: number; logger: Logger }): Promise<RunningServer> {
+  return startGrpcServer({
+    host: opts.host,
+    port: opts.port,
+    services: [{ service: BankFrontEndService, impl: bankFrontEndServiceImpl(opts.bank) }],
+    interceptors: [logging(opts.logger), deadline()],
+    credentials: grpc.ServerCredentials.createInsecure(),
+    logger: opts.logger,
+  });
+}
