@@ -75,9 +75,9 @@ async function dumpRedis(url: string): Promise<string> {
     const values = await Promise.all(
       keys.map(async (k) => {
         const type = await redis.type(k);
-        if (type === 'string') return redis.get(k);
+        if (type === 'string') return (await redis.get(k)) ?? '';
         if (type === 'hash') return JSON.stringify(await redis.hgetall(k));
-        if (type === 'zset') return JSON.stringify(await redis.zrange(k, 0, -1));
+        if (type === 'zset') return JSON.stringify(await redis.zrange(k, '0', '-1'));
         if (type === 'set') return JSON.stringify(await redis.smembers(k));
         if (type === 'list') return JSON.stringify(await redis.lrange(k, 0, -1));
         return type;

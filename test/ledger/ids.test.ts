@@ -18,11 +18,11 @@ const idsPerCheck = 10_000;
 test('payment transfer ids are distinct from each other and from the payment id', (t) => {
   const payment = newPaymentId();
   const ids = paymentTransferIds(payment);
-  const all = [payment, ids.pending, ids.post, ids.void, ids.fee];
-  t.is(new Set(all).size, all.length);
+  const all = [payment, ...Object.values(ids)];
+  t.is(new Set(all).size, 8);
   t.deepEqual(
     Object.values(ids).map((id) => id & 0xfn),
-    [PaymentTransferKind.pending, PaymentTransferKind.post, PaymentTransferKind.void, PaymentTransferKind.fee],
+    [PaymentTransferKind.pending, PaymentTransferKind.post, PaymentTransferKind.void, PaymentTransferKind.fee, PaymentTransferKind.limitPending, PaymentTransferKind.limitPost, PaymentTransferKind.limitVoid],
   );
 });
 
@@ -46,6 +46,9 @@ test('payment transfer ids are stable: same payment, same ids', (t) => {
     post: 0x0123_4567_89ab_cdef_0123_4567_89ab_cde2n,
     void: 0x0123_4567_89ab_cdef_0123_4567_89ab_cde3n,
     fee: 0x0123_4567_89ab_cdef_0123_4567_89ab_cde4n,
+    limitPending: 0x0123_4567_89ab_cdef_0123_4567_89ab_cde5n,
+    limitPost: 0x0123_4567_89ab_cdef_0123_4567_89ab_cde6n,
+    limitVoid: 0x0123_4567_89ab_cdef_0123_4567_89ab_cde7n,
   });
 });
 
