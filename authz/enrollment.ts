@@ -88,7 +88,8 @@ export function payNumberDigest(digest: (context: string, value: string) => stri
   return digest('pay-number', payNumber);
 }
 
-function checkSim(sim: SimIdentity, field: string, msisdnRequired: boolean): void {
+/** A SIM identity: an ICCID or an IMSI (digits), and an E.164 number when given or required. */
+export function checkSim(sim: SimIdentity, field: string, msisdnRequired: boolean): void {
   if (sim.iccid === '' && sim.imsi === '') throw invalid(`${field} needs an iccid or an imsi`);
   if (sim.iccid !== '' && !/^\d{18,22}$/.test(sim.iccid)) throw invalid(`${field}.iccid must be 18 to 22 digits`);
   if (sim.imsi !== '' && !/^\d{6,15}$/.test(sim.imsi)) throw invalid(`${field}.imsi must be 6 to 15 digits`);

@@ -4,7 +4,7 @@ import { idFromHex, idToHex, newPaymentId } from '../ledger/ids.js';
 import { decide, type Authorizer, type Decision } from './authorizer.js';
 import { canonicalJson } from './fingerprint.js';
 import { challengedFactors, checkOrder, checkProver, codeFactors, expectedResponse, factorOf, pathOfCaller, pathOfChannel, proofName, proofResponse, supportedFactors, type Proof } from './factors.js';
-import { billingPeriodOf, linePeriodIds, payNumberDigest, sameSim, type PlatformAccounts } from './enrollment.js';
+import { billingPeriodOf, checkSim, linePeriodIds, payNumberDigest, sameSim, type PlatformAccounts } from './enrollment.js';
 import { AuthzError, invalid, notFound, precondition } from './errors.js';
 import type { PaymentEvents } from './events.js';
 import type { BillableLine, Caller, Channel, Factor, Merchant, Payer, Payment, SealedEnvelope, SimIdentity } from './model.js';
@@ -151,14 +151,6 @@ function deviceMismatch(payment: Payment, payer: Payer | undefined, proof: Extra
   return undefined;
 }
 
-/** M4: a SIM identity's fields are digits (and E.164 for the number). */
-function checkOriginSim(sim: SimIdentity): void {
-  if (sim.iccid === '' && sim.imsi === '') throw invalid('origin_sim needs an iccid or an imsi');
-  if (sim.iccid !== '' && !/^\d{18,22}$/.test(sim.iccid)) throw invalid('origin_sim.iccid must be 18 to 22 digits');
-  if (sim.imsi !== '' && !/^\d{6,15}$/.test(sim.imsi)) throw invalid('origin_sim.imsi must be 6 to 15 digits');
-  if (sim.msisdn !== '' && !/^\+[1-9]\d{6,14}$/.test(sim.msisdn)) throw invalid('origin_sim.msisdn must be E.164');
-}
-
 /** Challenged payments this process keeps in its expiry heap, at most. */
 export const expiryTrackedMax = 1_000_000;
 
@@ -200,7 +192,7 @@ export class PaymentsService {
     checkDescription(input.description);
     // Everything that can refuse the request as malformed or unknown runs before the key is
     // claimed: a corrected retry may reuse the key (nothing was started under it).
-    if (input.originSim !== undefined) checkOriginSim(input.originSim);
+    if (input.originSim !== undefined) checkSim(input.originSim, 'origin_sim', false);
     const payer = await this.resolvePayer(input, `${merchant.id}:${input.idempotencyKey}`);
     const payee = this.payeeFor(merchant, currency.code, input.payeeAccountId);
     const decision = await this.decide(merchant, payer, payee, input);
