@@ -1,13 +1,13 @@
 import { AccountCode, TransferCode, accountFlagsFor, currencies, type Currency } from '../ledger/chart.js';
 import { idToHex, idFromHex, newId } from '../ledger/ids.js';
-import { account, transfer } from '../ledger/model.js';
+import { account, transfer, u64Max } from '../ledger/model.js';
 import type { Ledger } from '../ledger/port.js';
 import { isApplied } from '../ledger/results.js';
 import { fingerprint } from './fingerprint.js';
 import { AuthzError, invalid, notFound, precondition } from './errors.js';
 import type { BillableLine, BillingPeriod, LineKind, Merchant, PairedDevice, Payer, PayerPolicy, SimIdentity } from './model.js';
 import type { ChallengeStore, Directory } from './ports.js';
-import { checkAmount, checkCurrency, checkIdempotencyKey, checkPhone, displayNameCharsMax } from './validation.js';
+import { checkAmount, checkCurrency, checkIdempotencyKey, checkPaymentId, checkPhone, displayNameCharsMax } from './validation.js';
 
 /** The secret-handling operations enrollment needs; services/ wires authz/codes into it. */
 export interface EnrollmentKit {
@@ -88,6 +88,12 @@ export function payNumberDigest(digest: (context: string, value: string) => stri
   return digest('pay-number', payNumber);
 }
 
+/** A policy's thresholds are ordered and its strong factors not empty. */
+function checkPolicy(policy: PayerPolicy): void {
+  if (policy.oneFactorUpTo < policy.noFactorBelow) throw invalid('one_factor_up_to must be at least no_factor_below');
+  if (policy.strongFactors.length === 0) throw invalid('more_factors needs at least one factor');
+}
+
 /** A SIM identity: an ICCID or an IMSI (digits), and an E.164 number when given or required. */
 export function checkSim(sim: SimIdentity, field: string, msisdnRequired: boolean): void {
   if (sim.iccid === '' && sim.imsi === '') throw invalid(`${field} needs an iccid or an imsi`);
@@ -134,6 +140,7 @@ export class EnrollmentService {
     if (input.displayName.length > displayNameCharsMax) throw invalid(`display_name must be at most ${displayNameCharsMax} characters`);
     const chosen = this.currenciesOf(input.currencies);
     for (const code of Object.keys(input.policies)) if (!input.currencies.includes(code)) throw invalid(`policy for ${code}, which is not among the payer's currencies`);
+    for (const policy of Object.values(input.policies)) checkPolicy(policy);
     const existingId = await this.claim('enroll-payer', input.idempotencyKey, input);
     if (existingId !== undefined) return { payer: await this.payer(existingId) };
     return this.orAbandon('enroll-payer', input.idempotencyKey, () => this.newPayer(input, chosen));
@@ -218,9 +225,9 @@ export class EnrollmentService {
 
   async setPolicy(payerId: string, currency: string, policy: PayerPolicy): Promise<Payer> {
     checkCurrency(currency);
-    if (policy.oneFactorUpTo < policy.noFactorBelow) throw invalid('one_factor_up_to must be at least no_factor_below');
-    if (policy.strongFactors.length === 0) throw invalid('more_factors needs at least one factor');
+    checkPolicy(policy);
     const payer = await this.payer(payerId);
+    if (payer.accounts[currency] === undefined) throw precondition(`the payer has no ${currency} account to set a policy for`, { reason: 'PAYER_CURRENCY' });
     const updated = { ...payer, policies: { ...payer.policies, [currency]: policy } };
     await this.deps.directory.putPayer(updated);
     return updated;
@@ -232,6 +239,7 @@ export class EnrollmentService {
    */
   async pairDevice(input: { idempotencyKey: string; payerId: string; mainSim: SimIdentity; auxiliarySim: SimIdentity; label: string }): Promise<PairedDevice> {
     checkIdempotencyKey(input.idempotencyKey);
+    checkPaymentId(input.payerId, 'payer_id');
     checkSim(input.mainSim, 'main_sim', false);
     checkSim(input.auxiliarySim, 'auxiliary_sim', false);
     if (sameSim(input.mainSim, input.auxiliarySim)) throw invalid('auxiliary_sim must be another SIM than main_sim');
@@ -257,6 +265,7 @@ export class EnrollmentService {
    */
   async addBillableLine(input: { idempotencyKey: string; payerId: string; kind: LineKind; number: string; currency: string; creditLimit: bigint; billingPeriod: BillingPeriod }): Promise<BillableLine> {
     checkIdempotencyKey(input.idempotencyKey);
+    checkPaymentId(input.payerId, 'payer_id');
     const currency = checkCurrency(input.currency);
     checkAmount(input.creditLimit, 'credit_limit');
     const numberOk = input.kind === 'MODEM' ? /^[0-9A-Za-z-]{4,32}$/.test(input.number) : /^\+[1-9]\d{6,14}$/.test(input.number);
@@ -287,6 +296,7 @@ export class EnrollmentService {
    */
   async issuePayNumber(input: { idempotencyKey: string; payerId: string; ttlSeconds: number }): Promise<{ payNumber: string; expiresAtMs: number }> {
     checkIdempotencyKey(input.idempotencyKey);
+    checkPaymentId(input.payerId, 'payer_id');
     const ttlSeconds = input.ttlSeconds === 0 ? payNumberTtlSecondsDefault : input.ttlSeconds;
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > payNumberTtlSecondsMax) throw invalid(`ttl_seconds must be 0 (${payNumberTtlSecondsDefault}) to ${payNumberTtlSecondsMax}`);
     await this.payer(input.payerId);
@@ -308,6 +318,7 @@ export class EnrollmentService {
    */
   async rotateSecret(input: { idempotencyKey: string; payerId: string }): Promise<{ payer: Payer; secretBase32?: string; secretUri?: string }> {
     checkIdempotencyKey(input.idempotencyKey);
+    checkPaymentId(input.payerId, 'payer_id');
     const scope = `rotate-secret:${input.payerId}`;
     const existing = await this.claim(scope, input.idempotencyKey, input);
     if (existing !== undefined) return { payer: await this.payer(input.payerId) };
@@ -333,7 +344,15 @@ export class EnrollmentService {
     checkAmount(input.amount);
     const currency = checkCurrency(input.currency);
     if (!/^[0-9a-f]{32}$/.test(input.accountId)) throw invalid('account_id must be 32 lowercase hex digits');
+    const [target] = await this.deps.ledger.lookupAccounts([idFromHex(input.accountId)]);
+    // Checked before the transfer so a refused deposit does not burn its id: a retry of the same
+    // request gets the same answer (the ledger would say id_already_failed).
+    if (target === undefined) throw notFound(`account ${input.accountId} not found`);
+    if (target.ledger !== currency.ledger) throw precondition(`account ${input.accountId} is not a ${currency.code} account`);
     const id = namedId(`countersign:fund:${input.idempotencyKey}`);
+    const [existing] = await this.deps.ledger.lookupTransfers([id]);
+    // Balances are reported as uint64: a deposit may not push an account past 2^64 − 1.
+    if (existing === undefined && target.credits_posted + input.amount > u64Max) throw precondition('the deposit would take the account past 2^64 − 1 minor units', { reason: 'BALANCE_LIMIT' });
     const deposit = transfer({ id, debit_account_id: platformAccountIds(currency).funding, credit_account_id: idFromHex(input.accountId), amount: input.amount, ledger: currency.ledger, code: TransferCode.funding });
     const [result] = await this.deps.ledger.createTransfers([deposit]);
     if (result === 'ok' || result === 'exists') return id;
@@ -344,6 +363,7 @@ export class EnrollmentService {
   }
 
   async payer(id: string): Promise<Payer> {
+    checkPaymentId(id, 'payer_id');
     const payer = await this.deps.directory.getPayer(id);
     if (payer === undefined) throw notFound(`payer ${id} not found`);
     return payer;

@@ -19,6 +19,7 @@ import {
 } from '../../gen/countersign/v1/enrollment_pb.js';
 import { factorFromProto, factorToProto, simFromProto, simToProto } from '../convert.js';
 import { PasswordKind } from '../../gen/countersign/v1/common_pb.js';
+import { checkIdempotencyKey } from '../../authz/validation.js';
 import { callerOf, requireAdmin } from './caller.js';
 
 function policyFromProto(p: ProtoPolicy): PayerPolicy {
@@ -101,11 +102,13 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
     },
     async setPayerPolicy(req, ctx) {
       requireAdmin(ctx);
+      checkIdempotencyKey(req.idempotencyKey);
       if (req.policy === undefined) throw new ConnectError('policy is required', Code.InvalidArgument);
       return { payer: payerToProto(await enrollment.setPolicy(req.payerId, req.policy.currency, policyFromProto(req.policy))) };
     },
     async setPin(req, ctx) {
       requireAdmin(ctx);
+      checkIdempotencyKey(req.idempotencyKey);
       await enrollment.setPin(req.payerId, req.pin);
       return { payer: payerToProto(await enrollment.payer(req.payerId)) };
     },
@@ -113,6 +116,7 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
     // are meant to be a second proof next to it.
     async setPassword(req, ctx) {
       requireAdmin(ctx);
+      checkIdempotencyKey(req.idempotencyKey);
       const kind = req.kind === PasswordKind.IVR ? 'IVR' : req.kind === PasswordKind.AUTHORIZATION ? 'AUTHORIZATION' : req.kind === PasswordKind.AUTH ? 'AUTH' : undefined;
       if (kind === undefined) throw new ConnectError('kind is required (IVR, AUTH or AUTHORIZATION)', Code.InvalidArgument);
       return { payer: payerToProto(await enrollment.setPassword(req.payerId, kind, req.password)) };

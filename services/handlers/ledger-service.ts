@@ -1,5 +1,5 @@
 import { create } from '@bufbuild/protobuf';
-import { timestampDate, timestampFromMs, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { timestampFromMs, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
 import type { EnrollmentService as Enrollment } from '../../authz/enrollment.js';
 import { lineStatement } from '../../authz/line-statement.js';
@@ -29,7 +29,13 @@ const kindByCode: Record<number, AccountKind> = {
 };
 
 const msOf = (ns: bigint) => Number(ns / 1_000_000n);
-const nsOf = (t: Timestamp | undefined) => (t === undefined ? 0n : BigInt(timestampDate(t).getTime()) * 1_000_000n);
+/** A filter bound in ledger nanoseconds; INVALID_ARGUMENT outside 1970..2262 (TigerBeetle timestamps are u63 ns). */
+function nsOf(t: Timestamp | undefined): bigint {
+  if (t === undefined) return 0n;
+  const ns = t.seconds * 1_000_000_000n + BigInt(t.nanos);
+  if (t.seconds < 0n || t.nanos < 0 || t.nanos > 999_999_999 || ns >= 1n << 63n) throw new ConnectError('created_min and created_max must be between 1970 and 2262', Code.InvalidArgument);
+  return ns;
+}
 
 function accountToProto(a: Account, ownerId: string): ProtoAccount {
   return create(AccountSchema, {
@@ -143,7 +149,7 @@ export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; 
     },
     async getLineStatement(req, ctx) {
       const afterNs = req.pageToken === '' ? undefined : decodeNsToken(req.pageToken);
-      const atMs = req.periodAt === undefined ? Date.now() : timestampDate(req.periodAt).getTime();
+      const atMs = req.periodAt === undefined ? Date.now() : Number(nsOf(req.periodAt) / 1_000_000n);
       const st = await lineStatement({ ledger: deps.ledger, directory: deps.directory, payments: deps.payments }, callerOf(ctx), { lineId: req.lineId, atMs, limit: pageSize(req.pageSize), ...(afterNs === undefined ? {} : { afterNs }) });
       return {
         lineId: st.line.id,

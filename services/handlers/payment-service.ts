@@ -35,9 +35,13 @@ function checkBatch(items: unknown[]): void {
   if (items.length > batchItemsMax) throw new ConnectError(`a batch holds at most ${batchItemsMax} items`, Code.InvalidArgument);
 }
 
-/** Runs each item on its own; one bad item becomes that item's error, never the batch's. */
+/**
+ * Runs each item on its own; one bad item becomes that item's error, never the batch's. An item
+ * that throws synchronously (e.g. an unknown enum value in createInput) must not abandon the
+ * items already started: their rejections would go unhandled and end the process.
+ */
 async function eachItem<T>(items: T[], run: (item: T) => Promise<Payment>) {
-  const settled = await Promise.allSettled(items.map(run));
+  const settled = await Promise.allSettled(items.map(async (item) => run(item)));
   return settled.map((s, index) => {
     if (s.status === 'fulfilled') return { index, outcome: { case: 'payment' as const, value: paymentToProto(s.value) } };
     const error = toConnectError(s.reason);
@@ -66,6 +70,7 @@ export function paymentServiceImpl(deps: { payments: PaymentsService; directory:
       return { payment: paymentToProto(payment) };
     },
     async listPayments(req, ctx) {
+      if (req.payerId !== '' && !/^[0-9a-f]{32}$/.test(req.payerId)) throw new ConnectError('payer_id must be 32 lowercase hex digits', Code.InvalidArgument);
       const limit = pageSize(req.pageSize);
       const afterId = decodePageToken(req.pageToken);
       const page = await deps.listPayments({
