@@ -47,6 +47,7 @@ environment (all optional; see README "Configuration"):
   COUNTERSIGN_TB_CLUSTER_ID       TigerBeetle cluster id (default 0)
   COUNTERSIGN_GRPC_PORT           gRPC port (default 50051)
   COUNTERSIGN_CONNECT_PORT        Connect/gRPC-Web port (default 8080)
+  COUNTERSIGN_WEB_PORT            payer web terminal, HTTP/1.1 (default 8082; 0 picks a free one)
   COUNTERSIGN_ADMIN_KEY           operator API key (default: generated into <data dir>/admin.key)
   COUNTERSIGN_MASTER_KEY          base64 master key (default: <data dir>/master.key, mode 0600)
   COUNTERSIGN_TELCO_BRIDGE        a separate telco bridge's gRPC host:port (with COUNTERSIGN_TELCO_KEY)
@@ -69,12 +70,13 @@ async function serve(args: string[]): Promise<void> {
   }
   const app = await createApp({ config });
   const report = await reconcile({ ledger: app.ledger, payments: app.repository, service: app.payments, now: Date.now });
-  const servers = await startServers(app, { host: config.host, grpcPort: config.grpcPort, connectPort: config.connectPort });
+  const servers = await startServers(app, { host: config.host, grpcPort: config.grpcPort, connectPort: config.connectPort, webPort: config.webPort, webPortRequired: config.webPortRequired });
   const bridge = settings === undefined ? undefined : await startBridge(settings, `${config.host}:${servers.grpcPort}`, app.logger);
   app.logger.info({ grpcPort: servers.grpcPort, connectPort: servers.connectPort, stores: app.describe, reconciled: report }, 'countersign serving');
   console.log(`countersign serving
   gRPC (grpc-js)           ${config.host}:${servers.grpcPort}   health + reflection: grpcurl -plaintext ${config.host}:${servers.grpcPort} list
   Connect / gRPC-Web       http://${config.host}:${servers.connectPort}
+  payer web terminal       ${servers.webUrl ?? `off: port ${config.webPort} is in use (set COUNTERSIGN_WEB_PORT)`}
   telco                    ${bridge !== undefined ? `bridge in process: gRPC ${config.host}:${bridge.grpcPort}, voice webhooks ${bridge.webhookBaseUrl}` : config.telcoBridge !== undefined ? `telco-bridge at ${config.telcoBridge}` : 'console (codes and calls printed here)'}
   ledger and stores        ${app.describe.join('; ')}
   operator key             ${config.adminKey === undefined ? join(config.dataDir, 'admin.key') : 'COUNTERSIGN_ADMIN_KEY'}
@@ -189,6 +191,8 @@ main(process.argv.slice(2)).then(
   (error: unknown) => {
     const message = error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
     console.error(`countersign: ${message}`);
-    process.exitCode = 1;
+    // Exit rather than wait for the event loop: a start that failed half way may leave clients
+    // open (the TigerBeetle client reconnects forever), and a supervisor must see the failure.
+    process.exit(1);
   },
 );

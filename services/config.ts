@@ -23,8 +23,10 @@ export interface Config {
   grpcPort: number;
   /** Connect / gRPC-Web port for browsers, connect-node (COUNTERSIGN_CONNECT_PORT, default 8080; 0 picks one). */
   connectPort: number;
-  /** The payer web terminal, HTTP/1.1 (COUNTERSIGN_WEB_PORT, default 8081; 0 picks a free one). */
+  /** The payer web terminal, HTTP/1.1 (COUNTERSIGN_WEB_PORT, default 8082 — 8081 is the telco bridge's webhook port; 0 picks a free one). */
   webPort: number;
+  /** True when COUNTERSIGN_WEB_PORT was set: a busy port is then fatal, not a warning. */
+  webPortRequired: boolean;
   /** Operator API key (COUNTERSIGN_ADMIN_KEY); unset: generated once into <dataDir>/admin.key (mode 0600). */
   adminKey: string | undefined;
   /** The telco bridge's gRPC address (COUNTERSIGN_TELCO_BRIDGE, host:port); unset: codes and calls on the console. */
@@ -112,7 +114,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.COUNTERSIGN_HOST || '127.0.0.1',
     grpcPort: port('COUNTERSIGN_GRPC_PORT', env.COUNTERSIGN_GRPC_PORT, 50051),
     connectPort: port('COUNTERSIGN_CONNECT_PORT', env.COUNTERSIGN_CONNECT_PORT, 8080),
-    webPort: port('COUNTERSIGN_WEB_PORT', env.COUNTERSIGN_WEB_PORT, 8081),
+    webPort: port('COUNTERSIGN_WEB_PORT', env.COUNTERSIGN_WEB_PORT, 8082),
+    webPortRequired: (env.COUNTERSIGN_WEB_PORT ?? '') !== '',
     adminKey: env.COUNTERSIGN_ADMIN_KEY || undefined,
     masterKey: env.COUNTERSIGN_MASTER_KEY || undefined,
     telcoKey: env.COUNTERSIGN_TELCO_KEY || undefined,

@@ -66,6 +66,11 @@ export interface ServerOptions {
   tls?: TlsFiles | null;
   /** The payer web terminal's port (HTTP/1.1; 0 picks a free one); left out: no web terminal. */
   webPort?: number;
+  /**
+   * False: a busy `webPort` (the default 8082, say, with several local processes) only logs a
+   * warning and the other servers run without the web terminal. Default true.
+   */
+  webPortRequired?: boolean;
 }
 
 /**
@@ -85,6 +90,17 @@ function grpcCredentialsOf(opts: ServerOptions): grpc.ServerCredentials {
   return grpcServerCredentials(tls);
 }
 
+async function startWebTerminalIfAsked(app: App, opts: ServerOptions): Promise<RunningWebTerminal | undefined> {
+  if (opts.webPort === undefined) return undefined;
+  try {
+    return await startPayerWebTerminal(app, { host: opts.host, port: opts.webPort });
+  } catch (error) {
+    if (opts.webPortRequired !== false || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    app.logger.warn({ port: opts.webPort }, 'payer web terminal not started: its port is in use (set COUNTERSIGN_WEB_PORT)');
+    return undefined;
+  }
+}
+
 /**
  * Serves the authz services over gRPC (grpc-js, with health and reflection; TLS or mTLS when
  * configured) and over Connect/gRPC-Web (connect-node, cleartext h2c), from the same
@@ -94,9 +110,10 @@ export async function startServers(app: App, opts: ServerOptions): Promise<Serve
   const statsd = app.statsd;
   const services = serviceEntries(app);
   const interceptors = interceptorsFor(app, statsd);
+  // First: the web terminal's port is the one most likely busy, and nothing is running yet to undo.
+  const webTerminal = await startWebTerminalIfAsked(app, opts);
   const grpcServer = await startGrpcServer({ host: opts.host, port: opts.grpcPort, services, interceptors, credentials: grpcCredentialsOf(opts), logger: app.logger });
   const connectServer = await startConnectServer({ routes: routesOf(services), host: opts.host, port: opts.connectPort, interceptors, logger: app.logger });
-  const webTerminal = opts.webPort === undefined ? undefined : await startPayerWebTerminal(app, { host: opts.host, port: opts.webPort });
   let sweeping = false; // a slow sweep (a slow ledger) is never overlapped by the next tick
   const sweeper = setInterval(() => {
     if (sweeping) return;
