@@ -4,6 +4,7 @@ import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { Logger } from 'pino';
 import { messageBytesMax, shutdownGraceMsDefault, type RunningServer } from './grpc-host.js';
 import { endStreamsOn, errorBoundary } from './interceptors.js';
+import { preciseDecodeErrors } from './wire-errors.js';
 
 /**
  * The Connect, gRPC and gRPC-Web server (connect-node) on a cleartext HTTP/2 server, for
@@ -32,7 +33,7 @@ export async function startConnectServer(opts: ConnectServerOptions): Promise<Ru
     interceptors: [errorBoundary(opts.logger), endStreamsOn(shutdown.signal), ...opts.interceptors],
     readMaxBytes: messageBytesMax,
   });
-  const server = http2.createServer(handler);
+  const server = http2.createServer(preciseDecodeErrors(handler));
   // node's http2 server.close() waits for every session to end, and connect clients keep idle
   // sessions for many minutes: track them so close() can end them.
   const sessions = new Set<http2.ServerHttp2Session>();

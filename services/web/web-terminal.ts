@@ -2,6 +2,7 @@ import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { preciseDecodeErrors } from '../rpc/wire-errors.js';
 import type { Logger } from 'pino';
 import { messageBytesMax, shutdownGraceMsDefault, type RunningServer } from '../rpc/grpc-host.js';
 import { endStreamsOn, errorBoundary } from '../rpc/interceptors.js';
@@ -71,15 +72,15 @@ function listen(server: http.Server, port: number, host: string): Promise<number
 export async function startWebTerminal(opts: WebTerminalOptions): Promise<RunningWebTerminal> {
   const assets = await terminalAssets();
   const shutdown = new AbortController();
-  const api = connectNodeAdapter({
+  const api = preciseDecodeErrors(connectNodeAdapter({
     routes: opts.routes,
     interceptors: [errorBoundary(opts.logger), endStreamsOn(shutdown.signal), ...opts.interceptors],
     readMaxBytes: messageBytesMax,
     fallback: (req, res) => serveAsset(assets, req as http.IncomingMessage, res as http.ServerResponse),
-  });
+  }));
   const server = http.createServer((req, res) => {
     for (const [name, value] of Object.entries(securityHeaders)) res.setHeader(name, value);
-    void api(req, res);
+    api(req, res);
   });
   server.maxConnections = webConnectionsMax;
   const sockets = new Set<Socket>();
