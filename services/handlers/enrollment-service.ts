@@ -71,6 +71,7 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
   return {
     async enrollPayer(req, ctx) {
       requireAdmin(ctx);
+      if (new Set(req.policies.map((p) => p.currency)).size !== req.policies.length) throw new ConnectError('policies: at most one policy per currency', Code.InvalidArgument);
       const policies = Object.fromEntries(req.policies.map((p) => [p.currency, policyFromProto(p)]));
       const result = await enrollment.enrollPayer({
         idempotencyKey: req.idempotencyKey,

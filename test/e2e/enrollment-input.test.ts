@@ -34,6 +34,7 @@ test('policies: inverted thresholds are refused at enrollment; a policy for a cu
   const env = await envOf();
   const inverted = { currency: 'USD', noFactorBelow: 500n, oneFactorUpTo: 100n, oneFactor: Factor.SECOND_CODE, moreFactors: [Factor.SECOND_CODE] };
   await refused(t, env.admin.enrollment.enrollPayer({ idempotencyKey: key('p'), phone: '+14155550777', displayName: 'X', currencies: ['USD'], policies: [inverted] }), Code.InvalidArgument);
+  await refused(t, env.admin.enrollment.enrollPayer({ idempotencyKey: key('p'), phone: '+14155550778', displayName: 'X', currencies: ['USD'], policies: [testPolicy, { ...testPolicy, noFactorBelow: 0n }] }), Code.InvalidArgument);
   const payer = await newPayer(env);
   await refused(t, env.admin.enrollment.setPayerPolicy({ idempotencyKey: key('pol'), payerId: payer.id, policy: { ...testPolicy, currency: 'EUR' } }), Code.FailedPrecondition);
 });
