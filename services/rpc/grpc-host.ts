@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { toBinary, type DescFile, type DescService } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type ConnectRouter, type Interceptor, type ServiceImpl } from '@connectrpc/connect';
@@ -5,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, service as healthService, type ServingStatusMap } from 'grpc-health-check';
 import type { Logger } from 'pino';
+import { ConfigError, type TlsFiles } from '../config.js';
 import { addConnectService } from './grpc-server.js';
 
 /**
@@ -81,6 +83,35 @@ export async function startGrpcServer<const T extends readonly DescService[]>(op
     return closing;
   };
   return { port, close };
+}
+
+/**
+ * The gRPC port's credentials (Config.tls): plaintext when `tls` is undefined; TLS with the
+ * certificate chain and key; with `clientCaFile`, mutual TLS where a client certificate issued
+ * by that CA is required (grpc-js verifies it in the handshake; a connection without one, or
+ * with one from another CA, never reaches a handler). API keys are still required on top: the
+ * certificate admits the channel, the key names the caller.
+ */
+export function grpcServerCredentials(tls: TlsFiles | undefined): grpc.ServerCredentials {
+  if (tls === undefined) return grpc.ServerCredentials.createInsecure();
+  const cert = readPem(tls.certFile, 'COUNTERSIGN_TLS_CERT', 'CERTIFICATE');
+  const key = readPem(tls.keyFile, 'COUNTERSIGN_TLS_KEY', 'PRIVATE KEY');
+  const clientCa = tls.clientCaFile === undefined ? null : readPem(tls.clientCaFile, 'COUNTERSIGN_TLS_CLIENT_CA', 'CERTIFICATE');
+  return grpc.ServerCredentials.createSsl(clientCa, [{ cert_chain: cert, private_key: key }], clientCa !== null);
+}
+
+/** A PEM file's bytes; a clear ConfigError when it is missing or holds no `label` block. */
+function readPem(path: string, variable: string, label: string): Buffer {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    throw new ConfigError(`${variable}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (!bytes.toString('latin1').includes(`-----BEGIN `) || !bytes.toString('latin1').includes(`${label}-----`)) {
+    throw new ConfigError(`${variable}: ${path} holds no PEM ${label}`);
+  }
+  return bytes;
 }
 
 /** tryShutdown, and forceShutdown if it has not finished within `graceMs`. */
