@@ -10,8 +10,22 @@ import type { PaymentEvents } from './events.js';
 import type { BillableLine, Caller, Channel, Factor, Merchant, Payer, Payment, SealedEnvelope, SimIdentity } from './model.js';
 import { terminalStates } from './model.js';
 import type { Notifier } from './notifier.js';
-import { PaymentLedger, type PaymentAccounts } from './payment-ledger.js';
-import { BankRequestError, BankUnavailableError, type BankDecision, type BankGateway, type BankKey, type ChallengeStore, type Directory, type PaymentRepository } from './ports.js';
+import { PaymentLedger, type PaymentAccounts, type PostOutcome } from './payment-ledger.js';
+import { PaymentsBatch, type ArmedChallenge, type ChallengePlan, type CodeRateCheck, type ConfirmItem, type Debit, type HeldLocks, type ItemOutcome, type PreparedCreate } from './payments-batch.js';
+import {
+  BankRequestError,
+  BankUnavailableError,
+  type BankDecision,
+  type BankGateway,
+  type BankKey,
+  type ChallengeInput,
+  type ChallengeStore,
+  type Directory,
+  type IdempotencyOutcome,
+  type PaymentRepository,
+  type PutOptions,
+  type VerifyOutcome,
+} from './ports.js';
 import { checkAmount, checkCurrency, checkDescription, checkIdempotencyKey, checkPaymentId, checkPhone } from './validation.js';
 
 /** The code operations the service needs; services/ wires authz/codes into it. */
@@ -57,6 +71,7 @@ export const defaultPaymentLimits: PaymentLimits = {
 };
 
 export { supportedFactors, type Proof } from './factors.js';
+export type { ConfirmItem, ItemOutcome } from './payments-batch.js';
 
 export interface CreatePaymentInput {
   idempotencyKey: string;
@@ -102,6 +117,69 @@ export interface PaymentsDeps {
 
 /** What an idempotency key remembers: the payment the request produced, or its refusal. */
 type StoredOutcome = { paymentId: string } | { error: { kind: AuthzError['kind']; message: string; details: Record<string, string | number> } };
+
+/** The stored result of a claimed idempotency key (undefined: the caller now owns the key), or the refusal. */
+function storedResult(key: string, outcome: IdempotencyOutcome): string | undefined {
+  if (outcome.status === 'conflict') {
+    throw new AuthzError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: key });
+  }
+  if (outcome.status === 'in_progress') throw new AuthzError('unavailable', 'a request with this idempotency key is in progress; retry shortly');
+  return outcome.status === 'done' ? outcome.result : undefined;
+}
+
+/** What a key remembers of a failed request; undefined when the key must be released (the outcome may change on retry). */
+function refusalOf(error: unknown): string | undefined {
+  if (!(error instanceof AuthzError) || error.kind === 'unavailable') return undefined;
+  return JSON.stringify({ error: { kind: error.kind, message: error.message, details: error.details } } satisfies StoredOutcome);
+}
+
+function resultOf(payment: Payment): string {
+  return JSON.stringify({ paymentId: payment.id } satisfies StoredOutcome);
+}
+
+/** The factors still to prove, and whether the first code is sent (SMS or voice) rather than shown on the payer's own terminal. */
+function challengePlan(payment: Payment): ChallengePlan {
+  const pending = payment.requiredFactors.filter((f) => !payment.satisfiedFactors.includes(f));
+  const terminal = payment.channel === 'APP' || payment.channel === 'WEB';
+  return { pending, terminal, sendsCode: !terminal && pending.some((f) => codeFactors.has(f)) };
+}
+
+/** The first code-rate limit the answers refused, as the refusal. */
+function codeRateRefusal(checks: CodeRateCheck[], allowed: boolean[]): AuthzError | undefined {
+  const refused = checks.find((_, i) => !allowed[i]);
+  if (refused === undefined) return undefined;
+  const { name, hit } = refused;
+  return new AuthzError('resource_exhausted', `too many codes sent (${name} limit: ${hit.limit} per ${hit.windowMs / 1000} s); try again later`, {
+    reason: `CODE_RATE_${name.toUpperCase()}`,
+    limit: hit.limit,
+    window_ms: hit.windowMs,
+  });
+}
+
+/** The factor `proof` answers, when the payment is CHALLENGED and waits for it; the precise refusal otherwise. */
+function checkProofFits(payment: Payment, proof: Proof): Factor {
+  if (payment.state !== 'CHALLENGED') {
+    throw precondition(`payment is ${payment.state}, not waiting for proof`, { reason: payment.state, state: payment.state });
+  }
+  const factor = factorOf(proof);
+  if (!payment.requiredFactors.includes(factor) || payment.satisfiedFactors.includes(factor)) {
+    throw precondition(`payment is not waiting for ${factor}`, { reason: 'FACTOR_NOT_REQUIRED' });
+  }
+  checkOrder(payment, factor);
+  return factor;
+}
+
+/** The payment if the caller may see it; NOT_FOUND otherwise (no existence leak). */
+function seenBy(caller: Caller, paymentId: string, payment: Payment | undefined): Payment {
+  const allowed =
+    payment !== undefined &&
+    (caller.kind === 'admin' ||
+      caller.kind === 'service' ||
+      (caller.kind === 'merchant' && payment.merchantId === caller.merchantId) ||
+      (caller.kind === 'payer' && payment.payerId === caller.payerId));
+  if (!allowed) throw notFound(`payment ${paymentId} not found`);
+  return payment;
+}
 
 /** A create retried with the same key: the same payment, or the same refusal it met. */
 function replayCreated(payment: Payment): Payment {
@@ -180,32 +258,81 @@ export class PaymentsService {
   private readonly expiries = new MinHeap<{ id: string; expiresAtMs: number }>((e) => e.expiresAtMs);
   private readonly expiryTracked = new Set<string>();
   private expirySeeded = false;
+  private readonly batch: PaymentsBatch;
 
-  constructor(private readonly deps: PaymentsDeps) {}
+  constructor(private readonly deps: PaymentsDeps) {
+    this.batch = new PaymentsBatch(deps, {
+      prepareCreate: (merchant, input) => this.prepareCreate(merchant, input),
+      createClaimed: (id, merchant, input, prepared, existing) => this.createClaimed(id, merchant, input, prepared, existing),
+      createSerialized: (id, merchant, input, prepared) => this.serialized(id, async () => this.createClaimed(id, merchant, input, prepared, await deps.payments.get(id))),
+      draft: (id, merchant, payer, debit, input, decision) => this.draft(id, merchant, payer, debit, input, decision),
+      plan: challengePlan,
+      codeRateChecks: (payer) => this.codeRateChecks(payer),
+      codeRateRefusal,
+      reservationSeconds: () => this.reservationSeconds(),
+      declineForFunds: (payment, outcome) => this.declineForFunds(payment, outcome),
+      arm: (payment, payer, plan) => this.arm(payment, payer, plan),
+      deliver: (armed, payer, merchant) => this.deliverOrDecline(armed.challenged, () => this.sendChallenge(armed, payer, merchant)),
+      fingerprint: (request) => this.fingerprint(request),
+      storedResult,
+      lockFree: (ids) => this.lockFree(ids),
+      saveMany: (payments, options) => this.saveMany(payments, options),
+      confirmOne: (caller, item) => this.confirm(caller, item.paymentId, item.idempotencyKey, item.proof),
+      seenBy,
+      scopeOf,
+      replay: (stored) => this.replay(stored),
+      checkProofFits,
+      challengeIdOf,
+      proveOn: (caller, payment, proof) => this.proveOn(caller, payment, proof),
+      verified: (payment, factor, outcome) => this.verified(payment, factor, outcome),
+      satisfy: (payment, factor) => this.satisfy(payment, factor),
+      approved: (payment, factor) => this.approved(payment, factor),
+      settlementAccounts: (payment) => this.settlementAccounts(payment),
+      posted: (payment, outcome) => this.posted(payment, outcome),
+      refusalOf,
+      resultOf,
+    });
+  }
 
   // ------------------------------------------------------------------ create
 
   async create(merchant: Merchant, input: CreatePaymentInput): Promise<Payment> {
+    const prepared = await this.prepareCreate(merchant, input);
+    const { id, fresh } = await this.claim(merchant.id, input.idempotencyKey, { op: 'create', ...prepared.request });
+    // A fresh id was minted here and its lock is taken before any other caller can learn it: no payment has it yet.
+    return this.serialized(id, async () => this.createClaimed(id, merchant, input, prepared, fresh ? undefined : await this.deps.payments.get(id)));
+  }
+
+  /** Several creates of one merchant at once (BatchCreatePayments): each item's outcome as `create` gives it. */
+  createMany(merchant: Merchant, inputs: CreatePaymentInput[]): Promise<ItemOutcome[]> {
+    return this.batch.create(merchant, inputs);
+  }
+
+  /**
+   * Everything that can refuse the request as malformed or unknown, before the key is claimed: a
+   * corrected retry may reuse the key (nothing was started under it).
+   */
+  private async prepareCreate(merchant: Merchant, input: CreatePaymentInput): Promise<PreparedCreate> {
     checkIdempotencyKey(input.idempotencyKey);
     checkAmount(input.amount);
     const currency = checkCurrency(input.currency);
     checkDescription(input.description);
-    // Everything that can refuse the request as malformed or unknown runs before the key is
-    // claimed: a corrected retry may reuse the key (nothing was started under it).
     if (input.originSim !== undefined) checkSim(input.originSim, 'origin_sim', false);
     const payer = await this.resolvePayer(input, `${merchant.id}:${input.idempotencyKey}`);
     const payee = this.payeeFor(merchant, currency.code, input.payeeAccountId);
     const decision = await this.decide(merchant, payer, payee, input);
     const factors = decision.kind === 'REQUIRE' ? decision.factors : [];
-    const { accounts, line } = this.debitFor(payer, currency.code, payee, factors, input.billableLineId);
+    const debit = this.debitFor(payer, currency.code, payee, factors, input.billableLineId);
     const { authPassword, ...request } = input;
     if (decision.kind === 'REQUIRE') this.checkFactorsPossible(payer, decision.factors, input);
     if (decision.kind === 'REQUIRE' && decision.factors.includes('AUTH_PASSWORD')) await this.checkAuthPassword(payer, authPassword);
-    const claim = await this.claim(merchant.id, input.idempotencyKey, { op: 'create', ...request });
-    return this.serialized(claim, async () => {
-      const existing = await this.deps.payments.get(claim);
-      return existing === undefined ? this.createNew(claim, merchant, payer, { accounts, line }, input, decision) : replayCreated(existing);
-    });
+    return { payer, decision, debit, request };
+  }
+
+  /** Under the payment's lock: the payment the claimed key names, replayed, or made now. */
+  private async createClaimed(id: string, merchant: Merchant, input: CreatePaymentInput, prepared: PreparedCreate, existing: Payment | undefined): Promise<Payment> {
+    if (existing !== undefined) return replayCreated(existing);
+    return this.createNew(id, merchant, prepared.payer, prepared.debit, input, prepared.decision);
   }
 
   private decide(merchant: Merchant, payer: Payer, payee: bigint, input: CreatePaymentInput): Promise<Decision> {
@@ -264,42 +391,60 @@ export class PaymentsService {
    * under the key; UNAVAILABLE while another call still holds it.
    */
   private async begin(scope: string, key: string, request: unknown, resultIfNew?: string): Promise<{ print: string; stored: string | undefined }> {
-    // Keyed: requests may carry codes, PINs or passwords; an unkeyed hash of them could be reversed.
-    const print = this.deps.codes.digest('idempotency', canonicalJson(request));
+    const print = this.fingerprint(request);
     const outcome = await this.deps.challenges.beginIdempotency(scope, key, print, this.deps.limits.idempotencyTtlMs, resultIfNew);
-    if (outcome.status === 'conflict') {
-      throw new AuthzError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: key });
-    }
-    if (outcome.status === 'in_progress') throw new AuthzError('unavailable', 'a request with this idempotency key is in progress; retry shortly');
-    return { print, stored: outcome.status === 'done' ? outcome.result : undefined };
+    return { print, stored: storedResult(key, outcome) };
+  }
+
+  /** Keyed: requests may carry codes, PINs or passwords; an unkeyed hash of them could be reversed. */
+  private fingerprint(request: unknown): string {
+    return this.deps.codes.digest('idempotency', canonicalJson(request));
   }
 
   /**
    * Claims the key for a create, naming the payment id in the same round trip: a retry after a
    * crash resumes the same payment.
    */
-  private async claim(scope: string, key: string, request: unknown): Promise<string> {
+  private async claim(scope: string, key: string, request: unknown): Promise<{ id: string; fresh: boolean }> {
     const id = idToHex(newPaymentId());
     const { stored } = await this.begin(scope, key, request, id);
-    return stored ?? id;
+    return stored === undefined ? { id, fresh: true } : { id: stored, fresh: false };
   }
 
-  private async createNew(id: string, merchant: Merchant, payer: Payer, debit: { accounts: PaymentAccounts; line: BillableLine | undefined }, input: CreatePaymentInput, decision: Decision): Promise<Payment> {
+  private async createNew(id: string, merchant: Merchant, payer: Payer, debit: Debit, input: CreatePaymentInput, decision: Decision): Promise<Payment> {
     const { accounts, line } = debit;
     const currency = input.currency;
+    const payment = this.draft(id, merchant, payer, debit, input, decision);
+    if (decision.kind === 'DENY') {
+      const reason = decision.unavailable === true ? 'AUTHORIZER_UNAVAILABLE' : 'POLICY_DENIED';
+      await this.save({ ...payment, state: 'DECLINED', declineReason: reason, declineDetail: decision.reason });
+      if (reason === 'AUTHORIZER_UNAVAILABLE') {
+        throw precondition(`payment declined: an authorizer could not be reached in time (fail closed): ${decision.reason}`, { reason, payment_id: id });
+      }
+      throw precondition(`payment declined by policy: ${decision.reason}`, { reason: 'POLICY_DENIED', payment_id: id });
+    }
+    if (line !== undefined) await this.openLinePeriod(line, accounts, currency);
+    if (payment.requiredFactors.length === payment.satisfiedFactors.length) return this.frictionless(payment, accounts);
+    return this.challenge(payment, payer, accounts, merchant);
+  }
+
+  /** The CREATED record of a new payment, with the factors the decision requires (AUTH_PASSWORD already checked). */
+  private draft(id: string, merchant: Merchant, payer: Payer, debit: Debit, input: CreatePaymentInput, decision: Decision): Payment {
+    const { accounts, line } = debit;
     const now = this.deps.now();
-    const payment: Payment = {
+    const factors = decision.kind === 'REQUIRE' ? decision.factors : [];
+    return {
       id,
       merchantId: merchant.id,
       payerId: payer.id,
       payeeAccountId: idToHex(accounts.payee),
       payerAccountId: idToHex(accounts.payer),
       amount: input.amount,
-      currency,
+      currency: input.currency,
       description: input.description,
       channel: input.channel,
-      requiredFactors: [],
-      satisfiedFactors: [],
+      requiredFactors: factors,
+      satisfiedFactors: factors.filter((f) => f === 'AUTH_PASSWORD'), // checked before the claim
       attemptsLeft: this.deps.limits.attemptsMax,
       state: 'CREATED',
       createdAtMs: now,
@@ -310,19 +455,6 @@ export class PaymentsService {
       originPath: pathOfChannel(input.channel),
       ...(line === undefined ? {} : { billableLineId: line.id, lineControlAccountId: idToHex(accounts.limit!.control) }),
     };
-    if (decision.kind === 'DENY') {
-      const reason = decision.unavailable === true ? 'AUTHORIZER_UNAVAILABLE' : 'POLICY_DENIED';
-      await this.save({ ...payment, state: 'DECLINED', declineReason: reason, declineDetail: decision.reason });
-      if (reason === 'AUTHORIZER_UNAVAILABLE') {
-        throw precondition(`payment declined: an authorizer could not be reached in time (fail closed): ${decision.reason}`, { reason, payment_id: id });
-      }
-      throw precondition(`payment declined by policy: ${decision.reason}`, { reason: 'POLICY_DENIED', payment_id: id });
-    }
-    const factors = decision.kind === 'REQUIRE' ? decision.factors : [];
-    if (line !== undefined) await this.openLinePeriod(line, accounts, currency);
-    const satisfied = factors.filter((f) => f === 'AUTH_PASSWORD'); // checked before the claim
-    if (factors.length === satisfied.length) return this.frictionless({ ...payment, requiredFactors: factors, satisfiedFactors: satisfied }, accounts);
-    return this.challenge({ ...payment, requiredFactors: factors, satisfiedFactors: satisfied }, payer, accounts, merchant);
   }
 
   private async resolvePayer(input: CreatePaymentInput, claimant: string): Promise<Payer> {
@@ -369,7 +501,7 @@ export class PaymentsService {
    * FACTOR_BANK_CARD_PIN), the chosen billable line (M3c, with its period's control account), or
    * the payer's prepaid account.
    */
-  private debitFor(payer: Payer, currency: string, payee: bigint, factors: Factor[], lineId: string | undefined): { accounts: PaymentAccounts; line: BillableLine | undefined } {
+  private debitFor(payer: Payer, currency: string, payee: bigint, factors: Factor[], lineId: string | undefined): Debit {
     const { fees: feeAccounts, bankSettlement, operatorSettlement } = this.deps.platform;
     const fees = feeAccounts[currency];
     if (fees === undefined) throw precondition(`no platform fee account for ${currency}`);
@@ -417,38 +549,44 @@ export class PaymentsService {
   }
 
   private async challenge(payment: Payment, payer: Payer, accounts: PaymentAccounts, merchant: Merchant): Promise<Payment> {
-    const { codes, challenges, limits } = this.deps;
-    const pending = payment.requiredFactors.filter((f) => !payment.satisfiedFactors.includes(f));
-    const terminal = payment.channel === 'APP' || payment.channel === 'WEB';
-    const sendsCode = !terminal && pending.some((f) => codeFactors.has(f));
-    if (sendsCode) await this.checkCodeRate(payer);
+    const plan = challengePlan(payment);
+    if (plan.sendsCode) await this.checkCodeRate(payer);
     const outcome = await this.deps.ledger.reserve(payment, accounts, this.reservationSeconds());
     if (outcome !== 'reserved') return this.declineForFunds(payment, outcome);
+    const armed = this.arm(payment, payer, plan);
+    // The challenges and the record in one pipelined round trip; both are in place before the code leaves.
+    await Promise.all([this.deps.challenges.putChallenges(armed.challenges), this.save(armed.challenged)]);
+    await this.deliverOrDecline(armed.challenged, () => this.sendChallenge(armed, payer, merchant));
+    return armed.challenged;
+  }
+
+  /** A reserved payment made CHALLENGED: its first code, the challenges to store, the record to save. */
+  private arm(payment: Payment, payer: Payer, plan: ChallengePlan): ArmedChallenge {
+    const { codes, limits } = this.deps;
     const firstCode = codes.newFirstCode();
     const deriveSecond = () => codes.deriveSecondCode(codes.openPayerSecret(payer), { firstCode, ...payment });
     const challenged: Payment = {
       ...payment,
       state: 'CHALLENGED',
-      ...(terminal && pending.some((f) => codeFactors.has(f)) ? { sealedFirstCode: codes.sealFirstCode(payment.id, firstCode) } : {}),
+      ...(plan.terminal && plan.pending.some((f) => codeFactors.has(f)) ? { sealedFirstCode: codes.sealFirstCode(payment.id, firstCode) } : {}),
     };
-    // The challenges and the record in one pipelined round trip; both are in place before the code leaves.
-    await Promise.all([
-      ...pending.filter((f) => challengedFactors.has(f)).map((factor) => {
-        const challengeId = challengeIdOf(payment.id, factor);
-        const response = expectedResponse(factor, firstCode, deriveSecond);
-        return challenges.putChallenge({ challengeId, payerId: payer.id, responseDigests: [codes.digest(challengeId, response)], ttlMs: limits.codeTtlMs, attemptsMax: limits.attemptsMax });
-      }),
-      this.save(challenged),
-    ]);
-    await this.deliverOrDecline(challenged, async () => {
-      if (sendsCode) {
-        const deliveryKey = codes.digest(payment.id, `delivery:${firstCode}`).slice(0, 16);
-        await this.deps.notifier.deliverFirstCode({ paymentId: payment.id, payerId: payer.id, phone: payer.phone, firstCode, amount: payment.amount, currency: payment.currency, payeeName: merchant.name, expiresAtMs: payment.expiresAtMs, deliveryKey });
-      }
-      // M3 (no SMS step): the call for the password goes out at once. M2 calls after the SMS reply.
-      if (pending.includes('IVR_PASSWORD') && !pending.includes('SMS_OTP')) await this.callForPassword(challenged, payer, merchant);
+    const challenges = plan.pending.filter((f) => challengedFactors.has(f)).map((factor): ChallengeInput => {
+      const challengeId = challengeIdOf(payment.id, factor);
+      const response = expectedResponse(factor, firstCode, deriveSecond);
+      return { challengeId, payerId: payer.id, responseDigests: [codes.digest(challengeId, response)], ttlMs: limits.codeTtlMs, attemptsMax: limits.attemptsMax };
     });
-    return challenged;
+    return { firstCode, challenged, challenges, plan };
+  }
+
+  /** The first code to the payer (by SMS or voice, not to the payer's own terminal), and M3's call. */
+  private async sendChallenge(armed: ArmedChallenge, payer: Payer, merchant: Merchant): Promise<void> {
+    const { challenged: payment, firstCode, plan } = armed;
+    if (plan.sendsCode) {
+      const deliveryKey = this.deps.codes.digest(payment.id, `delivery:${firstCode}`).slice(0, 16);
+      await this.deps.notifier.deliverFirstCode({ paymentId: payment.id, payerId: payer.id, phone: payer.phone, firstCode, amount: payment.amount, currency: payment.currency, payeeName: merchant.name, expiresAtMs: payment.expiresAtMs, deliveryKey });
+    }
+    // M3 (no SMS step): the call for the password goes out at once. M2 calls after the SMS reply.
+    if (plan.pending.includes('IVR_PASSWORD') && !plan.pending.includes('SMS_OTP')) await this.callForPassword(payment, payer, merchant);
   }
 
   /**
@@ -466,21 +604,22 @@ export class PaymentsService {
 
   /** SMS-pumping defence: per number, per payer and per number prefix; over a limit nothing is sent or reserved. */
   private async checkCodeRate(payer: Payer): Promise<void> {
-    const { challenges, limits } = this.deps;
-    const window = limits.codeRateWindowMs;
-    const checks: [string, string, number][] = [
-      ['destination', `codes:to:${payer.phone}`, limits.codesPerDestinationMax],
-      ['payer', `codes:payer:${payer.id}`, limits.codesPerPayerMax],
-      ['prefix', `codes:prefix:${payer.phone.slice(0, 7)}`, limits.codesPerPrefixMax],
+    const checks = this.codeRateChecks(payer);
+    // One call (one script on Redis). A hit counted under one limit while another refuses is a
+    // slightly stricter limit, never a looser one.
+    const allowed = await this.deps.challenges.hitRateLimits(checks.map((c) => c.hit));
+    const refusal = codeRateRefusal(checks, allowed);
+    if (refusal !== undefined) throw refusal;
+  }
+
+  private codeRateChecks(payer: Payer): CodeRateCheck[] {
+    const { limits } = this.deps;
+    const windowMs = limits.codeRateWindowMs;
+    return [
+      { name: 'destination', hit: { key: `codes:to:${payer.phone}`, limit: limits.codesPerDestinationMax, windowMs } },
+      { name: 'payer', hit: { key: `codes:payer:${payer.id}`, limit: limits.codesPerPayerMax, windowMs } },
+      { name: 'prefix', hit: { key: `codes:prefix:${payer.phone.slice(0, 7)}`, limit: limits.codesPerPrefixMax, windowMs } },
     ];
-    // Concurrent: one pipelined round trip. A hit counted under one limit while another refuses is
-    // a slightly stricter limit, never a looser one.
-    const allowed = await Promise.all(checks.map(([, key, max]) => challenges.hitRateLimit(key, max, window)));
-    const refused = checks.find((_, i) => !allowed[i]);
-    if (refused !== undefined) {
-      const [name, , max] = refused;
-      throw new AuthzError('resource_exhausted', `too many codes sent (${name} limit: ${max} per ${window / 1000} s); try again later`, { reason: `CODE_RATE_${name.toUpperCase()}`, limit: max, window_ms: window });
-    }
   }
 
   private async callForPassword(payment: Payment, payer?: Payer, merchant?: Merchant): Promise<void> {
@@ -496,10 +635,17 @@ export class PaymentsService {
   async confirm(caller: Caller, paymentId: string, idempotencyKey: string, proof: Proof): Promise<Payment> {
     checkIdempotencyKey(idempotencyKey);
     checkProver(caller, proof);
-    await this.visible(caller, paymentId);
-    return this.idempotent(scopeOf(caller), idempotencyKey, { op: 'confirm', paymentId, proof }, () =>
-      this.serialized(paymentId, () => this.applyProof(caller, paymentId, proof)),
-    );
+    checkPaymentId(paymentId, 'payment_id');
+    // Under the payment's lock from the start: the one read serves the visibility check and the proof.
+    return this.serialized(paymentId, async () => {
+      const payment = seenBy(caller, paymentId, await this.deps.payments.get(paymentId));
+      return this.idempotent(scopeOf(caller), idempotencyKey, { op: 'confirm', paymentId, proof }, () => this.proveOn(caller, payment, proof));
+    });
+  }
+
+  /** Several confirms by one caller at once (BatchConfirmPayments): each item's outcome as `confirm` gives it. */
+  confirmMany(caller: Caller, items: ConfirmItem[]): Promise<ItemOutcome[]> {
+    return this.batch.confirm(caller, items);
   }
 
   /**
@@ -515,15 +661,12 @@ export class PaymentsService {
     try {
       payment = await work();
     } catch (error) {
-      if (!(error instanceof AuthzError) || error.kind === 'unavailable') {
-        await challenges.abandonIdempotency(scope, key);
-        throw error;
-      }
-      const refusal: StoredOutcome = { error: { kind: error.kind, message: error.message, details: error.details } };
-      await challenges.completeIdempotency(scope, key, print, JSON.stringify(refusal), limits.idempotencyTtlMs);
+      const refusal = refusalOf(error);
+      if (refusal === undefined) await challenges.abandonIdempotency(scope, key);
+      else await challenges.completeIdempotency(scope, key, print, refusal, limits.idempotencyTtlMs);
       throw error;
     }
-    await challenges.completeIdempotency(scope, key, print, JSON.stringify({ paymentId: payment.id } satisfies StoredOutcome), limits.idempotencyTtlMs);
+    await challenges.completeIdempotency(scope, key, print, resultOf(payment), limits.idempotencyTtlMs);
     return payment;
   }
 
@@ -533,18 +676,12 @@ export class PaymentsService {
     return this.current(outcome.paymentId);
   }
 
-  private async applyProof(caller: Caller, paymentId: string, proof: Proof): Promise<Payment> {
-    const payment = await this.current(paymentId);
+  /** A proof for `payment`, as read under its lock. */
+  private async proveOn(caller: Caller, payment: Payment, proof: Proof): Promise<Payment> {
+    const paymentId = payment.id;
     // Approved but not yet posted (the post failed, e.g. the ledger was briefly unavailable): finish it.
     if (payment.state === 'APPROVED') return this.settle(payment);
-    if (payment.state !== 'CHALLENGED') {
-      throw precondition(`payment is ${payment.state}, not waiting for proof`, { reason: payment.state, state: payment.state });
-    }
-    const factor = factorOf(proof);
-    if (!payment.requiredFactors.includes(factor) || payment.satisfiedFactors.includes(factor)) {
-      throw precondition(`payment is not waiting for ${factor}`, { reason: 'FACTOR_NOT_REQUIRED' });
-    }
-    checkOrder(payment, factor);
+    const factor = checkProofFits(payment, proof);
     if (proof.kind === 'bank_card') return this.askBank(payment, proof.envelope);
     const challengeId = challengeIdOf(paymentId, factor);
     const payer = proof.kind === 'first_code_and_pin' || proof.kind === 'password' || proof.kind === 'paired_device' ? await this.deps.directory.getPayer(payment.payerId) : undefined;
@@ -554,11 +691,16 @@ export class PaymentsService {
       if (mismatch !== undefined) return this.decline(payment, 'DEVICE_MISMATCH', mismatch);
     }
     const outcome = await this.deps.challenges.verifyAndConsume(challengeId, payment.payerId, this.deps.codes.digest(challengeId, response), forceMismatch);
+    return this.verified(payment, factor, outcome);
+  }
+
+  /** What the store's answer to a proof makes of the payment: the next state, or the refusal. */
+  private async verified(payment: Payment, factor: Factor, outcome: VerifyOutcome): Promise<Payment> {
     switch (outcome.outcome) {
       case 'ok':
         return this.satisfy(payment, factor);
       case 'mismatch':
-        await this.save({ ...payment, attemptsLeft: outcome.attemptsLeft, updatedAtMs: this.deps.now() });
+        await this.update({ ...payment, attemptsLeft: outcome.attemptsLeft, updatedAtMs: this.deps.now() });
         throw new AuthzError('permission_denied', `wrong ${proofName(factor)}`, { attempts_left: outcome.attemptsLeft });
       case 'exhausted':
         await this.decline(payment, 'ATTEMPTS_EXHAUSTED', 'too many wrong answers');
@@ -575,27 +717,40 @@ export class PaymentsService {
     const satisfied = [...payment.satisfiedFactors, factor];
     const now = this.deps.now();
     if (!payment.requiredFactors.every((f) => satisfied.includes(f))) {
-      const next = await this.save({ ...payment, satisfiedFactors: satisfied, attemptsLeft: this.deps.limits.attemptsMax, updatedAtMs: now });
+      const next = await this.update({ ...payment, satisfiedFactors: satisfied, attemptsLeft: this.deps.limits.attemptsMax, updatedAtMs: now });
       // M2: the SMS code was right; now the call for the payment password.
       if (factor === 'SMS_OTP' && !satisfied.includes('IVR_PASSWORD') && payment.requiredFactors.includes('IVR_PASSWORD')) {
         await this.deliverOrDecline(next, () => this.callForPassword(next));
       }
       return next;
     }
-    const approved = await this.save({ ...payment, satisfiedFactors: satisfied, state: 'APPROVED', sealedFirstCode: undefined, updatedAtMs: now });
+    const approved = await this.update(this.approved(payment, factor));
     return this.settle(approved);
+  }
+
+  /** The APPROVED record once `factor`, the last one missing, is satisfied. */
+  private approved(payment: Payment, factor: Factor): Payment {
+    return { ...payment, satisfiedFactors: [...payment.satisfiedFactors, factor], state: 'APPROVED', sealedFirstCode: undefined, updatedAtMs: this.deps.now() };
   }
 
   /** Posts an APPROVED payment. Safe to call again after a crash: every step is idempotent. */
   async settle(payment: Payment): Promise<Payment> {
+    const outcome = await this.deps.ledger.post(payment, this.settlementAccounts(payment));
+    return this.update(this.posted(payment, outcome));
+  }
+
+  private settlementAccounts(payment: Payment): PaymentAccounts {
     const fees = this.deps.platform.fees[payment.currency];
     if (fees === undefined) throw new Error(`payment ${payment.id}: no platform fee account for ${payment.currency}`);
-    const accounts = { payer: idFromHex(payment.payerAccountId), payee: idFromHex(payment.payeeAccountId), fees };
-    const outcome = await this.deps.ledger.post(payment, accounts);
+    return { payer: idFromHex(payment.payerAccountId), payee: idFromHex(payment.payeeAccountId), fees };
+  }
+
+  /** The record after the post of an APPROVED payment. */
+  private posted(payment: Payment, outcome: PostOutcome): Payment {
     const now = this.deps.now();
-    if (outcome === 'posted') return this.save({ ...payment, state: 'SUCCEEDED', updatedAtMs: now });
-    if (outcome === 'expired') return this.save({ ...payment, state: 'EXPIRED', updatedAtMs: now });
-    return this.save({ ...payment, state: 'DECLINED', declineReason: payment.declineReason ?? 'PAYER_DECLINED', updatedAtMs: now });
+    if (outcome === 'posted') return { ...payment, state: 'SUCCEEDED', updatedAtMs: now };
+    if (outcome === 'expired') return { ...payment, state: 'EXPIRED', updatedAtMs: now };
+    return { ...payment, state: 'DECLINED', declineReason: payment.declineReason ?? 'PAYER_DECLINED', updatedAtMs: now };
   }
 
   /**
@@ -668,8 +823,8 @@ export class PaymentsService {
   private async finish(payment: Payment, change: Partial<Payment>): Promise<Payment> {
     const outcome = await this.deps.ledger.void(payment);
     await Promise.all(payment.requiredFactors.map((f) => this.deps.challenges.dropChallenge(challengeIdOf(payment.id, f))));
-    if (outcome === 'already_posted') return this.save({ ...payment, state: 'SUCCEEDED', sealedFirstCode: undefined, updatedAtMs: this.deps.now() });
-    return this.save({ ...payment, ...change, sealedFirstCode: undefined, updatedAtMs: this.deps.now() });
+    if (outcome === 'already_posted') return this.update({ ...payment, state: 'SUCCEEDED', sealedFirstCode: undefined, updatedAtMs: this.deps.now() });
+    return this.update({ ...payment, ...change, sealedFirstCode: undefined, updatedAtMs: this.deps.now() });
   }
 
   /**
@@ -759,15 +914,7 @@ export class PaymentsService {
 
   private async visible(caller: Caller, paymentId: string): Promise<Payment> {
     checkPaymentId(paymentId, 'payment_id');
-    const payment = await this.deps.payments.get(paymentId);
-    const allowed =
-      payment !== undefined &&
-      (caller.kind === 'admin' ||
-        caller.kind === 'service' ||
-        (caller.kind === 'merchant' && payment.merchantId === caller.merchantId) ||
-        (caller.kind === 'payer' && payment.payerId === caller.payerId));
-    if (!allowed) throw notFound(`payment ${paymentId} not found`);
-    return payment;
+    return seenBy(caller, paymentId, await this.deps.payments.get(paymentId));
   }
 
   private async current(paymentId: string): Promise<Payment> {
@@ -776,11 +923,51 @@ export class PaymentsService {
     return payment;
   }
 
+  /** Writes a new payment's first record, or one of unknown origin (the repository maintains its indexes). */
   private async save(payment: Payment): Promise<Payment> {
     await this.deps.payments.put(payment);
+    this.saved(payment);
+    return payment;
+  }
+
+  /** Writes the next record of a payment read from the repository (merchant and payer never change: its indexes stay). */
+  private async update(payment: Payment): Promise<Payment> {
+    await this.deps.payments.put(payment, { replacing: true });
+    this.saved(payment);
+    return payment;
+  }
+
+  /** `save` (or with `replacing`, `update`) of many records: one repository call. */
+  private async saveMany(payments: Payment[], options: PutOptions = {}): Promise<void> {
+    if (payments.length === 0) return;
+    await this.deps.payments.putMany(payments, options);
+    payments.forEach((p) => this.saved(p));
+  }
+
+  private saved(payment: Payment): void {
     this.trackExpiry(payment);
     this.deps.events.publish(payment);
-    return payment;
+  }
+
+  /**
+   * Takes, in one step, this process's lock of every id in `ids` that no operation holds now (each
+   * id once); `serialized` callers of those ids queue behind `release`. For the batches: ids held
+   * elsewhere, or repeated, take the one-at-a-time path and so wait their turn.
+   */
+  private lockFree(ids: string[]): HeldLocks {
+    let open!: () => void;
+    const held = new Promise<void>((resolve) => (open = resolve));
+    const locked = new Set<string>();
+    for (const id of ids) {
+      if (this.inFlight.has(id)) continue;
+      locked.add(id);
+      this.inFlight.set(id, held);
+    }
+    const release = () => {
+      open();
+      for (const id of locked) if (this.inFlight.get(id) === held) this.inFlight.delete(id);
+    };
+    return { locked, release };
   }
 
   /** Runs one operation per payment at a time in this process (concurrent answers to one challenge queue up). */

@@ -62,9 +62,49 @@ export type IdempotencyOutcome =
   /** Same key, different request. */
   | { status: 'conflict' };
 
+/** Items one batch call of the challenge store takes at most (a batch RPC's 1000 items × 3 rate limits). */
+export const challengeStoreBatchMax = 3_000;
+
+/** One response to check in `verifyAndConsumeMany`: the arguments of `verifyAndConsume`. */
+export interface VerifyRequest {
+  challengeId: string;
+  payerId: string;
+  digest: string;
+  forceMismatch?: boolean;
+}
+
+/** One key of `beginIdempotencyMany`: the arguments of `beginIdempotency` under the call's scope. */
+export interface IdempotencyClaim {
+  key: string;
+  fingerprint: string;
+  resultIfNew?: string;
+}
+
+/** One key of `completeIdempotencyMany`: the arguments of `completeIdempotency` under the call's scope. */
+export interface IdempotencyResult {
+  key: string;
+  fingerprint: string;
+  result: string;
+}
+
+/** One event of `hitRateLimits`: the arguments of `hitRateLimit`. */
+export interface RateLimitHit {
+  key: string;
+  limit: number;
+  windowMs: number;
+}
+
+/**
+ * The store of challenges, idempotency keys, rate limits and lockouts. Each `...Many` method is
+ * its single-item method applied to every item in order, each item atomic on its own as the
+ * single call is (a later item sees what an earlier one did), in one round trip; the items are
+ * not one transaction together. At most `challengeStoreBatchMax` items per call.
+ */
 export interface ChallengeStore {
   /** Stores (or replaces) the challenge for a payment. */
   putChallenge(challenge: ChallengeInput): Promise<void>;
+  /** `putChallenge` for each challenge. */
+  putChallenges(challenges: ChallengeInput[]): Promise<void>;
   /**
    * Checks a response digest and counts the attempt, atomically (one round trip): lockout check,
    * compare, attempt counting, consume on success or exhaustion, payer failure streak and
@@ -72,6 +112,8 @@ export interface ChallengeStore {
    * (used when another part of the proof, such as a PIN, was already wrong).
    */
   verifyAndConsume(challengeId: string, payerId: string, digest: string, forceMismatch?: boolean): Promise<VerifyOutcome>;
+  /** `verifyAndConsume` for each request; the outcomes in request order. */
+  verifyAndConsumeMany(requests: VerifyRequest[]): Promise<VerifyOutcome[]>;
   /** Removes a challenge (payment cancelled or declined); no-op when absent. */
   dropChallenge(challengeId: string): Promise<void>;
   /** Attempts left on a live challenge, or undefined when there is none. */
@@ -86,8 +128,12 @@ export interface ChallengeStore {
    * caller names its work up front, e.g. the id of the payment it is about to create).
    */
   beginIdempotency(scope: string, key: string, fingerprint: string, ttlMs: number, resultIfNew?: string): Promise<IdempotencyOutcome>;
+  /** `beginIdempotency` for each claim under one scope; the outcomes in claim order (a key claimed twice: the second sees the first). */
+  beginIdempotencyMany(scope: string, claims: IdempotencyClaim[], ttlMs: number): Promise<IdempotencyOutcome[]>;
   /** Stores the result for a claimed key. */
   completeIdempotency(scope: string, key: string, fingerprint: string, result: string, ttlMs: number): Promise<void>;
+  /** `completeIdempotency` for each result under one scope. */
+  completeIdempotencyMany(scope: string, results: IdempotencyResult[], ttlMs: number): Promise<void>;
   /** Releases a claimed key whose work failed before doing anything, so a retry may run it. */
   abandonIdempotency(scope: string, key: string): Promise<void>;
 
@@ -96,6 +142,8 @@ export interface ChallengeStore {
    * When over the limit the event is not counted.
    */
   hitRateLimit(key: string, limit: number, windowMs: number): Promise<boolean>;
+  /** `hitRateLimit` for each event, in order (two events on one key count twice); true where within the limit. */
+  hitRateLimits(hits: RateLimitHit[]): Promise<boolean[]>;
 
   /**
    * M5: remembers a dynamic pay number (by its keyed digest, never the number) standing for a
@@ -124,12 +172,20 @@ export interface PaymentQuery {
   limit: number;
 }
 
+export interface PutOptions {
+  /**
+   * Each payment was read from this repository and keeps its merchant and payer: only the record
+   * changes, so an adapter may leave its indexes as they are (Redis: no index writes).
+   */
+  replacing?: boolean;
+}
+
 export interface PaymentRepository {
   get(id: string): Promise<Payment | undefined>;
   getMany(ids: string[]): Promise<(Payment | undefined)[]>;
   /** Inserts or replaces. */
-  put(payment: Payment): Promise<void>;
-  putMany(payments: Payment[]): Promise<void>;
+  put(payment: Payment, options?: PutOptions): Promise<void>;
+  putMany(payments: Payment[], options?: PutOptions): Promise<void>;
   /** Oldest first. */
   list(query: PaymentQuery): Promise<Payment[]>;
   close(): Promise<void>;

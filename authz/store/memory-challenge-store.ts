@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { ChallengeInput, ChallengeStore, IdempotencyOutcome, LockoutPolicy, VerifyOutcome } from '../ports.js';
+import { challengeStoreBatchMax, type ChallengeInput, type ChallengeStore, type IdempotencyClaim, type IdempotencyOutcome, type IdempotencyResult, type LockoutPolicy, type RateLimitHit, type VerifyOutcome, type VerifyRequest } from '../ports.js';
 import { BoundedMap } from './bounded-map.js';
 import { assert, assertKeyPart } from './errors.js';
 import { assertChallenge, assertDigest, assertLockoutPolicy, assertTtl, lockoutMs, lockoutPolicyDefault } from './lockout.js';
@@ -67,7 +67,17 @@ export class MemoryChallengeStore implements ChallengeStore {
 
   async putChallenge(c: ChallengeInput): Promise<void> {
     assertChallenge(c);
+    this.storeChallenge(c, this.now());
+  }
+
+  async putChallenges(challenges: ChallengeInput[]): Promise<void> {
+    assertBatch(challenges.length);
+    challenges.forEach(assertChallenge);
     const now = this.now();
+    for (const c of challenges) this.storeChallenge(c, now);
+  }
+
+  private storeChallenge(c: ChallengeInput, now: number): void {
     this.challenges.set(
       c.challengeId,
       {
@@ -81,10 +91,19 @@ export class MemoryChallengeStore implements ChallengeStore {
   }
 
   async verifyAndConsume(challengeId: string, payerId: string, digest: string, forceMismatch = false): Promise<VerifyOutcome> {
-    assertKeyPart(challengeId, 'challengeId');
-    assertKeyPart(payerId, 'payerId');
-    if (!forceMismatch) assertDigest(digest);
+    const request = { challengeId, payerId, digest, forceMismatch };
+    assertVerifyRequest(request);
+    return this.verify(request, this.now());
+  }
+
+  async verifyAndConsumeMany(requests: VerifyRequest[]): Promise<VerifyOutcome[]> {
+    assertBatch(requests.length);
+    requests.forEach(assertVerifyRequest);
     const now = this.now();
+    return requests.map((r) => this.verify(r, now));
+  }
+
+  private verify({ challengeId, payerId, digest, forceMismatch = false }: VerifyRequest, now: number): VerifyOutcome {
     const payer = this.payers.get(payerId, now);
     if (payer !== undefined && payer.lockedUntilMs > now) return { outcome: 'locked', retryAfterMs: payer.lockedUntilMs - now };
     const challenge = this.challenges.get(challengeId, now);
@@ -146,7 +165,18 @@ export class MemoryChallengeStore implements ChallengeStore {
   async beginIdempotency(scope: string, key: string, fingerprint: string, ttlMs: number, resultIfNew?: string): Promise<IdempotencyOutcome> {
     const id = idempotencyId(scope, key);
     assertTtl(ttlMs, 'idempotency ttlMs');
+    return this.begin(id, fingerprint, ttlMs, resultIfNew, this.now());
+  }
+
+  async beginIdempotencyMany(scope: string, claims: IdempotencyClaim[], ttlMs: number): Promise<IdempotencyOutcome[]> {
+    assertBatch(claims.length);
+    assertTtl(ttlMs, 'idempotency ttlMs');
+    const ids = claims.map((c) => idempotencyId(scope, c.key));
     const now = this.now();
+    return claims.map((c, i) => this.begin(ids[i]!, c.fingerprint, ttlMs, c.resultIfNew, now));
+  }
+
+  private begin(id: string, fingerprint: string, ttlMs: number, resultIfNew: string | undefined, now: number): IdempotencyOutcome {
     const entry = this.idempotency.get(id, now);
     if (entry === undefined) {
       this.idempotency.set(id, { fingerprint, result: resultIfNew, expiresAtMs: now + ttlMs }, now);
@@ -160,8 +190,26 @@ export class MemoryChallengeStore implements ChallengeStore {
     const id = idempotencyId(scope, key);
     assertTtl(ttlMs, 'idempotency ttlMs');
     const now = this.now();
+    this.complete(id, fingerprint, result, ttlMs, now);
+  }
+
+  async completeIdempotencyMany(scope: string, results: IdempotencyResult[], ttlMs: number): Promise<void> {
+    assertBatch(results.length);
+    assertTtl(ttlMs, 'idempotency ttlMs');
+    const ids = results.map((r) => idempotencyId(scope, r.key));
+    const now = this.now();
+    // Checked before anything is written: a wrong fingerprint is a programmer error that changes nothing.
+    results.forEach((r, i) => this.assertCompletable(ids[i]!, r.fingerprint, now));
+    results.forEach((r, i) => this.complete(ids[i]!, r.fingerprint, r.result, ttlMs, now));
+  }
+
+  private assertCompletable(id: string, fingerprint: string, now: number): void {
     const entry = this.idempotency.get(id, now);
     assert(entry === undefined || entry.fingerprint === fingerprint, 'completeIdempotency with another request fingerprint');
+  }
+
+  private complete(id: string, fingerprint: string, result: string, ttlMs: number, now: number): void {
+    this.assertCompletable(id, fingerprint, now);
     this.idempotency.set(id, { fingerprint, result, expiresAtMs: now + ttlMs }, now);
   }
 
@@ -188,10 +236,19 @@ export class MemoryChallengeStore implements ChallengeStore {
   }
 
   async hitRateLimit(key: string, limit: number, windowMs: number): Promise<boolean> {
-    assertKeyPart(key, 'rate limit key');
-    assert(Number.isSafeInteger(limit) && limit >= 1, 'rate limit must be a positive integer');
-    assertTtl(windowMs, 'rate limit windowMs');
+    const hit = { key, limit, windowMs };
+    assertRateLimitHit(hit);
+    return this.hit(hit, this.now());
+  }
+
+  async hitRateLimits(hits: RateLimitHit[]): Promise<boolean[]> {
+    assertBatch(hits.length);
+    hits.forEach(assertRateLimitHit);
     const now = this.now();
+    return hits.map((h) => this.hit(h, now));
+  }
+
+  private hit({ key, limit, windowMs }: RateLimitHit, now: number): boolean {
     const window = this.rateLimits.get(key, now);
     if (window === undefined) {
       this.rateLimits.set(key, { count: 1, expiresAtMs: now + windowMs }, now);
@@ -214,6 +271,22 @@ function matchIndex(stored: Buffer[], candidate: Buffer): number {
     if (equal && matched < 0) matched = i;
   }
   return matched;
+}
+
+function assertBatch(items: number): void {
+  assert(items <= challengeStoreBatchMax, `at most ${challengeStoreBatchMax} items per batch call`);
+}
+
+function assertVerifyRequest(r: VerifyRequest): void {
+  assertKeyPart(r.challengeId, 'challengeId');
+  assertKeyPart(r.payerId, 'payerId');
+  if (r.forceMismatch !== true) assertDigest(r.digest);
+}
+
+function assertRateLimitHit(h: RateLimitHit): void {
+  assertKeyPart(h.key, 'rate limit key');
+  assert(Number.isSafeInteger(h.limit) && h.limit >= 1, 'rate limit must be a positive integer');
+  assertTtl(h.windowMs, 'rate limit windowMs');
 }
 
 function idempotencyId(scope: string, key: string): string {

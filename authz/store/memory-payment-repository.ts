@@ -1,7 +1,7 @@
 import type { Payment } from '../model.js';
-import type { PaymentQuery, PaymentRepository } from '../ports.js';
+import type { PaymentQuery, PaymentRepository, PutOptions } from '../ports.js';
 import { StoreFullError, assert } from './errors.js';
-import { decodePayment, encodePayment } from './payment-codec.js';
+import { assertPaymentAmounts, clonePayment } from './payment-codec.js';
 import { assertPayment, assertPaymentQuery, paymentMatches, paymentsBatchMax } from './payment-query.js';
 
 export interface MemoryPaymentRepositoryOptions {
@@ -11,12 +11,13 @@ export interface MemoryPaymentRepositoryOptions {
 export const paymentsMaxDefault = 1_000_000;
 
 /**
- * Payments in process. Each payment is kept as its codec text, so reads and writes copy (no
- * caller shares an object with the store). Ids are time-ordered strings, so id order is creation
+ * Payments in process. Each payment is kept as a private deep copy (`clonePayment`: what the
+ * codec would keep, without its JSON round trip), and reads return copies, so no caller shares
+ * an object with the store. Ids are time-ordered strings, so id order is creation
  * order; indexes by merchant and by payer are id arrays kept sorted (appends in the usual case).
  */
 export class MemoryPaymentRepository implements PaymentRepository {
-  private readonly payments = new Map<string, string>();
+  private readonly payments = new Map<string, Payment>();
   private readonly all: string[] = [];
   private readonly byMerchant = new Map<string, string[]>();
   private readonly byPayer = new Map<string, string[]>();
@@ -28,8 +29,8 @@ export class MemoryPaymentRepository implements PaymentRepository {
   }
 
   async get(id: string): Promise<Payment | undefined> {
-    const text = this.payments.get(id);
-    return text === undefined ? undefined : decodePayment(text);
+    const stored = this.payments.get(id);
+    return stored === undefined ? undefined : clonePayment(stored);
   }
 
   async getMany(ids: string[]): Promise<(Payment | undefined)[]> {
@@ -37,11 +38,12 @@ export class MemoryPaymentRepository implements PaymentRepository {
     return Promise.all(ids.map((id) => this.get(id)));
   }
 
-  async put(payment: Payment): Promise<void> {
+  /** `options.replacing` needs nothing here: a put compares merchant and payer with the stored record anyway. */
+  async put(payment: Payment, _options?: PutOptions): Promise<void> {
     this.putOne(payment);
   }
 
-  async putMany(payments: Payment[]): Promise<void> {
+  async putMany(payments: Payment[], _options?: PutOptions): Promise<void> {
     assert(payments.length <= paymentsBatchMax, `putMany takes at most ${paymentsBatchMax} payments`);
     const fresh = new Set(payments.map((p) => p.id).filter((id) => !this.payments.has(id)));
     if (this.payments.size + fresh.size > this.paymentsMax) {
@@ -52,16 +54,15 @@ export class MemoryPaymentRepository implements PaymentRepository {
 
   private putOne(payment: Payment): void {
     assertPayment(payment);
-    const text = encodePayment(payment);
+    assertPaymentAmounts(payment);
     const previous = this.payments.get(payment.id);
     if (previous === undefined && this.payments.size >= this.paymentsMax) {
       throw new StoreFullError(`memory store full: paymentsMax=${this.paymentsMax} payments`);
     }
-    this.payments.set(payment.id, text);
+    this.payments.set(payment.id, clonePayment(payment));
     if (previous === undefined) insertSorted(this.all, payment.id);
-    const old = previous === undefined ? undefined : decodePayment(previous);
-    if (old?.merchantId !== payment.merchantId) moveIndex(this.byMerchant, old?.merchantId, payment.merchantId, payment.id);
-    if (old?.payerId !== payment.payerId) moveIndex(this.byPayer, old?.payerId, payment.payerId, payment.id);
+    if (previous?.merchantId !== payment.merchantId) moveIndex(this.byMerchant, previous?.merchantId, payment.merchantId, payment.id);
+    if (previous?.payerId !== payment.payerId) moveIndex(this.byPayer, previous?.payerId, payment.payerId, payment.id);
   }
 
   async list(query: PaymentQuery): Promise<Payment[]> {
@@ -75,8 +76,8 @@ export class MemoryPaymentRepository implements PaymentRepository {
     const found: Payment[] = [];
     const start = query.afterId === undefined ? 0 : upperBound(ids, query.afterId);
     for (let i = start; i < ids.length && found.length < query.limit; i++) {
-      const payment = decodePayment(this.payments.get(ids[i]!)!);
-      if (paymentMatches(payment, query)) found.push(payment);
+      const payment = this.payments.get(ids[i]!)!;
+      if (paymentMatches(payment, query)) found.push(clonePayment(payment));
     }
     return found;
   }

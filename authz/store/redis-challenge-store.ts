@@ -1,13 +1,18 @@
 import type { Redis } from 'ioredis';
-import type { ChallengeInput, ChallengeStore, IdempotencyOutcome, LockoutPolicy, VerifyOutcome } from '../ports.js';
+import { challengeStoreBatchMax, type ChallengeInput, type ChallengeStore, type IdempotencyClaim, type IdempotencyOutcome, type IdempotencyResult, type LockoutPolicy, type RateLimitHit, type VerifyOutcome, type VerifyRequest } from '../ports.js';
 import {
   abandonIdempotencyLua,
   beginIdempotencyLua,
+  beginIdempotencyManyLua,
   completeIdempotencyLua,
+  completeIdempotencyManyLua,
   putChallengeLua,
+  putChallengesLua,
   rateLimitLua,
+  rateLimitManyLua,
   takePayNumberLua,
   verifyLua,
+  verifyManyLua,
 } from './challenge-scripts.js';
 import { assert, assertKeyPart } from './errors.js';
 import { assertChallenge, assertDigest, assertLockoutPolicy, assertTtl, lockoutPolicyDefault } from './lockout.js';
@@ -42,6 +47,12 @@ interface ScriptCommands {
   csAbandonIdempotency(key: string): Promise<number>;
   csRateLimit(key: string, limit: number, windowMs: number): Promise<number>;
   csTakePayNumber(key: string, claimant: string): Promise<string | null>;
+  // The batch scripts take a variable number of keys: the count comes first.
+  csVerifyMany(numKeys: number, ...keysThenArgv: (string | number)[]): Promise<Reply>;
+  csPutChallenges(numKeys: number, ...keysThenArgv: (string | number)[]): Promise<Reply>;
+  csBeginIdempotencyMany(numKeys: number, ...keysThenArgv: (string | number)[]): Promise<Reply>;
+  csCompleteIdempotencyMany(numKeys: number, ...keysThenArgv: (string | number)[]): Promise<number>;
+  csRateLimitMany(numKeys: number, ...keysThenArgv: (string | number)[]): Promise<number[]>;
 }
 
 export interface RedisChallengeStoreOptions {
@@ -50,7 +61,13 @@ export interface RedisChallengeStoreOptions {
   ownsClient?: boolean;
 }
 
-/** The challenge store on Redis: only digests, never codes; one Lua script per check. */
+/**
+ * The challenge store on Redis: only digests, never codes; one Lua script per check. A batch
+ * call is one script over every item's keys on a single Redis. Its items' keys carry different
+ * hash tags (payers, challenges, counters), so on a Redis Cluster (`isCluster`) it is the
+ * single-item commands instead, pipelined together; the idempotency batches share their scope's
+ * tag and are one script everywhere.
+ */
 export class RedisChallengeStore implements ChallengeStore {
   private readonly lockout: LockoutPolicy;
   private readonly scripts: ScriptCommands;
@@ -68,6 +85,11 @@ export class RedisChallengeStore implements ChallengeStore {
     redis.defineCommand('csAbandonIdempotency', { numberOfKeys: 1, lua: abandonIdempotencyLua });
     redis.defineCommand('csRateLimit', { numberOfKeys: 1, lua: rateLimitLua });
     redis.defineCommand('csTakePayNumber', { numberOfKeys: 1, lua: takePayNumberLua });
+    redis.defineCommand('csVerifyMany', { lua: verifyManyLua });
+    redis.defineCommand('csPutChallenges', { lua: putChallengesLua });
+    redis.defineCommand('csBeginIdempotencyMany', { lua: beginIdempotencyManyLua });
+    redis.defineCommand('csCompleteIdempotencyMany', { lua: completeIdempotencyManyLua });
+    redis.defineCommand('csRateLimitMany', { lua: rateLimitManyLua });
     this.scripts = redis as unknown as ScriptCommands;
   }
 
@@ -87,6 +109,25 @@ export class RedisChallengeStore implements ChallengeStore {
       if (previousPayer !== null && previousPayer !== c.payerId) {
         await this.redis.del(challengeKeys.challenge(previousPayer, c.challengeId));
       }
+    });
+  }
+
+  /** One script for every challenge (single Redis), plus a drop for each that changed payer. */
+  async putChallenges(challenges: ChallengeInput[]): Promise<void> {
+    assertBatch(challenges.length);
+    challenges.forEach(assertChallenge);
+    if (challenges.length === 0) return;
+    if (this.redis.isCluster) {
+      await Promise.all(challenges.map((c) => this.putChallenge(c)));
+      return;
+    }
+    const keys = challenges.flatMap((c) => [challengeKeys.challengePayer(c.challengeId), challengeKeys.challenge(c.payerId, c.challengeId)]);
+    const argv = challenges.flatMap((c) => [c.payerId, c.attemptsMax, c.responseDigests.join(','), c.ttlMs]);
+    await callRedis('putChallenges', async () => {
+      const moved = await this.scripts.csPutChallenges(keys.length, ...keys, ...argv);
+      const stale: string[] = [];
+      for (let i = 0; i < moved.length; i += 2) stale.push(challengeKeys.challenge(String(moved[i + 1]), challenges[Number(moved[i])]!.challengeId));
+      if (stale.length > 0) await this.redis.del(...stale);
     });
   }
 
@@ -110,6 +151,24 @@ export class RedisChallengeStore implements ChallengeStore {
       ),
     );
     return toVerifyOutcome(reply);
+  }
+
+  async verifyAndConsumeMany(requests: VerifyRequest[]): Promise<VerifyOutcome[]> {
+    assertBatch(requests.length);
+    requests.forEach(assertVerifyRequest);
+    if (requests.length === 0) return [];
+    if (this.redis.isCluster) return Promise.all(requests.map((r) => this.verifyAndConsume(r.challengeId, r.payerId, r.digest, r.forceMismatch)));
+    const p = this.lockout;
+    const keys = requests.flatMap((r) => [
+      challengeKeys.challenge(r.payerId, r.challengeId),
+      challengeKeys.streak(r.payerId),
+      challengeKeys.lockouts(r.payerId),
+      challengeKeys.locked(r.payerId),
+    ]);
+    const argv = [p.failuresMax, p.backoffBaseMs, p.backoffMaxMs, p.memoryMs, ...requests.flatMap((r) => (r.forceMismatch === true ? ['', '1'] : [r.digest, '0']))];
+    const reply = await callRedis('verifyAndConsumeMany', () => this.scripts.csVerifyMany(keys.length, ...keys, ...argv));
+    assert(reply.length === 2 * requests.length, 'verifyAndConsumeMany: one outcome per request');
+    return requests.map((_, i) => toVerifyOutcome(reply.slice(2 * i, 2 * i + 2)));
   }
 
   async dropChallenge(challengeId: string): Promise<void> {
@@ -146,16 +205,18 @@ export class RedisChallengeStore implements ChallengeStore {
         ? this.scripts.csBeginIdempotency(challengeKeys.idempotency(scope, key), fingerprint, ttlMs)
         : this.scripts.csBeginIdempotency(challengeKeys.idempotency(scope, key), fingerprint, ttlMs, resultIfNew),
     );
-    switch (reply[0]) {
-      case 'new':
-      case 'conflict':
-      case 'in_progress':
-        return { status: reply[0] };
-      case 'done':
-        return { status: 'done', result: String(reply[1]) };
-      default:
-        throw new Error(`assertion failed: unexpected idempotency reply ${JSON.stringify(reply)}`);
-    }
+    return toIdempotencyOutcome(reply);
+  }
+
+  async beginIdempotencyMany(scope: string, claims: IdempotencyClaim[], ttlMs: number): Promise<IdempotencyOutcome[]> {
+    assertBatch(claims.length);
+    claims.forEach((c) => assertIdempotency(scope, c.key, ttlMs));
+    if (claims.length === 0) return [];
+    const keys = claims.map((c) => challengeKeys.idempotency(scope, c.key));
+    const argv = [ttlMs, ...claims.flatMap((c) => (c.resultIfNew === undefined ? [c.fingerprint, '0', ''] : [c.fingerprint, '1', c.resultIfNew]))];
+    const reply = await callRedis('beginIdempotencyMany', () => this.scripts.csBeginIdempotencyMany(keys.length, ...keys, ...argv));
+    assert(reply.length === 2 * claims.length, 'beginIdempotencyMany: one outcome per claim');
+    return claims.map((_, i) => toIdempotencyOutcome(reply.slice(2 * i, 2 * i + 2)));
   }
 
   async completeIdempotency(scope: string, key: string, fingerprint: string, result: string, ttlMs: number): Promise<void> {
@@ -163,6 +224,16 @@ export class RedisChallengeStore implements ChallengeStore {
     const stored = await callRedis('completeIdempotency', () =>
       this.scripts.csCompleteIdempotency(challengeKeys.idempotency(scope, key), fingerprint, result, ttlMs),
     );
+    assert(stored === 1, 'completeIdempotency with another request fingerprint');
+  }
+
+  async completeIdempotencyMany(scope: string, results: IdempotencyResult[], ttlMs: number): Promise<void> {
+    assertBatch(results.length);
+    results.forEach((r) => assertIdempotency(scope, r.key, ttlMs));
+    if (results.length === 0) return;
+    const keys = results.map((r) => challengeKeys.idempotency(scope, r.key));
+    const argv = [ttlMs, ...results.flatMap((r) => [r.fingerprint, r.result])];
+    const stored = await callRedis('completeIdempotencyMany', () => this.scripts.csCompleteIdempotencyMany(keys.length, ...keys, ...argv));
     assert(stored === 1, 'completeIdempotency with another request fingerprint');
   }
 
@@ -193,15 +264,56 @@ export class RedisChallengeStore implements ChallengeStore {
     return allowed === 1;
   }
 
+  async hitRateLimits(hits: RateLimitHit[]): Promise<boolean[]> {
+    assertBatch(hits.length);
+    hits.forEach(assertRateLimitHit);
+    if (hits.length === 0) return [];
+    if (this.redis.isCluster) return Promise.all(hits.map((h) => this.hitRateLimit(h.key, h.limit, h.windowMs)));
+    const keys = hits.map((h) => challengeKeys.rateLimit(h.key));
+    const argv = hits.flatMap((h) => [h.limit, h.windowMs]);
+    const allowed = await callRedis('hitRateLimits', () => this.scripts.csRateLimitMany(keys.length, ...keys, ...argv));
+    assert(allowed.length === hits.length, 'hitRateLimits: one answer per event');
+    return allowed.map((a) => a === 1);
+  }
+
   async close(): Promise<void> {
     if (this.options.ownsClient === true) await closeRedis(this.redis);
   }
+}
+
+function assertBatch(items: number): void {
+  assert(items <= challengeStoreBatchMax, `at most ${challengeStoreBatchMax} items per batch call`);
+}
+
+function assertVerifyRequest(r: VerifyRequest): void {
+  assertKeyPart(r.challengeId, 'challengeId');
+  assertKeyPart(r.payerId, 'payerId');
+  if (r.forceMismatch !== true) assertDigest(r.digest);
+}
+
+function assertRateLimitHit(h: RateLimitHit): void {
+  assertKeyPart(h.key, 'rate limit key');
+  assert(Number.isSafeInteger(h.limit) && h.limit >= 1, 'rate limit must be a positive integer');
+  assertTtl(h.windowMs, 'rate limit windowMs');
 }
 
 function assertIdempotency(scope: string, key: string, ttlMs: number): void {
   assertKeyPart(scope, 'idempotency scope');
   assertKeyPart(key, 'idempotency key');
   assertTtl(ttlMs, 'idempotency ttlMs');
+}
+
+function toIdempotencyOutcome(reply: Reply): IdempotencyOutcome {
+  switch (reply[0]) {
+    case 'new':
+    case 'conflict':
+    case 'in_progress':
+      return { status: reply[0] };
+    case 'done':
+      return { status: 'done', result: String(reply[1]) };
+    default:
+      throw new Error(`assertion failed: unexpected idempotency reply ${JSON.stringify(reply)}`);
+  }
 }
 
 function toVerifyOutcome(reply: Reply): VerifyOutcome {

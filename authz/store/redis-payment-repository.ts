@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Payment } from '../model.js';
-import type { PaymentQuery, PaymentRepository } from '../ports.js';
+import type { PaymentQuery, PaymentRepository, PutOptions } from '../ports.js';
 import { assert } from './errors.js';
 import { decodePayment, encodePayment } from './payment-codec.js';
 import { assertPayment, assertPaymentQuery, paymentMatches, paymentsBatchMax } from './payment-query.js';
@@ -53,21 +53,49 @@ export class RedisPaymentRepository implements PaymentRepository {
     return texts.map((text) => (text === null ? undefined : decodePayment(text)));
   }
 
-  async put(payment: Payment): Promise<void> {
-    await this.putMany([payment]);
+  /**
+   * The record and its three index entries (only the record when `replacing`), auto-pipelined:
+   * they share one write with every other command of this turn of the event loop (concurrent
+   * RPCs), where a pipeline of their own would be a socket write per put.
+   */
+  async put(payment: Payment, options: PutOptions = {}): Promise<void> {
+    assertPayment(payment);
+    const text = encodePayment(payment);
+    const record = () => this.redis.set(paymentKeys.payment(payment.id), text);
+    if (options.replacing === true) {
+      await callRedis('payments.put', record);
+      return;
+    }
+    await callRedis('payments.put', () =>
+      Promise.all([
+        record(),
+        this.redis.zadd(paymentKeys.byMerchant(payment.merchantId), 0, payment.id),
+        this.redis.zadd(paymentKeys.byPayer(payment.payerId), 0, payment.id),
+        this.redis.zadd(paymentKeys.all, 0, payment.id),
+      ]),
+    );
   }
 
-  async putMany(payments: Payment[]): Promise<void> {
+  /** One pipeline: a SET per payment and (unless `replacing`) one ZADD per index key with all of its new members. */
+  async putMany(payments: Payment[], options: PutOptions = {}): Promise<void> {
     assert(payments.length <= paymentsBatchMax, `putMany takes at most ${paymentsBatchMax} payments`);
     if (payments.length === 0) return;
     payments.forEach(assertPayment);
     const pipeline = this.redis.pipeline();
+    const members = new Map<string, (string | number)[]>();
+    const index = (key: string, id: string) => {
+      const list = members.get(key);
+      if (list === undefined) members.set(key, [0, id]);
+      else list.push(0, id);
+    };
     for (const p of payments) {
       pipeline.set(paymentKeys.payment(p.id), encodePayment(p));
-      pipeline.zadd(paymentKeys.byMerchant(p.merchantId), 0, p.id);
-      pipeline.zadd(paymentKeys.byPayer(p.payerId), 0, p.id);
-      pipeline.zadd(paymentKeys.all, 0, p.id);
+      if (options.replacing === true) continue;
+      index(paymentKeys.byMerchant(p.merchantId), p.id);
+      index(paymentKeys.byPayer(p.payerId), p.id);
+      index(paymentKeys.all, p.id);
     }
+    for (const [key, scoresAndIds] of members) pipeline.zadd(key, ...scoresAndIds);
     const replies = await callRedis('payments.putMany', () => pipeline.exec());
     pipelineResults('payments.putMany', replies);
   }

@@ -1,10 +1,10 @@
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
 import type { Directory } from '../../authz/ports.js';
-import type { CreatePaymentInput, PaymentsService } from '../../authz/payments.js';
+import type { ConfirmItem, CreatePaymentInput, PaymentsService } from '../../authz/payments.js';
 import type { PaymentEvents } from '../../authz/events.js';
 import type { Payment } from '../../authz/model.js';
-import { batchItemsMax } from '../../authz/validation.js';
+import { batchItemsMax, checkIdempotencyKey } from '../../authz/validation.js';
 import { ItemErrorSchema } from '../../gen/countersign/v1/common_pb.js';
 import { PaymentService, type CreatePaymentRequest } from '../../gen/countersign/v1/payments_pb.js';
 import { channelFromProto, factorFromProto, paymentToProto, simFromProto, stateFromProto } from '../convert.js';
@@ -30,18 +30,30 @@ function createInput(req: CreatePaymentRequest): CreatePaymentInput {
   };
 }
 
-function checkBatch(items: unknown[]): void {
+function checkBatch(batchKey: string, items: unknown[]): void {
+  checkIdempotencyKey(batchKey);
   if (items.length === 0) throw new ConnectError('a batch needs at least one item', Code.InvalidArgument);
   if (items.length > batchItemsMax) throw new ConnectError(`a batch holds at most ${batchItemsMax} items`, Code.InvalidArgument);
 }
 
 /**
- * Runs each item on its own; one bad item becomes that item's error, never the batch's. An item
- * that throws synchronously (e.g. an unknown enum value in createInput) must not abandon the
- * items already started: their rejections would go unhandled and end the process.
+ * Runs the items as one batch (`run`, the domain's batch path); one bad item becomes that item's
+ * error, never the batch's. Each item is converted on its own first: an item whose conversion
+ * throws synchronously (e.g. an unknown enum value in createInput) gets that error and the others
+ * still run, so no item is abandoned half-started with its rejection unhandled.
  */
-async function eachItem<T>(items: T[], run: (item: T) => Promise<Payment>) {
-  const settled = await Promise.allSettled(items.map(async (item) => run(item)));
+async function eachItem<T, I>(items: T[], convert: (item: T) => I, run: (inputs: I[]) => Promise<PromiseSettledResult<Payment>[]>) {
+  const settled = new Array<PromiseSettledResult<Payment>>(items.length);
+  const ready: { index: number; input: I }[] = [];
+  items.forEach((item, index) => {
+    try {
+      ready.push({ index, input: convert(item) });
+    } catch (reason) {
+      settled[index] = { status: 'rejected', reason };
+    }
+  });
+  const ran = ready.length === 0 ? [] : await run(ready.map((r) => r.input));
+  ready.forEach((r, i) => (settled[r.index] = ran[i]!));
   return settled.map((s, index) => {
     if (s.status === 'fulfilled') return { index, outcome: { case: 'payment' as const, value: paymentToProto(s.value) } };
     const error = toConnectError(s.reason);
@@ -94,18 +106,15 @@ export function paymentServiceImpl(deps: { payments: PaymentsService; directory:
       for await (const payment of updates) yield { payment: paymentToProto(payment) };
     },
     async batchCreatePayments(req, ctx) {
-      checkBatch(req.items);
+      checkBatch(req.idempotencyKey, req.items);
       const merchant = await merchantFor(ctx);
-      return { results: await eachItem(req.items, (item) => deps.payments.create(merchant, createInput(item))) };
+      return { results: await eachItem(req.items, createInput, (inputs) => deps.payments.createMany(merchant, inputs)) };
     },
     async batchConfirmPayments(req, ctx) {
-      checkBatch(req.items);
+      checkBatch(req.idempotencyKey, req.items);
       const caller = { kind: 'merchant' as const, merchantId: merchantOf(ctx) };
-      return {
-        results: await eachItem(req.items, (item) =>
-          deps.payments.confirm(caller, item.paymentId, item.idempotencyKey, { kind: 'second_code', secondCode: item.secondCode }),
-        ),
-      };
+      const confirmItem = (item: (typeof req.items)[number]): ConfirmItem => ({ paymentId: item.paymentId, idempotencyKey: item.idempotencyKey, proof: { kind: 'second_code', secondCode: item.secondCode } });
+      return { results: await eachItem(req.items, confirmItem, (items) => deps.payments.confirmMany(caller, items)) };
     },
     async confirmPaymentAsMerchant(req, ctx) {
       const caller = { kind: 'merchant' as const, merchantId: merchantOf(ctx) };

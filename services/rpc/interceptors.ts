@@ -23,9 +23,13 @@ export const streamDeadlineMsDefault = 3_600_000;
 /** Longest API key read from a header; longer is refused unread. */
 export const apiKeyLengthMax = 256;
 
-/** "countersign.v1.PaymentService/GetPayment" */
+const methodNames = new WeakMap<DescMethod, string>();
+
+/** "countersign.v1.PaymentService/GetPayment" (built once per method: several interceptors ask on every RPC). */
 export function methodName(req: { readonly method: DescMethod }): string {
-  return `${req.method.parent.typeName}/${req.method.name}`;
+  let name = methodNames.get(req.method);
+  if (name === undefined) methodNames.set(req.method, (name = `${req.method.parent.typeName}/${req.method.name}`));
+  return name;
 }
 
 // ------------------------------------------------------------------------- observing an RPC
@@ -101,8 +105,29 @@ export function errorBoundary(logger: Pick<Logger, 'error'>, map: (error: unknow
       if (!(error instanceof ConnectError) && mapped.code === Code.Internal) {
         logger.error({ err: error, method: methodName(req) }, 'rpc failed with an unmapped error');
       }
-      return mapped;
+      return deliverable(mapped);
     });
+}
+
+/** Longest status message sent, characters: messages may echo a caller's field, which may be huge. */
+export const statusMessageCharsMax = 1_000;
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * The status message travels percent-encoded in the `grpc-message` header. A message echoing a
+ * 100 kB field is a header no client accepts: on the grpc-js port the call and every other call
+ * on that connection hang until their deadlines. A lone UTF-16 surrogate (a caller's text cut
+ * mid-character) makes grpc-js and connect-node throw URIError while encoding it: the call never
+ * ends, and on grpc-js the rejection is unhandled and stops the process. So messages are cut to
+ * `statusMessageCharsMax` and lone surrogates become U+FFFD.
+ */
+function deliverable(error: ConnectError): ConnectError {
+  const cut = error.rawMessage.length > statusMessageCharsMax ? `${error.rawMessage.slice(0, statusMessageCharsMax)}…` : error.rawMessage;
+  const text = cut.replace(loneSurrogate, '\uFFFD');
+  if (text === error.rawMessage) return error;
+  const fixed = new ConnectError(text, error.code, error.metadata, undefined, error.cause);
+  fixed.details = error.details;
+  return fixed;
 }
 
 // ---------------------------------------------------------------------- authentication

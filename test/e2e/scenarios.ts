@@ -181,7 +181,7 @@ const scenarios: Record<string, Scenario> = {
   async 'batch create and batch confirm report each item on its own'(t, env, secrets) {
     const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
     const item = (amount: bigint, payerId = payer.id) => ({ idempotencyKey: key('b'), payer: { case: 'payerId' as const, value: payerId }, amount, currency: 'USD', description: '' });
-    const created = await shop.api.payments.batchCreatePayments({ items: [item(50n), item(20_00n), item(5_00n, 'f'.repeat(32)), item(0n)] });
+    const created = await shop.api.payments.batchCreatePayments({ idempotencyKey: key('batch'), items: [item(50n), item(20_00n), item(5_00n, 'f'.repeat(32)), item(0n)] });
     t.deepEqual(created.results.map((r) => r.outcome.case), ['payment', 'payment', 'error', 'error']);
     const [frictionless, challengedItem, unknown, zero] = created.results;
     t.is(frictionless!.outcome.case === 'payment' && frictionless!.outcome.value.state, PaymentState.SUCCEEDED);
@@ -190,12 +190,14 @@ const scenarios: Record<string, Scenario> = {
     const id = challengedItem!.outcome.case === 'payment' ? challengedItem!.outcome.value.id : '';
     const code = secondCode(payer, firstCodeOf(env, id, secrets), 20_00n, shop.account);
     const confirmed = await shop.api.payments.batchConfirmPayments({
+      idempotencyKey: key('batch'),
       items: [{ idempotencyKey: key('bc'), paymentId: id, secondCode: code }, { idempotencyKey: key('bc'), paymentId: '0'.repeat(32), secondCode: code }],
     });
     t.is(confirmed.results[0]!.outcome.case === 'payment' && confirmed.results[0]!.outcome.value.state, PaymentState.SUCCEEDED);
     t.is(confirmed.results[1]!.outcome.case === 'error' && confirmed.results[1]!.outcome.value.code, Code.NotFound);
     t.is((await balance(env, payer.account)).posted, 500_00n - 50n - 20_00n);
-    await refused(t, shop.api.payments.batchCreatePayments({ items: Array.from({ length: 1001 }, () => item(1n)) }), Code.InvalidArgument, /at most 1000/);
+    await refused(t, shop.api.payments.batchCreatePayments({ idempotencyKey: key('batch'), items: Array.from({ length: 1001 }, () => item(1n)) }), Code.InvalidArgument, /at most 1000/);
+    await refused(t, shop.api.payments.batchConfirmPayments({ idempotencyKey: '', items: [{ idempotencyKey: key('bc'), paymentId: id, secondCode: code }] }), Code.InvalidArgument, /idempotency_key/);
   },
 
   async 'bad input and bad callers get precise statuses and move no money'(t, env) {

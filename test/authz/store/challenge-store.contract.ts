@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, randomInt } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
-import type { ChallengeStore, LockoutPolicy } from '../../../authz/ports.js';
+import { challengeStoreBatchMax, type ChallengeStore, type LockoutPolicy, type VerifyOutcome, type VerifyRequest } from '../../../authz/ports.js';
 import { idToHex, newId } from '../../../ledger/ids.js';
 
 /** One store per case, so each case owns its clock (memory) and its ids. */
@@ -55,6 +55,8 @@ export function challengeStoreContract(name: string, factory: ChallengeStoreFact
   idempotencyCases(c);
   rateLimitCases(c);
   payNumberCases(c);
+  batchCases(c);
+  batchEquivalence(name, factory);
 }
 
 /** A live challenge with two accepted responses (second code first, then first code). */
@@ -287,4 +289,196 @@ function payNumberCases(c: (title: string, body: Body) => void): void {
     await h.advance(shortTtlMs);
     t.is(await h.store.takePayNumber(other, 'm1:k3'), undefined, 'expired');
   });
+}
+
+/**
+ * The batch methods: each item as its single call would be, in order (a later item sees an
+ * earlier one), in one call.
+ */
+function batchCases(c: (title: string, body: Body) => void): void {
+  const dayMs = 86_400_000;
+
+  c('batch: putChallenges stores each challenge; verifyAndConsumeMany answers each request in order', async (t, { store }) => {
+    const [p1, p2] = [hexId(), hexId()];
+    const [a, b, gone] = [hexId(), hexId(), hexId()];
+    const [codeA, codeB] = [newCode(), newCode()];
+    await store.putChallenges([
+      { challengeId: a, payerId: p1, responseDigests: [responseDigest(codeA)], ttlMs: challengeTtlMs, attemptsMax },
+      { challengeId: b, payerId: p2, responseDigests: [responseDigest(newCode()), responseDigest(codeB)], ttlMs: challengeTtlMs, attemptsMax: 2 },
+    ]);
+    t.is(await store.attemptsLeft(a), 5);
+    t.is(await store.attemptsLeft(b), 2);
+    const outcomes = await store.verifyAndConsumeMany([
+      { challengeId: a, payerId: p1, digest: wrong() },
+      { challengeId: b, payerId: p2, digest: responseDigest(codeB) },
+      { challengeId: a, payerId: p1, digest: responseDigest(codeA) },
+      { challengeId: a, payerId: p1, digest: responseDigest(codeA) },
+      { challengeId: gone, payerId: p1, digest: responseDigest(codeA) },
+      { challengeId: b, payerId: p1, digest: responseDigest(codeB) },
+    ]);
+    t.deepEqual(outcomes, [
+      { outcome: 'mismatch', attemptsLeft: 4 },
+      { outcome: 'ok', matchedIndex: 1 },
+      { outcome: 'ok', matchedIndex: 0 },
+      { outcome: 'not_found' },
+      { outcome: 'not_found' },
+      { outcome: 'not_found' },
+    ]);
+    t.is(await store.attemptsLeft(a), undefined, 'consumed: single use');
+    t.deepEqual(await store.verifyAndConsumeMany([]), []);
+    await store.putChallenges([]);
+  });
+
+  c('batch: failures in one call count toward exhaustion and the lockout; then the payer is locked within the same call', async (t, { store }) => {
+    const payerId = hexId();
+    const [a, b, other] = [await challenge(store, payerId), await challenge(store, payerId), await challenge(store)];
+    const outcomes = await store.verifyAndConsumeMany([
+      ...Array.from({ length: 3 }, () => ({ challengeId: a.challengeId, payerId, digest: wrong() })),
+      { challengeId: b.challengeId, payerId, digest: b.right, forceMismatch: true },
+      { challengeId: b.challengeId, payerId, digest: '', forceMismatch: true },
+      { challengeId: b.challengeId, payerId, digest: b.right },
+      { challengeId: other.challengeId, payerId: other.payerId, digest: other.right },
+    ]);
+    t.deepEqual(outcomes.slice(0, 5), [
+      { outcome: 'mismatch', attemptsLeft: 4 },
+      { outcome: 'mismatch', attemptsLeft: 3 },
+      { outcome: 'mismatch', attemptsLeft: 2 },
+      { outcome: 'mismatch', attemptsLeft: 4 },
+      { outcome: 'mismatch', attemptsLeft: 3 },
+    ]);
+    t.is(outcomes[5]!.outcome, 'locked', 'the 5th failure locked the payer: the right code in the same call is refused');
+    t.deepEqual(outcomes[6], { outcome: 'ok', matchedIndex: 0 }, 'another payer is not touched');
+    t.is(await store.attemptsLeft(b.challengeId), 3, 'a locked attempt is not counted');
+  });
+
+  c('batch: putChallenges replaces a challenge, payer included', async (t, { store }) => {
+    const ch = await challenge(store);
+    const newPayerId = hexId();
+    await store.putChallenges([{ challengeId: ch.challengeId, payerId: newPayerId, responseDigests: [ch.other], ttlMs: challengeTtlMs, attemptsMax: 3 }]);
+    t.is(await store.attemptsLeft(ch.challengeId), 3);
+    t.deepEqual(await store.verifyAndConsume(ch.challengeId, ch.payerId, ch.other), { outcome: 'not_found' }, 'the old payer lost it');
+    t.deepEqual(await store.verifyAndConsume(ch.challengeId, newPayerId, ch.other), { outcome: 'ok', matchedIndex: 0 });
+  });
+
+  c('batch: beginIdempotencyMany claims in order; a key twice in one call sees its first claim', async (t, { store }) => {
+    const scope = hexId();
+    const [k1, k2, k3, k4] = [hexId(), hexId(), hexId(), hexId()];
+    await store.beginIdempotency(scope, k3, 'fp-3', dayMs);
+    await store.completeIdempotency(scope, k3, 'fp-3', 'r3', dayMs);
+    const outcomes = await store.beginIdempotencyMany(
+      scope,
+      [
+        { key: k1, fingerprint: 'fp-1', resultIfNew: 'payment-1' },
+        { key: k1, fingerprint: 'fp-1', resultIfNew: 'payment-2' },
+        { key: k2, fingerprint: 'fp-2' },
+        { key: k2, fingerprint: 'fp-2' },
+        { key: k2, fingerprint: 'fp-x' },
+        { key: k3, fingerprint: 'fp-3' },
+        { key: k3, fingerprint: 'fp-y', resultIfNew: 'payment-3' },
+        { key: k4, fingerprint: 'fp-4' },
+      ],
+      dayMs,
+    );
+    t.deepEqual(outcomes, [
+      { status: 'new' },
+      { status: 'done', result: 'payment-1' },
+      { status: 'new' },
+      { status: 'in_progress' },
+      { status: 'conflict' },
+      { status: 'done', result: 'r3' },
+      { status: 'conflict' },
+      { status: 'new' },
+    ]);
+    t.deepEqual(await store.beginIdempotency(hexId(), k1, 'fp-9', dayMs), { status: 'new' }, 'keys are scoped');
+    t.deepEqual(await store.beginIdempotencyMany(scope, [], dayMs), []);
+  });
+
+  c('batch: completeIdempotencyMany stores every result; with another fingerprint it stores none (programmer error)', async (t, { store }) => {
+    const scope = hexId();
+    const [k1, k2, k3] = [hexId(), hexId(), hexId()];
+    await store.beginIdempotencyMany(scope, [{ key: k1, fingerprint: 'fp-1' }, { key: k2, fingerprint: 'fp-2' }, { key: k3, fingerprint: 'fp-3' }], dayMs);
+    await store.completeIdempotencyMany(scope, [{ key: k1, fingerprint: 'fp-1', result: 'r1' }, { key: k2, fingerprint: 'fp-2', result: 'r2' }], dayMs);
+    t.deepEqual(await store.beginIdempotency(scope, k1, 'fp-1', dayMs), { status: 'done', result: 'r1' });
+    t.deepEqual(await store.beginIdempotency(scope, k2, 'fp-2', dayMs), { status: 'done', result: 'r2' });
+    await t.throwsAsync(
+      store.completeIdempotencyMany(scope, [{ key: k3, fingerprint: 'fp-3', result: 'r3' }, { key: k1, fingerprint: 'fp-other', result: 'x' }], dayMs),
+      { message: /another request fingerprint/ },
+    );
+    t.deepEqual(await store.beginIdempotency(scope, k3, 'fp-3', dayMs), { status: 'in_progress' }, 'nothing was stored');
+    t.deepEqual(await store.beginIdempotency(scope, k1, 'fp-1', dayMs), { status: 'done', result: 'r1' });
+    await store.completeIdempotencyMany(scope, [], dayMs);
+  });
+
+  c('batch: hitRateLimits counts each event in order, per key and window', async (t, h) => {
+    const [a, b] = [`sms:${hexId()}`, `sms:${hexId()}`];
+    const hit = (key: string, limit: number) => ({ key, limit, windowMs: shortTtlMs });
+    t.deepEqual(await h.store.hitRateLimits([hit(a, 2), hit(b, 5), hit(a, 2), hit(a, 2), hit(b, 5)]), [true, true, true, false, true]);
+    t.false(await h.store.hitRateLimit(a, 2, shortTtlMs), 'the single call sees what the batch counted');
+    t.true(await h.store.hitRateLimit(b, 3, shortTtlMs), 'two of three used on b');
+    t.deepEqual(await h.store.hitRateLimits([hit(b, 3)]), [false]);
+    await h.advance(shortTtlMs);
+    t.deepEqual(await h.store.hitRateLimits([hit(a, 2), hit(b, 3)]), [true, true], 'a new window');
+    t.deepEqual(await h.store.hitRateLimits([]), []);
+  });
+
+  c(`batch: more than ${challengeStoreBatchMax} items in one call is a programmer error`, async (t, { store }) => {
+    const key = `sms:${hexId()}`;
+    const hits = Array.from({ length: challengeStoreBatchMax + 1 }, () => ({ key, limit: 1, windowMs: 1_000 }));
+    await t.throwsAsync(store.hitRateLimits(hits), { message: /at most/ });
+    t.true(await store.hitRateLimit(key, 1, 1_000), 'nothing was counted');
+  });
+}
+
+/**
+ * The same random sequence of verifications, challenge puts and failures on two stores: in
+ * batches on one, one call at a time on the other. Every outcome and the lockouts agree.
+ */
+function batchEquivalence(name: string, factory: ChallengeStoreFactory): void {
+  test(`${name} batch: verifyAndConsumeMany agrees with one verifyAndConsume after another`, async (t) => {
+    // Lockouts outlast the test (the one-at-a-time run is slower on Redis) and come late enough to leave room for other outcomes.
+    const lockout: LockoutPolicy = { failuresMax: 12, backoffBaseMs: 600_000, backoffMaxMs: 600_000, memoryMs: 600_000 };
+    const [batched, single] = await Promise.all([factory.open(lockout), factory.open(lockout)]);
+    try {
+      const plan = randomPlan(60);
+      const run = async (h: ChallengeStoreHarness, many: boolean) => {
+        const ids = { payers: Array.from({ length: 3 }, hexId), challenges: Array.from({ length: 8 }, hexId) };
+        const answers: VerifyOutcome[] = [];
+        for (const step of plan) {
+          const puts = step.puts.map((p) => ({ challengeId: ids.challenges[p.challenge]!, payerId: ids.payers[p.payer]!, responseDigests: [rightDigest(p.challenge)], ttlMs: challengeTtlMs, attemptsMax: 3 }));
+          const checks: VerifyRequest[] = step.checks.map((v) => ({ challengeId: ids.challenges[v.challenge]!, payerId: ids.payers[v.payer]!, digest: v.right ? rightDigest(v.challenge) : wrongDigest, forceMismatch: v.force }));
+          if (many) {
+            await h.store.putChallenges(puts);
+            answers.push(...(await h.store.verifyAndConsumeMany(checks)));
+          } else {
+            for (const p of puts) await h.store.putChallenge(p);
+            for (const v of checks) answers.push(await h.store.verifyAndConsume(v.challengeId, v.payerId, v.digest, v.forceMismatch));
+          }
+        }
+        const locked = await Promise.all(ids.payers.map(async (p) => (await h.store.lockedFor(p)) !== undefined));
+        return { answers: answers.map((a) => a.outcome + (a.outcome === 'mismatch' ? a.attemptsLeft : a.outcome === 'ok' ? a.matchedIndex : '')), locked };
+      };
+      const [a, b] = [await run(batched, true), await run(single, false)];
+      t.deepEqual(a, b);
+      t.true(new Set(a.answers.map((x) => x.replace(/\d+$/, ''))).size >= 4, `the plan meets several outcomes: ${[...new Set(a.answers)].join(' ')}`);
+    } finally {
+      await Promise.all([batched.close(), single.close()]);
+    }
+  });
+}
+
+const rightCodes = Array.from({ length: 8 }, newCode);
+const rightDigest = (challenge: number): string => responseDigest(rightCodes[challenge]!);
+const wrongDigest = responseDigest('99999999');
+
+/** Steps of a few challenge puts then a few verifications (right, wrong or forced), over 3 payers and 8 challenges; a fixed seed. */
+function randomPlan(steps: number) {
+  let seed = 20_261_123;
+  const pick = (n: number) => {
+    seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  return Array.from({ length: steps }, () => ({
+    puts: Array.from({ length: pick(3) }, () => ({ challenge: pick(8), payer: pick(3) })),
+    checks: Array.from({ length: 1 + pick(6) }, () => ({ challenge: pick(8), payer: pick(3), right: pick(3) === 0, force: pick(8) === 0 })),
+  }));
 }

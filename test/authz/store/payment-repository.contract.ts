@@ -78,6 +78,22 @@ export function paymentRepositoryContract(name: string, factory: PaymentReposito
     await repo.putMany([]);
   });
 
+  c('a replacing put (and putMany) changes the record; the payment stays listed by merchant, payer and state', async (t, repo) => {
+    const merchantId = hexId();
+    const [a, b, c] = [payment({ merchantId }), payment({ merchantId }), payment({ merchantId })];
+    await repo.put(a);
+    await repo.putMany([b, c]);
+    const paid = { ...(await repo.get(a.id))!, state: 'SUCCEEDED' as const, satisfiedFactors: ['SECOND_CODE' as const] };
+    await repo.put(paid, { replacing: true });
+    const approved = (await repo.getMany([b.id, c.id])).map((p) => ({ ...p!, state: 'APPROVED' as const }));
+    await repo.putMany(approved, { replacing: true });
+    t.deepEqual(await repo.get(a.id), paid);
+    t.deepEqual(await repo.getMany([b.id, c.id]), approved);
+    t.deepEqual((await repo.list({ merchantId, limit: 10 })).map((p) => p.state), ['SUCCEEDED', 'APPROVED', 'APPROVED']);
+    t.deepEqual((await repo.list({ payerId: b.payerId, states: ['APPROVED'], limit: 10 })).map((p) => p.id), [b.id]);
+    t.deepEqual((await repo.list({ merchantId, states: ['CHALLENGED'], limit: 10 })).length, 0);
+  });
+
   c('list by merchant: oldest first, paged with afterId', async (t, repo) => {
     const merchantId = hexId();
     const mine = Array.from({ length: 7 }, () => payment({ merchantId }));

@@ -2,7 +2,8 @@ import test from 'ava';
 import { Redis } from 'ioredis';
 import { RedisChallengeStore, challengeKeys } from '../../../authz/store/redis-challenge-store.js';
 import { clusterSlot, hashTag } from '../../support/cluster-slot.js';
-import { monitorRedis, sleep, startRedis, type RedisServer } from '../../support/redis.js';
+import { redisSnapshot } from '../../../bench/redis-stats.js';
+import { monitorRedis, sleep, startRedis, stopRedis, type RedisServer } from '../../support/redis.js';
 import { challengeStoreContract, codesUsed, contractLockout, hexId, newCode, responseDigest } from './challenge-store.contract.js';
 
 let started: Promise<RedisServer> | undefined;
@@ -131,5 +132,35 @@ test('one verify is one EVALSHA whose keys all hash to one cluster slot', async 
   } finally {
     monitor.stop();
     await store.close();
+  }
+});
+
+test('a batch call is one script call on a single Redis, however many items it holds', async (t) => {
+  const own = await startRedis();
+  const store = await RedisChallengeStore.open({ url: own.url, lockout: contractLockout });
+  try {
+    const items = 50;
+    const [scope, payerId] = [hexId(), hexId()];
+    const challenges = Array.from({ length: items }, () => ({ challengeId: hexId(), payerId, responseDigests: [responseDigest(newCode())], ttlMs: 60_000, attemptsMax: 5 }));
+    const round = async () => {
+      await store.putChallenges(challenges.map((c) => ({ ...c, challengeId: hexId() })));
+      await store.beginIdempotencyMany(scope, Array.from({ length: items }, () => ({ key: hexId(), fingerprint: 'fp' })), 60_000);
+      await store.completeIdempotencyMany(scope, [], 60_000);
+      await store.hitRateLimits(Array.from({ length: items }, () => ({ key: `sms:${hexId()}`, limit: 5, windowMs: 60_000 })));
+      return store.verifyAndConsumeMany(challenges.map((c) => ({ challengeId: c.challengeId, payerId: c.payerId, digest: responseDigest(newCode()) })));
+    };
+    await store.putChallenges(challenges);
+    await round(); // loads the scripts (EVALSHA, then EVAL on NOSCRIPT)
+    const before = await redisSnapshot(own.url);
+    const outcomes = await round();
+    const after = await redisSnapshot(own.url);
+    const delta = (name: string) => (after.calls[name] ?? 0) - (before.calls[name] ?? 0);
+    t.is(delta('evalsha'), 4, 'putChallenges, beginIdempotencyMany, hitRateLimits, verifyAndConsumeMany: one EVALSHA each (an empty batch sends nothing)');
+    t.is(delta('eval'), 0);
+    t.is(delta('hmget'), items, 'the verify script ran once per item');
+    t.is(outcomes.filter((o) => o.outcome === 'mismatch' || o.outcome === 'locked').length, items);
+  } finally {
+    await store.close();
+    await stopRedis(own);
   }
 });
