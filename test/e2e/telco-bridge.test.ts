@@ -69,7 +69,10 @@ const stateOf = (w: World, shop: { api: Env['admin'] }, id: string) => async () 
 
 function noSecretsIn(t: ExecutionContext, w: World, secrets: string[]): void {
   const logs = [...w.env.logs, ...w.bridgeLogs].join('\n');
-  t.deepEqual(secrets.filter((s) => logs.includes(s)), [], 'no code or password in any log line');
+  // A digits-only secret counts where it stands alone: a 4-digit password also occurs inside
+  // every log line's millisecond timestamp now and then.
+  const found = (s: string) => (/^\d+$/.test(s) ? new RegExp(`(?<![0-9])${s}(?![0-9])`).test(logs) : logs.includes(s));
+  t.deepEqual(secrets.filter(found), [], 'no code or password in any log line');
 }
 
 test('M2: the SMS code, the payer replies, a call asks for the payment password, and the payment is posted', async (t) => {

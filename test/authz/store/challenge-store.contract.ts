@@ -17,7 +17,8 @@ export interface ChallengeStoreFactory {
 
 /** Short real durations so the Redis run stays fast; the memory run drives the same through its clock. */
 export const contractLockout: LockoutPolicy = { failuresMax: 5, backoffBaseMs: 300, backoffMaxMs: 2_000, memoryMs: 60_000 };
-export const shortTtlMs = 300;
+/** TTLs the tests wait out, milliseconds: long enough that a loaded machine still sees a challenge live at half of it. */
+export const shortTtlMs = 1_000;
 const challengeTtlMs = 60_000;
 const attemptsMax = 5;
 
