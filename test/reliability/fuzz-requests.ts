@@ -188,7 +188,9 @@ function createItem(world: FuzzWorld, merchant: 'A' | 'B') {
       };
       // Asking for the authentication password puts auth_password on trial: missing or too long, wrong, or locked out.
       const authTags: Tag[] = (r.factors.v as number[]).includes(Factor.AUTH_PASSWORD) ? ['invalid', 'denied', 'exhausted'] : [];
-      return { input, tags: createTags([...tagsOf(r.key, r.payer.f, r.payee, r.amount, r.currency, r.description, r.channel, r.factors, r.originSim, r.billableLine), ...authTags], r.description.v === oversizeString) };
+      // A factor needing a PIN or password the payer never set is refused before anything is reserved.
+      const secretTags: Tag[] = (r.factors.v as number[]).some((f) => f === Factor.FIRST_CODE_AND_PIN || f === Factor.IVR_PASSWORD || f === Factor.AUTH_PASSWORD) ? ['precondition'] : [];
+      return { input, tags: createTags([...tagsOf(r.key, r.payer.f, r.payee, r.amount, r.currency, r.description, r.channel, r.factors, r.originSim, r.billableLine), ...authTags, ...secretTags], r.description.v === oversizeString) };
     });
 }
 
@@ -370,7 +372,10 @@ function enrollPayer(world: FuzzWorld): fc.Arbitrary<FuzzRequest> {
   return fc
     .tuple(wireField, callerField(['admin'], ['A', 'T0']), keyField(['fz-pool-7']), phone, textField(100), currencies, fc.array(policyField, { maxLength: 2 }), fc.constantFrom(clean(''), bad('l'.repeat(65), 'invalid')))
     .map(([wire, caller, key, ph, name, cur, policies, login]) => {
-      const tags = [...tagsOf(key, ph, name, cur, login, ...policies), ...(kindOf(caller) === 'admin' ? [] : wrongKindTags)];
+      // Two policies for one currency are refused (INVALID_ARGUMENT), before the key is looked at.
+      const currenciesOfPolicies = policies.map((p) => (p.v as { currency?: string }).currency);
+      const duplicate: Tag[] = new Set(currenciesOfPolicies).size < currenciesOfPolicies.length ? ['invalid'] : [];
+      const tags = [...tagsOf(key, ph, name, cur, login, ...policies), ...duplicate, ...(kindOf(caller) === 'admin' ? [] : wrongKindTags)];
       return request({ service: EnrollmentService, method: 'enrollPayer' }, wire, caller, { idempotencyKey: key.v, phone: ph.v, displayName: name.v, currencies: cur.v, policies: policies.map((p) => p.v), loginAccount: login.v }, tags, withoutExists(tags).length === 0);
     });
 }
