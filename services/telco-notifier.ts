@@ -11,10 +11,12 @@ export interface TelcoNotifierOptions {
   trackedMax: number;
   /** Longest pause between reconnects of the event stream, milliseconds. */
   streamRetryDelayMsMax: number;
+  /** Deadline of one SendSms / StartCall to the bridge, milliseconds: a hung bridge fails the delivery instead of hanging the payment. */
+  bridgeCallDeadlineMs: number;
   logger: Pick<Logger, 'info' | 'warn'>;
 }
 
-export const telcoNotifierDefaults = { smsDeliveryWaitMs: 30_000, trackedMax: 100_000, streamRetryDelayMsMax: 5_000 } as const;
+export const telcoNotifierDefaults = { smsDeliveryWaitMs: 30_000, trackedMax: 100_000, streamRetryDelayMsMax: 5_000, bridgeCallDeadlineMs: 3_000 } as const;
 
 interface Tracked {
   delivery: CodeDelivery;
@@ -46,7 +48,7 @@ export class TelcoNotifier implements Notifier {
 
   async deliverFirstCode(d: CodeDelivery): Promise<void> {
     const text = `countersign: code ${d.firstCode} for ${formatMoney(d.amount, d.currency)} to ${d.payeeName}. Reply with this code to approve, or enter it on your terminal.`;
-    const sent = await this.bridge.sendSms({ idempotencyKey: `code-${d.paymentId}-${d.deliveryKey}`, to: d.phone, text, reference: d.paymentId });
+    const sent = await this.bridge.sendSms({ idempotencyKey: `code-${d.paymentId}-${d.deliveryKey}`, to: d.phone, text, reference: d.paymentId }, { timeoutMs: this.options.bridgeCallDeadlineMs });
     this.track(sent.messageId, d);
   }
 
@@ -57,7 +59,7 @@ export class TelcoNotifier implements Notifier {
       reference: c.paymentId,
       announcement: { payeeName: c.payeeName, amount: c.amount, currency: c.currency, description: c.description },
       gather: { digitsMax: 12, timeoutSeconds: 5, finishKey: '#', attemptsMax: 2 },
-    });
+    }, { timeoutMs: this.options.bridgeCallDeadlineMs });
   }
 
   private track(messageId: string, delivery: CodeDelivery): void {
@@ -88,7 +90,7 @@ export class TelcoNotifier implements Notifier {
         to: d.phone,
         reference: d.paymentId,
         announcement: { payeeName: d.payeeName, amount: d.amount, currency: d.currency, spokenCode: d.firstCode },
-      });
+      }, { timeoutMs: this.options.bridgeCallDeadlineMs });
     } catch (error) {
       this.options.logger.warn({ paymentId: d.paymentId, code: ConnectError.from(error).code }, 'fallback call failed');
     }

@@ -1,0 +1,313 @@
+import { appendFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { freePort } from '../../services/net.js';
+import type { Scenario, ScenarioOptions, ScenarioResult } from './scenario.js';
+import { enrollPayers, type PayerActor } from './support/actors.js';
+import { audit } from './support/audit.js';
+import { startAuthorizerPlugin, type AuthorizerPlugin } from './support/authorizer-plugin.js';
+import { CallStats, callDeadlineMs, crashRetries, type ObservedCall, type RetryPolicy } from './support/clients.js';
+import { runPayment, type FlowContext, type PaymentKind, type PaymentRecord, type PlannedPayment } from './support/payment-flows.js';
+import { countersignCommand, runToEnd } from './support/processes.js';
+import { Prng, randomSeed } from './support/prng.js';
+import { reconcileWorld } from './support/reconcile.js';
+import { startWorld, type World } from './support/world.js';
+import { cancelOpenPayments, defaultShape, prepareWorkload, runWorkload, type Workload } from './support/workload.js';
+
+/**
+ * Dependency outages under load. One deployment (durable Redis, authz with the embedded ledger,
+ * telco bridge, an external authorizer plugin) carries a steady stream of payments while, one
+ * after another:
+ *
+ * - redis-down:      redis-server is SIGKILLed and restarted (its append-only file keeps the data);
+ * - ledger-frozen:   the authz process, which hosts the embedded ledger, is SIGSTOPped and resumed
+ *                    (no TigerBeetle here: the ledger cannot fail apart from its process; a
+ *                    frozen host is what a stalled ledger looks like to callers);
+ * - ledger-dead:     an authz configured with TigerBeetle at an address where nothing listens must
+ *                    refuse to start (fail closed) within a bound, serving nothing;
+ * - telco-down:      the telco bridge is SIGKILLed and kept down, then restarted;
+ * - telco-hung:      the telco bridge is SIGSTOPped (accepts connections, answers nothing), resumed;
+ * - authorizer-hung: the plugin holds every Decide without answering, then answers again.
+ *
+ * For each: every call that starts while the fault lasts ends within a named bound with the
+ * documented answer (UNAVAILABLE, the client's own deadline for a frozen host, the fail-closed
+ * decline), a canary request is refused that way, the service recovers by itself (a probe payment
+ * succeeds within `recoveryWaitMsMax`), and the canary retried after recovery moves money exactly
+ * once (same key) or stays declined (fail-closed declines: a new key is the documented retry). The
+ * audit then checks every invariant over all payments, as after the crash scenario.
+ */
+
+/** How long a fault lasts, per mode, milliseconds. */
+const outageMs: Record<ScenarioOptions['mode'], number> = { short: 5_000, soak: 15_000 };
+/** Normal load between two faults, milliseconds. */
+const calmMs = 3_000;
+/** How long the service may take to serve again after a fault ends, milliseconds. */
+export const recoveryWaitMsMax = 20_000;
+const probeIntervalMs = 250;
+/** authz's deadline for the plugin (COUNTERSIGN_AUTHORIZER_DEADLINE_MS), milliseconds. */
+export const authorizerDeadlineMs = 300;
+/** authz's deadline for a ledger request (COUNTERSIGN_LEDGER_TIMEOUT_MS) in the dead-ledger start, milliseconds. */
+export const deadLedgerTimeoutMs = 1_000;
+/** How long an authz whose ledger is unreachable may take to give up starting, milliseconds. */
+export const deadLedgerExitMsMax = 20_000;
+/** Slack on top of a component's own deadline before a call counts as late, milliseconds. */
+const answerSlackMs = 1_500;
+/** Bounds on how long a call may take while each fault lasts, milliseconds. */
+export const answerMsMax = {
+  /** redisCommandTimeoutMs (2 s) plus slack. */
+  redis: 2_000 + answerSlackMs,
+  /** The client's own deadline: a frozen process answers nothing. */
+  frozen: callDeadlineMs + answerSlackMs,
+  /** telcoNotifierDefaults.bridgeCallDeadlineMs (3 s) plus slack. */
+  telco: 3_000 + answerSlackMs,
+  authorizer: authorizerDeadlineMs + answerSlackMs,
+};
+/** Load clients retry the same request for this long: across any fault window. */
+const patientRetries: RetryPolicy = { attemptsMax: 45, delayMsFirst: 100, delayMsMax: 1_000 };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface OutageCase {
+  name: string;
+  answerMsMax: number;
+  /** The documented answer to a call the fault stops (on top of the answers a healthy service gives). */
+  faultAnswer(call: ObservedCall): boolean;
+  /** The canary's path and what a retry with its key after recovery must give. */
+  canary: PaymentKind;
+  canaryRetry: 'succeeds' | 'stays-declined';
+  /** Processes SIGKILLed by the injection. */
+  kills: number;
+  inject(): Promise<void>;
+  heal(): Promise<void>;
+}
+
+const isCode = (...codes: string[]) => (c: ObservedCall) => codes.includes(c.code);
+const deliveryFailed = (c: ObservedCall) => c.code === 'Unavailable' && c.reason === 'DELIVERY_FAILED';
+
+/**
+ * What a healthy service answers this load: success, and the business refusals (insufficient
+ * funds, a payment no longer waiting, a wrong or stale code, a lockout or rate limit).
+ */
+const businessAnswer = isCode('OK', 'FailedPrecondition', 'PermissionDenied', 'ResourceExhausted');
+
+/**
+ * UNAVAILABLE "a request with this idempotency key is in progress": a retry meeting the claim an
+ * earlier call left. Transient by contract; counted, because a claim left by a process that died
+ * or lost Redis mid-call is never released (see README "Reliability", known issues).
+ */
+const keyInProgress = (c: ObservedCall) => c.code === 'Unavailable' && /idempotency key is in progress/.test(c.message);
+
+function cases(world: World, plugin: AuthorizerPlugin): OutageCase[] {
+  return [
+    { name: 'redis-down', answerMsMax: answerMsMax.redis, faultAnswer: isCode('Unavailable'), canary: 'app', canaryRetry: 'succeeds', kills: 1, inject: () => world.redis.process.kill(), heal: () => world.redis.process.start() },
+    { name: 'ledger-frozen', answerMsMax: answerMsMax.frozen, faultAnswer: isCode('DeadlineExceeded', 'Unavailable'), canary: 'app', canaryRetry: 'succeeds', kills: 0, inject: () => world.authz.pause(), heal: () => world.authz.resume() },
+    { name: 'telco-down', answerMsMax: answerMsMax.telco, faultAnswer: deliveryFailed, canary: 'sms-code', canaryRetry: 'stays-declined', kills: 1, inject: () => world.bridge.kill(), heal: () => world.startBridge() },
+    { name: 'telco-hung', answerMsMax: answerMsMax.telco, faultAnswer: deliveryFailed, canary: 'sms-code', canaryRetry: 'stays-declined', kills: 0, inject: () => world.bridge.pause(), heal: () => world.bridge.resume() },
+    {
+      name: 'authorizer-hung',
+      answerMsMax: answerMsMax.authorizer,
+      faultAnswer: (c) => c.code === 'FailedPrecondition' && c.reason === 'AUTHORIZER_UNAVAILABLE',
+      canary: 'app',
+      canaryRetry: 'stays-declined',
+      kills: 0,
+      inject: async () => plugin.hang(),
+      heal: async () => plugin.answer(),
+    },
+  ];
+}
+
+/** Payers reserved for canaries and probes: app payers, and SMS payers used at most 3 times each. */
+class ProbePool {
+  private next = 0;
+  private uses = new Map<string, number>();
+
+  constructor(
+    private readonly app: PayerActor,
+    private readonly sms: PayerActor[],
+    private readonly workload: Workload,
+  ) {}
+
+  plan(kind: PaymentKind, key: string): PlannedPayment {
+    const payer = kind === 'app' ? this.app : this.smsPayer();
+    return { key, payer, merchant: this.workload.merchants[0]!, amount: 5_00n, kind, script: 'right' };
+  }
+
+  private smsPayer(): PayerActor {
+    for (let tries = 0; tries < this.sms.length; tries++) {
+      const payer = this.sms[this.next++ % this.sms.length]!;
+      const used = this.uses.get(payer.id) ?? 0;
+      if (used < 3) return this.uses.set(payer.id, used + 1), payer;
+    }
+    throw new Error('probe pool: every SMS probe payer used its 3 codes');
+  }
+}
+
+interface CaseOutcome {
+  violations: string[];
+  counts: Record<string, number>;
+  records: PaymentRecord[];
+}
+
+function judgeCalls(c: OutageCase, calls: ObservedCall[]): string[] {
+  const violations: string[] = [];
+  const late = calls.filter((call) => call.durationMs > c.answerMsMax);
+  if (late.length > 0) violations.push(`${c.name}: ${late.length} calls answered later than ${c.answerMsMax} ms (slowest ${Math.max(...late.map((l) => l.durationMs))} ms, ${late[0]!.method})`);
+  const wrong = calls.filter((call) => !c.faultAnswer(call) && !businessAnswer(call) && !keyInProgress(call));
+  if (wrong.length > 0) {
+    const kinds = [...new Set(wrong.map((w) => `${w.method} ${w.code}${w.reason === undefined ? '' : ` ${w.reason}`}`))];
+    violations.push(`${c.name}: ${wrong.length} calls got an answer other than the documented one: ${kinds.slice(0, 5).join('; ')}`);
+  }
+  return violations;
+}
+
+/** Polls probe payments (a new key each) until one succeeds; how long it took, or undefined. */
+async function waitForRecovery(ctx: FlowContext, pool: ProbePool, c: OutageCase, tag: string): Promise<{ ms: number | undefined; records: PaymentRecord[] }> {
+  const startedAt = Date.now();
+  const records: PaymentRecord[] = [];
+  const probeCtx = { ...ctx, policy: { attemptsMax: 2, delayMsFirst: 100, delayMsMax: 200 } };
+  for (let i = 0; Date.now() - startedAt < recoveryWaitMsMax; i++) {
+    const rec = await runPayment(probeCtx, pool.plan(c.canary, `${tag}-probe-${i}`));
+    records.push(rec);
+    if (rec.result === 'succeeded') return { ms: Date.now() - startedAt, records };
+    await sleep(probeIntervalMs);
+  }
+  return { ms: undefined, records };
+}
+
+async function runCase(ctx: FlowContext, c: OutageCase, pool: ProbePool, outageLengthMs: number, log: (line: string) => void): Promise<CaseOutcome> {
+  const calls: ObservedCall[] = [];
+  const violations: string[] = [];
+  const tag = `${ctx.world.name}-${c.name}`;
+  await c.inject();
+  const injectedAt = Date.now();
+  log(`${new Date().toISOString()} ${c.name}: fault injected`);
+  ctx.world.endpoint.observer = (call) => void (call.startMs >= injectedAt && calls.push(call));
+  const canaryPlan = pool.plan(c.canary, `${tag}-canary`);
+  const canary = await runPayment({ ...ctx, policy: { attemptsMax: 1, delayMsFirst: 0, delayMsMax: 0 } }, canaryPlan);
+  await sleep(Math.max(0, injectedAt + outageLengthMs - Date.now()));
+  ctx.world.endpoint.observer = undefined;
+  await c.heal();
+  log(`${new Date().toISOString()} ${c.name}: healed; ${calls.length} calls observed during the fault`);
+  violations.push(...judgeCalls(c, calls));
+  const refusals = calls.filter((call) => call.code !== 'OK').length;
+  if (canary.acked.length > 0) violations.push(`${c.name}: the canary payment was accepted during the fault (${canary.result})`);
+  const recovery = await waitForRecovery(ctx, pool, c, tag);
+  if (recovery.ms === undefined) violations.push(`${c.name}: no probe payment succeeded within ${recoveryWaitMsMax} ms after the fault ended (${recovery.records.at(-1)?.result})`);
+  const retry = await runPayment(ctx, canaryPlan);
+  const retryOk = c.canaryRetry === 'succeeds' ? retry.result === 'succeeded' : retry.result !== 'succeeded';
+  if (!retryOk) violations.push(`${c.name}: the canary retried with its key after recovery ended ${retry.result}, expected it to ${c.canaryRetry === 'succeeds' ? 'succeed' : 'stay declined'}`);
+  log(`${new Date().toISOString()} ${c.name}: canary ${canary.result}, recovered in ${recovery.ms ?? 'never'} ms, canary retry ${retry.result}`);
+  return {
+    violations,
+    counts: { [`${c.name}_calls`]: calls.length, [`${c.name}_faultAnswers`]: calls.filter(c.faultAnswer).length, [`${c.name}_keyInProgress`]: calls.filter(keyInProgress).length, [`${c.name}_refused`]: refusals, [`${c.name}_recoveryMs`]: recovery.ms ?? -1, [`${c.name}_slowestMs`]: Math.max(0, ...calls.map((x) => x.durationMs)) },
+    records: [canary, ...recovery.records, retry],
+  };
+}
+
+/** authz configured with TigerBeetle where nothing listens: it must exit non-zero, in time, without serving. */
+async function deadLedgerStart(options: ScenarioOptions): Promise<{ violations: string[]; ms: number }> {
+  const dir = mkdtempSync(join(options.workDir, 'dead-ledger-'));
+  const key = `cs_admin_${randomBytes(24).toString('base64url')}`;
+  const master = randomBytes(32).toString('base64');
+  options.secrets.add(key).add(master);
+  const env = {
+    COUNTERSIGN_TB_ADDRESSES: `127.0.0.1:${await freePort()}`,
+    COUNTERSIGN_LEDGER_TIMEOUT_MS: String(deadLedgerTimeoutMs),
+    COUNTERSIGN_DATA_DIR: dir,
+    COUNTERSIGN_HOST: '127.0.0.1',
+    COUNTERSIGN_GRPC_PORT: '0',
+    COUNTERSIGN_CONNECT_PORT: '0',
+    COUNTERSIGN_WEB_PORT: '0',
+    COUNTERSIGN_ADMIN_KEY: key,
+    COUNTERSIGN_MASTER_KEY: master,
+    COUNTERSIGN_LOG_LEVEL: 'debug',
+  };
+  const startedAt = Date.now();
+  const run = await runToEnd({ name: 'authz-dead-ledger', ...countersignCommand(['serve']), env, logDir: join(options.logDir, 'outages') }, deadLedgerExitMsMax);
+  const ms = Date.now() - startedAt;
+  const violations: string[] = [];
+  if (run.code === null) violations.push(`ledger-dead: authz with an unreachable ledger was still running after ${deadLedgerExitMsMax} ms`);
+  else if (run.code === 0) violations.push('ledger-dead: authz with an unreachable ledger exited 0');
+  if (run.stdout.includes('countersign serving')) violations.push('ledger-dead: authz served without a ledger');
+  return { violations, ms };
+}
+
+export const runOutages: Scenario = async (options) => {
+  const startedAt = Date.now();
+  const seed = options.seed ?? randomSeed();
+  const rng = new Prng(seed ^ 0x5bd1e995);
+  mkdirSync(options.logDir, { recursive: true });
+  const log = (line: string) => appendFileSync(join(options.logDir, 'outages-events.log'), `${line}\n`);
+  const plugin = await startAuthorizerPlugin();
+  const world = await startWorld({
+    name: 'outages',
+    workDir: options.workDir,
+    logDir: options.logDir,
+    secrets: options.secrets,
+    authzEnv: { COUNTERSIGN_AUTHORIZERS: `reliability=${plugin.address}`, COUNTERSIGN_AUTHORIZER_DEADLINE_MS: String(authorizerDeadlineMs) },
+  });
+  try {
+    return await outages(options, world, plugin, rng, seed, startedAt, log);
+  } finally {
+    world.endpoint.observer = undefined;
+    await world.close();
+    await plugin.close();
+  }
+};
+
+async function outages(options: ScenarioOptions, world: World, plugin: AuthorizerPlugin, rng: Prng, seed: number, startedAt: number, log: (line: string) => void): Promise<ScenarioResult> {
+  const stats = new CallStats();
+  const concurrency = 8;
+  const shape = { ...defaultShape, payments: options.mode === 'short' ? 3_000 : 12_000, concurrency, kinds: { app: 85, 'sms-code': 15, 'sms-reply': 0 }, scripts: { right: 90, 'wrong-then-right': 0, decline: 5, abandon: 5 }, appPaymentsPerPayer: 40 };
+  const workload = await prepareWorkload(world, shape, rng, options.secrets, stats);
+  const probes = await enrollPayers(world, [{ kind: 'app', funding: 1_000_000_00n }, ...Array.from({ length: 12 }, () => ({ kind: 'app' as const, funding: 1_000_00n }))], rng, options.secrets, stats, workload.payers.length);
+  const everyone = { ...workload, payers: [...workload.payers, ...probes] };
+  const pool = new ProbePool(probes[0]!, probes.slice(1), workload);
+  const ctx: FlowContext = { world, stats, policy: patientRetries, secrets: options.secrets };
+  let stopped = false;
+  const load = runWorkload(ctx, workload, concurrency, rng, () => stopped);
+  const violations: string[] = [];
+  const counts: Record<string, number> = {};
+  const extra: PaymentRecord[] = [];
+  const chosen = cases(world, plugin);
+  try {
+    for (const c of chosen) {
+      await sleep(calmMs);
+      const outcome = await runCase(ctx, c, pool, outageMs[options.mode], log);
+      violations.push(...outcome.violations);
+      Object.assign(counts, outcome.counts);
+      extra.push(...outcome.records);
+    }
+  } finally {
+    stopped = true;
+  }
+  const records = [...(await load), ...extra];
+  for (const [why, n] of stats.gaveUpWith) log(`gave up ${n}× after retries: ${why}`);
+  const dead = await deadLedgerStart(options);
+  violations.push(...dead.violations);
+  const cleanup = await cancelOpenPayments(world, workload.merchants, crashRetries, stats);
+  const reconciled = await reconcileWorld(world);
+  const result = await audit({ world, workload: everyone, records, reconcileAnomalies: reconciled.anomalies, engine: 'embedded', policy: crashRetries, stats });
+  violations.push(...result.violations, ...cleanup.failed.map((f) => `could not cancel an open payment: ${f}`));
+  const outcomes: Record<string, number> = {};
+  for (const r of records) outcomes[`client_${r.result}`] = (outcomes[`client_${r.result}`] ?? 0) + 1;
+  return {
+    name: 'outages',
+    counts: {
+      payments: records.length,
+      kills: chosen.reduce((sum, c) => sum + c.kills, 0),
+      outages: chosen.length + 1,
+      seed,
+      'ledger-dead_exitMs': dead.ms,
+      succeededAfterRetries: records.filter((r) => r.retries > 0 && r.result === 'succeeded').length,
+      pluginDecides: plugin.stats.decides,
+      pluginHeld: plugin.stats.held,
+      cancelledAtEnd: cleanup.cancelled,
+      ...counts,
+      ...result.facts,
+      ...outcomes,
+      ...Object.fromEntries(Object.entries(stats.toJSON()).map(([k, n]) => [`calls_${k}`, n])),
+    },
+    violations,
+    durationMs: Date.now() - startedAt,
+  };
+}

@@ -1,0 +1,200 @@
+import { Code, ConnectError, createClient, type Client, type Interceptor } from '@connectrpc/connect';
+import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
+import { EnrollmentService } from '../../../gen/countersign/v1/enrollment_pb.js';
+import { LedgerService } from '../../../gen/countersign/v1/ledger_pb.js';
+import { PayerService } from '../../../gen/countersign/v1/payer_pb.js';
+import { PaymentService } from '../../../gen/countersign/v1/payments_pb.js';
+import { ErrorInfoSchema } from '../../../services/rpc/status-details.js';
+
+/**
+ * gRPC clients (connect-node) of one authz endpoint, sharing one HTTP/2 connection, and the
+ * retry discipline of a well-behaved caller: the same request (same idempotency key) again after
+ * a transient failure, with bounded attempts and exponential back-off.
+ */
+
+/** Deadline of every call the scenarios make, milliseconds. */
+export const callDeadlineMs = 5_000;
+
+export interface Clients {
+  payments: Client<typeof PaymentService>;
+  payer: Client<typeof PayerService>;
+  enrollment: Client<typeof EnrollmentService>;
+  ledger: Client<typeof LedgerService>;
+}
+
+function bearer(key: string): Interceptor {
+  return (next) => (req) => {
+    req.header.set('authorization', `Bearer ${key}`);
+    return next(req);
+  };
+}
+
+/** One call as a client saw it: when it started, how long it took, how it ended. */
+export interface ObservedCall {
+  method: string;
+  startMs: number;
+  durationMs: number;
+  /** Code name: 'OK' or Code[...] */
+  code: string;
+  reason: string | undefined;
+  /** The status message (never carries a secret: the server's error table guarantees it). */
+  message: string;
+}
+
+/**
+ * Clients for any key. Each key (a merchant's backend, a payer's terminal, the operator) has its
+ * own HTTP/2 connection, as separate callers would, reconnected transparently after a crash.
+ */
+export class Endpoint {
+  private readonly sessions = new Map<string, Http2SessionManager>();
+  private readonly cache = new Map<string, Clients>();
+  /** Told about every call made through this endpoint while set (outage windows). */
+  observer: ((call: ObservedCall) => void) | undefined;
+
+  constructor(readonly baseUrl: string) {}
+
+  clients(key: string): Clients {
+    const hit = this.cache.get(key);
+    if (hit !== undefined) return hit;
+    const sessionManager = new Http2SessionManager(this.baseUrl, { pingIntervalMs: 2_000, pingTimeoutMs: 2_000 });
+    this.sessions.set(key, sessionManager);
+    const transport = createGrpcTransport({ baseUrl: this.baseUrl, sessionManager, interceptors: [this.observe(), bearer(key)], defaultTimeoutMs: callDeadlineMs });
+    const made = {
+      payments: createClient(PaymentService, transport),
+      payer: createClient(PayerService, transport),
+      enrollment: createClient(EnrollmentService, transport),
+      ledger: createClient(LedgerService, transport),
+    };
+    this.cache.set(key, made);
+    return made;
+  }
+
+  close(): void {
+    for (const sessions of this.sessions.values()) sessions.abort();
+  }
+
+  private observe(): Interceptor {
+    return (next) => async (req) => {
+      const observer = this.observer;
+      if (observer === undefined) return next(req);
+      const startMs = Date.now();
+      const method = req.method.name;
+      try {
+        const res = await next(req);
+        observer({ method, startMs, durationMs: Date.now() - startMs, code: 'OK', reason: undefined, message: '' });
+        return res;
+      } catch (e) {
+        const error = ConnectError.from(e);
+        observer({ method, startMs, durationMs: Date.now() - startMs, code: Code[error.code], reason: reasonOf(error), message: error.rawMessage });
+        throw e;
+      }
+    };
+  }
+}
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included. */
+  attemptsMax: number;
+  /** First pause between attempts, milliseconds; doubles up to `delayMsMax`. */
+  delayMsFirst: number;
+  delayMsMax: number;
+}
+
+/**
+ * "In progress" answers in a row after which a caller stops retrying a key: the call holding it
+ * has had several seconds (its deadline) to finish; a claim still held is orphaned.
+ */
+export const inProgressAnswersMax = 6;
+
+/** Enough to ride out an authz restart (a few seconds) several times over. */
+export const crashRetries: RetryPolicy = { attemptsMax: 20, delayMsFirst: 100, delayMsMax: 2_000 };
+
+/** Codes a caller may retry with the same request: the server did not give a final answer. */
+export const transientCodes: ReadonlySet<Code> = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Unknown, Code.Internal, Code.Canceled, Code.Aborted]);
+
+/**
+ * The server gave no final answer: retry the same request. UNAVAILABLE with reason
+ * DELIVERY_FAILED is final (the payment is declined; the contract says retry with a new key).
+ */
+export function isTransient(error: ConnectError): boolean {
+  return transientCodes.has(error.code) && reasonOf(error) !== 'DELIVERY_FAILED';
+}
+
+/** UNAVAILABLE because another call still holds the idempotency key. */
+export function isKeyInProgress(error: ConnectError): boolean {
+  return error.code === Code.Unavailable && /idempotency key is in progress/.test(error.rawMessage);
+}
+
+export type Outcome<T> = { ok: true; value: T; attempts: number } | { ok: false; error: ConnectError; attempts: number };
+
+/** Counts of what callers met, by code name (for the report and for outage assertions). */
+export class CallStats {
+  readonly byCode = new Map<string, number>();
+  retries = 0;
+  gaveUp = 0;
+  /** Calls given up after the server had answered that their idempotency key was "in progress". */
+  stuckKeys = 0;
+  /** Why calls were given up: final status and message, counted (for the scenario's event log). */
+  readonly gaveUpWith = new Map<string, number>();
+
+  count(code: string): void {
+    this.byCode.set(code, (this.byCode.get(code) ?? 0) + 1);
+  }
+
+  toJSON(): Record<string, number> {
+    return { ...Object.fromEntries(this.byCode), retries: this.retries, gaveUp: this.gaveUp, stuckKeys: this.stuckKeys };
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Calls `call` until it gives a final answer (a value or a non-transient error) or the attempts
+ * run out. `call` must send the same request every time (same idempotency key).
+ */
+export async function retried<T>(call: () => Promise<T>, policy: RetryPolicy, stats: CallStats): Promise<Outcome<T>> {
+  let delayMs = policy.delayMsFirst;
+  const trail: string[] = [];
+  let keyInProgress = false;
+  let inProgressInARow = 0;
+  for (let attempt = 1; ; attempt++) {
+    const t0 = Date.now();
+    try {
+      const value = await call();
+      stats.count('OK');
+      return { ok: true, value, attempts: attempt };
+    } catch (e) {
+      const error = ConnectError.from(e);
+      stats.count(Code[error.code]);
+      keyInProgress ||= isKeyInProgress(error);
+      inProgressInARow = isKeyInProgress(error) ? inProgressInARow + 1 : 0;
+      if (trail.length < 30) trail.push(`${Code[error.code]}${isKeyInProgress(error) ? '(in progress)' : ''}+${Date.now() - t0}ms`);
+      if (!isTransient(error)) return { ok: false, error, attempts: attempt };
+      if (attempt >= policy.attemptsMax || inProgressInARow >= inProgressAnswersMax) {
+        stats.gaveUp += 1;
+        if (keyInProgress) stats.stuckKeys += 1;
+        const why = keyInProgress ? 'the server kept answering that the idempotency key is in progress' : `${Code[error.code]}: ${error.rawMessage.slice(0, 120)} [${trail.join(' ')}]`;
+        if (stats.gaveUpWith.size < 50 || stats.gaveUpWith.has(why)) stats.gaveUpWith.set(why, (stats.gaveUpWith.get(why) ?? 0) + 1);
+        return { ok: false, error, attempts: attempt };
+      }
+      stats.retries += 1;
+      await sleep(delayMs);
+      delayMs = Math.min(delayMs * 2, policy.delayMsMax);
+    }
+  }
+}
+
+/** One call, its outcome as a value. */
+export async function once<T>(call: () => Promise<T>): Promise<Outcome<T>> {
+  try {
+    return { ok: true, value: await call(), attempts: 1 };
+  } catch (e) {
+    return { ok: false, error: ConnectError.from(e), attempts: 1 };
+  }
+}
+
+/** The ErrorInfo reason of an error, when the server sent one (e.g. DELIVERY_FAILED, INSUFFICIENT_FUNDS). */
+export function reasonOf(error: ConnectError): string | undefined {
+  const info = error.findDetails(ErrorInfoSchema)[0] as { reason?: string } | undefined;
+  return info?.reason;
+}
