@@ -31,7 +31,8 @@ export interface PaymentAccounts {
    * the control account may not go below zero, so the ledger itself refuses a charge over the
    * period's credit, atomically with the money.
    */
-  limit?: { control: bigint; operator: bigint };
+  /** `grant`: the transfer that gave the control account the period's credit (see openLinePeriod). */
+  limit?: { control: bigint; grant: bigint; operator: bigint };
 }
 
 /** A broken invariant between the domain and the ledger (an account missing, a malformed id). */

@@ -229,6 +229,9 @@ function deviceMismatch(payment: Payment, payer: Payer | undefined, proof: Extra
   return undefined;
 }
 
+/** Line periods this process remembers as opened (M3c), at most; past it the set starts over. */
+export const linePeriodsRememberedMax = 100_000;
+
 /** Challenged payments this process keeps in its expiry heap, at most. */
 export const expiryTrackedMax = 1_000_000;
 
@@ -255,6 +258,7 @@ function challengeIdOf(paymentId: string, factor: Factor): string {
  */
 export class PaymentsService {
   private readonly inFlight = new Map<string, Promise<unknown>>();
+  private readonly openedLinePeriods = new Set<string>();
   private readonly expiries = new MinHeap<{ id: string; expiresAtMs: number }>((e) => e.expiresAtMs);
   private readonly expiryTracked = new Set<string>();
   private expirySeeded = false;
@@ -513,8 +517,9 @@ export class PaymentsService {
       const line = (payer.billableLines ?? []).find((l) => l.id === lineId);
       if (line === undefined) throw notFound(`billable line ${lineId} not found`);
       if (line.currency !== currency) throw precondition(`billable line ${lineId} is billed in ${line.currency}, not ${currency}`, { reason: 'LINE_CURRENCY' });
+      // The period is fixed once, here: the control account charged is the one opened.
       const period = billingPeriodOf(line.billingPeriod, this.deps.now());
-      const limit = { control: linePeriodIds(line.id, period.startMs).control, operator: operatorSettlement[currency]! };
+      const limit = { ...linePeriodIds(line.id, period.startMs), operator: operatorSettlement[currency]! };
       return { accounts: { payer: idFromHex(line.accountId), payee, fees, limit }, line };
     }
     const payerAccount = payer.accounts[currency];
@@ -524,9 +529,13 @@ export class PaymentsService {
 
   /** M3c: the line's control account for the current period exists and holds the period's credit. */
   private async openLinePeriod(line: BillableLine, accounts: PaymentAccounts, currency: string): Promise<void> {
-    const period = billingPeriodOf(line.billingPeriod, this.deps.now());
-    const ids = linePeriodIds(line.id, period.startMs);
-    await this.deps.ledger.openLinePeriod({ control: ids.control, grant: ids.grant, operator: accounts.limit!.operator, creditLimit: line.creditLimit, ledger: currencyOf(currency)!.ledger });
+    const limit = accounts.limit!;
+    const key = String(limit.control);
+    // Opened once per process and period: a line's charges after the first cost no extra ledger round trips.
+    if (this.openedLinePeriods.has(key)) return;
+    await this.deps.ledger.openLinePeriod({ control: limit.control, grant: limit.grant, operator: limit.operator, creditLimit: line.creditLimit, ledger: currencyOf(currency)!.ledger });
+    if (this.openedLinePeriods.size >= linePeriodsRememberedMax) this.openedLinePeriods.clear();
+    this.openedLinePeriods.add(key);
   }
 
   private reservationSeconds(): number {

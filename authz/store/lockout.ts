@@ -1,4 +1,4 @@
-import type { ChallengeInput, LockoutPolicy } from '../ports.js';
+import { challengeStoreBatchMax, type ChallengeInput, type LockoutPolicy, type RateLimitHit, type VerifyRequest } from '../ports.js';
 import { assert, assertKeyPart } from './errors.js';
 
 /** The defaults of DESIGN.md §6: 5 consecutive failures, then 1 min doubling up to 1 h, remembered 24 h. */
@@ -42,4 +42,21 @@ export function assertChallenge(c: ChallengeInput): void {
 
 export function assertTtl(ttlMs: number, what: string): void {
   assert(Number.isSafeInteger(ttlMs) && ttlMs >= 1, `${what} must be a positive integer`);
+}
+
+/** Checks shared by both adapters' batch calls. */
+export function assertBatch(items: number): void {
+  assert(items <= challengeStoreBatchMax, `at most ${challengeStoreBatchMax} items per batch call`);
+}
+
+export function assertVerifyRequest(r: VerifyRequest): void {
+  assertKeyPart(r.challengeId, 'challengeId');
+  assertKeyPart(r.payerId, 'payerId');
+  if (r.forceMismatch !== true) assertDigest(r.digest);
+}
+
+export function assertRateLimitHit(h: RateLimitHit): void {
+  assertKeyPart(h.key, 'rate limit key');
+  assert(Number.isSafeInteger(h.limit) && h.limit >= 1, 'rate limit must be a positive integer');
+  assertTtl(h.windowMs, 'rate limit windowMs');
 }

@@ -1,8 +1,8 @@
 import { timingSafeEqual } from 'node:crypto';
-import { challengeStoreBatchMax, type ChallengeInput, type ChallengeStore, type IdempotencyClaim, type IdempotencyOutcome, type IdempotencyResult, type LockoutPolicy, type RateLimitHit, type VerifyOutcome, type VerifyRequest } from '../ports.js';
+import { type ChallengeInput, type ChallengeStore, type IdempotencyClaim, type IdempotencyOutcome, type IdempotencyResult, type LockoutPolicy, type RateLimitHit, type VerifyOutcome, type VerifyRequest } from '../ports.js';
 import { BoundedMap } from './bounded-map.js';
 import { assert, assertKeyPart } from './errors.js';
-import { assertChallenge, assertDigest, assertLockoutPolicy, assertTtl, lockoutMs, lockoutPolicyDefault } from './lockout.js';
+import { assertBatch, assertChallenge, assertDigest, assertLockoutPolicy, assertTtl, assertRateLimitHit, assertVerifyRequest, lockoutMs, lockoutPolicyDefault } from './lockout.js';
 
 export interface MemoryChallengeStoreOptions {
   lockout?: LockoutPolicy;
@@ -271,22 +271,6 @@ function matchIndex(stored: Buffer[], candidate: Buffer): number {
     if (equal && matched < 0) matched = i;
   }
   return matched;
-}
-
-function assertBatch(items: number): void {
-  assert(items <= challengeStoreBatchMax, `at most ${challengeStoreBatchMax} items per batch call`);
-}
-
-function assertVerifyRequest(r: VerifyRequest): void {
-  assertKeyPart(r.challengeId, 'challengeId');
-  assertKeyPart(r.payerId, 'payerId');
-  if (r.forceMismatch !== true) assertDigest(r.digest);
-}
-
-function assertRateLimitHit(h: RateLimitHit): void {
-  assertKeyPart(h.key, 'rate limit key');
-  assert(Number.isSafeInteger(h.limit) && h.limit >= 1, 'rate limit must be a positive integer');
-  assertTtl(h.windowMs, 'rate limit windowMs');
 }
 
 function idempotencyId(scope: string, key: string): string {

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { challengeStoreBatchMax, type ChallengeInput, type ChallengeStore, type IdempotencyClaim, type IdempotencyOutcome, type IdempotencyResult, type LockoutPolicy, type RateLimitHit, type VerifyOutcome, type VerifyRequest } from '../ports.js';
+import { type ChallengeInput, type ChallengeStore, type IdempotencyClaim, type IdempotencyOutcome, type IdempotencyResult, type LockoutPolicy, type RateLimitHit, type VerifyOutcome, type VerifyRequest } from '../ports.js';
 import {
   abandonIdempotencyLua,
   beginIdempotencyLua,
@@ -15,7 +15,7 @@ import {
   verifyManyLua,
 } from './challenge-scripts.js';
 import { assert, assertKeyPart } from './errors.js';
-import { assertChallenge, assertDigest, assertLockoutPolicy, assertTtl, lockoutPolicyDefault } from './lockout.js';
+import { assertBatch, assertChallenge, assertDigest, assertLockoutPolicy, assertTtl, assertRateLimitHit, assertVerifyRequest, lockoutPolicyDefault } from './lockout.js';
 import { callRedis, closeRedis, openRedis, type RedisConnectOptions } from './redis-client.js';
 
 /**
@@ -279,22 +279,6 @@ export class RedisChallengeStore implements ChallengeStore {
   async close(): Promise<void> {
     if (this.options.ownsClient === true) await closeRedis(this.redis);
   }
-}
-
-function assertBatch(items: number): void {
-  assert(items <= challengeStoreBatchMax, `at most ${challengeStoreBatchMax} items per batch call`);
-}
-
-function assertVerifyRequest(r: VerifyRequest): void {
-  assertKeyPart(r.challengeId, 'challengeId');
-  assertKeyPart(r.payerId, 'payerId');
-  if (r.forceMismatch !== true) assertDigest(r.digest);
-}
-
-function assertRateLimitHit(h: RateLimitHit): void {
-  assertKeyPart(h.key, 'rate limit key');
-  assert(Number.isSafeInteger(h.limit) && h.limit >= 1, 'rate limit must be a positive integer');
-  assertTtl(h.windowMs, 'rate limit windowMs');
 }
 
 function assertIdempotency(scope: string, key: string, ttlMs: number): void {
