@@ -4,7 +4,7 @@ import { idFromHex, idToHex, newPaymentId } from '../ledger/ids.js';
 import { decide, type Authorizer, type Decision } from './authorizer.js';
 import { canonicalJson } from './fingerprint.js';
 import { challengedFactors, checkOrder, checkProver, codeFactors, expectedResponse, factorOf, pathOfCaller, pathOfChannel, proofName, proofResponse, supportedFactors, type Proof } from './factors.js';
-import { billingPeriodOf, checkSim, linePeriodIds, payNumberDigest, sameSim, type PlatformAccounts } from './enrollment.js';
+import { billingPeriodOf, checkSim, linePeriodIds, payNumberDigest, payNumberDigits, sameSim, type PlatformAccounts } from './enrollment.js';
 import { AuthzError, invalid, notFound, precondition } from './errors.js';
 import type { PaymentEvents } from './events.js';
 import type { BillableLine, Caller, Channel, Factor, Merchant, Payer, Payment, SealedEnvelope, SimIdentity } from './model.js';
@@ -464,7 +464,7 @@ export class PaymentsService {
   private async resolvePayer(input: CreatePaymentInput, claimant: string): Promise<Payer> {
     const { directory } = this.deps;
     if (input.payNumber !== undefined && input.payNumber !== '') {
-      if (!/^\d{12}$/.test(input.payNumber)) throw invalid('pay_number must be the 12 digits IssuePayNumber gave');
+      if (input.payNumber.length !== payNumberDigits || !/^\d+$/.test(input.payNumber)) throw invalid(`pay_number must be the ${payNumberDigits} digits IssuePayNumber gave`);
       const payerId = await this.deps.challenges.takePayNumber(payNumberDigest(this.deps.codes.digest, input.payNumber), claimant);
       const payer = payerId === undefined ? undefined : await directory.getPayer(payerId);
       if (payer === undefined) throw notFound('no such pay number (unknown, expired or already used)');
