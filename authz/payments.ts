@@ -300,8 +300,13 @@ export class PaymentsService {
 
   // ------------------------------------------------------------------ create
 
-  async create(merchant: Merchant, input: CreatePaymentInput): Promise<Payment> {
-    const prepared = await this.prepareCreate(merchant, input);
+  /**
+   * `merchant` may still be being read (the handler's directory lookup): a payer named by id, phone
+   * or login is read at the same time, one round trip instead of two.
+   */
+  async create(merchantOrLookup: Merchant | Promise<Merchant>, input: CreatePaymentInput): Promise<Payment> {
+    const prepared = await this.prepareCreate(merchantOrLookup, input);
+    const { merchant } = prepared;
     const { id, fresh } = await this.claim(merchant.id, input.idempotencyKey, { op: 'create', ...prepared.request });
     // A fresh id was minted here and its lock is taken before any other caller can learn it: no payment has it yet.
     return this.serialized(id, async () => this.createClaimed(id, merchant, input, prepared, fresh ? undefined : await this.deps.payments.get(id)));
@@ -316,13 +321,24 @@ export class PaymentsService {
    * Everything that can refuse the request as malformed or unknown, before the key is claimed: a
    * corrected retry may reuse the key (nothing was started under it).
    */
-  private async prepareCreate(merchant: Merchant, input: CreatePaymentInput): Promise<PreparedCreate> {
-    checkIdempotencyKey(input.idempotencyKey);
-    checkAmount(input.amount);
-    const currency = checkCurrency(input.currency);
-    checkDescription(input.description);
-    if (input.originSim !== undefined) checkSim(input.originSim, 'origin_sim', false);
-    const payer = await this.resolvePayer(input, `${merchant.id}:${input.idempotencyKey}`);
+  private async prepareCreate(merchantOrLookup: Merchant | Promise<Merchant>, input: CreatePaymentInput): Promise<PreparedCreate & { merchant: Merchant }> {
+    const checked = (async () => {
+      checkIdempotencyKey(input.idempotencyKey);
+      checkAmount(input.amount);
+      checkDescription(input.description);
+      if (input.originSim !== undefined) checkSim(input.originSim, 'origin_sim', false);
+      return checkCurrency(input.currency);
+    })();
+    let merchant: Merchant;
+    let payer: Payer;
+    if (input.payNumber !== undefined && input.payNumber !== '') {
+      // A pay number is spent by the read: only once the merchant is known and the input checked.
+      [merchant] = await Promise.all([merchantOrLookup, checked]);
+      payer = await this.resolvePayer(input, `${merchant.id}:${input.idempotencyKey}`);
+    } else {
+      [merchant, payer] = await Promise.all([merchantOrLookup, checked.then(() => this.resolvePayer(input, ''))]);
+    }
+    const currency = await checked;
     const payee = this.payeeFor(merchant, currency.code, input.payeeAccountId);
     const decision = await this.decide(merchant, payer, payee, input);
     const factors = decision.kind === 'REQUIRE' ? decision.factors : [];
@@ -330,7 +346,7 @@ export class PaymentsService {
     const { authPassword, ...request } = input;
     if (decision.kind === 'REQUIRE') this.checkFactorsPossible(payer, decision.factors, input);
     if (decision.kind === 'REQUIRE' && decision.factors.includes('AUTH_PASSWORD')) await this.checkAuthPassword(payer, authPassword);
-    return { payer, decision, debit, request };
+    return { merchant, payer, decision, debit, request };
   }
 
   /** Under the payment's lock: the payment the claimed key names, replayed, or made now. */
@@ -645,10 +661,23 @@ export class PaymentsService {
     checkIdempotencyKey(idempotencyKey);
     checkProver(caller, proof);
     checkPaymentId(paymentId, 'payment_id');
-    // Under the payment's lock from the start: the one read serves the visibility check and the proof.
+    // Under the payment's lock from the start: the one read serves the visibility check and the
+    // proof, and goes out with the key's claim (one round trip). A key claimed for a payment the
+    // caller cannot see is released again, so the refusal is NOT_FOUND as if it had never been claimed.
     return this.serialized(paymentId, async () => {
-      const payment = seenBy(caller, paymentId, await this.deps.payments.get(paymentId));
-      return this.idempotent(scopeOf(caller), idempotencyKey, { op: 'confirm', paymentId, proof }, () => this.proveOn(caller, payment, proof));
+      const scope = scopeOf(caller);
+      const request = { op: 'confirm', paymentId, proof };
+      const begun = this.begin(scope, idempotencyKey, request);
+      begun.catch(() => undefined); // awaited below, or released on a refusal
+      let payment: Payment;
+      try {
+        payment = seenBy(caller, paymentId, await this.deps.payments.get(paymentId));
+      } catch (error) {
+        const claimed = await begun.then((b) => b.stored === undefined, () => false);
+        if (claimed) await this.deps.challenges.abandonIdempotency(scope, idempotencyKey);
+        throw error;
+      }
+      return this.idempotent(scope, idempotencyKey, request, () => this.proveOn(caller, payment, proof), begun);
     });
   }
 
@@ -662,9 +691,9 @@ export class PaymentsService {
    * outcome — the payment as it is now, or the same refusal (a wrong code is not counted twice).
    * Only an outcome that may change on retry (`unavailable`) releases the key.
    */
-  private async idempotent(scope: string, key: string, request: unknown, work: () => Promise<Payment>): Promise<Payment> {
+  private async idempotent(scope: string, key: string, request: unknown, work: () => Promise<Payment>, begun?: Promise<{ print: string; stored: string | undefined }>): Promise<Payment> {
     const { challenges, limits } = this.deps;
-    const { print, stored } = await this.begin(scope, key, request);
+    const { print, stored } = await (begun ?? this.begin(scope, key, request));
     if (stored !== undefined) return this.replay(stored);
     let payment: Payment;
     try {

@@ -24,7 +24,7 @@ import { ProgressBar, progressIntervalMs } from './progress.js';
 import { redisPerUnit, redisSnapshot } from './redis-stats.js';
 import { checkSummary, environment, markdownTables, ratiosOf, writeReport, type Report, type ScenarioResult } from './report.js';
 import type { ServerCpu, ServerOptions, ServerReady } from './server.js';
-import type { WindowStats } from './stats.js';
+import type { LoopStats, WindowStats } from './stats.js';
 
 /** Bounds on the bench's own waiting, milliseconds. */
 const serverStartTimeoutMs = 60_000;
@@ -55,7 +55,7 @@ async function main(): Promise<number> {
     const redisUrl = options.store === 'redis' ? (options.redisUrl ?? redis!.url) : undefined;
     const serverOptions: ServerOptions = { redisUrl, tbAddresses: options.ledger === 'tigerbeetle' ? options.tbAddresses : [], tbClusterId: String(options.tbClusterId), logLevel: options.serverLogLevel };
     // Source maps only when profiling: profiles then name .ts lines (tsx compiles each file to one line).
-    const nodeArgs = options.profile ? ['--enable-source-maps'] : [];
+    const nodeArgs = [...(options.profile ? ['--enable-source-maps'] : []), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')];
     server = forkBench('server.ts', [JSON.stringify(serverOptions)], { name: 'bench server', nodeArgs });
     load = forkBench('load.ts', [], { name: 'load generator', nodeArgs });
     const ready = await withStderr(server, server.ipc.announced<ServerReady>('ready', serverStartTimeoutMs));
@@ -152,7 +152,7 @@ async function runLoad(run: Running, scenario: ScenarioName, rows: readonly Scen
     clearInterval(ticker);
     bar.update(scenario, 1, 'checking', '');
     const check = await withStderr(server, server.ipc.call<CheckResult>('check', {}, checkTimeoutMs));
-    const row = loadRow(scenario, request, stats, cpuAfter.userMicros + cpuAfter.systemMicros - cpuBefore.userMicros - cpuBefore.systemMicros, check, profileFile);
+    const row = loadRow(scenario, request, stats, cpuAfter.userMicros + cpuAfter.systemMicros - cpuBefore.userMicros - cpuBefore.systemMicros, cpuAfter.loop, check, profileFile);
     if (redisBefore !== undefined && redisAfter !== undefined) row.redis = redisPerUnit(redisBefore, redisAfter, scenario === 'echo' ? stats.rpcs : stats.authorizations);
     return row;
   } finally {
@@ -166,7 +166,7 @@ function profilePath(options: BenchOptions, process: 'server' | 'load', scenario
   return join(dir, `${process}-${options.tag}-${scenario}.cpuprofile`);
 }
 
-function loadRow(scenario: ScenarioName, request: StartRequest, stats: WindowStats, serverCpuMicros: number, check: CheckResult, profile: string | undefined): ScenarioResult {
+function loadRow(scenario: ScenarioName, request: StartRequest, stats: WindowStats, serverCpuMicros: number, serverLoop: LoopStats, check: CheckResult, profile: string | undefined): ScenarioResult {
   const units = scenario === 'echo' ? stats.rpcs : stats.authorizations;
   return {
     scenario,
@@ -191,6 +191,7 @@ function loadRow(scenario: ScenarioName, request: StartRequest, stats: WindowSta
     check: { ok: check.ok, summary: checkSummary(check), detail: check },
     profile,
     redis: undefined,
+    loops: { server: serverLoop, client: stats.clientLoop },
   };
 }
 
@@ -257,6 +258,7 @@ function ledgerRow(options: BenchOptions, r: CeilingResult): ScenarioResult {
     check: { ok, summary, detail: { ok: r.ok, balanced: r.balanced, failures: r.failures } },
     profile: undefined,
     redis: undefined,
+    loops: undefined,
   };
 }
 

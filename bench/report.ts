@@ -3,7 +3,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { CheckResult } from './check.js';
 import type { BenchOptions, ScenarioName } from './options.js';
-import type { Latency, MethodStats } from './stats.js';
+import type { Latency, LoopStats, MethodStats } from './stats.js';
 
 /** One row of the report: a scenario's measured window. */
 export interface ScenarioResult {
@@ -35,6 +35,8 @@ export interface ScenarioResult {
   profile: string | undefined;
   /** Store redis: commands per authorization (echo: per RPC) by name, and redis-server CPU per unit. */
   redis: { commandsPerUnit: number; cpuMicrosPerUnit: number; byCommand: Record<string, number> } | undefined;
+  /** The server's and the generator's event loops in the window (undefined for ledger). */
+  loops: { server: LoopStats; client: LoopStats } | undefined;
 }
 
 export interface Ratio {
@@ -128,7 +130,14 @@ export function markdownTables(report: Report): string {
     const by = Object.entries(r.redis!.byCommand).sort((a, b) => b[1] - a[1]).map(([name, n]) => `${name} ${n.toFixed(2)}`).join(', ');
     redis.push(`| ${r.scenario} | ${r.redis!.commandsPerUnit.toFixed(2)} | ${by} | ${fmt(r.redis!.cpuMicrosPerUnit, 1)} |`);
   }
-  return [...lines, ...methods, ...redis, ...ratios].join('\n');
+  const loopRows = report.scenarios.filter((r) => r.loops !== undefined);
+  const loops = loopRows.length === 0 ? [] : ['', '| scenario | process | loop delay p99 ms | loop delay max ms | GC pauses | GC pause total ms | GC pause max ms |', '|---|---|--:|--:|--:|--:|---|'];
+  for (const r of loopRows) {
+    for (const [who, l] of [['server', r.loops!.server], ['generator', r.loops!.client]] as const) {
+      loops.push(`| ${r.scenario} | ${who} | ${ms(l.delayP99Ms)} | ${ms(l.delayMaxMs)} | ${l.gcPauses} | ${fmt(l.gcPauseTotalMs)} | ${ms(l.gcPauseMaxMs)}${l.gcPauseMaxKind === '' ? '' : ` (${l.gcPauseMaxKind})`} |`);
+    }
+  }
+  return [...lines, ...methods, ...redis, ...loops, ...ratios].join('\n');
 }
 
 export function markdownReport(report: Report): string {

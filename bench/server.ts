@@ -22,6 +22,7 @@ import { Checker, type Baseline, type Registration } from './check.js';
 import { CodeFeedNotifier } from './code-feed.js';
 import { announce, serveIpc } from './ipc.js';
 import { WindowProfiler } from './profiler.js';
+import { LoopWatch, type LoopStats } from './stats.js';
 
 export interface ServerOptions {
   redisUrl: string | undefined;
@@ -45,6 +46,8 @@ export interface ServerCpu {
   rssBytes: number;
   heapUsedBytes: number;
   codesDelivered: number;
+  /** This process's event loop since the previous `cpu` call (the measured window, for the second). */
+  loop: LoopStats;
 }
 
 /**
@@ -80,6 +83,7 @@ async function main(): Promise<void> {
   let checker: Checker | undefined;
   let baseline: Baseline | undefined;
   const profiler = new WindowProfiler();
+  const loopWatch = new LoopWatch();
 
   const stop = async () => {
     await servers.close();
@@ -95,7 +99,9 @@ async function main(): Promise<void> {
     cpu: (): ServerCpu => {
       const cpu = process.cpuUsage();
       const memory = process.memoryUsage();
-      return { userMicros: cpu.user, systemMicros: cpu.system, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, codesDelivered: notifier.delivered };
+      const loop = loopWatch.read();
+      loopWatch.reset();
+      return { userMicros: cpu.user, systemMicros: cpu.system, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, codesDelivered: notifier.delivered, loop };
     },
     baseline: async () => {
       baseline = await Checker.baseline(app);

@@ -4,6 +4,8 @@
  * status; authorizations completed; the generator's own CPU time.
  */
 
+import { monitorEventLoopDelay, PerformanceObserver, type IntervalHistogram } from 'node:perf_hooks';
+
 /** Latency samples kept per method and window; further calls are still counted. */
 export const latencySamplesMax = 4_000_000;
 
@@ -30,8 +32,77 @@ export interface WindowStats {
   /** All RPCs of the window together. */
   all: Latency;
   clientCpuMicros: number;
+  /** The generator's own event loop in the window: how late it ran callbacks, and its GC pauses. */
+  clientLoop: LoopStats;
   /** Ledger scenario: transfers applied in the window (authorization scenarios: 0). */
   transfers: number;
+}
+
+/** A process's event loop over a window: timer lateness (p99, max) and garbage-collection pauses. */
+export interface LoopStats {
+  delayP99Ms: number;
+  delayMaxMs: number;
+  gcPauses: number;
+  gcPauseTotalMs: number;
+  gcPauseMaxMs: number;
+  /** The longest pause's kind: minor (scavenge), major (mark-compact), incremental, weakcb. */
+  gcPauseMaxKind: string;
+}
+
+/** perf_hooks' `NODE_PERFORMANCE_GC_*` flags by value. */
+const gcKinds: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
+
+/** Event-loop delay sampling resolution, milliseconds. */
+const loopResolutionMs = 10;
+
+/**
+ * Watches this process's event loop: `monitorEventLoopDelay` (how late a 10 ms timer fires) and
+ * every GC pause (`PerformanceObserver` on `gc`). `reset()` starts a window, `read()` ends it.
+ * Tells a tail latency caused by a stalled loop from one caused by queueing.
+ */
+export class LoopWatch {
+  private readonly histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: loopResolutionMs });
+  private gcPauses = 0;
+  private gcPauseTotalMs = 0;
+  private gcPauseMaxMs = 0;
+  private gcPauseMaxKind = '';
+  private readonly observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      this.gcPauses += 1;
+      this.gcPauseTotalMs += entry.duration;
+      if (entry.duration > this.gcPauseMaxMs) {
+        this.gcPauseMaxMs = entry.duration;
+        this.gcPauseMaxKind = gcKinds[((entry as unknown as { detail?: { kind?: number } }).detail)?.kind ?? 0] ?? 'other';
+      }
+    }
+  });
+
+  constructor() {
+    this.histogram.enable();
+    this.observer.observe({ entryTypes: ['gc'] });
+  }
+
+  reset(): void {
+    this.histogram.reset();
+    this.gcPauses = 0;
+    this.gcPauseTotalMs = 0;
+    this.gcPauseMaxMs = 0;
+    this.gcPauseMaxKind = '';
+  }
+
+  read(): LoopStats {
+    const ms = (ns: number) => ns / 1e6;
+    // The histogram records the whole delay including the resolution; report the lateness.
+    const late = (ns: number) => Math.max(0, ms(ns) - loopResolutionMs);
+    return {
+      delayP99Ms: this.histogram.count === 0 ? 0 : late(this.histogram.percentile(99)),
+      delayMaxMs: this.histogram.count === 0 ? 0 : late(this.histogram.max),
+      gcPauses: this.gcPauses,
+      gcPauseTotalMs: this.gcPauseTotalMs,
+      gcPauseMaxMs: this.gcPauseMaxMs,
+      gcPauseMaxKind: this.gcPauseMaxKind,
+    };
+  }
 }
 
 class MethodRecorder {
@@ -60,6 +131,7 @@ export class Recorder {
   private methods = new Map<string, MethodRecorder>();
   private startedAt = 0;
   private cpuAtStart = process.cpuUsage();
+  private readonly loop = new LoopWatch();
   recording = false;
   authorizations = 0;
   rpcs = 0;
@@ -75,6 +147,7 @@ export class Recorder {
     for (const key of Object.keys(this.errors)) delete this.errors[key];
     this.startedAt = performance.now();
     this.cpuAtStart = process.cpuUsage();
+    this.loop.reset();
     this.recording = true;
   }
 
@@ -123,6 +196,7 @@ export class Recorder {
       methods,
       all: latency(all, this.rpcs),
       clientCpuMicros: cpu.user + cpu.system,
+      clientLoop: this.loop.read(),
       transfers: this.transfers,
     };
   }

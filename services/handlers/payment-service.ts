@@ -71,7 +71,9 @@ export function paymentServiceImpl(deps: { payments: PaymentsService; directory:
   };
   return {
     async createPayment(req, ctx) {
-      const payment = await deps.payments.create(await merchantFor(ctx), createInput(req));
+      const input = createInput(req);
+      // The merchant's record is read while the payer's is (PaymentsService.create awaits both).
+      const payment = await deps.payments.create(merchantFor(ctx), input);
       return { payment: paymentToProto(payment) };
     },
     async getPayment(req, ctx) {

@@ -14,7 +14,6 @@ import {
   Code,
   ConnectError,
   createContextValues,
-  createHandlerContext,
   type HandlerContext,
   type Interceptor,
   type ServiceImpl,
@@ -38,7 +37,7 @@ import { grpcStatusDetailsBin } from './status-details.js';
 
 type AnyFn = Parameters<Interceptor>[0];
 type AnyRequest = Parameters<AnyFn>[0];
-type HandlerContextController = ReturnType<typeof createHandlerContext>;
+type HandlerContextController = HandlerContext & { abort(reason?: unknown): void };
 type LooseImpl = (input: Message, context: HandlerContext) => unknown;
 
 /** A decoded request, or why it could not be: grpc-js turns a throwing deserializer into INTERNAL. */
@@ -53,6 +52,8 @@ export interface AddServiceOptions {
 
 interface MethodSpec {
   readonly method: DescMethod;
+  /** "/countersign.v1.PaymentService/CreatePayment", built once. */
+  readonly path: string;
   readonly fn: LooseImpl;
   readonly interceptors: readonly Interceptor[];
   readonly logger: Pick<Logger, 'error'>;
@@ -75,7 +76,7 @@ export function addConnectService<S extends DescService>(
   for (const method of service.methods) {
     const fn = (impl as Record<string, LooseImpl | undefined>)[method.localName];
     if (typeof fn !== 'function') throw new Error(`assertion failed: ${methodName({ method })} is not implemented`);
-    const spec: MethodSpec = { method, fn: fn.bind(impl), interceptors: chainOf, logger: opts.logger };
+    const spec: MethodSpec = { method, path: methodPath(method), fn: fn.bind(impl), interceptors: chainOf, logger: opts.logger };
     definition[method.localName] = serverMethodDefinition(method);
     if (method.methodKind === 'unary') handlers[method.localName] = serveUnary(spec);
     else if (method.methodKind === 'server_streaming') handlers[method.localName] = serveServerStream(spec);
@@ -175,7 +176,7 @@ function requestOf(method: DescMethod, context: HandlerContextController, input:
 
 function serveUnary(spec: MethodSpec): grpc.handleUnaryCall<Decoded, Message> {
   return (call, callback) => {
-    const context = handlerContext(call, spec.method);
+    const context = handlerContext(call, spec.method, spec.path);
     void (async () => {
       try {
         const res = await runChain(spec, context, decodedOrThrow(call.request, spec.method));
@@ -193,7 +194,7 @@ function serveUnary(spec: MethodSpec): grpc.handleUnaryCall<Decoded, Message> {
 
 function serveServerStream(spec: MethodSpec): grpc.handleServerStreamingCall<Decoded, Message> {
   return (call) => {
-    const context = handlerContext(call, spec.method);
+    const context = handlerContext(call, spec.method, spec.path);
     void (async () => {
       let headerSent = false;
       try {
@@ -214,32 +215,53 @@ function serveServerStream(spec: MethodSpec): grpc.handleServerStreamingCall<Dec
   };
 }
 
-/** A connect HandlerContext for a grpc-js call: headers, deadline, cancel, context values. */
-function handlerContext(call: grpc.ServerUnaryCall<Decoded, Message> | grpc.ServerWritableStream<Decoded, Message>, method: DescMethod) {
+/**
+ * The reason a call's signal carries once its answer is sent: one shared error, so ending a call
+ * captures no stack (`AbortController.abort()` without a reason builds a DOMException per call).
+ */
+const callEnded = new ConnectError('the call has ended', Code.Canceled);
+
+/**
+ * A connect HandlerContext for a grpc-js call: headers, deadline, cancel, context values. Built
+ * here rather than by connect's `createHandlerContext`, which costs three AbortControllers,
+ * three event listeners, a copy of the request headers and, when the call ends, a DOMException
+ * and a ConnectError per call: on a hot path that was a tenth of a bare RPC's server CPU.
+ * The signal aborts on the deadline (DEADLINE_EXCEEDED), on the client's cancel (CANCELED) and
+ * when the call is over (`abort()`, CANCELED).
+ */
+function handlerContext(call: grpc.ServerUnaryCall<Decoded, Message> | grpc.ServerWritableStream<Decoded, Message>, method: DescMethod, path: string): HandlerContextController {
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
   const timeoutMs = Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined;
   const requestHeader = metadataToHeaders(call.metadata);
   // grpc-js consumes grpc-timeout; restore it so interceptors see what connect-node shows them.
   if (timeoutMs !== undefined) requestHeader.set('grpc-timeout', grpcTimeout(timeoutMs));
-  const cancelled = new AbortController();
+  const controller = new AbortController();
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(new ConnectError('the operation timed out', Code.DeadlineExceeded)), timeoutMs);
   // grpc-js emits 'cancelled' when every call's stream closes, answered or not: build the error
-  // only for a call still running (a hot path: one allocation less per RPC).
+  // only for a call still running.
   call.once('cancelled', () => {
-    if (!call.cancelled || cancelled.signal.aborted) return;
-    cancelled.abort(new ConnectError('cancelled by the client', Code.Canceled));
+    if (!call.cancelled || controller.signal.aborted) return;
+    controller.abort(new ConnectError('cancelled by the client', Code.Canceled));
   });
-  return createHandlerContext({
+  const deadlineAt = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+  return {
     service: method.parent,
     method,
     protocolName: 'grpc',
     requestMethod: 'POST',
-    url: `http://${call.getHost()}${methodPath(method)}`,
-    timeoutMs,
-    requestSignal: cancelled.signal,
+    url: `http://${call.getHost()}${path}`,
+    timeoutMs: deadlineAt === undefined ? () => undefined : () => deadlineAt - Date.now(),
+    signal: controller.signal,
     requestHeader,
-    contextValues: createContextValues(),
-  });
+    responseHeader: new Headers(),
+    responseTrailer: new Headers(),
+    values: createContextValues(),
+    abort(reason?: unknown) {
+      if (timer !== undefined) clearTimeout(timer);
+      if (!controller.signal.aborted) controller.abort(reason ?? callEnded);
+    },
+  };
 }
 
 function decodedOrThrow(decoded: Decoded, method: DescMethod): Message {
