@@ -49,7 +49,7 @@ function connectClients(port: number): Clients {
 }
 
 function grpcJsClients(port: number): Clients {
-  const channel = new grpc.Channel(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {});
+  const channel = new grpc.Channel(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.enable_channelz': 0, 'grpc.enable_retries': 0 });
   const made: grpc.Client[] = [];
   const of = <S extends DescService>(service: S): Client<S> => {
     const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(service), service.name);
