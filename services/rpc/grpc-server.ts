@@ -13,6 +13,7 @@ import {
 import {
   Code,
   ConnectError,
+  createContextKey,
   createContextValues,
   type HandlerContext,
   type Interceptor,
@@ -52,10 +53,10 @@ export interface AddServiceOptions {
 
 interface MethodSpec {
   readonly method: DescMethod;
+  /** The interceptors around the implementation, built once. */
+  readonly chain: AnyFn;
   /** "/countersign.v1.PaymentService/CreatePayment", built once. */
   readonly path: string;
-  readonly fn: LooseImpl;
-  readonly interceptors: readonly Interceptor[];
   readonly logger: Pick<Logger, 'error'>;
 }
 
@@ -76,7 +77,7 @@ export function addConnectService<S extends DescService>(
   for (const method of service.methods) {
     const fn = (impl as Record<string, LooseImpl | undefined>)[method.localName];
     if (typeof fn !== 'function') throw new Error(`assertion failed: ${methodName({ method })} is not implemented`);
-    const spec: MethodSpec = { method, path: methodPath(method), fn: fn.bind(impl), interceptors: chainOf, logger: opts.logger };
+    const spec: MethodSpec = { method, chain: applyInterceptors(innermost(method, fn.bind(impl)), chainOf), path: methodPath(method), logger: opts.logger };
     definition[method.localName] = serverMethodDefinition(method);
     if (method.methodKind === 'unary') handlers[method.localName] = serveUnary(spec);
     else if (method.methodKind === 'server_streaming') handlers[method.localName] = serveServerStream(spec);
@@ -133,25 +134,32 @@ function applyInterceptors(next: AnyFn, interceptors: readonly Interceptor[]): A
   return interceptors.reduceRight<AnyFn>((inner, interceptor) => interceptor(inner), next);
 }
 
-/** Runs one call through the chain (built per call: its center closes over the call's context). */
+/** Where the center of the chain finds its call's context: the chain is built once per method. */
+const callContextKey = createContextKey<HandlerContextController | undefined>(undefined, { description: 'grpc-js call context' });
+
+/** Runs one call through its method's chain. */
 function runChain(spec: MethodSpec, context: HandlerContextController, input: Message) {
-  const chain = applyInterceptors(innermost(spec.method, spec.fn, context), spec.interceptors);
-  return chain(requestOf(spec.method, context, input));
+  return spec.chain(requestOf(spec.method, context, input));
 }
 
 /** The center of the chain: calls the implementation like connect's invoke-implementation. */
-function innermost(method: DescMethod, fn: LooseImpl, context: HandlerContextController): AnyFn {
+function innermost(method: DescMethod, fn: LooseImpl): AnyFn {
   return async (req) => {
-    const implContext: HandlerContext = { ...context, requestHeader: req.header, signal: req.signal, values: req.contextValues };
-    const common = { service: method.parent, header: context.responseHeader, trailer: context.responseTrailer };
+    const context = req.contextValues.get(callContextKey);
+    if (context === undefined) throw new Error(`assertion failed: ${methodName({ method })} called without its call context`);
+    // The call's own context unless an interceptor replaced the headers, the signal or the values.
+    const implContext: HandlerContext =
+      req.header === context.requestHeader && req.signal === context.signal && req.contextValues === context.values
+        ? context
+        : { ...context, requestHeader: req.header, signal: req.signal, values: req.contextValues };
     if (method.methodKind === 'unary' && !req.stream) {
       const output = normalize(method.output, await fn(req.message, implContext));
-      return { ...common, stream: false, message: output, method: method as DescMethodUnary } satisfies UnaryResponse;
+      return { service: method.parent, header: context.responseHeader, trailer: context.responseTrailer, stream: false, message: output, method: method as DescMethodUnary } satisfies UnaryResponse;
     }
     if (method.methodKind === 'server_streaming' && req.stream) {
       const input = await single(req.message);
       const output = normalizeIterable(method.output, fn(input, implContext) as AsyncIterable<Message>);
-      return { ...common, stream: true, message: output, method: method as DescMethodServerStreaming } satisfies StreamResponse;
+      return { service: method.parent, header: context.responseHeader, trailer: context.responseTrailer, stream: true, message: output, method: method as DescMethodServerStreaming } satisfies StreamResponse;
     }
     throw new Error(`assertion failed: ${methodName({ method })} called as the wrong kind`);
   };
@@ -159,16 +167,10 @@ function innermost(method: DescMethod, fn: LooseImpl, context: HandlerContextCon
 
 /** The request object the chain sees, shaped as connect-node shapes it. */
 function requestOf(method: DescMethod, context: HandlerContextController, input: Message): AnyRequest {
-  const common = {
-    service: method.parent,
-    requestMethod: context.requestMethod,
-    url: context.url,
-    signal: context.signal,
-    header: context.requestHeader,
-    contextValues: context.values,
-  };
-  if (method.methodKind === 'unary') return { ...common, stream: false, message: input, method: method as DescMethodUnary };
-  if (method.methodKind === 'server_streaming') return { ...common, stream: true, message: once(input), method: method as DescMethodServerStreaming };
+  const { requestMethod, url, signal, requestHeader: header, values: contextValues } = context;
+  const service = method.parent;
+  if (method.methodKind === 'unary') return { service, requestMethod, url, signal, header, contextValues, stream: false, message: input, method: method as DescMethodUnary };
+  if (method.methodKind === 'server_streaming') return { service, requestMethod, url, signal, header, contextValues, stream: true, message: once(input), method: method as DescMethodServerStreaming };
   throw new Error(`assertion failed: ${methodName({ method })} is ${method.methodKind}`);
 }
 
@@ -245,7 +247,8 @@ function handlerContext(call: grpc.ServerUnaryCall<Decoded, Message> | grpc.Serv
     controller.abort(new ConnectError('cancelled by the client', Code.Canceled));
   });
   const deadlineAt = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
-  return {
+  const values = createContextValues();
+  const context: HandlerContextController = {
     service: method.parent,
     method,
     protocolName: 'grpc',
@@ -256,12 +259,14 @@ function handlerContext(call: grpc.ServerUnaryCall<Decoded, Message> | grpc.Serv
     requestHeader,
     responseHeader: new Headers(),
     responseTrailer: new Headers(),
-    values: createContextValues(),
+    values,
     abort(reason?: unknown) {
       if (timer !== undefined) clearTimeout(timer);
       if (!controller.signal.aborted) controller.abort(reason ?? callEnded);
     },
   };
+  values.set(callContextKey, context);
+  return context;
 }
 
 function decodedOrThrow(decoded: Decoded, method: DescMethod): Message {
