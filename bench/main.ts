@@ -56,9 +56,8 @@ async function main(): Promise<number> {
     const serverOptions: ServerOptions = { redisUrl, tbAddresses: options.ledger === 'tigerbeetle' ? options.tbAddresses : [], tbClusterId: String(options.tbClusterId), logLevel: options.serverLogLevel };
     // Source maps only when profiling: profiles then name .ts lines (tsx compiles each file to one line).
     const nodeArgs = options.profile ? ['--enable-source-maps'] : [];
-    const envArgs = (name: string) => (process.env[name] ?? '').split(' ').filter((a) => a !== '');
-    server = forkBench('server.ts', [JSON.stringify(serverOptions)], { name: 'bench server', nodeArgs: [...nodeArgs, ...envArgs('BENCH_SERVER_NODE_ARGS')] });
-    load = forkBench('load.ts', [], { name: 'load generator', nodeArgs: [...nodeArgs, ...envArgs('BENCH_LOAD_NODE_ARGS')] });
+    server = forkBench('server.ts', [JSON.stringify(serverOptions)], { name: 'bench server', nodeArgs: [...nodeArgs, ...options.serverNodeArgs] });
+    load = forkBench('load.ts', [], { name: 'load generator', nodeArgs: [...nodeArgs, ...options.loadNodeArgs] });
     const ready = await withStderr(server, server.ipc.announced<ServerReady>('ready', serverStartTimeoutMs));
     await withStderr(load, load.ipc.announced('ready', serverStartTimeoutMs));
     process.stderr.write(`server pid ${ready.pid} on 127.0.0.1:${ready.grpcPort} (${ready.describe.join('; ')})${redis ? `, private ${redis.url}` : ''}\n`);

@@ -40,6 +40,9 @@ export interface BenchOptions {
   client: ClientKind;
   /** pino level of the server (its lines go to /dev/null: the cost of writing them is measured). */
   serverLogLevel: string;
+  /** Extra node flags for the server and for the load generator (GC experiments: `--max-semi-space-size=8`). */
+  serverNodeArgs: string[];
+  loadNodeArgs: string[];
   /** Write a V8 CPU profile of the server per scenario (measured window only) under results/profiles. */
   profile: boolean;
   /** Name of the result files: bench/results/bench-<tag>.{json,md}; default `<store>-<ledger>`. */
@@ -82,6 +85,8 @@ export function parseOptions(argv: string[]): BenchOptions {
       scenarios: { type: 'string', default: scenarioNames.join(',') },
       client: { type: 'string', default: 'grpc-js' },
       'server-log-level': { type: 'string', default: 'info' },
+      'server-node-args': { type: 'string', default: '' },
+      'load-node-args': { type: 'string', default: '' },
       profile: { type: 'boolean', default: false },
       tag: { type: 'string' },
       'results-dir': { type: 'string' },
@@ -120,6 +125,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     scenarios: [...new Set(scenarios)],
     client: oneOf('client', values.client, ['grpc-js', 'connect'] as const),
     serverLogLevel: oneOf('server-log-level', values['server-log-level'], ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const),
+    serverNodeArgs: nodeArgs('server-node-args', values['server-node-args']),
+    loadNodeArgs: nodeArgs('load-node-args', values['load-node-args']),
     profile: values.profile,
     tag: values.tag ?? `${store}-${ledger}`,
     resultsDir: values['results-dir'] ?? new URL('./results/', import.meta.url).pathname,
@@ -131,6 +138,13 @@ export function parseOptions(argv: string[]): BenchOptions {
 function oneOf<const T extends readonly string[]>(name: string, value: string, allowed: T): T[number] {
   if (!allowed.includes(value)) throw new RangeError(`--${name} must be one of ${allowed.join(', ')}, got "${value}"`);
   return value as T[number];
+}
+
+/** Space-separated node flags; each must be `--name` or `--name=value` (no file, no script). */
+function nodeArgs(name: string, text: string): string[] {
+  const args = text.split(' ').filter((a) => a !== '');
+  for (const a of args) if (!/^--[a-z0-9-]+(=[\w.,:/-]+)?$/i.test(a)) throw new RangeError(`--${name}: "${a}" is not a node flag (--name or --name=value)`);
+  return args;
 }
 
 function integer(name: string, text: string, min: number, max: number): number {
@@ -167,6 +181,8 @@ export const usage = `npm run bench -- [options]
   --half-load F               unary-half offers F × the unary maximum (default 0.5)
   --client grpc-js|connect    the load generator's gRPC client (default grpc-js: cheaper, see README)
   --server-log-level L        the server's pino level (default info, as in production; lines go to /dev/null)
+  --server-node-args="F"      extra node flags for the server, e.g. --server-node-args="--max-semi-space-size=8";
+                              --load-node-args="F" the same for the load generator (GC experiments)
   --profile                   V8 CPU profile of the server per scenario → results/profiles/
   --quick                     a ~1 minute smoke run (200 payers, 3 s + 1 s per scenario)
   --tag T --results-dir D     result files D/bench-T.{json,md} (default bench/results/bench-<store>-<ledger>)

@@ -14,8 +14,16 @@ const scenarios = ['echo', 'unary', 'unary-half', 'batch', 'ledger'] as const;
 /** The whole bench run, milliseconds: process start-up, setup, five scenarios and their checks. */
 const benchRunMsMax = 100_000;
 
+interface LoopRow {
+  delayP99Ms: number;
+  delayMaxMs: number;
+  gcPauses: number;
+  gcPauseTotalMs: number;
+  gcPauseMaxMs: number;
+}
 interface ReportRow {
   scenario: string;
+  loops?: { server: LoopRow; client: LoopRow };
   authorizations: number;
   rpcs: number;
   check: { ok: boolean; summary: string };
@@ -58,10 +66,21 @@ for (const store of ['memory', 'redis'] as const) {
     const byName = new Map(report.scenarios.map((r) => [r.scenario, r]));
     t.true(byName.get('echo')!.rpcs > 0);
     for (const name of ['unary', 'unary-half', 'batch'] as const) t.true(byName.get(name)!.authorizations > 0, `${name} authorized nothing`);
+    // Every load scenario says how both event loops fared (numbers, not NaN); the ledger row has none.
+    for (const row of report.scenarios.filter((r) => r.scenario !== 'ledger')) {
+      for (const loop of [row.loops!.server, row.loops!.client]) {
+        for (const value of [loop.delayP99Ms, loop.delayMaxMs, loop.gcPauses, loop.gcPauseTotalMs, loop.gcPauseMaxMs]) t.true(Number.isFinite(value) && value >= 0, `${row.scenario}: ${JSON.stringify(loop)}`);
+        t.true(loop.delayMaxMs >= loop.delayP99Ms, `${row.scenario}: max below p99`);
+      }
+    }
+    t.is(byName.get('ledger')!.loops, undefined);
     t.deepEqual(report.ratios.map((r) => r.name), ['unary vs echo', 'batch vs ledger', 'server CPU, unary', 'server CPU, batch', 'ConfirmPayment p99 at half load']);
 
     const markdown = readFileSync(join(dir, 'bench-smoke.md'), 'utf8');
     for (const prefix of ['| echo (', '| unary (', '| unary-half (', '| batch (', '| ledger (']) t.true(markdown.includes(prefix), `${prefix} row missing`);
+    for (const scenario of ['echo', 'unary', 'unary-half', 'batch']) {
+      for (const who of ['server', 'generator']) t.true(markdown.includes(`| ${scenario} | ${who} | `), `loop row ${scenario}/${who} missing`);
+    }
     t.false(markdown.includes('FAILED'));
   });
 }
