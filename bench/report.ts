@@ -145,7 +145,7 @@ export function markdownReport(report: Report): string {
   return (
     `# countersign bench: ${o.tag}\n\n` +
     `${report.date}, Node ${report.environment.node} on ${report.environment.platform}, ${report.environment.cores} × ${report.environment.cpu}.\n` +
-    `Store ${o.store}, ledger ${o.ledger} (${report.server.describe.join('; ')}); client ${o.client}; ${o.payers} payers, ${o.merchants} merchants; ` +
+    `Store ${o.store}, ledger ${o.ledger} (${report.server.describe.join('; ')}); client ${o.client}; node flags: server ${o.serverNodeArgs.join(' ') || '(V8 defaults)'}, generator ${o.loadNodeArgs.join(' ') || '(V8 defaults)'}; ${o.payers} payers, ${o.merchants} merchants; ` +
     `${o.durationMs / 1000} s measured after ${o.warmupMs / 1000} s warm-up per scenario; server log level ${o.serverLogLevel}. ` +
     `Correctness checks ${report.checksPassed ? 'passed after every scenario' : 'FAILED (see the correctness column and the JSON)'}.\n\n` +
     `\`${report.command}\`\n\n` +
