@@ -142,10 +142,7 @@ async function openStores(options: AppOptions): Promise<{ challenges: ChallengeS
 
 export async function createApp(options: AppOptions): Promise<App> {
   const { config } = options;
-  // Asynchronous writes to stdout: lines logged while a write is in flight go out together in the
-  // next one (one write syscall per RPC cost a tenth of a bare RPC on a loaded machine); pino
-  // flushes what is left when the process exits.
-  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'countersign-authz' } }, pino.destination({ dest: 1, sync: false }));
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'countersign-authz' } });
   const now = options.now ?? Date.now;
   const masterKey = config.masterKey !== undefined ? masterKeyFromBase64(config.masterKey) : (mkdirSync(config.dataDir, { recursive: true }), loadOrCreateMasterKey(join(config.dataDir, 'master.key')));
   const kits = codeKits(masterKey);
