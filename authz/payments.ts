@@ -322,23 +322,23 @@ export class PaymentsService {
    * corrected retry may reuse the key (nothing was started under it).
    */
   private async prepareCreate(merchantOrLookup: Merchant | Promise<Merchant>, input: CreatePaymentInput): Promise<PreparedCreate & { merchant: Merchant }> {
-    const checked = (async () => {
-      checkIdempotencyKey(input.idempotencyKey);
-      checkAmount(input.amount);
-      checkDescription(input.description);
-      if (input.originSim !== undefined) checkSim(input.originSim, 'origin_sim', false);
-      return checkCurrency(input.currency);
-    })();
+    const lookup = merchantOrLookup instanceof Promise ? merchantOrLookup : undefined;
+    lookup?.catch(() => undefined); // awaited below; an input refused first must not leave it unhandled
+    checkIdempotencyKey(input.idempotencyKey);
+    checkAmount(input.amount);
+    const currency = checkCurrency(input.currency);
+    checkDescription(input.description);
+    if (input.originSim !== undefined) checkSim(input.originSim, 'origin_sim', false);
+    const byPayNumber = input.payNumber !== undefined && input.payNumber !== '';
     let merchant: Merchant;
     let payer: Payer;
-    if (input.payNumber !== undefined && input.payNumber !== '') {
-      // A pay number is spent by the read: only once the merchant is known and the input checked.
-      [merchant] = await Promise.all([merchantOrLookup, checked]);
-      payer = await this.resolvePayer(input, `${merchant.id}:${input.idempotencyKey}`);
+    if (lookup !== undefined && !byPayNumber) {
+      [merchant, payer] = await Promise.all([lookup, this.resolvePayer(input, '')]);
     } else {
-      [merchant, payer] = await Promise.all([merchantOrLookup, checked.then(() => this.resolvePayer(input, ''))]);
+      // A pay number is spent by the read: only once the merchant is known.
+      merchant = lookup === undefined ? (merchantOrLookup as Merchant) : await lookup;
+      payer = await this.resolvePayer(input, `${merchant.id}:${input.idempotencyKey}`);
     }
-    const currency = await checked;
     const payee = this.payeeFor(merchant, currency.code, input.payeeAccountId);
     const decision = await this.decide(merchant, payer, payee, input);
     const factors = decision.kind === 'REQUIRE' ? decision.factors : [];
