@@ -1,5 +1,5 @@
 /**
- * The challenge store's Lua scripts. Each runs as one EVALSHA (ioredis `defineCommand`), one
+ * The challenge store's Lua scripts. Each runs as one EVALSHA (`redisScripts`), one
  * round trip, atomically, and touches only keys that share one hash tag (one Redis Cluster slot).
  */
 

@@ -16,6 +16,7 @@ import {
 } from './challenge-scripts.js';
 import { assert, assertKeyPart } from './errors.js';
 import { assertBatch, assertChallenge, assertDigest, assertLockoutPolicy, assertTtl, assertRateLimitHit, assertVerifyRequest, lockoutPolicyDefault } from './lockout.js';
+import { redisScripts } from './redis-scripts.js';
 import { callRedis, closeRedis, openRedis, type RedisConnectOptions } from './redis-client.js';
 
 /**
@@ -38,7 +39,7 @@ export const challengeKeys = {
 
 type Reply = (string | number | null)[];
 
-/** The scripts as ioredis commands (`defineCommand`: EVALSHA, EVAL on NOSCRIPT). */
+/** The scripts as functions (`redisScripts`: EVALSHA, EVAL on NOSCRIPT). */
 interface ScriptCommands {
   csVerify(challenge: string, streak: string, lockouts: string, locked: string, ...argv: (string | number)[]): Promise<Reply>;
   csPutChallenge(challenge: string, attemptsMax: number, digests: string, ttlMs: number): Promise<number>;
@@ -78,19 +79,20 @@ export class RedisChallengeStore implements ChallengeStore {
   ) {
     this.lockout = options.lockout ?? lockoutPolicyDefault;
     assertLockoutPolicy(this.lockout);
-    redis.defineCommand('csVerify', { numberOfKeys: 4, lua: verifyLua });
-    redis.defineCommand('csPutChallenge', { numberOfKeys: 1, lua: putChallengeLua });
-    redis.defineCommand('csBeginIdempotency', { numberOfKeys: 1, lua: beginIdempotencyLua });
-    redis.defineCommand('csCompleteIdempotency', { numberOfKeys: 1, lua: completeIdempotencyLua });
-    redis.defineCommand('csAbandonIdempotency', { numberOfKeys: 1, lua: abandonIdempotencyLua });
-    redis.defineCommand('csRateLimit', { numberOfKeys: 1, lua: rateLimitLua });
-    redis.defineCommand('csTakePayNumber', { numberOfKeys: 1, lua: takePayNumberLua });
-    redis.defineCommand('csVerifyMany', { lua: verifyManyLua });
-    redis.defineCommand('csPutChallenges', { lua: putChallengesLua });
-    redis.defineCommand('csBeginIdempotencyMany', { lua: beginIdempotencyManyLua });
-    redis.defineCommand('csCompleteIdempotencyMany', { lua: completeIdempotencyManyLua });
-    redis.defineCommand('csRateLimitMany', { lua: rateLimitManyLua });
-    this.scripts = redis as unknown as ScriptCommands;
+    this.scripts = redisScripts(redis, {
+      csVerify: { numberOfKeys: 4, lua: verifyLua },
+      csPutChallenge: { numberOfKeys: 1, lua: putChallengeLua },
+      csBeginIdempotency: { numberOfKeys: 1, lua: beginIdempotencyLua },
+      csCompleteIdempotency: { numberOfKeys: 1, lua: completeIdempotencyLua },
+      csAbandonIdempotency: { numberOfKeys: 1, lua: abandonIdempotencyLua },
+      csRateLimit: { numberOfKeys: 1, lua: rateLimitLua },
+      csTakePayNumber: { numberOfKeys: 1, lua: takePayNumberLua },
+      csVerifyMany: { lua: verifyManyLua },
+      csPutChallenges: { lua: putChallengesLua },
+      csBeginIdempotencyMany: { lua: beginIdempotencyManyLua },
+      csCompleteIdempotencyMany: { lua: completeIdempotencyManyLua },
+      csRateLimitMany: { lua: rateLimitManyLua },
+    }) as unknown as ScriptCommands;
   }
 
   static async open(options: RedisConnectOptions & { lockout?: LockoutPolicy }): Promise<RedisChallengeStore> {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { Merchant, Payer } from '../model.js';
 import type { Directory } from '../ports.js';
 import { assertKeyPart } from './errors.js';
@@ -27,8 +27,9 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 `;
 
-interface DropIndex {
-  csDropIndex(key: string, id: string): unknown;
+/** Queues the drop of an index entry on `pipeline` (EVAL: enrollment writes are rare, and no script is defined on the shared client). */
+function dropIndex(pipeline: ChainableCommander, key: string, id: string): void {
+  pipeline.eval(dropIndexLua, 1, key, id);
 }
 
 export interface RedisDirectoryOptions {
@@ -39,9 +40,7 @@ export class RedisDirectory implements Directory {
   constructor(
     private readonly redis: Redis,
     private readonly options: RedisDirectoryOptions = {},
-  ) {
-    redis.defineCommand('csDropIndex', { numberOfKeys: 1, lua: dropIndexLua });
-  }
+  ) {}
 
   static async open(options: RedisConnectOptions): Promise<RedisDirectory> {
     return new RedisDirectory(await openRedis(options), { ownsClient: true });
@@ -82,13 +81,12 @@ export class RedisDirectory implements Directory {
     pipeline.set(directoryKeys.payerByPhone(payer.phone), payer.id);
     pipeline.set(directoryKeys.payerByTokenHash(payer.tokenHash), payer.id);
     if (payer.loginAccount !== undefined) pipeline.set(directoryKeys.payerByLogin(payer.loginAccount), payer.id);
-    const drop = pipeline as unknown as DropIndex;
     if (previous?.loginAccount !== undefined && previous.loginAccount !== payer.loginAccount) {
-      drop.csDropIndex(directoryKeys.payerByLogin(previous.loginAccount), payer.id);
+      dropIndex(pipeline, directoryKeys.payerByLogin(previous.loginAccount), payer.id);
     }
-    if (previous !== undefined && previous.phone !== payer.phone) drop.csDropIndex(directoryKeys.payerByPhone(previous.phone), payer.id);
+    if (previous !== undefined && previous.phone !== payer.phone) dropIndex(pipeline, directoryKeys.payerByPhone(previous.phone), payer.id);
     if (previous !== undefined && previous.tokenHash !== payer.tokenHash) {
-      drop.csDropIndex(directoryKeys.payerByTokenHash(previous.tokenHash), payer.id);
+      dropIndex(pipeline, directoryKeys.payerByTokenHash(previous.tokenHash), payer.id);
     }
     pipelineResults('directory.putPayer', await callRedis('directory.putPayer', () => pipeline.exec()));
   }
@@ -115,7 +113,7 @@ export class RedisDirectory implements Directory {
     pipeline.set(directoryKeys.merchant(merchant.id), text);
     pipeline.set(directoryKeys.merchantByApiKeyHash(merchant.apiKeyHash), merchant.id);
     if (previous !== undefined && previous.apiKeyHash !== merchant.apiKeyHash) {
-      (pipeline as unknown as DropIndex).csDropIndex(directoryKeys.merchantByApiKeyHash(previous.apiKeyHash), merchant.id);
+      dropIndex(pipeline, directoryKeys.merchantByApiKeyHash(previous.apiKeyHash), merchant.id);
     }
     pipelineResults('directory.putMerchant', await callRedis('directory.putMerchant', () => pipeline.exec()));
   }

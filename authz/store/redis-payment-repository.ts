@@ -4,6 +4,7 @@ import type { PaymentQuery, PaymentRepository, PutOptions } from '../ports.js';
 import { assert } from './errors.js';
 import { decodePayment, encodePayment } from './payment-codec.js';
 import { assertPayment, assertPaymentQuery, paymentMatches, paymentsBatchMax } from './payment-query.js';
+import { redisScripts } from './redis-scripts.js';
 import { callRedis, closeRedis, openRedis, pipelineResults, type RedisConnectOptions } from './redis-client.js';
 
 /**
@@ -36,9 +37,6 @@ redis.call('ZADD', KEYS[4], 0, ARGV[2])
 return 1
 `;
 
-interface PutNewCommand {
-  csPutPayment(record: string, byMerchant: string, byPayer: string, all: string, text: string, id: string): Promise<number>;
-}
 
 export interface RedisPaymentRepositoryOptions {
   ownsClient?: boolean;
@@ -54,8 +52,10 @@ export class RedisPaymentRepository implements PaymentRepository {
     private readonly redis: Redis,
     private readonly options: RedisPaymentRepositoryOptions = {},
   ) {
-    redis.defineCommand('csPutPayment', { numberOfKeys: 4, lua: putNewLua });
+    this.scripts = redisScripts(redis, { putNew: { numberOfKeys: 4, lua: putNewLua } });
   }
+
+  private readonly scripts: { readonly putNew: (...args: (string | number)[]) => Promise<unknown> };
 
   static async open(options: RedisConnectOptions): Promise<RedisPaymentRepository> {
     return new RedisPaymentRepository(await openRedis(options), { ownsClient: true });
@@ -87,9 +87,8 @@ export class RedisPaymentRepository implements PaymentRepository {
       return;
     }
     if (!this.redis.isCluster) {
-      const script = this.redis as unknown as PutNewCommand;
       await callRedis('payments.put', () =>
-        script.csPutPayment(paymentKeys.payment(payment.id), paymentKeys.byMerchant(payment.merchantId), paymentKeys.byPayer(payment.payerId), paymentKeys.all, text, payment.id),
+        this.scripts.putNew(paymentKeys.payment(payment.id), paymentKeys.byMerchant(payment.merchantId), paymentKeys.byPayer(payment.payerId), paymentKeys.all, text, payment.id),
       );
       return;
     }

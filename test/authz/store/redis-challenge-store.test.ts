@@ -164,3 +164,36 @@ test('a batch call is one script call on a single Redis, however many items it h
     await stopRedis(own);
   }
 });
+
+test.serial('scripts run by EVALSHA, and again after Redis forgot them (SCRIPT FLUSH: EVAL, then EVALSHA once more)', async (t) => {
+  const url = (await server()).url;
+  const admin = new Redis(url);
+  const store = await RedisChallengeStore.open({ url, lockout: contractLockout });
+  try {
+    const payerId = hexId();
+    const [a, b] = [hexId(), hexId()];
+    const [codeA, codeB] = [newCode(), newCode()];
+    const statsOf = async () => {
+      const info = await admin.info('commandstats');
+      const calls = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
+      return { evalsha: calls('evalsha'), eval: calls('eval') };
+    };
+    await store.putChallenge({ challengeId: a, payerId, responseDigests: [responseDigest(codeA)], ttlMs: 60_000, attemptsMax: 5 });
+    await admin.script('FLUSH');
+    const before = await statsOf();
+    // The script cache is empty: the verification still runs (EVALSHA refused, then EVAL) and consumes the challenge.
+    t.deepEqual(await store.verifyAndConsume(a, payerId, responseDigest(codeA)), { outcome: 'ok', matchedIndex: 0 });
+    const afterFlush = await statsOf();
+    t.is(afterFlush.eval - before.eval, 1, 'one EVAL after NOSCRIPT');
+    await store.putChallenge({ challengeId: b, payerId, responseDigests: [responseDigest(codeB)], ttlMs: 60_000, attemptsMax: 5 });
+    const afterPut = await statsOf(); // the put's own script was flushed too: it was EVAL'd once
+    t.deepEqual(await store.verifyAndConsume(b, payerId, responseDigest(codeB)), { outcome: 'ok', matchedIndex: 0 });
+    const later = await statsOf();
+    t.is(later.eval - afterPut.eval, 0, 'the EVAL cached the verification script: EVALSHA from then on');
+    t.is(later.evalsha - afterPut.evalsha, 1);
+    t.deepEqual(await store.verifyAndConsume(a, payerId, responseDigest(codeA)), { outcome: 'not_found' }, 'consumed once');
+  } finally {
+    await store.close();
+    admin.disconnect();
+  }
+});
