@@ -37,7 +37,6 @@ redis.call('ZADD', KEYS[4], 0, ARGV[2])
 return 1
 `;
 
-
 export interface RedisPaymentRepositoryOptions {
   ownsClient?: boolean;
 }
