@@ -66,7 +66,7 @@ export const concurrencyMax = 4096;
  * the generator's own scavenges took 10–25 ms each, about twice a second at half load (its grpc-js
  * client allocates ~36 KB per RPC and promotes a third of it), and every response that arrived
  * during one was timed late by the pause: client GC counted as server latency. Small scavenges cost
- * the generator ~15 % more CPU. The server keeps V8's defaults, as `countersign serve` runs.
+ * the generator 8–18 % more CPU per authorization (20 s runs, back to back). The server keeps V8's defaults, as `countersign serve` runs.
  */
 export const loadNodeArgsDefault = '--max-semi-space-size=1';
 

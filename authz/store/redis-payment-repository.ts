@@ -47,14 +47,14 @@ export interface RedisPaymentRepositoryOptions {
  * with ZRANGEBYLEX and reads the payments with one pipelined GET batch per step.
  */
 export class RedisPaymentRepository implements PaymentRepository {
+  private readonly scripts: { readonly putNew: (...args: (string | number)[]) => Promise<unknown> };
+
   constructor(
     private readonly redis: Redis,
     private readonly options: RedisPaymentRepositoryOptions = {},
   ) {
     this.scripts = redisScripts(redis, { putNew: { numberOfKeys: 4, lua: putNewLua } });
   }
-
-  private readonly scripts: { readonly putNew: (...args: (string | number)[]) => Promise<unknown> };
 
   static async open(options: RedisConnectOptions): Promise<RedisPaymentRepository> {
     return new RedisPaymentRepository(await openRedis(options), { ownsClient: true });

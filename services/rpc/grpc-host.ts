@@ -57,8 +57,8 @@ export async function startGrpcServer<const T extends readonly DescService[]>(op
   const server = new grpc.Server({
     'grpc.max_receive_message_length': messageBytesMax,
     'grpc.max_send_message_length': messageBytesMax,
-    // No channelz service is served; its per-call tracking cost a wrapper, listeners and counters
-    // on every RPC (a few percent of a bare RPC's server CPU).
+    // No channelz service is served; its per-call tracking (a wrapper, listeners and counters on
+    // every RPC) was 1.5 % of the server's allocations under unary load (heap sampling profile).
     'grpc.enable_channelz': 0,
   });
   const shutdown = new AbortController();

@@ -246,7 +246,6 @@ function handlerContext(call: grpc.ServerUnaryCall<Decoded, Message> | grpc.Serv
     if (!call.cancelled || controller.signal.aborted) return;
     controller.abort(new ConnectError('cancelled by the client', Code.Canceled));
   });
-  const deadlineAt = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
   const values = createContextValues();
   const context: HandlerContextController = {
     service: method.parent,
@@ -254,7 +253,7 @@ function handlerContext(call: grpc.ServerUnaryCall<Decoded, Message> | grpc.Serv
     protocolName: 'grpc',
     requestMethod: 'POST',
     url: `http://${call.getHost()}${path}`,
-    timeoutMs: deadlineAt === undefined ? () => undefined : () => deadlineAt - Date.now(),
+    timeoutMs: timeoutMs === undefined ? () => undefined : () => deadlineMs - Date.now(),
     signal: controller.signal,
     requestHeader,
     responseHeader: new Headers(),

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import type { LoopStats } from '../../bench/stats.js';
 
 /**
  * `npm run bench` in its quickest form (20 payers, 1 s per scenario, small batches): every
@@ -14,16 +15,9 @@ const scenarios = ['echo', 'unary', 'unary-half', 'batch', 'ledger'] as const;
 /** The whole bench run, milliseconds: process start-up, setup, five scenarios and their checks. */
 const benchRunMsMax = 100_000;
 
-interface LoopRow {
-  delayP99Ms: number;
-  delayMaxMs: number;
-  gcPauses: number;
-  gcPauseTotalMs: number;
-  gcPauseMaxMs: number;
-}
 interface ReportRow {
   scenario: string;
-  loops?: { server: LoopRow; client: LoopRow };
+  loops?: { server: LoopStats; client: LoopStats };
   authorizations: number;
   rpcs: number;
   check: { ok: boolean; summary: string };
