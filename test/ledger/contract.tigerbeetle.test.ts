@@ -10,6 +10,8 @@ if (address === undefined || address === '') {
     skip: skipMessage,
   });
 } else {
+  // Printed so a CI log shows the run happened (the skipped case prints its reason the same way).
+  console.log(`[tigerbeetle] TB_ADDRESS=${address}: ledger contract runs against TigerBeetle cluster ${process.env.TB_CLUSTER_ID ?? '0'}`);
   ledgerContract('tigerbeetle', {
     open: async () => {
       // Loaded only when a cluster is configured, so the native client is not needed otherwise.
