@@ -6,7 +6,8 @@ import { isApplied } from '../ledger/results.js';
 import { fingerprint } from './fingerprint.js';
 import { AuthzError, invalid, notFound, precondition } from './errors.js';
 import type { BillableLine, BillingPeriod, LineKind, Merchant, PairedDevice, Payer, PayerPolicy, SimIdentity } from './model.js';
-import type { ChallengeStore, Directory } from './ports.js';
+import type { Directory } from './ports.js';
+import type { PaymentStore } from './store/port.js';
 import { checkAmount, checkCurrency, checkIdempotencyKey, checkPaymentId, checkPhone, displayNameCharsMax } from './validation.js';
 
 /** The secret-handling operations enrollment needs; services/ wires authz/codes into it. */
@@ -128,9 +129,18 @@ export function linePeriodIds(lineId: string, periodStartMs: number): { control:
  * Enrollment and the directory: payers (phone, secret, PIN, policies, prepaid accounts) and
  * merchants (API key, fee, payee accounts), plus admin funding of payer accounts.
  */
+/**
+ * How long an enrollment call owns its idempotency key, milliseconds: a call that died holding it
+ * (its process killed) lets a retry take over after this, resuming with the ids it had minted.
+ */
+export const enrollmentLeaseMs = 30_000;
+
+/** A claimed key: the result of an earlier identical request (`done`), or the value this call works with. */
+type Claimed = { done: string } | { done?: undefined; value: string; takenOver: boolean };
+
 export class EnrollmentService {
   constructor(
-    private readonly deps: { ledger: Ledger; directory: Directory; challenges: ChallengeStore; kit: EnrollmentKit; now: () => number; idempotencyTtlMs: number },
+    private readonly deps: { ledger: Ledger; directory: Directory; store: PaymentStore; kit: EnrollmentKit; now: () => number; idempotencyTtlMs: number },
   ) {}
 
   async enrollPayer(input: { idempotencyKey: string; phone: string; displayName: string; loginAccount?: string; currencies: string[]; policies: Record<string, PayerPolicy> }): Promise<PayerEnrollment> {
@@ -141,19 +151,24 @@ export class EnrollmentService {
     const chosen = this.currenciesOf(input.currencies);
     for (const code of Object.keys(input.policies)) if (!input.currencies.includes(code)) throw invalid(`policy for ${code}, which is not among the payer's currencies`);
     for (const policy of Object.values(input.policies)) checkPolicy(policy);
-    const existingId = await this.claim('enroll-payer', input.idempotencyKey, input);
-    if (existingId !== undefined) return { payer: await this.payer(existingId) };
-    return this.orAbandon('enroll-payer', input.idempotencyKey, () => this.newPayer(input, chosen));
+    const claimed = await this.claim('enroll-payer', input.idempotencyKey, input, idToHex(newId()));
+    if (claimed.done !== undefined) return { payer: await this.payer(claimed.done) };
+    return this.orRelease('enroll-payer', input.idempotencyKey, input, () => this.newPayer(input, chosen, claimed.value));
   }
 
-  private async newPayer(input: Parameters<EnrollmentService['enrollPayer']>[0], chosen: Currency[]): Promise<PayerEnrollment> {
+  private async newPayer(input: Parameters<EnrollmentService['enrollPayer']>[0], chosen: Currency[], id: string): Promise<PayerEnrollment> {
+    // Taken over from a call that died after writing the payer: finish it (its secret was shown to nobody; RotateSecret issues one).
+    const written = await this.deps.directory.getPayer(id);
+    if (written !== undefined) {
+      await this.complete('enroll-payer', input.idempotencyKey, input, id);
+      return { payer: written };
+    }
     if ((await this.deps.directory.findPayerByPhone(input.phone)) !== undefined) {
       throw new AuthzError('already_exists', 'a payer is already enrolled with that phone number');
     }
     if (input.loginAccount !== undefined && (await this.deps.directory.findPayerByLogin(input.loginAccount)) !== undefined) {
       throw new AuthzError('already_exists', 'that login account is taken');
     }
-    const id = idToHex(newId());
     const accounts = await this.openAccounts(chosen, AccountCode.payerPrepaid);
     const secret = this.deps.kit.newSecret();
     const token = this.deps.kit.newCredential('cs_payer_');
@@ -179,15 +194,20 @@ export class EnrollmentService {
     if (input.name.length === 0 || input.name.length > displayNameCharsMax) throw invalid(`name must be 1 to ${displayNameCharsMax} characters`);
     if (!Number.isInteger(input.feeBasisPoints) || input.feeBasisPoints < 0 || input.feeBasisPoints > 10_000) throw invalid('fee_basis_points must be 0 to 10000');
     const chosen = this.currenciesOf(input.currencies);
-    const existingId = await this.claim('enroll-merchant', input.idempotencyKey, input);
-    if (existingId !== undefined) return { merchant: await this.merchant(existingId) };
-    return this.orAbandon('enroll-merchant', input.idempotencyKey, () => this.newMerchant(input, chosen));
+    const claimed = await this.claim('enroll-merchant', input.idempotencyKey, input, idToHex(newId()));
+    if (claimed.done !== undefined) return { merchant: await this.merchant(claimed.done) };
+    return this.orRelease('enroll-merchant', input.idempotencyKey, input, () => this.newMerchant(input, chosen, claimed.value));
   }
 
-  private async newMerchant(input: Parameters<EnrollmentService['enrollMerchant']>[0], chosen: Currency[]): Promise<MerchantEnrollment> {
+  private async newMerchant(input: Parameters<EnrollmentService['enrollMerchant']>[0], chosen: Currency[], id: string): Promise<MerchantEnrollment> {
+    const written = await this.deps.directory.getMerchant(id);
+    if (written !== undefined) {
+      await this.complete('enroll-merchant', input.idempotencyKey, input, id);
+      return { merchant: written };
+    }
     const key = this.deps.kit.newCredential('cs_live_');
     const merchant: Merchant = {
-      id: idToHex(newId()),
+      id,
       name: input.name,
       apiKeyHash: key.hash,
       accounts: await this.openAccounts(chosen, AccountCode.merchant),
@@ -244,16 +264,19 @@ export class EnrollmentService {
     checkSim(input.auxiliarySim, 'auxiliary_sim', false);
     if (sameSim(input.mainSim, input.auxiliarySim)) throw invalid('auxiliary_sim must be another SIM than main_sim');
     if (input.label.length > labelCharsMax) throw invalid(`label must be at most ${labelCharsMax} characters`);
-    const existingId = await this.claim(`pair-device:${input.payerId}`, input.idempotencyKey, input);
-    if (existingId !== undefined) return this.found((await this.payer(input.payerId)).pairedDevices, existingId, 'device');
-    return this.orAbandon(`pair-device:${input.payerId}`, input.idempotencyKey, async () => {
+    const scope = `pair-device:${input.payerId}`;
+    const claimed = await this.claim(scope, input.idempotencyKey, input, idToHex(newId()));
+    if (claimed.done !== undefined) return this.found((await this.payer(input.payerId)).pairedDevices, claimed.done, 'device');
+    return this.orRelease(scope, input.idempotencyKey, input, async () => {
       const payer = await this.payer(input.payerId);
       const devices = payer.pairedDevices ?? [];
+      const written = devices.find((d) => d.id === claimed.value);
+      if (written !== undefined) return (await this.complete(scope, input.idempotencyKey, input, written.id), written);
       if (devices.length >= pairedDevicesMax) throw precondition(`a payer may pair at most ${pairedDevicesMax} devices`, { reason: 'DEVICES_MAX' });
       if (devices.some((d) => sameSim(d.auxiliarySim, input.auxiliarySim))) throw new AuthzError('already_exists', 'that auxiliary SIM is already paired');
-      const device: PairedDevice = { id: idToHex(newId()), mainSim: input.mainSim, auxiliarySim: input.auxiliarySim, label: input.label, pairedAtMs: this.deps.now() };
+      const device: PairedDevice = { id: claimed.value, mainSim: input.mainSim, auxiliarySim: input.auxiliarySim, label: input.label, pairedAtMs: this.deps.now() };
       await this.deps.directory.putPayer({ ...payer, pairedDevices: [...devices, device] });
-      await this.complete(`pair-device:${input.payerId}`, input.idempotencyKey, input, device.id);
+      await this.complete(scope, input.idempotencyKey, input, device.id);
       return device;
     });
   }
@@ -271,13 +294,16 @@ export class EnrollmentService {
     const numberOk = input.kind === 'MODEM' ? /^[0-9A-Za-z-]{4,32}$/.test(input.number) : /^\+[1-9]\d{6,14}$/.test(input.number);
     if (!numberOk) throw invalid(input.kind === 'MODEM' ? 'a modem line number is the operator subscriber id: 4 to 32 letters, digits or dashes' : 'a landline or mobile number must be E.164, e.g. +14155550123');
     const scope = `add-line:${input.payerId}`;
-    const existingId = await this.claim(scope, input.idempotencyKey, input);
-    if (existingId !== undefined) return this.found((await this.payer(input.payerId)).billableLines, existingId, 'line');
-    return this.orAbandon(scope, input.idempotencyKey, async () => {
+    const claimed = await this.claim(scope, input.idempotencyKey, input, idToHex(newId()));
+    if (claimed.done !== undefined) return this.found((await this.payer(input.payerId)).billableLines, claimed.done, 'line');
+    return this.orRelease(scope, input.idempotencyKey, input, async () => {
       const payer = await this.payer(input.payerId);
       const lines = payer.billableLines ?? [];
+      const written = lines.find((l) => l.id === claimed.value);
+      if (written !== undefined) return (await this.complete(scope, input.idempotencyKey, input, written.id), written);
       if (lines.length >= billableLinesMax) throw precondition(`a payer may have at most ${billableLinesMax} billable lines`, { reason: 'LINES_MAX' });
-      const id = newId();
+      // The account id is the claim's: a call taking over after the account was opened meets `exists`.
+      const id = idFromHex(claimed.value);
       const [result] = await this.deps.ledger.createAccounts([
         account({ id, ledger: currency.ledger, code: AccountCode.payerPostpaid, flags: accountFlagsFor[AccountCode.payerPostpaid], user_data_128: idFromHex(payer.id) }),
       ]);
@@ -302,11 +328,12 @@ export class EnrollmentService {
     await this.payer(input.payerId);
     const scope = `pay-number:${input.payerId}`;
     const payNumber = (BigInt('0x' + this.deps.kit.digest(`pay-number-issue:${input.payerId}`, input.idempotencyKey).slice(0, 16)) % 10n ** BigInt(payNumberDigits)).toString().padStart(payNumberDigits, '0');
-    const existing = await this.claim(scope, input.idempotencyKey, input);
-    if (existing !== undefined) return { payNumber, expiresAtMs: Number(existing) };
-    return this.orAbandon(scope, input.idempotencyKey, async () => {
-      const expiresAtMs = this.deps.now() + ttlSeconds * 1000;
-      await this.deps.challenges.putPayNumber(payNumberDigest(this.deps.kit.digest, payNumber), input.payerId, ttlSeconds * 1000);
+    const now = this.deps.now();
+    const claimed = await this.claim(scope, input.idempotencyKey, input, String(now + ttlSeconds * 1000));
+    if (claimed.done !== undefined) return { payNumber, expiresAtMs: Number(claimed.done) };
+    return this.orRelease(scope, input.idempotencyKey, input, async () => {
+      const expiresAtMs = Number(claimed.value);
+      await this.deps.store.putPayNumber({ numberDigest: payNumberDigest(this.deps.kit.digest, payNumber), payerId: input.payerId, ttlMs: Math.max(1, expiresAtMs - now), nowMs: now });
       await this.complete(scope, input.idempotencyKey, input, String(expiresAtMs));
       return { payNumber, expiresAtMs };
     });
@@ -320,10 +347,13 @@ export class EnrollmentService {
     checkIdempotencyKey(input.idempotencyKey);
     checkPaymentId(input.payerId, 'payer_id');
     const scope = `rotate-secret:${input.payerId}`;
-    const existing = await this.claim(scope, input.idempotencyKey, input);
-    if (existing !== undefined) return { payer: await this.payer(input.payerId) };
-    return this.orAbandon(scope, input.idempotencyKey, async () => {
+    const before = await this.payer(input.payerId);
+    const claimed = await this.claim(scope, input.idempotencyKey, input, String(before.secretVersion + 1));
+    if (claimed.done !== undefined) return { payer: await this.payer(input.payerId) };
+    return this.orRelease(scope, input.idempotencyKey, input, async () => {
       const payer = await this.payer(input.payerId);
+      // Taken over from a call that died after rotating: finish it (that secret was shown to nobody; rotate again for a new one).
+      if (payer.secretVersion >= Number(claimed.value)) return (await this.complete(scope, input.idempotencyKey, input, String(payer.secretVersion)), { payer });
       const secret = this.deps.kit.newSecret();
       const updated: Payer = { ...payer, sealedSecret: this.deps.kit.sealSecret(payer.id, secret), secretVersion: payer.secretVersion + 1 };
       await this.deps.directory.putPayer(updated);
@@ -388,27 +418,30 @@ export class EnrollmentService {
     return Object.fromEntries(chosen.map((c, i) => [c.code, idToHex(ids[i]!)]));
   }
 
-  /** The id enrolled under this key before, if any; ALREADY_EXISTS for a different request. */
-  private async claim(scope: string, key: string, request: unknown): Promise<string | undefined> {
-    const print = fingerprint(request);
-    const outcome = await this.deps.challenges.beginIdempotency(scope, key, print, this.deps.idempotencyTtlMs);
+  /**
+   * Claims the key for this request with a lease: the result of an earlier identical request,
+   * or the value to work with (`value`, or the first claimant's when its lease ran out and this
+   * call takes over). ALREADY_EXISTS for a different request; UNAVAILABLE while another call holds it.
+   */
+  private async claim(scope: string, key: string, request: unknown, value: string): Promise<Claimed> {
+    const outcome = await this.deps.store.claimKey({ scope, key, fingerprint: fingerprint(request), value, leaseMs: enrollmentLeaseMs, keyTtlMs: this.deps.idempotencyTtlMs, nowMs: this.deps.now() });
     if (outcome.status === 'conflict') throw new AuthzError('already_exists', 'this idempotency key was used for a different request');
-    if (outcome.status === 'in_progress') throw new AuthzError('unavailable', 'a request with this idempotency key is in progress; retry shortly');
-    return outcome.status === 'done' ? outcome.result : undefined;
+    if (outcome.status === 'in_progress') throw new AuthzError('unavailable', 'a request with this idempotency key is in progress; retry shortly', { reason: 'IN_PROGRESS', retry_after_ms: outcome.retryAfterMs });
+    if (outcome.status === 'done') return { done: outcome.result };
+    return { value: outcome.value, takenOver: outcome.takenOver };
   }
 
   /** Releases the key when the work fails, so a corrected retry can run. */
-  private async orAbandon<T>(scope: string, key: string, work: () => Promise<T>): Promise<T> {
+  private async orRelease<T>(scope: string, key: string, request: unknown, work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (error) {
-      await this.deps.challenges.abandonIdempotency(scope, key);
+      await this.deps.store.releaseKey({ scope, key, fingerprint: fingerprint(request) });
       throw error;
     }
   }
 
-  private complete(scope: string, key: string, request: unknown, id: string): Promise<void> {
-    return this.deps.challenges.completeIdempotency(scope, key, fingerprint(request), id, this.deps.idempotencyTtlMs);
+  private complete(scope: string, key: string, request: unknown, result: string): Promise<void> {
+    return this.deps.store.completeKey({ scope, key, fingerprint: fingerprint(request), result, keyTtlMs: this.deps.idempotencyTtlMs, nowMs: this.deps.now() });
   }
 }
-

@@ -23,14 +23,29 @@ interface Subscriber {
 export class PaymentEvents {
   private readonly subscribers = new Set<Subscriber>();
   private readonly listeners: ((payment: Payment) => void)[] = [];
+  private readonly watcherCounts: ((subscribers: number) => void)[] = [];
 
-  /** Calls `listener` synchronously for every published payment (metrics, audit). */
+  /** Calls `listener` synchronously for every payment this process publishes (metrics, audit, the relay to other processes). */
   listen(listener: (payment: Payment) => void): void {
     this.listeners.push(listener);
   }
 
+  /** Calls `listener` with the number of subscribers whenever it changes (the workers' relay asks only while someone watches). */
+  onSubscribers(listener: (subscribers: number) => void): void {
+    this.watcherCounts.push(listener);
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size;
+  }
+
   publish(payment: Payment): void {
     for (const listener of this.listeners) listener(payment);
+    this.deliver(payment);
+  }
+
+  /** A change another process published (`serve --workers`): to this process's watchers only. */
+  deliver(payment: Payment): void {
     for (const s of this.subscribers) {
       if (!s.filter(payment)) continue;
       if (s.queue.length >= subscriberQueueMax) s.failed = new SubscriberOverflowError(`watch fell ${subscriberQueueMax} payments behind`);
@@ -47,8 +62,9 @@ export class PaymentEvents {
     if (this.subscribers.size >= subscribersMax) throw new SubscriberOverflowError(`more than ${subscribersMax} watchers`);
     const s: Subscriber = { filter, queue: [], wake: undefined, failed: undefined };
     this.subscribers.add(s);
+    this.counted();
     // Also released when the caller's call ends before it ever read from the stream.
-    signal.addEventListener('abort', () => this.subscribers.delete(s), { once: true });
+    signal.addEventListener('abort', () => this.remove(s), { once: true });
     return this.follow(s, signal);
   }
 
@@ -68,7 +84,15 @@ export class PaymentEvents {
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
-      this.subscribers.delete(s);
+      this.remove(s);
     }
+  }
+
+  private remove(s: Subscriber): void {
+    if (this.subscribers.delete(s)) this.counted();
+  }
+
+  private counted(): void {
+    for (const listener of this.watcherCounts) listener(this.subscribers.size);
   }
 }

@@ -4,7 +4,8 @@ import type { Ledger } from '../ledger/port.js';
 import { billingPeriodOf, linePeriodIds } from './enrollment.js';
 import { invalid, notFound } from './errors.js';
 import type { BillableLine, Caller } from './model.js';
-import type { Directory, PaymentRepository } from './ports.js';
+import type { Directory } from './ports.js';
+import type { PaymentStore } from './store/port.js';
 
 /** Entries per statement page, at most. */
 export const statementEntriesMax = 1000;
@@ -40,7 +41,7 @@ const nsPerMs = 1_000_000n;
  * The line's owner or an operator may read it; anyone else gets NOT_FOUND.
  */
 export async function lineStatement(
-  deps: { ledger: Ledger; directory: Directory; payments: PaymentRepository },
+  deps: { ledger: Ledger; directory: Directory; payments: Pick<PaymentStore, 'get'> },
   caller: Caller,
   request: { lineId: string; atMs: number; limit: number; afterNs?: bigint },
 ): Promise<LineStatement> {
@@ -61,7 +62,7 @@ export async function lineStatement(
   });
   const transfers = await deps.ledger.getAccountTransfers(filter);
   const posted = transfers.filter((t) => (t.flags & TransferFlags.post_pending_transfer) !== 0);
-  const payments = await deps.payments.getMany(posted.map((t) => idToHex(paymentIdOf(t.id)?.paymentId ?? 0n)));
+  const payments = (await deps.payments.get(posted.map((t) => idToHex(paymentIdOf(t.id)?.paymentId ?? 0n)))).map((r) => r?.payment);
   const entries = posted.map((t, i) => ({
     transferId: idToHex(t.id),
     paymentId: idToHex(paymentIdOf(t.id)?.paymentId ?? 0n),

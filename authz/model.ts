@@ -4,14 +4,10 @@
  * money is bigint minor units.
  */
 
-export type Factor =
-  | 'SECOND_CODE'
-  | 'FIRST_CODE_AND_PIN'
-  | 'SMS_OTP'
-  | 'IVR_PASSWORD'
-  | 'AUTH_PASSWORD'
-  | 'PAIRED_DEVICE'
-  | 'BANK_CARD_PIN';
+/** Every factor, in a fixed order (stores may encode a set of factors as bits in this order). */
+export const allFactors = ['SECOND_CODE', 'FIRST_CODE_AND_PIN', 'SMS_OTP', 'IVR_PASSWORD', 'AUTH_PASSWORD', 'PAIRED_DEVICE', 'BANK_CARD_PIN'] as const;
+
+export type Factor = (typeof allFactors)[number];
 
 export type PaymentState = 'CREATED' | 'CHALLENGED' | 'APPROVED' | 'SUCCEEDED' | 'DECLINED' | 'EXPIRED' | 'CANCELLED';
 

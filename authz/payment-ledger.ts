@@ -17,7 +17,8 @@ import type { Payment } from './model.js';
  */
 
 export type ReserveOutcome = 'reserved' | 'insufficient_funds' | 'credit_limit_exceeded';
-export type PostOutcome = 'posted' | 'expired' | 'voided';
+/** `not_reserved`: there is no reservation to post (yet: a create still on its way, or never made). */
+export type PostOutcome = 'posted' | 'expired' | 'voided' | 'not_reserved';
 export type VoidOutcome = 'voided' | 'already_posted' | 'already_released';
 
 export interface PaymentAccounts {
@@ -125,7 +126,7 @@ function reserveOutcome(payment: Payment, result: CreateTransferResult | undefin
 }
 
 export class PaymentLedger {
-  constructor(private readonly ledger: Ledger) {}
+  constructor(readonly ledger: Ledger) {}
 
   async reserve(payment: Payment, accounts: PaymentAccounts, timeoutSeconds: number): Promise<ReserveOutcome> {
     const results = await this.ledger.createTransfers(reservation(payment, accounts, timeoutSeconds));
@@ -173,6 +174,7 @@ export class PaymentLedger {
     }
     if (post === 'pending_transfer_expired') return 'expired';
     if (post === 'pending_transfer_already_voided') return 'voided';
+    if (post === 'pending_transfer_not_found') return 'not_reserved';
     throw unexpected('post', payment, results);
   }
 
@@ -191,6 +193,11 @@ export class PaymentLedger {
       return 'already_released';
     }
     throw unexpected('void', payment, results);
+  }
+
+  /** True when the reservation exists (whatever became of it since). */
+  async reserved(payment: Payment): Promise<boolean> {
+    return (await this.ledger.lookupTransfers([paymentTransferIds(idFromHex(payment.id)).pending])).length === 1;
   }
 
   /** True when the post (and the fee, if any) are in the ledger. */

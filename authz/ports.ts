@@ -6,9 +6,8 @@ import type { Merchant, Payer, Payment, PaymentState, SealedEnvelope } from './m
  * an unreachable backend throws `StoreUnavailableError`.
  */
 
-export class StoreUnavailableError extends Error {
-  override readonly name = 'StoreUnavailableError';
-}
+export { StoreUnavailableError } from './store/port.js';
+import { StoreUnavailableError } from './store/port.js';
 
 // ------------------------------------------------------------------ challenge store
 
@@ -193,6 +192,9 @@ export interface PaymentRepository {
 
 // ------------------------------------------------------------------ directory
 
+/** A directory record changed (or, `all`, anything may have: a lost notification channel came back). */
+export type DirectoryChange = { kind: 'payer' | 'merchant'; id: string } | { kind: 'all' };
+
 export interface Directory {
   getPayer(id: string): Promise<Payer | undefined>;
   findPayerByPhone(phone: string): Promise<Payer | undefined>;
@@ -204,6 +206,11 @@ export interface Directory {
   getMerchant(id: string): Promise<Merchant | undefined>;
   findMerchantByApiKeyHash(apiKeyHash: string): Promise<Merchant | undefined>;
   putMerchant(merchant: Merchant): Promise<void>;
+  /**
+   * Calls `listener` after every change of a record, in every process that watches (caches forget
+   * it). Optional: a directory without it is not cached.
+   */
+  watch?(listener: (change: DirectoryChange) => void): void;
   close(): Promise<void>;
 }
 

@@ -1,18 +1,20 @@
 import { idFromHex, paymentTransferIds } from '../ledger/ids.js';
 import type { Transfer } from '../ledger/model.js';
-import type { Ledger } from '../ledger/port.js';
 import type { Payment, PaymentState } from './model.js';
-import type { PaymentsService } from './payments.js';
-import type { PaymentRepository } from './ports.js';
+import type { PaymentRecord } from './store/port.js';
+import { publish, type StepDeps } from './steps/context.js';
+import { drive } from './steps/drive.js';
 
 /** Payments examined per page (4 transfer lookups each: one ledger call of at most 4 × 500 ids). */
 export const reconcilePageMax = 500;
+/** Payment ids listed in a report's anomalies, at most. */
+export const reconcileAnomaliesMax = 100;
 
 export interface ReconcileReport {
   examined: number;
   /** "FROM→TO" → count. */
   changed: Record<string, number>;
-  /** Payments whose ledger record contradicts itself (e.g. posted without its fee): ids, at most 100. */
+  /** Payments whose ledger record contradicts itself (e.g. posted without its fee) or that could not be repaired: ids, at most 100. */
   anomalies: string[];
 }
 
@@ -24,76 +26,84 @@ interface LedgerFacts {
 }
 
 /**
- * Rebuilds payment states from the ledger, the source of truth: a payment is SUCCEEDED iff its
- * post transfer exists; a voided one is final (DECLINED unless already CANCELLED/EXPIRED); a
- * reservation past its timeout is EXPIRED; an APPROVED payment whose post is missing is posted
- * now; a payment with no reservation at all never moved money.
+ * Rebuilds payment states from the ledger, the source of truth, over every payment in the store
+ * (`countersign reconcile`): a payment is SUCCEEDED iff its post transfer exists; a voided one is
+ * final (DECLINED unless already CANCELLED or EXPIRED); a reservation past its timeout is
+ * EXPIRED; an APPROVED payment whose post is missing is posted now; a final payment whose void
+ * is still due is voided. A CHALLENGED payment without a reservation is left to its create (a
+ * retry finishes it) or to the sweeper at its expiry. Each change is a compare-and-set on the
+ * record: a transition that raced the read wins.
  */
-export async function reconcile(deps: { ledger: Ledger; payments: PaymentRepository; service: PaymentsService; now: () => number }): Promise<ReconcileReport> {
+export async function reconcile(deps: StepDeps): Promise<ReconcileReport> {
   const report: ReconcileReport = { examined: 0, changed: {}, anomalies: [] };
-  let afterId: string | undefined;
-  for (;;) {
-    const page = await deps.payments.list({ limit: reconcilePageMax, ...(afterId === undefined ? {} : { afterId }) });
-    if (page.length === 0) return report;
-    const facts = await ledgerFacts(deps.ledger, page);
-    for (const [i, payment] of page.entries()) {
-      // One payment that cannot be repaired (e.g. a fee missing) is reported, not fatal: the rest go on.
-      const fixed = await reconcileOne(deps, payment, facts[i]!, report).catch(() => {
-        if (report.anomalies.length < 100) report.anomalies.push(payment.id);
-        return payment;
-      });
-      if (fixed.state !== payment.state) {
-        const key = `${payment.state}→${fixed.state}`;
-        report.changed[key] = (report.changed[key] ?? 0) + 1;
-      }
-    }
-    report.examined += page.length;
-    afterId = page[page.length - 1]!.id;
-  }
+  let cursor = '';
+  do {
+    const page = await deps.store.scan(cursor, reconcilePageMax);
+    cursor = page.cursor;
+    if (page.records.length === 0) break;
+    const facts = await ledgerFacts(deps, page.records.map((r) => r.payment));
+    await reconcilePage(deps, page.records, facts, report);
+    report.examined += page.records.length;
+  } while (cursor !== '');
+  return report;
 }
 
-async function ledgerFacts(ledger: Ledger, page: Payment[]): Promise<LedgerFacts[]> {
+async function ledgerFacts(deps: StepDeps, page: Payment[]): Promise<LedgerFacts[]> {
   const ids = page.map((p) => paymentTransferIds(idFromHex(p.id)));
-  const found = await ledger.lookupTransfers(ids.flatMap((x) => [x.pending, x.post, x.void, x.fee]));
+  const found = await deps.ledger.ledger.lookupTransfers(ids.flatMap((x) => [x.pending, x.post, x.void, x.fee]));
   const byId = new Map(found.map((t) => [t.id, t]));
-  return ids.map((x) => ({
-    ...(byId.has(x.pending) ? { pending: byId.get(x.pending)! } : {}),
-    posted: byId.has(x.post),
-    voided: byId.has(x.void),
-    fee: byId.has(x.fee),
-  }));
+  return ids.map((x) => ({ ...(byId.has(x.pending) ? { pending: byId.get(x.pending)! } : {}), posted: byId.has(x.post), voided: byId.has(x.void), fee: byId.has(x.fee) }));
 }
 
-function truth(payment: Payment, facts: LedgerFacts, nowMs: number): PaymentState | 'settle' {
-  if (facts.posted) return 'SUCCEEDED';
-  if (facts.voided) return payment.state === 'CANCELLED' || payment.state === 'EXPIRED' ? payment.state : 'DECLINED';
-  if (facts.pending === undefined) return payment.state === 'CANCELLED' || payment.state === 'EXPIRED' ? payment.state : 'DECLINED';
+/** The state the ledger says, 'drive' when the payment must be posted or voided now, undefined when it is right as it is. */
+function truth(record: PaymentRecord, facts: LedgerFacts, nowMs: number): PaymentState | 'drive' | undefined {
+  const p = record.payment;
+  if (facts.posted) return p.state === 'SUCCEEDED' ? undefined : 'SUCCEEDED';
+  if (p.state === 'APPROVED' || p.state === 'SUCCEEDED') return 'drive';
+  if (facts.voided) return p.state === 'CANCELLED' || p.state === 'EXPIRED' || p.state === 'DECLINED' ? undefined : 'DECLINED';
+  if (facts.pending === undefined) return undefined;
   const expiresAtNs = facts.pending.timestamp + BigInt(facts.pending.timeout) * 1_000_000_000n;
-  if (facts.pending.timeout > 0 && BigInt(nowMs) * 1_000_000n >= expiresAtNs) return 'EXPIRED';
-  // Approved (or recorded as succeeded) but not posted: every factor was satisfied, so post it now.
-  if (payment.state === 'APPROVED' || payment.state === 'SUCCEEDED') return 'settle';
-  // Still challenged, or final without its void yet: the reservation releases itself at its timeout.
-  return payment.state;
+  if (p.state === 'CHALLENGED' && facts.pending.timeout > 0 && BigInt(nowMs) * 1_000_000n >= expiresAtNs) return 'EXPIRED';
+  return record.dueAtMs !== undefined && p.state !== 'CHALLENGED' ? 'drive' : undefined;
 }
 
-async function reconcileOne(
-  deps: { service: PaymentsService; now: () => number },
-  payment: Payment,
-  facts: LedgerFacts,
-  report: ReconcileReport,
-): Promise<Payment> {
-  if (facts.posted && payment.feeAmount > 0n && !facts.fee && report.anomalies.length < 100) report.anomalies.push(payment.id);
-  // Decide on a fresh read under the payment's lock: a transition that raced the page read wins.
-  return deps.service.revise(payment.id, async (fresh) => {
-    const state = truth(fresh, facts, deps.now());
-    if (state === 'settle') return deps.service.settle(fresh);
-    if (state === fresh.state) return undefined;
-    return {
-      ...fresh,
-      state,
-      ...(state === 'DECLINED' && fresh.declineReason === undefined ? { declineDetail: 'no money moved (reconciled from the ledger)' } : {}),
-      sealedFirstCode: undefined,
-      updatedAtMs: deps.now(),
-    };
+async function reconcilePage(deps: StepDeps, records: PaymentRecord[], facts: LedgerFacts[], report: ReconcileReport): Promise<void> {
+  const now = deps.now();
+  const driving: PaymentRecord[] = [];
+  const fixing: { record: PaymentRecord; state: PaymentState }[] = [];
+  records.forEach((record, i) => {
+    const f = facts[i]!;
+    if (f.posted && record.payment.feeAmount > 0n && !f.fee) anomaly(report, record.payment.id);
+    const state = truth(record, f, now);
+    if (state === 'drive') driving.push(record);
+    else if (state !== undefined) fixing.push({ record, state });
   });
+  if (fixing.length > 0) {
+    const answers = await deps.store.commit(fixing.map(({ record, state }) => ({ paymentId: record.payment.id, expectVersion: record.version, payment: fixed(record.payment, state, now), digests: {}, dueAtMs: null, nowMs: now })));
+    answers.forEach((answer, i) => {
+      const { record, state } = fixing[i]!;
+      if (answer.outcome !== 'committed') return anomaly(report, record.payment.id);
+      publish(deps, [answer.record]);
+      count(report, record.payment.state, state);
+    });
+  }
+  if (driving.length === 0) return;
+  const driven = await drive(deps, driving).catch(() => driving.map((r) => (anomaly(report, r.payment.id), r)));
+  driven.forEach((after, i) => count(report, driving[i]!.payment.state, after.payment.state));
+}
+
+function fixed(p: Payment, state: PaymentState, now: number): Payment {
+  const next: Payment = { ...p, state, updatedAtMs: now, ...(state === 'DECLINED' && p.declineReason === undefined ? { declineDetail: 'no money moved (reconciled from the ledger)' } : {}) };
+  delete next.sealedFirstCode;
+  return next;
+}
+
+function count(report: ReconcileReport, from: PaymentState, to: PaymentState): void {
+  if (from === to) return;
+  const key = `${from}→${to}`;
+  report.changed[key] = (report.changed[key] ?? 0) + 1;
+}
+
+function anomaly(report: ReconcileReport, id: string): void {
+  if (report.anomalies.length < reconcileAnomaliesMax && !report.anomalies.includes(id)) report.anomalies.push(id);
 }

@@ -5,20 +5,23 @@ import StatsD, { type StatsD as StatsDClient } from 'hot-shots';
 import { pino, type Logger } from 'pino';
 import { BuiltInPolicy } from '../authz/authorizer.js';
 import { loadOrCreateMasterKey, masterKeyFromBase64 } from '../authz/codes/secret-box.js';
+import { CachedDirectory } from '../authz/directory-cache.js';
 import { EnrollmentService, ensurePlatformAccounts } from '../authz/enrollment.js';
 import { PaymentEvents } from '../authz/events.js';
 import { ConsoleNotifier, type Notifier } from '../authz/notifier.js';
 import { PaymentLedger } from '../authz/payment-ledger.js';
 import { PaymentsService, defaultPaymentLimits, type PaymentLimits } from '../authz/payments.js';
-import type { ChallengeStore, Directory, PaymentRepository } from '../authz/ports.js';
+import type { Directory } from '../authz/ports.js';
+import { CoalescingStore } from '../authz/store/coalescing-store.js';
 import { FileDirectory } from '../authz/store/file-directory.js';
-import { MemoryChallengeStore } from '../authz/store/memory-challenge-store.js';
+import { JournalPaymentStore } from '../authz/store/journal/journal-store.js';
+import { MemoryPaymentStore } from '../authz/store/memory/memory-store.js';
 import { MemoryDirectory } from '../authz/store/memory-directory.js';
-import { MemoryPaymentRepository } from '../authz/store/memory-payment-repository.js';
-import { RedisChallengeStore } from '../authz/store/redis-challenge-store.js';
+import type { PaymentStore } from '../authz/store/port.js';
 import { RedisDirectory } from '../authz/store/redis-directory.js';
-import { RedisPaymentRepository } from '../authz/store/redis-payment-repository.js';
 import { openRedis } from '../authz/store/redis-client.js';
+import { openRedisCluster } from '../authz/store/redis/connect.js';
+import { RedisPaymentStore } from '../authz/store/redis/redis-store.js';
 import { CoalescingLedger } from '../ledger/coalescing.js';
 import { EmbeddedLedger } from '../ledger/embedded/engine.js';
 import type { Ledger } from '../ledger/port.js';
@@ -40,6 +43,8 @@ export interface AppOptions {
   memoryLedger?: boolean;
   /** Keep the directory in memory instead of <dataDir>/directory.json. */
   memoryDirectory?: boolean;
+  /** Keep payments, idempotency records and counters in memory instead of journaling them under <dataDir>/payments (tests, bench, demo). */
+  memoryStore?: boolean;
   notifier?: Notifier;
   limits?: Partial<PaymentLimits>;
   logger?: Logger;
@@ -51,8 +56,8 @@ export interface App {
   readonly payments: PaymentsService;
   readonly enrollment: EnrollmentService;
   readonly directory: Directory;
-  readonly repository: PaymentRepository;
-  readonly challenges: ChallengeStore;
+  /** The payment store, its steps coalesced across concurrent calls. */
+  readonly store: CoalescingStore;
   readonly ledger: Ledger;
   readonly events: PaymentEvents;
   readonly logger: Logger;
@@ -83,29 +88,13 @@ function telcoNotifier(config: Config, logger: Logger): TelcoNotifier {
   return new TelcoNotifier(createClient(TelcoBridgeService, transport), { ...telcoNotifierDefaults, logger });
 }
 
-/** How long a resolved credential is trusted without asking the directory again, milliseconds. */
-export const principalCacheTtlMs = 5_000;
-/** Credentials remembered at most (unknown keys are never cached, so guessing cannot fill it). */
-export const principalCacheMax = 10_000;
-
 /**
- * Every RPC resolves its caller's key; with Redis that is two round trips. Known keys are
- * remembered for `principalCacheTtlMs`, so a revoked key keeps working at most that long.
+ * The key files a process needs, created once when the configuration does not name the keys:
+ * `serve --workers` makes them in the primary before forking, so no two workers race to create them.
  */
-function cachedPrincipals(resolve: (credentialHash: string) => Promise<Principal | undefined>, now: () => number): (apiKey: string) => Promise<Principal | undefined> {
-  const cache = new Map<string, { principal: Principal; expiresAtMs: number }>(); // by SHA-256, never the key itself
-  return async (apiKey) => {
-    const hash = credentialHash(apiKey);
-    const hit = cache.get(hash);
-    if (hit !== undefined && hit.expiresAtMs > now()) return hit.principal;
-    const principal = await resolve(hash);
-    cache.delete(hash);
-    if (principal !== undefined) {
-      if (cache.size >= principalCacheMax) cache.delete(cache.keys().next().value!);
-      cache.set(hash, { principal, expiresAtMs: now() + principalCacheTtlMs });
-    }
-    return principal;
-  };
+export function prepareKeys(config: Config): void {
+  if (config.masterKey === undefined) (mkdirSync(config.dataDir, { recursive: true }), loadOrCreateMasterKey(join(config.dataDir, 'master.key')));
+  adminKeyOf(config);
 }
 
 /** The operator key: from config, or generated once into <dataDir>/admin.key with mode 0600. */
@@ -120,24 +109,24 @@ function adminKeyOf(config: Config): string {
   return key;
 }
 
-async function openStores(options: AppOptions): Promise<{ challenges: ChallengeStore; repository: PaymentRepository; directory: Directory; describe: string }> {
+/** The payment store and directory the configuration asks for: Redis, a Redis Cluster, or embedded (journaled, or memory by name). */
+async function openStores(options: AppOptions, now: () => number): Promise<{ store: PaymentStore; directory: Directory; describe: string }> {
   const { config } = options;
-  if (config.redisUrl !== undefined) {
-    // One connection for the three stores: ioredis pipelines concurrent commands on it.
-    const redis = await openRedis({ url: config.redisUrl });
-    const challenges = new RedisChallengeStore(redis, { ownsClient: false });
-    const repository = new RedisPaymentRepository(redis, { ownsClient: false });
-    const directory = new RedisDirectory(redis, { ownsClient: true });
-    return { challenges, repository, directory, describe: `Redis at ${config.redisUrl.replace(/\/\/[^@]*@/, '//***@')}` };
+  if (config.redisCluster !== undefined) {
+    const cluster = await openRedisCluster({ clusterNodes: config.redisCluster });
+    const nodes = config.redisCluster.map((n) => `${n.host}:${n.port}`).join(',');
+    return { store: new RedisPaymentStore(cluster, { ownsClient: false }), directory: new RedisDirectory(cluster, { ownsClient: true }), describe: `Redis Cluster at ${nodes}` };
   }
-  const now = options.now ?? Date.now;
-  const directory = options.memoryDirectory === true ? new MemoryDirectory() : await FileDirectory.open({ file: join(config.dataDir, 'directory.json') });
-  return {
-    challenges: new MemoryChallengeStore({ now }),
-    repository: new MemoryPaymentRepository(),
-    directory,
-    describe: options.memoryDirectory === true ? 'in-process stores' : `in-process stores, directory in ${join(config.dataDir, 'directory.json')}`,
-  };
+  if (config.redisUrl !== undefined) {
+    // One connection for the store and the directory: ioredis pipelines concurrent commands on it.
+    const redis = await openRedis({ url: config.redisUrl });
+    return { store: new RedisPaymentStore(redis, { ownsClient: false }), directory: new RedisDirectory(redis, { ownsClient: true }), describe: `Redis at ${config.redisUrl.replace(/\/\/[^@]*@/, '//***@')}` };
+  }
+  const directoryFile = join(config.dataDir, 'directory.json');
+  const directory = options.memoryDirectory === true ? new MemoryDirectory() : await FileDirectory.open({ file: directoryFile });
+  const store = options.memoryStore === true ? new MemoryPaymentStore({ now }) : await JournalPaymentStore.open({ dataDir: join(config.dataDir, 'payments'), now });
+  const where = [store.describe, options.memoryDirectory === true ? 'directory in memory' : `directory in ${directoryFile}`];
+  return { store, directory, describe: where.join(', ') };
 }
 
 export async function createApp(options: AppOptions): Promise<App> {
@@ -148,17 +137,14 @@ export async function createApp(options: AppOptions): Promise<App> {
   const kits = codeKits(masterKey);
   const statsd = statsdClient(config, logger);
   const opened = await openLedger(config, { memory: options.memoryLedger === true });
-  const rawStores = await openStores(options);
-  const backendName = config.redisUrl === undefined ? 'memory' : 'redis';
+  const openedStores = await openStores(options, now);
+  const backendName = config.redisCluster !== undefined ? 'redis-cluster' : config.redisUrl !== undefined ? 'redis' : options.memoryStore === true ? 'memory' : 'journal';
   // Concurrent transfers (RPCs of one tick, items of a batch) go to the ledger as one request.
   const coalesced = new CoalescingLedger(opened.ledger);
   const ledger = statsd === undefined ? coalesced : timed(coalesced, config.tbAddresses.length > 0 ? 'tigerbeetle' : 'embedded-ledger', statsd);
-  const stores = statsd === undefined ? rawStores : {
-    ...rawStores,
-    challenges: timed(rawStores.challenges, backendName, statsd),
-    repository: timed(rawStores.repository, backendName, statsd),
-    directory: timed(rawStores.directory, backendName, statsd),
-  };
+  // Concurrent steps of one kind go to the store as one operation (one script call on Redis).
+  const store = new CoalescingStore(statsd === undefined ? openedStores.store : timed(openedStores.store, backendName, statsd));
+  const directory = new CachedDirectory(statsd === undefined ? openedStores.directory : timed(openedStores.directory, backendName, statsd), { now });
   const ledgerDescribe = opened.describe;
   const platform = await ensurePlatformAccounts(ledger);
   const events = new PaymentEvents();
@@ -170,12 +156,11 @@ export async function createApp(options: AppOptions): Promise<App> {
   telco?.start();
   const bank = config.bank === undefined ? undefined : new GrpcBankGateway({ address: config.bank, bankDeadlineMs: config.bankDeadlineMs, now });
   const payments = new PaymentsService({
+    store,
     ledger: new PaymentLedger(ledger),
-    challenges: stores.challenges,
-    payments: stores.repository,
-    directory: stores.directory,
+    directory,
     // Built-in policy first, then the plugins in configuration order, each failing closed.
-    authorizers: [new BuiltInPolicy({ payer: (id) => stores.directory.getPayer(id), merchant: (id) => stores.directory.getMerchant(id) }), ...plugins.authorizers],
+    authorizers: [new BuiltInPolicy({ payer: (id) => directory.getPayer(id), merchant: (id) => directory.getMerchant(id) }), ...plugins.authorizers],
     notifier,
     codes: kits.codes,
     events,
@@ -183,39 +168,41 @@ export async function createApp(options: AppOptions): Promise<App> {
     ...(bank === undefined ? {} : { bank }),
     limits,
     now,
+    log: logger,
   });
-  const enrollment = new EnrollmentService({ ledger, directory: stores.directory, challenges: stores.challenges, kit: kits.enrollment, now, idempotencyTtlMs: limits.idempotencyTtlMs });
+  const enrollment = new EnrollmentService({ ledger, directory, store, kit: kits.enrollment, now, idempotencyTtlMs: limits.idempotencyTtlMs });
   const adminKey = adminKeyOf(config);
   const adminHash = Buffer.from(credentialHash(adminKey), 'hex');
   const telcoHash = config.telcoKey === undefined ? undefined : Buffer.from(credentialHash(config.telcoKey), 'hex');
   return {
     payments,
     enrollment,
-    directory: stores.directory,
-    repository: stores.repository,
-    challenges: stores.challenges,
+    directory,
+    store,
     ledger,
     events,
     logger,
     totals: opened.ledger instanceof EmbeddedLedger ? () => (opened.ledger as EmbeddedLedger).totals() : undefined,
     statsd,
     adminKey,
-    describe: [ledgerDescribe, stores.describe, ...(plugins.describe === undefined ? [] : [plugins.describe])],
-    resolvePrincipal: cachedPrincipals(async (hash) => {
+    describe: [ledgerDescribe, openedStores.describe, ...(plugins.describe === undefined ? [] : [plugins.describe])],
+    // Credentials are resolved through the directory's cache, which forgets a record the moment it changes.
+    async resolvePrincipal(apiKey) {
+      const hash = credentialHash(apiKey);
       if (timingSafeEqual(Buffer.from(hash, 'hex'), adminHash)) return { kind: 'operator', id: 'admin' };
       if (telcoHash !== undefined && timingSafeEqual(Buffer.from(hash, 'hex'), telcoHash)) return { kind: 'service', id: 'telco-bridge' };
-      const merchant = await stores.directory.findMerchantByApiKeyHash(hash);
+      const merchant = await directory.findMerchantByApiKeyHash(hash);
       if (merchant !== undefined) return { kind: 'merchant', id: merchant.id };
-      const payer = await stores.directory.findPayerByTokenHash(hash);
+      const payer = await directory.findPayerByTokenHash(hash);
       return payer === undefined ? undefined : { kind: 'payer', id: payer.id };
-    }, now),
+    },
     async close() {
       plugins.close();
       await telco?.close();
       await bank?.close();
       // The directory owns the shared Redis connection: close it last.
-      await Promise.allSettled([stores.challenges.close(), stores.repository.close()]);
-      await stores.directory.close();
+      await Promise.allSettled([store.close()]);
+      await directory.close();
       await ledger.close();
       await new Promise<void>((resolve) => (statsd === undefined ? resolve() : statsd.close(() => resolve())));
     },

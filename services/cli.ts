@@ -9,8 +9,9 @@ import { pino } from 'pino';
 import { deriveSecondCode, secondCodeSuite } from '../authz/codes/challenge.js';
 import { base32Decode } from '../authz/codes/secret.js';
 import { reconcile } from '../authz/reconcile.js';
-import { createApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { createApp, prepareKeys } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { isWorker, joinPrimary, parseWorkers, startPrimary, workersRefusal } from './workers.js';
 import { runDemo } from './demo.js';
 import { openLedger } from './ledger.js';
 import { runLedgerDemo } from './ledger-demo.js';
@@ -22,9 +23,12 @@ import { freePort, startBridge, telcoSettings, type TelcoSettings } from './telc
 const usage = `usage: countersign <command> [options]
 
 commands:
-  serve [--with-bridge] run the authorization service: gRPC (grpc-js, health, reflection) and
+  serve [--with-bridge] [--workers N]
+                        run the authorization service: gRPC (grpc-js, health, reflection) and
                         Connect/gRPC-Web (connect-node) on the configured ports; --with-bridge also
-                        runs the telco bridge (SMS over SMPP, calls over TwiML) in this process
+                        runs the telco bridge (SMS over SMPP, calls over TwiML) in this process;
+                        --workers N runs N processes behind the same ports (needs Redis and
+                        TigerBeetle: the embedded data directory belongs to one process)
   telco-bridge          run the telco bridge as its own process (COUNTERSIGN_AUTHZ_ADDRESS, COUNTERSIGN_TELCO_KEY)
   demo                  serve in process and walk a merchant and a payer through payments:
                         frictionless, second code (wrong then right), declined, insufficient funds
@@ -42,7 +46,8 @@ commands:
 
 environment (all optional; see README "Configuration"):
   COUNTERSIGN_DATA_DIR            data directory: ledger journal, directory, keys (default ./.data)
-  COUNTERSIGN_REDIS_URL           Redis for challenges, idempotency, payments, directory
+  COUNTERSIGN_REDIS_URL           Redis for payments, idempotency, counters and the directory
+  COUNTERSIGN_REDIS_CLUSTER       a Redis Cluster instead: seed nodes host:port,host:port,...
   COUNTERSIGN_TB_ADDRESSES        TigerBeetle replica addresses, comma-separated
   COUNTERSIGN_TB_CLUSTER_ID       TigerBeetle cluster id (default 0)
   COUNTERSIGN_GRPC_PORT           gRPC port (default 50051)
@@ -58,36 +63,67 @@ environment (all optional; see README "Configuration"):
   COUNTERSIGN_PUBLIC_WEBHOOK_URL, COUNTERSIGN_AUTHZ_ADDRESS   the bridge's settings (README "Telco")`;
 
 async function serve(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { 'with-bridge': { type: 'boolean', default: false } } });
-  let config = loadConfig();
-  let settings: TelcoSettings | undefined;
-  if (values['with-bridge']) {
-    // The bridge in this process: authz reaches it over loopback gRPC like a separate one.
-    const env = { ...process.env, COUNTERSIGN_TELCO_KEY: process.env.COUNTERSIGN_TELCO_KEY || `cs_telco_${randomBytes(24).toString('base64url')}` };
-    settings = telcoSettings(env, config.host);
-    if (settings.grpcPort === 0) settings = { ...settings, grpcPort: await freePort(config.host) };
-    config = { ...config, telcoBridge: `${config.host}:${settings.grpcPort}`, telcoKey: settings.key };
+  const { values } = parseArgs({ args, options: { 'with-bridge': { type: 'boolean', default: false }, workers: { type: 'string' } } });
+  const workers = parseWorkers(values.workers);
+  const config = loadConfig();
+  if (workers > 1 || isWorker()) {
+    const refusal = workersRefusal(config, values['with-bridge']);
+    if (refusal !== undefined) throw new ConfigError(refusal);
+    if (!isWorker()) return servePrimary(config, workers);
   }
-  const app = await createApp({ config });
-  const report = await reconcile({ ledger: app.ledger, payments: app.repository, service: app.payments, now: Date.now });
-  const servers = await startServers(app, { host: config.host, grpcPort: config.grpcPort, connectPort: config.connectPort, webPort: config.webPort, webPortRequired: config.webPortRequired });
-  const bridge = settings === undefined ? undefined : await startBridge(settings, `${config.host}:${servers.grpcPort}`, app.logger);
-  app.logger.info({ grpcPort: servers.grpcPort, connectPort: servers.connectPort, stores: app.describe, reconciled: report }, 'countersign serving');
-  console.log(`countersign serving
-  gRPC (grpc-js)           ${config.host}:${servers.grpcPort}   health + reflection: grpcurl -plaintext ${config.host}:${servers.grpcPort} list
-  Connect / gRPC-Web       http://${config.host}:${servers.connectPort}
-  payer web terminal       ${servers.webUrl ?? `off: port ${config.webPort} is in use (set COUNTERSIGN_WEB_PORT)`}
-  telco                    ${bridge !== undefined ? `bridge in process: gRPC ${config.host}:${bridge.grpcPort}, voice webhooks ${bridge.webhookBaseUrl}` : config.telcoBridge !== undefined ? `telco-bridge at ${config.telcoBridge}` : 'console (codes and calls printed here)'}
-  ledger and stores        ${app.describe.join('; ')}
-  operator key             ${config.adminKey === undefined ? join(config.dataDir, 'admin.key') : 'COUNTERSIGN_ADMIN_KEY'}
-Ctrl-C stops.`);
+  const withBridge = values['with-bridge'] ? await bridgeSettings(config) : undefined;
+  const app = await createApp({ config: withBridge?.config ?? config });
+  const servers = await startServers(app, { host: config.host, grpcPort: config.grpcPort, connectPort: config.connectPort, webPort: config.webPort, webPortRequired: config.webPortRequired || isWorker() });
+  const bridge = withBridge === undefined ? undefined : await startBridge(withBridge.settings, `${config.host}:${servers.grpcPort}`, app.logger);
+  app.logger.info({ grpcPort: servers.grpcPort, connectPort: servers.connectPort, stores: app.describe, worker: isWorker() }, 'countersign serving');
+  const stop = async () => {
+    await bridge?.close();
+    await servers.close();
+    await app.close();
+  };
+  if (isWorker()) {
+    joinPrimary(app.events, { grpcPort: servers.grpcPort, connectPort: servers.connectPort, webUrl: servers.webUrl }, stop);
+  } else {
+    console.log(banner(withBridge?.config ?? config, { grpcPort: servers.grpcPort, connectPort: servers.connectPort, webUrl: servers.webUrl }, app.describe, bridge));
+  }
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
-  await bridge?.close();
-  await servers.close();
-  await app.close();
+  await stop();
+}
+
+/** The bridge in this process: authz reaches it over loopback gRPC like a separate one. */
+async function bridgeSettings(config: Config): Promise<{ config: Config; settings: TelcoSettings }> {
+  const env = { ...process.env, COUNTERSIGN_TELCO_KEY: process.env.COUNTERSIGN_TELCO_KEY || `cs_telco_${randomBytes(24).toString('base64url')}` };
+  let settings = telcoSettings(env, config.host);
+  if (settings.grpcPort === 0) settings = { ...settings, grpcPort: await freePort(config.host) };
+  return { settings, config: { ...config, telcoBridge: `${config.host}:${settings.grpcPort}`, telcoKey: settings.key } };
+}
+
+function banner(config: Config, servers: { grpcPort: number; connectPort: number; webUrl: string | undefined }, describe: string[], bridge: { grpcPort: number; webhookBaseUrl: string } | undefined, workers = 1): string {
+  return `countersign serving${workers > 1 ? ` (${workers} worker processes)` : ''}
+  gRPC (grpc-js)           ${config.host}:${servers.grpcPort}   health + reflection: grpcurl -plaintext ${config.host}:${servers.grpcPort} list
+  Connect / gRPC-Web       http://${config.host}:${servers.connectPort}
+  payer web terminal       ${servers.webUrl ?? `off: port ${config.webPort} is in use (set COUNTERSIGN_WEB_PORT)`}
+  telco                    ${bridge !== undefined ? `bridge in process: gRPC ${config.host}:${bridge.grpcPort}, voice webhooks ${bridge.webhookBaseUrl}` : config.telcoBridge !== undefined ? `telco-bridge at ${config.telcoBridge}` : 'console (codes and calls printed here)'}
+  ledger and stores        ${describe.join('; ')}
+  operator key             ${config.adminKey === undefined ? join(config.dataDir, 'admin.key') : 'COUNTERSIGN_ADMIN_KEY'}
+Ctrl-C stops.`;
+}
+
+/** `serve --workers N`: the primary forks the workers (services/workers.ts) and stays until a signal. */
+async function servePrimary(config: Config, workers: number): Promise<void> {
+  prepareKeys(config);
+  const log = (line: string) => console.error(`countersign primary ${process.pid}: ${line}`);
+  const primary = await startPrimary(config, workers, log);
+  const { listening } = primary;
+  console.log(banner(config, listening, [`TigerBeetle at ${config.tbAddresses.join(',')}`, config.redisUrl !== undefined ? 'Redis' : 'Redis Cluster'], undefined, workers));
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await primary.stop();
 }
 
 /** `countersign telco-bridge`: the bridge as its own process. */
@@ -129,7 +165,7 @@ function derive(args: string[]): void {
 async function reconcileCommand(): Promise<void> {
   const app = await createApp({ config: loadConfig() });
   try {
-    const report = await reconcile({ ledger: app.ledger, payments: app.repository, service: app.payments, now: Date.now });
+    const report = await reconcile(app.payments.deps);
     console.log(JSON.stringify(report, null, 2));
   } finally {
     await app.close();

@@ -15,8 +15,10 @@ export interface Config {
   tbClusterId: bigint;
   /** Deadline for one ledger request, in milliseconds (COUNTERSIGN_LEDGER_TIMEOUT_MS, default 5000). */
   ledgerTimeoutMs: number;
-  /** Redis for challenges, idempotency, payments and the directory (COUNTERSIGN_REDIS_URL); unset: in process. */
+  /** One Redis for payments, idempotency, counters and the directory (COUNTERSIGN_REDIS_URL); unset: embedded (journaled under dataDir). */
   redisUrl: string | undefined;
+  /** A Redis Cluster's seed nodes instead (COUNTERSIGN_REDIS_CLUSTER: comma-separated host:port). */
+  redisCluster: { host: string; port: number }[] | undefined;
   /** Interface the servers bind (COUNTERSIGN_HOST, default 127.0.0.1). */
   host: string;
   /** gRPC port, grpc-js (COUNTERSIGN_GRPC_PORT, default 50051; 0 picks a free one). */
@@ -98,7 +100,21 @@ function port(name: string, text: string | undefined, fallback: number): number 
   return value;
 }
 
+/** COUNTERSIGN_REDIS_CLUSTER: `host:port[,host:port…]`, the cluster's seed nodes. */
+function clusterNodes(text: string | undefined): { host: string; port: number }[] | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  return text.split(',').map((part) => {
+    const match = /^\s*([^:\s]+):(\d{1,5})\s*$/.exec(part);
+    const port = match === null ? NaN : Number(match[2]);
+    if (match === null || port < 1 || port > 65_535) throw new ConfigError(`COUNTERSIGN_REDIS_CLUSTER must be host:port[,host:port…], got "${part.trim()}"`);
+    return { host: match[1]!, port };
+  });
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  if (env.COUNTERSIGN_REDIS_URL && env.COUNTERSIGN_REDIS_CLUSTER) {
+    throw new ConfigError('set COUNTERSIGN_REDIS_URL (one Redis) or COUNTERSIGN_REDIS_CLUSTER (a Redis Cluster), not both');
+  }
   if (env.COUNTERSIGN_TELCO_BRIDGE && !env.COUNTERSIGN_TELCO_KEY) {
     throw new ConfigError('COUNTERSIGN_TELCO_BRIDGE needs COUNTERSIGN_TELCO_KEY (the key authz and the bridge present to each other)');
   }
@@ -111,6 +127,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tbClusterId: BigInt(clusterText),
     ledgerTimeoutMs: positiveInt('COUNTERSIGN_LEDGER_TIMEOUT_MS', env.COUNTERSIGN_LEDGER_TIMEOUT_MS, 5000),
     redisUrl: env.COUNTERSIGN_REDIS_URL || undefined,
+    redisCluster: clusterNodes(env.COUNTERSIGN_REDIS_CLUSTER),
     host: env.COUNTERSIGN_HOST || '127.0.0.1',
     grpcPort: port('COUNTERSIGN_GRPC_PORT', env.COUNTERSIGN_GRPC_PORT, 50051),
     connectPort: port('COUNTERSIGN_CONNECT_PORT', env.COUNTERSIGN_CONNECT_PORT, 8080),

@@ -105,7 +105,7 @@ export async function runDemo(config: Config, print: Print): Promise<DemoResult>
   const app = await createApp({
     config: { ...config, masterKey: randomBytes(32).toString('base64'), adminKey: `cs_admin_${randomBytes(16).toString('hex')}`, redisUrl: undefined, telcoKey, telcoBridge: `127.0.0.1:${bridgePort}`, bank: `127.0.0.1:${bank.port}`, authorizers: [] },
     memoryLedger: true,
-    memoryDirectory: true,
+    memoryDirectory: true, memoryStore: true,
     logger,
   });
   const servers = await startServers(app, { host: '127.0.0.1', grpcPort: 0, connectPort: 0 });

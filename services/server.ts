@@ -17,9 +17,12 @@ import { tlsSettings, type TlsFiles } from './config.js';
 import { authenticate, deadline, logging, metrics } from './rpc/interceptors.js';
 import { startWebTerminal, type RunningWebTerminal } from './web/web-terminal.js';
 
-/** How often the expiry sweeper looks for CHALLENGED payments past their time, milliseconds. */
+/**
+ * How often the sweeper claims payments whose due time has come (expiries, posts and voids a
+ * crashed call left), milliseconds. Any number of processes may sweep: claims are atomic.
+ */
 export const expirySweepIntervalMs = 1_000;
-/** Payments examined per sweep. */
+/** Payments claimed per sweep. */
 export const expirySweepBatchMax = 500;
 
 export interface Servers {
@@ -33,13 +36,13 @@ export interface Servers {
 /** The four authz services with their implementations, one list for both servers. */
 export function serviceEntries(app: App) {
   const listPayments = (q: { merchantId?: string; payerId?: string; states: Payment['state'][]; afterId?: string; limit: number }) =>
-    app.repository.list({ ...q, ...(q.states.length === 0 ? { states: undefined } : {}) });
+    app.payments.list({ ...q, ...(q.states.length === 0 ? { states: undefined } : {}) });
   const payeeName = async (p: Payment) => (await app.directory.getMerchant(p.merchantId))?.name ?? '';
   return [
     { service: PaymentService, impl: paymentServiceImpl({ payments: app.payments, directory: app.directory, events: app.events, listPayments }) },
     { service: PayerService, impl: payerServiceImpl({ payments: app.payments, directory: app.directory, events: app.events, listPayments, payeeName }) },
     { service: EnrollmentService, impl: enrollmentServiceImpl({ enrollment: app.enrollment }) },
-    { service: LedgerService, impl: ledgerServiceImpl({ ledger: app.ledger, directory: app.directory, payments: app.repository, enrollment: app.enrollment, ...(app.totals ? { totals: app.totals } : {}) }) },
+    { service: LedgerService, impl: ledgerServiceImpl({ ledger: app.ledger, directory: app.directory, payments: app.store, enrollment: app.enrollment, ...(app.totals ? { totals: app.totals } : {}) }) },
   ] as const;
 }
 
@@ -119,7 +122,7 @@ export async function startServers(app: App, opts: ServerOptions): Promise<Serve
     if (sweeping) return;
     sweeping = true;
     app.payments
-      .expireDue(expirySweepBatchMax)
+      .sweep(expirySweepBatchMax)
       .catch((err: unknown) => app.logger.warn({ err }, 'expiry sweep failed'))
       .finally(() => (sweeping = false));
   }, expirySweepIntervalMs);

@@ -1,10 +1,4 @@
-import { StoreUnavailableError } from '../ports.js';
-
-/**
- * A bounded in-process store is full of live entries: nothing could be evicted. It is a kind of
- * `StoreUnavailableError` (the service maps it to UNAVAILABLE) whose message names the bound. (`name` stays the base's: ports.ts types it as a literal.)
- */
-export class StoreFullError extends StoreUnavailableError {}
+export { StoreFullError } from './port.js';
 
 /** Programmer errors are assertions (STYLE.md): a broken precondition stops the caller. */
 export function assert(condition: boolean, message: string): asserts condition {

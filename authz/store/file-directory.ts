@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Merchant, Payer } from '../model.js';
-import type { Directory } from '../ports.js';
+import type { Directory, DirectoryChange } from '../ports.js';
 import { StoreUnavailableError } from '../ports.js';
 import { assert } from './errors.js';
 import { MemoryDirectory, type DirectorySnapshot, type MemoryDirectoryOptions } from './memory-directory.js';
@@ -75,6 +75,10 @@ export class FileDirectory implements Directory {
   async putMerchant(merchant: Merchant): Promise<void> {
     await this.memory.putMerchant(merchant);
     await this.persist();
+  }
+
+  watch(listener: (change: DirectoryChange) => void): void {
+    this.memory.watch(listener);
   }
 
   async close(): Promise<void> {

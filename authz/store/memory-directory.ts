@@ -1,5 +1,5 @@
 import type { Merchant, Payer } from '../model.js';
-import type { Directory } from '../ports.js';
+import type { Directory, DirectoryChange } from '../ports.js';
 import { StoreFullError, assert, assertKeyPart } from './errors.js';
 import { decodeMerchant, decodePayer, encodeMerchant, encodePayer } from './directory-codec.js';
 
@@ -25,6 +25,7 @@ export interface DirectorySnapshot {
 export class MemoryDirectory implements Directory {
   private readonly payers: Table<Payer>;
   private readonly merchants: Table<Merchant>;
+  private readonly listeners: ((change: DirectoryChange) => void)[] = [];
 
   constructor(options: MemoryDirectoryOptions = {}) {
     this.payers = new Table('payersMax', options.payersMax ?? payersMaxDefault, encodePayer, decodePayer, {
@@ -57,6 +58,7 @@ export class MemoryDirectory implements Directory {
     assertKeyPart(payer.phone, 'payer phone');
     assertKeyPart(payer.tokenHash, 'payer tokenHash');
     this.payers.put(payer);
+    for (const listener of this.listeners) listener({ kind: 'payer', id: payer.id });
   }
 
   async getMerchant(id: string): Promise<Merchant | undefined> {
@@ -70,6 +72,12 @@ export class MemoryDirectory implements Directory {
   async putMerchant(merchant: Merchant): Promise<void> {
     assertKeyPart(merchant.apiKeyHash, 'merchant apiKeyHash');
     this.merchants.put(merchant);
+    for (const listener of this.listeners) listener({ kind: 'merchant', id: merchant.id });
+  }
+
+  /** In process: every put is heard at once. */
+  watch(listener: (change: DirectoryChange) => void): void {
+    this.listeners.push(listener);
   }
 
   snapshot(): DirectorySnapshot {

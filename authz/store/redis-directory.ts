@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Merchant, Payer } from '../model.js';
-import type { Directory } from '../ports.js';
+import type { Directory, DirectoryChange } from '../ports.js';
 import { assertKeyPart } from './errors.js';
 import { decodeMerchant, decodePayer, encodeMerchant, encodePayer } from './directory-codec.js';
-import { callRedis, closeRedis, openRedis, pipelineResults, type RedisConnectOptions } from './redis-client.js';
+import { callRedis, closeRedis, openRedis, type RedisConnectOptions } from './redis-client.js';
 
 /**
  * Key layout: payers and merchants as JSON strings (directory codec) under their own tags, plus
@@ -27,18 +27,26 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 `;
 
-/** Queues the drop of an index entry on `pipeline` (EVAL: enrollment writes are rare, and no script is defined on the shared client). */
-function dropIndex(pipeline: ChainableCommander, key: string, id: string): void {
-  pipeline.eval(dropIndexLua, 1, key, id);
-}
+/** The channel every change of a record is published on (`payer:<id>` or `merchant:<id>`), for the processes' caches. */
+export const directoryChannel = 'cs:directory';
 
 export interface RedisDirectoryOptions {
   ownsClient?: boolean;
 }
 
+/**
+ * Writes are rare (enrollment), so each is plain commands sent together (one round trip with
+ * auto-pipelining on one Redis; routed by slot on a Cluster, where a pipeline could not span the
+ * record's and the indexes' slots), then a PUBLISH on `directoryChannel` so every process's cache
+ * forgets the record.
+ */
 export class RedisDirectory implements Directory {
+  private subscriber: Redis | Cluster | undefined;
+  /** Resolves once the change channel is subscribed (tests; a process start need not wait). */
+  watching: Promise<void> = Promise.resolve();
+
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly options: RedisDirectoryOptions = {},
   ) {}
 
@@ -76,19 +84,18 @@ export class RedisDirectory implements Directory {
     assertKeyPart(payer.tokenHash, 'payer tokenHash');
     const text = encodePayer(payer);
     const previous = await this.getPayer(payer.id);
-    const pipeline = this.redis.pipeline();
-    pipeline.set(directoryKeys.payer(payer.id), text);
-    pipeline.set(directoryKeys.payerByPhone(payer.phone), payer.id);
-    pipeline.set(directoryKeys.payerByTokenHash(payer.tokenHash), payer.id);
-    if (payer.loginAccount !== undefined) pipeline.set(directoryKeys.payerByLogin(payer.loginAccount), payer.id);
-    if (previous?.loginAccount !== undefined && previous.loginAccount !== payer.loginAccount) {
-      dropIndex(pipeline, directoryKeys.payerByLogin(previous.loginAccount), payer.id);
-    }
-    if (previous !== undefined && previous.phone !== payer.phone) dropIndex(pipeline, directoryKeys.payerByPhone(previous.phone), payer.id);
-    if (previous !== undefined && previous.tokenHash !== payer.tokenHash) {
-      dropIndex(pipeline, directoryKeys.payerByTokenHash(previous.tokenHash), payer.id);
-    }
-    pipelineResults('directory.putPayer', await callRedis('directory.putPayer', () => pipeline.exec()));
+    const r = this.redis;
+    const writes: Promise<unknown>[] = [
+      r.set(directoryKeys.payer(payer.id), text),
+      r.set(directoryKeys.payerByPhone(payer.phone), payer.id),
+      r.set(directoryKeys.payerByTokenHash(payer.tokenHash), payer.id),
+    ];
+    if (payer.loginAccount !== undefined) writes.push(r.set(directoryKeys.payerByLogin(payer.loginAccount), payer.id));
+    if (previous?.loginAccount !== undefined && previous.loginAccount !== payer.loginAccount) writes.push(this.dropIndex(directoryKeys.payerByLogin(previous.loginAccount), payer.id));
+    if (previous !== undefined && previous.phone !== payer.phone) writes.push(this.dropIndex(directoryKeys.payerByPhone(previous.phone), payer.id));
+    if (previous !== undefined && previous.tokenHash !== payer.tokenHash) writes.push(this.dropIndex(directoryKeys.payerByTokenHash(previous.tokenHash), payer.id));
+    await callRedis('directory.putPayer', () => Promise.all(writes));
+    await this.announce({ kind: 'payer', id: payer.id });
   }
 
   async getMerchant(id: string): Promise<Merchant | undefined> {
@@ -109,16 +116,50 @@ export class RedisDirectory implements Directory {
     assertKeyPart(merchant.apiKeyHash, 'merchant apiKeyHash');
     const text = encodeMerchant(merchant);
     const previous = await this.getMerchant(merchant.id);
-    const pipeline = this.redis.pipeline();
-    pipeline.set(directoryKeys.merchant(merchant.id), text);
-    pipeline.set(directoryKeys.merchantByApiKeyHash(merchant.apiKeyHash), merchant.id);
-    if (previous !== undefined && previous.apiKeyHash !== merchant.apiKeyHash) {
-      dropIndex(pipeline, directoryKeys.merchantByApiKeyHash(previous.apiKeyHash), merchant.id);
-    }
-    pipelineResults('directory.putMerchant', await callRedis('directory.putMerchant', () => pipeline.exec()));
+    const writes: Promise<unknown>[] = [this.redis.set(directoryKeys.merchant(merchant.id), text), this.redis.set(directoryKeys.merchantByApiKeyHash(merchant.apiKeyHash), merchant.id)];
+    if (previous !== undefined && previous.apiKeyHash !== merchant.apiKeyHash) writes.push(this.dropIndex(directoryKeys.merchantByApiKeyHash(previous.apiKeyHash), merchant.id));
+    await callRedis('directory.putMerchant', () => Promise.all(writes));
+    await this.announce({ kind: 'merchant', id: merchant.id });
+  }
+
+  /** Drops an index key while it still names `id` (EVAL: writes are rare, and no script is defined on the shared client). */
+  private dropIndex(key: string, id: string): Promise<unknown> {
+    return this.redis.eval(dropIndexLua, 1, key, id);
+  }
+
+  private async announce(change: DirectoryChange): Promise<void> {
+    if (change.kind === 'all') return;
+    await callRedis('directory.publish', () => this.redis.publish(directoryChannel, `${change.kind}:${change.id}`));
+  }
+
+  /**
+   * Hears every process's changes on its own subscriber connection. When that connection comes
+   * back after a loss, anything may have changed meanwhile: the listener hears `all`.
+   */
+  watch(listener: (change: DirectoryChange) => void): void {
+    if (this.subscriber !== undefined) throw new Error('assertion failed: RedisDirectory.watch is called once');
+    // Its own connection, allowed to queue its SUBSCRIBE until connected (the shared one never queues).
+    const queueing = { enableOfflineQueue: true, lazyConnect: false };
+    const subscriber = this.redis.isCluster ? (this.redis as Cluster).duplicate(undefined, queueing) : (this.redis as Redis).duplicate(queueing);
+    this.subscriber = subscriber;
+    subscriber.on('error', () => undefined); // reconnects by itself; the cache's TTL covers the gap
+    let connectedBefore = false;
+    subscriber.on('ready', () => {
+      if (connectedBefore) listener({ kind: 'all' });
+      connectedBefore = true;
+    });
+    subscriber.on('message', (_channel: string, message: string) => {
+      const [kind, id] = message.split(':', 2);
+      if ((kind === 'payer' || kind === 'merchant') && id !== undefined) listener({ kind, id });
+    });
+    this.watching = subscriber.subscribe(directoryChannel).then(
+      () => undefined,
+      () => listener({ kind: 'all' }),
+    );
   }
 
   async close(): Promise<void> {
-    if (this.options.ownsClient === true) await closeRedis(this.redis);
+    this.subscriber?.disconnect();
+    if (this.options.ownsClient === true) await closeRedis(this.redis as Redis);
   }
 }

@@ -3,7 +3,8 @@ import { timestampFromMs, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
 import type { EnrollmentService as Enrollment } from '../../authz/enrollment.js';
 import { lineStatement } from '../../authz/line-statement.js';
-import type { Directory, PaymentRepository } from '../../authz/ports.js';
+import type { Directory } from '../../authz/ports.js';
+import type { PaymentStore } from '../../authz/store/port.js';
 import { AccountCode, currencies } from '../../ledger/chart.js';
 import { idFromHex, idToHex, paymentIdOf } from '../../ledger/ids.js';
 import { AccountFilterFlags, AccountFlags, TransferFlags, accountFilter, type Account, type AccountFilter, type Transfer } from '../../ledger/model.js';
@@ -84,7 +85,7 @@ function decodeNsToken(token: string): bigint {
   return BigInt(text);
 }
 
-export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; payments: PaymentRepository; enrollment: Enrollment; totals?: () => Promise<Map<number, { debitsPosted: bigint; creditsPosted: bigint; debitsPending: bigint; creditsPending: bigint }>> }): ServiceImpl<typeof LedgerService> {
+export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; payments: Pick<PaymentStore, 'get'>; enrollment: Enrollment; totals?: () => Promise<Map<number, { debitsPosted: bigint; creditsPosted: bigint; debitsPending: bigint; creditsPending: bigint }>> }): ServiceImpl<typeof LedgerService> {
   /** The account if the caller may read it, with its owner id; NOT_FOUND otherwise. */
   async function visibleAccount(ctx: HandlerContext, accountId: string): Promise<{ account: Account; ownerId: string }> {
     if (!/^[0-9a-f]{32}$/.test(accountId)) throw new ConnectError('account_id must be 32 lowercase hex digits', Code.InvalidArgument);

@@ -4,7 +4,7 @@ import { secondCodeSuite } from '../../authz/codes/challenge.js';
 import type { PaymentEvents } from '../../authz/events.js';
 import type { Payment } from '../../authz/model.js';
 import type { PaymentsService, Proof } from '../../authz/payments.js';
-import { challengedFactors } from '../../authz/factors.js';
+import { isChallenged } from '../../authz/factors/index.js';
 import type { Directory } from '../../authz/ports.js';
 import { Channel, PasswordKind } from '../../gen/countersign/v1/common_pb.js';
 import { PayerService, type ConfirmPaymentRequest } from '../../gen/countersign/v1/payer_pb.js';
@@ -78,8 +78,8 @@ export function payerServiceImpl(deps: {
       const payment = await deps.payments.get(caller, req.paymentId);
       const payer = await deps.directory.getPayer(payment.payerId);
       const pending = payment.requiredFactors.filter((f) => !payment.satisfiedFactors.includes(f));
-      const challenged = pending.find((f) => challengedFactors.has(f));
-      const firstCode = await deps.payments.firstCodeForTerminal(caller, payment);
+      const challenged = pending.find(isChallenged);
+      const firstCode = deps.payments.firstCodeForTerminal(caller, payment);
       const bankKey = await deps.payments.bankKeyFor(payment);
       const terminal = payment.channel === 'APP' || payment.channel === 'WEB';
       return {
@@ -97,7 +97,7 @@ export function payerServiceImpl(deps: {
         ocraSuite: secondCodeSuite,
         pendingFactors: pending.map(factorToProto),
         // Attempts belong to factors checked by a challenge; the bank counts PIN tries itself.
-        attemptsLeft: challenged === undefined ? 0 : await deps.payments.attemptsLeft(payment, challenged),
+        attemptsLeft: challenged === undefined ? 0 : deps.payments.attemptsLeft(payment),
         expiresAt: timestampFromMs(payment.expiresAtMs),
         firstCode: firstCode ?? '',
         ...(bankKey === undefined ? {} : { bankKey: { keyId: bankKey.keyId, suite: bankKey.suite, publicKey: bankKey.publicKey } }),

@@ -20,9 +20,15 @@ import { loadConfig, type Config } from '../../services/config.js';
 import { startServers, type Servers } from '../../services/server.js';
 import { grpcJsClient, callDeadlineMs } from '../support/grpc-js-client.js';
 import { startRedis, stopRedis, type RedisServer } from '../support/redis.js';
+import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.js';
 
 export type ClientKind = 'grpc-js' | 'connect';
-export type StoreKind = 'memory' | 'redis';
+/**
+ * Where payment state lives: `memory` (nothing on disk), `journal` (the embedded default, a
+ * journal in the environment's data directory), `redis` (a private redis-server), `redis-cluster`
+ * (a private 3-master Redis Cluster).
+ */
+export type StoreKind = 'memory' | 'journal' | 'redis' | 'redis-cluster';
 
 export interface Clients {
   payments: Client<typeof PaymentService>;
@@ -65,14 +71,16 @@ function bearer(key: string): Interceptor {
 
 export async function startEnv(client: ClientKind, store: StoreKind, limits: Partial<PaymentLimits> = {}, overrides: Partial<Config> = {}): Promise<Env> {
   const redis: RedisServer | undefined = store === 'redis' ? await startRedis() : undefined;
+  const cluster: RedisCluster | undefined = store === 'redis-cluster' ? await startRedisCluster({ masters: 3 }) : undefined;
   const dataDir = mkdtempSync(join(tmpdir(), 'cs-e2e-'));
   const logs: string[] = [];
   const inbox = new InboxNotifier();
-  const config = { ...loadConfig({}), dataDir, redisUrl: redis?.url, masterKey: randomBytes(32).toString('base64'), adminKey: `cs_admin_${randomBytes(12).toString('hex')}`, ...overrides };
+  const config = { ...loadConfig({}), dataDir, redisUrl: redis?.url, redisCluster: cluster?.nodes, masterKey: randomBytes(32).toString('base64'), adminKey: `cs_admin_${randomBytes(12).toString('hex')}`, ...overrides };
   const app = await createApp({
     config,
     memoryLedger: true,
     memoryDirectory: true,
+    memoryStore: store === 'memory',
     // With a telco bridge configured, codes and calls go through it; otherwise the inbox plays the handset.
     ...(overrides.telcoBridge === undefined ? { notifier: inbox } : {}),
     logger: pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) }),
@@ -112,6 +120,7 @@ export async function startEnv(client: ClientKind, store: StoreKind, limits: Par
       await servers.close();
       await app.close();
       if (redis !== undefined) await stopRedis(redis).catch(() => undefined);
+      await cluster?.stop().catch(() => undefined);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

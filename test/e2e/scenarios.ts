@@ -265,10 +265,11 @@ const scenarios: Record<string, Scenario> = {
     await shop.api.payments.cancelPayment({ idempotencyKey: key('r'), paymentId: voided.id });
     // A crash that lost the last state writes: both records still say CHALLENGED.
     for (const id of [paid.id, voided.id]) {
-      const record = (await env.app.repository.get(id))!;
-      await env.app.repository.put({ ...record, state: 'CHALLENGED' });
+      const record = (await env.app.payments.record(id))!;
+      const [rewound] = await env.app.store.commit([{ paymentId: id, expectVersion: record.version, payment: { ...record.payment, state: 'CHALLENGED' }, dueAtMs: null, nowMs: Date.now() }]);
+      t.is(rewound!.outcome, 'committed');
     }
-    const report = await reconcile({ ledger: env.app.ledger, payments: env.app.repository, service: env.app.payments, now: Date.now });
+    const report = await reconcile(env.app.payments.deps);
     t.true((report.changed['CHALLENGED→SUCCEEDED'] ?? 0) >= 1 && (report.changed['CHALLENGED→DECLINED'] ?? 0) >= 1, JSON.stringify(report));
     t.is((await shop.api.payments.getPayment({ paymentId: paid.id })).payment!.state, PaymentState.SUCCEEDED);
     t.is((await shop.api.payments.getPayment({ paymentId: voided.id })).payment!.state, PaymentState.DECLINED);

@@ -27,7 +27,7 @@ interface Served {
 async function serve(t: ExecutionContext): Promise<Served> {
   const dataDir = mkdtempSync(join(tmpdir(), 'cs-fuzz-regress-'));
   const adminKey = `cs_admin_${randomBytes(12).toString('hex')}`;
-  const app = await createApp({ config: { ...loadConfig({}), dataDir, masterKey: randomBytes(32).toString('base64'), adminKey }, memoryLedger: true, memoryDirectory: true, logger: pino({ level: 'silent' }) });
+  const app = await createApp({ config: { ...loadConfig({}), dataDir, masterKey: randomBytes(32).toString('base64'), adminKey }, memoryLedger: true, memoryDirectory: true, memoryStore: true, logger: pino({ level: 'silent' }) });
   const servers = await startServers(app, { host: '127.0.0.1', grpcPort: 0, connectPort: 0, tls: null });
   const grpcPort = new RpcClients(`127.0.0.1:${servers.grpcPort}`, `http://127.0.0.1:${servers.connectPort}`);
   const connectPortGrpc = new RpcClients(`127.0.0.1:${servers.connectPort}`, `http://127.0.0.1:${servers.connectPort}`);

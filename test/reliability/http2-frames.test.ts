@@ -16,7 +16,7 @@ import { answerLabel, frameCases, judgeFrame, sendGarbageConnection, sendRaw, ty
 test('the gRPC port answers malformed frames precisely and keeps serving', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'cs-frames-'));
   const adminKey = `cs_admin_${randomBytes(12).toString('hex')}`;
-  const app = await createApp({ config: { ...loadConfig({}), dataDir, masterKey: randomBytes(32).toString('base64'), adminKey }, memoryLedger: true, memoryDirectory: true, logger: pino({ level: 'silent' }) });
+  const app = await createApp({ config: { ...loadConfig({}), dataDir, masterKey: randomBytes(32).toString('base64'), adminKey }, memoryLedger: true, memoryDirectory: true, memoryStore: true, logger: pino({ level: 'silent' }) });
   const servers = await startServers(app, { host: '127.0.0.1', grpcPort: 0, connectPort: 0, tls: null });
   t.teardown(async () => {
     await servers.close();

@@ -130,7 +130,7 @@ async function challengeRound(env: ReliabilityEnv, merchantKey: string, victims:
         violations.push(`brute force: a payment for a funded payer was not CHALLENGED: ${result.outcome.case === 'error' ? `${codeLabel(result.outcome.value.code as Code)} ${result.outcome.value.message}` : PaymentState[result.outcome.value?.state ?? 0]}`);
         continue;
       }
-      const payment = (await env.app.repository.get(result.outcome.value.id))!;
+      const payment = (await env.app.payments.record(result.outcome.value.id))!.payment;
       const firstCode = (await env.app.payments.firstCodeForTerminal({ kind: 'payer', payerId: v.id }, payment))!;
       const secondCode = deriveSecondCode(v.secret, { firstCode, amount, currency: 'USD', payeeAccountId: payment.payeeAccountId });
       secrets.add(firstCode);
@@ -304,7 +304,7 @@ async function checkFinal(env: ReliabilityEnv, merchant: { key: string; account:
   const states: Record<string, number> = {};
   const challenged = new Map<string, number>();
   for (const c of all) {
-    const p = await env.app.repository.get(c.id);
+    const p = (await env.app.payments.record(c.id))?.payment;
     const state = p?.state ?? 'MISSING';
     states[state] = (states[state] ?? 0) + 1;
     if (state === 'CHALLENGED') challenged.set(c.victim.id, (challenged.get(c.victim.id) ?? 0) + 1);

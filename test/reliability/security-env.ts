@@ -68,6 +68,7 @@ export async function startReliabilityEnv(options: ReliabilityEnvOptions): Promi
     config,
     memoryLedger: !options.journal,
     memoryDirectory: options.store === 'memory',
+    memoryStore: options.store === 'memory',
     ...(config.telcoBridge === undefined ? { notifier: inbox } : {}),
     logger: log.logger,
     ...(options.limits === undefined ? {} : { limits: options.limits }),

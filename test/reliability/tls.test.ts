@@ -39,7 +39,7 @@ async function serveWith(t: ExecutionContext, tls: TlsFiles | null): Promise<Ser
   const logs: string[] = [];
   const adminKey = `cs_admin_${randomBytes(12).toString('hex')}`;
   const config = { ...loadConfig({}), dataDir, masterKey: randomBytes(32).toString('base64'), adminKey };
-  const app = await createApp({ config, memoryLedger: true, memoryDirectory: true, logger: pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) }) });
+  const app = await createApp({ config, memoryLedger: true, memoryDirectory: true, memoryStore: true, logger: pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) }) });
   const servers = await startServers(app, { host: '127.0.0.1', grpcPort: 0, connectPort: 0, tls });
   t.teardown(async () => {
     await servers.close();

@@ -103,7 +103,7 @@ browserTest('enroll, receive a payment, approve in the browser: SUCCEEDED and th
     t.is((await balance(env, shop.account)).posted, 12_50n, 'the merchant was credited the amount');
     t.is((await balance(env, payer.account)).available, 500_00n - 12_50n, 'the payer was debited the amount');
     t.is(browser.apiRequests.filter((p) => p.endsWith('/ConfirmPayment')).length, 1, 'one ConfirmPayment');
-    const firstCode = await env.app.payments.firstCodeForTerminal({ kind: 'payer', payerId: payer.id }, (await env.app.repository.get(payment.id))!);
+    const firstCode = await env.app.payments.firstCodeForTerminal({ kind: 'payer', payerId: payer.id }, (await env.app.payments.record(payment.id))!.payment);
     t.is(firstCode, undefined, 'the first code is gone once the challenge is consumed');
     assertNoSecretsLogged(t, env, [payer.secretBase32, payer.token, localPin]);
   });

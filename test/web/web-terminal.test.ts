@@ -45,7 +45,7 @@ async function newApp() {
   const app = await createApp({
     config: { ...loadConfig({}), dataDir, masterKey: randomBytes(32).toString('base64'), adminKey: `cs_admin_${randomBytes(12).toString('hex')}` },
     memoryLedger: true,
-    memoryDirectory: true,
+    memoryDirectory: true, memoryStore: true,
     notifier: new InboxNotifier(),
     logger: pino({ level: 'silent' }),
   });

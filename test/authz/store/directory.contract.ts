@@ -2,7 +2,9 @@ import { randomInt } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
 import type { Merchant, Payer } from '../../../authz/model.js';
 import type { Directory } from '../../../authz/ports.js';
-import { hexId } from './challenge-store.contract.js';
+import { idToHex, newId } from '../../../ledger/ids.js';
+
+export const hexId = (): string => idToHex(newId());
 
 export interface DirectoryFactory {
   open(): Promise<Directory>;

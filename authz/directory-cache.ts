@@ -1,0 +1,167 @@
+import type { Merchant, Payer } from './model.js';
+import type { Directory, DirectoryChange } from './ports.js';
+
+/** Payers and merchants a process keeps cached, each, at most (least recently used go first). */
+export const directoryCacheEntriesMax = 100_000;
+/**
+ * How long a cached record is trusted without hearing of a change, milliseconds: the safety net
+ * behind the change notifications (a lost notification is healed within this time).
+ */
+export const directoryCacheTtlMs = 60_000;
+
+interface Entry<T> {
+  value: T;
+  expiresAtMs: number;
+}
+
+/** A bounded map with a TTL, least recently used first out. */
+class Lru<T> {
+  private readonly map = new Map<string, Entry<T>>();
+
+  constructor(
+    private readonly entriesMax: number,
+    private readonly ttlMs: number,
+    private readonly now: () => number,
+  ) {}
+
+  get(key: string): T | undefined {
+    const entry = this.map.get(key);
+    if (entry === undefined) return undefined;
+    this.map.delete(key);
+    if (entry.expiresAtMs <= this.now()) return undefined;
+    this.map.set(key, entry); // most recently used last
+    return entry.value;
+  }
+
+  set(key: string, value: T): void {
+    this.map.delete(key);
+    if (this.map.size >= this.entriesMax) this.map.delete(this.map.keys().next().value!);
+    this.map.set(key, { value, expiresAtMs: this.now() + this.ttlMs });
+  }
+
+  delete(key: string): void {
+    this.map.delete(key);
+  }
+
+  clear(): void {
+    this.map.clear();
+  }
+}
+
+/** Records are shared by every caller of the cache: frozen, so no caller can change another's copy. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/**
+ * The directory with a per-process cache in front: creates, confirms and caller authentication
+ * read payers and merchants on every request, and they change rarely. The directory tells of
+ * every change (`watch`: in process for the embedded directories, a Redis channel for the Redis
+ * one, which every process hears), and the cache forgets that record at once; `directoryCacheTtlMs`
+ * bounds how long a lost notification could leave a stale record. Lookups by phone, login, token
+ * or API key go through the record, and a record that no longer carries that value is a miss.
+ * Only found records are cached: unknown keys and phones always ask the directory.
+ */
+export class CachedDirectory implements Directory {
+  private readonly payers: Lru<Payer>;
+  private readonly merchants: Lru<Merchant>;
+  /** `phone:…`, `login:…`, `token:…`, `apikey:…` → id. */
+  private readonly lookups: Lru<string>;
+
+  constructor(
+    readonly inner: Directory,
+    options: { now?: () => number; entriesMax?: number; ttlMs?: number } = {},
+  ) {
+    const now = options.now ?? Date.now;
+    const max = options.entriesMax ?? directoryCacheEntriesMax;
+    const ttl = options.ttlMs ?? directoryCacheTtlMs;
+    this.payers = new Lru(max, ttl, now);
+    this.merchants = new Lru(max, ttl, now);
+    this.lookups = new Lru(4 * max, ttl, now);
+    inner.watch?.((change) => this.forget(change));
+  }
+
+  private forget(change: DirectoryChange): void {
+    if (change.kind === 'all') {
+      this.payers.clear();
+      this.merchants.clear();
+      this.lookups.clear();
+    } else if (change.kind === 'payer') this.payers.delete(change.id);
+    else this.merchants.delete(change.id);
+  }
+
+  async getPayer(id: string): Promise<Payer | undefined> {
+    const hit = this.payers.get(id);
+    if (hit !== undefined) return hit;
+    const payer = await this.inner.getPayer(id);
+    if (payer !== undefined) this.payers.set(id, deepFreeze(payer));
+    return payer;
+  }
+
+  async getMerchant(id: string): Promise<Merchant | undefined> {
+    const hit = this.merchants.get(id);
+    if (hit !== undefined) return hit;
+    const merchant = await this.inner.getMerchant(id);
+    if (merchant !== undefined) this.merchants.set(id, deepFreeze(merchant));
+    return merchant;
+  }
+
+  findPayerByPhone(phone: string): Promise<Payer | undefined> {
+    return this.findPayer(`phone:${phone}`, (p) => p.phone === phone, () => this.inner.findPayerByPhone(phone));
+  }
+
+  findPayerByLogin(loginAccount: string): Promise<Payer | undefined> {
+    return this.findPayer(`login:${loginAccount}`, (p) => p.loginAccount === loginAccount, () => this.inner.findPayerByLogin(loginAccount));
+  }
+
+  findPayerByTokenHash(tokenHash: string): Promise<Payer | undefined> {
+    return this.findPayer(`token:${tokenHash}`, (p) => p.tokenHash === tokenHash, () => this.inner.findPayerByTokenHash(tokenHash));
+  }
+
+  async findMerchantByApiKeyHash(apiKeyHash: string): Promise<Merchant | undefined> {
+    const key = `apikey:${apiKeyHash}`;
+    const id = this.lookups.get(key);
+    const cached = id === undefined ? undefined : await this.getMerchant(id);
+    if (cached !== undefined && cached.apiKeyHash === apiKeyHash) return cached;
+    const merchant = await this.inner.findMerchantByApiKeyHash(apiKeyHash);
+    if (merchant !== undefined) {
+      this.merchants.set(merchant.id, deepFreeze(merchant));
+      this.lookups.set(key, merchant.id);
+    }
+    return merchant;
+  }
+
+  private async findPayer(key: string, carries: (p: Payer) => boolean, ask: () => Promise<Payer | undefined>): Promise<Payer | undefined> {
+    const id = this.lookups.get(key);
+    const cached = id === undefined ? undefined : await this.getPayer(id);
+    if (cached !== undefined && carries(cached)) return cached;
+    const payer = await ask();
+    if (payer !== undefined) {
+      this.payers.set(payer.id, deepFreeze(payer));
+      this.lookups.set(key, payer.id);
+    }
+    return payer;
+  }
+
+  async putPayer(payer: Payer): Promise<void> {
+    await this.inner.putPayer(payer);
+    this.payers.delete(payer.id);
+  }
+
+  async putMerchant(merchant: Merchant): Promise<void> {
+    await this.inner.putMerchant(merchant);
+    this.merchants.delete(merchant.id);
+  }
+
+  watch(listener: (change: DirectoryChange) => void): void {
+    this.inner.watch?.(listener);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}

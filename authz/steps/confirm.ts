@@ -1,0 +1,228 @@
+import { AuthzError, notFound } from '../errors.js';
+import { checkProver, challengeIdOf, type FactorModule, type Proof } from '../factors/index.js';
+import { bankUnreachableDetail } from '../factors/bank-card.js';
+import { ivrPassword } from '../factors/ivr-password.js';
+import { canonicalJson } from '../fingerprint.js';
+import { terminalStates, type Caller, type Payer, type Payment } from '../model.js';
+import type { ConfirmItem, ConfirmOutcome, PaymentRecord, StepCaller } from '../store/port.js';
+import { checkIdempotencyKey, checkPaymentId } from '../validation.js';
+import { fulfilled, publish, rejected, type ItemOutcome, type StepDeps } from './context.js';
+import { callDue, deliverOrDecline, sendChallenge } from './deliver.js';
+import { drive } from './drive.js';
+import { operationRefusal } from './refusals.js';
+
+export interface ConfirmRequest {
+  paymentId: string;
+  idempotencyKey: string;
+  proof: Proof;
+}
+
+/** Idempotency keys of payment operations are scoped to the caller (and, in the store, to the payment). */
+export function scopeOf(caller: Caller): string {
+  if (caller.kind === 'merchant') return caller.merchantId;
+  if (caller.kind === 'payer') return caller.payerId;
+  return caller.kind;
+}
+
+/** The caller as the store checks visibility: a merchant sees its own payments, a payer theirs. */
+export function stepCaller(caller: Caller): StepCaller {
+  if (caller.kind === 'merchant') return { scope: caller.merchantId, merchantId: caller.merchantId };
+  if (caller.kind === 'payer') return { scope: caller.payerId, payerId: caller.payerId };
+  return { scope: caller.kind };
+}
+
+export function visibleTo(caller: Caller, payment: Payment | undefined): payment is Payment {
+  if (payment === undefined) return false;
+  if (caller.kind === 'merchant') return payment.merchantId === caller.merchantId;
+  if (caller.kind === 'payer') return payment.payerId === caller.payerId;
+  return true;
+}
+
+interface Work {
+  index: number;
+  request: ConfirmRequest;
+  module: FactorModule;
+  record?: PaymentRecord;
+  payer?: Payer;
+  item?: ConfirmItem;
+}
+
+/**
+ * The confirm step, for one proof or a batch (BatchConfirmPayments; unary calls coalesce in the
+ * store decorator): the factor module turns each proof into the store's answer (format checks,
+ * argon2, the bank), then ONE store step verifies every answer and records its outcome with the
+ * idempotency result — a right answer is consumed in the same atomic operation that records the
+ * approval — and then the approved payments are posted and the declined ones voided together.
+ */
+export class ConfirmStep {
+  constructor(private readonly deps: StepDeps) {}
+
+  async run(caller: Caller, requests: readonly ConfirmRequest[]): Promise<ItemOutcome[]> {
+    const outcomes = new Array<ItemOutcome>(requests.length);
+    const work: Work[] = [];
+    requests.forEach((request, index) => {
+      try {
+        checkIdempotencyKey(request.idempotencyKey);
+        const module = checkProver(caller, request.proof);
+        checkPaymentId(request.paymentId, 'payment_id');
+        work.push({ index, request, module });
+      } catch (error) {
+        outcomes[index] = rejected(error);
+      }
+    });
+    const answered = await this.answers(caller, work, outcomes);
+    if (answered.length === 0) return outcomes;
+    let results: ConfirmOutcome[];
+    try {
+      results = await this.deps.store.confirm(answered.map((w) => w.item!));
+    } catch (error) {
+      for (const w of answered) outcomes[w.index] = rejected(error);
+      return outcomes;
+    }
+    await this.finish(answered, results, outcomes);
+    return outcomes;
+  }
+
+  /** Reads what the modules need (one store read, payers from the directory), then each proof's answer. */
+  private async answers(caller: Caller, work: Work[], outcomes: ItemOutcome[]): Promise<Work[]> {
+    const reading = work.filter((w) => w.module.needs.record || w.module.needs.payer);
+    if (reading.length > 0) {
+      try {
+        const records = await this.deps.store.get(reading.map((w) => w.request.paymentId));
+        reading.forEach((w, i) => (w.record = records[i]));
+      } catch (error) {
+        for (const w of reading) outcomes[w.index] = rejected(error);
+      }
+    }
+    const ready: Work[] = [];
+    await Promise.all(
+      work.map(async (w) => {
+        if (outcomes[w.index] !== undefined) return;
+        try {
+          if ((w.module.needs.record || w.module.needs.payer) && !visibleTo(caller, w.record?.payment)) throw notFound(`payment ${w.request.paymentId} not found`);
+          if (w.module.needs.payer) w.payer = await this.deps.directory.getPayer(w.record!.payment.payerId);
+          w.item = await this.item(caller, w);
+          ready.push(w);
+        } catch (error) {
+          outcomes[w.index] = rejected(error);
+        }
+      }),
+    );
+    return ready.sort((a, b) => a.index - b.index); // one payer's answers count toward its lockout in request order
+  }
+
+  private async item(caller: Caller, w: Work): Promise<ConfirmItem> {
+    const { codes, limits } = this.deps;
+    const { paymentId, proof, idempotencyKey } = w.request;
+    const factor = w.module.factor;
+    const answer = await w.module.answer(proof as never, {
+      caller,
+      paymentId,
+      record: w.record,
+      payer: w.payer,
+      digest: (response) => codes.digest(challengeIdOf(paymentId, factor), response),
+      verifySecret: codes.verifyPin,
+      bank: this.deps.bank,
+    });
+    return {
+      paymentId,
+      caller: stepCaller(caller),
+      key: idempotencyKey,
+      // Keyed: a request carries codes, PINs or passwords, and an unkeyed hash of them could be reversed.
+      fingerprint: codes.digest('idempotency', canonicalJson({ op: 'confirm', paymentId, proof })),
+      factor,
+      after: w.module.after,
+      answer,
+      attemptsMax: limits.attemptsMax,
+      driveLeaseMs: limits.driveLeaseMs,
+      keyTtlMs: limits.idempotencyTtlMs,
+      nowMs: this.deps.now(),
+    };
+  }
+
+  /** Each outcome to its answer; the ledger effects of all of them at once. */
+  private async finish(work: Work[], results: ConfirmOutcome[], outcomes: ItemOutcome[]): Promise<void> {
+    const driving: { w: Work; record: PaymentRecord; answer: (record: PaymentRecord) => Promise<Payment> | Payment }[] = [];
+    results.forEach((result, k) => {
+      const w = work[k]!;
+      const factor = w.module.factor;
+      const fail = (error: unknown) => void (outcomes[w.index] = rejected(error));
+      const refusal = (token: string) => operationRefusal(token, factor);
+      switch (result.outcome) {
+        case 'not_found':
+          return fail(notFound(`payment ${w.request.paymentId} not found`));
+        case 'conflict':
+          return fail(new AuthzError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: w.request.idempotencyKey }));
+        case 'replayed': {
+          const error = operationRefusal(result.result, factor);
+          if (error !== undefined || result.record === undefined) return fail(error ?? notFound(`payment ${w.request.paymentId} not found`));
+          return void driving.push({ w, record: result.record, answer: (r) => r.payment });
+        }
+        case 'refused':
+        case 'mismatch':
+          return fail(refusal(result.outcome === 'refused' ? result.refusal : `mismatch:${result.attemptsLeft}`));
+        case 'expired':
+        case 'exhausted':
+        case 'locked': {
+          publish(this.deps, [result.record]);
+          const token = result.outcome === 'locked' ? `locked:${result.retryAfterMs}` : result.outcome;
+          return void driving.push({ w, record: result.record, answer: () => Promise.reject(refusal(token)) });
+        }
+        case 'declined':
+          publish(this.deps, [result.record]);
+          return void driving.push({ w, record: result.record, answer: (r) => declined(r.payment) });
+        case 'approved':
+          return void driving.push({ w, record: result.record, answer: (r) => r.payment });
+        case 'satisfied':
+          publish(this.deps, [result.record]);
+          return void driving.push({ w, record: result.record, answer: (r) => this.afterSatisfied(w, r) });
+      }
+    });
+    await this.driveAll(driving, outcomes);
+  }
+
+  /** Posts the approved, voids the declined and expired (one ledger request), then each item's answer. */
+  private async driveAll(driving: { w: Work; record: PaymentRecord; answer: (record: PaymentRecord) => Promise<Payment> | Payment }[], outcomes: ItemOutcome[]): Promise<void> {
+    if (driving.length === 0) return;
+    const needs = driving.filter((d) => needsDrive(d.record));
+    let driven: PaymentRecord[] = [];
+    try {
+      driven = await drive(this.deps, needs.map((d) => d.record));
+    } catch (error) {
+      for (const d of needs) outcomes[d.w.index] = rejected(error);
+    }
+    needs.forEach((d, i) => (d.record = driven[i] ?? d.record));
+    await Promise.all(
+      driving.map(async (d) => {
+        if (outcomes[d.w.index] !== undefined) return;
+        try {
+          outcomes[d.w.index] = fulfilled(await d.answer(d.record));
+        } catch (error) {
+          outcomes[d.w.index] = rejected(error);
+        }
+      }),
+    );
+  }
+
+  /** M2: the SMS code was right and the password is next: the call goes out now. */
+  private async afterSatisfied(w: Work, record: PaymentRecord): Promise<Payment> {
+    const p = record.payment;
+    if (p.state === 'CHALLENGED' && ivrPassword.after.includes(w.module.factor) && callDue(p)) {
+      await deliverOrDecline(this.deps, record, () => sendChallenge(this.deps, p, { code: undefined, call: true }));
+    }
+    return p;
+  }
+}
+
+function needsDrive(record: PaymentRecord): boolean {
+  const p = record.payment;
+  return p.state === 'APPROVED' || (terminalStates.has(p.state) && record.dueAtMs !== undefined);
+}
+
+/** A declined answer is the payment, except the bank's silence, which fails closed and says so. */
+function declined(payment: Payment): Payment {
+  if (payment.declineReason === 'AUTHORIZER_UNAVAILABLE' && payment.declineDetail === bankUnreachableDetail) {
+    throw new AuthzError('unavailable', 'the bank front-end could not be reached; the payment is declined and nothing stays reserved', { reason: 'AUTHORIZER_UNAVAILABLE', payment_id: payment.id });
+  }
+  return payment;
+}

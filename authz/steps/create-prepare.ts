@@ -1,0 +1,311 @@
+import { currencyOf } from '../../ledger/chart.js';
+import { idFromHex, idToHex, newPaymentId } from '../../ledger/ids.js';
+import { decide, type Decision } from '../authorizer.js';
+import { billingPeriodOf, checkSim, linePeriodIds, payNumberDigest, payNumberDigits, sameSim } from '../enrollment.js';
+import { AuthzError, invalid, notFound, precondition } from '../errors.js';
+import { challengeIdOf, factorModule, pathOfChannel, usesFirstCode } from '../factors/index.js';
+import { canonicalJson } from '../fingerprint.js';
+import type { BillableLine, Channel, Factor, Merchant, Payer, Payment, SimIdentity } from '../model.js';
+import type { PaymentAccounts } from '../payment-ledger.js';
+import { shardOfPayer, withShard, type CreateItem, type RateLimitHit } from '../store/port.js';
+import { checkAmount, checkCurrency, checkDescription, checkIdempotencyKey, checkPaymentId, checkPhone } from '../validation.js';
+import type { StepDeps } from './context.js';
+
+export interface CreatePaymentInput {
+  idempotencyKey: string;
+  payerId?: string;
+  payerPhone?: string;
+  /** M3: the consumer's login account. */
+  loginAccount?: string;
+  /** M5: a dynamic pay number from IssuePayNumber (single use). */
+  payNumber?: string;
+  /** M3c: charge this billable line of the payer instead of the prepaid account. */
+  billableLineId?: string;
+  /** M4: the main SIM the request came through. */
+  originSim?: SimIdentity;
+  /** M3: the authentication password given with the payment (a secret: never stored or fingerprinted). */
+  authPassword?: string;
+  /** Empty: the merchant's own account in the currency. */
+  payeeAccountId: string;
+  amount: bigint;
+  currency: string;
+  description: string;
+  channel: Channel;
+  requestedFactors: Factor[];
+}
+
+/** How the first code reaches the payer: by SMS or voice, or fetched by the payer's own terminal. */
+export interface ChallengePlan {
+  /** Factors still to prove, in required order. */
+  pending: Factor[];
+  /** Sent by SMS or voice (the channel is not the payer's own terminal and a pending factor needs the code). */
+  sendsCode: boolean;
+}
+
+/** A create checked and drafted, ready for the store's step. */
+export interface PreparedCreate {
+  input: CreatePaymentInput;
+  merchant: Merchant;
+  payer: Payer;
+  decision: Decision;
+  item: CreateItem;
+  plan: ChallengePlan;
+  /** The plaintext first code, in memory only until it is sent; undefined without a code factor. */
+  firstCode: string | undefined;
+}
+
+/** Line periods this process remembers as opened (M3c), at most; past it the set starts over. */
+export const linePeriodsRememberedMax = 100_000;
+
+/** Channels where the payer's own terminal shows the first code (GetChallenge) instead of SMS or voice. */
+export function isTerminalChannel(channel: Channel): boolean {
+  return channel === 'APP' || channel === 'WEB';
+}
+
+export function planOf(payment: Payment): ChallengePlan {
+  const pending = payment.requiredFactors.filter((f) => !payment.satisfiedFactors.includes(f));
+  return { pending, sendsCode: !isTerminalChannel(payment.channel) && pending.some(usesFirstCode) };
+}
+
+/**
+ * Everything a create checks and decides before the store's step — input, payer, payee, policy,
+ * the payer's secrets, the debited account — and the record it would write. Refusals here claim
+ * no idempotency key: a corrected retry may reuse it. `forcedId` re-drafts a create whose key
+ * already names a payment (Redis Cluster's `missing`).
+ */
+export class CreatePreparer {
+  private readonly openedLinePeriods = new Set<string>();
+
+  constructor(private readonly deps: StepDeps) {}
+
+  async prepare(merchantOrLookup: Merchant | Promise<Merchant>, input: CreatePaymentInput, forcedId?: string): Promise<PreparedCreate> {
+    const lookup = merchantOrLookup instanceof Promise ? merchantOrLookup : undefined;
+    lookup?.catch(() => undefined); // awaited below; an input refused first must not leave it unhandled
+    const currency = checkInput(input);
+    const byPayNumber = input.payNumber !== undefined && input.payNumber !== '';
+    let merchant: Merchant;
+    let payer: Payer;
+    if (lookup !== undefined && !byPayNumber) {
+      [merchant, payer] = await Promise.all([lookup, this.resolvePayer(input, '')]);
+    } else {
+      // A pay number is spent by the read: only once the merchant is known.
+      merchant = lookup === undefined ? (merchantOrLookup as Merchant) : await lookup;
+      payer = await this.resolvePayer(input, `${merchant.id}:${input.idempotencyKey}`);
+    }
+    const payee = payeeOf(merchant, currency.code, input.payeeAccountId);
+    const decision = await this.decide(merchant, payer, payee, input);
+    const factors = decision.kind === 'REQUIRE' ? decision.factors : [];
+    if (decision.kind === 'REQUIRE') this.checkFactorsPossible(payer, factors, input);
+    const debit = this.debitOf(payer, currency.code, payee, factors, input.billableLineId);
+    if (factors.includes('AUTH_PASSWORD')) await this.checkAuthPassword(payer, input.authPassword);
+    if (debit.line !== undefined && decision.kind !== 'DENY') await this.openLinePeriod(debit.line, debit.accounts, currency.code);
+    return this.draft({ merchant, payer, decision, accounts: debit.accounts, line: debit.line, input, forcedId });
+  }
+
+  private decide(merchant: Merchant, payer: Payer, payee: bigint, input: CreatePaymentInput): Promise<Decision> {
+    return decide(this.deps.authorizers, {
+      paymentId: '',
+      merchantId: merchant.id,
+      payerId: payer.id,
+      payeeAccountId: idToHex(payee),
+      amount: input.amount,
+      currency: input.currency,
+      channel: input.channel,
+      requestedFactors: input.requestedFactors,
+      satisfiedFactors: [],
+      attributes: { request_id: `${merchant.id}:${input.idempotencyKey}` },
+      payer,
+      merchant,
+    });
+  }
+
+  /** Refuses, before anything is reserved, factors this payment could never satisfy. */
+  private checkFactorsPossible(payer: Payer, factors: Factor[], input: CreatePaymentInput): void {
+    const missing = factors.map((f) => factorModule(f).missingAtCreate?.(payer)).filter((m) => m !== undefined);
+    if (missing.length > 0) throw precondition(`the payer has not set ${missing.join(', ')} (PIN or password), which this payment needs`, { reason: 'PAYER_SECRET_NOT_SET' });
+    const unavailable = factors.filter((f) => !factorModule(f).available({ bank: this.deps.bank !== undefined }));
+    if (unavailable.length > 0) throw precondition(`factor not available on this deployment: ${unavailable.join(', ')}`, { reason: 'FACTOR_UNAVAILABLE' });
+    if (factors.includes('PAIRED_DEVICE')) {
+      if (input.originSim === undefined) throw invalid('origin_sim is required: the payment needs the paired device (FACTOR_PAIRED_DEVICE)');
+      if (!(payer.pairedDevices ?? []).some((d) => sameSim(d.mainSim, input.originSim!))) {
+        throw precondition('no device is paired with the SIM this request came through', { reason: 'NO_PAIRED_DEVICE' });
+      }
+    }
+  }
+
+  /**
+   * M3's authentication password, checked before anything is reserved. A wrong one counts in the
+   * payer's failure streak like a wrong code (the same lockout); a locked-out payer costs no argon2 work.
+   */
+  private async checkAuthPassword(payer: Payer, password: string | undefined): Promise<void> {
+    if (password === undefined || password === '') throw invalid("auth_password is required by the payer's policy at this amount");
+    if (password.length > 128) throw invalid('auth_password must be at most 128 characters');
+    const { store, codes } = this.deps;
+    const [check] = await store.guard([{ payerId: payer.id, event: 'check', nowMs: this.deps.now() }]);
+    if (check!.lockedForMs !== undefined) throw lockedOut(check!.lockedForMs);
+    const ok = payer.authPasswordHash !== undefined && (await codes.verifyPin(payer.authPasswordHash, password));
+    const [after] = await store.guard([{ payerId: payer.id, event: ok ? 'success' : 'failure', nowMs: this.deps.now() }]);
+    if (ok) return;
+    if (after!.lockedForMs !== undefined) throw lockedOut(after!.lockedForMs);
+    throw new AuthzError('permission_denied', 'wrong authentication password', { reason: 'WRONG_AUTH_PASSWORD' });
+  }
+
+  private async resolvePayer(input: CreatePaymentInput, claimant: string): Promise<Payer> {
+    const { directory } = this.deps;
+    if (input.payNumber !== undefined && input.payNumber !== '') {
+      if (input.payNumber.length !== payNumberDigits || !/^\d+$/.test(input.payNumber)) throw invalid(`pay_number must be the ${payNumberDigits} digits IssuePayNumber gave`);
+      const numberDigest = payNumberDigest(this.deps.codes.digest, input.payNumber);
+      const payerId = await this.deps.store.takePayNumber({ numberDigest, claimant, nowMs: this.deps.now() });
+      const payer = payerId === undefined ? undefined : await directory.getPayer(payerId);
+      if (payer === undefined) throw notFound('no such pay number (unknown, expired or already used)');
+      return payer;
+    }
+    if (input.payerId !== undefined && input.payerId !== '') {
+      checkPaymentId(input.payerId, 'payer_id');
+      const payer = await directory.getPayer(input.payerId);
+      if (payer === undefined) throw notFound(`payer ${input.payerId} not found`);
+      return payer;
+    }
+    if (input.payerPhone !== undefined && input.payerPhone !== '') {
+      checkPhone(input.payerPhone);
+      const payer = await directory.findPayerByPhone(input.payerPhone);
+      if (payer === undefined) throw notFound('no payer is enrolled with that phone number');
+      return payer;
+    }
+    if (input.loginAccount !== undefined && input.loginAccount !== '') {
+      if (input.loginAccount.length > 64) throw invalid('login_account must be at most 64 characters');
+      const payer = await directory.findPayerByLogin(input.loginAccount);
+      if (payer === undefined) throw notFound('no payer has that login account');
+      return payer;
+    }
+    throw invalid('one of payer_id, payer_phone, pay_number or login_account is required');
+  }
+
+  /**
+   * The account the payment is paid from: the bank settlement account for a card payment (M5,
+   * FACTOR_BANK_CARD_PIN), the chosen billable line (M3c, with its period's control account), or
+   * the payer's prepaid account.
+   */
+  private debitOf(payer: Payer, currency: string, payee: bigint, factors: Factor[], lineId: string | undefined): { accounts: PaymentAccounts; line: BillableLine | undefined } {
+    const { fees: feeAccounts, bankSettlement, operatorSettlement } = this.deps.platform;
+    const fees = feeAccounts[currency];
+    if (fees === undefined) throw precondition(`no platform fee account for ${currency}`);
+    const card = factors.includes('BANK_CARD_PIN');
+    if (card && lineId !== undefined && lineId !== '') throw invalid('a card payment (FACTOR_BANK_CARD_PIN) cannot also charge a billable line');
+    if (card) return { accounts: { payer: bankSettlement[currency]!, payee, fees }, line: undefined };
+    if (lineId !== undefined && lineId !== '') {
+      checkPaymentId(lineId, 'billable_line_id');
+      const line = (payer.billableLines ?? []).find((l) => l.id === lineId);
+      if (line === undefined) throw notFound(`billable line ${lineId} not found`);
+      if (line.currency !== currency) throw precondition(`billable line ${lineId} is billed in ${line.currency}, not ${currency}`, { reason: 'LINE_CURRENCY' });
+      // The period is fixed once, here: the control account charged is the one opened.
+      const period = billingPeriodOf(line.billingPeriod, this.deps.now());
+      const limit = { ...linePeriodIds(line.id, period.startMs), operator: operatorSettlement[currency]! };
+      return { accounts: { payer: idFromHex(line.accountId), payee, fees, limit }, line };
+    }
+    const payerAccount = payer.accounts[currency];
+    if (payerAccount === undefined) throw precondition(`payer has no ${currency} account`, { reason: 'PAYER_CURRENCY' });
+    return { accounts: { payer: idFromHex(payerAccount), payee, fees }, line: undefined };
+  }
+
+  /** M3c: the line's control account for the current period exists and holds the period's credit (once per process and period). */
+  private async openLinePeriod(line: BillableLine, accounts: PaymentAccounts, currency: string): Promise<void> {
+    const limit = accounts.limit!;
+    const key = String(limit.control);
+    if (this.openedLinePeriods.has(key)) return;
+    await this.deps.ledger.openLinePeriod({ control: limit.control, grant: limit.grant, operator: limit.operator, creditLimit: line.creditLimit, ledger: currencyOf(currency)!.ledger });
+    if (this.openedLinePeriods.size >= linePeriodsRememberedMax) this.openedLinePeriods.clear();
+    this.openedLinePeriods.add(key);
+  }
+
+  /** The record the step writes, its challenge digests, and what is counted against the code-rate limits. */
+  private draft(d: { merchant: Merchant; payer: Payer; decision: Decision; accounts: PaymentAccounts; line: BillableLine | undefined; input: CreatePaymentInput; forcedId: string | undefined }): PreparedCreate {
+    const { merchant, payer, decision, accounts, line, input } = d;
+    const { codes, limits } = this.deps;
+    const now = this.deps.now();
+    const id = d.forcedId ?? idToHex(withShard(newPaymentId(), shardOfPayer(payer.id)));
+    const factors = decision.kind === 'REQUIRE' ? decision.factors : [];
+    const payment: Payment = {
+      id,
+      merchantId: merchant.id,
+      payerId: payer.id,
+      payeeAccountId: idToHex(accounts.payee),
+      payerAccountId: idToHex(accounts.payer),
+      amount: input.amount,
+      currency: input.currency,
+      description: input.description,
+      channel: input.channel,
+      requiredFactors: factors,
+      satisfiedFactors: factors.filter((f) => f === 'AUTH_PASSWORD'), // checked above
+      attemptsLeft: limits.attemptsMax,
+      state: 'CHALLENGED',
+      createdAtMs: now,
+      updatedAtMs: now,
+      expiresAtMs: now + limits.codeTtlMs,
+      feeAmount: (input.amount * BigInt(merchant.feeBasisPoints)) / 10_000n,
+      ...(input.originSim === undefined ? {} : { originSim: input.originSim }),
+      originPath: pathOfChannel(input.channel),
+      ...(line === undefined ? {} : { billableLineId: line.id, lineControlAccountId: idToHex(accounts.limit!.control) }),
+    };
+    const plan = planOf(payment);
+    const { request, firstCode, digests } = this.challenge(payment, payer, plan, input);
+    if (decision.kind === 'DENY') Object.assign(payment, { state: 'DECLINED', declineReason: decision.unavailable === true ? 'AUTHORIZER_UNAVAILABLE' : 'POLICY_DENIED', declineDetail: decision.reason });
+    else if (plan.pending.length === 0) payment.state = 'APPROVED';
+    const item: CreateItem = {
+      scope: merchant.id,
+      key: input.idempotencyKey,
+      fingerprint: codes.digest('idempotency', canonicalJson({ op: 'create', ...request })),
+      payment,
+      digests: payment.state === 'CHALLENGED' ? digests : {},
+      dueAtMs: payment.state === 'CHALLENGED' ? payment.expiresAtMs : payment.state === 'APPROVED' ? now + limits.driveLeaseMs : undefined,
+      rateLimits: payment.state === 'CHALLENGED' && plan.sendsCode ? this.codeRateHits(payer) : [],
+      keyTtlMs: limits.idempotencyTtlMs,
+      nowMs: now,
+    };
+    return { input, merchant, payer, decision, item, plan, firstCode: payment.state === 'CHALLENGED' ? firstCode : undefined };
+  }
+
+  /** The first code (sealed into the record so a resumed create can send it again), and the digest of each challenged factor's answer. */
+  private challenge(payment: Payment, payer: Payer, plan: ChallengePlan, input: CreatePaymentInput) {
+    const { codes } = this.deps;
+    const { authPassword: _secret, ...request } = input;
+    const digests: Partial<Record<Factor, string>> = {};
+    const challenged = plan.pending.filter((f) => factorModule(f).challenged);
+    if (challenged.length === 0) return { request, firstCode: undefined, digests };
+    const firstCode = codes.newFirstCode();
+    const secondCode = () => codes.deriveSecondCode(codes.openPayerSecret(payer), { firstCode, amount: payment.amount, currency: payment.currency, payeeAccountId: payment.payeeAccountId });
+    for (const factor of challenged) digests[factor] = codes.digest(challengeIdOf(payment.id, factor), factorModule(factor).expected!({ firstCode, secondCode }));
+    if (plan.pending.some(usesFirstCode)) payment.sealedFirstCode = codes.sealFirstCode(payment.id, firstCode);
+    return { request, firstCode, digests };
+  }
+
+  private codeRateHits(payer: Payer): RateLimitHit[] {
+    const { limits } = this.deps;
+    const windowMs = limits.codeRateWindowMs;
+    return [
+      { key: `codes:to:${payer.phone}`, limit: limits.codesPerDestinationMax, windowMs },
+      { key: `codes:payer:${payer.id}`, limit: limits.codesPerPayerMax, windowMs },
+      { key: `codes:prefix:${payer.phone.slice(0, 7)}`, limit: limits.codesPerPrefixMax, windowMs },
+    ];
+  }
+}
+
+function checkInput(input: CreatePaymentInput) {
+  checkIdempotencyKey(input.idempotencyKey);
+  checkAmount(input.amount);
+  const currency = checkCurrency(input.currency);
+  checkDescription(input.description);
+  if (input.originSim !== undefined) checkSim(input.originSim, 'origin_sim', false);
+  return currency;
+}
+
+function payeeOf(merchant: Merchant, currency: string, payeeAccountId: string): bigint {
+  const merchantAccount = merchant.accounts[currency];
+  if (merchantAccount === undefined) throw precondition(`merchant has no ${currency} account`, { reason: 'MERCHANT_CURRENCY' });
+  if (payeeAccountId !== '' && payeeAccountId !== merchantAccount) throw invalid("payee_account_id must be empty or the merchant's own account in the currency");
+  return idFromHex(merchantAccount);
+}
+
+function lockedOut(retryAfterMs: number): AuthzError {
+  return new AuthzError('resource_exhausted', 'payer is locked out after repeated wrong answers', { retry_after_ms: retryAfterMs, reason: 'LOCKED_OUT' });
+}

@@ -1,0 +1,119 @@
+import { allFactors, type Factor } from '../model.js';
+import { clonePayment } from './payment-codec.js';
+import { digestHexChars, pageMax, stepItemsMax, type CommitItem, type ConfirmItem, type CreateItem, type KeyClaim, type PaymentQuery, type PaymentRecord } from './port.js';
+
+/**
+ * The port's preconditions, shared by every adapter: a broken one is a programmer error
+ * (STYLE.md: an assertion that stops the caller), never an operating outcome.
+ */
+
+export function assert(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new Error(`assertion failed: ${message}`);
+}
+
+/** Longest id, scope or key accepted inside a store key (ids are 32 hex digits; keys ≤ 128 characters). */
+export const keyPartCharsMax = 256;
+
+/** Ids, scopes and keys go inside Redis keys and hash tags: non-empty, bounded, no braces. */
+export function assertKeyPart(value: string, what: string): void {
+  assert(typeof value === 'string' && value.length > 0 && value.length <= keyPartCharsMax && !/[{}\u0000]/.test(value), `${what} must be 1..${keyPartCharsMax} characters without braces`);
+}
+
+const hexId = /^[0-9a-f]{32}$/;
+const digestPattern = new RegExp(`^[0-9a-f]{${digestHexChars}}$`);
+
+export function assertId(id: string, what: string): void {
+  assert(typeof id === 'string' && hexId.test(id), `${what} must be 32 lowercase hex digits`);
+}
+
+export function assertDigest(digest: string, what = 'digest'): void {
+  assert(typeof digest === 'string' && digestPattern.test(digest), `${what} must be ${digestHexChars} lowercase hex digits (HMAC-SHA256)`);
+}
+
+export function assertBatch(items: number): void {
+  assert(Number.isSafeInteger(items) && items <= stepItemsMax, `at most ${stepItemsMax} items per step call`);
+}
+
+export function assertMs(value: number, what: string): void {
+  assert(Number.isSafeInteger(value) && value >= 1, `${what} must be a positive integer of milliseconds`);
+}
+
+function assertNow(nowMs: number): void {
+  assert(Number.isSafeInteger(nowMs) && nowMs >= 0, 'nowMs must be Unix milliseconds');
+}
+
+function assertDigests(digests: Partial<Record<Factor, string>>): void {
+  for (const [factor, digest] of Object.entries(digests)) {
+    assert((allFactors as readonly string[]).includes(factor), `unknown factor ${factor}`);
+    assertDigest(digest!, `digest of ${factor}`);
+  }
+}
+
+export function assertCreateItem(item: CreateItem): void {
+  assertKeyPart(item.scope, 'scope');
+  assertKeyPart(item.key, 'idempotency key');
+  assertDigest(item.fingerprint, 'fingerprint');
+  assertId(item.payment.id, 'payment id');
+  assertId(item.payment.merchantId, 'merchant id');
+  assertId(item.payment.payerId, 'payer id');
+  assert(typeof item.payment.amount === 'bigint' && item.payment.amount > 0n, 'amount must be a positive bigint');
+  assert(typeof item.payment.feeAmount === 'bigint' && item.payment.feeAmount >= 0n, 'feeAmount must be a non-negative bigint');
+  assert(['CHALLENGED', 'APPROVED', 'DECLINED'].includes(item.payment.state), 'a new payment is CHALLENGED, APPROVED or DECLINED');
+  assertDigests(item.digests);
+  for (const hit of item.rateLimits) {
+    assertKeyPart(hit.key, 'rate limit key');
+    assert(Number.isSafeInteger(hit.limit) && hit.limit >= 1, 'rate limit must be a positive integer');
+    assertMs(hit.windowMs, 'rate limit windowMs');
+  }
+  assertMs(item.keyTtlMs, 'keyTtlMs');
+  assertNow(item.nowMs);
+}
+
+export function assertConfirmItem(item: ConfirmItem): void {
+  assertId(item.paymentId, 'payment id');
+  assertKeyPart(item.caller.scope, 'caller scope');
+  assertKeyPart(item.key, 'idempotency key');
+  assertDigest(item.fingerprint, 'fingerprint');
+  assert((allFactors as readonly string[]).includes(item.factor), `unknown factor ${item.factor}`);
+  if (item.answer.kind === 'digest') assertDigest(item.answer.digest);
+  assert(Number.isSafeInteger(item.attemptsMax) && item.attemptsMax >= 1, 'attemptsMax must be a positive integer');
+  assertMs(item.driveLeaseMs, 'driveLeaseMs');
+  assertMs(item.keyTtlMs, 'keyTtlMs');
+  assertNow(item.nowMs);
+}
+
+export function assertCommitItem(item: CommitItem): void {
+  assertId(item.paymentId, 'payment id');
+  assert(Number.isSafeInteger(item.expectVersion) && item.expectVersion >= 1, 'expectVersion must be a positive integer');
+  if (item.payment !== undefined) assert(item.payment.id === item.paymentId, 'a commit names the payment it changes');
+  if (item.digests !== undefined) assertDigests(item.digests);
+  if (item.claim !== undefined) {
+    assertKeyPart(item.claim.scope, 'claim scope');
+    assertKeyPart(item.claim.key, 'idempotency key');
+    assertDigest(item.claim.fingerprint, 'fingerprint');
+    assertMs(item.claim.keyTtlMs, 'keyTtlMs');
+  }
+  assertNow(item.nowMs);
+}
+
+export function assertKeyClaim(claim: KeyClaim): void {
+  assertKeyPart(claim.scope, 'scope');
+  assertKeyPart(claim.key, 'idempotency key');
+  assertDigest(claim.fingerprint, 'fingerprint');
+  assertMs(claim.leaseMs, 'leaseMs');
+  assertMs(claim.keyTtlMs, 'keyTtlMs');
+  assertNow(claim.nowMs);
+}
+
+export function assertQuery(q: PaymentQuery): void {
+  assert(Number.isSafeInteger(q.limit) && q.limit >= 1 && q.limit <= pageMax, `limit must be 1..${pageMax}`);
+  assert(q.merchantId !== undefined || q.payerId !== undefined, 'a query names a merchant or a payer');
+  if (q.merchantId !== undefined) assertId(q.merchantId, 'merchantId');
+  if (q.payerId !== undefined) assertId(q.payerId, 'payerId');
+  if (q.afterId !== undefined) assertId(q.afterId, 'afterId');
+}
+
+/** A deep copy: no caller shares an object with the store. */
+export function copyRecord(record: PaymentRecord): PaymentRecord {
+  return { payment: clonePayment(record.payment), version: record.version, digests: { ...record.digests }, dueAtMs: record.dueAtMs };
+}

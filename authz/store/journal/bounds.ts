@@ -1,0 +1,77 @@
+import { getHeapStatistics } from 'node:v8';
+
+/**
+ * The journal store's named bounds and defaults (units in the names). The measured figures come
+ * from `bench/store-restart.ts` (see README.md here); re-measure when the record shape changes.
+ */
+
+const MiB = 2 ** 20;
+const dayMs = 86_400_000;
+
+/** Closed payments' records are kept this long after their last change (30 days), milliseconds. */
+export const closedRetentionMsDefault = 30 * dayMs;
+/**
+ * Idempotency records live at most this long (24 h, `idempotencyTtlMs`), milliseconds. Retention
+ * must be longer, so a replayed key never finds its payment's record gone.
+ */
+export const idempotencyKeyTtlMsMax = dayMs;
+
+/** Payment records examined for retention per pass (a Map walk resumed each pass). */
+export const retireExaminePerPass = 256;
+/** Payment records dropped by retention per pass at most (each one `drop` line in the journal). */
+export const retireDropPerPass = 64;
+/** Expired entries examined per pass: `entrySweepPerCall` plus this many per mutation the pass made, so sweeping keeps up with batches. */
+export const entrySweepPerMutation = 2;
+
+/** No checkpoint before the journal since the last one holds this many bytes. */
+export const checkpointJournalBytesMinDefault = 64 * MiB;
+/** A checkpoint always starts once the journal since the last one holds this many bytes. */
+export const checkpointJournalBytesMaxDefault = 1024 * MiB;
+/**
+ * Between the two: a checkpoint starts once the journal holds this many times the last
+ * checkpoint's bytes, so checkpoint writing costs a bounded share of the disk traffic while
+ * replaying on open costs at most about as much as loading the checkpoint.
+ */
+export const checkpointJournalPerCheckpointDefault = 1;
+
+/** Characters of passes queued behind the disk at most; beyond, steps are refused (StoreUnavailableError) until it catches up. */
+export const queuedCharsMax = 256 * MiB;
+
+/**
+ * Heap bytes one payment costs in a running store — its record, its create and confirm
+ * idempotency records, its share of counters, guards and indexes — measured after a full GC at
+ * 1 M payments: 2 255 (bench/store-restart.ts, "live heap B/payment"; 1 644 right after a
+ * reopen, whose objects are more compact). Rounded up.
+ */
+export const paymentHeapBytesMeasured = 2_300;
+/** Heap bytes one further idempotency record (or counter, guard, pay number) costs: 495 measured (200 k keyed claims), rounded up. */
+export const entryHeapBytesMeasured = 500;
+/**
+ * Share of the V8 heap limit the payments may take by default; with `entriesHeapShare` the store
+ * stays under half the heap, leaving the rest to the embedded ledger, requests, garbage and a
+ * checkpoint in flight.
+ */
+export const paymentsHeapShare = 0.3;
+/** Share of the V8 heap limit further idempotency records, counters, guards and pay numbers may take by default. */
+export const entriesHeapShare = 0.15;
+
+export function heapLimitBytes(): number {
+  return getHeapStatistics().heap_size_limit;
+}
+
+/** Default `paymentsMax`: `paymentsHeapShare` of the heap at the measured bytes per payment (566 k at Node's default 4 144 MiB here). */
+export function paymentsMaxDefault(heapBytes: number = heapLimitBytes()): number {
+  return Math.floor((heapBytes * paymentsHeapShare) / paymentHeapBytesMeasured);
+}
+
+/**
+ * Default `entriesMax`: the two idempotency records every payment's figure already includes,
+ * plus `entriesHeapShare` of the heap at the measured bytes per entry (2.43 M at 4 144 MiB).
+ */
+export function entriesMaxDefault(heapBytes: number = heapLimitBytes()): number {
+  return 2 * paymentsMaxDefault(heapBytes) + Math.floor((heapBytes * entriesHeapShare) / entryHeapBytesMeasured);
+}
+
+export const fullHint =
+  'the embedded store is for development and single-node use; move to Redis and TigerBeetle ' +
+  '(COUNTERSIGN_REDIS_URL, COUNTERSIGN_TB_ADDRESSES; README "Scale")';

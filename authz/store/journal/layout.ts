@@ -1,0 +1,76 @@
+import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/**
+ * The files of a payment store's data directory (mode 0700, files 0600):
+ *
+ *   LOCK                            the owning process's pid (lock.ts)
+ *   journal-<n>.log                 journal segment n (n: 16 decimal digits, from 1 up)
+ *   checkpoint-<n>.snap             the whole state as of the start of segment n: recovery loads
+ *                                   the newest one and replays segments n, n+1, … after it
+ *   checkpoint-<n>.snap.tmp         a checkpoint being written (removed on open)
+ */
+
+export const fileMode = 0o600;
+export const dirMode = 0o700;
+const digits = 16;
+
+export const segmentName = (n: number): string => `journal-${String(n).padStart(digits, '0')}.log`;
+export const checkpointName = (n: number): string => `checkpoint-${String(n).padStart(digits, '0')}.snap`;
+export const temporaryName = (n: number): string => `${checkpointName(n)}.tmp`;
+
+export interface DirectoryListing {
+  segments: number[];
+  checkpoints: number[];
+  temporaries: string[];
+}
+
+const segmentPattern = /^journal-(\d{16})\.log$/;
+const checkpointPattern = /^checkpoint-(\d{16})\.snap$/;
+const temporaryPattern = /^checkpoint-\d{16}\.snap\.tmp$/;
+
+/** Creates the directory if needed and makes it private (it holds payment data). */
+export function prepareDirectory(dataDir: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: dirMode });
+  chmodSync(dataDir, dirMode);
+}
+
+/** Segments and checkpoints by number, ascending; other files are left alone. */
+export function listDirectory(dataDir: string): DirectoryListing {
+  const listing: DirectoryListing = { segments: [], checkpoints: [], temporaries: [] };
+  for (const name of readdirSync(dataDir)) {
+    const segment = segmentPattern.exec(name);
+    const checkpoint = checkpointPattern.exec(name);
+    if (segment !== null) listing.segments.push(Number(segment[1]));
+    else if (checkpoint !== null) listing.checkpoints.push(Number(checkpoint[1]));
+    else if (temporaryPattern.test(name)) listing.temporaries.push(name);
+  }
+  listing.segments.sort((a, b) => a - b);
+  listing.checkpoints.sort((a, b) => a - b);
+  return listing;
+}
+
+/** Makes created, renamed and removed names in `dataDir` durable. */
+export function syncDirectory(dataDir: string): void {
+  const fd = openSync(dataDir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** As `syncDirectory`, without blocking the event loop. */
+export async function syncDirectoryAsync(dataDir: string): Promise<void> {
+  const handle = await open(dataDir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export function removeFiles(dataDir: string, names: readonly string[]): void {
+  for (const name of names) rmSync(join(dataDir, name), { force: true });
+}

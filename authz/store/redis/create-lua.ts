@@ -1,0 +1,166 @@
+import { commonLua } from './lua-common.js';
+
+/**
+ * The create step's Lua. Three functions, one per slot a create touches, composed into one
+ * script on a single Redis (`createAllLua`) and run as ordered phases on a Cluster
+ * (`createKeyLua`, `createCountLua`, `createRecordLua`; README.md, "Cluster phases").
+ * ARGV[1] slack, ARGV[2] closedRetentionMs (0: records never expire).
+ */
+const createFunctions = `
+local retention = tonumber(ARGV[2])
+
+-- The create key (merchant slot). mode 'c' claims it for payment 'value' (and indexes the id
+-- under the merchant), 'r' claims it with the refusal 'value', 'k' only looks.
+-- Returns status, value: 'new', id | 'absent' (k) | 'refused', token | 'conflict' | 'named', id.
+local function createKey(kKey, kIdx, mode, fp, ttl, now, value)
+  local result = value
+  if mode ~= 'r' then result = 'p:' .. value end
+  local px = int(ttl + slack)
+  local old, written
+  if mode == 'k' then
+    old = redis.call('GET', kKey)
+    if old then
+      local _, exp = parseEntry(old)
+      if exp <= now then old = nil end
+    end
+    if not old then return 'absent', '' end
+  else
+    old, written = claim(kKey, entry(fp, now + ttl, result), px, now)
+  end
+  if old then
+    local ofp, _, res = parseEntry(old)
+    if ofp ~= fp then return 'conflict', '' end
+    if string.sub(res, 1, 2) ~= 'p:' then return 'refused', res end
+    return 'named', string.sub(res, 3)
+  end
+  if not written then redis.call('SET', kKey, entry(fp, now + ttl, result), 'PX', px) end
+  if mode == 'r' then return 'refused', value end
+  redis.call('ZADD', kIdx, 0, value)
+  return 'new', value
+end
+
+-- One event against a fixed-window counter ('count:expiresAtMs'); false when over its limit (not counted).
+local function countHit(k, limit, window, now)
+  local v = redis.call('GET', k)
+  if v then
+    local c, e = string.match(v, '^(%d+):(%d+)$')
+    c, e = tonumber(c), tonumber(e)
+    if e > now then
+      if c >= limit then return false end
+      redis.call('SET', k, int(c + 1) .. ':' .. int(e), 'KEEPTTL')
+      return true
+    end
+  end
+  redis.call('SET', k, '1:' .. int(now + window), 'PX', int(window + slack))
+  return true
+end
+
+-- The record (payer shard). mode 'i' inserts (a new key: the id is fresh); 'o' the key names this
+-- very payment (a retry after a Cluster crash between the phases): inserts unless it is there;
+-- 'n' the key names another payment: reads it. ARGV[from..to] are the record's fields.
+local function createRecord(kRec, kPayer, kDue, mode, id, due, retire, from, to)
+  if mode ~= 'i' then
+    local r = load(kRec)
+    if r then return { 'replayed', flatten(r) } end
+    if mode == 'n' then return { 'missing', id } end
+  end
+  redis.call('HSET', kRec, unpack(ARGV, from, to))
+  redis.call('ZADD', kPayer, 0, id)
+  if due ~= '' then redis.call('ZADD', kDue, due, id) end
+  if retire == '1' and retention > 0 then redis.call('PEXPIRE', kRec, int(retention)) end
+  return { 'created' }
+end
+`;
+
+/**
+ * Single Redis: every item whole. KEYS per item: create key, merchant index, record, payer
+ * index, due index, then its rate counters. ARGV from 3, per item: fingerprint, keyTtlMs, nowMs,
+ * payment id, due ('' or ms), retire ('1': final and not due), rate count n, field count f, then
+ * limit and windowMs per counter, then the record's f field/value strings.
+ * Returns per item: {'created'} | {'replayed', record} | {'missing', id} | {'refused', token} | {'conflict'}.
+ */
+export const createAllLua = `${commonLua}${createFunctions}
+local out = {}
+local k, a = 1, 3
+while k <= #KEYS do
+  local kKey, kIdx, kRec, kPayer, kDue = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local fp, ttl, now, id, due, retire = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local rates, fields = tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7])
+  local status, value
+  if rates == 0 then
+    status, value = createKey(kKey, kIdx, 'c', fp, ttl, now, id)
+  else
+    status, value = createKey(kKey, kIdx, 'k', fp, ttl, now, id)
+    if status == 'absent' then
+      local refusal
+      for h = 0, rates - 1 do
+        if not countHit(KEYS[k + 5 + h], tonumber(ARGV[a + 8 + 2 * h]), tonumber(ARGV[a + 9 + 2 * h]), now) then
+          refusal = 'rate:' .. h
+          break
+        end
+      end
+      if refusal then
+        status, value = createKey(kKey, kIdx, 'r', fp, ttl, now, refusal)
+      else
+        status, value = createKey(kKey, kIdx, 'c', fp, ttl, now, id)
+      end
+    end
+  end
+  local from = a + 8 + 2 * rates
+  if status == 'conflict' then
+    out[#out + 1] = { 'conflict' }
+  elseif status == 'refused' then
+    out[#out + 1] = { 'refused', value }
+  elseif status == 'new' then
+    out[#out + 1] = createRecord(kRec, kPayer, kDue, 'i', id, due, retire, from, from + fields - 1)
+  elseif value == id then
+    out[#out + 1] = createRecord(kRec, kPayer, kDue, 'o', id, due, retire, from, from + fields - 1)
+  else
+    out[#out + 1] = createRecord(recordKey(kKey, value), nil, nil, 'n', value, '', '0', 0, -1)
+  end
+  k = k + 5 + rates
+  a = from + fields
+end
+return out
+`;
+
+/**
+ * Cluster phase "key" (one merchant slot). KEYS per item: create key, merchant index. ARGV from
+ * 3, per item: mode ('c' | 'r' | 'k'), fingerprint, keyTtlMs, nowMs, payment id or refusal.
+ * Returns per item {status, value} (see createKey).
+ */
+export const createKeyLua = `${commonLua}${createFunctions}
+local out = {}
+for i = 0, #KEYS / 2 - 1 do
+  local a = 3 + 5 * i
+  local status, value = createKey(KEYS[2 * i + 1], KEYS[2 * i + 2], ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4])
+  out[i + 1] = { status, value }
+end
+return out
+`;
+
+/** Cluster phase "count" (one counter slot). KEYS: counters. ARGV from 3, per counter: limit, windowMs, nowMs. Returns 1 (counted) or 0 per counter. */
+export const createCountLua = `${commonLua}${createFunctions}
+local out = {}
+for i = 1, #KEYS do
+  local a = 3 * i
+  out[i] = countHit(KEYS[i], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])) and 1 or 0
+end
+return out
+`;
+
+/**
+ * Cluster phase "record" (one payer shard). KEYS per item: record, payer index, due index. ARGV
+ * from 3, per item: mode ('i' | 'o' | 'n'), payment id, due, retire, field count f, f strings.
+ * Returns per item what createAllLua returns for it.
+ */
+export const createRecordLua = `${commonLua}${createFunctions}
+local out = {}
+local a = 3
+for i = 0, #KEYS / 3 - 1 do
+  local fields = tonumber(ARGV[a + 4])
+  out[i + 1] = createRecord(KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], a + 5, a + 4 + fields)
+  a = a + 5 + fields
+end
+return out
+`;

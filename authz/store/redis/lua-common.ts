@@ -1,0 +1,122 @@
+/**
+ * Lua shared by the scripts (prepended to each). Conventions: ARGV[1] is always the expiry
+ * slack (ms); numbers go to Redis and into values through `int` (`%d`: exact up to 2^53, where
+ * Lua's tostring keeps 14 digits); every time decision compares with the item's `now`, never
+ * with the server's clock; Redis TTLs (`PX`) are relative to the item's own times plus the
+ * slack, so Redis reclaims an entry only after the store considers it dead (README.md, "Time").
+ */
+export const commonLua = `
+local slack = tonumber(ARGV[1])
+local function int(n) return string.format('%d', n) end
+
+-- An idempotency record: '<fingerprint (64 hex)>:<expiresAtMs>:<result>'.
+local function entry(fp, exp, result) return fp .. ':' .. int(exp) .. ':' .. result end
+local function parseEntry(v)
+  local colon = string.find(v, ':', 66, true)
+  return string.sub(v, 1, 64), tonumber(string.sub(v, 66, colon - 1)), string.sub(v, colon + 1)
+end
+
+-- Claims an idempotency key with one command (SET NX GET). Returns the live stored value when the
+-- key is taken; else nil and whether 'value' is stored (false: a dead entry Redis still holds is
+-- in the way, and the caller overwrites it).
+local function claim(key, value, px, now)
+  local old = redis.call('SET', key, value, 'NX', 'GET', 'PX', px)
+  if not old then return nil, true end
+  local _, exp = parseEntry(old)
+  if exp > now then return old, false end
+  return nil, false
+end
+
+-- A payment record (HASH) as a table, nil when absent; flatten gives HGETALL's shape back.
+local function load(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then return nil end
+  local r = {}
+  for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
+  return r
+end
+local function flatten(r)
+  local out = {}
+  for f, v in pairs(r) do
+    out[#out + 1] = f
+    out[#out + 1] = v
+  end
+  return out
+end
+-- One HSET with every change (field, value, ...), mirrored into r; nothing when nothing changed.
+local function save(key, r, changes)
+  if #changes == 0 then return end
+  redis.call('HSET', key, unpack(changes))
+  for i = 1, #changes, 2 do r[changes[i]] = changes[i + 1] end
+end
+local function add(changes, field, value)
+  changes[#changes + 1] = field
+  changes[#changes + 1] = value
+end
+local function bump(r) return int(tonumber(r.v) + 1) end
+-- Factor sets are strings of factor digits.
+local function has(set, digit) return string.find(set, digit, 1, true) ~= nil end
+
+-- The key of a record from its id (the shard sits in bits 74..79: hex digits 13-14) and any
+-- key of the same store (for its prefix).
+local function recordKey(like, id)
+  local shard = math.floor(tonumber(string.sub(id, 13, 14), 16) / 4) % 64
+  return string.match(like, '^(.-):{') .. string.format(':{s%02d}:p:', shard) .. id
+end
+-- 'ps:{sNN}:' of a key in a store shard: keys derived in a script keep the declared key's slot.
+local function tagPrefix(key) return string.match(key, '^[^}]*}:') end
+
+local final = { SUCCEEDED = true, DECLINED = true, EXPIRED = true, CANCELLED = true }
+`;
+
+/**
+ * The payer's guard (failure streak, lockout count, lockout): STRING
+ * 'streak:lockouts:lockedUntilMs:expiresAtMs'. Needs the lockout policy at ARGV[2..5]:
+ * failuresMax, backoffBaseMs, backoffMaxMs, memoryMs. Mirrors memory/state.ts (liveGuard,
+ * guardSuccess, guardFailure).
+ */
+export const guardLua = `
+local failuresMax, backoffBase, backoffMax, memoryMs = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+
+local function lockoutMs(before) return math.min(backoffBase * math.pow(2, math.min(before, 40)), backoffMax) end
+
+local function readGuard(key)
+  local v = redis.call('GET', key)
+  if not v then return nil end
+  local s, l, u, e = string.match(v, '^(%d+):(%d+):(%d+):(%d+)$')
+  return { streak = tonumber(s), lockouts = tonumber(l), lockedUntil = tonumber(u), exp = tonumber(e) }
+end
+
+-- The guard as the policy sees it at now: nil when forgotten; streak and count forgotten while still locked.
+local function liveGuard(g, now)
+  if not g then return nil end
+  local streakLive = g.exp > now
+  if not streakLive and g.lockedUntil <= now then return nil end
+  if streakLive then return g end
+  return { streak = 0, lockouts = 0, lockedUntil = g.lockedUntil, exp = g.exp }
+end
+
+local function writeGuard(key, g, now, keepTtl)
+  local value = int(g.streak) .. ':' .. int(g.lockouts) .. ':' .. int(g.lockedUntil) .. ':' .. int(g.exp)
+  if keepTtl then
+    redis.call('SET', key, value, 'KEEPTTL')
+  else
+    redis.call('SET', key, value, 'PX', int(math.max(g.exp, g.lockedUntil) - now + slack))
+  end
+end
+
+local function guardSuccess(key, g, now)
+  if g and g.streak > 0 then writeGuard(key, { streak = 0, lockouts = g.lockouts, lockedUntil = g.lockedUntil, exp = g.exp }, now, true) end
+end
+
+-- One more consecutive failure; at failuresMax the payer is locked out and the streak restarts.
+local function guardFailure(key, g, now)
+  local b = g or { streak = 0, lockouts = 0, lockedUntil = 0, exp = 0 }
+  local e = { streak = b.streak + 1, lockouts = b.lockouts, lockedUntil = b.lockedUntil, exp = now + memoryMs }
+  if e.streak >= failuresMax then
+    e = { streak = 0, lockouts = b.lockouts + 1, lockedUntil = now + lockoutMs(b.lockouts), exp = now + memoryMs }
+  end
+  writeGuard(key, e, now, false)
+  return e
+end
+`;

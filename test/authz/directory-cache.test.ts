@@ -1,0 +1,102 @@
+import test from 'ava';
+import { CachedDirectory } from '../../authz/directory-cache.js';
+import type { Directory } from '../../authz/ports.js';
+import { MemoryDirectory } from '../../authz/store/memory-directory.js';
+import { RedisDirectory } from '../../authz/store/redis-directory.js';
+import { startRedis } from '../support/redis.js';
+import { merchant, payer } from './store/directory.contract.js';
+
+/** Counts the reads that reach the directory behind the cache. */
+function counting(inner: Directory): { directory: Directory; reads: () => number } {
+  let reads = 0;
+  const directory = new Proxy(inner, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        if (typeof property === 'string' && (property.startsWith('get') || property.startsWith('find'))) reads += 1;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { directory, reads: () => reads };
+}
+
+test('a cached payer is read from the directory once; lookups by phone, token and login reuse it', async (t) => {
+  const inner = counting(new MemoryDirectory());
+  const cache = new CachedDirectory(inner.directory);
+  const p = payer({ loginAccount: 'ada-login' });
+  await cache.putPayer(p);
+  t.deepEqual(await cache.getPayer(p.id), p);
+  t.deepEqual(await cache.findPayerByPhone(p.phone), p);
+  t.deepEqual(await cache.findPayerByTokenHash(p.tokenHash), p);
+  t.deepEqual(await cache.findPayerByLogin('ada-login'), p);
+  const afterFirst = inner.reads();
+  for (let i = 0; i < 5; i++) {
+    await cache.getPayer(p.id);
+    await cache.findPayerByPhone(p.phone);
+    await cache.findPayerByTokenHash(p.tokenHash);
+  }
+  t.is(inner.reads(), afterFirst, 'every repeat is a cache hit');
+});
+
+test('a change forgets the record at once: a rotated token no longer resolves, the new one does', async (t) => {
+  const cache = new CachedDirectory(new MemoryDirectory());
+  const p = payer();
+  await cache.putPayer(p);
+  t.is((await cache.findPayerByTokenHash(p.tokenHash))?.id, p.id);
+  const rotated = { ...p, tokenHash: 'f'.repeat(64), secretVersion: 2 };
+  await cache.putPayer(rotated);
+  t.is(await cache.findPayerByTokenHash(p.tokenHash), undefined, 'the old token is refused at once');
+  t.is((await cache.findPayerByTokenHash(rotated.tokenHash))?.secretVersion, 2);
+  t.is((await cache.getPayer(p.id))?.secretVersion, 2);
+});
+
+test('cached records are frozen: no caller can change what another reads', async (t) => {
+  const cache = new CachedDirectory(new MemoryDirectory());
+  const m = merchant();
+  await cache.putMerchant(m);
+  const read = (await cache.getMerchant(m.id))!;
+  t.throws(() => ((read as { name: string }).name = 'changed'));
+  t.is((await cache.getMerchant(m.id))!.name, m.name);
+});
+
+test('the TTL bounds a stale entry: past it the directory is asked again', async (t) => {
+  let now = 1_000_000;
+  const inner = counting(new MemoryDirectory());
+  const cache = new CachedDirectory(inner.directory, { now: () => now, ttlMs: 1_000 });
+  const p = payer();
+  await inner.directory.putPayer(p);
+  await cache.getPayer(p.id);
+  const reads = inner.reads();
+  now += 999;
+  await cache.getPayer(p.id);
+  t.is(inner.reads(), reads);
+  now += 2;
+  await cache.getPayer(p.id);
+  t.is(inner.reads(), reads + 1);
+});
+
+test('on Redis, a change made through one process is heard by another process cache at once', async (t) => {
+  const server = await startRedis();
+  const writer = new CachedDirectory(await RedisDirectory.open({ url: server.url }));
+  const readerDirectory = await RedisDirectory.open({ url: server.url });
+  const reader = new CachedDirectory(readerDirectory);
+  await readerDirectory.watching;
+  t.teardown(async () => {
+    await writer.close();
+    await reader.close();
+    await server.stop();
+  });
+  const p = payer();
+  await writer.putPayer(p);
+  t.is((await reader.getPayer(p.id))?.displayName, p.displayName, 'cached in the reader now');
+  await writer.putPayer({ ...p, displayName: 'Renamed' });
+  // The notification travels over Redis pub/sub: wait for it (bounded), never for a fixed time.
+  let seen = '';
+  for (let i = 0; i < 200 && seen !== 'Renamed'; i++) {
+    seen = (await reader.getPayer(p.id))?.displayName ?? '';
+    if (seen !== 'Renamed') await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  t.is(seen, 'Renamed');
+});

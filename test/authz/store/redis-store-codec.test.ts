@@ -1,0 +1,79 @@
+import test from 'ava';
+import fc from 'fast-check';
+import { allFactors, type Factor, type Payment } from '../../../authz/model.js';
+import type { PaymentRecord } from '../../../authz/store/port.js';
+import { decodeRecord, decodeRecordFields, encodeDigests, encodePaymentFields, encodeRecord } from '../../../authz/store/redis/record-codec.js';
+import { draft, draftDeclined, hex64, newHexId } from './payment-store.contract.js';
+
+const flatToObject = (flat: string[]): Record<string, string> => {
+  const o: Record<string, string> = {};
+  for (let i = 0; i < flat.length; i += 2) o[flat[i]!] = flat[i + 1]!;
+  return o;
+};
+
+test('a record round-trips: bigints beyond 2^64, optional fields, factor order, digests, due', (t) => {
+  const t0 = Date.now();
+  const d = draft(t0, {
+    amount: 2n ** 100n + 7n,
+    feeAmount: 0n,
+    requiredFactors: ['IVR_PASSWORD', 'SMS_OTP', 'BANK_CARD_PIN'],
+    satisfiedFactors: ['BANK_CARD_PIN'],
+    originSim: { iccid: '8931440400000000001', imsi: '234150000000001', msisdn: '+447700900001' },
+    billableLineId: newHexId(),
+    bankAuthorizationCode: '',
+    declineDetail: 'a: "quoted" ☕ detail',
+  });
+  const record: PaymentRecord = { payment: d.payment, version: 7, digests: { IVR_PASSWORD: hex64('a'), SMS_OTP: hex64('b') }, dueAtMs: 2 ** 53 - 1 };
+  t.deepEqual(decodeRecord(encodeRecord(record)), record);
+  t.deepEqual(decodeRecordFields(flatToObject(encodeRecord(record))), record);
+  const plain: PaymentRecord = { ...draftDeclined(t0), version: 1 };
+  const decoded = decodeRecord(encodeRecord(plain));
+  t.deepEqual(decoded, plain);
+  t.false('sealedFirstCode' in decoded.payment, 'absent optional fields stay absent');
+  t.is(decoded.dueAtMs, plain.dueAtMs);
+});
+
+test('a commit write over a record clears the optional fields and digests the new payment lacks', (t) => {
+  const t0 = Date.now();
+  const before: PaymentRecord = { payment: draftDeclined(t0, { sealedFirstCode: 'sealed' }).payment, version: 1, digests: { SECOND_CODE: hex64('x') }, dueAtMs: t0 };
+  const stored = flatToObject(encodeRecord(before));
+  const { declineReason: _r, declineDetail: _d, sealedFirstCode: _s, ...rest } = before.payment;
+  const after: Payment = { ...rest, state: 'CANCELLED' };
+  Object.assign(stored, flatToObject([...encodePaymentFields(after, true), ...encodeDigests({}, true)]));
+  t.deepEqual(decodeRecordFields(stored), { payment: after, version: 1, digests: {}, dueAtMs: t0 });
+});
+
+test('any record round-trips (property)', (t) => {
+  const factor = fc.constantFrom(...allFactors);
+  const optionalText = fc.option(fc.string(), { nil: undefined });
+  fc.assert(
+    fc.property(
+      fc.record({
+        amount: fc.bigInt({ min: 1n, max: 2n ** 128n - 1n }),
+        feeAmount: fc.bigInt({ min: 0n, max: 2n ** 64n }),
+        description: fc.string(),
+        required: fc.uniqueArray(factor, { maxLength: 7 }),
+        satisfied: fc.uniqueArray(factor, { maxLength: 7 }),
+        attemptsLeft: fc.nat(100),
+        ms: fc.nat({ max: Number.MAX_SAFE_INTEGER }),
+        due: fc.option(fc.nat({ max: Number.MAX_SAFE_INTEGER }), { nil: undefined }),
+        version: fc.integer({ min: 1, max: 2 ** 31 }),
+        digests: fc.dictionary(factor, fc.stringMatching(/^[0-9a-f]{64}$/)),
+        declineDetail: optionalText,
+        sealedFirstCode: optionalText,
+        bankAuthorizationCode: optionalText,
+      }),
+      (g) => {
+        const base = draft(g.ms, { amount: g.amount, feeAmount: g.feeAmount, description: g.description, requiredFactors: g.required, satisfiedFactors: g.satisfied, attemptsLeft: g.attemptsLeft, updatedAtMs: g.ms, expiresAtMs: g.ms });
+        const payment: Payment = { ...base.payment };
+        for (const key of ['declineDetail', 'sealedFirstCode', 'bankAuthorizationCode'] as const) {
+          if (g[key] === undefined) delete payment[key];
+          else payment[key] = g[key];
+        }
+        const record: PaymentRecord = { payment, version: g.version, digests: g.digests as Partial<Record<Factor, string>>, dueAtMs: g.due };
+        t.deepEqual(decodeRecord(encodeRecord(record)), record);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
