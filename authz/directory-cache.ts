@@ -135,6 +135,21 @@ export class CachedDirectory implements Directory {
     return merchant;
   }
 
+  /**
+   * The merchant or payer a credential hash names, when the cache already knows it (no directory
+   * read): callers try this before asking for a merchant key or a payer token, so a payer's token
+   * never costs a merchant lookup that misses.
+   */
+  cachedCredential(hash: string): { kind: 'merchant'; merchant: Merchant } | { kind: 'payer'; payer: Payer } | undefined {
+    const merchantId = this.lookups.get(`apikey:${hash}`);
+    const merchant = merchantId === undefined ? undefined : this.merchants.get(merchantId);
+    if (merchant !== undefined && merchant.apiKeyHash === hash) return { kind: 'merchant', merchant };
+    const payerId = this.lookups.get(`token:${hash}`);
+    const payer = payerId === undefined ? undefined : this.payers.get(payerId);
+    if (payer !== undefined && payer.tokenHash === hash) return { kind: 'payer', payer };
+    return undefined;
+  }
+
   private async findPayer(key: string, carries: (p: Payer) => boolean, ask: () => Promise<Payer | undefined>): Promise<Payer | undefined> {
     const id = this.lookups.get(key);
     const cached = id === undefined ? undefined : await this.getPayer(id);

@@ -103,7 +103,7 @@ export class Checker {
     for (const merchant of this.registration.merchants) {
       let afterId: string | undefined;
       for (;;) {
-        const page = await this.app.repository.list({ merchantId: merchant.id, limit: listPageMax, ...(afterId === undefined ? {} : { afterId }) });
+        const page = await this.app.payments.list({ merchantId: merchant.id, limit: listPageMax, ...(afterId === undefined ? {} : { afterId }) });
         all.push(...page);
         if (page.length < listPageMax) break;
         afterId = page[page.length - 1]!.id;

@@ -57,6 +57,12 @@ export interface StartRequest {
   rate?: number;
 }
 
+/** unary-seq: `count` authorizations one after another (one in flight); recorded or not. */
+export interface SequenceRequest {
+  count: number;
+  record: boolean;
+}
+
 export interface Progress {
   recording: boolean;
   authorizations: number;
@@ -150,6 +156,23 @@ class LoadGenerator {
     await Promise.all(this.loops);
     this.loops = [];
     return stats;
+  }
+
+  /**
+   * `count` authorizations strictly one after another on one connection: each starts when the
+   * previous one has answered, so nothing on the server can coalesce them. Recorded as a window
+   * of its own when `record` (its stats returned), else a warm-up (nothing recorded).
+   */
+  async runSequence(req: SequenceRequest): Promise<WindowStats | Record<string, never>> {
+    if (this.running) throw new Error('a scenario is already running');
+    this.running = true;
+    try {
+      if (req.record) this.recorder.start();
+      for (let i = 0; i < req.count; i++) await this.authorizeOnce(this.nextPayer(), this.nextMerchant());
+      return req.record ? this.recorder.stop() : {};
+    } finally {
+      this.running = false;
+    }
   }
 
   progress(): Progress {
@@ -330,6 +353,7 @@ serveIpc({
   'profile-stop': (body: { file: string }) => profiler.stop(body.file),
   setup: (req: SetupRequest) => generator.setup(req),
   start: (req: StartRequest) => generator.start(req),
+  sequence: (req: SequenceRequest) => generator.runSequence(req),
   measure: () => (generator.recorder.start(), {}),
   end: () => generator.end(),
   progress: () => generator.progress(),

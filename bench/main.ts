@@ -1,36 +1,40 @@
 /**
  * `npm run bench`: the authorization server under load, end to end over gRPC on loopback.
  *
- *   npm run bench                                  # memory stores, embedded ledger, 10 000 payers
+ *   npm run bench                                  # memory store, embedded ledger, 10 000 payers
+ *   npm run bench -- --store journal               # the durable embedded journal store
  *   npm run bench -- --store redis                 # a private redis-server on a free port
  *   npm run bench -- --quick                       # ~1 minute smoke run
  *   npm run bench -- --help
  *
  * Three processes (plus redis-server): the server (bench/server.ts), the load generator
  * (bench/load.ts) and, for the ledger scenario, bench/ledger-ceiling.ts; this one orchestrates
- * them, samples the server's CPU around each measured window, runs the correctness check after
- * each scenario, draws the progress bar and writes bench/results/bench-<tag>.{json,md}. See
- * bench/README.md.
+ * them, samples the server's CPU and store counts around each measured window, runs the
+ * correctness check after each scenario, draws the progress bar, writes
+ * bench/results/bench-<tag>.{json,md} and prints the budget lines. See bench/README.md.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CheckResult } from './check.js';
 import type { CeilingRequest, CeilingResult } from './ledger-ceiling.js';
-import type { Progress, SetupRequest, SetupResult, StartRequest } from './load.js';
+import type { Progress, SequenceRequest, SetupRequest, SetupResult, StartRequest } from './load.js';
 import { parseOptions, type BenchOptions, type ScenarioName } from './options.js';
 import { forkBench, startPrivateRedis, type ForkedChild, type PrivateRedis } from './processes.js';
 import { ProgressBar, progressIntervalMs } from './progress.js';
-import { redisPerUnit, redisSnapshot } from './redis-stats.js';
-import { checkSummary, environment, markdownTables, ratiosOf, writeReport, type Report, type ScenarioResult } from './report.js';
+import { redisPerUnit, redisSnapshot, type RedisSnapshot } from './redis-stats.js';
+import { budgetLines, budgetsOf, checkSummary, environment, markdownTables, ratiosOf, writeReport, type Report, type ScenarioResult } from './report.js';
 import type { ServerCpu, ServerOptions, ServerReady } from './server.js';
 import type { LoopStats, WindowStats } from './stats.js';
+import { storePerUnit } from './store-counts.js';
 
 /** Bounds on the bench's own waiting, milliseconds. */
 const serverStartTimeoutMs = 60_000;
 const setupMsPerPayer = 20;
 const setupMsMin = 60_000;
 const checkTimeoutMs = 300_000;
+/** unary-seq: longest wait per authorization of a sequence before the bench gives up, milliseconds. */
+const sequenceMsPerAuthMax = 1_000;
 /** Heap for the ledger scenario's process (it keeps every transfer of the run in memory), MiB. */
 const ledgerHeapMiB = 8_192;
 
@@ -53,7 +57,7 @@ async function main(): Promise<number> {
   try {
     if (options.store === 'redis' && options.redisUrl === undefined) redis = await startPrivateRedis();
     const redisUrl = options.store === 'redis' ? (options.redisUrl ?? redis!.url) : undefined;
-    const serverOptions: ServerOptions = { redisUrl, tbAddresses: options.ledger === 'tigerbeetle' ? options.tbAddresses : [], tbClusterId: String(options.tbClusterId), logLevel: options.serverLogLevel };
+    const serverOptions: ServerOptions = { store: options.store, redisUrl, tbAddresses: options.ledger === 'tigerbeetle' ? options.tbAddresses : [], tbClusterId: String(options.tbClusterId), logLevel: options.serverLogLevel };
     // Source maps only when profiling: profiles then name .ts lines (tsx compiles each file to one line).
     const nodeArgs = options.profile ? ['--enable-source-maps'] : [];
     server = forkBench('server.ts', [JSON.stringify(serverOptions)], { name: 'bench server', nodeArgs: [...nodeArgs, ...options.serverNodeArgs] });
@@ -71,10 +75,18 @@ async function main(): Promise<number> {
 
     const running: Running = { options, server, load, bar, redisUrl };
     const rows: ScenarioResult[] = [];
+    // A scenario that fails (a crashed server) ends the run, but what was measured before it is still written.
+    let stopped: Report['stopped'] = null;
     for (const scenario of options.scenarios) {
-      const row = scenario === 'ledger' ? await runLedger(running) : await runLoad(running, scenario, rows);
-      rows.push(row);
-      bar.done(`${scenario.padEnd(11)} ${oneLine(row)}`);
+      try {
+        const row = scenario === 'ledger' ? await runLedger(running) : scenario === 'unary-seq' ? await runSequential(running) : await runLoad(running, scenario, rows);
+        rows.push(row);
+        bar.done(`${scenario.padEnd(11)} ${oneLine(row)}`);
+      } catch (error) {
+        stopped = { scenario, error: withTails(error, [server, load]).message };
+        bar.done(`${scenario.padEnd(11)} FAILED, run stopped: ${stopped.error.split('\n')[0]}`);
+        break;
+      }
     }
     const report: Report = {
       date: new Date().toISOString(),
@@ -85,12 +97,17 @@ async function main(): Promise<number> {
       setupSeconds: setup.seconds,
       scenarios: rows,
       ratios: ratiosOf(rows, options),
-      checksPassed: rows.every((r) => r.check.ok),
+      budgets: budgetsOf(rows),
+      checksPassed: stopped === null && rows.every((r) => r.check.ok),
+      stopped,
     };
     const files = await writeReport(report, options.resultsDir);
-    process.stdout.write(`\n${markdownTables(report)}\n\nwritten: ${files.md}, ${files.json}\n`);
-    if (!report.checksPassed) process.stderr.write('bench: a correctness check FAILED\n');
+    process.stdout.write(`\n${markdownTables(report)}\n\nwritten: ${files.md}, ${files.json}\n${budgetLines(report.budgets).join('\n')}\n`);
+    if (stopped !== null) process.stderr.write(`bench: scenario ${stopped.scenario} FAILED and the run stopped there:\n${stopped.error}\n`);
+    else if (!report.checksPassed) process.stderr.write('bench: a correctness check FAILED\n');
     return report.checksPassed ? 0 : 1;
+  } catch (error) {
+    throw withTails(error, [server, load]);
   } finally {
     await Promise.allSettled([load?.stop('close'), server?.stop('stop')]);
     await redis?.stop();
@@ -102,6 +119,16 @@ function withoutResultsDir(options: BenchOptions): Omit<BenchOptions, 'resultsDi
   return rest;
 }
 
+/** A failure with the stderr of every child that wrote some and is not already quoted in it. */
+function withTails(error: unknown, children: (ForkedChild | undefined)[]): Error {
+  const message = error instanceof Error ? error.message : String(error);
+  const tails = children.flatMap((c) => {
+    const tail = c?.stderrTail() ?? '';
+    return tail === '' || message.includes(tail) ? [] : [`\n--- stderr of ${c!.ipc.name}:\n${tail}`];
+  });
+  return new Error(message + tails.join(''), { cause: error });
+}
+
 /** Adds the child's stderr to a failure, so a crash explains itself. */
 async function withStderr<T>(child: ForkedChild, promise: Promise<T>): Promise<T> {
   try {
@@ -109,6 +136,70 @@ async function withStderr<T>(child: ForkedChild, promise: Promise<T>): Promise<T
   } catch (error) {
     const tail = child.stderrTail();
     throw new Error(`${error instanceof Error ? error.message : String(error)}${tail === '' ? '' : `\n--- its stderr:\n${tail}`}`);
+  }
+}
+
+/** The server's CPU and store counts and, on Redis, redis-server's counters: one side of a measured window. */
+interface Sample {
+  cpu: ServerCpu;
+  redis: RedisSnapshot | undefined;
+}
+
+function sample(run: Running): Promise<Sample> {
+  return Promise.all([run.server.ipc.call<ServerCpu>('cpu'), run.redisUrl === undefined ? undefined : redisSnapshot(run.redisUrl)]).then(([cpu, redis]) => ({ cpu, redis }));
+}
+
+/** The server-side columns of a window: CPU, store calls and Redis commands per unit. */
+interface ServerSide {
+  cpuMicros: number;
+  loop: LoopStats;
+  store: ScenarioResult['store'];
+  redis: ScenarioResult['redis'];
+}
+
+function serverSide(before: Sample, after: Sample, units: number): ServerSide {
+  const cpuMicros = after.cpu.userMicros + after.cpu.systemMicros - before.cpu.userMicros - before.cpu.systemMicros;
+  const redis = before.redis !== undefined && after.redis !== undefined ? redisPerUnit(before.redis, after.redis, units) : undefined;
+  return { cpuMicros, loop: after.cpu.loop, store: storePerUnit(before.cpu.store, after.cpu.store, units), redis };
+}
+
+/**
+ * unary-seq: `seqWarmup` authorizations unmeasured, then `seqCount` measured, strictly one at a
+ * time (the generator waits for each ConfirmPayment before the next CreatePayment), with the
+ * server's CPU, store counts and Redis counters read just before and after the measured ones;
+ * then the correctness check. Nothing runs concurrently, so nothing coalesces: the store round
+ * trips and Redis commands per authorization are a single authorization's.
+ */
+async function runSequential(run: Running): Promise<ScenarioResult> {
+  const { options, server, load, bar } = run;
+  const total = options.seqWarmup + options.seqCount;
+  const started = performance.now();
+  const ticker = setInterval(() => {
+    void load.ipc.call<Progress>('progress', {}, 5_000).then(
+      (p) => {
+        const done = p.recording ? options.seqWarmup + p.authorizations : 0;
+        bar.update('unary-seq', done / total, p.recording ? 'measuring' : 'warm-up', p.recording ? `${Math.round(p.authorizations / ((performance.now() - started) / 1000))} auth/s` : '');
+      },
+      () => undefined,
+    );
+  }, progressIntervalMs);
+  try {
+    const sequence = (request: SequenceRequest) => withStderr(load, load.ipc.call<WindowStats>('sequence', request, request.count * sequenceMsPerAuthMax + 60_000));
+    await sequence({ count: options.seqWarmup, record: false });
+    const profileFile = options.profile ? profilePath(options, 'server', 'unary-seq') : undefined;
+    if (profileFile !== undefined) await server.ipc.call('profile-start');
+    const before = await sample(run);
+    const stats = await sequence({ count: options.seqCount, record: true });
+    const after = await sample(run);
+    if (profileFile !== undefined) await server.ipc.call('profile-stop', { file: profileFile });
+    clearInterval(ticker);
+    bar.update('unary-seq', 1, 'checking', '');
+    const check = await withStderr(server, server.ipc.call<CheckResult>('check', {}, checkTimeoutMs));
+    const side = serverSide(before, after, stats.authorizations);
+    const request: StartRequest = { scenario: 'unary', concurrency: 1, batch: 0 };
+    return loadRow('unary-seq', request, stats, side, check, profileFile);
+  } finally {
+    clearInterval(ticker);
   }
 }
 
@@ -144,17 +235,15 @@ async function runLoad(run: Running, scenario: ScenarioName, rows: readonly Scen
     const profileFile = options.profile ? profilePath(options, 'server', scenario) : undefined;
     const clientProfileFile = options.profile ? profilePath(options, 'load', scenario) : undefined;
     if (profileFile !== undefined) await Promise.all([server.ipc.call('profile-start'), load.ipc.call('profile-start')]);
-    const redisSample = () => (run.redisUrl === undefined ? Promise.resolve(undefined) : redisSnapshot(run.redisUrl));
-    const [cpuBefore, redisBefore] = await Promise.all([server.ipc.call<ServerCpu>('cpu'), redisSample(), load.ipc.call('measure')]);
+    const [before] = await Promise.all([sample(run), load.ipc.call('measure')]);
     await sleep(options.durationMs);
-    const [cpuAfter, redisAfter, stats] = await Promise.all([server.ipc.call<ServerCpu>('cpu'), redisSample(), withStderr(load, load.ipc.call<WindowStats>('end', {}, 60_000))]);
+    const [after, stats] = await Promise.all([sample(run), withStderr(load, load.ipc.call<WindowStats>('end', {}, 60_000))]);
     if (profileFile !== undefined) await Promise.all([server.ipc.call('profile-stop', { file: profileFile }), load.ipc.call('profile-stop', { file: clientProfileFile })]);
     clearInterval(ticker);
     bar.update(scenario, 1, 'checking', '');
     const check = await withStderr(server, server.ipc.call<CheckResult>('check', {}, checkTimeoutMs));
-    const row = loadRow(scenario, request, stats, cpuAfter.userMicros + cpuAfter.systemMicros - cpuBefore.userMicros - cpuBefore.systemMicros, cpuAfter.loop, check, profileFile);
-    if (redisBefore !== undefined && redisAfter !== undefined) row.redis = redisPerUnit(redisBefore, redisAfter, scenario === 'echo' ? stats.rpcs : stats.authorizations);
-    return row;
+    const side = serverSide(before, after, scenario === 'echo' ? stats.rpcs : stats.authorizations);
+    return loadRow(scenario, request, stats, side, check, profileFile);
   } finally {
     clearInterval(ticker);
   }
@@ -166,8 +255,9 @@ function profilePath(options: BenchOptions, process: 'server' | 'load', scenario
   return join(dir, `${process}-${options.tag}-${scenario}.cpuprofile`);
 }
 
-function loadRow(scenario: ScenarioName, request: StartRequest, stats: WindowStats, serverCpuMicros: number, serverLoop: LoopStats, check: CheckResult, profile: string | undefined): ScenarioResult {
+function loadRow(scenario: ScenarioName, request: StartRequest, stats: WindowStats, side: ServerSide, check: CheckResult, profile: string | undefined): ScenarioResult {
   const units = scenario === 'echo' ? stats.rpcs : stats.authorizations;
+  const serverCpuMicros = side.cpuMicros;
   return {
     scenario,
     concurrency: request.concurrency,
@@ -190,8 +280,9 @@ function loadRow(scenario: ScenarioName, request: StartRequest, stats: WindowSta
     errors: stats.errors,
     check: { ok: check.ok, summary: checkSummary(check), detail: check },
     profile,
-    redis: undefined,
-    loops: { server: serverLoop, client: stats.clientLoop },
+    store: side.store,
+    redis: side.redis,
+    loops: { server: side.loop, client: stats.clientLoop },
   };
 }
 
@@ -257,6 +348,7 @@ function ledgerRow(options: BenchOptions, r: CeilingResult): ScenarioResult {
     errors: {},
     check: { ok, summary, detail: { ok: r.ok, balanced: r.balanced, failures: r.failures } },
     profile: undefined,
+    store: undefined,
     redis: undefined,
     loops: undefined,
   };

@@ -7,10 +7,10 @@ import { eventBatchMax } from '../ledger/model.js';
  * defaults are the issue's (10 000 payers, 10 s + 3 s per scenario).
  */
 
-export const scenarioNames = ['echo', 'unary', 'unary-half', 'batch', 'ledger'] as const;
+export const scenarioNames = ['echo', 'unary-seq', 'unary', 'unary-half', 'batch', 'ledger'] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
 
-export type StoreKind = 'memory' | 'redis';
+export type StoreKind = 'memory' | 'journal' | 'redis';
 export type LedgerKind = 'embedded' | 'tigerbeetle';
 export type ClientKind = 'grpc-js' | 'connect';
 
@@ -34,6 +34,9 @@ export interface BenchOptions {
   ledgerBatch: number;
   durationMs: number;
   warmupMs: number;
+  /** unary-seq: authorizations measured, one at a time, and the unrecorded ones before them. */
+  seqCount: number;
+  seqWarmup: number;
   /** Fraction of the unary maximum the paced `unary-half` scenario offers. */
   halfLoadFraction: number;
   scenarios: ScenarioName[];
@@ -58,6 +61,8 @@ export interface BenchOptions {
 export const payersMax = 1_000_000;
 /** Longest measured window or warm-up, milliseconds. */
 export const phaseMsMax = 600_000;
+/** unary-seq authorizations (measured or warm-up) at most. */
+export const seqCountMax = 100_000;
 /** Closed-loop workers at most. */
 export const concurrencyMax = 4096;
 
@@ -91,6 +96,8 @@ export function parseOptions(argv: string[]): BenchOptions {
       duration: { type: 'string' },
       warmup: { type: 'string' },
       'half-load': { type: 'string', default: '0.5' },
+      'seq-count': { type: 'string', default: '300' },
+      'seq-warmup': { type: 'string', default: '30' },
       scenarios: { type: 'string', default: scenarioNames.join(',') },
       client: { type: 'string', default: 'grpc-js' },
       'server-log-level': { type: 'string', default: 'info' },
@@ -109,7 +116,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     process.exit(0);
   }
   const quick = values.quick;
-  const store = oneOf('store', values.store, ['memory', 'redis'] as const);
+  const store = oneOf('store', values.store, ['memory', 'journal', 'redis'] as const);
+  if (values['redis-url'] !== undefined && store !== 'redis') throw new RangeError('--redis-url needs --store redis');
   const ledger = oneOf('ledger', values.ledger, ['embedded', 'tigerbeetle'] as const);
   const tbAddresses = values['tb-addresses'].split(',').map((a) => a.trim()).filter((a) => a !== '');
   if (ledger === 'tigerbeetle' && tbAddresses.length === 0) throw new RangeError('--ledger tigerbeetle needs --tb-addresses (or TB_ADDRESS)');
@@ -131,6 +139,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     durationMs: seconds('duration', values.duration ?? (quick ? quickDefaults.duration : '10')),
     warmupMs: seconds('warmup', values.warmup ?? (quick ? quickDefaults.warmup : '3'), 0),
     halfLoadFraction: fraction('half-load', values['half-load']),
+    seqCount: integer('seq-count', values['seq-count'], 1, seqCountMax),
+    seqWarmup: integer('seq-warmup', values['seq-warmup'], 0, seqCountMax),
     scenarios: [...new Set(scenarios)],
     client: oneOf('client', values.client, ['grpc-js', 'connect'] as const),
     serverLogLevel: oneOf('server-log-level', values['server-log-level'], ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const),
@@ -176,7 +186,9 @@ function fraction(name: string, text: string): number {
 
 export const usage = `npm run bench -- [options]
 
-  --store memory|redis        challenge/payment/directory stores (default memory)
+  --store memory|journal|redis  the payment store (default memory): journal is the durable embedded
+                              store in the server's temporary data directory; redis also puts the
+                              directory in Redis (elsewhere it is in memory)
   --redis-url URL             use this Redis (default with --store redis: a private redis-server)
   --ledger embedded|tigerbeetle   ledger engine (default embedded, in memory)
   --tb-addresses A[,B]        TigerBeetle replicas (or TB_ADDRESS); --tb-cluster-id N
@@ -188,13 +200,15 @@ export const usage = `npm run bench -- [options]
   --ledger-batch N            events per createTransfers call in the ledger scenario (default ${eventBatchMax})
   --duration S --warmup S     measured seconds and warm-up seconds per scenario (default 10 and 3)
   --half-load F               unary-half offers F × the unary maximum (default 0.5)
+  --seq-count N --seq-warmup W  unary-seq: N authorizations measured one at a time after W
+                              unmeasured ones (default 300 and 30; also with --quick)
   --client grpc-js|connect    the load generator's gRPC client (default grpc-js: cheaper, see README)
   --server-log-level L        the server's pino level (default info, as in production; lines go to /dev/null)
   --server-node-args="F"      extra node flags for the server, e.g. --server-node-args="--max-semi-space-size=8";
                               --load-node-args="F" the same for the load generator (default "--max-semi-space-size=1";
                               --load-node-args= for V8's defaults)
   --profile                   V8 CPU profile of the server per scenario → results/profiles/
-  --quick                     a ~1 minute smoke run (200 payers, 3 s + 1 s per scenario)
+  --quick                     a ~1 minute smoke run (200 payers, 3 s + 1 s per scenario; unary-seq unchanged)
   --tag T --results-dir D     result files D/bench-T.{json,md} (default bench/results/bench-<store>-<ledger>)
   --quiet                     no progress bar
 `;

@@ -4,6 +4,10 @@ import { join } from 'node:path';
 import type { CheckResult } from './check.js';
 import type { BenchOptions, ScenarioName } from './options.js';
 import type { Latency, LoopStats, MethodStats } from './stats.js';
+import { coalescedKinds, storeKinds, type StorePerUnit } from './store-counts.js';
+
+/** The store kinds of the request path, in the table's order (the sweeper has its own column). */
+const requestKinds = storeKinds.filter((k) => k !== 'sweep');
 
 /** One row of the report: a scenario's measured window. */
 export interface ScenarioResult {
@@ -33,6 +37,8 @@ export interface ScenarioResult {
   errors: Record<string, number>;
   check: { ok: boolean; summary: string; detail: CheckResult | { ok: boolean; balanced: boolean; failures: string[] } };
   profile: string | undefined;
+  /** Store calls the server sent in the window per authorization (echo: per RPC), by kind; undefined for ledger. */
+  store: StorePerUnit | undefined;
   /** Store redis: commands per authorization (echo: per RPC) by name, and redis-server CPU per unit. */
   redis: { commandsPerUnit: number; cpuMicrosPerUnit: number; byCommand: Record<string, number> } | undefined;
   /** The server's and the generator's event loops in the window (undefined for ledger). */
@@ -47,6 +53,22 @@ export interface Ratio {
   met: boolean | undefined;
 }
 
+/**
+ * One of the issue's budgets, or a figure reported beside them for information. `value` and `met`
+ * are null when the run did not measure it (Redis commands without `--store redis`, a scenario
+ * not run). Reported, never asserted.
+ */
+export interface Budget {
+  name: string;
+  value: number | null;
+  limit: number;
+  met: boolean | null;
+  /** Where the value comes from. */
+  basis: string;
+  /** true: shown for information, not a budget the issue sets. */
+  informative: boolean;
+}
+
 export interface Report {
   date: string;
   command: string;
@@ -56,7 +78,44 @@ export interface Report {
   setupSeconds: number;
   scenarios: ScenarioResult[];
   ratios: Ratio[];
+  budgets: Budget[];
+  /** False when a check failed or the run stopped. */
   checksPassed: boolean;
+  /** The scenario that failed and ended the run (later ones did not run), with the error; null when every scenario ran. */
+  stopped: { scenario: ScenarioName; error: string } | null;
+}
+
+/** The issue's limits: store round trips and Redis commands per unary authorization. */
+export const storeRoundTripsPerAuthMax = 3;
+export const redisCommandsPerAuthMax = 16;
+
+export function budgetsOf(rows: readonly ScenarioResult[]): Budget[] {
+  const row = (name: ScenarioName) => rows.find((r) => r.scenario === name);
+  const budget = (name: string, value: number | undefined, limit: number, basis: string, informative: boolean): Budget => ({
+    name,
+    value: value ?? null,
+    limit,
+    met: value === undefined ? null : value <= limit,
+    basis,
+    informative,
+  });
+  const seq = row('unary-seq');
+  const batch = row('batch');
+  return [
+    budget('unary_store_round_trips_per_auth', seq?.store?.roundTripsPerUnit, storeRoundTripsPerAuthMax, "unary-seq: store calls the server sent (all but the sweeper's) ÷ authorizations, one at a time", false),
+    budget('unary_redis_commands_per_auth', seq?.redis?.commandsPerUnit, redisCommandsPerAuthMax, 'unary-seq on Redis: commands redis-server executed (INFO commandstats, script internals and EVALSHA) ÷ authorizations', false),
+    budget('batch_store_round_trips_per_auth', batch?.store?.roundTripsPerUnit, storeRoundTripsPerAuthMax, "batch: store calls (all but the sweeper's) ÷ authorizations (for information)", true),
+    budget('batch_redis_commands_per_auth', batch?.redis?.commandsPerUnit, redisCommandsPerAuthMax, 'batch on Redis: commands ÷ authorizations (for information)', true),
+  ];
+}
+
+/** One line per budget, for the end of the run. */
+export function budgetLines(budgets: readonly Budget[]): string[] {
+  return budgets.map((b) => {
+    const verdict = b.met === null ? 'not measured in this run' : b.met ? 'met' : 'NOT met';
+    const value = b.value === null ? '—' : b.value.toFixed(2);
+    return `budget ${b.name}: ${value} (limit ${b.limit})${b.informative ? ' [information]' : ''}: ${verdict}`;
+  });
 }
 
 export function ratiosOf(rows: readonly ScenarioResult[], options: BenchOptions): Ratio[] {
@@ -103,6 +162,7 @@ export function markdownTables(report: Report): string {
   for (const r of report.scenarios) {
     const name =
       r.scenario === 'batch' ? `batch (B=${r.batch}, ${r.concurrency} in flight)`
+      : r.scenario === 'unary-seq' ? `unary-seq (C=1, ${r.authorizations} auths)`
       : r.scenario === 'unary-half' ? `unary-half (offered ${fmt(r.offeredRate)}/s)`
       : r.scenario === 'ledger' ? `ledger (${fmt(r.transfersPerSecond)} transfers/s)`
       : `${r.scenario} (C=${r.concurrency})`;
@@ -131,13 +191,28 @@ export function markdownTables(report: Report): string {
     redis.push(`| ${r.scenario} | ${r.redis!.commandsPerUnit.toFixed(2)} | ${by} | ${fmt(r.redis!.cpuMicrosPerUnit, 1)} |`);
   }
   const loopRows = report.scenarios.filter((r) => r.loops !== undefined);
+  const storeRows = report.scenarios.filter((r) => r.store !== undefined);
+  const store = storeRows.length === 0 ? [] : [
+    '',
+    `| scenario | store round trips per auth (echo: per RPC) | ${requestKinds.join(' | ')} | sweeper (not in the total) | items per call (${coalescedKinds.join(' / ')}) | directory reads per auth (cache misses) | Redis commands per auth |`,
+    `|---|--:|${requestKinds.map(() => '--:|').join('')}--:|---|--:|--:|`,
+  ];
+  for (const r of storeRows) {
+    const s = r.store!;
+    const items = coalescedKinds.map((k) => (s.itemsPerCall[k] === 0 ? '—' : fmt(s.itemsPerCall[k], 1))).join(' / ');
+    store.push(`| ${r.scenario} | ${s.roundTripsPerUnit.toFixed(3)} | ${requestKinds.map((k) => s.callsPerUnit[k].toFixed(3)).join(' | ')} | ${s.callsPerUnit.sweep.toFixed(3)} | ${items} | ${s.directoryReadsPerUnit.toFixed(3)} | ${r.redis === undefined ? '—' : r.redis.commandsPerUnit.toFixed(2)} |`);
+  }
+  const budgets = report.budgets.length === 0 ? [] : ['', '| budget | value | limit | met | basis |', '|---|--:|--:|---|---|'];
+  for (const b of report.budgets) {
+    budgets.push(`| ${b.name}${b.informative ? ' (information)' : ''} | ${b.value === null ? '—' : b.value.toFixed(2)} | ≤ ${b.limit} | ${b.met === null ? '— (not measured)' : b.met ? 'yes' : 'NO'} | ${b.basis} |`);
+  }
   const loops = loopRows.length === 0 ? [] : ['', '| scenario | process | loop delay p99 ms | loop delay max ms | GC pauses | GC pause total ms | GC pause max ms |', '|---|---|--:|--:|--:|--:|---|'];
   for (const r of loopRows) {
     for (const [who, l] of [['server', r.loops!.server], ['generator', r.loops!.client]] as const) {
       loops.push(`| ${r.scenario} | ${who} | ${ms(l.delayP99Ms)} | ${ms(l.delayMaxMs)} | ${l.gcPauses} | ${fmt(l.gcPauseTotalMs)} | ${ms(l.gcPauseMaxMs)}${l.gcPauseMaxKind === '' ? '' : ` (${l.gcPauseMaxKind})`} |`);
     }
   }
-  return [...lines, ...methods, ...redis, ...loops, ...ratios].join('\n');
+  return [...lines, ...methods, ...store, ...redis, ...loops, ...ratios, ...budgets].join('\n');
 }
 
 export function markdownReport(report: Report): string {
@@ -147,8 +222,9 @@ export function markdownReport(report: Report): string {
     `${report.date}, Node ${report.environment.node} on ${report.environment.platform}, ${report.environment.cores} × ${report.environment.cpu}.\n` +
     `Store ${o.store}, ledger ${o.ledger} (${report.server.describe.join('; ')}); client ${o.client}; node flags: server ${o.serverNodeArgs.join(' ') || '(V8 defaults)'}, generator ${o.loadNodeArgs.join(' ') || '(V8 defaults)'}; ${o.payers} payers, ${o.merchants} merchants; ` +
     `${o.durationMs / 1000} s measured after ${o.warmupMs / 1000} s warm-up per scenario; server log level ${o.serverLogLevel}. ` +
-    `Correctness checks ${report.checksPassed ? 'passed after every scenario' : 'FAILED (see the correctness column and the JSON)'}.\n\n` +
+    `Correctness checks ${!report.scenarios.every((r) => r.check.ok) ? 'FAILED (see the correctness column and the JSON)' : report.stopped === null ? 'passed after every scenario' : 'passed after every scenario that ran'}.\n\n` +
     `\`${report.command}\`\n\n` +
+    (report.stopped === null ? '' : `**The run stopped: scenario ${report.stopped.scenario} FAILED** (the scenarios after it did not run):\n\n\`\`\`\n${report.stopped.error}\n\`\`\`\n\n`) +
     `${markdownTables(report)}\n`
   );
 }

@@ -4,7 +4,9 @@
  * an IPC channel for bench control only. What differs from `countersign serve`:
  *
  * - first codes go to `CodeFeedNotifier` (bench/code-feed.ts) instead of the console;
- * - the IPC channel answers `cpu` (this process's `process.cpuUsage()`), `register` and `check`
+ * - the payment store's pass-through methods and the directory behind its cache are wrapped to
+ *   count calls (bench/store-counts.ts; the same functions are called);
+ * - the IPC channel answers `cpu` (this process's `process.cpuUsage()` and the store counts), `register` and `check`
  *   (bench/check.ts), `profile-start` / `profile-stop` (V8 CPU profiler, the one `--cpu-prof`
  *   drives) and `stop`. None of it runs on the RPC path.
  *
@@ -23,8 +25,15 @@ import { CodeFeedNotifier } from './code-feed.js';
 import { announce, serveIpc } from './ipc.js';
 import { WindowProfiler } from './profiler.js';
 import { LoopWatch, type LoopStats } from './stats.js';
+import { countStoreTraffic, type StoreCounts } from './store-counts.js';
 
 export interface ServerOptions {
+  /**
+   * memory: the payment store in memory; journal: the durable embedded journal store under this
+   * process's temporary data directory (the `countersign serve` default without Redis); redis:
+   * the Redis store and directory at `redisUrl`. The directory is in memory unless on Redis.
+   */
+  store: 'memory' | 'journal' | 'redis';
   redisUrl: string | undefined;
   tbAddresses: string[];
   tbClusterId: string;
@@ -48,6 +57,8 @@ export interface ServerCpu {
   codesDelivered: number;
   /** This process's event loop since the previous `cpu` call (the measured window, for the second). */
   loop: LoopStats;
+  /** Store calls sent and directory reads past the cache since start (bench/store-counts.ts). */
+  store: StoreCounts;
 }
 
 /**
@@ -64,6 +75,7 @@ const benchLimits: Partial<PaymentLimits> = {
 
 async function main(): Promise<void> {
   const options = JSON.parse(process.argv[2] ?? '{}') as ServerOptions;
+  if ((options.store === 'redis') !== (options.redisUrl !== undefined)) throw new Error(`assertion failed: store ${options.store} with redisUrl ${options.redisUrl}`);
   const dataDir = mkdtempSync(join(tmpdir(), 'cs-bench-'));
   const { notifier, port: feedPort } = await CodeFeedNotifier.listen();
   const config = {
@@ -78,7 +90,8 @@ async function main(): Promise<void> {
     grpcPort: 0,
     connectPort: 0,
   };
-  const app = await createApp({ config, memoryLedger: true, memoryDirectory: true, notifier, limits: benchLimits });
+  const app = await createApp({ config, memoryLedger: true, memoryDirectory: true, memoryStore: options.store === 'memory', notifier, limits: benchLimits });
+  const storeCounts = countStoreTraffic(app);
   const servers = await startServers(app, { host: '127.0.0.1', grpcPort: 0, connectPort: 0 });
   let checker: Checker | undefined;
   let baseline: Baseline | undefined;
@@ -101,7 +114,7 @@ async function main(): Promise<void> {
       const memory = process.memoryUsage();
       const loop = loopWatch.read();
       loopWatch.reset();
-      return { userMicros: cpu.user, systemMicros: cpu.system, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, codesDelivered: notifier.delivered, loop };
+      return { userMicros: cpu.user, systemMicros: cpu.system, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, codesDelivered: notifier.delivered, loop, store: storeCounts() };
     },
     baseline: async () => {
       baseline = await Checker.baseline(app);

@@ -122,7 +122,6 @@ function confirmOf(t0: number, create: CreateItem, i: number): ConfirmItem {
     after: [],
     answer: { kind: 'digest', digest: right ? create.digests.SECOND_CODE! : sha('wrong') },
     attemptsMax: 5,
-    driveLeaseMs: 30_000,
     keyTtlMs,
     nowMs: t0 + 1,
   };

@@ -191,6 +191,8 @@ export async function createApp(options: AppOptions): Promise<App> {
       const hash = credentialHash(apiKey);
       if (timingSafeEqual(Buffer.from(hash, 'hex'), adminHash)) return { kind: 'operator', id: 'admin' };
       if (telcoHash !== undefined && timingSafeEqual(Buffer.from(hash, 'hex'), telcoHash)) return { kind: 'service', id: 'telco-bridge' };
+      const cached = directory.cachedCredential(hash);
+      if (cached !== undefined) return cached.kind === 'merchant' ? { kind: 'merchant', id: cached.merchant.id } : { kind: 'payer', id: cached.payer.id };
       const merchant = await directory.findMerchantByApiKeyHash(hash);
       if (merchant !== undefined) return { kind: 'merchant', id: merchant.id };
       const payer = await directory.findPayerByTokenHash(hash);

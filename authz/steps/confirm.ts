@@ -134,7 +134,6 @@ export class ConfirmStep {
       after: w.module.after,
       answer,
       attemptsMax: limits.attemptsMax,
-      driveLeaseMs: limits.driveLeaseMs,
       keyTtlMs: limits.idempotencyTtlMs,
       nowMs: this.deps.now(),
     };

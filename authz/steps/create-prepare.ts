@@ -279,12 +279,17 @@ export class CreatePreparer {
     return { request, firstCode, digests };
   }
 
+  /**
+   * The SMS-pumping limits a code sent to the payer counts against: one counter for the payer's
+   * number, which carries both the per-number and the per-payer limit (a number belongs to one
+   * payer and a payer has one number, fixed at enrollment, so the two count the same events: the
+   * stricter limit applies), and one for the number's prefix. Order: `codeRateCounters`.
+   */
   private codeRateHits(payer: Payer): RateLimitHit[] {
     const { limits } = this.deps;
     const windowMs = limits.codeRateWindowMs;
     return [
-      { key: `codes:to:${payer.phone}`, limit: limits.codesPerDestinationMax, windowMs },
-      { key: `codes:payer:${payer.id}`, limit: limits.codesPerPayerMax, windowMs },
+      { key: `codes:to:${payer.phone}`, limit: Math.min(limits.codesPerDestinationMax, limits.codesPerPayerMax), windowMs },
       { key: `codes:prefix:${payer.phone.slice(0, 7)}`, limit: limits.codesPerPrefixMax, windowMs },
     ];
   }

@@ -113,12 +113,15 @@ export class CreateStep {
     }
     const outcome = await this.deps.ledger.reserveAndPost(p, accountsOf(this.deps, p), seconds);
     if (outcome !== 'reserved') return this.declineForFunds(record, outcome);
-    return this.record(record, { ...p, state: 'SUCCEEDED', updatedAtMs: now }, null);
+    return this.record(record, { ...p, state: 'SUCCEEDED', updatedAtMs: now }, null, true);
   }
 
-  /** Commits `payment` over `record` (out of the due index when `dueAtMs` is null); a stale record is driven on instead. */
-  private async record(record: PaymentRecord, payment: Payment, dueAtMs: number | null): Promise<PaymentRecord> {
-    const [answer] = await this.deps.store.commit([{ paymentId: payment.id, expectVersion: record.version, payment, digests: {}, dueAtMs, nowMs: this.deps.now() }]);
+  /**
+   * Commits `payment` over `record` (out of the due index when `dueAtMs` is null; `settle`: the
+   * ledger posted it, written without a compare); a stale record is driven on instead.
+   */
+  private async record(record: PaymentRecord, payment: Payment, dueAtMs: number | null, settle = false): Promise<PaymentRecord> {
+    const [answer] = await this.deps.store.commit([{ paymentId: payment.id, expectVersion: record.version, payment, digests: {}, dueAtMs, nowMs: this.deps.now(), ...(settle ? { settle: true as const } : {}) }]);
     if (answer!.outcome === 'committed') {
       publish(this.deps, [answer!.record]);
       return answer!.record;

@@ -83,7 +83,8 @@ async function settleOne(deps: StepDeps, record: PaymentRecord, now: number): Pr
     const reserved = await deps.ledger.reserveAndPost(p, accounts, reservationSeconds(deps, p, now));
     outcome = reserved === 'reserved' ? 'posted' : reserved;
   }
-  return { paymentId: p.id, expectVersion: record.version, payment: afterPost(p, outcome, now), dueAtMs: null, nowMs: now };
+  // A post in the ledger is the truth: the settle is written without a compare (port.ts `settle`).
+  return { paymentId: p.id, expectVersion: record.version, payment: afterPost(p, outcome, now), dueAtMs: null, nowMs: now, ...(outcome === 'posted' ? { settle: true as const } : {}) };
 }
 
 function afterPost(p: Payment, outcome: PostOutcome | 'insufficient_funds' | 'credit_limit_exceeded', now: number): Payment {

@@ -1,6 +1,6 @@
 import { allFactors, type Factor } from '../model.js';
 import { clonePayment } from './payment-codec.js';
-import { digestHexChars, pageMax, stepItemsMax, type CommitItem, type ConfirmItem, type CreateItem, type KeyClaim, type PaymentQuery, type PaymentRecord } from './port.js';
+import { digestHexChars, pageMax, rateLimitsPerCreateMax, stepItemsMax, type CommitItem, type ConfirmItem, type CreateItem, type KeyClaim, type PaymentQuery, type PaymentRecord } from './port.js';
 
 /**
  * The port's preconditions, shared by every adapter: a broken one is a programmer error
@@ -60,6 +60,7 @@ export function assertCreateItem(item: CreateItem): void {
   assert(typeof item.payment.feeAmount === 'bigint' && item.payment.feeAmount >= 0n, 'feeAmount must be a non-negative bigint');
   assert(['CHALLENGED', 'APPROVED', 'DECLINED'].includes(item.payment.state), 'a new payment is CHALLENGED, APPROVED or DECLINED');
   assertDigests(item.digests);
+  assert(Array.isArray(item.rateLimits) && item.rateLimits.length <= rateLimitsPerCreateMax, `at most ${rateLimitsPerCreateMax} rate limits per create`);
   for (const hit of item.rateLimits) {
     assertKeyPart(hit.key, 'rate limit key');
     assert(Number.isSafeInteger(hit.limit) && hit.limit >= 1, 'rate limit must be a positive integer');
@@ -77,7 +78,6 @@ export function assertConfirmItem(item: ConfirmItem): void {
   assert((allFactors as readonly string[]).includes(item.factor), `unknown factor ${item.factor}`);
   if (item.answer.kind === 'digest') assertDigest(item.answer.digest);
   assert(Number.isSafeInteger(item.attemptsMax) && item.attemptsMax >= 1, 'attemptsMax must be a positive integer');
-  assertMs(item.driveLeaseMs, 'driveLeaseMs');
   assertMs(item.keyTtlMs, 'keyTtlMs');
   assertNow(item.nowMs);
 }
@@ -87,6 +87,15 @@ export function assertCommitItem(item: CommitItem): void {
   assert(Number.isSafeInteger(item.expectVersion) && item.expectVersion >= 1, 'expectVersion must be a positive integer');
   if (item.payment !== undefined) assert(item.payment.id === item.paymentId, 'a commit names the payment it changes');
   if (item.digests !== undefined) assertDigests(item.digests);
+  if (item.settle !== undefined) {
+    assert(item.settle === true, 'settle is true or absent');
+    assert(item.payment?.state === 'SUCCEEDED', 'a settle writes a SUCCEEDED payment');
+    const p = item.payment;
+    assert(p.declineReason === undefined && p.declineDetail === undefined && p.sealedFirstCode === undefined, 'a settled payment has no decline reason, decline detail or sealed first code');
+    assert(item.dueAtMs !== undefined, 'a settle gives its dueAtMs (a number or null)');
+    assert(item.claim === undefined, 'a settle takes no claim');
+  }
+  if (item.dueAtMs !== undefined && item.dueAtMs !== null) assert(Number.isSafeInteger(item.dueAtMs) && item.dueAtMs >= 0, 'dueAtMs must be Unix milliseconds');
   if (item.claim !== undefined) {
     assertKeyPart(item.claim.scope, 'claim scope');
     assertKeyPart(item.claim.key, 'idempotency key');

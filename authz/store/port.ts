@@ -8,24 +8,32 @@ import type { DeclineReason, Factor, Payment, PaymentState } from '../model.js';
  * `redis/` (one Redis or a Redis Cluster). One contract suite (test/authz/store/) runs on all.
  *
  * **Steps.** `create`, `confirm` and `commit` take a batch of items and apply each item
- * atomically: on Redis one script call per batch (per hash slot on a Cluster), in memory one
- * synchronous pass. Items of one call are applied in order (a later item sees what an earlier
- * one did) but are not one transaction together. A step claims an item's idempotency key in the
+ * atomically: on Redis one script call per batch (per hash slot on a Cluster, and per bounded
+ * number of script arguments: redis/README.md), sent together, in memory one synchronous pass.
+ * Items of one call are applied in order (a later item sees what an earlier one did) but are
+ * not one transaction together. A step claims an item's idempotency key in the
  * same atomic operation that records what the request did, so a key never names a request that
  * left nothing behind: there is no "in progress" state to get stuck in. What a step decided and
  * the ledger has not yet been told (a reservation, a post, a void) is re-driven by whoever next
  * touches the payment: a retry, a read, or the sweeper through the due index.
  *
  * **Slots.** Everything about one payer lives in one store shard, `shardOfPayer(payerId)`; a
- * payment id carries its payer's shard (`withShard`), so a payment's record, its payer's
- * indexes and guard, and the idempotency keys of operations on it share one Redis Cluster slot.
- * Only a create also touches its merchant's shard (the create's idempotency key and the
- * merchant's index) and the code-rate counters (their own slots).
+ * payment id carries its payer's shard (`withShard`), so a payment's record (with the
+ * idempotency records of operations on it) and its payer's indexes and guard share one Redis
+ * Cluster slot. Only a create also touches its merchant's shard (the create's idempotency key
+ * and the merchant's index) and the code-rate counters (their own slots).
  *
  * **Keys.** A create's idempotency key is scoped to its merchant. The keys of operations on a
  * payment (confirm, and the claims of commits: cancel, decline) are scoped to the caller and the
  * payment, in one namespace: the same key reused for another operation on the same payment is
- * a `conflict` (another fingerprint).
+ * a `conflict` (another fingerprint). They live with the payment's record (on Redis, fields of
+ * its HASH: read and written by the same commands as the record) and expire logically
+ * `keyTtlMs` after they were stored (an expired one counts as absent; adapters drop it when the
+ * record is next written, or with the record). A payment holds at most
+ * `operationKeysPerPaymentMax` live ones: at the bound, an outcome that changed nothing in the
+ * record (a refusal, `approved`, a commit without a `payment`) is answered but not stored, so a
+ * retry of it decides again (and, nothing having changed, gets the same answer); an outcome
+ * that changed the record is always stored (those are bounded by the record's own transitions).
  *
  * Errors: operating outcomes are values. An unreachable or failed backend throws
  * `StoreUnavailableError` (services map it to UNAVAILABLE), a full embedded store
@@ -55,6 +63,13 @@ export const pageMax = 1000;
 export const digestHexChars = 64;
 /** Store shards: everything of one payer lives in one (`shardOfPayer`). Fixed: payment ids carry it. */
 export const storeShards = 64;
+/**
+ * Live idempotency records of operations (confirms, commit claims) one payment holds at most;
+ * beyond it only outcomes that change the record are stored (see "Keys" above).
+ */
+export const operationKeysPerPaymentMax = 64;
+/** Rate limits one create counts at most. */
+export const rateLimitsPerCreateMax = 8;
 
 // ------------------------------------------------------------------ records
 
@@ -99,12 +114,23 @@ export function withShard(id: bigint, shard: number): bigint {
 
 // ------------------------------------------------------------------ step: create
 
-/** One event counted against a fixed-window limit (SMS-pumping defence). */
+/**
+ * One event counted against a fixed-window limit (SMS-pumping defence). Windows are aligned to
+ * the clock: a hit at `nowMs` counts into window `floor(nowMs / windowMs)` of `key`, which lasts
+ * from `index × windowMs` to `(index + 1) × windowMs` (exclusive); the next window starts from 0
+ * at that boundary, however recently the last hit came. Every hit counts, also one over the
+ * limit (the refused event): a window over its limit refuses until its end either way.
+ */
 export interface RateLimitHit {
   key: string;
   /** Events allowed per window. */
   limit: number;
   windowMs: number;
+}
+
+/** The aligned window a hit at `nowMs` counts into (see `RateLimitHit`). */
+export function rateWindowOf(nowMs: number, windowMs: number): number {
+  return Math.floor(nowMs / windowMs);
 }
 
 export interface CreateItem {
@@ -122,9 +148,11 @@ export interface CreateItem {
   /** Undefined: not in the due index. */
   dueAtMs: number | undefined;
   /**
-   * Counted in order when the key is new, each only while within its limit. The first one over
-   * its limit refuses the create (`rate:<index>`): no record is written, the refusal is stored
-   * under the key, and the limits before it stay counted (a slightly stricter limit, never a looser one).
+   * At most `rateLimitsPerCreateMax`, counted in order (one hit each, in its aligned window) when
+   * the key is new. The first one whose count goes over its limit refuses the create
+   * (`rate:<index>`): no record is written, the refusal is stored under the key, that hit and
+   * the limits before it stay counted (a slightly stricter limit, never a looser one), the ones
+   * after it are not counted.
    */
   rateLimits: readonly RateLimitHit[];
   /** Idempotency records live this long (24 h), milliseconds. */
@@ -181,11 +209,7 @@ export interface ConfirmItem {
   answer: ConfirmAnswer;
   /** Attempts a payment gets again once one of its factors is satisfied (5). */
   attemptsMax: number;
-  /**
-   * A payment this step makes APPROVED, DECLINED or EXPIRED is due this many milliseconds later:
-   * time for the caller to post or void it before the sweeper does.
-   */
-  driveLeaseMs: number;
+  /** The idempotency record lives this long (24 h), milliseconds; it is stored with the payment. */
   keyTtlMs: number;
   nowMs: number;
 }
@@ -193,7 +217,13 @@ export interface ConfirmItem {
 /**
  * What a confirm did. Every outcome but `not_found`, `conflict` and `replayed` stored its result
  * under the key in the same atomic operation: the payment (`p`) or the refusal token, so a retry
- * gets the same answer without a second attempt being counted.
+ * gets the same answer without a second attempt being counted (at `operationKeysPerPaymentMax`,
+ * `refused` and `approved` are not stored: they changed nothing and decide the same again).
+ *
+ * **A confirm leaves the due time alone.** A payment it approves, declines, exhausts, locks or
+ * expires keeps its `dueAtMs` (from the create: its expiry): the caller posts or voids it at once
+ * and commits it out of the due index; after a crash the sweeper finds it at that time (the
+ * reservation outlives the challenge by a grace, so a late post still lands).
  *
  * The checks, in order: visibility; the key; state (APPROVED: `approved`, nothing changes;
  * other than CHALLENGED: `refused` `state:<STATE>`); `factor` required and not yet satisfied
@@ -208,17 +238,17 @@ export type ConfirmOutcome =
   | { outcome: 'refused'; refusal: string; record: PaymentRecord }
   /** The payment was APPROVED already (its post may still be due): nothing changed. */
   | { outcome: 'approved'; record: PaymentRecord }
-  /** Past its expiry: now EXPIRED, due after `driveLeaseMs` (for the void). */
+  /** Past its expiry: now EXPIRED (its due time unchanged: the void follows). */
   | { outcome: 'expired'; record: PaymentRecord }
-  /** The factor is satisfied; the payment is APPROVED when it was the last one, due after `driveLeaseMs` (for the post). */
+  /** The factor is satisfied; the payment is APPROVED when it was the last one (its due time unchanged: the post follows). */
   | { outcome: 'satisfied'; record: PaymentRecord }
   /** Wrong; `attemptsLeft` > 0 (the payment keeps them in `attemptsLeft`). */
   | { outcome: 'mismatch'; attemptsLeft: number; record: PaymentRecord }
-  /** Wrong and no attempts left: DECLINED (ATTEMPTS_EXHAUSTED), due after `driveLeaseMs` for the void. */
+  /** Wrong and no attempts left: DECLINED (ATTEMPTS_EXHAUSTED); the void follows. */
   | { outcome: 'exhausted'; record: PaymentRecord }
   /** The payer is locked out: nothing compared, the payment DECLINED (ATTEMPTS_EXHAUSTED). */
   | { outcome: 'locked'; retryAfterMs: number; record: PaymentRecord }
-  /** `answer.kind === 'decline'` applied: DECLINED with its reason, due after `driveLeaseMs` for the void. */
+  /** `answer.kind === 'decline'` applied: DECLINED with its reason; the void follows. */
   | { outcome: 'declined'; record: PaymentRecord };
 
 // ------------------------------------------------------------------ step: commit
@@ -246,13 +276,29 @@ export interface CommitItem {
   digests?: Partial<Record<Factor, string>>;
   /** A number: (re)indexed at that time; null: out of the due index; undefined: unchanged. */
   dueAtMs?: number | null;
+  /** Stored with the payment; at `operationKeysPerPaymentMax` only when the commit has a `payment`. */
   claim?: CommitClaim;
+  /**
+   * The ledger decided this transition: the post exists, so SUCCEEDED is the truth whatever the
+   * record says. Only for a `payment` whose state is SUCCEEDED over a record that is APPROVED or
+   * SUCCEEDED, built from that record (the same payment but `state` and `updatedAtMs`; no
+   * decline reason, decline detail or sealed first code), with `dueAtMs` given (a number or
+   * null) and no `claim` (checks.ts asserts these). The adapter may write it without reading the
+   * record: state, `updatedAtMs`, version := `expectVersion + 1`, digests {}, the decline fields
+   * and sealed first code cleared, `dueAtMs` applied; it is never `stale`, and a repeated settle
+   * writes the same again. The outcome is `committed` with a record the adapter may build from
+   * the item (`payment`, version `expectVersion + 1`, digests {}, `dueAtMs`). A settle of a
+   * payment that has no record is a programmer error: an assertion, and no record is made
+   * (memory also asserts that the record is APPROVED or SUCCEEDED with the same merchant and payer).
+   */
+  settle?: true;
   nowMs: number;
 }
 
 export type CommitOutcome =
+  /** Applied (at version +1 when the item had a `payment`); a settle's record is built from the item. */
   | { outcome: 'committed'; record: PaymentRecord }
-  /** The record is at another version (or gone): nothing written; the current record to decide again. */
+  /** The record is at another version (or gone, claim or not: claims live with it): nothing written; the current record to decide again. */
   | { outcome: 'stale'; record: PaymentRecord | undefined }
   /** `claim` was used by the same request before: nothing written; its stored result. */
   | { outcome: 'replayed'; result: string }

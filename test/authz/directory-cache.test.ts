@@ -100,3 +100,21 @@ test('on Redis, a change made through one process is heard by another process ca
   }
   t.is(seen, 'Renamed');
 });
+
+test('a known payer token or merchant key resolves from the cache without asking the directory', async (t) => {
+  const inner = counting(new MemoryDirectory());
+  const cache = new CachedDirectory(inner.directory);
+  const p = payer();
+  const m = merchant();
+  await cache.putPayer(p);
+  await cache.putMerchant(m);
+  t.is(cache.cachedCredential(p.tokenHash), undefined, 'not known before a lookup');
+  await cache.findPayerByTokenHash(p.tokenHash);
+  await cache.findMerchantByApiKeyHash(m.apiKeyHash);
+  const reads = inner.reads();
+  t.deepEqual(cache.cachedCredential(p.tokenHash), { kind: 'payer', payer: p });
+  t.deepEqual(cache.cachedCredential(m.apiKeyHash), { kind: 'merchant', merchant: m });
+  t.is(inner.reads(), reads);
+  await cache.putPayer({ ...p, tokenHash: 'e'.repeat(64) });
+  t.is(cache.cachedCredential(p.tokenHash), undefined, 'a rotated token is forgotten at once');
+});

@@ -4,28 +4,38 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import type { LoopStats } from '../../bench/stats.js';
+import { storeKinds, type StorePerUnit } from '../../bench/store-counts.js';
 
 /**
- * `npm run bench` in its quickest form (20 payers, 1 s per scenario, small batches): every
- * scenario runs, every correctness check passes, and the JSON and Markdown reports carry one row
- * per scenario. Speed is never asserted: this machine's numbers are for bench/README.md.
+ * `npm run bench` in its quickest form (20 payers, 1 s per scenario, small batches, 20 sequential
+ * authorizations): every scenario runs on every store, every correctness check passes, and the
+ * JSON and Markdown reports carry one row per scenario, the store round trips and the budgets.
+ * Speed and counts are never asserted, only that they are there and are numbers: this machine's
+ * numbers are for bench/README.md.
  */
 
-const scenarios = ['echo', 'unary', 'unary-half', 'batch', 'ledger'] as const;
+const scenarios = ['echo', 'unary-seq', 'unary', 'unary-half', 'batch', 'ledger'] as const;
+const budgetNames = ['unary_store_round_trips_per_auth', 'unary_redis_commands_per_auth', 'batch_store_round_trips_per_auth', 'batch_redis_commands_per_auth'];
+/** Authorizations the smoke run's unary-seq measures. */
+const seqCount = 20;
 /** The whole bench run, milliseconds: process start-up, setup, five scenarios and their checks. */
 const benchRunMsMax = 100_000;
 
 interface ReportRow {
   scenario: string;
   loops?: { server: LoopStats; client: LoopStats };
+  store?: StorePerUnit;
+  redis?: { commandsPerUnit: number; byCommand: Record<string, number> };
   authorizations: number;
   rpcs: number;
   check: { ok: boolean; summary: string };
 }
 interface ReportFile {
   checksPassed: boolean;
+  stopped: { scenario: string; error: string } | null;
   scenarios: ReportRow[];
   ratios: { name: string }[];
+  budgets: { name: string; value: number | null; limit: number; met: boolean | null }[];
 }
 
 function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
@@ -43,23 +53,41 @@ function runBench(args: string[]): Promise<{ code: number | null; output: string
   });
 }
 
-for (const store of ['memory', 'redis'] as const) {
+const isCount = (n: unknown) => typeof n === 'number' && Number.isFinite(n) && n >= 0;
+
+for (const store of ['memory', 'journal', 'redis'] as const) {
   test.serial(`npm run bench --quick on ${store}: every scenario runs, every check passes, both reports are written`, async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'cs-bench-smoke-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     const { code, output } = await runBench([
       '--quick', '--store', store, '--payers', '20', '--merchants', '2', '--duration', '1', '--warmup', '0.3',
-      '--concurrency', '4', '--batch', '20', '--ledger-batch', '200', '--results-dir', dir, '--tag', 'smoke', '--quiet',
+      '--concurrency', '4', '--batch', '20', '--ledger-batch', '200', '--seq-count', String(seqCount), '--seq-warmup', '5', '--results-dir', dir, '--tag', 'smoke', '--quiet',
     ]);
     t.is(code, 0, output);
 
     const report = JSON.parse(readFileSync(join(dir, 'bench-smoke.json'), 'utf8')) as ReportFile;
     t.deepEqual(report.scenarios.map((r) => r.scenario), [...scenarios]);
     t.true(report.checksPassed, output);
+    t.is(report.stopped, null, output);
     for (const row of report.scenarios) t.true(row.check.ok, `${row.scenario}: ${row.check.summary}`);
     const byName = new Map(report.scenarios.map((r) => [r.scenario, r]));
     t.true(byName.get('echo')!.rpcs > 0);
     for (const name of ['unary', 'unary-half', 'batch'] as const) t.true(byName.get(name)!.authorizations > 0, `${name} authorized nothing`);
+    t.is(byName.get('unary-seq')!.authorizations, seqCount, 'unary-seq authorizes exactly --seq-count, all SUCCEEDED');
+    // Every load scenario reports its store traffic per authorization (numbers); on Redis its commands too.
+    for (const row of report.scenarios.filter((r) => r.scenario !== 'ledger')) {
+      const s = row.store!;
+      t.true(isCount(s.roundTripsPerUnit) && isCount(s.directoryReadsPerUnit), `${row.scenario}: ${JSON.stringify(s)}`);
+      for (const kind of storeKinds) t.true(isCount(s.callsPerUnit[kind]), `${row.scenario}: ${kind}`);
+      t.is(row.redis === undefined, store !== 'redis', `${row.scenario}: Redis commands only on Redis`);
+      if (row.redis !== undefined) t.true(isCount(row.redis.commandsPerUnit));
+    }
+    t.deepEqual(report.budgets.map((b) => b.name), budgetNames);
+    for (const b of report.budgets) {
+      const measured = store === 'redis' || !b.name.includes('redis');
+      t.is(b.value === null, !measured, `${b.name} on ${store}`);
+      if (b.value !== null) t.true(isCount(b.value) && typeof b.met === 'boolean' && isCount(b.limit), JSON.stringify(b));
+    }
     // Every load scenario says how both event loops fared (numbers, not NaN); the ledger row has none.
     for (const row of report.scenarios.filter((r) => r.scenario !== 'ledger')) {
       for (const loop of [row.loops!.server, row.loops!.client]) {
@@ -71,8 +99,10 @@ for (const store of ['memory', 'redis'] as const) {
     t.deepEqual(report.ratios.map((r) => r.name), ['unary vs echo', 'batch vs ledger', 'server CPU, unary', 'server CPU, batch', 'ConfirmPayment p99 at half load']);
 
     const markdown = readFileSync(join(dir, 'bench-smoke.md'), 'utf8');
-    for (const prefix of ['| echo (', '| unary (', '| unary-half (', '| batch (', '| ledger (']) t.true(markdown.includes(prefix), `${prefix} row missing`);
-    for (const scenario of ['echo', 'unary', 'unary-half', 'batch']) {
+    for (const prefix of ['| echo (', '| unary-seq (', '| unary (', '| unary-half (', '| batch (', '| ledger (', '| budget | value | limit | met |', '| unary_store_round_trips_per_auth |']) t.true(markdown.includes(prefix), `${prefix} row missing`);
+    for (const scenario of ['echo', 'unary-seq', 'unary', 'unary-half', 'batch']) t.regex(markdown, new RegExp(`^\\| ${scenario} \\| \\d+\\.\\d{3} \\|`, 'm'), `store row ${scenario} missing`);
+    t.regex(output, /^budget unary_store_round_trips_per_auth: \d+\.\d{2} \(limit 3\): (met|NOT met)$/m);
+    for (const scenario of ['echo', 'unary-seq', 'unary', 'unary-half', 'batch']) {
       for (const who of ['server', 'generator']) t.true(markdown.includes(`| ${scenario} | ${who} | `), `loop row ${scenario}/${who} missing`);
     }
     t.false(markdown.includes('FAILED'));

@@ -15,3 +15,20 @@ test('--server-node-args and --load-node-args pass node flags to each process, a
     t.regex(error.message, /^--load-node-args: ".*" is not a node flag/);
   }
 });
+
+test('the default scenarios include the sequential unary-seq; --store takes journal; --seq-count and --seq-warmup are bounded integers', (t) => {
+  const defaults = parseOptions([]);
+  t.deepEqual(defaults.scenarios, ['echo', 'unary-seq', 'unary', 'unary-half', 'batch', 'ledger']);
+  t.deepEqual(parseOptions(['--quick']).scenarios, defaults.scenarios);
+  t.is(defaults.seqCount, 300);
+  t.is(defaults.seqWarmup, 30);
+  t.is(parseOptions(['--quick']).seqCount, 300);
+  const journal = parseOptions(['--store', 'journal', '--seq-count', '50', '--seq-warmup', '0']);
+  t.is(journal.store, 'journal');
+  t.is(journal.tag, 'journal-embedded');
+  t.is(journal.seqCount, 50);
+  t.is(journal.seqWarmup, 0);
+  t.throws(() => parseOptions(['--seq-count', '0']), { instanceOf: RangeError, message: /--seq-count must be an integer/ });
+  t.throws(() => parseOptions(['--store', 'journal', '--redis-url', 'redis://127.0.0.1:6379']), { instanceOf: RangeError, message: '--redis-url needs --store redis' });
+  t.throws(() => parseOptions(['--store', 'disk']), { instanceOf: RangeError, message: /--store must be one of memory, journal, redis/ });
+});

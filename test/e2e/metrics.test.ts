@@ -24,7 +24,7 @@ test('StatsD gets RPC latency, backend latency and payment outcomes per state an
   has(/^countersign\.rpc\.latency:[\d.]+\|ms\|#.*method:countersign\.v1\.PaymentService\/CreatePayment.*code:ok/);
   has(/^countersign\.rpc\.count:1\|c\|#.*method:countersign\.v1\.PayerService\/ConfirmPayment/);
   has(/^countersign\.backend\.latency:[\d.]+\|ms\|#backend:embedded-ledger,op:createTransfers,outcome:ok/);
-  has(/^countersign\.backend\.latency:[\d.]+\|ms\|#backend:memory,op:verifyAndConsume,outcome:ok/);
+  has(/^countersign\.backend\.latency:[\d.]+\|ms\|#backend:memory,op:confirm,outcome:ok/);
   has(/^countersign\.payment\.state:1\|c\|#state:challenged,factors:second_code,currency:USD/);
   has(/^countersign\.payment\.state:1\|c\|#state:succeeded,factors:second_code,currency:USD/);
   t.false(lines.some((l) => l.includes(code)), 'no code in a metric');

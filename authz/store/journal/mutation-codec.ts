@@ -12,7 +12,7 @@ import { JournalCorruptError } from './frame.js';
  *                                                     `feeAmount` as decimal strings: exact bigints)
  *   ["d", paymentId]                                  drop (retention)
  *   ["k", keyId, entry]   ["u", keyId]                idempotency record set / removed
- *   ["c", key, count, expiresAtMs]                    rate-limit counter
+ *   ["c", key, count, expiresAtMs]                    rate-limit counter (`<key>:<aligned window>`)
  *   ["g", payerId, streak, lockouts, lockedUntilMs, expiresAtMs]   guard
  *   ["n", digest, payerId, claimant|null, expiresAtMs]             pay number
  *   ["t", paymentId, dueAtMs|null]                    due time only

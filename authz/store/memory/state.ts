@@ -5,6 +5,8 @@ import { terminalStates } from '../../model.js';
 import {
   StoreFullError,
   lockoutMs,
+  operationKeysPerPaymentMax,
+  rateWindowOf,
   type CommitItem,
   type CommitOutcome,
   type ConfirmItem,
@@ -19,7 +21,7 @@ import {
   type PaymentQuery,
   type PaymentRecord,
 } from '../port.js';
-import { assertCommitItem, assertConfirmItem, assertCreateItem, assertKeyClaim, assertQuery, copyRecord } from '../checks.js';
+import { assert, assertCommitItem, assertConfirmItem, assertCreateItem, assertKeyClaim, assertQuery, copyRecord } from '../checks.js';
 import { clonePayment } from '../payment-codec.js';
 
 /**
@@ -88,12 +90,24 @@ export const keyIds = {
   claim: (scope: string, key: string) => `k\u0000${scope}\u0000${key}`,
 };
 
+/** The payment an operation key id belongs to; undefined for other key ids (scopes and keys hold no NUL). */
+function paymentOfKeyId(id: string): string | undefined {
+  return id.startsWith('o\u0000') ? id.split('\u0000')[2] : undefined;
+}
+
+/** The counter of `key`'s aligned window `window` (`rateWindowOf`): windows are keys of their own. */
+export function rateCounterKey(key: string, window: number): string {
+  return `${key}:${window}`;
+}
+
 export class MemoryState {
   readonly records = new Map<string, PaymentRecord>();
   readonly keys = new Map<string, KeyEntry>();
   readonly counters = new Map<string, Counter>();
   readonly guards = new Map<string, GuardEntry>();
   readonly payNumbers = new Map<string, PayNumberEntry>();
+  /** The operation key ids stored for each payment (live or not yet swept): derived from `keys`, never journaled. */
+  private readonly operationKeys = new Map<string, Set<string>>();
   /** Payment ids per merchant and per payer, sorted (ids are time-ordered: appends in the usual case). */
   private readonly byMerchant = new Map<string, string[]>();
   private readonly byPayer = new Map<string, string[]>();
@@ -124,9 +138,10 @@ export class MemoryState {
         break;
       case 'key':
         this.keys.set(m.id, m.entry);
+        this.indexKey(m.id);
         break;
       case 'unkey':
-        this.keys.delete(m.id);
+        this.forgetKey(m.id);
         break;
       case 'counter':
         this.counters.set(m.key, m.counter);
@@ -156,6 +171,24 @@ export class MemoryState {
     if (record.dueAtMs !== undefined && record.dueAtMs !== previous?.dueAtMs) this.due.push({ id: record.payment.id, at: record.dueAtMs });
   }
 
+  private indexKey(id: string): void {
+    const paymentId = paymentOfKeyId(id);
+    if (paymentId === undefined) return;
+    let ids = this.operationKeys.get(paymentId);
+    if (ids === undefined) this.operationKeys.set(paymentId, (ids = new Set()));
+    ids.add(id);
+  }
+
+  /** Deletes a key and its place in `operationKeys`. */
+  private forgetKey(id: string): void {
+    this.keys.delete(id);
+    const paymentId = paymentOfKeyId(id);
+    if (paymentId === undefined) return;
+    const ids = this.operationKeys.get(paymentId);
+    ids?.delete(id);
+    if (ids?.size === 0) this.operationKeys.delete(paymentId);
+  }
+
   private dropRecord(paymentId: string): void {
     const record = this.records.get(paymentId);
     if (record === undefined) return;
@@ -179,10 +212,13 @@ export class MemoryState {
     }
     this.checkRoom(item.rateLimits.length + 1);
     for (let i = 0; i < item.rateLimits.length; i++) {
+      // Every hit counts into its aligned window, the one over the limit too (port.ts, RateLimitHit).
       const hit = item.rateLimits[i]!;
-      const live = this.liveCounter(hit.key, item.nowMs);
-      if (live !== undefined && live.count >= hit.limit) return this.refuseCreate(id, item, `rate:${i}`);
-      this.apply({ op: 'counter', key: hit.key, counter: live === undefined ? { count: 1, expiresAtMs: item.nowMs + hit.windowMs } : { count: live.count + 1, expiresAtMs: live.expiresAtMs } });
+      const window = rateWindowOf(item.nowMs, hit.windowMs);
+      const key = rateCounterKey(hit.key, window);
+      const count = (this.liveCounter(key, item.nowMs)?.count ?? 0) + 1;
+      this.apply({ op: 'counter', key, counter: { count, expiresAtMs: (window + 1) * hit.windowMs } });
+      if (count > hit.limit) return this.refuseCreate(id, item, `rate:${i}`);
     }
     // Copied in as on every read: the caller keeps its objects, the store shares none.
     const record: PaymentRecord = { payment: clonePayment(item.payment), version: 1, digests: { ...item.digests }, dueAtMs: item.dueAtMs };
@@ -224,8 +260,24 @@ export class MemoryState {
     // a full store refuses the item without changing the payment.
     this.checkRoom(this.guards.has(record.payment.payerId) ? 1 : 2);
     const outcome = this.confirmRecord(record, item);
-    this.apply({ op: 'key', id: keyId, entry: { fingerprint: item.fingerprint, result: resultOf(outcome), expiresAtMs: item.nowMs + item.keyTtlMs } });
+    const changed = this.records.get(item.paymentId)!.version !== record.version;
+    this.storeOperationKey(item.paymentId, keyId, { fingerprint: item.fingerprint, result: resultOf(outcome), expiresAtMs: item.nowMs + item.keyTtlMs }, changed, item.nowMs);
     return outcome;
+  }
+
+  /**
+   * Stores an operation's idempotency record with its payment (port.ts, "Keys"): always when the
+   * operation changed the record, else only while the payment holds fewer than
+   * `operationKeysPerPaymentMax` live ones. The payment's expired ones are forgotten on the way
+   * (not journaled, like `sweepEntries`: an expired key is dead whether or not it is in memory).
+   */
+  private storeOperationKey(paymentId: string, id: string, entry: KeyEntry, changed: boolean, now: number): void {
+    let live = 0;
+    for (const other of this.operationKeys.get(paymentId) ?? []) {
+      if ((this.keys.get(other)?.expiresAtMs ?? 0) > now) live += 1;
+      else if (other !== id) this.forgetKey(other);
+    }
+    if (changed || live < operationKeysPerPaymentMax) this.apply({ op: 'key', id, entry });
   }
 
   private confirmRecord(record: PaymentRecord, item: ConfirmItem): ConfirmOutcome {
@@ -235,15 +287,15 @@ export class MemoryState {
     if (!p.requiredFactors.includes(item.factor) || p.satisfiedFactors.includes(item.factor)) return { outcome: 'refused', refusal: 'factor', record: copyRecord(record) };
     if (item.after.some((f) => p.requiredFactors.includes(f) && !p.satisfiedFactors.includes(f))) return { outcome: 'refused', refusal: 'order', record: copyRecord(record) };
     const now = item.nowMs;
-    if (now >= p.expiresAtMs) return { outcome: 'expired', record: this.finish(record, { state: 'EXPIRED' }, now, item.driveLeaseMs) };
+    if (now >= p.expiresAtMs) return { outcome: 'expired', record: this.finish(record, { state: 'EXPIRED' }, now) };
     const guard = this.liveGuard(p.payerId, now);
     if (guard !== undefined && guard.lockedUntilMs > now) {
-      const declined = this.finish(record, { state: 'DECLINED', declineReason: 'ATTEMPTS_EXHAUSTED', declineDetail: 'payer locked out' }, now, item.driveLeaseMs);
+      const declined = this.finish(record, { state: 'DECLINED', declineReason: 'ATTEMPTS_EXHAUSTED', declineDetail: 'payer locked out' }, now);
       return { outcome: 'locked', retryAfterMs: guard.lockedUntilMs - now, record: declined };
     }
     const answer = item.answer;
     if (answer.kind === 'decline') {
-      return { outcome: 'declined', record: this.finish(record, { state: 'DECLINED', declineReason: answer.reason, declineDetail: answer.detail }, now, item.driveLeaseMs) };
+      return { outcome: 'declined', record: this.finish(record, { state: 'DECLINED', declineReason: answer.reason, declineDetail: answer.detail }, now) };
     }
     const matched = answer.kind === 'accept' || (answer.kind === 'digest' && digestMatches(record.digests[item.factor], answer.digest));
     if (matched) {
@@ -253,7 +305,7 @@ export class MemoryState {
     this.guardFailure(p.payerId, guard, now);
     const left = p.attemptsLeft - 1;
     if (left <= 0) {
-      const declined = this.finish(record, { state: 'DECLINED', declineReason: 'ATTEMPTS_EXHAUSTED', declineDetail: 'too many wrong answers', attemptsLeft: 0 }, now, item.driveLeaseMs);
+      const declined = this.finish(record, { state: 'DECLINED', declineReason: 'ATTEMPTS_EXHAUSTED', declineDetail: 'too many wrong answers', attemptsLeft: 0 }, now);
       return { outcome: 'exhausted', record: declined };
     }
     const next = this.write(record, { ...p, attemptsLeft: left, updatedAtMs: now }, record.digests, record.dueAtMs);
@@ -274,14 +326,14 @@ export class MemoryState {
       ...(bankAuthorizationCode === undefined ? {} : { bankAuthorizationCode }),
       ...(approved ? { state: 'APPROVED' as const, sealedFirstCode: undefined } : {}),
     };
-    return this.write(record, clonePayment(next), digests, approved ? item.nowMs + item.driveLeaseMs : record.dueAtMs);
+    return this.write(record, clonePayment(next), digests, record.dueAtMs);
   }
 
-  /** A final state (or EXPIRED/DECLINED) reached in a step: challenges gone, due for the void after the drive lease. */
-  private finish(record: PaymentRecord, change: Partial<Payment>, now: number, driveLeaseMs: number): PaymentRecord {
+  /** A final state (or EXPIRED/DECLINED) reached in a step: challenges gone; the due time stays (port.ts: the caller voids at once). */
+  private finish(record: PaymentRecord, change: Partial<Payment>, now: number): PaymentRecord {
     // A copy without the undefined fields (deleting them would leave V8 objects in slow dictionary mode).
     const next = clonePayment({ ...record.payment, ...change, sealedFirstCode: undefined, updatedAtMs: now });
-    return this.write(record, next, {}, now + driveLeaseMs);
+    return this.write(record, next, {}, record.dueAtMs);
   }
 
   private write(record: PaymentRecord, payment: Payment, digests: Partial<Record<Factor, string>>, dueAtMs: number | undefined): PaymentRecord {
@@ -328,21 +380,20 @@ export class MemoryState {
 
   // ---------------------------------------------------------------- step: commit
 
+  /** The record first (its claims live with it), then the claim, then the version: as the Redis script reads them. */
   commit(item: CommitItem): CommitOutcome {
     assertCommitItem(item);
+    if (item.settle === true) return this.settle(item);
+    const record = this.records.get(item.paymentId);
+    if (record === undefined) return { outcome: 'stale', record: undefined };
     const claimId = item.claim === undefined ? undefined : keyIds.operation(item.claim.scope, item.paymentId, item.claim.key);
     if (claimId !== undefined) {
       const stored = this.liveKey(claimId, item.nowMs);
       if (stored !== undefined) return stored.fingerprint === item.claim!.fingerprint ? { outcome: 'replayed', result: stored.result ?? '' } : { outcome: 'conflict' };
     }
-    const record = this.records.get(item.paymentId);
-    if (record === undefined || record.version !== item.expectVersion) return { outcome: 'stale', record: record === undefined ? undefined : copyRecord(record) };
-    if (item.payment !== undefined) {
-      const p = item.payment;
-      if (p.id !== record.payment.id || p.merchantId !== record.payment.merchantId || p.payerId !== record.payment.payerId) {
-        throw new Error('assertion failed: a commit may not change a payment\'s id, merchant or payer');
-      }
-    }
+    if (record.version !== item.expectVersion) return { outcome: 'stale', record: copyRecord(record) };
+    if (item.payment !== undefined) assertSameOwners(item.payment, record.payment, 'a commit may not change a payment\'s id, merchant or payer');
+    if (claimId !== undefined) this.checkRoom(1);
     const dueAtMs = item.dueAtMs === undefined ? record.dueAtMs : (item.dueAtMs ?? undefined);
     const next: PaymentRecord =
       item.payment === undefined
@@ -351,9 +402,24 @@ export class MemoryState {
     if (item.payment === undefined) this.apply({ op: 'due', paymentId: item.paymentId, dueAtMs });
     else this.apply({ op: 'record', record: next });
     if (claimId !== undefined) {
-      this.checkRoom(1);
-      this.apply({ op: 'key', id: claimId, entry: { fingerprint: item.claim!.fingerprint, result: item.claim!.result, expiresAtMs: item.nowMs + item.claim!.keyTtlMs } });
+      const claim = item.claim!;
+      this.storeOperationKey(item.paymentId, claimId, { fingerprint: claim.fingerprint, result: claim.result, expiresAtMs: item.nowMs + claim.keyTtlMs }, item.payment !== undefined, item.nowMs);
     }
+    return { outcome: 'committed', record: copyRecord(next) };
+  }
+
+  /**
+   * A settle (port.ts `CommitItem.settle`): written without a compare, version := expectVersion
+   * + 1. Memory can afford the checks Redis skips, and makes them assertions: the record exists,
+   * is APPROVED or SUCCEEDED, and keeps its id, merchant and payer.
+   */
+  private settle(item: CommitItem): CommitOutcome {
+    const record = this.records.get(item.paymentId);
+    assert(record !== undefined, `a settle names payment ${item.paymentId}, which has no record`);
+    assert(record.payment.state === 'APPROVED' || record.payment.state === 'SUCCEEDED', `a settle is over an APPROVED or SUCCEEDED record, not ${record.payment.state}`);
+    assertSameOwners(item.payment!, record.payment, 'a settle may not change a payment\'s id, merchant or payer');
+    const next: PaymentRecord = { payment: clonePayment(item.payment!), version: item.expectVersion + 1, digests: {}, dueAtMs: item.dueAtMs ?? undefined };
+    this.apply({ op: 'record', record: next });
     return { outcome: 'committed', record: copyRecord(next) };
   }
 
@@ -480,7 +546,9 @@ export class MemoryState {
     return removed;
   }
 
-  private readonly sweepers = [this.keys, this.counters, this.guards, this.payNumbers].map((map) => new ResumableSweep(map as Map<string, Expiring>));
+  private readonly sweepers = [this.keys, this.counters, this.guards, this.payNumbers].map(
+    (map) => new ResumableSweep(map as Map<string, Expiring>, map === this.keys ? (id) => this.forgetKey(id) : (k) => map.delete(k)),
+  );
   private sweepTurn = 0;
   private retireCursor: Iterator<[string, PaymentRecord]> | undefined;
 
@@ -524,7 +592,10 @@ interface Expiring {
 class ResumableSweep {
   private cursor: Iterator<[string, Expiring]> | undefined;
 
-  constructor(private readonly map: Map<string, Expiring>) {}
+  constructor(
+    private readonly map: Map<string, Expiring>,
+    private readonly remove: (key: string) => void,
+  ) {}
 
   sweep(now: number, budget: number): { examined: number; removed: number } {
     let examined = 0;
@@ -539,12 +610,16 @@ class ResumableSweep {
       examined += 1;
       const [k, v] = next.value;
       if (v.expiresAtMs <= now && (v.lockedUntilMs ?? 0) <= now) {
-        this.map.delete(k);
+        this.remove(k);
         removed += 1;
       }
     }
     return { examined, removed };
   }
+}
+
+function assertSameOwners(next: Payment, current: Payment, message: string): void {
+  assert(next.id === current.id && next.merchantId === current.merchantId && next.payerId === current.payerId, message);
 }
 
 function visibleTo(p: Payment, caller: ConfirmItem['caller']): boolean {

@@ -1,51 +1,73 @@
 import { commonLua } from './lua-common.js';
 
 /**
- * The commit step, following memory/state.ts `commit`: the claim first (replay, conflict), then
- * the version (stale), then one HSET with the new payment's fields, the version and the due
- * time, the due index, and the claim's result.
+ * The commit step, following memory/state.ts `commit`: the record (missing: stale), the claim
+ * (a field of the record: replay, conflict), the version (stale), then one HSET with the new
+ * payment's fields, the version, the due time and the claim's result, and the due index. A
+ * settle (port.ts `CommitItem.settle`) reads nothing: one HSET of the fields it changes, and the
+ * due index.
  *
- * KEYS per item: record, due index, then the claim's key when the item has a claim. ARGV[1]
- * slack, ARGV[2] closedRetentionMs (0: never; else a final record out of the due index expires
- * after it, and one put back into the index no longer does), then per item (11 + f): payment id,
- * expectVersion, nowMs, due ('' unchanged | 'n' out of the index | ms), has payment ('1'/'0'),
- * its merchant and payer, f, claim fingerprint ('' no claim), claim keyTtlMs, claim result,
- * then the new payment's f field/value strings (digests included when they change).
- * Returns per item {'committed', record} | {'stale', record?} | {'replayed', result} | {'conflict'};
- * a commit that would change a payment's merchant or payer stops the script with an error
- * reply "assertion failed: …" (earlier items stay applied, as in memory).
+ * KEYS per item: record, due index. ARGV[1] slack, ARGV[2] closedRetentionMs (0: never; else a
+ * final record out of the due index expires after it, and one put back into the index no longer
+ * does), ARGV[3] operationKeysPerPaymentMax, then per item (13 + f): payment id, expectVersion,
+ * nowMs, due ('' unchanged | 'n' out of the index | ms), has payment ('1'/'0'), its merchant and
+ * payer, f, claim field ('' no claim), claim fingerprint, claim keyTtlMs, claim result, settle
+ * ('1'/'0'), then f field/value strings: the new payment's (digests included when they change),
+ * or a settle's changed fields.
+ * Returns per item {'committed', record} | {'settled'} | {'stale', record?} | {'replayed', result}
+ * | {'conflict'}; a commit that would change a payment's merchant or payer, or a settle of a
+ * payment without a record, stops the script with an error reply "assertion failed: …" (earlier
+ * items stay applied, as in memory).
  */
 export const commitLua = `${commonLua}
-local retention = tonumber(ARGV[2])
+local retention, keysMax = tonumber(ARGV[2]), tonumber(ARGV[3])
 
-local function commitItem(kRec, kDue, kClaim, a)
+-- Final and out of the due index: Redis drops the record after the retention; due again: it stays.
+local function retain(kRec, state, du, dueAt)
+  if retention == 0 or not final[state] then return end
+  if du == '' then redis.call('PEXPIRE', kRec, int(retention)) elseif dueAt ~= '' then redis.call('PERSIST', kRec) end
+end
+
+local function index(kDue, id, dueAt)
+  if dueAt == 'n' then redis.call('ZREM', kDue, id) else redis.call('ZADD', kDue, dueAt, id) end
+end
+
+-- A settle: the fields it changes, written blind. Every record has 'st': an HSET that adds every
+-- field it writes found no record, so it is taken back and the item is a programmer error.
+local function settleItem(kRec, kDue, a, fields)
+  local id, dueAt = ARGV[a], ARGV[a + 3]
+  local added = redis.call('HSET', kRec, unpack(ARGV, a + 13, a + 12 + fields))
+  if added == fields / 2 then
+    redis.call('DEL', kRec)
+    return redis.error_reply('assertion failed: a settle names payment ' .. id .. ', which has no record')
+  end
+  index(kDue, id, dueAt)
+  local du = dueAt
+  if dueAt == 'n' then du = '' end
+  retain(kRec, 'SUCCEEDED', du, dueAt)
+  return { 'settled' }
+end
+
+local function commitItem(kRec, kDue, a)
   local id, expect, now, dueAt = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
-  local hasPayment, fields = ARGV[a + 4] == '1', tonumber(ARGV[a + 7])
-  local claimValue, claimPx, claimWritten
-  if kClaim then
-    local fp, ttl = ARGV[a + 8], tonumber(ARGV[a + 9])
-    claimValue, claimPx = entry(fp, now + ttl, ARGV[a + 10]), int(ttl + slack)
-    local old
-    old, claimWritten = claim(kClaim, claimValue, claimPx, now)
-    if old then
-      local ofp, _, result = parseEntry(old)
-      if ofp == fp then return { 'replayed', result } end
+  local hasPayment, fields, claimField = ARGV[a + 4] == '1', tonumber(ARGV[a + 7]), ARGV[a + 8]
+  if ARGV[a + 12] == '1' then return settleItem(kRec, kDue, a, fields) end
+  local r = load(kRec)
+  if not r then return { 'stale' } end
+  if claimField ~= '' then
+    local ofp, result = liveOperation(r, claimField, now)
+    if ofp then
+      if ofp == ARGV[a + 9] then return { 'replayed', result } end
       return { 'conflict' }
     end
   end
-  local r = load(kRec)
-  if not r or r.v ~= expect then
-    if claimWritten then redis.call('DEL', kClaim) end
-    if r then return { 'stale', flatten(r) } end
-    return { 'stale' }
-  end
+  if r.v ~= expect then return { 'stale', flatten(r) } end
   local changes = {}
   if hasPayment then
     if r.m ~= ARGV[a + 5] or r.py ~= ARGV[a + 6] then
-      if claimWritten then redis.call('DEL', kClaim) end
       return redis.error_reply("assertion failed: a commit may not change a payment's id, merchant or payer")
     end
-    for j = a + 11, a + 10 + fields do changes[#changes + 1] = ARGV[j] end
+    for j = a + 13, a + 12 + fields do changes[#changes + 1] = ARGV[j] end
     add(changes, 'v', bump(r))
   end
   if dueAt == 'n' then
@@ -57,29 +79,24 @@ local function commitItem(kRec, kDue, kClaim, a)
     add(changes, 'du', dueAt)
     redis.call('ZADD', kDue, dueAt, id)
   end
-  save(kRec, r, changes)
-  if kClaim and not claimWritten then redis.call('SET', kClaim, claimValue, 'PX', claimPx) end
-  if retention > 0 and #changes > 0 and final[r.st] then
-    -- Final and out of the due index: Redis drops it after the retention; due again: it stays.
-    if r.du == '' then redis.call('PEXPIRE', kRec, int(retention)) elseif dueAt ~= '' then redis.call('PERSIST', kRec) end
+  local written = #changes > 0
+  if claimField == '' then
+    save(kRec, r, changes)
+  else
+    local ttl = tonumber(ARGV[a + 10])
+    saveWithKey(kRec, r, changes, hasPayment, claimField, entry(ARGV[a + 9], now + ttl, ARGV[a + 11]), now, keysMax)
   end
+  if written then retain(kRec, r.st, r.du, dueAt) end
   return { 'committed', flatten(r) }
 end
 
 local out = {}
-local k, a = 1, 3
-while k <= #KEYS do
-  local kClaim
-  local width = 2
-  if ARGV[a + 8] ~= '' then
-    kClaim = KEYS[k + 2]
-    width = 3
-  end
-  local reply = commitItem(KEYS[k], KEYS[k + 1], kClaim, a)
+local a = 4
+for i = 1, #KEYS / 2 do
+  local reply = commitItem(KEYS[2 * i - 1], KEYS[2 * i], a)
   if reply.err then return reply end
-  out[#out + 1] = reply
-  k = k + width
-  a = a + 11 + tonumber(ARGV[a + 7])
+  out[i] = reply
+  a = a + 13 + tonumber(ARGV[a + 7])
 end
 return out
 `;

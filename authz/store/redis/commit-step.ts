@@ -1,38 +1,51 @@
-import { assertBatch, assertCommitItem } from '../checks.js';
-import { shardOfPayment, type CommitItem, type CommitOutcome } from '../port.js';
-import { perSlot } from './batch.js';
+import { assertBatch, assertCommitItem, copyRecord } from '../checks.js';
+import { operationKeysPerPaymentMax, shardOfPayment, type CommitItem, type CommitOutcome } from '../port.js';
+import { scriptCalls } from './batch.js';
 import type { StepContext } from './create-step.js';
 import { slotOfShard } from './keys.js';
-import { decodeRecord, encodeDigests, encodePaymentFields } from './record-codec.js';
+import { decodeRecord, encodeDigests, encodePaymentFields, operationField } from './record-codec.js';
 
 type Reply = [string, unknown?];
 
-/** One script call per batch (per shard slot on a Cluster); see commit-lua.ts. */
+/** One script call per batch (per shard slot on a Cluster, cut at `scriptArgumentsMax`); see commit-lua.ts. */
 export async function commitStep(ctx: StepContext, items: readonly CommitItem[]): Promise<CommitOutcome[]> {
   assertBatch(items.length);
   items.forEach(assertCommitItem);
-  return perSlot(items, ctx.cluster ? (item) => slotOfShard(shardOfPayment(item.paymentId)) : undefined, async (group) => {
-    const keys: string[] = [];
-    const args: (string | number)[] = [ctx.entrySlackMs, ctx.closedRetentionMs];
-    for (const item of group) {
-      keys.push(ctx.keys.record(item.paymentId), ctx.keys.due(shardOfPayment(item.paymentId)));
-      const claim = item.claim;
-      if (claim !== undefined) keys.push(ctx.keys.operation(claim.scope, item.paymentId, claim.key));
-      const p = item.payment;
-      const fields = p === undefined ? [] : [...encodePaymentFields(p, true), ...(item.digests === undefined ? [] : encodeDigests(item.digests, true))];
-      const due = item.dueAtMs === undefined ? '' : item.dueAtMs === null ? 'n' : String(item.dueAtMs);
-      args.push(item.paymentId, item.expectVersion, item.nowMs, due, p === undefined ? '0' : '1', p?.merchantId ?? '', p?.payerId ?? '', fields.length);
-      args.push(claim?.fingerprint ?? '', claim?.keyTtlMs ?? 0, claim?.result ?? '', ...fields);
-    }
-    const replies = (await ctx.run('commit', keys, args)) as Reply[];
-    return replies.map(commitOutcome);
+  const head = [ctx.entrySlackMs, ctx.closedRetentionMs, operationKeysPerPaymentMax];
+  const replies = await scriptCalls(ctx.run, 'commit', items, ctx.cluster ? (item) => slotOfShard(shardOfPayment(item.paymentId)) : undefined, head, (item) => {
+    const p = item.payment;
+    const claim = item.claim;
+    const fields = item.settle === true ? settleFields(item) : p === undefined ? [] : [...encodePaymentFields(p, true), ...(item.digests === undefined ? [] : encodeDigests(item.digests, true))];
+    const due = item.dueAtMs === undefined ? '' : item.dueAtMs === null ? 'n' : String(item.dueAtMs);
+    return {
+      keys: [ctx.keys.record(item.paymentId), ctx.keys.due(shardOfPayment(item.paymentId))],
+      args: [
+        item.paymentId, item.expectVersion, item.nowMs, due, p === undefined ? '0' : '1', p?.merchantId ?? '', p?.payerId ?? '', fields.length,
+        claim === undefined ? '' : operationField(claim.scope, claim.key), claim?.fingerprint ?? '', claim?.keyTtlMs ?? 0, claim?.result ?? '',
+        item.settle === true ? '1' : '0', ...fields,
+      ], // prettier-ignore
+    };
   });
+  return replies.map((reply, i) => commitOutcome(reply as Reply, items[i]!));
 }
 
-function commitOutcome([outcome, value]: Reply): CommitOutcome {
+/**
+ * What a settle writes (port.ts `CommitItem.settle`): state, updatedAtMs, version, due time, and
+ * the fields a SUCCEEDED payment never has, cleared (decline reason and detail, sealed first
+ * code, digests). The rest of the record is left as it is: the caller built the payment from it.
+ */
+function settleFields(item: CommitItem): string[] {
+  const p = item.payment!;
+  const due = item.dueAtMs === null || item.dueAtMs === undefined ? '' : String(item.dueAtMs);
+  return ['st', p.state, 'up', String(p.updatedAtMs), 'v', String(item.expectVersion + 1), 'du', due, 'dr', '', 'dd', '', 'sc', '', ...encodeDigests({}, true)];
+}
+
+function commitOutcome([outcome, value]: Reply, item: CommitItem): CommitOutcome {
   switch (outcome) {
     case 'committed':
       return { outcome, record: decodeRecord(value as string[]) };
+    case 'settled':
+      return { outcome: 'committed', record: copyRecord({ payment: item.payment!, version: item.expectVersion + 1, digests: {}, dueAtMs: item.dueAtMs ?? undefined }) };
     case 'stale':
       return { outcome, record: value === undefined || value === null ? undefined : decodeRecord(value as string[]) };
     case 'replayed':

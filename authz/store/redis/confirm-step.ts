@@ -1,28 +1,28 @@
 import { assertBatch, assertConfirmItem } from '../checks.js';
-import { shardOfPayment, type ConfirmAnswer, type ConfirmItem, type ConfirmOutcome, type LockoutPolicy } from '../port.js';
-import { perSlot } from './batch.js';
+import { operationKeysPerPaymentMax, shardOfPayment, type ConfirmAnswer, type ConfirmItem, type ConfirmOutcome, type LockoutPolicy } from '../port.js';
+import { scriptCalls } from './batch.js';
 import type { StepContext } from './create-step.js';
 import { slotOfShard } from './keys.js';
-import { decodeRecord, encodeFactors, encodeOptional, factorDigit } from './record-codec.js';
+import { decodeRecord, encodeFactors, encodeOptional, factorDigit, operationField } from './record-codec.js';
 
 type Reply = [string, string?, string[]?];
 
-/** One script call per batch (per shard slot on a Cluster); see confirm-lua.ts. */
+/** One script call per batch (per shard slot on a Cluster, cut at `scriptArgumentsMax`); see confirm-lua.ts. */
 export async function confirmStep(ctx: StepContext, lockout: LockoutPolicy, items: readonly ConfirmItem[]): Promise<ConfirmOutcome[]> {
   assertBatch(items.length);
   items.forEach(assertConfirmItem);
-  return perSlot(items, ctx.cluster ? (item) => slotOfShard(shardOfPayment(item.paymentId)) : undefined, async (group) => {
-    const keys: string[] = [];
-    const args: (string | number)[] = [ctx.entrySlackMs, lockout.failuresMax, lockout.backoffBaseMs, lockout.backoffMaxMs, lockout.memoryMs];
-    for (const item of group) {
-      keys.push(ctx.keys.record(item.paymentId), ctx.keys.operation(item.caller.scope, item.paymentId, item.key), ctx.keys.due(shardOfPayment(item.paymentId)));
-      const [kind, first, second] = answerArgs(item.answer);
-      args.push(item.paymentId, item.fingerprint, item.keyTtlMs, item.nowMs, factorDigit(item.factor), encodeFactors(item.after), kind, first, second);
-      args.push(item.attemptsMax, item.driveLeaseMs, item.caller.merchantId ?? '', item.caller.payerId ?? '');
-    }
-    const replies = (await ctx.run('confirm', keys, args)) as Reply[];
-    return replies.map(confirmOutcome);
+  const head = [ctx.entrySlackMs, lockout.failuresMax, lockout.backoffBaseMs, lockout.backoffMaxMs, lockout.memoryMs, operationKeysPerPaymentMax];
+  const replies = await scriptCalls(ctx.run, 'confirm', items, ctx.cluster ? (item) => slotOfShard(shardOfPayment(item.paymentId)) : undefined, head, (item) => {
+    const [kind, first, second] = answerArgs(item.answer);
+    return {
+      keys: [ctx.keys.record(item.paymentId)],
+      args: [
+        item.paymentId, item.fingerprint, item.keyTtlMs, item.nowMs, factorDigit(item.factor), encodeFactors(item.after), kind, first, second,
+        item.attemptsMax, item.caller.merchantId ?? '', item.caller.payerId ?? '', operationField(item.caller.scope, item.key),
+      ], // prettier-ignore
+    };
   });
+  return replies.map((reply) => confirmOutcome(reply as Reply));
 }
 
 function answerArgs(answer: ConfirmAnswer): [string, string, string] {

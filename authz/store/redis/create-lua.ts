@@ -9,6 +9,14 @@ import { commonLua } from './lua-common.js';
 const createFunctions = `
 local retention = tonumber(ARGV[2])
 
+-- What a live create key answers for fingerprint fp: 'conflict', '' | 'refused', token | 'named', id.
+local function named(old, fp)
+  local ofp, _, res = parseEntry(old)
+  if ofp ~= fp then return 'conflict', '' end
+  if string.sub(res, 1, 2) ~= 'p:' then return 'refused', res end
+  return 'named', string.sub(res, 3)
+end
+
 -- The create key (merchant slot). mode 'c' claims it for payment 'value' (and indexes the id
 -- under the merchant), 'r' claims it with the refusal 'value', 'k' only looks.
 -- Returns status, value: 'new', id | 'absent' (k) | 'refused', token | 'conflict' | 'named', id.
@@ -27,32 +35,20 @@ local function createKey(kKey, kIdx, mode, fp, ttl, now, value)
   else
     old, written = claim(kKey, entry(fp, now + ttl, result), px, now)
   end
-  if old then
-    local ofp, _, res = parseEntry(old)
-    if ofp ~= fp then return 'conflict', '' end
-    if string.sub(res, 1, 2) ~= 'p:' then return 'refused', res end
-    return 'named', string.sub(res, 3)
-  end
+  if old then return named(old, fp) end
   if not written then redis.call('SET', kKey, entry(fp, now + ttl, result), 'PX', px) end
   if mode == 'r' then return 'refused', value end
   redis.call('ZADD', kIdx, 0, value)
   return 'new', value
 end
 
--- One event against a fixed-window counter ('count:expiresAtMs'); false when over its limit (not counted).
-local function countHit(k, limit, window, now)
-  local v = redis.call('GET', k)
-  if v then
-    local c, e = string.match(v, '^(%d+):(%d+)$')
-    c, e = tonumber(c), tonumber(e)
-    if e > now then
-      if c >= limit then return false end
-      redis.call('SET', k, int(c + 1) .. ':' .. int(e), 'KEEPTTL')
-      return true
-    end
-  end
-  redis.call('SET', k, '1:' .. int(now + window), 'PX', int(window + slack))
-  return true
+-- One event counted into its aligned window's counter (the key names the window; 'windowEnd' is
+-- its end, ms): INCR, and on the window's first hit a TTL to its end plus the slack, relative to
+-- the item's clock (README.md, "Time"). Counted either way; false when the count is over 'limit'.
+local function countHit(k, limit, windowEnd, now)
+  local c = redis.call('INCR', k)
+  if c == 1 then redis.call('PEXPIRE', k, int(windowEnd - now + slack)) end
+  return c <= limit
 end
 
 -- The record (payer shard). mode 'i' inserts (a new key: the id is fresh); 'o' the key names this
@@ -73,39 +69,41 @@ end
 `;
 
 /**
- * Single Redis: every item whole. KEYS per item: create key, merchant index, record, payer
- * index, due index, then its rate counters. ARGV from 3, per item: fingerprint, keyTtlMs, nowMs,
- * payment id, due ('' or ms), retire ('1': final and not due), rate count n, field count f, then
- * limit and windowMs per counter, then the record's f field/value strings.
+ * Single Redis: every item whole, memory's order in one script: the key is claimed for the
+ * payment (SET NX GET); a live one answers; else the counters count in order and the first over
+ * its limit turns the claim into the refusal (one more SET, only then); else the merchant index
+ * and the record.
+ * KEYS per item: create key, merchant index, record, payer index, due index, then its rate
+ * counters. ARGV from 3, per item: fingerprint, keyTtlMs, nowMs, payment id, due ('' or ms),
+ * retire ('1': final and not due), rate count n, field count f, then limit and window end (ms)
+ * per counter, then the record's f field/value strings.
  * Returns per item: {'created'} | {'replayed', record} | {'missing', id} | {'refused', token} | {'conflict'}.
  */
 export const createAllLua = `${commonLua}${createFunctions}
+local function claimAndCount(kKey, kIdx, k, a, fp, ttl, now, id, rates)
+  local px = int(ttl + slack)
+  local value = entry(fp, now + ttl, 'p:' .. id)
+  local old, written = claim(kKey, value, px, now)
+  if old then return named(old, fp) end
+  for h = 0, rates - 1 do
+    if not countHit(KEYS[k + 5 + h], tonumber(ARGV[a + 8 + 2 * h]), tonumber(ARGV[a + 9 + 2 * h]), now) then
+      local refusal = 'rate:' .. h
+      redis.call('SET', kKey, entry(fp, now + ttl, refusal), 'PX', px)
+      return 'refused', refusal
+    end
+  end
+  if not written then redis.call('SET', kKey, value, 'PX', px) end
+  redis.call('ZADD', kIdx, 0, id)
+  return 'new', id
+end
+
 local out = {}
 local k, a = 1, 3
 while k <= #KEYS do
   local kKey, kIdx, kRec, kPayer, kDue = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
   local fp, ttl, now, id, due, retire = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
   local rates, fields = tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7])
-  local status, value
-  if rates == 0 then
-    status, value = createKey(kKey, kIdx, 'c', fp, ttl, now, id)
-  else
-    status, value = createKey(kKey, kIdx, 'k', fp, ttl, now, id)
-    if status == 'absent' then
-      local refusal
-      for h = 0, rates - 1 do
-        if not countHit(KEYS[k + 5 + h], tonumber(ARGV[a + 8 + 2 * h]), tonumber(ARGV[a + 9 + 2 * h]), now) then
-          refusal = 'rate:' .. h
-          break
-        end
-      end
-      if refusal then
-        status, value = createKey(kKey, kIdx, 'r', fp, ttl, now, refusal)
-      else
-        status, value = createKey(kKey, kIdx, 'c', fp, ttl, now, id)
-      end
-    end
-  end
+  local status, value = claimAndCount(kKey, kIdx, k, a, fp, ttl, now, id, rates)
   local from = a + 8 + 2 * rates
   if status == 'conflict' then
     out[#out + 1] = { 'conflict' }
@@ -139,7 +137,7 @@ end
 return out
 `;
 
-/** Cluster phase "count" (one counter slot). KEYS: counters. ARGV from 3, per counter: limit, windowMs, nowMs. Returns 1 (counted) or 0 per counter. */
+/** Cluster phase "count" (one counter slot). KEYS: counters (of their windows). ARGV from 3, per counter: limit, window end (ms), nowMs. Returns 1 (within its limit) or 0 (over) per counter; every hit counts. */
 export const createCountLua = `${commonLua}${createFunctions}
 local out = {}
 for i = 1, #KEYS do

@@ -1,7 +1,7 @@
 import { terminalStates } from '../../model.js';
 import { assert, assertBatch, assertCreateItem, copyRecord } from '../checks.js';
-import { shardOfPayer, shardOfPayment, type CreateItem, type CreateOutcome } from '../port.js';
-import { perSlot } from './batch.js';
+import { rateWindowOf, shardOfPayer, shardOfPayment, type CreateItem, type CreateOutcome, type RateLimitHit } from '../port.js';
+import { scriptCalls } from './batch.js';
 import { slotOfShard, type StoreKeys } from './keys.js';
 import { decodeRecord, encodeRecord } from './record-codec.js';
 import type { RunScript } from './scripts.js';
@@ -29,25 +29,32 @@ export function assertCreateItems(items: readonly CreateItem[]): void {
   }
 }
 
-/** Single Redis: one script for the whole batch. Cluster: the phases of `createOnCluster`. */
+/** Single Redis: one script for the whole batch (cut at `scriptArgumentsMax`). Cluster: the phases of `createOnCluster`. */
 export async function createStep(ctx: StepContext, items: readonly CreateItem[]): Promise<CreateOutcome[]> {
   assertCreateItems(items);
   if (items.length === 0) return [];
   if (ctx.cluster) return createOnCluster(ctx, items);
-  const keys: string[] = [];
-  const args: (string | number)[] = [ctx.entrySlackMs, ctx.closedRetentionMs];
-  for (const item of items) {
+  const replies = await scriptCalls(ctx.run, 'createAll', items, undefined, [ctx.entrySlackMs, ctx.closedRetentionMs], (item) => {
     const p = item.payment;
-    keys.push(ctx.keys.create(p.merchantId, item.scope, item.key), ctx.keys.merchantIndex(p.merchantId), ctx.keys.record(p.id), ctx.keys.payerIndex(p.payerId), ctx.keys.due(shardOfPayment(p.id)));
-    for (const hit of item.rateLimits) keys.push(ctx.keys.rate(hit.key));
+    const keys = [ctx.keys.create(p.merchantId, item.scope, item.key), ctx.keys.merchantIndex(p.merchantId), ctx.keys.record(p.id), ctx.keys.payerIndex(p.payerId), ctx.keys.due(shardOfPayment(p.id))];
+    for (const hit of item.rateLimits) keys.push(rateKey(ctx, hit, item.nowMs));
     const fields = newRecordFields(item);
-    args.push(item.fingerprint, item.keyTtlMs, item.nowMs, p.id, dueArg(item), retires(item), item.rateLimits.length, fields.length);
-    for (const hit of item.rateLimits) args.push(hit.limit, hit.windowMs);
-    args.push(...fields);
-  }
-  const replies = (await ctx.run('createAll', keys, args)) as Reply[];
-  assert(replies.length === items.length, 'createAll answered every item');
-  return replies.map((reply, i) => createOutcome(reply, items[i]!));
+    const args: (string | number)[] = [item.fingerprint, item.keyTtlMs, item.nowMs, p.id, dueArg(item), retires(item), item.rateLimits.length, fields.length];
+    for (const hit of item.rateLimits) args.push(hit.limit, windowEnd(hit, item.nowMs));
+    for (const field of fields) args.push(field);
+    return { keys, args };
+  });
+  return replies.map((reply, i) => createOutcome(reply as Reply, items[i]!));
+}
+
+/** The counter of the aligned window a hit at `nowMs` counts into (port.ts `RateLimitHit`). */
+function rateKey(ctx: StepContext, hit: RateLimitHit, nowMs: number): string {
+  return ctx.keys.rate(hit.key, rateWindowOf(nowMs, hit.windowMs));
+}
+
+/** The end of that window, Unix ms. */
+function windowEnd(hit: RateLimitHit, nowMs: number): number {
+  return (rateWindowOf(nowMs, hit.windowMs) + 1) * hit.windowMs;
 }
 
 function newRecordFields(item: CreateItem): string[] {
@@ -111,23 +118,15 @@ async function createOnCluster(ctx: StepContext, items: readonly CreateItem[]): 
 }
 
 async function keyPhase(ctx: StepContext, pending: readonly Pending[], modeOf: (p: Pending) => 'c' | 'r' | 'k'): Promise<void> {
-  await perSlot(
-    pending,
-    (p) => slotOf(ctx.keys.merchantIndex(p.item.payment.merchantId)),
-    async (group) => {
-      const keys: string[] = [];
-      const args: (string | number)[] = [ctx.entrySlackMs, ctx.closedRetentionMs];
-      for (const p of group) {
-        const { item } = p;
-        const mode = modeOf(p);
-        keys.push(ctx.keys.create(item.payment.merchantId, item.scope, item.key), ctx.keys.merchantIndex(item.payment.merchantId));
-        args.push(mode, item.fingerprint, item.keyTtlMs, item.nowMs, mode === 'r' ? p.refusal! : item.payment.id);
-      }
-      const replies = (await ctx.run('createKey', keys, args)) as [string, string][];
-      replies.forEach(([status, value], j) => keyStatus(group[j]!, status, value));
-      return replies;
-    },
-  );
+  const replies = await scriptCalls(ctx.run, 'createKey', pending, (p) => slotOf(ctx.keys.merchantIndex(p.item.payment.merchantId)), [ctx.entrySlackMs, ctx.closedRetentionMs], (p) => {
+    const { item } = p;
+    const mode = modeOf(p);
+    return {
+      keys: [ctx.keys.create(item.payment.merchantId, item.scope, item.key), ctx.keys.merchantIndex(item.payment.merchantId)],
+      args: [mode, item.fingerprint, item.keyTtlMs, item.nowMs, mode === 'r' ? p.refusal! : item.payment.id],
+    };
+  });
+  replies.forEach((reply, i) => keyStatus(pending[i]!, ...(reply as [string, string])));
 }
 
 function keyStatus(p: Pending, status: string, value: string): void {
@@ -144,41 +143,24 @@ async function countPhases(ctx: StepContext, counting: readonly Pending[]): Prom
   const rounds = Math.max(...counting.map((p) => p.item.rateLimits.length));
   for (let h = 0; h < rounds; h++) {
     const round = counting.filter((p) => p.refusal === undefined && h < p.item.rateLimits.length);
-    await perSlot(
-      round,
-      (p) => slotOf(ctx.keys.rate(p.item.rateLimits[h]!.key)),
-      async (group) => {
-        const args: (string | number)[] = [ctx.entrySlackMs, ctx.closedRetentionMs];
-        for (const p of group) args.push(p.item.rateLimits[h]!.limit, p.item.rateLimits[h]!.windowMs, p.item.nowMs);
-        const counted = (await ctx.run('createCount', group.map((p) => ctx.keys.rate(p.item.rateLimits[h]!.key)), args)) as number[];
-        counted.forEach((ok, j) => {
-          if (ok !== 1) group[j]!.refusal = `rate:${h}`;
-        });
-        return counted;
-      },
-    );
+    const key = (p: Pending): string => rateKey(ctx, p.item.rateLimits[h]!, p.item.nowMs);
+    const counted = await scriptCalls(ctx.run, 'createCount', round, (p) => slotOf(key(p)), [ctx.entrySlackMs, ctx.closedRetentionMs], (p) => {
+      const hit = p.item.rateLimits[h]!;
+      return { keys: [key(p)], args: [hit.limit, windowEnd(hit, p.item.nowMs), p.item.nowMs] };
+    });
+    counted.forEach((ok, i) => {
+      if (ok !== 1) round[i]!.refusal = `rate:${h}`;
+    });
   }
 }
 
 async function recordPhase(ctx: StepContext, pending: readonly Pending[]): Promise<void> {
-  await perSlot(
-    pending,
-    (p) => slotOfShard(shardOfPayment(p.record!.paymentId)),
-    async (group) => {
-      const keys: string[] = [];
-      const args: (string | number)[] = [ctx.entrySlackMs, ctx.closedRetentionMs];
-      for (const { item, record } of group) {
-        const p = item.payment;
-        const shard = shardOfPayment(record!.paymentId);
-        // Reading another payment ('n') touches its record only: the other two keys name its shard's due index, unused.
-        const payerIndex = record!.mode === 'n' ? ctx.keys.due(shard) : ctx.keys.payerIndex(p.payerId);
-        keys.push(ctx.keys.record(record!.paymentId), payerIndex, ctx.keys.due(shard));
-        const fields = record!.mode === 'n' ? [] : newRecordFields(item);
-        args.push(record!.mode, record!.paymentId, dueArg(item), retires(item), fields.length, ...fields);
-      }
-      const replies = (await ctx.run('createRecord', keys, args)) as Reply[];
-      replies.forEach((reply, j) => (group[j]!.outcome = createOutcome(reply, group[j]!.item)));
-      return replies;
-    },
-  );
+  const replies = await scriptCalls(ctx.run, 'createRecord', pending, (p) => slotOfShard(shardOfPayment(p.record!.paymentId)), [ctx.entrySlackMs, ctx.closedRetentionMs], ({ item, record }) => {
+    const shard = shardOfPayment(record!.paymentId);
+    // Reading another payment ('n') touches its record only: the other two keys name its shard's due index, unused.
+    const payerIndex = record!.mode === 'n' ? ctx.keys.due(shard) : ctx.keys.payerIndex(item.payment.payerId);
+    const fields = record!.mode === 'n' ? [] : newRecordFields(item);
+    return { keys: [ctx.keys.record(record!.paymentId), payerIndex, ctx.keys.due(shard)], args: [record!.mode, record!.paymentId, dueArg(item), retires(item), fields.length, ...fields] };
+  });
+  replies.forEach((reply, i) => (pending[i]!.outcome = createOutcome(reply as Reply, pending[i]!.item)));
 }

@@ -4,9 +4,9 @@ import { slotOf } from './slot.js';
 
 /**
  * The key layout (README.md). Every key carries a hash tag, so every script call touches one
- * Redis Cluster slot: a store shard `{sNN}` (a payer's records, indexes, guard, the idempotency
- * records of operations on its payments, the shard's due index), a merchant `{m:<id>}` (the
- * create keys and the merchant index), a rate counter `{rl:<key>}`, a keyed claim scope
+ * Redis Cluster slot: a store shard `{sNN}` (a payer's records, with the idempotency records of
+ * operations on them inside, indexes, guard, the shard's due index), a merchant `{m:<id>}` (the
+ * create keys and the merchant index), a rate counter `{rl:<key>}` (all its windows), a keyed claim scope
  * `{k:<scope>}`, a pay number `{pn:<digest>}`. Every key starts with the store's prefix (`ps`
  * by default: apart from other data on a shared Redis; tests give each store its own).
  *
@@ -28,16 +28,14 @@ export function storeKeysOf(prefix: string) {
     payerIndex: (payerId: string) => `${shard(shardOfPayer(payerId))}y:${payerId}`,
     /** STRING `streak:lockouts:lockedUntilMs:expiresAtMs`: the payer's failure streak and lockout. */
     guard: (payerId: string) => `${shard(shardOfPayer(payerId))}g:${payerId}`,
-    /** STRING `fingerprint:expiresAtMs:result`: a confirm's or commit's idempotency record. */
-    operation: (scope: string, paymentId: string, key: string) => `${shard(shardOfPayment(paymentId))}o:${scope.length}:${scope}:${paymentId}:${key}`,
     /** ZSET scored by due time (Unix ms): the shard's payments the sweeper must look at. */
     due: (s: number) => `${shard(s)}due`,
     /** STRING `fingerprint:expiresAtMs:p:<payment id>` or `…:<refusal>`: a create's idempotency record. */
     create: (merchantId: string, scope: string, key: string) => `${prefix}:{m:${merchantId}}:c:${scope.length}:${scope}:${key}`,
     /** ZSET, all scores 0: the merchant's payment ids. */
     merchantIndex: (merchantId: string) => `${prefix}:{m:${merchantId}}:i`,
-    /** STRING `count:expiresAtMs`: a fixed-window rate counter. */
-    rate: (key: string) => `${prefix}:{rl:${key}}`,
+    /** STRING, an integer (INCR): the count of `key`'s aligned window `window` (port.ts `rateWindowOf`). */
+    rate: (key: string, window: number) => `${prefix}:{rl:${key}}:${window}`,
     /** HASH: a keyed claim (enrollment): fingerprint, result, value, lease, expiry. */
     claim: (scope: string, key: string) => `${prefix}:{k:${scope}}:${key}`,
     /** STRING `expiresAtMs:<payer length>:<payer>[:<claimant>]`: an M5 pay number. */

@@ -35,11 +35,14 @@ local function load(key)
   for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
   return r
 end
+-- Operation keys (fields 'o:…', record-codec.ts) stay in the script.
 local function flatten(r)
   local out = {}
   for f, v in pairs(r) do
-    out[#out + 1] = f
-    out[#out + 1] = v
+    if string.sub(f, 1, 2) ~= 'o:' then
+      out[#out + 1] = f
+      out[#out + 1] = v
+    end
   end
   return out
 end
@@ -54,6 +57,35 @@ local function add(changes, field, value)
   changes[#changes + 1] = value
 end
 local function bump(r) return int(tonumber(r.v) + 1) end
+
+-- The live idempotency record of an operation on the payment (field 'o:…' of r), or nil.
+local function liveOperation(r, field, now)
+  local v = r[field]
+  if not v then return nil end
+  local fp, exp, result = parseEntry(v)
+  if exp <= now then return nil end
+  return fp, result
+end
+
+-- Writes the record's changes and an operation's idempotency record in one HSET (port.ts,
+-- "Keys"): the key always when 'changed' (the operation changed the record), else only while the
+-- payment holds fewer than 'keysMax' live keys; expired keys go (HDEL) with the write.
+local function saveWithKey(kRec, r, changes, changed, field, value, now, keysMax)
+  local live, dead = 0, {}
+  for f, v in pairs(r) do
+    if string.sub(f, 1, 2) == 'o:' then
+      local _, exp = parseEntry(v)
+      if exp > now then live = live + 1 elseif f ~= field then dead[#dead + 1] = f end
+    end
+  end
+  if changed or live < keysMax then add(changes, field, value) end
+  if #changes == 0 then return end
+  if #dead > 0 then
+    redis.call('HDEL', kRec, unpack(dead))
+    for _, f in ipairs(dead) do r[f] = nil end
+  end
+  save(kRec, r, changes)
+end
 -- Factor sets are strings of factor digits.
 local function has(set, digit) return string.find(set, digit, 1, true) ~= nil end
 

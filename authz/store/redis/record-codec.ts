@@ -22,7 +22,16 @@ import type { PaymentRecord } from '../port.js';
  * | du | due time (Unix ms); '' when not due |
  * | dr, dd, sc, ba | decline reason, decline detail, sealed first code, bank authorization code: '+' and the value |
  * | j | JSON of every other field (amounts as decimal strings) |
+ * | o:<scope length>:<scope>:<key> | an operation's idempotency record (confirm, commit claim): `fingerprint:expiresAtMs:result` |
+ *
+ * The `o:` fields are not part of the record: the scripts leave them out of the records they
+ * return, and decoding ignores them.
  */
+
+/** The field of an operation's idempotency record in its payment's HASH (scopes may hold ':': length-prefixed). */
+export function operationField(scope: string, key: string): string {
+  return `o:${scope.length}:${scope}:${key}`;
+}
 
 /** The payment fields kept in fields of their own (everything else goes to `j`). */
 const ownFields = new Set<string>([

@@ -56,7 +56,7 @@ export type RedisPaymentStoreOpenOptions = ({ url: string } | ClusterConnectOpti
 
 /**
  * The payment store on one Redis or a Redis Cluster (README.md): every step is one script call
- * per batch (per hash slot on a Cluster) following memory/state.ts.
+ * per batch (per hash slot on a Cluster, cut at `scriptArgumentsMax`) following memory/state.ts.
  */
 export class RedisPaymentStore implements PaymentStore {
   readonly describe: string;

@@ -2,7 +2,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { assert, assertBatch, assertId } from '../checks.js';
 import { pageMax, shardOfPayer, storeShards, type GuardEvent, type GuardOutcome, type LockoutPolicy, type PaymentRecord } from '../port.js';
 import { callRedis } from '../redis-client.js';
-import { perSlot } from './batch.js';
+import { scriptCalls } from './batch.js';
 import type { StepContext } from './create-step.js';
 import { slotOfShard } from './keys.js';
 import { decodeRecord } from './record-codec.js';
@@ -77,7 +77,7 @@ export async function claimDueCluster(ctx: StepContext, client: Redis | Cluster,
 
 const guardKinds = { check: 'c', failure: 'f', success: 's' } as const;
 
-/** One script call per batch (per shard slot on a Cluster); see sweep-lua.ts. */
+/** One script call per batch (per shard slot on a Cluster, cut at `scriptArgumentsMax`); see sweep-lua.ts. */
 export async function guardStep(ctx: StepContext, lockout: LockoutPolicy, events: readonly GuardEvent[]): Promise<GuardOutcome[]> {
   assertBatch(events.length);
   for (const e of events) {
@@ -85,10 +85,10 @@ export async function guardStep(ctx: StepContext, lockout: LockoutPolicy, events
     assert(e.event in guardKinds, `unknown guard event ${e.event}`);
     assert(Number.isSafeInteger(e.nowMs) && e.nowMs >= 0, 'nowMs must be Unix milliseconds');
   }
-  return perSlot(events, ctx.cluster ? (e) => slotOfShard(shardOfPayer(e.payerId)) : undefined, async (group) => {
-    const args: (string | number)[] = [ctx.entrySlackMs, lockout.failuresMax, lockout.backoffBaseMs, lockout.backoffMaxMs, lockout.memoryMs];
-    for (const e of group) args.push(guardKinds[e.event], e.nowMs);
-    const replies = (await ctx.run('guard', group.map((e) => ctx.keys.guard(e.payerId)), args)) as number[];
-    return replies.map((ms) => ({ lockedForMs: ms < 0 ? undefined : ms }));
-  });
+  const head = [ctx.entrySlackMs, lockout.failuresMax, lockout.backoffBaseMs, lockout.backoffMaxMs, lockout.memoryMs];
+  const replies = await scriptCalls(ctx.run, 'guard', events, ctx.cluster ? (e) => slotOfShard(shardOfPayer(e.payerId)) : undefined, head, (e) => ({
+    keys: [ctx.keys.guard(e.payerId)],
+    args: [guardKinds[e.event], e.nowMs],
+  }));
+  return replies.map((ms) => ({ lockedForMs: (ms as number) < 0 ? undefined : (ms as number) }));
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { retireDropPerPass } from '../../../authz/store/journal/bounds.js';
 import { JournalPaymentStore, type JournalStoreOptions } from '../../../authz/store/journal/journal-store.js';
 import { StoreLockedError } from '../../../authz/store/journal/lock.js';
-import { StoreFullError, StoreUnavailableError } from '../../../authz/store/port.js';
+import { StoreFullError, StoreUnavailableError, rateLimitsPerCreateMax } from '../../../authz/store/port.js';
 import { createItem, hexId } from './fixtures/journal-items.js';
 
 const dayMs = 86_400_000;
@@ -136,11 +136,12 @@ test('expired counters are swept even while many live idempotency records come f
   let clock = t0;
   const store = await open(t, { dataDir, now: () => clock });
   const limits = Array.from({ length: 50 }, (_, i) => ({ key: `rate-${i}`, limit: 10, windowMs: 60_000 }));
-  await store.create([createItem(t0, 'with-limits', {}, limits)]);
+  const perCreate = Array.from({ length: Math.ceil(limits.length / rateLimitsPerCreateMax) }, (_, i) => limits.slice(i * rateLimitsPerCreateMax, (i + 1) * rateLimitsPerCreateMax));
+  await store.create(perCreate.map((some, i) => createItem(t0, `with-limits-${i}`, {}, some)));
   await store.create(Array.from({ length: 500 }, (_, i) => createItem(t0, `live-${i}`)));
   t.is(store.state.counters.size, 50);
   clock = t0 + 61_000;
   for (let i = 0; i < 10 && store.state.counters.size > 0; i++) await store.guard([{ payerId: hexId(), event: 'check', nowMs: clock }]);
   t.is(store.state.counters.size, 0);
-  t.is(store.state.keys.size, 501, 'live keys stay');
+  t.is(store.state.keys.size, 500 + perCreate.length, 'live keys stay');
 });

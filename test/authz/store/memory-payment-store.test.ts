@@ -1,6 +1,7 @@
 import test from 'ava';
 import { MemoryPaymentStore } from '../../../authz/store/memory/memory-store.js';
-import { StoreFullError } from '../../../authz/store/port.js';
+import { rateCounterKey } from '../../../authz/store/memory/state.js';
+import { StoreFullError, rateWindowOf } from '../../../authz/store/port.js';
 import { confirmItem, createItem, draft, paymentStoreContract, quietLockout, wrong } from './payment-store.contract.js';
 
 paymentStoreContract('memory store', { open: async ({ lockout }) => new MemoryPaymentStore({ lockout }) });
@@ -25,5 +26,5 @@ test('memory store: a create refused by a full store counts no rate limit', asyn
   const limits = [{ key: 'rate-full', limit: 5, windowMs: 60_000 }];
   t.is((await store.create([createItem(draft(t0), t0, { rateLimits: limits })]))[0]?.outcome, 'created');
   for (let i = 0; i < 3; i++) await t.throwsAsync(() => store.create([createItem(draft(t0), t0, { rateLimits: limits })]), { instanceOf: StoreFullError });
-  t.is(store.state.counters.get('rate-full')?.count, 1, 'the refused creates did not count');
+  t.is(store.state.counters.get(rateCounterKey('rate-full', rateWindowOf(t0, 60_000)))?.count, 1, 'the refused creates did not count');
 });

@@ -2,7 +2,10 @@ import test, { type ExecutionContext } from 'ava';
 import { createHash, randomUUID } from 'node:crypto';
 import type { Factor, Payment } from '../../../authz/model.js';
 import {
+  operationKeysPerPaymentMax,
   pageMax,
+  rateLimitsPerCreateMax,
+  rateWindowOf,
   shardOfPayer,
   stepItemsMax,
   withShard,
@@ -27,10 +30,12 @@ import { idToHex, newId } from '../../../ledger/ids.js';
  * forward from it (never backward of the real clock, never more than 48 h), so a Redis adapter may
  * also let Redis expire its keys at those absolute times. Nothing sleeps.
  *
- * Every entry with a lifetime (idempotency record, rate window, lease, lockout, failure streak,
- * pay number, challenge) made at `nowMs` with a lifetime of `xMs` is live while the later
- * `nowMs` < made + `xMs`, and gone from made + `xMs` on (as `nowMs ≥ expiresAtMs` expires a
- * payment). The boundaries are tested exactly, so all adapters agree to the millisecond.
+ * Every entry with a lifetime (idempotency record, lease, lockout, failure streak, pay number,
+ * challenge) made at `nowMs` with a lifetime of `xMs` is live while the later `nowMs` < made +
+ * `xMs`, and gone from made + `xMs` on (as `nowMs ≥ expiresAtMs` expires a payment). Rate
+ * windows are aligned to the clock instead (port.ts `RateLimitHit`): their tests place `nowMs`
+ * around a multiple of `windowMs` (`windowStartAfterNow`). The boundaries are tested exactly, so
+ * all adapters agree to the millisecond.
  *
  * Each test opens its own store (closed in teardown) and mints fresh ids, so tests run concurrently.
  */
@@ -46,8 +51,6 @@ export interface PaymentStoreFactory {
 
 /** Idempotency records (24 h, as the services use). */
 export const keyTtlMs = 86_400_000;
-/** Time a step gives its caller to post or void before the sweeper does. */
-export const driveLeaseMs = 30_000;
 /** Attempts a payment gets again once one of its factors is satisfied. */
 export const attemptsMax = 5;
 /** Challenge lifetime: a drafted payment expires this long after it is drafted. */
@@ -196,7 +199,6 @@ export function confirmItem(p: Payment, nowMs: number, o: ConfirmOptions = {}): 
     after: o.after ?? [],
     answer,
     attemptsMax,
-    driveLeaseMs,
     keyTtlMs: o.keyTtlMs ?? keyTtlMs,
     nowMs,
   };
@@ -252,6 +254,8 @@ export function paymentStoreContract(name: string, factory: PaymentStoreFactory)
   replayCases(c);
   lockoutCases(c);
   commitCases(c);
+  settleCases(c);
+  operationKeyCases(c);
   claimDueCases(c);
   readCases(c);
   keyClaimCases(c);
@@ -393,12 +397,20 @@ function createCases(c: Case): void {
 
 // ------------------------------------------------------------------ create: rate limits
 
+/**
+ * The start of an aligned rate window (port.ts `RateLimitHit`) at least one window after now:
+ * every time in [start - windowMs, start + windowMs] is ahead of the real clock.
+ */
+export function windowStartAfterNow(windowMs: number): number {
+  return (rateWindowOf(Date.now(), windowMs) + 2) * windowMs;
+}
+
 function rateLimitCases(c: Case): void {
   const windowMs = 60_000;
 
   c('create rate limits: only new keys count; the first over refuses rate:<index> and writes no record', async (t, open) => {
     const store = await open();
-    const t0 = Date.now();
+    const t0 = windowStartAfterNow(windowMs);
     const merchantId = newHexId();
     const limits = [{ key: `rate-${randomUUID()}`, limit: 2, windowMs }];
     const [a, b, x] = [draft(t0, { merchantId }), draft(t0, { merchantId }), draft(t0, { merchantId })];
@@ -415,38 +427,52 @@ function rateLimitCases(c: Case): void {
     t.deepEqual(await store.list({ payerId: x.payment.payerId, limit: 10 }), []);
   });
 
-  c('create rate limits: counted in order, earlier ones counted even when a later one refuses', async (t, open) => {
+  c('create rate limits: counted in order, earlier ones counted even when a later one refuses, later ones not', async (t, open) => {
     const store = await open();
-    const t0 = Date.now();
+    const t0 = windowStartAfterNow(windowMs);
     const wide = { key: `rate-wide-${randomUUID()}`, limit: 3, windowMs };
     const narrow = { key: `rate-narrow-${randomUUID()}`, limit: 1, windowMs };
     const [a, b, c2, d] = [draft(t0), draft(t0), draft(t0), draft(t0)];
     t.is((await store.create([createItem(a, t0, { rateLimits: [wide, narrow] })]))[0]?.outcome, 'created'); // wide 1, narrow 1
-    t.deepEqual(await store.create([createItem(b, t0, { rateLimits: [wide, narrow] })]), [{ outcome: 'refused', refusal: 'rate:1' }]); // wide 2
+    t.deepEqual(await store.create([createItem(b, t0, { rateLimits: [wide, narrow] })]), [{ outcome: 'refused', refusal: 'rate:1' }]); // wide 2, narrow 2
+    t.deepEqual(await store.create([createItem(draft(t0), t0, { rateLimits: [narrow, wide] })]), [{ outcome: 'refused', refusal: 'rate:0' }]); // narrow 3, wide not counted
     t.deepEqual(await store.create([createItem(c2, t0, { rateLimits: [wide] })]), [{ outcome: 'created', record: recordOf(c2) }]); // wide 3
-    t.deepEqual(await store.create([createItem(d, t0, { rateLimits: [wide] })]), [{ outcome: 'refused', refusal: 'rate:0' }], 'the refused create still counted wide');
-    t.deepEqual(await store.create([createItem(draft(t0), t0, { rateLimits: [narrow, wide] })]), [{ outcome: 'refused', refusal: 'rate:0' }]);
+    t.deepEqual(await store.create([createItem(d, t0, { rateLimits: [wide] })]), [{ outcome: 'refused', refusal: 'rate:0' }], 'the refused create still counted wide'); // wide 4
     t.deepEqual(await store.get([b.payment.id, d.payment.id]), [undefined, undefined]);
   });
 
-  c('create rate limits: a refused key replays its refusal; the window resets after windowMs', async (t, open) => {
+  c('create rate limits: a refused hit counts too (a higher limit later in the window sees it)', async (t, open) => {
     const store = await open();
-    const t0 = Date.now();
+    const t0 = windowStartAfterNow(windowMs);
+    const key = `rate-${randomUUID()}`;
+    const strict = [{ key, limit: 1, windowMs }];
+    t.is((await store.create([createItem(draft(t0), t0, { rateLimits: strict })]))[0]?.outcome, 'created'); // 1
+    t.deepEqual((await store.create([createItem(draft(t0), t0 + 1, { rateLimits: strict }), createItem(draft(t0), t0 + 2, { rateLimits: strict })])).map((o) => o.outcome), ['refused', 'refused']); // 2, 3
+    const looser = [{ key, limit: 3, windowMs }];
+    t.deepEqual(await store.create([createItem(draft(t0), t0 + 3, { rateLimits: looser })]), [{ outcome: 'refused', refusal: 'rate:0' }], 'the count is 4: the refused hits counted');
+    const loosest = [{ key, limit: 5, windowMs }];
+    t.is((await store.create([createItem(draft(t0), t0 + 4, { rateLimits: loosest })]))[0]?.outcome, 'created'); // 5
+  });
+
+  c('create rate limits: windows are aligned to the clock: the count starts again at the next multiple of windowMs', async (t, open) => {
+    const store = await open();
+    const start = windowStartAfterNow(windowMs);
     const limits = [{ key: `rate-${randomUUID()}`, limit: 1, windowMs }];
-    const [a, refused, late, fresh] = [draft(t0), draft(t0), draft(t0), draft(t0)];
-    t.is((await store.create([createItem(a, t0, { rateLimits: limits })]))[0]?.outcome, 'created');
-    const refusedItem = createItem(refused, t0 + 1, { rateLimits: limits });
+    const [a, refused, late, fresh, next] = [draft(start), draft(start), draft(start), draft(start), draft(start)];
+    const first = start - 1; // the last millisecond of the window before `start`
+    t.is((await store.create([createItem(a, first - windowMs / 2, { rateLimits: limits })]))[0]?.outcome, 'created');
+    const refusedItem = createItem(refused, first - 10, { rateLimits: limits });
     t.deepEqual(await store.create([refusedItem]), [{ outcome: 'refused', refusal: 'rate:0' }]);
-    t.deepEqual(await store.create([{ ...refusedItem, nowMs: t0 + 2 }]), [{ outcome: 'refused', refusal: 'rate:0' }]);
-    t.deepEqual(await store.create([createItem(late, t0 + windowMs - 1, { rateLimits: limits })]), [{ outcome: 'refused', refusal: 'rate:0' }]);
-    t.deepEqual(await store.create([{ ...refusedItem, nowMs: t0 + windowMs }]), [{ outcome: 'refused', refusal: 'rate:0' }], 'the key keeps its refusal');
-    t.deepEqual(await store.create([createItem(fresh, t0 + windowMs, { rateLimits: limits })]), [{ outcome: 'created', record: recordOf(fresh) }]);
-    t.deepEqual(await store.get([refused.payment.id, late.payment.id]), [undefined, undefined]);
+    t.deepEqual(await store.create([createItem(late, first, { rateLimits: limits })]), [{ outcome: 'refused', refusal: 'rate:0' }]);
+    t.deepEqual(await store.create([{ ...refusedItem, nowMs: start }]), [{ outcome: 'refused', refusal: 'rate:0' }], 'the key keeps its refusal');
+    t.deepEqual(await store.create([createItem(fresh, start, { rateLimits: limits })]), [{ outcome: 'created', record: recordOf(fresh) }], 'half a window after the first hit: a new window');
+    t.deepEqual(await store.create([createItem(next, start + windowMs - 1, { rateLimits: limits })]), [{ outcome: 'refused', refusal: 'rate:0' }]);
+    t.deepEqual(await store.get([refused.payment.id, late.payment.id, next.payment.id]), [undefined, undefined, undefined]);
   });
 
   c('create rate limits: the same key with another fingerprint after a refusal is a conflict', async (t, open) => {
     const store = await open();
-    const t0 = Date.now();
+    const t0 = windowStartAfterNow(windowMs);
     const limits = [{ key: `rate-${randomUUID()}`, limit: 1, windowMs }];
     t.is((await store.create([createItem(draft(t0), t0, { rateLimits: limits })]))[0]?.outcome, 'created');
     const refused = createItem(draft(t0), t0, { rateLimits: limits });
@@ -475,7 +501,7 @@ function confirmCases(c: Case): void {
     t.is(out.outcome, 'satisfied', 'the key was not used by the invisible attempts');
   });
 
-  c('confirm: the right digest of the last factor approves: version +1, digest dropped, code cleared, due after the drive lease', async (t, open) => {
+  c('confirm: the right digest of the last factor approves: version +1, digest dropped, code cleared, due time unchanged', async (t, open) => {
     const store = await open();
     const t0 = Date.now();
     const d = draft(t0, { attemptsLeft: 3 });
@@ -485,7 +511,7 @@ function confirmCases(c: Case): void {
       payment: { ...without(d.payment, 'sealedFirstCode'), state: 'APPROVED', satisfiedFactors: ['SECOND_CODE'], attemptsLeft: attemptsMax, updatedAtMs: now },
       version: 2,
       digests: {},
-      dueAtMs: now + driveLeaseMs,
+      dueAtMs: d.dueAtMs,
     };
     t.deepEqual(await store.confirm([confirmItem(d.payment, now)]), [{ outcome: 'satisfied', record: approved }]);
     t.deepEqual(await getOne(store, d.payment.id), approved);
@@ -510,7 +536,7 @@ function confirmCases(c: Case): void {
       payment: { ...without(half.payment, 'sealedFirstCode'), state: 'APPROVED', satisfiedFactors: ['SMS_OTP', 'IVR_PASSWORD'], updatedAtMs: t0 + 3 },
       version: 4,
       digests: {},
-      dueAtMs: t0 + 3 + driveLeaseMs,
+      dueAtMs: d.dueAtMs,
     };
     t.deepEqual(await store.confirm([confirmItem(p, t0 + 3, { factor: 'IVR_PASSWORD', after: ['SMS_OTP'] })]), [{ outcome: 'satisfied', record: done }]);
   });
@@ -535,7 +561,7 @@ function confirmCases(c: Case): void {
       payment: { ...without(p, 'sealedFirstCode'), state: 'DECLINED', declineReason: 'ATTEMPTS_EXHAUSTED', declineDetail: record.payment.declineDetail!, attemptsLeft: 0, updatedAtMs: t0 + 9 },
       version: 4,
       digests: {},
-      dueAtMs: t0 + 9 + driveLeaseMs,
+      dueAtMs: d.dueAtMs,
     });
     t.deepEqual((await confirmOne(store, confirmItem(p, t0 + 10))).outcome, 'refused', 'the right answer comes too late');
   });
@@ -560,7 +586,7 @@ function confirmCases(c: Case): void {
       payment: { ...without(d.payment, 'sealedFirstCode'), state: 'APPROVED', satisfiedFactors: ['BANK_CARD_PIN'], attemptsLeft: attemptsMax, updatedAtMs: t0 + 1, ...extra },
       version: 2,
       digests: {},
-      dueAtMs: t0 + 1 + driveLeaseMs,
+      dueAtMs: d.dueAtMs,
     });
     const accept = (code?: string): ConfirmAnswer => (code === undefined ? { kind: 'accept' } : { kind: 'accept', bankAuthorizationCode: code });
     t.deepEqual(await store.confirm([confirmItem(coded.payment, t0 + 1, { answer: accept('A1B2C3') }), confirmItem(plain.payment, t0 + 1, { answer: accept() })]), [
@@ -579,14 +605,14 @@ function confirmCases(c: Case): void {
       payment: { ...without(d.payment, 'sealedFirstCode'), state: 'DECLINED', declineReason: 'DEVICE_MISMATCH', declineDetail: 'auxiliary SIM on the main path', updatedAtMs: t0 + 1 },
       version: 2,
       digests: {},
-      dueAtMs: t0 + 1 + driveLeaseMs,
+      dueAtMs: d.dueAtMs,
     };
     const answer: ConfirmAnswer = { kind: 'decline', reason: 'DEVICE_MISMATCH', detail: 'auxiliary SIM on the main path' };
     t.deepEqual(await store.confirm([confirmItem(d.payment, t0 + 1, { answer })]), [{ outcome: 'declined', record: declined }]);
     t.deepEqual(await getOne(store, d.payment.id), declined);
   });
 
-  c('confirm: at expiresAtMs the payment expires (EXPIRED, challenges gone, due after the drive lease)', async (t, open) => {
+  c('confirm: at expiresAtMs the payment expires (EXPIRED, challenges gone, due time unchanged)', async (t, open) => {
     const store = await open();
     const t0 = Date.now();
     const d = draft(t0);
@@ -597,7 +623,7 @@ function confirmCases(c: Case): void {
       payment: { ...without(p, 'sealedFirstCode'), state: 'EXPIRED', attemptsLeft: 4, updatedAtMs: p.expiresAtMs },
       version: 3,
       digests: {},
-      dueAtMs: p.expiresAtMs + driveLeaseMs,
+      dueAtMs: d.dueAtMs,
     };
     t.deepEqual(await store.confirm([confirmItem(p, p.expiresAtMs)]), [{ outcome: 'expired', record: expired }]);
     t.deepEqual(await getOne(store, p.id), expired);
@@ -826,7 +852,7 @@ function lockoutCases(c: Case): void {
       payment: { ...without(d.payment, 'sealedFirstCode'), state: 'DECLINED' as const, declineReason: 'ATTEMPTS_EXHAUSTED' as const, updatedAtMs: t0 + 10 },
       version: 2,
       digests: {},
-      dueAtMs: t0 + 10 + driveLeaseMs,
+      dueAtMs: d.dueAtMs,
     };
     const out = await confirmOne(store, confirmItem(d.payment, t0 + 10));
     const record = (await getOne(store, d.payment.id))!;
@@ -1000,6 +1026,161 @@ function commitCases(c: Case): void {
   });
 }
 
+// ------------------------------------------------------------------ commit: settle
+
+/** A payment approved by its right code (the record a settle goes over), drafted at `t0`. */
+async function approvedRecord(store: PaymentStore, t0: number, answer?: ConfirmAnswer): Promise<PaymentRecord> {
+  const d = draft(t0);
+  await seed(store, d);
+  const out = await confirmOne(store, confirmItem(d.payment, t0 + 1, answer === undefined ? {} : { answer }));
+  if (out.outcome !== 'satisfied' || out.record.payment.state !== 'APPROVED') throw new Error(`approving ${d.payment.id}: ${out.outcome}`);
+  return out.record;
+}
+
+/** The settle of `record` (APPROVED or SUCCEEDED) at `nowMs`, out of the due index unless `more` says otherwise. */
+function settleOf(record: PaymentRecord, nowMs: number, more: Partial<CommitItem> = {}): CommitItem {
+  return { paymentId: record.payment.id, expectVersion: record.version, payment: { ...record.payment, state: 'SUCCEEDED', updatedAtMs: nowMs }, dueAtMs: null, settle: true, nowMs, ...more };
+}
+
+function settleCases(c: Case): void {
+  c('commit settle: APPROVED → SUCCEEDED at version +1, out of the due index; the record is the one the answer built', async (t, open) => {
+    const store = await open();
+    const t0 = Date.now();
+    const approved = await approvedRecord(store, t0);
+    const item = settleOf(approved, t0 + 2);
+    const settled: PaymentRecord = { payment: item.payment!, version: approved.version + 1, digests: {}, dueAtMs: undefined };
+    t.deepEqual(await store.commit([item]), [{ outcome: 'committed', record: settled }]);
+    t.deepEqual(await getOne(store, approved.payment.id), settled);
+    t.deepEqual(await store.claimDue({ nowMs: t0 + 2 * challengeTtlMs, limit: 10, leaseMs }), []);
+    t.deepEqual(await store.list({ merchantId: approved.payment.merchantId, states: ['SUCCEEDED'], limit: 10 }), [settled.payment]);
+  });
+
+  c('commit settle: written without a compare: the same settle again (the record SUCCEEDED already) commits the same record', async (t, open) => {
+    const store = await open();
+    const t0 = Date.now();
+    const approved = await approvedRecord(store, t0);
+    const item = settleOf(approved, t0 + 2);
+    const settled: PaymentRecord = { payment: item.payment!, version: approved.version + 1, digests: {}, dueAtMs: undefined };
+    t.deepEqual(await store.commit([item, item]), [
+      { outcome: 'committed', record: settled },
+      { outcome: 'committed', record: settled },
+    ]);
+    t.deepEqual(await store.commit([{ ...item, nowMs: t0 + 3 }]), [{ outcome: 'committed', record: settled }], 'never stale');
+    t.deepEqual(await getOne(store, approved.payment.id), settled);
+  });
+
+  c('commit settle: a due time given is indexed; fields the settle does not write stay (bank code, factors, attempts)', async (t, open) => {
+    const store = await open();
+    const t0 = Date.now();
+    const approved = await approvedRecord(store, t0, { kind: 'accept', bankAuthorizationCode: 'A1B2C3' });
+    t.is(approved.payment.bankAuthorizationCode, 'A1B2C3');
+    const item = settleOf(approved, t0 + 2, { dueAtMs: t0 + 500 });
+    const settled: PaymentRecord = { payment: item.payment!, version: approved.version + 1, digests: {}, dueAtMs: t0 + 500 };
+    t.deepEqual(await store.commit([item]), [{ outcome: 'committed', record: settled }]);
+    t.deepEqual(await getOne(store, approved.payment.id), settled);
+    t.deepEqual(await store.claimDue({ nowMs: t0 + 499, limit: 10, leaseMs }), []);
+    t.deepEqual(await store.claimDue({ nowMs: t0 + 500, limit: 10, leaseMs }), [{ ...settled, dueAtMs: t0 + 500 + leaseMs }]);
+  });
+
+  c('commit settle: preconditions: a payment not SUCCEEDED, no dueAtMs, a claim, a decline reason, or no record are assertions', async (t, open) => {
+    const store = await open();
+    const t0 = Date.now();
+    const approved = await approvedRecord(store, t0);
+    const item = settleOf(approved, t0 + 2);
+    const bad: CommitItem[] = [
+      { ...item, payment: { ...item.payment!, state: 'APPROVED' } },
+      { ...item, payment: undefined },
+      { ...item, dueAtMs: undefined },
+      { ...item, claim: { scope: 'admin', key: 'settle-1', fingerprint: hex64('settle 1'), result: 'p', keyTtlMs } },
+      { ...item, payment: { ...item.payment!, declineReason: 'PAYER_DECLINED' } },
+    ];
+    for (const one of bad) await t.throwsAsync(() => store.commit([one]), { message: /^assertion failed/ });
+    t.deepEqual(await getOne(store, approved.payment.id), approved);
+    const ghost = draftApproved(t0);
+    const ghostRecord: PaymentRecord = { ...recordOf(ghost), version: 2 };
+    await t.throwsAsync(() => store.commit([settleOf(ghostRecord, t0 + 2)]), { message: /^assertion failed/ });
+    t.is(await getOne(store, ghost.payment.id), undefined, 'a settle never creates a record');
+  });
+}
+
+// ------------------------------------------------------------------ operation keys: the bound
+
+function operationKeyCases(c: Case): void {
+  const max = operationKeysPerPaymentMax;
+  /** `count` confirms of `p` refused for their factor (nothing changes), each under its own key. */
+  const refusals = (p: Payment, nowMs: number, count: number, from = 0, more: ConfirmOptions = {}): ConfirmItem[] =>
+    Array.from({ length: count }, (_, i) => confirmItem(p, nowMs, { factor: 'BANK_CARD_PIN', answer: wrong, key: `refused-${from + i}`, ...more }));
+  const outcomes = (os: readonly { outcome: string }[]): string[] => os.map((o) => o.outcome);
+
+  c('operation keys: at operationKeysPerPaymentMax live keys, an outcome that changed nothing is answered but not stored', async (t, open) => {
+    const store = await open();
+    const t0 = Date.now();
+    const d = draftApproved(t0);
+    await seed(store, d);
+    const items = Array.from({ length: max }, (_, i) => confirmItem(d.payment, t0 + 1, { factor: 'SECOND_CODE', key: `approved-${i}` }));
+    t.deepEqual(outcomes(await store.confirm(items)), Array<string>(max).fill('approved'));
+    t.deepEqual(outcomes(await store.confirm(items.map((item) => ({ ...item, nowMs: t0 + 2 })))), Array<string>(max).fill('replayed'), 'every one stored');
+    const extra = confirmItem(d.payment, t0 + 3, { factor: 'SECOND_CODE', key: 'approved-extra' });
+    t.deepEqual(await store.confirm([extra]), [{ outcome: 'approved', record: recordOf(d) }]);
+    t.deepEqual(await store.confirm([{ ...extra, fingerprint: hex64('another request'), nowMs: t0 + 4 }]), [{ outcome: 'approved', record: recordOf(d) }], 'not stored: decided again, no conflict');
+    t.deepEqual(await getOne(store, d.payment.id), recordOf(d));
+  });
+
+  c('operation keys: at the bound, a confirm that changed the record is stored all the same', async (t, open) => {
+    const store = await open();
+    const t0 = Date.now();
+    const d = draft(t0, { requiredFactors: ['SMS_OTP'] });
+    await seed(store, d);
+    t.deepEqual(outcomes(await store.confirm(refusals(d.payment, t0 + 1, max))), Array<string>(max).fill('refused'));
+    const mismatch = confirmItem(d.payment, t0 + 2, { answer: wrong, key: 'wrong-1' });
+    t.is((await confirmOne(store, mismatch)).outcome, 'mismatch');
+    const afterMismatch = (await getOne(store, d.payment.id))!;
+    t.deepEqual(await store.confirm([{ ...mismatch, nowMs: t0 + 3 }]), [{ outcome: 'replayed', result: 'mismatch:4', record: afterMismatch }]);
+    const [extra] = refusals(d.payment, t0 + 4, 1, max);
+    t.is((await confirmOne(store, extra!)).outcome, 'refused');
+    t.is((await confirmOne(store, { ...extra!, fingerprint: hex64('another request') })).outcome, 'refused', 'the refusal beyond the bound was not stored');
+    const satisfied = confirmItem(d.payment, t0 + 5, { key: 'right-1' });
+    t.is((await confirmOne(store, satisfied)).outcome, 'satisfied');
+    const approved = (await getOne(store, d.payment.id))!;
+    t.deepEqual(await store.confirm([{ ...satisfied, nowMs: t0 + 6 }]), [{ outcome: 'replayed', result: 'p', record: approved }]);
+  });
+
+  c('operation keys: commit claims share the bound: one without a payment is not stored at it, one with a payment is', async (t, open) => {
+    const store = await open();
+    const t0 = Date.now();
+    const d = draft(t0, { requiredFactors: ['SMS_OTP'] });
+    await seed(store, d);
+    t.deepEqual(outcomes(await store.confirm(refusals(d.payment, t0 + 1, max))), Array<string>(max).fill('refused'));
+    const claim = (key: string, fingerprint = hex64(key)) => ({ scope: 'admin', key, fingerprint, result: 'p', keyTtlMs });
+    const moved = { ...recordOf(d), dueAtMs: t0 + 50 };
+    const move: CommitItem = { paymentId: d.payment.id, expectVersion: 1, dueAtMs: t0 + 50, claim: claim('move-1'), nowMs: t0 + 2 };
+    t.deepEqual(await store.commit([move]), [{ outcome: 'committed', record: moved }]);
+    t.deepEqual(await store.commit([{ ...move, claim: claim('move-1', hex64('another request')), nowMs: t0 + 3 }]), [{ outcome: 'committed', record: moved }], 'not stored');
+    const cancelled = { ...without(d.payment, 'sealedFirstCode'), state: 'CANCELLED' as const, updatedAtMs: t0 + 4 };
+    const cancel: CommitItem = { paymentId: d.payment.id, expectVersion: 1, payment: cancelled, digests: {}, dueAtMs: t0 + 4, claim: claim('cancel-1'), nowMs: t0 + 4 };
+    t.deepEqual(await store.commit([cancel]), [{ outcome: 'committed', record: { payment: cancelled, version: 2, digests: {}, dueAtMs: t0 + 4 } }]);
+    t.deepEqual(await store.commit([{ ...cancel, expectVersion: 2, nowMs: t0 + 5 }]), [{ outcome: 'replayed', result: 'p' }]);
+    t.deepEqual(await store.commit([{ ...cancel, claim: claim('cancel-1', hex64('another request')), nowMs: t0 + 5 }]), [{ outcome: 'conflict' }]);
+  });
+
+  c('operation keys: only live keys count: once keyTtlMs has passed, the payment stores new ones again', async (t, open) => {
+    const store = await open();
+    const t0 = Date.now();
+    const ttlMs = 60_000;
+    const d = draft(t0, { requiredFactors: ['SMS_OTP'] });
+    await seed(store, d);
+    t.deepEqual(outcomes(await store.confirm(refusals(d.payment, t0 + 1, max, 0, { keyTtlMs: ttlMs }))), Array<string>(max).fill('refused'));
+    const [late] = refusals(d.payment, t0 + ttlMs, 1, max);
+    t.is((await confirmOne(store, late!)).outcome, 'refused');
+    t.is((await confirmOne(store, { ...late!, fingerprint: hex64('another request') })).outcome, 'refused', 'at the bound a millisecond before the others expire');
+    const [later] = refusals(d.payment, t0 + 1 + ttlMs, 1, max + 1);
+    t.is((await confirmOne(store, later!)).outcome, 'refused');
+    t.is((await confirmOne(store, { ...later!, fingerprint: hex64('another request') })).outcome, 'conflict', 'stored: the expired keys no longer count');
+    const [first] = refusals(d.payment, t0 + 2 + ttlMs, 1);
+    t.is((await confirmOne(store, { ...first!, fingerprint: hex64('another request') })).outcome, 'refused', 'an expired key is absent');
+  });
+}
+
 // ------------------------------------------------------------------ claimDue
 
 function claimDueCases(c: Case): void {
@@ -1081,17 +1262,26 @@ function claimDueCases(c: Case): void {
     t.deepEqual(await store.claimDue({ ...request, nowMs: t0 + 11 }), []);
   });
 
-  c('claimDue: steps set due times the sweeper sees (create, approve after the drive lease)', async (t, open) => {
+  c('claimDue: a confirm leaves the due time alone: what it approves or declines is found at the create\'s due time', async (t, open) => {
     const store = await open();
     const t0 = Date.now();
-    const d = draft(t0);
-    await seed(store, d);
-    t.is((await confirmOne(store, confirmItem(d.payment, t0 + 1))).outcome, 'satisfied');
-    t.deepEqual(await store.claimDue({ nowMs: t0 + driveLeaseMs, limit: 10, leaseMs }), []);
-    const claimed = await store.claimDue({ nowMs: t0 + 1 + driveLeaseMs, limit: 10, leaseMs });
+    const [approved, declined, exhausted] = [draft(t0), draft(t0 + 1), draft(t0 + 2, { attemptsLeft: 1 })];
+    await seed(store, approved, declined, exhausted);
+    const decline: ConfirmAnswer = { kind: 'decline', reason: 'BANK_DECLINED', detail: 'no' };
+    const outs = await store.confirm([confirmItem(approved.payment, t0 + 3), confirmItem(declined.payment, t0 + 3, { answer: decline }), confirmItem(exhausted.payment, t0 + 3, { answer: wrong })]);
     t.deepEqual(
-      claimed.map((r) => [r.payment.id, r.payment.state]),
-      [[d.payment.id, 'APPROVED']],
+      outs.map((o) => o.outcome),
+      ['satisfied', 'declined', 'exhausted'],
+    );
+    t.deepEqual(
+      (await store.get([approved.payment.id, declined.payment.id, exhausted.payment.id])).map((r) => r?.dueAtMs),
+      [approved.dueAtMs, declined.dueAtMs, exhausted.dueAtMs],
+    );
+    t.deepEqual(await store.claimDue({ nowMs: approved.dueAtMs! - 1, limit: 10, leaseMs }), [], 'not before the create\'s due time');
+    const claimed = await store.claimDue({ nowMs: exhausted.dueAtMs!, limit: 10, leaseMs });
+    t.deepEqual(
+      sorted(claimed.map((r) => `${r.payment.id} ${r.payment.state}`)),
+      sorted([`${approved.payment.id} APPROVED`, `${declined.payment.id} DECLINED`, `${exhausted.payment.id} DECLINED`]),
     );
   });
 }
@@ -1382,6 +1572,7 @@ function preconditionCases(c: Case): void {
       createItem({ ...bad, digests: { SECOND_CODE: 'ABCDEF' } }),
       createItem(bad, t0, { fingerprint: hex64('x').slice(1) }),
       createItem({ ...bad, payment: { ...bad.payment, amount: 0n } }),
+      createItem(bad, t0, { rateLimits: Array.from({ length: rateLimitsPerCreateMax + 1 }, (_, i) => ({ key: `rate-${i}`, limit: 9, windowMs: 60_000 })) }),
     ];
     for (const item of malformed) await t.throwsAsync(() => store.create([createItem(good), item]), assertion);
     t.deepEqual(await store.get([good.payment.id, bad.payment.id]), [undefined, undefined]);

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { Redis } from 'ioredis';
-import type { PaymentStore } from '../../../authz/store/port.js';
+import { randomUUID } from 'node:crypto';
+import { rateWindowOf, type PaymentRecord, type PaymentStore, type RateLimitHit } from '../../../authz/store/port.js';
 import { RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
 import { startRedis } from '../../support/redis.js';
 import { confirmItem, createItem, draft } from './payment-store.contract.js';
@@ -11,9 +12,23 @@ const commandTimeoutMs = 15_000;
 /**
  * Commands redis-server executes per step, one item per call, script-internal commands included
  * (INFO commandstats before and after; INFO itself left out). The budgets of the adapter's
- * README: a whole authorization (create, confirm, commit) costs at most 16 commands.
+ * README: a whole authorization (create, confirm, settle) costs at most 16 commands.
  */
-const budget = { create: 6, confirm: 6, commit: 4 } as const;
+const budget = {
+  /** EVALSHA, SET NX GET PX (create key), HSET (record), ZADD ×3 (merchant, payer, due). */
+  create: 6,
+  /** `create` and an INCR per rate counter (2 for an SMS-channel create), +1 (PEXPIRE) per counter whose window is new. */
+  createPerRateLimit: 1,
+  createPerNewWindow: 1,
+  /** EVALSHA, HGETALL, GET (guard), HSET (record and the confirm key). */
+  confirm: 4,
+  /** EVALSHA, HSET, ZREM. */
+  settle: 3,
+  authorizationMax: 16,
+} as const;
+
+/** The SMS channel's code-rate limits: one counter per payer's number (per-number and per-payer limits) and one per prefix. */
+const rateWindowMs = 3_600_000;
 
 async function commandCounts(admin: Redis): Promise<Map<string, number>> {
   const stats = await admin.info('commandstats');
@@ -22,8 +37,13 @@ async function commandCounts(admin: Redis): Promise<Map<string, number>> {
   return counts;
 }
 
+interface Measured {
+  total: number;
+  by: Record<string, number>;
+}
+
 /** The commands `run` made the server execute, by name. */
-async function measure(admin: Redis, run: () => Promise<unknown>): Promise<{ total: number; by: Record<string, number> }> {
+async function measure(admin: Redis, run: () => Promise<unknown>): Promise<Measured> {
   const before = await commandCounts(admin);
   await run();
   const after = await commandCounts(admin);
@@ -39,42 +59,62 @@ async function measure(admin: Redis, run: () => Promise<unknown>): Promise<{ tot
   return { total, by };
 }
 
-/** One APP-channel CHALLENGED payment, no rate limits: create, the right code, the post's commit. */
-async function authorize(store: PaymentStore, admin: Redis, t0: number) {
-  const d = draft(t0);
+/** One CHALLENGED payment: create (with `rateLimits`), the right code, the settle after the post. */
+async function authorize(store: PaymentStore, admin: Redis, t0: number, rateLimits: readonly RateLimitHit[]): Promise<{ create: Measured; confirm: Measured; settle: Measured }> {
+  const d = draft(t0, rateLimits.length > 0 ? { channel: 'SMS', requiredFactors: ['SMS_OTP'] } : {});
   const create = await measure(admin, async () => {
-    const [o] = await store.create([createItem(d)]);
+    const [o] = await store.create([createItem(d, t0, { rateLimits })]);
     if (o?.outcome !== 'created') throw new Error(`create: ${o?.outcome}`);
   });
-  let approved: Awaited<ReturnType<PaymentStore['confirm']>>[number] | undefined;
+  let approved: PaymentRecord | undefined;
   const confirm = await measure(admin, async () => {
-    [approved] = await store.confirm([confirmItem(d.payment, t0 + 1)]);
+    const [o] = await store.confirm([confirmItem(d.payment, t0 + 1)]);
+    if (o?.outcome !== 'satisfied' || o.record.payment.state !== 'APPROVED') throw new Error(`confirm: ${o?.outcome}`);
+    approved = o.record;
   });
-  if (approved?.outcome !== 'satisfied' || approved.record.payment.state !== 'APPROVED') throw new Error(`confirm: ${approved?.outcome}`);
-  const record = approved.record;
-  const commit = await measure(admin, async () => {
-    const [o] = await store.commit([{ paymentId: d.payment.id, expectVersion: record.version, payment: { ...record.payment, state: 'SUCCEEDED', updatedAtMs: t0 + 2 }, dueAtMs: null, nowMs: t0 + 2 }]);
-    if (o?.outcome !== 'committed') throw new Error(`commit: ${o?.outcome}`);
+  const settle = await measure(admin, async () => {
+    const [o] = await store.commit([
+      { paymentId: d.payment.id, expectVersion: approved!.version, payment: { ...approved!.payment, state: 'SUCCEEDED', updatedAtMs: t0 + 2 }, dueAtMs: null, settle: true, nowMs: t0 + 2 },
+    ]);
+    if (o?.outcome !== 'committed') throw new Error(`settle: ${o?.outcome}`);
   });
-  return { create, confirm, commit };
+  return { create, confirm, settle };
 }
 
-test('a whole authorization on a single Redis: create ≤ 6, confirm ≤ 6, commit ≤ 4 commands (EVALSHA included)', async (t) => {
+test('a whole authorization on a single Redis: SMS 15 commands (16 with a new rate window), APP 13 (EVALSHA included)', async (t) => {
   const server = await startRedis();
   t.teardown(() => server.stop());
   const store = await RedisPaymentStore.open({ url: server.url, commandTimeoutMs });
   t.teardown(() => store.close());
   const admin = new Redis(server.url);
   t.teardown(() => admin.disconnect());
-  const t0 = Date.now();
-  await authorize(store, admin, t0); // loads the scripts (NOSCRIPT, then EVAL)
-  const counts = await authorize(store, admin, t0 + 10);
-  t.log(`create ${JSON.stringify(counts.create)}`);
-  t.log(`confirm ${JSON.stringify(counts.confirm)}`);
-  t.log(`commit ${JSON.stringify(counts.commit)}`);
-  for (const step of ['create', 'confirm', 'commit'] as const) {
-    t.is(counts[step].by.evalsha, 1, `${step}: one script call`);
-    t.true(counts[step].total <= budget[step], `${step}: ${counts[step].total} commands, budget ${budget[step]}`);
+  // Every time below is in one aligned rate window (port.ts RateLimitHit), ahead of the real clock.
+  const t0 = (rateWindowOf(Date.now(), rateWindowMs) + 1) * rateWindowMs;
+  const number = { key: `sms:number:${randomUUID()}`, limit: 1_000, windowMs: rateWindowMs };
+  const prefix = { key: `sms:prefix:${randomUUID()}`, limit: 1_000, windowMs: rateWindowMs };
+  await authorize(store, admin, t0, [number, prefix]); // loads the scripts (NOSCRIPT, then EVAL) and opens both windows
+
+  const sms = await authorize(store, admin, t0 + 10, [number, prefix]);
+  const app = await authorize(store, admin, t0 + 20, []);
+  const newWindow = await authorize(store, admin, t0 + 30, [{ ...number, key: `sms:number:${randomUUID()}` }, prefix]);
+  for (const [name, counts] of Object.entries({ sms, app, newWindow })) {
+    for (const [step, m] of Object.entries(counts)) {
+      t.log(`${name} ${step}: ${m.total} ${JSON.stringify(m.by)}`);
+      t.is(m.by.evalsha, 1, `${name} ${step}: one script call`);
+    }
   }
-  t.true(counts.create.total + counts.confirm.total + counts.commit.total <= budget.create + budget.confirm + budget.commit);
+  const total = (m: typeof sms): number => m.create.total + m.confirm.total + m.settle.total;
+
+  t.true(app.create.total <= budget.create, `create without rate limits: ${app.create.total}, budget ${budget.create}`);
+  const smsCreate = budget.create + 2 * budget.createPerRateLimit;
+  t.true(sms.create.total <= smsCreate, `create with 2 rate limits in existing windows: ${sms.create.total}, budget ${smsCreate}`);
+  t.is(sms.create.by.incr, 2, 'one INCR per counter');
+  t.true(newWindow.create.total <= smsCreate + budget.createPerNewWindow, `create with a new window: ${newWindow.create.total}, budget ${smsCreate + budget.createPerNewWindow}`);
+  for (const counts of [sms, app, newWindow]) {
+    t.true(counts.confirm.total <= budget.confirm, `confirm: ${counts.confirm.total}, budget ${budget.confirm}`);
+    t.true(counts.settle.total <= budget.settle, `settle: ${counts.settle.total}, budget ${budget.settle}`);
+  }
+  t.true(total(sms) <= 15, `SMS authorization: ${total(sms)}`);
+  t.true(total(newWindow) <= budget.authorizationMax, `SMS authorization opening a window: ${total(newWindow)}`);
+  t.true(total(app) <= 13, `APP authorization: ${total(app)}`);
 });

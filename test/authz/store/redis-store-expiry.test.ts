@@ -1,7 +1,9 @@
 import test from 'ava';
 import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
+import { rateWindowOf } from '../../../authz/store/port.js';
 import { storeKeysOf } from '../../../authz/store/redis/keys.js';
+import { operationField } from '../../../authz/store/redis/record-codec.js';
 import { entrySlackMsDefault, RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
 import { startRedis, type RedisServer } from '../../support/redis.js';
 import { confirmItem, createItem, draft, draftDeclined, hex64, keyTtlMs, strictLockout, wrong } from './payment-store.contract.js';
@@ -38,8 +40,10 @@ test('entries Redis can reclaim carry a TTL of their lifetime plus the slack; re
   await store.putPayNumber({ numberDigest, payerId: d.payment.payerId, ttlMs: 120_000, nowMs: t0 });
 
   within(t, await redis.pttl(keys.create(d.payment.merchantId, item.scope, item.key)), keyTtlMs, 'create key');
-  within(t, await redis.pttl(keys.operation(confirm.caller.scope, d.payment.id, confirm.key)), keyTtlMs, 'confirm key');
-  within(t, await redis.pttl(keys.rate(rate.key)), rate.windowMs, 'rate counter');
+  const windowEndMs = (rateWindowOf(t0, rate.windowMs) + 1) * rate.windowMs;
+  within(t, await redis.pttl(keys.rate(rate.key, rateWindowOf(t0, rate.windowMs))), windowEndMs - t0, 'rate counter: to the end of its aligned window');
+  const stored = await redis.hget(keys.record(d.payment.id), operationField(confirm.caller.scope, confirm.key));
+  t.is(stored, `${confirm.fingerprint}:${t0 + 1 + keyTtlMs}:mismatch:4`, 'the confirm key is a field of the record, its expiry in its value');
   within(t, await redis.pttl(keys.guard(d.payment.payerId)), strictLockout.memoryMs, 'guard');
   within(t, await redis.pttl(keys.payNumber(numberDigest)), 120_000, 'pay number');
   t.is(await redis.pttl(keys.record(d.payment.id)), -1, 'records never expire by default');

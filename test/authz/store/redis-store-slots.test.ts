@@ -30,7 +30,8 @@ async function workout(store: PaymentStore, t0: number, each: (step: string) => 
   const [approved] = await store.get([a!.id]);
   const claim = { scope: 'admin', key: `cancel-${randomUUID()}`, fingerprint: hex64('cancel'), result: 'p', keyTtlMs };
   await store.commit([
-    { paymentId: a!.id, expectVersion: approved!.version, payment: { ...approved!.payment, state: 'SUCCEEDED' }, dueAtMs: null, nowMs: t0 + 2 },
+    { paymentId: a!.id, expectVersion: approved!.version, payment: { ...approved!.payment, state: 'SUCCEEDED' }, dueAtMs: null, settle: true, nowMs: t0 + 2 },
+    { paymentId: b!.id, expectVersion: 2, dueAtMs: t0 + 60_000, claim: { ...claim, key: `snooze-${randomUUID()}` }, nowMs: t0 + 2 },
     { paymentId: d!.id, expectVersion: 1, payment: { ...d!, state: 'CANCELLED' }, digests: {}, dueAtMs: null, claim, nowMs: t0 + 2 },
     { paymentId: c!.id, expectVersion: 9, dueAtMs: null, nowMs: t0 + 2 },
   ]);

@@ -1,0 +1,78 @@
+import test, { type ExecutionContext } from 'ava';
+import { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import { stepItemsMax, type CommitItem, type PaymentRecord } from '../../../authz/store/port.js';
+import { scriptArgumentsMax } from '../../../authz/store/redis/batch.js';
+import { RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
+import { startRedisCluster } from '../../support/redis-cluster.js';
+import { startRedis } from '../../support/redis.js';
+import { confirmItem, createItem, draft, newHexId, recordOf } from './payment-store.contract.js';
+
+/** Generous for a loaded test machine (many servers and clusters at once); the product default is 2 s. */
+const commandTimeoutMs = 15_000;
+
+/**
+ * Steps of `stepItemsMax` items: a create of 1000 SMS-channel payments with two rate limits each
+ * is about 60 000 script arguments, where ioredis 6 failed ("Maximum call stack size exceeded",
+ * an uncaught "results[i] is not iterable"); the adapter cuts every step into script calls of at
+ * most `scriptArgumentsMax` arguments, sent together.
+ */
+async function fullSteps(t: ExecutionContext, store: RedisPaymentStore, scripts: () => Promise<number>): Promise<Record<string, number>> {
+  const t0 = Date.now();
+  const merchantId = newHexId();
+  const rates = [
+    { key: `sms:number:${randomUUID()}`, limit: 10 * stepItemsMax, windowMs: 3_600_000 },
+    { key: `sms:prefix:${randomUUID()}`, limit: 10 * stepItemsMax, windowMs: 3_600_000 },
+  ];
+  const drafts = Array.from({ length: stepItemsMax }, (_, i) => draft(t0, { merchantId, description: `payment ${i} ${'x'.repeat(200)}` }));
+  const calls: Record<string, number> = {};
+  let before = await scripts();
+  const count = async (step: string): Promise<void> => {
+    const now = await scripts();
+    calls[step] = now - before;
+    before = now;
+  };
+
+  const created = await store.create(drafts.map((d) => createItem(d, t0, { rateLimits: rates })));
+  await count('create');
+  t.deepEqual(created, drafts.map((d) => ({ outcome: 'created', record: recordOf(d) })));
+
+  const confirmed = await store.confirm(drafts.map((d) => confirmItem(d.payment, t0 + 1)));
+  await count('confirm');
+  t.deepEqual([...new Set(confirmed.map((o) => (o.outcome === 'satisfied' ? o.record.payment.state : o.outcome)))], ['APPROVED']);
+
+  const approved = confirmed.map((o) => (o as { record: PaymentRecord }).record);
+  const settles: CommitItem[] = approved.map((r) => ({ paymentId: r.payment.id, expectVersion: r.version, payment: { ...r.payment, state: 'SUCCEEDED', updatedAtMs: t0 + 2 }, dueAtMs: null, settle: true, nowMs: t0 + 2 }));
+  const settled = await store.commit(settles);
+  await count('commit');
+  const expected = settles.map((s) => ({ payment: s.payment!, version: s.expectVersion + 1, digests: {}, dueAtMs: undefined }));
+  t.deepEqual(settled, expected.map((record) => ({ outcome: 'committed', record })));
+  t.deepEqual(await store.get(drafts.map((d) => d.payment.id)), expected, 'every record as its outcome says');
+  t.deepEqual(await store.list({ merchantId, limit: 1_000 }), [...expected.map((r) => r.payment)].sort((a, b) => (a.id < b.id ? -1 : 1)));
+  return calls;
+}
+
+test(`single Redis: steps of stepItemsMax items go as several script calls of at most scriptArgumentsMax (${scriptArgumentsMax}) arguments`, async (t) => {
+  const server = await startRedis();
+  t.teardown(() => server.stop());
+  const store = await RedisPaymentStore.open({ url: server.url, commandTimeoutMs });
+  t.teardown(() => store.close());
+  const admin = new Redis(server.url);
+  t.teardown(() => admin.disconnect());
+  const scripts = async (): Promise<number> => {
+    const stats = await admin.info('commandstats');
+    return [...stats.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)].reduce((sum, m) => sum + Number(m[2]), 0);
+  };
+  const calls = await fullSteps(t, store, scripts);
+  t.log(`script calls per step: ${JSON.stringify(calls)}`);
+  // Loading the scripts adds one EVAL per call that met NOSCRIPT; the create alone is above 60 000 arguments.
+  t.true(calls.create! >= 3, `create: ${calls.create} script calls`);
+});
+
+test('Redis Cluster: steps of stepItemsMax items', async (t) => {
+  const cluster = await startRedisCluster({ masters: 3 });
+  t.teardown(() => cluster.stop());
+  const store = await RedisPaymentStore.open({ clusterNodes: cluster.nodes, commandTimeoutMs });
+  t.teardown(() => store.close());
+  await fullSteps(t, store, async () => 0);
+});
