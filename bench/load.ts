@@ -61,6 +61,8 @@ export interface StartRequest {
 export interface SequenceRequest {
   count: number;
   record: boolean;
+  /** Start again at the payers the previous sequence started with (their second authorization: warm caches). */
+  rewind?: boolean;
 }
 
 export interface Progress {
@@ -89,6 +91,8 @@ class LoadGenerator {
   private echoPaymentId = '';
   private readonly tag = `b${randomInt(100, 1000)}${Date.now().toString(36)}`;
   private sequence = 0;
+  /** Where the last unary-seq pass started in the payer list (`rewind`). */
+  private sequenceStart = 0;
   private payerCursor = 0;
   private running = false;
   private loops: Promise<void>[] = [];
@@ -167,6 +171,8 @@ class LoadGenerator {
     if (this.running) throw new Error('a scenario is already running');
     this.running = true;
     try {
+      if (req.rewind === true) this.payerCursor = this.sequenceStart;
+      else this.sequenceStart = this.payerCursor;
       if (req.record) this.recorder.start();
       for (let i = 0; i < req.count; i++) await this.authorizeOnce(this.nextPayer(), this.nextMerchant());
       return req.record ? this.recorder.stop() : {};

@@ -164,20 +164,22 @@ function serverSide(before: Sample, after: Sample, units: number): ServerSide {
 }
 
 /**
- * unary-seq: `seqWarmup` authorizations unmeasured, then `seqCount` measured, strictly one at a
- * time (the generator waits for each ConfirmPayment before the next CreatePayment), with the
- * server's CPU, store counts and Redis counters read just before and after the measured ones;
- * then the correctness check. Nothing runs concurrently, so nothing coalesces: the store round
+ * unary-seq: `seqWarmup` authorizations unmeasured (JIT), then `seqCount` payers' first
+ * authorizations (counted for information: their directory entries are not cached yet and their
+ * code-rate windows are new), then the same payers' next `seqCount` authorizations measured,
+ * strictly one at a time (the generator waits for each ConfirmPayment before the next
+ * CreatePayment), with the server's CPU, store counts and Redis counters read just before and
+ * after; then the correctness check. Nothing runs concurrently, so nothing coalesces: the store round
  * trips and Redis commands per authorization are a single authorization's.
  */
 async function runSequential(run: Running): Promise<ScenarioResult> {
   const { options, server, load, bar } = run;
-  const total = options.seqWarmup + options.seqCount;
+  const total = options.seqWarmup + 2 * options.seqCount;
   const started = performance.now();
   const ticker = setInterval(() => {
     void load.ipc.call<Progress>('progress', {}, 5_000).then(
       (p) => {
-        const done = p.recording ? options.seqWarmup + p.authorizations : 0;
+        const done = p.recording ? options.seqWarmup + options.seqCount + p.authorizations : 0;
         bar.update('unary-seq', done / total, p.recording ? 'measuring' : 'warm-up', p.recording ? `${Math.round(p.authorizations / ((performance.now() - started) / 1000))} auth/s` : '');
       },
       () => undefined,
@@ -186,10 +188,16 @@ async function runSequential(run: Running): Promise<ScenarioResult> {
   try {
     const sequence = (request: SequenceRequest) => withStderr(load, load.ipc.call<WindowStats>('sequence', request, request.count * sequenceMsPerAuthMax + 60_000));
     await sequence({ count: options.seqWarmup, record: false });
+    // First pass: each payer's first authorization in this server (its directory entries not yet
+    // cached, its code-rate window new). Reported for information.
+    const coldBefore = await sample(run);
+    await sequence({ count: options.seqCount, record: false });
+    const cold = serverSide(coldBefore, await sample(run), options.seqCount);
+    // The measured pass: the same payers again, as a running service sees its active payers.
     const profileFile = options.profile ? profilePath(options, 'server', 'unary-seq') : undefined;
     if (profileFile !== undefined) await server.ipc.call('profile-start');
     const before = await sample(run);
-    const stats = await sequence({ count: options.seqCount, record: true });
+    const stats = await sequence({ count: options.seqCount, record: true, rewind: true });
     const after = await sample(run);
     if (profileFile !== undefined) await server.ipc.call('profile-stop', { file: profileFile });
     clearInterval(ticker);
@@ -197,7 +205,7 @@ async function runSequential(run: Running): Promise<ScenarioResult> {
     const check = await withStderr(server, server.ipc.call<CheckResult>('check', {}, checkTimeoutMs));
     const side = serverSide(before, after, stats.authorizations);
     const request: StartRequest = { scenario: 'unary', concurrency: 1, batch: 0 };
-    return loadRow('unary-seq', request, stats, side, check, profileFile);
+    return { ...loadRow('unary-seq', request, stats, side, check, profileFile), firstAuthorization: { store: cold.store, redis: cold.redis } };
   } finally {
     clearInterval(ticker);
   }

@@ -41,6 +41,8 @@ export interface ScenarioResult {
   store: StorePerUnit | undefined;
   /** Store redis: commands per authorization (echo: per RPC) by name, and redis-server CPU per unit. */
   redis: { commandsPerUnit: number; cpuMicrosPerUnit: number; byCommand: Record<string, number> } | undefined;
+  /** unary-seq: the same counts for each payer's first authorization (cold directory cache, new rate windows). */
+  firstAuthorization?: { store: StorePerUnit | undefined; redis: { commandsPerUnit: number; cpuMicrosPerUnit: number; byCommand: Record<string, number> } | undefined };
   /** The server's and the generator's event loops in the window (undefined for ledger). */
   loops: { server: LoopStats; client: LoopStats } | undefined;
 }
@@ -102,8 +104,10 @@ export function budgetsOf(rows: readonly ScenarioResult[]): Budget[] {
   const seq = row('unary-seq');
   const batch = row('batch');
   return [
-    budget('unary_store_round_trips_per_auth', seq?.store?.roundTripsPerUnit, storeRoundTripsPerAuthMax, "unary-seq: store calls the server sent (all but the sweeper's) ÷ authorizations, one at a time", false),
+    budget('unary_store_round_trips_per_auth', seq?.store === undefined ? undefined : seq.store.roundTripsPerUnit + seq.store.directoryReadsPerUnit, storeRoundTripsPerAuthMax, "unary-seq (each payer's next authorization, one at a time): store calls the server sent (all but the sweeper's) and directory reads ÷ authorizations", false),
     budget('unary_redis_commands_per_auth', seq?.redis?.commandsPerUnit, redisCommandsPerAuthMax, 'unary-seq on Redis: commands redis-server executed (INFO commandstats, script internals and EVALSHA) ÷ authorizations', false),
+    budget('unary_first_auth_store_round_trips', seq?.firstAuthorization?.store === undefined ? undefined : seq.firstAuthorization.store.roundTripsPerUnit + seq.firstAuthorization.store.directoryReadsPerUnit, storeRoundTripsPerAuthMax, "unary-seq, each payer's first authorization: store calls plus directory reads (cold cache) ÷ authorizations", true),
+    budget('unary_first_auth_redis_commands', seq?.firstAuthorization?.redis?.commandsPerUnit, redisCommandsPerAuthMax, "unary-seq on Redis, each payer's first authorization (cold directory cache, new rate windows): commands ÷ authorizations", true),
     budget('batch_store_round_trips_per_auth', batch?.store?.roundTripsPerUnit, storeRoundTripsPerAuthMax, "batch: store calls (all but the sweeper's) ÷ authorizations (for information)", true),
     budget('batch_redis_commands_per_auth', batch?.redis?.commandsPerUnit, redisCommandsPerAuthMax, 'batch on Redis: commands ÷ authorizations (for information)', true),
   ];
