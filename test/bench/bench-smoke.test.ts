@@ -15,7 +15,7 @@ import { storeKinds, type StorePerUnit } from '../../bench/store-counts.js';
  */
 
 const scenarios = ['echo', 'unary-seq', 'unary', 'unary-half', 'batch', 'ledger'] as const;
-const budgetNames = ['unary_store_round_trips_per_auth', 'unary_redis_commands_per_auth', 'batch_store_round_trips_per_auth', 'batch_redis_commands_per_auth'];
+const budgetNames = ['unary_store_round_trips_per_auth', 'unary_redis_commands_per_auth', 'unary_first_auth_store_round_trips', 'unary_first_auth_redis_commands', 'batch_store_round_trips_per_auth', 'batch_redis_commands_per_auth'];
 /** Authorizations the smoke run's unary-seq measures. */
 const seqCount = 20;
 /** The whole bench run, milliseconds: process start-up, setup, five scenarios and their checks. */
