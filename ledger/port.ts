@@ -22,7 +22,9 @@ import type { CreateAccountResult, CreateTransferResult } from './results.js';
  *
  * Errors thrown: `LedgerUnavailableError` when the ledger did not answer within the engine's
  * deadline or is closed (the request may or may not have been applied: retry with the same ids);
- * `LedgerRequestError` for a request the port refuses before sending it.
+ * its subclass `LedgerCapacityError` when the embedded engine is at its capacity bound (nothing
+ * of the request was applied); `LedgerRequestError` for a request the port refuses before
+ * sending it.
  */
 export interface Ledger {
   /**
@@ -92,7 +94,18 @@ export interface Ledger {
 
 /** The ledger did not answer in time or is closed. Retry with the same ids; `exists` is success. */
 export class LedgerUnavailableError extends Error {
-  override readonly name = 'LedgerUnavailableError';
+  override readonly name: string = 'LedgerUnavailableError';
+}
+
+/**
+ * The embedded ledger is full: it holds as many transfers (or accounts) as its configured bound
+ * allows, and refused the whole request before applying any of it. Not retryable until an
+ * operator acts (moves the ledger to TigerBeetle, or raises the bound on a larger machine); it
+ * is a `LedgerUnavailableError` so that every caller that already maps an unavailable ledger
+ * (UNAVAILABLE, nothing approved) handles it without a new case.
+ */
+export class LedgerCapacityError extends LedgerUnavailableError {
+  override readonly name = 'LedgerCapacityError';
 }
 
 /** The port refused the request before sending it (a programming error at the call site). */

@@ -4,11 +4,13 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Account, Transfer } from '../model.js';
-import { decodeAccount, decodeTransfer, encodeAccount, encodeTransfer, eventSize } from './codec.js';
+import { decodeAccountWords, decodeTransferWords, encodeAccountWords, encodeTransferWords, eventSize, eventWords, wordsOf } from './codec.js';
+import { fsyncDir, liveJournalName } from './data-dir.js';
 
 /**
  * The embedded engine's append-only journal: one record per create request, written and
- * fdatasync'd before the request is acknowledged, replayed in order on open.
+ * fdatasync'd before the request is acknowledged, replayed in order on open (after the latest
+ * checkpoint: see data-dir.ts for how the journal is split into segments).
  *
  * Record: magic u32 | payload length u32 | crc32(payload) u32 | payload.
  * Payload:  operation u8 (1 accounts, 2 transfers) | 3 zero bytes | event count u32 |
@@ -19,7 +21,7 @@ import { decodeAccount, decodeTransfer, encodeAccount, encodeTransfer, eventSize
  * bad record followed by more data is corruption, not a torn write, and opening fails loudly.
  */
 
-export const journalFileName = 'ledger.journal';
+export const journalFileName = liveJournalName;
 const magic = 0x314a5343; // "CSJ1" little-endian
 const headerSize = 12;
 const payloadHeaderSize = 16;
@@ -43,11 +45,12 @@ export function encodeRecord(record: JournalRecord): Buffer {
   buf.fill(0, p + 1, p + 4);
   buf.writeUInt32LE(count, p + 4);
   buf.writeBigUInt64LE(record.batchTimestamp, p + 8);
-  let offset = p + payloadHeaderSize;
+  const w = wordsOf(buf);
+  let base = (p + payloadHeaderSize) / 4;
   if (record.operation === 'accounts') {
-    for (const a of record.events) (encodeAccount(buf, offset, a), (offset += eventSize));
+    for (const a of record.events) (encodeAccountWords(w, base, a), (base += eventWords));
   } else {
-    for (const t of record.events) (encodeTransfer(buf, offset, t), (offset += eventSize));
+    for (const t of record.events) (encodeTransferWords(w, base, t), (base += eventWords));
   }
   buf.writeUInt32LE(magic, 0);
   buf.writeUInt32LE(payloadLength, 4);
@@ -62,24 +65,41 @@ function decodePayload(payload: Buffer): JournalRecord {
   if (payload.length !== payloadHeaderSize + count * eventSize || (operation !== 1 && operation !== 2)) {
     throw new JournalCorruptError('journal record has a valid checksum but an impossible shape');
   }
+  const w = wordsOf(payload);
   if (operation === 1) {
     const events: Account[] = [];
-    for (let i = 0; i < count; i++) events.push(decodeAccount(payload, payloadHeaderSize + i * eventSize));
+    for (let i = 0; i < count; i++) events.push(decodeAccountWords(w, payloadHeaderSize / 4 + i * eventWords));
     return { operation: 'accounts', batchTimestamp, events };
   }
   const events: Transfer[] = [];
-  for (let i = 0; i < count; i++) events.push(decodeTransfer(payload, payloadHeaderSize + i * eventSize));
+  for (let i = 0; i < count; i++) events.push(decodeTransferWords(w, payloadHeaderSize / 4 + i * eventWords));
   return { operation: 'transfers', batchTimestamp, events };
 }
 
+/** What replaying one journal file found. */
+export interface Replayed {
+  records: number;
+  /** Bytes of complete records replayed. */
+  bytes: number;
+  /** Bytes of a torn tail cut off (live journal only). */
+  truncatedBytes: number;
+}
+
 /**
- * Reads every complete record of the journal in `dataDir` in order, cutting off a torn tail.
- * Returns how many bytes were cut.
+ * Reads every complete record of the live journal in `dataDir` in order, cutting off a torn tail.
  */
-export function replayJournal(dataDir: string, onRecord: (record: JournalRecord) => void): { records: number; truncatedBytes: number } {
+export function replayJournal(dataDir: string, onRecord: (record: JournalRecord) => void): Replayed {
   mkdirSync(dataDir, { recursive: true });
-  const path = join(dataDir, journalFileName);
-  const fd = openSync(path, 'a+');
+  return replayJournalFile(join(dataDir, journalFileName), onRecord, { sealed: false });
+}
+
+/**
+ * Reads every record of a journal file in order. The live journal's torn tail (a crash mid-append:
+ * never acknowledged) is cut off; a sealed segment was complete and durable when it was sealed,
+ * so any bad record in it is corruption.
+ */
+export function replayJournalFile(path: string, onRecord: (record: JournalRecord) => void, options: { sealed: boolean }): Replayed {
+  const fd = openSync(path, options.sealed ? 'r' : 'a+');
   try {
     const size = fstatSync(fd).size;
     const header = Buffer.alloc(headerSize);
@@ -88,15 +108,16 @@ export function replayJournal(dataDir: string, onRecord: (record: JournalRecord)
     while (offset < size) {
       const bad = readRecordAt(fd, offset, size, header);
       if (typeof bad === 'string') {
+        if (options.sealed) throw new JournalCorruptError(`sealed journal segment ${path} is torn at byte ${offset}: ${bad}`);
         ftruncateSync(fd, offset);
         fsyncSync(fd);
-        return { records, truncatedBytes: size - offset };
+        return { records, bytes: offset, truncatedBytes: size - offset };
       }
       onRecord(decodePayload(bad));
       offset += headerSize + bad.length;
       records += 1;
     }
-    return { records, truncatedBytes: 0 };
+    return { records, bytes: offset, truncatedBytes: 0 };
   } finally {
     closeSync(fd);
   }
@@ -179,20 +200,17 @@ export class JournalWriter {
   private constructor(
     private readonly handle: FileHandle,
     private readonly fsync: boolean,
+    /** Bytes in the live journal file (what a restart would replay of it). */
+    public bytes: number,
   ) {}
 
   static async open(dataDir: string, options: { fsync: boolean }): Promise<JournalWriter> {
     const handle = await open(join(dataDir, journalFileName), 'a');
     if (options.fsync) {
       await handle.datasync();
-      const dir = openSync(dataDir, 'r'); // make the file's directory entry durable too
-      try {
-        fsyncSync(dir);
-      } finally {
-        closeSync(dir);
-      }
+      fsyncDir(dataDir); // make the file's directory entry durable too
     }
-    return new JournalWriter(handle, options.fsync);
+    return new JournalWriter(handle, options.fsync, (await handle.stat()).size);
   }
 
   /** Appends the records in one write and one fdatasync. */
@@ -203,6 +221,7 @@ export class JournalWriter {
       const { bytesWritten } = await this.handle.write(buf, written, buf.length - written);
       written += bytesWritten;
     }
+    this.bytes += buf.length;
     if (this.fsync) await this.handle.datasync();
   }
 

@@ -1,74 +1,83 @@
-import { MinHeap } from '../heap.js';
+import assert from 'node:assert/strict';
 import {
-  AccountFilterFlags,
   AccountFlags,
   TransferFlags,
   accountFlagsKnown,
   amountMax,
-  eventBatchMax,
   idMax,
   transferFlagsKnown,
-  u64Max,
   type Account,
   type AccountBalance,
   type AccountFilter,
   type Transfer,
 } from '../model.js';
+import { transientTransferResults, type CreateAccountResult, type CreateTransferResult } from '../results.js';
+import { accountBalances, accountTransfers, validFilter } from './account-scan.js';
+import { ExpiryQueue, type Expiry } from './expiry-queue.js';
+import { FailedIds } from './failed-ids.js';
+import { idKey, newIdKey, type IdKey } from './id-index.js';
 import {
-  transientTransferResults,
-  type CreateAccountResult,
-  type CreateTransferResult,
-} from '../results.js';
+  accountExists,
+  balancedAmount,
+  checkLimits,
+  nsPerSecond,
+  pendingMismatch,
+  publicAccount,
+  resolvePending,
+  storedResolution,
+  storedTransfer,
+  timestampMax,
+  transferExists,
+  validatePostOrVoid,
+  validateTransfer,
+} from './rules.js';
+import { accountEntry, AccountKeys, type AccountEntry } from './account-table.js';
+import { PendingStatus, TransferStore } from './transfer-store.js';
 
 /**
  * The embedded engine's state machine: TigerBeetle 0.16's create_accounts / create_transfers /
  * lookups / account queries and pending-transfer expiry, synchronous and deterministic.
  *
- * Determinism is what makes the journal work: given the same requests with the same batch
- * timestamps, replay reaches the same state and the same results. Time enters only through the
- * `timestamp` arguments.
+ * Determinism is what makes the journal and checkpoints work: given the same requests with the
+ * same batch timestamps, replay reaches the same state and the same results. Time enters only
+ * through the `timestamp` arguments.
+ *
+ * Accounts are JS objects (bounded by the engine's `accountsMax`); transfers, their per-account
+ * lists, pending statuses, balance history and failed ids live off the heap (transfer-store.ts).
  */
-
-type PendingStatus = 'pending' | 'posted' | 'voided' | 'expired';
-
-const nsPerSecond = 1_000_000_000n;
-/** TigerBeetle timestamps are u63 (the top bit of a u64 is a tombstone). */
-const timestampMax = (1n << 63n) - 1n;
 
 const TF = TransferFlags;
 const AF = AccountFlags;
 
-interface BalanceEntry {
-  transfer: Transfer;
-  balance: AccountBalance;
-}
-
 /** One applied event, so a broken linked chain can be undone in LIFO order. */
 type Undo =
-  | { kind: 'account'; account: Account; lastAccountTimestampBefore: bigint }
+  | { kind: 'account'; account: AccountEntry; lastAccountTimestampBefore: bigint }
   | {
       kind: 'transfer';
-      transfer: Transfer;
-      dr: Account;
-      cr: Account;
-      drBefore: Account;
-      crBefore: Account;
-      pendingBefore: PendingStatus | undefined;
+      id: bigint;
+      dr: AccountEntry;
+      cr: AccountEntry;
+      drBefore: AccountEntry;
+      crBefore: AccountEntry;
+      /** The pending transfer a post or void resolved, and its status before; -1 for others. */
+      pendingSlot: number;
+      pendingBefore: PendingStatus;
       lastTransferTimestampBefore: bigint;
     };
 
 export class LedgerState {
-  private readonly accounts = new Map<bigint, Account>();
-  private readonly transfers = new Map<bigint, Transfer>();
+  /** Accounts in creation order (checkpoints keep the order). */
+  readonly accounts = new Map<bigint, AccountEntry>();
+  /** Id words and timestamps by account index. */
+  readonly accountKeys = new AccountKeys();
+  readonly transfers = new TransferStore(this.accountKeys);
+  /** Accounts changed since the last checkpoint image (may hold some that changed back: check `dirty`). */
+  dirtyAccounts: AccountEntry[] = [];
   /** Ids whose first attempt failed with a transient result: `id_already_failed` forever. */
-  private readonly orphaned = new Set<bigint>();
-  private readonly pendingStatus = new Map<bigint, PendingStatus>();
-  /** Every transfer touching an account, in timestamp order. */
-  private readonly byAccount = new Map<bigint, Transfer[]>();
-  /** Balances after each transfer, for accounts with `flags.history`. */
-  private readonly history = new Map<bigint, BalanceEntry[]>();
-  private readonly expiries = new MinHeap<Expiry>((e) => e.expiresAt);
-  private lastTransferTimestamp = 0n;
+  readonly failed = new FailedIds();
+  readonly expiries = new ExpiryQueue((e) => this.transfers.expiryOf(e.slot) === e.expiresAt);
+  lastTransferTimestamp = 0n;
+  lastAccountTimestamp = 0n;
   /** The largest timestamp assigned so far (the cluster's commit timestamp). */
   commitTimestamp = 0n;
   /**
@@ -76,6 +85,9 @@ export class LedgerState {
    * so replaying the journal expires the same transfers before the same batches.
    */
   expiredThrough = 0n;
+  /** Scratch keys: the event's id, and the pending id of a post or void. */
+  private readonly key = newIdKey();
+  private readonly pendingKey = newIdKey();
 
   // ---------------------------------------------------------------- batches
 
@@ -87,7 +99,7 @@ export class LedgerState {
     this.expireDue(batchTimestamp - BigInt(events.length));
     return this.execute(events, batchTimestamp, (t, ts) => {
       const result = this.createTransfer(t, ts);
-      if (result !== 'ok' && transientTransferResults.has(result)) this.orphaned.add(t.id);
+      if (result !== 'ok' && transientTransferResults.has(result)) this.failed.add(idKey(t.id, this.key));
       return result;
     });
   }
@@ -171,20 +183,14 @@ export class LedgerState {
       const u = undo[k]!;
       if (u.kind === 'account') {
         this.accounts.delete(u.account.id);
-        this.accountTimestamps.delete(u.account.timestamp);
+        this.accountKeys.pop(u.account.index);
         this.lastAccountTimestamp = u.lastAccountTimestampBefore;
         continue;
       }
       Object.assign(u.dr, u.drBefore);
       Object.assign(u.cr, u.crBefore);
-      this.transfers.delete(u.transfer.id);
-      this.byAccount.get(u.transfer.debit_account_id)!.pop();
-      this.byAccount.get(u.transfer.credit_account_id)!.pop();
-      if ((u.dr.flags & AF.history) !== 0) this.history.get(u.dr.id)!.pop();
-      if ((u.cr.flags & AF.history) !== 0) this.history.get(u.cr.id)!.pop();
-      const t = u.transfer;
-      if ((t.flags & TF.pending) !== 0) this.pendingStatus.delete(t.id);
-      if (u.pendingBefore !== undefined) this.pendingStatus.set(t.pending_id, u.pendingBefore);
+      this.transfers.removeLast(idKey(u.id, this.key));
+      if (u.pendingSlot >= 0) this.transfers.setStatus(u.pendingSlot, u.pendingBefore);
       this.lastTransferTimestamp = u.lastTransferTimestampBefore;
     }
     // Expiry heap entries of rolled-back pending transfers are skipped when popped (see expireDue).
@@ -211,25 +217,32 @@ export class LedgerState {
     if (a.code === 0) return 'code_must_not_be_zero';
     const imported = (a.flags & AF.imported) !== 0;
     const timestamp = imported ? a.timestamp : inputTimestamp;
-    if (imported && (timestamp <= this.lastAccountTimestamp || this.isTransferTimestamp(timestamp))) {
+    if (imported && (timestamp <= this.lastAccountTimestamp || timestamp <= this.lastTransferTimestamp)) {
       return 'imported_event_timestamp_must_not_regress';
     }
-    const created = { ...a, timestamp };
+    const created = accountEntry(a, timestamp, this.accountKeys.count, undefined);
     if (this.recordUndo) {
       this.lastUndo = { kind: 'account', account: created, lastAccountTimestampBefore: this.lastAccountTimestamp };
     }
-    this.accounts.set(a.id, created);
-    this.accountTimestamps.add(timestamp);
-    if (timestamp > this.lastAccountTimestamp) this.lastAccountTimestamp = timestamp;
-    if (timestamp > this.commitTimestamp) this.commitTimestamp = timestamp;
+    this.addAccount(created);
     return 'ok';
   }
 
-  private lastAccountTimestamp = 0n;
-  private readonly accountTimestamps = new Set<bigint>();
+  /** Adds an account that is new (created, or restored from a checkpoint in index order). */
+  addAccount(a: AccountEntry): void {
+    assert(a.index === this.accountKeys.count, 'accounts are added in index order');
+    this.accounts.set(a.id, a);
+    this.accountKeys.push(a.id, a.timestamp);
+    if (a.dirty) this.dirtyAccounts.push(a);
+    if (a.timestamp > this.lastAccountTimestamp) this.lastAccountTimestamp = a.timestamp;
+    if (a.timestamp > this.commitTimestamp) this.commitTimestamp = a.timestamp;
+  }
 
-  private isTransferTimestamp(timestamp: bigint): boolean {
-    return timestamp <= this.lastTransferTimestamp;
+  /** Records that `a` changed since the last checkpoint image. */
+  private markDirty(a: AccountEntry): void {
+    if (a.dirty) return;
+    a.dirty = true;
+    this.dirtyAccounts.push(a);
   }
 
   // ---------------------------------------------------------------- transfers
@@ -238,9 +251,10 @@ export class LedgerState {
     if ((t.flags & ~transferFlagsKnown) !== 0) return 'reserved_flag';
     if (t.id === 0n) return 'id_must_not_be_zero';
     if (t.id === idMax) return 'id_must_not_be_int_max';
-    const e = this.transfers.get(t.id);
-    if (e !== undefined) return this.transferExists(t, e);
-    if (this.orphaned.has(t.id)) return 'id_already_failed';
+    const key = idKey(t.id, this.key);
+    const existing = this.transfers.find(key);
+    if (existing >= 0) return transferExists(t, this.transfers.get(existing), () => this.transfers.get(this.slotOf(t.pending_id)));
+    if (this.failed.has(key)) return 'id_already_failed';
     const timestamp = (t.flags & TF.imported) !== 0 ? t.timestamp : inputTimestamp;
     if ((t.flags & (TF.post_pending_transfer | TF.void_pending_transfer)) !== 0) {
       return this.postOrVoid(t, timestamp);
@@ -262,7 +276,7 @@ export class LedgerState {
     const amount = balancedAmount(t, dr, cr);
     const limits = checkLimits(t, amount, dr, cr, timestamp);
     if (limits !== undefined) return limits;
-    this.insertTransfer(storedTransfer(t, amount, timestamp), dr, cr, (d, c) => {
+    const slot = this.insertTransfer(storedTransfer(t, amount, timestamp), key, dr, cr, (d, c) => {
       if ((t.flags & TF.pending) !== 0) {
         d.debits_pending += amount;
         c.credits_pending += amount;
@@ -274,14 +288,18 @@ export class LedgerState {
       if ((t.flags & TF.closing_credit) !== 0) c.flags |= AF.closed;
     });
     if ((t.flags & TF.pending) !== 0) {
-      this.pendingStatus.set(t.id, 'pending');
-      if (t.timeout > 0) this.expiries.push({ expiresAt: timestamp + BigInt(t.timeout) * nsPerSecond, id: t.id, createdAt: timestamp });
+      this.transfers.setStatus(slot, PendingStatus.pending);
+      if (t.timeout > 0) this.expiries.push({ expiresAt: timestamp + BigInt(t.timeout) * nsPerSecond, slot });
     }
     return 'ok';
   }
 
+  private slotOf(id: bigint): number {
+    return this.transfers.find(idKey(id, this.pendingKey));
+  }
+
   private checkImportedTransfer(t: Transfer, dr: Account, cr: Account): CreateTransferResult | undefined {
-    if (t.timestamp <= this.lastTransferTimestamp || this.accountTimestamps.has(t.timestamp)) {
+    if (t.timestamp <= this.lastTransferTimestamp || this.accountKeys.hasTimestamp(t.timestamp)) {
       return 'imported_event_timestamp_must_not_regress';
     }
     if (t.timestamp <= dr.timestamp) return 'imported_event_timestamp_must_postdate_debit_account';
@@ -293,8 +311,9 @@ export class LedgerState {
   private postOrVoid(t: Transfer, timestamp: bigint): CreateTransferResult {
     const invalid = validatePostOrVoid(t);
     if (invalid !== undefined) return invalid;
-    const p = this.transfers.get(t.pending_id);
-    if (p === undefined) return 'pending_transfer_not_found';
+    const pendingSlot = this.slotOf(t.pending_id);
+    if (pendingSlot < 0) return 'pending_transfer_not_found';
+    const p = this.transfers.get(pendingSlot);
     if ((p.flags & TF.pending) === 0) return 'pending_transfer_not_pending';
     const dr = this.accounts.get(p.debit_account_id)!;
     const cr = this.accounts.get(p.credit_account_id)!;
@@ -304,92 +323,55 @@ export class LedgerState {
     const amount = isVoid ? (t.amount > 0n ? t.amount : p.amount) : t.amount === amountMax ? p.amount : t.amount;
     if (amount > p.amount) return 'exceeds_pending_transfer_amount';
     if (isVoid && amount < p.amount) return 'pending_transfer_has_different_amount';
-    const status = this.pendingStatus.get(p.id)!;
-    if (status === 'posted') return 'pending_transfer_already_posted';
-    if (status === 'voided') return 'pending_transfer_already_voided';
-    if (status === 'expired') return 'pending_transfer_expired';
+    const status = this.transfers.statusOf(pendingSlot);
+    if (status === PendingStatus.posted) return 'pending_transfer_already_posted';
+    if (status === PendingStatus.voided) return 'pending_transfer_already_voided';
+    if (status === PendingStatus.expired) return 'pending_transfer_expired';
     if (p.timeout > 0 && p.timestamp + BigInt(p.timeout) * nsPerSecond <= timestamp) return 'pending_transfer_expired';
     if ((t.flags & TF.imported) !== 0) {
-      if (timestamp <= this.lastTransferTimestamp || this.accountTimestamps.has(timestamp)) {
+      if (timestamp <= this.lastTransferTimestamp || this.accountKeys.hasTimestamp(timestamp)) {
         return 'imported_event_timestamp_must_not_regress';
       }
     }
     if ((dr.flags & AF.closed) !== 0 && !isVoid) return 'debit_account_already_closed';
     if ((cr.flags & AF.closed) !== 0 && !isVoid) return 'credit_account_already_closed';
-    const stored: Transfer = {
-      id: t.id,
-      debit_account_id: p.debit_account_id,
-      credit_account_id: p.credit_account_id,
-      amount,
-      pending_id: t.pending_id,
-      user_data_128: t.user_data_128 > 0n ? t.user_data_128 : p.user_data_128,
-      user_data_64: t.user_data_64 > 0n ? t.user_data_64 : p.user_data_64,
-      user_data_32: t.user_data_32 > 0 ? t.user_data_32 : p.user_data_32,
-      timeout: 0,
-      ledger: p.ledger,
-      code: p.code,
-      flags: t.flags,
-      timestamp,
-    };
-    this.insertTransfer(stored, dr, cr, (d, c) => resolvePending(p, amount, isVoid, d, c), p.id);
-    this.pendingStatus.set(p.id, isVoid ? 'voided' : 'posted');
+    const stored = storedResolution(t, p, amount, timestamp);
+    this.insertTransfer(stored, this.key, dr, cr, (d, c) => resolvePending(p, amount, isVoid, d, c), pendingSlot);
+    this.transfers.setStatus(pendingSlot, isVoid ? PendingStatus.voided : PendingStatus.posted);
     return 'ok';
   }
 
-  /** Stores a transfer, applies its balance change, indexes it, and records how to undo it. */
+  /** Stores a transfer, applies its balance change, records history, and records how to undo it. */
   private insertTransfer(
     t: Transfer,
-    dr: Account,
-    cr: Account,
+    key: IdKey,
+    dr: AccountEntry,
+    cr: AccountEntry,
     change: (dr: Account, cr: Account) => void,
-    pendingId?: bigint,
-  ): void {
+    pendingSlot = -1,
+  ): number {
     if (this.recordUndo) {
       this.lastUndo = {
         kind: 'transfer',
-        transfer: t,
+        id: t.id,
         dr,
         cr,
         drBefore: { ...dr },
         crBefore: { ...cr },
-        pendingBefore: pendingId === undefined ? undefined : this.pendingStatus.get(pendingId),
+        pendingSlot,
+        pendingBefore: pendingSlot < 0 ? PendingStatus.none : this.transfers.statusOf(pendingSlot),
         lastTransferTimestampBefore: this.lastTransferTimestamp,
       };
     }
     change(dr, cr);
-    this.transfers.set(t.id, t);
-    this.index(this.byAccount, dr.id, t);
-    this.index(this.byAccount, cr.id, t);
-    if ((dr.flags & AF.history) !== 0) this.index(this.history, dr.id, { transfer: t, balance: balanceOf(dr, t) });
-    if ((cr.flags & AF.history) !== 0) this.index(this.history, cr.id, { transfer: t, balance: balanceOf(cr, t) });
+    this.markDirty(dr);
+    this.markDirty(cr);
+    const slot = this.transfers.append(t, key, dr, cr);
+    if ((dr.flags & AF.history) !== 0) this.transfers.appendHistory(dr);
+    if ((cr.flags & AF.history) !== 0) this.transfers.appendHistory(cr);
     if (t.timestamp > this.lastTransferTimestamp) this.lastTransferTimestamp = t.timestamp;
     if (t.timestamp > this.commitTimestamp) this.commitTimestamp = t.timestamp;
-  }
-
-  private index<T>(map: Map<bigint, T[]>, id: bigint, entry: T): void {
-    const list = map.get(id);
-    if (list === undefined) map.set(id, [entry]);
-    else list.push(entry);
-  }
-
-  private transferExists(t: Transfer, e: Transfer): CreateTransferResult {
-    if (t.flags !== e.flags) return 'exists_with_different_flags';
-    if (t.pending_id !== e.pending_id) return 'exists_with_different_pending_id';
-    if (t.timeout !== e.timeout) return 'exists_with_different_timeout';
-    if ((t.flags & (TF.post_pending_transfer | TF.void_pending_transfer)) !== 0) {
-      return postOrVoidExists(t, e, this.transfers.get(t.pending_id)!);
-    }
-    if (t.debit_account_id !== e.debit_account_id) return 'exists_with_different_debit_account_id';
-    if (t.credit_account_id !== e.credit_account_id) return 'exists_with_different_credit_account_id';
-    if ((t.flags & (TF.balancing_debit | TF.balancing_credit)) !== 0) {
-      if (t.amount < e.amount) return 'exists_with_different_amount';
-    } else if (t.amount !== e.amount) return 'exists_with_different_amount';
-    if (t.user_data_128 !== e.user_data_128) return 'exists_with_different_user_data_128';
-    if (t.user_data_64 !== e.user_data_64) return 'exists_with_different_user_data_64';
-    if (t.user_data_32 !== e.user_data_32) return 'exists_with_different_user_data_32';
-    if (t.ledger !== e.ledger) return 'exists_with_different_ledger';
-    if (t.code !== e.code) return 'exists_with_different_code';
-    return 'exists';
+    return slot;
   }
 
   // ---------------------------------------------------------------- expiry
@@ -397,23 +379,31 @@ export class LedgerState {
   /** Expires every pending transfer whose timeout has passed at `timestamp`, oldest first. */
   expireDue(timestamp: bigint): number {
     if (timestamp > this.expiredThrough) this.expiredThrough = timestamp;
+    this.expiries.compactIfDoubled(); // always between batches
     let expired = 0;
     for (;;) {
       const next = this.expiries.peek();
       if (next === undefined || next.expiresAt > timestamp) return expired;
       this.expiries.pop();
       // Skip entries of transfers already resolved, or rolled back (and maybe re-created since).
-      const p = this.transfers.get(next.id);
-      if (p === undefined || p.timestamp !== next.createdAt || this.pendingStatus.get(p.id) !== 'pending') continue;
+      const p = this.pendingAt(next);
+      if (p === undefined) continue;
       const dr = this.accounts.get(p.debit_account_id)!;
       const cr = this.accounts.get(p.credit_account_id)!;
       dr.debits_pending -= p.amount;
       cr.credits_pending -= p.amount;
       if ((p.flags & TF.closing_debit) !== 0) dr.flags &= ~AF.closed;
       if ((p.flags & TF.closing_credit) !== 0) cr.flags &= ~AF.closed;
-      this.pendingStatus.set(p.id, 'expired');
+      this.markDirty(dr);
+      this.markDirty(cr);
+      this.transfers.setStatus(next.slot, PendingStatus.expired);
       expired += 1;
     }
+  }
+
+  /** The pending transfer an expiry entry stands for, if it is still pending and still that transfer. */
+  private pendingAt(e: Expiry): Transfer | undefined {
+    return this.transfers.expiryOf(e.slot) === e.expiresAt ? this.transfers.get(e.slot) : undefined;
   }
 
   /** When the next pending transfer expires (ns timestamp), if any is pending with a timeout. */
@@ -427,7 +417,7 @@ export class LedgerState {
     const found: Account[] = [];
     for (const id of ids) {
       const a = this.accounts.get(id);
-      if (a !== undefined) found.push({ ...a });
+      if (a !== undefined) found.push(publicAccount(a));
     }
     return found;
   }
@@ -435,24 +425,23 @@ export class LedgerState {
   lookupTransfers(ids: readonly bigint[]): Transfer[] {
     const found: Transfer[] = [];
     for (const id of ids) {
-      const t = this.transfers.get(id);
-      if (t !== undefined) found.push({ ...t });
+      const slot = this.slotOf(id);
+      if (slot >= 0) found.push(this.transfers.get(slot));
     }
     return found;
   }
 
   getAccountTransfers(filter: AccountFilter): Transfer[] {
     if (!validFilter(filter)) return [];
-    const list = this.byAccount.get(filter.account_id) ?? [];
-    return scan(list, filter, (t) => t).map((t) => ({ ...t }));
+    const a = this.accounts.get(filter.account_id);
+    return a === undefined ? [] : accountTransfers(this.transfers, a, filter);
   }
 
   getAccountBalances(filter: AccountFilter): AccountBalance[] {
     if (!validFilter(filter)) return [];
     const a = this.accounts.get(filter.account_id);
     if (a === undefined || (a.flags & AF.history) === 0) return [];
-    const list = this.history.get(filter.account_id) ?? [];
-    return scan(list, filter, (e) => e.transfer).map((e) => ({ ...e.balance }));
+    return accountBalances(this.transfers, a, filter);
   }
 
   /** Sums over all accounts, per ledger: the double-entry invariant is debits == credits. */
@@ -468,211 +457,4 @@ export class LedgerState {
     }
     return sums;
   }
-}
-
-// ------------------------------------------------------------------ pure helpers
-
-function accountExists(a: Account, e: Account): CreateAccountResult {
-  if (a.flags !== e.flags) return 'exists_with_different_flags';
-  if (a.user_data_128 !== e.user_data_128) return 'exists_with_different_user_data_128';
-  if (a.user_data_64 !== e.user_data_64) return 'exists_with_different_user_data_64';
-  if (a.user_data_32 !== e.user_data_32) return 'exists_with_different_user_data_32';
-  if (a.ledger !== e.ledger) return 'exists_with_different_ledger';
-  if (a.code !== e.code) return 'exists_with_different_code';
-  return 'exists';
-}
-
-/** Checks of a single-phase or pending transfer that need no state, in TigerBeetle's order. */
-function validateTransfer(t: Transfer): CreateTransferResult | undefined {
-  if (t.debit_account_id === 0n) return 'debit_account_id_must_not_be_zero';
-  if (t.debit_account_id === idMax) return 'debit_account_id_must_not_be_int_max';
-  if (t.credit_account_id === 0n) return 'credit_account_id_must_not_be_zero';
-  if (t.credit_account_id === idMax) return 'credit_account_id_must_not_be_int_max';
-  if (t.credit_account_id === t.debit_account_id) return 'accounts_must_be_different';
-  if (t.pending_id !== 0n) return 'pending_id_must_be_zero';
-  if ((t.flags & TF.pending) === 0) {
-    if (t.timeout !== 0) return 'timeout_reserved_for_pending_transfer';
-    if ((t.flags & (TF.closing_debit | TF.closing_credit)) !== 0) return 'closing_transfer_must_be_pending';
-  }
-  if (t.ledger === 0) return 'ledger_must_not_be_zero';
-  if (t.code === 0) return 'code_must_not_be_zero';
-  return undefined;
-}
-
-function validatePostOrVoid(t: Transfer): CreateTransferResult | undefined {
-  const exclusive =
-    TF.pending | TF.balancing_debit | TF.balancing_credit | TF.closing_debit | TF.closing_credit;
-  const both = TF.post_pending_transfer | TF.void_pending_transfer;
-  if ((t.flags & both) === both || (t.flags & exclusive) !== 0) return 'flags_are_mutually_exclusive';
-  if (t.pending_id === 0n) return 'pending_id_must_not_be_zero';
-  if (t.pending_id === idMax) return 'pending_id_must_not_be_int_max';
-  if (t.pending_id === t.id) return 'pending_id_must_be_different';
-  if (t.timeout !== 0) return 'timeout_reserved_for_pending_transfer';
-  return undefined;
-}
-
-function pendingMismatch(t: Transfer, p: Transfer): CreateTransferResult | undefined {
-  if (t.debit_account_id > 0n && t.debit_account_id !== p.debit_account_id) {
-    return 'pending_transfer_has_different_debit_account_id';
-  }
-  if (t.credit_account_id > 0n && t.credit_account_id !== p.credit_account_id) {
-    return 'pending_transfer_has_different_credit_account_id';
-  }
-  if (t.ledger > 0 && t.ledger !== p.ledger) return 'pending_transfer_has_different_ledger';
-  if (t.code > 0 && t.code !== p.code) return 'pending_transfer_has_different_code';
-  return undefined;
-}
-
-function postOrVoidExists(t: Transfer, e: Transfer, p: Transfer): CreateTransferResult {
-  if (t.debit_account_id !== 0n && t.debit_account_id !== e.debit_account_id) {
-    return 'exists_with_different_debit_account_id';
-  }
-  if (t.credit_account_id !== 0n && t.credit_account_id !== e.credit_account_id) {
-    return 'exists_with_different_credit_account_id';
-  }
-  if ((t.flags & TF.void_pending_transfer) !== 0) {
-    if (t.amount === 0n ? e.amount !== p.amount : t.amount !== e.amount) return 'exists_with_different_amount';
-  } else if (t.amount === amountMax ? e.amount !== p.amount : t.amount !== e.amount) {
-    return 'exists_with_different_amount';
-  }
-  if ((t.user_data_128 === 0n ? p.user_data_128 : t.user_data_128) !== e.user_data_128) {
-    return 'exists_with_different_user_data_128';
-  }
-  if ((t.user_data_64 === 0n ? p.user_data_64 : t.user_data_64) !== e.user_data_64) {
-    return 'exists_with_different_user_data_64';
-  }
-  if ((t.user_data_32 === 0 ? p.user_data_32 : t.user_data_32) !== e.user_data_32) {
-    return 'exists_with_different_user_data_32';
-  }
-  if (t.ledger !== 0 && t.ledger !== e.ledger) return 'exists_with_different_ledger';
-  if (t.code !== 0 && t.code !== e.code) return 'exists_with_different_code';
-  return 'exists';
-}
-
-/** The amount a transfer moves: `balancing_*` clamps it to what keeps the account balanced. */
-function balancedAmount(t: Transfer, dr: Account, cr: Account): bigint {
-  let amount = t.amount;
-  if ((t.flags & TF.balancing_debit) !== 0) {
-    const room = dr.credits_posted - (dr.debits_posted + dr.debits_pending);
-    amount = min(amount, room > 0n ? room : 0n);
-  }
-  if ((t.flags & TF.balancing_credit) !== 0) {
-    const room = cr.debits_posted - (cr.credits_posted + cr.credits_pending);
-    amount = min(amount, room > 0n ? room : 0n);
-  }
-  return amount;
-}
-
-/**
- * Overflow and balance-limit checks in TigerBeetle's order. Written to allocate as few bigints as
- * possible (this is the engine's hot path): `x + amount > max` is tested as `x > max - amount`.
- */
-function checkLimits(t: Transfer, amount: bigint, dr: Account, cr: Account, timestamp: bigint): CreateTransferResult | undefined {
-  const room = amountMax - amount;
-  if ((t.flags & TF.pending) !== 0) {
-    if (dr.debits_pending > room) return 'overflows_debits_pending';
-    if (cr.credits_pending > room) return 'overflows_credits_pending';
-  }
-  if (dr.debits_posted > room) return 'overflows_debits_posted';
-  if (cr.credits_posted > room) return 'overflows_credits_posted';
-  const drDebits = dr.debits_pending + dr.debits_posted;
-  if (drDebits > room) return 'overflows_debits';
-  const crCredits = cr.credits_pending + cr.credits_posted;
-  if (crCredits > room) return 'overflows_credits';
-  if (t.timeout !== 0 && timestamp + BigInt(t.timeout) * nsPerSecond > timestampMax) return 'overflows_timeout';
-  if ((dr.flags & AF.debits_must_not_exceed_credits) !== 0 && drDebits + amount > dr.credits_posted) {
-    return 'exceeds_credits';
-  }
-  if ((cr.flags & AF.credits_must_not_exceed_debits) !== 0 && crCredits + amount > cr.debits_posted) {
-    return 'exceeds_debits';
-  }
-  return undefined;
-}
-
-function resolvePending(p: Transfer, amount: bigint, isVoid: boolean, dr: Account, cr: Account): void {
-  dr.debits_pending -= p.amount;
-  cr.credits_pending -= p.amount;
-  if (!isVoid) {
-    dr.debits_posted += amount;
-    cr.credits_posted += amount;
-    return;
-  }
-  if ((p.flags & TF.closing_debit) !== 0) dr.flags &= ~AF.closed;
-  if ((p.flags & TF.closing_credit) !== 0) cr.flags &= ~AF.closed;
-}
-
-/** A copy of the transfer as stored; a literal (not a spread) so every stored transfer shares one shape. */
-function storedTransfer(t: Transfer, amount: bigint, timestamp: bigint): Transfer {
-  return {
-    id: t.id,
-    debit_account_id: t.debit_account_id,
-    credit_account_id: t.credit_account_id,
-    amount,
-    pending_id: t.pending_id,
-    user_data_128: t.user_data_128,
-    user_data_64: t.user_data_64,
-    user_data_32: t.user_data_32,
-    timeout: t.timeout,
-    ledger: t.ledger,
-    code: t.code,
-    flags: t.flags,
-    timestamp,
-  };
-}
-
-function balanceOf(a: Account, t: Transfer): AccountBalance {
-  return {
-    debits_pending: a.debits_pending,
-    debits_posted: a.debits_posted,
-    credits_pending: a.credits_pending,
-    credits_posted: a.credits_posted,
-    timestamp: t.timestamp,
-  };
-}
-
-function min(a: bigint, b: bigint): bigint {
-  return a < b ? a : b;
-}
-
-/** TigerBeetle's AccountFilter validity rules; an invalid filter yields no results. */
-function validFilter(f: AccountFilter): boolean {
-  const sides = AccountFilterFlags.debits | AccountFilterFlags.credits;
-  const known = sides | AccountFilterFlags.reversed;
-  if (f.account_id === 0n || f.account_id === idMax) return false;
-  if (f.timestamp_min === u64Max || f.timestamp_max === u64Max) return false;
-  if (f.timestamp_max !== 0n && f.timestamp_min > f.timestamp_max) return false;
-  if (f.limit === 0) return false;
-  if ((f.flags & sides) === 0 || (f.flags & ~known) !== 0) return false;
-  return true;
-}
-
-/** Filters an account's timestamp-ordered entries; oldest first unless `reversed`. */
-function scan<T>(list: readonly T[], f: AccountFilter, transferOf: (entry: T) => Transfer): T[] {
-  const limit = Math.min(f.limit, eventBatchMax);
-  const wantDebits = (f.flags & AccountFilterFlags.debits) !== 0;
-  const wantCredits = (f.flags & AccountFilterFlags.credits) !== 0;
-  const reversed = (f.flags & AccountFilterFlags.reversed) !== 0;
-  const out: T[] = [];
-  for (let k = 0; k < list.length && out.length < limit; k++) {
-    const entry = list[reversed ? list.length - 1 - k : k]!;
-    const t = transferOf(entry);
-    if (f.timestamp_min !== 0n && t.timestamp < f.timestamp_min) continue;
-    if (f.timestamp_max !== 0n && t.timestamp > f.timestamp_max) continue;
-    const side = (wantDebits && t.debit_account_id === f.account_id) || (wantCredits && t.credit_account_id === f.account_id);
-    if (!side) continue;
-    if (f.user_data_128 !== 0n && t.user_data_128 !== f.user_data_128) continue;
-    if (f.user_data_64 !== 0n && t.user_data_64 !== f.user_data_64) continue;
-    if (f.user_data_32 !== 0 && t.user_data_32 !== f.user_data_32) continue;
-    if (f.code !== 0 && t.code !== f.code) continue;
-    out.push(entry);
-  }
-  return out;
-}
-
-/** A binary min-heap of pending transfers by expiry time. */
-interface Expiry {
-  expiresAt: bigint;
-  id: bigint;
-  /** The pending transfer's timestamp, to tell it from a later transfer with the same id. */
-  createdAt: bigint;
 }

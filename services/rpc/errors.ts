@@ -2,7 +2,8 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import { AuthzError, type AuthzErrorKind } from '../../authz/errors.js';
 import { SubscriberOverflowError } from '../../authz/events.js';
 import { StoreUnavailableError } from '../../authz/ports.js';
-import { LedgerUnavailableError } from '../../ledger/port.js';
+import { StoreFullError } from '../../authz/store/port.js';
+import { LedgerCapacityError, LedgerUnavailableError } from '../../ledger/port.js';
 import { ErrorInfoSchema, errorDomain } from './status-details.js';
 
 /**
@@ -69,6 +70,9 @@ export function errorRule<E extends Error>(
 export const houseErrorRules: readonly ErrorRule[] = [
   errorRule(DomainError, (e) => ({ kind: e.code, message: e.message, details: e.details })),
   errorRule(AuthzError, (e) => ({ kind: e.kind, message: e.message, details: e.details })),
+  // A full embedded store or ledger: retrying will not help, the message names the bound and the fix.
+  errorRule(StoreFullError, (e) => ({ kind: 'unavailable', message: e.message, details: { reason: 'CAPACITY' } })),
+  errorRule(LedgerCapacityError, (e) => ({ kind: 'unavailable', message: e.message, details: { reason: 'CAPACITY' } })),
   errorRule(StoreUnavailableError, () => ({ kind: 'unavailable', message: 'store unavailable, retry later' })),
   errorRule(SubscriberOverflowError, (e) => ({ kind: 'resource_exhausted', message: e.message })),
   errorRule(LedgerUnavailableError, () => ({ kind: 'unavailable', message: 'ledger unavailable, retry later' })),

@@ -1,5 +1,4 @@
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { EmbeddedLedger } from '../../ledger/embedded/engine.js';
 import { JournalCorruptError, JournalLockedError, journalFileName } from '../../ledger/embedded/journal.js';
 import { account, transfer } from '../../ledger/model.js';
 import { batchAmount, crashAccounts, crashOperator, crashTransferId } from './fixtures/crash-plan.js';
+import { runAndKill } from './fixtures/kill-writer.js';
 
 const writer = fileURLToPath(new URL('./fixtures/journal-writer.ts', import.meta.url));
 /** Events per batch: a full TigerBeetle batch, so each journal record is ~1 MiB and a kill often lands mid-write. */
@@ -19,45 +19,6 @@ const roundsMax = 3;
 /** Upper bound on one round, so a stuck child cannot hang the suite. */
 const roundTimeoutMs = 60_000;
 
-interface Round {
-  acked: number;
-  killedAfterReady: boolean;
-  /** Bytes of a torn record the child cut off when it reopened the previous round's journal. */
-  recoveredTornBytes: number;
-}
-
-/** Runs the writer until it has acknowledged `killAfter` batches, then SIGKILLs it mid-stride. */
-function runAndKill(dataDir: string, runTag: bigint, killAfter: number): Promise<Round> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import=tsx', writer, dataDir, String(runTag), String(batchesMax), String(batchSizeEvents)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let acked = 0;
-    let ready = false;
-    let recoveredTornBytes = 0;
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), roundTimeoutMs);
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdout.on('data', (d: Buffer) => {
-      for (const line of d.toString().split('\n')) {
-        if (line.startsWith('ready ')) {
-          ready = true;
-          recoveredTornBytes = Number(line.slice(6));
-        }
-        if (line.startsWith('ack ')) acked = Math.max(acked, Number(line.slice(4)) + 1);
-      }
-      // Kill a few milliseconds into the next batch's write, at a varying point.
-      if (acked >= killAfter && !child.killed) setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * 8));
-    });
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (signal !== 'SIGKILL') reject(new Error(`writer exited with ${code}: ${stderr}`));
-      else resolve({ acked, killedAfterReady: ready, recoveredTornBytes });
-    });
-  });
-}
-
 test('SIGKILL during journaled batches: every acknowledged batch survives, no batch is half-applied', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'cs-crash-'));
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -65,7 +26,8 @@ test('SIGKILL during journaled batches: every acknowledged batch survives, no ba
   for (let r = 0; r < roundsMax; r++) {
     const runTag = BigInt(r + 1);
     const killAfter = 2 + Math.floor(Math.random() * 6);
-    const round = await runAndKill(dataDir, runTag, killAfter);
+    const args = [dataDir, String(runTag), String(batchesMax), String(batchSizeEvents)];
+    const round = await runAndKill(writer, args, killAfter, { timeoutMs: roundTimeoutMs, killWithinMs: 8 });
     t.true(round.killedAfterReady, 'the writer was killed while writing batches');
     rounds.push({ runTag, acked: round.acked, torn: round.recoveredTornBytes });
   }

@@ -3,7 +3,7 @@ import { Code, ConnectError } from '@connectrpc/connect';
 import { AuthzError } from '../../../authz/errors.js';
 import { StoreUnavailableError } from '../../../authz/ports.js';
 import { StoreFullError } from '../../../authz/store/errors.js';
-import { LedgerUnavailableError } from '../../../ledger/port.js';
+import { LedgerCapacityError, LedgerUnavailableError } from '../../../ledger/port.js';
 import {
   codeName,
   codeOfKind,
@@ -49,10 +49,22 @@ test('details become one google.rpc.ErrorInfo; the original stays the cause', (t
 test("the domain's own errors are rows of the house table", (t) => {
   const authz = toConnectError(new AuthzError('permission_denied', 'wrong code', { attemptsLeft: 4 }));
   t.deepEqual([authz.code, authz.rawMessage], [Code.PermissionDenied, 'wrong code']);
-  for (const e of [new LedgerUnavailableError('tigerbeetle at 10.0.0.7:3000 timed out'), new StoreUnavailableError('redis down'), new StoreFullError('full')]) {
+  for (const e of [new LedgerUnavailableError('tigerbeetle at 10.0.0.7:3000 timed out'), new StoreUnavailableError('redis down')]) {
     const mapped = toConnectError(e);
     t.is(mapped.code, Code.Unavailable, e.name);
     t.false(mapped.rawMessage.includes('10.0.0.7') || mapped.rawMessage.includes('redis'), 'no internals in the message');
+    t.is(mapped.cause, e);
+  }
+});
+
+test('a full embedded store or ledger is UNAVAILABLE with its own message naming the fix (a retry will not help), reason CAPACITY', (t) => {
+  const fix = 'move to Redis and TigerBeetle (COUNTERSIGN_REDIS_URL, COUNTERSIGN_TB_ADDRESSES)';
+  for (const e of [new StoreFullError(`the payment store holds 10 payments, its limit (paymentsMax); ${fix}`), new LedgerCapacityError(`the embedded ledger holds 10 transfers, its limit; ${fix}`)]) {
+    const mapped = toConnectError(e);
+    t.is(mapped.code, Code.Unavailable, e.name);
+    t.true(mapped.rawMessage.endsWith(fix), mapped.rawMessage);
+    const info = mapped.findDetails(ErrorInfoSchema)[0];
+    t.is(info?.reason, 'CAPACITY');
     t.is(mapped.cause, e);
   }
 });
