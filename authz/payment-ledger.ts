@@ -197,7 +197,20 @@ export class PaymentLedger {
 
   /** True when the reservation exists (whatever became of it since). */
   async reserved(payment: Payment): Promise<boolean> {
-    return (await this.ledger.lookupTransfers([paymentTransferIds(idFromHex(payment.id)).pending])).length === 1;
+    return (await this.reservedAmong([payment])).has(payment.id);
+  }
+
+  /**
+   * The ids of the payments whose reservation exists, in one lookup. A post or void of a
+   * reservation that does not exist yet would fail with `pending_transfer_not_found`, which the
+   * ledger remembers for that id (`id_already_failed` forever): whoever is not sure the
+   * reservation was made looks first.
+   */
+  async reservedAmong(payments: readonly Payment[]): Promise<Set<string>> {
+    if (payments.length === 0) return new Set();
+    const found = await this.ledger.lookupTransfers(payments.map((p) => paymentTransferIds(idFromHex(p.id)).pending));
+    const byId = new Set(found.map((t) => t.id));
+    return new Set(payments.filter((p) => byId.has(paymentTransferIds(idFromHex(p.id)).pending)).map((p) => p.id));
   }
 
   /** True when the post (and the fee, if any) are in the ledger. */

@@ -82,10 +82,15 @@ export class PaymentsService {
     return this.deps.store.list(query);
   }
 
-  /** The first code for the payer's own terminal (channel APP/WEB), while the payment is CHALLENGED. */
-  firstCodeForTerminal(caller: Caller, payment: Payment): string | undefined {
+  /**
+   * The first code for the payer's own terminal (channel APP/WEB), while the payment is CHALLENGED
+   * and its money is reserved: like an SMS, the code reaches the payer only once the reservation
+   * is made (undefined until then: its create is still on its way, or a retry of it finishes it).
+   */
+  async firstCodeForTerminal(caller: Caller, payment: Payment): Promise<string | undefined> {
     if (caller.kind !== 'payer' || caller.payerId !== payment.payerId || !isTerminalChannel(payment.channel)) return undefined;
     if (payment.state !== 'CHALLENGED' || payment.sealedFirstCode === undefined) return undefined;
+    if (!(await this.deps.ledger.reserved(payment))) return undefined;
     return this.deps.codes.openFirstCode(payment.id, payment.sealedFirstCode);
   }
 

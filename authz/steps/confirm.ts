@@ -100,6 +100,10 @@ export class ConfirmStep {
         if (outcomes[w.index] !== undefined) return;
         try {
           if ((w.module.needs.record || w.module.needs.payer) && !visibleTo(caller, w.record?.payment)) throw notFound(`payment ${w.request.paymentId} not found`);
+          if (w.module.needs.reservation && w.record!.payment.state === 'CHALLENGED' && !(await this.deps.ledger.reserved(w.record!.payment))) {
+            // Its create has not reserved the money yet (still on its way, or stopped: a retry of the create finishes it).
+            throw new AuthzError('unavailable', 'this payment is still being set up; retry shortly', { reason: 'IN_PROGRESS', retry_after_ms: this.deps.limits.createLeaseMs });
+          }
           if (w.module.needs.payer) w.payer = await this.deps.directory.getPayer(w.record!.payment.payerId);
           w.item = await this.item(caller, w);
           ready.push(w);
@@ -142,6 +146,9 @@ export class ConfirmStep {
   /** Each outcome to its answer; the ledger effects of all of them at once. */
   private async finish(work: Work[], results: ConfirmOutcome[], outcomes: ItemOutcome[]): Promise<void> {
     const driving: { w: Work; record: PaymentRecord; answer: (record: PaymentRecord) => Promise<Payment> | Payment }[] = [];
+    // A right answer means the payer had what only goes out once the reservation is made (the first
+    // code, the call, the bank's check after a lookup): those payments are posted without a lookup.
+    const reserved = new Set<string>();
     results.forEach((result, k) => {
       const w = work[k]!;
       const factor = w.module.factor;
@@ -174,19 +181,20 @@ export class ConfirmStep {
           return void driving.push({ w, record: result.record, answer: (r) => r.payment });
         case 'satisfied':
           publish(this.deps, [result.record]);
+          reserved.add(result.record.payment.id);
           return void driving.push({ w, record: result.record, answer: (r) => this.afterSatisfied(w, r) });
       }
     });
-    await this.driveAll(driving, outcomes);
+    await this.driveAll(driving, reserved, outcomes);
   }
 
   /** Posts the approved, voids the declined and expired (one ledger request), then each item's answer. */
-  private async driveAll(driving: { w: Work; record: PaymentRecord; answer: (record: PaymentRecord) => Promise<Payment> | Payment }[], outcomes: ItemOutcome[]): Promise<void> {
+  private async driveAll(driving: { w: Work; record: PaymentRecord; answer: (record: PaymentRecord) => Promise<Payment> | Payment }[], reserved: ReadonlySet<string>, outcomes: ItemOutcome[]): Promise<void> {
     if (driving.length === 0) return;
     const needs = driving.filter((d) => needsDrive(d.record));
     let driven: PaymentRecord[] = [];
     try {
-      driven = await drive(this.deps, needs.map((d) => d.record));
+      driven = await drive(this.deps, needs.map((d) => d.record), { reserved });
     } catch (error) {
       for (const d of needs) outcomes[d.w.index] = rejected(error);
     }

@@ -107,9 +107,13 @@ export function accountsOf(deps: Pick<StepDeps, 'platform'>, payment: Payment): 
   return accounts;
 }
 
-/** Seconds the reservation of `payment` must still live at `nowMs`: to its expiry plus the grace. */
-export function reservationSeconds(deps: Pick<StepDeps, 'limits'>, payment: Payment, nowMs: number): number {
-  return Math.max(1, Math.ceil((payment.expiresAtMs - nowMs) / 1000)) + deps.limits.reservationGraceSeconds;
+/**
+ * The reservation's timeout in seconds: the challenge's lifetime plus the grace, from the record
+ * alone, so that every process that makes it (the create, a retry, a confirm finishing a create
+ * that crashed) sends the same transfer and meets `exists` — never `exists_with_different_timeout`.
+ */
+export function reservationSeconds(deps: Pick<StepDeps, 'limits'>, payment: Payment): number {
+  return Math.max(1, Math.ceil((payment.expiresAtMs - payment.createdAtMs) / 1000)) + deps.limits.reservationGraceSeconds;
 }
 
 /** Tells watchers (and metrics) about records that changed. */

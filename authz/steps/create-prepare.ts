@@ -95,8 +95,9 @@ export class CreatePreparer {
     const payee = payeeOf(merchant, currency.code, input.payeeAccountId);
     const decision = await this.decide(merchant, payer, payee, input);
     const factors = decision.kind === 'REQUIRE' ? decision.factors : [];
-    if (decision.kind === 'REQUIRE') this.checkFactorsPossible(payer, factors, input);
+    // Malformed or unknown input first (INVALID_ARGUMENT, NOT_FOUND), then what the payer lacks.
     const debit = this.debitOf(payer, currency.code, payee, factors, input.billableLineId);
+    if (decision.kind === 'REQUIRE') this.checkFactorsPossible(payer, factors, input);
     if (factors.includes('AUTH_PASSWORD')) await this.checkAuthPassword(payer, input.authPassword);
     if (debit.line !== undefined && decision.kind !== 'DENY') await this.openLinePeriod(debit.line, debit.accounts, currency.code);
     return this.draft({ merchant, payer, decision, accounts: debit.accounts, line: debit.line, input, forcedId });
@@ -279,17 +280,13 @@ export class CreatePreparer {
     return { request, firstCode, digests };
   }
 
-  /**
-   * The SMS-pumping limits a code sent to the payer counts against: one counter for the payer's
-   * number, which carries both the per-number and the per-payer limit (a number belongs to one
-   * payer and a payer has one number, fixed at enrollment, so the two count the same events: the
-   * stricter limit applies), and one for the number's prefix. Order: `codeRateCounters`.
-   */
+  /** The SMS-pumping limits a code sent to the payer counts against, in the order of `codeRateNames`. */
   private codeRateHits(payer: Payer): RateLimitHit[] {
     const { limits } = this.deps;
     const windowMs = limits.codeRateWindowMs;
     return [
-      { key: `codes:to:${payer.phone}`, limit: Math.min(limits.codesPerDestinationMax, limits.codesPerPayerMax), windowMs },
+      { key: `codes:to:${payer.phone}`, limit: limits.codesPerDestinationMax, windowMs },
+      { key: `codes:payer:${payer.id}`, limit: limits.codesPerPayerMax, windowMs },
       { key: `codes:prefix:${payer.phone.slice(0, 7)}`, limit: limits.codesPerPrefixMax, windowMs },
     ];
   }

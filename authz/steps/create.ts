@@ -106,7 +106,7 @@ export class CreateStep {
   private async reserve(record: PaymentRecord): Promise<PaymentRecord> {
     const p = record.payment;
     const now = this.deps.now();
-    const seconds = reservationSeconds(this.deps, p, now);
+    const seconds = reservationSeconds(this.deps, p);
     if (p.state !== 'APPROVED') {
       const outcome = await this.deps.ledger.reserve(p, accountsOf(this.deps, p), seconds);
       return outcome === 'reserved' ? record : this.declineForFunds(record, outcome);
@@ -156,8 +156,16 @@ export class CreateStep {
     if (p.state !== 'CHALLENGED') return unwrap(outcomeOf(p));
     const leaseEndMs = p.createdAtMs + this.deps.limits.createLeaseMs;
     if (now < leaseEndMs) {
-      if (await this.deps.ledger.reserved(p)) return p;
-      throw new AuthzError('unavailable', 'a request with this idempotency key is in progress; retry shortly', { reason: 'IN_PROGRESS', retry_after_ms: leaseEndMs - now });
+      if (!(await this.deps.ledger.reserved(p))) {
+        throw new AuthzError('unavailable', 'a request with this idempotency key is in progress; retry shortly', { reason: 'IN_PROGRESS', retry_after_ms: leaseEndMs - now });
+      }
+      // Reserved, but whether its code went out is not known here (the call that made it may have
+      // died after the reservation): send the code again — the channel de-duplicates by delivery
+      // key, and a second copy of the same code is harmless. (A phone call is placed again only
+      // after the lease, below: a second call is not harmless.)
+      const { code } = challengeMessages(this.deps, p, undefined);
+      await deliverOrDecline(this.deps, record, () => sendChallenge(this.deps, p, { code, call: false }));
+      return p;
     }
     const reserved = await this.reserve(record);
     if (reserved.payment.state !== 'CHALLENGED') return unwrap(outcomeOf(reserved.payment));

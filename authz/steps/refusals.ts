@@ -9,22 +9,19 @@ import type { PaymentLimits } from './context.js';
  * counted twice.
  */
 
-/**
- * The code-rate counters, in the order a create counts them (`rate:<index>`): the payer's number
- * (the per-number and per-payer limits, the stricter one applying, see create-prepare.ts) and the
- * number's prefix.
- */
-export function codeRateCounters(limits: PaymentLimits): { name: 'destination' | 'payer' | 'prefix'; limit: number }[] {
-  const number = limits.codesPerDestinationMax <= limits.codesPerPayerMax ? { name: 'destination' as const, limit: limits.codesPerDestinationMax } : { name: 'payer' as const, limit: limits.codesPerPayerMax };
-  return [number, { name: 'prefix', limit: limits.codesPerPrefixMax }];
+/** The three code-rate limits (DESIGN §6: per number, per payer, per number prefix), in the order a create counts them (`rate:<index>`). */
+export const codeRateNames = ['destination', 'payer', 'prefix'] as const;
+
+export function codeRateLimitOf(limits: PaymentLimits, index: number): number {
+  return [limits.codesPerDestinationMax, limits.codesPerPayerMax, limits.codesPerPrefixMax][index]!;
 }
 
 /** The error of a refusal token a create stored. */
 export function createRefusal(token: string, limits: PaymentLimits): AuthzError {
   const rate = /^rate:(\d)$/.exec(token);
-  const counter = rate === null ? undefined : codeRateCounters(limits)[Number(rate[1])];
-  if (counter === undefined) throw new Error(`assertion failed: unknown create refusal ${JSON.stringify(token)}`);
-  const { name, limit } = counter;
+  const name = rate === null ? undefined : codeRateNames[Number(rate[1])];
+  if (name === undefined) throw new Error(`assertion failed: unknown create refusal ${JSON.stringify(token)}`);
+  const limit = codeRateLimitOf(limits, Number(rate![1]));
   return new AuthzError('resource_exhausted', `too many codes sent (${name} limit: ${limit} per ${limits.codeRateWindowMs / 1000} s); try again later`, {
     reason: `CODE_RATE_${name.toUpperCase()}`,
     limit,

@@ -79,7 +79,7 @@ export function payerServiceImpl(deps: {
       const payer = await deps.directory.getPayer(payment.payerId);
       const pending = payment.requiredFactors.filter((f) => !payment.satisfiedFactors.includes(f));
       const challenged = pending.find(isChallenged);
-      const firstCode = deps.payments.firstCodeForTerminal(caller, payment);
+      const firstCode = await deps.payments.firstCodeForTerminal(caller, payment);
       const bankKey = await deps.payments.bankKeyFor(payment);
       const terminal = payment.channel === 'APP' || payment.channel === 'WEB';
       return {

@@ -24,18 +24,47 @@ export const retireDropPerPass = 64;
 export const entrySweepPerMutation = 2;
 
 /** No checkpoint before the journal since the last one holds this many bytes. */
-export const checkpointJournalBytesMinDefault = 64 * MiB;
-/** A checkpoint always starts once the journal since the last one holds this many bytes. */
-export const checkpointJournalBytesMaxDefault = 1024 * MiB;
+export const checkpointJournalBytesMinDefault = 16 * MiB;
+/** A checkpoint always starts once the journal since the last one holds this many bytes: the bound on the replayed tail (README "Replay bound"). */
+export const checkpointJournalBytesMaxDefault = 64 * MiB;
 /**
  * Between the two: a checkpoint starts once the journal holds this many times the last
- * checkpoint's bytes, so checkpoint writing costs a bounded share of the disk traffic while
- * replaying on open costs at most about as much as loading the checkpoint.
+ * checkpoint's bytes. Lower replays less on open and writes more checkpoints: each journal byte
+ * costs `1 / checkpointJournalPerCheckpoint` checkpoint bytes (write amplification).
  */
-export const checkpointJournalPerCheckpointDefault = 1;
+export const checkpointJournalPerCheckpointDefault = 0.5;
+/**
+ * A checkpoint's walk must be done by the time the journal has grown by this share of the
+ * trigger since its rotation (checkpoint.ts, "Pacing"): it bounds the journal a crash during a
+ * checkpoint adds to the replayed tail.
+ */
+export const checkpointLagPerTrigger = 0.25;
+/** Milliseconds a checkpoint's walk runs at least in each turn of the event loop (more while it is behind). */
+export const checkpointSliceMs = 10;
+/** Bytes of mutations per checkpoint frame. */
+export const checkpointChunkBytes = 1 * MiB;
+/** A checkpoint being written is fsync'd every this many bytes, so the fsync that ends it (while the journal keeps growing) is short. */
+export const checkpointSyncBytes = 16 * MiB;
+/** Checkpoint frames written and not yet acknowledged by the file system, at most (bounds the memory a checkpoint holds). */
+export const checkpointWritesInFlightMax = 4;
+/** Strings a checkpoint's dictionary holds at most (merchant, payer and account ids, states…); beyond, strings are written inline. */
+export const checkpointDictionaryEntriesMax = 2 ** 18;
 
-/** Characters of passes queued behind the disk at most; beyond, steps are refused (StoreUnavailableError) until it catches up. */
-export const queuedCharsMax = 256 * MiB;
+/** Bytes of queued passes one journal frame (one write, one fdatasync) takes at most; it always takes at least one pass. */
+export const frameBytesTarget = 4 * MiB;
+
+/**
+ * The most journal an open replays after its checkpoint, bytes (README "Replay bound"): the
+ * trigger's cap, plus the journal a checkpoint's walk may see written (`checkpointLagPerTrigger`
+ * of it), plus a frame on each side (the write that crossed the trigger; the one in flight when
+ * the walk ended). A pass larger than a frame (a step of 1 000 items is ~0.5 MB) adds itself.
+ */
+export function replayTailBytesBound(checkpointJournalBytesMax: number = checkpointJournalBytesMaxDefault): number {
+  return Math.ceil(checkpointJournalBytesMax * (1 + checkpointLagPerTrigger)) + 2 * frameBytesTarget;
+}
+
+/** Bytes of passes queued behind the disk at most; beyond, steps are refused (StoreUnavailableError) until it catches up. */
+export const queuedBytesMax = 256 * MiB;
 
 /**
  * Heap bytes one payment costs in a running store — its record, its create and confirm

@@ -6,8 +6,10 @@ import { crc32 } from 'node:zlib';
  *
  *   magic u32 LE (bytes ff 63 73 70) | payload length u32 LE | crc32(payload) u32 LE | crc32(bytes 0..11) u32 LE | payload
  *
- * The header checks itself, so a length is trusted only when its header is intact. The magic's
- * first byte, 0xff, never occurs in UTF-8 text, so no payload (JSON lines) can hold a frame header.
+ * The header checks itself, so a length is trusted only when its header is intact. Payloads are
+ * binary (mutation-codec.ts) and may hold the magic's bytes; what looks like an intact frame
+ * inside a torn tail must also pass two CRC-32s (header and payload), about 2^-64 per position by
+ * chance, and the only effect of such a match is that open refuses (it never drops data).
  */
 
 export const frameHeaderBytes = 16;
@@ -22,15 +24,23 @@ export class JournalCorruptError extends Error {
 }
 
 export function encodeFrame(payload: Buffer): Buffer {
-  if (payload.length < 1 || payload.length > framePayloadBytesMax) {
-    throw new Error(`assertion failed: a frame payload is 1..${framePayloadBytesMax} bytes, not ${payload.length}`);
+  return encodeFrameOf([payload]);
+}
+
+/** One frame whose payload is `parts` back to back (one copy of each). */
+export function encodeFrameOf(parts: readonly Buffer[]): Buffer {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  if (length < 1 || length > framePayloadBytesMax) {
+    throw new Error(`assertion failed: a frame payload is 1..${framePayloadBytesMax} bytes, not ${length}`);
   }
-  const frame = Buffer.allocUnsafe(frameHeaderBytes + payload.length);
+  const frame = Buffer.allocUnsafe(frameHeaderBytes + length);
+  let at = frameHeaderBytes;
+  for (const part of parts) at += part.copy(frame, at);
   frame.writeUInt32LE(magic, 0);
-  frame.writeUInt32LE(payload.length, 4);
-  frame.writeUInt32LE(crc32(payload), 8);
+  frame.writeUInt32LE(length, 4);
+  frame.writeUInt32LE(crc32(frame.subarray(frameHeaderBytes)), 8);
   frame.writeUInt32LE(crc32(frame.subarray(0, 12)), 12);
-  payload.copy(frame, frameHeaderBytes);
   return frame;
 }
 

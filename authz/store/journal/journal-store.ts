@@ -7,13 +7,14 @@ import {
   checkpointJournalBytesMaxDefault,
   checkpointJournalBytesMinDefault,
   checkpointJournalPerCheckpointDefault,
+  checkpointLagPerTrigger,
   closedRetentionMsDefault,
   entriesMaxDefault,
   entrySweepPerMutation,
   fullHint,
   idempotencyKeyTtlMsMax,
   paymentsMaxDefault,
-  queuedCharsMax,
+  queuedBytesMax,
   retireDropPerPass,
   retireExaminePerPass,
 } from './bounds.js';
@@ -60,9 +61,14 @@ export class JournalPaymentStore extends MemoryPaymentStore {
   override readonly describe: string;
   /** Checkpoints written since open (the last few, for tests and the bench). */
   readonly checkpoints: CheckpointWritten[] = [];
+  /** Checkpoints written since open, all of them. */
+  checkpointsWritten = 0;
   private closed = false;
   private checkpointing: Promise<void> | undefined;
   private lastCheckpointBytes: number;
+  /** Journal offset (Journal.offset) where what a crash now would replay begins: the rotation of the newest durable checkpoint. */
+  private replayFrom = 0;
+  private replayTailMax = 0;
 
   private constructor(
     options: MemoryStoreOptions,
@@ -77,7 +83,10 @@ export class JournalPaymentStore extends MemoryPaymentStore {
     this.describe = `payment store journaled in ${settings.dataDir} (checkpoint + journal${settings.fsync ? '' : ', fsync OFF: not durable'})`;
     this.lastCheckpointBytes = recovered.checkpointBytes;
     state.onMutation((m) => journal.record(m));
-    journal.onWritten = () => this.maybeCheckpoint();
+    journal.onWritten = () => {
+      this.replayTailMax = Math.max(this.replayTailMax, this.replayTailBytes);
+      this.maybeCheckpoint();
+    };
   }
 
   static async open(options: JournalStoreOptions): Promise<JournalPaymentStore> {
@@ -97,7 +106,7 @@ export class JournalPaymentStore extends MemoryPaymentStore {
         recovered.lastSegment === undefined
           ? await Segment.create(settings.dataDir, recovered.checkpoint ?? 1, settings.fsync)
           : await Segment.reopen(settings.dataDir, recovered.lastSegment, recovered.lastSegmentBytes, settings.fsync);
-      const journal = new Journal(segment, { dataDir: settings.dataDir, fsync: settings.fsync, queuedCharsMax, replayedBytes: recovered.replayedBytes });
+      const journal = new Journal(segment, { dataDir: settings.dataDir, fsync: settings.fsync, queuedBytesMax, replayedBytes: recovered.replayedBytes });
       const store = new JournalPaymentStore(memory, state, journal, settings, recovered, unlock);
       store.maybeCheckpoint();
       return store;
@@ -170,12 +179,17 @@ export class JournalPaymentStore extends MemoryPaymentStore {
 
   // ---------------------------------------------------------------- checkpoints
 
+  /** Journal bytes since the last checkpoint that start the next one (README "Checkpoints"). */
+  get checkpointTriggerBytes(): number {
+    const s = this.settings;
+    return Math.min(s.checkpointJournalBytesMax, Math.max(s.checkpointJournalBytesMin, this.lastCheckpointBytes * s.checkpointJournalPerCheckpoint));
+  }
+
   private maybeCheckpoint(): void {
     if (this.checkpointing !== undefined || this.closed || this.journal.failure !== undefined) return;
-    const s = this.settings;
-    const threshold = Math.min(s.checkpointJournalBytesMax, Math.max(s.checkpointJournalBytesMin, this.lastCheckpointBytes * s.checkpointJournalPerCheckpoint));
-    if (this.journal.bytesSinceRotation < threshold) return;
-    this.checkpointing = this.checkpoint()
+    const trigger = this.checkpointTriggerBytes;
+    if (this.journal.bytesSinceRotation < trigger) return;
+    this.checkpointing = this.checkpoint(Math.max(1, Math.floor(trigger * checkpointLagPerTrigger)))
       .catch((cause: unknown) => this.journal.fail(cause))
       .finally(() => {
         this.checkpointing = undefined;
@@ -183,23 +197,39 @@ export class JournalPaymentStore extends MemoryPaymentStore {
       });
   }
 
-  /** Rotates the journal to segment n, writes checkpoint n, then deletes what it supersedes. */
-  private async checkpoint(): Promise<void> {
+  /** Rotates the journal to segment n, writes checkpoint n (its walk done within `lagBytes` of journal), then deletes what it supersedes. */
+  private async checkpoint(lagBytes: number): Promise<void> {
     const segment = await this.journal.rotate();
+    const rotatedAt = this.journal.rotatedAtOffset;
     const written = await writeCheckpoint({
       dataDir: this.settings.dataDir,
       segment,
       state: this.state,
       nowMs: this.now(),
       fsync: this.settings.fsync,
+      pace: { journalBytes: () => this.journal.bytesSinceRotation, lagBytes },
       durable: () => this.journal.durable(this.journal.appliedSeq),
     });
     const listing = listDirectory(this.settings.dataDir);
     removeFiles(this.settings.dataDir, [...listing.segments.filter((n) => n < segment).map(segmentName), ...listing.checkpoints.filter((n) => n < segment).map(checkpointName)]);
     if (this.settings.fsync) syncDirectory(this.settings.dataDir);
+    this.replayFrom = rotatedAt;
     this.lastCheckpointBytes = written.bytes;
     this.checkpoints.push(written);
+    this.checkpointsWritten += 1;
     if (this.checkpoints.length > checkpointsKept) this.checkpoints.shift();
+  }
+
+  /**
+   * Journal bytes an open after a crash now would replay (from the newest durable checkpoint on),
+   * and the most seen after any write since open: the measured replay tail.
+   */
+  get replayTailBytes(): number {
+    return this.journal.offset - this.replayFrom;
+  }
+
+  get replayTailBytesMax(): number {
+    return Math.max(this.replayTailMax, this.replayTailBytes);
   }
 
   /** Journal bytes and frames (writes, each one fdatasync) since open. */

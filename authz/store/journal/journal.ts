@@ -1,16 +1,17 @@
 import { StoreUnavailableError } from '../port.js';
 import type { Mutation } from '../memory/state.js';
-import { encodeFrame, framePayloadBytesMax } from './frame.js';
+import { frameBytesTarget } from './bounds.js';
+import { ByteWriter } from './bytes.js';
+import { encodeFrameOf, framePayloadBytesMax } from './frame.js';
 import { encodeMutation } from './mutation-codec.js';
 import { Segment } from './segment.js';
 
-/** Characters of queued passes one frame takes at most (it always takes at least one pass). */
-export const frameCharsTarget = 4 * 2 ** 20;
+/** Initial size of the buffer a pass is encoded into (it grows to the largest pass seen). */
+const passBufferBytes = 64 * 1024;
 
 interface Pass {
   seq: number;
-  lines: string[];
-  chars: number;
+  bytes: Buffer;
 }
 
 interface Waiter {
@@ -25,7 +26,7 @@ interface Waiter {
  *
  * A pass is a synchronous run over the state (`beginPass`, the state's mutations arrive through
  * `record`, `endPass`). A pass that changed something gets the next sequence number and joins
- * the queue as one block of lines. One writer loop drains the queue: everything queued while a
+ * the queue as one block of encoded mutations. One writer loop drains the queue: everything queued while a
  * write is in flight forms the next frame, written and fdatasync'd together (group commit); a
  * frame holds whole passes only. `durable(seq)` resolves once every pass up to `seq` is on disk,
  * in order, so a step — or a read, which waits for the passes before it — is answered only with
@@ -41,19 +42,24 @@ export class Journal {
   /** Bytes and frames written since open. */
   bytesWritten = 0;
   framesWritten = 0;
+  /** `offset` when the current segment became current (0: the segment open found). */
+  rotatedAtOffset = 0;
   /** Called after each durable write (the store decides on checkpoints there). */
   onWritten: () => void = () => undefined;
 
-  private lines: string[] | undefined;
+  /** The current pass's mutations, encoded as they arrive (undefined between passes). */
+  private pass: ByteWriter | undefined;
+  private readonly passBuffer = new ByteWriter(passBufferBytes);
+  private mutations = 0;
   private queue: Pass[] = [];
-  private queuedChars = 0;
+  private queuedBytes = 0;
   private waiters: Waiter[] = [];
   private flushing: Promise<void> | undefined;
   private rotation: { resolve: (segment: number) => void; reject: (error: Error) => void } | undefined;
 
   constructor(
     private segment: Segment,
-    private readonly options: { dataDir: string; fsync: boolean; queuedCharsMax: number; replayedBytes: number },
+    private readonly options: { dataDir: string; fsync: boolean; queuedBytesMax: number; replayedBytes: number },
   ) {
     this.bytesSinceRotation = options.replayedBytes;
   }
@@ -62,44 +68,54 @@ export class Journal {
     return this.segment.number;
   }
 
+  /** Journal bytes since the newest checkpoint open found (its replayed tail, then everything written since). */
+  get offset(): number {
+    return this.options.replayedBytes + this.bytesWritten;
+  }
+
   /** Mutations the current pass has made so far. */
   get passMutations(): number {
-    return this.lines?.length ?? 0;
+    return this.pass === undefined ? 0 : this.mutations;
   }
 
   /** Starts capturing a pass. Refused (nothing applied) while the disk is too far behind. */
   beginPass(): void {
-    if (this.lines !== undefined) throw new Error('assertion failed: passes do not nest');
-    if (this.queuedChars > this.options.queuedCharsMax) {
-      throw new StoreUnavailableError(`the payment store journal is ${this.queuedChars} characters behind the disk (queuedCharsMax); try again`);
+    if (this.pass !== undefined) throw new Error('assertion failed: passes do not nest');
+    if (this.queuedBytes > this.options.queuedBytesMax) {
+      throw new StoreUnavailableError(`the payment store journal is ${this.queuedBytes} bytes behind the disk (queuedBytesMax); try again`);
     }
-    this.lines = [];
+    this.pass = this.passBuffer;
+    this.pass.reset();
+    this.mutations = 0;
   }
 
   /** The state's mutation listener. */
   record(m: Mutation): void {
-    if (this.lines === undefined) {
+    const pass = this.pass;
+    if (pass === undefined) {
       this.fail(new Error('assertion failed: the payment state changed outside a journaled pass'));
       return;
     }
+    const at = pass.length;
     try {
-      this.lines.push(encodeMutation(m));
+      encodeMutation(m, pass);
+      this.mutations += 1;
     } catch (cause) {
+      pass.truncate(at);
       this.fail(cause);
     }
   }
 
   /** Ends the pass; returns the sequence number a caller must wait for (`durable`). */
   endPass(): number {
-    const lines = this.lines;
-    this.lines = undefined;
-    if (lines === undefined) throw new Error('assertion failed: endPass without beginPass');
-    if (lines.length > 0 && this.failure === undefined) {
+    const pass = this.pass;
+    this.pass = undefined;
+    if (pass === undefined) throw new Error('assertion failed: endPass without beginPass');
+    if (this.mutations > 0 && this.failure === undefined) {
       this.appliedSeq += 1;
-      let chars = lines.length;
-      for (const line of lines) chars += line.length;
-      this.queue.push({ seq: this.appliedSeq, lines, chars });
-      this.queuedChars += chars;
+      const bytes = pass.copyFrom(0);
+      this.queue.push({ seq: this.appliedSeq, bytes });
+      this.queuedBytes += bytes.length;
       this.kick();
     }
     return this.appliedSeq;
@@ -130,7 +146,7 @@ export class Journal {
     for (const w of this.waiters) w.reject(this.failure);
     this.waiters = [];
     this.queue = [];
-    this.queuedChars = 0;
+    this.queuedBytes = 0;
     this.rotation?.reject(this.failure);
     this.rotation = undefined;
   }
@@ -165,14 +181,13 @@ export class Journal {
   }
 
   private async writeFrame(): Promise<void> {
-    let chars = 0;
+    let bytes = 0;
     let take = 0;
-    while (take < this.queue.length && (take === 0 || chars + this.queue[take]!.chars <= frameCharsTarget)) chars += this.queue[take++]!.chars;
+    while (take < this.queue.length && (take === 0 || bytes + this.queue[take]!.bytes.length <= frameBytesTarget)) bytes += this.queue[take++]!.bytes.length;
     const passes = this.queue.splice(0, take);
-    this.queuedChars -= chars;
-    const payload = Buffer.from((passes.length === 1 ? passes[0]!.lines : passes.flatMap((p) => p.lines)).join('\n'), 'utf8');
-    if (payload.length > framePayloadBytesMax) throw new Error(`assertion failed: one pass encoded to ${payload.length} bytes, more than a frame holds`);
-    const frame = encodeFrame(payload);
+    this.queuedBytes -= bytes;
+    if (bytes > framePayloadBytesMax) throw new Error(`assertion failed: one pass encoded to ${bytes} bytes, more than a frame holds`);
+    const frame = encodeFrameOf(passes.map((p) => p.bytes));
     await this.segment.append(frame);
     this.bytesSinceRotation += frame.length;
     this.bytesWritten += frame.length;
@@ -194,6 +209,7 @@ export class Journal {
     const previous = this.segment;
     this.segment = next;
     this.bytesSinceRotation = 0;
+    this.rotatedAtOffset = this.offset;
     await previous.close();
     const rotation = this.rotation!;
     this.rotation = undefined;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
  * The files of a payment store's data directory (mode 0700, files 0600):
  *
  *   LOCK                            the owning process's pid (lock.ts)
+ *   FORMAT                          the on-disk format (format.ts), written when the directory is new
  *   journal-<n>.log                 journal segment n (n: 16 decimal digits, from 1 up)
  *   checkpoint-<n>.snap             the whole state as of the start of segment n: recovery loads
  *                                   the newest one and replays segments n, n+1, … after it
@@ -49,6 +50,16 @@ export function listDirectory(dataDir: string): DirectoryListing {
   listing.segments.sort((a, b) => a - b);
   listing.checkpoints.sort((a, b) => a - b);
   return listing;
+}
+
+/** Makes a file's content durable. */
+export function syncFile(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Makes created, renamed and removed names in `dataDir` durable. */

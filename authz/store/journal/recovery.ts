@@ -1,7 +1,9 @@
 import { closeSync, fsyncSync, ftruncateSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MemoryState } from '../memory/state.js';
-import { loadCheckpoint } from './checkpoint.js';
+import { ByteReader } from './bytes.js';
+import { loadCheckpoint, located } from './checkpoint.js';
+import { checkFormat } from './format.js';
 import { JournalCorruptError, frameHeaderBytes, scanFrames } from './frame.js';
 import { checkpointName, listDirectory, removeFiles, segmentName, syncDirectory } from './layout.js';
 import { decodeMutation } from './mutation-codec.js';
@@ -10,7 +12,7 @@ import { decodeMutation } from './mutation-codec.js';
 export interface Recovery {
   /** The checkpoint loaded (its segment number), undefined when there was none. */
   checkpoint: number | undefined;
-  checkpointLines: number;
+  checkpointMutations: number;
   checkpointBytes: number;
   checkpointSeconds: number;
   /** Segments replayed after it, in order. */
@@ -25,13 +27,15 @@ export interface Recovery {
   lastSegmentBytes: number;
   /** Stale files removed: temporary checkpoints, and segments and checkpoints older than the one loaded. */
   removed: string[];
-  /** Wall time of the whole recovery (checkpoint load, tail replay, cut, clean-up). */
+  /** Wall time of the tail's replay. */
+  replaySeconds: number;
+  /** Wall time of the whole recovery (format check, checkpoint load, tail replay, cut, clean-up). */
   seconds: number;
 }
 
 /**
- * Rebuilds `state` (empty) from `dataDir`: the newest checkpoint, then every segment from its
- * number on, in order. Only the last segment may end in a torn write (cut off and synced); any
+ * Rebuilds `state` (empty) from `dataDir`: checks its format (format.ts), loads the newest
+ * checkpoint, then replays every segment from its number on, in order. Only the last segment may end in a torn write (cut off and synced); any
  * other damage, or a missing segment, throws JournalCorruptError: nothing acknowledged is ever
  * silently dropped. Files older than the checkpoint (left by a crash before their deletion) and
  * temporary checkpoints (a crash while writing one) are removed.
@@ -39,13 +43,14 @@ export interface Recovery {
 export function recover(dataDir: string, state: MemoryState): Recovery {
   const started = performance.now();
   const listing = listDirectory(dataDir);
+  checkFormat(dataDir, listing);
   const checkpoint = listing.checkpoints.at(-1);
   const first = checkpoint ?? 1;
   const tail = listing.segments.filter((n) => n >= first);
   assertContiguous(dataDir, first, tail, checkpoint !== undefined);
   const r: Recovery = {
     checkpoint,
-    checkpointLines: 0,
+    checkpointMutations: 0,
     checkpointBytes: 0,
     checkpointSeconds: 0,
     segments: tail,
@@ -56,15 +61,18 @@ export function recover(dataDir: string, state: MemoryState): Recovery {
     lastSegment: tail.at(-1),
     lastSegmentBytes: 0,
     removed: [],
+    replaySeconds: 0,
     seconds: 0,
   };
   if (checkpoint !== undefined) {
     const loaded = loadCheckpoint(dataDir, checkpoint, state);
-    r.checkpointLines = loaded.lines;
+    r.checkpointMutations = loaded.mutations;
     r.checkpointBytes = loaded.bytes;
     r.checkpointSeconds = (performance.now() - started) / 1000;
   }
+  const replay = performance.now();
   for (const n of tail) replaySegment(dataDir, n, n === r.lastSegment, state, r);
+  r.replaySeconds = (performance.now() - replay) / 1000;
   r.removed = [
     ...listing.temporaries,
     ...listing.segments.filter((n) => n < first).map(segmentName),
@@ -89,14 +97,15 @@ function assertContiguous(dataDir: string, first: number, tail: readonly number[
 
 function replaySegment(dataDir: string, n: number, last: boolean, state: MemoryState, r: Recovery): void {
   const path = join(dataDir, segmentName(n));
-  const scan = scanFrames(path, last, (payload) => {
-    const text = payload.toString('utf8');
-    let from = 0;
-    for (let at = text.indexOf('\n'); ; at = text.indexOf('\n', from)) {
-      state.apply(decodeMutation(at < 0 ? text.slice(from) : text.slice(from, at)));
-      r.replayedMutations += 1;
-      if (at < 0) break;
-      from = at + 1;
+  const scan = scanFrames(path, last, (payload, offset) => {
+    const reader = new ByteReader(payload, undefined);
+    try {
+      while (!reader.done) {
+        state.apply(decodeMutation(reader));
+        r.replayedMutations += 1;
+      }
+    } catch (error) {
+      throw located(error, path, offset, reader.pos);
     }
     r.replayedBytes += frameHeaderBytes + payload.length;
   });

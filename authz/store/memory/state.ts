@@ -92,7 +92,11 @@ export const keyIds = {
 
 /** The payment an operation key id belongs to; undefined for other key ids (scopes and keys hold no NUL). */
 function paymentOfKeyId(id: string): string | undefined {
-  return id.startsWith('o\u0000') ? id.split('\u0000')[2] : undefined;
+  if (!id.startsWith('o\u0000')) return undefined;
+  const scopeEnd = id.indexOf('\u0000', 2);
+  if (scopeEnd < 0) return undefined;
+  const end = id.indexOf('\u0000', scopeEnd + 1);
+  return end < 0 ? id.slice(scopeEnd + 1) : id.slice(scopeEnd + 1, end);
 }
 
 /** The counter of `key`'s aligned window `window` (`rateWindowOf`): windows are keys of their own. */
@@ -106,8 +110,12 @@ export class MemoryState {
   readonly counters = new Map<string, Counter>();
   readonly guards = new Map<string, GuardEntry>();
   readonly payNumbers = new Map<string, PayNumberEntry>();
-  /** The operation key ids stored for each payment (live or not yet swept): derived from `keys`, never journaled. */
-  private readonly operationKeys = new Map<string, Set<string>>();
+  /**
+   * The operation key ids stored for each payment (live or not yet swept): derived from `keys`,
+   * never journaled. One id — the usual case — is held as the string itself, more in an array
+   * (a Set per payment would cost ~150 bytes each).
+   */
+  private readonly operationKeys = new Map<string, string | string[]>();
   /** Payment ids per merchant and per payer, sorted (ids are time-ordered: appends in the usual case). */
   private readonly byMerchant = new Map<string, string[]>();
   private readonly byPayer = new Map<string, string[]>();
@@ -172,11 +180,15 @@ export class MemoryState {
   }
 
   private indexKey(id: string): void {
-    const paymentId = paymentOfKeyId(id);
-    if (paymentId === undefined) return;
-    let ids = this.operationKeys.get(paymentId);
-    if (ids === undefined) this.operationKeys.set(paymentId, (ids = new Set()));
-    ids.add(id);
+    const sliced = paymentOfKeyId(id);
+    if (sliced === undefined) return;
+    // Keyed by the record's own id string when there is one (no second copy of it).
+    const paymentId = this.records.get(sliced)?.payment.id ?? sliced;
+    const ids = this.operationKeys.get(paymentId);
+    if (ids === undefined) this.operationKeys.set(paymentId, id);
+    else if (typeof ids === 'string') {
+      if (ids !== id) this.operationKeys.set(paymentId, [ids, id]);
+    } else if (!ids.includes(id)) ids.push(id);
   }
 
   /** Deletes a key and its place in `operationKeys`. */
@@ -185,8 +197,18 @@ export class MemoryState {
     const paymentId = paymentOfKeyId(id);
     if (paymentId === undefined) return;
     const ids = this.operationKeys.get(paymentId);
-    ids?.delete(id);
-    if (ids?.size === 0) this.operationKeys.delete(paymentId);
+    if (ids === id) this.operationKeys.delete(paymentId);
+    else if (Array.isArray(ids)) {
+      const at = ids.indexOf(id);
+      if (at >= 0) ids.splice(at, 1);
+      if (ids.length === 1) this.operationKeys.set(paymentId, ids[0]!);
+    }
+  }
+
+  /** A copy of the payment's operation key ids (its caller may forget some while walking it). */
+  private operationKeysOf(paymentId: string): string[] {
+    const ids = this.operationKeys.get(paymentId);
+    return ids === undefined ? [] : typeof ids === 'string' ? [ids] : [...ids];
   }
 
   private dropRecord(paymentId: string): void {
@@ -273,7 +295,7 @@ export class MemoryState {
    */
   private storeOperationKey(paymentId: string, id: string, entry: KeyEntry, changed: boolean, now: number): void {
     let live = 0;
-    for (const other of this.operationKeys.get(paymentId) ?? []) {
+    for (const other of this.operationKeysOf(paymentId)) {
       if ((this.keys.get(other)?.expiresAtMs ?? 0) > now) live += 1;
       else if (other !== id) this.forgetKey(other);
     }

@@ -165,7 +165,7 @@ test('a crash while a checkpoint is written (rotated segment, half-written tempo
   t.deepEqual(stateImage(store.state, t0), image);
   t.deepEqual(store.recovered.segments, [1, 2]);
   t.deepEqual(store.recovered.removed, [`${checkpointName(2)}.tmp`]);
-  t.deepEqual(readdirSync(dataDir).sort(), ['LOCK', segmentName(1), segmentName(2)]);
+  t.deepEqual(readdirSync(dataDir).sort(), ['FORMAT', 'LOCK', segmentName(1), segmentName(2)]);
 });
 
 test('a crash after a checkpoint was renamed in, before the segments it replaces were deleted, opens from the checkpoint', async (t) => {
@@ -180,7 +180,7 @@ test('a crash after a checkpoint was renamed in, before the segments it replaces
   await second.checkpointSettled();
   t.deepEqual(second.checkpoints.map((c) => c.segment), [2]);
   await second.close();
-  t.deepEqual(readdirSync(dataDir).sort(), ['LOCK', checkpointName(2), segmentName(2)].filter((n) => n !== 'LOCK'));
+  t.deepEqual(readdirSync(dataDir).sort(), ['FORMAT', checkpointName(2), segmentName(2)]);
   writeFileSync(segment(dataDir), old); // as if the deletion never happened
   const store = await open(t, { dataDir });
   t.is(store.recovered.checkpoint, 2);

@@ -1,0 +1,93 @@
+import test from 'ava';
+import { paymentTransferIds, idFromHex } from '../../ledger/ids.js';
+import { PaymentState } from '../../gen/countersign/v1/common_pb.js';
+import type { CreatePaymentInput } from '../../authz/payments.js';
+import { accountsOf, reservationSeconds } from '../../authz/steps/context.js';
+import { CreatePreparer } from '../../authz/steps/create-prepare.js';
+import { balance, key, newMerchant, newPayer, startEnv, type Env, type Merchant, type Payer } from '../e2e/harness.js';
+
+/**
+ * A create whose process died after the store step (the record and its key written) and before
+ * the ledger or the code: the retry of the same request finishes it. Simulated by running the
+ * domain's own preparation and store step, then nothing else, exactly as the dead call left it.
+ */
+
+/** The request as `CreatePayment` converts it (services/handlers/payment-service.ts): same fields, same order, same fingerprint. */
+function inputOf(payer: Payer, idempotencyKey: string, amount: bigint): CreatePaymentInput {
+  return { idempotencyKey, payerId: payer.id, payeeAccountId: '', amount, currency: 'USD', description: 'crashed', channel: 'MERCHANT', requestedFactors: [] };
+}
+
+async function crashedAfterStoreStep(env: Env, merchant: Merchant, input: CreatePaymentInput) {
+  const deps = env.app.payments.deps;
+  const prepared = await new CreatePreparer(deps).prepare((await deps.directory.getMerchant(merchant.id))!, input);
+  const [outcome] = await deps.store.create([prepared.item]);
+  if (outcome!.outcome !== 'created') throw new Error(`setup: ${outcome!.outcome}`);
+  return outcome!.record;
+}
+
+function request(payer: Payer, idempotencyKey: string, amount: bigint) {
+  return { idempotencyKey, payer: { case: 'payerId' as const, value: payer.id }, amount, currency: 'USD', description: 'crashed' };
+}
+
+test('a payment without factors recorded APPROVED by a create that died before the ledger: the retry reserves and posts it once', async (t) => {
+  const env = await startEnv('grpc-js', 'memory');
+  t.teardown(() => env.close());
+  const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
+  const k = key('crash-frictionless');
+  const record = await crashedAfterStoreStep(env, shop, inputOf(payer, k, 50n));
+  t.is(record.payment.state, 'APPROVED');
+  const retried = (await shop.api.payments.createPayment(request(payer, k, 50n))).payment!;
+  t.is(retried.id, record.payment.id);
+  t.is(retried.state, PaymentState.SUCCEEDED);
+  t.deepEqual(await balance(env, payer.account), { available: 500_00n - 50n, posted: 500_00n - 50n, reserved: 0n, credited: 500_00n });
+  const again = (await shop.api.payments.createPayment(request(payer, k, 50n))).payment!;
+  t.deepEqual([again.id, again.state], [record.payment.id, PaymentState.SUCCEEDED], 'a further retry changes nothing');
+  t.is((await balance(env, payer.account)).posted, 500_00n - 50n, 'posted once');
+});
+
+test('a challenged create that died after reserving and before sending the code: a retry within the lease sends the code (the same code, the same payment)', async (t) => {
+  const env = await startEnv('grpc-js', 'memory');
+  t.teardown(() => env.close());
+  const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
+  const k = key('crash-unsent');
+  const record = await crashedAfterStoreStep(env, shop, inputOf(payer, k, 20_00n));
+  const deps = env.app.payments.deps;
+  t.is(await deps.ledger.reserve(record.payment, accountsOf(deps, record.payment), reservationSeconds(deps, record.payment)), 'reserved');
+  t.is(env.inbox.firstCodeFor(record.payment.id), undefined, 'the dead call sent nothing');
+  const retried = (await shop.api.payments.createPayment(request(payer, k, 20_00n))).payment!;
+  t.deepEqual([retried.id, retried.state], [record.payment.id, PaymentState.CHALLENGED]);
+  t.regex(env.inbox.firstCodeFor(record.payment.id) ?? '', /^\d{8}$/, 'the retry sent the code');
+  t.is((await balance(env, payer.account)).reserved, 20_00n, 'reserved once');
+});
+
+test('after the create lease a retry finishes the payment itself: the same reservation (no exists_with_different_timeout), the code sent', async (t) => {
+  const env = await startEnv('grpc-js', 'memory', { createLeaseMs: 1 });
+  t.teardown(() => env.close());
+  const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
+  const deps = env.app.payments.deps;
+  // One that died before reserving, one after: both finished by their retry.
+  const [k1, k2] = [key('lease-unreserved'), key('lease-reserved')];
+  const unreserved = await crashedAfterStoreStep(env, shop, inputOf(payer, k1, 10_00n));
+  const reserved = await crashedAfterStoreStep(env, shop, inputOf(payer, k2, 11_00n));
+  t.is(await deps.ledger.reserve(reserved.payment, accountsOf(deps, reserved.payment), reservationSeconds(deps, reserved.payment)), 'reserved');
+  for (const [k, record, amount] of [[k1, unreserved, 10_00n], [k2, reserved, 11_00n]] as const) {
+    const retried = (await shop.api.payments.createPayment(request(payer, k, amount))).payment!;
+    t.deepEqual([retried.id, retried.state], [record.payment.id, PaymentState.CHALLENGED]);
+    t.regex(env.inbox.firstCodeFor(record.payment.id) ?? '', /^\d{8}$/);
+    const [pending] = await deps.ledger.ledger.lookupTransfers([paymentTransferIds(idFromHex(record.payment.id)).pending]);
+    t.is(pending?.amount, amount);
+  }
+  t.is((await balance(env, payer.account)).reserved, 21_00n);
+});
+
+test('a first code is shown to the payer terminal only once its reservation is made', async (t) => {
+  const env = await startEnv('grpc-js', 'memory');
+  t.teardown(() => env.close());
+  const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
+  const k = key('terminal-unreserved');
+  const record = await crashedAfterStoreStep(env, shop, { ...inputOf(payer, k, 12_00n), channel: 'APP' });
+  t.is((await payer.api.payer.getChallenge({ paymentId: record.payment.id })).firstCode, '', 'no code before the money is held');
+  const deps = env.app.payments.deps;
+  await deps.ledger.reserve(record.payment, accountsOf(deps, record.payment), reservationSeconds(deps, record.payment));
+  t.regex((await payer.api.payer.getChallenge({ paymentId: record.payment.id })).firstCode, /^\d{8}$/);
+});
