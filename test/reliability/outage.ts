@@ -4,9 +4,11 @@ import { join } from 'node:path';
 import { freePort } from '../../services/net.js';
 import type { Scenario, ScenarioOptions, ScenarioResult } from './scenario.js';
 import { enrollPayers, type PayerActor } from './support/actors.js';
+import { AnswerLog } from './support/answer-log.js';
 import { audit } from './support/audit.js';
 import { startAuthorizerPlugin, type AuthorizerPlugin } from './support/authorizer-plugin.js';
 import { CallStats, callDeadlineMs, crashRetries, type ObservedCall, type RetryPolicy } from './support/clients.js';
+import { finishRequests } from './support/finish.js';
 import { runPayment, type FlowContext, type PaymentKind, type PaymentRecord, type PlannedPayment } from './support/payment-flows.js';
 import { countersignCommand, runToEnd } from './support/processes.js';
 import { Prng, randomSeed } from './support/prng.js';
@@ -33,8 +35,9 @@ import { cancelOpenPayments, defaultShape, prepareWorkload, runWorkload, type Wo
  * documented answer (UNAVAILABLE, the client's own deadline for a frozen host, the fail-closed
  * decline), a canary request is refused that way, the service recovers by itself (a probe payment
  * succeeds within `recoveryWaitMsMax`), and the canary retried after recovery moves money exactly
- * once (same key) or stays declined (fail-closed declines: a new key is the documented retry). The
- * audit then checks every invariant over all payments, as after the crash scenario.
+ * once (same key) or stays declined (fail-closed declines: a new key is the documented retry).
+ * Then, as after a crash scenario, every client sends the requests it gave up on again until it
+ * has a final answer (finish.ts), and the audit checks every invariant over all payments and answers.
  */
 
 /** How long a fault lasts, per mode, milliseconds. */
@@ -63,7 +66,12 @@ export const answerMsMax = {
   authorizer: authorizerDeadlineMs + answerSlackMs,
 };
 /** Load clients retry the same request for this long: across any fault window. */
-const patientRetries: RetryPolicy = { attemptsMax: 45, delayMsFirst: 100, delayMsMax: 1_000 };
+const patientRetries: RetryPolicy = { attemptsMax: 45, delayMsFirst: 100, delayMsMax: 1_000, inProgressWaitMsMax: 1_000, inProgressAnswersMax: 10 };
+/** Probes try twice; the canary once (its retry after recovery is a call of its own). */
+const probeRetries: RetryPolicy = { attemptsMax: 2, delayMsFirst: 100, delayMsMax: 200, inProgressWaitMsMax: 200, inProgressAnswersMax: 2 };
+const canaryRetries: RetryPolicy = { attemptsMax: 1, delayMsFirst: 0, delayMsMax: 0, inProgressWaitMsMax: 0, inProgressAnswersMax: 1 };
+/** The finish phase's bound, milliseconds: a create's lease (30 s) and some. */
+const finishPhaseMsMax = 60_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface OutageCase {
@@ -90,15 +98,15 @@ const deliveryFailed = (c: ObservedCall) => c.code === 'Unavailable' && c.reason
 const businessAnswer = isCode('OK', 'FailedPrecondition', 'PermissionDenied', 'ResourceExhausted');
 
 /**
- * UNAVAILABLE "a request with this idempotency key is in progress": a retry meeting the claim an
- * earlier call left. Transient by contract; counted, because a claim left by a process that died
- * or lost Redis mid-call is never released (see README "Reliability", known issues).
+ * UNAVAILABLE, reason IN_PROGRESS: a create retried within its lease while its reservation is not
+ * in the ledger yet. Transient by contract (the retry after the lease finishes the payment); the
+ * audit checks that no key stays in progress past its lease.
  */
-const keyInProgress = (c: ObservedCall) => c.code === 'Unavailable' && /idempotency key is in progress/.test(c.message);
+const keyInProgress = (c: ObservedCall) => c.code === 'Unavailable' && (c.reason === 'IN_PROGRESS' || /idempotency key is in progress/.test(c.message));
 
 function cases(world: World, plugin: AuthorizerPlugin): OutageCase[] {
   return [
-    { name: 'redis-down', answerMsMax: answerMsMax.redis, faultAnswer: isCode('Unavailable'), canary: 'app', canaryRetry: 'succeeds', kills: 1, inject: () => world.redis.process.kill(), heal: () => world.redis.process.start() },
+    { name: 'redis-down', answerMsMax: answerMsMax.redis, faultAnswer: isCode('Unavailable'), canary: 'app', canaryRetry: 'succeeds', kills: 1, inject: () => world.redis!.process.kill(), heal: () => world.redis!.process.start() },
     { name: 'ledger-frozen', answerMsMax: answerMsMax.frozen, faultAnswer: isCode('DeadlineExceeded', 'Unavailable'), canary: 'app', canaryRetry: 'succeeds', kills: 0, inject: () => world.authz.pause(), heal: () => world.authz.resume() },
     { name: 'telco-down', answerMsMax: answerMsMax.telco, faultAnswer: deliveryFailed, canary: 'sms-code', canaryRetry: 'stays-declined', kills: 1, inject: () => world.bridge.kill(), heal: () => world.startBridge() },
     { name: 'telco-hung', answerMsMax: answerMsMax.telco, faultAnswer: deliveryFailed, canary: 'sms-code', canaryRetry: 'stays-declined', kills: 0, inject: () => world.bridge.pause(), heal: () => world.bridge.resume() },
@@ -163,7 +171,7 @@ function judgeCalls(c: OutageCase, calls: ObservedCall[]): string[] {
 async function waitForRecovery(ctx: FlowContext, pool: ProbePool, c: OutageCase, tag: string): Promise<{ ms: number | undefined; records: PaymentRecord[] }> {
   const startedAt = Date.now();
   const records: PaymentRecord[] = [];
-  const probeCtx = { ...ctx, policy: { attemptsMax: 2, delayMsFirst: 100, delayMsMax: 200 } };
+  const probeCtx = { ...ctx, policy: probeRetries };
   for (let i = 0; Date.now() - startedAt < recoveryWaitMsMax; i++) {
     const rec = await runPayment(probeCtx, pool.plan(c.canary, `${tag}-probe-${i}`));
     records.push(rec);
@@ -182,7 +190,7 @@ async function runCase(ctx: FlowContext, c: OutageCase, pool: ProbePool, outageL
   log(`${new Date().toISOString()} ${c.name}: fault injected`);
   ctx.world.endpoint.observer = (call) => void (call.startMs >= injectedAt && calls.push(call));
   const canaryPlan = pool.plan(c.canary, `${tag}-canary`);
-  const canary = await runPayment({ ...ctx, policy: { attemptsMax: 1, delayMsFirst: 0, delayMsMax: 0 } }, canaryPlan);
+  const canary = await runPayment({ ...ctx, policy: canaryRetries }, canaryPlan);
   await sleep(Math.max(0, injectedAt + outageLengthMs - Date.now()));
   ctx.world.endpoint.observer = undefined;
   await c.heal();
@@ -262,9 +270,10 @@ async function outages(options: ScenarioOptions, world: World, plugin: Authorize
   const probes = await enrollPayers(world, [{ kind: 'app', funding: 1_000_000_00n }, ...Array.from({ length: 12 }, () => ({ kind: 'app' as const, funding: 1_000_00n }))], rng, options.secrets, stats, workload.payers.length);
   const everyone = { ...workload, payers: [...workload.payers, ...probes] };
   const pool = new ProbePool(probes[0]!, probes.slice(1), workload);
-  const ctx: FlowContext = { world, stats, policy: patientRetries, secrets: options.secrets };
+  const answers = new AnswerLog();
+  const ctx: FlowContext = { world, stats, policy: patientRetries, secrets: options.secrets, answers };
   let stopped = false;
-  const load = runWorkload(ctx, workload, concurrency, rng, () => stopped);
+  const load = runWorkload(ctx, workload, concurrency, rng, () => stopped, 0);
   const violations: string[] = [];
   const counts: Record<string, number> = {};
   const extra: PaymentRecord[] = [];
@@ -282,11 +291,13 @@ async function outages(options: ScenarioOptions, world: World, plugin: Authorize
   }
   const records = [...(await load), ...extra];
   for (const [why, n] of stats.gaveUpWith) log(`gave up ${n}× after retries: ${why}`);
+  const finished = await finishRequests(ctx, records, Date.now() + finishPhaseMsMax);
+  log(`${new Date().toISOString()} finish phase: ${finished.resent} requests sent again, ${finished.left} still without a final answer`);
   const dead = await deadLedgerStart(options);
   violations.push(...dead.violations);
-  const cleanup = await cancelOpenPayments(world, workload.merchants, crashRetries, stats);
+  const cleanup = await cancelOpenPayments(world, workload.merchants, crashRetries, stats, answers);
   const reconciled = await reconcileWorld(world);
-  const result = await audit({ world, workload: everyone, records, reconcileAnomalies: reconciled.anomalies, engine: 'embedded', policy: crashRetries, stats });
+  const result = await audit({ world, workload: everyone, records, reconcileAnomalies: reconciled.anomalies, engine: 'embedded', policy: crashRetries, stats, answers });
   violations.push(...result.violations, ...cleanup.failed.map((f) => `could not cancel an open payment: ${f}`));
   const outcomes: Record<string, number> = {};
   for (const r of records) outcomes[`client_${r.result}`] = (outcomes[`client_${r.result}`] ?? 0) + 1;
@@ -301,6 +312,9 @@ async function outages(options: ScenarioOptions, world: World, plugin: Authorize
       succeededAfterRetries: records.filter((r) => r.retries > 0 && r.result === 'succeeded').length,
       pluginDecides: plugin.stats.decides,
       pluginHeld: plugin.stats.held,
+      finishResent: finished.resent,
+      finishLeft: finished.left,
+      ...finished.answers,
       cancelledAtEnd: cleanup.cancelled,
       ...counts,
       ...result.facts,

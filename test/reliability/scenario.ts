@@ -23,6 +23,8 @@ export interface ScenarioResult {
   counts: Record<string, number>;
   violations: string[];
   durationMs: number;
+  /** What the runner should say in the report's notes (e.g. a dependency's own failure the scenario rode out). */
+  notes?: string[];
 }
 
 export type Scenario = (options: ScenarioOptions) => Promise<ScenarioResult>;

@@ -112,6 +112,6 @@ async function enrollOne(world: World, i: number, plan: PayerPlan, phone: string
   secrets.add(r.payerToken);
   secrets.add(r.verificationSecretBase32);
   const account = r.payer!.prepaidAccountIds['USD']!;
-  await must('fund payer', () => world.admin.ledger.fundAccount({ idempotencyKey: `${world.name}-fund-${i}`, accountId: account, amount: plan.funding, currency: 'USD', reference: 'reliability' }), stats);
+  await must('fund payer', () => world.admin.ledger.fundAccount({ idempotencyKey: `${world.name}-${world.runId}-fund-${i}`, accountId: account, amount: plan.funding, currency: 'USD', reference: 'reliability' }), stats);
   return { id: r.payer!.id, kind: plan.kind, phone, token: r.payerToken, secret: base32Decode(r.verificationSecretBase32), account, funding: plan.funding, noFactorBelow, api: world.clients(r.payerToken) };
 }

@@ -1,9 +1,11 @@
 import { timestampMs } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
-import { PaymentState, type Payment } from '../../../gen/countersign/v1/common_pb.js';
+import { DeclineReason, PaymentState, type Payment } from '../../../gen/countersign/v1/common_pb.js';
 import type { Account, Transfer } from '../../../gen/countersign/v1/ledger_pb.js';
 import type { MerchantActor, PayerActor } from './actors.js';
+import { shapeDiff, shapeOf, type AnswerLog } from './answer-log.js';
 import { CallStats, retried, type RetryPolicy } from './clients.js';
+import { createLeaseMs } from './finish.js';
 import type { PaymentRecord } from './payment-flows.js';
 import type { World } from './world.js';
 import { listPayments, type Workload } from './workload.js';
@@ -24,6 +26,22 @@ import { listPayments, type Workload } from './workload.js';
  * 5. Debits equal credits (LedgerService.CheckBalanced; on TigerBeetle, by construction).
  * 6. Balances: each payer holds funding minus what was posted; each merchant holds the posted
  *    amounts minus fees; each fee is amount × basis points / 10000, linked with its post.
+ *
+ * What the clients were answered (the answer log; every client has its final answer by now, the
+ * finish phase saw to it):
+ *
+ * 7. One request key, one payment: no key was answered with two payment ids.
+ * 8. Nothing acknowledged is lost or changed by a crash: every payment id any answer named exists;
+ *    a payment answered SUCCEEDED is still SUCCEEDED; its amount, payer, merchant, payee and
+ *    currency are what the first answer said, and what its create asked for; no two answers
+ *    for one payment disagree on them; a payment whose create was refused never moves money.
+ * 9. Posted = acknowledged SUCCEEDED: every posted payment was answered SUCCEEDED to its client
+ *    (and every payment answered SUCCEEDED is posted exactly once, 1.).
+ * 10. No orphan reservation: every pending transfer's payment has a record.
+ * 11. No key in progress after its lease: an IN_PROGRESS answer only to a create, only to a request
+ *     sent before the payment's lease (`createLeaseMs` from its creation) ended, within
+ *     `inProgressMarginMs`; and every request has a final answer (none left in progress or failing).
+ * 12. No right answer lost: a payment whose client gave the right proof succeeded.
  */
 
 export interface AuditInput {
@@ -35,6 +53,8 @@ export interface AuditInput {
   engine: 'embedded' | 'tigerbeetle';
   policy: RetryPolicy;
   stats: CallStats;
+  /** Every answer the clients got (by key and by payment). */
+  answers: AnswerLog;
 }
 
 export interface AuditResult {
@@ -44,6 +64,11 @@ export interface AuditResult {
 
 /** Reservations this close to their timeout are neither counted live nor expired, milliseconds. */
 const expiryMarginMs = 2_000;
+/**
+ * Slack on the create's lease, milliseconds: an IN_PROGRESS answer to a request sent more than
+ * this after the lease ended (`createLeaseMs` after the payment's creation) is a key stuck in progress.
+ */
+export const inProgressMarginMs = 2_000;
 /** Violations listed per kind, at most (the count is always given). */
 const examplesMax = 5;
 const transferPagesMax = 1_000;
@@ -98,7 +123,8 @@ async function readLedger(input: AuditInput): Promise<LedgerView> {
   return view;
 }
 
-class Violations {
+/** Broken invariants by kind, each with examples. */
+export class Violations {
   private readonly byKind = new Map<string, string[]>();
 
   add(kind: string, example: string): void {
@@ -115,13 +141,102 @@ class Violations {
 const noFacts: PaymentFacts = { pending: [], posts: [], voids: [], fees: [] };
 const openStates = new Set([PaymentState.CREATED, PaymentState.CHALLENGED, PaymentState.APPROVED]);
 
-function checkAcknowledged(records: PaymentRecord[], view: LedgerView, v: Violations): void {
+/** Every payment id answered with each state: the records' own acknowledgements and every answer in the log. */
+function acknowledgedStates(records: PaymentRecord[], answers: AnswerLog): Map<string, Set<PaymentState>> {
+  const out = new Map<string, Set<PaymentState>>();
+  for (const rec of records) if (rec.paymentId !== undefined) out.set(rec.paymentId, new Set([...(out.get(rec.paymentId) ?? []), ...rec.acked]));
+  for (const a of answers.payments.values()) out.set(a.id, new Set([...(out.get(a.id) ?? []), ...a.states]));
+  return out;
+}
+
+function checkAcknowledged(acked: Map<string, Set<PaymentState>>, view: LedgerView, v: Violations): void {
+  for (const [paymentId, states] of acked) {
+    const facts = view.byPayment.get(paymentId) ?? noFacts;
+    if (states.has(PaymentState.SUCCEEDED) && facts.posts.length !== 1) v.add('acknowledged SUCCEEDED but not posted exactly once', `${paymentId} posted ${facts.posts.length}×`);
+    const refused = [PaymentState.DECLINED, PaymentState.CANCELLED, PaymentState.EXPIRED].find((s) => states.has(s));
+    if (refused !== undefined && facts.posts.length > 0) v.add('acknowledged final without money but posted', `${paymentId} was ${PaymentState[refused]}`);
+  }
+}
+
+/**
+ * What the server and the ledger say about the payment a create key made (found by its
+ * description, the key), for a violation's example: its state and its transfers.
+ */
+function explainKey(key: string, server: Map<string, Payment>, view: LedgerView): string {
+  const payment = [...server.values()].find((p) => p.description === key);
+  if (payment === undefined) return 'no payment record carries this key';
+  const f = view.byPayment.get(payment.id) ?? noFacts;
+  const pending = f.pending.map((p) => `pending ${p.amount} timeout ${p.timeoutSeconds} s`).join(', ') || 'no reservation';
+  return `payment ${payment.id} ${PaymentState[payment.state]} at the end; ledger: ${pending}, ${f.posts.length} post, ${f.voids.length} void`;
+}
+
+/** 7 and 11: per request key (facts: IN_PROGRESS answers, keys). */
+export function checkKeys(answers: AnswerLog, v: Violations, facts: Record<string, number>, explain: (key: string) => string): void {
+  let inProgressAnswers = 0;
+  let latestAfterFirstMs = 0;
+  for (const k of answers.keys.values()) {
+    if (k.paymentIds.size > 1) v.add('a request key answered with two payment ids', `${k.key}: ${[...k.paymentIds].join(', ')}`);
+    if (!k.last.final) v.add(k.last.inProgress ? 'a key left in progress (no final answer after the finish phase)' : 'a request left without a final answer', `${k.key} (${k.kind}): last answer ${k.last.label}${k.kind === 'create' ? `; ${explain(k.key)}` : ''}`);
+    if (k.inProgress.length === 0) continue;
+    inProgressAnswers += k.inProgress.length;
+    latestAfterFirstMs = Math.max(latestAfterFirstMs, ...k.inProgress.map((a) => a.endMs - k.firstRequestMs));
+    if (k.kind !== 'create') {
+      v.add('IN_PROGRESS answered for an operation on a payment (only a create has a lease)', `${k.key}: ${k.inProgress.length}×`);
+      continue;
+    }
+    // The payment exists by the first IN_PROGRESS answer: its lease ends at most `createLeaseMs` after that answer.
+    const paymentId = [...k.paymentIds][0];
+    const createdAtMs = paymentId === undefined ? undefined : answers.payments.get(paymentId)?.createdAtMs;
+    const leaseEndMs = (createdAtMs ?? k.inProgress[0]!.endMs) + createLeaseMs;
+    const late = k.inProgress.filter((a) => a.startMs > leaseEndMs + inProgressMarginMs);
+    if (late.length > 0) v.add('a key still in progress after its lease', `${k.key}: IN_PROGRESS to a request sent ${late[0]!.startMs - leaseEndMs} ms after the lease ended (${paymentId === undefined ? 'no answer named its payment' : `payment ${paymentId}${createdAtMs === undefined ? ', creation time never answered' : ''}`})`);
+  }
+  facts.requestKeys = answers.keys.size;
+  facts.inProgressAnswers = inProgressAnswers;
+  facts.inProgressLatestAfterFirstRequestMs = latestAfterFirstMs;
+}
+
+/** 8: every answered payment is still there, as answered. */
+function checkAnswered(answers: AnswerLog, records: PaymentRecord[], server: Map<string, Payment>, view: LedgerView, v: Violations): void {
+  for (const a of answers.payments.values()) {
+    const payment = server.get(a.id);
+    if (payment === undefined) {
+      v.add('acknowledged payment missing after restart', `${a.id} (answered ${[...a.states].map((s) => PaymentState[s]).join(',') || [...a.createRefusals].join(',')})`);
+      continue;
+    }
+    if (a.states.has(PaymentState.SUCCEEDED) && payment.state !== PaymentState.SUCCEEDED) v.add('acknowledged SUCCEEDED but no longer SUCCEEDED', `${a.id} is ${PaymentState[payment.state]}`);
+    const changed = a.shape === undefined ? [] : shapeDiff(a.shape, shapeOf(payment));
+    if (changed.length > 0) v.add('acknowledged payment changed', `${a.id}: ${changed.join(', ')}`);
+    for (const c of a.contradictions) v.add('two answers for one payment disagree', `${a.id}: ${c}`);
+    if (a.createRefusals.size > 0 && (view.byPayment.get(a.id)?.posts.length ?? 0) > 0) v.add('create refused but posted', `${a.id} (${[...a.createRefusals].join(',')})`);
+  }
   for (const rec of records) {
-    if (rec.paymentId === undefined) continue;
-    const facts = view.byPayment.get(rec.paymentId) ?? noFacts;
-    if (rec.acked.includes(PaymentState.SUCCEEDED) && facts.posts.length !== 1) v.add('acknowledged SUCCEEDED but not posted exactly once', `${rec.paymentId} posted ${facts.posts.length}×`);
-    const refused = rec.acked.find((s) => s === PaymentState.DECLINED || s === PaymentState.CANCELLED || s === PaymentState.EXPIRED);
-    if (refused !== undefined && facts.posts.length > 0) v.add('acknowledged final without money but posted', `${rec.paymentId} was ${PaymentState[refused]}`);
+    const shape = rec.paymentId === undefined ? undefined : answers.payments.get(rec.paymentId)?.shape;
+    if (shape === undefined) continue;
+    const asked = { amount: rec.plan.amount, payerId: rec.plan.payer.id, merchantId: rec.plan.merchant.id, payeeAccountId: rec.plan.merchant.account, currency: 'USD' };
+    const diff = shapeDiff(asked, shape);
+    if (diff.length > 0) v.add("answered with a payment that is not the request's", `${rec.plan.key} → ${rec.paymentId}: ${diff.join(', ')}`);
+  }
+}
+
+/** 9 (posted → acknowledged) and 10. */
+function checkPostedAcknowledged(acked: Map<string, Set<PaymentState>>, server: Map<string, Payment>, records: Map<string, PaymentRecord>, view: LedgerView, v: Violations): void {
+  for (const [paymentId, facts] of view.byPayment) {
+    if (facts.pending.length > 0 && !server.has(paymentId)) v.add('orphan reservation (a pending transfer whose payment has no record)', `${paymentId}: ${facts.pending.map((p) => p.amount).join(',')}`);
+    if (facts.posts.length === 0 || acked.get(paymentId)?.has(PaymentState.SUCCEEDED) === true) continue;
+    const rec = records.get(server.get(paymentId)?.description ?? '');
+    const told = [...(acked.get(paymentId) ?? [])].map((s) => PaymentState[s]).join(',') || 'nothing';
+    v.add('posted but never acknowledged SUCCEEDED to its client', `${paymentId}: told ${told}${rec === undefined ? '' : ` (${rec.plan.key} ${rec.plan.kind}/${rec.plan.script}, client ${rec.result})`}`);
+  }
+}
+
+/** 12: a client that gave the right proof saw its payment succeed. */
+function checkRightProofs(records: PaymentRecord[], server: Map<string, Payment>, v: Violations): void {
+  for (const rec of records) {
+    if (!rec.proofSent || rec.paymentId === undefined || (rec.plan.script !== 'right' && rec.plan.script !== 'wrong-then-right')) continue;
+    const payment = server.get(rec.paymentId);
+    if (payment === undefined || payment.state === PaymentState.SUCCEEDED) continue;
+    v.add('right proof given but the payment did not succeed', `${rec.paymentId} ${PaymentState[payment.state]}${payment.declineReason === 0 ? '' : ` (${DeclineReason[payment.declineReason]})`}: ${rec.plan.kind}/${rec.plan.script}, client ${rec.result}`);
   }
 }
 
@@ -232,7 +347,12 @@ export async function audit(input: AuditInput): Promise<AuditResult> {
   const view = await readLedger(input);
   const nowMs = Date.now();
   const records = new Map(input.records.map((r) => [r.plan.key, r]));
-  checkAcknowledged(input.records, view, v);
+  const acked = acknowledgedStates(input.records, input.answers);
+  checkAcknowledged(acked, view, v);
+  checkKeys(input.answers, v, facts, (key) => explainKey(key, server, view));
+  checkAnswered(input.answers, input.records, server, view, v);
+  checkPostedAcknowledged(acked, server, records, view, v);
+  checkRightProofs(input.records, server, v);
   checkPosted(server, records, view, v);
   checkRecords(server, view, nowMs, v);
   checkReservations(input.workload.payers, view, nowMs, v, facts);

@@ -98,16 +98,21 @@ export interface RetryPolicy {
   /** First pause between attempts, milliseconds; doubles up to `delayMsMax`. */
   delayMsFirst: number;
   delayMsMax: number;
+  /**
+   * The longest pause one IN_PROGRESS answer buys, milliseconds: the caller waits the answer's
+   * `retry_after_ms` (the end of the create's lease) up to this, and at least its own back-off.
+   */
+  inProgressWaitMsMax: number;
+  /** IN_PROGRESS answers in a row after which the caller stops retrying the key (and leaves it to the finish phase). */
+  inProgressAnswersMax: number;
 }
 
 /**
- * "In progress" answers in a row after which a caller stops retrying a key: the call holding it
- * has had several seconds (its deadline) to finish; a claim still held is orphaned.
+ * Enough to ride out an authz restart (a few seconds) several times over. A key "in progress"
+ * (a create retried within its 30 s lease) is given up after a few answers: the finish phase
+ * (finish.ts) retries it after the lease, when the retry finishes the payment itself.
  */
-export const inProgressAnswersMax = 6;
-
-/** Enough to ride out an authz restart (a few seconds) several times over. */
-export const crashRetries: RetryPolicy = { attemptsMax: 20, delayMsFirst: 100, delayMsMax: 2_000 };
+export const crashRetries: RetryPolicy = { attemptsMax: 20, delayMsFirst: 100, delayMsMax: 2_000, inProgressWaitMsMax: 2_000, inProgressAnswersMax: 6 };
 
 /** Codes a caller may retry with the same request: the server did not give a final answer. */
 export const transientCodes: ReadonlySet<Code> = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Unknown, Code.Internal, Code.Canceled, Code.Aborted]);
@@ -120,12 +125,20 @@ export function isTransient(error: ConnectError): boolean {
   return transientCodes.has(error.code) && reasonOf(error) !== 'DELIVERY_FAILED';
 }
 
-/** UNAVAILABLE because another call still holds the idempotency key. */
+/** UNAVAILABLE because the key's request is still on its way (a create within its lease): reason IN_PROGRESS. */
 export function isKeyInProgress(error: ConnectError): boolean {
-  return error.code === Code.Unavailable && /idempotency key is in progress/.test(error.rawMessage);
+  return error.code === Code.Unavailable && (reasonOf(error) === 'IN_PROGRESS' || /idempotency key is in progress/.test(error.rawMessage));
 }
 
 export type Outcome<T> = { ok: true; value: T; attempts: number } | { ok: false; error: ConnectError; attempts: number };
+
+/** The outcome is the server's final answer (a value, or an error a retry would not change), not a give-up. */
+export function isFinal(outcome: Outcome<unknown>): boolean {
+  return outcome.ok || !isTransient(outcome.error);
+}
+
+/** One attempt of a retried call as its caller saw it. */
+export type Attempt<T> = { startMs: number; endMs: number } & ({ ok: true; value: T } | { ok: false; error: ConnectError });
 
 /** Counts of what callers met, by code name (for the report and for outage assertions). */
 export class CallStats {
@@ -150,9 +163,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Calls `call` until it gives a final answer (a value or a non-transient error) or the attempts
- * run out. `call` must send the same request every time (same idempotency key).
+ * run out. `call` must send the same request every time (same idempotency key). An IN_PROGRESS
+ * answer is waited out as the server asks (`retry_after_ms`, within the policy's bound).
+ * `observe` sees every attempt.
  */
-export async function retried<T>(call: () => Promise<T>, policy: RetryPolicy, stats: CallStats): Promise<Outcome<T>> {
+export async function retried<T>(call: () => Promise<T>, policy: RetryPolicy, stats: CallStats, observe?: (attempt: Attempt<T>) => void): Promise<Outcome<T>> {
   let delayMs = policy.delayMsFirst;
   const trail: string[] = [];
   let keyInProgress = false;
@@ -162,23 +177,26 @@ export async function retried<T>(call: () => Promise<T>, policy: RetryPolicy, st
     try {
       const value = await call();
       stats.count('OK');
+      observe?.({ startMs: t0, endMs: Date.now(), ok: true, value });
       return { ok: true, value, attempts: attempt };
     } catch (e) {
       const error = ConnectError.from(e);
       stats.count(Code[error.code]);
-      keyInProgress ||= isKeyInProgress(error);
-      inProgressInARow = isKeyInProgress(error) ? inProgressInARow + 1 : 0;
-      if (trail.length < 30) trail.push(`${Code[error.code]}${isKeyInProgress(error) ? '(in progress)' : ''}+${Date.now() - t0}ms`);
+      observe?.({ startMs: t0, endMs: Date.now(), ok: false, error });
+      const inProgress = isKeyInProgress(error);
+      keyInProgress ||= inProgress;
+      inProgressInARow = inProgress ? inProgressInARow + 1 : 0;
+      if (trail.length < 30) trail.push(`${Code[error.code]}${inProgress ? '(in progress)' : ''}+${Date.now() - t0}ms`);
       if (!isTransient(error)) return { ok: false, error, attempts: attempt };
-      if (attempt >= policy.attemptsMax || inProgressInARow >= inProgressAnswersMax) {
+      if (attempt >= policy.attemptsMax || inProgressInARow >= policy.inProgressAnswersMax) {
         stats.gaveUp += 1;
         if (keyInProgress) stats.stuckKeys += 1;
-        const why = keyInProgress ? 'the server kept answering that the idempotency key is in progress' : `${Code[error.code]}: ${error.rawMessage.slice(0, 120)} [${trail.join(' ')}]`;
+        const why = inProgress ? 'the server kept answering that the idempotency key is in progress' : `${Code[error.code]}: ${error.rawMessage.slice(0, 120)} [${trail.join(' ')}]`;
         if (stats.gaveUpWith.size < 50 || stats.gaveUpWith.has(why)) stats.gaveUpWith.set(why, (stats.gaveUpWith.get(why) ?? 0) + 1);
         return { ok: false, error, attempts: attempt };
       }
       stats.retries += 1;
-      await sleep(delayMs);
+      await sleep(inProgress ? Math.max(delayMs, Math.min(retryAfterMsOf(error) ?? delayMs, policy.inProgressWaitMsMax)) : delayMs);
       delayMs = Math.min(delayMs * 2, policy.delayMsMax);
     }
   }
@@ -193,8 +211,25 @@ export async function once<T>(call: () => Promise<T>): Promise<Outcome<T>> {
   }
 }
 
+type ErrorInfo = { reason?: string; metadata?: Record<string, string> };
+
+function errorInfoOf(error: ConnectError): ErrorInfo | undefined {
+  return error.findDetails(ErrorInfoSchema)[0] as ErrorInfo | undefined;
+}
+
 /** The ErrorInfo reason of an error, when the server sent one (e.g. DELIVERY_FAILED, INSUFFICIENT_FUNDS). */
 export function reasonOf(error: ConnectError): string | undefined {
-  const info = error.findDetails(ErrorInfoSchema)[0] as { reason?: string } | undefined;
-  return info?.reason;
+  return errorInfoOf(error)?.reason;
+}
+
+/** An ErrorInfo metadata value (e.g. `payment_id`, `retry_after_ms`), when the server sent one. */
+export function errorMetadata(error: ConnectError, key: string): string | undefined {
+  return errorInfoOf(error)?.metadata?.[key];
+}
+
+/** How long the server asked the caller to wait (`retry_after_ms`), when it did. */
+export function retryAfterMsOf(error: ConnectError): number | undefined {
+  const text = errorMetadata(error, 'retry_after_ms');
+  const ms = text === undefined ? NaN : Number(text);
+  return Number.isFinite(ms) && ms >= 0 ? ms : undefined;
 }

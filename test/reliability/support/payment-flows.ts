@@ -1,8 +1,10 @@
 import { Code } from '@connectrpc/connect';
 import { deriveSecondCode } from '../../../authz/codes/challenge.js';
 import { Channel, PaymentState, type Payment } from '../../../gen/countersign/v1/common_pb.js';
+import { formatMoney } from '../../../ledger/chart.js';
 import type { MerchantActor, PayerActor } from './actors.js';
-import { CallStats, reasonOf, retried, type Outcome, type RetryPolicy } from './clients.js';
+import type { AnswerLog, RequestKind } from './answer-log.js';
+import { CallStats, isFinal, reasonOf, retried, type Outcome, type RetryPolicy } from './clients.js';
 import type { World } from './world.js';
 
 /**
@@ -18,7 +20,10 @@ import type { World } from './world.js';
  *
  * Scripts: `right`, `wrong-then-right` (one wrong code first), `decline` (the payer refuses),
  * `abandon` (nobody answers; the merchant cancels at the end). Every call retries with the same
- * idempotency key on transient failures, within `RetryPolicy`.
+ * idempotency key on transient failures, within `RetryPolicy`; a call that ran out of retries
+ * without a final answer is kept on the record (`unfinished`) for the finish phase (finish.ts),
+ * which sends the same request again once the faults stopped. Every attempt's answer goes to the
+ * scenario's `AnswerLog`.
  */
 
 export type PaymentKind = 'app' | 'sms-code' | 'sms-reply';
@@ -31,6 +36,15 @@ export interface PlannedPayment {
   amount: bigint;
   kind: PaymentKind;
   script: Script;
+}
+
+/** A keyed request that ran out of retries without a final answer: the same request, to send again. */
+export interface UnfinishedRequest {
+  key: string;
+  kind: RequestKind;
+  /** e.g. create, confirm, decline, read */
+  step: string;
+  redo: () => Promise<unknown>;
 }
 
 export interface PaymentRecord {
@@ -46,6 +60,11 @@ export interface PaymentRecord {
   retries: number;
   /** How the client's story ended: succeeded, declined, insufficient-funds, undelivered, gave-up:<step>, … */
   result: string;
+  /** Requests given up without a final answer, in order (the finish phase sends them again). */
+  unfinished: UnfinishedRequest[];
+  /** When the client started creating the payment, and (SMS paths) when it gave up waiting for its code, ms. */
+  startedAtMs: number;
+  smsMissedAtMs: number | undefined;
 }
 
 export interface FlowContext {
@@ -53,6 +72,7 @@ export interface FlowContext {
   stats: CallStats;
   policy: RetryPolicy;
   secrets: Set<string>;
+  answers: AnswerLog;
 }
 
 /** How long a handset waits for its SMS, milliseconds (a bridge restart or two fits in). */
@@ -66,10 +86,24 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const finalStates = new Set([PaymentState.SUCCEEDED, PaymentState.DECLINED, PaymentState.EXPIRED, PaymentState.CANCELLED]);
 
-/** One call of this payment, retried with the same request on transient failures; the retries are counted on the record. */
-async function call<T>(ctx: FlowContext, rec: PaymentRecord, run: () => Promise<T>): Promise<Outcome<T>> {
-  const out = await retried(run, ctx.policy, ctx.stats);
+/** Which request a call sends: its idempotency key (none for reads), its kind and step. */
+interface Request {
+  key: string | undefined;
+  kind: RequestKind;
+  step: string;
+}
+
+const read = (step: string): Request => ({ key: undefined, kind: 'read', step });
+
+/**
+ * One call of this payment, retried with the same request on transient failures; the retries are
+ * counted on the record, every answer goes to the answer log, and a call given up without a final
+ * answer is kept for the finish phase.
+ */
+async function call<T>(ctx: FlowContext, rec: PaymentRecord, request: Request, run: () => Promise<T>): Promise<Outcome<T>> {
+  const out = await retried(run, ctx.policy, ctx.stats, ctx.answers.observer<T>(request.key, request.kind));
   rec.retries += out.attempts - 1;
+  if (!isFinal(out) && request.key !== undefined) rec.unfinished.push({ key: request.key, kind: request.kind, step: request.step, redo: run });
   return out;
 }
 
@@ -97,11 +131,12 @@ function wrongCodeFor(code: string): string {
 }
 
 export async function runPayment(ctx: FlowContext, plan: PlannedPayment): Promise<PaymentRecord> {
-  const rec: PaymentRecord = { plan, paymentId: undefined, acked: [], proofSent: false, wrongSent: 0, declineSent: false, retries: 0, result: 'unknown' };
+  const rec: PaymentRecord = { plan, paymentId: undefined, acked: [], proofSent: false, wrongSent: 0, declineSent: false, retries: 0, result: 'unknown', unfinished: [], startedAtMs: Date.now(), smsMissedAtMs: undefined };
   const smsBaseline = plan.kind === 'app' ? 0 : ctx.world.smsc.messagesTo(plan.payer.phone).length;
   const created = await call(
     ctx,
     rec,
+    { key: plan.key, kind: 'create', step: 'create' },
     () =>
       plan.merchant.api.payments.createPayment({
         idempotencyKey: plan.key,
@@ -137,14 +172,14 @@ export async function runPayment(ctx: FlowContext, plan: PlannedPayment): Promis
 async function decline(ctx: FlowContext, rec: PaymentRecord): Promise<PaymentRecord> {
   rec.declineSent = true;
   const { plan } = rec;
-  const out = await call(ctx, rec, () => plan.payer.api.payer.declinePayment({ idempotencyKey: `${plan.key}:decline`, paymentId: rec.paymentId!, reason: 'not mine' }));
+  const out = await call(ctx, rec, { key: `${plan.key}:decline`, kind: 'operation', step: 'decline' }, () => plan.payer.api.payer.declinePayment({ idempotencyKey: `${plan.key}:decline`, paymentId: rec.paymentId!, reason: 'not mine' }));
   rec.result = out.ok ? resultOfState(ack(rec, out.value.payment)?.state) : failure('decline', out);
   return rec;
 }
 
 /** The first code as the payer's own terminal reads it; undefined when the challenge is gone. */
 async function firstCodeOnTerminal(ctx: FlowContext, rec: PaymentRecord): Promise<string | undefined> {
-  const out = await call(ctx, rec, () => rec.plan.payer.api.payer.getChallenge({ paymentId: rec.paymentId! }));
+  const out = await call(ctx, rec, read('challenge'), () => rec.plan.payer.api.payer.getChallenge({ paymentId: rec.paymentId! }));
   if (!out.ok || out.value.firstCode === '') return undefined;
   ctx.secrets.add(out.value.firstCode);
   return out.value.firstCode;
@@ -164,7 +199,8 @@ async function sendWrong(ctx: FlowContext, rec: PaymentRecord, confirm: Confirm,
   rec.wrongSent += 1;
   const wrong = wrongCodeFor(right);
   ctx.secrets.add(wrong);
-  const out = await call(ctx, rec, () => confirm(`${rec.plan.key}:wrong`, wrong));
+  const key = `${rec.plan.key}:wrong`;
+  const out = await call(ctx, rec, { key, kind: 'operation', step: 'confirm-wrong' }, () => confirm(key, wrong));
   if (out.ok) ack(rec, out.value.payment);
 }
 
@@ -174,7 +210,8 @@ async function sendWrong(ctx: FlowContext, rec: PaymentRecord, confirm: Confirm,
  */
 async function sendRight(ctx: FlowContext, rec: PaymentRecord, confirm: Confirm, code: string, round: number): Promise<'done' | 'stale'> {
   rec.proofSent = true;
-  const out = await call(ctx, rec, () => confirm(`${rec.plan.key}:confirm:${round}`, code));
+  const key = `${rec.plan.key}:confirm:${round}`;
+  const out = await call(ctx, rec, { key, kind: 'operation', step: 'confirm' }, () => confirm(key, code));
   if (out.ok) {
     rec.result = resultOfState(ack(rec, out.value.payment)?.state);
     return 'done';
@@ -198,17 +235,26 @@ async function proveOnTerminal(ctx: FlowContext, rec: PaymentRecord, payment: Pa
   return rec;
 }
 
-/** The newest SMS code to the payer after `baseline` messages, waiting at most `smsWaitMs`. */
+/**
+ * The newest SMS code for this payment to the payer after `baseline` messages, waiting at most
+ * `smsWaitMs`. A message is this payment's when it names its amount and payee (the notifier's text,
+ * services/telco-notifier.ts): the previous payment of the same payer may still be delivering its
+ * code after this one's baseline was taken (the bridge answers before the SMSC has the message).
+ */
 async function smsCode(ctx: FlowContext, rec: PaymentRecord, baseline: number, notCode?: string): Promise<string | undefined> {
   const deadline = Date.now() + smsWaitMs;
+  const names = `for ${formatMoney(rec.plan.amount, 'USD')} to ${rec.plan.merchant.name}.`;
   for (;;) {
-    const inbox = ctx.world.smsc.messagesTo(rec.plan.payer.phone).slice(baseline);
+    const inbox = ctx.world.smsc.messagesTo(rec.plan.payer.phone).slice(baseline).filter((m) => m.text.includes(names));
     const code = inbox.length === 0 ? undefined : /code (\d{8})/.exec(inbox[inbox.length - 1]!.text)?.[1];
     if (code !== undefined && code !== notCode) {
       ctx.secrets.add(code);
       return code;
     }
-    if (Date.now() > deadline) return undefined;
+    if (Date.now() > deadline) {
+      rec.smsMissedAtMs ??= Date.now();
+      return undefined;
+    }
     await sleep(pollMs);
   }
 }
@@ -253,7 +299,7 @@ async function waitWhileChallenged(ctx: FlowContext, rec: PaymentRecord, waitMs:
   const deadline = Date.now() + waitMs;
   let state: PaymentState | undefined;
   while (Date.now() <= deadline) {
-    const out = await call(ctx, rec, () => rec.plan.merchant.api.payments.getPayment({ paymentId: rec.paymentId! }));
+    const out = await call(ctx, rec, read('read'), () => rec.plan.merchant.api.payments.getPayment({ paymentId: rec.paymentId! }));
     if (!out.ok) return state;
     state = ack(rec, out.value.payment)?.state;
     if (state !== PaymentState.CHALLENGED && state !== PaymentState.APPROVED) return state;
@@ -264,7 +310,7 @@ async function waitWhileChallenged(ctx: FlowContext, rec: PaymentRecord, waitMs:
 
 /** The client lost track (no code, refused code): the server's word on the payment, as its merchant reads it. */
 async function settleFromServer(ctx: FlowContext, rec: PaymentRecord, why: string): Promise<PaymentRecord> {
-  const out = await call(ctx, rec, () => rec.plan.merchant.api.payments.getPayment({ paymentId: rec.paymentId! }));
+  const out = await call(ctx, rec, read('read'), () => rec.plan.merchant.api.payments.getPayment({ paymentId: rec.paymentId! }));
   const state = out.ok ? ack(rec, out.value.payment)?.state : undefined;
   rec.result = state !== undefined && finalStates.has(state) ? resultOfState(state) : `${why}:${resultOfState(state ?? lastAck(rec))}`;
   return rec;

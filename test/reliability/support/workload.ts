@@ -1,4 +1,5 @@
 import { PaymentState } from '../../../gen/countersign/v1/common_pb.js';
+import type { AnswerLog } from './answer-log.js';
 import { enrollMerchants, enrollPayers, noFactorBelow, type MerchantActor, type PayerActor, type PayerPlan } from './actors.js';
 import { CallStats, retried, type RetryPolicy } from './clients.js';
 import { runPayment, type FlowContext, type PaymentKind, type PaymentRecord, type PlannedPayment, type Script } from './payment-flows.js';
@@ -82,11 +83,16 @@ export async function prepareWorkload(world: World, shape: WorkloadShape, rng: P
   return { merchants, payers, plans };
 }
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /**
  * Runs the plans (SMS payments of one payer in sequence, lanes in seeded random order) until all
  * ran or `stop()` says so (lanes already started finish); the records of those that ran, in plan order.
+ * `spanMs` > 0 paces the lanes: lane i starts no earlier than i × spanMs / lanes after the start,
+ * so the load lasts at least `spanMs` however fast the machine (a fault schedule needs load to
+ * interrupt); 0 runs them as fast as `concurrency` clients can.
  */
-export async function runWorkload(ctx: FlowContext, workload: Workload, concurrency: number, rng: Prng, stop: () => boolean): Promise<PaymentRecord[]> {
+export async function runWorkload(ctx: FlowContext, workload: Workload, concurrency: number, rng: Prng, stop: () => boolean, spanMs: number): Promise<PaymentRecord[]> {
   const lanes = new Map<string, PlannedPayment[]>();
   for (const plan of workload.plans) {
     const lane = plan.kind === 'app' ? plan.key : plan.payer.id;
@@ -94,8 +100,13 @@ export async function runWorkload(ctx: FlowContext, workload: Workload, concurre
   }
   const queue = rng.shuffle([...lanes.values()]);
   const records = new Map<string, PaymentRecord>();
+  const startedAt = Date.now();
+  const laneMs = queue.length === 0 ? 0 : spanMs / queue.length;
+  let started = 0;
   const worker = async () => {
     for (let lane = queue.pop(); lane !== undefined && !stop(); lane = queue.pop()) {
+      const notBeforeMs = startedAt + started++ * laneMs;
+      if (Date.now() < notBeforeMs) await sleep(notBeforeMs - Date.now());
       for (const plan of lane) records.set(plan.key, await runPayment(ctx, plan));
     }
   };
@@ -106,9 +117,10 @@ export async function runWorkload(ctx: FlowContext, workload: Workload, concurre
 /**
  * Ends every payment still open (CREATED, CHALLENGED; APPROVED is settled by the read): the
  * merchant cancels it, so nothing stays reserved by a payment the client walked away from.
- * Returns how many were cancelled and how many could not be.
+ * Returns how many were cancelled and how many could not be. The cancels' answers go to `answers`
+ * (the reads before them do not: a payment first seen final by this cleanup was not told to its client).
  */
-export async function cancelOpenPayments(world: World, merchants: MerchantActor[], policy: RetryPolicy, stats: CallStats): Promise<{ cancelled: number; failed: string[] }> {
+export async function cancelOpenPayments(world: World, merchants: MerchantActor[], policy: RetryPolicy, stats: CallStats, answers: AnswerLog): Promise<{ cancelled: number; failed: string[] }> {
   let cancelled = 0;
   const failed: string[] = [];
   for (const merchant of merchants) {
@@ -117,7 +129,8 @@ export async function cancelOpenPayments(world: World, merchants: MerchantActor[
       const read = await retried(() => merchant.api.payments.getPayment({ paymentId: payment.id }), policy, stats);
       const state = read.ok ? read.value.payment!.state : payment.state;
       if (state !== PaymentState.CREATED && state !== PaymentState.CHALLENGED) continue;
-      const out = await retried(() => merchant.api.payments.cancelPayment({ idempotencyKey: `${world.name}-final-cancel-${payment.id}`, paymentId: payment.id, reason: 'reliability: left open' }), policy, stats);
+      const key = `${world.name}-final-cancel-${payment.id}`;
+      const out = await retried(() => merchant.api.payments.cancelPayment({ idempotencyKey: key, paymentId: payment.id, reason: 'reliability: left open' }), policy, stats, answers.observer(key, 'operation'));
       if (out.ok && out.value.payment!.state === PaymentState.CANCELLED) cancelled += 1;
       else failed.push(`${payment.id}: ${out.ok ? PaymentState[out.value.payment!.state] : out.error.message}`);
     }

@@ -10,8 +10,9 @@ import { startDurableRedis, type DurableRedis } from './durable-redis.js';
 import { ManagedProcess, countersignCommand } from './processes.js';
 
 /**
- * One deployment of countersign as separate processes on loopback: a durable redis-server, an
- * authz process (`countersign serve`, embedded ledger journaled in its data directory, or
+ * One deployment of countersign as separate processes on loopback: a durable redis-server (or
+ * none: the embedded default), an authz process (`countersign serve [--workers N]`, payments in
+ * Redis or journaled in its data directory, the ledger embedded and journaled there or in
  * TigerBeetle) and a telco bridge process (`countersign telco-bridge`), with a simulated SMSC
  * (SMPP 3.4) and voice provider (TwiML) in this process standing in for the phone network. Ports
  * are fixed for the world's lifetime so a killed process restarts where its callers expect it.
@@ -30,11 +31,25 @@ export interface WorldOptions {
   tbAddresses?: string[];
   /** More COUNTERSIGN_* settings for authz (plugins, ledger deadline). */
   authzEnv?: Record<string, string>;
+  /**
+   * Where authz keeps payments, idempotency records and the directory: 'redis' (the world's
+   * durable redis-server, the default) or 'embedded' (no Redis at all: the journaled payment store
+   * and the file directory in `<workDir>/<name>/authz-data`, as `countersign serve` runs with no configuration).
+   */
+  store?: 'redis' | 'embedded';
+  /** Arguments after `serve` (e.g. `--workers 2`). */
+  serveArgs?: string[];
 }
 
 export interface World {
   readonly name: string;
-  readonly redis: DurableRedis;
+  /**
+   * Random per world: part of the keys whose effects live in the ledger (deposits), so a run
+   * against a TigerBeetle cluster an earlier run used (TB_ADDRESS) never replays that run's keys.
+   */
+  readonly runId: string;
+  /** Undefined when the world runs on the embedded store (no Redis). */
+  readonly redis: DurableRedis | undefined;
   readonly smsc: Smsc;
   readonly voice: VoiceProvider;
   readonly authz: ManagedProcess;
@@ -66,11 +81,11 @@ export async function startWorld(options: WorldOptions): Promise<World> {
   Object.values(keys).forEach((k) => options.secrets.add(k));
   const smsc = await startSmsc({ systemId: 'countersign', password: keys.smpp });
   const voice = await startVoiceProvider({ accountSid: 'ACreliability', authToken: keys.voice });
-  const redis = await startDurableRedis(dir, logDir);
+  const redis = options.store === 'embedded' ? undefined : await startDurableRedis(dir, logDir);
   const [grpcPort, connectPort, telcoPort, webhookPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const authzEnv: Record<string, string> = {
     COUNTERSIGN_HOST: '127.0.0.1',
-    COUNTERSIGN_REDIS_URL: redis.url,
+    ...(redis === undefined ? {} : { COUNTERSIGN_REDIS_URL: redis.url }),
     COUNTERSIGN_DATA_DIR: join(dir, 'authz-data'),
     COUNTERSIGN_GRPC_PORT: String(grpcPort),
     COUNTERSIGN_CONNECT_PORT: String(connectPort),
@@ -84,7 +99,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     ...(options.tbAddresses !== undefined && options.tbAddresses.length > 0 ? { COUNTERSIGN_TB_ADDRESSES: options.tbAddresses.join(',') } : {}),
     ...options.authzEnv,
   };
-  const serve = countersignCommand(['serve']);
+  const serve = countersignCommand(['serve', ...(options.serveArgs ?? [])]);
   const authz = new ManagedProcess({ name: 'authz', ...serve, env: authzEnv, logDir, readyPattern: /countersign serving/ });
   const bridgeCommand = countersignCommand(['telco-bridge']);
   const bridge = new ManagedProcess({
@@ -115,6 +130,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
   const endpoint = new Endpoint(`http://127.0.0.1:${grpcPort}`);
   return {
     name: options.name,
+    runId: randomBytes(6).toString('hex'),
     redis,
     smsc,
     voice,
@@ -131,7 +147,7 @@ export async function startWorld(options: WorldOptions): Promise<World> {
     async close() {
       endpoint.close();
       await Promise.allSettled([bridge.close(), authz.close()]);
-      await redis.process.close();
+      await redis?.process.close();
       await Promise.allSettled([smsc.close(), voice.close()]);
     },
   };

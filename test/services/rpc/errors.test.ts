@@ -63,7 +63,7 @@ test('a full embedded store or ledger is UNAVAILABLE with its own message naming
     const mapped = toConnectError(e);
     t.is(mapped.code, Code.Unavailable, e.name);
     t.true(mapped.rawMessage.endsWith(fix), mapped.rawMessage);
-    const info = mapped.findDetails(ErrorInfoSchema)[0];
+    const [info] = mapped.findDetails(ErrorInfoSchema) as unknown as { reason: string }[];
     t.is(info?.reason, 'CAPACITY');
     t.is(mapped.cause, e);
   }
