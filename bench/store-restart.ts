@@ -1,30 +1,40 @@
 /**
  * What the journaled payment store (authz/store/journal/) costs: create+confirm throughput with
- * fsync on, journal and checkpoint bytes per payment, memory per payment, and how long a reopen
- * takes after N payments.
+ * fsync on, journal and checkpoint bytes per payment, memory per payment, the replayed tail, and
+ * how long a reopen takes after N payments.
  *
- *   npx tsx bench/store-restart.ts --payments 1000000 [--batch 1000] [--pipelines 4] [--label after] [--keep]
+ *   npx tsx bench/store-restart.ts --payments 500000 [--tail-mib 168] [--batch 1000] [--pipelines 4] [--label after] [--keep]
  *
- * A fresh child process fills a store in a temporary directory through the port: N payments,
- * each created (CHALLENGED, one rate-limit counter per payer) and then confirmed (9 in 10 with
- * the right answer: APPROVED, version 2; 1 in 10 wrong: a mismatch and a failure streak), in
- * steps of `batch` items with `pipelines` steps in flight, fsync on. It closes the store; a second
- * fresh child reopens it (newest checkpoint + journal tail), measures the open, heap and RSS after
- * a full GC, and checks a sample of payments and their idempotency keys. Rows are merged into
- * bench/results/store-restart.{json,md} by (label, payments).
+ * A fresh child process fills a store in a temporary directory through the port, with the
+ * default checkpoint settings: payments each created (CHALLENGED, one rate-limit counter per
+ * payer) and then confirmed (9 in 10 with the right answer: APPROVED, version 2; 1 in 10 wrong: a
+ * mismatch and a failure streak), in steps of `batch` items with `pipelines` steps in flight,
+ * fsync on — a saturating load, so checkpoints are written under it. It reports the fill, the
+ * checkpoints (bytes, seconds, the journal written meanwhile), the largest replay tail a crash
+ * could have met at any write (`replayTailBytesMax`), and the heap after a full GC.
  *
- * The fill child runs with a larger heap (`fillHeapMiB`): the live state costs more than the
- * reopened one (see the README); the reopen child runs with Node's default heap.
+ * The worst-case tail (`--tail-mib`, default: the stated bound, `replayTailBytesBound()`): the
+ * last payments are written so that a reopen replays that much journal after its checkpoint —
+ * the fill stops M payments short (M = tail / `tailBytesPerPaymentEstimate`), closes; a second
+ * open writes a checkpoint of what is there; a third open, with checkpoints off, adds the last M
+ * payments and closes. `--tail-mib 0` skips that: the reopen replays whatever the clean close left.
+ *
+ * A second fresh child reopens the directory with Node's default heap and the default settings,
+ * measures the open (checkpoint load, tail replay), heap and RSS after a full GC, and checks a
+ * sample of payments and their idempotency keys. Rows are merged into
+ * bench/results/store-restart.{json,md} by (label, payments). The parent samples the 1-minute
+ * load average every 2 s (2 cores, shared): mean and max per phase.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { heapLimitBytes, paymentsMaxDefault, entriesMaxDefault } from '../authz/store/journal/bounds.js';
-import { JournalPaymentStore } from '../authz/store/journal/journal-store.js';
+import { entriesMaxDefault, heapLimitBytes, paymentsMaxDefault, replayTailBytesBound } from '../authz/store/journal/bounds.js';
+import { JournalPaymentStore, type JournalStoreOptions } from '../authz/store/journal/journal-store.js';
+import type { CheckpointWritten } from '../authz/store/journal/checkpoint.js';
 import type { Recovery } from '../authz/store/journal/recovery.js';
 import type { ConfirmItem, CreateItem } from '../authz/store/port.js';
 
@@ -40,6 +50,9 @@ const sampleSize = 1_000;
 /** One confirm in `wrongEvery` gives a wrong answer. */
 const wrongEvery = 10;
 const keyTtlMs = 86_400_000;
+/** Journal bytes one create + confirm writes (measured: bench/results/store-restart.md), to size the worst-case tail. */
+const tailBytesPerPaymentEstimate = 840;
+const MiB = 2 ** 20;
 
 interface MemoryNumbers {
   heapUsedMB: number;
@@ -48,15 +61,27 @@ interface MemoryNumbers {
 
 interface FillReport {
   payments: number;
+  /** Payments written by the saturating fill with default checkpoints (the rest: the tail). */
+  filled: number;
   fillSeconds: number;
   /** CPU time (user + system) of the fill: less sensitive than wall time to a shared machine. */
   fillCpuSeconds: number;
-  closeSeconds: number;
   journalBytes: number;
   journalFrames: number;
   checkpoints: number;
   lastCheckpointBytes: number;
   lastCheckpointSeconds: number;
+  /** Most journal written while one checkpoint ran (rotation to rename), and while its walk ran. */
+  checkpointJournalBytesMax: number;
+  walkJournalBytesMax: number;
+  checkpointTriggerBytes: number;
+  /** Seconds the checkpoints' walks held the event loop during the fill, summed. */
+  checkpointBusySeconds: number;
+  replayTailBytesMax: number;
+  /** The checkpoint written with the store idle before the tail (0 without a tail). */
+  idleCheckpointSeconds: number;
+  tailPayments: number;
+  tailJournalBytes: number;
   memory: MemoryNumbers;
   baseline: MemoryNumbers;
   dataDirBytes: number;
@@ -145,40 +170,71 @@ function directoryBytes(dir: string): number {
 
 // ------------------------------------------------------------------ child: fill
 
-async function fill(dataDir: string, payments: number, batch: number, pipelines: number, t0: number): Promise<FillReport> {
-  const baseline = memoryNow();
-  const store = await JournalPaymentStore.open({ dataDir, paymentsMax: payments, entriesMax: 4 * payments + payersCount, lockout: { failuresMax: 1_000_000, backoffBaseMs: 1, backoffMaxMs: 1, memoryMs: 3_600_000 } });
+const lockout = { failuresMax: 1_000_000, backoffBaseMs: 1, backoffMaxMs: 1, memoryMs: 3_600_000 };
+
+/** Creates and confirms payments [from, to) in steps of `batch`, `pipelines` steps in flight; collects every checkpoint's report in `seen`. */
+async function fillRange(store: JournalPaymentStore, t0: number, from: number, to: number, batch: number, pipelines: number, seen = new Map<number, CheckpointWritten>()): Promise<void> {
   const pop = population(t0);
   const started = performance.now();
-  const cpu = process.cpuUsage();
-  let next = 0;
-  let reported = 0;
+  let next = from;
+  let reported = from;
   const pipeline = async (): Promise<void> => {
-    while (next < payments) {
-      const from = next;
-      next = Math.min(payments, next + batch);
-      const creates = Array.from({ length: next - from }, (_, k) => createOf(t0, pop, from + k));
+    while (next < to) {
+      const first = next;
+      next = Math.min(to, next + batch);
+      const creates = Array.from({ length: next - first }, (_, k) => createOf(t0, pop, first + k));
       const created = await store.create(creates);
-      if (created.some((o) => o.outcome !== 'created')) throw new Error(`payments ${from}..: ${created.find((o) => o.outcome !== 'created')!.outcome}`);
-      await store.confirm(creates.map((c, k) => confirmOf(t0, c, from + k)));
-      if (next - reported >= payments / 10) {
+      if (created.some((o) => o.outcome !== 'created')) throw new Error(`payments ${first}..: ${created.find((o) => o.outcome !== 'created')!.outcome}`);
+      await store.confirm(creates.map((c, k) => confirmOf(t0, c, first + k)));
+      for (const c of store.checkpoints) seen.set(c.segment, c);
+      if (next - reported >= (to - from) / 10) {
         reported = next;
-        console.error(`  ${next} payments, ${(next / ((performance.now() - started) / 1000)).toFixed(0)}/s, checkpoints ${store.checkpoints.length}`);
+        console.error(`  ${next} payments, ${((next - from) / ((performance.now() - started) / 1000)).toFixed(0)}/s, checkpoints ${store.checkpoints.length}, replay tail ${(store.replayTailBytes / MiB).toFixed(0)} MiB`);
       }
     }
   };
   await Promise.all(Array.from({ length: pipelines }, pipeline));
+}
+
+async function fill(dataDir: string, payments: number, tailBytes: number, batch: number, pipelines: number, t0: number): Promise<FillReport> {
+  const baseline = memoryNow();
+  const base: JournalStoreOptions = { dataDir, paymentsMax: payments, entriesMax: 4 * payments + payersCount, lockout };
+  const tailPayments = Math.min(payments - 1, Math.ceil(tailBytes / tailBytesPerPaymentEstimate));
+  const filled = payments - tailPayments;
+  const store = await JournalPaymentStore.open(base);
+  const started = performance.now();
+  const cpu = process.cpuUsage();
+  const seen = new Map<number, CheckpointWritten>();
+  await fillRange(store, t0, 0, filled, batch, pipelines, seen);
   const fillSeconds = (performance.now() - started) / 1000;
   const fillCpuSeconds = cpuSeconds(cpu);
   const memory = memoryNow();
   const written = store.journalWritten;
-  const closing = performance.now();
+  const checkpointTriggerBytes = store.checkpointTriggerBytes;
   await store.close();
+  for (const c of store.checkpoints) seen.set(c.segment, c);
+  const replayTailBytesMax = store.replayTailBytesMax;
   const last = store.checkpoints.at(-1);
+  let idleCheckpointSeconds = 0;
+  let tailJournalBytes = 0;
+  if (tailPayments > 0) {
+    const checkpointing = await JournalPaymentStore.open({ ...base, checkpointJournalBytesMin: 1, checkpointJournalBytesMax: 1 }); // checkpoints at open
+    await checkpointing.checkpointSettled();
+    idleCheckpointSeconds = checkpointing.checkpoints.at(-1)?.seconds ?? 0;
+    await checkpointing.close();
+    const tail = await JournalPaymentStore.open({ ...base, checkpointJournalBytesMin: 2 ** 50, checkpointJournalBytesMax: 2 ** 50 });
+    await fillRange(tail, t0, filled, payments, batch, pipelines);
+    await tail.close();
+    tailJournalBytes = tail.journalWritten.bytes;
+  }
   return {
-    payments, fillSeconds, fillCpuSeconds, closeSeconds: (performance.now() - closing) / 1000,
+    payments, filled, fillSeconds, fillCpuSeconds,
     journalBytes: written.bytes, journalFrames: written.frames,
-    checkpoints: store.checkpoints.length, lastCheckpointBytes: last?.bytes ?? 0, lastCheckpointSeconds: last?.seconds ?? 0,
+    checkpoints: store.checkpointsWritten, lastCheckpointBytes: last?.bytes ?? 0, lastCheckpointSeconds: last?.seconds ?? 0,
+    checkpointJournalBytesMax: Math.max(0, ...[...seen.values()].map((c) => c.journalBytesDuring)),
+    walkJournalBytesMax: Math.max(0, ...[...seen.values()].map((c) => c.journalBytesDuringWalk)),
+    checkpointBusySeconds: [...seen.values()].reduce((sum, c) => sum + c.busySeconds, 0),
+    checkpointTriggerBytes, replayTailBytesMax, idleCheckpointSeconds, tailPayments, tailJournalBytes,
     memory, baseline, dataDirBytes: directoryBytes(dataDir),
   };
 }
@@ -192,6 +248,7 @@ async function reopen(dataDir: string, payments: number, t0: number): Promise<Re
   const store = await JournalPaymentStore.open({ dataDir, paymentsMax: payments, entriesMax: 4 * payments + payersCount });
   const openSeconds = (performance.now() - started) / 1000;
   const openCpuSeconds = cpuSeconds(cpu);
+  await store.checkpointSettled(); // one starts at open when the tail exceeds the trigger: not part of the state's cost
   const memory = memoryNow();
   const failures = await verify(store, payments, t0);
   const { segments: _s, removed: _r, lastSegment: _l, lastSegmentBytes: _b, ...recovered } = store.recovered;
@@ -230,6 +287,8 @@ interface Row {
   payments: number;
   batch: number;
   pipelines: number;
+  /** Payments of the saturating fill; the rest were written as the worst-case tail. */
+  filled: number;
   fillSeconds: number;
   paymentsPerSecond: number;
   paymentsPerCpuSecond: number;
@@ -238,6 +297,14 @@ interface Row {
   checkpoints: number;
   checkpointBytesPerPayment: number;
   lastCheckpointSeconds: number;
+  idleCheckpointSeconds: number;
+  checkpointTriggerMB: number;
+  /** Share of the fill's wall time the checkpoints' walks held the event loop. */
+  checkpointBusyShare: number;
+  checkpointJournalMBMax: number;
+  walkJournalMBMax: number;
+  replayTailMBMax: number;
+  replayTailBoundMB: number;
   dataDirMB: number;
   liveHeapMB: number;
   liveBytesPerPayment: number;
@@ -245,9 +312,11 @@ interface Row {
   reopenCpuSeconds: number;
   checkpointLoadSeconds: number;
   checkpointMB: number;
+  replaySeconds: number;
   tailMB: number;
   tailFrames: number;
   tailMutations: number;
+  replayMBPerSecond: number;
   reopenHeapMB: number;
   reopenRssMB: number;
   reopenBytesPerPayment: number;
@@ -255,17 +324,33 @@ interface Row {
   heapLimitMB: number;
   paymentsMaxDefault: number;
   entriesMaxDefault: number;
-  loadAverage: number;
+  loadFill: LoadSeen;
+  loadReopen: LoadSeen;
+  /** Rows of the first version of this bench: the 1-minute load when the row was written. */
+  loadAverage?: number;
   verified: boolean;
   failures: string[];
   date: string;
 }
 
-function options(): { payments: number; batch: number; pipelines: number; label: string; keep: boolean; child: string | undefined; dir: string | undefined; t0: number } {
+interface Options {
+  payments: number;
+  tailBytes: number;
+  batch: number;
+  pipelines: number;
+  label: string;
+  keep: boolean;
+  child: string | undefined;
+  dir: string | undefined;
+  t0: number;
+}
+
+function options(): Options {
   const { values } = parseArgs({
     strict: true,
     options: {
       payments: { type: 'string', default: '100000' },
+      'tail-mib': { type: 'string', default: String(Math.round(replayTailBytesBound() / MiB)) },
       batch: { type: 'string', default: '1000' },
       pipelines: { type: 'string', default: '4' },
       label: { type: 'string', default: 'after' },
@@ -282,7 +367,10 @@ function options(): { payments: number; batch: number; pipelines: number; label:
   };
   const batch = int(values.batch, 'batch', 1);
   if (batch > 1000) throw new RangeError('--batch must be at most 1000 (stepItemsMax)');
-  return { payments: int(values.payments, 'payments', 1), batch, pipelines: int(values.pipelines, 'pipelines', 1), label: values.label, keep: values.keep, child: values.child, dir: values.dir, t0: int(values.t0, 't0', 0) };
+  return {
+    payments: int(values.payments, 'payments', 1), tailBytes: int(values['tail-mib'], 'tail-mib', 0) * MiB, batch, pipelines: int(values.pipelines, 'pipelines', 1),
+    label: values.label, keep: values.keep, child: values.child, dir: values.dir, t0: int(values.t0, 't0', 0),
+  };
 }
 
 function runChild<T>(nodeArgs: string[], args: string[]): Promise<T> {
@@ -295,40 +383,77 @@ function runChild<T>(nodeArgs: string[], args: string[]): Promise<T> {
   });
 }
 
-function row(label: string, o: ReturnType<typeof options>, f: FillReport, r: ReopenReport): Row {
+interface LoadSeen {
+  mean: number;
+  max: number;
+}
+
+/** Samples the 1-minute load average every `loadSampleMs` while `run` runs. */
+async function withLoad<T>(run: () => Promise<T>): Promise<{ value: T; load: LoadSeen }> {
+  const samples = [loadavg()[0]!];
+  const timer = setInterval(() => samples.push(loadavg()[0]!), loadSampleMs);
+  try {
+    const value = await run();
+    samples.push(loadavg()[0]!);
+    const round = (x: number): number => Math.round(x * 10) / 10;
+    return { value, load: { mean: round(samples.reduce((a, b) => a + b, 0) / samples.length), max: round(Math.max(...samples)) } };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+const loadSampleMs = 2_000;
+
+function row(o: Options, f: FillReport, r: ReopenReport, loadFill: LoadSeen, loadReopen: LoadSeen): Row {
   const n = f.payments;
-  const perPayment = (mb: number): number => Math.round((mb * 2 ** 20) / n);
-  const mb = (bytes: number): number => Math.round((bytes / 2 ** 20) * 10) / 10;
+  const perPayment = (mb: number, payments = n): number => Math.round((mb * MiB) / payments);
+  const mb = (bytes: number): number => Math.round((bytes / MiB) * 10) / 10;
   const round = (x: number): number => Math.round(x * 100) / 100;
+  const rec = r.recovered;
   return {
-    label, payments: n, batch: o.batch, pipelines: o.pipelines,
-    fillSeconds: round(f.fillSeconds), paymentsPerSecond: Math.round(n / f.fillSeconds), paymentsPerCpuSecond: Math.round(n / f.fillCpuSeconds), fsyncsPerSecond: Math.round(f.journalFrames / f.fillSeconds),
-    journalBytesPerPayment: Math.round(f.journalBytes / n), checkpoints: f.checkpoints, checkpointBytesPerPayment: Math.round(f.lastCheckpointBytes / n),
-    lastCheckpointSeconds: round(f.lastCheckpointSeconds), dataDirMB: mb(f.dataDirBytes),
-    liveHeapMB: f.memory.heapUsedMB, liveBytesPerPayment: perPayment(f.memory.heapUsedMB - f.baseline.heapUsedMB),
-    reopenSeconds: round(r.openSeconds), reopenCpuSeconds: round(r.openCpuSeconds), checkpointLoadSeconds: round(r.recovered.checkpointSeconds),
-    checkpointMB: mb(r.recovered.checkpointBytes), tailMB: mb(r.recovered.replayedBytes), tailFrames: r.recovered.replayedFrames, tailMutations: r.recovered.replayedMutations,
+    label: o.label, payments: n, batch: o.batch, pipelines: o.pipelines, filled: f.filled,
+    fillSeconds: round(f.fillSeconds), paymentsPerSecond: Math.round(f.filled / f.fillSeconds), paymentsPerCpuSecond: Math.round(f.filled / f.fillCpuSeconds), fsyncsPerSecond: Math.round(f.journalFrames / f.fillSeconds),
+    journalBytesPerPayment: Math.round(f.journalBytes / f.filled), checkpoints: f.checkpoints, checkpointBytesPerPayment: Math.round(rec.checkpointBytes / Math.max(1, f.filled)),
+    lastCheckpointSeconds: round(f.lastCheckpointSeconds), idleCheckpointSeconds: round(f.idleCheckpointSeconds),
+    checkpointTriggerMB: mb(f.checkpointTriggerBytes), checkpointBusyShare: round(f.checkpointBusySeconds / f.fillSeconds), checkpointJournalMBMax: mb(f.checkpointJournalBytesMax), walkJournalMBMax: mb(f.walkJournalBytesMax),
+    replayTailMBMax: mb(f.replayTailBytesMax), replayTailBoundMB: mb(replayTailBytesBound()), dataDirMB: mb(f.dataDirBytes),
+    liveHeapMB: f.memory.heapUsedMB, liveBytesPerPayment: perPayment(f.memory.heapUsedMB - f.baseline.heapUsedMB, f.filled),
+    reopenSeconds: round(r.openSeconds), reopenCpuSeconds: round(r.openCpuSeconds), checkpointLoadSeconds: round(rec.checkpointSeconds),
+    checkpointMB: mb(rec.checkpointBytes), replaySeconds: round(rec.replaySeconds), tailMB: mb(rec.replayedBytes), tailFrames: rec.replayedFrames, tailMutations: rec.replayedMutations,
+    replayMBPerSecond: rec.replaySeconds > 0 ? Math.round(mb(rec.replayedBytes) / rec.replaySeconds) : 0,
     reopenHeapMB: r.memory.heapUsedMB, reopenRssMB: r.memory.rssMB,
     reopenBytesPerPayment: perPayment(r.memory.heapUsedMB - r.baseline.heapUsedMB), reopenRssBytesPerPayment: perPayment(r.memory.rssMB - r.baseline.rssMB),
     heapLimitMB: r.heapLimitMB, paymentsMaxDefault: r.paymentsMaxDefault, entriesMaxDefault: r.entriesMaxDefault,
-    loadAverage: Math.round(loadavg()[0]! * 10) / 10, verified: r.verified, failures: r.failures, date: new Date().toISOString(),
+    loadFill, loadReopen, verified: r.verified, failures: r.failures, date: new Date().toISOString(),
   };
 }
 
-function table(rows: readonly Row[]): string {
-  const columns: [string, (r: Row) => unknown][] = [
-    ['code', (r) => r.label], ['payments', (r) => r.payments], ['create+confirm /s (fsync on)', (r) => r.paymentsPerSecond],
-    ['per CPU s', (r) => r.paymentsPerCpuSecond], ['fsyncs /s', (r) => r.fsyncsPerSecond], ['journal B/payment', (r) => r.journalBytesPerPayment], ['checkpoint B/payment', (r) => r.checkpointBytesPerPayment],
-    ['checkpoints', (r) => r.checkpoints], ['data dir MB', (r) => r.dataDirMB], ['live heap B/payment', (r) => r.liveBytesPerPayment],
-    ['reopen s (CPU s)', (r) => `${r.reopenSeconds} (${r.reopenCpuSeconds})`], ['checkpoint load s', (r) => r.checkpointLoadSeconds], ['checkpoint MB', (r) => r.checkpointMB],
-    ['tail MB (frames)', (r) => `${r.tailMB} (${r.tailFrames})`], ['heap MB after reopen', (r) => r.reopenHeapMB], ['RSS MB', (r) => r.reopenRssMB],
-    ['heap B/payment after reopen', (r) => r.reopenBytesPerPayment], ['default paymentsMax (heap MB)', (r) => `${r.paymentsMaxDefault} (${r.heapLimitMB})`],
-    ['load avg', (r) => r.loadAverage], ['verified', (r) => (r.verified ? 'yes' : `no: ${r.failures.join('; ')}`)],
-  ];
+type Column = [string, (r: Row) => unknown];
+
+function table(rows: readonly Row[], columns: readonly Column[]): string {
   const lines = [`| ${columns.map(([h]) => h).join(' | ')} |`, `|${columns.map(() => '---').join('|')}|`];
   for (const r of rows) lines.push(`| ${columns.map(([, f]) => String(f(r))).join(' | ')} |`);
   return lines.join('\n');
 }
+
+const load = (l: LoadSeen | undefined, at?: number): string => (l === undefined ? (at === undefined ? '—' : `${at} (at the end)`) : `${l.mean} (${l.max})`);
+
+const reopenColumns: Column[] = [
+  ['code', (r) => r.label], ['payments', (r) => r.payments], ['reopen s (CPU s)', (r) => `${r.reopenSeconds} (${r.reopenCpuSeconds})`],
+  ['checkpoint load s', (r) => r.checkpointLoadSeconds], ['checkpoint MB', (r) => r.checkpointMB], ['checkpoint B/payment', (r) => r.checkpointBytesPerPayment],
+  ['tail replay s', (r) => r.replaySeconds ?? '—'], ['tail MB (frames)', (r) => `${r.tailMB} (${r.tailFrames})`], ['replay MB/s', (r) => r.replayMBPerSecond ?? '—'],
+  ['heap B/payment after reopen', (r) => r.reopenBytesPerPayment], ['RSS MB', (r) => r.reopenRssMB],
+  ['default paymentsMax (heap MB)', (r) => `${r.paymentsMaxDefault} (${r.heapLimitMB})`], ['load mean (max)', (r) => load(r.loadReopen, r.loadAverage)], ['verified', (r) => (r.verified ? 'yes' : `no: ${r.failures.join('; ')}`)],
+];
+
+const fillColumns: Column[] = [
+  ['code', (r) => r.label], ['payments (saturating fill)', (r) => `${r.payments} (${r.filled ?? r.payments})`], ['create+confirm /s (fsync on)', (r) => r.paymentsPerSecond],
+  ['per CPU s', (r) => r.paymentsPerCpuSecond], ['fsyncs /s', (r) => r.fsyncsPerSecond], ['journal B/payment', (r) => r.journalBytesPerPayment],
+  ['checkpoints', (r) => r.checkpoints], ['last checkpoint s (idle s)', (r) => `${r.lastCheckpointSeconds} (${r.idleCheckpointSeconds ?? '—'})`],
+  ['trigger MB', (r) => r.checkpointTriggerMB ?? '—'], ['checkpoint share of the loop', (r) => (r.checkpointBusyShare === undefined ? '—' : `${Math.round(r.checkpointBusyShare * 100)} %`)], ['journal MB during a checkpoint, max (walk)', (r) => (r.checkpointJournalMBMax === undefined ? '—' : `${r.checkpointJournalMBMax} (${r.walkJournalMBMax})`)],
+  ['replay tail MB, max seen (bound)', (r) => (r.replayTailMBMax === undefined ? '—' : `${r.replayTailMBMax} (${r.replayTailBoundMB})`)],
+  ['data dir MB', (r) => r.dataDirMB], ['live heap B/payment', (r) => r.liveBytesPerPayment], ['load mean (max)', (r) => load(r.loadFill, r.loadAverage)],
+];
 
 function write(next: Row): Row[] {
   const path = join(resultsDir, 'store-restart.json');
@@ -339,32 +464,35 @@ function write(next: Row): Row[] {
   writeFileSync(path, JSON.stringify({ environment, rows }, null, 2) + '\n');
   const md =
     '# Payment store restart bench\n\n' +
-    `Node ${environment.node} on ${environment.platform}. \`npx tsx bench/store-restart.ts --payments N\`: a journaled payment store ` +
+    `Node ${environment.node} on ${environment.platform}. \`npx tsx bench/store-restart.ts --payments N\` (see its header): a journaled payment store ` +
     '(authz/store/journal/) filled with N payments, each created and then confirmed (1 in 10 with a wrong answer), steps of `batch` ' +
-    'items with `pipelines` steps in flight, fsync on; closed; reopened in a fresh process with the default heap. Memory after a full GC ' +
-    '(heap + array buffers); per-payment figures are that minus the empty process. "tail" is the journal replayed after the checkpoint. ' +
-    '"per CPU s": payments per second of the fill process\'s CPU time (user + system), steadier than wall time on a shared machine; ' +
-    'load avg: the machine\'s 1-minute load when the row was written (2 cores, shared with other work).\n\n' +
-    `${table(rows)}\n`;
+    'items with `pipelines` steps in flight, fsync on; the last payments written as a worst-case replay tail (`--tail-mib`, default the ' +
+    'stated bound) unless the fill column shows the same count twice; closed; reopened in a fresh process with the default heap and settings. ' +
+    'Memory after a full GC (heap + array buffers); per-payment figures are that minus the empty process. "tail" is the journal replayed ' +
+    'after the checkpoint. "per CPU s": payments per second of the fill process\'s CPU time (user + system), steadier than wall time on a ' +
+    'shared machine. Load: the 1-minute load average sampled every 2 s during the phase, mean (max), on 2 cores shared with other work. ' +
+    'Rows labelled `before` are the format-1 store (JSON lines) this replaced; their columns that did not exist then show —.\n\n' +
+    `## Reopen\n\n${table(rows, reopenColumns)}\n\n## Fill (the running store)\n\n${table(rows, fillColumns)}\n`;
   writeFileSync(join(resultsDir, 'store-restart.md'), md);
   return rows;
 }
 
 async function main(): Promise<void> {
   const o = options();
-  if (o.child === 'fill') return void console.log(JSON.stringify(await fill(o.dir!, o.payments, o.batch, o.pipelines, o.t0)));
+  if (o.child === 'fill') return void console.log(JSON.stringify(await fill(o.dir!, o.payments, o.tailBytes, o.batch, o.pipelines, o.t0)));
   if (o.child === 'reopen') return void console.log(JSON.stringify(await reopen(o.dir!, o.payments, o.t0)));
   const root = mkdtempSync(join(tmpdir(), 'cs-store-restart-'));
   const dataDir = join(root, 'payments');
   const t0 = Date.now();
   try {
     const common = ['--dir', dataDir, '--payments', String(o.payments), '--t0', String(t0)];
-    console.log(`filling ${o.payments} payments into ${dataDir} (fsync on)`);
-    const f = await runChild<FillReport>([`--max-old-space-size=${fillHeapMiB}`], ['--child', 'fill', ...common, '--batch', String(o.batch), '--pipelines', String(o.pipelines)]);
-    console.log(`filled in ${f.fillSeconds.toFixed(1)} s; reopening`);
-    const r = await runChild<ReopenReport>([], ['--child', 'reopen', ...common]);
-    const rows = write(row(o.label, o, f, r));
-    console.log(table(rows));
+    console.log(`filling ${o.payments} payments into ${dataDir} (fsync on), the last as a ${o.tailBytes / MiB} MiB tail`);
+    const f = await withLoad(() => runChild<FillReport>([`--max-old-space-size=${fillHeapMiB}`], ['--child', 'fill', ...common, '--tail-mib', String(o.tailBytes / MiB), '--batch', String(o.batch), '--pipelines', String(o.pipelines)]));
+    console.log(`filled in ${f.value.fillSeconds.toFixed(1)} s (+ a ${(f.value.tailJournalBytes / MiB).toFixed(0)} MiB tail of ${f.value.tailPayments} payments); reopening`);
+    if (o.keep) cpSync(dataDir, join(root, 'filled'), { recursive: true }); // as the fill left it (the reopen may checkpoint)
+    const r = await withLoad(() => runChild<ReopenReport>([], ['--child', 'reopen', ...common]));
+    const rows = write(row(o, f.value, r.value, f.load, r.load));
+    console.log(`${table(rows, reopenColumns)}\n\n${table(rows, fillColumns)}`);
   } finally {
     if (o.keep) console.log(`kept ${root}`);
     else rmSync(root, { recursive: true, force: true });

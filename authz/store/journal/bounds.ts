@@ -18,7 +18,7 @@ export const idempotencyKeyTtlMsMax = dayMs;
 
 /** Payment records examined for retention per pass (a Map walk resumed each pass). */
 export const retireExaminePerPass = 256;
-/** Payment records dropped by retention per pass at most (each one `drop` line in the journal). */
+/** Payment records dropped by retention per pass at most (each one `drop` mutation in the journal). */
 export const retireDropPerPass = 64;
 /** Expired entries examined per pass: `entrySweepPerCall` plus this many per mutation the pass made, so sweeping keeps up with batches. */
 export const entrySweepPerMutation = 2;
@@ -56,11 +56,12 @@ export const frameBytesTarget = 4 * MiB;
 /**
  * The most journal an open replays after its checkpoint, bytes (README "Replay bound"): the
  * trigger's cap, plus the journal a checkpoint's walk may see written (`checkpointLagPerTrigger`
- * of it), plus a frame on each side (the write that crossed the trigger; the one in flight when
- * the walk ended). A pass larger than a frame (a step of 1 000 items is ~0.5 MB) adds itself.
+ * of it), plus three frames: the write that crossed the trigger, the traffic of the walk's last
+ * turn, the writes while the checkpoint's end is made durable (its last fsync, the rename). A
+ * pass larger than a frame (a step of 1 000 items is ~0.4 MB) adds itself. 92 MiB by default.
  */
 export function replayTailBytesBound(checkpointJournalBytesMax: number = checkpointJournalBytesMaxDefault): number {
-  return Math.ceil(checkpointJournalBytesMax * (1 + checkpointLagPerTrigger)) + 2 * frameBytesTarget;
+  return Math.ceil(checkpointJournalBytesMax * (1 + checkpointLagPerTrigger)) + 3 * frameBytesTarget;
 }
 
 /** Bytes of passes queued behind the disk at most; beyond, steps are refused (StoreUnavailableError) until it catches up. */

@@ -205,11 +205,12 @@ export class ByteWriter {
 }
 
 function uintBytes(n: number): number {
-  let bytes = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 0x80);
-    bytes += 1;
-  }
+  if (n < 2 ** 7) return 1;
+  if (n < 2 ** 14) return 2;
+  if (n < 2 ** 21) return 3;
+  if (n < 2 ** 28) return 4;
+  let bytes = 5;
+  for (let limit = 2 ** 35; n >= limit; limit *= 2 ** 7) bytes += 1;
   return bytes;
 }
 
