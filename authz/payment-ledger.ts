@@ -110,12 +110,21 @@ function settledIds(payment: Payment): bigint[] {
   return [ids.post, ...(payment.lineControlAccountId === undefined ? [] : [ids.limitPost]), ...(payment.feeAmount > 0n ? [ids.fee] : [])];
 }
 
+/**
+ * The reservation was made before: by this payment's earlier attempt (`exists`), or by a process
+ * running with the other COUNTERSIGN_LEDGER_HOLD_TIMEOUT (same transfer, another timeout). Either
+ * way the money is held under this payment's deterministic id.
+ */
+function madeBefore(result: CreateTransferResult | undefined): boolean {
+  return result === 'exists' || result === 'exists_with_different_timeout';
+}
+
 function unexpected(step: string, payment: Payment, results: CreateTransferResult[]): LedgerInvariantError {
   return new LedgerInvariantError(`${step} of payment ${payment.id}: ledger answered ${results.join(', ')}`);
 }
 
 function reserveOutcome(payment: Payment, result: CreateTransferResult | undefined, results: CreateTransferResult[]): ReserveOutcome {
-  if (result === 'ok' || result === 'exists') return 'reserved';
+  if (result === 'ok' || madeBefore(result)) return 'reserved';
   // M3c: the limit charge (second event) refused by the control account's balance flag.
   if (payment.lineControlAccountId !== undefined && result === 'linked_event_failed' && (results[1] === 'exceeds_credits' || results[1] === 'id_already_failed')) {
     return 'credit_limit_exceeded';
@@ -152,7 +161,7 @@ export class PaymentLedger {
     const chain = [...reservation(payment, accounts, timeoutSeconds, true), ...settlement(payment, accounts)];
     const results = await this.ledger.createTransfers(chain);
     if (results.every((r) => r === 'ok')) return 'reserved';
-    if (results[0] === 'exists') return (await this.settled(payment)) ? 'reserved' : this.finishPost(payment, accounts);
+    if (madeBefore(results[0])) return (await this.settled(payment)) ? 'reserved' : this.finishPost(payment, accounts);
     return reserveOutcome(payment, results[0], results);
   }
 

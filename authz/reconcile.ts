@@ -29,7 +29,8 @@ interface LedgerFacts {
  * Rebuilds payment states from the ledger, the source of truth, over every payment in the store
  * (`countersign reconcile`): a payment is SUCCEEDED iff its post transfer exists; a voided one is
  * final (DECLINED unless already CANCELLED or EXPIRED); a reservation past its timeout is
- * EXPIRED; an APPROVED payment whose post is missing is posted now; a final payment whose void
+ * EXPIRED; a challenge past its expiry whose reservation has no ledger timeout is expired and
+ * voided; an APPROVED payment whose post is missing is posted now; a final payment whose void
  * is still due is voided. A CHALLENGED payment without a reservation is left to its create (a
  * retry finishes it) or to the sweeper at its expiry. Each change is a compare-and-set on the
  * record: a transition that raced the read wins.
@@ -64,6 +65,8 @@ function truth(record: PaymentRecord, facts: LedgerFacts, nowMs: number): Paymen
   if (facts.pending === undefined) return undefined;
   const expiresAtNs = facts.pending.timestamp + BigInt(facts.pending.timeout) * 1_000_000_000n;
   if (p.state === 'CHALLENGED' && facts.pending.timeout > 0 && BigInt(nowMs) * 1_000_000n >= expiresAtNs) return 'EXPIRED';
+  // A hold without a ledger timeout (COUNTERSIGN_LEDGER_HOLD_TIMEOUT=off) is released by us: expire and void it.
+  if (p.state === 'CHALLENGED' && facts.pending.timeout === 0 && nowMs >= p.expiresAtMs) return 'drive';
   return record.dueAtMs !== undefined && p.state !== 'CHALLENGED' ? 'drive' : undefined;
 }
 

@@ -149,7 +149,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   const platform = await ensurePlatformAccounts(ledger);
   const events = new PaymentEvents();
   if (statsd !== undefined) events.listen(paymentOutcome(statsd));
-  const limits = { ...defaultPaymentLimits, ...options.limits };
+  // README "Holds and their timeout": on TigerBeetle the holds carry no ledger timeout unless asked.
+  const limits = { ...defaultPaymentLimits, ledgerHoldTimeout: config.ledgerHoldTimeout ?? config.tbAddresses.length === 0, ...options.limits };
   const plugins = openAuthorizerPlugins(config, logger);
   const telco = options.notifier === undefined && config.telcoBridge !== undefined ? telcoNotifier(config, logger) : undefined;
   const notifier = options.notifier ?? telco ?? new ConsoleNotifier();
@@ -185,7 +186,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     totals: opened.ledger instanceof EmbeddedLedger ? () => (opened.ledger as EmbeddedLedger).totals() : undefined,
     statsd,
     adminKey,
-    describe: [ledgerDescribe, openedStores.describe, ...(plugins.describe === undefined ? [] : [plugins.describe])],
+    describe: [ledgerDescribe, limits.ledgerHoldTimeout ? 'holds with a ledger timeout' : 'holds released by countersign (no ledger timeout)', openedStores.describe, ...(plugins.describe === undefined ? [] : [plugins.describe])],
     // Credentials are resolved through the directory's cache, which forgets a record the moment it changes.
     async resolvePrincipal(apiKey) {
       const hash = credentialHash(apiKey);

@@ -50,6 +50,8 @@ environment (all optional; see README "Configuration"):
   COUNTERSIGN_REDIS_CLUSTER       a Redis Cluster instead: seed nodes host:port,host:port,...
   COUNTERSIGN_TB_ADDRESSES        TigerBeetle replica addresses, comma-separated
   COUNTERSIGN_TB_CLUSTER_ID       TigerBeetle cluster id (default 0)
+  COUNTERSIGN_LEDGER_HOLD_TIMEOUT on | off: reservations lapse by themselves in the ledger
+                                  (default on embedded, off on TigerBeetle; README "Holds and their timeout")
   COUNTERSIGN_GRPC_PORT           gRPC port (default 50051)
   COUNTERSIGN_CONNECT_PORT        Connect/gRPC-Web port (default 8080)
   COUNTERSIGN_WEB_PORT            payer web terminal, HTTP/1.1 (default 8082; 0 picks a free one)

@@ -15,6 +15,12 @@ export interface Config {
   tbClusterId: bigint;
   /** Deadline for one ledger request, in milliseconds (COUNTERSIGN_LEDGER_TIMEOUT_MS, default 5000). */
   ledgerTimeoutMs: number;
+  /**
+   * Whether a payment's reservation carries a ledger timeout (COUNTERSIGN_LEDGER_HOLD_TIMEOUT:
+   * `on`, `off`; unset: on with the embedded ledger, off with TigerBeetle — README "Holds and
+   * their timeout"). Off, holds are released by countersign alone (its expiry sweep, reconcile).
+   */
+  ledgerHoldTimeout: boolean | undefined;
   /** One Redis for payments, idempotency, counters and the directory (COUNTERSIGN_REDIS_URL); unset: embedded (journaled under dataDir). */
   redisUrl: string | undefined;
   /** A Redis Cluster's seed nodes instead (COUNTERSIGN_REDIS_CLUSTER: comma-separated host:port). */
@@ -93,6 +99,13 @@ function positiveInt(name: string, text: string | undefined, fallback: number): 
   return value;
 }
 
+/** `on` or `off`; unset or empty: undefined (the caller's default). */
+function onOff(name: string, text: string | undefined): boolean | undefined {
+  if (text === undefined || text === '') return undefined;
+  if (text === 'on' || text === 'off') return text === 'on';
+  throw new ConfigError(`${name} must be on or off, got "${text}"`);
+}
+
 function port(name: string, text: string | undefined, fallback: number): number {
   if (text === undefined || text === '') return fallback;
   const value = Number(text);
@@ -126,6 +139,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tbAddresses: addresses,
     tbClusterId: BigInt(clusterText),
     ledgerTimeoutMs: positiveInt('COUNTERSIGN_LEDGER_TIMEOUT_MS', env.COUNTERSIGN_LEDGER_TIMEOUT_MS, 5000),
+    ledgerHoldTimeout: onOff('COUNTERSIGN_LEDGER_HOLD_TIMEOUT', env.COUNTERSIGN_LEDGER_HOLD_TIMEOUT),
     redisUrl: env.COUNTERSIGN_REDIS_URL || undefined,
     redisCluster: clusterNodes(env.COUNTERSIGN_REDIS_CLUSTER),
     host: env.COUNTERSIGN_HOST || '127.0.0.1',

@@ -27,6 +27,13 @@ export interface PaymentLimits {
   attemptsMax: number;
   /** The reservation outlives the challenge by this many seconds, so a last-moment answer can still post. */
   reservationGraceSeconds: number;
+  /**
+   * Whether the reservation carries a ledger timeout (the challenge's lifetime plus the grace), so
+   * the ledger releases it by itself even when no countersign process is left to do it. Without
+   * one (false) it is released by countersign alone: the expiry sweep (the store's due index) and
+   * `reconcile`, as soon as a process runs. README "Holds and their timeout".
+   */
+  ledgerHoldTimeout: boolean;
   /** How long idempotency keys are remembered, milliseconds (24 h). */
   idempotencyTtlMs: number;
   /**
@@ -53,6 +60,7 @@ export const defaultPaymentLimits: PaymentLimits = {
   codeTtlMs: 300_000,
   attemptsMax: 5,
   reservationGraceSeconds: 60,
+  ledgerHoldTimeout: true,
   idempotencyTtlMs: 86_400_000,
   createLeaseMs: 30_000,
   driveLeaseMs: 10_000,
@@ -110,9 +118,11 @@ export function accountsOf(deps: Pick<StepDeps, 'platform'>, payment: Payment): 
 /**
  * The reservation's timeout in seconds: the challenge's lifetime plus the grace, from the record
  * alone, so that every process that makes it (the create, a retry, a confirm finishing a create
- * that crashed) sends the same transfer and meets `exists` — never `exists_with_different_timeout`.
+ * that crashed) sends the same transfer and meets `exists` — never `exists_with_different_timeout`
+ * (except across a change of `ledgerHoldTimeout`, which `PaymentLedger` accepts as made). 0: no ledger timeout.
  */
 export function reservationSeconds(deps: Pick<StepDeps, 'limits'>, payment: Payment): number {
+  if (!deps.limits.ledgerHoldTimeout) return 0;
   return Math.max(1, Math.ceil((payment.expiresAtMs - payment.createdAtMs) / 1000)) + deps.limits.reservationGraceSeconds;
 }
 

@@ -4,6 +4,7 @@ import { PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import type { CreatePaymentInput } from '../../authz/payments.js';
 import { accountsOf, reservationSeconds } from '../../authz/steps/context.js';
 import { CreatePreparer } from '../../authz/steps/create-prepare.js';
+import { reconcile } from '../../authz/reconcile.js';
 import { balance, key, newMerchant, newPayer, startEnv, type Env, type Merchant, type Payer } from '../e2e/harness.js';
 
 /**
@@ -90,4 +91,36 @@ test('a first code is shown to the payer terminal only once its reservation is m
   const deps = env.app.payments.deps;
   await deps.ledger.reserve(record.payment, accountsOf(deps, record.payment), reservationSeconds(deps, record.payment));
   t.regex((await payer.api.payer.getChallenge({ paymentId: record.payment.id })).firstCode, /^\d{8}$/);
+});
+
+test('holds without a ledger timeout (COUNTERSIGN_LEDGER_HOLD_TIMEOUT=off): the reservation has timeout 0, and past the challenge reconcile expires the payment and voids it', async (t) => {
+  const env = await startEnv('grpc-js', 'memory', { ledgerHoldTimeout: false });
+  t.teardown(() => env.close());
+  const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
+  const deps = env.app.payments.deps;
+  const created = (await shop.api.payments.createPayment(request(payer, key('no-timeout'), 13_00n))).payment!;
+  t.is(created.state, PaymentState.CHALLENGED);
+  const [pending] = await deps.ledger.ledger.lookupTransfers([paymentTransferIds(idFromHex(created.id)).pending]);
+  t.deepEqual([pending?.amount, pending?.timeout], [13_00n, 0], 'held, with no ledger timeout');
+  t.deepEqual(await reconcile(deps), { examined: 1, changed: {}, anomalies: [] }, 'within the challenge: left alone');
+  const later = { ...deps, now: () => Date.now() + 3_600_000 };
+  t.deepEqual(await reconcile(later), { examined: 1, changed: { 'CHALLENGED→EXPIRED': 1 }, anomalies: [] });
+  t.is((await shop.api.payments.getPayment({ paymentId: created.id })).payment!.state, PaymentState.EXPIRED);
+  t.deepEqual(await balance(env, payer.account), { available: 500_00n, posted: 500_00n, reserved: 0n, credited: 500_00n }, 'released by the void');
+});
+
+test('a reservation made by a process with the other hold-timeout setting counts as made (exists_with_different_timeout)', async (t) => {
+  const env = await startEnv('grpc-js', 'memory', { ledgerHoldTimeout: false, createLeaseMs: 1 });
+  t.teardown(() => env.close());
+  const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
+  const deps = env.app.payments.deps;
+  const k = key('other-setting');
+  const record = await crashedAfterStoreStep(env, shop, inputOf(payer, k, 14_00n));
+  // The dead process ran with ledger timeouts on.
+  t.is(await deps.ledger.reserve(record.payment, accountsOf(deps, record.payment), 360), 'reserved');
+  t.is(await deps.ledger.reserve(record.payment, accountsOf(deps, record.payment), reservationSeconds(deps, record.payment)), 'reserved');
+  const retried = (await shop.api.payments.createPayment(request(payer, k, 14_00n))).payment!;
+  t.deepEqual([retried.id, retried.state], [record.payment.id, PaymentState.CHALLENGED]);
+  t.regex(env.inbox.firstCodeFor(record.payment.id) ?? '', /^\d{8}$/, 'the retry sent the code');
+  t.is((await balance(env, payer.account)).reserved, 14_00n, 'reserved once');
 });

@@ -21,8 +21,10 @@ import { listPayments, type Workload } from './workload.js';
  *    policy, or its client sent a proof computed from a code delivered for it; the record lists
  *    every required factor as satisfied. Payments declined, cancelled or abandoned are not posted.
  * 3. The ledger and the records agree: SUCCEEDED if and only if posted; no payment left open.
- * 4. No reservation outlives its timeout: every reservation has one, and each payer's
- *    debits_pending is exactly the sum of its unresolved reservations still within their timeout.
+ * 4. No reservation outlives its timeout: on the embedded ledger every reservation has one; on
+ *    TigerBeetle none has (serve's default there, README "Holds and their timeout") and every
+ *    one is resolved by countersign; each payer's debits_pending is exactly the sum of its
+ *    unresolved reservations still within their timeout (forever, without one).
  * 5. Debits equal credits (LedgerService.CheckBalanced; on TigerBeetle, by construction).
  * 6. Balances: each payer holds funding minus what was posted; each merchant holds the posted
  *    amounts minus fees; each fee is amount × basis points / 10000, linked with its post.
@@ -274,19 +276,21 @@ type ReservationState = 'resolved' | 'live' | 'expired' | 'ambiguous';
 
 function reservationState(p: Transfer, facts: PaymentFacts, nowMs: number): ReservationState {
   if (facts.posts.some((t) => t.pendingId === p.id) || facts.voids.some((t) => t.pendingId === p.id)) return 'resolved';
+  if (p.timeoutSeconds === 0) return 'live'; // no ledger timeout: held until countersign voids it
   const expiresAtMs = timestampMs(p.createdAt!) + p.timeoutSeconds * 1000;
   if (nowMs < expiresAtMs - expiryMarginMs) return 'live';
   if (nowMs > expiresAtMs + expiryMarginMs) return 'expired';
   return 'ambiguous';
 }
 
-function checkReservations(payers: PayerActor[], view: LedgerView, nowMs: number, v: Violations, facts: Record<string, number>): void {
+function checkReservations(payers: PayerActor[], view: LedgerView, nowMs: number, holdTimeouts: boolean, v: Violations, facts: Record<string, number>): void {
   for (const payer of payers) {
     const pendings = view.transfers.get(payer.account)!.filter((t) => t.pending);
     let live = 0n;
     let ambiguous = false;
     for (const p of pendings) {
-      if (p.timeoutSeconds === 0) v.add('reservation without a timeout', p.id);
+      if (holdTimeouts && p.timeoutSeconds === 0) v.add('reservation without a timeout', p.id);
+      if (!holdTimeouts && p.timeoutSeconds !== 0) v.add('reservation with a ledger timeout where serve sets none', p.id);
       const state = reservationState(p, view.byPayment.get(p.paymentId) ?? noFacts, nowMs);
       if (state === 'live') live += p.amount;
       if (state === 'live') facts.liveReservations = (facts.liveReservations ?? 0) + 1;
@@ -355,7 +359,8 @@ export async function audit(input: AuditInput): Promise<AuditResult> {
   checkRightProofs(input.records, server, v);
   checkPosted(server, records, view, v);
   checkRecords(server, view, nowMs, v);
-  checkReservations(input.workload.payers, view, nowMs, v, facts);
+  // serve's default (COUNTERSIGN_LEDGER_HOLD_TIMEOUT unset): a ledger timeout on the embedded ledger, none on TigerBeetle.
+  checkReservations(input.workload.payers, view, nowMs, input.engine === 'embedded', v, facts);
   checkBalances(input, view, server, v);
   await checkBalanced(input, v, facts);
   if (input.reconcileAnomalies.length > 0) v.add('reconcile reported anomalies', input.reconcileAnomalies.join(', '));
