@@ -367,7 +367,8 @@ export async function audit(input: AuditInput): Promise<AuditResult> {
   const states = [...server.values()].map((p) => PaymentState[p.state].toLowerCase());
   for (const s of states) facts[`server_${s}`] = (facts[`server_${s}`] ?? 0) + 1;
   facts.posted = [...view.byPayment.values()].filter((f) => f.posts.length > 0).length;
-  facts.acknowledgedSucceeded = input.records.filter((r) => r.acked.includes(PaymentState.SUCCEEDED)).length;
+  // Distinct payments (two requests may name one payment: a replayed create), comparable with `posted`.
+  facts.acknowledgedSucceeded = new Set(input.records.filter((r) => r.acked.includes(PaymentState.SUCCEEDED)).map((r) => r.paymentId)).size;
   facts.orphanReservations = [...view.byPayment.keys()].filter((id) => !server.has(id)).length;
   return { violations: v.list(), facts };
 }
