@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # The README's test command (`npm run test:all`): installs what the tests need on a fresh
-# machine, checks the wire contract and types, runs every test, and ends with one plain line
-# `N passed, N failed[, N skipped]` for CI.
+# machine, checks the wire contract and types, runs every test, checks that nothing wrote into
+# the tree (tests and benches write only to temporary or git-ignored paths), and ends with the
+# time it took and one plain line `N passed, N failed[, N skipped]` for CI.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+SECONDS=0 # the duration printed at the end
+
+# In a git work tree, what `git status` already showed before the run (the clean-tree check at
+# the end counts only what the run itself changed).
+in_git_tree=0; tree_before=""
+if [ "$(git rev-parse --is-inside-work-tree 2>/dev/null)" = "true" ]; then
+  in_git_tree=1
+  tree_before=$(git status --porcelain)
+fi
 
 step() { printf '\n== %s\n' "$*"; }
 fail() { echo "test-all: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
@@ -119,6 +129,30 @@ else
   fi
 fi
 stop_tigerbeetle
+
+# Tests and benches write only to temporary or git-ignored paths: a path that git now reports
+# (modified, added, deleted or untracked) and did not before the run fails it, counted as one
+# failed test. On a fresh clone (CI) that is: `git status --porcelain` must be empty. Paths a
+# developer had already changed before the run are named, not counted.
+if [ "$in_git_tree" -eq 1 ]; then
+  step "clean tree: git status --porcelain"
+  tree_after=$(git status --porcelain)
+  dirtied=""; already=""
+  while IFS= read -r line; do
+    [ -z "$line" ] && continue
+    if [ -n "$tree_before" ] && grep -qxF -- "$line" <<<"$tree_before"; then already+="  $line"$'\n'; else dirtied+="  $line"$'\n'; fi
+  done <<<"$tree_after"
+  if [ -n "$already" ]; then printf 'changed before test:all started (not counted):\n%s' "$already"; fi
+  if [ -z "$dirtied" ]; then
+    echo "clean: no test or bench wrote into the tree"
+  else
+    printf 'test-all: a test or bench wrote into the tree (write to a temporary or git-ignored path instead):\n%s' "$dirtied" >&2
+    failed=$((failed + 1))
+    if [ "$status" -eq 0 ]; then status=1; fi
+  fi
+fi
+
 echo
+echo "test:all took $((SECONDS / 60)) min $((SECONDS % 60)) s"
 echo "${pass} passed, ${failed} failed, ${skipped} skipped"
 exit "$status"

@@ -21,6 +21,91 @@ import { startVoiceProvider, type VoiceProvider } from '../../telco-bridge/simul
 
 /** Every wait in these tests is bounded by this, ms. */
 export const waitMs = 8_000;
+
+// ----------------------------------------------------------------------------- signals
+
+/**
+ * Wakes the waiters when something they watch changes (an event arrives, a request is received,
+ * a counter moves, a line is written). Waits re-check their condition on each change, never on a
+ * timer; `waitMs` only bounds how long a failing test takes to say so.
+ */
+export class Changes {
+  private readonly waiters = new Set<() => void>();
+
+  notify(): void {
+    for (const check of [...this.waiters]) check();
+  }
+
+  /**
+   * Resolves once `condition()` is true (checked now and after every change); rejects with what
+   * `condition()` throws, or after `waitMs` with `what` and `seen()`.
+   */
+  until(condition: () => boolean, what: string, seen: () => string = () => ''): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = (error?: unknown) => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        if (error === undefined) resolve();
+        else reject(error instanceof Error ? error : new Error(String(error)));
+      };
+      const check = () => {
+        try {
+          if (condition()) done();
+        } catch (error) {
+          done(error);
+        }
+      };
+      const timer = setTimeout(() => {
+        const got = seen();
+        done(new Error(`${what}: not within ${waitMs} ms${got === '' ? '' : `; ${got}`}`));
+      }, waitMs);
+      this.waiters.add(check);
+      check();
+    });
+  }
+}
+
+/**
+ * Makes every numeric field of `counters` (an object its owner keeps updating, such as the
+ * bridge's SMPP stats or the SMSC's) notify `changes` when it is written: a counter to wait on.
+ * Reads and writes behave as before.
+ */
+export function watchCounters(counters: object, changes: Changes): void {
+  for (const [key, initial] of Object.entries(counters)) {
+    if (typeof initial !== 'number') continue;
+    let value = initial;
+    Object.defineProperty(counters, key, {
+      enumerable: true,
+      configurable: true,
+      get: () => value,
+      set: (next: number) => {
+        value = next;
+        changes.notify();
+      },
+    });
+  }
+}
+
+/** A stream that keeps what is written to it (the console channel's output), to wait on. */
+export interface TextSink {
+  stream: Writable;
+  text(): string;
+  /** Resolves once the text written so far includes `expected`. */
+  waitFor(expected: string): Promise<void>;
+}
+
+export function textSink(): TextSink {
+  const changes = new Changes();
+  let text = '';
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      text += chunk.toString('utf8');
+      changes.notify();
+      done();
+    },
+  });
+  return { stream, text: () => text, waitFor: (expected) => changes.until(() => text.includes(expected), `output "${expected}"`, () => `got ${JSON.stringify(text)}`) };
+}
 export const bridgeKey = 'bridge-service-key-for-tests';
 export const authzKeyOfBridge = 'authz-key-the-bridge-presents';
 export const accountSid = 'AC0123456789abcdef0123456789abcdef';
@@ -42,13 +127,16 @@ export interface FakeAuthz {
   authorizations: string[];
   /** Answers, consumed in order; when empty, OK SUCCEEDED. */
   answers: CannedAnswer[];
+  /** Resolves once `count` ConfirmPayment requests have been received. */
+  waitForRequests(count: number): Promise<void>;
   close(): Promise<void>;
 }
 
 /** A real grpc-js server implementing PayerService/ConfirmPayment with canned answers. */
 export async function startFakeAuthz(): Promise<FakeAuthz> {
   const server = new grpc.Server();
-  const fake: Omit<FakeAuthz, 'address' | 'close'> = { requests: [], authorizations: [], answers: [] };
+  const changes = new Changes();
+  const fake: Omit<FakeAuthz, 'address' | 'close' | 'waitForRequests'> = { requests: [], authorizations: [], answers: [] };
   const unimplemented = (_: unknown, callback: grpc.sendUnaryData<Message>) => callback({ code: grpc.status.UNIMPLEMENTED });
   server.addService(grpcServiceDefinition(PayerService), {
     declinePayment: unimplemented,
@@ -58,6 +146,7 @@ export async function startFakeAuthz(): Promise<FakeAuthz> {
     confirmPayment: (call: grpc.ServerUnaryCall<ConfirmPaymentRequest, Message>, callback: grpc.sendUnaryData<Message>) => {
       fake.requests.push(call.request);
       fake.authorizations.push(String(call.metadata.get('authorization')[0] ?? ''));
+      changes.notify();
       const answer = fake.answers.shift() ?? { state: PaymentState.SUCCEEDED };
       if ('state' in answer) {
         callback(null, create(ConfirmPaymentResponseSchema, { payment: create(PaymentSchema, { id: call.request.paymentId, state: answer.state }) }));
@@ -74,7 +163,12 @@ export async function startFakeAuthz(): Promise<FakeAuthz> {
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
   );
-  return { ...fake, address: `127.0.0.1:${port}`, close: () => new Promise((resolve) => server.tryShutdown(() => resolve())) } as FakeAuthz;
+  return {
+    ...fake,
+    address: `127.0.0.1:${port}`,
+    waitForRequests: (count) => changes.until(() => fake.requests.length >= count, `${count} ConfirmPayment requests at authz`, () => `got ${fake.requests.length}`),
+    close: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
+  } as FakeAuthz;
 }
 
 // ----------------------------------------------------------------------------- bridge client
@@ -89,8 +183,10 @@ export interface BridgeClient {
 
 export interface EventCollector {
   events: StreamEventsResponse[];
-  /** Resolves with the first collected event matching, rejects after `waitMs`. */
+  /** Resolves with the first collected event matching (waiting for arrivals), rejects on a stream error or after `waitMs`. */
   waitFor(predicate: (e: StreamEventsResponse) => boolean, what: string): Promise<StreamEventsResponse>;
+  /** Resolves with the collected events matching once there are `count` of them. */
+  waitForCount(predicate: (e: StreamEventsResponse) => boolean, count: number, what: string): Promise<StreamEventsResponse[]>;
   cancel(): void;
 }
 
@@ -116,23 +212,30 @@ export function bridgeClient(port: number, key: string | null = bridgeKey): Brid
     streamEvents: (request) => {
       const call = raw.streamEvents(create(method('streamEvents').input, request as never), metadata());
       const events: StreamEventsResponse[] = [];
+      const changes = new Changes();
       let failure: Error | undefined;
-      call.on('data', (e: StreamEventsResponse) => events.push(e));
+      call.on('data', (e: StreamEventsResponse) => {
+        events.push(e);
+        changes.notify();
+      });
       call.on('error', (error: grpc.ServiceError) => {
         if (error.code !== grpc.status.CANCELLED) failure = error;
+        changes.notify();
       });
+      const waitForCount = async (predicate: (e: StreamEventsResponse) => boolean, count: number, what: string) => {
+        const matching = () => events.filter(predicate);
+        const arrived = () => {
+          if (matching().length >= count) return true;
+          if (failure !== undefined) throw failure;
+          return false;
+        };
+        await changes.until(arrived, `event ${what}`, () => `got ${events.map((e) => e.event.case).join(', ') || 'none'}`);
+        return matching();
+      };
       return {
         events,
-        waitFor: async (predicate, what) => {
-          const endAt = Date.now() + waitMs;
-          for (;;) {
-            const found = events.find(predicate);
-            if (found !== undefined) return found;
-            if (failure !== undefined) throw failure;
-            if (Date.now() > endAt) throw new Error(`no event ${what} within ${waitMs} ms; got ${events.map((e) => e.event.case).join(', ')}`);
-            await sleep(20);
-          }
-        },
+        waitFor: async (predicate, what) => (await waitForCount(predicate, 1, what))[0]!,
+        waitForCount,
         cancel: () => call.cancel(),
       };
     },
@@ -152,6 +255,10 @@ export interface Rig {
   authz: FakeAuthz;
   /** Every log line the bridge wrote. */
   logs: string[];
+  /** Resolves once the bridge has logged `count` lines with message `msg`. */
+  waitForLog(msg: string, count?: number): Promise<void>;
+  /** Resolves once `condition()` holds, re-checked whenever a counter of the bridge's SMPP stats or the SMSC's stats changes. */
+  until(condition: () => boolean, what: string): Promise<void>;
   phone(number: string): Handset;
   close(): Promise<void>;
 }
@@ -168,11 +275,13 @@ export interface RigOptions {
 
 export async function startRig(options: RigOptions = {}): Promise<Rig> {
   const logs: string[] = [];
+  const changes = new Changes();
   const logger = pino(
     { level: 'debug' },
     new Writable({
       write(chunk: Buffer, _encoding, done) {
         logs.push(chunk.toString('utf8'));
+        changes.notify();
         done();
       },
     }),
@@ -204,7 +313,10 @@ export async function startRig(options: RigOptions = {}): Promise<Rig> {
     limits: { smsPerDestinationMax: 20, ...options.limits },
   });
   if (!(await bridge.whenSmsReady(waitMs))) throw new Error('the bridge did not bind to the SMSC');
+  watchCounters(smsc.stats, changes);
+  if (bridge.smppStats !== undefined) watchCounters(bridge.smppStats, changes);
   const client = bridgeClient(bridge.grpcPort);
+  const logged = (msg: string) => logs.filter((line) => (JSON.parse(line) as { msg?: string }).msg === msg).length;
   return {
     bridge,
     client,
@@ -212,6 +324,8 @@ export async function startRig(options: RigOptions = {}): Promise<Rig> {
     voice,
     authz,
     logs,
+    waitForLog: (msg, count = 1) => changes.until(() => logged(msg) >= count, `${count} log lines "${msg}"`, () => `got ${logged(msg)}`),
+    until: (condition, what) => changes.until(condition, what),
     phone: (number) => new Handset(number, smsc, voice),
     close: async () => {
       client.close();

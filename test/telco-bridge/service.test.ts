@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { PasswordKind, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { startTelcoBridge } from '../../telco-bridge/bridge.js';
-import { bridgeClient, bridgeKey, paymentId, sleep, startFakeAuthz, startRig, waitMs } from './harness.js';
+import { bridgeClient, bridgeKey, paymentId, startFakeAuthz, startRig, textSink, waitMs } from './harness.js';
 
 // The gRPC surface: the service key, StreamEvents replay and filtering; and the console channel.
 
@@ -24,9 +24,20 @@ test('every RPC without the service key, or with another, is UNAUTHENTICATED and
     const streamError = await t.throwsAsync(stream.waitFor(() => true, 'any'));
     t.is((streamError as grpc.ServiceError).code, grpc.status.UNAUTHENTICATED);
   }
-  await sleep(100);
-  t.is(rig.smsc.messages.length, 0);
-  t.is(rig.voice.calls.length, 0);
+  // Markers with the key: the SMSC captures in submit order, and StartCall answers once the
+  // provider has the call, so nothing refused before them can still arrive after.
+  const bob = '+14155550124';
+  rig.phone(bob).refuseCalls('no-answer');
+  await rig.client.sendSms({ idempotencyKey: 'marker', to: bob, text: 'marker', reference: paymentId });
+  await rig.phone(bob).waitForSms(waitMs);
+  await rig.client.startCall({
+    idempotencyKey: 'marker',
+    to: bob,
+    reference: paymentId,
+    announcement: { $typeName: 'countersign.v1.CallAnnouncement', payeeName: 'Corner Bakery', amount: 4200n, currency: 'EUR', description: '', language: '', spokenCode: '' },
+  });
+  t.deepEqual(rig.smsc.messages.map((m) => m.text), ['marker'], 'no SMS from the refused calls');
+  t.deepEqual(rig.voice.calls.map((c) => c.to), [bob], 'no call from the refused calls');
 });
 
 test('StreamEvents replays the events after after_event_id, filters by reference, then follows live events', async (t) => {
@@ -66,13 +77,7 @@ test('console channel: SMS and the call announcement are printed, the password i
   const authz = await startFakeAuthz();
   t.teardown(() => authz.close());
   authz.answers.push({ code: grpc.status.PERMISSION_DENIED, attemptsLeft: 2 }, { state: PaymentState.SUCCEEDED });
-  let printed = '';
-  const output = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      printed += chunk.toString('utf8');
-      done();
-    },
-  });
+  const output = textSink();
   const input = new PassThrough();
   const logs: string[] = [];
   const logger = pino({ level: 'debug' }, new Writable({ write: (chunk: Buffer, _e, done) => (logs.push(chunk.toString()), done()) }));
@@ -85,7 +90,7 @@ test('console channel: SMS and the call announcement are printed, the password i
     voice: { kind: 'console' },
     authz: { address: authz.address, serviceKey: 'k' },
     logger,
-    console: { output, input },
+    console: { output: output.stream, input },
   });
   t.teardown(() => bridge.close());
   const client = bridgeClient(bridge.grpcPort);
@@ -95,7 +100,7 @@ test('console channel: SMS and the call announcement are printed, the password i
 
   await client.sendSms({ idempotencyKey: 's', to: alice, text: 'your code is 58203917', reference: paymentId });
   await stream.waitFor((e) => e.event.case === 'smsDelivered', 'SmsDelivered');
-  t.true(printed.includes('[sms → +14155550123] your code is 58203917'), 'the console is the delivery channel: the code is printed');
+  t.true(output.text().includes('[sms → +14155550123] your code is 58203917'), 'the console is the delivery channel: the code is printed');
 
   input.write('4444\n');
   input.write('90817263#\n');
@@ -105,8 +110,8 @@ test('console channel: SMS and the call announcement are printed, the password i
     reference: paymentId,
     announcement: { $typeName: 'countersign.v1.CallAnnouncement', payeeName: 'Corner Bakery', amount: 4200n, currency: 'EUR', description: '', language: '', spokenCode: '' },
   });
-  const endAt = Date.now() + waitMs;
-  while (!printed.includes('Payment approved. Goodbye.') && Date.now() < endAt) await sleep(20);
+  await output.waitFor('[call] Payment approved. Goodbye.');
+  const printed = output.text();
   t.true(printed.includes('[call] Payment of forty-two euros to Corner Bakery.'), printed);
   t.true(printed.includes('[call] That password is not correct.'));
   t.true(printed.includes('[call] Payment approved. Goodbye.'));

@@ -1,14 +1,21 @@
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { PaymentState } from '../../gen/countersign/v1/common_pb.js';
-import { SmsEncoding } from '../../gen/countersign/v1/telco_pb.js';
+import { SmsEncoding, type StreamEventsResponse } from '../../gen/countersign/v1/telco_pb.js';
 import { linesWith, paymentId, sleep, startRig, waitMs, authzKeyOfBridge } from './harness.js';
 
 // SMS over SMPP against the simulated SMSC on loopback: encodings, receipts, reconnect,
 // keep-alive, and the payer's reply relayed to authz.
+//
+// That something did NOT happen is shown by ordering, never by sleeping: the SMSC answers
+// submit_sm in the order they arrive on the one session and sends each receipt right after its
+// answer, so once a later marker SMS is captured (or its receipt has become an event), anything
+// an earlier SMS would have caused has already arrived.
 
 const alice = '+14155550123';
 const code = '58203917';
+
+const messageIdOf = (e: StreamEventsResponse) => (e.event.value as { messageId: string }).messageId;
 
 test('GSM-7 text reaches the SMSC as data_coding 0 with delivery receipts requested; the receipt becomes SmsSent then SmsDelivered', async (t) => {
   const rig = await startRig();
@@ -69,9 +76,13 @@ test('a long text is split into concatenated parts that the SMSC joins; SmsSent 
   t.is(sms.parts, 3);
   t.is(sms.text, text);
   await stream.waitFor((e) => e.event.case === 'smsDelivered', 'SmsDelivered');
-  await sleep(100);
-  t.deepEqual(stream.events.map((e) => e.event.case), ['smsSent', 'smsDelivered']);
-  t.is((stream.events[1]!.event.value as { messageId: string }).messageId, messageId);
+  // Every part was answered before the SMSC joined them; the marker's receipt comes after theirs.
+  const marker = await rig.client.sendSms({ idempotencyKey: 'marker', to: '+14155550124', text: 'marker', reference: paymentId });
+  await stream.waitFor((e) => e.event.case === 'smsDelivered' && messageIdOf(e) === marker.messageId, 'the marker SmsDelivered');
+  t.deepEqual(
+    stream.events.map((e) => [e.event.case, messageIdOf(e)]),
+    [['smsSent', messageId], ['smsDelivered', messageId], ['smsSent', marker.messageId], ['smsDelivered', marker.messageId]],
+  );
 });
 
 test('a failure receipt (stat:UNDELIV) becomes SmsFailed with the status, and a refused submit_sm too', async (t) => {
@@ -105,7 +116,9 @@ test('receipts are also matched by the receipted_message_id TLV; a withheld rece
   rig.phone(carol).receipts('withhold');
   await rig.client.sendSms({ idempotencyKey: 't2', to: carol, text: 'hello', reference: 'ref-withheld' });
   await stream.waitFor((e) => e.event.case === 'smsSent' && e.reference === 'ref-withheld', 'SmsSent');
-  await sleep(200);
+  // A receipt for the withheld SMS would have come before the marker's.
+  await rig.client.sendSms({ idempotencyKey: 't3', to: alice, text: 'marker', reference: 'ref-marker' });
+  await stream.waitFor((e) => e.event.case === 'smsDelivered' && e.reference === 'ref-marker', 'the marker SmsDelivered');
   t.deepEqual(stream.events.filter((e) => e.reference === 'ref-withheld').map((e) => e.event.case), ['smsSent']);
 });
 
@@ -126,8 +139,7 @@ test('while the SMSC is unreachable SendSms is UNAVAILABLE; the bridge keeps ret
   t.teardown(() => rig.close());
   const port = rig.smsc.port;
   await rig.smsc.close();
-  const endAt = Date.now() + waitMs;
-  while (rig.bridge.smppStats?.disconnects !== 1 && Date.now() < endAt) await sleep(10);
+  await rig.until(() => rig.bridge.smppStats?.disconnects === 1, 'the bridge saw the connection close');
   const error = await t.throwsAsync(rig.client.sendSms({ idempotencyKey: 'down', to: alice, text: 'x', reference: paymentId }));
   t.is((error as grpc.ServiceError).code, grpc.status.UNAVAILABLE);
   const { startSmsc } = await import('../../telco-bridge/simulator/smsc.js');
@@ -146,7 +158,10 @@ test('on a dropped connection the unacknowledged submit fails (never resent: no 
   t.teardown(() => stream.cancel());
   rig.phone('+14155550001').receipts('stall');
   for (const i of [1, 2, 3]) await rig.client.sendSms({ idempotencyKey: `d${i}`, to: `+1415555000${i}`, text: `m${i}`, reference: `ref-${i}` });
-  await sleep(100);
+  // SendSms submits at once while the window allows, and only an answer frees a slot: once the
+  // three calls are answered, the bridge has sent all it will until m1 is answered.
+  t.is(rig.bridge.smppStats?.submitsSent, 1, 'the bridge holds m2 and m3 back');
+  await rig.until(() => rig.smsc.stats.submits >= 1, 'm1 at the SMSC');
   t.is(rig.smsc.stats.submits, 1, 'the window (1) is held by the unanswered submit');
   rig.smsc.dropConnections();
   const lost = await stream.waitFor((e) => e.event.case === 'smsFailed', 'SmsFailed');
@@ -154,9 +169,10 @@ test('on a dropped connection the unacknowledged submit fails (never resent: no 
   t.is((lost.event.value as { reason: string }).reason, 'SMPP_CONNECTION_LOST');
   await stream.waitFor((e) => e.event.case === 'smsDelivered' && e.reference === 'ref-2', 'ref-2 delivered');
   await stream.waitFor((e) => e.event.case === 'smsDelivered' && e.reference === 'ref-3', 'ref-3 delivered');
-  await sleep(100);
-  t.is(rig.smsc.stats.submits, 3, 'm1 was not submitted again');
-  t.deepEqual(rig.smsc.messages.map((m) => m.text), ['m2', 'm3']);
+  await rig.client.sendSms({ idempotencyKey: 'd4', to: '+14155550004', text: 'm4', reference: 'ref-4' });
+  await stream.waitFor((e) => e.event.case === 'smsDelivered' && e.reference === 'ref-4', 'the marker m4 delivered');
+  t.is(rig.smsc.stats.submits, 4, 'm1 was not submitted again: m1 once, m2, m3 and the marker m4');
+  t.deepEqual(rig.smsc.messages.map((m) => m.text), ['m2', 'm3', 'm4']);
 });
 
 test('a submit_sm left unanswered past submitResponseTimeoutMs fails SUBMIT_TIMEOUT and frees its window slot', async (t) => {
@@ -169,7 +185,10 @@ test('a submit_sm left unanswered past submitResponseTimeoutMs fails SUBMIT_TIME
   await rig.client.sendSms({ idempotencyKey: 's2', to: '+14155550002', text: 'next', reference: 'ref-next' });
   const timedOut = await stream.waitFor((e) => e.event.case === 'smsFailed', 'SmsFailed');
   t.deepEqual([timedOut.reference, (timedOut.event.value as { reason: string }).reason], ['ref-stalled', 'SUBMIT_TIMEOUT']);
-  await stream.waitFor((e) => e.event.case === 'smsDelivered' && e.reference === 'ref-next', 'the next one delivered');
+  // The slot is free: the next one is submitted, and the SMSC answers it. Not waited for: its
+  // SmsDelivered, since that answer has the same 200 ms to come back, which a loaded machine
+  // misses (it then fails SUBMIT_TIMEOUT too, correctly).
+  t.is((await rig.phone('+14155550002').waitForSms(waitMs)).text, 'next');
 });
 
 test('an enquire_link left unanswered drops the link; the bridge reconnects', async (t) => {
@@ -183,8 +202,7 @@ test('an enquire_link left unanswered drops the link; the bridge reconnects', as
 test('enquire_link keeps the bind alive on the configured period', async (t) => {
   const rig = await startRig({ smpp: { enquireLinkIntervalMs: 100 } });
   t.teardown(() => rig.close());
-  const endAt = Date.now() + waitMs;
-  while ((rig.bridge.smppStats?.enquireLinksAnswered ?? 0) < 3 && Date.now() < endAt) await sleep(20);
+  await rig.until(() => (rig.bridge.smppStats?.enquireLinksAnswered ?? 0) >= 3, 'three enquire_link answered');
   t.true(rig.smsc.stats.enquireLinks >= 3);
   t.true((rig.bridge.smppStats?.enquireLinksAnswered ?? 0) >= 3);
   t.is(rig.smsc.stats.binds, 1, 'no reconnect while enquire_link is answered');
@@ -202,14 +220,14 @@ test('a mobile-originated reply is relayed to authz as ConfirmPayment sms_otp wi
   const replied = await stream.waitFor((e) => e.event.case === 'smsReplied', 'SmsReplied');
   t.is(replied.reference, paymentId);
   t.deepEqual(replied.event.value, { ...replied.event.value, messageId, from: alice, text: '' });
-  const endAt = Date.now() + waitMs;
-  while (rig.authz.requests.length === 0 && Date.now() < endAt) await sleep(20);
+  await rig.authz.waitForRequests(1);
   const [request] = rig.authz.requests;
   t.is(request?.paymentId, paymentId);
   t.deepEqual(request?.proof, { case: 'smsOtp', value: code });
   t.regex(request?.idempotencyKey ?? '', /^sms-reply-[0-9a-f]{32}$/);
   t.is(rig.authz.authorizations[0], `Bearer ${authzKeyOfBridge}`);
-  await sleep(50);
+  // The relay's last step is logging authz's answer: every line about this reply is written by then.
+  await rig.waitForLog('sms reply relayed to authz');
   t.deepEqual(linesWith(rig.logs, code), []);
 });
 
@@ -220,13 +238,21 @@ test('a reply from a number that got no SMS within replyWindowMs is reported wit
   t.teardown(() => stream.cancel());
   await rig.client.sendSms({ idempotencyKey: 'old', to: alice, text: 'code 11112222', reference: paymentId });
   await rig.phone(alice).waitForSms(waitMs);
+  // Time has to pass here, and only a lower bound matters (a slow machine waits longer, never too
+  // little): the bridge takes no clock to advance instead (startTelcoBridge has no `now` option).
   await sleep(200);
   await rig.phone(alice).reply('11112222');
   await rig.phone('+4915112345678').reply('33334444');
   await stream.waitFor((e) => e.event.case === 'smsReplied' && (e.event.value as { from: string }).from === '+4915112345678', 'second SmsReplied');
   const replies = stream.events.filter((e) => e.event.case === 'smsReplied');
   t.deepEqual(replies.map((e) => e.reference), ['', '']);
-  await sleep(100);
+  // The bridge decides on a reply as it arrives: it logs "not relayed" and returns, or starts the
+  // ConfirmPayment. Both replies are decided once both lines are written.
+  await rig.waitForLog('sms reply not relayed', 2);
+  t.deepEqual(
+    rig.logs.map((line) => JSON.parse(line) as { msg: string; matched?: boolean }).filter((l) => l.msg === 'sms reply not relayed').map((l) => l.matched),
+    [false, false],
+  );
   t.is(rig.authz.requests.length, 0);
 });
 
@@ -245,20 +271,27 @@ test('SendSms is idempotent per key, refuses a reused key with another request, 
     const error = await t.throwsAsync(rig.client.sendSms({ idempotencyKey: 'bad', to: '+14155550999', text: 'x', ...bad }));
     t.is((error as grpc.ServiceError).code, grpc.status.INVALID_ARGUMENT, JSON.stringify(bad));
   }
-  await sleep(100);
+  await rig.phone(alice).waitForSms(waitMs, 1);
+  const marker = '+14155550998';
+  await rig.client.sendSms({ idempotencyKey: 'marker', to: marker, text: 'marker', reference: paymentId });
+  await rig.phone(marker).waitForSms(waitMs);
   t.is(rig.smsc.messagesTo(alice).length, 2, 'one SMS per accepted key, none for the refused ones');
+  t.deepEqual(rig.smsc.messagesTo('+14155550999'), [], 'nothing for the invalid requests');
 });
 
 test('the send window and the rate bound submits: a burst is spread out, never more than smppWindowMax unacknowledged', async (t) => {
   const rig = await startRig({ smpp: { windowMax: 2, ratePerSecondMax: 20 }, smsc: { submitResponseDelayMs: 30 } });
   t.teardown(() => rig.close());
+  const stream = rig.client.streamEvents({});
+  t.teardown(() => stream.cancel());
   const startedAt = Date.now();
   for (let i = 0; i < 30; i++) await rig.client.sendSms({ idempotencyKey: `burst-${i}`, to: `+1415555${String(1000 + i)}`, text: `m${i}`, reference: `r${i}` });
-  const endAt = Date.now() + waitMs;
-  while (rig.smsc.messages.length < 30 && Date.now() < endAt) await sleep(20);
+  // SmsSent follows the SMSC's answer, which follows its capture of the message.
+  await stream.waitForCount((e) => e.event.case === 'smsSent', 30, '30 SmsSent');
   t.is(rig.smsc.messages.length, 30);
   t.is(rig.smsc.stats.unansweredMax, 2);
-  // 20 tokens of burst, then 20 per second: the last 10 need about half a second.
+  // 20 tokens of burst, then 20 per second: the last 10 need about half a second. A lower bound
+  // on elapsed time (the rate limiter's own clock): a slow machine only makes it longer.
   t.true(Date.now() - startedAt >= 400, `${Date.now() - startedAt} ms`);
 });
 
@@ -278,5 +311,7 @@ test('the queue is bounded: beyond smsQueueMax parts SendSms is RESOURCE_EXHAUST
   }
   // One in flight, three queued, then full.
   t.deepEqual(codes, ['OK', 'OK', 'OK', 'OK', 'RESOURCE_EXHAUSTED', 'RESOURCE_EXHAUSTED']);
+  t.is(rig.bridge.smppStats?.submitsSent, 1);
+  await rig.until(() => rig.smsc.stats.submits >= 1, 'the first submit at the SMSC');
   t.is(rig.smsc.stats.submits, 1);
 });

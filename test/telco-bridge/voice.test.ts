@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { PasswordKind, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import type { StartCallRequest } from '../../gen/countersign/v1/telco_pb.js';
 import { twilioSignature } from '../../telco-bridge/twilio-signature.js';
-import { accountSid, authToken, linesWith, paymentId, sleep, startRig, waitMs, authzKeyOfBridge, type Rig } from './harness.js';
+import { accountSid, authToken, linesWith, paymentId, startRig, waitMs, authzKeyOfBridge, type Rig } from './harness.js';
 
 // Calls through the simulated TwiML provider: the signed Calls.json, the spoken announcement,
 // digits relayed to a fake authz and the TwiML that follows each answer, signature checks.
@@ -21,11 +21,6 @@ function call(overrides: Partial<StartCallRequest> = {}): Partial<StartCallReque
     announcement: { $typeName: 'countersign.v1.CallAnnouncement', payeeName: 'Corner Bakery', amount: 4250n, currency: 'USD', description: '', language: '', spokenCode: '' },
     ...overrides,
   };
-}
-
-async function waitForAuthz(rig: Rig, count: number): Promise<void> {
-  const endAt = Date.now() + waitMs;
-  while (rig.authz.requests.length < count && Date.now() < endAt) await sleep(20);
 }
 
 test('StartCall: a signed Calls.json, TwiML announcing the amount in words and the payee, the password relayed to authz, approval', async (t) => {
@@ -46,7 +41,7 @@ test('StartCall: a signed Calls.json, TwiML announcing the amount in words and t
   t.is(heard.end, 'hangup');
   t.true(heard.requests.every((r) => r.status === 200 || r.status === 204), JSON.stringify(heard.requests));
 
-  await waitForAuthz(rig, 1);
+  await rig.authz.waitForRequests(1);
   const [request] = rig.authz.requests;
   t.is(request?.paymentId, paymentId);
   t.is(request?.idempotencyKey, `ivr-${heard.sid}-1`);
@@ -192,6 +187,9 @@ test('forged or unsigned webhooks are 403 with no state change and nothing sent 
   t.deepEqual(heard.says, [announcement, instruction, 'Payment approved. Goodbye.']);
   t.deepEqual(rig.authz.requests.map((r) => [r.idempotencyKey, (r.proof.value as { password: string }).password]), [[`ivr-${heard.sid}-1`, password]]);
   t.false(stream.events.some((e) => e.event.case === 'callBusy'));
+  // Events are delivered in order: anything the forged webhooks had caused would come before the real answer.
+  await stream.waitFor((e) => e.event.case === 'callAnswered', 'CallAnswered of the real call');
+  t.is(stream.events[0]?.event.case, 'callAnswered', 'the first event is the real call answering');
   t.deepEqual(linesWith(rig.logs, '12345678'), []);
 });
 

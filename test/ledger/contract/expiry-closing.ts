@@ -1,38 +1,37 @@
 import type { ExecutionContext } from 'ava';
 import type { Ledger } from '../../../ledger/port.js';
 import { AccountFlags, amountMax, TransferFlags, type Transfer } from '../../../ledger/model.js';
-import { again, assertBalances, bal, plainPair, sleep, storedAccount, xfer, type Case } from './helpers.js';
+import { again, assertBalances, bal, plainPair, storedAccount, timeOf, xfer, type Case } from './helpers.js';
 
 const { pending, post_pending_transfer: post, void_pending_transfer: voidFlag, closing_debit, closing_credit } =
   TransferFlags;
 
-/** Expiry is on the ledger's own schedule: poll, 100 ms apart, within a named bound. */
-const expiryPollIntervalMs = 100;
-const expiryWaitMs = 5_000;
+/** The holds' timeout, seconds, and the ledger time the case lets pass before it looks: twice that. */
+const holdTimeoutS = 1;
+const expiryAfterMs = 2 * holdTimeoutS * 1000;
 
 function resolve(p: Transfer, flags: number, amount: bigint): Transfer {
   return xfer({ flags, pending_id: p.id, amount, ledger: 0, code: 0 });
 }
 
-async function waitForDebitsPending(l: Ledger, id: bigint, target: bigint): Promise<boolean> {
-  for (let waitedMs = 0; waitedMs <= expiryWaitMs; waitedMs += expiryPollIntervalMs) {
-    const a = await storedAccount(l, id);
-    if (a.debits_pending === target) return true;
-    await sleep(expiryPollIntervalMs);
-  }
-  return false;
+/**
+ * Expiry is on the ledger's own time: an injected clock on the embedded engine (advanced here,
+ * then one look), real time on TigerBeetle (polled within a bound; see `LedgerTime`).
+ */
+async function debitsPendingAfter(l: Ledger, ms: number, id: bigint, target: bigint): Promise<boolean> {
+  return timeOf(l).pass(ms, async () => (await storedAccount(l, id)).debits_pending === target);
 }
 
 async function expiry(t: ExecutionContext, l: Ledger): Promise<void> {
   const [x, y] = await plainPair(l);
-  const expiring = xfer({ debit_account_id: x, credit_account_id: y, amount: 50n, flags: pending, timeout: 1 });
+  const expiring = xfer({ debit_account_id: x, credit_account_id: y, amount: 50n, flags: pending, timeout: holdTimeoutS });
   const forever = xfer({ debit_account_id: x, credit_account_id: y, amount: 7n, flags: pending, timeout: 0 });
-  const postedInTime = xfer({ debit_account_id: x, credit_account_id: y, amount: 3n, flags: pending, timeout: 1 });
+  const postedInTime = xfer({ debit_account_id: x, credit_account_id: y, amount: 3n, flags: pending, timeout: holdTimeoutS });
   const batch = [expiring, forever, postedInTime, resolve(postedInTime, post, amountMax)];
   t.deepEqual(await l.createTransfers(batch), ['ok', 'ok', 'ok', 'ok']);
   await assertBalances(t, l, [x, y], [bal({ dp: 57n, dpo: 3n }), bal({ cp: 57n, cpo: 3n })]);
 
-  t.true(await waitForDebitsPending(l, x, 7n), `the 1 s hold expired within ${expiryWaitMs} ms`);
+  t.true(await debitsPendingAfter(l, expiryAfterMs, x, 7n), `the ${holdTimeoutS} s hold expired once ${expiryAfterMs} ms of ledger time passed`);
   await assertBalances(t, l, [x, y], [bal({ dp: 7n, dpo: 3n }), bal({ cp: 7n, cpo: 3n })]);
 
   const late = [resolve(expiring, post, amountMax), resolve(expiring, voidFlag, 0n), resolve(forever, post, amountMax)];

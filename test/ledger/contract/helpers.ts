@@ -138,3 +138,66 @@ export function idsOf(items: readonly { id: bigint }[]): bigint[] {
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * How a case lets the ledger's own time pass (pending transfers expire on it). An engine that
+ * takes a clock gets one the case advances explicitly, so no outcome depends on how fast the
+ * machine is; TigerBeetle keeps real time, so there the case waits for it.
+ */
+export interface LedgerTime {
+  /**
+   * Lets at least `ms` of ledger time pass and resolves with whether `settled()` then holds.
+   * Injected clock: advances it by `ms` and looks once. Real time: looks at once and then every
+   * `realTimePollIntervalMs` until `settled()` holds, at most (`ms` + `realTimeSlackMs`) /
+   * `realTimePollIntervalMs` + 1 times.
+   */
+  pass(ms: number, settled: () => Promise<boolean>): Promise<boolean>;
+}
+
+/** Real time: looks 100 ms apart, for up to 4 s more than the time asked for. */
+const realTimePollIntervalMs = 100;
+const realTimeSlackMs = 4_000;
+
+export const realTime: LedgerTime = {
+  async pass(ms, settled) {
+    for (let waitedMs = 0; waitedMs <= ms + realTimeSlackMs; waitedMs += realTimePollIntervalMs) {
+      if (await settled()) return true;
+      await sleep(realTimePollIntervalMs);
+    }
+    return false;
+  },
+};
+
+/** A clock in ns since the epoch that moves only when advanced (the embedded engine's `clockNs`). */
+export interface ManualClock {
+  now: () => bigint;
+  advanceMs(ms: number): void;
+}
+
+/** The time of an engine opened with `clock` as its `clockNs`. */
+export function injectedTime(clock: ManualClock): LedgerTime {
+  return {
+    async pass(ms, settled) {
+      clock.advanceMs(ms);
+      return settled();
+    },
+  };
+}
+
+/**
+ * The time of each ledger whose factory registered one (`withTime`); any other ledger keeps
+ * real time. The contract's cases share one ledger per engine and run concurrently, so an
+ * advance is seen by all of them: only the expiry case creates transfers with a timeout, and
+ * moving time forward changes nothing else a case asserts (timestamps still increase).
+ */
+const times = new WeakMap<Ledger, LedgerTime>();
+
+/** Registers `time` as the way to let `ledger`'s time pass; returns the ledger. */
+export function withTime<L extends Ledger>(ledger: L, time: LedgerTime): L {
+  times.set(ledger, time);
+  return ledger;
+}
+
+export function timeOf(l: Ledger): LedgerTime {
+  return times.get(l) ?? realTime;
+}
