@@ -2,14 +2,15 @@
  * How long a journaled embedded ledger takes to reopen, and how much memory it holds, after N
  * transfers.
  *
- *   npx tsx bench/ledger-restart.ts --transfers 10000000 [--accounts 10000] [--label after] [--keep]
- *   npx tsx bench/ledger-restart.ts --render-only    # rewrite the .md from the .json
+ *   npx tsx bench/ledger-restart.ts --transfers 10000000 [--accounts 10000] [--label after] [--keep] [--publish]
+ *   npx tsx bench/ledger-restart.ts --render-only [--publish]   # rewrite the .md from the .json
  *
  * A fresh child process fills a journaled `EmbeddedLedger` in a temporary directory through the
  * port (batches of 8189, fsync off for the fill: durability is not what is measured), closes
  * it; a second fresh child reopens it (latest checkpoint + journal tail), measures the open time,
  * heap and RSS after a full GC, and checks sampled transfers and the posted totals. Rows are
- * merged into bench/results/ledger-restart.{json,md} by (label, transfers).
+ * merged into bench/results/latest/ledger-restart.{json,md} (git-ignored) by (label, transfers);
+ * with --publish into bench/results/ledger-restart.{json,md}, the published record.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,9 +20,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { eventBatchMax } from '../ledger/model.js';
 import type { FillReport, ReopenReport } from './ledger-restart-child.js';
+import { publishOption, resultsDirFor } from './results-dir.js';
 
 const child = fileURLToPath(new URL('./ledger-restart-child.ts', import.meta.url));
-const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
 
 interface Row {
   label: string;
@@ -45,7 +46,7 @@ interface Row {
   date: string;
 }
 
-function options(): { transfers: number; accounts: number; label: string; keep: boolean; renderOnly: boolean } {
+function options(): { transfers: number; accounts: number; label: string; keep: boolean; renderOnly: boolean; resultsDir: string } {
   const { values } = parseArgs({
     strict: true,
     options: {
@@ -54,13 +55,14 @@ function options(): { transfers: number; accounts: number; label: string; keep: 
       label: { type: 'string', default: 'after' },
       keep: { type: 'boolean', default: false },
       'render-only': { type: 'boolean', default: false },
+      ...publishOption,
     },
   });
   const transfers = Number(values.transfers.replaceAll('_', ''));
   const accounts = Number(values.accounts.replaceAll('_', ''));
   if (!Number.isInteger(transfers) || transfers < eventBatchMax) throw new RangeError(`--transfers must be an integer >= ${eventBatchMax}`);
   if (!Number.isInteger(accounts) || accounts < 2) throw new RangeError('--accounts must be an integer >= 2');
-  return { transfers, accounts, label: values.label, keep: values.keep, renderOnly: values['render-only'] };
+  return { transfers, accounts, label: values.label, keep: values.keep, renderOnly: values['render-only'], resultsDir: resultsDirFor(values.publish) };
 }
 
 /** Runs the child in `mode` and returns the JSON it printed last. */
@@ -133,18 +135,19 @@ function table(rows: readonly Row[]): string {
   return lines.join('\n');
 }
 
-function readRows(): Row[] {
+function readRows(resultsDir: string): Row[] {
   const path = join(resultsDir, 'ledger-restart.json');
   return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as { rows: Row[] }).rows : [];
 }
 
-function merge(next: Row): Row[] {
-  const rows = readRows().filter((r) => r.label !== next.label || r.transfers !== next.transfers);
+function merge(resultsDir: string, next: Row): Row[] {
+  const rows = readRows(resultsDir).filter((r) => r.label !== next.label || r.transfers !== next.transfers);
   rows.push(next);
   return rows.sort((a, b) => a.transfers - b.transfers || a.label.localeCompare(b.label));
 }
 
-function write(rows: readonly Row[]): void {
+/** Writes `<resultsDir>/ledger-restart.{json,md}` and says where. */
+function write(resultsDir: string, rows: readonly Row[]): void {
   mkdirSync(resultsDir, { recursive: true });
   const environment = { node: process.version, platform: `${process.platform}-${process.arch}` };
   writeFileSync(join(resultsDir, 'ledger-restart.json'), JSON.stringify({ environment, rows }, null, 2) + '\n');
@@ -160,11 +163,12 @@ function write(rows: readonly Row[]): void {
     'handed out new memory just before the reopen (allocate + first write): loading is mostly that.\n\n' +
     `${table(rows)}\n`;
   writeFileSync(join(resultsDir, 'ledger-restart.md'), md);
+  console.log(`written: ${join(resultsDir, 'ledger-restart.md')}, ${join(resultsDir, 'ledger-restart.json')}`);
 }
 
 async function main(): Promise<void> {
-  const { transfers, accounts, label, keep, renderOnly } = options();
-  if (renderOnly) return write(readRows()); // rewrite the .md from the .json
+  const { transfers, accounts, label, keep, renderOnly, resultsDir } = options();
+  if (renderOnly) return write(resultsDir, readRows(resultsDir)); // rewrite the .md from the .json
   const root = mkdtempSync(join(tmpdir(), 'cs-restart-'));
   const dataDir = join(root, 'ledger');
   try {
@@ -173,8 +177,8 @@ async function main(): Promise<void> {
     console.log(`filled in ${fill.fillSeconds.toFixed(1)} s; reopening`);
     const populateMBps = populateRate();
     const reopen = await runChild<ReopenReport>(['reopen', dataDir]);
-    const rows = merge(row(label, accounts, fill, reopen, populateMBps));
-    write(rows);
+    const rows = merge(resultsDir, row(label, accounts, fill, reopen, populateMBps));
+    write(resultsDir, rows);
     console.log(table(rows));
     for (const f of reopen.failures) console.error(`not verified: ${f}`);
     if (!reopen.verified) process.exitCode = 1;

@@ -1,8 +1,11 @@
 /**
  * Transfers per second through the Ledger port, in batches of up to 8189 events.
  *
- *   npm run bench:ledger -- [--transfers N] [--batch B] [--accounts A]
+ *   npm run bench:ledger -- [--transfers N] [--batch B] [--accounts A] [--publish]
  *   TB_ADDRESS=3000 [TB_CLUSTER_ID=0] npm run bench:ledger   # also benchmarks a TigerBeetle cluster
+ *
+ * Results go to bench/results/latest/ledger-<engine>.{json,md} (git-ignored); with --publish to
+ * bench/results/, the published record.
  *
  * See bench/README.md for what is measured and how it is verified.
  */
@@ -15,6 +18,7 @@ import { newId } from '../ledger/ids.js';
 import { AccountFlags, account, eventBatchMax, transfer, TransferFlags, type Transfer } from '../ledger/model.js';
 import type { Ledger } from '../ledger/port.js';
 import { TigerBeetleLedger } from '../ledger/tigerbeetle.js';
+import { publishOption, resultsDirFor } from './results-dir.js';
 
 const ledgerId = 1;
 const code = 1;
@@ -63,7 +67,7 @@ interface Totals {
   creditsPending: bigint;
 }
 
-function parseOptions(argv: string[]): Options {
+function parseOptions(argv: string[]): { options: Options; resultsDir: string } {
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -71,6 +75,7 @@ function parseOptions(argv: string[]): Options {
       transfers: { type: 'string', default: '500000' },
       batch: { type: 'string', default: String(eventBatchMax) },
       accounts: { type: 'string', default: '10000' },
+      ...publishOption,
     },
   });
   const integer = (name: string, text: string, min: number, max: number): number => {
@@ -80,11 +85,12 @@ function parseOptions(argv: string[]): Options {
     }
     return value;
   };
-  return {
+  const options = {
     transfers: integer('transfers', values.transfers, 2, 100_000_000),
     batch: integer('batch', values.batch, 2, eventBatchMax),
     accounts: integer('accounts', values.accounts, 2, 1_000_000),
   };
+  return { options, resultsDir: resultsDirFor(values.publish) };
 }
 
 /** mulberry32: a small seeded PRNG, so every engine sees the same sequence of pairs and amounts. */
@@ -334,27 +340,29 @@ function table(rows: readonly Row[]): string {
   return lines.join('\n');
 }
 
-async function writeResults(engine: string, rows: readonly Row[], options: Options): Promise<void> {
-  const dir = new URL('./results/', import.meta.url);
-  await mkdir(dir, { recursive: true });
+/** Writes `<resultsDir>/ledger-<engine>.{json,md}` and says where. */
+async function writeResults(resultsDir: string, engine: string, rows: readonly Row[], options: Options): Promise<void> {
+  await mkdir(resultsDir, { recursive: true });
+  const [json, markdown] = [join(resultsDir, `ledger-${engine}.json`), join(resultsDir, `ledger-${engine}.md`)];
   const environment = { node: process.version, platform: `${process.platform}-${process.arch}` };
   const report = { engine, date: new Date().toISOString(), options, environment, rows };
-  await writeFile(new URL(`ledger-${engine}.json`, dir), JSON.stringify(report, null, 2) + '\n');
+  await writeFile(json, JSON.stringify(report, null, 2) + '\n');
   const md =
     `# Ledger bench: ${engine}\n\n${report.date}, Node ${environment.node} on ${environment.platform}; ` +
     `${options.accounts} accounts, batches of ${options.batch}.\n\n${table(rows)}\n`;
-  await writeFile(new URL(`ledger-${engine}.md`, dir), md);
+  await writeFile(markdown, md);
+  console.log(`written: ${markdown}, ${json}`);
 }
 
 async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2));
+  const { options, resultsDir } = parseOptions(process.argv.slice(2));
   const { run, skipped } = engines(process.env);
   const rows: Row[] = [];
   const failed: string[] = [];
   for (const engine of run) {
     try {
       const engineRows = await benchEngine(engine, options);
-      await writeResults(engine.name, engineRows, options);
+      await writeResults(resultsDir, engine.name, engineRows, options);
       rows.push(...engineRows);
     } catch (error) {
       failed.push(`${engine.name}: failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);

@@ -11,7 +11,8 @@
  * (bench/load.ts) and, for the ledger scenario, bench/ledger-ceiling.ts; this one orchestrates
  * them, samples the server's CPU and store counts around each measured window, runs the
  * correctness check after each scenario, draws the progress bar, writes
- * bench/results/bench-<tag>.{json,md} and prints the budget lines. See bench/README.md.
+ * bench/results/latest/bench-<tag>.{json,md} (git-ignored; bench/results/ with --publish) and
+ * prints the budget lines. See bench/README.md.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -159,7 +160,8 @@ interface ServerSide {
 
 function serverSide(before: Sample, after: Sample, units: number): ServerSide {
   const cpuMicros = after.cpu.userMicros + after.cpu.systemMicros - before.cpu.userMicros - before.cpu.systemMicros;
-  const redis = before.redis !== undefined && after.redis !== undefined ? redisPerUnit(before.redis, after.redis, units) : undefined;
+  const sweeper = { calls: after.cpu.store.calls.sweep - before.cpu.store.calls.sweep, claimed: after.cpu.store.sweepClaimed - before.cpu.store.sweepClaimed };
+  const redis = before.redis !== undefined && after.redis !== undefined ? redisPerUnit(before.redis, after.redis, units, sweeper) : undefined;
   return { cpuMicros, loop: after.cpu.loop, store: storePerUnit(before.cpu.store, after.cpu.store, units), redis };
 }
 

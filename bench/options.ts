@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { batchItemsMax } from '../authz/validation.js';
 import { eventBatchMax } from '../ledger/model.js';
+import { publishOption, resultsDirFor } from './results-dir.js';
 
 /**
  * Options of `npm run bench` (bench/main.ts). Every bound is named here with its unit; the
@@ -46,11 +47,11 @@ export interface BenchOptions {
   /** Extra node flags for the server and for the load generator (GC experiments: `--max-semi-space-size=8`). */
   serverNodeArgs: string[];
   loadNodeArgs: string[];
-  /** Write a V8 CPU profile of the server per scenario (measured window only) under results/profiles. */
+  /** Write a V8 CPU profile of the server per scenario (measured window only) under <resultsDir>/profiles. */
   profile: boolean;
-  /** Name of the result files: bench/results/bench-<tag>.{json,md}; default `<store>-<ledger>`. */
+  /** Name of the result files: <resultsDir>/bench-<tag>.{json,md}; default `<store>-<ledger>`. */
   tag: string;
-  /** Where results go (default bench/results). */
+  /** Where results go: `--results-dir`, else bench/results/latest/ (git-ignored), or bench/results/ with `--publish`. */
   resultsDir: string;
   /** No progress bar (also off when stderr is not a terminal, except for a line per scenario). */
   quiet: boolean;
@@ -106,6 +107,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       profile: { type: 'boolean', default: false },
       tag: { type: 'string' },
       'results-dir': { type: 'string' },
+      ...publishOption,
       quiet: { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -116,6 +118,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     process.exit(0);
   }
   const quick = values.quick;
+  if (values.publish && values['results-dir'] !== undefined) throw new RangeError('--publish writes bench/results/: leave out --results-dir');
   const store = oneOf('store', values.store, ['memory', 'journal', 'redis'] as const);
   if (values['redis-url'] !== undefined && store !== 'redis') throw new RangeError('--redis-url needs --store redis');
   const ledger = oneOf('ledger', values.ledger, ['embedded', 'tigerbeetle'] as const);
@@ -148,7 +151,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     loadNodeArgs: nodeArgs('load-node-args', values['load-node-args']),
     profile: values.profile,
     tag: values.tag ?? `${store}-${ledger}`,
-    resultsDir: values['results-dir'] ?? new URL('./results/', import.meta.url).pathname,
+    resultsDir: values['results-dir'] ?? resultsDirFor(values.publish),
     quiet: values.quiet,
     quick,
   };
@@ -207,8 +210,10 @@ export const usage = `npm run bench -- [options]
   --server-node-args="F"      extra node flags for the server, e.g. --server-node-args="--max-semi-space-size=8";
                               --load-node-args="F" the same for the load generator (default "--max-semi-space-size=1";
                               --load-node-args= for V8's defaults)
-  --profile                   V8 CPU profile of the server per scenario → results/profiles/
+  --profile                   V8 CPU profile of the server per scenario → <results dir>/profiles/
   --quick                     a ~1 minute smoke run (200 payers, 3 s + 1 s per scenario; unary-seq unchanged)
-  --tag T --results-dir D     result files D/bench-T.{json,md} (default bench/results/bench-<store>-<ledger>)
+  --tag T --results-dir D     result files D/bench-T.{json,md} (default bench/results/latest/bench-<store>-<ledger>,
+                              git-ignored)
+  --publish                   write to bench/results/ instead: the published results, committed by hand
   --quiet                     no progress bar
 `;

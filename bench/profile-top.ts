@@ -2,7 +2,7 @@
  * The top self-time functions of a V8 CPU profile (`.cpuprofile`, as written by
  * `node --cpu-prof` or by `npm run bench -- --profile`), and self time per source area.
  *
- *   npx tsx bench/profile-top.ts bench/results/profiles/server-memory-embedded-unary.cpuprofile [--top 25] [--callers 3]
+ *   npx tsx bench/profile-top.ts bench/results/latest/profiles/server-memory-embedded-unary.cpuprofile [--top 25] [--callers 3]
  */
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';

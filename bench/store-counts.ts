@@ -50,6 +50,8 @@ export interface StoreCounts {
   byMethod: Record<string, number>;
   /** Directory reads that reached the directory (cache misses), by method name. */
   directory: Record<string, number>;
+  /** Records the sweeper's `claimDue` calls returned (each one claimed in the store). */
+  sweepClaimed: number;
 }
 
 /** A window's store traffic per authorization (per RPC for echo). */
@@ -97,11 +99,15 @@ export function countStoreTraffic(app: App): () => StoreCounts {
   if (!(app.directory instanceof CachedDirectory)) throw new Error('assertion failed: the app reads its directory through CachedDirectory');
   wrapCounting(app.directory.inner, directoryReads, directory);
   const { store } = app;
+  // After wrapCounting: this wrapper counts what the sweeper claimed, then calls the counting one.
+  const claims = { records: 0 };
+  const claimDue = store.claimDue.bind(store);
+  store.claimDue = (request) => claimDue(request).then((records) => ((claims.records += records.length), records));
   return () => {
     const calls = { create: store.creates.sent.calls, confirm: store.confirms.sent.calls, commit: store.commits.sent.calls, read: store.reads.sent.calls, other: 0, sweep: 0 };
     for (const [name, n] of Object.entries(byMethod)) calls[passThrough[name]!] += n;
     const items = { create: store.creates.sent.items, confirm: store.confirms.sent.items, commit: store.commits.sent.items, read: store.reads.sent.items };
-    return { calls, items, byMethod: { ...byMethod }, directory: { ...directory } };
+    return { calls, items, byMethod: { ...byMethod }, directory: { ...directory }, sweepClaimed: claims.records };
   };
 }
 

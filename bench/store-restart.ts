@@ -3,7 +3,7 @@
  * fsync on, journal and checkpoint bytes per payment, memory per payment, the replayed tail, and
  * how long a reopen takes after N payments.
  *
- *   npx tsx bench/store-restart.ts --payments 500000 [--tail-mib 168] [--batch 1000] [--pipelines 4] [--label after] [--keep]
+ *   npx tsx bench/store-restart.ts --payments 500000 [--tail-mib 168] [--batch 1000] [--pipelines 4] [--label after] [--keep] [--publish]
  *
  * A fresh child process fills a store in a temporary directory through the port, with the
  * default checkpoint settings: payments each created (CHALLENGED, one rate-limit counter per
@@ -22,7 +22,8 @@
  * A second fresh child reopens the directory with Node's default heap and the default settings,
  * measures the open (checkpoint load, tail replay), heap and RSS after a full GC, and checks a
  * sample of payments and their idempotency keys. Rows are merged into
- * bench/results/store-restart.{json,md} by (label, payments). The parent samples the 1-minute
+ * bench/results/latest/store-restart.{json,md} (git-ignored) by (label, payments); with --publish
+ * into bench/results/store-restart.{json,md}, the published record. The parent samples the 1-minute
  * load average every 2 s (2 cores, shared): mean and max per phase.
  */
 import { spawn } from 'node:child_process';
@@ -37,9 +38,9 @@ import { JournalPaymentStore, type JournalStoreOptions } from '../authz/store/jo
 import type { CheckpointWritten } from '../authz/store/journal/checkpoint.js';
 import type { Recovery } from '../authz/store/journal/recovery.js';
 import type { ConfirmItem, CreateItem } from '../authz/store/port.js';
+import { publishOption, resultsDirFor } from './results-dir.js';
 
 const self = fileURLToPath(import.meta.url);
-const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
 /** Heap of the fill child, MiB: 1 M live payments need about 3 GB (README). */
 const fillHeapMiB = 8192;
 /** Merchants and payers the payments spread over. */
@@ -343,6 +344,8 @@ interface Options {
   child: string | undefined;
   dir: string | undefined;
   t0: number;
+  /** bench/results/latest/ (git-ignored), or bench/results/ with --publish. */
+  resultsDir: string;
 }
 
 function options(): Options {
@@ -358,6 +361,7 @@ function options(): Options {
       child: { type: 'string' },
       dir: { type: 'string' },
       t0: { type: 'string', default: '0' },
+      ...publishOption,
     },
   });
   const int = (text: string, what: string, min: number): number => {
@@ -369,7 +373,7 @@ function options(): Options {
   if (batch > 1000) throw new RangeError('--batch must be at most 1000 (stepItemsMax)');
   return {
     payments: int(values.payments, 'payments', 1), tailBytes: int(values['tail-mib'], 'tail-mib', 0) * MiB, batch, pipelines: int(values.pipelines, 'pipelines', 1),
-    label: values.label, keep: values.keep, child: values.child, dir: values.dir, t0: int(values.t0, 't0', 0),
+    label: values.label, keep: values.keep, child: values.child, dir: values.dir, t0: int(values.t0, 't0', 0), resultsDir: resultsDirFor(values.publish),
   };
 }
 
@@ -455,7 +459,8 @@ const fillColumns: Column[] = [
   ['data dir MB', (r) => r.dataDirMB], ['live heap B/payment', (r) => r.liveBytesPerPayment], ['load mean (max)', (r) => load(r.loadFill, r.loadAverage)],
 ];
 
-function write(next: Row): Row[] {
+/** Merges `next` into `<resultsDir>/store-restart.{json,md}` and says where. */
+function write(resultsDir: string, next: Row): Row[] {
   const path = join(resultsDir, 'store-restart.json');
   const old = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as { rows: Row[] }).rows : [];
   const rows = [...old.filter((r) => r.label !== next.label || r.payments !== next.payments), next].sort((a, b) => a.payments - b.payments || a.label.localeCompare(b.label));
@@ -474,6 +479,7 @@ function write(next: Row): Row[] {
     'Rows labelled `before` are the format-1 store (JSON lines) this replaced; their columns that did not exist then show —.\n\n' +
     `## Reopen\n\n${table(rows, reopenColumns)}\n\n## Fill (the running store)\n\n${table(rows, fillColumns)}\n`;
   writeFileSync(join(resultsDir, 'store-restart.md'), md);
+  console.log(`written: ${join(resultsDir, 'store-restart.md')}, ${path}`);
   return rows;
 }
 
@@ -491,7 +497,7 @@ async function main(): Promise<void> {
     console.log(`filled in ${f.value.fillSeconds.toFixed(1)} s (+ a ${(f.value.tailJournalBytes / MiB).toFixed(0)} MiB tail of ${f.value.tailPayments} payments); reopening`);
     if (o.keep) cpSync(dataDir, join(root, 'filled'), { recursive: true }); // as the fill left it (the reopen may checkpoint)
     const r = await withLoad(() => runChild<ReopenReport>([], ['--child', 'reopen', ...common]));
-    const rows = write(row(o, f.value, r.value, f.load, r.load));
+    const rows = write(o.resultsDir, row(o, f.value, r.value, f.load, r.load));
     console.log(`${table(rows, reopenColumns)}\n\n${table(rows, fillColumns)}`);
   } finally {
     if (o.keep) console.log(`kept ${root}`);

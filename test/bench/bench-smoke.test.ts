@@ -64,6 +64,7 @@ for (const store of ['memory', 'journal', 'redis'] as const) {
       '--concurrency', '4', '--batch', '20', '--ledger-batch', '200', '--seq-count', String(seqCount), '--seq-warmup', '5', '--results-dir', dir, '--tag', 'smoke', '--quiet',
     ]);
     t.is(code, 0, output);
+    t.true(output.split('\n').includes(`written: ${join(dir, 'bench-smoke.md')}, ${join(dir, 'bench-smoke.json')}`), 'the run says where it wrote');
 
     const report = JSON.parse(readFileSync(join(dir, 'bench-smoke.json'), 'utf8')) as ReportFile;
     t.deepEqual(report.scenarios.map((r) => r.scenario), [...scenarios]);

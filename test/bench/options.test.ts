@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { parseOptions } from '../../bench/options.js';
 
@@ -31,4 +34,23 @@ test('the default scenarios include the sequential unary-seq; --store takes jour
   t.throws(() => parseOptions(['--seq-count', '0']), { instanceOf: RangeError, message: /--seq-count must be an integer/ });
   t.throws(() => parseOptions(['--store', 'journal', '--redis-url', 'redis://127.0.0.1:6379']), { instanceOf: RangeError, message: '--redis-url needs --store redis' });
   t.throws(() => parseOptions(['--store', 'disk']), { instanceOf: RangeError, message: /--store must be one of memory, journal, redis/ });
+});
+
+test('results go to the git-ignored bench/results/latest/ by default, to the committed bench/results/ only with --publish', (t) => {
+  const bench = fileURLToPath(new URL('../../bench/', import.meta.url));
+  t.is(parseOptions([]).resultsDir, join(bench, 'results', 'latest/'));
+  t.is(parseOptions(['--publish']).resultsDir, join(bench, 'results/'));
+  t.is(parseOptions(['--results-dir', '/tmp/runs/a']).resultsDir, '/tmp/runs/a');
+  t.throws(() => parseOptions(['--publish', '--results-dir', '/tmp/runs/a']), { instanceOf: RangeError, message: '--publish writes bench/results/: leave out --results-dir' });
+});
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const git = (args: string[]) => spawnSync('git', args, { cwd: repoRoot, encoding: 'utf8' });
+const inGitWorkTree = git(['rev-parse', '--is-inside-work-tree']).stdout.trim() === 'true';
+
+(inGitWorkTree ? test : test.skip)('bench/results/latest/ is git-ignored and bench/results/ is not (in a git work tree)', (t) => {
+  // check-ignore exits 0 when the path is ignored, 1 when it is not.
+  t.is(git(['check-ignore', '--quiet', '--no-index', 'bench/results/latest/bench-memory-embedded.json']).status, 0);
+  t.is(git(['check-ignore', '--quiet', '--no-index', 'bench/results/latest/profiles/server-memory-embedded-unary.cpuprofile']).status, 0);
+  t.is(git(['check-ignore', '--quiet', '--no-index', 'bench/results/bench-memory-embedded.json']).status, 1);
 });
