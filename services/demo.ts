@@ -82,63 +82,103 @@ export interface DemoResult {
   cardPaid: bigint;
 }
 
+/** Where the demo runs: what `demoBanner` prints first. */
+export interface DemoWiring {
+  /** authz's gRPC address (host:port). */
+  authz: string;
+  /** The app's own `describe`: ledger, holds, payment store and directory (services/app.ts). */
+  describe: readonly string[];
+  /** The telco bridge's gRPC address, the simulated SMSC's address and the voice provider's URL. */
+  bridge: string;
+  smsc: string;
+  voice: string;
+  /** The reference bank front-end's gRPC address. */
+  bank: string;
+}
+
 /**
- * `countersign demo`: starts authz and the telco bridge in process on free loopback ports, with a
- * simulated phone network (an SMSC over SMPP 3.4 and a TwiML voice provider), and walks a
- * merchant and three payers through countersign over real gRPC: M1 (frictionless, second code
- * with a wrong code then the right one, a decline, insufficient funds), M2 (SMS code, reply, call,
- * payment password), M3 (login, authentication password, call, authorization password), M4 (a
- * paired watch answering on a second path), M3c (charges onto a mobile line with a monthly
- * credit) and M5 (a pay number, card + PIN sealed for the in-process reference bank) — printing
+ * The demo's first lines: the ledger and stores exactly as the app describes them (one entry a
+ * line), then the channels and the bank this demo wired, then a blank line.
+ */
+export function demoBanner(w: DemoWiring): string[] {
+  const [first = '', ...rest] = w.describe;
+  return [
+    'countersign demo: authz, telco bridge and bank in this process on loopback; a merchant and six payers over real gRPC',
+    `  authz (gRPC)             ${w.authz}`,
+    `  ledger and stores        ${first}`,
+    ...rest.map((line) => `                           ${line}`),
+    `  SMS and calls            telco bridge in process at ${w.bridge}: SMS over SMPP 3.4 to a simulated SMSC at ${w.smsc},`,
+    `                           calls over TwiML to a simulated voice provider at ${w.voice}`,
+    `  bank (M5)                reference bank front-end in process at ${w.bank}`,
+    '',
+  ];
+}
+
+/**
+ * `countersign demo`: starts authz, the telco bridge and the reference bank in process on free
+ * loopback ports, with a simulated phone network (an SMSC over SMPP 3.4 and a TwiML voice
+ * provider), prints where everything runs (`demoBanner`) and walks a merchant and six payers
+ * through countersign over real gRPC: Alice M1 (frictionless, second code with a wrong code then
+ * the right one, a decline, insufficient funds), Bob M2 (SMS code, reply, call, payment password),
+ * Carol M3 (login, authentication password, call, authorization password), Dave M4 (a paired
+ * watch answering on a second path), Erin M3c (charges onto a mobile line with a monthly credit)
+ * and Frank M5 (a pay number, card + PIN sealed for the in-process reference bank) — printing
  * each step and the balances.
+ *
+ * The ledger is the configured one (TigerBeetle when COUNTERSIGN_TB_ADDRESSES is set, else the
+ * embedded ledger in memory); payments and the directory are always kept in memory.
  */
 export async function runDemo(config: Config, print: Print): Promise<DemoResult> {
-  const smppPassword = randomBytes(8).toString('hex');
-  const smsc = await startSmsc({ systemId: 'countersign', password: smppPassword });
-  const voiceToken = randomBytes(16).toString('hex');
-  const voice = await startVoiceProvider({ accountSid: 'ACdemo', authToken: voiceToken });
-  const telcoKey = `cs_telco_${randomBytes(16).toString('hex')}`;
-  const bridgePort = await freePort('127.0.0.1');
-  const logger = pino({ level: 'silent' });
-  const bankFrontEnd = new BankFrontEnd({ privateKey: generateX25519KeyPair().privateKey, cards: await demoCards(), logger, now: Date.now });
-  const bank = await startBankServer({ bank: bankFrontEnd, host: '127.0.0.1', port: 0, logger });
-  const app = await createApp({
-    config: { ...config, masterKey: randomBytes(32).toString('base64'), adminKey: `cs_admin_${randomBytes(16).toString('hex')}`, redisUrl: undefined, telcoKey, telcoBridge: `127.0.0.1:${bridgePort}`, bank: `127.0.0.1:${bank.port}`, authorizers: [] },
-    memoryLedger: true,
-    memoryDirectory: true, memoryStore: true,
-    logger,
-  });
-  const servers = await startServers(app, { host: '127.0.0.1', grpcPort: 0, connectPort: 0 });
-  const sms = { kind: 'smpp' as const, host: '127.0.0.1', port: smsc.port, systemId: 'countersign', password: smppPassword, sourceAddr: 'countersign', windowMax: 10, ratePerSecondMax: 50 };
-  const bridge = await startBridge(
-    { host: '127.0.0.1', grpcPort: bridgePort, webhookPort: 0, publicWebhookBaseUrl: undefined, sms, voice: { kind: 'twilio', baseUrl: voice.baseUrl, accountSid: 'ACdemo', authToken: voiceToken, from: '+15550001000' }, key: telcoKey },
-    `127.0.0.1:${servers.grpcPort}`,
-    logger,
-  );
+  // Whatever started is closed, last first, even when a later start fails (an unreachable TigerBeetle, a busy port).
+  const started: (() => Promise<void>)[] = [];
   try {
+    const smppPassword = randomBytes(8).toString('hex');
+    const smsc = await startSmsc({ systemId: 'countersign', password: smppPassword });
+    started.push(() => smsc.close());
+    const voiceToken = randomBytes(16).toString('hex');
+    const voice = await startVoiceProvider({ accountSid: 'ACdemo', authToken: voiceToken });
+    started.push(() => voice.close());
+    const telcoKey = `cs_telco_${randomBytes(16).toString('hex')}`;
+    const bridgePort = await freePort('127.0.0.1');
+    const logger = pino({ level: 'silent' });
+    const bankFrontEnd = new BankFrontEnd({ privateKey: generateX25519KeyPair().privateKey, cards: await demoCards(), logger, now: Date.now });
+    const bank = await startBankServer({ bank: bankFrontEnd, host: '127.0.0.1', port: 0, logger });
+    started.push(() => bank.close());
+    const app = await createApp({
+      config: { ...config, masterKey: randomBytes(32).toString('base64'), adminKey: `cs_admin_${randomBytes(16).toString('hex')}`, redisUrl: undefined, redisCluster: undefined, telcoKey, telcoBridge: `127.0.0.1:${bridgePort}`, bank: `127.0.0.1:${bank.port}`, authorizers: [] },
+      memoryLedger: true,
+      memoryDirectory: true, memoryStore: true,
+      logger,
+    });
+    started.push(() => app.close());
+    const servers = await startServers(app, { host: '127.0.0.1', grpcPort: 0, connectPort: 0 });
+    started.push(() => servers.close());
+    const sms = { kind: 'smpp' as const, host: '127.0.0.1', port: smsc.port, systemId: 'countersign', password: smppPassword, sourceAddr: 'countersign', windowMax: 10, ratePerSecondMax: 50 };
+    const bridge = await startBridge(
+      { host: '127.0.0.1', grpcPort: bridgePort, webhookPort: 0, publicWebhookBaseUrl: undefined, sms, voice: { kind: 'twilio', baseUrl: voice.baseUrl, accountSid: 'ACdemo', authToken: voiceToken, from: '+15550001000' }, key: telcoKey },
+      `127.0.0.1:${servers.grpcPort}`,
+      logger,
+    );
+    started.push(() => bridge.close());
+    const wiring = { authz: `127.0.0.1:${servers.grpcPort}`, describe: app.describe, bridge: `127.0.0.1:${bridgePort}`, smsc: `127.0.0.1:${smsc.port}`, voice: voice.baseUrl, bank: `127.0.0.1:${bank.port}` };
+    for (const line of demoBanner(wiring)) print(line);
     await bridge.whenSmsReady(networkWaitMs);
     const network: Network = { smsc, voice, phone: (number) => new Handset(number, smsc, voice) };
     return await walkThrough(`http://127.0.0.1:${servers.grpcPort}`, app.adminKey, network, print);
   } finally {
-    await bridge.close();
-    await servers.close();
-    await app.close();
-    await voice.close();
-    await smsc.close();
-    await bank.close();
+    for (const close of started.reverse()) await close();
   }
 }
 
 async function walkThrough(baseUrl: string, adminKey: string, network: Network, print: Print): Promise<DemoResult> {
   const admin = clientsFor(baseUrl, adminKey);
-  print(`countersign demo — authz on ${baseUrl} (gRPC), telco bridge in process, simulated SMSC (SMPP) and voice provider (TwiML)\n`);
   const merchant = await admin.enrollment.enrollMerchant({ idempotencyKey: 'demo-merchant', name: 'Corner Bakery', currencies: ['USD'], feeBasisPoints: 100 });
   const merchantAccount = merchant.payeeAccountIds['USD']!;
   print(`1. Enrolled merchant "Corner Bakery" (fee 1.00 %), account ${merchantAccount}`);
   const shop = clientsFor(baseUrl, merchant.apiKey).payments;
   const balanceOf = async (account: string) => {
     const a = (await admin.ledger.getAccount({ accountId: account })).account!;
-    return { posted: a.creditsPosted - a.debitsPosted, reserved: a.debitsPending };
+    return { posted: a.balance, reserved: a.balance - a.available };
   };
   const m1 = await methodOne(baseUrl, admin, shop, network, merchantAccount, balanceOf, print);
   const m2Balance = await methodTwo(admin, shop, network, balanceOf, print);

@@ -38,6 +38,30 @@ function nsOf(t: Timestamp | undefined): bigint {
   return ns;
 }
 
+/**
+ * The chart's debit-normal accounts: what they hold grows with their debits (a line's charges,
+ * card payments the bank owes, credit granted to lines, deposits made). Every other code,
+ * unknown ones included, is credit-normal (ledger.proto `Account.balance`).
+ */
+const debitNormalCodes: ReadonlySet<number> = new Set([AccountCode.payerPostpaid, AccountCode.operatorSettlement, AccountCode.bankSettlement, AccountCode.funding]);
+const int64Min = -(1n << 63n);
+const int64Max = (1n << 63n) - 1n;
+
+/**
+ * `Account.balance` and `Account.available` (ledger.proto) from the ledger's raw columns. A
+ * balance outside int64, or an account with `debits_must_not_exceed_credits` whose pending and
+ * posted debits exceed its credits, is a broken ledger invariant: a plain Error (INTERNAL).
+ */
+export function balancesOf(a: Pick<Account, 'id' | 'code' | 'flags' | 'debits_pending' | 'debits_posted' | 'credits_pending' | 'credits_posted'>): { balance: bigint; available: bigint } {
+  const debitNormal = debitNormalCodes.has(a.code);
+  const balance = debitNormal ? a.debits_posted - a.credits_posted : a.credits_posted - a.debits_posted;
+  const available = balance - (debitNormal ? a.credits_pending : a.debits_pending);
+  if (balance < int64Min || balance > int64Max || available < int64Min || available > int64Max) throw new Error(`account ${idToHex(a.id)}: balance ${balance}, available ${available} outside int64`);
+  const capped = (a.flags & AccountFlags.debits_must_not_exceed_credits) !== 0;
+  if (capped && a.debits_posted + a.debits_pending > a.credits_posted) throw new Error(`account ${idToHex(a.id)}: debits exceed credits despite debits_must_not_exceed_credits`);
+  return { balance, available };
+}
+
 function accountToProto(a: Account, ownerId: string): ProtoAccount {
   return create(AccountSchema, {
     id: idToHex(a.id),
@@ -54,6 +78,7 @@ function accountToProto(a: Account, ownerId: string): ProtoAccount {
     creditsMustNotExceedDebits: (a.flags & AccountFlags.credits_must_not_exceed_debits) !== 0,
     history: (a.flags & AccountFlags.history) !== 0,
     createdAt: timestampFromMs(msOf(a.timestamp)),
+    ...balancesOf(a),
   });
 }
 
@@ -77,7 +102,6 @@ function transferToProto(t: Transfer): ProtoTransfer {
   });
 }
 
-/** LedgerService: reads of accounts the caller owns (operators: any), and operator deposits. */
 /** A page token of a line statement: the ledger timestamp (ns) of the last transfer read. */
 function decodeNsToken(token: string): bigint {
   const text = Buffer.from(token, 'base64url').toString();
@@ -85,6 +109,7 @@ function decodeNsToken(token: string): bigint {
   return BigInt(text);
 }
 
+/** LedgerService: reads of accounts the caller owns (operators: any), and operator deposits. */
 export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; payments: Pick<PaymentStore, 'get'>; enrollment: Enrollment; totals?: () => Promise<Map<number, { debitsPosted: bigint; creditsPosted: bigint; debitsPending: bigint; creditsPending: bigint }>> }): ServiceImpl<typeof LedgerService> {
   /** The account if the caller may read it, with its owner id; NOT_FOUND otherwise. */
   async function visibleAccount(ctx: HandlerContext, accountId: string): Promise<{ account: Account; ownerId: string }> {

@@ -1,15 +1,28 @@
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../services/config.js';
-import { runDemo } from '../../services/demo.js';
+import { demoBanner, runDemo } from '../../services/demo.js';
 
 test('countersign demo walks M1, M2, M3, M4, M3c and M5 over gRPC and the simulated phone network, ending with the balances its steps promise', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'cs-demo-'));
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
   const lines: string[] = [];
   const result = await runDemo({ ...loadConfig({}), dataDir }, (line) => lines.push(line));
+  // The banner: the ledger and stores as the app describes them, then the channels and the bank.
+  t.is(lines[0], 'countersign demo: authz, telco bridge and bank in this process on loopback; a merchant and six payers over real gRPC');
+  t.regex(lines[1]!, /^ {2}authz \(gRPC\) {13}127\.0\.0\.1:[1-9]\d*$/);
+  t.deepEqual(lines.slice(2, 5), [
+    '  ledger and stores        embedded ledger (in memory)',
+    '                           holds with a ledger timeout',
+    '                           payment store in memory (lost on exit), directory in memory',
+  ]);
+  t.regex(lines[5]!, /^ {2}SMS and calls {12}telco bridge in process at 127\.0\.0\.1:[1-9]\d*: SMS over SMPP 3\.4 to a simulated SMSC at 127\.0\.0\.1:[1-9]\d*,$/);
+  t.regex(lines[6]!, /^ {27}calls over TwiML to a simulated voice provider at http:\/\/127\.0\.0\.1:[1-9]\d*$/);
+  t.regex(lines[7]!, /^ {2}bank \(M5\) {16}reference bank front-end in process at 127\.0\.0\.1:[1-9]\d*$/);
+  t.is(lines[8], '');
+  t.regex(lines[9]!, /^1\. Enrolled merchant "Corner Bakery"/);
   // Alice: 200.00 − 3.50 croissant − 42.00 cake; the gift box was declined, the wedding cake refused.
   t.is(result.payerBalance, 200_00n - 3_50n - 42_00n);
   // Bob (M2): 100.00 − 30.00. Carol (M3): 500.00 − 4.00 − 250.00.
@@ -42,4 +55,31 @@ test('countersign demo walks M1, M2, M3, M4, M3c and M5 over gRPC and the simula
     t.true(text.includes(expected), expected);
   }
   t.false(/8642|2468|open sesame|4000000000000002/.test(text), 'passwords and card numbers are never printed');
+});
+
+test('the demo banner prints every line of the app\'s describe, in order, whatever the ledger and stores are', (t) => {
+  const wiring = { authz: '127.0.0.1:1', bridge: '127.0.0.1:2', smsc: '127.0.0.1:3', voice: 'http://127.0.0.1:4', bank: '127.0.0.1:5' };
+  const describe = ['TigerBeetle cluster 0 at 127.0.0.1:3000,127.0.0.1:3001', 'holds released by countersign (no ledger timeout)', 'Redis at redis://***@10.0.0.1:6379'];
+  t.deepEqual(demoBanner({ ...wiring, describe }).slice(1, 5), [
+    '  authz (gRPC)             127.0.0.1:1',
+    '  ledger and stores        TigerBeetle cluster 0 at 127.0.0.1:3000,127.0.0.1:3001',
+    '                           holds released by countersign (no ledger timeout)',
+    '                           Redis at redis://***@10.0.0.1:6379',
+  ]);
+});
+
+test('the demo keeps payments and the directory in memory even when Redis is configured, says so, and writes nothing to the data directory', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cs-demo-'));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const lines: string[] = [];
+  // Nothing listens on port 1: a demo that tried to reach this Redis would fail.
+  const config = { ...loadConfig({}), dataDir, redisUrl: 'redis://127.0.0.1:1', redisCluster: [{ host: '127.0.0.1', port: 1 }] };
+  const result = await runDemo(config, (line) => lines.push(line));
+  t.is(result.payerBalance, 200_00n - 3_50n - 42_00n);
+  t.deepEqual(lines.slice(2, 5), [
+    '  ledger and stores        embedded ledger (in memory)',
+    '                           holds with a ledger timeout',
+    '                           payment store in memory (lost on exit), directory in memory',
+  ]);
+  t.deepEqual(readdirSync(dataDir), []);
 });
