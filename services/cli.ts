@@ -1,72 +1,150 @@
 #!/usr/bin/env node
 /**
- * The `countersign` command line: serve, demo, payer tools, reconcile.
+ * The `countersign` command line: serve, demo, payer tools, reconcile. Conventions (every
+ * command): `--help` prints its usage and touches nothing; a bad command line is one line and
+ * exit 2; a mistake the user can fix (configuration, a busy port, a locked data directory) is
+ * one line and exit 1; anything else is a bug and keeps its stack (services/cli-errors.ts).
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { deriveSecondCode, secondCodeSuite } from '../authz/codes/challenge.js';
 import { base32Decode } from '../authz/codes/secret.js';
 import { reconcile } from '../authz/reconcile.js';
 import { createApp, prepareKeys } from './app.js';
+import { commandHelpText, isGrpcBindFailureLog, knownFailure, parseFlags, portInUse, UsageError, wantsHelp, type CommandHelp } from './cli-errors.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { isWorker, joinPrimary, parseWorkers, startPrimary, workersRefusal } from './workers.js';
+import { isWorker, joinPrimary, parseWorkers, startPrimary, workersMax, workersRefusal } from './workers.js';
 import { runDemo } from './demo.js';
 import { openLedger } from './ledger.js';
 import { runLedgerDemo } from './ledger-demo.js';
-import { runBankFrontEnd } from './bank/main.js';
+import { bankFrontEndHelp, runBankFrontEnd } from './bank/main.js';
 import { startServers } from './server.js';
-import { authorizerVelocityCommand } from './authorizers/velocity.js';
+import { authorizerVelocityCommand, authorizerVelocityHelp } from './authorizers/velocity.js';
 import { freePort, startBridge, telcoSettings, type TelcoSettings } from './telco.js';
 
-const usage = `usage: countersign <command> [options]
+/** `countersign help`: every variable the services read, with its default (test/services/cli.test.ts keeps it complete). */
+const environment: readonly (readonly [string, string])[] = [
+  ['COUNTERSIGN_DATA_DIR', 'data directory: ledger journal, payment store, keys (default ./.data)'],
+  ['COUNTERSIGN_HOST', 'interface the servers bind (default 127.0.0.1)'],
+  ['COUNTERSIGN_GRPC_PORT', 'gRPC port (default 50051; 0 picks a free one)'],
+  ['COUNTERSIGN_CONNECT_PORT', 'Connect/gRPC-Web port (default 8080; 0 picks a free one)'],
+  ['COUNTERSIGN_WEB_PORT', 'payer web terminal, HTTP/1.1 (default 8082; 0 picks a free one)'],
+  ['COUNTERSIGN_TLS_CERT', 'TLS on the gRPC port: certificate chain, PEM file (default: plaintext)'],
+  ['COUNTERSIGN_TLS_KEY', "the certificate's private key, PEM file (required with COUNTERSIGN_TLS_CERT)"],
+  ['COUNTERSIGN_TLS_CLIENT_CA', 'mTLS: every gRPC client presents a certificate from this CA, PEM file (default: none asked)'],
+  ['COUNTERSIGN_REDIS_URL', 'Redis for payments, idempotency, counters and the directory (default: embedded, in the data directory)'],
+  ['COUNTERSIGN_REDIS_CLUSTER', 'a Redis Cluster instead: seed nodes host:port,host:port,... (default: none)'],
+  ['COUNTERSIGN_TB_ADDRESSES', 'TigerBeetle replica addresses, comma-separated (default: the embedded ledger)'],
+  ['COUNTERSIGN_TB_CLUSTER_ID', 'TigerBeetle cluster id (default 0)'],
+  ['COUNTERSIGN_LEDGER_TIMEOUT_MS', 'deadline of one ledger request, milliseconds (default 5000)'],
+  ['COUNTERSIGN_LEDGER_HOLD_TIMEOUT', 'on | off: reservations lapse by themselves in the ledger (default on embedded, off on TigerBeetle)'],
+  ['COUNTERSIGN_ADMIN_KEY', 'operator API key (default: generated into <data dir>/admin.key)'],
+  ['COUNTERSIGN_MASTER_KEY', 'base64 master key (default: <data dir>/master.key, mode 0600)'],
+  ['COUNTERSIGN_STATSD', 'StatsD host:port for metrics (default: metrics off)'],
+  ['COUNTERSIGN_LOG_LEVEL', 'log level: fatal, error, warn, info, debug, trace (default info)'],
+  ['COUNTERSIGN_AUTHORIZERS', 'authorizer plugins after the built-in policy: name=host:port,... (default: none)'],
+  ['COUNTERSIGN_AUTHORIZER_DEADLINE_MS', 'deadline of one plugin call, milliseconds (default 200)'],
+  ['COUNTERSIGN_AUTHORIZER_FAILURE', 'when a plugin errs or is late: decline | require-strongest (default decline)'],
+  ['COUNTERSIGN_AUTHORIZER_STRONGEST', "factors required in a failed plugin's place (default SECOND_CODE)"],
+  ['COUNTERSIGN_BANK', 'the bank front-end gRPC host:port, for card + PIN (default: that factor unavailable)'],
+  ['COUNTERSIGN_BANK_DEADLINE_MS', 'deadline of one bank call, milliseconds (default 2000)'],
+  ['COUNTERSIGN_TELCO_BRIDGE', 'a separate telco bridge gRPC host:port (default: codes and calls on the console)'],
+  ['COUNTERSIGN_TELCO_KEY', 'key authz and the bridge present to each other (required with a bridge; --with-bridge makes one)'],
+  ['COUNTERSIGN_AUTHZ_ADDRESS', 'telco-bridge: the authz gRPC host:port it relays proofs to (required)'],
+  ['COUNTERSIGN_TELCO_PORT', "the bridge's gRPC port (default 50061)"],
+  ['COUNTERSIGN_WEBHOOK_PORT', "the bridge's voice webhooks, HTTP port (default 8081)"],
+  ['COUNTERSIGN_PUBLIC_WEBHOOK_URL', 'the webhook URL the voice provider calls (default http://HOST:WEBHOOK_PORT)'],
+  ['COUNTERSIGN_SMPP', 'SMS over SMPP: smpp://SYSTEM_ID:PASSWORD@HOST:PORT?source=SENDER (default: console)'],
+  ['COUNTERSIGN_VOICE', 'calls over TwiML: https://SID:TOKEN@api.twilio.com?from=+15550001000 (default: console)'],
+];
 
-commands:
-  serve [--with-bridge] [--workers N]
-                        run the authorization service: gRPC (grpc-js, health, reflection) and
-                        Connect/gRPC-Web (connect-node) on the configured ports; --with-bridge also
-                        runs the telco bridge (SMS over SMPP, calls over TwiML) in this process;
-                        --workers N runs N processes behind the same ports (needs Redis and
-                        TigerBeetle: the embedded data directory belongs to one process)
-  telco-bridge          run the telco bridge as its own process (COUNTERSIGN_AUTHZ_ADDRESS, COUNTERSIGN_TELCO_KEY)
-  demo                  serve in process and walk a merchant and a payer through payments:
-                        frictionless, second code (wrong then right), declined, insufficient funds
-  payer derive          compute a second code as a payer's terminal does:
-                          --secret BASE32 --first-code 8DIGITS --amount MINOR --currency USD --payee HEX32
-  reconcile             rebuild payment states from the ledger (the source of truth) and report
-  ledger-demo [--memory]  reserve / post / void / expire straight on the ledger
-  authorizer-velocity [--host 127.0.0.1] [--port N (0 = free)] [--max-per-hour N (5)] [--factor SECOND_CODE]
-                        an example authorizer plugin (gRPC AuthorizerService): more than N payment
-                        requests per payer within a sliding hour require the factor (COUNTERSIGN_AUTHORIZERS)
-  bank-frontend [--host 127.0.0.1] [--port N (0 = free)] [--cards FILE.json] [--key-file FILE]
-                        the reference bank front-end (M5 card + PIN decisions, gRPC BankFrontEndService);
-                        without --cards a demo card table (services/bank/README.md)
-  help                  this text
+const serveHelp: CommandHelp = {
+  name: 'serve',
+  synopsis: '[--with-bridge] [--workers N]',
+  summary: [
+    'run the authorization service: gRPC (grpc-js, health, reflection),',
+    'Connect/gRPC-Web (connect-node) and the payer web terminal on the configured ports',
+  ],
+  flags: [
+    ['--with-bridge', 'also run the telco bridge (SMS over SMPP, calls over TwiML) in this process'],
+    ['--workers N', `run N processes behind the same ports (1..${workersMax}; needs Redis and TigerBeetle:`],
+    ['', 'the embedded data directory belongs to one process)'],
+  ],
+};
 
-environment (all optional; see README "Configuration"):
-  COUNTERSIGN_DATA_DIR            data directory: ledger journal, directory, keys (default ./.data)
-  COUNTERSIGN_REDIS_URL           Redis for payments, idempotency, counters and the directory
-  COUNTERSIGN_REDIS_CLUSTER       a Redis Cluster instead: seed nodes host:port,host:port,...
-  COUNTERSIGN_TB_ADDRESSES        TigerBeetle replica addresses, comma-separated
-  COUNTERSIGN_TB_CLUSTER_ID       TigerBeetle cluster id (default 0)
-  COUNTERSIGN_LEDGER_HOLD_TIMEOUT on | off: reservations lapse by themselves in the ledger
-                                  (default on embedded, off on TigerBeetle; README "Holds and their timeout")
-  COUNTERSIGN_GRPC_PORT           gRPC port (default 50051)
-  COUNTERSIGN_CONNECT_PORT        Connect/gRPC-Web port (default 8080)
-  COUNTERSIGN_WEB_PORT            payer web terminal, HTTP/1.1 (default 8082; 0 picks a free one)
-  COUNTERSIGN_ADMIN_KEY           operator API key (default: generated into <data dir>/admin.key)
-  COUNTERSIGN_MASTER_KEY          base64 master key (default: <data dir>/master.key, mode 0600)
-  COUNTERSIGN_TELCO_BRIDGE        a separate telco bridge's gRPC host:port (with COUNTERSIGN_TELCO_KEY)
-  COUNTERSIGN_AUTHORIZERS         authorizer plugins after the built-in policy: name=host:port,... (README "Authorizer plugins")
-  COUNTERSIGN_AUTHORIZER_DEADLINE_MS, COUNTERSIGN_AUTHORIZER_FAILURE (decline | require-strongest),
-  COUNTERSIGN_AUTHORIZER_STRONGEST   plugin deadline (200), failure mode, factors required on failure (SECOND_CODE)
-  COUNTERSIGN_SMPP, COUNTERSIGN_VOICE, COUNTERSIGN_TELCO_PORT, COUNTERSIGN_WEBHOOK_PORT,
-  COUNTERSIGN_PUBLIC_WEBHOOK_URL, COUNTERSIGN_AUTHZ_ADDRESS   the bridge's settings (README "Telco")`;
+const commands: Readonly<Record<string, { help: CommandHelp; run: (args: string[]) => Promise<void> }>> = {
+  serve: { help: serveHelp, run: serve },
+  'telco-bridge': {
+    help: { name: 'telco-bridge', synopsis: '', summary: ['run the telco bridge as its own process (COUNTERSIGN_AUTHZ_ADDRESS, COUNTERSIGN_TELCO_KEY)'], flags: [] },
+    run: telcoBridgeCommand,
+  },
+  demo: {
+    help: {
+      name: 'demo',
+      synopsis: '',
+      summary: [
+        'run authz, the telco bridge (simulated SMSC and voice provider) and a reference bank in process,',
+        'print where the ledger and stores live, and walk a merchant and six payers through payments:',
+        'M1 codes, M2 SMS + call, M3 passwords, M4 paired watch, M3c line credit, M5 card + PIN',
+      ],
+      flags: [],
+    },
+    run: async (args) => {
+      parseFlags('demo', args, {});
+      await runDemo(loadConfig(), (line) => console.log(line));
+    },
+  },
+  'payer derive': {
+    help: {
+      name: 'payer derive',
+      synopsis: '--secret BASE32 --first-code 8DIGITS --amount MINOR --currency USD --payee HEX32',
+      summary: ["compute a second code as a payer's terminal does"],
+      flags: [
+        ['--secret BASE32', "the payer's enrolled secret"],
+        ['--first-code 8DIGITS', 'the first code the payment showed'],
+        ['--amount MINOR', 'the amount in minor units, digits only (2500 for 25.00)'],
+        ['--currency USD', 'the currency code'],
+        ['--payee HEX32', "the payee's account id"],
+      ],
+    },
+    run: async (args) => derive(args),
+  },
+  reconcile: {
+    help: { name: 'reconcile', synopsis: '', summary: ['rebuild payment states from the ledger (the source of truth) and report'], flags: [] },
+    run: reconcileCommand,
+  },
+  'ledger-demo': {
+    help: { name: 'ledger-demo', synopsis: '[--memory]', summary: ['reserve / post / void / expire straight on the ledger'], flags: [['--memory', 'an in-memory embedded ledger instead of the configured one']] },
+    run: ledgerDemo,
+  },
+  'authorizer-velocity': { help: authorizerVelocityHelp, run: authorizerVelocityCommand },
+  'bank-frontend': { help: bankFrontEndHelp, run: runBankFrontEnd },
+};
+
+const helpColumn = 24;
+
+function usageText(): string {
+  const lines = ['usage: countersign <command> [options]      (countersign <command> --help for one command)', '', 'commands:'];
+  for (const { help } of Object.values(commands)) {
+    const head = `${help.name}${help.synopsis === '' ? '' : ` ${help.synopsis}`}`;
+    const [first, ...more] = help.summary;
+    if (head.length + 2 < helpColumn - 1) lines.push(`  ${head.padEnd(helpColumn - 2)}${first}`);
+    else lines.push(`  ${head}`, `${' '.repeat(helpColumn)}${first}`);
+    for (const line of more) lines.push(`${' '.repeat(helpColumn)}${line}`);
+  }
+  lines.push(`  ${'help'.padEnd(helpColumn - 2)}this text`, `  ${'--version'.padEnd(helpColumn - 2)}the version`);
+  const nameWidth = Math.max(...environment.map(([name]) => name.length)) + 2;
+  lines.push('', 'environment (all optional; see README "Configuration"):');
+  for (const [name, what] of environment) lines.push(`  ${name.padEnd(nameWidth)}${what}`);
+  return lines.join('\n');
+}
 
 async function serve(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { 'with-bridge': { type: 'boolean', default: false }, workers: { type: 'string' } } });
-  const workers = parseWorkers(values.workers);
+  const values = parseFlags('serve', args, { 'with-bridge': { type: 'boolean', default: false }, workers: { type: 'string' } });
+  const workers = workersFlag(values.workers);
   const config = loadConfig();
   if (workers > 1 || isWorker()) {
     const refusal = workersRefusal(config, values['with-bridge']);
@@ -75,8 +153,16 @@ async function serve(args: string[]): Promise<void> {
   }
   const withBridge = values['with-bridge'] ? await bridgeSettings(config) : undefined;
   const app = await createApp({ config: withBridge?.config ?? config });
-  const servers = await startServers(app, { host: config.host, grpcPort: config.grpcPort, connectPort: config.connectPort, webPort: config.webPort, webPortRequired: config.webPortRequired || isWorker() });
-  const bridge = withBridge === undefined ? undefined : await startBridge(withBridge.settings, `${config.host}:${servers.grpcPort}`, app.logger);
+  const ports = [
+    { label: 'gRPC', setting: 'COUNTERSIGN_GRPC_PORT', port: config.grpcPort, grpcJs: true },
+    { label: 'payer web terminal', setting: 'COUNTERSIGN_WEB_PORT', port: config.webPort, grpcJs: false },
+    { label: 'Connect/gRPC-Web', setting: 'COUNTERSIGN_CONNECT_PORT', port: config.connectPort, grpcJs: false },
+    ...(withBridge === undefined ? [] : bridgePorts(withBridge.settings)),
+  ];
+  const servers = await startServers(app, { host: config.host, grpcPort: config.grpcPort, connectPort: config.connectPort, webPort: config.webPort, webPortRequired: config.webPortRequired || isWorker() }).catch(
+    (error: unknown) => Promise.reject(portError(error, config.host, ports)),
+  );
+  const bridge = withBridge === undefined ? undefined : await startBridge(withBridge.settings, `${config.host}:${servers.grpcPort}`, app.logger).catch((error: unknown) => Promise.reject(portError(error, config.host, ports)));
   app.logger.info({ grpcPort: servers.grpcPort, connectPort: servers.connectPort, stores: app.describe, worker: isWorker() }, 'countersign serving');
   const stop = async () => {
     await bridge?.close();
@@ -93,6 +179,42 @@ async function serve(args: string[]): Promise<void> {
     process.once('SIGTERM', resolve);
   });
   await stop();
+}
+
+/** `--workers N`: a bad N is a usage error (exit 2), not a configuration one. */
+function workersFlag(text: string | undefined): number {
+  try {
+    return parseWorkers(text);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new UsageError('serve', error.message);
+    throw error;
+  }
+}
+
+interface PortSetting {
+  label: string;
+  /** The variable or flag that moves it. */
+  setting: string;
+  port: number;
+  /** Bound by grpc-js (its own error) rather than node:net. */
+  grpcJs: boolean;
+}
+
+function bridgePorts(settings: TelcoSettings): PortSetting[] {
+  return [
+    { label: 'telco bridge gRPC', setting: 'COUNTERSIGN_TELCO_PORT', port: settings.grpcPort, grpcJs: true },
+    { label: 'telco bridge webhook', setting: 'COUNTERSIGN_WEBHOOK_PORT', port: settings.webhookPort, grpcJs: false },
+  ];
+}
+
+/** A busy port as a one-line ConfigError naming the setting that moves it; any other error as it is. */
+function portError(error: unknown, host: string, ports: readonly PortSetting[]): unknown {
+  const busy = portInUse(error);
+  if (busy === undefined) return error;
+  const which = ports.find((p) => p.port === busy.port && p.grpcJs === busy.grpcJs) ?? ports.find((p) => p.port === busy.port);
+  const where = `${host}:${busy.port}`;
+  if (which === undefined) return new ConfigError(`port ${where} is in use by another process`, { cause: error });
+  return new ConfigError(`${which.label} port ${where} is in use by another process: set ${which.setting} to a free port (0 picks one)`, { cause: error });
 }
 
 /** The bridge in this process: authz reaches it over loopback gRPC like a separate one. */
@@ -129,12 +251,14 @@ async function servePrimary(config: Config, workers: number): Promise<void> {
 }
 
 /** `countersign telco-bridge`: the bridge as its own process. */
-async function telcoBridgeCommand(): Promise<void> {
+async function telcoBridgeCommand(args: string[]): Promise<void> {
+  parseFlags('telco-bridge', args, {});
   const config = loadConfig();
   const authz = process.env.COUNTERSIGN_AUTHZ_ADDRESS;
   if (authz === undefined || authz === '') throw new ConfigError('telco-bridge needs COUNTERSIGN_AUTHZ_ADDRESS (authz gRPC host:port)');
   const logger = pino({ level: config.logLevel, base: { service: 'countersign-telco-bridge' } });
-  const bridge = await startBridge(telcoSettings(process.env, config.host), authz, logger);
+  const settings = telcoSettings(process.env, config.host);
+  const bridge = await startBridge(settings, authz, logger).catch((error: unknown) => Promise.reject(portError(error, config.host, bridgePorts(settings))));
   console.log(`countersign telco-bridge
   gRPC (TelcoBridgeService)  ${config.host}:${bridge.grpcPort}
   voice webhooks             ${bridge.webhookBaseUrl}
@@ -148,13 +272,10 @@ Ctrl-C stops.`);
 }
 
 function derive(args: string[]): void {
-  const { values } = parseArgs({
-    args,
-    options: { secret: { type: 'string' }, 'first-code': { type: 'string' }, amount: { type: 'string' }, currency: { type: 'string' }, payee: { type: 'string' } },
-  });
+  const values = parseFlags('payer derive', args, { secret: { type: 'string' }, 'first-code': { type: 'string' }, amount: { type: 'string' }, currency: { type: 'string' }, payee: { type: 'string' } });
   const missing = ['secret', 'first-code', 'amount', 'currency', 'payee'].filter((k) => values[k as keyof typeof values] === undefined);
-  if (missing.length > 0) throw new ConfigError(`payer derive needs --${missing.join(', --')}`);
-  if (!/^\d+$/.test(values.amount!)) throw new ConfigError('--amount is in minor units, digits only (2500 for 25.00)');
+  if (missing.length > 0) throw new UsageError('payer derive', `needs --${missing.join(', --')}`);
+  if (!/^\d+$/.test(values.amount!)) throw new UsageError('payer derive', '--amount is in minor units, digits only (2500 for 25.00)');
   const code = deriveSecondCode(base32Decode(values.secret!), {
     firstCode: values['first-code']!,
     amount: BigInt(values.amount!),
@@ -164,7 +285,8 @@ function derive(args: string[]): void {
   console.log(`${code}    (${secondCodeSuite})`);
 }
 
-async function reconcileCommand(): Promise<void> {
+async function reconcileCommand(args: string[]): Promise<void> {
+  parseFlags('reconcile', args, {});
   const app = await createApp({ config: loadConfig() });
   try {
     const report = await reconcile(app.payments.deps);
@@ -175,7 +297,7 @@ async function reconcileCommand(): Promise<void> {
 }
 
 async function ledgerDemo(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { memory: { type: 'boolean', default: false } } });
+  const values = parseFlags('ledger-demo', args, { memory: { type: 'boolean', default: false } });
   const { ledger, describe } = await openLedger(loadConfig(), { memory: values.memory });
   console.log(`countersign ledger demo on ${describe}`);
   try {
@@ -185,52 +307,71 @@ async function ledgerDemo(args: string[]): Promise<void> {
   }
 }
 
-async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case 'serve':
-      await serve(rest);
-      return 0;
-    case 'telco-bridge':
-      await telcoBridgeCommand();
-      return 0;
-    case 'demo':
-      await runDemo(loadConfig(), (line) => console.log(line));
-      return 0;
-    case 'payer':
-      if (rest[0] !== 'derive') throw new ConfigError('usage: countersign payer derive --secret … (see countersign help)');
-      derive(rest.slice(1));
-      return 0;
-    case 'reconcile':
-      await reconcileCommand();
-      return 0;
-    case 'ledger-demo':
-      await ledgerDemo(rest);
-      return 0;
-    case 'authorizer-velocity':
-      await authorizerVelocityCommand(rest);
-      return 0;
-    case 'bank-frontend':
-      await runBankFrontEnd(rest);
-      return 0;
-    case undefined:
-    case 'help':
-    case '--help':
-      console.log(usage);
-      return command === undefined ? 2 : 0;
-    default:
-      console.error(`countersign: unknown command "${command}"\n\n${usage}`);
-      return 2;
-  }
+/** The command and its arguments: `payer derive` is one command of two words. */
+function commandOf(argv: readonly string[]): { name: string; args: string[] } {
+  const [first = '', ...rest] = argv;
+  if (first !== 'payer') return { name: first, args: rest };
+  if (rest[0] === 'derive') return { name: 'payer derive', args: rest.slice(1) };
+  if (wantsHelp(rest)) return { name: 'payer derive', args: ['--help'] };
+  throw new UsageError('payer', rest[0] === undefined ? 'needs a subcommand: derive' : `unknown subcommand "${rest[0]}" (the one there is: derive)`);
 }
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0) {
+    console.error(usageText());
+    return 2;
+  }
+  if (['help', '--help', '-h'].includes(argv[0]!)) {
+    console.log(usageText());
+    return 0;
+  }
+  if (['version', '--version', '-v'].includes(argv[0]!)) {
+    console.log(`countersign ${packageVersion()}`);
+    return 0;
+  }
+  const { name, args } = commandOf(argv);
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (command === undefined) {
+    console.error(`countersign: unknown command "${name}"; see countersign help`);
+    return 2;
+  }
+  if (wantsHelp(args)) {
+    console.log(commandHelpText(command.help));
+    return 0;
+  }
+  const standalone = name === 'authorizer-velocity' || name === 'bank-frontend';
+  await command.run(args).catch((error: unknown) => Promise.reject(standalone ? oneLinePortError(error) : error));
+  return 0;
+}
+
+/** authorizer-velocity and bank-frontend: a busy --port. */
+function oneLinePortError(error: unknown): unknown {
+  const busy = portInUse(error);
+  if (busy === undefined) return error;
+  return new ConfigError(`port ${busy.port} is in use by another process: choose another with --port (0 picks a free one)`, { cause: error });
+}
+
+/** package.json's version, read when asked (the CLI runs from a checkout). */
+function packageVersion(): string {
+  const text = readFileSync(new URL('../package.json', import.meta.url), 'utf8');
+  return (JSON.parse(text) as { version: string }).version;
+}
+
+// grpc-js logs a failed bind itself before rejecting; the CLI says it once, in one line.
+grpc.setLogger({
+  error: (message?: unknown, ...rest: unknown[]) => void (isGrpcBindFailureLog(message) || console.error(`E ${String(message)}`, ...rest)),
+  info: (message?: unknown, ...rest: unknown[]) => console.error(`I ${String(message)}`, ...rest),
+  debug: (message?: unknown, ...rest: unknown[]) => console.error(`D ${String(message)}`, ...rest),
+});
 
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (error: unknown) => {
-    const message = error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
-    console.error(`countersign: ${message}`);
+    const known = knownFailure(error, process.env.COUNTERSIGN_DATA_DIR || '.data');
+    // A bug keeps its stack; a mistake the user can fix is one line.
+    console.error(known?.line ?? `countersign: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     // Exit rather than wait for the event loop: a start that failed half way may leave clients
     // open (the TigerBeetle client reconnects forever), and a supervisor must see the failure.
-    process.exit(1);
+    process.exit(known?.exitCode ?? 1);
   },
 );

@@ -1,10 +1,10 @@
-import { parseArgs } from 'node:util';
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import type { AuthorizationContext, Authorizer, Decision } from '../../authz/authorizer.js';
 import type { Factor } from '../../authz/model.js';
 import { AuthorizerService } from '../../gen/countersign/v1/authorizer_pb.js';
+import { parseFlags, UsageError, type CommandHelp } from '../cli-errors.js';
 import { ConfigError } from '../config.js';
 import { startGrpcServer, type RunningServer } from '../rpc/grpc-host.js';
 import { factorNamed } from './settings.js';
@@ -107,19 +107,43 @@ export function startVelocityPlugin(options: VelocityPluginOptions): Promise<Run
   });
 }
 
+/** `--factor`: an unknown factor is a usage error (exit 2). */
+function factorFlag(name: string): Factor {
+  try {
+    return factorNamed(name, '--factor');
+  } catch (error) {
+    if (error instanceof ConfigError) throw new UsageError('authorizer-velocity', error.message);
+    throw error;
+  }
+}
+
 function boundedInt(flag: string, text: string, min: number, max: number): number {
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new ConfigError(`${flag} must be an integer ${min}..${max}, got "${text}"`);
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new UsageError('authorizer-velocity', `${flag} must be an integer ${min}..${max}, got "${text}"`);
   return Number(text);
 }
 
+export const authorizerVelocityHelp: CommandHelp = {
+  name: 'authorizer-velocity',
+  synopsis: '[--host 127.0.0.1] [--port N (0 = free)] [--max-per-hour N (5)] [--factor SECOND_CODE]',
+  summary: ['an example authorizer plugin (gRPC AuthorizerService): more than N payment', 'requests per payer within a sliding hour require the factor (COUNTERSIGN_AUTHORIZERS)'],
+  flags: [
+    ['--host HOST', 'interface to listen on (default 127.0.0.1)'],
+    ['--port N', 'port to listen on (default 0: a free one, printed)'],
+    ['--max-per-hour N', `payment requests per payer per hour allowed without the factor, 1..${velocityMaxPerHourMax} (default 5)`],
+    ['--factor FACTOR', 'the factor required above that (default SECOND_CODE)'],
+  ],
+};
+
 /** `countersign authorizer-velocity [--host H] [--port N] [--max-per-hour N] [--factor F]`: runs until SIGINT or SIGTERM. */
 export async function authorizerVelocityCommand(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '0' }, 'max-per-hour': { type: 'string', default: '5' }, factor: { type: 'string', default: 'SECOND_CODE' } },
+  const values = parseFlags('authorizer-velocity', args, {
+    host: { type: 'string', default: '127.0.0.1' },
+    port: { type: 'string', default: '0' },
+    'max-per-hour': { type: 'string', default: '5' },
+    factor: { type: 'string', default: 'SECOND_CODE' },
   });
   const maxPerHour = boundedInt('--max-per-hour', values['max-per-hour'], 1, velocityMaxPerHourMax);
-  const factor = factorNamed(values.factor, '--factor');
+  const factor = factorFlag(values.factor);
   const logger = pino({ level: process.env.COUNTERSIGN_LOG_LEVEL || 'info', base: { service: 'countersign-authorizer-velocity' } });
   const server = await startVelocityPlugin({ host: values.host, port: boundedInt('--port', values.port, 0, 65_535), maxPerHour, factor, payersMax: velocityPayersMax, now: Date.now, logger });
   console.log(`countersign authorizer-velocity listening on ${values.host}:${server.port} (REQUIRE ${factor} above ${maxPerHour} payment requests per payer per hour)`);

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { pino } from 'pino';
+import { parseFlags, UsageError, type CommandHelp } from '../cli-errors.js';
 import { ConfigError } from '../config.js';
 import { startBankServer } from './bank-server.js';
 import { cardsFileBytesMax, CardsFileError, demoCards, parseCardsFile, type CardRecord } from './cards.js';
@@ -17,13 +17,22 @@ import { KeyFileError, loadOrCreateKeyFile } from './key-file.js';
 export const bankPortDefault = 50071;
 export const bankHostDefault = '127.0.0.1';
 
+export const bankFrontEndHelp: CommandHelp = {
+  name: 'bank-frontend',
+  synopsis: '[--host 127.0.0.1] [--port N (0 = free)] [--cards FILE.json] [--key-file FILE]',
+  summary: ['the reference bank front-end (M5 card + PIN decisions, gRPC BankFrontEndService);', 'without --cards a demo card table (services/bank/README.md)'],
+  flags: [
+    ['--host HOST', `interface to listen on (default ${bankHostDefault})`],
+    ['--port N', `port to listen on, 0 picks a free one (default ${bankPortDefault})`],
+    ['--cards FILE.json', 'the card table (services/bank/README.md); default: the demo table'],
+    ['--key-file FILE', "the bank's X25519 key, created (mode 0600) if missing; default: a fresh key"],
+  ],
+};
+
 export async function runBankFrontEnd(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: { host: { type: 'string', default: bankHostDefault }, port: { type: 'string', default: String(bankPortDefault) }, cards: { type: 'string' }, 'key-file': { type: 'string' } },
-  });
+  const values = parseFlags('bank-frontend', args, { host: { type: 'string', default: bankHostDefault }, port: { type: 'string', default: String(bankPortDefault) }, cards: { type: 'string' }, 'key-file': { type: 'string' } });
   const port = Number(values.port);
-  if (!/^[0-9]{1,5}$/.test(values.port) || port > 65_535) throw new ConfigError('--port must be 0..65535');
+  if (!/^[0-9]{1,5}$/.test(values.port) || port > 65_535) throw new UsageError('bank-frontend', `--port must be 0..65535, got "${values.port}"`);
   const logger = pino({ level: process.env.COUNTERSIGN_LOG_LEVEL || 'info', base: { service: 'countersign-bank-frontend' } });
   const key = keyFrom(values['key-file']);
   const cards = values.cards === undefined ? await demoCards() : cardsFrom(values.cards);

@@ -97,6 +97,6 @@ test('authorizer-velocity refuses bad options with a clear message', async (t) =
     new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), startMsMax))),
   ]);
   clearTimeout(timer);
-  t.is(code, 1, output);
-  t.regex(output, /countersign: --max-per-hour must be an integer 1\.\.10000, got "0"/);
+  t.is(code, 2, output);
+  t.regex(output, /countersign authorizer-velocity: --max-per-hour must be an integer 1\.\.10000, got "0"; see countersign authorizer-velocity --help/);
 });

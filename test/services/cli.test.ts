@@ -1,0 +1,271 @@
+import test, { type ExecutionContext } from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { lockDataDir as lockStoreDir } from '../../authz/store/journal/lock.js';
+import { lockDataDir as lockLedgerDir } from '../../ledger/embedded/journal.js';
+
+// The real `countersign` command line as a child process, in a fresh working directory with
+// COUNTERSIGN_DATA_DIR under it: exit codes, exact lines, and what it leaves on disk.
+
+const repo = fileURLToPath(new URL('../../', import.meta.url));
+const cliTs = join(repo, 'services/cli.ts');
+const bin = join(repo, 'bin/countersign.mjs');
+const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
+/** Longest a child may take to start, answer and exit (tsx compiles on a loaded machine), milliseconds. */
+const runMsMax = 60_000;
+
+/** `node --import=tsx services/cli.ts …` (tsx from this package: the working directory is elsewhere) or `node bin/countersign.mjs …`. */
+type Entry = 'cli.ts' | 'bin';
+const argvOf = (entry: Entry, args: readonly string[]) => (entry === 'bin' ? [bin, ...args] : [`--import=${import.meta.resolve('tsx')}`, cliTs, ...args]);
+
+interface Place {
+  cwd: string;
+  dataDir: string;
+}
+
+/** A fresh working directory; the data directory inside it is not created. */
+function place(t: ExecutionContext): Place {
+  const cwd = mkdtempSync(join(tmpdir(), 'cs-cli-'));
+  t.teardown(() => rmSync(cwd, { recursive: true, force: true }));
+  return { cwd, dataDir: join(cwd, 'data') };
+}
+
+/** Everything under `dir`, relative to it. */
+function filesIn(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).map((p) => relative(dir, join(dir, p))).sort();
+}
+
+/** The parent's environment without any COUNTERSIGN_* setting, plus `env`. */
+function childEnv(at: Place, env: Record<string, string>): NodeJS.ProcessEnv {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('COUNTERSIGN_')));
+  return { ...clean, COUNTERSIGN_DATA_DIR: at.dataDir, COUNTERSIGN_LOG_LEVEL: 'warn', ...env };
+}
+
+/** Children at once: ava runs this file's tests concurrently, the machine has two cores. */
+const childrenMax = 2;
+let children = 0;
+const waiting: (() => void)[] = [];
+
+async function start(t: ExecutionContext, entry: Entry, args: readonly string[], at: Place, env: Record<string, string> = {}): Promise<ChildProcess> {
+  if (children < childrenMax) children += 1;
+  else await new Promise<void>((resolve) => waiting.push(resolve)); // a finished child hands its slot over
+  const child = spawn(process.execPath, argvOf(entry, args), { cwd: at.cwd, env: childEnv(at, env), stdio: ['ignore', 'pipe', 'pipe'] });
+  child.once('close', () => {
+    const next = waiting.shift();
+    if (next === undefined) children -= 1;
+    else next();
+  });
+  t.teardown(() => void child.kill('SIGKILL'));
+  return child;
+}
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+async function run(t: ExecutionContext, entry: Entry, args: readonly string[], at: Place, env: Record<string, string> = {}): Promise<Ran> {
+  const child = await start(t, entry, args, at, env);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  let timer: NodeJS.Timeout | undefined;
+  const code = await Promise.race([
+    new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c))),
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`countersign ${args.join(' ')}: no exit within ${runMsMax} ms: ${stdout}${stderr}`)), runMsMax))),
+  ]).finally(() => clearTimeout(timer));
+  return { code, stdout, stderr };
+}
+
+/** A port this test holds open, so the child finds it busy. */
+async function busyPort(t: ExecutionContext): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return (server.address() as AddressInfo).port;
+}
+
+for (const entry of ['cli.ts', 'bin'] as const) {
+  test(`${entry}: --version and version print the package version`, async (t) => {
+    const at = place(t);
+    for (const flag of ['--version', 'version']) {
+      const ran = await run(t, entry, [flag], at);
+      t.is(ran.code, 0, ran.stderr);
+      t.is(ran.stdout, `countersign ${version}\n`);
+      t.is(ran.stderr, '');
+    }
+    t.deepEqual(filesIn(at.cwd), []);
+  });
+}
+
+test('bin: an unknown command exits 2 with one line', async (t) => {
+  const at = place(t);
+  const ran = await run(t, 'bin', ['frobnicate'], at);
+  t.is(ran.code, 2);
+  t.is(ran.stderr, 'countersign: unknown command "frobnicate"; see countersign help\n');
+});
+
+const helpFirstLines: readonly (readonly [string[], string])[] = [
+  [['serve', '--help'], 'usage: countersign serve [--with-bridge] [--workers N]'],
+  [['serve', '--with-bridge', '-h'], 'usage: countersign serve [--with-bridge] [--workers N]'],
+  [['telco-bridge', '--help'], 'usage: countersign telco-bridge'],
+  [['demo', '-h'], 'usage: countersign demo'],
+  [['payer', 'derive', '--help'], 'usage: countersign payer derive --secret BASE32 --first-code 8DIGITS --amount MINOR --currency USD --payee HEX32'],
+  [['payer', '--help'], 'usage: countersign payer derive --secret BASE32 --first-code 8DIGITS --amount MINOR --currency USD --payee HEX32'],
+  [['reconcile', '--help'], 'usage: countersign reconcile'],
+  [['ledger-demo', '--help'], 'usage: countersign ledger-demo [--memory]'],
+  [['authorizer-velocity', '--help'], 'usage: countersign authorizer-velocity [--host 127.0.0.1] [--port N (0 = free)] [--max-per-hour N (5)] [--factor SECOND_CODE]'],
+  [['bank-frontend', '-h'], 'usage: countersign bank-frontend [--host 127.0.0.1] [--port N (0 = free)] [--cards FILE.json] [--key-file FILE]'],
+];
+
+for (const [args, firstLine] of helpFirstLines) {
+  test(`countersign ${args.join(' ')} prints its usage, exits 0 and touches nothing`, async (t) => {
+    const at = place(t);
+    const ran = await run(t, 'cli.ts', args, at);
+    t.is(ran.code, 0, ran.stderr);
+    t.is(ran.stdout.split('\n')[0], firstLine);
+    t.true(ran.stdout.includes('\n  -h, --help            this text\n'), ran.stdout);
+    t.is(ran.stderr, '');
+    t.deepEqual(filesIn(at.cwd), [], 'no data directory, no keys, nothing in the working directory');
+  });
+}
+
+const usageErrors: readonly (readonly [string[], string])[] = [
+  [['serve', '--bogus'], 'countersign serve: unknown option --bogus; see countersign serve --help'],
+  [['serve', '--workers'], 'countersign serve: --workers needs a value; see countersign serve --help'],
+  [['serve', '--workers', 'lots'], 'countersign serve: --workers must be 1 to 64, got "lots"; see countersign serve --help'],
+  [['serve', '--with-bridge=yes'], 'countersign serve: --with-bridge takes no value; see countersign serve --help'],
+  [['serve', 'now'], 'countersign serve: unexpected argument "now"; see countersign serve --help'],
+  [['reconcile', '--dry-run'], 'countersign reconcile: unknown option --dry-run; see countersign reconcile --help'],
+  [['demo', 'fast'], 'countersign demo: unexpected argument "fast"; see countersign demo --help'],
+  [['telco-bridge', '-x'], 'countersign telco-bridge: unknown option -x; see countersign telco-bridge --help'],
+  [['ledger-demo', '--memory', '--memory'], 'countersign ledger-demo: --memory given twice; see countersign ledger-demo --help'],
+  [['payer'], 'countersign payer: needs a subcommand: derive; see countersign payer --help'],
+  [['payer', 'derive', '--secret', 'JBSWY3DP'], 'countersign payer derive: needs --first-code, --amount, --currency, --payee; see countersign payer derive --help'],
+  [['authorizer-velocity', '--max-per-hour', '0'], 'countersign authorizer-velocity: --max-per-hour must be an integer 1..10000, got "0"; see countersign authorizer-velocity --help'],
+  [['authorizer-velocity', '--factor', 'PSYCHIC'], 'countersign authorizer-velocity: --factor: unknown factor "PSYCHIC" (one of '],
+  [['bank-frontend', '--port', '70000'], 'countersign bank-frontend: --port must be 0..65535, got "70000"; see countersign bank-frontend --help'],
+  [['bank-frontend', '--cards'], 'countersign bank-frontend: --cards needs a value; see countersign bank-frontend --help'],
+];
+
+for (const [args, line] of usageErrors) {
+  test(`countersign ${args.join(' ')} exits 2 with one line`, async (t) => {
+    const at = place(t);
+    const ran = await run(t, 'cli.ts', args, at);
+    t.is(ran.code, 2, ran.stderr);
+    t.true(ran.stderr.startsWith(line), ran.stderr);
+    t.is(ran.stderr.split('\n').length, 2, `one line, no stack: ${ran.stderr}`);
+    t.deepEqual(filesIn(at.cwd), []);
+  });
+}
+
+/** Every COUNTERSIGN_* variable the services read (`env.X`, `env['X']`), from the sources themselves. */
+function variablesRead(): string[] {
+  const names = new Set<string>();
+  for (const dir of ['services', 'authz', 'ledger', 'telco-bridge']) {
+    for (const file of readdirSync(join(repo, dir), { recursive: true, encoding: 'utf8' })) {
+      if (!file.endsWith('.ts')) continue;
+      const text = readFileSync(join(repo, dir, file), 'utf8');
+      for (const match of text.matchAll(/\benv(?:\.|\[\s*['"])(COUNTERSIGN_[A-Z0-9_]+)/g)) names.add(match[1]!);
+    }
+  }
+  return [...names].sort();
+}
+
+test('countersign help lists every COUNTERSIGN_* variable the sources read, one line each with its default', async (t) => {
+  const read = variablesRead();
+  for (const known of ['COUNTERSIGN_DATA_DIR', 'COUNTERSIGN_GRPC_PORT', 'COUNTERSIGN_SMPP', 'COUNTERSIGN_AUTHORIZER_FAILURE', 'COUNTERSIGN_BANK']) t.true(read.includes(known), `the scan finds ${known}`);
+  const at = place(t);
+  const ran = await run(t, 'cli.ts', ['help'], at);
+  t.is(ran.code, 0);
+  const lines = ran.stdout.split('\n');
+  const listed = lines.filter((l) => /^ {2}COUNTERSIGN_[A-Z0-9_]+ +\S/.test(l));
+  for (const name of read) {
+    const line = listed.find((l) => l.startsWith(`  ${name} `));
+    t.truthy(line, `countersign help lists ${name}`);
+    t.regex(line ?? '', /\(default|\(required/, `${name}'s line says its default`);
+  }
+  t.deepEqual(listed.map((l) => l.trim().split(/\s+/)[0]).sort(), read, 'and lists no variable nothing reads');
+  t.is(lines[0], 'usage: countersign <command> [options]      (countersign <command> --help for one command)');
+});
+
+/** `serve` with every port free (0) except the overrides. */
+const servePorts = { COUNTERSIGN_GRPC_PORT: '0', COUNTERSIGN_CONNECT_PORT: '0', COUNTERSIGN_WEB_PORT: '0' };
+
+for (const [variable, label] of [
+  ['COUNTERSIGN_GRPC_PORT', 'gRPC'],
+  ['COUNTERSIGN_CONNECT_PORT', 'Connect/gRPC-Web'],
+] as const) {
+  test(`serve on a busy ${label} port says so in one line naming ${variable}, exit 1`, async (t) => {
+    const port = await busyPort(t);
+    const at = place(t);
+    const ran = await run(t, 'cli.ts', ['serve'], at, { ...servePorts, [variable]: String(port) });
+    t.is(ran.code, 1, ran.stdout + ran.stderr);
+    t.is(ran.stderr, `countersign: ${label} port 127.0.0.1:${port} is in use by another process: set ${variable} to a free port (0 picks one)\n`);
+  });
+}
+
+test('authorizer-velocity on a busy --port says so in one line, exit 1', async (t) => {
+  const port = await busyPort(t);
+  const at = place(t);
+  const ran = await run(t, 'cli.ts', ['authorizer-velocity', '--port', String(port)], at);
+  t.is(ran.code, 1, ran.stdout + ran.stderr);
+  t.is(ran.stderr, `countersign: port ${port} is in use by another process: choose another with --port (0 picks a free one)\n`);
+});
+
+test('reconcile on a ledger another process holds names the directory and COUNTERSIGN_DATA_DIR, exit 1', async (t) => {
+  const at = place(t);
+  const release = lockLedgerDir(join(at.dataDir, 'ledger')); // this test's process: alive, so the lock is live
+  t.teardown(release);
+  const ran = await run(t, 'cli.ts', ['reconcile'], at);
+  t.is(ran.code, 1, ran.stdout + ran.stderr);
+  t.is(
+    ran.stderr,
+    `countersign: data directory ${join(at.dataDir, 'ledger')} is in use by process ${process.pid}: stop that process, or set COUNTERSIGN_DATA_DIR to another directory (now ${at.dataDir})\n`,
+  );
+});
+
+test('reconcile on a payment store another process holds names the directory and COUNTERSIGN_DATA_DIR, exit 1', async (t) => {
+  const at = place(t);
+  mkdirSync(join(at.dataDir, 'payments'), { recursive: true });
+  const release = lockStoreDir(join(at.dataDir, 'payments'));
+  t.teardown(release);
+  const ran = await run(t, 'cli.ts', ['reconcile'], at);
+  t.is(ran.code, 1, ran.stdout + ran.stderr);
+  t.is(
+    ran.stderr,
+    `countersign: payment store data directory ${join(at.dataDir, 'payments')} is in use by process ${process.pid} (its LOCK file): stop that process, or set COUNTERSIGN_DATA_DIR to another directory (now ${at.dataDir})\n`,
+  );
+});
+
+test('bin: serve runs under the launcher and SIGTERM reaches it: it stops cleanly with exit 0 and releases the data directory', async (t) => {
+  const at = place(t);
+  const child = await start(t, 'bin', ['serve'], at, servePorts);
+  let output = '';
+  const exited = new Promise<number | string | null>((resolve) => child.once('close', (code, signal) => resolve(code ?? signal)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no banner within ${runMsMax} ms: ${output}`)), runMsMax);
+    const take = (d: Buffer) => {
+      output += d.toString();
+      if (/^countersign serving\n/m.test(output) && output.includes('Ctrl-C stops.')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', take);
+    child.stderr!.on('data', take);
+    void exited.then((code) => (clearTimeout(timer), reject(new Error(`exited ${code} before its banner: ${output}`))));
+  });
+  t.true(filesIn(at.dataDir).includes('ledger/LOCK'), 'serving, it holds the ledger');
+  child.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const code = await Promise.race([exited, new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), runMsMax)))]).finally(() => clearTimeout(timer));
+  t.is(code, 0, output);
+  t.false(filesIn(at.dataDir).includes('ledger/LOCK'), 'stopped, it released the ledger');
+});
