@@ -1,17 +1,16 @@
 #!/usr/bin/env node
 /**
- * The `countersign` command line: serve, demo, payer tools, reconcile. Conventions (every
- * command): `--help` prints its usage and touches nothing; a bad command line is one line and
- * exit 2; a mistake the user can fix (configuration, a busy port, a locked data directory) is
- * one line and exit 1; anything else is a bug and keeps its stack (services/cli-errors.ts).
+ * The `countersign` command line: serve, demo, the client commands that call a running server
+ * (services/commands/), reconcile. Conventions (every command): `--help` prints its usage and
+ * touches nothing; a bad command line is one line and exit 2; a mistake the user can fix
+ * (configuration, a busy port, a locked data directory) is one line and exit 1; anything else
+ * is a bug and keeps its stack (services/cli-errors.ts).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { deriveSecondCode, secondCodeSuite } from '../authz/codes/challenge.js';
-import { base32Decode } from '../authz/codes/secret.js';
 import { reconcile } from '../authz/reconcile.js';
 import { createApp, prepareKeys } from './app.js';
 import { commandHelpText, isGrpcBindFailureLog, knownFailure, parseFlags, portInUse, UsageError, wantsHelp, type CommandHelp } from './cli-errors.js';
@@ -24,6 +23,7 @@ import { bankFrontEndHelp, runBankFrontEnd } from './bank/main.js';
 import { startServers } from './server.js';
 import { authorizerVelocityCommand, authorizerVelocityHelp } from './authorizers/velocity.js';
 import { freePort, startBridge, telcoSettings, type TelcoSettings } from './telco.js';
+import { clientCommandEntries, commandGroups, groupHelp, subcommandsOf } from './commands/index.js';
 
 /** `countersign help`: every variable the services read, with its default (test/services/cli.test.ts keeps it complete). */
 const environment: readonly (readonly [string, string])[] = [
@@ -41,7 +41,9 @@ const environment: readonly (readonly [string, string])[] = [
   ['COUNTERSIGN_TB_CLUSTER_ID', 'TigerBeetle cluster id (default 0)'],
   ['COUNTERSIGN_LEDGER_TIMEOUT_MS', 'deadline of one ledger request, milliseconds (default 5000)'],
   ['COUNTERSIGN_LEDGER_HOLD_TIMEOUT', 'on | off: reservations lapse by themselves in the ledger (default on embedded, off on TigerBeetle)'],
-  ['COUNTERSIGN_ADMIN_KEY', 'operator API key (default: generated into <data dir>/admin.key)'],
+  ['COUNTERSIGN_ADMIN_KEY', 'operator API key (default: generated into <data dir>/admin.key; client commands read it there)'],
+  ['COUNTERSIGN_API_KEY', "client commands: the merchant's API key when --key is not given (default: none)"],
+  ['COUNTERSIGN_PAYER_TOKEN', "client commands: the payer's token when --token is not given (default: none)"],
   ['COUNTERSIGN_MASTER_KEY', 'base64 master key (default: <data dir>/master.key, mode 0600)'],
   ['COUNTERSIGN_STATSD', 'StatsD host:port for metrics (default: metrics off)'],
   ['COUNTERSIGN_LOG_LEVEL', 'log level: fatal, error, warn, info, debug, trace (default info)'],
@@ -97,21 +99,7 @@ const commands: Readonly<Record<string, { help: CommandHelp; run: (args: string[
       await runDemo(loadConfig(), (line) => console.log(line));
     },
   },
-  'payer derive': {
-    help: {
-      name: 'payer derive',
-      synopsis: '--secret BASE32 --first-code 8DIGITS --amount MINOR --currency USD --payee HEX32',
-      summary: ["compute a second code as a payer's terminal does"],
-      flags: [
-        ['--secret BASE32', "the payer's enrolled secret"],
-        ['--first-code 8DIGITS', 'the first code the payment showed'],
-        ['--amount MINOR', 'the amount in minor units, digits only (2500 for 25.00)'],
-        ['--currency USD', 'the currency code'],
-        ['--payee HEX32', "the payee's account id"],
-      ],
-    },
-    run: async (args) => derive(args),
-  },
+  ...clientCommandEntries(),
   reconcile: {
     help: { name: 'reconcile', synopsis: '', summary: ['rebuild payment states from the ledger (the source of truth) and report'], flags: [] },
     run: reconcileCommand,
@@ -271,20 +259,6 @@ Ctrl-C stops.`);
   await bridge.close();
 }
 
-function derive(args: string[]): void {
-  const values = parseFlags('payer derive', args, { secret: { type: 'string' }, 'first-code': { type: 'string' }, amount: { type: 'string' }, currency: { type: 'string' }, payee: { type: 'string' } });
-  const missing = ['secret', 'first-code', 'amount', 'currency', 'payee'].filter((k) => values[k as keyof typeof values] === undefined);
-  if (missing.length > 0) throw new UsageError('payer derive', `needs --${missing.join(', --')}`);
-  if (!/^\d+$/.test(values.amount!)) throw new UsageError('payer derive', '--amount is in minor units, digits only (2500 for 25.00)');
-  const code = deriveSecondCode(base32Decode(values.secret!), {
-    firstCode: values['first-code']!,
-    amount: BigInt(values.amount!),
-    currency: values.currency!,
-    payeeAccountId: values.payee!,
-  });
-  console.log(`${code}    (${secondCodeSuite})`);
-}
-
 async function reconcileCommand(args: string[]): Promise<void> {
   parseFlags('reconcile', args, {});
   const app = await createApp({ config: loadConfig() });
@@ -307,13 +281,26 @@ async function ledgerDemo(args: string[]): Promise<void> {
   }
 }
 
+/** Commands of two words (`payer derive`, `payment create`), by their first word. */
+const groups: Readonly<Record<string, { help: CommandHelp; run: (args: string[]) => Promise<void> }>> = Object.fromEntries(
+  commandGroups(Object.keys(commands)).map((group) => [
+    group,
+    {
+      help: groupHelp(group, Object.values(commands).map((c) => c.help)),
+      run: async () => Promise.reject(new UsageError(group, `needs a subcommand: ${subcommandsOf(group, Object.keys(commands)).join(', ')}`)),
+    },
+  ]),
+);
+
 /** The command and its arguments: `payer derive` is one command of two words. */
 function commandOf(argv: readonly string[]): { name: string; args: string[] } {
   const [first = '', ...rest] = argv;
-  if (first !== 'payer') return { name: first, args: rest };
-  if (rest[0] === 'derive') return { name: 'payer derive', args: rest.slice(1) };
-  if (wantsHelp(rest)) return { name: 'payer derive', args: ['--help'] };
-  throw new UsageError('payer', rest[0] === undefined ? 'needs a subcommand: derive' : `unknown subcommand "${rest[0]}" (the one there is: derive)`);
+  if (!Object.hasOwn(groups, first)) return { name: first, args: rest };
+  const name = `${first} ${rest[0] ?? ''}`;
+  if (Object.hasOwn(commands, name)) return { name, args: rest.slice(1) };
+  if (wantsHelp(rest)) return { name: first, args: ['--help'] };
+  const subcommands = subcommandsOf(first, Object.keys(commands)).join(', ');
+  throw new UsageError(first, rest[0] === undefined ? `needs a subcommand: ${subcommands}` : `unknown subcommand "${rest[0]}" (one of ${subcommands})`);
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -330,7 +317,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const { name, args } = commandOf(argv);
-  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  const command = Object.hasOwn(commands, name) ? commands[name] : Object.hasOwn(groups, name) ? groups[name] : undefined;
   if (command === undefined) {
     console.error(`countersign: unknown command "${name}"; see countersign help`);
     return 2;

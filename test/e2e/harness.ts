@@ -1,3 +1,4 @@
+import type { Clients } from '../../services/commands/connection.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,12 +31,8 @@ export type ClientKind = 'grpc-js' | 'connect';
  */
 export type StoreKind = 'memory' | 'journal' | 'redis' | 'redis-cluster';
 
-export interface Clients {
-  payments: Client<typeof PaymentService>;
-  payer: Client<typeof PayerService>;
-  enrollment: Client<typeof EnrollmentService>;
-  ledger: Client<typeof LedgerService>;
-}
+/** The four services' clients, one key: the same shape the CLI's client commands use. */
+export type { Clients } from '../../services/commands/connection.js';
 
 export interface Env {
   readonly name: string;

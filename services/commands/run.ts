@@ -1,0 +1,55 @@
+import { ConnectError } from '@connectrpc/connect';
+import type { CommandHelp } from '../cli-errors.js';
+import { withClients, type Clients, type Server } from './connection.js';
+import { CommandFailure, consoleIo, serverFailure, type Io } from './output.js';
+
+/**
+ * A client command: flags in, calls to a running server, lines out. It throws UsageError (exit 2)
+ * and ConfigError (exit 1) as every command does, and CommandFailure for what the server refused
+ * or what the command found (exit 1, one line).
+ */
+export interface ClientCommand {
+  help: CommandHelp;
+  run(args: string[], io: Io, env: NodeJS.ProcessEnv): Promise<void>;
+}
+
+/** The calls of one command on one key; a gRPC error becomes `<gRPC code>: <message>`. */
+export async function onServer<T>(command: string, server: Server, key: string, use: (clients: Clients) => Promise<T>): Promise<T> {
+  try {
+    return await withClients(server, key, use);
+  } catch (error) {
+    if (error instanceof ConnectError) throw serverFailure(command, error, server.address);
+    throw error;
+  }
+}
+
+/** `countersign <command>: <what>` for a CommandFailure; undefined for anything else. */
+export function failureLine(error: unknown): string | undefined {
+  return error instanceof CommandFailure ? `countersign ${error.command}: ${error.message}` : undefined;
+}
+
+/**
+ * The command as the CLI's table runs it, on the console and the process environment. A
+ * CommandFailure is its one line and exit 1 here, since the CLI's error printer
+ * (services/cli-errors.ts knownFailure) does not know it; anything else goes to that printer.
+ */
+export function cliEntry(command: ClientCommand): { help: CommandHelp; run: (args: string[]) => Promise<void> } {
+  return {
+    help: command.help,
+    run: async (args) => {
+      // Output piped into `head` and closed early: the reader has what it wanted, no stack trace.
+      process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EPIPE') throw error;
+        process.exit(0);
+      });
+      try {
+        await command.run(args, consoleIo, process.env);
+      } catch (error) {
+        const line = failureLine(error);
+        if (line === undefined) throw error;
+        console.error(line);
+        process.exit(1);
+      }
+    },
+  };
+}
