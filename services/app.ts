@@ -31,7 +31,7 @@ import { TelcoNotifier, telcoNotifierDefaults } from './telco-notifier.js';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { TelcoBridgeService } from '../gen/countersign/v1/telco_pb.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import { GrpcBankGateway } from './bank/bank-client.js';
 import { openLedger } from './ledger.js';
 import { openAuthorizerPlugins } from './authorizers/plugins.js';
@@ -89,11 +89,25 @@ function telcoNotifier(config: Config, logger: Logger): TelcoNotifier {
 }
 
 /**
+ * The data directory holds keys, the directory of payers and, on embedded defaults, every payment
+ * and transfer: created owner-only (0700), and an existing one made so (README "Configuration").
+ */
+export function privateDataDir(dataDir: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  try {
+    chmodSync(dataDir, 0o700);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    throw new ConfigError(`the data directory ${dataDir} belongs to another user: countersign keeps keys and payments there and makes it owner-only (0700); set COUNTERSIGN_DATA_DIR to a directory of this user`);
+  }
+}
+
+/**
  * The key files a process needs, created once when the configuration does not name the keys:
  * `serve --workers` makes them in the primary before forking, so no two workers race to create them.
  */
 export function prepareKeys(config: Config): void {
-  if (config.masterKey === undefined) (mkdirSync(config.dataDir, { recursive: true }), loadOrCreateMasterKey(join(config.dataDir, 'master.key')));
+  if (config.masterKey === undefined) (privateDataDir(config.dataDir), loadOrCreateMasterKey(join(config.dataDir, 'master.key')));
   adminKeyOf(config);
 }
 
@@ -102,7 +116,7 @@ function adminKeyOf(config: Config): string {
   if (config.adminKey !== undefined) return config.adminKey;
   const path = join(config.dataDir, 'admin.key');
   if (existsSync(path)) return readFileSync(path, 'utf8').trim();
-  mkdirSync(config.dataDir, { recursive: true });
+  privateDataDir(config.dataDir);
   const key = `cs_admin_${randomBytes(24).toString('base64url')}`;
   writeFileSync(path, `${key}\n`, { mode: 0o600, flag: 'wx' });
   chmodSync(path, 0o600);
@@ -123,6 +137,7 @@ async function openStores(options: AppOptions, now: () => number): Promise<{ sto
     return { store: new RedisPaymentStore(redis, { ownsClient: false }), directory: new RedisDirectory(redis, { ownsClient: true }), describe: `Redis at ${config.redisUrl.replace(/\/\/[^@]*@/, '//***@')}` };
   }
   const directoryFile = join(config.dataDir, 'directory.json');
+  if (options.memoryDirectory !== true || options.memoryStore !== true) privateDataDir(config.dataDir);
   const directory = options.memoryDirectory === true ? new MemoryDirectory() : await FileDirectory.open({ file: directoryFile });
   const store = options.memoryStore === true ? new MemoryPaymentStore({ now }) : await JournalPaymentStore.open({ dataDir: join(config.dataDir, 'payments'), now });
   const where = [store.describe, options.memoryDirectory === true ? 'directory in memory' : `directory in ${directoryFile}`];
@@ -133,7 +148,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   const { config } = options;
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'countersign-authz' } });
   const now = options.now ?? Date.now;
-  const masterKey = config.masterKey !== undefined ? masterKeyFromBase64(config.masterKey) : (mkdirSync(config.dataDir, { recursive: true }), loadOrCreateMasterKey(join(config.dataDir, 'master.key')));
+  const masterKey = config.masterKey !== undefined ? masterKeyFromBase64(config.masterKey) : (privateDataDir(config.dataDir), loadOrCreateMasterKey(join(config.dataDir, 'master.key')));
   const kits = codeKits(masterKey);
   const statsd = statsdClient(config, logger);
   const opened = await openLedger(config, { memory: options.memoryLedger === true });

@@ -1,4 +1,5 @@
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync } from 'node:fs';
+import { privateFileMode } from './data-dir.js';
 import type { FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { CheckpointCorruptError, type ColumnMeta } from './checkpoint-format.js';
@@ -52,7 +53,7 @@ export class ColumnOnDisk {
  * Returns what is on disk.
  */
 export function loadColumn(path: string, column: Column, meta: ColumnMeta, options: { evicted: boolean }): ColumnOnDisk {
-  const fd = openSync(path, fileFlags);
+  const fd = openSync(path, fileFlags, privateFileMode);
   try {
     const size = meta.count * column.width;
     if (fstatSync(fd).size < size) throw new CheckpointCorruptError(`${path} is shorter than the checkpoint says`);

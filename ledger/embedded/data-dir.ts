@@ -1,6 +1,11 @@
 import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** Every file of the ledger's data directory: owner only (it holds every account and transfer). */
+export const privateFileMode = 0o600;
+/** The data directory itself: owner only. */
+export const privateDirMode = 0o700;
+
 /**
  * The files of a journaled embedded ledger's data directory:
  *

@@ -1,11 +1,11 @@
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, rmSync, fstatSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, fstatSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Account, Transfer } from '../model.js';
 import { decodeAccountWords, decodeTransferWords, encodeAccountWords, encodeTransferWords, eventSize, eventWords, wordsOf } from './codec.js';
-import { fsyncDir, liveJournalName } from './data-dir.js';
+import { fsyncDir, liveJournalName, privateDirMode, privateFileMode } from './data-dir.js';
 
 /**
  * The embedded engine's append-only journal: one record per create request, written and
@@ -89,7 +89,7 @@ export interface Replayed {
  * Reads every complete record of the live journal in `dataDir` in order, cutting off a torn tail.
  */
 export function replayJournal(dataDir: string, onRecord: (record: JournalRecord) => void): Replayed {
-  mkdirSync(dataDir, { recursive: true });
+  makePrivateDir(dataDir);
   return replayJournalFile(join(dataDir, journalFileName), onRecord, { sealed: false });
 }
 
@@ -99,7 +99,7 @@ export function replayJournal(dataDir: string, onRecord: (record: JournalRecord)
  * so any bad record in it is corruption.
  */
 export function replayJournalFile(path: string, onRecord: (record: JournalRecord) => void, options: { sealed: boolean }): Replayed {
-  const fd = openSync(path, options.sealed ? 'r' : 'a+');
+  const fd = openSync(path, options.sealed ? 'r' : 'a+', privateFileMode);
   try {
     const size = fstatSync(fd).size;
     const header = Buffer.alloc(headerSize);
@@ -157,6 +157,19 @@ function zerosToEnd(fd: number, offset: number, size: number): boolean {
   return true;
 }
 
+/**
+ * Creates the data directory owner-only (0700), and makes an existing one and the files in it
+ * owner-only (0600) too: a directory written by a version that left them 0755 / 0644 is fixed on
+ * its next open. The ledger holds every account and transfer.
+ */
+export function makePrivateDir(dataDir: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: privateDirMode });
+  chmodSync(dataDir, privateDirMode);
+  for (const entry of readdirSync(dataDir, { withFileTypes: true })) {
+    if (entry.isFile()) chmodSync(join(dataDir, entry.name), privateFileMode);
+  }
+}
+
 export class JournalLockedError extends Error {
   override readonly name = 'JournalLockedError';
 }
@@ -166,11 +179,11 @@ export class JournalLockedError extends Error {
  * exclusively; a lock whose process is gone (crashed, killed) is taken over. Returns the release.
  */
 export function lockDataDir(dataDir: string): () => void {
-  mkdirSync(dataDir, { recursive: true });
+  makePrivateDir(dataDir);
   const path = join(dataDir, 'LOCK');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const fd = openSync(path, 'wx');
+      const fd = openSync(path, 'wx', privateFileMode);
       writeSync(fd, `${process.pid}\n`);
       closeSync(fd);
       return () => rmSync(path, { force: true });
@@ -205,7 +218,7 @@ export class JournalWriter {
   ) {}
 
   static async open(dataDir: string, options: { fsync: boolean }): Promise<JournalWriter> {
-    const handle = await open(join(dataDir, journalFileName), 'a');
+    const handle = await open(join(dataDir, journalFileName), 'a', privateFileMode);
     if (options.fsync) {
       await handle.datasync();
       fsyncDir(dataDir); // make the file's directory entry durable too

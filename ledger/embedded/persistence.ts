@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { accountsSection, type AccountsOnDisk } from './checkpoint-accounts.js';
 import { encodeCheckpoint } from './checkpoint-format.js';
 import { fileFlags, type ColumnOnDisk } from './column-file.js';
-import { checkpointName, checkpointTmpName, dataFileNames, fsyncDir, removeSealedThrough, sealLiveJournal } from './data-dir.js';
+import { checkpointName, checkpointTmpName, dataFileNames, fsyncDir, privateFileMode, removeSealedThrough, sealLiveJournal } from './data-dir.js';
 import { JournalWriter, type JournalRecord } from './journal.js';
 import { recover, type Recovered } from './recovery.js';
 import type { LedgerState } from './state.js';
@@ -75,7 +75,7 @@ export class Persistence {
     const historyFd = openSync(join(options.dataDir, historyName), 'r');
     const columns: FileHandle[] = [];
     try {
-      for (const name of dataFileNames) columns.push(await open(join(options.dataDir, name), fileFlags));
+      for (const name of dataFileNames) columns.push(await open(join(options.dataDir, name), fileFlags, privateFileMode));
       const writer = await JournalWriter.open(options.dataDir, { fsync: options.fsync });
       state.transfers.historyFile = historyFd;
       const files = { writer, columns, onDisk, historyFd, nextSegment, accountsOnDisk };
@@ -148,7 +148,7 @@ export class Persistence {
   private async writeCheckpointFile(parts: readonly Buffer[]): Promise<number> {
     const { dataDir, fsync } = this.options;
     const tmp = join(dataDir, checkpointTmpName);
-    const file = await open(tmp, 'w');
+    const file = await open(tmp, 'w', privateFileMode);
     let bytes = 0;
     try {
       for (const part of parts) {

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AccountsOnDisk } from './checkpoint-accounts.js';
 import { decodeCheckpoint, type CheckpointIn } from './checkpoint-format.js';
@@ -11,7 +11,7 @@ import {
   sealedJournalName,
   sealedSegments,
 } from './data-dir.js';
-import { JournalCorruptError, replayJournal, replayJournalFile, type JournalRecord } from './journal.js';
+import { JournalCorruptError, makePrivateDir, replayJournal, replayJournalFile, type JournalRecord } from './journal.js';
 import type { LedgerState } from './state.js';
 import { persistedColumns, restoreImage } from './state-image.js';
 
@@ -51,7 +51,7 @@ export interface Recovery {
  */
 export function recover(dataDir: string, state: LedgerState, replay: (record: JournalRecord) => void): Recovery {
   const started = performance.now();
-  mkdirSync(dataDir, { recursive: true });
+  makePrivateDir(dataDir);
   rmSync(join(dataDir, checkpointTmpName), { force: true }); // an unfinished checkpoint
   const checkpoint = readCheckpoint(dataDir);
   const columns = persistedColumns(state);
