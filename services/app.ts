@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import StatsD, { type StatsD as StatsDClient } from 'hot-shots';
 import { pino, type Logger } from 'pino';
@@ -36,6 +36,7 @@ import { GrpcBankGateway } from './bank/bank-client.js';
 import { openLedger } from './ledger.js';
 import { openAuthorizerPlugins } from './authorizers/plugins.js';
 import type { Principal } from './rpc/interceptors.js';
+import { makePrivateDir } from '../ledger/embedded/data-dir.js';
 
 export interface AppOptions {
   config: Config;
@@ -90,12 +91,12 @@ function telcoNotifier(config: Config, logger: Logger): TelcoNotifier {
 
 /**
  * The data directory holds keys, the directory of payers and, on embedded defaults, every payment
- * and transfer: created owner-only (0700), and an existing one made so (README "Configuration").
+ * and transfer: owner-only like the ledger's own (ledger/embedded/data-dir.ts `makePrivateDir`),
+ * README "Configuration".
  */
 export function privateDataDir(dataDir: string): void {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   try {
-    chmodSync(dataDir, 0o700);
+    makePrivateDir(dataDir);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
     throw new ConfigError(`the data directory ${dataDir} belongs to another user: countersign keeps keys and payments there and makes it owner-only (0700); set COUNTERSIGN_DATA_DIR to a directory of this user`);

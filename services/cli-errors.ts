@@ -21,6 +21,22 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * An operating failure a client command reports in one line, `countersign <command>: <what>`,
+ * and exit 1: the server's answer (`<gRPC code>: <message>`), or what the command found (a
+ * payment that does not wait for a second code).
+ */
+export class CommandFailure extends Error {
+  override readonly name = 'CommandFailure';
+  constructor(
+    readonly command: string,
+    what: string,
+    options?: ErrorOptions,
+  ) {
+    super(what, options);
+  }
+}
+
 /** A command's help: `usage: countersign <name> <synopsis>`, what it does, one line per flag. */
 export interface CommandHelp {
   /** As typed: `serve`, `payer derive`. */
@@ -90,6 +106,7 @@ export function portInUse(error: unknown): { port: number; grpcJs: boolean } | u
 /** A known operating error as one line for the console, or undefined for an unexpected one (a bug: print its stack). */
 export function knownFailure(error: unknown, dataDir: string): { line: string; exitCode: 1 | 2 } | undefined {
   if (error instanceof UsageError) return { line: `countersign ${error.command}: ${error.message}; see countersign ${error.command} --help`, exitCode: 2 };
+  if (error instanceof CommandFailure) return { line: `countersign ${error.command}: ${error.message}`, exitCode: 1 };
   if (error instanceof ConfigError) return { line: `countersign: ${error.message}`, exitCode: 1 };
   if (error instanceof StoreLockedError || error instanceof JournalLockedError) {
     return { line: `countersign: ${error.message}: stop that process, or set COUNTERSIGN_DATA_DIR to another directory (now ${dataDir})`, exitCode: 1 };

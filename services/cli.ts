@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import { reconcile } from '../authz/reconcile.js';
 import { createApp, prepareKeys } from './app.js';
 import { commandHelpText, isGrpcBindFailureLog, knownFailure, parseFlags, portInUse, UsageError, wantsHelp, type CommandHelp } from './cli-errors.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, defaultDataDir, loadConfig, type Config } from './config.js';
 import { isWorker, joinPrimary, parseWorkers, startPrimary, workersMax, workersRefusal } from './workers.js';
 import { runDemo } from './demo.js';
 import { openLedger } from './ledger.js';
@@ -354,7 +354,7 @@ grpc.setLogger({
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (error: unknown) => {
-    const known = knownFailure(error, process.env.COUNTERSIGN_DATA_DIR || '.data');
+    const known = knownFailure(error, process.env.COUNTERSIGN_DATA_DIR || defaultDataDir);
     // A bug keeps its stack; a mistake the user can fix is one line.
     console.error(known?.line ?? `countersign: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     // Exit rather than wait for the event loop: a start that failed half way may leave clients

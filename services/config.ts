@@ -6,6 +6,9 @@ import { authorizerSettings, type AuthorizerEndpoint } from './authorizers/setti
  * Process configuration from the environment. Every setting has an embedded default, so
  * `countersign` runs with no configuration at all (embedded ledger journaled under ./.data).
  */
+/** COUNTERSIGN_DATA_DIR when unset. */
+export const defaultDataDir = '.data';
+
 export interface Config {
   /** Directory for the embedded ledger's journal (COUNTERSIGN_DATA_DIR, default ./.data). */
   dataDir: string;
@@ -135,7 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const clusterText = env.COUNTERSIGN_TB_CLUSTER_ID ?? '0';
   if (!/^\d+$/.test(clusterText)) throw new ConfigError(`COUNTERSIGN_TB_CLUSTER_ID must be an unsigned integer, got "${clusterText}"`);
   return {
-    dataDir: env.COUNTERSIGN_DATA_DIR || '.data',
+    dataDir: env.COUNTERSIGN_DATA_DIR || defaultDataDir,
     tbAddresses: addresses,
     tbClusterId: BigInt(clusterText),
     ledgerTimeoutMs: positiveInt('COUNTERSIGN_LEDGER_TIMEOUT_MS', env.COUNTERSIGN_LEDGER_TIMEOUT_MS, 5000),

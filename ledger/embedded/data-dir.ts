@@ -1,10 +1,24 @@
-import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Every file of the ledger's data directory: owner only (it holds every account and transfer). */
 export const privateFileMode = 0o600;
 /** The data directory itself: owner only. */
 export const privateDirMode = 0o700;
+
+/**
+ * Creates the data directory owner-only (0700), and makes an existing one and the files in it
+ * owner-only (0600) too: a directory written by a version that left them 0755 / 0644 is fixed on
+ * its next open. The ledger holds every account and transfer.
+ */
+export function makePrivateDir(dataDir: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: privateDirMode });
+  chmodSync(dataDir, privateDirMode);
+  for (const entry of readdirSync(dataDir, { withFileTypes: true })) {
+    if (entry.isFile()) chmodSync(join(dataDir, entry.name), privateFileMode);
+  }
+}
+
 
 /**
  * The files of a journaled embedded ledger's data directory:

@@ -1,11 +1,11 @@
-import { chmodSync, closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, fstatSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, fstatSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Account, Transfer } from '../model.js';
 import { decodeAccountWords, decodeTransferWords, encodeAccountWords, encodeTransferWords, eventSize, eventWords, wordsOf } from './codec.js';
-import { fsyncDir, liveJournalName, privateDirMode, privateFileMode } from './data-dir.js';
+import { fsyncDir, liveJournalName, makePrivateDir, privateFileMode } from './data-dir.js';
 
 /**
  * The embedded engine's append-only journal: one record per create request, written and
@@ -155,19 +155,6 @@ function zerosToEnd(fd: number, offset: number, size: number): boolean {
     for (let i = 0; i < n; i++) if (chunk[i] !== 0) return false;
   }
   return true;
-}
-
-/**
- * Creates the data directory owner-only (0700), and makes an existing one and the files in it
- * owner-only (0600) too: a directory written by a version that left them 0755 / 0644 is fixed on
- * its next open. The ledger holds every account and transfer.
- */
-export function makePrivateDir(dataDir: string): void {
-  mkdirSync(dataDir, { recursive: true, mode: privateDirMode });
-  chmodSync(dataDir, privateDirMode);
-  for (const entry of readdirSync(dataDir, { withFileTypes: true })) {
-    if (entry.isFile()) chmodSync(join(dataDir, entry.name), privateFileMode);
-  }
 }
 
 export class JournalLockedError extends Error {

@@ -7,11 +7,12 @@ import {
   checkpointName,
   checkpointTmpName,
   dataFileNames,
+  makePrivateDir,
   removeSealedThrough,
   sealedJournalName,
   sealedSegments,
 } from './data-dir.js';
-import { JournalCorruptError, makePrivateDir, replayJournal, replayJournalFile, type JournalRecord } from './journal.js';
+import { JournalCorruptError, replayJournal, replayJournalFile, type JournalRecord } from './journal.js';
 import type { LedgerState } from './state.js';
 import { persistedColumns, restoreImage } from './state-image.js';
 

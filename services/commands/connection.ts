@@ -90,10 +90,13 @@ export function payerToken(command: string, flag: string | undefined, env: NodeJ
   return credential(command, token, `the payer's token (--token or ${payerTokenVariable})`);
 }
 
+/** The longest API key or payer token accepted on the command line, characters (ours are about 40). */
+const credentialCharsMax = 512;
+
 /** Keys and tokens are one printable word; anything else (a pasted second line, a space) is refused before a call, never echoed. */
 function credential(command: string, value: string, what: string): string {
   const trimmed = value.trim();
-  if (!/^[\x21-\x7e]{1,512}$/.test(trimmed)) throw new UsageError(command, `${what} is not one word of printable characters (a copied line too many?)`);
+  if (trimmed.length > credentialCharsMax || !/^[\x21-\x7e]+$/.test(trimmed)) throw new UsageError(command, `${what} is not one word of printable characters (a copied line too many?)`);
   return trimmed;
 }
 

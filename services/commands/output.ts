@@ -2,7 +2,10 @@ import { toJson, type DescMessage, type MessageShape } from '@bufbuild/protobuf'
 import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { formatMoney } from '../../ledger/chart.js';
+import { CommandFailure } from '../cli-errors.js';
 import { ErrorInfoSchema } from '../rpc/status-details.js';
+
+export { CommandFailure };
 
 /**
  * What the client commands print: human lines by default, one JSON object with `--json`
@@ -17,22 +20,6 @@ export interface Io {
 }
 
 export const consoleIo: Io = { out: (line) => console.log(line), err: (line) => console.error(line) };
-
-/**
- * An operating failure a client command reports in one line, `countersign <command>: <what>`,
- * and exit 1: the server's answer (`<gRPC code>: <message>`), or what the command found (a
- * payment that does not wait for a second code).
- */
-export class CommandFailure extends Error {
-  override readonly name = 'CommandFailure';
-  constructor(
-    readonly command: string,
-    what: string,
-    options?: ErrorOptions,
-  ) {
-    super(what, options);
-  }
-}
 
 /** `PERMISSION_DENIED` for Code.PermissionDenied: the gRPC spelling of connect's code names. */
 export function grpcCodeName(code: Code): string {

@@ -1,7 +1,7 @@
 import { ConnectError } from '@connectrpc/connect';
 import type { CommandHelp } from '../cli-errors.js';
 import { withClients, type Clients, type Server } from './connection.js';
-import { CommandFailure, consoleIo, serverFailure, type Io } from './output.js';
+import { consoleIo, serverFailure, type Io } from './output.js';
 
 /**
  * A client command: flags in, calls to a running server, lines out. It throws UsageError (exit 2)
@@ -23,15 +23,10 @@ export async function onServer<T>(command: string, server: Server, key: string, 
   }
 }
 
-/** `countersign <command>: <what>` for a CommandFailure; undefined for anything else. */
-export function failureLine(error: unknown): string | undefined {
-  return error instanceof CommandFailure ? `countersign ${error.command}: ${error.message}` : undefined;
-}
-
 /**
- * The command as the CLI's table runs it, on the console and the process environment. A
- * CommandFailure is its one line and exit 1 here, since the CLI's error printer
- * (services/cli-errors.ts knownFailure) does not know it; anything else goes to that printer.
+ * The command as the CLI's table runs it, on the console and the process environment. Its
+ * failures (CommandFailure, UsageError, ConfigError) are printed in one line by the CLI's error
+ * printer (services/cli-errors.ts `knownFailure`), as every command's are.
  */
 export function cliEntry(command: ClientCommand): { help: CommandHelp; run: (args: string[]) => Promise<void> } {
   return {
@@ -42,14 +37,7 @@ export function cliEntry(command: ClientCommand): { help: CommandHelp; run: (arg
         if (error.code !== 'EPIPE') throw error;
         process.exit(0);
       });
-      try {
-        await command.run(args, consoleIo, process.env);
-      } catch (error) {
-        const line = failureLine(error);
-        if (line === undefined) throw error;
-        console.error(line);
-        process.exit(1);
-      }
+      await command.run(args, consoleIo, process.env);
     },
   };
 }

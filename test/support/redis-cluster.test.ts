@@ -1,7 +1,7 @@
 import test from 'ava';
 import { Cluster, Redis } from 'ioredis';
-import { clusterSlot } from './cluster-slot.js';
-import { clusterSlotCount, startRedisCluster } from './redis-cluster.js';
+import { clusterSlots, slotOf as clusterSlot } from '../../authz/store/redis/slot.js';
+import { startRedisCluster } from './redis-cluster.js';
 
 /** Keys tried to find one per master (each lands on a given master with probability 1/3). */
 const keyCandidatesMax = 200;
@@ -49,7 +49,7 @@ test('a 3-master Redis Cluster: keys on different masters, a script on hash-tagg
   const nodes = parseClusterNodes(String(await direct[0]!.call('CLUSTER', 'NODES')));
   t.deepEqual(nodes.map((n) => n.port).sort(), cluster.nodes.map((n) => n.port).sort());
   t.true(nodes.every((n) => n.master && n.slots.length > 0));
-  t.is(nodes.reduce((sum, n) => sum + n.slots.reduce((s, [from, to]) => s + to - from + 1, 0), 0), clusterSlotCount);
+  t.is(nodes.reduce((sum, n) => sum + n.slots.reduce((s, [from, to]) => s + to - from + 1, 0), 0), clusterSlots);
   const ownerOf = (slot: number) => nodes.find((n) => n.slots.some(([from, to]) => slot >= from && slot <= to))!.port;
 
   // One key per master: its slot from CLUSTER KEYSLOT (and our CRC16 agrees), its owner from CLUSTER NODES.

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { Redis } from 'ioredis';
 import { freePort, sleep, startRedis, type RedisServer } from './redis.js';
+import { clusterSlots } from '../../authz/store/redis/slot.js';
 
 /**
  * A real Redis Cluster for tests: `masters` private `redis-server`s in cluster mode on free
@@ -20,8 +21,6 @@ export interface RedisCluster {
   stop(): Promise<void>;
 }
 
-/** Redis Cluster's slot count, fixed by the protocol. */
-export const clusterSlotCount = 16_384;
 /** A node's cluster bus listens on its client port plus this. */
 export const clusterBusPortOffset = 10_000;
 /** The highest client port whose bus port (port + 10000) still exists. */
@@ -125,5 +124,5 @@ async function waitUntilReady(ports: number[]): Promise<void> {
 
 function clusterReady(info: string, masters: number): boolean {
   const field = (name: string) => new RegExp(`^${name}:(\\S+)`, 'm').exec(info)?.[1];
-  return field('cluster_state') === 'ok' && field('cluster_slots_ok') === String(clusterSlotCount) && field('cluster_known_nodes') === String(masters);
+  return field('cluster_state') === 'ok' && field('cluster_slots_ok') === String(clusterSlots) && field('cluster_known_nodes') === String(masters);
 }

@@ -1,6 +1,7 @@
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makePrivateDir } from '../../../ledger/embedded/data-dir.js';
 
 /**
  * The files of a payment store's data directory (mode 0700, files 0600):
@@ -13,8 +14,8 @@ import { join } from 'node:path';
  *   checkpoint-<n>.snap.tmp         a checkpoint being written (removed on open)
  */
 
-export const fileMode = 0o600;
-export const dirMode = 0o700;
+/** Owner only, as the embedded ledger's data directory: one definition (ledger/embedded/data-dir.ts). */
+export { privateFileMode as fileMode, privateDirMode as dirMode } from '../../../ledger/embedded/data-dir.js';
 const digits = 16;
 
 export const segmentName = (n: number): string => `journal-${String(n).padStart(digits, '0')}.log`;
@@ -33,8 +34,7 @@ const temporaryPattern = /^checkpoint-\d{16}\.snap\.tmp$/;
 
 /** Creates the directory if needed and makes it private (it holds payment data). */
 export function prepareDirectory(dataDir: string): void {
-  mkdirSync(dataDir, { recursive: true, mode: dirMode });
-  chmodSync(dataDir, dirMode);
+  makePrivateDir(dataDir);
 }
 
 /** Segments and checkpoints by number, ascending; other files are left alone. */

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { PaymentStore } from '../../../authz/store/port.js';
 import { RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
-import { clusterSlot } from '../../support/cluster-slot.js';
+import { slotOf as clusterSlot } from '../../../authz/store/redis/slot.js';
 import { startRedisCluster } from '../../support/redis-cluster.js';
 import { monitorRedis, startRedis, type MonitoredCommand } from '../../support/redis.js';
 import { confirmItem, createItem, draft, hex64, keyTtlMs, leaseMs, newHexId, wrong } from './payment-store.contract.js';
