@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { EmbeddedLedger } from '../ledger/embedded/engine.js';
 import { newId } from '../ledger/ids.js';
 import { AccountFlags, account, transfer, TransferFlags, type Transfer } from '../ledger/model.js';
+import { mulberry32 as random } from './prng.js';
 
 const ledgerId = 1;
 const code = 1;
@@ -56,16 +57,6 @@ interface Plan {
   debitsPosted: string;
 }
 
-function random(seedValue: number): () => number {
-  let state = seedValue >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 export function memoryNow(): MemoryNumbers {
   for (let i = 0; i < 3; i++) globalThis.gc?.();

@@ -19,6 +19,7 @@ import { AccountFlags, account, eventBatchMax, transfer, TransferFlags, type Tra
 import type { Ledger } from '../ledger/port.js';
 import { TigerBeetleLedger } from '../ledger/tigerbeetle.js';
 import { publishOption, resultsDirFor } from './results-dir.js';
+import { mulberry32 as random } from './prng.js';
 
 const ledgerId = 1;
 const code = 1;
@@ -93,17 +94,6 @@ function parseOptions(argv: string[]): { options: Options; resultsDir: string } 
   return { options, resultsDir: resultsDirFor(values.publish) };
 }
 
-/** mulberry32: a small seeded PRNG, so every engine sees the same sequence of pairs and amounts. */
-function random(seedValue: number): () => number {
-  let state = seedValue >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** A random single-phase (or, with `flags`, pending) transfer between two different accounts. */
 function randomTransfer(accounts: Accounts, next: () => number, flags: number): Transfer {

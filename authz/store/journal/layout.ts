@@ -62,15 +62,8 @@ export function syncFile(path: string): void {
   }
 }
 
-/** Makes created, renamed and removed names in `dataDir` durable. */
-export function syncDirectory(dataDir: string): void {
-  const fd = openSync(dataDir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
+/** Makes created, renamed and removed names in `dataDir` durable (the ledger's own, ledger/embedded/data-dir.ts). */
+export { fsyncDir as syncDirectory } from '../../../ledger/embedded/data-dir.js';
 
 /** As `syncDirectory`, without blocking the event loop. */
 export async function syncDirectoryAsync(dataDir: string): Promise<void> {
