@@ -118,3 +118,22 @@ export function knownFailure(error: unknown, dataDir: string): { line: string; e
 export function isGrpcBindFailureLog(message: unknown): boolean {
   return typeof message === 'string' && message.startsWith('No address added out of total');
 }
+
+/**
+ * Resolves on the first SIGINT or SIGTERM. The handlers stay installed until the process ends: a
+ * second signal while the command stops (a second Ctrl-C, a supervisor repeating SIGTERM) is
+ * ignored instead of killing it half-way through closing its data, and no other handler in the
+ * process (tsx's signal relay) ever finds itself the last listener and re-raises the signal.
+ */
+export function untilStopSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}

@@ -13,7 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { reconcile } from '../authz/reconcile.js';
 import { createApp, prepareKeys } from './app.js';
-import { commandHelpText, isGrpcBindFailureLog, knownFailure, parseFlags, portInUse, UsageError, wantsHelp, type CommandHelp } from './cli-errors.js';
+import { commandHelpText, isGrpcBindFailureLog, knownFailure, parseFlags, portInUse, UsageError, wantsHelp, type CommandHelp, untilStopSignal } from './cli-errors.js';
 import { ConfigError, defaultDataDir, loadConfig, type Config } from './config.js';
 import { isWorker, joinPrimary, parseWorkers, startPrimary, workersMax, workersRefusal } from './workers.js';
 import { runDemo } from './demo.js';
@@ -162,10 +162,7 @@ async function serve(args: string[]): Promise<void> {
   } else {
     console.log(banner(withBridge?.config ?? config, { grpcPort: servers.grpcPort, connectPort: servers.connectPort, webUrl: servers.webUrl }, app.describe, bridge));
   }
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await untilStopSignal();
   await stop();
 }
 
@@ -231,10 +228,7 @@ async function servePrimary(config: Config, workers: number): Promise<void> {
   const primary = await startPrimary(config, workers, log);
   const { listening } = primary;
   console.log(banner(config, listening, [`TigerBeetle at ${config.tbAddresses.join(',')}`, config.redisUrl !== undefined ? 'Redis' : 'Redis Cluster'], undefined, workers));
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await untilStopSignal();
   await primary.stop();
 }
 
@@ -252,10 +246,7 @@ async function telcoBridgeCommand(args: string[]): Promise<void> {
   voice webhooks             ${bridge.webhookBaseUrl}
   relays proofs to authz     ${authz}
 Ctrl-C stops.`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await untilStopSignal();
   await bridge.close();
 }
 

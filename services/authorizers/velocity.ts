@@ -4,7 +4,7 @@ import { pino, type Logger } from 'pino';
 import type { AuthorizationContext, Authorizer, Decision } from '../../authz/authorizer.js';
 import type { Factor } from '../../authz/model.js';
 import { AuthorizerService } from '../../gen/countersign/v1/authorizer_pb.js';
-import { parseFlags, UsageError, type CommandHelp } from '../cli-errors.js';
+import { parseFlags, UsageError, type CommandHelp, untilStopSignal } from '../cli-errors.js';
 import { ConfigError } from '../config.js';
 import { startGrpcServer, type RunningServer } from '../rpc/grpc-host.js';
 import { factorNamed } from './settings.js';
@@ -147,9 +147,6 @@ export async function authorizerVelocityCommand(args: string[]): Promise<void> {
   const logger = pino({ level: process.env.COUNTERSIGN_LOG_LEVEL || 'info', base: { service: 'countersign-authorizer-velocity' } });
   const server = await startVelocityPlugin({ host: values.host, port: boundedInt('--port', values.port, 0, 65_535), maxPerHour, factor, payersMax: velocityPayersMax, now: Date.now, logger });
   console.log(`countersign authorizer-velocity listening on ${values.host}:${server.port} (REQUIRE ${factor} above ${maxPerHour} payment requests per payer per hour)`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await untilStopSignal();
   await server.close();
 }

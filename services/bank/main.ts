@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { pino } from 'pino';
-import { parseFlags, UsageError, type CommandHelp } from '../cli-errors.js';
+import { parseFlags, UsageError, type CommandHelp, untilStopSignal } from '../cli-errors.js';
 import { ConfigError } from '../config.js';
 import { startBankServer } from './bank-server.js';
 import { cardsFileBytesMax, CardsFileError, demoCards, parseCardsFile, type CardRecord } from './cards.js';
@@ -42,10 +42,7 @@ export async function runBankFrontEnd(args: string[]): Promise<void> {
   console.log(
     `countersign bank-frontend listening on ${values.host}:${server.port}  key id ${bank.keyId} (${key.source})  ${cards.length} cards${values.cards === undefined ? ' (demo table)' : ''}`,
   );
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await untilStopSignal();
   await server.close();
 }
 
