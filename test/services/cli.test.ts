@@ -244,7 +244,9 @@ test('reconcile on a payment store another process holds names the directory and
   );
 });
 
-test('bin: serve runs under the launcher and SIGTERM reaches it: it stops cleanly with exit 0 and releases the data directory', async (t) => {
+// Serial: in the full suite it once ended by SIGTERM instead of exit 0 (not reproduced alone, 6 of 6 in parallel under
+// load); run apart from this file's other children until that is understood. The assertion is unchanged.
+test.serial('bin: serve runs under the launcher and SIGTERM reaches it: it stops cleanly with exit 0 and releases the data directory', async (t) => {
   const at = place(t);
   const child = await start(t, 'bin', ['serve'], at, servePorts);
   let output = '';
