@@ -72,6 +72,11 @@ export interface TelcoBridgeOptions {
   console?: { output?: NodeJS.WritableStream; input?: NodeJS.ReadableStream };
   /** Overrides of the named bounds. */
   limits?: Partial<BridgeLimits>;
+  /**
+   * The clock of the bridge's windows (SMS reply window, per-destination rates, idempotency
+   * TTLs, event ids), epoch milliseconds; default Date.now. Tests pass one they advance.
+   */
+  now?: () => number;
 }
 
 export interface TelcoBridge {
@@ -89,9 +94,10 @@ export interface TelcoBridge {
 export async function startTelcoBridge(options: TelcoBridgeOptions): Promise<TelcoBridge> {
   const limits: BridgeLimits = { ...bridgeLimitsDefault, ...options.limits };
   const logger = options.logger.child({ component: 'telco-bridge' });
-  const events = new EventLog(limits.eventsMax);
+  const now = options.now ?? Date.now;
+  const events = new EventLog(limits.eventsMax, now);
   const authz = createAuthzClient({ address: options.authz.address, serviceKey: options.authz.serviceKey, deadlineMs: limits.authzDeadlineMs });
-  const core = new TelcoBridgeCore(events, authz, limits, logger);
+  const core = new TelcoBridgeCore(events, authz, limits, logger, now);
 
   let webhookBaseUrl = options.publicWebhookBaseUrl ?? '';
   let consoleChannel: ConsoleChannel | undefined;

@@ -243,8 +243,6 @@ export function bridgeClient(port: number, key: string | null = bridgeKey): Brid
   };
 }
 
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 // ----------------------------------------------------------------------------- the whole rig
 
 export interface Rig {
@@ -271,6 +269,8 @@ export interface RigOptions {
   answerDelayMs?: number;
   /** The auth token the bridge is configured with (default: the provider's). */
   bridgeAuthToken?: string;
+  /** The bridge's clock (startTelcoBridge `now`); default Date.now. */
+  now?: () => number;
 }
 
 export async function startRig(options: RigOptions = {}): Promise<Rig> {
@@ -311,6 +311,7 @@ export async function startRig(options: RigOptions = {}): Promise<Rig> {
     authz: { address: authz.address, serviceKey: authzKeyOfBridge },
     logger,
     limits: { smsPerDestinationMax: 20, ...options.limits },
+    ...(options.now === undefined ? {} : { now: options.now }),
   });
   if (!(await bridge.whenSmsReady(waitMs))) throw new Error('the bridge did not bind to the SMSC');
   watchCounters(smsc.stats, changes);

@@ -2,7 +2,7 @@ import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { SmsEncoding, type StreamEventsResponse } from '../../gen/countersign/v1/telco_pb.js';
-import { linesWith, paymentId, sleep, startRig, waitMs, authzKeyOfBridge } from './harness.js';
+import { linesWith, paymentId, startRig, waitMs, authzKeyOfBridge } from './harness.js';
 
 // SMS over SMPP against the simulated SMSC on loopback: encodings, receipts, reconnect,
 // keep-alive, and the payer's reply relayed to authz.
@@ -232,15 +232,14 @@ test('a mobile-originated reply is relayed to authz as ConfirmPayment sms_otp wi
 });
 
 test('a reply from a number that got no SMS within replyWindowMs is reported without a reference and not relayed', async (t) => {
-  const rig = await startRig({ limits: { replyWindowMs: 100 } });
+  let nowMs = 1_767_225_600_000; // the bridge's clock, moved by the test
+  const rig = await startRig({ limits: { replyWindowMs: 100 }, now: () => nowMs });
   t.teardown(() => rig.close());
   const stream = rig.client.streamEvents({});
   t.teardown(() => stream.cancel());
   await rig.client.sendSms({ idempotencyKey: 'old', to: alice, text: 'code 11112222', reference: paymentId });
   await rig.phone(alice).waitForSms(waitMs);
-  // Time has to pass here, and only a lower bound matters (a slow machine waits longer, never too
-  // little): the bridge takes no clock to advance instead (startTelcoBridge has no `now` option).
-  await sleep(200);
+  nowMs += 101; // one millisecond past the reply window
   await rig.phone(alice).reply('11112222');
   await rig.phone('+4915112345678').reply('33334444');
   await stream.waitFor((e) => e.event.case === 'smsReplied' && (e.event.value as { from: string }).from === '+4915112345678', 'second SmsReplied');
