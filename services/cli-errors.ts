@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { StoreLockedError } from '../authz/store/journal/lock.js';
 import { JournalLockedError } from '../ledger/embedded/journal.js';
-import { ConfigError } from './config.js';
+import { ConfigError } from './config-error.js';
 
 /**
  * The command line's conventions, shared by every `countersign` command: `--help` and `-h`, strict

@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import { reconcile } from '../authz/reconcile.js';
 import { createApp, prepareKeys } from './app.js';
 import { commandHelpText, isGrpcBindFailureLog, knownFailure, parseFlags, portInUse, UsageError, wantsHelp, type CommandHelp, untilStopSignal } from './cli-errors.js';
-import { ConfigError, defaultDataDir, loadConfig, type Config } from './config.js';
+import { ConfigError, dataDirOf, environment, loadConfig, type Config } from './config.js';
 import { isWorker, joinPrimary, parseWorkers, startPrimary, workersMax, workersRefusal } from './workers.js';
 import { runDemo } from './demo.js';
 import { openLedger } from './ledger.js';
@@ -25,43 +25,13 @@ import { authorizerVelocityCommand, authorizerVelocityHelp } from './authorizers
 import { freePort, startBridge, telcoSettings, type TelcoSettings } from './telco.js';
 import { clientCommandEntries, commandGroups, groupHelp, subcommandsOf } from './commands/index.js';
 
-/** `countersign help`: every variable the services read, with its default (test/services/cli.test.ts keeps it complete). */
-const environment: readonly (readonly [string, string])[] = [
-  ['COUNTERSIGN_DATA_DIR', 'data directory: ledger journal, payment store, keys (default ./.data)'],
-  ['COUNTERSIGN_HOST', 'interface the servers bind (default 127.0.0.1)'],
-  ['COUNTERSIGN_GRPC_PORT', 'gRPC port (default 50051; 0 picks a free one)'],
-  ['COUNTERSIGN_CONNECT_PORT', 'Connect/gRPC-Web port (default 8080; 0 picks a free one)'],
-  ['COUNTERSIGN_WEB_PORT', 'payer web terminal, HTTP/1.1 (default 8082; 0 picks a free one)'],
-  ['COUNTERSIGN_TLS_CERT', 'TLS on the gRPC port: certificate chain, PEM file (default: plaintext)'],
-  ['COUNTERSIGN_TLS_KEY', "the certificate's private key, PEM file (required with COUNTERSIGN_TLS_CERT)"],
-  ['COUNTERSIGN_TLS_CLIENT_CA', 'mTLS: every gRPC client presents a certificate from this CA, PEM file (default: none asked)'],
-  ['COUNTERSIGN_REDIS_URL', 'Redis for payments, idempotency, counters and the directory (default: embedded, in the data directory)'],
-  ['COUNTERSIGN_REDIS_CLUSTER', 'a Redis Cluster instead: seed nodes host:port,host:port,... (default: none)'],
-  ['COUNTERSIGN_TB_ADDRESSES', 'TigerBeetle replica addresses, comma-separated (default: the embedded ledger)'],
-  ['COUNTERSIGN_TB_CLUSTER_ID', 'TigerBeetle cluster id (default 0)'],
-  ['COUNTERSIGN_LEDGER_TIMEOUT_MS', 'deadline of one ledger request, milliseconds (default 5000)'],
-  ['COUNTERSIGN_LEDGER_HOLD_TIMEOUT', 'on | off: reservations lapse by themselves in the ledger (default on embedded, off on TigerBeetle)'],
-  ['COUNTERSIGN_ADMIN_KEY', 'operator API key (default: generated into <data dir>/admin.key; client commands read it there)'],
-  ['COUNTERSIGN_API_KEY', "client commands: the merchant's API key when --key is not given (default: none)"],
-  ['COUNTERSIGN_PAYER_TOKEN', "client commands: the payer's token when --token is not given (default: none)"],
-  ['COUNTERSIGN_MASTER_KEY', 'base64 master key (default: <data dir>/master.key, mode 0600)'],
-  ['COUNTERSIGN_STATSD', 'StatsD host:port for metrics (default: metrics off)'],
-  ['COUNTERSIGN_LOG_LEVEL', 'log level: fatal, error, warn, info, debug, trace (default info)'],
-  ['COUNTERSIGN_AUTHORIZERS', 'authorizer plugins after the built-in policy: name=host:port,... (default: none)'],
-  ['COUNTERSIGN_AUTHORIZER_DEADLINE_MS', 'deadline of one plugin call, milliseconds (default 200)'],
-  ['COUNTERSIGN_AUTHORIZER_FAILURE', 'when a plugin errs or is late: decline | require-strongest (default decline)'],
-  ['COUNTERSIGN_AUTHORIZER_STRONGEST', "factors required in a failed plugin's place (default SECOND_CODE)"],
-  ['COUNTERSIGN_BANK', 'the bank front-end gRPC host:port, for card + PIN (default: that factor unavailable)'],
-  ['COUNTERSIGN_BANK_DEADLINE_MS', 'deadline of one bank call, milliseconds (default 2000)'],
-  ['COUNTERSIGN_TELCO_BRIDGE', 'a separate telco bridge gRPC host:port (default: codes and calls on the console)'],
-  ['COUNTERSIGN_TELCO_KEY', 'key authz and the bridge present to each other (required with a bridge; --with-bridge makes one)'],
-  ['COUNTERSIGN_AUTHZ_ADDRESS', 'telco-bridge: the authz gRPC host:port it relays proofs to (required)'],
-  ['COUNTERSIGN_TELCO_PORT', "the bridge's gRPC port (default 50061)"],
-  ['COUNTERSIGN_WEBHOOK_PORT', "the bridge's voice webhooks, HTTP port (default 8081)"],
-  ['COUNTERSIGN_PUBLIC_WEBHOOK_URL', 'the webhook URL the voice provider calls (default http://HOST:WEBHOOK_PORT)'],
-  ['COUNTERSIGN_SMPP', 'SMS over SMPP: smpp://SYSTEM_ID:PASSWORD@HOST:PORT?source=SENDER (default: console)'],
-  ['COUNTERSIGN_VOICE', 'calls over TwiML: https://SID:TOKEN@api.twilio.com?from=+15550001000 (default: console)'],
-];
+/** The configuration the command loaded (services/config.ts), kept for the error printer: a lock error names its data directory. */
+let loaded: Config | undefined;
+
+function configured(): Config {
+  loaded = loadConfig();
+  return loaded;
+}
 
 const serveHelp: CommandHelp = {
   name: 'serve',
@@ -96,7 +66,7 @@ const commands: Readonly<Record<string, { help: CommandHelp; run: (args: string[
     },
     run: async (args) => {
       parseFlags('demo', args, {});
-      await runDemo(loadConfig(), (line) => console.log(line));
+      await runDemo(configured(), (line) => console.log(line));
     },
   },
   ...clientCommandEntries(),
@@ -133,7 +103,7 @@ function usageText(): string {
 async function serve(args: string[]): Promise<void> {
   const values = parseFlags('serve', args, { 'with-bridge': { type: 'boolean', default: false }, workers: { type: 'string' } });
   const workers = workersFlag(values.workers);
-  const config = loadConfig();
+  const config = configured();
   if (workers > 1 || isWorker()) {
     const refusal = workersRefusal(config, values['with-bridge']);
     if (refusal !== undefined) throw new ConfigError(refusal);
@@ -147,9 +117,14 @@ async function serve(args: string[]): Promise<void> {
     { label: 'Connect/gRPC-Web', setting: 'COUNTERSIGN_CONNECT_PORT', port: config.connectPort, grpcJs: false },
     ...(withBridge === undefined ? [] : bridgePorts(withBridge.settings)),
   ];
-  const servers = await startServers(app, { host: config.host, grpcPort: config.grpcPort, connectPort: config.connectPort, webPort: config.webPort, webPortRequired: config.webPortRequired || isWorker() }).catch(
-    (error: unknown) => Promise.reject(portError(error, config.host, ports)),
-  );
+  const servers = await startServers(app, {
+    host: config.host,
+    grpcPort: config.grpcPort,
+    connectPort: config.connectPort,
+    webPort: config.webPort,
+    webPortRequired: config.webPortRequired || isWorker(),
+    tls: config.tls ?? null,
+  }).catch((error: unknown) => Promise.reject(portError(error, config.host, ports)));
   const bridge = withBridge === undefined ? undefined : await startBridge(withBridge.settings, `${config.host}:${servers.grpcPort}`, app.logger).catch((error: unknown) => Promise.reject(portError(error, config.host, ports)));
   app.logger.info({ grpcPort: servers.grpcPort, connectPort: servers.connectPort, stores: app.describe, worker: isWorker() }, 'countersign serving');
   const stop = async () => {
@@ -202,10 +177,10 @@ function portError(error: unknown, host: string, ports: readonly PortSetting[]):
   return new ConfigError(`${which.label} port ${where} is in use by another process: set ${which.setting} to a free port (0 picks one)`, { cause: error });
 }
 
-/** The bridge in this process: authz reaches it over loopback gRPC like a separate one. */
+/** The bridge in this process: authz reaches it over loopback gRPC like a separate one, with COUNTERSIGN_TELCO_KEY or a key made for this run. */
 async function bridgeSettings(config: Config): Promise<{ config: Config; settings: TelcoSettings }> {
-  const env = { ...process.env, COUNTERSIGN_TELCO_KEY: process.env.COUNTERSIGN_TELCO_KEY || `cs_telco_${randomBytes(24).toString('base64url')}` };
-  let settings = telcoSettings(env, config.host);
+  const telcoKey = config.telcoKey ?? `cs_telco_${randomBytes(24).toString('base64url')}`;
+  let settings = telcoSettings({ ...config, telcoKey });
   if (settings.grpcPort === 0) settings = { ...settings, grpcPort: await freePort(config.host) };
   return { settings, config: { ...config, telcoBridge: `${config.host}:${settings.grpcPort}`, telcoKey: settings.key } };
 }
@@ -235,11 +210,11 @@ async function servePrimary(config: Config, workers: number): Promise<void> {
 /** `countersign telco-bridge`: the bridge as its own process. */
 async function telcoBridgeCommand(args: string[]): Promise<void> {
   parseFlags('telco-bridge', args, {});
-  const config = loadConfig();
-  const authz = process.env.COUNTERSIGN_AUTHZ_ADDRESS;
-  if (authz === undefined || authz === '') throw new ConfigError('telco-bridge needs COUNTERSIGN_AUTHZ_ADDRESS (authz gRPC host:port)');
+  const config = configured();
+  const authz = config.authzAddress;
+  if (authz === undefined) throw new ConfigError('telco-bridge needs COUNTERSIGN_AUTHZ_ADDRESS (authz gRPC host:port)');
+  const settings = telcoSettings(config);
   const logger = pino({ level: config.logLevel, base: { service: 'countersign-telco-bridge' } });
-  const settings = telcoSettings(process.env, config.host);
   const bridge = await startBridge(settings, authz, logger).catch((error: unknown) => Promise.reject(portError(error, config.host, bridgePorts(settings))));
   console.log(`countersign telco-bridge
   gRPC (TelcoBridgeService)  ${config.host}:${bridge.grpcPort}
@@ -252,7 +227,7 @@ Ctrl-C stops.`);
 
 async function reconcileCommand(args: string[]): Promise<void> {
   parseFlags('reconcile', args, {});
-  const app = await createApp({ config: loadConfig() });
+  const app = await createApp({ config: configured() });
   try {
     const report = await reconcile(app.payments.deps);
     console.log(JSON.stringify(report, null, 2));
@@ -263,7 +238,7 @@ async function reconcileCommand(args: string[]): Promise<void> {
 
 async function ledgerDemo(args: string[]): Promise<void> {
   const values = parseFlags('ledger-demo', args, { memory: { type: 'boolean', default: false } });
-  const { ledger, describe } = await openLedger(loadConfig(), { memory: values.memory });
+  const { ledger, describe } = await openLedger(configured(), { memory: values.memory });
   console.log(`countersign ledger demo on ${describe}`);
   try {
     await runLedgerDemo(ledger, (line) => console.log(line));
@@ -345,7 +320,7 @@ grpc.setLogger({
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (error: unknown) => {
-    const known = knownFailure(error, process.env.COUNTERSIGN_DATA_DIR || defaultDataDir);
+    const known = knownFailure(error, loaded?.dataDir ?? dataDirOf());
     // A bug keeps its stack; a mistake the user can fix is one line.
     console.error(known?.line ?? `countersign: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     // Exit rather than wait for the event loop: a start that failed half way may leave clients

@@ -13,7 +13,7 @@ import { payerServiceImpl } from './handlers/payer-service.js';
 import { paymentServiceImpl } from './handlers/payment-service.js';
 import { startConnectServer } from './rpc/connect-server.js';
 import { grpcServerCredentials, routesOf, startGrpcServer } from './rpc/grpc-host.js';
-import { tlsSettings, type TlsFiles } from './config.js';
+import { loadConfig, type TlsFiles } from './config.js';
 import { authenticate, deadline, logging, metrics } from './rpc/interceptors.js';
 import { startWebTerminal, type RunningWebTerminal } from './web/web-terminal.js';
 
@@ -62,9 +62,9 @@ export interface ServerOptions {
   /** Credentials for the gRPC port; when given, `tls` is not read. */
   grpcCredentials?: grpc.ServerCredentials;
   /**
-   * TLS (and mTLS) for the gRPC port (Config.tls); null: plaintext. Left out, the
-   * COUNTERSIGN_TLS_* variables of this process decide, so `countersign serve` never serves
-   * plaintext when TLS is configured.
+   * TLS (and mTLS) for the gRPC port (Config.tls); null: plaintext. Left out, this process's
+   * configuration (loadConfig, its COUNTERSIGN_TLS_* settings) decides, so a server is never
+   * plaintext when TLS is configured; `countersign serve` passes its Config.tls.
    */
   tls?: TlsFiles | null;
   /** The payer web terminal's port (HTTP/1.1; 0 picks a free one); left out: no web terminal. */
@@ -86,10 +86,10 @@ export function startPayerWebTerminal(app: App, opts: { host: string; port: numb
   return startWebTerminal({ routes: routesOf([payer]), host: opts.host, port: opts.port, interceptors: interceptorsFor(app, app.statsd), logger: app.logger });
 }
 
-/** The gRPC port's credentials: explicit ones, else `tls`, else the COUNTERSIGN_TLS_* environment. */
+/** The gRPC port's credentials: explicit ones, else `tls`, else this process's configuration. */
 function grpcCredentialsOf(opts: ServerOptions): grpc.ServerCredentials {
   if (opts.grpcCredentials !== undefined) return opts.grpcCredentials;
-  const tls = opts.tls === undefined ? tlsSettings(process.env).tls : (opts.tls ?? undefined);
+  const tls = opts.tls === undefined ? loadConfig().tls : (opts.tls ?? undefined);
   return grpcServerCredentials(tls);
 }
 

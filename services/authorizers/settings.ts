@@ -1,7 +1,7 @@
 import type { AuthorizerFailureMode } from '../../authz/authorizer.js';
 import type { Factor } from '../../authz/model.js';
 import { Factor as ProtoFactor } from '../../gen/countersign/v1/common_pb.js';
-import { ConfigError, type Config } from '../config.js';
+import { ConfigError } from '../config-error.js';
 
 /** One external authorizer plugin: a gRPC AuthorizerService endpoint. */
 export interface AuthorizerEndpoint {
@@ -11,8 +11,25 @@ export interface AuthorizerEndpoint {
   address: string;
 }
 
-/** The plugin part of Config (documented there). */
-export type AuthorizerSettings = Pick<Config, 'authorizers' | 'authorizerDeadlineMs' | 'authorizerFailure' | 'authorizerStrongestFactors'>;
+/** The plugin part of the configuration (services/config.ts reads the variables; documented in its Config). */
+export interface AuthorizerSettings {
+  authorizers: AuthorizerEndpoint[];
+  authorizerDeadlineMs: number;
+  authorizerFailure: AuthorizerFailureMode;
+  authorizerStrongestFactors: Factor[];
+}
+
+/** The plugin variables' text as the environment gives it (undefined: unset). */
+export interface AuthorizerSettingsText {
+  /** COUNTERSIGN_AUTHORIZERS */
+  authorizers: string | undefined;
+  /** COUNTERSIGN_AUTHORIZER_DEADLINE_MS */
+  deadlineMs: string | undefined;
+  /** COUNTERSIGN_AUTHORIZER_FAILURE */
+  failure: string | undefined;
+  /** COUNTERSIGN_AUTHORIZER_STRONGEST */
+  strongest: string | undefined;
+}
 
 /** Default deadline of one plugin call, milliseconds (the contract's default). */
 export const authorizerDeadlineMsDefault = 200;
@@ -78,12 +95,12 @@ function strongestFactors(text: string | undefined): Factor[] {
   return [...new Set(names.map((n) => factorNamed(n, 'COUNTERSIGN_AUTHORIZER_STRONGEST')))];
 }
 
-/** The plugin settings from the environment; invalid values are a ConfigError at start-up. */
-export function authorizerSettings(env: NodeJS.ProcessEnv): AuthorizerSettings {
+/** The plugin settings from their variables' text (services/config.ts reads them); invalid values are a ConfigError at start-up. */
+export function authorizerSettings(text: AuthorizerSettingsText): AuthorizerSettings {
   return {
-    authorizers: endpoints(env.COUNTERSIGN_AUTHORIZERS),
-    authorizerDeadlineMs: deadlineMs(env.COUNTERSIGN_AUTHORIZER_DEADLINE_MS),
-    authorizerFailure: failureMode(env.COUNTERSIGN_AUTHORIZER_FAILURE),
-    authorizerStrongestFactors: strongestFactors(env.COUNTERSIGN_AUTHORIZER_STRONGEST),
+    authorizers: endpoints(text.authorizers),
+    authorizerDeadlineMs: deadlineMs(text.deadlineMs),
+    authorizerFailure: failureMode(text.failure),
+    authorizerStrongestFactors: strongestFactors(text.strongest),
   };
 }

@@ -5,7 +5,7 @@ import type { AuthorizationContext, Authorizer, Decision } from '../../authz/aut
 import type { Factor } from '../../authz/model.js';
 import { AuthorizerService } from '../../gen/countersign/v1/authorizer_pb.js';
 import { parseFlags, UsageError, type CommandHelp, untilStopSignal } from '../cli-errors.js';
-import { ConfigError } from '../config.js';
+import { ConfigError, loadConfig } from '../config.js';
 import { startGrpcServer, type RunningServer } from '../rpc/grpc-host.js';
 import { factorNamed } from './settings.js';
 import { fromDecideRequest, toDecideResponse } from './wire.js';
@@ -144,7 +144,7 @@ export async function authorizerVelocityCommand(args: string[]): Promise<void> {
   });
   const maxPerHour = boundedInt('--max-per-hour', values['max-per-hour'], 1, velocityMaxPerHourMax);
   const factor = factorFlag(values.factor);
-  const logger = pino({ level: process.env.COUNTERSIGN_LOG_LEVEL || 'info', base: { service: 'countersign-authorizer-velocity' } });
+  const logger = pino({ level: loadConfig().logLevel, base: { service: 'countersign-authorizer-velocity' } });
   const server = await startVelocityPlugin({ host: values.host, port: boundedInt('--port', values.port, 0, 65_535), maxPerHour, factor, payersMax: velocityPayersMax, now: Date.now, logger });
   console.log(`countersign authorizer-velocity listening on ${values.host}:${server.port} (REQUIRE ${factor} above ${maxPerHour} payment requests per payer per hour)`);
   await untilStopSignal();

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { pino } from 'pino';
 import { parseFlags, UsageError, type CommandHelp, untilStopSignal } from '../cli-errors.js';
-import { ConfigError } from '../config.js';
+import { ConfigError, loadConfig } from '../config.js';
 import { startBankServer } from './bank-server.js';
 import { cardsFileBytesMax, CardsFileError, demoCards, parseCardsFile, type CardRecord } from './cards.js';
 import { BankFrontEnd } from './frontend.js';
@@ -33,7 +33,7 @@ export async function runBankFrontEnd(args: string[]): Promise<void> {
   const values = parseFlags('bank-frontend', args, { host: { type: 'string', default: bankHostDefault }, port: { type: 'string', default: String(bankPortDefault) }, cards: { type: 'string' }, 'key-file': { type: 'string' } });
   const port = Number(values.port);
   if (!/^[0-9]{1,5}$/.test(values.port) || port > 65_535) throw new UsageError('bank-frontend', `--port must be 0..65535, got "${values.port}"`);
-  const logger = pino({ level: process.env.COUNTERSIGN_LOG_LEVEL || 'info', base: { service: 'countersign-bank-frontend' } });
+  const logger = pino({ level: loadConfig().logLevel, base: { service: 'countersign-bank-frontend' } });
   const key = keyFrom(values['key-file']);
   const cards = values.cards === undefined ? await demoCards() : cardsFrom(values.cards);
   const bank = new BankFrontEnd({ privateKey: key.privateKey, cards, logger, now: Date.now });

@@ -7,7 +7,7 @@ import { LedgerService } from '../../gen/countersign/v1/ledger_pb.js';
 import { PayerService } from '../../gen/countersign/v1/payer_pb.js';
 import { PaymentService } from '../../gen/countersign/v1/payments_pb.js';
 import { UsageError } from '../cli-errors.js';
-import { ConfigError, loadConfig, type Config } from '../config.js';
+import { ConfigError, loadConfig, type Config, type VariableName } from '../config.js';
 
 /**
  * How a client command reaches a running `countersign serve`: its gRPC port (the address serve
@@ -20,9 +20,9 @@ import { ConfigError, loadConfig, type Config } from '../config.js';
 export const callDeadlineMs = 15_000;
 
 /** The variable a merchant's API key may come from instead of `--key`. */
-export const apiKeyVariable = 'COUNTERSIGN_API_KEY';
+export const apiKeyVariable: VariableName = 'COUNTERSIGN_API_KEY';
 /** The variable a payer's token may come from instead of `--token`. */
-export const payerTokenVariable = 'COUNTERSIGN_PAYER_TOKEN';
+export const payerTokenVariable: VariableName = 'COUNTERSIGN_PAYER_TOKEN';
 
 export interface Clients {
   enrollment: Client<typeof EnrollmentService>;
@@ -76,16 +76,16 @@ export function operatorKey(config: Config): string {
   return readFileSync(path, 'utf8').trim();
 }
 
-/** `--key`, else COUNTERSIGN_API_KEY: the merchant's API key. */
-export function merchantKey(command: string, flag: string | undefined, env: NodeJS.ProcessEnv): string {
-  const key = flag ?? (env.COUNTERSIGN_API_KEY || undefined);
+/** `--key`, else COUNTERSIGN_API_KEY (Config.apiKey): the merchant's API key. */
+export function merchantKey(command: string, flag: string | undefined, config: Pick<Config, 'apiKey'>): string {
+  const key = flag ?? config.apiKey;
   if (key === undefined) throw new UsageError(command, `needs the merchant's API key: --key KEY or ${apiKeyVariable}`);
   return credential(command, key, `the merchant's API key (--key or ${apiKeyVariable})`);
 }
 
-/** `--token`, else COUNTERSIGN_PAYER_TOKEN: the payer's bearer token. */
-export function payerToken(command: string, flag: string | undefined, env: NodeJS.ProcessEnv): string {
-  const token = flag ?? (env.COUNTERSIGN_PAYER_TOKEN || undefined);
+/** `--token`, else COUNTERSIGN_PAYER_TOKEN (Config.payerToken): the payer's bearer token. */
+export function payerToken(command: string, flag: string | undefined, config: Pick<Config, 'payerToken'>): string {
+  const token = flag ?? config.payerToken;
   if (token === undefined) throw new UsageError(command, `needs the payer's token: --token TOKEN or ${payerTokenVariable}`);
   return credential(command, token, `the payer's token (--token or ${payerTokenVariable})`);
 }

@@ -108,8 +108,9 @@ export const payerDerive: ClientCommand = {
     if (online) {
       const paymentId = idOf(command, '--payment', values.payment!);
       if (values['first-code'] !== undefined) firstCodeOf(command, values['first-code']);
-      const token = payerToken(command, values.token, env);
-      const challenge = await challengeOf(command, serverOf(command, values.server, configOf(env)), token, paymentId);
+      const config = configOf(env);
+      const token = payerToken(command, values.token, config);
+      const challenge = await challengeOf(command, serverOf(command, values.server, config), token, paymentId);
       firstCode = firstCodeFrom(command, values['first-code'], challenge);
       binding = { amount: challenge.amount, currency: challenge.currency, payeeAccountId: challenge.payeeAccountId };
     } else {
@@ -152,8 +153,9 @@ export const payerConfirm: ClientCommand = {
     const secret = secretOf(command, values.secret!);
     if (values['first-code'] !== undefined) firstCodeOf(command, values['first-code']);
     const idempotencyKey = idempotencyKeyOf(command, values['idempotency-key'], 'confirm');
-    const token = payerToken(command, values.token, env);
-    const server = serverOf(command, values.server, configOf(env));
+    const config = configOf(env);
+    const token = payerToken(command, values.token, config);
+    const server = serverOf(command, values.server, config);
     const challenge = await challengeOf(command, server, token, paymentId);
     const firstCode = firstCodeFrom(command, values['first-code'], challenge);
     const secondCode = derive(command, secret, firstCode, { amount: challenge.amount, currency: challenge.currency, payeeAccountId: challenge.payeeAccountId });

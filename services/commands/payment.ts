@@ -97,8 +97,9 @@ export const paymentCreate: ClientCommand = {
       description: values.description ?? '',
       channel: values.channel === undefined ? Channel.UNSPECIFIED : channelOf(command, values.channel),
     };
-    const key = merchantKey(command, values.key, env);
-    const server = serverOf(command, values.server, configOf(env));
+    const config = configOf(env);
+    const key = merchantKey(command, values.key, config);
+    const server = serverOf(command, values.server, config);
     const response = await onServer(command, server, key, (c) => c.payments.createPayment(request));
     if (values.json) return printJson(io, { idempotencyKey: request.idempotencyKey, ...messageJson(CreatePaymentResponseSchema, response) });
     for (const line of paymentLines(response.payment!)) io.out(line);
@@ -117,8 +118,9 @@ export const paymentGet: ClientCommand = {
     const command = 'payment get';
     const { values, operand } = parseWithOperand(command, args, { ...clientFlags, ...keyFlag }, 'PAYMENT_ID');
     const paymentId = idOf(command, 'PAYMENT_ID', operand);
-    const key = merchantKey(command, values.key, env);
-    const server = serverOf(command, values.server, configOf(env));
+    const config = configOf(env);
+    const key = merchantKey(command, values.key, config);
+    const server = serverOf(command, values.server, config);
     const response = await onServer(command, server, key, (c) => c.payments.getPayment({ paymentId }));
     if (values.json) return printJson(io, messageJson(GetPaymentResponseSchema, response));
     for (const line of paymentLines(response.payment!)) io.out(line);
@@ -142,8 +144,9 @@ export const paymentList: ClientCommand = {
     const values = parseFlags(command, args, { ...clientFlags, ...keyFlag, state: { type: 'string' }, limit: { type: 'string' } });
     const states = values.state === undefined ? [] : [stateOf(command, values.state)];
     const pageSize = values.limit === undefined ? listLimitDefault : positiveIntOf(command, '--limit', values.limit, listLimitMax);
-    const key = merchantKey(command, values.key, env);
-    const server = serverOf(command, values.server, configOf(env));
+    const config = configOf(env);
+    const key = merchantKey(command, values.key, config);
+    const server = serverOf(command, values.server, config);
     const response = await onServer(command, server, key, (c) => c.payments.listPayments({ pageSize, states }));
     if (values.json) return printJson(io, messageJson(ListPaymentsResponseSchema, response));
     for (const p of response.payments) {

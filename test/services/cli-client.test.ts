@@ -1,11 +1,10 @@
 import test, { type ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
+import { runCli, type CliRun } from '../support/cli-child.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { deriveSecondCode } from '../../authz/codes/challenge.js';
 import { base32Decode, base32Encode } from '../../authz/codes/secret.js';
@@ -25,11 +24,6 @@ import { startServers, type Servers } from '../../services/server.js';
 // process): the command functions in process for the walk from an empty server to a confirmed
 // payment and its balances, and the real `countersign` CLI as a child process where the
 // behaviour is the process's (exit codes, one-line errors, --help touching nothing, help listing).
-
-const repo = fileURLToPath(new URL('../../', import.meta.url));
-const cliTs = join(repo, 'services/cli.ts');
-/** Longest a child may take to start, answer and exit (tsx compiles on a loaded machine), milliseconds. */
-const runMsMax = 60_000;
 
 interface Server {
   app: App;
@@ -203,43 +197,11 @@ test('payer derive and confirm refuse a secret below 160 bits, a foreign link an
 
 // ------------------------------------------------------------------ the CLI as a child process
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Children at once: ava runs this file's tests concurrently, the machine has two cores. */
-const childrenMax = 2;
-let children = 0;
-const waiting: (() => void)[] = [];
-
-/** `node --import=tsx services/cli.ts …` in a fresh working directory, without the parent's COUNTERSIGN_* settings. */
-async function cli(t: ExecutionContext, args: readonly string[], env: Record<string, string>): Promise<Ran & { cwd: string }> {
-  if (children < childrenMax) children += 1;
-  else await new Promise<void>((resolve) => waiting.push(resolve));
+/** The real CLI in a fresh working directory, with no COUNTERSIGN_* from this process, plus `env`. */
+async function cli(t: ExecutionContext, args: readonly string[], env: Record<string, string>): Promise<CliRun & { cwd: string }> {
   const cwd = mkdtempSync(join(tmpdir(), 'cs-cli-client-cwd-'));
   t.teardown(() => rmSync(cwd, { recursive: true, force: true }));
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('COUNTERSIGN_')));
-  const child = spawn(process.execPath, [`--import=${import.meta.resolve('tsx')}`, cliTs, ...args], { cwd, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => void child.kill('SIGKILL'));
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const code = await Promise.race([
-      new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c))),
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`countersign ${args.join(' ')}: no exit within ${runMsMax} ms: ${stdout}${stderr}`)), runMsMax))),
-    ]);
-    return { code, stdout, stderr, cwd };
-  } finally {
-    clearTimeout(timer);
-    const next = waiting.shift();
-    if (next === undefined) children -= 1;
-    else next();
-  }
+  return { ...(await runCli(t, args, { cwd, env })), cwd };
 }
 
 test('child: merchant enroll --json reads <data dir>/admin.key and prints one JSON object', async (t) => {

@@ -1,5 +1,4 @@
 import test, { type ExecutionContext } from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,20 +6,15 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lockDataDir as lockStoreDir } from '../../authz/store/journal/lock.js';
 import { lockDataDir as lockLedgerDir } from '../../ledger/embedded/journal.js';
+import { cliRunMsMax, runCli, startCli, type CliEntry } from '../support/cli-child.js';
 
 // The real `countersign` command line as a child process, in a fresh working directory with
 // COUNTERSIGN_DATA_DIR under it: exit codes, exact lines, and what it leaves on disk.
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
-const cliTs = join(repo, 'services/cli.ts');
-const bin = join(repo, 'bin/countersign.mjs');
 const version = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string }).version;
-/** Longest a child may take to start, answer and exit (tsx compiles on a loaded machine), milliseconds. */
-const runMsMax = 60_000;
-
-/** `node --import=tsx services/cli.ts …` (tsx from this package: the working directory is elsewhere) or `node bin/countersign.mjs …`. */
-type Entry = 'cli.ts' | 'bin';
-const argvOf = (entry: Entry, args: readonly string[]) => (entry === 'bin' ? [bin, ...args] : [`--import=${import.meta.resolve('tsx')}`, cliTs, ...args]);
+/** Longest a child may take to start, answer and exit, milliseconds. */
+const runMsMax = cliRunMsMax;
 
 interface Place {
   cwd: string;
@@ -39,49 +33,11 @@ function filesIn(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' }).map((p) => relative(dir, join(dir, p))).sort();
 }
 
-/** The parent's environment without any COUNTERSIGN_* setting, plus `env`. */
-function childEnv(at: Place, env: Record<string, string>): NodeJS.ProcessEnv {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('COUNTERSIGN_')));
-  return { ...clean, COUNTERSIGN_DATA_DIR: at.dataDir, COUNTERSIGN_LOG_LEVEL: 'warn', ...env };
-}
+/** The child's settings: its data directory in `at`, quiet logs, plus `env`. */
+const settings = (at: Place, env: Record<string, string>) => ({ COUNTERSIGN_DATA_DIR: at.dataDir, COUNTERSIGN_LOG_LEVEL: 'warn', ...env });
 
-/** Children at once: ava runs this file's tests concurrently, the machine has two cores. */
-const childrenMax = 2;
-let children = 0;
-const waiting: (() => void)[] = [];
-
-async function start(t: ExecutionContext, entry: Entry, args: readonly string[], at: Place, env: Record<string, string> = {}): Promise<ChildProcess> {
-  if (children < childrenMax) children += 1;
-  else await new Promise<void>((resolve) => waiting.push(resolve)); // a finished child hands its slot over
-  const child = spawn(process.execPath, argvOf(entry, args), { cwd: at.cwd, env: childEnv(at, env), stdio: ['ignore', 'pipe', 'pipe'] });
-  child.once('close', () => {
-    const next = waiting.shift();
-    if (next === undefined) children -= 1;
-    else next();
-  });
-  t.teardown(() => void child.kill('SIGKILL'));
-  return child;
-}
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(t: ExecutionContext, entry: Entry, args: readonly string[], at: Place, env: Record<string, string> = {}): Promise<Ran> {
-  const child = await start(t, entry, args, at, env);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  let timer: NodeJS.Timeout | undefined;
-  const code = await Promise.race([
-    new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c))),
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`countersign ${args.join(' ')}: no exit within ${runMsMax} ms: ${stdout}${stderr}`)), runMsMax))),
-  ]).finally(() => clearTimeout(timer));
-  return { code, stdout, stderr };
-}
+const start = (t: ExecutionContext, entry: CliEntry, args: readonly string[], at: Place, env: Record<string, string> = {}) => startCli(t, args, { cwd: at.cwd, env: settings(at, env), entry });
+const run = (t: ExecutionContext, entry: CliEntry, args: readonly string[], at: Place, env: Record<string, string> = {}) => runCli(t, args, { cwd: at.cwd, env: settings(at, env), entry });
 
 /** A port this test holds open, so the child finds it busy. */
 async function busyPort(t: ExecutionContext): Promise<number> {
@@ -164,36 +120,6 @@ for (const [args, line] of usageErrors) {
     t.deepEqual(filesIn(at.cwd), []);
   });
 }
-
-/** Every COUNTERSIGN_* variable the services read (`env.X`, `env['X']`), from the sources themselves. */
-function variablesRead(): string[] {
-  const names = new Set<string>();
-  for (const dir of ['services', 'authz', 'ledger', 'telco-bridge']) {
-    for (const file of readdirSync(join(repo, dir), { recursive: true, encoding: 'utf8' })) {
-      if (!file.endsWith('.ts')) continue;
-      const text = readFileSync(join(repo, dir, file), 'utf8');
-      for (const match of text.matchAll(/\benv(?:\.|\[\s*['"])(COUNTERSIGN_[A-Z0-9_]+)/g)) names.add(match[1]!);
-    }
-  }
-  return [...names].sort();
-}
-
-test('countersign help lists every COUNTERSIGN_* variable the sources read, one line each with its default', async (t) => {
-  const read = variablesRead();
-  for (const known of ['COUNTERSIGN_DATA_DIR', 'COUNTERSIGN_GRPC_PORT', 'COUNTERSIGN_SMPP', 'COUNTERSIGN_AUTHORIZER_FAILURE', 'COUNTERSIGN_BANK']) t.true(read.includes(known), `the scan finds ${known}`);
-  const at = place(t);
-  const ran = await run(t, 'cli.ts', ['help'], at);
-  t.is(ran.code, 0);
-  const lines = ran.stdout.split('\n');
-  const listed = lines.filter((l) => /^ {2}COUNTERSIGN_[A-Z0-9_]+ +\S/.test(l));
-  for (const name of read) {
-    const line = listed.find((l) => l.startsWith(`  ${name} `));
-    t.truthy(line, `countersign help lists ${name}`);
-    t.regex(line ?? '', /\(default|\(required/, `${name}'s line says its default`);
-  }
-  t.deepEqual(listed.map((l) => l.trim().split(/\s+/)[0]).sort(), read, 'and lists no variable nothing reads');
-  t.is(lines[0], 'usage: countersign <command> [options]      (countersign <command> --help for one command)');
-});
 
 /** `serve` with every port free (0) except the overrides. */
 const servePorts = { COUNTERSIGN_GRPC_PORT: '0', COUNTERSIGN_CONNECT_PORT: '0', COUNTERSIGN_WEB_PORT: '0' };
