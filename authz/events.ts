@@ -6,14 +6,22 @@ import type { Payment } from './model.js';
  * ended with `SubscriberOverflowError` rather than letting memory grow.
  */
 export const subscriberQueueMax = 10_000;
-/** At most this many concurrent subscribers per process. */
+/** At most this many concurrent subscribers per process: the last resort behind `watchersPerCallerMax`. */
 export const subscribersMax = 10_000;
+/**
+ * At most this many concurrent subscribers per caller (a merchant's API key, a payer's token):
+ * one caller's streams can never take the process's `subscribersMax` from the others (README
+ * "Tenant safety"). A caller over it gets `SubscriberOverflowError` (RESOURCE_EXHAUSTED); others
+ * are not affected.
+ */
+export const watchersPerCallerMax = 16;
 
 export class SubscriberOverflowError extends Error {
   override readonly name = 'SubscriberOverflowError';
 }
 
 interface Subscriber {
+  caller: string;
   filter: (payment: Payment) => boolean;
   queue: Payment[];
   wake: (() => void) | undefined;
@@ -22,6 +30,8 @@ interface Subscriber {
 
 export class PaymentEvents {
   private readonly subscribers = new Set<Subscriber>();
+  /** Live subscribers by caller; a caller with none has no entry (bounded by `subscribersMax`). */
+  private readonly perCaller = new Map<string, number>();
   private readonly listeners: ((payment: Payment) => void)[] = [];
   private readonly watcherCounts: ((subscribers: number) => void)[] = [];
 
@@ -57,11 +67,15 @@ export class PaymentEvents {
   /**
    * Payments matching `filter` from the moment of this call (not of the first `next()`: a caller
    * that sends a snapshot first misses nothing published meanwhile), until `signal` aborts.
+   * `caller` names who watches (e.g. `merchant:<id>`, `payer:<id>`), for `watchersPerCallerMax`.
    */
-  subscribe(filter: (payment: Payment) => boolean, signal: AbortSignal): AsyncGenerator<Payment> {
+  subscribe(filter: (payment: Payment) => boolean, signal: AbortSignal, caller: string): AsyncGenerator<Payment> {
+    const mine = this.perCaller.get(caller) ?? 0;
+    if (mine >= watchersPerCallerMax) throw new SubscriberOverflowError(`more than ${watchersPerCallerMax} watch streams for this caller; close one first`);
     if (this.subscribers.size >= subscribersMax) throw new SubscriberOverflowError(`more than ${subscribersMax} watchers`);
-    const s: Subscriber = { filter, queue: [], wake: undefined, failed: undefined };
+    const s: Subscriber = { caller, filter, queue: [], wake: undefined, failed: undefined };
     this.subscribers.add(s);
+    this.perCaller.set(caller, mine + 1);
     this.counted();
     // Also released when the caller's call ends before it ever read from the stream.
     signal.addEventListener('abort', () => this.remove(s), { once: true });
@@ -89,7 +103,11 @@ export class PaymentEvents {
   }
 
   private remove(s: Subscriber): void {
-    if (this.subscribers.delete(s)) this.counted();
+    if (!this.subscribers.delete(s)) return;
+    const left = (this.perCaller.get(s.caller) ?? 1) - 1;
+    if (left === 0) this.perCaller.delete(s.caller);
+    else this.perCaller.set(s.caller, left);
+    this.counted();
   }
 
   private counted(): void {

@@ -167,7 +167,10 @@ export interface Merchant {
   apiKeyHash: string;
   /** The merchant's payee ledger account (hex id) per currency code. */
   accounts: Record<string, string>;
-  /** Fee in basis points of each payment (1 bp = 0.01 %), rounded down. */
+  /**
+   * Fee in basis points of each payment (1 bp = 0.01 %): rounded up, at least 1 minor unit when
+   * not 0, never more than the payment (payment-ledger.ts `feeOf`; README "Tenant safety").
+   */
   feeBasisPoints: number;
   /** Largest single payment this merchant may create, minor units; 0 = no limit. */
   perPaymentLimit: bigint;

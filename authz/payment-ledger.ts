@@ -16,6 +16,29 @@ import type { Payment } from './model.js';
  * - frictionless: reserve and post in one linked request.
  */
 
+/**
+ * The merchant's fee on a payment, in minor units: `amount × feeBasisPoints / 10 000` rounded up
+ * (in the platform's favour), at least `feeMinMinorUnits` when the merchant pays any fee at all,
+ * and never more than the amount (the fee is paid from what the payee receives in the same linked
+ * post, so the payee's side of a payment can never go negative). Bigint only.
+ * 100 payments of 66 at 150 bp pay 1 each (⌈0.99⌉); one of 6600 pays 99.
+ */
+export function feeOf(amount: bigint, feeBasisPoints: number): bigint {
+  if (!Number.isInteger(feeBasisPoints) || feeBasisPoints < 0 || feeBasisPoints > feeBasisPointsMax) throw new Error(`assertion failed: fee basis points ${feeBasisPoints} outside 0..${feeBasisPointsMax}`);
+  if (amount <= 0n) throw new Error('assertion failed: a fee is charged on a positive amount');
+  if (feeBasisPoints === 0) return 0n;
+  const bp = BigInt(feeBasisPoints);
+  const rounded = (amount * bp + (feeBasisPointsMax_ - 1n)) / feeBasisPointsMax_;
+  const fee = rounded < feeMinMinorUnits ? feeMinMinorUnits : rounded;
+  return fee > amount ? amount : fee;
+}
+
+/** The smallest fee a payment pays when its merchant's fee is not 0 basis points, minor units. */
+export const feeMinMinorUnits = 1n;
+/** 10 000 basis points = 100 %: the largest fee a merchant may have. */
+export const feeBasisPointsMax = 10_000;
+const feeBasisPointsMax_ = BigInt(feeBasisPointsMax);
+
 export type ReserveOutcome = 'reserved' | 'insufficient_funds' | 'credit_limit_exceeded';
 /** `not_reserved`: there is no reservation to post (yet: a create still on its way, or never made). */
 export type PostOutcome = 'posted' | 'expired' | 'voided' | 'not_reserved';

@@ -54,6 +54,15 @@ export interface PaymentLimits {
   codesPerPrefixMax: number;
   /** The window of the three code-rate limits, milliseconds. */
   codeRateWindowMs: number;
+  /**
+   * Tenant safety (README "Tenant safety"): creates that name the payer by phone number, per
+   * merchant per `phoneLookupWindowMs`, enrolled phones and unknown ones alike (counting only the
+   * misses would make the refusal itself say which phones miss). Over it: RESOURCE_EXHAUSTED for
+   * that merchant's phone lookups until the window ends; other merchants are not affected.
+   */
+  phoneLookupsPerMerchantMax: number;
+  /** The window of `phoneLookupsPerMerchantMax`, milliseconds (1 h). */
+  phoneLookupWindowMs: number;
 }
 
 export const defaultPaymentLimits: PaymentLimits = {
@@ -68,6 +77,8 @@ export const defaultPaymentLimits: PaymentLimits = {
   codesPerPayerMax: 10,
   codesPerPrefixMax: 100,
   codeRateWindowMs: 600_000,
+  phoneLookupsPerMerchantMax: 1_000,
+  phoneLookupWindowMs: 3_600_000,
 };
 
 /** Where the steps report what they repaired or could not (never a secret). */

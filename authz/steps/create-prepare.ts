@@ -6,10 +6,12 @@ import { AuthzError, invalid, notFound, precondition } from '../errors.js';
 import { challengeIdOf, factorModule, pathOfChannel, usesFirstCode } from '../factors/index.js';
 import { canonicalJson } from '../fingerprint.js';
 import type { BillableLine, Channel, Factor, Merchant, Payer, Payment, SimIdentity } from '../model.js';
-import type { PaymentAccounts } from '../payment-ledger.js';
+import { feeOf, type PaymentAccounts } from '../payment-ledger.js';
 import { shardOfPayer, withShard, type CreateItem, type RateLimitHit } from '../store/port.js';
 import { checkAmount, checkCurrency, checkDescription, checkIdempotencyKey, checkPaymentId, checkPhone } from '../validation.js';
 import type { StepDeps } from './context.js';
+import { isPhantomPayerId, phantomAccountId, phantomPayer, phantomPayerId, unanswerable } from './phantom-payer.js';
+import { phoneLookupKey } from './refusals.js';
 
 export interface CreatePaymentInput {
   idempotencyKey: string;
@@ -38,7 +40,10 @@ export interface CreatePaymentInput {
 export interface ChallengePlan {
   /** Factors still to prove, in required order. */
   pending: Factor[];
-  /** Sent by SMS or voice (the channel is not the payer's own terminal and a pending factor needs the code). */
+  /**
+   * Sent by SMS or voice: a pending factor is SMS_OTP (a code for the SMS factor goes by SMS only,
+   * whatever the channel), or the channel is not the payer's own terminal and a pending factor needs the code.
+   */
   sendsCode: boolean;
 }
 
@@ -64,7 +69,27 @@ export function isTerminalChannel(channel: Channel): boolean {
 
 export function planOf(payment: Payment): ChallengePlan {
   const pending = payment.requiredFactors.filter((f) => !payment.satisfiedFactors.includes(f));
-  return { pending, sendsCode: !isTerminalChannel(payment.channel) && pending.some(usesFirstCode) };
+  return { pending, sendsCode: pending.includes('SMS_OTP') || (!isTerminalChannel(payment.channel) && pending.some(usesFirstCode)) };
+}
+
+/**
+ * Whether the payer's terminal may be shown the first code (GetChallenge): on its own channels
+ * only, and never for a payment that requires SMS_OTP, whose code proves the phone and so goes by
+ * SMS only (README "Tenant safety"). The payer then types the SMS's code into the terminal.
+ */
+/** A phantom's payment (phantom-payer.ts): nothing of it is ever in the ledger or sent. */
+export function isPhantomPayment(payment: Payment): boolean {
+  return payment.payerAccountId === phantomAccountId;
+}
+
+export function terminalShowsFirstCode(payment: Payment): boolean {
+  return isTerminalChannel(payment.channel) && !payment.requiredFactors.includes('SMS_OTP');
+}
+
+/** Whether a create names its payer by phone number (counted against `phoneLookupsPerMerchantMax`). */
+function namesPayerByPhone(input: CreatePaymentInput): boolean {
+  const given = (v: string | undefined) => v !== undefined && v !== '';
+  return !given(input.payNumber) && !given(input.payerId) && given(input.payerPhone);
 }
 
 /**
@@ -75,6 +100,8 @@ export function planOf(payment: Payment): ChallengePlan {
  */
 export class CreatePreparer {
   private readonly openedLinePeriods = new Set<string>();
+  /** Phantom payers of this preparer's creates (phantom-payer.ts). */
+  private readonly phantoms = new WeakSet<Payer>();
 
   constructor(private readonly deps: StepDeps) {}
 
@@ -164,14 +191,15 @@ export class CreatePreparer {
     if (input.payerId !== undefined && input.payerId !== '') {
       checkPaymentId(input.payerId, 'payer_id');
       const payer = await directory.getPayer(input.payerId);
+      if (payer === undefined && isPhantomPayerId(this.deps.codes, input.payerId)) return this.phantom(input.payerId, '');
       if (payer === undefined) throw notFound(`payer ${input.payerId} not found`);
       return payer;
     }
     if (input.payerPhone !== undefined && input.payerPhone !== '') {
       checkPhone(input.payerPhone);
       const payer = await directory.findPayerByPhone(input.payerPhone);
-      if (payer === undefined) throw notFound('no payer is enrolled with that phone number');
-      return payer;
+      // Not NOT_FOUND: an unknown phone is answered like an enrolled payer who has not answered yet.
+      return payer ?? this.phantom(phantomPayerId(this.deps.codes, input.payerPhone), input.payerPhone);
     }
     if (input.loginAccount !== undefined && input.loginAccount !== '') {
       if (input.loginAccount.length > 64) throw invalid('login_account must be at most 64 characters');
@@ -180,6 +208,12 @@ export class CreatePreparer {
       return payer;
     }
     throw invalid('one of payer_id, payer_phone, pay_number or login_account is required');
+  }
+
+  private phantom(id: string, phone: string): Payer {
+    const payer = phantomPayer(id, phone);
+    this.phantoms.add(payer);
+    return payer;
   }
 
   /**
@@ -192,6 +226,8 @@ export class CreatePreparer {
     const fees = feeAccounts[currency];
     if (fees === undefined) throw precondition(`no platform fee account for ${currency}`);
     const card = factors.includes('BANK_CARD_PIN');
+    const phantom = this.phantoms.has(payer) && (lineId === undefined || lineId === '');
+    if (phantom) return { accounts: { payer: BigInt('0x' + phantomAccountId), payee, fees }, line: undefined };
     if (card && lineId !== undefined && lineId !== '') throw invalid('a card payment (FACTOR_BANK_CARD_PIN) cannot also charge a billable line');
     if (card) return { accounts: { payer: bankSettlement[currency]!, payee, fees }, line: undefined };
     if (lineId !== undefined && lineId !== '') {
@@ -243,14 +279,17 @@ export class CreatePreparer {
       createdAtMs: now,
       updatedAtMs: now,
       expiresAtMs: now + limits.codeTtlMs,
-      feeAmount: (input.amount * BigInt(merchant.feeBasisPoints)) / 10_000n,
+      feeAmount: feeOf(input.amount, merchant.feeBasisPoints),
       ...(input.originSim === undefined ? {} : { originSim: input.originSim }),
       originPath: pathOfChannel(input.channel),
       ...(line === undefined ? {} : { billableLineId: line.id, lineControlAccountId: idToHex(accounts.limit!.control) }),
     };
     const plan = planOf(payment);
-    const { request, firstCode, digests } = this.challenge(payment, payer, plan, input);
-    if (decision.kind === 'DENY') Object.assign(payment, { state: 'DECLINED', declineReason: decision.unavailable === true ? 'AUTHORIZER_UNAVAILABLE' : 'POLICY_DENIED', declineDetail: decision.reason });
+    const phantom = this.phantoms.has(payer);
+    const { request, firstCode, digests } = phantom ? this.phantomChallenge(payment, plan, input) : this.challenge(payment, payer, plan, input);
+    // A phantom has no money: where a real payer's payment would go through at once, it is refused for funds.
+    if (phantom && decision.kind !== 'DENY' && plan.pending.length === 0) Object.assign(payment, { state: 'DECLINED', declineReason: 'INSUFFICIENT_FUNDS' });
+    else if (decision.kind === 'DENY') Object.assign(payment, { state: 'DECLINED', declineReason: decision.unavailable === true ? 'AUTHORIZER_UNAVAILABLE' : 'POLICY_DENIED', declineDetail: decision.reason });
     else if (plan.pending.length === 0) payment.state = 'APPROVED';
     const item: CreateItem = {
       scope: merchant.id,
@@ -259,7 +298,11 @@ export class CreatePreparer {
       payment,
       digests: payment.state === 'CHALLENGED' ? digests : {},
       dueAtMs: payment.state === 'CHALLENGED' ? payment.expiresAtMs : payment.state === 'APPROVED' ? now + limits.driveLeaseMs : undefined,
-      rateLimits: payment.state === 'CHALLENGED' && plan.sendsCode ? this.codeRateHits(payer) : [],
+      rateLimits: [
+        ...(namesPayerByPhone(input) ? [{ key: phoneLookupKey(merchant.id), limit: limits.phoneLookupsPerMerchantMax, windowMs: limits.phoneLookupWindowMs }] : []),
+        // A phantom counts like the code it stands for (else the code-rate refusals would tell it apart); one by payer_id has no phone to count.
+        ...(payment.state === 'CHALLENGED' && plan.sendsCode && payer.phone !== '' ? this.codeRateHits(payer) : []),
+      ],
       keyTtlMs: limits.idempotencyTtlMs,
       nowMs: now,
     };
@@ -278,6 +321,14 @@ export class CreatePreparer {
     for (const factor of challenged) digests[factor] = codes.digest(challengeIdOf(payment.id, factor), factorModule(factor).expected!({ firstCode, secondCode }));
     if (plan.pending.some(usesFirstCode)) payment.sealedFirstCode = codes.sealFirstCode(payment.id, firstCode);
     return { request, firstCode, digests };
+  }
+
+  /** A phantom's challenge: each challenged factor expects an answer nobody has; no code exists, none is sent. */
+  private phantomChallenge(payment: Payment, plan: ChallengePlan, input: CreatePaymentInput) {
+    const { authPassword: _secret, ...request } = input;
+    const digests: Partial<Record<Factor, string>> = {};
+    for (const factor of plan.pending.filter((f) => factorModule(f).challenged)) digests[factor] = unanswerable(this.deps.codes, challengeIdOf(payment.id, factor));
+    return { request, firstCode: undefined, digests };
   }
 
   /** The SMS-pumping limits a code sent to the payer counts against, in the order of `codeRateNames`. */

@@ -3,7 +3,7 @@ import type { Merchant, Payment } from '../model.js';
 import type { ReserveOutcome } from '../payment-ledger.js';
 import type { CreateOutcome, PaymentRecord } from '../store/port.js';
 import { accountsOf, fulfilled, publish, rejected, reservationSeconds, type ItemOutcome, type StepDeps } from './context.js';
-import { CreatePreparer, type CreatePaymentInput, type PreparedCreate } from './create-prepare.js';
+import { CreatePreparer, isPhantomPayment, type CreatePaymentInput, type PreparedCreate } from './create-prepare.js';
 import { challengeMessages, deliverOrDecline, sendChallenge } from './deliver.js';
 import { drive } from './drive.js';
 import { createRefusal } from './refusals.js';
@@ -61,7 +61,7 @@ export class CreateStep {
       const { index, p } = ready[k]!;
       if (answer.outcome === 'created') created.push({ index, p, record: answer.record });
       else if (answer.outcome === 'replayed') later.push(settle(outcomes, index, this.replay(answer.record)));
-      else if (answer.outcome === 'refused') outcomes[index] = rejected(createRefusal(answer.refusal, this.deps.limits));
+      else if (answer.outcome === 'refused') outcomes[index] = rejected(createRefusal(answer.refusal, this.deps.limits, p.item.rateLimits));
       else if (answer.outcome === 'conflict') outcomes[index] = rejected(keyConflict(p.input.idempotencyKey));
       else if (firstTry) later.push(this.preparer.prepare(p.merchant, p.input, answer.paymentId).then((again) => void redraft.push({ index, p: again }), (e: unknown) => void (outcomes[index] = rejected(e))));
       else outcomes[index] = rejected(new AuthzError('unavailable', 'the payment store is recovering this request; retry shortly'));
@@ -89,6 +89,8 @@ export class CreateStep {
 
   private async finishOne(p: PreparedCreate, record: PaymentRecord): Promise<ItemOutcome> {
     if (record.payment.state === 'DECLINED') return outcomeOf(record.payment);
+    // An unknown phone's payment: recorded like any, but nothing to reserve and nobody to send to.
+    if (isPhantomPayment(record.payment)) return outcomeOf(record.payment);
     try {
       const reserved = await this.reserve(record);
       if (reserved.payment.state !== 'CHALLENGED') return outcomeOf(reserved.payment);
@@ -148,6 +150,7 @@ export class CreateStep {
   private async replay(found: PaymentRecord): Promise<Payment> {
     const finishing = this.finishing.get(found.payment.id);
     if (finishing !== undefined) return unwrap(await finishing);
+    if (isPhantomPayment(found.payment)) return unwrap(outcomeOf((await drive(this.deps, [found]))[0]!.payment));
     let record = found;
     const now = this.deps.now();
     const unfinished = record.payment.state === 'APPROVED' || (record.payment.state === 'CHALLENGED' && now >= record.payment.expiresAtMs) || (record.payment.state !== 'CHALLENGED' && record.dueAtMs !== undefined);

@@ -16,18 +16,40 @@ export function codeRateLimitOf(limits: PaymentLimits, index: number): number {
   return [limits.codesPerDestinationMax, limits.codesPerPayerMax, limits.codesPerPrefixMax][index]!;
 }
 
-/** The error of a refusal token a create stored. */
-export function createRefusal(token: string, limits: PaymentLimits): AuthzError {
+/** The key of the per-merchant phone-lookup counter (README "Tenant safety"); counted first in a create. */
+export function phoneLookupKey(merchantId: string): string {
+  return `lookups:phone:${merchantId}`;
+}
+
+/**
+ * The error of a refusal token a create stored: `rate:<index>` names the limit of `hits` (the
+ * create's own `rateLimits`, the same for every retry of the same request) that refused it.
+ */
+export function createRefusal(token: string, limits: PaymentLimits, hits: readonly { key: string }[]): AuthzError {
   const rate = /^rate:(\d)$/.exec(token);
-  const name = rate === null ? undefined : codeRateNames[Number(rate[1])];
-  if (name === undefined) throw new Error(`assertion failed: unknown create refusal ${JSON.stringify(token)}`);
-  const limit = codeRateLimitOf(limits, Number(rate![1]));
+  const hit = rate === null ? undefined : hits[Number(rate[1])];
+  if (hit === undefined) throw new Error(`assertion failed: unknown create refusal ${JSON.stringify(token)}`);
+  if (hit.key.startsWith('lookups:phone:')) {
+    const limit = limits.phoneLookupsPerMerchantMax;
+    return new AuthzError('resource_exhausted', `too many payer lookups by phone number (limit: ${limit} per ${limits.phoneLookupWindowMs / 1000} s for this merchant); try again later`, {
+      reason: 'PHONE_LOOKUP_RATE',
+      limit,
+      window_ms: limits.phoneLookupWindowMs,
+    });
+  }
+  const index = codeRateKeyPrefixes.findIndex((prefix) => hit.key.startsWith(prefix));
+  const name = codeRateNames[index];
+  if (name === undefined) throw new Error(`assertion failed: unknown rate limit ${JSON.stringify(hit.key)}`);
+  const limit = codeRateLimitOf(limits, index);
   return new AuthzError('resource_exhausted', `too many codes sent (${name} limit: ${limit} per ${limits.codeRateWindowMs / 1000} s); try again later`, {
     reason: `CODE_RATE_${name.toUpperCase()}`,
     limit,
     window_ms: limits.codeRateWindowMs,
   });
 }
+
+/** The keys of the code-rate limits start with these, in the order of `codeRateNames`. */
+export const codeRateKeyPrefixes = ['codes:to:', 'codes:payer:', 'codes:prefix:'] as const;
 
 /** The error of a refusal token a confirm or a refuse stored; undefined for `p` (the payment itself). */
 export function operationRefusal(token: string, factor: Factor | undefined): AuthzError | undefined {

@@ -5,6 +5,7 @@ import type { PaymentEvents } from '../../authz/events.js';
 import type { Payment } from '../../authz/model.js';
 import type { PaymentsService, Proof } from '../../authz/payments.js';
 import { isChallenged } from '../../authz/factors/index.js';
+import { terminalShowsFirstCode } from '../../authz/steps/create-prepare.js';
 import type { Directory } from '../../authz/ports.js';
 import { Channel, PasswordKind } from '../../gen/countersign/v1/common_pb.js';
 import { PayerService, type ConfirmPaymentRequest } from '../../gen/countersign/v1/payer_pb.js';
@@ -23,7 +24,9 @@ function proofOf(req: ConfirmPaymentRequest): Proof {
       if (req.proof.value.kind === PasswordKind.AUTH) {
         throw new ConnectError('the authentication password is given with CreatePayment (auth_password), not here', Code.FailedPrecondition);
       }
-      if (req.proof.value.kind === PasswordKind.UNSPECIFIED) throw new ConnectError('password.kind is required (IVR or AUTHORIZATION)', Code.InvalidArgument);
+      if (req.proof.value.kind !== PasswordKind.IVR && req.proof.value.kind !== PasswordKind.AUTHORIZATION) {
+        throw new ConnectError(`password.kind must be IVR or AUTHORIZATION, got ${req.proof.value.kind}`, Code.InvalidArgument);
+      }
       return { kind: 'password', password: req.proof.value.password };
     case 'pairedDevice':
       return { kind: 'paired_device', firstCode: req.proof.value.firstCode, auxiliarySim: simFromProto(req.proof.value.auxiliarySim, 'paired_device.auxiliary_sim'), deviceId: req.proof.value.deviceId };
@@ -69,7 +72,7 @@ export function payerServiceImpl(deps: {
     async *watchPendingPayments(req, ctx) {
       const payerId = payerOf(ctx);
       if (req.payerId !== '' && req.payerId !== payerId) throw new ConnectError('a payer can watch only their own payments', Code.PermissionDenied);
-      const updates = deps.events.subscribe((p) => p.payerId === payerId, ctx.signal);
+      const updates = deps.events.subscribe((p) => p.payerId === payerId, ctx.signal, `payer:${payerId}`);
       for (const p of await deps.listPayments({ payerId, states: ['CHALLENGED'], limit: 1000 })) yield { payment: paymentToProto(p) };
       for await (const payment of updates) yield { payment: paymentToProto(payment) };
     },
@@ -79,9 +82,11 @@ export function payerServiceImpl(deps: {
       const payer = await deps.directory.getPayer(payment.payerId);
       const pending = payment.requiredFactors.filter((f) => !payment.satisfiedFactors.includes(f));
       const challenged = pending.find(isChallenged);
-      const firstCode = await deps.payments.firstCodeForTerminal(caller, payment);
+      // A code for the SMS factor goes by SMS only: never to the terminal (README "Tenant safety").
+      const firstCode = terminalShowsFirstCode(payment) ? await deps.payments.firstCodeForTerminal(caller, payment) : undefined;
       const bankKey = await deps.payments.bankKeyFor(payment);
-      const terminal = payment.channel === 'APP' || payment.channel === 'WEB';
+      const bySms = payment.requiredFactors.includes('SMS_OTP');
+      const terminal = !bySms && (payment.channel === 'APP' || payment.channel === 'WEB');
       return {
         paymentId: payment.id,
         amount: payment.amount,
@@ -90,7 +95,7 @@ export function payerServiceImpl(deps: {
         payeeName: await deps.payeeName(payment),
         description: payment.description,
         firstCodeDelivery: {
-          channel: terminal ? Channel[payment.channel] : Channel.CONSOLE,
+          channel: terminal ? Channel[payment.channel] : bySms ? Channel.SMS : Channel.CONSOLE,
           destinationMasked: terminal ? '' : maskPhone(payer?.phone ?? ''),
           sentAt: timestampFromMs(payment.createdAtMs),
         },

@@ -100,7 +100,7 @@ export function paymentServiceImpl(deps: { payments: PaymentsService; directory:
       const merchantId = merchantOf(ctx);
       const filter = (p: Payment) => p.merchantId === merchantId && (req.paymentId === '' || p.id === req.paymentId);
       // Subscribed before the snapshot is read: no change can fall between the two.
-      const updates = deps.events.subscribe(filter, ctx.signal);
+      const updates = deps.events.subscribe(filter, ctx.signal, `merchant:${merchantId}`);
       if (req.paymentId !== '') {
         const current = await deps.payments.get({ kind: 'merchant', merchantId }, req.paymentId);
         yield { payment: paymentToProto(current) };

@@ -135,9 +135,13 @@ const originSimField: fc.Arbitrary<F<Sim | undefined>> = fc.oneof(
 
 function createItem(world: FuzzWorld, merchant: 'A' | 'B') {
   const other = merchant === 'A' ? 'B' : 'A';
-  const payer: fc.Arbitrary<{ value: { case: string; value: string } | { case: undefined }; f: F<unknown> }> = fc.oneof(
+  // `nobody`: a phone no payer is enrolled with, answered like an enrolled payer who has not
+  // answered yet (README "Tenant safety"): OK (CHALLENGED) as well as what a clean create may get.
+  const payer: fc.Arbitrary<{ value: { case: string; value: string } | { case: undefined }; f: F<unknown>; nobody?: true }> = fc.oneof(
     idField([world.zero.id]).map((f) => ({ value: { case: 'payerId', value: f.v }, f: f.v === '' ? bad(f.v, 'invalid') : f })),
-    phoneField([world.zero.phone]).map((f) => ({ value: { case: 'payerPhone', value: f.v }, f: f.v === '' ? bad(f.v, 'invalid') : f })),
+    phoneField([world.zero.phone]).map((f) =>
+      f.t.includes('notFound') ? { value: { case: 'payerPhone', value: f.v }, f: clean(f.v), nobody: true as const } : { value: { case: 'payerPhone', value: f.v }, f: f.v === '' ? bad(f.v, 'invalid') : f },
+    ),
     fc.constantFrom(bad('login-nobody', 'notFound'), bad('l'.repeat(65), 'invalid'), bad('', 'invalid')).map((f) => ({ value: { case: 'loginAccount', value: f.v }, f })),
     fc.string({ maxLength: 20 }).map((v) => ({ value: { case: 'payNumber', value: v }, f: bad(v, 'precondition', 'notFound', 'invalid') })),
     fc.constant({ value: { case: undefined }, f: bad(undefined, 'invalid') }),
@@ -190,14 +194,16 @@ function createItem(world: FuzzWorld, merchant: 'A' | 'B') {
       const authTags: Tag[] = (r.factors.v as number[]).includes(Factor.AUTH_PASSWORD) ? ['invalid', 'denied', 'exhausted'] : [];
       // A factor needing a PIN or password the payer never set is refused before anything is reserved.
       const secretTags: Tag[] = (r.factors.v as number[]).some((f) => f === Factor.FIRST_CODE_AND_PIN || f === Factor.IVR_PASSWORD || f === Factor.AUTH_PASSWORD) ? ['precondition'] : [];
-      return { input, tags: createTags([...tagsOf(r.key, r.payer.f, r.payee, r.amount, r.currency, r.description, r.channel, r.factors, r.originSim, r.billableLine), ...authTags, ...secretTags], r.description.v === oversizeString) };
+      const tags = createTags([...tagsOf(r.key, r.payer.f, r.payee, r.amount, r.currency, r.description, r.channel, r.factors, r.originSim, r.billableLine), ...authTags, ...secretTags], r.description.v === oversizeString);
+      const okAllowed = r.payer.nobody === true && tags.every((t) => t === 'precondition' || t === 'exhausted' || t === 'exists');
+      return { input, tags, okAllowed };
     });
 }
 
 function createPayment(world: FuzzWorld): fc.Arbitrary<FuzzRequest> {
   return fc.tuple(wireField, callerField(['A', 'B'], ['admin', 'zero', 'T0']), fc.constantFrom<'A' | 'B'>('A', 'B')).chain(([wire, caller, shop]) =>
-    createItem(world, kindOf(caller) === 'merchant' ? (caller as 'A' | 'B') : shop).map(({ input, tags }) =>
-      request({ service: PaymentService, method: 'createPayment' }, wire, caller, input, kindOf(caller) === 'merchant' ? tags : [...tags, ...wrongKindTags], false),
+    createItem(world, kindOf(caller) === 'merchant' ? (caller as 'A' | 'B') : shop).map(({ input, tags, okAllowed }) =>
+      request({ service: PaymentService, method: 'createPayment' }, wire, caller, input, kindOf(caller) === 'merchant' ? tags : [...tags, ...wrongKindTags], okAllowed && kindOf(caller) === 'merchant'),
     ),
   );
 }
@@ -205,7 +211,7 @@ function createPayment(world: FuzzWorld): fc.Arbitrary<FuzzRequest> {
 function batchCreate(world: FuzzWorld): fc.Arbitrary<FuzzRequest> {
   return fc.tuple(wireField, callerField(['A', 'B'], ['admin', 'T1']), fc.constantFrom<'A' | 'B'>('A', 'B'), fc.integer({ min: 0, max: 4 }), keyField(['fz-batch-1'])).chain(([wire, caller, shop, count, key]) => {
     const merchant = kindOf(caller) === 'merchant' ? (caller as 'A' | 'B') : shop;
-    const items = count === 0 ? fc.constantFrom([] as { input: object; tags: Tag[] }[], 'oversize' as const) : fc.array(createItem(world, merchant), { minLength: count, maxLength: count });
+    const items = count === 0 ? fc.constantFrom([] as { input: object; tags: Tag[]; okAllowed: boolean }[], 'oversize' as const) : fc.array(createItem(world, merchant), { minLength: count, maxLength: count });
     return items.map((list) => {
       const wrong = kindOf(caller) !== 'merchant' ? wrongKindTags : [];
       if (list === 'oversize') {
@@ -216,7 +222,7 @@ function batchCreate(world: FuzzWorld): fc.Arbitrary<FuzzRequest> {
       const oversize = list.some((i) => (i.input as { description: string }).description === oversizeString);
       const tags: Tag[] = oversize ? ['exhausted'] : [...whole, ...wrong];
       return request({ service: PaymentService, method: 'batchCreatePayments' }, wire, caller, { idempotencyKey: key.v, items: list.map((i) => i.input) }, tags, whole.length === 0 && wrong.length === 0 && !oversize, {
-        items: list.map((i) => ({ tags: i.tags, okAllowed: false })),
+        items: list.map((i) => ({ tags: i.tags, okAllowed: i.okAllowed })),
       });
     });
   });

@@ -28,13 +28,13 @@ test('countersign demo walks M1, M2, M3, M4, M3c and M5 over gRPC and the simula
   // Bob (M2): 100.00 − 30.00. Carol (M3): 500.00 − 4.00 − 250.00.
   t.is(result.m2Balance, 70_00n);
   t.is(result.m3Balance, 246_00n);
-  // The merchant: each amount less its 1 % fee, rounded down.
+  // The merchant: each amount less its 1 % fee, rounded up (3.50 pays 0.04).
   // Dave (M4): 80.00 − 18.00 lunch (the snack approved by the wrong SIM was declined).
   t.is(result.m4Balance, 62_00n);
   // Erin (M3c): 30.00 on her line; the 25.00 over her 50.00 credit was refused. Frank (M5): 64.00 by card.
   t.is(result.lineCharged, 30_00n);
   t.is(result.cardPaid, 64_00n);
-  t.is(result.merchantBalance, 3_50n - 3n + 42_00n - 42n + 30_00n - 30n + 4_00n - 4n + 250_00n - 2_50n + 18_00n - 18n + 30_00n - 30n + 64_00n - 64n);
+  t.is(result.merchantBalance, 3_50n - 4n + 42_00n - 42n + 30_00n - 30n + 4_00n - 4n + 250_00n - 2_50n + 18_00n - 18n + 30_00n - 30n + 64_00n - 64n);
   const text = lines.join('\n');
   for (const expected of [
     'SUCCEEDED at once (frictionless)',

@@ -27,7 +27,8 @@ import { listPayments, type Workload } from './workload.js';
  *    unresolved reservations still within their timeout (forever, without one).
  * 5. Debits equal credits (LedgerService.CheckBalanced; on TigerBeetle, by construction).
  * 6. Balances: each payer holds funding minus what was posted; each merchant holds the posted
- *    amounts minus fees; each fee is amount × basis points / 10000, linked with its post.
+ *    amounts minus fees; each fee is amount × basis points / 10000 rounded up (at least 1, at most
+ *    the amount), linked with its post.
  *
  * What the clients were answered (the answer log; every client has its final answer by now, the
  * finish phase saw to it):
@@ -314,7 +315,10 @@ function checkBalances(input: AuditInput, view: LedgerView, server: Map<string, 
 }
 
 export function feeOf(amount: bigint, feeBasisPoints: number): bigint {
-  return (amount * BigInt(feeBasisPoints)) / 10_000n;
+  // README "Tenant safety": rounded up, at least 1 minor unit when the fee is not 0 bp, at most the amount.
+  if (feeBasisPoints === 0) return 0n;
+  const fee = (amount * BigInt(feeBasisPoints) + 9_999n) / 10_000n;
+  return fee < 1n ? 1n : fee > amount ? amount : fee;
 }
 
 function checkMerchant(merchant: MerchantActor, view: LedgerView, posted: Payment[], v: Violations): void {

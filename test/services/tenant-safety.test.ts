@@ -1,0 +1,147 @@
+import { setMaxListeners } from 'node:events';
+import test from 'ava';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { idToHex } from '../../ledger/ids.js';
+import { feeOf, feeMinMinorUnits } from '../../authz/payment-ledger.js';
+import { watchersPerCallerMax } from '../../authz/events.js';
+import { drive } from '../../authz/steps/drive.js';
+import { Channel, Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
+import { balance, key, newMerchant, newPayer, startEnv, type Env, type Merchant, type Payer } from '../e2e/harness.js';
+
+/**
+ * Issue 15, "Tenant safety" (README): findings 3, 4, 5 and 7 against a real server on
+ * 127.0.0.1 port 0 (grpc-js client, memory store). Each test failed on the code before the fix.
+ */
+
+async function refusedWith(t: import('ava').ExecutionContext, call: Promise<unknown>, code: Code): Promise<ConnectError> {
+  const error = await t.throwsAsync(call);
+  const e = ConnectError.from(error);
+  t.is(e.code, code, e.message);
+  return e;
+}
+
+const byPhone = (phone: string, idempotencyKey: string, amount = 20_00n) => ({ idempotencyKey, payer: { case: 'payerPhone' as const, value: phone }, amount, currency: 'USD', description: 'by phone' });
+const phoneOf = async (env: Env, payer: Payer) => (await env.app.directory.getPayer(payer.id))!.phone;
+
+test('finding 3: an unknown phone is answered like an enrolled one (CHALLENGED, then it expires); phone lookups are limited per merchant', async (t) => {
+  const lookupsMax = 4;
+  const env = await startEnv('grpc-js', 'memory', { phoneLookupsPerMerchantMax: lookupsMax });
+  t.teardown(() => env.close());
+  const [payer, shopA, shopB] = await Promise.all([newPayer(env), newMerchant(env), newMerchant(env)]);
+  const enrolledPhone = await phoneOf(env, payer);
+  const unknownPhone = '+14155550123';
+  t.is(await env.app.directory.findPayerByPhone(unknownPhone), undefined);
+
+  const known = (await shopB.api.payments.createPayment(byPhone(enrolledPhone, key('known')))).payment!;
+  const unknownKey = key('unknown');
+  const unknown = (await shopB.api.payments.createPayment(byPhone(unknownPhone, unknownKey))).payment!;
+  const shape = (p: typeof known) => ({ state: p.state, factors: p.requiredFactors, attemptsLeft: p.attemptsLeft, amount: p.amount, lifetime: p.expiresAt!.seconds - p.createdAt!.seconds, idLength: p.payerId.length });
+  t.deepEqual(shape(unknown), shape(known), 'the same answer for an unknown phone as for an enrolled one');
+  t.is(unknown.state, PaymentState.CHALLENGED);
+  t.deepEqual(shape((await shopB.api.payments.getPayment({ paymentId: unknown.id })).payment!), shape(known));
+  // A retry of the same request, and a create by the payer id it showed, answer alike too.
+  t.is((await shopB.api.payments.createPayment(byPhone(unknownPhone, unknownKey))).payment!.id, unknown.id);
+  const byId = (await shopB.api.payments.createPayment({ idempotencyKey: key('by-id'), payer: { case: 'payerId', value: unknown.payerId }, amount: 20_00n, currency: 'USD', description: 'by id' })).payment!;
+  t.is(byId.state, PaymentState.CHALLENGED, 'its payer id is not an oracle either');
+  t.is(byId.payerId, unknown.payerId);
+  t.is((await shopB.api.payments.createPayment(byPhone(unknownPhone, key('again')))).payment!.payerId, unknown.payerId, 'the same unknown phone, the same payer id');
+  // A random unknown payer id is still NOT_FOUND (ids are 128-bit: nothing to enumerate).
+  await refusedWith(t, shopB.api.payments.createPayment({ idempotencyKey: key('random-id'), payer: { case: 'payerId', value: '0123456789abcdef0123456789abcdef' }, amount: 20_00n, currency: 'USD', description: 'x' }), Code.NotFound);
+
+  // Nothing of it is reserved or sent, and it expires like an unanswered payment.
+  const deps = env.app.payments.deps;
+  t.is(env.inbox.firstCodeFor(unknown.id), undefined);
+  t.deepEqual(await deps.ledger.reservedAmong([(await deps.store.get([unknown.id]))[0]!.payment]), new Set());
+  const [record] = await deps.store.get([unknown.id]);
+  const later = record!.payment.expiresAtMs + 1;
+  const [expired] = await drive({ ...deps, now: () => later }, [record!]);
+  t.is(expired!.payment.state, 'EXPIRED');
+
+  // B has made `lookupsMax` phone lookups (known, unknown, again; the retry was not a new one): one more is allowed, then none.
+  await shopB.api.payments.createPayment(byPhone(enrolledPhone, key('fourth')));
+  const over = await refusedWith(t, shopB.api.payments.createPayment(byPhone('+14155550124', key('fifth'))), Code.ResourceExhausted);
+  t.regex(over.message, /too many payer lookups by phone number/);
+  await refusedWith(t, shopB.api.payments.createPayment(byPhone(enrolledPhone, key('sixth'))), Code.ResourceExhausted);
+  // Other merchants are not affected.
+  t.is((await shopA.api.payments.createPayment(byPhone(enrolledPhone, key('a')))).payment!.state, PaymentState.CHALLENGED);
+});
+
+/** Opens a watch on `paymentId` and reads its first message (the snapshot), so the server holds the subscription. */
+async function openWatch(merchant: Merchant, paymentId: string, controller: AbortController) {
+  const stream = merchant.api.payments.watchPayments({ paymentId }, { signal: controller.signal, timeoutMs: 20_000 })[Symbol.asyncIterator]();
+  const first = await stream.next();
+  return { stream, first };
+}
+
+test('finding 4: one merchant over its watch cap gets RESOURCE_EXHAUSTED; another merchant and the payer still watch and receive events', async (t) => {
+  const env = await startEnv('grpc-js', 'memory');
+  t.teardown(() => env.close());
+  const [payer, shopA, shopB] = await Promise.all([newPayer(env), newMerchant(env), newMerchant(env)]);
+  const paymentB = (await shopB.api.payments.createPayment({ idempotencyKey: key('b'), payer: { case: 'payerId', value: payer.id }, amount: 20_00n, currency: 'USD', description: 'b' })).payment!;
+  const controller = new AbortController();
+  setMaxListeners(4 * watchersPerCallerMax, controller.signal); // one signal for all the test's streams
+  t.teardown(() => controller.abort());
+  for (let i = 0; i < watchersPerCallerMax; i++) {
+    const { first } = await openWatch(shopB, paymentB.id, controller);
+    t.is(first.value?.payment?.id, paymentB.id);
+  }
+  const extra = shopB.api.payments.watchPayments({ paymentId: paymentB.id }, { signal: controller.signal, timeoutMs: 10_000 })[Symbol.asyncIterator]();
+  await refusedWith(t, extra.next(), Code.ResourceExhausted);
+
+  // Merchant A and the payer still get their streams, and events on them.
+  const watchA = shopA.api.payments.watchPayments({}, { signal: controller.signal, timeoutMs: 20_000 })[Symbol.asyncIterator]();
+  const watchPayer = payer.api.payer.watchPendingPayments({}, { signal: controller.signal, timeoutMs: 20_000 })[Symbol.asyncIterator]();
+  const payerSnapshot = await watchPayer.next(); // the pending payment of B: the stream is subscribed
+  t.is(payerSnapshot.value?.payment?.id, paymentB.id);
+  // A's stream sends nothing until a change: wait until the server holds it (its count, not the clock).
+  const events = env.app.events;
+  const nextA = watchA.next();
+  const wanted = watchersPerCallerMax + 2;
+  while (events.subscriberCount < wanted) await new Promise<void>((resolve) => setImmediate(resolve));
+  const paymentA = (await shopA.api.payments.createPayment({ idempotencyKey: key('a'), payer: { case: 'payerId', value: payer.id }, amount: 20_00n, currency: 'USD', description: 'a' })).payment!;
+  t.is((await nextA).value?.payment?.id, paymentA.id, "merchant A's watch received its payment");
+  t.is((await watchPayer.next()).value?.payment?.id, paymentA.id, "the payer's watch received it");
+});
+
+test('finding 5: a payment that requires SMS_OTP on channel APP sends the code by SMS, and GetChallenge never gives it to the terminal', async (t) => {
+  const env = await startEnv('grpc-js', 'memory');
+  t.teardown(() => env.close());
+  const [payer, shop] = await Promise.all([newPayer(env, 500_00n, { oneFactor: Factor.SMS_OTP }), newMerchant(env)]);
+  const p = (await shop.api.payments.createPayment({ idempotencyKey: key('app-sms'), payer: { case: 'payerId', value: payer.id }, amount: 20_00n, currency: 'USD', description: 'app', channel: Channel.APP })).payment!;
+  t.deepEqual([p.state, p.requiredFactors], [PaymentState.CHALLENGED, [Factor.SMS_OTP]]);
+  const sms = env.inbox.firstCodeFor(p.id);
+  t.regex(sms ?? '', /^\d{8}$/, 'the code went by SMS');
+  const challenge = await payer.api.payer.getChallenge({ paymentId: p.id });
+  t.is(challenge.firstCode, '', 'the terminal token cannot obtain the SMS code');
+  t.is(challenge.firstCodeDelivery!.channel, Channel.SMS);
+  t.regex(challenge.firstCodeDelivery!.destinationMasked, /^\*+\d{4}$/);
+  // The payer, who has the phone, types the SMS's code: the payment goes through.
+  const done = (await payer.api.payer.confirmPayment({ idempotencyKey: key('otp'), paymentId: p.id, proof: { case: 'smsOtp', value: sms! } })).payment!;
+  t.is(done.state, PaymentState.SUCCEEDED);
+});
+
+test('finding 7: fees round up with a minimum and never exceed the amount (feeOf)', (t) => {
+  t.is(feeOf(66n, 150), 1n, '⌈0.99⌉');
+  t.is(feeOf(6600n, 150), 99n);
+  t.is(feeOf(6601n, 150), 100n, '⌈99.015⌉');
+  t.is(feeOf(1n, 1), feeMinMinorUnits, 'the minimum, clamped to the amount');
+  t.is(feeOf(1n, 10_000), 1n, 'never more than the amount');
+  t.is(feeOf(3n, 9_999), 3n, '⌈2.9997⌉ = 3 = the amount');
+  t.is(feeOf(1_000_000n, 0), 0n, '0 bp: no fee, no minimum');
+  t.is(feeOf(2n ** 64n, 1), 2n ** 64n / 10_000n + 1n);
+});
+
+test('finding 7: 100 payments of 66 at 150 bp pay 1 each, one of 6600 pays 99; the fee account sums to 199', async (t) => {
+  const env = await startEnv('grpc-js', 'memory');
+  t.teardown(() => env.close());
+  const [payer, shop] = await Promise.all([newPayer(env, 500_00n, { noFactorBelow: 1000_00n }), newMerchant(env, 150)]);
+  const feeAccount = idToHex(env.app.payments.deps.platform.fees['USD']!);
+  const feesBefore = (await balance(env, feeAccount)).posted;
+  const create = (amount: bigint, k: string) => shop.api.payments.createPayment({ idempotencyKey: k, payer: { case: 'payerId', value: payer.id }, amount, currency: 'USD', description: 'fee' });
+  const small = await Promise.all(Array.from({ length: 100 }, (_, i) => create(66n, key(`small-${i}`))));
+  t.true(small.every((r) => r.payment!.state === PaymentState.SUCCEEDED));
+  t.is((await create(6600n, key('large'))).payment!.state, PaymentState.SUCCEEDED);
+  t.is((await balance(env, feeAccount)).posted - feesBefore, 100n * 1n + 99n, 'the platform fee account received 199');
+  t.is((await balance(env, shop.account)).posted, 100n * 66n + 6600n - 199n, 'the merchant received the amounts less the fees');
+  t.is((await balance(env, payer.account)).posted, 500_00n - (100n * 66n + 6600n), 'the payer paid the amounts only');
+});
