@@ -44,6 +44,16 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 /usr/bin/chromium --version 2>/dev/null || fail "/usr/bin/chromium does not run"
 
+step "system packages: python3-grpcio, python3-protobuf (an independent reflection client, test/services/reflection.test.ts)"
+if ! /usr/bin/python3 -c 'import grpc, google.protobuf' >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-grpcio python3-protobuf >/dev/null) || fail "could not install python3-grpcio and python3-protobuf with apt-get"
+  else
+    fail "python3-grpcio and python3-protobuf are missing: sudo apt-get install -y python3-grpcio python3-protobuf"
+  fi
+fi
+/usr/bin/python3 -c 'import grpc, google.protobuf; print("python3-grpcio", grpc.__version__, "protobuf", google.protobuf.__version__)' || fail "/usr/bin/python3 cannot import grpc"
+
 step "wire contract: buf lint, generated code in sync"
 bash scripts/check-generated.sh || fail "proto lint failed or gen/ is stale (run npm run generate and commit)"
 

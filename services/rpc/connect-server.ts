@@ -1,14 +1,15 @@
 import * as http2 from 'node:http2';
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from '@connectrpc/connect';
-import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { Logger } from 'pino';
+import { strictConnectNodeAdapter } from './connect-strict.js';
 import { messageBytesMax, shutdownGraceMsDefault, type RunningServer } from './grpc-host.js';
 import { endStreamsOn, errorBoundary } from './interceptors.js';
 import { preciseDecodeErrors } from './wire-errors.js';
 
 /**
  * The Connect, gRPC and gRPC-Web server (connect-node) on a cleartext HTTP/2 server, for
- * browsers and Connect clients. Same routes and interceptors as the grpc-js server.
+ * browsers and Connect clients. Same routes and interceptors as the grpc-js server, and the same
+ * strict input (connect-strict.ts).
  */
 
 export interface ConnectServerOptions {
@@ -28,10 +29,11 @@ export interface RunningConnectServer extends RunningServer {
 
 export async function startConnectServer(opts: ConnectServerOptions): Promise<RunningConnectServer> {
   const shutdown = new AbortController();
-  const handler = connectNodeAdapter({
+  const handler = strictConnectNodeAdapter({
     routes: opts.routes,
     interceptors: [errorBoundary(opts.logger), endStreamsOn(shutdown.signal), ...opts.interceptors],
     readMaxBytes: messageBytesMax,
+    logger: opts.logger,
   });
   const server = http2.createServer(preciseDecodeErrors(handler));
   // node's http2 server.close() waits for every session to end, and connect clients keep idle

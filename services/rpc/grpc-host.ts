@@ -4,10 +4,12 @@ import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type ConnectRouter, type Interceptor, type ServiceImpl } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation, service as healthService, type ServingStatusMap } from 'grpc-health-check';
+import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { ConfigError, type TlsFiles } from '../config.js';
 import { addConnectService } from './grpc-server.js';
+import { healthDescFile, healthServiceName } from './health-descriptor.js';
+import { googleRpcDescFile } from './status-details.js';
 
 /**
  * A grpc-js server for the API: the given services (the same ServiceImpl objects connect-node
@@ -131,13 +133,14 @@ function shutdownWithin(server: grpc.Server, graceMs: number): Promise<void> {
   });
 }
 
-const healthServiceName = 'grpc.health.v1.Health';
-
 /**
  * The package definition @grpc/reflection reads (it only uses `fileDescriptorProtos`), built
- * from the protobuf-es descriptors the servers run on: the generated files under their real
- * names (countersign/v1/payments.proto, google/protobuf/timestamp.proto, ...) with every
- * import, so reflection can never drift from the code. Health comes from grpc-health-check.
+ * from protobuf-es descriptors, never from proto-loader's (whose map entries protoc and
+ * Python's protobuf refuse): the generated files the servers run on under their real names
+ * (countersign/v1/payments.proto, google/protobuf/timestamp.proto, ...) with every import, so
+ * reflection can never drift from the code; grpc/health/v1/health.proto as protoc compiles it
+ * (health-descriptor.ts); and google.rpc.Status and ErrorInfo, the error details every error
+ * may carry (status-details.ts), so a reflection-only client can read `attempts_left`.
  */
 function reflectionPackage(services: readonly DescService[]): ReflectionPackage {
   const files = new Map<string, Buffer>();
@@ -146,9 +149,8 @@ function reflectionPackage(services: readonly DescService[]): ReflectionPackage 
     files.set(file.proto.name, Buffer.from(toBinary(FileDescriptorProtoSchema, file.proto)));
     file.dependencies.forEach(add);
   };
-  services.forEach((s) => add(s.file));
-  const health = healthService['Check']?.requestType.fileDescriptorProtos ?? [];
-  return { countersign: { fileDescriptorProtos: [...files.values()] }, health: { fileDescriptorProtos: health } } as object as ReflectionPackage;
+  [...services.map((s) => s.file), healthDescFile, googleRpcDescFile].forEach(add);
+  return { countersign: { fileDescriptorProtos: [...files.values()] } } as object as ReflectionPackage;
 }
 
 /** ReflectionService's parameter: typed as proto-loader's whole definition, read for its files only. */

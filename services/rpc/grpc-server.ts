@@ -27,12 +27,14 @@ import { abortable } from './abort.js';
 import { toConnectError } from './errors.js';
 import { endStreamsOn, errorBoundary, methodName } from './interceptors.js';
 import { grpcStatusDetailsBin } from './status-details.js';
+import { binaryInputProblem } from './wire-strict.js';
 
 /**
  * Serves a protobuf-es service implementation (the very `ServiceImpl` connect-node serves) on
  * a @grpc/grpc-js server: the ServiceDefinition is built from the descriptor, messages go
- * through protobuf-es `toBinary`/`fromBinary`, and each call runs the connect interceptor
- * chain around the implementation with a connect `HandlerContext`. Unary and server-streaming
+ * through protobuf-es `toBinary`/`fromBinary` (request bytes checked first by wire-strict.ts:
+ * an out-of-range integer is INVALID_ARGUMENT naming the field), and each call runs the
+ * connect interceptor chain around the implementation with a connect `HandlerContext`. Unary and server-streaming
  * methods only (the API has no others); registering any other kind is a programming error.
  */
 
@@ -116,6 +118,8 @@ function serverMethodDefinition(method: DescMethod): grpc.MethodDefinition<Decod
     responseStream: method.methodKind === 'server_streaming',
     requestSerialize: (d: Decoded) => toBuffer(d.ok ? toBinary(method.input, d.message) : new Uint8Array()),
     requestDeserialize: (bytes: Buffer): Decoded => {
+      const problem = binaryInputProblem(method.input, bytes);
+      if (problem !== undefined) return { ok: false, error: new ConnectError(problem, Code.InvalidArgument) };
       try {
         return { ok: true, message: fromBinary(method.input, bytes) };
       } catch (error) {
@@ -134,6 +138,13 @@ function applyInterceptors(next: AnyFn, interceptors: readonly Interceptor[]): A
   return interceptors.reduceRight<AnyFn>((inner, interceptor) => interceptor(inner), next);
 }
 
+/**
+ * A request that failed decoding or the strict input check: its problem, thrown at the center
+ * of the chain, after the interceptors (authentication first: a caller without a valid key
+ * learns nothing about its input).
+ */
+const inputProblemKey = createContextKey<ConnectError | undefined>(undefined, { description: 'input problem' });
+
 /** Where the center of the chain finds its call's context: the chain is built once per method. */
 const callContextKey = createContextKey<HandlerContextController | undefined>(undefined, { description: 'grpc-js call context' });
 
@@ -147,6 +158,8 @@ function innermost(method: DescMethod, fn: LooseImpl): AnyFn {
   return async (req) => {
     const context = req.contextValues.get(callContextKey);
     if (context === undefined) throw new Error(`assertion failed: ${methodName({ method })} called without its call context`);
+    const problem = req.contextValues.get(inputProblemKey);
+    if (problem !== undefined) throw problem;
     // The call's own context unless an interceptor replaced the headers, the signal or the values.
     const implContext: HandlerContext =
       req.header === context.requestHeader && req.signal === context.signal && req.contextValues === context.values
@@ -181,7 +194,7 @@ function serveUnary(spec: MethodSpec): grpc.handleUnaryCall<Decoded, Message> {
     const context = handlerContext(call, spec.method, spec.path);
     void (async () => {
       try {
-        const res = await runChain(spec, context, decodedOrThrow(call.request, spec.method));
+        const res = await runChain(spec, context, inputOf(call.request, spec.method, context));
         if (res.stream) throw new Error('assertion failed: a unary call answered with a stream');
         sendHeader(call, res.header);
         callback(null, res.message, headersToMetadata(res.trailer));
@@ -200,7 +213,7 @@ function serveServerStream(spec: MethodSpec): grpc.handleServerStreamingCall<Dec
     void (async () => {
       let headerSent = false;
       try {
-        const res = await runChain(spec, context, decodedOrThrow(call.request, spec.method));
+        const res = await runChain(spec, context, inputOf(call.request, spec.method, context));
         if (!res.stream) throw new Error('assertion failed: a streaming call answered with one message');
         for await (const message of abortable(res.message, context.signal)) {
           if (!headerSent) headerSent = sendHeader(call, res.header);
@@ -268,9 +281,13 @@ function handlerContext(call: grpc.ServerUnaryCall<Decoded, Message> | grpc.Serv
   return context;
 }
 
-function decodedOrThrow(decoded: Decoded, method: DescMethod): Message {
+/** The decoded request; for one that failed, an empty message and its problem kept for the center of the chain. */
+function inputOf(decoded: Decoded, method: DescMethod, context: HandlerContextController): Message {
   if (decoded.ok) return decoded.message;
-  throw new ConnectError(`cannot decode ${method.input.typeName}`, Code.InvalidArgument, undefined, undefined, decoded.error);
+  // The strict check's answer names the field; a decoder's failure is reported as such.
+  const problem = decoded.error instanceof ConnectError ? decoded.error : new ConnectError(`cannot decode ${method.input.typeName}`, Code.InvalidArgument, undefined, undefined, decoded.error);
+  context.values.set(inputProblemKey, problem);
+  return create(method.input);
 }
 
 /** The status grpc-js sends: same code number as connect's, its raw message, trailers, details. */

@@ -1,4 +1,4 @@
-import { create, createFileRegistry, toBinary, type DescMessage } from '@bufbuild/protobuf';
+import { create, createFileRegistry, toBinary, type DescFile, type DescMessage } from '@bufbuild/protobuf';
 import {
   AnySchema,
   FieldDescriptorProto_Label as Label,
@@ -7,21 +7,16 @@ import {
   FileDescriptorProtoSchema,
 } from '@bufbuild/protobuf/wkt';
 import type { ConnectError } from '@connectrpc/connect';
+import { fieldProto as field } from './descriptor-proto.js';
 
 /**
  * `google.rpc.ErrorInfo` and `google.rpc.Status` (googleapis' error model), declared here
  * because protobuf-es ships only the well-known types. ErrorInfo carries a domain error's
  * machine-readable facts (reason, attempts left) to any gRPC or Connect client; Status is the
- * `grpc-status-details-bin` trailer that grpc-js servers must write by hand.
+ * `grpc-status-details-bin` trailer that grpc-js servers must write by hand. Reflection serves
+ * this file (grpc-host.ts), so a client that knows only what reflection tells it can decode
+ * the details: the reason and `attempts_left`.
  */
-const field = (name: string, number: number, type: Type, extra: object = {}) => ({
-  name,
-  number,
-  type,
-  label: Label.OPTIONAL,
-  jsonName: name.replace(/_(\w)/g, (_, c: string) => c.toUpperCase()),
-  ...extra,
-});
 
 const googleRpcFile = create(FileDescriptorProtoSchema, {
   name: 'google/rpc/countersign_status.proto',
@@ -58,6 +53,15 @@ const googleRpcFile = create(FileDescriptorProtoSchema, {
 const registry = createFileRegistry(googleRpcFile, (name) =>
   name === 'google/protobuf/any.proto' ? file_google_protobuf_any : undefined,
 );
+
+/** The file declaring both, with its import (google/protobuf/any.proto), for reflection. */
+export const googleRpcDescFile: DescFile = fileOf(googleRpcFile.name);
+
+function fileOf(name: string): DescFile {
+  const file = registry.getFile(name);
+  if (file === undefined) throw new Error(`assertion failed: ${name} not registered`);
+  return file;
+}
 
 function message(typeName: string): DescMessage {
   const desc = registry.getMessage(typeName);
