@@ -2,7 +2,7 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tigerBeetleBinary } from '../support/tigerbeetle.js';
 import { replicaTarget, startChaos, worldTargets, workerTargets, type ChaosPlan, type ChaosTarget, type DownWindow } from './chaos.js';
-import type { Scenario, ScenarioOptions, ScenarioResult } from './scenario.js';
+import { progressTicker, type Scenario, type ScenarioOptions, type ScenarioResult } from './scenario.js';
 import { AnswerLog } from './support/answer-log.js';
 import { audit } from './support/audit.js';
 import { CallStats, crashRetries } from './support/clients.js';
@@ -77,12 +77,12 @@ const replicasCount = 3;
  */
 export const replicaDownCheckMsMin = 5_000;
 
-const short = (p: Partial<CrashPlan>): CrashPlan => ({ payments: 400, concurrency: 16, loadSpanMs: 35_000, killEveryMs: [3_000, 6_000], restartDelayMs: [0, 500], killsMax: 5, ...p });
+const short = (p: Partial<CrashPlan>): CrashPlan => ({ payments: 400, concurrency: 16, loadSpanMs: 22_000, killEveryMs: [2_500, 5_000], restartDelayMs: [0, 500], killsMax: 5, ...p });
 const soak = (p: Partial<CrashPlan>): CrashPlan => ({ payments: 10_000, concurrency: 32, loadSpanMs: 900_000, killEveryMs: [2_000, 8_000], restartDelayMs: [0, 1_500], killsMax: 120, ...p });
 
 const embedded = async (): Promise<LedgerSetup> => embeddedLedger();
 
-const crashPlans = { short: short({ payments: 2_000, concurrency: 24, loadSpanMs: 0, killEveryMs: [2_000, 5_000], restartDelayMs: [0, 800], killsMax: 12 }), soak: soak({ payments: 20_000, loadSpanMs: 0, killsMax: 150 }) };
+const crashPlans = { short: short({ payments: 1_200, concurrency: 24, loadSpanMs: 0, killEveryMs: [2_000, 5_000], restartDelayMs: [0, 800], killsMax: 8 }), soak: soak({ payments: 20_000, loadSpanMs: 0, killsMax: 150 }) };
 
 const variants = {
   crash: { name: 'crash', plans: crashPlans, world: {}, ledger: embedded, targets: (world, _l, _r, c) => worldTargets(world, 0.7, c.log) },
@@ -187,9 +187,13 @@ async function underLoad(options: ScenarioOptions, variant: Variant, plan: Crash
   const chaos = startChaos(variant.targets(world, ledger, rng, context), plan, rng, context.log);
   const loadStartedAt = Date.now();
   const deadlineAt = startedAt + options.deadlineMs;
-  const records = await runWorkload(ctx, workload, plan.concurrency, rng, () => ledger.lost.length > 0 || Date.now() >= deadlineAt - finishReserveMs - auditReserveMs, plan.loadSpanMs);
+  let paymentsDone = 0;
+  options.progress?.(`load: ${workload.plans.length} payments by ${plan.concurrency} clients, up to ${plan.killsMax} kills`);
+  const stopTicker = progressTicker(options, () => `load: ${paymentsDone}/${workload.plans.length} payments, ${chaos.kills} kills`);
+  const records = await runWorkload(ctx, workload, plan.concurrency, rng, () => ledger.lost.length > 0 || Date.now() >= deadlineAt - finishReserveMs - auditReserveMs, plan.loadSpanMs, (n) => (paymentsDone = n)).finally(stopTicker);
   await chaos.stop();
   const loadMs = Date.now() - loadStartedAt;
+  options.progress?.(`load done: ${records.length} payments, ${chaos.kills} kills in ${Math.round(loadMs / 1000)} s; finishing, cancelling, reconciling and auditing`);
   if (ledger.lost.length > 0) return ledgerLost(variant, ledger, chaos.kills, records.length, startedAt);
   for (const [why, n] of stats.gaveUpWith) context.log(`gave up ${n}× after retries: ${why}`);
   const finishStartedAt = Date.now();

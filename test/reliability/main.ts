@@ -105,7 +105,8 @@ async function runOne(entry: Entry, base: Omit<ScenarioOptions, 'deadlineMs'>, m
   });
   try {
     const run = await entry.load();
-    return await Promise.race([run({ ...base, deadlineMs }), hung]);
+    const progress = (line: string) => process.stdout.write(`   ${entry.name} ${Math.round((Date.now() - startedAt) / 1000)} s: ${line}\n`);
+    return await Promise.race([run({ ...base, deadlineMs, progress }), hung]);
   } catch (error) {
     const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
     return { name: entry.name, counts: {}, violations: [`failed to run: ${message.split('\n').slice(0, 3).join(' | ')}`], durationMs: Date.now() - startedAt };

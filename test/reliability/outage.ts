@@ -279,7 +279,8 @@ async function outages(options: ScenarioOptions, world: World, plugin: Authorize
   const extra: PaymentRecord[] = [];
   const chosen = cases(world, plugin);
   try {
-    for (const c of chosen) {
+    for (const [i, c] of chosen.entries()) {
+      options.progress?.(`fault ${i + 1}/${chosen.length}: ${c.name}`);
       await sleep(calmMs);
       const outcome = await runCase(ctx, c, pool, outageMs[options.mode], log);
       violations.push(...outcome.violations);
@@ -290,6 +291,7 @@ async function outages(options: ScenarioOptions, world: World, plugin: Authorize
     stopped = true;
   }
   const records = [...(await load), ...extra];
+  options.progress?.(`faults done, ${records.length} payments; finishing, cancelling, reconciling and auditing`);
   for (const [why, n] of stats.gaveUpWith) log(`gave up ${n}× after retries: ${why}`);
   const finished = await finishRequests(ctx, records, Date.now() + finishPhaseMsMax);
   log(`${new Date().toISOString()} finish phase: ${finished.resent} requests sent again, ${finished.left} still without a final answer`);

@@ -15,7 +15,12 @@ export interface ScenarioOptions {
   deadlineMs: number;
   /** the run's seed (printed in the report); a scenario that draws random choices seeds its PRNG with it */
   seed?: number;
+  /** a progress line for the console during a long phase (the runner prefixes the scenario's name) */
+  progress?: (line: string) => void;
 }
+
+/** How often a scenario under load reports its progress, milliseconds. */
+export const progressEveryMs = 15_000;
 
 export interface ScenarioResult {
   name: string;
@@ -28,3 +33,15 @@ export interface ScenarioResult {
 }
 
 export type Scenario = (options: ScenarioOptions) => Promise<ScenarioResult>;
+
+/**
+ * Reports `describe()` through `options.progress` every `progressEveryMs` until the returned
+ * function is called (a long load phase is not silent on the console).
+ */
+export function progressTicker(options: ScenarioOptions, describe: () => string): () => void {
+  const progress = options.progress;
+  if (progress === undefined) return () => undefined;
+  const timer = setInterval(() => progress(describe()), progressEveryMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}

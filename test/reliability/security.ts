@@ -13,7 +13,7 @@ import { statusName } from './security-rpc.js';
  * Security (issue 7), against one real authz server (Redis store, embedded ledger journaled in
  * its data directory, both ports on 127.0.0.1) behind a real telco bridge with simulated SMSC and
  * voice provider:
- * - brute force: ≥ 100 000 wrong second codes in short mode (security-bruteforce.ts);
+ * - brute force: wrong second codes on live challenges until each is closed (security-bruteforce.ts);
  * - cross-merchant and cross-payer access: NOT_FOUND, nothing consumed (security-access.ts);
  * - forged voice webhooks: 403, nothing changed; SMS-pumping limits hold (security-telco.ts);
  * - no credentials: UNAUTHENTICATED on every method of every service, both ports and the bridge;

@@ -92,7 +92,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * so the load lasts at least `spanMs` however fast the machine (a fault schedule needs load to
  * interrupt); 0 runs them as fast as `concurrency` clients can.
  */
-export async function runWorkload(ctx: FlowContext, workload: Workload, concurrency: number, rng: Prng, stop: () => boolean, spanMs: number): Promise<PaymentRecord[]> {
+/** Runs the planned payments, `concurrency` at a time; `onFinished(finished)` after each payment. */
+export async function runWorkload(ctx: FlowContext, workload: Workload, concurrency: number, rng: Prng, stop: () => boolean, spanMs: number, onFinished?: (finished: number) => void): Promise<PaymentRecord[]> {
   const lanes = new Map<string, PlannedPayment[]>();
   for (const plan of workload.plans) {
     const lane = plan.kind === 'app' ? plan.key : plan.payer.id;
@@ -107,7 +108,10 @@ export async function runWorkload(ctx: FlowContext, workload: Workload, concurre
     for (let lane = queue.pop(); lane !== undefined && !stop(); lane = queue.pop()) {
       const notBeforeMs = startedAt + started++ * laneMs;
       if (Date.now() < notBeforeMs) await sleep(notBeforeMs - Date.now());
-      for (const plan of lane) records.set(plan.key, await runPayment(ctx, plan));
+      for (const plan of lane) {
+        records.set(plan.key, await runPayment(ctx, plan));
+        onFinished?.(records.size);
+      }
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
