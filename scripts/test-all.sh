@@ -23,6 +23,39 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund || fail "npm ci failed"
 fi
 
+# One throwaway single-replica TigerBeetle cluster for the whole run, unless TB_ADDRESS already
+# names one: the ledger contract suite, the e2e payment on TigerBeetle and the reliability
+# suite's crash-tigerbeetle scenario run against it. Stopped, its data removed, at the end and
+# on any exit (trap). Started with `node --import tsx` so that $! is the process to signal.
+tb_start_timeout_s=180 # measured 8–11 s on an idle 2-core machine, up to 30 s when loaded
+tb_pid=""; tb_out=""; tb_err=""; tb_failed=0
+stop_tigerbeetle() {
+  if [ -n "$tb_pid" ]; then
+    kill -TERM "$tb_pid" 2>/dev/null
+    wait "$tb_pid" 2>/dev/null
+    tb_pid=""
+    echo "== TigerBeetle: throwaway cluster stopped, its data removed"
+  fi
+  rm -f "$tb_out" "$tb_err"
+}
+# The reliability suite runs beside the tests (below); on an early exit it is stopped too.
+rel_pid=""; rel_log=""
+stop_background() {
+  if [ -n "$rel_pid" ]; then kill -TERM "$rel_pid" 2>/dev/null; wait "$rel_pid" 2>/dev/null; rel_pid=""; fi
+  rm -f "$rel_log"
+  stop_tigerbeetle
+}
+trap stop_background EXIT
+trap 'exit 130' INT TERM HUP
+
+step "TigerBeetle: a throwaway cluster, started now, in the background (it takes 10-30 s)"
+if [ -z "${TB_ADDRESS:-}" ]; then
+  tb_out=$(mktemp); tb_err=$(mktemp)
+  node --import tsx scripts/tigerbeetle-for-tests.ts --replicas 1 >"$tb_out" 2>"$tb_err" &
+  tb_pid=$!
+  tb_started_at=$SECONDS
+fi
+
 step "system packages: redis-server (tests start private instances on loopback)"
 if ! command -v redis-server >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ]; then
@@ -60,32 +93,11 @@ bash scripts/check-generated.sh || fail "proto lint failed or gen/ is stale (run
 step "typecheck"
 npx tsc --noEmit -p tsconfig.json || fail "typecheck failed"
 
-# One throwaway single-replica TigerBeetle cluster for the whole run, unless TB_ADDRESS already
-# names one: the ledger contract suite, the e2e payment on TigerBeetle and the reliability
-# suite's crash-tigerbeetle scenario run against it. Stopped, its data removed, at the end and
-# on any exit (trap). Started with `node --import tsx` so that $! is the process to signal.
-tb_start_timeout_s=180 # measured 8–11 s on an idle 2-core machine, up to 30 s when loaded
-tb_pid=""; tb_out=""; tb_err=""; tb_failed=0
-stop_tigerbeetle() {
-  if [ -n "$tb_pid" ]; then
-    kill -TERM "$tb_pid" 2>/dev/null
-    wait "$tb_pid" 2>/dev/null
-    tb_pid=""
-    echo "== TigerBeetle: throwaway cluster stopped, its data removed"
-  fi
-  rm -f "$tb_out" "$tb_err"
-}
-trap stop_tigerbeetle EXIT
-trap 'exit 130' INT TERM HUP
-
-step "TigerBeetle"
+step "TigerBeetle: waiting for its address"
 if [ -n "${TB_ADDRESS:-}" ]; then
   echo "== TigerBeetle: TB_ADDRESS=${TB_ADDRESS} (cluster ${TB_CLUSTER_ID:-0}) given: ledger contract, e2e payment and crash-tigerbeetle run against it"
 else
-  tb_out=$(mktemp); tb_err=$(mktemp)
-  node --import tsx scripts/tigerbeetle-for-tests.ts --replicas 1 >"$tb_out" 2>"$tb_err" &
-  tb_pid=$!
-  tb_deadline=$((SECONDS + tb_start_timeout_s))
+  tb_deadline=$((tb_started_at + tb_start_timeout_s))
   while ! grep -q '^TB_ADDRESS=' "$tb_out" && kill -0 "$tb_pid" 2>/dev/null && [ "$SECONDS" -lt "$tb_deadline" ]; do sleep 0.5; done
   if grep -q '^TB_ADDRESS=' "$tb_out"; then
     TB_ADDRESS=$(sed -n 's/^TB_ADDRESS=//p' "$tb_out"); TB_CLUSTER_ID=$(sed -n 's/^TB_CLUSTER_ID=//p' "$tb_out")
@@ -107,7 +119,18 @@ else
   fi
 fi
 
-step "tests"
+# The reliability suite (crash consistency, outages, fuzzing, security; README "Reliability")
+# counts as one more test. It runs beside ava, not after it: ava keeps the two cores busy ~80 %
+# of its time, the suite ~45 % (its scenarios wait on restarts and fault windows), so together
+# they take about the longer of the two instead of their sum. Its output is kept and printed
+# after the tests. SKIP_RELIABILITY=1 leaves it out (counted as skipped).
+step "tests (ava), with the reliability suite in short mode beside them"
+if [ "${SKIP_RELIABILITY:-0}" != "1" ]; then
+  rel_log=$(mktemp)
+  node --import tsx test/reliability/main.ts --short >"$rel_log" 2>&1 &
+  rel_pid=$!
+  echo "reliability suite started (pid ${rel_pid}); its output follows the tests"
+fi
 tap=$(mktemp)
 npx ava --tap "$@" | tee "$tap"
 status=${PIPESTATUS[0]}
@@ -122,15 +145,16 @@ if [ "$tb_failed" -eq 1 ]; then
   if [ "$status" -eq 0 ]; then status=1; fi
 fi
 
-# The reliability suite (crash consistency, outages, fuzzing, security; README "Reliability")
-# counts as one more test. SKIP_RELIABILITY=1 leaves it out (counted as skipped).
-step "reliability suite, short mode: npm run reliability -- --short"
+step "reliability suite, short mode (npm run reliability -- --short), started beside the tests"
 if [ "${SKIP_RELIABILITY:-0}" = "1" ]; then
   echo "skipped (SKIP_RELIABILITY=1)"
   skipped=$((skipped + 1))
 else
-  npm run --silent reliability -- --short
+  # What it wrote so far, then the rest as it comes, until it exits.
+  tail -n +1 -f --pid="$rel_pid" "$rel_log"
+  wait "$rel_pid"
   reliability_status=$?
+  rel_pid=""
   if [ "$reliability_status" -eq 0 ]; then
     pass=$((pass + 1))
   else
