@@ -15,7 +15,7 @@ if [ "$(git rev-parse --is-inside-work-tree 2>/dev/null)" = "true" ]; then
   tree_before=$(git status --porcelain)
 fi
 
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; } # minutes:seconds since the start
 fail() { echo "test-all: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
 
 step "dependencies"
@@ -139,6 +139,7 @@ failed=$(grep -E '^# fail ' "$tap" | awk '{print $3}')
 skipped=$(grep -E '^# skip ' "$tap" | awk '{print $3}')
 rm -f "$tap"
 pass=${pass:-0}; failed=${failed:-0}; skipped=${skipped:-0}
+printf '== [%d:%02d] ava finished: %s passed, %s failed, %s skipped\n' $((SECONDS / 60)) $((SECONDS % 60)) "$pass" "$failed" "$skipped"
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 if [ "$tb_failed" -eq 1 ]; then
   failed=$((failed + 1))

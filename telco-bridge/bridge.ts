@@ -74,7 +74,8 @@ export interface TelcoBridgeOptions {
   limits?: Partial<BridgeLimits>;
   /**
    * The clock of the bridge's windows (SMS reply window, per-destination rates, idempotency
-   * TTLs, event ids), epoch milliseconds; default Date.now. Tests pass one they advance.
+   * TTLs, event ids, the SMPP send rate), epoch milliseconds; default Date.now. Tests pass one
+   * they advance.
    */
   now?: () => number;
 }
@@ -109,7 +110,7 @@ export async function startTelcoBridge(options: TelcoBridgeOptions): Promise<Tel
       core.confirmPassword,
       limits,
     ));
-  const smpp = options.sms.kind === 'smpp' ? new SmppChannel(options.sms, core.smsListener, logger.child({ channel: 'smpp' })) : undefined;
+  const smpp = options.sms.kind === 'smpp' ? new SmppChannel(options.sms, core.smsListener, logger.child({ channel: 'smpp' }), now) : undefined;
   const sms: SmsChannel = smpp ?? consoleOf();
   const twilio =
     options.voice.kind === 'twilio'

@@ -90,6 +90,8 @@ export interface SmppStats {
   enquireLinksSent: number;
   enquireLinksAnswered: number;
   submitsSent: number;
+  /** Times the send pump waited for the rate (no token left): each a timer, then a look again. */
+  rateWaits: number;
 }
 
 /** Receipt waits are checked this often (a full scan of the tracked messages). */
@@ -136,7 +138,7 @@ export class SmppChannel implements SmsChannel {
   private concatReference = 0;
   private boundWaiters: (() => void)[] = [];
   private receiptSweepAtMs = 0;
-  readonly stats: SmppStats = { binds: 0, bindFailures: 0, disconnects: 0, enquireLinksSent: 0, enquireLinksAnswered: 0, submitsSent: 0 };
+  readonly stats: SmppStats = { binds: 0, bindFailures: 0, disconnects: 0, enquireLinksSent: 0, enquireLinksAnswered: 0, submitsSent: 0, rateWaits: 0 };
 
   constructor(
     private readonly options: SmppChannelOptions,
@@ -313,6 +315,7 @@ export class SmppChannel implements SmsChannel {
     while (this.queue.length > 0 && this.inflight.size < this.options.windowMax) {
       if (this.tokens < 1) {
         const waitMs = Math.ceil(((1 - this.tokens) * 1000) / this.options.ratePerSecondMax);
+        this.stats.rateWaits++;
         this.pumpTimer = setTimeout(() => {
           this.pumpTimer = undefined;
           this.pump();

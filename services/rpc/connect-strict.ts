@@ -128,7 +128,8 @@ async function emptyBody(format: BodyFormat): Promise<Uint8Array> {
  * on unchecked: connect refuses it (RESOURCE_EXHAUSTED).
  */
 async function* checkedBody(source: AsyncIterable<Uint8Array>, schema: DescMessage, format: BodyFormat, readMaxBytes: number, check: InputCheck): AsyncGenerator<Uint8Array> {
-  const bodyBytesMax = readMaxBytes + envelopeHeaderBytes;
+  // Past what connect reads for one message (its envelope header too), connect refuses the body itself.
+  const bodyBytesMax = readMaxBytes + (format.enveloped ? envelopeHeaderBytes : 0);
   const chunks: Uint8Array[] = [];
   let bytes = 0;
   const iterator = source[Symbol.asyncIterator]();

@@ -82,7 +82,7 @@ const soak = (p: Partial<CrashPlan>): CrashPlan => ({ payments: 10_000, concurre
 
 const embedded = async (): Promise<LedgerSetup> => embeddedLedger();
 
-const crashPlans = { short: short({ payments: 1_200, concurrency: 24, loadSpanMs: 0, killEveryMs: [2_000, 5_000], restartDelayMs: [0, 800], killsMax: 8 }), soak: soak({ payments: 20_000, loadSpanMs: 0, killsMax: 150 }) };
+const crashPlans = { short: short({ payments: 800, concurrency: 24, loadSpanMs: 0, killEveryMs: [2_000, 5_000], restartDelayMs: [0, 800], killsMax: 8 }), soak: soak({ payments: 20_000, loadSpanMs: 0, killsMax: 150 }) };
 
 const variants = {
   crash: { name: 'crash', plans: crashPlans, world: {}, ledger: embedded, targets: (world, _l, _r, c) => worldTargets(world, 0.7, c.log) },
@@ -121,7 +121,7 @@ export function crashWorkers(env: NodeJS.ProcessEnv = process.env): Scenario | u
   if (availability === 'none') return undefined;
   const variant: Variant = {
     name: 'crash-workers',
-    plans: { short: short({ payments: 250, killsMax: 4 }), soak: soak({}) },
+    plans: { short: short({ payments: 250, killsMax: 2 }), soak: soak({}) }, // short: one worker and one primary kill (a primary's restart with its workers is the slow part)
     world: { serveArgs: ['--workers', String(workersCount)] },
     ledger: async (log) => givenCluster(env) ?? privateCluster(1, log),
     targets: (world, _l, rng, c) => workerTargets(world, workersCount, 0.3, rng, c.workerPids, c.violations, c.log),

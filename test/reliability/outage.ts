@@ -264,7 +264,7 @@ export const runOutages: Scenario = async (options) => {
 
 async function outages(options: ScenarioOptions, world: World, plugin: AuthorizerPlugin, rng: Prng, seed: number, startedAt: number, log: (line: string) => void): Promise<ScenarioResult> {
   const stats = new CallStats();
-  const concurrency = 8;
+  const concurrency = options.mode === 'short' ? 5 : 8;
   const shape = { ...defaultShape, payments: options.mode === 'short' ? 3_000 : 12_000, concurrency, kinds: { app: 85, 'sms-code': 15, 'sms-reply': 0 }, scripts: { right: 90, 'wrong-then-right': 0, decline: 5, abandon: 5 }, appPaymentsPerPayer: 40 };
   const workload = await prepareWorkload(world, shape, rng, options.secrets, stats);
   const probes = await enrollPayers(world, [{ kind: 'app', funding: 1_000_000_00n }, ...Array.from({ length: 12 }, () => ({ kind: 'app' as const, funding: 1_000_00n }))], rng, options.secrets, stats, workload.payers.length);

@@ -199,7 +199,9 @@ test('authentication comes first: a bad key with out-of-range input is UNAUTHENT
     const keyed = await post(w.env.connectPort, createPaymentPath, connectHeaders(w.merchant.apiKey, type), body);
     t.like(JSON.parse(keyed.body.toString('utf8')), { code: 'invalid_argument' });
   }
-  const oversize = await post(w.env.connectPort, createPaymentPath, connectHeaders(w.merchant.apiKey, 'application/proto'), Buffer.alloc(messageBytesMax + 1024));
-  t.like(JSON.parse(oversize.body.toString('utf8')), { code: 'resource_exhausted' });
+  for (const bytes of [messageBytesMax + 1, messageBytesMax + 1024]) {
+    const oversize = await post(w.env.connectPort, createPaymentPath, connectHeaders(w.merchant.apiKey, 'application/proto'), Buffer.alloc(bytes));
+    t.like(JSON.parse(oversize.body.toString('utf8')), { code: 'resource_exhausted' }, `${bytes} bytes`);
+  }
   t.deepEqual(await traces(w), untouched);
 });
