@@ -59,6 +59,7 @@ fi
 step "system packages: redis-server (tests start private instances on loopback)"
 if ! command -v redis-server >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ]; then
+    echo "installing redis-server with apt-get …"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) || fail "could not install redis-server with apt-get"
   else
     fail "redis-server is missing: sudo apt-get install -y redis-server"
@@ -70,6 +71,7 @@ redis-server --version
 step "system packages: chromium (the payer web terminal's browser tests, test/web)"
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" -eq 0 ]; then
+    echo "installing chromium (about 300 MB, a minute or two) with apt-get …"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || fail "could not install chromium with apt-get"
   else
     fail "/usr/bin/chromium is missing: sudo apt-get install -y chromium"
@@ -80,6 +82,7 @@ fi
 step "system packages: python3-grpcio, python3-protobuf (an independent reflection client, test/services/reflection.test.ts)"
 if ! /usr/bin/python3 -c 'import grpc, google.protobuf' >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ]; then
+    echo "installing python3-grpcio and python3-protobuf with apt-get …"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-grpcio python3-protobuf >/dev/null) || fail "could not install python3-grpcio and python3-protobuf with apt-get"
   else
     fail "python3-grpcio and python3-protobuf are missing: sudo apt-get install -y python3-grpcio python3-protobuf"

@@ -60,7 +60,7 @@ for (const store of ['memory', 'journal', 'redis'] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'cs-bench-smoke-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     const { code, output } = await runBench([
-      '--quick', '--store', store, '--payers', '20', '--merchants', '2', '--duration', '1', '--warmup', '0.3',
+      '--quick', '--store', store, '--payers', '20', '--merchants', '2', '--duration', '0.4', '--warmup', '0.1',
       '--concurrency', '4', '--batch', '20', '--ledger-batch', '200', '--seq-count', String(seqCount), '--seq-warmup', '5', '--results-dir', dir, '--tag', 'smoke', '--quiet',
     ]);
     t.is(code, 0, output);

@@ -88,7 +88,7 @@ const variants = {
   crash: { name: 'crash', plans: crashPlans, world: {}, ledger: embedded, targets: (world, _l, _r, c) => worldTargets(world, 0.7, c.log) },
   embedded: {
     name: 'crash-embedded',
-    plans: { short: short({ killsMax: 4 }), soak: soak({}) },
+    plans: { short: short({ killsMax: 3 }), soak: soak({}) },
     world: { store: 'embedded' },
     ledger: embedded,
     targets: (world, _l, _r, c) => worldTargets(world, 0.8, c.log),
