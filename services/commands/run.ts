@@ -1,7 +1,7 @@
 import { ConnectError } from '@connectrpc/connect';
 import type { CommandHelp } from '../cli-errors.js';
 import { withClients, type Clients, type Server } from './connection.js';
-import { consoleIo, serverFailure, type Io } from './output.js';
+import { serverFailure, type Io } from './output.js';
 
 /**
  * A client command: flags in, calls to a running server, lines out. It throws UsageError (exit 2)
@@ -24,20 +24,11 @@ export async function onServer<T>(command: string, server: Server, key: string, 
 }
 
 /**
- * The command as the CLI's table runs it, on the console and the process environment. Its
- * failures (CommandFailure, UsageError, ConfigError) are printed in one line by the CLI's error
- * printer (services/cli-errors.ts `knownFailure`), as every command's are.
+ * The command as the CLI's table runs it, on the run's output and environment (the console and
+ * the process's, in `countersign`). Its failures (CommandFailure, UsageError, ConfigError) are
+ * printed in one line by the CLI's error printer (services/cli-errors.ts `knownFailure`), as
+ * every command's are.
  */
-export function cliEntry(command: ClientCommand): { help: CommandHelp; run: (args: string[]) => Promise<void> } {
-  return {
-    help: command.help,
-    run: async (args) => {
-      // Output piped into `head` and closed early: the reader has what it wanted, no stack trace.
-      process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EPIPE') throw error;
-        process.exit(0);
-      });
-      await command.run(args, consoleIo, process.env);
-    },
-  };
+export function cliEntry(command: ClientCommand): { help: CommandHelp; run: (args: string[], ctx: { io: Io; env: NodeJS.ProcessEnv }) => Promise<void> } {
+  return { help: command.help, run: (args, ctx) => command.run(args, ctx.io, ctx.env) };
 }

@@ -1,10 +1,10 @@
 import test, { type ExecutionContext } from 'ava';
-import { runCli, type CliRun } from '../support/cli-child.js';
+import { runCli, runCliHere, type CliRun } from '../support/cli-child.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { deriveSecondCode } from '../../authz/codes/challenge.js';
 import { base32Decode, base32Encode } from '../../authz/codes/secret.js';
@@ -204,6 +204,14 @@ async function cli(t: ExecutionContext, args: readonly string[], env: Record<str
   return { ...(await runCli(t, args, { cwd, env })), cwd };
 }
 
+/** The command line through runCli in this process, on captured output; `cwd`: a fresh directory the data directory is resolved in. */
+async function inProcess(t: ExecutionContext, args: readonly string[], env: Record<string, string>): Promise<CliRun & { cwd: string }> {
+  const cwd = mkdtempSync(join(tmpdir(), 'cs-cli-client-cwd-'));
+  t.teardown(() => rmSync(cwd, { recursive: true, force: true }));
+  const dataDir = env.COUNTERSIGN_DATA_DIR === undefined ? undefined : resolve(cwd, env.COUNTERSIGN_DATA_DIR);
+  return { ...(await runCliHere(args, { ...env, ...(dataDir === undefined ? {} : { COUNTERSIGN_DATA_DIR: dataDir }) })), cwd };
+}
+
 test('child: merchant enroll --json reads <data dir>/admin.key and prints one JSON object', async (t) => {
   const ran = await cli(t, ['merchant', 'enroll', '--name', 'Kiosk', '--currency', 'EUR', '--fee-bps', '250', '--json'], server.env);
   t.is(ran.code, 0, ran.stderr);
@@ -267,9 +275,10 @@ const usageErrors: readonly (readonly [string[], string])[] = [
   [['payer', 'derive', '--secret', base32Encode(randomBytes(10)), '--first-code', '12345678', '--amount', '100', '--currency', 'USD', '--payee', 'ab'.repeat(16)], 'countersign payer derive: --secret: the verification secret must be at least 160 bits; see countersign payer derive --help\n'],
 ];
 
-for (const [args, line] of usageErrors) {
-  test(`child: countersign ${args.slice(0, 3).join(' ')} … exits 2 with one line`, async (t) => {
-    const ran = await cli(t, args, server.env);
+// The first case as the real process, the others through runCli in this process (the code the process runs).
+for (const [i, [args, line]] of usageErrors.entries()) {
+  test(`${i === 0 ? 'child: ' : ''}countersign ${args.slice(0, 3).join(' ')} … exits 2 with one line`, async (t) => {
+    const ran = i === 0 ? await cli(t, args, server.env) : await inProcess(t, args, server.env);
     t.is(ran.code, 2, ran.stderr);
     t.is(ran.stderr, line);
     t.is(ran.stdout, '');
@@ -288,10 +297,10 @@ const helps: readonly (readonly [string[], string])[] = [
   [['payment', '--help'], 'usage: countersign payment <create|get|list> [options]'],
 ];
 
-for (const [args, start] of helps) {
-  test(`child: countersign ${args.join(' ')} prints its usage, exits 0, calls nothing and writes nothing`, async (t) => {
+for (const [i, [args, start]] of helps.entries()) {
+  test(`${i === 0 ? 'child: ' : ''}countersign ${args.join(' ')} prints its usage, exits 0, calls nothing and writes nothing`, async (t) => {
     // No server and no data directory: help needs neither.
-    const ran = await cli(t, args, { COUNTERSIGN_DATA_DIR: 'data', COUNTERSIGN_GRPC_PORT: '1' });
+    const ran = i === 0 ? await cli(t, args, { COUNTERSIGN_DATA_DIR: 'data', COUNTERSIGN_GRPC_PORT: '1' }) : await inProcess(t, args, { COUNTERSIGN_DATA_DIR: 'data', COUNTERSIGN_GRPC_PORT: '1' });
     t.is(ran.code, 0, ran.stderr);
     t.true(ran.stdout.startsWith(start), ran.stdout);
     t.true(ran.stdout.includes('\n  -h, --help            this text\n'));

@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { runCli, type CliRun } from '../support/cli-child.js';
+import { runCli, runCliHere, type CliRun } from '../support/cli-child.js';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,9 +107,10 @@ const mistakes: readonly (readonly [Record<string, string>, string, 'cli'?])[] =
   [{ COUNTERSIGN_LOG_LEVEL: 'verbose' }, 'COUNTERSIGN_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"'],
 ];
 
-for (const [set, line] of mistakes.filter(([, , where]) => where === 'cli')) {
-  test(`countersign telco-bridge with ${JSON.stringify(set)}: exit 1 and one line naming the variable`, async (t) => {
-    const ran = await cli(t, ['telco-bridge'], { ...telcoEnv, ...set });
+// The first case as the real process, the others through runCli in this process (the code the process runs).
+for (const [i, [set, line]] of mistakes.filter(([, , where]) => where === 'cli').entries()) {
+  test(`countersign telco-bridge with ${JSON.stringify(set)}: exit 1 and one line naming the variable${i === 0 ? ' (child process)' : ''}`, async (t) => {
+    const ran = i === 0 ? await cli(t, ['telco-bridge'], { ...telcoEnv, ...set }) : await runCliHere(['telco-bridge'], { ...telcoEnv, ...set });
     t.is(ran.code, 1, ran.stdout + ran.stderr);
     t.is(ran.stderr, `countersign: ${line}\n`);
     t.is(ran.stdout, '');
