@@ -373,7 +373,7 @@ export class EnrollmentService {
     checkIdempotencyKey(input.idempotencyKey);
     checkAmount(input.amount);
     const currency = checkCurrency(input.currency);
-    if (!/^[0-9a-f]{32}$/.test(input.accountId)) throw invalid('account_id must be 32 lowercase hex digits');
+    checkPaymentId(input.accountId, 'account_id');
     const [target] = await this.deps.ledger.lookupAccounts([idFromHex(input.accountId)]);
     // Checked before the transfer so a refused deposit does not burn its id: a retry of the same
     // request gets the same answer (the ledger would say id_already_failed).

@@ -6,6 +6,7 @@ import { invalid, notFound } from './errors.js';
 import type { BillableLine, Caller } from './model.js';
 import type { Directory } from './ports.js';
 import type { PaymentStore } from './store/port.js';
+import { checkPaymentId } from './validation.js';
 
 /** Entries per statement page, at most. */
 export const statementEntriesMax = 1000;
@@ -45,7 +46,7 @@ export async function lineStatement(
   caller: Caller,
   request: { lineId: string; atMs: number; limit: number; afterNs?: bigint },
 ): Promise<LineStatement> {
-  if (!/^[0-9a-f]{32}$/.test(request.lineId)) throw invalid('line_id must be 32 lowercase hex digits');
+  checkPaymentId(request.lineId, 'line_id');
   if (request.limit < 1 || request.limit > statementEntriesMax) throw invalid(`page_size must be 1 to ${statementEntriesMax}`);
   const line = await visibleLine(deps, caller, request.lineId);
   const period = billingPeriodOf(line.billingPeriod, request.atMs);

@@ -11,6 +11,11 @@ export const batchItemsMax = 1000;
 const printableAscii = /^[\x21-\x7e]+$/;
 const hexId = /^[0-9a-f]{32}$/;
 
+/** Whether `text` is a 128-bit id as ids are written everywhere: 32 lowercase hex digits. */
+export function isHexId(text: string): boolean {
+  return hexId.test(text);
+}
+
 export function checkIdempotencyKey(key: string): void {
   if (key.length === 0) throw invalid('idempotency_key is required');
   if (key.length > idempotencyKeyCharsMax) throw invalid(`idempotency_key must be at most ${idempotencyKeyCharsMax} characters`);
@@ -33,7 +38,7 @@ export function checkDescription(text: string): void {
   if (text.length > descriptionCharsMax) throw invalid(`description must be at most ${descriptionCharsMax} characters`);
 }
 
-/** A 128-bit id as 32 lowercase hex digits. */
+/** A 128-bit id as 32 lowercase hex digits (any id field: payment, payer, account, line). */
 export function checkPaymentId(id: string, field: string): void {
   if (!hexId.test(id)) throw invalid(`${field} must be 32 lowercase hex digits`);
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Payer } from '../model.js';
 import type { CodeKit } from './context.js';
+import { isHexId } from '../validation.js';
 
 /**
  * Tenant safety, payer enumeration (README "Tenant safety"): a create that names a phone number
@@ -39,7 +40,7 @@ export function phantomPayerId(codes: Pick<CodeKit, 'digest'>, phone: string): s
 
 /** Whether `payerId` is a phantom id this deployment minted (a real id passes by chance with probability 2^-36, and real ids are found in the directory first). */
 export function isPhantomPayerId(codes: Pick<CodeKit, 'digest'>, payerId: string): boolean {
-  if (!/^[0-9a-f]{32}$/.test(payerId)) return false;
+  if (!isHexId(payerId)) return false;
   const id = BigInt('0x' + payerId);
   const high = id >> 40n;
   return (id & ((1n << 40n) - 1n)) === checkOf(codes, high) << 4n;

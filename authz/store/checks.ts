@@ -1,6 +1,7 @@
 import { allFactors, type Factor } from '../model.js';
 import { clonePayment } from './payment-codec.js';
 import { digestHexChars, pageMax, rateLimitsPerCreateMax, stepItemsMax, type CommitItem, type ConfirmItem, type CreateItem, type KeyClaim, type PaymentQuery, type PaymentRecord } from './port.js';
+import { isHexId } from '../validation.js';
 
 /**
  * The port's preconditions, shared by every adapter: a broken one is a programmer error
@@ -19,11 +20,10 @@ export function assertKeyPart(value: string, what: string): void {
   assert(typeof value === 'string' && value.length > 0 && value.length <= keyPartCharsMax && !/[{}\u0000]/.test(value), `${what} must be 1..${keyPartCharsMax} characters without braces`);
 }
 
-const hexId = /^[0-9a-f]{32}$/;
 const digestPattern = new RegExp(`^[0-9a-f]{${digestHexChars}}$`);
 
 export function assertId(id: string, what: string): void {
-  assert(typeof id === 'string' && hexId.test(id), `${what} must be 32 lowercase hex digits`);
+  assert(typeof id === 'string' && isHexId(id), `${what} must be 32 lowercase hex digits`);
 }
 
 export function assertDigest(digest: string, what = 'digest'): void {

@@ -9,6 +9,7 @@ import { DomainError } from '../rpc/errors.js';
 import type { CardRecord } from './cards.js';
 import { currencyFormatOk, envelopeCiphertextBytesMax, envelopeSuite, keyIdOf, openCard, type EnvelopePayment } from './envelope.js';
 import { aeadNonceBytes, aeadTagBytes, publicKeyOf, x25519KeyBytes } from './hpke.js';
+import { isHexId } from '../../authz/validation.js';
 
 /**
  * The reference bank front-end (M5): holds the X25519 key terminals seal for, a card table,
@@ -55,7 +56,6 @@ interface CardState {
   pinFailures: number;
 }
 
-const hexId = /^[0-9a-f]{32}$/;
 const authorizationAlphabet = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 
 export class BankFrontEnd {
@@ -183,8 +183,8 @@ function authorizationCode(): string {
 function checkInput(input: AuthorizeInput): SealedEnvelope {
   const invalid = (message: string) => new DomainError('invalid_argument', message);
   if (input.idempotencyKey.length === 0 || input.idempotencyKey.length > idempotencyKeyCharsMax) throw invalid(`idempotency_key must be 1..${idempotencyKeyCharsMax} characters`);
-  if (!hexId.test(input.payment.id)) throw invalid('payment_id must be 32 lowercase hex digits');
-  if (!hexId.test(input.payment.merchantId)) throw invalid('merchant_id must be 32 lowercase hex digits');
+  if (!isHexId(input.payment.id)) throw invalid('payment_id must be 32 lowercase hex digits');
+  if (!isHexId(input.payment.merchantId)) throw invalid('merchant_id must be 32 lowercase hex digits');
   if (input.payment.amount <= 0n) throw invalid('amount must be positive');
   if (!currencyFormatOk(input.payment.currency)) throw invalid('currency must be an ISO 4217 code');
   const e = input.envelope;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { parseFlags, UsageError, type FlagOptions } from '../cli-errors.js';
+import { isHexId } from '../../authz/validation.js';
 
 /**
  * Command-line values of the client commands, checked before anything is called: a bad one is a
@@ -58,7 +59,7 @@ export function currencyOfFlag(command: string, text: string): string {
 
 /** A 128-bit id: 32 lower-case hex digits. */
 export function idOf(command: string, what: string, text: string): string {
-  if (!/^[0-9a-f]{32}$/.test(text)) throw new UsageError(command, `${what} is 32 lower-case hex digits, got "${text}"`);
+  if (!isHexId(text)) throw new UsageError(command, `${what} is 32 lower-case hex digits, got "${text}"`);
   return text;
 }
 

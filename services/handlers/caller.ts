@@ -1,6 +1,7 @@
 import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
 import type { Caller } from '../../authz/model.js';
 import { principalKey } from '../rpc/interceptors.js';
+import { isHexId } from '../../authz/validation.js';
 
 /** The authenticated caller of this RPC, as the domain sees it. */
 export function callerOf(ctx: HandlerContext): Caller {
@@ -35,7 +36,7 @@ export function requireAdmin(ctx: HandlerContext): void {
 export function decodePageToken(token: string): string | undefined {
   if (token === '') return undefined;
   const id = Buffer.from(token, 'base64url').toString();
-  if (!/^[0-9a-f]{32}$/.test(id)) throw new ConnectError('page_token is not one this server issued', Code.InvalidArgument);
+  if (!isHexId(id)) throw new ConnectError('page_token is not one this server issued', Code.InvalidArgument);
   return id;
 }
 

@@ -18,6 +18,7 @@ import {
   type Transfer as ProtoTransfer,
 } from '../../gen/countersign/v1/ledger_pb.js';
 import { callerOf, pageSize, requireAdmin } from './caller.js';
+import { isHexId } from '../../authz/validation.js';
 
 const currencyByLedger = new Map([...currencies.values()].map((c) => [c.ledger, c.code]));
 const kindByCode: Record<number, AccountKind> = {
@@ -113,7 +114,7 @@ function decodeNsToken(token: string): bigint {
 export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; payments: Pick<PaymentStore, 'get'>; enrollment: Enrollment; totals?: () => Promise<Map<number, { debitsPosted: bigint; creditsPosted: bigint; debitsPending: bigint; creditsPending: bigint }>> }): ServiceImpl<typeof LedgerService> {
   /** The account if the caller may read it, with its owner id; NOT_FOUND otherwise. */
   async function visibleAccount(ctx: HandlerContext, accountId: string): Promise<{ account: Account; ownerId: string }> {
-    if (!/^[0-9a-f]{32}$/.test(accountId)) throw new ConnectError('account_id must be 32 lowercase hex digits', Code.InvalidArgument);
+    if (!isHexId(accountId)) throw new ConnectError('account_id must be 32 lowercase hex digits', Code.InvalidArgument);
     const caller = callerOf(ctx);
     let ownerId = '';
     if (caller.kind === 'merchant') {

@@ -4,7 +4,7 @@ import type { Directory } from '../../authz/ports.js';
 import type { ConfirmItem, CreatePaymentInput, PaymentsService } from '../../authz/payments.js';
 import type { PaymentEvents } from '../../authz/events.js';
 import type { Payment } from '../../authz/model.js';
-import { batchItemsMax, checkIdempotencyKey } from '../../authz/validation.js';
+import { batchItemsMax, checkIdempotencyKey, isHexId } from '../../authz/validation.js';
 import { ItemErrorSchema } from '../../gen/countersign/v1/common_pb.js';
 import { PaymentService, type CreatePaymentRequest } from '../../gen/countersign/v1/payments_pb.js';
 import { channelFromProto, factorFromProto, paymentToProto, simFromProto, stateFromProto } from '../convert.js';
@@ -84,7 +84,7 @@ export function paymentServiceImpl(deps: { payments: PaymentsService; directory:
       return { payment: paymentToProto(payment) };
     },
     async listPayments(req, ctx) {
-      if (req.payerId !== '' && !/^[0-9a-f]{32}$/.test(req.payerId)) throw new ConnectError('payer_id must be 32 lowercase hex digits', Code.InvalidArgument);
+      if (req.payerId !== '' && !isHexId(req.payerId)) throw new ConnectError('payer_id must be 32 lowercase hex digits', Code.InvalidArgument);
       const limit = pageSize(req.pageSize);
       const afterId = decodePageToken(req.pageToken);
       const page = await deps.listPayments({

@@ -5,6 +5,7 @@ import { pageMax, readIdsMax, type PaymentQuery, type PaymentRecord } from '../p
 import { callRedis } from '../redis-client.js';
 import type { StoreKeys } from './keys.js';
 import { decodeRecordFields } from './record-codec.js';
+import { isHexId } from '../../validation.js';
 
 /** Index members one `list` step reads when filters may reject some (one ZRANGEBYLEX, then one pipelined read). */
 export const listBatchMax = 1_000;
@@ -13,7 +14,6 @@ export const scanCallsPerPageMax = 64;
 /** SCAN's COUNT hint at least (keys examined per call). */
 export const scanCountMin = 100;
 
-const hexId = /^[0-9a-f]{32}$/;
 
 /**
  * The records of `ids`, read concurrently: with auto-pipelining one write per node (a single
@@ -23,7 +23,7 @@ export async function readRecords(client: Redis | Cluster, keys: StoreKeys, oper
   return callRedis(operation, () =>
     Promise.all(
       ids.map(async (id) => {
-        if (!hexId.test(id)) return undefined;
+        if (!isHexId(id)) return undefined;
         const fields = await client.hgetall(keys.record(id));
         return fields.v === undefined ? undefined : decodeRecordFields(fields);
       }),
