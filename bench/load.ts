@@ -13,7 +13,9 @@ import { randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deriveSecondCode } from '../authz/codes/challenge.js';
 import { base32Decode } from '../authz/codes/secret.js';
+import { toBinary } from '@bufbuild/protobuf';
 import { Factor, PaymentState, type Payment } from '../gen/countersign/v1/common_pb.js';
+import { GetPaymentResponseSchema } from '../gen/countersign/v1/payments_pb.js';
 import type { CallOptions } from '@connectrpc/connect';
 import { benchCurrencyCode, type Registration } from './check.js';
 import { auth, grpcStatusName, openClients, statusName, type Clients } from './clients.js';
@@ -46,13 +48,17 @@ export interface SetupRequest {
 export interface SetupResult {
   registration: Registration;
   echoPaymentId: string;
+  /** The server's GetPaymentResponse for the echo payment, protobuf binary, base64: what the bare server answers. */
+  echoResponseBase64: string;
   seconds: number;
 }
 
 export interface StartRequest {
-  scenario: 'echo' | 'unary' | 'batch';
+  /** bare: the echo loop against the bare grpc-js server at `barePort`, on clients of its own. */
+  scenario: 'echo' | 'bare' | 'unary' | 'batch';
   concurrency: number;
   batch: number;
+  barePort?: number;
   /** Authorizations per second to offer (paced); undefined: as fast as the closed loop goes. */
   rate?: number;
 }
@@ -85,6 +91,9 @@ interface SimMerchant {
 
 class LoadGenerator {
   private clients!: Clients;
+  private clientKind: ClientKind = 'grpc-js';
+  /** The bare scenario's clients (same kind as `clients`), open while it runs. */
+  private bareClients: Clients | undefined;
   private feed!: CodeFeedReader;
   private payers: SimPayer[] = [];
   private merchants: SimMerchant[] = [];
@@ -100,6 +109,7 @@ class LoadGenerator {
 
   async setup(req: SetupRequest): Promise<SetupResult> {
     const started = performance.now();
+    this.clientKind = req.client;
     this.clients = openClients(req.client, req.grpcPort);
     this.feed = await CodeFeedReader.connect(req.feedPort);
     const admin = auth(req.adminKey);
@@ -126,6 +136,7 @@ class LoadGenerator {
       return { id: payer.id, account, secret: base32Decode(enrolled.verificationSecretBase32), auth: auth(enrolled.payerToken) };
     });
     this.echoPaymentId = await this.echoTarget();
+    const echoResponse = await this.clients.payments.getPayment({ paymentId: this.echoPaymentId }, this.merchants[0]!.auth);
     return {
       registration: {
         currency: benchCurrency,
@@ -134,6 +145,7 @@ class LoadGenerator {
         merchants: this.merchants.map((m) => ({ id: m.id, account: m.account })),
       },
       echoPaymentId: this.echoPaymentId,
+      echoResponseBase64: Buffer.from(toBinary(GetPaymentResponseSchema, echoResponse)).toString('base64'),
       seconds: (performance.now() - started) / 1000,
     };
   }
@@ -149,7 +161,12 @@ class LoadGenerator {
     if (this.running) throw new Error('a scenario is already running');
     this.running = true;
     const pacer = req.rate === undefined ? undefined : new Pacer(req.rate);
-    const loop = req.scenario === 'echo' ? () => this.echoLoop() : req.scenario === 'unary' ? () => this.unaryLoop(pacer) : () => this.batchLoop(req.batch);
+    if (req.scenario === 'bare') {
+      if (req.barePort === undefined) throw new Error('assertion failed: bare without barePort');
+      this.bareClients = openClients(this.clientKind, req.barePort);
+    }
+    const bare = this.bareClients;
+    const loop = req.scenario === 'echo' ? () => this.echoLoop(this.clients) : req.scenario === 'bare' ? () => this.echoLoop(bare!) : req.scenario === 'unary' ? () => this.unaryLoop(pacer) : () => this.batchLoop(req.batch);
     this.loops = Array.from({ length: req.concurrency }, loop);
     return {};
   }
@@ -159,6 +176,8 @@ class LoadGenerator {
     this.running = false;
     await Promise.all(this.loops);
     this.loops = [];
+    this.bareClients?.close();
+    this.bareClients = undefined;
     return stats;
   }
 
@@ -199,13 +218,14 @@ class LoadGenerator {
     return `${this.tag}-${kind}${this.sequence++}`;
   }
 
-  private async echoLoop(): Promise<void> {
+  /** GetPayment of the echo payment, closed loop; on the project's server (echo) or the bare one (bare). */
+  private async echoLoop(clients: Clients): Promise<void> {
     const merchant = this.merchants[0]!;
     const { recorder } = this;
     while (this.running) {
       const t = performance.now();
       try {
-        await this.clients.payments.getPayment({ paymentId: this.echoPaymentId }, merchant.auth);
+        await clients.payments.getPayment({ paymentId: this.echoPaymentId }, merchant.auth);
         recorder.rpc('GetPayment', t);
       } catch (error) {
         recorder.failed('GetPayment', t, statusName(error));

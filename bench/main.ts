@@ -8,7 +8,8 @@
  *   npm run bench -- --help
  *
  * Three processes (plus redis-server): the server (bench/server.ts), the load generator
- * (bench/load.ts) and, for the ledger scenario, bench/ledger-ceiling.ts; this one orchestrates
+ * (bench/load.ts), for the bare scenario the bare grpc-js server (bench/bare-server.ts) and, for
+ * the ledger scenario, bench/ledger-ceiling.ts; this one orchestrates
  * them, samples the server's CPU and store counts around each measured window, runs the
  * correctness check after each scenario, draws the progress bar, writes
  * bench/results/latest/bench-<tag>.{json,md} (git-ignored; bench/results/ with --publish) and
@@ -17,6 +18,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { BareServerCpu, BareServerOptions, BareServerReady } from './bare-server.js';
 import type { CheckResult } from './check.js';
 import type { CeilingRequest, CeilingResult } from './ledger-ceiling.js';
 import type { Progress, SequenceRequest, SetupRequest, SetupResult, StartRequest } from './load.js';
@@ -28,6 +30,7 @@ import { budgetLines, budgetsOf, checkSummary, environment, markdownTables, rati
 import type { ServerCpu, ServerOptions, ServerReady } from './server.js';
 import type { LoopStats, WindowStats } from './stats.js';
 import { storePerUnit } from './store-counts.js';
+import { targetLines, targetsOf } from './targets.js';
 
 /** Bounds on the bench's own waiting, milliseconds. */
 const serverStartTimeoutMs = 60_000;
@@ -46,6 +49,8 @@ interface Running {
   bar: ProgressBar;
   /** Redis to read INFO from around each window (store redis). */
   redisUrl: string | undefined;
+  /** What the bare server answers: the echo payment and the project server's response for it. */
+  bare: BareServerOptions;
 }
 
 async function main(): Promise<number> {
@@ -74,13 +79,13 @@ async function main(): Promise<number> {
     await server.ipc.call('register', setup.registration);
     process.stderr.write(`setup done in ${setup.seconds.toFixed(1)} s\n`);
 
-    const running: Running = { options, server, load, bar, redisUrl };
+    const running: Running = { options, server, load, bar, redisUrl, bare: { paymentId: setup.echoPaymentId, responseBase64: setup.echoResponseBase64 } };
     const rows: ScenarioResult[] = [];
     // A scenario that fails (a crashed server) ends the run, but what was measured before it is still written.
     let stopped: Report['stopped'] = null;
     for (const scenario of options.scenarios) {
       try {
-        const row = scenario === 'ledger' ? await runLedger(running) : scenario === 'unary-seq' ? await runSequential(running) : await runLoad(running, scenario, rows);
+        const row = scenario === 'ledger' ? await runLedger(running) : scenario === 'unary-seq' ? await runSequential(running) : scenario === 'bare' ? await runBare(running) : await runLoad(running, scenario, startRequest(options, scenario, rows), projectServer(running));
         rows.push(row);
         bar.done(`${scenario.padEnd(11)} ${oneLine(row)}`);
       } catch (error) {
@@ -99,11 +104,12 @@ async function main(): Promise<number> {
       scenarios: rows,
       ratios: ratiosOf(rows, options),
       budgets: budgetsOf(rows),
+      targets: targetsOf({ rows, scenarios: options.scenarios, store: options.store }),
       checksPassed: stopped === null && rows.every((r) => r.check.ok),
       stopped,
     };
     const files = await writeReport(report, options.resultsDir);
-    process.stdout.write(`\n${markdownTables(report)}\n\nwritten: ${files.md}, ${files.json}\n${budgetLines(report.budgets).join('\n')}\n`);
+    process.stdout.write(`\n${markdownTables(report)}\n\nwritten: ${files.md}, ${files.json}\n${[...budgetLines(report.budgets), ...targetLines(report.targets)].join('\n')}\n`);
     if (stopped !== null) process.stderr.write(`bench: scenario ${stopped.scenario} FAILED and the run stopped there:\n${stopped.error}\n`);
     else if (!report.checksPassed) process.stderr.write('bench: a correctness check FAILED\n');
     return report.checksPassed ? 0 : 1;
@@ -216,16 +222,59 @@ async function runSequential(run: Running): Promise<ScenarioResult> {
 function startRequest(options: BenchOptions, scenario: ScenarioName, rows: readonly ScenarioResult[]): StartRequest {
   if (scenario === 'batch') return { scenario: 'batch', concurrency: options.batchConcurrency, batch: options.batch };
   if (scenario === 'echo') return { scenario: 'echo', concurrency: options.concurrency, batch: 0 };
+  if (scenario === 'bare') throw new Error('assertion failed: bare starts through runBare');
   if (scenario === 'unary') return { scenario: 'unary', concurrency: options.concurrency, batch: 0 };
   const unary = rows.find((r) => r.scenario === 'unary');
   if (unary === undefined || unary.authPerSecond === 0) throw new Error('unary-half needs a unary result first');
   return { scenario: 'unary', concurrency: options.concurrency, batch: 0, rate: Math.max(1, unary.authPerSecond * options.halfLoadFraction) };
 }
 
-/** echo, unary, unary-half, batch: warm-up, measured window with server CPU around it, drain, check. */
-async function runLoad(run: Running, scenario: ScenarioName, rows: readonly ScenarioResult[]): Promise<ScenarioResult> {
+/** The process whose CPU a load window measures: the project's server, or the bare grpc-js server. */
+interface Measured<S> {
+  /** One side of the window. */
+  sample(): Promise<S>;
+  side(before: S, after: S, units: number): ServerSide;
+  /** A V8 profile of it can be taken (`--profile`: the project's server only). */
+  profiles: boolean;
+}
+
+function projectServer(run: Running): Measured<Sample> {
+  return { sample: () => sample(run), side: serverSide, profiles: true };
+}
+
+/** The bare server's CPU, as `serverSide` measures the project's; it has no store and no Redis. */
+function bareServer(child: ForkedChild): Measured<BareServerCpu> {
+  return {
+    sample: () => child.ipc.call<BareServerCpu>('cpu'),
+    side: (before, after) => ({ cpuMicros: after.userMicros + after.systemMicros - before.userMicros - before.systemMicros, loop: after.loop, store: undefined, redis: undefined }),
+    profiles: false,
+  };
+}
+
+/**
+ * bare: a minimal grpc-js server (bench/bare-server.ts, its own process, started for this
+ * scenario and stopped after it) answering the echo RPC with the same messages; the generator
+ * drives it with the same client and loop as echo. The project server's correctness check still
+ * runs after it.
+ */
+async function runBare(run: Running): Promise<ScenarioResult> {
+  const { options } = run;
+  const child = forkBench('bare-server.ts', [JSON.stringify(run.bare)], { name: 'bare server', nodeArgs: options.serverNodeArgs });
+  try {
+    const ready = await withStderr(child, child.ipc.announced<BareServerReady>('ready', serverStartTimeoutMs));
+    const request: StartRequest = { scenario: 'bare', concurrency: options.concurrency, batch: 0, barePort: ready.grpcPort };
+    return await runLoad(run, 'bare', request, bareServer(child));
+  } catch (error) {
+    throw withTails(error, [child]);
+  } finally {
+    await child.stop('stop');
+  }
+}
+
+/** echo, bare, unary, unary-half, batch: warm-up, measured window with server CPU around it, drain, check. */
+async function runLoad<S>(run: Running, scenario: ScenarioName, request: StartRequest, measured: Measured<S>): Promise<ScenarioResult> {
   const { options, server, load, bar } = run;
-  const request = startRequest(options, scenario, rows);
+  const echoLike = scenario === 'echo' || scenario === 'bare';
   const totalMs = options.warmupMs + options.durationMs;
   const started = performance.now();
   const ticker = setInterval(() => {
@@ -233,7 +282,7 @@ async function runLoad(run: Running, scenario: ScenarioName, rows: readonly Scen
       (p) => {
         const elapsed = performance.now() - started;
         const windowSeconds = Math.max(0.001, (elapsed - options.warmupMs) / 1000);
-        const rate = scenario === 'echo' ? `${Math.round(p.rpcs / windowSeconds)} RPC/s` : `${Math.round(p.authorizations / windowSeconds)} auth/s`;
+        const rate = echoLike ? `${Math.round(p.rpcs / windowSeconds)} RPC/s` : `${Math.round(p.authorizations / windowSeconds)} auth/s`;
         bar.update(scenario, elapsed / totalMs, p.recording ? 'measuring' : 'warm-up', p.recording ? rate : '');
       },
       () => undefined,
@@ -242,17 +291,17 @@ async function runLoad(run: Running, scenario: ScenarioName, rows: readonly Scen
   try {
     await withStderr(load, load.ipc.call('start', request));
     await sleep(options.warmupMs);
-    const profileFile = options.profile ? profilePath(options, 'server', scenario) : undefined;
-    const clientProfileFile = options.profile ? profilePath(options, 'load', scenario) : undefined;
+    const profileFile = options.profile && measured.profiles ? profilePath(options, 'server', scenario) : undefined;
+    const clientProfileFile = options.profile && measured.profiles ? profilePath(options, 'load', scenario) : undefined;
     if (profileFile !== undefined) await Promise.all([server.ipc.call('profile-start'), load.ipc.call('profile-start')]);
-    const [before] = await Promise.all([sample(run), load.ipc.call('measure')]);
+    const [before] = await Promise.all([measured.sample(), load.ipc.call('measure')]);
     await sleep(options.durationMs);
-    const [after, stats] = await Promise.all([sample(run), withStderr(load, load.ipc.call<WindowStats>('end', {}, 60_000))]);
+    const [after, stats] = await Promise.all([measured.sample(), withStderr(load, load.ipc.call<WindowStats>('end', {}, 60_000))]);
     if (profileFile !== undefined) await Promise.all([server.ipc.call('profile-stop', { file: profileFile }), load.ipc.call('profile-stop', { file: clientProfileFile })]);
     clearInterval(ticker);
     bar.update(scenario, 1, 'checking', '');
     const check = await withStderr(server, server.ipc.call<CheckResult>('check', {}, checkTimeoutMs));
-    const side = serverSide(before, after, scenario === 'echo' ? stats.rpcs : stats.authorizations);
+    const side = measured.side(before, after, echoLike ? stats.rpcs : stats.authorizations);
     return loadRow(scenario, request, stats, side, check, profileFile);
   } finally {
     clearInterval(ticker);
@@ -266,7 +315,7 @@ function profilePath(options: BenchOptions, process: 'server' | 'load', scenario
 }
 
 function loadRow(scenario: ScenarioName, request: StartRequest, stats: WindowStats, side: ServerSide, check: CheckResult, profile: string | undefined): ScenarioResult {
-  const units = scenario === 'echo' ? stats.rpcs : stats.authorizations;
+  const units = scenario === 'echo' || scenario === 'bare' ? stats.rpcs : stats.authorizations;
   const serverCpuMicros = side.cpuMicros;
   return {
     scenario,
@@ -367,7 +416,7 @@ function ledgerRow(options: BenchOptions, r: CeilingResult): ScenarioResult {
 function oneLine(r: ScenarioResult): string {
   const check = r.check.ok ? 'check ok' : `check FAILED: ${r.check.summary}`;
   if (r.scenario === 'ledger') return `${Math.round(r.transfersPerSecond ?? 0)} transfers/s, ${check}`;
-  const rate = r.scenario === 'echo' ? `${Math.round(r.rpcPerSecond)} RPC/s` : `${Math.round(r.authPerSecond)} auth/s, ${Math.round(r.rpcPerSecond)} RPC/s`;
+  const rate = r.scenario === 'echo' || r.scenario === 'bare' ? `${Math.round(r.rpcPerSecond)} RPC/s` : `${Math.round(r.authPerSecond)} auth/s, ${Math.round(r.rpcPerSecond)} RPC/s`;
   const errors = Object.values(r.errors).reduce((a, b) => a + b, 0);
   return `${rate}, p99 ${r.latency.p99Ms.toFixed(2)} ms, server ${Math.round(r.serverCpuPercent ?? 0)} % CPU, ${errors} errors, ${check}`;
 }

@@ -8,7 +8,7 @@ import { publishOption, resultsDirFor } from './results-dir.js';
  * defaults are the issue's (10 000 payers, 10 s + 3 s per scenario).
  */
 
-export const scenarioNames = ['echo', 'unary-seq', 'unary', 'unary-half', 'batch', 'ledger'] as const;
+export const scenarioNames = ['echo', 'bare', 'unary-seq', 'unary', 'unary-half', 'batch', 'ledger'] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
 
 export type StoreKind = 'memory' | 'journal' | 'redis';
@@ -25,7 +25,7 @@ export interface BenchOptions {
   tbClusterId: bigint;
   payers: number;
   merchants: number;
-  /** Closed-loop workers (authorizations or echo RPCs in flight) for echo and unary. */
+  /** Closed-loop workers (authorizations or echo RPCs in flight) for echo, bare and unary. */
   concurrency: number;
   /** Batches in flight in the batch scenario. */
   batchConcurrency: number;
@@ -198,7 +198,7 @@ export const usage = `npm run bench -- [options]
   --payers P                  payers enrolled and funded (default 10000; --quick 200)
   --merchants M               merchants (default 4)
   --scenarios a,b             of ${scenarioNames.join(', ')} (default all, in this order)
-  --concurrency C             closed-loop workers for echo and unary (default 32)
+  --concurrency C             closed-loop workers for echo, bare and unary (default 32)
   --batch B                   items per batch RPC (default ${batchItemsMax}); --batch-concurrency N (default 2)
   --ledger-batch N            events per createTransfers call in the ledger scenario (default ${eventBatchMax})
   --duration S --warmup S     measured seconds and warm-up seconds per scenario (default 10 and 3)

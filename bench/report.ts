@@ -5,6 +5,7 @@ import type { CheckResult } from './check.js';
 import type { BenchOptions, ScenarioName } from './options.js';
 import type { Latency, LoopStats, MethodStats } from './stats.js';
 import type { RedisPerUnit } from './redis-stats.js';
+import { targetsTable, type Target } from './targets.js';
 import { coalescedKinds, storeKinds, type StorePerUnit } from './store-counts.js';
 
 /** The store kinds of the request path, in the table's order (the sweeper has its own column). */
@@ -28,7 +29,7 @@ export interface ScenarioResult {
   methods: MethodStats[];
   /** Server process CPU (user + system) in the window, microseconds; undefined for ledger. */
   serverCpuMicros: number | undefined;
-  /** Per authorization; per RPC for echo. */
+  /** Per authorization; per RPC for echo and bare (bare: the bare grpc-js server's CPU). */
   serverCpuMicrosPerUnit: number | undefined;
   /** Share of one core, percent. */
   serverCpuPercent: number | undefined;
@@ -82,6 +83,8 @@ export interface Report {
   scenarios: ScenarioResult[];
   ratios: Ratio[];
   budgets: Budget[];
+  /** Issue 14's targets (bench/targets.ts). */
+  targets: Target[];
   /** False when a check failed or the run stopped. */
   checksPassed: boolean;
   /** The scenario that failed and ended the run (later ones did not run), with the error; null when every scenario ran. */
@@ -170,10 +173,12 @@ export function markdownTables(report: Report): string {
       : r.scenario === 'unary-seq' ? `unary-seq (C=1, ${r.authorizations} auths)`
       : r.scenario === 'unary-half' ? `unary-half (offered ${fmt(r.offeredRate)}/s)`
       : r.scenario === 'ledger' ? `ledger (${fmt(r.transfersPerSecond)} transfers/s)`
+      : r.scenario === 'bare' ? `bare (C=${r.concurrency}, grpc-js alone)`
       : `${r.scenario} (C=${r.concurrency})`;
-    const perUnit = r.scenario === 'echo' ? ' /RPC' : '';
+    const echoLike = r.scenario === 'echo' || r.scenario === 'bare';
+    const perUnit = echoLike ? ' /RPC' : '';
     lines.push(
-      `| ${name} | ${r.scenario === 'echo' || r.scenario === 'ledger' ? '—' : fmt(r.authPerSecond)} | ${r.scenario === 'ledger' ? '—' : fmt(r.rpcPerSecond)} | ` +
+      `| ${name} | ${echoLike || r.scenario === 'ledger' ? '—' : fmt(r.authPerSecond)} | ${r.scenario === 'ledger' ? '—' : fmt(r.rpcPerSecond)} | ` +
         `${r.scenario === 'ledger' ? '— | — | — | —' : `${ms(r.latency.p50Ms)} | ${ms(r.latency.p90Ms)} | ${ms(r.latency.p99Ms)} | ${ms(r.latency.maxMs)}`} | ` +
         `${fmt(r.serverCpuMicrosPerUnit, 1)}${r.serverCpuMicrosPerUnit === undefined ? '' : perUnit} | ${r.serverCpuPercent === undefined ? '—' : `${fmt(r.serverCpuPercent)} %`} | ` +
         `${fmt(r.clientCpuMicrosPerUnit, 1)}${r.clientCpuMicrosPerUnit === undefined ? '' : perUnit} | ${fmt(r.clientCpuPercent)} % | ${errorsText(r.errors)} | ${r.check.ok ? 'ok' : 'FAILED'}: ${r.check.summary} |`,
@@ -217,7 +222,8 @@ export function markdownTables(report: Report): string {
       loops.push(`| ${r.scenario} | ${who} | ${ms(l.delayP99Ms)} | ${ms(l.delayMaxMs)} | ${l.gcPauses} | ${fmt(l.gcPauseTotalMs)} | ${ms(l.gcPauseMaxMs)}${l.gcPauseMaxKind === '' ? '' : ` (${l.gcPauseMaxKind})`} |`);
     }
   }
-  return [...lines, ...methods, ...store, ...redis, ...loops, ...ratios, ...budgets].join('\n');
+  const targets = ['', ...targetsTable(report.targets)];
+  return [...lines, ...methods, ...store, ...redis, ...loops, ...ratios, ...budgets, ...targets].join('\n');
 }
 
 export function markdownReport(report: Report): string {

@@ -14,8 +14,16 @@ import { storeKinds, type StorePerUnit } from '../../bench/store-counts.js';
  * numbers are for bench/README.md.
  */
 
-const scenarios = ['echo', 'unary-seq', 'unary', 'unary-half', 'batch', 'ledger'] as const;
+const scenarios = ['echo', 'bare', 'unary-seq', 'unary', 'unary-half', 'batch', 'ledger'] as const;
 const budgetNames = ['unary_store_round_trips_per_auth', 'unary_redis_commands_per_auth', 'unary_first_auth_store_round_trips', 'unary_first_auth_redis_commands', 'batch_store_round_trips_per_auth', 'batch_redis_commands_per_auth'];
+const targets = [
+  { name: 'batch_server_us_per_auth', limit: 80 },
+  { name: 'batch_redis_commands_per_auth', limit: 16 },
+  { name: 'batch_redis_server_us_per_auth', limit: 35 },
+  { name: 'unary_server_cpu_vs_bare_echo', limit: 3.5 },
+  { name: 'echo_server_cpu_vs_bare_echo', limit: 1.3 },
+  { name: 'confirm_p99_half_load_ms', limit: 10 },
+];
 /** Authorizations the smoke run's unary-seq measures. */
 const seqCount = 20;
 /** The whole bench run, milliseconds: process start-up, setup, five scenarios and their checks. */
@@ -28,6 +36,7 @@ interface ReportRow {
   redis?: { commandsPerUnit: number; byCommand: Record<string, number> };
   authorizations: number;
   rpcs: number;
+  serverCpuMicrosPerUnit?: number;
   check: { ok: boolean; summary: string };
 }
 interface ReportFile {
@@ -36,6 +45,7 @@ interface ReportFile {
   scenarios: ReportRow[];
   ratios: { name: string }[];
   budgets: { name: string; value: number | null; limit: number; met: boolean | null }[];
+  targets: { name: string; value: number | null; limit: number; met: boolean | null; note: string | null }[];
 }
 
 function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
@@ -73,15 +83,27 @@ for (const store of ['memory', 'journal', 'redis'] as const) {
     for (const row of report.scenarios) t.true(row.check.ok, `${row.scenario}: ${row.check.summary}`);
     const byName = new Map(report.scenarios.map((r) => [r.scenario, r]));
     t.true(byName.get('echo')!.rpcs > 0);
+    // The bare grpc-js echo server: RPCs answered and its own CPU per RPC measured.
+    const bare = byName.get('bare')!;
+    t.true(bare.rpcs > 0, 'bare answered nothing');
+    t.true(bare.serverCpuMicrosPerUnit! > 0 && Number.isFinite(bare.serverCpuMicrosPerUnit), `bare server CPU per RPC: ${bare.serverCpuMicrosPerUnit}`);
+    t.is(bare.authorizations, 0);
     for (const name of ['unary', 'unary-half', 'batch'] as const) t.true(byName.get(name)!.authorizations > 0, `${name} authorized nothing`);
     t.is(byName.get('unary-seq')!.authorizations, seqCount, 'unary-seq authorizes exactly --seq-count, all SUCCEEDED');
     // Every load scenario reports its store traffic per authorization (numbers); on Redis its commands too.
-    for (const row of report.scenarios.filter((r) => r.scenario !== 'ledger')) {
+    for (const row of report.scenarios.filter((r) => r.scenario !== 'ledger' && r.scenario !== 'bare')) {
       const s = row.store!;
       t.true(isCount(s.roundTripsPerUnit) && isCount(s.directoryReadsPerUnit), `${row.scenario}: ${JSON.stringify(s)}`);
       for (const kind of storeKinds) t.true(isCount(s.callsPerUnit[kind]), `${row.scenario}: ${kind}`);
       t.is(row.redis === undefined, store !== 'redis', `${row.scenario}: Redis commands only on Redis`);
       if (row.redis !== undefined) t.true(isCount(row.redis.commandsPerUnit));
+    }
+    t.deepEqual(report.targets.map((x) => ({ name: x.name, limit: x.limit })), targets);
+    for (const x of report.targets) {
+      // Everything is measured in this run but Redis's figures off Redis; each null says why.
+      const measured = store === 'redis' || !x.name.includes('redis');
+      if (measured) t.true(typeof x.value === 'number' && Number.isFinite(x.value) && x.value > 0 && typeof x.met === 'boolean' && x.note === null, JSON.stringify(x));
+      else t.deepEqual([x.value, x.met, x.note], [null, null, `store ${store}: no Redis in this run`]);
     }
     t.deepEqual(report.budgets.map((b) => b.name), budgetNames);
     for (const b of report.budgets) {
@@ -100,10 +122,11 @@ for (const store of ['memory', 'journal', 'redis'] as const) {
     t.deepEqual(report.ratios.map((r) => r.name), ['unary vs echo', 'batch vs ledger', 'server CPU, unary', 'server CPU, batch', 'ConfirmPayment p99 at half load']);
 
     const markdown = readFileSync(join(dir, 'bench-smoke.md'), 'utf8');
-    for (const prefix of ['| echo (', '| unary-seq (', '| unary (', '| unary-half (', '| batch (', '| ledger (', '| budget | value | limit | met |', '| unary_store_round_trips_per_auth |']) t.true(markdown.includes(prefix), `${prefix} row missing`);
+    for (const prefix of ['| echo (', '| bare (', '| target | value | limit | met |', '| unary_server_cpu_vs_bare_echo | ', '| unary-seq (', '| unary (', '| unary-half (', '| batch (', '| ledger (', '| budget | value | limit | met |', '| unary_store_round_trips_per_auth |']) t.true(markdown.includes(prefix), `${prefix} row missing`);
     for (const scenario of ['echo', 'unary-seq', 'unary', 'unary-half', 'batch']) t.regex(markdown, new RegExp(`^\\| ${scenario} \\| \\d+\\.\\d{3} \\|`, 'm'), `store row ${scenario} missing`);
     t.regex(output, /^budget unary_store_round_trips_per_auth: \d+\.\d{2} \(limit 3\): (met|NOT met)$/m);
-    for (const scenario of ['echo', 'unary-seq', 'unary', 'unary-half', 'batch']) {
+    if (store !== 'redis') t.true(markdown.includes('| batch_redis_commands_per_auth | not measured (store '), 'not measured, with why');
+    for (const scenario of ['echo', 'bare', 'unary-seq', 'unary', 'unary-half', 'batch']) {
       for (const who of ['server', 'generator']) t.true(markdown.includes(`| ${scenario} | ${who} | `), `loop row ${scenario}/${who} missing`);
     }
     t.false(markdown.includes('FAILED'));

@@ -21,7 +21,7 @@ test('--server-node-args and --load-node-args pass node flags to each process, a
 
 test('the default scenarios include the sequential unary-seq; --store takes journal; --seq-count and --seq-warmup are bounded integers', (t) => {
   const defaults = parseOptions([]);
-  t.deepEqual(defaults.scenarios, ['echo', 'unary-seq', 'unary', 'unary-half', 'batch', 'ledger']);
+  t.deepEqual(defaults.scenarios, ['echo', 'bare', 'unary-seq', 'unary', 'unary-half', 'batch', 'ledger']);
   t.deepEqual(parseOptions(['--quick']).scenarios, defaults.scenarios);
   t.is(defaults.seqCount, 300);
   t.is(defaults.seqWarmup, 30);
