@@ -181,7 +181,10 @@ export type CreateOutcome =
 export interface StepCaller {
   /** Idempotency scope: the merchant's, the payer's, or 'service' / 'admin'. */
   scope: string;
-  /** When set, only this merchant's payments are visible (others are `not_found`). */
+  /**
+   * When set, only this merchant's payments are visible (others are `not_found`), and the answers
+   * count in the payer's guard at this merchant ("Lockout scopes").
+   */
   merchantId?: string;
   /** When set, only this payer's payments are visible. */
   payerId?: string;
@@ -229,6 +232,15 @@ export interface ConfirmItem {
  * other than CHALLENGED: `refused` `state:<STATE>`); `factor` required and not yet satisfied
  * (`refused` `factor`); `after` (`refused` `order`); expiry (`nowMs ≥ expiresAtMs`: EXPIRED);
  * the payer's lockout (`locked`: the payment is DECLINED); then the answer.
+ *
+ * **Lockout scopes** (README "Tenant safety"): a payer has a payer-wide guard and one per merchant.
+ * An answer given through a merchant's call (`caller.merchantId` set) counts — failure or, for a
+ * compared answer, success ending the streak — in the guard of (payer, that merchant) only; any
+ * other (the payer's own token, the service's telco relays; `GuardEvent`) in the payer-wide one.
+ * A confirm is `locked` while the payer-wide guard is locked, or, through a merchant, while that
+ * merchant's guard for the payer is; `retryAfterMs` is the later end. So a merchant's wrong
+ * answers never lock the payer at another merchant or on the payer's own terminal, while the
+ * payer's own failures lock the payer everywhere.
  */
 export type ConfirmOutcome =
   | { outcome: 'not_found' }
@@ -328,7 +340,7 @@ export type KeyClaimOutcome =
 
 // ------------------------------------------------------------------ guards
 
-/** The payer's failure streak and lockout (DESIGN §6), outside a confirm (M3's authentication password). */
+/** The payer's payer-wide failure streak and lockout (DESIGN §6), outside a confirm (M3's authentication password). */
 export interface GuardEvent {
   payerId: string;
   /** check: only read the lockout; failure: count one; success: end the streak. */

@@ -21,8 +21,11 @@ import { codeLabel, statusName, type Outcome } from './security-rpc.js';
  * BatchConfirmPayments — the rest through the in-process `app.payments.confirm` (the same
  * service object the RPCs reach, minus transport, for throughput on 2 cores). Between rounds
  * each payer's lockout is fast-forwarded (its guard's locked-until time set to now) so the next lockout must
- * last longer. Checks: at most 5 verified wrong answers per challenge and per payer per lockout,
- * lockouts with a growing retry_after_ms, zero approvals, no money moved.
+ * last longer. A payer's failures count per scope (README "Tenant safety"): the payer-token and
+ * in-process payers' in the payer-wide guard, the batch payers' (the merchant's calls) in the guard
+ * of (payer, merchant) — each payer is attacked through one scope only. Checks: at most 5 verified
+ * wrong answers per challenge and per payer per scope per lockout, lockouts with a growing
+ * retry_after_ms, zero approvals, no money moved.
  */
 
 export interface BruteForcePlan {
@@ -248,11 +251,14 @@ redis.call('SET', KEYS[1], s .. ':' .. l .. ':' .. ARGV[1] .. ':' .. e, 'KEEPTTL
 return 1`;
 const storeKeys = storeKeysOf(storeKeyPrefixDefault);
 
+/** The guard a victim's wrong answers count in: (payer, merchant) for the merchant's batch calls, else the payer-wide one. */
+const guardKeyOf = (v: Victim, merchantId: string): string => (v.path === 'batch' ? storeKeys.merchantGuard(v.id, merchantId) : storeKeys.guard(v.id));
+
 /** Ends every victim's lockout (see `endLockoutScript`); a guard it cannot read is a violation, not a silently skipped fast-forward. */
-async function fastForwardLockouts(redis: Redis, victims: Victim[], violations: string[]): Promise<void> {
+async function fastForwardLockouts(redis: Redis, victims: Victim[], merchantId: string, violations: string[]): Promise<void> {
   const pipeline = redis.pipeline();
   const nowMs = Date.now();
-  for (const v of victims) pipeline.eval(endLockoutScript, 1, storeKeys.guard(v.id), String(nowMs));
+  for (const v of victims) pipeline.eval(endLockoutScript, 1, guardKeyOf(v, merchantId), String(nowMs));
   const unreadable = ((await pipeline.exec()) ?? []).filter(([error, answer]) => error !== null || answer === -1).length;
   if (unreadable > 0) violations.push(`brute force: ${unreadable} lockouts could not be fast-forwarded (the payer guard's Redis layout is not the one this test knows)`);
   await new Promise((resolve) => setTimeout(resolve, 20));
@@ -282,7 +288,7 @@ export async function runBruteForce(env: ReliabilityEnv, redis: Redis, plan: Bru
     checkRound(challenges, round, violations);
     all.push(...challenges);
     rounds += 1;
-    await fastForwardLockouts(redis, victims, violations);
+    await fastForwardLockouts(redis, victims, merchant.id, violations);
   }
   Object.assign(counts, { guesses: stats.guesses, bruteForceRounds: rounds, bruteForcePayments: all.length, bruteForcePayers: victims.length });
   for (const [verdict, n] of Object.entries(stats.byVerdict)) counts[`guesses ${verdict}`] = n;
@@ -298,14 +304,18 @@ export async function runBruteForce(env: ReliabilityEnv, redis: Redis, plan: Bru
   lap('final checks');
 }
 
-/** Per challenge at most attemptsMax verified wrong answers; per payer per lockout at most failuresMax. */
+/**
+ * Per challenge at most attemptsMax verified wrong answers; per payer per scope per lockout at most
+ * failuresMax (a victim is attacked through one scope: its path's, see `guardKeyOf`).
+ */
 function checkRound(challenges: Challenge[], round: number, violations: string[]): void {
-  const perPayer = new Map<string, number>();
+  const perScope = new Map<string, number>();
   for (const c of challenges) {
     if (c.verified > attemptsMax) violations.push(`brute force: challenge ${c.id} (round ${round + 1}) took ${c.verified} wrong answers, at most ${attemptsMax} allowed`);
-    perPayer.set(c.victim.id, (perPayer.get(c.victim.id) ?? 0) + c.verified);
+    const scope = `payer ${c.victim.id} ${c.victim.path === 'batch' ? 'at the merchant' : 'payer-wide'}`;
+    perScope.set(scope, (perScope.get(scope) ?? 0) + c.verified);
   }
-  for (const [payer, n] of perPayer) if (n > failuresMax) violations.push(`brute force: payer ${payer} had ${n} wrong answers verified in round ${round + 1} before the lockout, at most ${failuresMax}`);
+  for (const [scope, n] of perScope) if (n > failuresMax) violations.push(`brute force: ${scope} had ${n} wrong answers verified in round ${round + 1} before the lockout, at most ${failuresMax}`);
 }
 
 /** Each lockout lasts longer than the one before (until the cap): the largest retry_after_ms seen per round grows. */

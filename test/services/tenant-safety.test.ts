@@ -6,10 +6,10 @@ import { feeOf, feeMinMinorUnits } from '../../authz/payment-ledger.js';
 import { watchersPerCallerMax } from '../../authz/events.js';
 import { drive } from '../../authz/steps/drive.js';
 import { Channel, Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
-import { balance, key, newMerchant, newPayer, startEnv, type Env, type Merchant, type Payer } from '../e2e/harness.js';
+import { balance, key, newMerchant, newPayer, secondCode, startEnv, type Env, type Merchant, type Payer } from '../e2e/harness.js';
 
 /**
- * Issue 15, "Tenant safety" (README): findings 3, 4, 5 and 7 against a real server on
+ * Issue 15, "Tenant safety" (README): findings 1, 3, 4, 5 and 7 against a real server on
  * 127.0.0.1 port 0 (grpc-js client, memory store). Each test failed on the code before the fix.
  */
 
@@ -19,6 +19,42 @@ async function refusedWith(t: import('ava').ExecutionContext, call: Promise<unkn
   t.is(e.code, code, e.message);
   return e;
 }
+
+/** An APP payment of `payer` at `merchant` and the second code the payer's terminal computes for it. */
+async function appPayment(merchant: Merchant, payer: Payer, amount: bigint): Promise<{ id: string; code: string; wrongCode: string }> {
+  const p = (await merchant.api.payments.createPayment({ idempotencyKey: key('app'), payer: { case: 'payerId', value: payer.id }, amount, currency: 'USD', description: 'app', channel: Channel.APP })).payment!;
+  if (p.state !== PaymentState.CHALLENGED) throw new Error(`payment ${p.id} is ${PaymentState[p.state]}, not CHALLENGED`);
+  const { firstCode } = await payer.api.payer.getChallenge({ paymentId: p.id });
+  const code = secondCode(payer, firstCode, amount, merchant.account);
+  return { id: p.id, code, wrongCode: code === '12345678' ? '87654321' : '12345678' };
+}
+
+test("finding 1: merchant B's wrong codes for a payer lock the payer at B only; the payer's right code at merchant A still succeeds", async (t) => {
+  const env = await startEnv('grpc-js', 'memory');
+  t.teardown(() => env.close());
+  const [payer, shopA, shopB] = await Promise.all([newPayer(env), newMerchant(env), newMerchant(env)]);
+  // B: 5 wrong codes (the default lockout's failuresMax) on its own APP payments, unary and batched.
+  const b1 = await appPayment(shopB, payer, 2_00n);
+  for (let i = 0; i < 3; i++) await refusedWith(t, shopB.api.payments.confirmPaymentAsMerchant({ idempotencyKey: key('b1'), paymentId: b1.id, secondCode: b1.wrongCode }), Code.PermissionDenied);
+  const b2 = await appPayment(shopB, payer, 2_00n);
+  const batch = await shopB.api.payments.batchConfirmPayments({
+    idempotencyKey: key('b2'),
+    items: [0, 1].map(() => ({ idempotencyKey: key('b2i'), paymentId: b2.id, secondCode: b2.wrongCode })),
+  });
+  t.deepEqual(batch.results.map((r) => (r.outcome.case === 'error' ? r.outcome.value.code : -1)), [Code.PermissionDenied, Code.PermissionDenied]);
+  // B itself is now refused for this payer, even with the right code.
+  const b3 = await appPayment(shopB, payer, 2_00n);
+  t.regex((await refusedWith(t, shopB.api.payments.confirmPaymentAsMerchant({ idempotencyKey: key('b3'), paymentId: b3.id, secondCode: b3.code }), Code.ResourceExhausted)).rawMessage, /locked out/);
+
+  // A's payment for the same payer: the right code through A succeeds, and through the payer's own terminal too.
+  const a1 = await appPayment(shopA, payer, 20_00n);
+  const doneA = (await shopA.api.payments.confirmPaymentAsMerchant({ idempotencyKey: key('a1'), paymentId: a1.id, secondCode: a1.code })).payment!;
+  t.is(doneA.state, PaymentState.SUCCEEDED);
+  const a2 = await appPayment(shopA, payer, 30_00n);
+  const doneByPayer = (await payer.api.payer.confirmPayment({ idempotencyKey: key('a2'), paymentId: a2.id, proof: { case: 'secondCode', value: a2.code } })).payment!;
+  t.is(doneByPayer.state, PaymentState.SUCCEEDED);
+  t.is((await balance(env, payer.account)).posted, 500_00n - 50_00n, 'only the payments at A were charged');
+});
 
 const byPhone = (phone: string, idempotencyKey: string, amount = 20_00n) => ({ idempotencyKey, payer: { case: 'payerPhone' as const, value: phone }, amount, currency: 'USD', description: 'by phone' });
 const phoneOf = async (env: Env, payer: Payer) => (await env.app.directory.getPayer(payer.id))!.phone;

@@ -16,7 +16,7 @@ import { JournalCorruptError } from './frame.js';
  *                expiresAtMs int
  *   4 unkey      keyId
  *   5 counter    key (`<limit key>:<aligned window>`), count uint, expiresAtMs int
- *   6 guard      payerId shared, streak uint, lockouts uint, lockedUntilMs int, expiresAtMs int
+ *   6 guard      key shared (the payer id, or `<payer id>/m:<merchant id>`), streak uint, lockouts uint, lockedUntilMs int, expiresAtMs int
  *   7 payNumber  digest, payerId shared, claimant (u8 0 | 1 then string), expiresAtMs int
  *   8 due        paymentId, dueAtMs optInt
  *

@@ -47,6 +47,14 @@ export interface Counter {
   expiresAtMs: number;
 }
 
+/**
+ * A guard: a failure streak, lockout count and lockout, keyed by `guardKeyOf` (the payer-wide one
+ * by the payer id, a merchant's by `<payer id>/m:<merchant id>`).
+ */
+export function guardKeyOf(payerId: string, merchantId: string | undefined): string {
+  return merchantId === undefined || merchantId === '' ? payerId : `${payerId}/m:${merchantId}`; // '' as confirm-lua.ts: none
+}
+
 /** A payer's failure streak, lockout count and lockout. */
 export interface GuardEntry {
   streak: number;
@@ -69,6 +77,7 @@ export type Mutation =
   | { op: 'key'; id: string; entry: KeyEntry }
   | { op: 'unkey'; id: string }
   | { op: 'counter'; key: string; counter: Counter }
+  /** `payerId`: the guard's key (`guardKeyOf`), the payer id for the payer-wide guard. */
   | { op: 'guard'; payerId: string; entry: GuardEntry }
   | { op: 'payNumber'; digest: string; entry: PayNumberEntry }
   | { op: 'due'; paymentId: string; dueAtMs: number | undefined };
@@ -280,7 +289,7 @@ export class MemoryState {
     }
     // Room for the key (and the payer's guard a failure may add) before the attempt is counted:
     // a full store refuses the item without changing the payment.
-    this.checkRoom(this.guards.has(record.payment.payerId) ? 1 : 2);
+    this.checkRoom(this.guards.has(guardKeyOf(record.payment.payerId, item.caller.merchantId)) ? 1 : 2);
     const outcome = this.confirmRecord(record, item);
     const changed = this.records.get(item.paymentId)!.version !== record.version;
     this.storeOperationKey(item.paymentId, keyId, { fingerprint: item.fingerprint, result: resultOf(outcome), expiresAtMs: item.nowMs + item.keyTtlMs }, changed, item.nowMs);
@@ -310,10 +319,14 @@ export class MemoryState {
     if (item.after.some((f) => p.requiredFactors.includes(f) && !p.satisfiedFactors.includes(f))) return { outcome: 'refused', refusal: 'order', record: copyRecord(record) };
     const now = item.nowMs;
     if (now >= p.expiresAtMs) return { outcome: 'expired', record: this.finish(record, { state: 'EXPIRED' }, now) };
-    const guard = this.liveGuard(p.payerId, now);
-    if (guard !== undefined && guard.lockedUntilMs > now) {
+    // port.ts "Lockout scopes": the payer-wide guard always; a merchant's call also its (payer, merchant) guard, where it counts.
+    const wide = this.liveGuard(p.payerId, now);
+    const guardKey = guardKeyOf(p.payerId, item.caller.merchantId);
+    const guard = guardKey === p.payerId ? wide : this.liveGuard(guardKey, now);
+    const lockedUntilMs = Math.max(wide?.lockedUntilMs ?? 0, guard?.lockedUntilMs ?? 0);
+    if (lockedUntilMs > now) {
       const declined = this.finish(record, { state: 'DECLINED', declineReason: 'ATTEMPTS_EXHAUSTED', declineDetail: 'payer locked out' }, now);
-      return { outcome: 'locked', retryAfterMs: guard.lockedUntilMs - now, record: declined };
+      return { outcome: 'locked', retryAfterMs: lockedUntilMs - now, record: declined };
     }
     const answer = item.answer;
     if (answer.kind === 'decline') {
@@ -321,10 +334,10 @@ export class MemoryState {
     }
     const matched = answer.kind === 'accept' || (answer.kind === 'digest' && digestMatches(record.digests[item.factor], answer.digest));
     if (matched) {
-      if (answer.kind !== 'accept') this.guardSuccess(p.payerId, guard);
+      if (answer.kind !== 'accept') this.guardSuccess(guardKey, guard);
       return { outcome: 'satisfied', record: this.satisfy(record, item, answer.kind === 'accept' ? answer.bankAuthorizationCode : undefined) };
     }
-    this.guardFailure(p.payerId, guard, now);
+    this.guardFailure(guardKey, guard, now);
     const left = p.attemptsLeft - 1;
     if (left <= 0) {
       const declined = this.finish(record, { state: 'DECLINED', declineReason: 'ATTEMPTS_EXHAUSTED', declineDetail: 'too many wrong answers', attemptsLeft: 0 }, now);
@@ -366,26 +379,26 @@ export class MemoryState {
 
   // ---------------------------------------------------------------- guards
 
-  private liveGuard(payerId: string, now: number): GuardEntry | undefined {
-    const g = this.guards.get(payerId);
+  private liveGuard(key: string, now: number): GuardEntry | undefined {
+    const g = this.guards.get(key);
     if (g === undefined) return undefined;
     const streakLive = g.expiresAtMs > now;
     if (!streakLive && g.lockedUntilMs <= now) return undefined;
     return streakLive ? g : { streak: 0, lockouts: 0, lockedUntilMs: g.lockedUntilMs, expiresAtMs: g.expiresAtMs };
   }
 
-  private guardSuccess(payerId: string, guard: GuardEntry | undefined): void {
-    if (guard !== undefined && guard.streak > 0) this.apply({ op: 'guard', payerId, entry: { ...guard, streak: 0 } });
+  private guardSuccess(key: string, guard: GuardEntry | undefined): void {
+    if (guard !== undefined && guard.streak > 0) this.apply({ op: 'guard', payerId: key, entry: { ...guard, streak: 0 } });
   }
 
   /** One more consecutive failure; at `failuresMax` the payer is locked out and the streak restarts. */
-  private guardFailure(payerId: string, guard: GuardEntry | undefined, now: number): void {
+  private guardFailure(key: string, guard: GuardEntry | undefined, now: number): void {
     const policy = this.options.lockout;
     const g = guard ?? { streak: 0, lockouts: 0, lockedUntilMs: 0, expiresAtMs: 0 };
     let entry: GuardEntry = { ...g, streak: g.streak + 1, expiresAtMs: now + policy.memoryMs };
     if (entry.streak >= policy.failuresMax) entry = { streak: 0, lockouts: g.lockouts + 1, lockedUntilMs: now + lockoutMs(policy, g.lockouts), expiresAtMs: now + policy.memoryMs };
     if (guard === undefined) this.checkRoom(1);
-    this.apply({ op: 'guard', payerId, entry });
+    this.apply({ op: 'guard', payerId: key, entry });
   }
 
   guard(event: GuardEvent): GuardOutcome {

@@ -3,8 +3,9 @@ import { commonLua, guardLua } from './lua-common.js';
 /**
  * The confirm step, following memory/state.ts `confirm` check by check. An item touches its
  * payment's record only (its idempotency record is a field of it: record-codec.ts) and the
- * payer's guard, derived from the record's payer (`tagPrefix`: the same shard, hence the same
- * slot). The record's changes and the idempotency record are one HSET; the due time is left
+ * payer's guards, derived from the record's payer (`tagPrefix`: the same shard, hence the same
+ * slot): the payer-wide `g:<payer>`, and for a merchant's call (caller merchant set) also
+ * `g:<payer>/m:<merchant>`, the one its answers count in (keys.ts). The record's changes and the idempotency record are one HSET; the due time is left
  * alone (port.ts: the caller posts or voids at once).
  *
  * KEYS per item: record. ARGV[1] slack, ARGV[2..5] the lockout policy, ARGV[6]
@@ -61,10 +62,22 @@ local function decide(kRec, r, a, now)
     if has(r.rq, g) and not has(r.sf, g) then return 'refused', 'order', {} end
   end
   if now >= tonumber(r.ex) then return 'expired', '', finish(r, now, { 'st', 'EXPIRED' }) end
+  -- The payer-wide guard always; a merchant's call also its (payer, merchant) guard, where it counts (port.ts "Lockout scopes").
   local kGuard = tagPrefix(kRec) .. 'g:' .. r.py
-  local guard = liveGuard(readGuard(kGuard), now)
-  if guard and guard.lockedUntil > now then
-    return 'locked', int(guard.lockedUntil - now), finish(r, now, { 'st', 'DECLINED', 'dr', '+ATTEMPTS_EXHAUSTED', 'dd', '+payer locked out' })
+  local merchant = ARGV[a + 10]
+  local wide, guard
+  if merchant == '' then
+    wide = liveGuard(readGuard(kGuard), now)
+    guard = wide
+  else
+    local kWide = kGuard
+    kGuard = kWide .. '/m:' .. merchant
+    local v = redis.call('MGET', kWide, kGuard)
+    wide, guard = liveGuard(parseGuard(v[1]), now), liveGuard(parseGuard(v[2]), now)
+  end
+  local lockedUntil = math.max(wide and wide.lockedUntil or 0, guard and guard.lockedUntil or 0)
+  if lockedUntil > now then
+    return 'locked', int(lockedUntil - now), finish(r, now, { 'st', 'DECLINED', 'dr', '+ATTEMPTS_EXHAUSTED', 'dd', '+payer locked out' })
   end
   local kind = ARGV[a + 6]
   if kind == 'x' then return 'declined', '', finish(r, now, { 'st', 'DECLINED', 'dr', '+' .. ARGV[a + 7], 'dd', '+' .. ARGV[a + 8] }) end

@@ -5,7 +5,7 @@ import { slotOf } from './slot.js';
 /**
  * The key layout (README.md). Every key carries a hash tag, so every script call touches one
  * Redis Cluster slot: a store shard `{sNN}` (a payer's records, with the idempotency records of
- * operations on them inside, indexes, guard, the shard's due index), a merchant `{m:<id>}` (the
+ * operations on them inside, indexes, guards, the shard's due index), a merchant `{m:<id>}` (the
  * create keys and the merchant index), a rate counter `{rl:<key>}` (all its windows), a keyed claim scope
  * `{k:<scope>}`, a pay number `{pn:<digest>}`. Every key starts with the store's prefix (`ps`
  * by default: apart from other data on a shared Redis; tests give each store its own).
@@ -26,8 +26,13 @@ export function storeKeysOf(prefix: string) {
     record: (paymentId: string) => `${shard(shardOfPayment(paymentId))}p:${paymentId}`,
     /** ZSET, all scores 0: the payer's payment ids (lexicographic = time order). */
     payerIndex: (payerId: string) => `${shard(shardOfPayer(payerId))}y:${payerId}`,
-    /** STRING `streak:lockouts:lockedUntilMs:expiresAtMs`: the payer's failure streak and lockout. */
+    /**
+     * STRING `streak:lockouts:lockedUntilMs:expiresAtMs`: the payer's payer-wide failure streak and
+     * lockout (the payer's own channel: payer token, telco relays, M3's password; port.ts "Lockout scopes").
+     */
     guard: (payerId: string) => `${shard(shardOfPayer(payerId))}g:${payerId}`,
+    /** As `guard`, for the answers given through merchant `merchantId`'s calls (confirm-lua.ts derives it: `g:<payer>/m:<merchant>`). */
+    merchantGuard: (payerId: string, merchantId: string) => `${shard(shardOfPayer(payerId))}g:${payerId}/m:${merchantId}`,
     /** ZSET scored by due time (Unix ms): the shard's payments the sweeper must look at. */
     due: (s: number) => `${shard(s)}due`,
     /** STRING `fingerprint:expiresAtMs:p:<payment id>` or `…:<refusal>`: a create's idempotency record. */

@@ -112,12 +112,14 @@ local failuresMax, backoffBase, backoffMax, memoryMs = tonumber(ARGV[2]), tonumb
 
 local function lockoutMs(before) return math.min(backoffBase * math.pow(2, math.min(before, 40)), backoffMax) end
 
-local function readGuard(key)
-  local v = redis.call('GET', key)
+-- A guard's value as GET or MGET returns it (false when absent).
+local function parseGuard(v)
   if not v then return nil end
   local s, l, u, e = string.match(v, '^(%d+):(%d+):(%d+):(%d+)$')
   return { streak = tonumber(s), lockouts = tonumber(l), lockedUntil = tonumber(u), exp = tonumber(e) }
 end
+
+local function readGuard(key) return parseGuard(redis.call('GET', key)) end
 
 -- The guard as the policy sees it at now: nil when forgotten; streak and count forgotten while still locked.
 local function liveGuard(g, now)

@@ -917,6 +917,46 @@ function lockoutCases(c: Case): void {
     t.is(await failOnce(store, other, t0 + 2), 'mismatch');
     t.is((await tryRight(store, other, t0 + 3)).outcome, 'satisfied');
   });
+
+  c("lockout: a merchant's wrong answers lock the payer at that merchant only; the payer's own lock the payer everywhere", async (t, open) => {
+    const store = await open(strictLockout);
+    const t0 = Date.now();
+    const [payerId, merchantA, merchantB] = [newHexId(), newHexId(), newHexId()];
+    const asMerchant = (merchantId: string) => ({ caller: { scope: merchantId, merchantId } });
+    const asPayer = { caller: { scope: payerId, payerId } };
+    const attempt = async (merchantId: string, nowMs: number, o: ConfirmOptions): Promise<ConfirmOutcome> => {
+      const d = draft(nowMs, { payerId, merchantId });
+      await seed(store, d);
+      return confirmOne(store, confirmItem(d.payment, nowMs, o));
+    };
+    for (let i = 0; i < failuresMax; i++) t.is((await attempt(merchantB, t0 + i, { ...asMerchant(merchantB), answer: wrong })).outcome, 'mismatch');
+    t.is(lockedFor(await attempt(merchantB, t0 + 10, asMerchant(merchantB))), backoffBaseMs - 10 + failuresMax - 1, 'locked at merchant B');
+    t.is((await attempt(merchantA, t0 + 11, asMerchant(merchantA))).outcome, 'satisfied', "merchant A's call is compared");
+    t.is((await attempt(merchantA, t0 + 12, asPayer)).outcome, 'satisfied', "the payer's own call is compared");
+    t.is((await attempt(merchantB, t0 + 13, asPayer)).outcome, 'satisfied', "the payer's own call on B's payment is compared");
+    t.deepEqual(await store.guard([{ payerId, event: 'check', nowMs: t0 + 14 }]), [{ lockedForMs: undefined }], 'the payer-wide guard is not locked');
+
+    const t1 = t0 + 100;
+    for (let i = 0; i < failuresMax; i++) t.is((await attempt(merchantA, t1 + i, { ...asPayer, answer: wrong })).outcome, 'mismatch');
+    t.is(lockedFor(await attempt(merchantA, t1 + 10, asMerchant(merchantA))), backoffBaseMs - 10 + failuresMax - 1, "the payer's own failures lock merchant A's calls");
+    t.is(lockedFor(await attempt(merchantA, t1 + 11, asPayer)), backoffBaseMs - 11 + failuresMax - 1, 'and the payer');
+  });
+
+  c("lockout: a merchant's success ends its own streak only", async (t, open) => {
+    const store = await open(strictLockout);
+    const t0 = Date.now();
+    const [payerId, merchantA] = [newHexId(), newHexId()];
+    const attempt = async (nowMs: number, o: ConfirmOptions): Promise<string> => {
+      const d = draft(nowMs, { payerId, merchantId: merchantA });
+      await seed(store, d);
+      return (await confirmOne(store, confirmItem(d.payment, nowMs, o))).outcome;
+    };
+    const asA = { caller: { scope: merchantA, merchantId: merchantA } };
+    for (let i = 0; i < failuresMax - 1; i++) t.is(await attempt(t0 + i, { answer: wrong }), 'mismatch');
+    t.is(await attempt(t0 + 10, asA), 'satisfied');
+    t.is(await attempt(t0 + 11, { answer: wrong }), 'mismatch');
+    t.is(lockedFor(await tryRight(store, payerId, t0 + 12)), backoffBaseMs - 1, "merchant A's success left the payer-wide streak alone");
+  });
 }
 
 // ------------------------------------------------------------------ commit
