@@ -35,8 +35,9 @@ export function requireAdmin(ctx: HandlerContext): void {
 /** Page tokens are opaque to callers: base64url of the last id of the previous page. */
 export function decodePageToken(token: string): string | undefined {
   if (token === '') return undefined;
+  // Canonical base64url only: Node's decoder skips characters outside the alphabet.
   const id = Buffer.from(token, 'base64url').toString();
-  if (!isHexId(id)) throw new ConnectError('page_token is not one this server issued', Code.InvalidArgument);
+  if (!isHexId(id) || encodePageToken(id) !== token) throw new ConnectError('page_token is not one this server issued', Code.InvalidArgument);
   return id;
 }
 

@@ -104,9 +104,16 @@ function transferToProto(t: Transfer): ProtoTransfer {
 }
 
 /** A page token of a line statement: the ledger timestamp (ns) of the last transfer read. */
-function decodeNsToken(token: string): bigint {
-  const text = Buffer.from(token, 'base64url').toString();
-  if (!/^[1-9]\d{0,19}$/.test(text) || BigInt(text) >= 1n << 63n) throw new ConnectError('page_token is not one this server issued', Code.InvalidArgument);
+/**
+ * A page token this server issued: base64url of a ledger timestamp (ns, decimal). Node's base64
+ * decoder skips characters outside the alphabet ("󀣑𚞾…" decodes to "4"), so the token must be
+ * canonical base64url first.
+ */
+export function decodeNsToken(token: string): bigint {
+  const text = /^[A-Za-z0-9_-]+$/.test(token) ? Buffer.from(token, 'base64url').toString() : '';
+  if (!/^[1-9]\d{0,19}$/.test(text) || BigInt(text) >= 1n << 63n || Buffer.from(text).toString('base64url') !== token) {
+    throw new ConnectError('page_token is not one this server issued', Code.InvalidArgument);
+  }
   return BigInt(text);
 }
 
@@ -134,9 +141,7 @@ export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; 
     let min = nsOf(req.createdMin);
     let max = nsOf(req.createdMax);
     if (req.pageToken !== '') {
-      const text = Buffer.from(req.pageToken, 'base64url').toString();
-      if (!/^[1-9]\d{0,19}$/.test(text) || BigInt(text) >= 1n << 63n) throw new ConnectError('page_token is not one this server issued', Code.InvalidArgument);
-      const last = BigInt(text);
+      const last = decodeNsToken(req.pageToken);
       if (req.reversed) max = last - 1n;
       else min = last + 1n;
     }

@@ -141,3 +141,18 @@ test('balancesOf: a balance outside int64 or a prepaid account overdrawn is a br
   t.throws(() => balancesOf({ ...raw, code: 7, credits_posted: u64Max }), { message: /outside int64/ });
   t.throws(() => balancesOf({ ...raw, code: 1, flags: AccountFlags.debits_must_not_exceed_credits, credits_posted: 10n, debits_posted: 6n, debits_pending: 5n }), { message: /debits exceed credits/ });
 });
+
+test('page tokens must be canonical base64url: characters outside the alphabet (which Node decodes by skipping them) are INVALID_ARGUMENT', async (t) => {
+  const { decodeNsToken } = await import('../../services/handlers/ledger-service.js');
+  const { decodePageToken, encodePageToken } = await import('../../services/handlers/caller.js');
+  const issued = Buffer.from('1796484821000000000').toString('base64url');
+  t.is(decodeNsToken(issued), 1796484821000000000n);
+  // The fuzzer's token: Node reads it as "4", a timestamp; it is no token this server issued.
+  for (const token of ['󀣑𚞾󣩅񲐺񒃯𱉠󱪹􍾤', `${issued}=`, `${issued.slice(0, 4)}!${issued.slice(4)}`, ` ${issued}`]) {
+    const error = t.throws(() => decodeNsToken(token), undefined, JSON.stringify(token));
+    t.regex(String(error?.message), /page_token is not one this server issued/);
+  }
+  const id = '01a246e4c9dc301a0a0d29a8f06aeae0';
+  t.is(decodePageToken(encodePageToken(id)), id);
+  t.throws(() => decodePageToken(`${encodePageToken(id).slice(0, 10)}\u00e9${encodePageToken(id).slice(10)}`), { message: /page_token is not one this server issued/ });
+});
