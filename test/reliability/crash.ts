@@ -82,7 +82,7 @@ const soak = (p: Partial<CrashPlan>): CrashPlan => ({ payments: 10_000, concurre
 
 const embedded = async (): Promise<LedgerSetup> => embeddedLedger();
 
-const crashPlans = { short: short({ payments: 800, concurrency: 24, loadSpanMs: 0, killEveryMs: [2_000, 5_000], restartDelayMs: [0, 800], killsMax: 8 }), soak: soak({ payments: 20_000, loadSpanMs: 0, killsMax: 150 }) };
+const crashPlans = { short: short({ payments: 800, concurrency: 24, loadSpanMs: 20_000, killEveryMs: [2_000, 5_000], restartDelayMs: [0, 800], killsMax: 8 }), soak: soak({ payments: 20_000, loadSpanMs: 0, killsMax: 150 }) };
 
 const variants = {
   crash: { name: 'crash', plans: crashPlans, world: {}, ledger: embedded, targets: (world, _l, _r, c) => worldTargets(world, 0.7, c.log) },
