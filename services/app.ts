@@ -31,7 +31,7 @@ import { TelcoNotifier, telcoNotifierDefaults } from './telco-notifier.js';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { TelcoBridgeService } from '../gen/countersign/v1/telco_pb.js';
-import { ConfigError, type Config } from './config.js';
+import { ConfigError, type Config, type TlsFiles } from './config.js';
 import { GrpcBankGateway } from './bank/bank-client.js';
 import { openLedger } from './ledger.js';
 import { openAuthorizerPlugins } from './authorizers/plugins.js';
@@ -67,6 +67,8 @@ export interface App {
   /** Sums per ledger, when the engine can tell (embedded); TigerBeetle balances by construction. */
   readonly totals: (() => ReturnType<EmbeddedLedger['totals']>) | undefined;
   readonly adminKey: string;
+  /** The gRPC port's TLS files from the configuration the app was created with (Config.tls). */
+  readonly tls: TlsFiles | undefined;
   /** Where the stores and the ledger live, for the start-up banner. */
   readonly describe: string[];
   resolvePrincipal(apiKey: string): Promise<Principal | undefined>;
@@ -202,6 +204,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     totals: opened.ledger instanceof EmbeddedLedger ? () => (opened.ledger as EmbeddedLedger).totals() : undefined,
     statsd,
     adminKey,
+    tls: options.config.tls,
     describe: [ledgerDescribe, limits.ledgerHoldTimeout ? 'holds with a ledger timeout' : 'holds released by countersign (no ledger timeout)', openedStores.describe, ...(plugins.describe === undefined ? [] : [plugins.describe])],
     // Credentials are resolved through the directory's cache, which forgets a record the moment it changes.
     async resolvePrincipal(apiKey) {

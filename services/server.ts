@@ -13,7 +13,7 @@ import { payerServiceImpl } from './handlers/payer-service.js';
 import { paymentServiceImpl } from './handlers/payment-service.js';
 import { startConnectServer } from './rpc/connect-server.js';
 import { grpcServerCredentials, routesOf, startGrpcServer } from './rpc/grpc-host.js';
-import { loadConfig, type TlsFiles } from './config.js';
+import type { TlsFiles } from './config.js';
 import { authenticate, deadline, logging, metrics } from './rpc/interceptors.js';
 import { startWebTerminal, type RunningWebTerminal } from './web/web-terminal.js';
 
@@ -62,9 +62,9 @@ export interface ServerOptions {
   /** Credentials for the gRPC port; when given, `tls` is not read. */
   grpcCredentials?: grpc.ServerCredentials;
   /**
-   * TLS (and mTLS) for the gRPC port (Config.tls); null: plaintext. Left out, this process's
-   * configuration (loadConfig, its COUNTERSIGN_TLS_* settings) decides, so a server is never
-   * plaintext when TLS is configured; `countersign serve` passes its Config.tls.
+   * TLS (and mTLS) for the gRPC port (Config.tls); null: plaintext. Left out, the app's
+   * configuration decides (`app.tls`, its COUNTERSIGN_TLS_* settings), so a server is never
+   * plaintext when TLS is configured.
    */
   tls?: TlsFiles | null;
   /** The payer web terminal's port (HTTP/1.1; 0 picks a free one); left out: no web terminal. */
@@ -86,10 +86,10 @@ export function startPayerWebTerminal(app: App, opts: { host: string; port: numb
   return startWebTerminal({ routes: routesOf([payer]), host: opts.host, port: opts.port, interceptors: interceptorsFor(app, app.statsd), logger: app.logger });
 }
 
-/** The gRPC port's credentials: explicit ones, else `tls`, else this process's configuration. */
-function grpcCredentialsOf(opts: ServerOptions): grpc.ServerCredentials {
+/** The gRPC port's credentials: explicit ones, else `tls`, else the app's configuration. */
+function grpcCredentialsOf(app: App, opts: ServerOptions): grpc.ServerCredentials {
   if (opts.grpcCredentials !== undefined) return opts.grpcCredentials;
-  const tls = opts.tls === undefined ? loadConfig().tls : (opts.tls ?? undefined);
+  const tls = opts.tls === undefined ? app.tls : (opts.tls ?? undefined);
   return grpcServerCredentials(tls);
 }
 
@@ -115,7 +115,7 @@ export async function startServers(app: App, opts: ServerOptions): Promise<Serve
   const interceptors = interceptorsFor(app, statsd);
   // First: the web terminal's port is the one most likely busy, and nothing is running yet to undo.
   const webTerminal = await startWebTerminalIfAsked(app, opts);
-  const grpcServer = await startGrpcServer({ host: opts.host, port: opts.grpcPort, services, interceptors, credentials: grpcCredentialsOf(opts), logger: app.logger });
+  const grpcServer = await startGrpcServer({ host: opts.host, port: opts.grpcPort, services, interceptors, credentials: grpcCredentialsOf(app, opts), logger: app.logger });
   const connectServer = await startConnectServer({ routes: routesOf(services), host: opts.host, port: opts.connectPort, interceptors, logger: app.logger });
   let sweeping = false; // a slow sweep (a slow ledger) is never overlapped by the next tick
   const sweeper = setInterval(() => {

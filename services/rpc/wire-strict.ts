@@ -49,10 +49,8 @@ const enum Range {
   Bits64,
   /** uint32, sint32 (zigzag). */
   Unsigned32,
-  /** int32: a sign-extended 32-bit value. */
+  /** int32 and enums: a sign-extended 32-bit value (an enum number declared or not: the handler validates it). */
   Signed32,
-  /** An enum: a sign-extended 32-bit value (declared or not: the handler validates it). */
-  Enum,
 }
 
 interface FieldPlan {
@@ -116,7 +114,7 @@ function scalarPlan(name: string, scalar: ScalarType, packable: boolean): FieldP
 }
 
 function enumPlan(name: string, desc: DescEnum, packable: boolean): FieldPlan {
-  return { ...base, name, type: desc.typeName, wire: Wire.Varint, packable, range: Range.Enum };
+  return { ...base, name, type: desc.typeName, wire: Wire.Varint, packable, range: Range.Signed32 };
 }
 
 function messagePlan(name: string, desc: DescMessage, delimited: boolean): FieldPlan {
@@ -233,8 +231,7 @@ function checkVarintValue(c: Cursor, end: number, field: FieldPlan, name: string
       return undefined;
     case Range.Unsigned32:
       return c.hi === 0 ? undefined : `${name}: ${varintValue(c, false)} out of range for ${field.type}`;
-    case Range.Signed32:
-    case Range.Enum: {
+    case Range.Signed32: {
       const fits = (c.hi === 0 && c.lo < 0x8000_0000) || (c.hi === 0xffff_ffff && c.lo >= 0x8000_0000);
       if (!fits) return `${name}: ${varintValue(c, true)} out of range for ${field.type}`;
       return undefined;
