@@ -1,4 +1,4 @@
-import type { Merchant, Payer } from './model.js';
+import { credentialLive, type Merchant, type Payer } from './model.js';
 import type { Directory, DirectoryChange } from './ports.js';
 
 /** Payers and merchants a process keeps cached, each, at most (least recently used go first). */
@@ -65,18 +65,26 @@ function deepFreeze<T>(value: T): T {
  * bounds how long a lost notification could leave a stale record. Lookups by phone, login, token
  * or API key go through the record, and a record that no longer carries that value is a miss.
  * Only found records are cached: unknown keys and phones always ask the directory.
+ *
+ * Credentials (API keys, payer tokens) are checked against the record at every lookup, cached or
+ * not (`credentialLive`): a previous key is accepted until the end of its overlap by this
+ * process's clock, never after, whatever the cache holds; a revoked one is gone from the record,
+ * so it is refused as soon as the change is heard (at once in this process, within the
+ * notification's delay in the others, at most `directoryCacheTtlMs` when a notification is lost).
  */
 export class CachedDirectory implements Directory {
   private readonly payers: Lru<Payer>;
   private readonly merchants: Lru<Merchant>;
   /** `phone:…`, `login:…`, `token:…`, `apikey:…` → id. */
   private readonly lookups: Lru<string>;
+  private readonly now: () => number;
 
   constructor(
     readonly inner: Directory,
     options: { now?: () => number; entriesMax?: number; ttlMs?: number } = {},
   ) {
     const now = options.now ?? Date.now;
+    this.now = now;
     const max = options.entriesMax ?? directoryCacheEntriesMax;
     const ttl = options.ttlMs ?? directoryCacheTtlMs;
     this.payers = new Lru(max, ttl, now);
@@ -119,19 +127,18 @@ export class CachedDirectory implements Directory {
   }
 
   findPayerByTokenHash(tokenHash: string): Promise<Payer | undefined> {
-    return this.findPayer(`token:${tokenHash}`, (p) => p.tokenHash === tokenHash, () => this.inner.findPayerByTokenHash(tokenHash));
+    return this.findPayer(`token:${tokenHash}`, (p) => credentialLive(p, tokenHash, this.now()), () => this.inner.findPayerByTokenHash(tokenHash));
   }
 
   async findMerchantByApiKeyHash(apiKeyHash: string): Promise<Merchant | undefined> {
     const key = `apikey:${apiKeyHash}`;
     const id = this.lookups.get(key);
     const cached = id === undefined ? undefined : await this.getMerchant(id);
-    if (cached !== undefined && cached.apiKeyHash === apiKeyHash) return cached;
+    if (cached !== undefined && credentialLive(cached, apiKeyHash, this.now())) return cached;
     const merchant = await this.inner.findMerchantByApiKeyHash(apiKeyHash);
-    if (merchant !== undefined) {
-      this.merchants.set(merchant.id, deepFreeze(merchant));
-      this.lookups.set(key, merchant.id);
-    }
+    if (merchant === undefined || !credentialLive(merchant, apiKeyHash, this.now())) return undefined;
+    this.merchants.set(merchant.id, deepFreeze(merchant));
+    this.lookups.set(key, merchant.id);
     return merchant;
   }
 
@@ -143,10 +150,11 @@ export class CachedDirectory implements Directory {
   cachedCredential(hash: string): { kind: 'merchant'; merchant: Merchant } | { kind: 'payer'; payer: Payer } | undefined {
     const merchantId = this.lookups.get(`apikey:${hash}`);
     const merchant = merchantId === undefined ? undefined : this.merchants.get(merchantId);
-    if (merchant !== undefined && merchant.apiKeyHash === hash) return { kind: 'merchant', merchant };
+    const now = this.now();
+    if (merchant !== undefined && credentialLive(merchant, hash, now)) return { kind: 'merchant', merchant };
     const payerId = this.lookups.get(`token:${hash}`);
     const payer = payerId === undefined ? undefined : this.payers.get(payerId);
-    if (payer !== undefined && payer.tokenHash === hash) return { kind: 'payer', payer };
+    if (payer !== undefined && credentialLive(payer, hash, now)) return { kind: 'payer', payer };
     return undefined;
   }
 
@@ -155,10 +163,9 @@ export class CachedDirectory implements Directory {
     const cached = id === undefined ? undefined : await this.getPayer(id);
     if (cached !== undefined && carries(cached)) return cached;
     const payer = await ask();
-    if (payer !== undefined) {
-      this.payers.set(payer.id, deepFreeze(payer));
-      this.lookups.set(key, payer.id);
-    }
+    if (payer === undefined || !carries(payer)) return undefined;
+    this.payers.set(payer.id, deepFreeze(payer));
+    this.lookups.set(key, payer.id);
     return payer;
   }
 

@@ -37,6 +37,33 @@ export interface MerchantEnrollment {
   apiKey?: string;
 }
 
+/**
+ * A credential reissued (RotateApiKey, RevokeApiKeys, RotatePayerToken, RevokePayerTokens): the
+ * record after it, the new credential (only on the first call for an idempotency key), and for a
+ * rotation when the previous credential stops being accepted.
+ */
+export interface Reissued<T> {
+  record: T;
+  credential?: string;
+  previousExpiresAtMs?: number;
+}
+
+/** How long a rotated credential keeps working, seconds: 0 asks for the default; at most the max. */
+export const credentialOverlapSecondsDefault = 86_400;
+export const credentialOverlapSecondsMax = 604_800;
+
+/** Where a kind of record keeps its credential (merchants: API keys, payers: terminal tokens). */
+interface CredentialSlot<T> {
+  kind: 'api-key' | 'payer-token';
+  prefix: string;
+  read(id: string): Promise<T>;
+  write(record: T): Promise<void>;
+  current(record: T): string;
+  previousExpiresAtMs(record: T): number | undefined;
+  /** The record with `hash` as its credential and `previous` (or none) in its overlap. */
+  with(record: T, hash: string, previous: { hash: string; expiresAtMs: number } | undefined): T;
+}
+
 /** Deterministic 128-bit id from a name: platform accounts and funding transfers survive restarts. */
 export function namedId(name: string): bigint {
   return BigInt('0x' + fingerprint(name).slice(0, 32)) & ~0xfn;
@@ -140,8 +167,108 @@ type Claimed = { done: string } | { done?: undefined; value: string; takenOver: 
 
 export class EnrollmentService {
   constructor(
-    private readonly deps: { ledger: Ledger; directory: Directory; store: PaymentStore; kit: EnrollmentKit; now: () => number; idempotencyTtlMs: number },
+    private readonly deps: {
+      ledger: Ledger;
+      directory: Directory;
+      store: PaymentStore;
+      kit: EnrollmentKit;
+      now: () => number;
+      idempotencyTtlMs: number;
+      /**
+       * Declines the payer's payments still CHALLENGED under a secret version below `secretVersion`
+       * (PaymentsService.closeChallenges); RotateSecret calls it after writing the new secret.
+       */
+      closeChallenges?: (payerId: string, secretVersion: number) => Promise<number>;
+    },
   ) {}
+
+  private readonly merchantKeys: CredentialSlot<Merchant> = {
+    kind: 'api-key',
+    prefix: 'cs_live_',
+    read: (id) => this.merchant(id),
+    write: (m) => this.deps.directory.putMerchant(m),
+    current: (m) => m.apiKeyHash,
+    previousExpiresAtMs: (m) => m.previousApiKeyExpiresAtMs,
+    with: ({ previousApiKeyHash: _h, previousApiKeyExpiresAtMs: _e, ...m }, hash, previous) => ({
+      ...m,
+      apiKeyHash: hash,
+      ...(previous === undefined ? {} : { previousApiKeyHash: previous.hash, previousApiKeyExpiresAtMs: previous.expiresAtMs }),
+    }),
+  };
+
+  private readonly payerTokens: CredentialSlot<Payer> = {
+    kind: 'payer-token',
+    prefix: 'cs_payer_',
+    read: (id) => this.payer(id),
+    write: (p) => this.deps.directory.putPayer(p),
+    current: (p) => p.tokenHash,
+    previousExpiresAtMs: (p) => p.previousTokenExpiresAtMs,
+    with: ({ previousTokenHash: _h, previousTokenExpiresAtMs: _e, ...p }, hash, previous) => ({
+      ...p,
+      tokenHash: hash,
+      ...(previous === undefined ? {} : { previousTokenHash: previous.hash, previousTokenExpiresAtMs: previous.expiresAtMs }),
+    }),
+  };
+
+  /**
+   * A new API key for the merchant, returned once; the key it had stays valid for the overlap
+   * (`overlapSeconds`, 0: `credentialOverlapSecondsDefault`), a key still in an earlier overlap
+   * dies now (at most one previous key).
+   */
+  rotateApiKey(input: { idempotencyKey: string; merchantId: string; overlapSeconds: number }): Promise<Reissued<Merchant>> {
+    return this.reissue(this.merchantKeys, 'rotate', { idempotencyKey: input.idempotencyKey, id: input.merchantId, overlapSeconds: input.overlapSeconds });
+  }
+
+  /** Every API key of the merchant dies now; a new one is returned once. */
+  revokeApiKeys(input: { idempotencyKey: string; merchantId: string }): Promise<Reissued<Merchant>> {
+    return this.reissue(this.merchantKeys, 'revoke', { idempotencyKey: input.idempotencyKey, id: input.merchantId });
+  }
+
+  /** As `rotateApiKey`, for the payer's terminal token. */
+  rotatePayerToken(input: { idempotencyKey: string; payerId: string; overlapSeconds: number }): Promise<Reissued<Payer>> {
+    return this.reissue(this.payerTokens, 'rotate', { idempotencyKey: input.idempotencyKey, id: input.payerId, overlapSeconds: input.overlapSeconds });
+  }
+
+  /** As `revokeApiKeys`, for the payer's terminal tokens. */
+  revokePayerTokens(input: { idempotencyKey: string; payerId: string }): Promise<Reissued<Payer>> {
+    return this.reissue(this.payerTokens, 'revoke', { idempotencyKey: input.idempotencyKey, id: input.payerId });
+  }
+
+  /**
+   * Rotation and revocation of one record's credential, idempotent: the claim's value is the hash
+   * of the credential this call issues, so a call taking over from one that died after writing it
+   * finishes without issuing another (that credential was shown to nobody: rotate again), and the
+   * working credential is never pushed out of its overlap twice. The key's result is the previous
+   * credential's expiry (Unix ms; '' for a revocation).
+   */
+  private async reissue<T>(slot: CredentialSlot<T>, op: 'rotate' | 'revoke', input: { idempotencyKey: string; id: string; overlapSeconds?: number }): Promise<Reissued<T>> {
+    checkIdempotencyKey(input.idempotencyKey);
+    checkPaymentId(input.id, slot.kind === 'api-key' ? 'merchant_id' : 'payer_id');
+    const overlapSeconds = op === 'revoke' ? 0 : input.overlapSeconds === 0 ? credentialOverlapSecondsDefault : (input.overlapSeconds ?? 0);
+    if (op === 'rotate' && (!Number.isInteger(overlapSeconds) || overlapSeconds < 1 || overlapSeconds > credentialOverlapSecondsMax)) {
+      throw invalid(`overlap_seconds must be 0 (${credentialOverlapSecondsDefault}) to ${credentialOverlapSecondsMax}`);
+    }
+    await slot.read(input.id);
+    const issued = this.deps.kit.newCredential(slot.prefix);
+    const scope = `${op}-${slot.kind}:${input.id}`;
+    const claimed = await this.claim(scope, input.idempotencyKey, input, issued.hash);
+    const expiryOf = (result: string) => (result === '' ? undefined : Number(result));
+    if (claimed.done !== undefined) return { record: await slot.read(input.id), ...optionalExpiry(expiryOf(claimed.done)) };
+    return this.orRelease(scope, input.idempotencyKey, input, async () => {
+      const record = await slot.read(input.id);
+      if (slot.current(record) === claimed.value) {
+        // Taken over from a call that died after writing: finish it without a credential.
+        const expiry = op === 'rotate' ? slot.previousExpiresAtMs(record) : undefined;
+        await this.complete(scope, input.idempotencyKey, input, expiry === undefined ? '' : String(expiry));
+        return { record, ...optionalExpiry(expiry) };
+      }
+      const previous = op === 'rotate' ? { hash: slot.current(record), expiresAtMs: this.deps.now() + overlapSeconds * 1000 } : undefined;
+      const updated = slot.with(record, issued.hash, previous);
+      await slot.write(updated);
+      await this.complete(scope, input.idempotencyKey, input, previous === undefined ? '' : String(previous.expiresAtMs));
+      return { record: updated, credential: issued.credential, ...optionalExpiry(previous?.expiresAtMs) };
+    });
+  }
 
   async enrollPayer(input: { idempotencyKey: string; phone: string; displayName: string; loginAccount?: string; currencies: string[]; policies: Record<string, PayerPolicy> }): Promise<PayerEnrollment> {
     checkIdempotencyKey(input.idempotencyKey);
@@ -340,8 +467,11 @@ export class EnrollmentService {
   }
 
   /**
-   * Replaces the payer's verification secret (version + 1). The new secret is returned once;
-   * challenges already issued keep the code they expect.
+   * Replaces the payer's verification secret (version + 1). The new secret is returned once.
+   * Then the payer's payments still CHALLENGED under an earlier version are declined
+   * (SECRET_ROTATED; `closeChallenges`), also by a call that takes over from one that died after
+   * writing the secret; a confirm of one that escaped (a create that read the payer just before)
+   * is refused and declines it (confirm.ts).
    */
   async rotateSecret(input: { idempotencyKey: string; payerId: string }): Promise<{ payer: Payer; secretBase32?: string; secretUri?: string }> {
     checkIdempotencyKey(input.idempotencyKey);
@@ -353,10 +483,14 @@ export class EnrollmentService {
     return this.orRelease(scope, input.idempotencyKey, input, async () => {
       const payer = await this.payer(input.payerId);
       // Taken over from a call that died after rotating: finish it (that secret was shown to nobody; rotate again for a new one).
-      if (payer.secretVersion >= Number(claimed.value)) return (await this.complete(scope, input.idempotencyKey, input, String(payer.secretVersion)), { payer });
+      if (payer.secretVersion >= Number(claimed.value)) {
+        await this.deps.closeChallenges?.(payer.id, payer.secretVersion);
+        return (await this.complete(scope, input.idempotencyKey, input, String(payer.secretVersion)), { payer });
+      }
       const secret = this.deps.kit.newSecret();
       const updated: Payer = { ...payer, sealedSecret: this.deps.kit.sealSecret(payer.id, secret), secretVersion: payer.secretVersion + 1 };
       await this.deps.directory.putPayer(updated);
+      await this.deps.closeChallenges?.(payer.id, updated.secretVersion);
       await this.complete(scope, input.idempotencyKey, input, String(updated.secretVersion));
       return { payer: updated, secretBase32: this.deps.kit.secretBase32(secret), secretUri: this.deps.kit.secretUri(payer.phone, secret) };
     });
@@ -444,4 +578,8 @@ export class EnrollmentService {
   private complete(scope: string, key: string, request: unknown, result: string): Promise<void> {
     return this.deps.store.completeKey({ scope, key, fingerprint: fingerprint(request), result, keyTtlMs: this.deps.idempotencyTtlMs, nowMs: this.deps.now() });
   }
+}
+
+function optionalExpiry(expiresAtMs: number | undefined): { previousExpiresAtMs?: number } {
+  return expiresAtMs === undefined ? {} : { previousExpiresAtMs: expiresAtMs };
 }

@@ -20,7 +20,9 @@ export type DeclineReason =
   | 'DEVICE_MISMATCH'
   | 'BANK_DECLINED'
   | 'AUTHORIZER_UNAVAILABLE'
-  | 'DELIVERY_FAILED';
+  | 'DELIVERY_FAILED'
+  /** The payer's verification secret was rotated after the payment was challenged. */
+  | 'SECRET_ROTATED';
 
 export type Channel = 'APP' | 'WEB' | 'INSTANT_MESSAGING' | 'SMS' | 'VOICE' | 'MERCHANT' | 'MOBILE_NETWORK' | 'CONSOLE';
 
@@ -64,6 +66,13 @@ export interface Payment {
   lineControlAccountId?: string;
   /** M5: the bank's authorization code once it approved. */
   bankAuthorizationCode?: string;
+  /**
+   * The payer's `secretVersion` the payment was challenged under (set on every CHALLENGED payment
+   * of an enrolled payer). A record without it (written before the field existed) counts as
+   * version 1. A second code for a payment challenged under another version than the payer's
+   * current one is refused and the payment declined (SECRET_ROTATED).
+   */
+  secretVersion?: number;
 }
 
 /** A SIM's identity as known to the mobile network (M4); fields are compared exactly. */
@@ -151,6 +160,9 @@ export interface Payer {
   authPasswordHash?: string;
   /** SHA-256 (hex) of the payer terminal's bearer token. */
   tokenHash: string;
+  /** SHA-256 (hex) of the token before the last rotation, accepted until `previousTokenExpiresAtMs` (see `credentialLive`). */
+  previousTokenHash?: string;
+  previousTokenExpiresAtMs?: number;
   /** Policy per currency code; a currency without one requires SECOND_CODE for every payment. */
   policies: Record<string, PayerPolicy>;
   /** M4: paired auxiliary devices. */
@@ -165,6 +177,9 @@ export interface Merchant {
   name: string;
   /** SHA-256 of the API key, hex. The key itself is shown once at enrollment. */
   apiKeyHash: string;
+  /** SHA-256 (hex) of the key before the last rotation, accepted until `previousApiKeyExpiresAtMs` (see `credentialLive`). */
+  previousApiKeyHash?: string;
+  previousApiKeyExpiresAtMs?: number;
   /** The merchant's payee ledger account (hex id) per currency code. */
   accounts: Record<string, string>;
   /**
@@ -175,4 +190,15 @@ export interface Merchant {
   /** Largest single payment this merchant may create, minor units; 0 = no limit. */
   perPaymentLimit: bigint;
   createdAtMs: number;
+}
+
+/**
+ * Whether a credential hash is one of the record's live credentials at `nowMs`: the current one,
+ * or the previous one before the end of its overlap (README "Tenant safety", keys have a lifecycle).
+ */
+export function credentialLive(record: Merchant | Payer, hash: string, nowMs: number): boolean {
+  if ('apiKeyHash' in record) {
+    return record.apiKeyHash === hash || (record.previousApiKeyHash === hash && nowMs < (record.previousApiKeyExpiresAtMs ?? 0));
+  }
+  return record.tokenHash === hash || (record.previousTokenHash === hash && nowMs < (record.previousTokenExpiresAtMs ?? 0));
 }

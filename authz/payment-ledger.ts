@@ -9,11 +9,15 @@ import type { Payment } from './model.js';
  * A payment's money movement on the ledger. Every transfer id is derived from the payment id
  * (`paymentTransferIds`), so each step can be retried any number of times: `exists` is success.
  *
- * - reserve: a pending transfer payer → payee whose timeout covers the challenge lifetime;
- * - post: posts the whole reservation, linked with the merchant's fee (payee → platform fees),
- *   so both land or neither;
- * - void: releases the reservation;
- * - frictionless: reserve and post in one linked request.
+ * - reserveAndPost: once a payment is approved (at once when it needs no factor, after the
+ *   payer's proof otherwise), a pending transfer payer → payee and its post, linked with the
+ *   merchant's fee (payee → platform fees), in one request: all land or none. No money is held
+ *   before the payer consents (README "Tenant safety"), so the pending transfer lives only inside
+ *   that request;
+ * - close: a payment that ends without money leaves a voided pending transfer of 0 under its
+ *   reservation id, so the ledger itself refuses its money afterwards (and reconcile sees it closed);
+ * - reserve, post, void: the steps one at a time, for reservations made at create by earlier
+ *   versions (and `reconcile`, which meets them).
  */
 
 /**
@@ -43,6 +47,8 @@ export type ReserveOutcome = 'reserved' | 'insufficient_funds' | 'credit_limit_e
 /** `not_reserved`: there is no reservation to post (yet: a create still on its way, or never made). */
 export type PostOutcome = 'posted' | 'expired' | 'voided' | 'not_reserved';
 export type VoidOutcome = 'voided' | 'already_posted' | 'already_released';
+/** What became of an approved payment's money: posted, refused for funds, or (a reservation made before) expired or voided. */
+export type SettleOutcome = Exclude<PostOutcome, 'not_reserved'> | Exclude<ReserveOutcome, 'reserved'>;
 
 export interface PaymentAccounts {
   /** The account debited: the payer's prepaid account, a billable line (M3c) or the bank settlement account (M5). */
@@ -179,19 +185,27 @@ export class PaymentLedger {
     if (granted !== 'ok' && granted !== 'exists' && granted !== 'exists_with_different_amount') throw new LedgerInvariantError(`granting a line's period credit: ${granted}`);
   }
 
-  /** Reserve and post in one linked request: the frictionless path. */
-  async reserveAndPost(payment: Payment, accounts: PaymentAccounts, timeoutSeconds: number): Promise<ReserveOutcome> {
+  /**
+   * Reserve and post in one linked request: how every payment moves its money once it is approved
+   * (no money is held before the payer consents, README "Tenant safety"). A reservation made before
+   * (by a process of an earlier version, which held the money at create) is posted instead; one
+   * that expired or was voided meanwhile says so.
+   */
+  async reserveAndPost(payment: Payment, accounts: PaymentAccounts, timeoutSeconds: number): Promise<SettleOutcome> {
     const chain = [...reservation(payment, accounts, timeoutSeconds, true), ...settlement(payment, accounts)];
     const results = await this.ledger.createTransfers(chain);
-    if (results.every((r) => r === 'ok')) return 'reserved';
-    if (madeBefore(results[0])) return (await this.settled(payment)) ? 'reserved' : this.finishPost(payment, accounts);
-    return reserveOutcome(payment, results[0], results);
+    if (results.every((r) => r === 'ok')) return 'posted';
+    // Its pending transfer is there already: made by this request before (`exists`), alone by
+    // `reserve` at create (an earlier version: no `linked` flag, maybe another timeout), or the
+    // zero-amount marker of a payment closed without money (`close`). Whichever: post what is there.
+    if (results[0]?.startsWith('exists') === true) return (await this.settled(payment)) ? 'posted' : this.postMadeBefore(payment, accounts);
+    return reserveOutcome(payment, results[0], results) as Exclude<ReserveOutcome, 'reserved'>;
   }
 
-  private async finishPost(payment: Payment, accounts: PaymentAccounts): Promise<ReserveOutcome> {
+  private async postMadeBefore(payment: Payment, accounts: PaymentAccounts): Promise<SettleOutcome> {
     const outcome = await this.post(payment, accounts);
-    if (outcome !== 'posted') throw new LedgerInvariantError(`frictionless payment ${payment.id} reserved but ${outcome}`);
-    return 'reserved';
+    if (outcome === 'not_reserved') throw new LedgerInvariantError(`payment ${payment.id}: its reservation exists but its post found none`);
+    return outcome;
   }
 
   /** Posts the reservation (with the fee). Idempotent. */
@@ -210,6 +224,38 @@ export class PaymentLedger {
     throw unexpected('post', payment, results);
   }
 
+  /**
+   * Closes a payment that moved no money (declined, cancelled, expired) in the ledger too: a
+   * pending transfer of 0 under the payment's reservation id and its void, linked. The ledger then
+   * refuses that payment's money for good (a later reserve-and-post meets the voided marker), so
+   * even a store that lost the closing write cannot post it, and `reconcile` reads it as closed.
+   * The marker runs between two platform accounts (`closing`: operator settlement → fees), never
+   * the payer's or the merchant's, so nobody who can read those learns anything from it (a
+   * phantom payer's payment is closed alike). No timeout: nothing lapses, and a void never touches
+   * TigerBeetle's expiry index (README "Holds and their timeout"). A reservation an earlier
+   * version made is voided instead. Idempotent.
+   */
+  async close(payment: Payment, closing: { debit: bigint; credit: bigint }): Promise<VoidOutcome> {
+    const paymentId = idFromHex(payment.id);
+    const ids = paymentTransferIds(paymentId);
+    const marker = transfer({
+      id: ids.pending,
+      debit_account_id: closing.debit,
+      credit_account_id: closing.credit,
+      amount: 0n,
+      user_data_128: paymentId,
+      ledger: ledgerOf(payment),
+      code: TransferCode.paymentClosed,
+      flags: TransferFlags.pending | TransferFlags.linked,
+    });
+    const voiding = transfer({ id: ids.void, pending_id: ids.pending, user_data_128: paymentId, flags: TransferFlags.void_pending_transfer });
+    const results = await this.ledger.createTransfers([marker, voiding]);
+    if (results[0] === 'ok' && results[1] === 'ok') return 'voided';
+    // The marker made before (a retry), or a real reservation under that id: void what is there.
+    if (results[0]?.startsWith('exists') === true) return this.void(payment);
+    throw unexpected('close', payment, results);
+  }
+
   /** Voids the reservation. Idempotent; tells what happened to it otherwise. */
   async void(payment: Payment): Promise<VoidOutcome> {
     const ids = paymentTransferIds(idFromHex(payment.id));
@@ -225,24 +271,6 @@ export class PaymentLedger {
       return 'already_released';
     }
     throw unexpected('void', payment, results);
-  }
-
-  /** True when the reservation exists (whatever became of it since). */
-  async reserved(payment: Payment): Promise<boolean> {
-    return (await this.reservedAmong([payment])).has(payment.id);
-  }
-
-  /**
-   * The ids of the payments whose reservation exists, in one lookup. A post or void of a
-   * reservation that does not exist yet would fail with `pending_transfer_not_found`, which the
-   * ledger remembers for that id (`id_already_failed` forever): whoever is not sure the
-   * reservation was made looks first.
-   */
-  async reservedAmong(payments: readonly Payment[]): Promise<Set<string>> {
-    if (payments.length === 0) return new Set();
-    const found = await this.ledger.lookupTransfers(payments.map((p) => paymentTransferIds(idFromHex(p.id)).pending));
-    const byId = new Set(found.map((t) => t.id));
-    return new Set(payments.filter((p) => byId.has(paymentTransferIds(idFromHex(p.id)).pending)).map((p) => p.id));
   }
 
   /** True when the post (and the fee, if any) are in the ledger. */

@@ -2,7 +2,7 @@ import { AuthzError, notFound } from './errors.js';
 import { pendingFactors, type Proof } from './factors/index.js';
 import type { Caller, Factor, Merchant, Payment } from './model.js';
 import type { BankKey } from './ports.js';
-import type { PaymentQuery, PaymentRecord } from './store/port.js';
+import { pageMax, type PaymentQuery, type PaymentRecord } from './store/port.js';
 import { ConfirmStep, visibleTo, type ConfirmRequest } from './steps/confirm.js';
 import type { ItemOutcome, StepDeps } from './steps/context.js';
 import { CreateStep } from './steps/create.js';
@@ -24,8 +24,10 @@ export type { Proof } from './factors/index.js';
  * unary calls meet in the store's and the ledger's coalescing decorators. This class only routes.
  *
  * CREATED → (policy) → CHALLENGED, or APPROVED at once when no factor is needed; a right answer
- * for every required factor → APPROVED → post (linked with the fee) → SUCCEEDED. Decline, cancel,
- * exhausted attempts, lockout and expiry → the reservation voided. Every ledger step uses ids
+ * for every required factor → APPROVED → reserve and post (linked with the fee) → SUCCEEDED, or
+ * DECLINED for funds: no money is held before the payer consents. Decline, cancel, exhausted
+ * attempts, lockout and expiry move no money (a reservation an earlier version made at create is
+ * voided). Every ledger step uses ids
  * derived from the payment id, so any process may redo it: a payment is SUCCEEDED iff its post
  * is in the ledger (see reconcile.ts).
  */
@@ -65,6 +67,31 @@ export class PaymentsService {
     return one(await this.refusals.run(caller, [{ paymentId, idempotencyKey, reason }]));
   }
 
+  /**
+   * RotateSecret: declines (SECRET_ROTATED, through the refuse step, as an operator) the payer's
+   * payments still CHALLENGED under a secret version below `secretVersion`, so their merchants see
+   * them closed at once; returns how many. At most `rotationClosePagesMax` pages of `pageMax`: any
+   * beyond (or created meanwhile from a stale directory read) are refused at their confirm.
+   */
+  async closeChallenges(payerId: string, secretVersion: number): Promise<number> {
+    const admin: Caller = { kind: 'admin' };
+    let closed = 0;
+    let afterId: string | undefined;
+    for (let page = 0; page < rotationClosePagesMax; page++) {
+      const open = await this.deps.store.list({ payerId, states: ['CHALLENGED'], limit: pageMax, ...(afterId === undefined ? {} : { afterId }) });
+      const stale = open.filter((p) => (p.secretVersion ?? 1) < secretVersion);
+      if (stale.length > 0) {
+        const requests = stale.map((p) => ({ paymentId: p.id, idempotencyKey: `secret-rotated-v${secretVersion}`, reason: 'the payer’s verification secret was rotated', decline: 'SECRET_ROTATED' as const }));
+        const outcomes = await this.refusals.run(admin, requests);
+        // A payment answered or cancelled meanwhile is refused here (FAILED_PRECONDITION): it is closed either way.
+        closed += outcomes.filter((o) => o.status === 'fulfilled').length;
+      }
+      if (open.length < pageMax) break;
+      afterId = open[open.length - 1]!.id;
+    }
+    return closed;
+  }
+
   /** The payment if the caller may see it (NOT_FOUND otherwise: no existence leak), driven on if a step left it half done. */
   async get(caller: Caller, paymentId: string): Promise<Payment> {
     const record = await this.visible(caller, paymentId);
@@ -84,13 +111,11 @@ export class PaymentsService {
 
   /**
    * The first code for the payer's own terminal (channel APP/WEB), while the payment is CHALLENGED
-   * and its money is reserved: like an SMS, the code reaches the payer only once the reservation
-   * is made (undefined until then: its create is still on its way, or a retry of it finishes it).
+   * (the payer service shows it only where no factor needs the SMS: `terminalShowsFirstCode`).
    */
   async firstCodeForTerminal(caller: Caller, payment: Payment): Promise<string | undefined> {
     if (caller.kind !== 'payer' || caller.payerId !== payment.payerId || !isTerminalChannel(payment.channel)) return undefined;
     if (payment.state !== 'CHALLENGED' || payment.sealedFirstCode === undefined) return undefined;
-    if (!(await this.deps.ledger.reserved(payment))) return undefined;
     return this.deps.codes.openFirstCode(payment.id, payment.sealedFirstCode);
   }
 
@@ -127,6 +152,9 @@ export class PaymentsService {
     return record!;
   }
 }
+
+/** Pages of open challenges `closeChallenges` declines at most (`pageMax` payments each). */
+export const rotationClosePagesMax = 100;
 
 function one(outcomes: ItemOutcome[]): Payment {
   const [outcome] = outcomes;

@@ -200,10 +200,15 @@ export interface Directory {
   findPayerByPhone(phone: string): Promise<Payer | undefined>;
   /** The payer with this login account (M3 checkouts). */
   findPayerByLogin(loginAccount: string): Promise<Payer | undefined>;
-  /** The payer whose terminal token hashes to this (SHA-256 hex). */
+  /**
+   * The payer whose terminal token hashes to this (SHA-256 hex): its current token or its previous
+   * one, which the caller checks is still in its overlap (`credentialLive`; CachedDirectory does).
+   * A put indexes both and drops the index entries of hashes the record no longer holds.
+   */
   findPayerByTokenHash(tokenHash: string): Promise<Payer | undefined>;
   putPayer(payer: Payer): Promise<void>;
   getMerchant(id: string): Promise<Merchant | undefined>;
+  /** The merchant whose current or previous API key hashes to this; as `findPayerByTokenHash`. */
   findMerchantByApiKeyHash(apiKeyHash: string): Promise<Merchant | undefined>;
   putMerchant(merchant: Merchant): Promise<void>;
   /**

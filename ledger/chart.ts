@@ -58,6 +58,11 @@ export const TransferCode = {
   lineCredit: 5,
   /** M3c: a charge counted against the period's credit (control → operator settlement), linked with the money. */
   lineLimitCharge: 6,
+  /**
+   * A payment closed without money: a pending transfer of 0 (operator settlement → platform fees,
+   * never a payer's or merchant's account) under the payment's reservation id, voided at once.
+   */
+  paymentClosed: 7,
 } as const;
 
 export interface Currency {

@@ -189,7 +189,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     now,
     log: logger,
   });
-  const enrollment = new EnrollmentService({ ledger, directory, store, kit: kits.enrollment, now, idempotencyTtlMs: limits.idempotencyTtlMs });
+  const enrollment = new EnrollmentService({ ledger, directory, store, kit: kits.enrollment, now, idempotencyTtlMs: limits.idempotencyTtlMs, closeChallenges: (payerId, version) => payments.closeChallenges(payerId, version) });
   const adminKey = adminKeyOf(config);
   const adminHash = Buffer.from(credentialHash(adminKey), 'hex');
   const telcoHash = config.telcoKey === undefined ? undefined : Buffer.from(credentialHash(config.telcoKey), 'hex');

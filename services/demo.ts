@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { deriveSecondCode } from '../authz/codes/challenge.js';
 import { base32Decode } from '../authz/codes/secret.js';
 import { currencyOf, formatMinor } from '../ledger/chart.js';
-import { Channel, Factor, PasswordKind, PaymentState } from '../gen/countersign/v1/common_pb.js';
+import { Channel, DeclineReason, Factor, PasswordKind, PaymentState } from '../gen/countersign/v1/common_pb.js';
 import { EnrollmentService } from '../gen/countersign/v1/enrollment_pb.js';
 import { LedgerService } from '../gen/countersign/v1/ledger_pb.js';
 import { PayerService } from '../gen/countersign/v1/payer_pb.js';
@@ -229,7 +229,7 @@ async function methodOne(baseUrl: string, admin: Clients, shop: Clients['payment
   print('4. Alice buys a USD 42.00 cake:');
   const cake = await shop.createPayment({ idempotencyKey: 'order-2', payer: { case: 'payerId', value: alice.id }, amount: 42_00n, currency: 'USD', description: 'Birthday cake' });
   const firstCode = await smsCode(phone, 0, print);
-  print(`   → ${PaymentState[cake.payment!.state]}: the money is reserved; her terminal computes the second code over that code, USD 42.00 and the payee`);
+  print(`   → ${PaymentState[cake.payment!.state]}: nothing is held until she consents; her terminal computes the second code over that code, USD 42.00 and the payee`);
   const secondCode = deriveSecondCode(base32Decode(enrolled.verificationSecretBase32), { firstCode, amount: 42_00n, currency: 'USD', payeeAccountId: merchantAccount });
   const wrong = secondCode === '00000000' ? '11111111' : '00000000';
   const refused = await outcome(alicePays.confirmPayment({ idempotencyKey: 'confirm-1', paymentId: cake.payment!.id, proof: { case: 'secondCode', value: wrong } }));
@@ -241,10 +241,13 @@ async function methodOne(baseUrl: string, admin: Clients, shop: Clients['payment
   const gift = await shop.createPayment({ idempotencyKey: 'order-3', payer: { case: 'payerId', value: alice.id }, amount: 60_00n, currency: 'USD', description: 'Gift box' });
   await smsCode(phone, 1, print);
   const declined = await alicePays.declinePayment({ idempotencyKey: 'decline-1', paymentId: gift.payment!.id, reason: 'not mine' });
-  print(`   → ${PaymentState[gift.payment!.state]}; she declines it → ${PaymentState[declined.payment!.state]}, the reservation is voided`);
+  print(`   → ${PaymentState[gift.payment!.state]}; she declines it → ${PaymentState[declined.payment!.state]}, no money moved`);
   await show();
-  const big = await outcome(shop.createPayment({ idempotencyKey: 'order-4', payer: { case: 'payerId', value: alice.id }, amount: 400_00n, currency: 'USD', description: 'Wedding cake' }));
-  print(`6. USD 400.00 wedding cake → ${big instanceof ConnectError ? describe(big) : PaymentState[big.payment!.state]}: more than Alice has`);
+  const big = await shop.createPayment({ idempotencyKey: 'order-4', payer: { case: 'payerId', value: alice.id }, amount: 400_00n, currency: 'USD', description: 'Wedding cake' });
+  const bigCode = await smsCode(phone, 2, print);
+  const bigSecond = deriveSecondCode(base32Decode(enrolled.verificationSecretBase32), { firstCode: bigCode, amount: 400_00n, currency: 'USD', payeeAccountId: merchantAccount });
+  const tooMuch = (await alicePays.confirmPayment({ idempotencyKey: 'confirm-3', paymentId: big.payment!.id, proof: { case: 'secondCode', value: bigSecond } })).payment!;
+  print(`6. USD 400.00 wedding cake → ${PaymentState[big.payment!.state]} (nothing held); she confirms → ${PaymentState[tooMuch.state]} (${DeclineReason[tooMuch.declineReason]}): more than Alice has, nothing moved`);
   return show();
 }
 

@@ -31,7 +31,7 @@ export const bankCard: FactorModule<'bank_card'> = {
   usesFirstCode: false,
   after: [],
   provers: new Set(['payer', 'admin']),
-  needs: { record: true, payer: false, reservation: true },
+  needs: { record: true, payer: false },
   available: (deployment) => deployment.bank,
   async answer(proof, context) {
     const bank = context.bank;

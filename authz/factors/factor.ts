@@ -21,12 +21,8 @@ export interface FactorModule<K extends ProofKind = ProofKind> {
   readonly after: readonly Factor[];
   /** Who may give the proof. */
   readonly provers: ReadonlySet<Caller['kind']>;
-  /**
-   * What `answer` needs first: the payment read (to check it against the proof), its payer, and
-   * the reservation made (a decision taken outside, like the bank's, is asked only for a payment
-   * whose money is held).
-   */
-  readonly needs: { record: boolean; payer: boolean; reservation?: boolean };
+  /** What `answer` needs first: the payment read (to check it against the proof), and its payer. */
+  readonly needs: { record: boolean; payer: boolean };
   /** Whether this deployment can collect it. */
   available(deployment: { bank: boolean }): boolean;
   /** What the payer must have set up for it; checked at create, before anything is reserved. */

@@ -1,4 +1,4 @@
-import { AuthzError, notFound } from '../errors.js';
+import { AuthzError, notFound, precondition } from '../errors.js';
 import { checkProver, challengeIdOf, type FactorModule, type Proof } from '../factors/index.js';
 import { bankUnreachableDetail } from '../factors/bank-card.js';
 import { ivrPassword } from '../factors/ivr-password.js';
@@ -45,6 +45,10 @@ interface Work {
   record?: PaymentRecord;
   payer?: Payer;
   item?: ConfirmItem;
+  /** A second code whose payment may have been challenged under an earlier secret: its record is read to compare. */
+  checksSecret?: boolean;
+  /** Its payment was challenged under an earlier secret version than the payer's: declined instead of compared. */
+  rotated?: boolean;
 }
 
 /**
@@ -83,9 +87,15 @@ export class ConfirmStep {
     return outcomes;
   }
 
-  /** Reads what the modules need (one store read, payers from the directory), then each proof's answer. */
+  /**
+   * Reads what the modules need (one store read, payers from the directory), then each proof's
+   * answer. A second code is compared only if its payment was challenged under the payer's
+   * current secret (RotateSecret): its record is read too, except for a payer's own call while
+   * the payer has never rotated (version 1: no payment of theirs can be older; no extra read).
+   */
   private async answers(caller: Caller, work: Work[], outcomes: ItemOutcome[]): Promise<Work[]> {
-    const reading = work.filter((w) => w.module.needs.record || w.module.needs.payer);
+    await this.markSecretChecks(caller, work, outcomes);
+    const reading = work.filter((w) => outcomes[w.index] === undefined && (w.module.needs.record || w.module.needs.payer || w.checksSecret === true));
     if (reading.length > 0) {
       try {
         const records = await this.deps.store.get(reading.map((w) => w.request.paymentId));
@@ -100,11 +110,11 @@ export class ConfirmStep {
         if (outcomes[w.index] !== undefined) return;
         try {
           if ((w.module.needs.record || w.module.needs.payer) && !visibleTo(caller, w.record?.payment)) throw notFound(`payment ${w.request.paymentId} not found`);
-          if (w.module.needs.reservation && w.record!.payment.state === 'CHALLENGED' && !(await this.deps.ledger.reserved(w.record!.payment))) {
-            // Its create has not reserved the money yet (still on its way, or stopped: a retry of the create finishes it).
-            throw new AuthzError('unavailable', 'this payment is still being set up; retry shortly', { reason: 'IN_PROGRESS', retry_after_ms: this.deps.limits.createLeaseMs });
-          }
           if (w.module.needs.payer) w.payer = await this.deps.directory.getPayer(w.record!.payment.payerId);
+          if (w.checksSecret === true && visibleTo(caller, w.record?.payment)) {
+            const payer = w.payer ?? (await this.deps.directory.getPayer(w.record.payment.payerId));
+            w.rotated = payer !== undefined && challengedUnderOlderSecret(w.record.payment, payer.secretVersion);
+          }
           w.item = await this.item(caller, w);
           ready.push(w);
         } catch (error) {
@@ -115,11 +125,27 @@ export class ConfirmStep {
     return ready.sort((a, b) => a.index - b.index); // one payer's answers count toward its lockout in request order
   }
 
+  /** Which second codes need their payment's secret version compared (see `answers`). */
+  private async markSecretChecks(caller: Caller, work: Work[], outcomes: ItemOutcome[]): Promise<void> {
+    const codes = work.filter((w) => w.module.factor === 'SECOND_CODE');
+    if (codes.length === 0) return;
+    let rotatedBefore = true;
+    if (caller.kind === 'payer') {
+      try {
+        rotatedBefore = ((await this.deps.directory.getPayer(caller.payerId))?.secretVersion ?? 1) > 1;
+      } catch (error) {
+        for (const w of codes) outcomes[w.index] = rejected(error);
+        return;
+      }
+    }
+    for (const w of codes) w.checksSecret = rotatedBefore;
+  }
+
   private async item(caller: Caller, w: Work): Promise<ConfirmItem> {
     const { codes, limits } = this.deps;
     const { paymentId, proof, idempotencyKey } = w.request;
     const factor = w.module.factor;
-    const answer = await w.module.answer(proof as never, {
+    const answer = w.rotated === true ? secretRotatedAnswer : await w.module.answer(proof as never, {
       caller,
       paymentId,
       record: w.record,
@@ -146,9 +172,6 @@ export class ConfirmStep {
   /** Each outcome to its answer; the ledger effects of all of them at once. */
   private async finish(work: Work[], results: ConfirmOutcome[], outcomes: ItemOutcome[]): Promise<void> {
     const driving: { w: Work; record: PaymentRecord; answer: (record: PaymentRecord) => Promise<Payment> | Payment }[] = [];
-    // A right answer means the payer had what only goes out once the reservation is made (the first
-    // code, the call, the bank's check after a lookup): those payments are posted without a lookup.
-    const reserved = new Set<string>();
     results.forEach((result, k) => {
       const w = work[k]!;
       const factor = w.module.factor;
@@ -162,11 +185,14 @@ export class ConfirmStep {
         case 'replayed': {
           const error = operationRefusal(result.result, factor);
           if (error !== undefined || result.record === undefined) return fail(error ?? notFound(`payment ${w.request.paymentId} not found`));
-          return void driving.push({ w, record: result.record, answer: (r) => r.payment });
+          return void driving.push({ w, record: result.record, answer: (r) => unlessRotated(r.payment) });
         }
         case 'refused':
+          // A payment RotateSecret closed says why, whatever is confirmed on it.
+          if (result.record.payment.declineReason === 'SECRET_ROTATED') return fail(secretRotated(result.record.payment));
+          return fail(refusal(result.refusal));
         case 'mismatch':
-          return fail(refusal(result.outcome === 'refused' ? result.refusal : `mismatch:${result.attemptsLeft}`));
+          return fail(refusal(`mismatch:${result.attemptsLeft}`));
         case 'expired':
         case 'exhausted':
         case 'locked': {
@@ -181,20 +207,19 @@ export class ConfirmStep {
           return void driving.push({ w, record: result.record, answer: (r) => r.payment });
         case 'satisfied':
           publish(this.deps, [result.record]);
-          reserved.add(result.record.payment.id);
           return void driving.push({ w, record: result.record, answer: (r) => this.afterSatisfied(w, r) });
       }
     });
-    await this.driveAll(driving, reserved, outcomes);
+    await this.driveAll(driving, outcomes);
   }
 
-  /** Posts the approved, voids the declined and expired (one ledger request), then each item's answer. */
-  private async driveAll(driving: { w: Work; record: PaymentRecord; answer: (record: PaymentRecord) => Promise<Payment> | Payment }[], reserved: ReadonlySet<string>, outcomes: ItemOutcome[]): Promise<void> {
+  /** Posts the approved (or declines them for funds), closes the declined and expired in the ledger, then each item's answer. */
+  private async driveAll(driving: { w: Work; record: PaymentRecord; answer: (record: PaymentRecord) => Promise<Payment> | Payment }[], outcomes: ItemOutcome[]): Promise<void> {
     if (driving.length === 0) return;
     const needs = driving.filter((d) => needsDrive(d.record));
     let driven: PaymentRecord[] = [];
     try {
-      driven = await drive(this.deps, needs.map((d) => d.record), { reserved });
+      driven = await drive(this.deps, needs.map((d) => d.record));
     } catch (error) {
       for (const d of needs) outcomes[d.w.index] = rejected(error);
     }
@@ -226,8 +251,32 @@ function needsDrive(record: PaymentRecord): boolean {
   return p.state === 'APPROVED' || (terminalStates.has(p.state) && record.dueAtMs !== undefined);
 }
 
-/** A declined answer is the payment, except the bank's silence, which fails closed and says so. */
+/** The answer a second code gets when its payment was challenged under an earlier secret. */
+const secretRotatedAnswer = { kind: 'decline', reason: 'SECRET_ROTATED', detail: 'the payer’s verification secret was rotated after this payment was challenged' } as const;
+
+/**
+ * Whether a CHALLENGED payment still waiting for its second code was challenged under a secret
+ * version below the payer's current one (a record without one counts as version 1). Below, not
+ * different: a process whose cached payer is older than the payment never declines a good one.
+ */
+export function challengedUnderOlderSecret(payment: Payment, currentVersion: number): boolean {
+  const waiting = payment.state === 'CHALLENGED' && payment.requiredFactors.includes('SECOND_CODE') && !payment.satisfiedFactors.includes('SECOND_CODE');
+  return waiting && (payment.secretVersion ?? 1) < currentVersion;
+}
+
+function secretRotated(payment: Payment): AuthzError {
+  return precondition('the payer’s verification secret was rotated after this payment was challenged: it is declined; create the payment again', { reason: 'SECRET_ROTATED', payment_id: payment.id });
+}
+
+/** The payment, unless RotateSecret declined it: then the refusal that says so (first answer and replays alike). */
+function unlessRotated(payment: Payment): Payment {
+  if (payment.declineReason === 'SECRET_ROTATED') throw secretRotated(payment);
+  return payment;
+}
+
+/** A declined answer is the payment, except the bank's silence and a rotated secret, which are refusals that say so. */
 function declined(payment: Payment): Payment {
+  unlessRotated(payment);
   if (payment.declineReason === 'AUTHORIZER_UNAVAILABLE' && payment.declineDetail === bankUnreachableDetail) {
     throw new AuthzError('unavailable', 'the bank front-end could not be reached; the payment is declined and nothing stays reserved', { reason: 'AUTHORIZER_UNAVAILABLE', payment_id: payment.id });
   }

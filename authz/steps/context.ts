@@ -37,8 +37,8 @@ export interface PaymentLimits {
   /** How long idempotency keys are remembered, milliseconds (24 h). */
   idempotencyTtlMs: number;
   /**
-   * A create's lease, milliseconds: a retry of a create whose reservation is not in the ledger yet
-   * answers "in progress" within it, and after it drives the payment itself (reserve, send the code).
+   * A create's lease, milliseconds: a retry of a create within it sends the challenge's text
+   * again, after it the phone call too (the first create may still be placing it within the lease).
    */
   createLeaseMs: number;
   /**
@@ -63,6 +63,15 @@ export interface PaymentLimits {
   phoneLookupsPerMerchantMax: number;
   /** The window of `phoneLookupsPerMerchantMax`, milliseconds (1 h). */
   phoneLookupWindowMs: number;
+  /**
+   * Tenant safety: challenged payments one merchant may open for one payer per
+   * `challengeRateWindowMs`, phantom payers' included (README "Tenant safety"). Over it:
+   * RESOURCE_EXHAUSTED (`CHALLENGE_RATE`) for that merchant and payer until the window ends; other
+   * merchants and payers are not affected. Payments that need no factor are not counted.
+   */
+  challengesPerPayerMerchantMax: number;
+  /** The window of `challengesPerPayerMerchantMax`, milliseconds (10 min). */
+  challengeRateWindowMs: number;
 }
 
 export const defaultPaymentLimits: PaymentLimits = {
@@ -79,6 +88,8 @@ export const defaultPaymentLimits: PaymentLimits = {
   codeRateWindowMs: 600_000,
   phoneLookupsPerMerchantMax: 1_000,
   phoneLookupWindowMs: 3_600_000,
+  challengesPerPayerMerchantMax: 30,
+  challengeRateWindowMs: 600_000,
 };
 
 /** Where the steps report what they repaired or could not (never a secret). */
@@ -118,12 +129,23 @@ export const casRetriesMax = 3;
  * fee account, and for a billable line (M3c) the period's control account and the operator.
  */
 export function accountsOf(deps: Pick<StepDeps, 'platform'>, payment: Payment): PaymentAccounts {
-  const fees = deps.platform.fees[payment.currency];
-  const operator = deps.platform.operatorSettlement[payment.currency];
-  if (fees === undefined || operator === undefined) throw new Error(`assertion failed: payment ${payment.id}: no platform accounts for ${payment.currency}`);
+  const { fees, operator } = platformOf(deps, payment);
   const accounts: PaymentAccounts = { payer: idFromHex(payment.payerAccountId), payee: idFromHex(payment.payeeAccountId), fees };
   if (payment.lineControlAccountId !== undefined) accounts.limit = { control: idFromHex(payment.lineControlAccountId), grant: 0n, operator };
   return accounts;
+}
+
+/** The platform accounts a payment closed without money marks its close between (`PaymentLedger.close`). */
+export function closingAccountsOf(deps: Pick<StepDeps, 'platform'>, payment: Payment): { debit: bigint; credit: bigint } {
+  const { fees, operator } = platformOf(deps, payment);
+  return { debit: operator, credit: fees };
+}
+
+function platformOf(deps: Pick<StepDeps, 'platform'>, payment: Payment): { fees: bigint; operator: bigint } {
+  const fees = deps.platform.fees[payment.currency];
+  const operator = deps.platform.operatorSettlement[payment.currency];
+  if (fees === undefined || operator === undefined) throw new Error(`assertion failed: payment ${payment.id}: no platform accounts for ${payment.currency}`);
+  return { fees, operator };
 }
 
 /**

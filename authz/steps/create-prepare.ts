@@ -11,7 +11,7 @@ import { shardOfPayer, withShard, type CreateItem, type RateLimitHit } from '../
 import { checkAmount, checkCurrency, checkDescription, checkIdempotencyKey, checkPaymentId, checkPhone } from '../validation.js';
 import type { StepDeps } from './context.js';
 import { isPhantomPayerId, phantomAccountId, phantomPayer, phantomPayerId, unanswerable } from './phantom-payer.js';
-import { phoneLookupKey } from './refusals.js';
+import { challengeRateKey, phoneLookupKey } from './refusals.js';
 
 export interface CreatePaymentInput {
   idempotencyKey: string;
@@ -77,11 +77,6 @@ export function planOf(payment: Payment): ChallengePlan {
  * only, and never for a payment that requires SMS_OTP, whose code proves the phone and so goes by
  * SMS only (README "Tenant safety"). The payer then types the SMS's code into the terminal.
  */
-/** A phantom's payment (phantom-payer.ts): nothing of it is ever in the ledger or sent. */
-export function isPhantomPayment(payment: Payment): boolean {
-  return payment.payerAccountId === phantomAccountId;
-}
-
 export function terminalShowsFirstCode(payment: Payment): boolean {
   return isTerminalChannel(payment.channel) && !payment.requiredFactors.includes('SMS_OTP');
 }
@@ -291,6 +286,8 @@ export class CreatePreparer {
     if (phantom && decision.kind !== 'DENY' && plan.pending.length === 0) Object.assign(payment, { state: 'DECLINED', declineReason: 'INSUFFICIENT_FUNDS' });
     else if (decision.kind === 'DENY') Object.assign(payment, { state: 'DECLINED', declineReason: decision.unavailable === true ? 'AUTHORIZER_UNAVAILABLE' : 'POLICY_DENIED', declineDetail: decision.reason });
     else if (plan.pending.length === 0) payment.state = 'APPROVED';
+    // The secret its second code was derived from: a rotation closes it (confirm.ts, PaymentsService.closeChallenges).
+    if (payment.state === 'CHALLENGED' && !phantom) payment.secretVersion = payer.secretVersion;
     const item: CreateItem = {
       scope: merchant.id,
       key: input.idempotencyKey,
@@ -300,6 +297,7 @@ export class CreatePreparer {
       dueAtMs: payment.state === 'CHALLENGED' ? payment.expiresAtMs : payment.state === 'APPROVED' ? now + limits.driveLeaseMs : undefined,
       rateLimits: [
         ...(namesPayerByPhone(input) ? [{ key: phoneLookupKey(merchant.id), limit: limits.phoneLookupsPerMerchantMax, windowMs: limits.phoneLookupWindowMs }] : []),
+        ...(payment.state === 'CHALLENGED' ? [{ key: challengeRateKey(merchant.id, payer.id), limit: limits.challengesPerPayerMerchantMax, windowMs: limits.challengeRateWindowMs }] : []),
         // A phantom counts like the code it stands for (else the code-rate refusals would tell it apart); one by payer_id has no phone to count.
         ...(payment.state === 'CHALLENGED' && plan.sendsCode && payer.phone !== '' ? this.codeRateHits(payer) : []),
       ],

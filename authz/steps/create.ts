@@ -1,9 +1,9 @@
 import { AuthzError, precondition } from '../errors.js';
 import type { Merchant, Payment } from '../model.js';
-import type { ReserveOutcome } from '../payment-ledger.js';
 import type { CreateOutcome, PaymentRecord } from '../store/port.js';
-import { accountsOf, fulfilled, publish, rejected, reservationSeconds, type ItemOutcome, type StepDeps } from './context.js';
-import { CreatePreparer, isPhantomPayment, type CreatePaymentInput, type PreparedCreate } from './create-prepare.js';
+import { fulfilled, publish, rejected, type ItemOutcome, type StepDeps } from './context.js';
+import { CreatePreparer, type CreatePaymentInput, type PreparedCreate } from './create-prepare.js';
+import { isPhantomPayment } from './phantom-payer.js';
 import { challengeMessages, deliverOrDecline, sendChallenge } from './deliver.js';
 import { drive } from './drive.js';
 import { createRefusal } from './refusals.js';
@@ -15,12 +15,13 @@ import { createRefusal } from './refusals.js';
  * 1. prepare: checks, payer, policy, the record to write (create-prepare.ts), no store writes;
  * 2. ONE store step for all items: claims each key and writes its record, counters and due
  *    entry atomically — or answers the payment (or refusal) an earlier identical request made;
- * 3. the ledger: reservations (or reserve-and-post for a payment without factors) of all items
- *    in one request; a refusal for funds declines its payment;
+ * 3. a payment that needs no factor is approved: reserve-and-post (drive.ts), or declined for
+ *    funds; a CHALLENGED one holds no money until its payer consents (README "Tenant safety");
  * 4. the first codes and calls go out.
  *
- * A crash after 2 leaves a record whose reservation the next touch makes (a retry after the
- * create's lease, a confirm's post, the sweeper's expiry): nothing is lost and no key is stuck.
+ * A crash after 2 leaves a record the next touch finishes (a retry of the create sends the code
+ * again, the sweeper posts an approved one or expires a challenged one): nothing is lost and no
+ * key is stuck.
  */
 export class CreateStep {
   private readonly preparer: CreatePreparer;
@@ -71,7 +72,7 @@ export class CreateStep {
     await this.write(merchant, redraft, outcomes, false);
   }
 
-  /** New payments: reservations (or reserve-and-post) together, refusals for funds recorded, codes sent. */
+  /** New payments: the approved ones posted (or declined for funds), codes sent for the challenged ones. */
   private async finish(created: { index: number; p: PreparedCreate; record: PaymentRecord }[], outcomes: ItemOutcome[]): Promise<void> {
     await Promise.all(
       created.map(async ({ index, p, record }) => {
@@ -89,63 +90,30 @@ export class CreateStep {
 
   private async finishOne(p: PreparedCreate, record: PaymentRecord): Promise<ItemOutcome> {
     if (record.payment.state === 'DECLINED') return outcomeOf(record.payment);
-    // An unknown phone's payment: recorded like any, but nothing to reserve and nobody to send to.
+    // An unknown phone's payment: recorded like any, but nobody to send to.
     if (isPhantomPayment(record.payment)) return outcomeOf(record.payment);
     try {
-      const reserved = await this.reserve(record);
-      if (reserved.payment.state !== 'CHALLENGED') return outcomeOf(reserved.payment);
-      await deliverOrDecline(this.deps, reserved, () => sendChallenge(this.deps, reserved.payment, challengeMessages(this.deps, reserved.payment, p.firstCode), { payer: p.payer, merchant: p.merchant }));
-      return fulfilled(reserved.payment);
+      const settled = await this.settleApproved(record);
+      if (settled.payment.state !== 'CHALLENGED') return outcomeOf(settled.payment);
+      await deliverOrDecline(this.deps, settled, () => sendChallenge(this.deps, settled.payment, challengeMessages(this.deps, settled.payment, p.firstCode), { payer: p.payer, merchant: p.merchant }));
+      return fulfilled(settled.payment);
     } catch (error) {
       return rejected(error);
     }
   }
 
-  /**
-   * The reservation of a CHALLENGED payment (or the reserve-and-post of an APPROVED one); a
-   * refusal for funds declines it in the store. Returns the record as it then is.
-   */
-  private async reserve(record: PaymentRecord): Promise<PaymentRecord> {
-    const p = record.payment;
-    const now = this.deps.now();
-    const seconds = reservationSeconds(this.deps, p);
-    if (p.state !== 'APPROVED') {
-      const outcome = await this.deps.ledger.reserve(p, accountsOf(this.deps, p), seconds);
-      return outcome === 'reserved' ? record : this.declineForFunds(record, outcome);
-    }
-    const outcome = await this.deps.ledger.reserveAndPost(p, accountsOf(this.deps, p), seconds);
-    if (outcome !== 'reserved') return this.declineForFunds(record, outcome);
-    return this.record(record, { ...p, state: 'SUCCEEDED', updatedAtMs: now }, null, true);
-  }
-
-  /**
-   * Commits `payment` over `record` (out of the due index when `dueAtMs` is null; `settle`: the
-   * ledger posted it, written without a compare); a stale record is driven on instead.
-   */
-  private async record(record: PaymentRecord, payment: Payment, dueAtMs: number | null, settle = false): Promise<PaymentRecord> {
-    const [answer] = await this.deps.store.commit([{ paymentId: payment.id, expectVersion: record.version, payment, digests: {}, dueAtMs, nowMs: this.deps.now(), ...(settle ? { settle: true as const } : {}) }]);
-    if (answer!.outcome === 'committed') {
-      publish(this.deps, [answer!.record]);
-      return answer!.record;
-    }
-    if (answer!.outcome === 'stale' && answer!.record !== undefined) return (await drive(this.deps, [answer!.record]))[0]!;
-    throw new Error(`assertion failed: recording payment ${payment.id} answered ${answer!.outcome}`);
-  }
-
-  private async declineForFunds(record: PaymentRecord, outcome: Exclude<ReserveOutcome, 'reserved'>): Promise<PaymentRecord> {
-    const now = this.deps.now();
-    const declined: Payment =
-      outcome === 'credit_limit_exceeded'
-        ? { ...record.payment, state: 'DECLINED', declineReason: 'CREDIT_LIMIT_EXCEEDED', declineDetail: "the charge would exceed the line's credit limit for the billing period", updatedAtMs: now }
-        : { ...record.payment, state: 'DECLINED', declineReason: 'INSUFFICIENT_FUNDS', updatedAtMs: now };
-    delete declined.sealedFirstCode;
-    return this.record(record, declined, null);
+  /** An APPROVED payment (no factor needed) posted, or declined for funds; any other returned as it is. */
+  private async settleApproved(record: PaymentRecord): Promise<PaymentRecord> {
+    return record.payment.state === 'APPROVED' ? (await drive(this.deps, [record]))[0]! : record;
   }
 
   /**
    * A retry of a create: the payment it made, driven on if its create stopped half way, or the
-   * same refusal it met. Within the create's lease a payment whose reservation is not in the
-   * ledger yet may still be on its way: "in progress". After the lease this call finishes it.
+   * same refusal it met. A CHALLENGED payment's code is sent again (whether the call that made it
+   * got that far is not known here): within the create's lease the text only — the channel
+   * de-duplicates by delivery key, and a second copy of the same code is harmless — after it the
+   * phone call too (a second call is not harmless, so not while the first create may still be
+   * placing it).
    */
   private async replay(found: PaymentRecord): Promise<Payment> {
     const finishing = this.finishing.get(found.payment.id);
@@ -157,23 +125,10 @@ export class CreateStep {
     if (unfinished) record = (await drive(this.deps, [record]))[0]!;
     const p = record.payment;
     if (p.state !== 'CHALLENGED') return unwrap(outcomeOf(p));
-    const leaseEndMs = p.createdAtMs + this.deps.limits.createLeaseMs;
-    if (now < leaseEndMs) {
-      if (!(await this.deps.ledger.reserved(p))) {
-        throw new AuthzError('unavailable', 'a request with this idempotency key is in progress; retry shortly', { reason: 'IN_PROGRESS', retry_after_ms: leaseEndMs - now });
-      }
-      // Reserved, but whether its code went out is not known here (the call that made it may have
-      // died after the reservation): send the code again — the channel de-duplicates by delivery
-      // key, and a second copy of the same code is harmless. (A phone call is placed again only
-      // after the lease, below: a second call is not harmless.)
-      const { code } = challengeMessages(this.deps, p, undefined);
-      await deliverOrDecline(this.deps, record, () => sendChallenge(this.deps, p, { code, call: false }));
-      return p;
-    }
-    const reserved = await this.reserve(record);
-    if (reserved.payment.state !== 'CHALLENGED') return unwrap(outcomeOf(reserved.payment));
-    await deliverOrDecline(this.deps, reserved, () => sendChallenge(this.deps, reserved.payment, challengeMessages(this.deps, reserved.payment, undefined)));
-    return reserved.payment;
+    const withinLease = now < p.createdAtMs + this.deps.limits.createLeaseMs;
+    const messages = challengeMessages(this.deps, p, undefined);
+    await deliverOrDecline(this.deps, record, () => sendChallenge(this.deps, p, withinLease ? { code: messages.code, call: false } : messages));
+    return p;
   }
 }
 

@@ -1,7 +1,7 @@
 import { terminalStates, type Payment } from '../model.js';
-import type { PostOutcome } from '../payment-ledger.js';
+import type { SettleOutcome } from '../payment-ledger.js';
 import type { CommitItem, PaymentRecord } from '../store/port.js';
-import { accountsOf, casRetriesMax, publish, reservationSeconds, type StepDeps } from './context.js';
+import { accountsOf, casRetriesMax, closingAccountsOf, publish, reservationSeconds, type StepDeps } from './context.js';
 
 /**
  * Drives payments to where the ledger says they are: what a step decided in the store and the
@@ -10,18 +10,19 @@ import { accountsOf, casRetriesMax, publish, reservationSeconds, type StepDeps }
  * drive the same payment; the store's compare-and-set on the record's version settles who records
  * the outcome.
  *
- * - APPROVED: post (with the fee) → SUCCEEDED; a reservation that expired or was voided meanwhile
- *   → EXPIRED or DECLINED; no reservation at all (its create still on the way, or crashed before
- *   reserving) → reserve and post in one linked request.
+ * - APPROVED: reserve and post (with the fee) in one linked request → SUCCEEDED, or DECLINED for
+ *   funds (no money is held before the payer consents); a reservation an earlier version made at
+ *   create is posted instead (or, expired or voided meanwhile → EXPIRED or DECLINED).
  * - CHALLENGED past its expiry → EXPIRED, then as below.
- * - DECLINED, EXPIRED, CANCELLED still in the due index → void the reservation, leave the index.
+ * - DECLINED, EXPIRED, CANCELLED still in the due index → closed in the ledger (a voided marker
+ *   of 0, or the void of an earlier version's reservation), leave the index.
  */
-export async function drive(deps: StepDeps, records: readonly PaymentRecord[], options: DriveOptions = {}): Promise<PaymentRecord[]> {
+export async function drive(deps: StepDeps, records: readonly PaymentRecord[]): Promise<PaymentRecord[]> {
   const out = [...records];
   let work = records.map((record, i) => ({ i, record }));
   for (let round = 0; round <= casRetriesMax && work.length > 0; round++) {
     const next: { i: number; record: PaymentRecord }[] = [];
-    await driveOnce(deps, work, options.reserved ?? new Set(), (i, record, again) => {
+    await driveOnce(deps, work, (i, record, again) => {
       out[i] = record;
       if (again) next.push({ i, record });
     });
@@ -30,32 +31,22 @@ export async function drive(deps: StepDeps, records: readonly PaymentRecord[], o
   return out;
 }
 
-export interface DriveOptions {
-  /**
-   * Payments whose reservation is known to exist (a confirm whose payer answered with the code,
-   * which only goes out once the reservation is made). For the others the reservation is looked
-   * up first: posting or voiding one that does not exist would burn that transfer id for good.
-   */
-  reserved?: ReadonlySet<string>;
-}
-
 type Report = (i: number, record: PaymentRecord, again: boolean) => void;
 
 /** One pass: each record's next effect, the ledger calls together, one commit call. */
-async function driveOnce(deps: StepDeps, work: { i: number; record: PaymentRecord }[], known: ReadonlySet<string>, report: Report): Promise<void> {
+async function driveOnce(deps: StepDeps, work: { i: number; record: PaymentRecord }[], report: Report): Promise<void> {
   const now = deps.now();
   const commits: { i: number; item: CommitItem; again: boolean }[] = [];
   const effects: Promise<void>[] = [];
-  const reserved = await reservedOf(deps, work.map((w) => w.record), known);
   for (const { i, record } of work) {
     const p = record.payment;
     if (p.state === 'CHALLENGED' && now >= p.expiresAtMs) {
       // Decided in the store first (a right answer racing the expiry wins or loses there), voided next round.
       commits.push({ i, item: expiring(deps, record, now), again: true });
     } else if (p.state === 'APPROVED') {
-      effects.push(settleOne(deps, record, reserved.has(record.payment.id), now).then((item) => void commits.push({ i, item, again: false })));
+      effects.push(settleOne(deps, record, now).then((item) => void commits.push({ i, item, again: false })));
     } else if (terminalStates.has(p.state) && record.dueAtMs !== undefined) {
-      effects.push(releaseOne(deps, record, reserved.has(record.payment.id), now).then((item) => void commits.push({ i, item, again: false })));
+      effects.push(releaseOne(deps, record, now).then((item) => void commits.push({ i, item, again: false })));
     } else if (p.state === 'CHALLENGED' && record.dueAtMs !== undefined && record.dueAtMs < p.expiresAtMs) {
       commits.push({ i, item: { paymentId: p.id, expectVersion: record.version, dueAtMs: p.expiresAtMs, nowMs: now }, again: false });
     } else {
@@ -84,34 +75,15 @@ function expiring(deps: StepDeps, record: PaymentRecord, now: number): CommitIte
   return { paymentId: expired.id, expectVersion: record.version, payment: expired, digests: {}, dueAtMs: now + deps.limits.driveLeaseMs, nowMs: now };
 }
 
-/** Which of the records about to be posted or voided have their reservation: the known ones, and one lookup for the rest. */
-async function reservedOf(deps: StepDeps, records: readonly PaymentRecord[], known: ReadonlySet<string>): Promise<ReadonlySet<string>> {
-  const unsure = records.filter((r) => !known.has(r.payment.id) && (r.payment.state === 'APPROVED' || (terminalStates.has(r.payment.state) && r.dueAtMs !== undefined)));
-  if (unsure.length === 0) return known;
-  const found = await deps.ledger.reservedAmong(unsure.map((r) => r.payment));
-  return new Set([...known, ...found]);
-}
-
-/**
- * The post of an APPROVED payment, and the record it leaves. Without a reservation (its create
- * stopped before making it) the reservation and the post go together, linked.
- */
-async function settleOne(deps: StepDeps, record: PaymentRecord, reserved: boolean, now: number): Promise<CommitItem> {
+/** The reserve-and-post of an APPROVED payment, and the record it leaves. */
+async function settleOne(deps: StepDeps, record: PaymentRecord, now: number): Promise<CommitItem> {
   const p = record.payment;
-  const accounts = accountsOf(deps, p);
-  let outcome: PostOutcome | 'insufficient_funds' | 'credit_limit_exceeded';
-  if (reserved) {
-    outcome = await deps.ledger.post(p, accounts);
-    if (outcome === 'not_reserved') throw new Error(`assertion failed: payment ${p.id} was known to be reserved, but its post found no reservation`);
-  } else {
-    const made = await deps.ledger.reserveAndPost(p, accounts, reservationSeconds(deps, p));
-    outcome = made === 'reserved' ? 'posted' : made;
-  }
+  const outcome = await deps.ledger.reserveAndPost(p, accountsOf(deps, p), reservationSeconds(deps, p));
   // A post in the ledger is the truth: the settle is written without a compare (port.ts `settle`).
   return { paymentId: p.id, expectVersion: record.version, payment: afterPost(p, outcome, now), dueAtMs: null, nowMs: now, ...(outcome === 'posted' ? { settle: true as const } : {}) };
 }
 
-function afterPost(p: Payment, outcome: PostOutcome | 'insufficient_funds' | 'credit_limit_exceeded', now: number): Payment {
+function afterPost(p: Payment, outcome: SettleOutcome, now: number): Payment {
   switch (outcome) {
     case 'posted':
       return { ...p, state: 'SUCCEEDED', updatedAtMs: now };
@@ -126,12 +98,14 @@ function afterPost(p: Payment, outcome: PostOutcome | 'insufficient_funds' | 'cr
   }
 }
 
-/** The void of a final payment's reservation; the record leaves the due index (or, if the ledger posted it after all, is SUCCEEDED). */
-async function releaseOne(deps: StepDeps, record: PaymentRecord, reserved: boolean, now: number): Promise<CommitItem> {
+/**
+ * A final payment closed in the ledger too (`PaymentLedger.close`: a voided marker between platform
+ * accounts, or the void of a reservation an earlier version made; a phantom's alike); the record
+ * leaves the due index (or, if the ledger posted it after all, is SUCCEEDED).
+ */
+async function releaseOne(deps: StepDeps, record: PaymentRecord, now: number): Promise<CommitItem> {
   const p = record.payment;
-  // Never reserved (its create stopped before): nothing to void, and no void id burned.
-  if (!reserved) return { paymentId: p.id, expectVersion: record.version, dueAtMs: null, nowMs: now };
-  const outcome = await deps.ledger.void(p);
+  const outcome = await deps.ledger.close(p, closingAccountsOf(deps, p));
   if (outcome !== 'already_posted' || p.state === 'SUCCEEDED') return { paymentId: p.id, expectVersion: record.version, dueAtMs: null, nowMs: now };
   // The ledger is the source of truth: a posted reservation is a SUCCEEDED payment.
   deps.log.warn({ paymentId: p.id, state: p.state }, 'payment recorded as final but its reservation was posted: recorded as SUCCEEDED');

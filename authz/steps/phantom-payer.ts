@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Payer } from '../model.js';
+import type { Payer, Payment } from '../model.js';
 import type { CodeKit } from './context.js';
 import { isHexId } from '../validation.js';
 
@@ -57,4 +57,9 @@ export const phantomAccountId = '0'.repeat(32);
 /** An answer digest nobody can give: the keyed digest of 32 random bytes (no 8-digit code or password matches it). */
 export function unanswerable(codes: Pick<CodeKit, 'digest'>, challengeId: string): string {
   return codes.digest(challengeId, randomBytes(32).toString('hex'));
+}
+
+/** A phantom's payment: nothing of it is ever in the ledger or sent. */
+export function isPhantomPayment(payment: Payment): boolean {
+  return payment.payerAccountId === phantomAccountId;
 }

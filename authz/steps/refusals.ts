@@ -21,6 +21,11 @@ export function phoneLookupKey(merchantId: string): string {
   return `lookups:phone:${merchantId}`;
 }
 
+/** The key of the per-merchant, per-payer counter of challenged creates (README "Tenant safety"). */
+export function challengeRateKey(merchantId: string, payerId: string): string {
+  return `challenges:${merchantId}:${payerId}`;
+}
+
 /**
  * The error of a refusal token a create stored: `rate:<index>` names the limit of `hits` (the
  * create's own `rateLimits`, the same for every retry of the same request) that refused it.
@@ -35,6 +40,14 @@ export function createRefusal(token: string, limits: PaymentLimits, hits: readon
       reason: 'PHONE_LOOKUP_RATE',
       limit,
       window_ms: limits.phoneLookupWindowMs,
+    });
+  }
+  if (hit.key.startsWith('challenges:')) {
+    const limit = limits.challengesPerPayerMerchantMax;
+    return new AuthzError('resource_exhausted', `too many payments waiting for this payer's proof from this merchant (limit: ${limit} per ${limits.challengeRateWindowMs / 1000} s); try again later`, {
+      reason: 'CHALLENGE_RATE',
+      limit,
+      window_ms: limits.challengeRateWindowMs,
     });
   }
   const index = codeRateKeyPrefixes.findIndex((prefix) => hit.key.startsWith(prefix));

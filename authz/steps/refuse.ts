@@ -1,6 +1,6 @@
 import { AuthzError, invalid, notFound } from '../errors.js';
 import { canonicalJson } from '../fingerprint.js';
-import { terminalStates, type Caller, type Payment } from '../model.js';
+import { terminalStates, type Caller, type DeclineReason, type Payment } from '../model.js';
 import type { CommitItem, CommitOutcome, PaymentRecord } from '../store/port.js';
 import { checkIdempotencyKey, checkPaymentId } from '../validation.js';
 import { casRetriesMax, fulfilled, publish, rejected, type ItemOutcome, type StepDeps } from './context.js';
@@ -12,6 +12,11 @@ export interface RefuseRequest {
   paymentId: string;
   idempotencyKey: string;
   reason: string;
+  /**
+   * The platform declines the payment with this reason (an operator's caller only: RotateSecret
+   * closing the payer's challenges); without it a payer declines (PAYER_DECLINED) and anyone else cancels.
+   */
+  decline?: DeclineReason;
 }
 
 /** Characters a cancel or decline reason may have. */
@@ -95,14 +100,15 @@ export class RefuseStep {
     const claim = (result: string) => ({
       scope: scopeOf(caller),
       key: request.idempotencyKey,
-      fingerprint: codes.digest('idempotency', canonicalJson({ op: 'refuse', paymentId: request.paymentId, reason: request.reason })),
+      fingerprint: codes.digest('idempotency', canonicalJson({ op: 'refuse', paymentId: request.paymentId, reason: request.reason, ...(request.decline === undefined ? {} : { decline: request.decline }) })),
       result,
       keyTtlMs: limits.idempotencyTtlMs,
     });
     const base = { paymentId: p.id, expectVersion: record.version, nowMs: now };
     if (p.state === 'CANCELLED' || (p.state === 'DECLINED' && p.declineReason === 'PAYER_DECLINED')) return { ...base, claim: claim('p') };
     if (terminalStates.has(p.state) || p.state === 'APPROVED') return { ...base, claim: claim(`final:${p.state}`) };
-    const refused: Payment = caller.kind === 'payer' ? { ...p, state: 'DECLINED', declineReason: 'PAYER_DECLINED', declineDetail: request.reason } : { ...p, state: 'CANCELLED', declineDetail: request.reason };
+    const declineReason = request.decline !== undefined && caller.kind === 'admin' ? request.decline : caller.kind === 'payer' ? 'PAYER_DECLINED' : undefined;
+    const refused: Payment = declineReason !== undefined ? { ...p, state: 'DECLINED', declineReason, declineDetail: request.reason } : { ...p, state: 'CANCELLED', declineDetail: request.reason };
     refused.updatedAtMs = now;
     delete refused.sealedFirstCode;
     return { ...base, payment: refused, digests: {}, dueAtMs: now + limits.driveLeaseMs, claim: claim('p') };

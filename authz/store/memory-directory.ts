@@ -19,7 +19,8 @@ export interface DirectorySnapshot {
 
 /**
  * Payers and merchants in process, kept as codec text (copy on write and on read), with the
- * phone → payer, token hash → payer and API key hash → merchant indexes. A phone or hash names
+ * phone → payer, token hash → payer and API key hash → merchant indexes (current and previous
+ * credential each: a lookup by a previous one finds the record, whose overlap the caller checks). A phone or hash names
  * one record: a put that moves it to another record takes it from the previous one.
  */
 export class MemoryDirectory implements Directory {
@@ -31,10 +32,12 @@ export class MemoryDirectory implements Directory {
     this.payers = new Table('payersMax', options.payersMax ?? payersMaxDefault, encodePayer, decodePayer, {
       phone: (p) => p.phone,
       tokenHash: (p) => p.tokenHash,
+      previousTokenHash: (p) => p.previousTokenHash,
       login: (p) => p.loginAccount,
     });
     this.merchants = new Table('merchantsMax', options.merchantsMax ?? merchantsMaxDefault, encodeMerchant, decodeMerchant, {
       apiKeyHash: (m) => m.apiKeyHash,
+      previousApiKeyHash: (m) => m.previousApiKeyHash,
     });
   }
 
@@ -47,7 +50,7 @@ export class MemoryDirectory implements Directory {
   }
 
   async findPayerByTokenHash(tokenHash: string): Promise<Payer | undefined> {
-    return this.payers.find('tokenHash', tokenHash);
+    return this.payers.find('tokenHash', tokenHash) ?? this.payers.find('previousTokenHash', tokenHash);
   }
 
   async findPayerByLogin(loginAccount: string): Promise<Payer | undefined> {
@@ -57,6 +60,7 @@ export class MemoryDirectory implements Directory {
   async putPayer(payer: Payer): Promise<void> {
     assertKeyPart(payer.phone, 'payer phone');
     assertKeyPart(payer.tokenHash, 'payer tokenHash');
+    if (payer.previousTokenHash !== undefined) assertKeyPart(payer.previousTokenHash, 'payer previousTokenHash');
     this.payers.put(payer);
     for (const listener of this.listeners) listener({ kind: 'payer', id: payer.id });
   }
@@ -66,11 +70,12 @@ export class MemoryDirectory implements Directory {
   }
 
   async findMerchantByApiKeyHash(apiKeyHash: string): Promise<Merchant | undefined> {
-    return this.merchants.find('apiKeyHash', apiKeyHash);
+    return this.merchants.find('apiKeyHash', apiKeyHash) ?? this.merchants.find('previousApiKeyHash', apiKeyHash);
   }
 
   async putMerchant(merchant: Merchant): Promise<void> {
     assertKeyPart(merchant.apiKeyHash, 'merchant apiKeyHash');
+    if (merchant.previousApiKeyHash !== undefined) assertKeyPart(merchant.previousApiKeyHash, 'merchant previousApiKeyHash');
     this.merchants.put(merchant);
     for (const listener of this.listeners) listener({ kind: 'merchant', id: merchant.id });
   }

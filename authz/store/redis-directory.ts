@@ -8,7 +8,9 @@ import { callRedis, closeRedis, openRedis, type RedisConnectOptions } from './re
 
 /**
  * Key layout: payers and merchants as JSON strings (directory codec) under their own tags, plus
- * index keys phone → payer id, terminal token hash → payer id and API key hash → merchant id. A lookup through an index checks
+ * index keys phone → payer id, terminal token hash → payer id and API key hash → merchant id (the
+ * current credential's hash and the previous one's, in its overlap; a put drops the index keys of
+ * hashes the record no longer holds). A lookup through an index checks
  * that the record still carries that phone or key hash, so an index left stale by an interrupted
  * put never returns the wrong record.
  */
@@ -26,6 +28,11 @@ const dropIndexLua = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 `;
+
+/** A record's credential hashes (current, then the previous one in its overlap), the absent ones left out. */
+function credentialHashes(current: string | undefined, previous: string | undefined): string[] {
+  return [current, previous].filter((hash): hash is string => hash !== undefined);
+}
 
 /** The channel every change of a record is published on (`payer:<id>` or `merchant:<id>`), for the processes' caches. */
 export const directoryChannel = 'cs:directory';
@@ -68,7 +75,7 @@ export class RedisDirectory implements Directory {
   async findPayerByTokenHash(tokenHash: string): Promise<Payer | undefined> {
     const id = await callRedis('directory.findPayerByTokenHash', () => this.redis.get(directoryKeys.payerByTokenHash(tokenHash)));
     const payer = id === null ? undefined : await this.getPayer(id);
-    return payer?.tokenHash === tokenHash ? payer : undefined;
+    return payer !== undefined && (payer.tokenHash === tokenHash || payer.previousTokenHash === tokenHash) ? payer : undefined;
   }
 
   async findPayerByLogin(loginAccount: string): Promise<Payer | undefined> {
@@ -82,18 +89,22 @@ export class RedisDirectory implements Directory {
     assertKeyPart(payer.id, 'payer id');
     assertKeyPart(payer.phone, 'payer phone');
     assertKeyPart(payer.tokenHash, 'payer tokenHash');
+    if (payer.previousTokenHash !== undefined) assertKeyPart(payer.previousTokenHash, 'payer previousTokenHash');
     const text = encodePayer(payer);
     const previous = await this.getPayer(payer.id);
     const r = this.redis;
+    const tokens = credentialHashes(payer.tokenHash, payer.previousTokenHash);
     const writes: Promise<unknown>[] = [
       r.set(directoryKeys.payer(payer.id), text),
       r.set(directoryKeys.payerByPhone(payer.phone), payer.id),
-      r.set(directoryKeys.payerByTokenHash(payer.tokenHash), payer.id),
+      ...tokens.map((hash) => r.set(directoryKeys.payerByTokenHash(hash), payer.id)),
     ];
     if (payer.loginAccount !== undefined) writes.push(r.set(directoryKeys.payerByLogin(payer.loginAccount), payer.id));
     if (previous?.loginAccount !== undefined && previous.loginAccount !== payer.loginAccount) writes.push(this.dropIndex(directoryKeys.payerByLogin(previous.loginAccount), payer.id));
     if (previous !== undefined && previous.phone !== payer.phone) writes.push(this.dropIndex(directoryKeys.payerByPhone(previous.phone), payer.id));
-    if (previous !== undefined && previous.tokenHash !== payer.tokenHash) writes.push(this.dropIndex(directoryKeys.payerByTokenHash(previous.tokenHash), payer.id));
+    for (const stale of credentialHashes(previous?.tokenHash, previous?.previousTokenHash)) {
+      if (!tokens.includes(stale)) writes.push(this.dropIndex(directoryKeys.payerByTokenHash(stale), payer.id));
+    }
     await callRedis('directory.putPayer', () => Promise.all(writes));
     await this.announce({ kind: 'payer', id: payer.id });
   }
@@ -108,16 +119,20 @@ export class RedisDirectory implements Directory {
       this.redis.get(directoryKeys.merchantByApiKeyHash(apiKeyHash)),
     );
     const merchant = id === null ? undefined : await this.getMerchant(id);
-    return merchant?.apiKeyHash === apiKeyHash ? merchant : undefined;
+    return merchant !== undefined && (merchant.apiKeyHash === apiKeyHash || merchant.previousApiKeyHash === apiKeyHash) ? merchant : undefined;
   }
 
   async putMerchant(merchant: Merchant): Promise<void> {
     assertKeyPart(merchant.id, 'merchant id');
     assertKeyPart(merchant.apiKeyHash, 'merchant apiKeyHash');
+    if (merchant.previousApiKeyHash !== undefined) assertKeyPart(merchant.previousApiKeyHash, 'merchant previousApiKeyHash');
     const text = encodeMerchant(merchant);
     const previous = await this.getMerchant(merchant.id);
-    const writes: Promise<unknown>[] = [this.redis.set(directoryKeys.merchant(merchant.id), text), this.redis.set(directoryKeys.merchantByApiKeyHash(merchant.apiKeyHash), merchant.id)];
-    if (previous !== undefined && previous.apiKeyHash !== merchant.apiKeyHash) writes.push(this.dropIndex(directoryKeys.merchantByApiKeyHash(previous.apiKeyHash), merchant.id));
+    const keys = credentialHashes(merchant.apiKeyHash, merchant.previousApiKeyHash);
+    const writes: Promise<unknown>[] = [this.redis.set(directoryKeys.merchant(merchant.id), text), ...keys.map((hash) => this.redis.set(directoryKeys.merchantByApiKeyHash(hash), merchant.id))];
+    for (const stale of credentialHashes(previous?.apiKeyHash, previous?.previousApiKeyHash)) {
+      if (!keys.includes(stale)) writes.push(this.dropIndex(directoryKeys.merchantByApiKeyHash(stale), merchant.id));
+    }
     await callRedis('directory.putMerchant', () => Promise.all(writes));
     await this.announce({ kind: 'merchant', id: merchant.id });
   }

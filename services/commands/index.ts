@@ -1,5 +1,6 @@
 import type { CommandHelp } from '../cli-errors.js';
 import { balance, fund } from './ledger.js';
+import { merchantRevokeKey, merchantRotateKey, payerRevokeToken, payerRotateToken } from './credentials.js';
 import { merchantEnroll } from './merchant.js';
 import { payerConfirm, payerDerive, payerEnroll } from './payer.js';
 import { paymentCreate, paymentGet, paymentList } from './payment.js';
@@ -9,7 +10,22 @@ import { cliEntry, type ClientCommand } from './run.js';
  * The client commands, which call a running server over gRPC, in the order `countersign help`
  * lists them: the path from an empty server to a confirmed payment and a balance.
  */
-export const clientCommands: readonly ClientCommand[] = [merchantEnroll, payerEnroll, fund, paymentCreate, payerConfirm, paymentGet, paymentList, balance, payerDerive];
+export const clientCommands: readonly ClientCommand[] = [
+  merchantEnroll,
+  payerEnroll,
+  fund,
+  paymentCreate,
+  payerConfirm,
+  paymentGet,
+  paymentList,
+  balance,
+  payerDerive,
+  // Keys have a lifecycle (README "Tenant safety").
+  merchantRotateKey,
+  merchantRevokeKey,
+  payerRotateToken,
+  payerRevokeToken,
+];
 
 /** The CLI's table entries of the client commands, by name. */
 export function clientCommandEntries(): Record<string, ReturnType<typeof cliEntry>> {

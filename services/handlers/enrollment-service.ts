@@ -3,7 +3,7 @@ import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
 import { secondCodeSuite } from '../../authz/codes/challenge.js';
 import type { EnrollmentService as Enrollment } from '../../authz/enrollment.js';
-import type { BillableLine, PairedDevice, Payer, PayerPolicy } from '../../authz/model.js';
+import type { BillableLine, Caller, PairedDevice, Payer, PayerPolicy } from '../../authz/model.js';
 import {
   BillableLineSchema,
   BillingPeriod,
@@ -156,5 +156,46 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
       const rotated = await enrollment.rotateSecret({ idempotencyKey: req.idempotencyKey, payerId: req.payerId });
       return { verificationSecretBase32: rotated.secretBase32 ?? '', verificationSecretUri: rotated.secretUri ?? '', ocraSuite: secondCodeSuite, secretVersion: rotated.payer.secretVersion };
     },
+    // Keys have a lifecycle (README "Tenant safety"): an operator for anyone, a merchant or payer for itself.
+    async rotateApiKey(req, ctx) {
+      const merchantId = ownOrAdmin(callerOf(ctx), 'merchant', req.merchantId);
+      const r = await enrollment.rotateApiKey({ idempotencyKey: req.idempotencyKey, merchantId, overlapSeconds: req.overlapSeconds });
+      return { merchantId, apiKey: r.credential ?? '', ...expiry('previousKeyExpiresAt', r.previousExpiresAtMs) };
+    },
+    async revokeApiKeys(req, ctx) {
+      const merchantId = ownOrAdmin(callerOf(ctx), 'merchant', req.merchantId);
+      const r = await enrollment.revokeApiKeys({ idempotencyKey: req.idempotencyKey, merchantId });
+      return { merchantId, apiKey: r.credential ?? '' };
+    },
+    async rotatePayerToken(req, ctx) {
+      const payerId = ownOrAdmin(callerOf(ctx), 'payer', req.payerId);
+      const r = await enrollment.rotatePayerToken({ idempotencyKey: req.idempotencyKey, payerId, overlapSeconds: req.overlapSeconds });
+      return { payerId, payerToken: r.credential ?? '', ...expiry('previousTokenExpiresAt', r.previousExpiresAtMs) };
+    },
+    async revokePayerTokens(req, ctx) {
+      const payerId = ownOrAdmin(callerOf(ctx), 'payer', req.payerId);
+      const r = await enrollment.revokePayerTokens({ idempotencyKey: req.idempotencyKey, payerId });
+      return { payerId, payerToken: r.credential ?? '' };
+    },
   };
+}
+
+/**
+ * The record whose credential a caller may reissue: an operator names any (required); a merchant
+ * or payer its own (empty: itself). Another's id, or a caller of another kind, is NOT_FOUND, as
+ * GetPayer answers: nobody learns which ids exist.
+ */
+function ownOrAdmin(caller: Caller, kind: 'merchant' | 'payer', id: string): string {
+  const field = kind === 'merchant' ? 'merchant_id' : 'payer_id';
+  if (caller.kind === 'admin') {
+    if (id === '') throw new ConnectError(`${field} is required`, Code.InvalidArgument);
+    return id;
+  }
+  const own = caller.kind === 'merchant' && kind === 'merchant' ? caller.merchantId : caller.kind === 'payer' && kind === 'payer' ? caller.payerId : undefined;
+  if (own === undefined || (id !== '' && id !== own)) throw new ConnectError(`${kind} ${id} not found`, Code.NotFound);
+  return own;
+}
+
+function expiry<K extends string>(field: K, ms: number | undefined): Partial<Record<K, ReturnType<typeof timestampFromMs>>> {
+  return ms === undefined ? {} : ({ [field]: timestampFromMs(ms) } as Record<K, ReturnType<typeof timestampFromMs>>);
 }

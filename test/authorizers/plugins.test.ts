@@ -94,7 +94,7 @@ test("a plugin that hangs past the deadline, 'require-strongest': the payment is
   const p = (await pay(shop, payer)).payment!;
   t.is(p.state, PaymentState.CHALLENGED);
   t.deepEqual([...p.requiredFactors].sort(), [Factor.SECOND_CODE, Factor.SMS_OTP].sort());
-  t.deepEqual(await balance(e, payer.account), { ...unchanged, available: 500_00n - smallAmount, reserved: smallAmount });
+  t.deepEqual(await balance(e, payer.account), unchanged, 'a challenge holds nothing');
 });
 
 test('plugins run in order after the built-in policy; one that REQUIREs a factor makes the payment need it', async (t) => {
@@ -105,7 +105,7 @@ test('plugins run in order after the built-in policy; one that REQUIREs a factor
   const p = (await pay(shop, payer)).payment!;
   t.deepEqual([p.state, p.requiredFactors], [PaymentState.CHALLENGED, [Factor.SECOND_CODE]]);
   t.deepEqual([allow.requests.length, require.requests.length], [1, 1]);
-  t.deepEqual(await balance(e, payer.account), { ...unchanged, available: 500_00n - smallAmount, reserved: smallAmount });
+  t.deepEqual(await balance(e, payer.account), unchanged, 'a challenge holds nothing');
   const code = secondCode(payer, e.inbox.firstCodeFor(p.id)!, smallAmount, shop.account);
   const done = await payer.api.payer.confirmPayment({ idempotencyKey: key('c'), paymentId: p.id, proof: { case: 'secondCode', value: code } });
   t.deepEqual([done.payment!.state, done.payment!.satisfiedFactors], [PaymentState.SUCCEEDED, [Factor.SECOND_CODE]]);

@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { CachedDirectory } from '../../authz/directory-cache.js';
 import type { Directory } from '../../authz/ports.js';
 import { MemoryDirectory } from '../../authz/store/memory-directory.js';
@@ -77,7 +77,8 @@ test('the TTL bounds a stale entry: past it the directory is asked again', async
   t.is(inner.reads(), reads + 1);
 });
 
-test('on Redis, a change made through one process is heard by another process cache at once', async (t) => {
+/** Two processes' caches over one real redis-server: a writer, and a reader that listens for changes. */
+async function twoProcessCaches(t: ExecutionContext): Promise<{ writer: CachedDirectory; reader: CachedDirectory }> {
   const server = await startRedis();
   const writer = new CachedDirectory(await RedisDirectory.open({ url: server.url }));
   const readerDirectory = await RedisDirectory.open({ url: server.url });
@@ -88,6 +89,11 @@ test('on Redis, a change made through one process is heard by another process ca
     await reader.close();
     await server.stop();
   });
+  return { writer, reader };
+}
+
+test('on Redis, a change made through one process is heard by another process cache at once', async (t) => {
+  const { writer, reader } = await twoProcessCaches(t);
   const p = payer();
   await writer.putPayer(p);
   t.is((await reader.getPayer(p.id))?.displayName, p.displayName, 'cached in the reader now');
@@ -117,4 +123,42 @@ test('a known payer token or merchant key resolves from the cache without asking
   t.is(inner.reads(), reads);
   await cache.putPayer({ ...p, tokenHash: 'e'.repeat(64) });
   t.is(cache.cachedCredential(p.tokenHash), undefined, 'a rotated token is forgotten at once');
+});
+
+test('keys have a lifecycle (issue 15, finding 8): a previous key is accepted until its overlap ends by the clock, cached or not, then refused', async (t) => {
+  let now = 1_000_000;
+  const inner = new MemoryDirectory();
+  const cache = new CachedDirectory(inner, { now: () => now, ttlMs: 3_600_000 });
+  const m = merchant();
+  const p = payer();
+  await cache.putMerchant({ ...m, apiKeyHash: 'b'.repeat(64), previousApiKeyHash: m.apiKeyHash, previousApiKeyExpiresAtMs: now + 30_000 });
+  await cache.putPayer({ ...p, tokenHash: 'c'.repeat(64), previousTokenHash: p.tokenHash, previousTokenExpiresAtMs: now + 30_000 });
+  t.is((await cache.findMerchantByApiKeyHash(m.apiKeyHash))?.id, m.id, 'within the overlap');
+  t.is((await cache.findPayerByTokenHash(p.tokenHash))?.id, p.id);
+  t.is(cache.cachedCredential(m.apiKeyHash)?.kind, 'merchant', 'now cached');
+  now += 29_999;
+  t.is((await cache.findMerchantByApiKeyHash(m.apiKeyHash))?.id, m.id);
+  now += 1;
+  t.is(cache.cachedCredential(m.apiKeyHash), undefined, 'past the overlap: refused though the record is cached');
+  t.is(cache.cachedCredential(p.tokenHash), undefined);
+  t.is(await cache.findMerchantByApiKeyHash(m.apiKeyHash), undefined);
+  t.is(await cache.findPayerByTokenHash(p.tokenHash), undefined);
+  t.is((await cache.findMerchantByApiKeyHash('b'.repeat(64)))?.id, m.id, 'the new key works');
+});
+
+test('keys have a lifecycle: on Redis, a key revoked through one process cache is refused by another process cache that had it cached, once the change is heard', async (t) => {
+  const { writer, reader } = await twoProcessCaches(t);
+  const m = merchant();
+  await writer.putMerchant(m);
+  t.is((await reader.findMerchantByApiKeyHash(m.apiKeyHash))?.id, m.id);
+  t.is(reader.cachedCredential(m.apiKeyHash)?.kind, 'merchant', 'cached in the reader');
+  await writer.putMerchant({ ...m, apiKeyHash: 'd'.repeat(64) });
+  // The notification travels over Redis pub/sub: wait for it (bounded), never for a fixed time.
+  let known = true;
+  for (let i = 0; i < 200 && known; i++) {
+    known = reader.cachedCredential(m.apiKeyHash) !== undefined;
+    if (known) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  t.false(known, 'the reader forgot the record');
+  t.is(await reader.findMerchantByApiKeyHash(m.apiKeyHash), undefined, 'and the directory no longer knows the key');
 });

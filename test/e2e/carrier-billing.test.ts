@@ -37,19 +37,26 @@ for (const store of ['memory', 'redis'] as const) {
     const big = (await charge(shop, payer, lineId, 60_00n)).payment!;
     t.is(big.state, PaymentState.CHALLENGED, 'above the no-factor threshold');
     const statement = await env.admin.ledger.getLineStatement({ lineId });
-    t.deepEqual([statement.creditLimit, statement.chargedTotal, statement.reservedTotal, statement.available], [100_00n, 30_00n, 60_00n, 10_00n]);
+    t.deepEqual([statement.creditLimit, statement.chargedTotal, statement.reservedTotal, statement.available], [100_00n, 30_00n, 0n, 70_00n], 'a challenge holds nothing');
+    // Another challenged charge that would not fit beside the first once both are confirmed.
+    const rival = (await charge(shop, payer, lineId, 55_00n)).payment!;
+    t.is(rival.state, PaymentState.CHALLENGED);
+    const confirm = async (p: typeof big) =>
+      (await payer.api.payer.confirmPayment({ idempotencyKey: key('c'), paymentId: p.id, proof: { case: 'secondCode', value: secondCode(payer, env.inbox.firstCodeFor(p.id)!, p.amount, shop.account) } })).payment!;
+    t.is((await confirm(big)).state, PaymentState.SUCCEEDED);
+    const late = await confirm(rival);
+    t.deepEqual([late.state, late.declineReason], [PaymentState.DECLINED, DeclineReason.CREDIT_LIMIT_EXCEEDED], 'confirmed after the credit was used: declined');
     t.is(await refusal(t, charge(shop, payer, lineId, 20_00n), Code.FailedPrecondition), 'CREDIT_LIMIT_EXCEEDED');
     const line = (await env.admin.ledger.getAccount({ accountId: lineAccount })).account!;
-    t.deepEqual([line.debitsPosted, line.debitsPending], [30_00n, 60_00n], 'the refused charge left nothing on the line');
+    t.deepEqual([line.debitsPosted, line.debitsPending], [90_00n, 0n], 'the refused charges left nothing on the line');
     const declined = (await shop.api.payments.listPayments({ payerId: payer.id, states: [PaymentState.DECLINED] })).payments;
-    t.deepEqual(declined.map((p) => [p.amount, p.declineReason]), [[20_00n, DeclineReason.CREDIT_LIMIT_EXCEEDED]]);
-    // Declining the reserved charge gives its credit back; then the small charge fits.
-    await payer.api.payer.declinePayment({ idempotencyKey: key('decline'), paymentId: big.id, reason: 'changed my mind' });
-    t.is((await charge(shop, payer, lineId, 20_00n, 'Ringtone')).payment!.state, PaymentState.SUCCEEDED);
+    t.deepEqual(declined.map((p) => [p.amount, p.declineReason]).sort((a, b) => Number(a[0]) - Number(b[0])), [[20_00n, DeclineReason.CREDIT_LIMIT_EXCEEDED], [55_00n, DeclineReason.CREDIT_LIMIT_EXCEEDED]]);
+    // What is left fits exactly.
+    t.is((await charge(shop, payer, lineId, 10_00n, 'Ringtone')).payment!.state, PaymentState.SUCCEEDED);
     const after = await payer.api.ledger.getLineStatement({ lineId });
-    t.deepEqual([after.chargedTotal, after.reservedTotal, after.available], [50_00n, 0n, 50_00n]);
-    t.deepEqual(after.entries.map((e) => [e.amount, e.description, e.merchantId]), [[30_00n, 'Call credit', shop.id], [20_00n, 'Ringtone', shop.id]]);
-    t.is((await balance(env, shop.account)).posted, 50_00n, 'the merchant was paid what the line was charged');
+    t.deepEqual([after.chargedTotal, after.reservedTotal, after.available], [100_00n, 0n, 0n]);
+    t.deepEqual(after.entries.map((e) => [e.amount, e.description, e.merchantId]), [[30_00n, 'Call credit', shop.id], [60_00n, 'Call credit', shop.id], [10_00n, 'Ringtone', shop.id]]);
+    t.is((await balance(env, shop.account)).posted, 100_00n, 'the merchant was paid what the line was charged');
   });
 
   test(`${store}: a charge confirmed with the second code posts the line charge and its limit together`, async (t) => {

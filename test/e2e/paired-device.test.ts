@@ -48,7 +48,7 @@ test('M4: the paired device sends the first code on another path with its paired
   const { payer, shop } = await setting(env);
   const p = (await create(shop, payer, Channel.MOBILE_NETWORK)).payment!;
   t.deepEqual([p.state, p.requiredFactors], [PaymentState.CHALLENGED, [Factor.PAIRED_DEVICE]]);
-  t.is((await balance(env, payer.account)).reserved, 25_00n);
+  t.is((await balance(env, payer.account)).reserved, 0n, 'nothing held before the payer consents');
   const code = env.inbox.firstCodeFor(p.id)!;
   t.regex(code, /^\d{8}$/, 'the first code went back on the request path');
   const done = (await deviceMessage(payer.api, p.id, code, payer.deviceId)).payment!;
@@ -104,7 +104,7 @@ test('M4: a bare approval without the first-path secret is refused; a wrong code
   const e = ConnectError.from(await t.throwsAsync(deviceMessage(payer.api, p.id, wrong, payer.deviceId)));
   t.is(e.code, Code.PermissionDenied);
   t.is((await shop.api.payments.getPayment({ paymentId: p.id })).payment!.state, PaymentState.CHALLENGED);
-  t.is((await balance(env, payer.account)).reserved, 25_00n, 'still reserved while attempts remain');
+  t.is((await balance(env, payer.account)).posted, 500_00n, 'nothing moved while attempts remain');
   t.is((await deviceMessage(payer.api, p.id, code, payer.deviceId)).payment!.state, PaymentState.SUCCEEDED);
 });
 

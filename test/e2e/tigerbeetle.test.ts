@@ -39,7 +39,7 @@ if (address === '') {
     const challenged = (await pay(40_00n)).payment!;
     t.is(challenged.state, PaymentState.CHALLENGED);
     t.deepEqual(challenged.requiredFactors, [Factor.SECOND_CODE]);
-    t.deepEqual(await balance(env, payer.account), { available: 455_00n, posted: 495_00n, reserved: 40_00n, credited: 500_00n });
+    t.deepEqual(await balance(env, payer.account), { available: 495_00n, posted: 495_00n, reserved: 0n, credited: 500_00n }, 'the challenge holds nothing');
 
     const firstCode = env.inbox.firstCodeFor(challenged.id);
     if (firstCode === undefined) return t.fail(`no first code delivered for ${challenged.id}`);

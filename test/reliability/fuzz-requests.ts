@@ -195,7 +195,11 @@ function createItem(world: FuzzWorld, merchant: 'A' | 'B') {
       // A factor needing a PIN or password the payer never set is refused before anything is reserved.
       const secretTags: Tag[] = (r.factors.v as number[]).some((f) => f === Factor.FIRST_CODE_AND_PIN || f === Factor.IVR_PASSWORD || f === Factor.AUTH_PASSWORD) ? ['precondition'] : [];
       const tags = createTags([...tagsOf(r.key, r.payer.f, r.payee, r.amount, r.currency, r.description, r.channel, r.factors, r.originSim, r.billableLine), ...authTags, ...secretTags], r.description.v === oversizeString);
-      const okAllowed = r.payer.nobody === true && tags.every((t) => t === 'precondition' || t === 'exhausted' || t === 'exists');
+      // The zero-balance payer (or nobody's phone) named cleanly: a payment that needs proof is created
+      // (CHALLENGED, holding nothing: no money is held before the payer consents); one that needs none
+      // is refused for funds. So OK is allowed where only those refusals were.
+      const namesPayer = (r.payer.value.case === 'payerId' || r.payer.value.case === 'payerPhone') && r.payer.f.t.length === 0 && secretTags.length === 0 && authTags.length === 0;
+      const okAllowed = (r.payer.nobody === true || namesPayer) && tags.every((t) => t === 'precondition' || t === 'exhausted' || t === 'exists');
       return { input, tags, okAllowed };
     });
 }

@@ -5,7 +5,7 @@
  * and within its own deadline: crash consistency (on Redis and the embedded ledger, on the
  * embedded defaults without Redis, with `serve --workers 2`, on TigerBeetle when TB_ADDRESS is
  * set, and in soak mode against a 3-replica TigerBeetle cluster), dependency outages, request
- * fuzzing and security. Then scans every log for every secret the scenarios registered, prints
+ * fuzzing, security and tenant safety. Then scans every log for every secret the scenarios registered, prints
  * one table, writes it as Markdown and JSON under test/reliability/results/latest/ (git-ignored;
  * a run never rewrites a tracked file), and exits non-zero on any violation. `--publish` writes
  * the results to test/reliability/results/ instead: the published record, committed by hand.
@@ -68,6 +68,8 @@ function entries(mode: Mode, skipped: Skipped[]): Entry[] {
     // Part 2 of the suite (fuzzing, security): loaded only when run, so --only works while they are written.
     { name: 'fuzz', load: async () => (await import('./fuzz.js')).runFuzz, deadlineMs: { short: 120_000, soak: 1_200_000 } },
     { name: 'security', load: async () => (await import('./security.js')).runSecurity, deadlineMs: { short: 180_000, soak: 900_000 } },
+    // Issue 15's findings 1–5 as checks against one `serve` world (tenant.ts).
+    { name: 'tenant', load: async () => (await import('./tenant.js')).runTenant, deadlineMs: { short: 120_000, soak: 300_000 } },
   ];
 }
 

@@ -3,11 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { freePort } from '../../services/net.js';
 import type { Scenario, ScenarioOptions, ScenarioResult } from './scenario.js';
-import { enrollPayers, type PayerActor } from './support/actors.js';
+import { enrollPayers, type MerchantActor, type PayerActor } from './support/actors.js';
 import { AnswerLog } from './support/answer-log.js';
 import { audit } from './support/audit.js';
 import { startAuthorizerPlugin, type AuthorizerPlugin } from './support/authorizer-plugin.js';
-import { CallStats, callDeadlineMs, crashRetries, type ObservedCall, type RetryPolicy } from './support/clients.js';
+import { CallStats, Endpoint, callDeadlineMs, crashRetries, type ObservedCall, type RetryPolicy } from './support/clients.js';
 import { finishRequests } from './support/finish.js';
 import { runPayment, type FlowContext, type PaymentKind, type PaymentRecord, type PlannedPayment } from './support/payment-flows.js';
 import { countersignCommand, runToEnd } from './support/processes.js';
@@ -31,9 +31,12 @@ import { cancelOpenPayments, defaultShape, prepareWorkload, runWorkload, type Wo
  * - telco-hung:      the telco bridge is SIGSTOPped (accepts connections, answers nothing), resumed;
  * - authorizer-hung: the plugin holds every Decide without answering, then answers again.
  *
- * For each: every call that starts while the fault lasts ends within a named bound with the
- * documented answer (UNAVAILABLE, the client's own deadline for a frozen host, the fail-closed
- * decline), a canary request is refused that way, the service recovers by itself (a probe payment
+ * For each: the load proves it met the fault — at least `faultWindowCallsMin` load calls start
+ * inside the window, and at least `faultCallsMin` of them show the fault (its documented answer; for
+ * the frozen host, held until the process resumed) — every call that starts while the fault lasts
+ * ends within a named bound with the documented answer (UNAVAILABLE, the client's own deadline for a
+ * frozen host, the fail-closed decline), a canary request (through a connection of its own, so its
+ * answer is told apart from the load's) is refused with exactly that answer, the service recovers by itself (a probe payment
  * succeeds within `recoveryWaitMsMax`), and the canary retried after recovery moves money exactly
  * once (same key) or stays declined (fail-closed declines: a new key is the documented retry).
  * Then, as after a crash scenario, every client sends the requests it gave up on again until it
@@ -65,6 +68,31 @@ export const answerMsMax = {
   telco: 3_000 + answerSlackMs,
   authorizer: authorizerDeadlineMs + answerSlackMs,
 };
+/**
+ * Load calls that must start inside a fault window, at least: fewer, and the window proved nothing
+ * (the published short run saw 37 to 1 723). The frozen host is the exception: each load worker
+ * blocks on its first call into the stopped process, so at most about `concurrency` calls start
+ * there (the published run saw 5): `frozenWindowCallsMin`.
+ */
+export const faultWindowCallsMin = 10;
+export const frozenWindowCallsMin = 2;
+/**
+ * Load calls inside the window that must show the fault, at least. Every case's fault is visible to
+ * some load call: redis-down to every call (each needs Redis), telco-down and telco-hung to the SMS
+ * creates (15 % of the load; app payments do not reach the bridge), authorizer-hung to every create
+ * (confirms and reads do not consult the plugin), and ledger-frozen to every call, as a hold: a call
+ * that starts inside a freeze shorter than its deadline is answered when the process resumes (a
+ * delay, not an error), so there "shows the fault" is "the documented answer, or no answer before
+ * the process resumed" — and a call answered before the resume is a violation of its own.
+ */
+export const faultCallsMin = 1;
+/**
+ * Payments of the path the fault reaches (the canary's kind), started back to back by one more load
+ * worker from the moment of injection, at most: the organic mix reaches the bridge with 15 % of its
+ * payments and a hung bridge holds each for 3 s, so without them a short window may see no SMS create
+ * at all (the published run saw 6, this suite's first run 3). Judged like every load call.
+ */
+export const faultPathPaymentsMax = 3;
 /** Load clients retry the same request for this long: across any fault window. */
 const patientRetries: RetryPolicy = { attemptsMax: 45, delayMsFirst: 100, delayMsMax: 1_000, inProgressWaitMsMax: 1_000, inProgressAnswersMax: 10 };
 /** Probes try twice; the canary once (its retry after recovery is a call of its own). */
@@ -79,6 +107,13 @@ interface OutageCase {
   answerMsMax: number;
   /** The documented answer to a call the fault stops (on top of the answers a healthy service gives). */
   faultAnswer(call: ObservedCall): boolean;
+  /** Load calls that must start inside the window. */
+  windowCallsMin: number;
+  /**
+   * A frozen process: every call that starts in the window shows the fault (its documented answer,
+   * or an answer only after the resume); otherwise the fault shows as its documented answer.
+   */
+  holdsEveryCall: boolean;
   /** The canary's path and what a retry with its key after recovery must give. */
   canary: PaymentKind;
   canaryRetry: 'succeeds' | 'stays-declined';
@@ -106,14 +141,16 @@ const keyInProgress = (c: ObservedCall) => c.code === 'Unavailable' && (c.reason
 
 function cases(world: World, plugin: AuthorizerPlugin): OutageCase[] {
   return [
-    { name: 'redis-down', answerMsMax: answerMsMax.redis, faultAnswer: isCode('Unavailable'), canary: 'app', canaryRetry: 'succeeds', kills: 1, inject: () => world.redis!.process.kill(), heal: () => world.redis!.process.start() },
-    { name: 'ledger-frozen', answerMsMax: answerMsMax.frozen, faultAnswer: isCode('DeadlineExceeded', 'Unavailable'), canary: 'app', canaryRetry: 'succeeds', kills: 0, inject: () => world.authz.pause(), heal: () => world.authz.resume() },
-    { name: 'telco-down', answerMsMax: answerMsMax.telco, faultAnswer: deliveryFailed, canary: 'sms-code', canaryRetry: 'stays-declined', kills: 1, inject: () => world.bridge.kill(), heal: () => world.startBridge() },
-    { name: 'telco-hung', answerMsMax: answerMsMax.telco, faultAnswer: deliveryFailed, canary: 'sms-code', canaryRetry: 'stays-declined', kills: 0, inject: () => world.bridge.pause(), heal: () => world.bridge.resume() },
+    { name: 'redis-down', answerMsMax: answerMsMax.redis, faultAnswer: isCode('Unavailable'), windowCallsMin: faultWindowCallsMin, holdsEveryCall: false, canary: 'app', canaryRetry: 'succeeds', kills: 1, inject: () => world.redis!.process.kill(), heal: () => world.redis!.process.start() },
+    { name: 'ledger-frozen', answerMsMax: answerMsMax.frozen, faultAnswer: isCode('DeadlineExceeded', 'Unavailable'), windowCallsMin: frozenWindowCallsMin, holdsEveryCall: true, canary: 'app', canaryRetry: 'succeeds', kills: 0, inject: () => world.authz.pause(), heal: () => world.authz.resume() },
+    { name: 'telco-down', answerMsMax: answerMsMax.telco, faultAnswer: deliveryFailed, windowCallsMin: faultWindowCallsMin, holdsEveryCall: false, canary: 'sms-code', canaryRetry: 'stays-declined', kills: 1, inject: () => world.bridge.kill(), heal: () => world.startBridge() },
+    { name: 'telco-hung', answerMsMax: answerMsMax.telco, faultAnswer: deliveryFailed, windowCallsMin: faultWindowCallsMin, holdsEveryCall: false, canary: 'sms-code', canaryRetry: 'stays-declined', kills: 0, inject: () => world.bridge.pause(), heal: () => world.bridge.resume() },
     {
       name: 'authorizer-hung',
       answerMsMax: answerMsMax.authorizer,
       faultAnswer: (c) => c.code === 'FailedPrecondition' && c.reason === 'AUTHORIZER_UNAVAILABLE',
+      windowCallsMin: faultWindowCallsMin,
+      holdsEveryCall: false,
       canary: 'app',
       canaryRetry: 'stays-declined',
       kills: 0,
@@ -132,11 +169,13 @@ class ProbePool {
     private readonly app: PayerActor,
     private readonly sms: PayerActor[],
     private readonly workload: Workload,
+    /** The canaries' merchant, its API on an endpoint of its own: the canary's calls are told apart from the load's. */
+    readonly canary: { merchant: MerchantActor; endpoint: Endpoint },
   ) {}
 
-  plan(kind: PaymentKind, key: string): PlannedPayment {
+  plan(kind: PaymentKind, key: string, merchant: MerchantActor = this.workload.merchants[0]!): PlannedPayment {
     const payer = kind === 'app' ? this.app : this.smsPayer();
-    return { key, payer, merchant: this.workload.merchants[0]!, amount: 5_00n, kind, script: 'right' };
+    return { key, payer, merchant, amount: 5_00n, kind, script: 'right' };
   }
 
   private smsPayer(): PayerActor {
@@ -153,6 +192,22 @@ interface CaseOutcome {
   violations: string[];
   counts: Record<string, number>;
   records: PaymentRecord[];
+}
+
+/**
+ * The load met the fault: enough load calls started inside the window, and enough of them show
+ * the fault (see `faultCallsMin`); with a frozen process, none was answered OK before the resume.
+ */
+function judgeWindow(c: OutageCase, calls: ObservedCall[], resumedAtMs: number): { violations: string[]; showing: number } {
+  const violations: string[] = [];
+  const held = (call: ObservedCall) => call.startMs + call.durationMs >= resumedAtMs;
+  const shows = (call: ObservedCall) => c.faultAnswer(call) || (c.holdsEveryCall && held(call));
+  const showing = calls.filter(shows).length;
+  if (calls.length < c.windowCallsMin) violations.push(`${c.name}: only ${calls.length} load calls started inside the fault window, expected at least ${c.windowCallsMin}: the window proved nothing`);
+  else if (showing < faultCallsMin) violations.push(`${c.name}: none of the ${calls.length} load calls inside the fault window got its documented answer${c.holdsEveryCall ? ' or was held until the process resumed' : ''}: the fault was not in effect`);
+  const early = c.holdsEveryCall ? calls.filter((call) => !shows(call)) : [];
+  if (early.length > 0) violations.push(`${c.name}: ${early.length} load calls that started while the process was stopped were answered before it resumed (${early.slice(0, 3).map((e) => `${e.method} ${e.code}`).join('; ')}): the process was not stopped`);
+  return { violations, showing };
 }
 
 function judgeCalls(c: OutageCase, calls: ObservedCall[]): string[] {
@@ -181,34 +236,84 @@ async function waitForRecovery(ctx: FlowContext, pool: ProbePool, c: OutageCase,
   return { ms: undefined, records };
 }
 
+/**
+ * Up to `faultPathPaymentsMax` payments of the canary's kind, one after another, while the window
+ * lasts: one attempt per call (patient retries would wait out the fault and hold up the heal); what
+ * they leave without a final answer, the finish phase sends again like the rest of the load's.
+ */
+async function faultPathLoad(ctx: FlowContext, c: OutageCase, pool: ProbePool, tag: string, windowEndMs: number): Promise<PaymentRecord[]> {
+  const records: PaymentRecord[] = [];
+  for (let i = 0; i < faultPathPaymentsMax && Date.now() < windowEndMs; i++) records.push(await runPayment({ ...ctx, policy: canaryRetries }, pool.plan(c.canary, `${tag}-fault-path-${i}`)));
+  return records;
+}
+
+/** The canary: refused during the fault with the case's documented answer, not merely "not accepted". */
+function judgeCanary(c: OutageCase, canary: PaymentRecord, canaryCalls: ObservedCall[]): string[] {
+  if (canary.acked.length > 0) return [`${c.name}: the canary payment was accepted during the fault (${canary.result})`];
+  const create = canaryCalls.find((call) => call.method === 'CreatePayment');
+  if (create === undefined) return [`${c.name}: the canary's create was not observed (${canary.result})`];
+  if (!c.faultAnswer(create)) return [`${c.name}: the canary was refused with ${create.code}${create.reason === undefined ? '' : ` ${create.reason}`} "${create.message.slice(0, 100)}", not with the fault's documented answer`];
+  return [];
+}
+
 async function runCase(ctx: FlowContext, c: OutageCase, pool: ProbePool, outageLengthMs: number, log: (line: string) => void): Promise<CaseOutcome> {
   const calls: ObservedCall[] = [];
+  const canaryCalls: ObservedCall[] = [];
   const violations: string[] = [];
   const tag = `${ctx.world.name}-${c.name}`;
+  // The canary's connection was idle since the last case: used just now, the canary's call does not
+  // first verify it with a PING, whose timeout against a frozen process connect-node can raise as an
+  // unhandled 'error' on the session (seen once: "PING timed out" crashed the runner).
+  await pool.canary.merchant.api.payments.listPayments({ pageSize: 1 });
   await c.inject();
   const injectedAt = Date.now();
+  const windowEndMs = injectedAt + outageLengthMs;
   log(`${new Date().toISOString()} ${c.name}: fault injected`);
-  ctx.world.endpoint.observer = (call) => void (call.startMs >= injectedAt && calls.push(call));
-  const canaryPlan = pool.plan(c.canary, `${tag}-canary`);
+  // Load calls that start inside the window (the observer is read when a call starts: a call that started inside is seen when it ends).
+  ctx.world.endpoint.observer = (call) => void (call.startMs >= injectedAt && call.startMs < windowEndMs && calls.push(call));
+  pool.canary.endpoint.observer = (call) => void canaryCalls.push(call);
+  const canaryPlan = pool.plan(c.canary, `${tag}-canary`, pool.canary.merchant);
+  const faultPath = faultPathLoad(ctx, c, pool, tag, windowEndMs);
   const canary = await runPayment({ ...ctx, policy: canaryRetries }, canaryPlan);
-  await sleep(Math.max(0, injectedAt + outageLengthMs - Date.now()));
+  pool.canary.endpoint.observer = undefined;
+  const faultPathRecords = await faultPath;
+  await sleep(Math.max(0, windowEndMs - Date.now()));
   ctx.world.endpoint.observer = undefined;
+  const resumedAtMs = Date.now();
   await c.heal();
-  log(`${new Date().toISOString()} ${c.name}: healed; ${calls.length} calls observed during the fault`);
-  violations.push(...judgeCalls(c, calls));
-  const refusals = calls.filter((call) => call.code !== 'OK').length;
-  if (canary.acked.length > 0) violations.push(`${c.name}: the canary payment was accepted during the fault (${canary.result})`);
+  log(`${new Date().toISOString()} ${c.name}: healed; ${calls.length} load calls started during the fault have ended`);
   const recovery = await waitForRecovery(ctx, pool, c, tag);
   if (recovery.ms === undefined) violations.push(`${c.name}: no probe payment succeeded within ${recoveryWaitMsMax} ms after the fault ended (${recovery.records.at(-1)?.result})`);
+  // A call is observed when it ends: the calls that started inside the window have all ended by its end plus their bound (a frozen process's are answered after the resume).
+  await sleep(Math.max(0, windowEndMs + c.answerMsMax - Date.now()));
+  const window = judgeWindow(c, calls, resumedAtMs);
+  violations.push(...window.violations, ...judgeCalls(c, calls), ...judgeCanary(c, canary, canaryCalls));
+  const refusals = calls.filter((call) => call.code !== 'OK').length;
   const retry = await runPayment(ctx, canaryPlan);
   const retryOk = c.canaryRetry === 'succeeds' ? retry.result === 'succeeded' : retry.result !== 'succeeded';
   if (!retryOk) violations.push(`${c.name}: the canary retried with its key after recovery ended ${retry.result}, expected it to ${c.canaryRetry === 'succeeds' ? 'succeed' : 'stay declined'}`);
   log(`${new Date().toISOString()} ${c.name}: canary ${canary.result}, recovered in ${recovery.ms ?? 'never'} ms, canary retry ${retry.result}`);
   return {
     violations,
-    counts: { [`${c.name}_calls`]: calls.length, [`${c.name}_faultAnswers`]: calls.filter(c.faultAnswer).length, [`${c.name}_keyInProgress`]: calls.filter(keyInProgress).length, [`${c.name}_refused`]: refusals, [`${c.name}_recoveryMs`]: recovery.ms ?? -1, [`${c.name}_slowestMs`]: Math.max(0, ...calls.map((x) => x.durationMs)) },
-    records: [canary, ...recovery.records, retry],
+    counts: { [`${c.name}_calls`]: calls.length, [`${c.name}_faultAnswers`]: calls.filter(c.faultAnswer).length, [`${c.name}_showingFault`]: window.showing, [`${c.name}_canaryAnswer`]: canaryCalls.some(c.faultAnswer) ? 1 : 0, [`${c.name}_faultPathPayments`]: faultPathRecords.length, [`${c.name}_keyInProgress`]: calls.filter(keyInProgress).length, [`${c.name}_refused`]: refusals, [`${c.name}_recoveryMs`]: recovery.ms ?? -1, [`${c.name}_slowestMs`]: Math.max(0, ...calls.map((x) => x.durationMs)) },
+    records: [canary, ...faultPathRecords, ...recovery.records, retry],
   };
+}
+
+/**
+ * The canaries' merchant, enrolled like the load's but with its API on an endpoint (an HTTP/2
+ * connection) of its own, opened before any fault (a merchant's backend keeps its connection):
+ * the canary's answer is observed apart from the load's.
+ */
+async function canaryMerchant(world: World, secrets: Set<string>): Promise<{ merchant: MerchantActor; endpoint: Endpoint }> {
+  const feeBasisPoints = 100;
+  const name = 'Canary shop';
+  const r = await world.admin.enrollment.enrollMerchant({ idempotencyKey: `${world.name}-canary-merchant`, name, currencies: ['USD'], feeBasisPoints });
+  secrets.add(r.apiKey);
+  const endpoint = new Endpoint(world.endpoint.baseUrl);
+  const api = endpoint.clients(r.apiKey);
+  await api.payments.listPayments({ pageSize: 1 });
+  return { endpoint, merchant: { id: r.merchantId, name, apiKey: r.apiKey, account: r.payeeAccountIds['USD']!, feeBasisPoints, api } };
 }
 
 /** authz configured with TigerBeetle where nothing listens: it must exit non-zero, in time, without serving. */
@@ -268,8 +373,9 @@ async function outages(options: ScenarioOptions, world: World, plugin: Authorize
   const shape = { ...defaultShape, payments: options.mode === 'short' ? 3_000 : 12_000, concurrency, kinds: { app: 85, 'sms-code': 15, 'sms-reply': 0 }, scripts: { right: 90, 'wrong-then-right': 0, decline: 5, abandon: 5 }, appPaymentsPerPayer: 40 };
   const workload = await prepareWorkload(world, shape, rng, options.secrets, stats);
   const probes = await enrollPayers(world, [{ kind: 'app', funding: 1_000_000_00n }, ...Array.from({ length: 12 }, () => ({ kind: 'app' as const, funding: 1_000_00n }))], rng, options.secrets, stats, workload.payers.length);
-  const everyone = { ...workload, payers: [...workload.payers, ...probes] };
-  const pool = new ProbePool(probes[0]!, probes.slice(1), workload);
+  const canary = await canaryMerchant(world, options.secrets);
+  const everyone = { ...workload, merchants: [...workload.merchants, canary.merchant], payers: [...workload.payers, ...probes] };
+  const pool = new ProbePool(probes[0]!, probes.slice(1), workload, canary);
   const answers = new AnswerLog();
   const ctx: FlowContext = { world, stats, policy: patientRetries, secrets: options.secrets, answers };
   let stopped = false;
@@ -297,9 +403,10 @@ async function outages(options: ScenarioOptions, world: World, plugin: Authorize
   log(`${new Date().toISOString()} finish phase: ${finished.resent} requests sent again, ${finished.left} still without a final answer`);
   const dead = await deadLedgerStart(options);
   violations.push(...dead.violations);
-  const cleanup = await cancelOpenPayments(world, workload.merchants, crashRetries, stats, answers);
+  const cleanup = await cancelOpenPayments(world, everyone.merchants, crashRetries, stats, answers);
   const reconciled = await reconcileWorld(world);
   const result = await audit({ world, workload: everyone, records, reconcileAnomalies: reconciled.anomalies, engine: 'embedded', policy: crashRetries, stats, answers });
+  canary.endpoint.close();
   violations.push(...result.violations, ...cleanup.failed.map((f) => `could not cancel an open payment: ${f}`));
   const outcomes: Record<string, number> = {};
   for (const r of records) outcomes[`client_${r.result}`] = (outcomes[`client_${r.result}`] ?? 0) + 1;

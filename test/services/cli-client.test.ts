@@ -242,7 +242,7 @@ test('child: a wrong second code is PERMISSION_DENIED with the attempts left, ex
   const ran = await cli(t, ['payer', 'confirm', '--payment', paymentId, '--secret', otherSecret], { ...server.env, COUNTERSIGN_PAYER_TOKEN: payer.token });
   t.is(ran.code, 1);
   t.regex(ran.stderr, /^countersign payer confirm: PERMISSION_DENIED: .+ \(4 attempts left\)\n$/);
-  t.true((await run(balance, [payer.account])).includes('  available             USD 3.00 (300)   (the balance less pending reservations)'), '7.00 stays reserved');
+  t.true((await run(balance, [payer.account])).includes('  available             USD 10.00 (1000)   (the balance less pending reservations)'), 'nothing moved or held');
 });
 
 test('child: no server at the address is one line naming the fix, exit 1', async (t) => {

@@ -41,7 +41,7 @@ test('countersign demo walks M1, M2, M3, M4, M3c and M5 over gRPC and the simula
     'PermissionDenied: wrong second code (4 attempts left)',
     'she types the right one → SUCCEEDED',
     'she declines it → DECLINED',
-    'FailedPrecondition: insufficient funds',
+    '6. USD 400.00 wedding cake → CHALLENGED (nothing held); she confirms → DECLINED (INSUFFICIENT_FUNDS): more than Alice has, nothing moved',
     '[SMS ← +14155550124] Bob replies with the code',
     'Payment of thirty dollars to Corner Bakery',
     'Payment of two hundred fifty dollars to Corner Bakery',

@@ -10,6 +10,7 @@ import { deriveSecondCode } from '../../authz/codes/challenge.js';
 import { base32Decode } from '../../authz/codes/secret.js';
 import { platformAccountIds } from '../../authz/enrollment.js';
 import { InboxNotifier } from '../../authz/notifier.js';
+import { accountsOf, reservationSeconds } from '../../authz/steps/context.js';
 import { currencyOf } from '../../ledger/chart.js';
 import { idToHex } from '../../ledger/ids.js';
 import { AccountFlags } from '../../ledger/model.js';
@@ -86,11 +87,17 @@ for (const [format, useBinaryFormat] of [['binary', true], ['JSON', false]] as c
     t.like(funded.account, { balance: 200_00n, available: 200_00n }, 'FundAccount returns the account with its new balance');
     t.deepEqual(await columns(account), { balance: 200_00n, available: 200_00n, debitsPending: 0n, debitsPosted: 0n, creditsPending: 0n, creditsPosted: 200_00n });
 
-    // Two reservations: the money stays in the balance, `available` drops by both.
+    // Two reservations: the money stays in the balance, `available` drops by both. A challenge holds
+    // nothing before the payer consents, so they are made as an earlier version made them at create.
     const cake = (await shop.createPayment({ idempotencyKey: 'cake', payer: { case: 'payerId', value: alice.id }, amount: 42_00n, currency: 'USD', description: 'Birthday cake' })).payment!;
     const gift = (await shop.createPayment({ idempotencyKey: 'gift', payer: { case: 'payerId', value: alice.id }, amount: 60_00n, currency: 'USD', description: 'Gift box' })).payment!;
     t.is(cake.state, PaymentState.CHALLENGED);
     t.is(gift.state, PaymentState.CHALLENGED);
+    t.deepEqual((await columns(account)).debitsPending, 0n, 'a challenge holds nothing');
+    const deps = app.payments.deps;
+    for (const record of await deps.store.get([cake.id, gift.id])) {
+      t.is(await deps.ledger.reserve(record!.payment, accountsOf(deps, record!.payment), reservationSeconds(deps, record!.payment)), 'reserved');
+    }
     t.deepEqual(await columns(account), { balance: 200_00n, available: 98_00n, debitsPending: 102_00n, debitsPosted: 0n, creditsPending: 0n, creditsPosted: 200_00n });
     t.like(await read(payee), { kind: AccountKind.MERCHANT, balance: 0n, available: 0n, creditsPending: 102_00n }, 'a pending credit is not in the merchant balance');
 

@@ -1,15 +1,16 @@
 import { setMaxListeners } from 'node:events';
 import test from 'ava';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { idToHex } from '../../ledger/ids.js';
+import { idFromHex, idToHex, paymentTransferIds } from '../../ledger/ids.js';
 import { feeOf, feeMinMinorUnits } from '../../authz/payment-ledger.js';
 import { watchersPerCallerMax } from '../../authz/events.js';
 import { drive } from '../../authz/steps/drive.js';
-import { Channel, Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
+import { ErrorInfoSchema } from '../../services/rpc/status-details.js';
+import { Channel, DeclineReason, Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { balance, key, newMerchant, newPayer, secondCode, startEnv, type Env, type Merchant, type Payer } from '../e2e/harness.js';
 
 /**
- * Issue 15, "Tenant safety" (README): findings 1, 3, 4, 5 and 7 against a real server on
+ * Issue 15, "Tenant safety" (README): findings 1, 2, 3, 4, 5 and 7 against a real server on
  * 127.0.0.1 port 0 (grpc-js client, memory store). Each test failed on the code before the fix.
  */
 
@@ -18,6 +19,12 @@ async function refusedWith(t: import('ava').ExecutionContext, call: Promise<unkn
   const e = ConnectError.from(error);
   t.is(e.code, code, e.message);
   return e;
+}
+
+/** The ErrorInfo reason of a refusal. */
+function reasonOf(e: ConnectError): string | undefined {
+  const [info] = e.findDetails(ErrorInfoSchema) as unknown as { reason: string }[];
+  return info?.reason;
 }
 
 /** An APP payment of `payer` at `merchant` and the second code the payer's terminal computes for it. */
@@ -56,6 +63,40 @@ test("finding 1: merchant B's wrong codes for a payer lock the payer at B only; 
   t.is((await balance(env, payer.account)).posted, 500_00n - 50_00n, 'only the payments at A were charged');
 });
 
+test("finding 2: merchant B's unconfirmed payment for the payer's whole balance holds nothing: A's payment is created and confirmed; B's, answered later, is declined for funds", async (t) => {
+  const env = await startEnv('grpc-js', 'memory');
+  t.teardown(() => env.close());
+  const [payer, shopA, shopB] = await Promise.all([newPayer(env, 100_00n), newMerchant(env), newMerchant(env)]);
+  const hog = await appPayment(shopB, payer, 100_00n);
+  t.deepEqual(await balance(env, payer.account), { available: 100_00n, posted: 100_00n, reserved: 0n, credited: 100_00n }, "B's challenge holds nothing");
+  const a = await appPayment(shopA, payer, 60_00n);
+  const doneA = (await payer.api.payer.confirmPayment({ idempotencyKey: key('a'), paymentId: a.id, proof: { case: 'secondCode', value: a.code } })).payment!;
+  t.is(doneA.state, PaymentState.SUCCEEDED);
+  t.deepEqual(await balance(env, payer.account), { available: 40_00n, posted: 40_00n, reserved: 0n, credited: 100_00n }, "exactly A's amount moved");
+  t.is((await shopB.api.payments.getPayment({ paymentId: hog.id })).payment!.state, PaymentState.CHALLENGED, "B's payment still waits");
+  // The payer consents to B's after all: the money is no longer there, so it is declined, and nothing moves.
+  const late = (await payer.api.payer.confirmPayment({ idempotencyKey: key('b'), paymentId: hog.id, proof: { case: 'secondCode', value: hog.code } })).payment!;
+  t.deepEqual([late.state, late.declineReason], [PaymentState.DECLINED, DeclineReason.INSUFFICIENT_FUNDS]);
+  t.deepEqual(await balance(env, payer.account), { available: 40_00n, posted: 40_00n, reserved: 0n, credited: 100_00n });
+  t.is((await balance(env, shopB.account)).posted, 0n, 'B received nothing');
+});
+
+test('finding 2: one merchant opens at most challengesPerPayerMerchantMax challenges per payer per window; other merchants and payers are not affected, frictionless payments not counted', async (t) => {
+  const challengesMax = 3;
+  const env = await startEnv('grpc-js', 'memory', { challengesPerPayerMerchantMax: challengesMax });
+  t.teardown(() => env.close());
+  const [payer, otherPayer, shopA, shopB] = await Promise.all([newPayer(env), newPayer(env), newMerchant(env), newMerchant(env)]);
+  for (let i = 0; i < challengesMax; i++) await appPayment(shopB, payer, 1_00n);
+  const refused = await refusedWith(t, appPayment(shopB, payer, 1_00n), Code.ResourceExhausted);
+  t.regex(refused.rawMessage, /too many payments waiting for this payer's proof from this merchant \(limit: 3 per 600 s\)/);
+  t.is(reasonOf(refused), 'CHALLENGE_RATE');
+  const frictionless = (await shopB.api.payments.createPayment({ idempotencyKey: key('small'), payer: { case: 'payerId', value: payer.id }, amount: 50n, currency: 'USD', description: 'small' })).payment!;
+  t.is(frictionless.state, PaymentState.SUCCEEDED, 'below the no-factor threshold: not a challenge, not limited');
+  await appPayment(shopA, payer, 1_00n);
+  await appPayment(shopB, otherPayer, 1_00n);
+  t.pass();
+});
+
 const byPhone = (phone: string, idempotencyKey: string, amount = 20_00n) => ({ idempotencyKey, payer: { case: 'payerPhone' as const, value: phone }, amount, currency: 'USD', description: 'by phone' });
 const phoneOf = async (env: Env, payer: Payer) => (await env.app.directory.getPayer(payer.id))!.phone;
 
@@ -87,11 +128,22 @@ test('finding 3: an unknown phone is answered like an enrolled one (CHALLENGED, 
   // Nothing of it is reserved or sent, and it expires like an unanswered payment.
   const deps = env.app.payments.deps;
   t.is(env.inbox.firstCodeFor(unknown.id), undefined);
-  t.deepEqual(await deps.ledger.reservedAmong([(await deps.store.get([unknown.id]))[0]!.payment]), new Set());
   const [record] = await deps.store.get([unknown.id]);
   const later = record!.payment.expiresAtMs + 1;
   const [expired] = await drive({ ...deps, now: () => later }, [record!]);
   t.is(expired!.payment.state, 'EXPIRED');
+  // In the ledger it ends as an enrolled payer's unanswered payment does: a voided marker of 0 between platform accounts.
+  const [knownRecord] = await deps.store.get([known.id]);
+  await drive({ ...deps, now: () => later }, [knownRecord!]);
+  const ledgerShape = async (paymentId: string) => {
+    const ids = paymentTransferIds(idFromHex(paymentId));
+    const found = await deps.ledger.ledger.lookupTransfers([ids.pending, ids.post, ids.void]);
+    return found.map((x) => ({ amount: x.amount, code: x.code, flags: x.flags, debit: x.debit_account_id, credit: x.credit_account_id }));
+  };
+  const shapeOfUnknown = await ledgerShape(unknown.id);
+  t.deepEqual(shapeOfUnknown, await ledgerShape(known.id));
+  t.deepEqual(shapeOfUnknown.map((x) => x.amount), [0n, 0n], 'the marker and its void');
+  t.false(shapeOfUnknown.some((x) => [x.debit, x.credit].includes(idFromHex(shopB.account))), "never on the merchant's account");
 
   // B has made `lookupsMax` phone lookups (known, unknown, again; the retry was not a new one): one more is allowed, then none.
   await shopB.api.payments.createPayment(byPhone(enrolledPhone, key('fourth')));

@@ -28,7 +28,8 @@ import { JournalCorruptError } from './frame.js';
  *
  *   1 declineReason shared   2 declineDetail shared   4 sealedFirstCode   8 originSim (iccid,
  *   imsi, msisdn)   16 originPath shared   32 billableLineId shared   64 lineControlAccountId
- *   shared   128 bankAuthorizationCode   256 other fields: one JSON object
+ *   shared   128 bankAuthorizationCode   256 other fields: one JSON object   512 secretVersion uint
+ *   (after the JSON object: the bit came later; a journal without it reads as before)
  *
  * so a field added to `Payment` later round-trips without a format change (in the JSON object)
  * until the codec learns it; a bigint field there makes JSON.stringify throw, which fails the
@@ -175,7 +176,11 @@ const optional = {
   lineControlAccountId: 64,
   bankAuthorizationCode: 128,
   others: 256,
+  secretVersion: 512,
 } as const;
+
+/** One past the highest optional-field bit: a mask at or above it names fields this codec does not know. */
+const optionalMaskEnd = optional.secretVersion * 2;
 
 /** Every field the codec writes by itself; any other is carried in the JSON object of `others`. */
 const knownFields = new Set<string>([
@@ -224,6 +229,7 @@ function encodeOptional(p: Payment, w: ByteWriter): void {
   if (p.lineControlAccountId !== undefined) w.shared(p.lineControlAccountId);
   if (p.bankAuthorizationCode !== undefined) w.str(p.bankAuthorizationCode);
   if (others !== undefined) w.str(others);
+  if (p.secretVersion !== undefined) w.uint(p.secretVersion);
 }
 
 const optionalFields = (Object.entries(optional) as [keyof typeof optional, number][]).filter(([field]) => field !== 'others') as [keyof Payment, number][];
@@ -271,7 +277,7 @@ function decodePayment(r: ByteReader): Payment {
 }
 
 function decodeOptional(r: ByteReader, mask: number, p: Payment): void {
-  if (mask >= optional.others * 2) throw new JournalCorruptError(`a payment with unknown optional fields (mask ${mask})`);
+  if (mask >= optionalMaskEnd) throw new JournalCorruptError(`a payment with unknown optional fields (mask ${mask})`);
   if ((mask & optional.declineReason) !== 0) p.declineReason = r.shared() as DeclineReason;
   if ((mask & optional.declineDetail) !== 0) p.declineDetail = r.shared();
   if ((mask & optional.sealedFirstCode) !== 0) p.sealedFirstCode = r.str();
@@ -295,6 +301,7 @@ function decodeOptional(r: ByteReader, mask: number, p: Payment): void {
     if (typeof others !== 'object' || others === null || Array.isArray(others)) throw new JournalCorruptError(`a payment's other fields are not an object: ${text.slice(0, 80)}`);
     Object.assign(p, others);
   }
+  if ((mask & optional.secretVersion) !== 0) p.secretVersion = r.uint();
 }
 
 /** Decoded factor lists, frozen and shared by every record with the same list (a handful of distinct lists exist). */

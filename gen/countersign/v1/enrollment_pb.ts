@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file countersign/v1/enrollment.proto.
  */
 export const file_countersign_v1_enrollment: GenFile = /*@__PURE__*/
-  fileDesc("Ch9jb3VudGVyc2lnbi92MS9lbnJvbGxtZW50LnByb3RvEg5jb3VudGVyc2lnbi52MSKsAQoLUGF5ZXJQb2xpY3kSEAoIY3VycmVuY3kYASABKAkSFwoPbm9fZmFjdG9yX2JlbG93GAIgASgEEhgKEG9uZV9mYWN0b3JfdXBfdG8YAyABKAQSKgoKb25lX2ZhY3RvchgEIAEoDjIWLmNvdW50ZXJzaWduLnYxLkZhY3RvchIsCgxtb3JlX2ZhY3RvcnMYBSADKA4yFi5jb3VudGVyc2lnbi52MS5GYWN0b3IikQQKBVBheWVyEgoKAmlkGAEgASgJEg0KBXBob25lGAIgASgJEhUKDWxvZ2luX2FjY291bnQYAyABKAkSFAoMZGlzcGxheV9uYW1lGAQgASgJEkkKE3ByZXBhaWRfYWNjb3VudF9pZHMYBSADKAsyLC5jb3VudGVyc2lnbi52MS5QYXllci5QcmVwYWlkQWNjb3VudElkc0VudHJ5Ei0KCHBvbGljaWVzGAYgAygLMhsuY291bnRlcnNpZ24udjEuUGF5ZXJQb2xpY3kSDwoHaGFzX3BpbhgHIAEoCBIzCg1wYXNzd29yZHNfc2V0GAggAygOMhwuY291bnRlcnNpZ24udjEuUGFzc3dvcmRLaW5kEhIKCm9jcmFfc3VpdGUYCSABKAkSFgoOc2VjcmV0X3ZlcnNpb24YCiABKA0SNAoOcGFpcmVkX2RldmljZXMYCyADKAsyHC5jb3VudGVyc2lnbi52MS5QYWlyZWREZXZpY2USNAoOYmlsbGFibGVfbGluZXMYDCADKAsyHC5jb3VudGVyc2lnbi52MS5CaWxsYWJsZUxpbmUSLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaOAoWUHJlcGFpZEFjY291bnRJZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrsBCgxQYWlyZWREZXZpY2USCgoCaWQYASABKAkSLQoIbWFpbl9zaW0YAiABKAsyGy5jb3VudGVyc2lnbi52MS5TaW1JZGVudGl0eRIyCg1hdXhpbGlhcnlfc2ltGAMgASgLMhsuY291bnRlcnNpZ24udjEuU2ltSWRlbnRpdHkSDQoFbGFiZWwYBCABKAkSLQoJcGFpcmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLFAQoMQmlsbGFibGVMaW5lEgoKAmlkGAEgASgJEiYKBGtpbmQYAiABKA4yGC5jb3VudGVyc2lnbi52MS5MaW5lS2luZBIOCgZudW1iZXIYAyABKAkSEAoIY3VycmVuY3kYBCABKAkSFAoMY3JlZGl0X2xpbWl0GAUgASgEEjUKDmJpbGxpbmdfcGVyaW9kGAYgASgOMh0uY291bnRlcnNpZ24udjEuQmlsbGluZ1BlcmlvZBISCgphY2NvdW50X2lkGAcgASgJIqwBChJFbnJvbGxQYXllclJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEg0KBXBob25lGAIgASgJEhUKDWxvZ2luX2FjY291bnQYAyABKAkSFAoMZGlzcGxheV9uYW1lGAQgASgJEhIKCmN1cnJlbmNpZXMYBSADKAkSLQoIcG9saWNpZXMYBiADKAsyGy5jb3VudGVyc2lnbi52MS5QYXllclBvbGljeSKpAQoTRW5yb2xsUGF5ZXJSZXNwb25zZRIkCgVwYXllchgBIAEoCzIVLmNvdW50ZXJzaWduLnYxLlBheWVyEiIKGnZlcmlmaWNhdGlvbl9zZWNyZXRfYmFzZTMyGAIgASgJEh8KF3ZlcmlmaWNhdGlvbl9zZWNyZXRfdXJpGAMgASgJEhIKCm9jcmFfc3VpdGUYBCABKAkSEwoLcGF5ZXJfdG9rZW4YBSABKAkihwEKFUVucm9sbE1lcmNoYW50UmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSDAoEbmFtZRgCIAEoCRISCgpjdXJyZW5jaWVzGAMgAygJEhgKEGZlZV9iYXNpc19wb2ludHMYBCABKA0SGQoRcGVyX3BheW1lbnRfbGltaXQYBSABKAQi6AEKFkVucm9sbE1lcmNoYW50UmVzcG9uc2USEwoLbWVyY2hhbnRfaWQYASABKAkSDwoHYXBpX2tleRgCIAEoCRJWChFwYXllZV9hY2NvdW50X2lkcxgDIAMoCzI7LmNvdW50ZXJzaWduLnYxLkVucm9sbE1lcmNoYW50UmVzcG9uc2UuUGF5ZWVBY2NvdW50SWRzRW50cnkSGAoQZmVlX2Jhc2lzX3BvaW50cxgEIAEoDRo2ChRQYXllZUFjY291bnRJZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIiMKD0dldFBheWVyUmVxdWVzdBIQCghwYXllcl9pZBgBIAEoCSI4ChBHZXRQYXllclJlc3BvbnNlEiQKBXBheWVyGAEgASgLMhUuY291bnRlcnNpZ24udjEuUGF5ZXIibwoVU2V0UGF5ZXJQb2xpY3lSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIQCghwYXllcl9pZBgCIAEoCRIrCgZwb2xpY3kYAyABKAsyGy5jb3VudGVyc2lnbi52MS5QYXllclBvbGljeSI+ChZTZXRQYXllclBvbGljeVJlc3BvbnNlEiQKBXBheWVyGAEgASgLMhUuY291bnRlcnNpZ24udjEuUGF5ZXIiRwoNU2V0UGluUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEAoIcGF5ZXJfaWQYAiABKAkSCwoDcGluGAMgASgJIjYKDlNldFBpblJlc3BvbnNlEiQKBXBheWVyGAEgASgLMhUuY291bnRlcnNpZ24udjEuUGF5ZXIifQoSU2V0UGFzc3dvcmRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIQCghwYXllcl9pZBgCIAEoCRIqCgRraW5kGAMgASgOMhwuY291bnRlcnNpZ24udjEuUGFzc3dvcmRLaW5kEhAKCHBhc3N3b3JkGAQgASgJIjsKE1NldFBhc3N3b3JkUmVzcG9uc2USJAoFcGF5ZXIYASABKAsyFS5jb3VudGVyc2lnbi52MS5QYXllciKwAQoRUGFpckRldmljZVJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhAKCHBheWVyX2lkGAIgASgJEi0KCG1haW5fc2ltGAMgASgLMhsuY291bnRlcnNpZ24udjEuU2ltSWRlbnRpdHkSMgoNYXV4aWxpYXJ5X3NpbRgEIAEoCzIbLmNvdW50ZXJzaWduLnYxLlNpbUlkZW50aXR5Eg0KBWxhYmVsGAUgASgJIkIKElBhaXJEZXZpY2VSZXNwb25zZRIsCgZkZXZpY2UYASABKAsyHC5jb3VudGVyc2lnbi52MS5QYWlyZWREZXZpY2Ui2gEKFkFkZEJpbGxhYmxlTGluZVJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhAKCHBheWVyX2lkGAIgASgJEiYKBGtpbmQYAyABKA4yGC5jb3VudGVyc2lnbi52MS5MaW5lS2luZBIOCgZudW1iZXIYBCABKAkSEAoIY3VycmVuY3kYBSABKAkSFAoMY3JlZGl0X2xpbWl0GAYgASgEEjUKDmJpbGxpbmdfcGVyaW9kGAcgASgOMh0uY291bnRlcnNpZ24udjEuQmlsbGluZ1BlcmlvZCJFChdBZGRCaWxsYWJsZUxpbmVSZXNwb25zZRIqCgRsaW5lGAEgASgLMhwuY291bnRlcnNpZ24udjEuQmlsbGFibGVMaW5lIlcKFUlzc3VlUGF5TnVtYmVyUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEAoIcGF5ZXJfaWQYAiABKAkSEwoLdHRsX3NlY29uZHMYAyABKA0iXAoWSXNzdWVQYXlOdW1iZXJSZXNwb25zZRISCgpwYXlfbnVtYmVyGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkAKE1JvdGF0ZVNlY3JldFJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhAKCHBheWVyX2lkGAIgASgJIocBChRSb3RhdGVTZWNyZXRSZXNwb25zZRIiChp2ZXJpZmljYXRpb25fc2VjcmV0X2Jhc2UzMhgBIAEoCRIfChd2ZXJpZmljYXRpb25fc2VjcmV0X3VyaRgCIAEoCRISCgpvY3JhX3N1aXRlGAMgASgJEhYKDnNlY3JldF92ZXJzaW9uGAQgASgNKmgKCExpbmVLaW5kEhkKFUxJTkVfS0lORF9VTlNQRUNJRklFRBAAEhYKEkxJTkVfS0lORF9MQU5ETElORRABEhQKEExJTkVfS0lORF9NT0JJTEUQAhITCg9MSU5FX0tJTkRfTU9ERU0QAypmCg1CaWxsaW5nUGVyaW9kEh4KGkJJTExJTkdfUEVSSU9EX1VOU1BFQ0lGSUVEEAASGQoVQklMTElOR19QRVJJT0RfV0VFS0xZEAESGgoWQklMTElOR19QRVJJT0RfTU9OVEhMWRACMpIHChFFbnJvbGxtZW50U2VydmljZRJWCgtFbnJvbGxQYXllchIiLmNvdW50ZXJzaWduLnYxLkVucm9sbFBheWVyUmVxdWVzdBojLmNvdW50ZXJzaWduLnYxLkVucm9sbFBheWVyUmVzcG9uc2USXwoORW5yb2xsTWVyY2hhbnQSJS5jb3VudGVyc2lnbi52MS5FbnJvbGxNZXJjaGFudFJlcXVlc3QaJi5jb3VudGVyc2lnbi52MS5FbnJvbGxNZXJjaGFudFJlc3BvbnNlEk0KCEdldFBheWVyEh8uY291bnRlcnNpZ24udjEuR2V0UGF5ZXJSZXF1ZXN0GiAuY291bnRlcnNpZ24udjEuR2V0UGF5ZXJSZXNwb25zZRJfCg5TZXRQYXllclBvbGljeRIlLmNvdW50ZXJzaWduLnYxLlNldFBheWVyUG9saWN5UmVxdWVzdBomLmNvdW50ZXJzaWduLnYxLlNldFBheWVyUG9saWN5UmVzcG9uc2USRwoGU2V0UGluEh0uY291bnRlcnNpZ24udjEuU2V0UGluUmVxdWVzdBoeLmNvdW50ZXJzaWduLnYxLlNldFBpblJlc3BvbnNlElYKC1NldFBhc3N3b3JkEiIuY291bnRlcnNpZ24udjEuU2V0UGFzc3dvcmRSZXF1ZXN0GiMuY291bnRlcnNpZ24udjEuU2V0UGFzc3dvcmRSZXNwb25zZRJTCgpQYWlyRGV2aWNlEiEuY291bnRlcnNpZ24udjEuUGFpckRldmljZVJlcXVlc3QaIi5jb3VudGVyc2lnbi52MS5QYWlyRGV2aWNlUmVzcG9uc2USYgoPQWRkQmlsbGFibGVMaW5lEiYuY291bnRlcnNpZ24udjEuQWRkQmlsbGFibGVMaW5lUmVxdWVzdBonLmNvdW50ZXJzaWduLnYxLkFkZEJpbGxhYmxlTGluZVJlc3BvbnNlEl8KDklzc3VlUGF5TnVtYmVyEiUuY291bnRlcnNpZ24udjEuSXNzdWVQYXlOdW1iZXJSZXF1ZXN0GiYuY291bnRlcnNpZ24udjEuSXNzdWVQYXlOdW1iZXJSZXNwb25zZRJZCgxSb3RhdGVTZWNyZXQSIy5jb3VudGVyc2lnbi52MS5Sb3RhdGVTZWNyZXRSZXF1ZXN0GiQuY291bnRlcnNpZ24udjEuUm90YXRlU2VjcmV0UmVzcG9uc2ViBnByb3RvMw", [file_countersign_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("Ch9jb3VudGVyc2lnbi92MS9lbnJvbGxtZW50LnByb3RvEg5jb3VudGVyc2lnbi52MSKsAQoLUGF5ZXJQb2xpY3kSEAoIY3VycmVuY3kYASABKAkSFwoPbm9fZmFjdG9yX2JlbG93GAIgASgEEhgKEG9uZV9mYWN0b3JfdXBfdG8YAyABKAQSKgoKb25lX2ZhY3RvchgEIAEoDjIWLmNvdW50ZXJzaWduLnYxLkZhY3RvchIsCgxtb3JlX2ZhY3RvcnMYBSADKA4yFi5jb3VudGVyc2lnbi52MS5GYWN0b3IikQQKBVBheWVyEgoKAmlkGAEgASgJEg0KBXBob25lGAIgASgJEhUKDWxvZ2luX2FjY291bnQYAyABKAkSFAoMZGlzcGxheV9uYW1lGAQgASgJEkkKE3ByZXBhaWRfYWNjb3VudF9pZHMYBSADKAsyLC5jb3VudGVyc2lnbi52MS5QYXllci5QcmVwYWlkQWNjb3VudElkc0VudHJ5Ei0KCHBvbGljaWVzGAYgAygLMhsuY291bnRlcnNpZ24udjEuUGF5ZXJQb2xpY3kSDwoHaGFzX3BpbhgHIAEoCBIzCg1wYXNzd29yZHNfc2V0GAggAygOMhwuY291bnRlcnNpZ24udjEuUGFzc3dvcmRLaW5kEhIKCm9jcmFfc3VpdGUYCSABKAkSFgoOc2VjcmV0X3ZlcnNpb24YCiABKA0SNAoOcGFpcmVkX2RldmljZXMYCyADKAsyHC5jb3VudGVyc2lnbi52MS5QYWlyZWREZXZpY2USNAoOYmlsbGFibGVfbGluZXMYDCADKAsyHC5jb3VudGVyc2lnbi52MS5CaWxsYWJsZUxpbmUSLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaOAoWUHJlcGFpZEFjY291bnRJZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrsBCgxQYWlyZWREZXZpY2USCgoCaWQYASABKAkSLQoIbWFpbl9zaW0YAiABKAsyGy5jb3VudGVyc2lnbi52MS5TaW1JZGVudGl0eRIyCg1hdXhpbGlhcnlfc2ltGAMgASgLMhsuY291bnRlcnNpZ24udjEuU2ltSWRlbnRpdHkSDQoFbGFiZWwYBCABKAkSLQoJcGFpcmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLFAQoMQmlsbGFibGVMaW5lEgoKAmlkGAEgASgJEiYKBGtpbmQYAiABKA4yGC5jb3VudGVyc2lnbi52MS5MaW5lS2luZBIOCgZudW1iZXIYAyABKAkSEAoIY3VycmVuY3kYBCABKAkSFAoMY3JlZGl0X2xpbWl0GAUgASgEEjUKDmJpbGxpbmdfcGVyaW9kGAYgASgOMh0uY291bnRlcnNpZ24udjEuQmlsbGluZ1BlcmlvZBISCgphY2NvdW50X2lkGAcgASgJIqwBChJFbnJvbGxQYXllclJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEg0KBXBob25lGAIgASgJEhUKDWxvZ2luX2FjY291bnQYAyABKAkSFAoMZGlzcGxheV9uYW1lGAQgASgJEhIKCmN1cnJlbmNpZXMYBSADKAkSLQoIcG9saWNpZXMYBiADKAsyGy5jb3VudGVyc2lnbi52MS5QYXllclBvbGljeSKpAQoTRW5yb2xsUGF5ZXJSZXNwb25zZRIkCgVwYXllchgBIAEoCzIVLmNvdW50ZXJzaWduLnYxLlBheWVyEiIKGnZlcmlmaWNhdGlvbl9zZWNyZXRfYmFzZTMyGAIgASgJEh8KF3ZlcmlmaWNhdGlvbl9zZWNyZXRfdXJpGAMgASgJEhIKCm9jcmFfc3VpdGUYBCABKAkSEwoLcGF5ZXJfdG9rZW4YBSABKAkihwEKFUVucm9sbE1lcmNoYW50UmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSDAoEbmFtZRgCIAEoCRISCgpjdXJyZW5jaWVzGAMgAygJEhgKEGZlZV9iYXNpc19wb2ludHMYBCABKA0SGQoRcGVyX3BheW1lbnRfbGltaXQYBSABKAQi6AEKFkVucm9sbE1lcmNoYW50UmVzcG9uc2USEwoLbWVyY2hhbnRfaWQYASABKAkSDwoHYXBpX2tleRgCIAEoCRJWChFwYXllZV9hY2NvdW50X2lkcxgDIAMoCzI7LmNvdW50ZXJzaWduLnYxLkVucm9sbE1lcmNoYW50UmVzcG9uc2UuUGF5ZWVBY2NvdW50SWRzRW50cnkSGAoQZmVlX2Jhc2lzX3BvaW50cxgEIAEoDRo2ChRQYXllZUFjY291bnRJZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIiMKD0dldFBheWVyUmVxdWVzdBIQCghwYXllcl9pZBgBIAEoCSI4ChBHZXRQYXllclJlc3BvbnNlEiQKBXBheWVyGAEgASgLMhUuY291bnRlcnNpZ24udjEuUGF5ZXIibwoVU2V0UGF5ZXJQb2xpY3lSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIQCghwYXllcl9pZBgCIAEoCRIrCgZwb2xpY3kYAyABKAsyGy5jb3VudGVyc2lnbi52MS5QYXllclBvbGljeSI+ChZTZXRQYXllclBvbGljeVJlc3BvbnNlEiQKBXBheWVyGAEgASgLMhUuY291bnRlcnNpZ24udjEuUGF5ZXIiRwoNU2V0UGluUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEAoIcGF5ZXJfaWQYAiABKAkSCwoDcGluGAMgASgJIjYKDlNldFBpblJlc3BvbnNlEiQKBXBheWVyGAEgASgLMhUuY291bnRlcnNpZ24udjEuUGF5ZXIifQoSU2V0UGFzc3dvcmRSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIQCghwYXllcl9pZBgCIAEoCRIqCgRraW5kGAMgASgOMhwuY291bnRlcnNpZ24udjEuUGFzc3dvcmRLaW5kEhAKCHBhc3N3b3JkGAQgASgJIjsKE1NldFBhc3N3b3JkUmVzcG9uc2USJAoFcGF5ZXIYASABKAsyFS5jb3VudGVyc2lnbi52MS5QYXllciKwAQoRUGFpckRldmljZVJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhAKCHBheWVyX2lkGAIgASgJEi0KCG1haW5fc2ltGAMgASgLMhsuY291bnRlcnNpZ24udjEuU2ltSWRlbnRpdHkSMgoNYXV4aWxpYXJ5X3NpbRgEIAEoCzIbLmNvdW50ZXJzaWduLnYxLlNpbUlkZW50aXR5Eg0KBWxhYmVsGAUgASgJIkIKElBhaXJEZXZpY2VSZXNwb25zZRIsCgZkZXZpY2UYASABKAsyHC5jb3VudGVyc2lnbi52MS5QYWlyZWREZXZpY2Ui2gEKFkFkZEJpbGxhYmxlTGluZVJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhAKCHBheWVyX2lkGAIgASgJEiYKBGtpbmQYAyABKA4yGC5jb3VudGVyc2lnbi52MS5MaW5lS2luZBIOCgZudW1iZXIYBCABKAkSEAoIY3VycmVuY3kYBSABKAkSFAoMY3JlZGl0X2xpbWl0GAYgASgEEjUKDmJpbGxpbmdfcGVyaW9kGAcgASgOMh0uY291bnRlcnNpZ24udjEuQmlsbGluZ1BlcmlvZCJFChdBZGRCaWxsYWJsZUxpbmVSZXNwb25zZRIqCgRsaW5lGAEgASgLMhwuY291bnRlcnNpZ24udjEuQmlsbGFibGVMaW5lIlcKFUlzc3VlUGF5TnVtYmVyUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEAoIcGF5ZXJfaWQYAiABKAkSEwoLdHRsX3NlY29uZHMYAyABKA0iXAoWSXNzdWVQYXlOdW1iZXJSZXNwb25zZRISCgpwYXlfbnVtYmVyGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkAKE1JvdGF0ZVNlY3JldFJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhAKCHBheWVyX2lkGAIgASgJIocBChRSb3RhdGVTZWNyZXRSZXNwb25zZRIiChp2ZXJpZmljYXRpb25fc2VjcmV0X2Jhc2UzMhgBIAEoCRIfChd2ZXJpZmljYXRpb25fc2VjcmV0X3VyaRgCIAEoCRISCgpvY3JhX3N1aXRlGAMgASgJEhYKDnNlY3JldF92ZXJzaW9uGAQgASgNIlwKE1JvdGF0ZUFwaUtleVJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhMKC21lcmNoYW50X2lkGAIgASgJEhcKD292ZXJsYXBfc2Vjb25kcxgDIAEoDSJ5ChRSb3RhdGVBcGlLZXlSZXNwb25zZRITCgttZXJjaGFudF9pZBgBIAEoCRIPCgdhcGlfa2V5GAIgASgJEjsKF3ByZXZpb3VzX2tleV9leHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJEChRSZXZva2VBcGlLZXlzUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEwoLbWVyY2hhbnRfaWQYAiABKAkiPQoVUmV2b2tlQXBpS2V5c1Jlc3BvbnNlEhMKC21lcmNoYW50X2lkGAEgASgJEg8KB2FwaV9rZXkYAiABKAkiXQoXUm90YXRlUGF5ZXJUb2tlblJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhAKCHBheWVyX2lkGAIgASgJEhcKD292ZXJsYXBfc2Vjb25kcxgDIAEoDSKAAQoYUm90YXRlUGF5ZXJUb2tlblJlc3BvbnNlEhAKCHBheWVyX2lkGAEgASgJEhMKC3BheWVyX3Rva2VuGAIgASgJEj0KGXByZXZpb3VzX3Rva2VuX2V4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkUKGFJldm9rZVBheWVyVG9rZW5zUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEAoIcGF5ZXJfaWQYAiABKAkiQgoZUmV2b2tlUGF5ZXJUb2tlbnNSZXNwb25zZRIQCghwYXllcl9pZBgBIAEoCRITCgtwYXllcl90b2tlbhgCIAEoCSpoCghMaW5lS2luZBIZChVMSU5FX0tJTkRfVU5TUEVDSUZJRUQQABIWChJMSU5FX0tJTkRfTEFORExJTkUQARIUChBMSU5FX0tJTkRfTU9CSUxFEAISEwoPTElORV9LSU5EX01PREVNEAMqZgoNQmlsbGluZ1BlcmlvZBIeChpCSUxMSU5HX1BFUklPRF9VTlNQRUNJRklFRBAAEhkKFUJJTExJTkdfUEVSSU9EX1dFRUtMWRABEhoKFkJJTExJTkdfUEVSSU9EX01PTlRITFkQAjKcCgoRRW5yb2xsbWVudFNlcnZpY2USVgoLRW5yb2xsUGF5ZXISIi5jb3VudGVyc2lnbi52MS5FbnJvbGxQYXllclJlcXVlc3QaIy5jb3VudGVyc2lnbi52MS5FbnJvbGxQYXllclJlc3BvbnNlEl8KDkVucm9sbE1lcmNoYW50EiUuY291bnRlcnNpZ24udjEuRW5yb2xsTWVyY2hhbnRSZXF1ZXN0GiYuY291bnRlcnNpZ24udjEuRW5yb2xsTWVyY2hhbnRSZXNwb25zZRJNCghHZXRQYXllchIfLmNvdW50ZXJzaWduLnYxLkdldFBheWVyUmVxdWVzdBogLmNvdW50ZXJzaWduLnYxLkdldFBheWVyUmVzcG9uc2USXwoOU2V0UGF5ZXJQb2xpY3kSJS5jb3VudGVyc2lnbi52MS5TZXRQYXllclBvbGljeVJlcXVlc3QaJi5jb3VudGVyc2lnbi52MS5TZXRQYXllclBvbGljeVJlc3BvbnNlEkcKBlNldFBpbhIdLmNvdW50ZXJzaWduLnYxLlNldFBpblJlcXVlc3QaHi5jb3VudGVyc2lnbi52MS5TZXRQaW5SZXNwb25zZRJWCgtTZXRQYXNzd29yZBIiLmNvdW50ZXJzaWduLnYxLlNldFBhc3N3b3JkUmVxdWVzdBojLmNvdW50ZXJzaWduLnYxLlNldFBhc3N3b3JkUmVzcG9uc2USUwoKUGFpckRldmljZRIhLmNvdW50ZXJzaWduLnYxLlBhaXJEZXZpY2VSZXF1ZXN0GiIuY291bnRlcnNpZ24udjEuUGFpckRldmljZVJlc3BvbnNlEmIKD0FkZEJpbGxhYmxlTGluZRImLmNvdW50ZXJzaWduLnYxLkFkZEJpbGxhYmxlTGluZVJlcXVlc3QaJy5jb3VudGVyc2lnbi52MS5BZGRCaWxsYWJsZUxpbmVSZXNwb25zZRJfCg5Jc3N1ZVBheU51bWJlchIlLmNvdW50ZXJzaWduLnYxLklzc3VlUGF5TnVtYmVyUmVxdWVzdBomLmNvdW50ZXJzaWduLnYxLklzc3VlUGF5TnVtYmVyUmVzcG9uc2USWQoMUm90YXRlU2VjcmV0EiMuY291bnRlcnNpZ24udjEuUm90YXRlU2VjcmV0UmVxdWVzdBokLmNvdW50ZXJzaWduLnYxLlJvdGF0ZVNlY3JldFJlc3BvbnNlElkKDFJvdGF0ZUFwaUtleRIjLmNvdW50ZXJzaWduLnYxLlJvdGF0ZUFwaUtleVJlcXVlc3QaJC5jb3VudGVyc2lnbi52MS5Sb3RhdGVBcGlLZXlSZXNwb25zZRJcCg1SZXZva2VBcGlLZXlzEiQuY291bnRlcnNpZ24udjEuUmV2b2tlQXBpS2V5c1JlcXVlc3QaJS5jb3VudGVyc2lnbi52MS5SZXZva2VBcGlLZXlzUmVzcG9uc2USZQoQUm90YXRlUGF5ZXJUb2tlbhInLmNvdW50ZXJzaWduLnYxLlJvdGF0ZVBheWVyVG9rZW5SZXF1ZXN0GiguY291bnRlcnNpZ24udjEuUm90YXRlUGF5ZXJUb2tlblJlc3BvbnNlEmgKEVJldm9rZVBheWVyVG9rZW5zEiguY291bnRlcnNpZ24udjEuUmV2b2tlUGF5ZXJUb2tlbnNSZXF1ZXN0GikuY291bnRlcnNpZ24udjEuUmV2b2tlUGF5ZXJUb2tlbnNSZXNwb25zZWIGcHJvdG8z", [file_countersign_v1_common, file_google_protobuf_timestamp]);
 
 /**
  * Which proof a payer wants, by amount, for one currency (M3b: "no password for small
@@ -966,6 +966,248 @@ export const RotateSecretResponseSchema: GenMessage<RotateSecretResponse> = /*@_
   messageDesc(file_countersign_v1_enrollment, 23);
 
 /**
+ * @generated from message countersign.v1.RotateApiKeyRequest
+ */
+export type RotateApiKeyRequest = Message<"countersign.v1.RotateApiKeyRequest"> & {
+  /**
+   * Required; see common.proto.
+   *
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * The merchant. Empty: the calling merchant (an operator must name one).
+   *
+   * @generated from field: string merchant_id = 2;
+   */
+  merchantId: string;
+
+  /**
+   * How long the key the merchant has now keeps working, in seconds: 0 means 86400 (24 h); at
+   * most 604800 (7 days). A key still in an earlier overlap is revoked at once.
+   *
+   * @generated from field: uint32 overlap_seconds = 3;
+   */
+  overlapSeconds: number;
+};
+
+/**
+ * Describes the message countersign.v1.RotateApiKeyRequest.
+ * Use `create(RotateApiKeyRequestSchema)` to create a new message.
+ */
+export const RotateApiKeyRequestSchema: GenMessage<RotateApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_countersign_v1_enrollment, 24);
+
+/**
+ * @generated from message countersign.v1.RotateApiKeyResponse
+ */
+export type RotateApiKeyResponse = Message<"countersign.v1.RotateApiKeyResponse"> & {
+  /**
+   * The merchant id.
+   *
+   * @generated from field: string merchant_id = 1;
+   */
+  merchantId: string;
+
+  /**
+   * SECRET, returned once: the new API key. Stored only as a hash. Empty on idempotent retries
+   * (rotate again if it was lost).
+   *
+   * @generated from field: string api_key = 2;
+   */
+  apiKey: string;
+
+  /**
+   * When the previous key stops being accepted.
+   *
+   * @generated from field: google.protobuf.Timestamp previous_key_expires_at = 3;
+   */
+  previousKeyExpiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message countersign.v1.RotateApiKeyResponse.
+ * Use `create(RotateApiKeyResponseSchema)` to create a new message.
+ */
+export const RotateApiKeyResponseSchema: GenMessage<RotateApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_countersign_v1_enrollment, 25);
+
+/**
+ * @generated from message countersign.v1.RevokeApiKeysRequest
+ */
+export type RevokeApiKeysRequest = Message<"countersign.v1.RevokeApiKeysRequest"> & {
+  /**
+   * Required; see common.proto.
+   *
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * The merchant. Empty: the calling merchant (an operator must name one).
+   *
+   * @generated from field: string merchant_id = 2;
+   */
+  merchantId: string;
+};
+
+/**
+ * Describes the message countersign.v1.RevokeApiKeysRequest.
+ * Use `create(RevokeApiKeysRequestSchema)` to create a new message.
+ */
+export const RevokeApiKeysRequestSchema: GenMessage<RevokeApiKeysRequest> = /*@__PURE__*/
+  messageDesc(file_countersign_v1_enrollment, 26);
+
+/**
+ * @generated from message countersign.v1.RevokeApiKeysResponse
+ */
+export type RevokeApiKeysResponse = Message<"countersign.v1.RevokeApiKeysResponse"> & {
+  /**
+   * The merchant id.
+   *
+   * @generated from field: string merchant_id = 1;
+   */
+  merchantId: string;
+
+  /**
+   * SECRET, returned once: the merchant's only key from now on. Stored only as a hash. Empty on
+   * idempotent retries (rotate or revoke again if it was lost).
+   *
+   * @generated from field: string api_key = 2;
+   */
+  apiKey: string;
+};
+
+/**
+ * Describes the message countersign.v1.RevokeApiKeysResponse.
+ * Use `create(RevokeApiKeysResponseSchema)` to create a new message.
+ */
+export const RevokeApiKeysResponseSchema: GenMessage<RevokeApiKeysResponse> = /*@__PURE__*/
+  messageDesc(file_countersign_v1_enrollment, 27);
+
+/**
+ * @generated from message countersign.v1.RotatePayerTokenRequest
+ */
+export type RotatePayerTokenRequest = Message<"countersign.v1.RotatePayerTokenRequest"> & {
+  /**
+   * Required; see common.proto.
+   *
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * The payer. Empty: the calling payer (an operator must name one).
+   *
+   * @generated from field: string payer_id = 2;
+   */
+  payerId: string;
+
+  /**
+   * How long the token the payer has now keeps working, in seconds: 0 means 86400 (24 h); at
+   * most 604800 (7 days). A token still in an earlier overlap is revoked at once.
+   *
+   * @generated from field: uint32 overlap_seconds = 3;
+   */
+  overlapSeconds: number;
+};
+
+/**
+ * Describes the message countersign.v1.RotatePayerTokenRequest.
+ * Use `create(RotatePayerTokenRequestSchema)` to create a new message.
+ */
+export const RotatePayerTokenRequestSchema: GenMessage<RotatePayerTokenRequest> = /*@__PURE__*/
+  messageDesc(file_countersign_v1_enrollment, 28);
+
+/**
+ * @generated from message countersign.v1.RotatePayerTokenResponse
+ */
+export type RotatePayerTokenResponse = Message<"countersign.v1.RotatePayerTokenResponse"> & {
+  /**
+   * The payer id.
+   *
+   * @generated from field: string payer_id = 1;
+   */
+  payerId: string;
+
+  /**
+   * SECRET, returned once: the new bearer token for the payer's terminal. Stored only as a hash.
+   * Empty on idempotent retries.
+   *
+   * @generated from field: string payer_token = 2;
+   */
+  payerToken: string;
+
+  /**
+   * When the previous token stops being accepted.
+   *
+   * @generated from field: google.protobuf.Timestamp previous_token_expires_at = 3;
+   */
+  previousTokenExpiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message countersign.v1.RotatePayerTokenResponse.
+ * Use `create(RotatePayerTokenResponseSchema)` to create a new message.
+ */
+export const RotatePayerTokenResponseSchema: GenMessage<RotatePayerTokenResponse> = /*@__PURE__*/
+  messageDesc(file_countersign_v1_enrollment, 29);
+
+/**
+ * @generated from message countersign.v1.RevokePayerTokensRequest
+ */
+export type RevokePayerTokensRequest = Message<"countersign.v1.RevokePayerTokensRequest"> & {
+  /**
+   * Required; see common.proto.
+   *
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * The payer. Empty: the calling payer (an operator must name one).
+   *
+   * @generated from field: string payer_id = 2;
+   */
+  payerId: string;
+};
+
+/**
+ * Describes the message countersign.v1.RevokePayerTokensRequest.
+ * Use `create(RevokePayerTokensRequestSchema)` to create a new message.
+ */
+export const RevokePayerTokensRequestSchema: GenMessage<RevokePayerTokensRequest> = /*@__PURE__*/
+  messageDesc(file_countersign_v1_enrollment, 30);
+
+/**
+ * @generated from message countersign.v1.RevokePayerTokensResponse
+ */
+export type RevokePayerTokensResponse = Message<"countersign.v1.RevokePayerTokensResponse"> & {
+  /**
+   * The payer id.
+   *
+   * @generated from field: string payer_id = 1;
+   */
+  payerId: string;
+
+  /**
+   * SECRET, returned once: the payer's only token from now on. Stored only as a hash. Empty on
+   * idempotent retries.
+   *
+   * @generated from field: string payer_token = 2;
+   */
+  payerToken: string;
+};
+
+/**
+ * Describes the message countersign.v1.RevokePayerTokensResponse.
+ * Use `create(RevokePayerTokensResponseSchema)` to create a new message.
+ */
+export const RevokePayerTokensResponseSchema: GenMessage<RevokePayerTokensResponse> = /*@__PURE__*/
+  messageDesc(file_countersign_v1_enrollment, 31);
+
+/**
  * The kinds of billable line (M3).
  *
  * @generated from enum countersign.v1.LineKind
@@ -1145,7 +1387,10 @@ export const EnrollmentService: GenService<{
   },
   /**
    * Replaces the payer's verification secret. The new secret is returned once (as in
-   * EnrollPayer); second codes computed with the old secret stop validating at once.
+   * EnrollPayer); second codes computed with the old secret stop validating at once: the payer's
+   * payments still waiting for proof (CHALLENGED) are declined (DECLINE_REASON_SECRET_ROTATED),
+   * and a confirm of a payment challenged under an earlier secret is FAILED_PRECONDITION
+   * (reason SECRET_ROTATED) and declines it. Operators only.
    *
    * @generated from rpc countersign.v1.EnrollmentService.RotateSecret
    */
@@ -1153,6 +1398,53 @@ export const EnrollmentService: GenService<{
     methodKind: "unary";
     input: typeof RotateSecretRequestSchema;
     output: typeof RotateSecretResponseSchema;
+  },
+  /**
+   * Issues the merchant a new API key, returned once; the key it had keeps working for an
+   * overlap window (`overlap_seconds`), then is refused (UNAUTHENTICATED). A merchant has at most
+   * two live keys: a key still in an earlier overlap dies at once. Callers: an operator for any
+   * merchant, a merchant for itself (another merchant's id is NOT_FOUND).
+   *
+   * @generated from rpc countersign.v1.EnrollmentService.RotateApiKey
+   */
+  rotateApiKey: {
+    methodKind: "unary";
+    input: typeof RotateApiKeyRequestSchema;
+    output: typeof RotateApiKeyResponseSchema;
+  },
+  /**
+   * Revokes every API key of the merchant at once (UNAUTHENTICATED from the next call, in every
+   * process) and issues a new one, returned once. Callers as for RotateApiKey.
+   *
+   * @generated from rpc countersign.v1.EnrollmentService.RevokeApiKeys
+   */
+  revokeApiKeys: {
+    methodKind: "unary";
+    input: typeof RevokeApiKeysRequestSchema;
+    output: typeof RevokeApiKeysResponseSchema;
+  },
+  /**
+   * Issues the payer a new terminal token, returned once; the token it had keeps working for an
+   * overlap window, as RotateApiKey. Callers: an operator for any payer, a payer's token for
+   * that payer (another payer's id is NOT_FOUND).
+   *
+   * @generated from rpc countersign.v1.EnrollmentService.RotatePayerToken
+   */
+  rotatePayerToken: {
+    methodKind: "unary";
+    input: typeof RotatePayerTokenRequestSchema;
+    output: typeof RotatePayerTokenResponseSchema;
+  },
+  /**
+   * Revokes every token of the payer at once and issues a new one, returned once. Callers as for
+   * RotatePayerToken.
+   *
+   * @generated from rpc countersign.v1.EnrollmentService.RevokePayerTokens
+   */
+  revokePayerTokens: {
+    methodKind: "unary";
+    input: typeof RevokePayerTokensRequestSchema;
+    output: typeof RevokePayerTokensResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_countersign_v1_enrollment, 0);

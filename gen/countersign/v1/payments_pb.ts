@@ -122,7 +122,7 @@ export type CreatePaymentRequest = Message<"countersign.v1.CreatePaymentRequest"
 
   /**
    * SECRET, M3: the consumer's authentication password, when their policy asks for
-   * FACTOR_AUTH_PASSWORD at this amount. Checked before anything is reserved: wrong is
+   * FACTOR_AUTH_PASSWORD at this amount. Checked before anything is recorded: wrong is
    * PERMISSION_DENIED, and repeated failures lock it out (RESOURCE_EXHAUSTED). Never stored.
    *
    * @generated from field: string auth_password = 13;
@@ -595,11 +595,13 @@ export const ConfirmPaymentAsMerchantResponseSchema: GenMessage<ConfirmPaymentAs
  */
 export const PaymentService: GenService<{
   /**
-   * Creates a payment: reserves the amount from the payer with a pending ledger transfer and
-   * applies the authorizer chain. The response is SUCCEEDED for a frictionless payment,
-   * CHALLENGED when the payer must give proof (the first code or call goes out at once),
-   * or DECLINED. Errors: INVALID_ARGUMENT (zero amount, bad currency, malformed fields),
-   * NOT_FOUND (unknown payer or payee), FAILED_PRECONDITION (insufficient funds, credit limit),
+   * Creates a payment and applies the authorizer chain. The response is SUCCEEDED for a
+   * frictionless payment (its money moved at once), CHALLENGED when the payer must give proof
+   * (the first code or call goes out at once; no money is held until the payer consents, and a
+   * payment the payer approves without the money is DECLINED INSUFFICIENT_FUNDS then), or
+   * DECLINED. Errors: INVALID_ARGUMENT (zero amount, bad currency, malformed fields), NOT_FOUND
+   * (unknown payer id or payee), FAILED_PRECONDITION (insufficient funds or credit limit for a
+   * frictionless payment, policy), RESOURCE_EXHAUSTED (code, lookup and challenge rate limits),
    * ALREADY_EXISTS (idempotency key reused with a different request).
    *
    * @generated from rpc countersign.v1.PaymentService.CreatePayment

@@ -26,6 +26,7 @@ const declineWords: Record<DeclineReason, string> = {
   [DeclineReason.BANK_DECLINED]: 'Your bank declined the card payment.',
   [DeclineReason.AUTHORIZER_UNAVAILABLE]: 'The payment could not be checked in time and was declined.',
   [DeclineReason.DELIVERY_FAILED]: 'The code could not be delivered; the payment was declined.',
+  [DeclineReason.SECRET_ROTATED]: 'Your verification secret was replaced after this payment asked for a code; it was declined. Nothing was charged.',
 };
 
 const factorWords: Record<Factor, string> = {

@@ -120,3 +120,15 @@ test('a frame payload is 1..64 MiB', (t) => {
   t.throws(() => encodeFrame(Buffer.alloc(0)), { message: /assertion failed/ });
   t.is(encodeFrame(Buffer.from('x')).length, 17);
 });
+
+test('secretVersion (issue 15, finding 8) is a field of its own after the JSON object: round-trips with and without other fields; a record without it stays without', (t) => {
+  const plain: Mutation = { op: 'record', record: { payment: { ...payment(t0), secretVersion: 3 }, version: 2, digests: { SECOND_CODE: digestOf('s') }, dueAtMs: t0 } };
+  const withOthers: Mutation = { op: 'record', record: { ...plain.record, payment: { ...plain.record.payment, futureField: 'x' } as Payment } };
+  const legacy: Mutation = { op: 'record', record: { ...plain.record, payment: payment(t0) } };
+  t.deepEqual(roundTrip([plain, withOthers, legacy], true), [plain, withOthers, legacy]);
+  t.deepEqual(roundTrip([plain, withOthers, legacy], false), [plain, withOthers, legacy]);
+  const w = new ByteWriter(16);
+  encodeMutation(plain, w);
+  t.false(Buffer.from(w.copyFrom(0)).toString('latin1').includes('secretVersion'), 'not carried in the JSON of unknown fields');
+  t.false('secretVersion' in (roundTrip([legacy], true)[0] as Extract<Mutation, { op: 'record' }>).record.payment);
+});

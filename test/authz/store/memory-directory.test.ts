@@ -34,6 +34,26 @@ test('file directory: everything survives close and reopen, indexes included', a
   await second.close();
 });
 
+test('file directory: a rotated key and token survive a reopen, previous ones with their expiry and index', async (t) => {
+  const own = fs.mkdtempSync(path.join(dataDir, 'rotated-'));
+  const file = path.join(own, 'directory.json');
+  const first = await FileDirectory.open({ file });
+  const m = merchant();
+  const p = payer();
+  const rotated = { ...m, apiKeyHash: 'b'.repeat(64), previousApiKeyHash: m.apiKeyHash, previousApiKeyExpiresAtMs: 1_234 };
+  const rotatedPayer = { ...p, tokenHash: 'c'.repeat(64), previousTokenHash: p.tokenHash, previousTokenExpiresAtMs: 5_678 };
+  await first.putMerchant(m);
+  await first.putMerchant(rotated);
+  await first.putPayer(p);
+  await first.putPayer(rotatedPayer);
+  await first.close();
+  const second = await FileDirectory.open({ file });
+  t.deepEqual(await second.findMerchantByApiKeyHash(m.apiKeyHash), rotated);
+  t.deepEqual(await second.findMerchantByApiKeyHash(rotated.apiKeyHash), rotated);
+  t.deepEqual(await second.findPayerByTokenHash(p.tokenHash), rotatedPayer);
+  await second.close();
+});
+
 test('file directory: a missing file opens empty; the file is written only on a put', async (t) => {
   const file = path.join(dataDir, 'empty.json');
   const dir = await FileDirectory.open({ file });

@@ -77,3 +77,12 @@ test('any record round-trips (property)', (t) => {
     { numRuns: 300 },
   );
 });
+
+test('secretVersion (issue 15, finding 8) round-trips in the JSON field the scripts never touch; a record without it stays without', (t) => {
+  const t0 = Date.now();
+  const record: PaymentRecord = { payment: { ...draft(t0).payment, secretVersion: 4 }, version: 1, digests: { SECOND_CODE: hex64('c') }, dueAtMs: t0 };
+  t.deepEqual(decodeRecord(encodeRecord(record)), record);
+  t.is(JSON.parse(flatToObject(encodeRecord(record)).j!).secretVersion, 4);
+  const legacy: PaymentRecord = { ...record, payment: draft(t0).payment };
+  t.false('secretVersion' in decodeRecord(encodeRecord(legacy)).payment);
+});

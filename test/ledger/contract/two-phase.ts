@@ -172,7 +172,28 @@ async function voidRetry(t: ExecutionContext, l: Ledger): Promise<void> {
   await assertBalances(t, l, [x, y], [bal(), bal()]);
 }
 
+/**
+ * countersign's close marker (authz/payment-ledger.ts `close`): a pending of 0 and its void,
+ * linked; the reservation later made under that id meets exists_with_different_amount and its
+ * post pending_transfer_already_voided, and nothing moves.
+ */
+async function zeroMarker(t: ExecutionContext, l: Ledger): Promise<void> {
+  const [x, y] = await plainPair(l);
+  const marker = xfer({ debit_account_id: x, credit_account_id: y, amount: 0n, flags: pending | TransferFlags.linked });
+  const voiding = xfer({ id: newId(), debit_account_id: 0n, credit_account_id: 0n, amount: 0n, ledger: 0, code: 0, pending_id: marker.id, flags: voidFlag });
+  t.deepEqual(await l.createTransfers([marker, voiding]), ['ok', 'ok']);
+  t.deepEqual(await l.createTransfers([marker, voiding]), ['exists', 'linked_event_failed'], 'a retry of the chain');
+  t.is(await l.createTransfers([voiding]).then((r) => r[0]), 'exists');
+  const reservation = { ...marker, amount: 100n };
+  const posting = xfer({ id: newId(), debit_account_id: 0n, credit_account_id: 0n, amount: amountMax, ledger: 0, code: 0, pending_id: marker.id, flags: post });
+  t.deepEqual(await l.createTransfers([reservation, posting]), ['exists_with_different_amount', 'linked_event_failed']);
+  t.deepEqual(await l.createTransfers([posting]), ['pending_transfer_already_voided']);
+  await assertBalances(t, l, [x, y], [bal(), bal()]);
+  t.is((await stored(l, voiding.id)).amount, 0n);
+}
+
 export function twoPhaseCases(c: Case): void {
+  c('two-phase: a pending of 0 and its void, linked, close the id: a later reservation under it is refused, its post already_voided', zeroMarker);
   c('two-phase: post amountMax posts the whole pending amount', postFull);
   c('two-phase: partial post releases the remainder', postPartial);
   c('two-phase: post of amount 0 posts 0 and releases the hold', postZero);

@@ -44,7 +44,8 @@ import { listPayments, type Workload } from './workload.js';
  * 11. No key in progress after its lease: an IN_PROGRESS answer only to a create, only to a request
  *     sent before the payment's lease (`createLeaseMs` from its creation) ended, within
  *     `inProgressMarginMs`; and every request has a final answer (none left in progress or failing).
- * 12. No right answer lost: a payment whose client gave the right proof succeeded.
+ * 12. No right answer lost: a payment whose client gave the right proof succeeded (or was declined
+ *     for funds the payer no longer had: no money is held before consent).
  */
 
 export interface AuditInput {
@@ -233,12 +234,22 @@ function checkPostedAcknowledged(acked: Map<string, Set<PaymentState>>, server: 
   }
 }
 
-/** 12: a client that gave the right proof saw its payment succeed. */
-function checkRightProofs(records: PaymentRecord[], server: Map<string, Payment>, v: Violations): void {
+/**
+ * 12: a client that gave the right proof saw its payment succeed — unless the payer's money was
+ * not there when it consented (no money is held before consent, README "Tenant safety"): declined
+ * INSUFFICIENT_FUNDS is right only when this amount on top of what the payer was charged in the
+ * end exceeds the payer's funding.
+ */
+function checkRightProofs(records: PaymentRecord[], server: Map<string, Payment>, payers: readonly PayerActor[], v: Violations): void {
+  const spent = new Map<string, bigint>();
+  for (const p of server.values()) if (p.state === PaymentState.SUCCEEDED) spent.set(p.payerId, (spent.get(p.payerId) ?? 0n) + p.amount);
+  const funding = new Map(payers.map((p) => [p.id, p.funding]));
   for (const rec of records) {
     if (!rec.proofSent || rec.paymentId === undefined || (rec.plan.script !== 'right' && rec.plan.script !== 'wrong-then-right')) continue;
     const payment = server.get(rec.paymentId);
     if (payment === undefined || payment.state === PaymentState.SUCCEEDED) continue;
+    const short = payment.declineReason === DeclineReason.INSUFFICIENT_FUNDS && (spent.get(payment.payerId) ?? 0n) + payment.amount > (funding.get(payment.payerId) ?? 0n);
+    if (short) continue;
     v.add('right proof given but the payment did not succeed', `${rec.paymentId} ${PaymentState[payment.state]}${payment.declineReason === 0 ? '' : ` (${DeclineReason[payment.declineReason]})`}: ${rec.plan.kind}/${rec.plan.script}, client ${rec.result}`);
   }
 }
@@ -360,7 +371,7 @@ export async function audit(input: AuditInput): Promise<AuditResult> {
   checkKeys(input.answers, v, facts, (key) => explainKey(key, server, view));
   checkAnswered(input.answers, input.records, server, view, v);
   checkPostedAcknowledged(acked, server, records, view, v);
-  checkRightProofs(input.records, server, v);
+  checkRightProofs(input.records, server, input.workload.payers, v);
   checkPosted(server, records, view, v);
   checkRecords(server, view, nowMs, v);
   // serve's default (COUNTERSIGN_LEDGER_HOLD_TIMEOUT unset): a ledger timeout on the embedded ledger, none on TigerBeetle.

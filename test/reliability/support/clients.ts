@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { Code, ConnectError, createClient, type Client, type Interceptor } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import { EnrollmentService } from '../../../gen/countersign/v1/enrollment_pb.js';
@@ -56,7 +57,7 @@ export class Endpoint {
   clients(key: string): Clients {
     const hit = this.cache.get(key);
     if (hit !== undefined) return hit;
-    const sessionManager = new Http2SessionManager(this.baseUrl, { pingIntervalMs: 2_000, pingTimeoutMs: 2_000 });
+    const sessionManager = guardSessions(new Http2SessionManager(this.baseUrl, { pingIntervalMs: 2_000, pingTimeoutMs: 2_000 }));
     this.sessions.set(key, sessionManager);
     const transport = createGrpcTransport({ baseUrl: this.baseUrl, sessionManager, interceptors: [this.observe(), bearer(key)], defaultTimeoutMs: callDeadlineMs });
     const made = {
@@ -90,6 +91,24 @@ export class Endpoint {
       }
     };
   }
+}
+
+/**
+ * Works around a race in connect-node's Http2SessionManager: a PING timeout destroys the session
+ * with an error that Node emits only when the socket closes, and by then the manager may have left
+ * that session (its streams failed first) and removed its 'error' listener — the emit then throws
+ * as an unhandled 'error' and kills the runner (seen in outages' ledger-frozen case, where every
+ * PING to the stopped process times out). Every session the manager makes ready gets a listener
+ * that only keeps the emit handled: the calls on it still fail with the manager's own error.
+ */
+function guardSessions(manager: Http2SessionManager): Http2SessionManager {
+  const internals = manager as unknown as { setState(state: { t: string; conn?: unknown }): void };
+  const setState = internals.setState.bind(manager);
+  internals.setState = (state) => {
+    if (state.t === 'ready' && state.conn instanceof EventEmitter) state.conn.on('error', () => undefined);
+    setState(state);
+  };
+  return manager;
 }
 
 export interface RetryPolicy {

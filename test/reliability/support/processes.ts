@@ -18,6 +18,20 @@ export const readyTimeoutMs = 30_000;
 export const stopTimeoutMs = 10_000;
 /** Characters of a child's recent output kept to explain a failed start. */
 const tailCharsMax = 4_000;
+/**
+ * How long a closing process's log waits for the rest of its output after the exit, milliseconds:
+ * 'exit' can come before the last bytes of stdout and stderr are read (and a process's own children
+ * may hold the pipes open, so the wait is bounded).
+ */
+export const outputDrainMsMax = 2_000;
+
+/** Resolves when both output streams of `child` have closed, or after `outputDrainMsMax`. */
+function outputDrained(child: ChildProcess): Promise<void> {
+  const closed = (s: NodeJS.ReadableStream | null) => (s === null || (s as NodeJS.ReadableStream & { closed?: boolean }).closed === true ? Promise.resolve() : new Promise<void>((resolve) => s.once('close', () => resolve())));
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, outputDrainMsMax)));
+  return Promise.race([Promise.all([closed(child.stdout), closed(child.stderr)]).then(() => undefined), bound]).finally(() => clearTimeout(timer));
+}
 
 const live = new Set<ChildProcess>();
 process.once('exit', () => killAllChildren());
@@ -109,7 +123,8 @@ export class ManagedProcess {
     return new Promise((resolve) => {
       let seen = '';
       const onData = (chunk: Buffer): void => {
-        this.log!.write(chunk);
+        // After close() ended the log (output past `outputDrainMsMax`), nothing more can be kept.
+        if (this.log?.writable === true) this.log.write(chunk);
         const text = chunk.toString('utf8');
         this.tail = (this.tail + text).slice(-tailCharsMax);
         if (seen !== 'ready') {
@@ -157,9 +172,10 @@ export class ManagedProcess {
     clearTimeout(timer);
   }
 
-  /** Stops the process and closes its log. */
+  /** Stops the process and closes its log once the process's output has been read to its end. */
   async close(): Promise<void> {
     await this.stop();
+    if (this.child !== undefined) await outputDrained(this.child);
     await new Promise<void>((resolve) => (this.log === undefined ? resolve() : this.log.end(() => resolve())));
     this.log = undefined;
   }
@@ -187,6 +203,7 @@ export async function runToEnd(spec: Omit<ProcessSpec, 'readyPattern'>, timeoutM
   child.stderr!.on('data', (chunk: Buffer) => log.write(chunk));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  await outputDrained(child);
   clearTimeout(timer);
   live.delete(child);
   await new Promise<void>((resolve) => log.end(() => resolve()));
