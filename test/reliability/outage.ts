@@ -47,6 +47,8 @@ import { cancelOpenPayments, defaultShape, prepareWorkload, runWorkload, type Wo
 const outageMs: Record<ScenarioOptions['mode'], number> = { short: 5_000, soak: 15_000 };
 /** Normal load between two faults, milliseconds. */
 const calmMs = 3_000;
+/** Per fault, on top of calm and outage: canary, recovery probes and the canary's retry, milliseconds (the load's pacing). */
+const loadSpanSlackPerCaseMs = 8_000;
 /** How long the service may take to serve again after a fault ends, milliseconds. */
 export const recoveryWaitMsMax = 20_000;
 const probeIntervalMs = 250;
@@ -379,11 +381,14 @@ async function outages(options: ScenarioOptions, world: World, plugin: Authorize
   const answers = new AnswerLog();
   const ctx: FlowContext = { world, stats, policy: patientRetries, secrets: options.secrets, answers };
   let stopped = false;
-  const load = runWorkload(ctx, workload, concurrency, rng, () => stopped, 0);
+  const chosen = cases(world, plugin);
+  // Paced over the whole fault sequence: run as fast as it goes, the load can run out before the
+  // last fault (fast refusals burn payments), and a window without calls proves nothing.
+  const loadSpanMs = chosen.length * (calmMs + outageMs[options.mode] + loadSpanSlackPerCaseMs);
+  const load = runWorkload(ctx, workload, concurrency, rng, () => stopped, loadSpanMs);
   const violations: string[] = [];
   const counts: Record<string, number> = {};
   const extra: PaymentRecord[] = [];
-  const chosen = cases(world, plugin);
   try {
     for (const [i, c] of chosen.entries()) {
       options.progress?.(`fault ${i + 1}/${chosen.length}: ${c.name}`);
