@@ -1,3 +1,4 @@
+import { unreachable } from '../ledger/assert.js';
 import type { Channel, Factor, Merchant, Payer, PayerPolicy } from './model.js';
 
 /**
@@ -129,7 +130,7 @@ async function withinDeadline(authorizer: Authorizer, context: AuthorizationCont
 export function failureDecision(name: string, error: unknown, options: ChainOptions): Decision {
   const why = `unavailable (${failureText(error)})`;
   if (options.onFailure === 'decline') return { kind: 'DENY', reason: why, unavailable: true };
-  if (options.strongestFactors.length === 0) throw new Error(`assertion failed: ${name}: require-strongest without strongest factors`);
+  if (options.strongestFactors.length === 0) unreachable(`${name}: require-strongest without strongest factors`);
   return { kind: 'REQUIRE', factors: [...options.strongestFactors], reason: `${why}, requiring ${options.strongestFactors.join(', ')}` };
 }
 

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { credentialLive, type Merchant, type Payer } from './model.js';
 import type { Directory, DirectoryChange } from './ports.js';
 
@@ -9,43 +10,15 @@ export const directoryCacheEntriesMax = 100_000;
  */
 export const directoryCacheTtlMs = 60_000;
 
-interface Entry<T> {
-  value: T;
-  expiresAtMs: number;
-}
-
-/** A bounded map with a TTL, least recently used first out. */
-class Lru<T> {
-  private readonly map = new Map<string, Entry<T>>();
-
-  constructor(
-    private readonly entriesMax: number,
-    private readonly ttlMs: number,
-    private readonly now: () => number,
-  ) {}
-
-  get(key: string): T | undefined {
-    const entry = this.map.get(key);
-    if (entry === undefined) return undefined;
-    this.map.delete(key);
-    if (entry.expiresAtMs <= this.now()) return undefined;
-    this.map.set(key, entry); // most recently used last
-    return entry.value;
-  }
-
-  set(key: string, value: T): void {
-    this.map.delete(key);
-    if (this.map.size >= this.entriesMax) this.map.delete(this.map.keys().next().value!);
-    this.map.set(key, { value, expiresAtMs: this.now() + this.ttlMs });
-  }
-
-  delete(key: string): void {
-    this.map.delete(key);
-  }
-
-  clear(): void {
-    this.map.clear();
-  }
+/**
+ * The cache's one structure: `lru-cache` (also what the telco bridge's bounded state can use, as
+ * it imports no folder of ours): at most `entriesMax` entries, the least recently used out first
+ * when full, each trusted for `ttlMs` from when it was set (a get does not extend it; a stale
+ * entry is a miss and is dropped). Time is `now` (tests move it), read on every check
+ * (`ttlResolution: 0`). It allocates its index for `entriesMax` up front.
+ */
+function lru<T extends {}>(entriesMax: number, ttlMs: number, now: () => number): LRUCache<string, T> {
+  return new LRUCache<string, T>({ max: entriesMax, ttl: ttlMs, ttlResolution: 0, perf: { now } });
 }
 
 /** Records are shared by every caller of the cache: frozen, so no caller can change another's copy. */
@@ -73,10 +46,10 @@ function deepFreeze<T>(value: T): T {
  * notification's delay in the others, at most `directoryCacheTtlMs` when a notification is lost).
  */
 export class CachedDirectory implements Directory {
-  private readonly payers: Lru<Payer>;
-  private readonly merchants: Lru<Merchant>;
+  private readonly payers: LRUCache<string, Payer>;
+  private readonly merchants: LRUCache<string, Merchant>;
   /** `phone:…`, `login:…`, `token:…`, `apikey:…` → id. */
-  private readonly lookups: Lru<string>;
+  private readonly lookups: LRUCache<string, string>;
   private readonly now: () => number;
 
   constructor(
@@ -87,9 +60,9 @@ export class CachedDirectory implements Directory {
     this.now = now;
     const max = options.entriesMax ?? directoryCacheEntriesMax;
     const ttl = options.ttlMs ?? directoryCacheTtlMs;
-    this.payers = new Lru(max, ttl, now);
-    this.merchants = new Lru(max, ttl, now);
-    this.lookups = new Lru(4 * max, ttl, now);
+    this.payers = lru(max, ttl, now);
+    this.merchants = lru(max, ttl, now);
+    this.lookups = lru(4 * max, ttl, now);
     inner.watch?.((change) => this.forget(change));
   }
 

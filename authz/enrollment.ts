@@ -4,11 +4,11 @@ import { account, transfer, u64Max } from '../ledger/model.js';
 import type { Ledger } from '../ledger/port.js';
 import { isApplied } from '../ledger/results.js';
 import { fingerprint } from './fingerprint.js';
-import { AuthzError, invalid, notFound, precondition } from './errors.js';
+import { DomainError, invalidArgument, notFound, precondition } from './errors.js';
 import type { BillableLine, BillingPeriod, LineKind, Merchant, PairedDevice, Payer, PayerPolicy, SimIdentity } from './model.js';
 import type { Directory } from './ports.js';
 import type { PaymentStore } from './store/port.js';
-import { checkAmount, checkCurrency, checkIdempotencyKey, checkPaymentId, checkPhone, displayNameCharsMax } from './validation.js';
+import { checkAmount, checkCurrency, checkHexId, checkIdempotencyKey, checkPhone, displayNameCharsMax, dtmfPassword, isE164 } from './validation.js';
 
 /** The secret-handling operations enrollment needs; services/ wires authz/codes into it. */
 export interface EnrollmentKit {
@@ -118,17 +118,17 @@ export function payNumberDigest(digest: (context: string, value: string) => stri
 
 /** A policy's thresholds are ordered and its strong factors not empty. */
 function checkPolicy(policy: PayerPolicy): void {
-  if (policy.oneFactorUpTo < policy.noFactorBelow) throw invalid('one_factor_up_to must be at least no_factor_below');
-  if (policy.strongFactors.length === 0) throw invalid('more_factors needs at least one factor');
+  if (policy.oneFactorUpTo < policy.noFactorBelow) throw invalidArgument('one_factor_up_to', 'must be at least no_factor_below');
+  if (policy.strongFactors.length === 0) throw invalidArgument('more_factors', 'needs at least one factor');
 }
 
 /** A SIM identity: an ICCID or an IMSI (digits), and an E.164 number when given or required. */
 export function checkSim(sim: SimIdentity, field: string, msisdnRequired: boolean): void {
-  if (sim.iccid === '' && sim.imsi === '') throw invalid(`${field} needs an iccid or an imsi`);
-  if (sim.iccid !== '' && !/^\d{18,22}$/.test(sim.iccid)) throw invalid(`${field}.iccid must be 18 to 22 digits`);
-  if (sim.imsi !== '' && !/^\d{6,15}$/.test(sim.imsi)) throw invalid(`${field}.imsi must be 6 to 15 digits`);
+  if (sim.iccid === '' && sim.imsi === '') throw invalidArgument(field, 'needs an iccid or an imsi');
+  if (sim.iccid !== '' && !/^\d{18,22}$/.test(sim.iccid)) throw invalidArgument(`${field}.iccid`, 'must be 18 to 22 digits');
+  if (sim.imsi !== '' && !/^\d{6,15}$/.test(sim.imsi)) throw invalidArgument(`${field}.imsi`, 'must be 6 to 15 digits');
   if (msisdnRequired || sim.msisdn !== '') {
-    if (!/^\+[1-9]\d{6,14}$/.test(sim.msisdn)) throw invalid(`${field}.msisdn must be E.164, e.g. +14155550123`);
+    checkPhone(sim.msisdn, `${field}.msisdn`);
   }
 }
 
@@ -243,10 +243,10 @@ export class EnrollmentService {
    */
   private async reissue<T>(slot: CredentialSlot<T>, op: 'rotate' | 'revoke', input: { idempotencyKey: string; id: string; overlapSeconds?: number }): Promise<Reissued<T>> {
     checkIdempotencyKey(input.idempotencyKey);
-    checkPaymentId(input.id, slot.kind === 'api-key' ? 'merchant_id' : 'payer_id');
+    checkHexId(input.id, slot.kind === 'api-key' ? 'merchant_id' : 'payer_id');
     const overlapSeconds = op === 'revoke' ? 0 : input.overlapSeconds === 0 ? credentialOverlapSecondsDefault : (input.overlapSeconds ?? 0);
     if (op === 'rotate' && (!Number.isInteger(overlapSeconds) || overlapSeconds < 1 || overlapSeconds > credentialOverlapSecondsMax)) {
-      throw invalid(`overlap_seconds must be 0 (${credentialOverlapSecondsDefault}) to ${credentialOverlapSecondsMax}`);
+      throw invalidArgument('overlap_seconds', `must be 0 (${credentialOverlapSecondsDefault}) to ${credentialOverlapSecondsMax}`);
     }
     await slot.read(input.id);
     const issued = this.deps.kit.newCredential(slot.prefix);
@@ -273,10 +273,10 @@ export class EnrollmentService {
   async enrollPayer(input: { idempotencyKey: string; phone: string; displayName: string; loginAccount?: string; currencies: string[]; policies: Record<string, PayerPolicy> }): Promise<PayerEnrollment> {
     checkIdempotencyKey(input.idempotencyKey);
     checkPhone(input.phone);
-    if (input.loginAccount !== undefined && (input.loginAccount.length === 0 || input.loginAccount.length > 64)) throw invalid('login_account must be 1 to 64 characters');
-    if (input.displayName.length > displayNameCharsMax) throw invalid(`display_name must be at most ${displayNameCharsMax} characters`);
+    if (input.loginAccount !== undefined && (input.loginAccount.length === 0 || input.loginAccount.length > 64)) throw invalidArgument('login_account', 'must be 1 to 64 characters');
+    if (input.displayName.length > displayNameCharsMax) throw invalidArgument('display_name', `must be at most ${displayNameCharsMax} characters`);
     const chosen = this.currenciesOf(input.currencies);
-    for (const code of Object.keys(input.policies)) if (!input.currencies.includes(code)) throw invalid(`policy for ${code}, which is not among the payer's currencies`);
+    for (const code of Object.keys(input.policies)) if (!input.currencies.includes(code)) throw invalidArgument('policies', `name ${code}, which is not among the payer's currencies`);
     for (const policy of Object.values(input.policies)) checkPolicy(policy);
     const claimed = await this.claim('enroll-payer', input.idempotencyKey, input, idToHex(newId()));
     if (claimed.done !== undefined) return { payer: await this.payer(claimed.done) };
@@ -291,10 +291,10 @@ export class EnrollmentService {
       return { payer: written };
     }
     if ((await this.deps.directory.findPayerByPhone(input.phone)) !== undefined) {
-      throw new AuthzError('already_exists', 'a payer is already enrolled with that phone number');
+      throw new DomainError('already_exists', 'a payer is already enrolled with that phone number');
     }
     if (input.loginAccount !== undefined && (await this.deps.directory.findPayerByLogin(input.loginAccount)) !== undefined) {
-      throw new AuthzError('already_exists', 'that login account is taken');
+      throw new DomainError('already_exists', 'that login account is taken');
     }
     const accounts = await this.openAccounts(chosen, AccountCode.payerPrepaid);
     const secret = this.deps.kit.newSecret();
@@ -318,8 +318,8 @@ export class EnrollmentService {
 
   async enrollMerchant(input: { idempotencyKey: string; name: string; currencies: string[]; feeBasisPoints: number; perPaymentLimit?: bigint }): Promise<MerchantEnrollment> {
     checkIdempotencyKey(input.idempotencyKey);
-    if (input.name.length === 0 || input.name.length > displayNameCharsMax) throw invalid(`name must be 1 to ${displayNameCharsMax} characters`);
-    if (!Number.isInteger(input.feeBasisPoints) || input.feeBasisPoints < 0 || input.feeBasisPoints > 10_000) throw invalid('fee_basis_points must be 0 to 10000');
+    if (input.name.length === 0 || input.name.length > displayNameCharsMax) throw invalidArgument('name', `must be 1 to ${displayNameCharsMax} characters`);
+    if (!Number.isInteger(input.feeBasisPoints) || input.feeBasisPoints < 0 || input.feeBasisPoints > 10_000) throw invalidArgument('fee_basis_points', 'must be 0 to 10000');
     const chosen = this.currenciesOf(input.currencies);
     const claimed = await this.claim('enroll-merchant', input.idempotencyKey, input, idToHex(newId()));
     if (claimed.done !== undefined) return { merchant: await this.merchant(claimed.done) };
@@ -353,8 +353,8 @@ export class EnrollmentService {
    * authentication password (8 to 128 characters).
    */
   async setPassword(payerId: string, kind: 'IVR' | 'AUTHORIZATION' | 'AUTH', password: string): Promise<Payer> {
-    if (kind === 'AUTH' ? password.length < 8 || password.length > 128 : !/^\d{4,12}$/.test(password)) {
-      throw invalid(kind === 'AUTH' ? 'an authentication password is 8 to 128 characters' : 'an IVR or authorization password is 4 to 12 digits');
+    if (kind === 'AUTH' ? password.length < 8 || password.length > 128 : !dtmfPassword.test(password)) {
+      throw invalidArgument('password', kind === 'AUTH' ? 'must be 8 to 128 characters for an authentication password' : 'must be 4 to 12 digits for an IVR or authorization password');
     }
     const payer = await this.payer(payerId);
     const hash = await this.deps.kit.hashPin(password);
@@ -365,7 +365,7 @@ export class EnrollmentService {
 
   /** Sets (or replaces) the payer's verification PIN for M1a; stored only as an argon2id hash. */
   async setPin(payerId: string, pin: string): Promise<void> {
-    if (!/^\d{4,12}$/.test(pin)) throw invalid('pin must be 4 to 12 digits');
+    if (!dtmfPassword.test(pin)) throw invalidArgument('pin', 'must be 4 to 12 digits');
     const payer = await this.payer(payerId);
     await this.deps.directory.putPayer({ ...payer, pinHash: await this.deps.kit.hashPin(pin) });
   }
@@ -386,11 +386,11 @@ export class EnrollmentService {
    */
   async pairDevice(input: { idempotencyKey: string; payerId: string; mainSim: SimIdentity; auxiliarySim: SimIdentity; label: string }): Promise<PairedDevice> {
     checkIdempotencyKey(input.idempotencyKey);
-    checkPaymentId(input.payerId, 'payer_id');
+    checkHexId(input.payerId, 'payer_id');
     checkSim(input.mainSim, 'main_sim', false);
     checkSim(input.auxiliarySim, 'auxiliary_sim', false);
-    if (sameSim(input.mainSim, input.auxiliarySim)) throw invalid('auxiliary_sim must be another SIM than main_sim');
-    if (input.label.length > labelCharsMax) throw invalid(`label must be at most ${labelCharsMax} characters`);
+    if (sameSim(input.mainSim, input.auxiliarySim)) throw invalidArgument('auxiliary_sim', 'must be another SIM than main_sim');
+    if (input.label.length > labelCharsMax) throw invalidArgument('label', `must be at most ${labelCharsMax} characters`);
     const scope = `pair-device:${input.payerId}`;
     const claimed = await this.claim(scope, input.idempotencyKey, input, idToHex(newId()));
     if (claimed.done !== undefined) return this.found((await this.payer(input.payerId)).pairedDevices, claimed.done, 'device');
@@ -400,7 +400,7 @@ export class EnrollmentService {
       const written = devices.find((d) => d.id === claimed.value);
       if (written !== undefined) return (await this.complete(scope, input.idempotencyKey, input, written.id), written);
       if (devices.length >= pairedDevicesMax) throw precondition(`a payer may pair at most ${pairedDevicesMax} devices`, { reason: 'DEVICES_MAX' });
-      if (devices.some((d) => sameSim(d.auxiliarySim, input.auxiliarySim))) throw new AuthzError('already_exists', 'that auxiliary SIM is already paired');
+      if (devices.some((d) => sameSim(d.auxiliarySim, input.auxiliarySim))) throw new DomainError('already_exists', 'that auxiliary SIM is already paired');
       const device: PairedDevice = { id: claimed.value, mainSim: input.mainSim, auxiliarySim: input.auxiliarySim, label: input.label, pairedAtMs: this.deps.now() };
       await this.deps.directory.putPayer({ ...payer, pairedDevices: [...devices, device] });
       await this.complete(scope, input.idempotencyKey, input, device.id);
@@ -415,11 +415,11 @@ export class EnrollmentService {
    */
   async addBillableLine(input: { idempotencyKey: string; payerId: string; kind: LineKind; number: string; currency: string; creditLimit: bigint; billingPeriod: BillingPeriod }): Promise<BillableLine> {
     checkIdempotencyKey(input.idempotencyKey);
-    checkPaymentId(input.payerId, 'payer_id');
+    checkHexId(input.payerId, 'payer_id');
     const currency = checkCurrency(input.currency);
     checkAmount(input.creditLimit, 'credit_limit');
-    const numberOk = input.kind === 'MODEM' ? /^[0-9A-Za-z-]{4,32}$/.test(input.number) : /^\+[1-9]\d{6,14}$/.test(input.number);
-    if (!numberOk) throw invalid(input.kind === 'MODEM' ? 'a modem line number is the operator subscriber id: 4 to 32 letters, digits or dashes' : 'a landline or mobile number must be E.164, e.g. +14155550123');
+    const numberOk = input.kind === 'MODEM' ? /^[0-9A-Za-z-]{4,32}$/.test(input.number) : isE164(input.number);
+    if (!numberOk) throw invalidArgument('number', input.kind === 'MODEM' ? "must be the modem's operator subscriber id: 4 to 32 letters, digits or dashes" : 'must be E.164 for a landline or mobile, e.g. +14155550123');
     const scope = `add-line:${input.payerId}`;
     const claimed = await this.claim(scope, input.idempotencyKey, input, idToHex(newId()));
     if (claimed.done !== undefined) return this.found((await this.payer(input.payerId)).billableLines, claimed.done, 'line');
@@ -449,9 +449,9 @@ export class EnrollmentService {
    */
   async issuePayNumber(input: { idempotencyKey: string; payerId: string; ttlSeconds: number }): Promise<{ payNumber: string; expiresAtMs: number }> {
     checkIdempotencyKey(input.idempotencyKey);
-    checkPaymentId(input.payerId, 'payer_id');
+    checkHexId(input.payerId, 'payer_id');
     const ttlSeconds = input.ttlSeconds === 0 ? payNumberTtlSecondsDefault : input.ttlSeconds;
-    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > payNumberTtlSecondsMax) throw invalid(`ttl_seconds must be 0 (${payNumberTtlSecondsDefault}) to ${payNumberTtlSecondsMax}`);
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > payNumberTtlSecondsMax) throw invalidArgument('ttl_seconds', `must be 0 (${payNumberTtlSecondsDefault}) to ${payNumberTtlSecondsMax}`);
     await this.payer(input.payerId);
     const scope = `pay-number:${input.payerId}`;
     const payNumber = (BigInt('0x' + this.deps.kit.digest(`pay-number-issue:${input.payerId}`, input.idempotencyKey).slice(0, 16)) % 10n ** BigInt(payNumberDigits)).toString().padStart(payNumberDigits, '0');
@@ -475,7 +475,7 @@ export class EnrollmentService {
    */
   async rotateSecret(input: { idempotencyKey: string; payerId: string }): Promise<{ payer: Payer; secretBase32?: string; secretUri?: string }> {
     checkIdempotencyKey(input.idempotencyKey);
-    checkPaymentId(input.payerId, 'payer_id');
+    checkHexId(input.payerId, 'payer_id');
     const scope = `rotate-secret:${input.payerId}`;
     const before = await this.payer(input.payerId);
     const claimed = await this.claim(scope, input.idempotencyKey, input, String(before.secretVersion + 1));
@@ -507,7 +507,7 @@ export class EnrollmentService {
     checkIdempotencyKey(input.idempotencyKey);
     checkAmount(input.amount);
     const currency = checkCurrency(input.currency);
-    checkPaymentId(input.accountId, 'account_id');
+    checkHexId(input.accountId, 'account_id');
     const [target] = await this.deps.ledger.lookupAccounts([idFromHex(input.accountId)]);
     // Checked before the transfer so a refused deposit does not burn its id: a retry of the same
     // request gets the same answer (the ledger would say id_already_failed).
@@ -522,12 +522,12 @@ export class EnrollmentService {
     if (result === 'ok' || result === 'exists') return id;
     if (result === 'credit_account_not_found') throw notFound(`account ${input.accountId} not found`);
     if (result === 'transfer_must_have_the_same_ledger_as_accounts' || result === 'accounts_must_have_the_same_ledger') throw precondition(`account ${input.accountId} is not a ${currency.code} account`);
-    if (result?.startsWith('exists_with_different')) throw new AuthzError('already_exists', 'this idempotency key funded a different deposit');
+    if (result?.startsWith('exists_with_different')) throw new DomainError('already_exists', 'this idempotency key funded a different deposit');
     throw precondition(`deposit refused by the ledger: ${result}`);
   }
 
   async payer(id: string): Promise<Payer> {
-    checkPaymentId(id, 'payer_id');
+    checkHexId(id, 'payer_id');
     const payer = await this.deps.directory.getPayer(id);
     if (payer === undefined) throw notFound(`payer ${id} not found`);
     return payer;
@@ -540,8 +540,8 @@ export class EnrollmentService {
   }
 
   private currenciesOf(codes: string[]): Currency[] {
-    if (codes.length === 0) throw invalid('at least one currency is required');
-    if (new Set(codes).size !== codes.length) throw invalid('currencies must not repeat');
+    if (codes.length === 0) throw invalidArgument('currencies', 'must name at least one currency');
+    if (new Set(codes).size !== codes.length) throw invalidArgument('currencies', 'must not repeat');
     return codes.map(checkCurrency);
   }
 
@@ -559,8 +559,8 @@ export class EnrollmentService {
    */
   private async claim(scope: string, key: string, request: unknown, value: string): Promise<Claimed> {
     const outcome = await this.deps.store.claimKey({ scope, key, fingerprint: fingerprint(request), value, leaseMs: enrollmentLeaseMs, keyTtlMs: this.deps.idempotencyTtlMs, nowMs: this.deps.now() });
-    if (outcome.status === 'conflict') throw new AuthzError('already_exists', 'this idempotency key was used for a different request');
-    if (outcome.status === 'in_progress') throw new AuthzError('unavailable', 'a request with this idempotency key is in progress; retry shortly', { reason: 'IN_PROGRESS', retry_after_ms: outcome.retryAfterMs });
+    if (outcome.status === 'conflict') throw new DomainError('already_exists', 'this idempotency key was used for a different request');
+    if (outcome.status === 'in_progress') throw new DomainError('unavailable', 'a request with this idempotency key is in progress; retry shortly', { reason: 'IN_PROGRESS', retry_after_ms: outcome.retryAfterMs });
     if (outcome.status === 'done') return { done: outcome.result };
     return { value: outcome.value, takenOver: outcome.takenOver };
   }

@@ -1,4 +1,5 @@
 import type { Payment } from './model.js';
+import { DomainError } from './errors.js';
 
 /**
  * In-process publication of payment changes, for the watch streams. Each subscriber has a
@@ -16,8 +17,12 @@ export const subscribersMax = 10_000;
  */
 export const watchersPerCallerMax = 16;
 
-export class SubscriberOverflowError extends Error {
+/** A watcher too slow or one too many: RESOURCE_EXHAUSTED, the message says which. */
+export class SubscriberOverflowError extends DomainError {
   override readonly name = 'SubscriberOverflowError';
+  constructor(message: string) {
+    super('resource_exhausted', message);
+  }
 }
 
 interface Subscriber {

@@ -2,11 +2,11 @@ import { idFromHex, idToHex, paymentIdOf } from '../ledger/ids.js';
 import { AccountFilterFlags, TransferFlags, accountFilter } from '../ledger/model.js';
 import type { Ledger } from '../ledger/port.js';
 import { billingPeriodOf, linePeriodIds } from './enrollment.js';
-import { invalid, notFound } from './errors.js';
+import { invalidArgument, notFound } from './errors.js';
 import type { BillableLine, Caller } from './model.js';
 import type { Directory } from './ports.js';
 import type { PaymentStore } from './store/port.js';
-import { checkPaymentId } from './validation.js';
+import { checkHexId } from './validation.js';
 
 /** Entries per statement page, at most. */
 export const statementEntriesMax = 1000;
@@ -46,8 +46,8 @@ export async function lineStatement(
   caller: Caller,
   request: { lineId: string; atMs: number; limit: number; afterNs?: bigint },
 ): Promise<LineStatement> {
-  checkPaymentId(request.lineId, 'line_id');
-  if (request.limit < 1 || request.limit > statementEntriesMax) throw invalid(`page_size must be 1 to ${statementEntriesMax}`);
+  checkHexId(request.lineId, 'line_id');
+  if (request.limit < 1 || request.limit > statementEntriesMax) throw invalidArgument('page_size', `must be 1 to ${statementEntriesMax}`);
   const line = await visibleLine(deps, caller, request.lineId);
   const period = billingPeriodOf(line.billingPeriod, request.atMs);
   const [control] = await deps.ledger.lookupAccounts([linePeriodIds(line.id, period.startMs).control]);

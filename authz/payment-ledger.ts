@@ -1,3 +1,4 @@
+import { assert, unreachable } from '../ledger/assert.js';
 import { AccountCode, TransferCode, accountFlagsFor, currencyOf } from '../ledger/chart.js';
 import { idFromHex, paymentTransferIds } from '../ledger/ids.js';
 import { TransferFlags, account, amountMax, transfer, type Transfer } from '../ledger/model.js';
@@ -28,8 +29,8 @@ import type { Payment } from './model.js';
  * 100 payments of 66 at 150 bp pay 1 each (⌈0.99⌉); one of 6600 pays 99.
  */
 export function feeOf(amount: bigint, feeBasisPoints: number): bigint {
-  if (!Number.isInteger(feeBasisPoints) || feeBasisPoints < 0 || feeBasisPoints > feeBasisPointsMax) throw new Error(`assertion failed: fee basis points ${feeBasisPoints} outside 0..${feeBasisPointsMax}`);
-  if (amount <= 0n) throw new Error('assertion failed: a fee is charged on a positive amount');
+  if (!Number.isInteger(feeBasisPoints) || feeBasisPoints < 0 || feeBasisPoints > feeBasisPointsMax) unreachable(`fee basis points ${feeBasisPoints} outside 0..${feeBasisPointsMax}`);
+  assert(amount > 0n, 'a fee is charged on a positive amount');
   if (feeBasisPoints === 0) return 0n;
   const bp = BigInt(feeBasisPoints);
   const rounded = (amount * bp + (feeBasisPointsMax_ - 1n)) / feeBasisPointsMax_;

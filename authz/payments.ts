@@ -1,4 +1,4 @@
-import { AuthzError, notFound } from './errors.js';
+import { DomainError, notFound } from './errors.js';
 import { pendingFactors, type Proof } from './factors/index.js';
 import type { Caller, Factor, Merchant, Payment } from './model.js';
 import type { BankKey } from './ports.js';
@@ -10,7 +10,7 @@ import { isTerminalChannel, type CreatePaymentInput } from './steps/create-prepa
 import { drive } from './steps/drive.js';
 import { RefuseStep } from './steps/refuse.js';
 import { sweep } from './steps/sweep.js';
-import { checkPaymentId } from './validation.js';
+import { checkHexId } from './validation.js';
 
 export { defaultPaymentLimits, type CodeKit, type ItemOutcome, type PaymentLimits, type StepDeps as PaymentsDeps } from './steps/context.js';
 export type { CreatePaymentInput } from './steps/create-prepare.js';
@@ -136,7 +136,7 @@ export class PaymentsService {
     try {
       return await this.deps.bank.publicKey();
     } catch (cause) {
-      throw new AuthzError('unavailable', 'the bank front-end could not be reached for its key; retry shortly', { reason: 'BANK_UNAVAILABLE' }, { cause });
+      throw new DomainError('unavailable', 'the bank front-end could not be reached for its key; retry shortly', { reason: 'BANK_UNAVAILABLE' }, { cause });
     }
   }
 
@@ -146,7 +146,7 @@ export class PaymentsService {
   }
 
   private async visible(caller: Caller, paymentId: string): Promise<PaymentRecord> {
-    checkPaymentId(paymentId, 'payment_id');
+    checkHexId(paymentId, 'payment_id');
     const [record] = await this.deps.store.get([paymentId]);
     if (!visibleTo(caller, record?.payment)) throw notFound(`payment ${paymentId} not found`);
     return record!;

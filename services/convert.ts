@@ -1,7 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs, type Timestamp } from '@bufbuild/protobuf/wkt';
 import * as domain from '../authz/model.js';
-import { invalid } from '../authz/errors.js';
+import { invalidArgument } from '../authz/errors.js';
 import {
   Channel,
   DeclineReason,
@@ -21,7 +21,7 @@ import {
 
 function toName<E extends Record<string, string | number>>(e: E, value: number, field: string): string {
   const name = e[value];
-  if (typeof name !== 'string' || value === 0) throw invalid(`${field}: unknown or unspecified value ${value}`);
+  if (typeof name !== 'string' || value === 0) throw invalidArgument(field, `has an unknown or unspecified value ${value}`);
   return name;
 }
 
@@ -71,7 +71,7 @@ export function paymentToProto(p: domain.Payment, attemptsLeft = p.attemptsLeft)
 
 /** M4: a SIM identity; `field` names it in the error when it is missing. */
 export function simFromProto(sim: SimIdentity | undefined, field: string): domain.SimIdentity {
-  if (sim === undefined) throw invalid(`${field} is required`);
+  if (sim === undefined) throw invalidArgument(field, 'is required');
   return { iccid: sim.iccid, imsi: sim.imsi, msisdn: sim.msisdn };
 }
 

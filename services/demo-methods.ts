@@ -117,7 +117,7 @@ export async function methodFive(c: DemoContext): Promise<bigint> {
     const issued = await frank.enrollment.issuePayNumber({ idempotencyKey: `${key}-number`, payerId: enrolled.payer!.id, ttlSeconds: 300 });
     const p = (await shop.createPayment({ idempotencyKey: key, payer: { case: 'payNumber', value: issued.payNumber }, amount, currency: 'USD', description, requestedFactors: [Factor.BANK_CARD_PIN] })).payment!;
     const challenge = await frank.payer.getChallenge({ paymentId: p.id });
-    const envelope = sealCard({ bankKey: challenge.bankKey!, payment: { id: p.id, merchantId: p.merchantId, amount, currency: 'USD' }, card: { pan: card.pan, expiry: card.expiry }, pin });
+    const envelope = await sealCard({ bankKey: challenge.bankKey!, payment: { id: p.id, merchantId: p.merchantId, amount, currency: 'USD' }, card: { pan: card.pan, expiry: card.expiry }, pin });
     const done = (await frank.payer.confirmPayment({ idempotencyKey: `${key}-card`, paymentId: p.id, proof: { case: 'bankCard', value: envelope } })).payment!;
     return { issued, p, done };
   };

@@ -1,25 +1,15 @@
-import { create, type Message } from '@bufbuild/protobuf';
-import * as grpc from '@grpc/grpc-js';
+import { create } from '@bufbuild/protobuf';
+import { Code } from '@connectrpc/connect';
 import { PaymentState, PasswordKind } from '../gen/countersign/v1/common_pb.js';
-import { ConfirmPaymentRequestSchema, PayerService, type ConfirmPaymentRequest, type ConfirmPaymentResponse } from '../gen/countersign/v1/payer_pb.js';
-import { grpcServiceDefinition } from './grpc-codec.js';
+import { ConfirmPaymentRequestSchema, type ConfirmPaymentRequest } from '../gen/countersign/v1/payer_pb.js';
 import type { ConfirmOutcome } from './ivr-dialogue.js';
-import { errorInfosOf } from './rpc-status.js';
 
 /**
- * The bridge's only way into authz: `PayerService/ConfirmPayment` over gRPC (grpc-js), as the
- * trusted telco channel (its own service key), relaying a keyed password or an SMS reply.
- * Outcomes are values; proofs are never logged.
+ * The bridge's only way into authz: `PayerService/ConfirmPayment` as the trusted telco channel
+ * (its own service key), relaying a keyed password or an SMS reply. This is the port and what
+ * authz's answers mean; the gRPC client behind it is services/telco-authz-client.ts (the bridge
+ * holds no RPC runtime). Outcomes are values; proofs are never logged.
  */
-
-export interface AuthzClientOptions {
-  /** host:port of authz's gRPC server. */
-  address: string;
-  /** The bridge's key at authz, sent as `authorization: Bearer <key>`. */
-  serviceKey: string;
-  /** Each ConfirmPayment waits at most this long (a webhook answer depends on it). */
-  deadlineMs: number;
-}
 
 /** A proof the bridge relays. SECRET values. */
 export type RelayedProof = { kind: 'ivr-password'; password: string } | { kind: 'sms-otp'; code: string };
@@ -32,13 +22,16 @@ export interface ConfirmRequest {
 }
 
 export interface AuthzClient {
+  /** Never rejects: an unreachable authz is `{ kind: 'unavailable' }`. `code` is the status name, for logs. */
   confirmPayment(request: ConfirmRequest): Promise<ConfirmOutcome & { code: string }>;
   close(): void;
 }
 
-type UnaryFn = (request: Message, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, value?: ConfirmPaymentResponse) => void) => void;
+/** What ConfirmPayment answered: the payment's state, or the status code and ErrorInfo's `attempts_left` (as sent) when any. */
+export type AuthzAnswer = { ok: true; state: PaymentState } | { ok: false; code: Code; attemptsLeft: string | undefined };
 
-function requestOf(r: ConfirmRequest): ConfirmPaymentRequest {
+/** The ConfirmPayment request for a relayed proof. */
+export function confirmPaymentRequest(r: ConfirmRequest): ConfirmPaymentRequest {
   const proof: ConfirmPaymentRequest['proof'] =
     r.proof.kind === 'ivr-password'
       ? { case: 'password', value: { $typeName: 'countersign.v1.PasswordProof', kind: PasswordKind.IVR, password: r.proof.password } }
@@ -46,45 +39,31 @@ function requestOf(r: ConfirmRequest): ConfirmPaymentRequest {
   return create(ConfirmPaymentRequestSchema, { idempotencyKey: r.idempotencyKey, paymentId: r.paymentId, proof });
 }
 
+/** "PERMISSION_DENIED", as gRPC names the code. */
+const statusName = (code: Code) => (Code[code] ?? String(code)).replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase();
+
 /** What authz's answer means for the payer on the line. */
-export function outcomeOf(error: grpc.ServiceError | null, response: ConfirmPaymentResponse | undefined): ConfirmOutcome & { code: string } {
-  if (error === null) {
-    const state = response?.payment?.state ?? PaymentState.UNSPECIFIED;
+export function outcomeOf(answer: AuthzAnswer): ConfirmOutcome & { code: string } {
+  if (answer.ok) {
+    const state = answer.state;
     if (state === PaymentState.SUCCEEDED || state === PaymentState.APPROVED) return { kind: 'approved', code: 'OK' };
     if (state === PaymentState.CHALLENGED) return { kind: 'accepted-more-needed', code: 'OK' };
     if (state === PaymentState.DECLINED || state === PaymentState.EXPIRED || state === PaymentState.CANCELLED) return { kind: 'declined', code: 'OK' };
     return { kind: 'error', code: 'OK' };
   }
-  const code = grpc.status[error.code] ?? String(error.code);
-  switch (error.code) {
-    case grpc.status.PERMISSION_DENIED: {
-      const bin = error.metadata?.get('grpc-status-details-bin')[0];
-      const infos = errorInfosOf(bin instanceof Buffer ? bin : undefined);
-      const left = infos.map((i) => i.metadata['attempts_left']).find((v) => v !== undefined);
-      const attemptsLeft = left !== undefined && /^[0-9]{1,9}$/.test(left) ? Number(left) : undefined;
-      return { kind: 'wrong', attemptsLeft, code };
+  const code = statusName(answer.code);
+  switch (answer.code) {
+    case Code.PermissionDenied: {
+      const left = answer.attemptsLeft;
+      return { kind: 'wrong', attemptsLeft: left !== undefined && /^[0-9]{1,9}$/.test(left) ? Number(left) : undefined, code };
     }
-    case grpc.status.RESOURCE_EXHAUSTED:
-    case grpc.status.FAILED_PRECONDITION:
+    case Code.ResourceExhausted:
+    case Code.FailedPrecondition:
       return { kind: 'declined', code };
-    case grpc.status.UNAVAILABLE:
-    case grpc.status.DEADLINE_EXCEEDED:
+    case Code.Unavailable:
+    case Code.DeadlineExceeded:
       return { kind: 'unavailable', code };
     default:
       return { kind: 'error', code };
   }
-}
-
-export function createAuthzClient(options: AuthzClientOptions): AuthzClient {
-  const Client = grpc.makeGenericClientConstructor(grpcServiceDefinition(PayerService), PayerService.name);
-  const client = new Client(options.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & { confirmPayment: UnaryFn };
-  return {
-    confirmPayment: (request) =>
-      new Promise((resolve) => {
-        const metadata = new grpc.Metadata();
-        metadata.set('authorization', `Bearer ${options.serviceKey}`);
-        client.confirmPayment(requestOf(request), metadata, { deadline: Date.now() + options.deadlineMs }, (error, value) => resolve(outcomeOf(error, value)));
-      }),
-    close: () => client.close(),
-  };
 }

@@ -1,10 +1,10 @@
+import type { ServiceImpl } from '@connectrpc/connect';
 import type { Logger } from 'pino';
-import { TelcoBridgeService } from '../gen/countersign/v1/telco_pb.js';
-import { createAuthzClient } from './authz-client.js';
+import type { TelcoBridgeService } from '../gen/countersign/v1/telco_pb.js';
+import type { AuthzClient } from './authz-client.js';
 import type { SmsChannel, VoiceChannel } from './channels.js';
 import { ConsoleChannel } from './console-channel.js';
 import { EventLog } from './events.js';
-import { hostService } from './grpc-host.js';
 import { ivrLimitsDefault, type IvrLimits } from './ivr-dialogue.js';
 import { TelcoBridgeCore, serviceLimitsDefault, type ServiceLimits } from './service.js';
 import { SmppChannel, type SmppChannelOptions, type SmppStats } from './smpp-channel.js';
@@ -12,22 +12,22 @@ import { TwilioVoiceChannel, voiceLimitsDefault, type TwilioVoiceOptions, type V
 import { startWebhookServer, webhookLimitsDefault, type WebhookServer } from './webhook-server.js';
 
 /**
- * The telco-bridge process: TelcoBridgeService over gRPC (grpc-js, one shared service key), the
- * voice provider's webhooks over HTTP, SMS over SMPP or the console, calls through a TwiML
- * provider or the console, and a gRPC client to authz for the proofs it relays. Imports only
- * gen/ and packages.
+ * The telco bridge without its RPC: SMS over SMPP or the console, calls through a TwiML provider
+ * or the console, the voice provider's webhooks over HTTP, and the TelcoBridgeService handlers.
+ * services/telco.ts makes it a process: it hosts the handlers on the one RPC runtime (service
+ * key, error table) and gives it the gRPC client to authz. Imports only gen/ and packages.
  */
 
 export interface BridgeLimits extends ServiceLimits, VoiceLimits, IvrLimits {
   /** eventsMax: events kept for StreamEvents replay, at most. */
   eventsMax: number;
-  /** Each ConfirmPayment to authz waits at most this long (the provider waits for our TwiML). */
+  /** Each ConfirmPayment to authz waits at most this long (the provider waits for our TwiML); services/ applies it. */
   authzDeadlineMs: number;
   /** webhookBodyBytesMax: larger webhook bodies are 413. */
   webhookBodyBytesMax: number;
   /** A webhook request must arrive completely within this. */
   webhookRequestTimeoutMs: number;
-  /** On close, gRPC calls get this long to finish. */
+  /** On close, gRPC calls get this long to finish (services/ hosts them). */
   grpcShutdownGraceMs: number;
   /** A console gather waits this long for a typed line. */
   consoleInputTimeoutMs: number;
@@ -48,30 +48,21 @@ export const bridgeLimitsDefault: BridgeLimits = {
 export type SmsOptions = ({ kind: 'smpp' } & SmppChannelOptions) | { kind: 'console' };
 export type VoiceOptions = ({ kind: 'twilio' } & TwilioVoiceOptions) | { kind: 'console' };
 
-export interface TelcoBridgeOptions {
-  /** Interface of both servers, e.g. 127.0.0.1. */
+export interface BridgeChannelsOptions {
+  /** Interface of the webhook server, e.g. 127.0.0.1. */
   host: string;
   /** 0 picks a free port. */
-  grpcPort: number;
-  /** 0 picks a free port. */
   webhookPort: number;
-  /** SECRET: what authz must present (`authorization: Bearer <key>`). */
-  serviceKey: string;
   /** What the voice provider calls; default http://{host}:{webhookPort}. Signatures are checked against it. */
   publicWebhookBaseUrl?: string;
   sms: SmsOptions;
   voice: VoiceOptions;
-  authz: {
-    /** host:port of authz's gRPC server. */
-    address: string;
-    /** SECRET: the bridge's key at authz. */
-    serviceKey: string;
-  };
+  /** Where relayed proofs go (services/telco-authz-client.ts); closed with the bridge. */
+  authz: AuthzClient;
   logger: Logger;
   /** The console channel's streams (default: stdout, no input). */
   console?: { output?: NodeJS.WritableStream; input?: NodeJS.ReadableStream };
-  /** Overrides of the named bounds. */
-  limits?: Partial<BridgeLimits>;
+  limits: BridgeLimits;
   /**
    * The clock of the bridge's windows (SMS reply window, per-destination rates, idempotency
    * TTLs, event ids, the SMPP send rate), epoch milliseconds; default Date.now. Tests pass one
@@ -80,8 +71,9 @@ export interface TelcoBridgeOptions {
   now?: () => number;
 }
 
-export interface TelcoBridge {
-  grpcPort: number;
+export interface BridgeChannels {
+  /** The TelcoBridgeService handlers, for the RPC runtime to host. */
+  serviceImpl: ServiceImpl<typeof TelcoBridgeService>;
   webhookPort: number;
   /** The public base URL the provider is given (resolved once the webhook server listens). */
   webhookBaseUrl: string;
@@ -89,15 +81,14 @@ export interface TelcoBridge {
   whenSmsReady(timeoutMs: number): Promise<boolean>;
   /** SMPP counters (undefined on the console channel). */
   smppStats: SmppStats | undefined;
+  /** Closes the webhook server, the channels and the authz client, in that order. */
   close(): Promise<void>;
 }
 
-export async function startTelcoBridge(options: TelcoBridgeOptions): Promise<TelcoBridge> {
-  const limits: BridgeLimits = { ...bridgeLimitsDefault, ...options.limits };
-  const logger = options.logger.child({ component: 'telco-bridge' });
+export async function startBridgeChannels(options: BridgeChannelsOptions): Promise<BridgeChannels> {
+  const { limits, logger, authz } = options;
   const now = options.now ?? Date.now;
   const events = new EventLog(limits.eventsMax, now);
-  const authz = createAuthzClient({ address: options.authz.address, serviceKey: options.authz.serviceKey, deadlineMs: limits.authzDeadlineMs });
   const core = new TelcoBridgeCore(events, authz, limits, logger, now);
 
   let webhookBaseUrl = options.publicWebhookBaseUrl ?? '';
@@ -137,17 +128,8 @@ export async function startTelcoBridge(options: TelcoBridgeOptions): Promise<Tel
     });
     started.push(webhooks);
     if (webhookBaseUrl === '') webhookBaseUrl = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${webhooks.port}`;
-    const grpc = await hostService(TelcoBridgeService, core.serviceImpl(), {
-      host: options.host,
-      port: options.grpcPort,
-      serviceKey: options.serviceKey,
-      logger,
-      shutdownGraceMs: limits.grpcShutdownGraceMs,
-    });
-    started.push(grpc);
-    logger.info({ grpcPort: grpc.port, webhookPort: webhooks.port, sms: options.sms.kind, voice: options.voice.kind }, 'telco bridge listening');
     return {
-      grpcPort: grpc.port,
+      serviceImpl: core.serviceImpl(),
       webhookPort: webhooks.port,
       webhookBaseUrl,
       whenSmsReady: (timeoutMs) => (smpp === undefined ? Promise.resolve(true) : smpp.whenBound(timeoutMs)),

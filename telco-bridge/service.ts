@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { create, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 import {
   SendSmsRequestSchema,
@@ -14,7 +14,8 @@ import {
 } from '../gen/countersign/v1/telco_pb.js';
 import type { AuthzClient } from './authz-client.js';
 import { BoundedMap, DestinationLimiter, IdempotencyRecord, ReplyMatcher } from './bounded-state.js';
-import type { Accepted, CallPlacement, SmsChannel, SmsChannelListener, VoiceChannel, VoiceChannelListener } from './channels.js';
+import type { Accepted, CallPlacement, ChannelErrorCode, SmsChannel, SmsChannelListener, VoiceChannel, VoiceChannelListener } from './channels.js';
+import { invalidArgument as invalid, TelcoError, type TelcoErrorKind } from './errors.js';
 import { isEventId, type EventLog } from './events.js';
 import type { ConfirmPassword } from './ivr-dialogue.js';
 import { currencyExponent } from './money-words.js';
@@ -23,7 +24,8 @@ import { chooseAlphabet } from './sms-encoding.js';
 /**
  * The TelcoBridgeService handlers (a protobuf-es `ServiceImpl`, so the compiler proves every
  * method exists) and what the bridge does with the channels' reports: events, and the proofs
- * it relays to authz (a keyed password, an SMS reply). Validation and the error table live here.
+ * it relays to authz (a keyed password, an SMS reply). Validation lives here; refusals are
+ * TelcoErrors, which the RPC runtime in services/ maps to status codes.
  */
 
 export interface ServiceLimits {
@@ -77,16 +79,22 @@ export const gatherAttemptsMaxLimit = 5;
 const e164 = /^\+[1-9][0-9]{6,14}$/;
 const printableKey = /^[\x20-\x7e]{1,128}$/;
 
-const invalid = (message: string) => new ConnectError(message, Code.InvalidArgument);
-
 /** "+1415*****23": enough to tell numbers apart in logs. */
 export function maskPhone(phone: string): string {
   return phone.length <= 7 ? '*'.repeat(phone.length) : `${phone.slice(0, 5)}${'*'.repeat(phone.length - 7)}${phone.slice(-2)}`;
 }
 
-function toConnectError(refused: Extract<Accepted, { ok: false }>): ConnectError {
-  const codes = { INVALID_ARGUMENT: Code.InvalidArgument, RESOURCE_EXHAUSTED: Code.ResourceExhausted, UNAVAILABLE: Code.Unavailable, INTERNAL: Code.Internal };
-  return new ConnectError(refused.message, codes[refused.code]);
+const kindOfChannelCode: Readonly<Record<ChannelErrorCode, TelcoErrorKind | undefined>> = {
+  INVALID_ARGUMENT: 'invalid_argument',
+  RESOURCE_EXHAUSTED: 'resource_exhausted',
+  UNAVAILABLE: 'unavailable',
+  INTERNAL: undefined,
+};
+
+/** A channel's refusal as the error to throw; INTERNAL (a misconfiguration) stays unmapped: generic to the caller, logged whole. */
+function refusalError(refused: Extract<Accepted, { ok: false }>): Error {
+  const kind = kindOfChannelCode[refused.code];
+  return kind === undefined ? new Error(`channel failed: ${refused.message}`) : new TelcoError(kind, refused.message);
 }
 
 export class TelcoBridgeCore {
@@ -187,14 +195,14 @@ export class TelcoBridgeCore {
     if (!choice.ok) throw invalid(choice.message);
     const sms = this.sms!;
     const messageId = await this.idempotent(this.smsIdempotency, request.idempotencyKey, this.fingerprint(SendSmsRequestSchema, request), async () => {
-      if (!this.smsRate.take(request.to)) throw new ConnectError('too many SMS to this number; try later', Code.ResourceExhausted);
+      if (!this.smsRate.take(request.to)) throw new TelcoError('resource_exhausted', 'too many SMS to this number; try later');
       const id = `sms_${randomBytes(12).toString('hex')}`;
       this.references.set(id, request.reference);
       const accepted = sms.submit({ messageId: id, to: request.to, text: request.text, alphabet: choice.alphabet });
       if (!accepted.ok) {
         this.smsRate.refund(request.to);
         this.references.delete(id);
-        throw toConnectError(accepted);
+        throw refusalError(accepted);
       }
       if (request.reference !== '') this.replies.sent(request.to, request.reference, id);
       this.logger.info({ messageId: id, reference: request.reference, to: maskPhone(request.to), alphabet: choice.alphabet }, 'sms accepted');
@@ -207,13 +215,13 @@ export class TelcoBridgeCore {
     const placement = this.placementOf(request);
     const voice = this.voice!;
     const callId = await this.idempotent(this.callIdempotency, request.idempotencyKey, this.fingerprint(StartCallRequestSchema, request), async () => {
-      if (!this.callRate.take(request.to)) throw new ConnectError('too many calls to this number; try later', Code.ResourceExhausted);
+      if (!this.callRate.take(request.to)) throw new TelcoError('resource_exhausted', 'too many calls to this number; try later');
       this.references.set(placement.callId, request.reference);
       const accepted = await voice.place(placement);
       if (!accepted.ok) {
         this.callRate.refund(request.to);
         this.references.delete(placement.callId);
-        throw toConnectError(accepted);
+        throw refusalError(accepted);
       }
       this.logger.info({ callId: placement.callId, reference: request.reference, to: maskPhone(request.to), spokenCode: placement.announcement.spokenCode !== '' }, 'call started');
       return placement.callId;
@@ -255,7 +263,7 @@ export class TelcoBridgeCore {
 
   private async idempotent(record: IdempotencyRecord<string>, key: string, fingerprint: string, run: () => Promise<string>): Promise<string> {
     const known = record.lookup(key, fingerprint);
-    if (known.kind === 'conflict') throw new ConnectError('idempotency_key was used with another request', Code.AlreadyExists);
+    if (known.kind === 'conflict') throw new TelcoError('already_exists', 'idempotency_key was used with another request');
     if (known.kind === 'replay') return known.result;
     const result = run();
     record.record(key, fingerprint, result);
@@ -285,7 +293,7 @@ export class TelcoBridgeCore {
         last = event.eventId;
       }
       while (!context.signal.aborted) {
-        if (overflow) throw new ConnectError('the stream fell too far behind; resume with after_event_id', Code.ResourceExhausted);
+        if (overflow) throw new TelcoError('resource_exhausted', 'the stream fell too far behind; resume with after_event_id');
         const next = pending.shift();
         if (next !== undefined) {
           if (next.eventId > last) {
@@ -311,7 +319,7 @@ export class TelcoBridgeCore {
     }
   }
 
-  /** The service handlers, for the bridge's grpc-js host or any connect router. */
+  /** The service handlers, for the RPC runtime in services/ (grpc-js host or connect router). */
   serviceImpl(): ServiceImpl<typeof TelcoBridgeService> {
     return {
       sendSms: (request) => this.sendSms(request),

@@ -1,4 +1,4 @@
-import { AuthzError } from '../errors.js';
+import { DomainError } from '../errors.js';
 import type { FactorModule } from './factor.js';
 
 /**
@@ -17,6 +17,6 @@ export const authPassword: FactorModule<'password'> = {
   available: () => true,
   missingAtCreate: (payer) => (payer.authPasswordHash === undefined ? 'an authentication password' : undefined),
   async answer() {
-    throw new AuthzError('failed_precondition', 'the authentication password is given with CreatePayment (auth_password), not here');
+    throw new DomainError('failed_precondition', 'the authentication password is given with CreatePayment (auth_password), not here');
   },
 };

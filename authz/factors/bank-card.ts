@@ -1,4 +1,4 @@
-import { invalid, precondition } from '../errors.js';
+import { invalidArgument, precondition } from '../errors.js';
 import type { SealedEnvelope } from '../model.js';
 import { BankRequestError, BankUnavailableError } from '../ports.js';
 import type { FactorModule } from './factor.js';
@@ -8,11 +8,11 @@ export const envelopeBounds = { suiteCharsMax: 100, keyIdCharsMax: 64, ephemeral
 
 function checkEnvelope(e: SealedEnvelope): void {
   const b = envelopeBounds;
-  if (e.suite === '' || e.suite.length > b.suiteCharsMax) throw invalid(`bank_card.suite must be 1 to ${b.suiteCharsMax} characters`);
-  if (e.keyId === '' || e.keyId.length > b.keyIdCharsMax) throw invalid(`bank_card.key_id must be 1 to ${b.keyIdCharsMax} characters`);
-  if (e.ephemeralPublicKey.length === 0 || e.ephemeralPublicKey.length > b.ephemeralKeyBytesMax) throw invalid(`bank_card.ephemeral_public_key must be 1 to ${b.ephemeralKeyBytesMax} bytes`);
-  if (e.nonce.length !== b.nonceBytes) throw invalid(`bank_card.nonce must be ${b.nonceBytes} bytes`);
-  if (e.ciphertext.length < b.ciphertextBytesMin || e.ciphertext.length > b.ciphertextBytesMax) throw invalid(`bank_card.ciphertext must be ${b.ciphertextBytesMin} to ${b.ciphertextBytesMax} bytes`);
+  if (e.suite === '' || e.suite.length > b.suiteCharsMax) throw invalidArgument('bank_card.suite', `must be 1 to ${b.suiteCharsMax} characters`);
+  if (e.keyId === '' || e.keyId.length > b.keyIdCharsMax) throw invalidArgument('bank_card.key_id', `must be 1 to ${b.keyIdCharsMax} characters`);
+  if (e.ephemeralPublicKey.length === 0 || e.ephemeralPublicKey.length > b.ephemeralKeyBytesMax) throw invalidArgument('bank_card.ephemeral_public_key', `must be 1 to ${b.ephemeralKeyBytesMax} bytes`);
+  if (e.nonce.length !== b.nonceBytes) throw invalidArgument('bank_card.nonce', `must be ${b.nonceBytes} bytes`);
+  if (e.ciphertext.length < b.ciphertextBytesMin || e.ciphertext.length > b.ciphertextBytesMax) throw invalidArgument('bank_card.ciphertext', `must be ${b.ciphertextBytesMin} to ${b.ciphertextBytesMax} bytes`);
 }
 
 /** The detail a payment declined because the bank could not be reached carries (the step answers UNAVAILABLE for it). */
@@ -47,7 +47,7 @@ export const bankCard: FactorModule<'bank_card'> = {
       if (answer.decision === 'DECLINED') return { kind: 'decline', reason: 'BANK_DECLINED', detail: `bank: ${answer.reasonCode} ${answer.reason}`.trim() };
       return { kind: 'accept', bankAuthorizationCode: answer.authorizationCode };
     } catch (cause) {
-      if (cause instanceof BankRequestError) throw invalid('the bank front-end refused the envelope as malformed or sealed for an unknown key');
+      if (cause instanceof BankRequestError) throw invalidArgument('bank_card', 'was refused by the bank front-end as malformed or sealed for an unknown key');
       if (!(cause instanceof BankUnavailableError)) throw cause;
       return { kind: 'decline', reason: 'AUTHORIZER_UNAVAILABLE', detail: bankUnreachableDetail };
     }

@@ -50,9 +50,6 @@ export function challengeIdOf(paymentId: string, factor: Factor): string {
   return `${paymentId}:${factor}`;
 }
 
-export const eightDigits = /^\d{8}$/;
-export const dtmfPassword = /^\d{4,12}$/;
-
 /** The answer a proof compared by its digest gives. */
 export function digestAnswer(context: ProofContext, response: string): ConfirmAnswer {
   return { kind: 'digest', digest: context.digest(response) };

@@ -1,5 +1,6 @@
-import { invalid } from '../errors.js';
-import { digestAnswer, dtmfPassword, eightDigits, type FactorModule } from './factor.js';
+import { invalidArgument } from '../errors.js';
+import { digestAnswer, type FactorModule } from './factor.js';
+import { dtmfPassword, eightDigits } from '../validation.js';
 
 /** M1a: the first code plus the payer's verification PIN (argon2id hash only). */
 export const firstCodeAndPin: FactorModule<'first_code_and_pin'> = {
@@ -15,8 +16,8 @@ export const firstCodeAndPin: FactorModule<'first_code_and_pin'> = {
   missingAtCreate: (payer) => (payer.pinHash === undefined ? 'a verification PIN' : undefined),
   expected: (codes) => codes.firstCode,
   async answer(proof, context) {
-    if (!eightDigits.test(proof.firstCode)) throw invalid('first_code must be 8 digits');
-    if (!dtmfPassword.test(proof.pin)) throw invalid('pin must be 4 to 12 digits');
+    if (!eightDigits.test(proof.firstCode)) throw invalidArgument('first_code', 'must be 8 digits');
+    if (!dtmfPassword.test(proof.pin)) throw invalidArgument('pin', 'must be 4 to 12 digits');
     const hash = context.payer?.pinHash;
     // A wrong PIN counts as a wrong answer: the same attempts, single use and lockout.
     const pinOk = hash !== undefined && (await context.verifySecret(hash, proof.pin));

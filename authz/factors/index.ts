@@ -1,4 +1,5 @@
-import { AuthzError } from '../errors.js';
+import { unreachable } from '../../ledger/assert.js';
+import { DomainError } from '../errors.js';
 import type { Caller, Factor } from '../model.js';
 import { allFactors } from '../model.js';
 import { authPassword } from './auth-password.js';
@@ -22,7 +23,7 @@ const byFactor = new Map<Factor, FactorModule>(modules.map((m) => [m.factor, m])
 /** The factor a confirm's proof answers (the password proof answers the call's password; the authentication password comes with the create). */
 const byProof = new Map<ProofKind, FactorModule>(modules.filter((m) => m !== authPassword).map((m) => [m.proofKind, m]));
 
-for (const factor of allFactors) if (!byFactor.has(factor)) throw new Error(`assertion failed: factor ${factor} has no module`);
+for (const factor of allFactors) if (!byFactor.has(factor)) unreachable(`factor ${factor} has no module`);
 
 export function factorModule(factor: Factor): FactorModule {
   return byFactor.get(factor)!;
@@ -45,7 +46,7 @@ export function isChallenged(factor: Factor): boolean {
 /** Who may give which proof (PERMISSION_DENIED otherwise). */
 export function checkProver(caller: Caller, proof: Proof): FactorModule {
   const module = moduleOfProof(proof);
-  if (!module.provers.has(caller.kind)) throw new AuthzError('permission_denied', `a ${caller.kind} cannot give a ${proof.kind} proof`);
+  if (!module.provers.has(caller.kind)) throw new DomainError('permission_denied', `a ${caller.kind} cannot give a ${proof.kind} proof`);
   return module;
 }
 

@@ -1,5 +1,6 @@
-import { invalid } from '../errors.js';
-import { digestAnswer, dtmfPassword, type FactorModule } from './factor.js';
+import { invalidArgument } from '../errors.js';
+import { digestAnswer, type FactorModule } from './factor.js';
+import { dtmfPassword } from '../validation.js';
 
 /** What the store expects once argon2id has accepted a keyed password (the password itself is never digested). */
 export const passwordAccepted = 'password-accepted';
@@ -22,7 +23,7 @@ export const ivrPassword: FactorModule<'password'> = {
   missingAtCreate: (payer) => (payer.ivrPasswordHash === undefined ? 'an IVR password' : undefined),
   expected: () => passwordAccepted,
   async answer(proof, context) {
-    if (!dtmfPassword.test(proof.password)) throw invalid('the password keyed on the call must be 4 to 12 digits');
+    if (!dtmfPassword.test(proof.password)) throw invalidArgument('password', 'keyed on the call must be 4 to 12 digits');
     const hash = context.payer?.ivrPasswordHash;
     const ok = hash !== undefined && (await context.verifySecret(hash, proof.password));
     return ok ? digestAnswer(context, passwordAccepted) : { kind: 'wrong' };

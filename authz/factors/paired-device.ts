@@ -1,8 +1,9 @@
 import { sameSim } from '../enrollment.js';
-import { invalid } from '../errors.js';
+import { invalidArgument } from '../errors.js';
 import type { Caller, Payer, Payment } from '../model.js';
 import type { Proof } from './proof.js';
-import { digestAnswer, eightDigits, type FactorModule } from './factor.js';
+import { digestAnswer, type FactorModule } from './factor.js';
+import { eightDigits } from '../validation.js';
 import { pathOfCaller } from './paths.js';
 
 /**
@@ -32,8 +33,8 @@ export const pairedDevice: FactorModule<'paired_device'> = {
   available: () => true,
   expected: (codes) => codes.firstCode,
   async answer(proof, context) {
-    if (proof.firstCode === '') throw invalid('paired_device.first_code is required: the paired device must carry the first code the request received');
-    if (!eightDigits.test(proof.firstCode)) throw invalid('paired_device.first_code must be 8 digits');
+    if (proof.firstCode === '') throw invalidArgument('paired_device.first_code', 'is required: the paired device must carry the first code the request received');
+    if (!eightDigits.test(proof.firstCode)) throw invalidArgument('paired_device.first_code', 'must be 8 digits');
     const payment = context.record?.payment;
     const mismatch = payment === undefined ? undefined : deviceMismatch(payment, context.payer, proof, context.caller);
     if (mismatch !== undefined) return { kind: 'decline', reason: 'DEVICE_MISMATCH', detail: mismatch };

@@ -1,5 +1,6 @@
-import { invalid } from '../errors.js';
-import { digestAnswer, eightDigits, type FactorModule } from './factor.js';
+import { invalidArgument } from '../errors.js';
+import { digestAnswer, type FactorModule } from './factor.js';
+import { eightDigits } from '../validation.js';
 
 /** M1b: the second code the payer's terminal derives (OCRA over the first code, amount, currency and payee). */
 export const secondCode: FactorModule<'second_code'> = {
@@ -15,7 +16,7 @@ export const secondCode: FactorModule<'second_code'> = {
   available: () => true,
   expected: (codes) => codes.secondCode(),
   async answer(proof, context) {
-    if (!eightDigits.test(proof.secondCode)) throw invalid('second_code must be 8 digits');
+    if (!eightDigits.test(proof.secondCode)) throw invalidArgument('second_code', 'must be 8 digits');
     return digestAnswer(context, proof.secondCode);
   },
 };

@@ -1,5 +1,6 @@
-import { invalid } from '../errors.js';
-import { digestAnswer, eightDigits, type FactorModule } from './factor.js';
+import { invalidArgument } from '../errors.js';
+import { digestAnswer, type FactorModule } from './factor.js';
+import { eightDigits } from '../validation.js';
 
 /** M2's pre-step: the SMS code, replied from the payer's phone (relayed by the telco bridge) or typed on the terminal. */
 export const smsOtp: FactorModule<'sms_otp'> = {
@@ -14,7 +15,7 @@ export const smsOtp: FactorModule<'sms_otp'> = {
   available: () => true,
   expected: (codes) => codes.firstCode,
   async answer(proof, context) {
-    if (!eightDigits.test(proof.code)) throw invalid('sms_otp must be the 8-digit code of the SMS');
+    if (!eightDigits.test(proof.code)) throw invalidArgument('sms_otp', 'must be the 8-digit code of the SMS');
     return digestAnswer(context, proof.code);
   },
 };

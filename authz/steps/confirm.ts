@@ -1,11 +1,11 @@
-import { AuthzError, notFound, precondition } from '../errors.js';
+import { DomainError, notFound, precondition } from '../errors.js';
 import { checkProver, challengeIdOf, type FactorModule, type Proof } from '../factors/index.js';
 import { bankUnreachableDetail } from '../factors/bank-card.js';
 import { ivrPassword } from '../factors/ivr-password.js';
 import { canonicalJson } from '../fingerprint.js';
 import { terminalStates, type Caller, type Payer, type Payment } from '../model.js';
 import type { ConfirmItem, ConfirmOutcome, PaymentRecord, StepCaller } from '../store/port.js';
-import { checkIdempotencyKey, checkPaymentId } from '../validation.js';
+import { checkIdempotencyKey, checkHexId } from '../validation.js';
 import { fulfilled, publish, rejected, type ItemOutcome, type StepDeps } from './context.js';
 import { callDue, deliverOrDecline, sendChallenge } from './deliver.js';
 import { drive } from './drive.js';
@@ -68,7 +68,7 @@ export class ConfirmStep {
       try {
         checkIdempotencyKey(request.idempotencyKey);
         const module = checkProver(caller, request.proof);
-        checkPaymentId(request.paymentId, 'payment_id');
+        checkHexId(request.paymentId, 'payment_id');
         work.push({ index, request, module });
       } catch (error) {
         outcomes[index] = rejected(error);
@@ -181,7 +181,7 @@ export class ConfirmStep {
         case 'not_found':
           return fail(notFound(`payment ${w.request.paymentId} not found`));
         case 'conflict':
-          return fail(new AuthzError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: w.request.idempotencyKey }));
+          return fail(new DomainError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: w.request.idempotencyKey }));
         case 'replayed': {
           const error = operationRefusal(result.result, factor);
           if (error !== undefined || result.record === undefined) return fail(error ?? notFound(`payment ${w.request.paymentId} not found`));
@@ -264,7 +264,7 @@ export function challengedUnderOlderSecret(payment: Payment, currentVersion: num
   return waiting && (payment.secretVersion ?? 1) < currentVersion;
 }
 
-function secretRotated(payment: Payment): AuthzError {
+function secretRotated(payment: Payment): DomainError {
   return precondition('the payer’s verification secret was rotated after this payment was challenged: it is declined; create the payment again', { reason: 'SECRET_ROTATED', payment_id: payment.id });
 }
 
@@ -278,7 +278,7 @@ function unlessRotated(payment: Payment): Payment {
 function declined(payment: Payment): Payment {
   unlessRotated(payment);
   if (payment.declineReason === 'AUTHORIZER_UNAVAILABLE' && payment.declineDetail === bankUnreachableDetail) {
-    throw new AuthzError('unavailable', 'the bank front-end could not be reached; the payment is declined and nothing stays reserved', { reason: 'AUTHORIZER_UNAVAILABLE', payment_id: payment.id });
+    throw new DomainError('unavailable', 'the bank front-end could not be reached; the payment is declined and nothing stays reserved', { reason: 'AUTHORIZER_UNAVAILABLE', payment_id: payment.id });
   }
   return payment;
 }

@@ -1,3 +1,4 @@
+import { unreachable } from '../../ledger/assert.js';
 import { idFromHex } from '../../ledger/ids.js';
 import type { Authorizer } from '../authorizer.js';
 import type { PlatformAccounts } from '../enrollment.js';
@@ -144,7 +145,7 @@ export function closingAccountsOf(deps: Pick<StepDeps, 'platform'>, payment: Pay
 function platformOf(deps: Pick<StepDeps, 'platform'>, payment: Payment): { fees: bigint; operator: bigint } {
   const fees = deps.platform.fees[payment.currency];
   const operator = deps.platform.operatorSettlement[payment.currency];
-  if (fees === undefined || operator === undefined) throw new Error(`assertion failed: payment ${payment.id}: no platform accounts for ${payment.currency}`);
+  if (fees === undefined || operator === undefined) unreachable(`payment ${payment.id}: no platform accounts for ${payment.currency}`);
   return { fees, operator };
 }
 

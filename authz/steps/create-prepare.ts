@@ -2,13 +2,13 @@ import { currencyOf } from '../../ledger/chart.js';
 import { idFromHex, idToHex, newPaymentId } from '../../ledger/ids.js';
 import { decide, type Decision } from '../authorizer.js';
 import { billingPeriodOf, checkSim, linePeriodIds, payNumberDigest, payNumberDigits, sameSim } from '../enrollment.js';
-import { AuthzError, invalid, notFound, precondition } from '../errors.js';
+import { DomainError, invalidArgument, notFound, precondition } from '../errors.js';
 import { challengeIdOf, factorModule, pathOfChannel, usesFirstCode } from '../factors/index.js';
 import { canonicalJson } from '../fingerprint.js';
 import type { BillableLine, Channel, Factor, Merchant, Payer, Payment, SimIdentity } from '../model.js';
 import { feeOf, type PaymentAccounts } from '../payment-ledger.js';
 import { shardOfPayer, withShard, type CreateItem, type RateLimitHit } from '../store/port.js';
-import { checkAmount, checkCurrency, checkDescription, checkIdempotencyKey, checkPaymentId, checkPhone } from '../validation.js';
+import { checkAmount, checkCurrency, checkDescription, checkIdempotencyKey, checkHexId, checkPhone } from '../validation.js';
 import type { StepDeps } from './context.js';
 import { isPhantomPayerId, phantomAccountId, phantomPayer, phantomPayerId, unanswerable } from './phantom-payer.js';
 import { challengeRateKey, phoneLookupKey } from './refusals.js';
@@ -149,7 +149,7 @@ export class CreatePreparer {
     const unavailable = factors.filter((f) => !factorModule(f).available({ bank: this.deps.bank !== undefined }));
     if (unavailable.length > 0) throw precondition(`factor not available on this deployment: ${unavailable.join(', ')}`, { reason: 'FACTOR_UNAVAILABLE' });
     if (factors.includes('PAIRED_DEVICE')) {
-      if (input.originSim === undefined) throw invalid('origin_sim is required: the payment needs the paired device (FACTOR_PAIRED_DEVICE)');
+      if (input.originSim === undefined) throw invalidArgument('origin_sim', 'is required: the payment needs the paired device (FACTOR_PAIRED_DEVICE)');
       if (!(payer.pairedDevices ?? []).some((d) => sameSim(d.mainSim, input.originSim!))) {
         throw precondition('no device is paired with the SIM this request came through', { reason: 'NO_PAIRED_DEVICE' });
       }
@@ -161,8 +161,8 @@ export class CreatePreparer {
    * payer's failure streak like a wrong code (the same lockout); a locked-out payer costs no argon2 work.
    */
   private async checkAuthPassword(payer: Payer, password: string | undefined): Promise<void> {
-    if (password === undefined || password === '') throw invalid("auth_password is required by the payer's policy at this amount");
-    if (password.length > 128) throw invalid('auth_password must be at most 128 characters');
+    if (password === undefined || password === '') throw invalidArgument('auth_password', "is required by the payer's policy at this amount");
+    if (password.length > 128) throw invalidArgument('auth_password', 'must be at most 128 characters');
     const { store, codes } = this.deps;
     const [check] = await store.guard([{ payerId: payer.id, event: 'check', nowMs: this.deps.now() }]);
     if (check!.lockedForMs !== undefined) throw lockedOut(check!.lockedForMs);
@@ -170,13 +170,13 @@ export class CreatePreparer {
     const [after] = await store.guard([{ payerId: payer.id, event: ok ? 'success' : 'failure', nowMs: this.deps.now() }]);
     if (ok) return;
     if (after!.lockedForMs !== undefined) throw lockedOut(after!.lockedForMs);
-    throw new AuthzError('permission_denied', 'wrong authentication password', { reason: 'WRONG_AUTH_PASSWORD' });
+    throw new DomainError('permission_denied', 'wrong authentication password', { reason: 'WRONG_AUTH_PASSWORD' });
   }
 
   private async resolvePayer(input: CreatePaymentInput, claimant: string): Promise<Payer> {
     const { directory } = this.deps;
     if (input.payNumber !== undefined && input.payNumber !== '') {
-      if (input.payNumber.length !== payNumberDigits || !/^\d+$/.test(input.payNumber)) throw invalid(`pay_number must be the ${payNumberDigits} digits IssuePayNumber gave`);
+      if (input.payNumber.length !== payNumberDigits || !/^\d+$/.test(input.payNumber)) throw invalidArgument('pay_number', `must be the ${payNumberDigits} digits IssuePayNumber gave`);
       const numberDigest = payNumberDigest(this.deps.codes.digest, input.payNumber);
       const payerId = await this.deps.store.takePayNumber({ numberDigest, claimant, nowMs: this.deps.now() });
       const payer = payerId === undefined ? undefined : await directory.getPayer(payerId);
@@ -184,7 +184,7 @@ export class CreatePreparer {
       return payer;
     }
     if (input.payerId !== undefined && input.payerId !== '') {
-      checkPaymentId(input.payerId, 'payer_id');
+      checkHexId(input.payerId, 'payer_id');
       const payer = await directory.getPayer(input.payerId);
       if (payer === undefined && isPhantomPayerId(this.deps.codes, input.payerId)) return this.phantom(input.payerId, '');
       if (payer === undefined) throw notFound(`payer ${input.payerId} not found`);
@@ -197,12 +197,12 @@ export class CreatePreparer {
       return payer ?? this.phantom(phantomPayerId(this.deps.codes, input.payerPhone), input.payerPhone);
     }
     if (input.loginAccount !== undefined && input.loginAccount !== '') {
-      if (input.loginAccount.length > 64) throw invalid('login_account must be at most 64 characters');
+      if (input.loginAccount.length > 64) throw invalidArgument('login_account', 'must be at most 64 characters');
       const payer = await directory.findPayerByLogin(input.loginAccount);
       if (payer === undefined) throw notFound('no payer has that login account');
       return payer;
     }
-    throw invalid('one of payer_id, payer_phone, pay_number or login_account is required');
+    throw invalidArgument('payer', 'is required: one of payer_id, payer_phone, pay_number or login_account');
   }
 
   private phantom(id: string, phone: string): Payer {
@@ -223,10 +223,10 @@ export class CreatePreparer {
     const card = factors.includes('BANK_CARD_PIN');
     const phantom = this.phantoms.has(payer) && (lineId === undefined || lineId === '');
     if (phantom) return { accounts: { payer: BigInt('0x' + phantomAccountId), payee, fees }, line: undefined };
-    if (card && lineId !== undefined && lineId !== '') throw invalid('a card payment (FACTOR_BANK_CARD_PIN) cannot also charge a billable line');
+    if (card && lineId !== undefined && lineId !== '') throw invalidArgument('billable_line_id', 'must be empty for a card payment (FACTOR_BANK_CARD_PIN)');
     if (card) return { accounts: { payer: bankSettlement[currency]!, payee, fees }, line: undefined };
     if (lineId !== undefined && lineId !== '') {
-      checkPaymentId(lineId, 'billable_line_id');
+      checkHexId(lineId, 'billable_line_id');
       const line = (payer.billableLines ?? []).find((l) => l.id === lineId);
       if (line === undefined) throw notFound(`billable line ${lineId} not found`);
       if (line.currency !== currency) throw precondition(`billable line ${lineId} is billed in ${line.currency}, not ${currency}`, { reason: 'LINE_CURRENCY' });
@@ -353,10 +353,10 @@ function checkInput(input: CreatePaymentInput) {
 function payeeOf(merchant: Merchant, currency: string, payeeAccountId: string): bigint {
   const merchantAccount = merchant.accounts[currency];
   if (merchantAccount === undefined) throw precondition(`merchant has no ${currency} account`, { reason: 'MERCHANT_CURRENCY' });
-  if (payeeAccountId !== '' && payeeAccountId !== merchantAccount) throw invalid("payee_account_id must be empty or the merchant's own account in the currency");
+  if (payeeAccountId !== '' && payeeAccountId !== merchantAccount) throw invalidArgument('payee_account_id', "must be empty or the merchant's own account in the currency");
   return idFromHex(merchantAccount);
 }
 
-function lockedOut(retryAfterMs: number): AuthzError {
-  return new AuthzError('resource_exhausted', 'payer is locked out after repeated wrong answers', { retry_after_ms: retryAfterMs, reason: 'LOCKED_OUT' });
+function lockedOut(retryAfterMs: number): DomainError {
+  return new DomainError('resource_exhausted', 'payer is locked out after repeated wrong answers', { retry_after_ms: retryAfterMs, reason: 'LOCKED_OUT' });
 }

@@ -1,4 +1,5 @@
-import { AuthzError, precondition } from '../errors.js';
+import { unreachable } from '../../ledger/assert.js';
+import { DomainError, precondition } from '../errors.js';
 import type { Merchant, Payment } from '../model.js';
 import type { CreateOutcome, PaymentRecord } from '../store/port.js';
 import { fulfilled, publish, rejected, type ItemOutcome, type StepDeps } from './context.js';
@@ -65,7 +66,7 @@ export class CreateStep {
       else if (answer.outcome === 'refused') outcomes[index] = rejected(createRefusal(answer.refusal, this.deps.limits, p.item.rateLimits));
       else if (answer.outcome === 'conflict') outcomes[index] = rejected(keyConflict(p.input.idempotencyKey));
       else if (firstTry) later.push(this.preparer.prepare(p.merchant, p.input, answer.paymentId).then((again) => void redraft.push({ index, p: again }), (e: unknown) => void (outcomes[index] = rejected(e))));
-      else outcomes[index] = rejected(new AuthzError('unavailable', 'the payment store is recovering this request; retry shortly'));
+      else outcomes[index] = rejected(new DomainError('unavailable', 'the payment store is recovering this request; retry shortly'));
     });
     publish(this.deps, created.map((c) => c.record));
     await Promise.all([this.finish(created, outcomes), ...later]);
@@ -146,25 +147,25 @@ function unwrap(outcome: ItemOutcome): Payment {
 }
 
 /** What a create answers for a payment it declined (and every retry of it answers the same). */
-function declinedError(p: Payment): AuthzError {
+function declinedError(p: Payment): DomainError {
   switch (p.declineReason) {
     case 'INSUFFICIENT_FUNDS':
       return precondition('insufficient funds', { reason: 'INSUFFICIENT_FUNDS', payment_id: p.id });
     case 'CREDIT_LIMIT_EXCEEDED':
       return precondition("credit limit exceeded: the charge would exceed the billable line's credit limit for the billing period", { reason: 'CREDIT_LIMIT_EXCEEDED', payment_id: p.id });
     case 'DELIVERY_FAILED':
-      return new AuthzError('unavailable', 'the payer could not be reached; this payment is declined — retry with a new idempotency key', { reason: 'DELIVERY_FAILED', payment_id: p.id });
+      return new DomainError('unavailable', 'the payer could not be reached; this payment is declined — retry with a new idempotency key', { reason: 'DELIVERY_FAILED', payment_id: p.id });
     case 'AUTHORIZER_UNAVAILABLE':
       return precondition(`payment declined: an authorizer could not be reached in time (fail closed): ${p.declineDetail ?? ''}`, { reason: 'AUTHORIZER_UNAVAILABLE', payment_id: p.id });
     case 'POLICY_DENIED':
       return precondition(`payment declined by policy: ${p.declineDetail ?? ''}`, { reason: 'POLICY_DENIED', payment_id: p.id });
     default:
-      throw new Error(`assertion failed: ${p.declineReason} is not a create's decline`);
+      return unreachable(`${p.declineReason} is not a create's decline`);
   }
 }
 
-function keyConflict(key: string): AuthzError {
-  return new AuthzError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: key });
+function keyConflict(key: string): DomainError {
+  return new DomainError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: key });
 }
 
 async function settle(outcomes: ItemOutcome[], index: number, work: Promise<Payment>): Promise<void> {

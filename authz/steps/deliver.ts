@@ -1,4 +1,5 @@
-import { AuthzError } from '../errors.js';
+import { unreachable } from '../../ledger/assert.js';
+import { DomainError } from '../errors.js';
 import type { Merchant, Payer, Payment } from '../model.js';
 import type { PaymentRecord } from '../store/port.js';
 import { publish, type StepDeps } from './context.js';
@@ -54,7 +55,7 @@ export function callDue(payment: Payment): boolean {
 
 async function partiesOf(deps: StepDeps, payment: Payment, known: { payer?: Payer; merchant?: Merchant }): Promise<{ payer: Payer; merchant: Merchant }> {
   const [payer, merchant] = await Promise.all([known.payer ?? deps.directory.getPayer(payment.payerId), known.merchant ?? deps.directory.getMerchant(payment.merchantId)]);
-  if (payer === undefined || merchant === undefined) throw new Error(`assertion failed: payment ${payment.id} refers to a missing payer or merchant`);
+  if (payer === undefined || merchant === undefined) unreachable(`payment ${payment.id} refers to a missing payer or merchant`);
   return { payer, merchant };
 }
 
@@ -67,7 +68,7 @@ export async function deliverOrDecline(deps: StepDeps, record: PaymentRecord, se
     await send();
   } catch (cause) {
     await declineUndelivered(deps, record);
-    throw new AuthzError(
+    throw new DomainError(
       'unavailable',
       'the payer could not be reached (SMS or voice channel unavailable); the payment is declined and nothing is reserved — retry with a new idempotency key',
       { reason: 'DELIVERY_FAILED', payment_id: record.payment.id },

@@ -1,3 +1,4 @@
+import { unreachable } from '../../ledger/assert.js';
 import { terminalStates, type Payment } from '../model.js';
 import type { SettleOutcome } from '../payment-ledger.js';
 import type { CommitItem, PaymentRecord } from '../store/port.js';
@@ -64,7 +65,7 @@ async function driveOnce(deps: StepDeps, work: { i: number; record: PaymentRecor
     } else if (answer.outcome === 'stale' && answer.record !== undefined) {
       report(i, answer.record, true); // changed meanwhile: decide again on the fresh record
     } else {
-      throw new Error(`assertion failed: a drive commit without a claim answered ${answer.outcome}`);
+      unreachable(`a drive commit without a claim answered ${answer.outcome}`);
     }
   });
 }

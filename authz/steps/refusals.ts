@@ -1,4 +1,5 @@
-import { AuthzError, precondition } from '../errors.js';
+import { unreachable } from '../../ledger/assert.js';
+import { DomainError, precondition } from '../errors.js';
 import { factorModule } from '../factors/index.js';
 import type { Factor } from '../model.js';
 import type { PaymentLimits } from './context.js';
@@ -30,13 +31,13 @@ export function challengeRateKey(merchantId: string, payerId: string): string {
  * The error of a refusal token a create stored: `rate:<index>` names the limit of `hits` (the
  * create's own `rateLimits`, the same for every retry of the same request) that refused it.
  */
-export function createRefusal(token: string, limits: PaymentLimits, hits: readonly { key: string }[]): AuthzError {
+export function createRefusal(token: string, limits: PaymentLimits, hits: readonly { key: string }[]): DomainError {
   const rate = /^rate:(\d)$/.exec(token);
   const hit = rate === null ? undefined : hits[Number(rate[1])];
-  if (hit === undefined) throw new Error(`assertion failed: unknown create refusal ${JSON.stringify(token)}`);
+  if (hit === undefined) return unreachable(`unknown create refusal ${JSON.stringify(token)}`);
   if (hit.key.startsWith('lookups:phone:')) {
     const limit = limits.phoneLookupsPerMerchantMax;
-    return new AuthzError('resource_exhausted', `too many payer lookups by phone number (limit: ${limit} per ${limits.phoneLookupWindowMs / 1000} s for this merchant); try again later`, {
+    return new DomainError('resource_exhausted', `too many payer lookups by phone number (limit: ${limit} per ${limits.phoneLookupWindowMs / 1000} s for this merchant); try again later`, {
       reason: 'PHONE_LOOKUP_RATE',
       limit,
       window_ms: limits.phoneLookupWindowMs,
@@ -44,7 +45,7 @@ export function createRefusal(token: string, limits: PaymentLimits, hits: readon
   }
   if (hit.key.startsWith('challenges:')) {
     const limit = limits.challengesPerPayerMerchantMax;
-    return new AuthzError('resource_exhausted', `too many payments waiting for this payer's proof from this merchant (limit: ${limit} per ${limits.challengeRateWindowMs / 1000} s); try again later`, {
+    return new DomainError('resource_exhausted', `too many payments waiting for this payer's proof from this merchant (limit: ${limit} per ${limits.challengeRateWindowMs / 1000} s); try again later`, {
       reason: 'CHALLENGE_RATE',
       limit,
       window_ms: limits.challengeRateWindowMs,
@@ -52,9 +53,9 @@ export function createRefusal(token: string, limits: PaymentLimits, hits: readon
   }
   const index = codeRateKeyPrefixes.findIndex((prefix) => hit.key.startsWith(prefix));
   const name = codeRateNames[index];
-  if (name === undefined) throw new Error(`assertion failed: unknown rate limit ${JSON.stringify(hit.key)}`);
+  if (name === undefined) return unreachable(`unknown rate limit ${JSON.stringify(hit.key)}`);
   const limit = codeRateLimitOf(limits, index);
-  return new AuthzError('resource_exhausted', `too many codes sent (${name} limit: ${limit} per ${limits.codeRateWindowMs / 1000} s); try again later`, {
+  return new DomainError('resource_exhausted', `too many codes sent (${name} limit: ${limit} per ${limits.codeRateWindowMs / 1000} s); try again later`, {
     reason: `CODE_RATE_${name.toUpperCase()}`,
     limit,
     window_ms: limits.codeRateWindowMs,
@@ -65,7 +66,7 @@ export function createRefusal(token: string, limits: PaymentLimits, hits: readon
 export const codeRateKeyPrefixes = ['codes:to:', 'codes:payer:', 'codes:prefix:'] as const;
 
 /** The error of a refusal token a confirm or a refuse stored; undefined for `p` (the payment itself). */
-export function operationRefusal(token: string, factor: Factor | undefined): AuthzError | undefined {
+export function operationRefusal(token: string, factor: Factor | undefined): DomainError | undefined {
   if (token === 'p') return undefined;
   const [kind, value] = token.split(':', 2) as [string, string | undefined];
   switch (kind) {
@@ -80,12 +81,12 @@ export function operationRefusal(token: string, factor: Factor | undefined): Aut
     case 'expired':
       return precondition('the payment has expired', { reason: 'EXPIRED' });
     case 'mismatch':
-      return new AuthzError('permission_denied', `wrong ${factor === undefined ? 'answer' : factorModule(factor).noun}`, { attempts_left: Number(value) });
+      return new DomainError('permission_denied', `wrong ${factor === undefined ? 'answer' : factorModule(factor).noun}`, { attempts_left: Number(value) });
     case 'exhausted':
-      return new AuthzError('resource_exhausted', 'attempts exhausted: the payment is declined', { attempts_left: 0, reason: 'ATTEMPTS_EXHAUSTED' });
+      return new DomainError('resource_exhausted', 'attempts exhausted: the payment is declined', { attempts_left: 0, reason: 'ATTEMPTS_EXHAUSTED' });
     case 'locked':
-      return new AuthzError('resource_exhausted', 'payer is locked out after repeated wrong answers; the payment is declined', { retry_after_ms: Number(value), reason: 'LOCKED_OUT' });
+      return new DomainError('resource_exhausted', 'payer is locked out after repeated wrong answers; the payment is declined', { retry_after_ms: Number(value), reason: 'LOCKED_OUT' });
     default:
-      throw new Error(`assertion failed: unknown refusal ${JSON.stringify(token)}`);
+      return unreachable(`unknown refusal ${JSON.stringify(token)}`);
   }
 }

@@ -1,8 +1,8 @@
-import { AuthzError, invalid, notFound } from '../errors.js';
+import { DomainError, invalidArgument, notFound } from '../errors.js';
 import { canonicalJson } from '../fingerprint.js';
 import { terminalStates, type Caller, type DeclineReason, type Payment } from '../model.js';
 import type { CommitItem, CommitOutcome, PaymentRecord } from '../store/port.js';
-import { checkIdempotencyKey, checkPaymentId } from '../validation.js';
+import { checkIdempotencyKey, checkHexId } from '../validation.js';
 import { casRetriesMax, fulfilled, publish, rejected, type ItemOutcome, type StepDeps } from './context.js';
 import { scopeOf, visibleTo } from './confirm.js';
 import { drive } from './drive.js';
@@ -37,8 +37,8 @@ export class RefuseStep {
     requests.forEach((request, index) => {
       try {
         checkIdempotencyKey(request.idempotencyKey);
-        if (request.reason.length > refuseReasonCharsMax) throw invalid(`reason must be at most ${refuseReasonCharsMax} characters`);
-        checkPaymentId(request.paymentId, 'payment_id');
+        if (request.reason.length > refuseReasonCharsMax) throw invalidArgument('reason', `must be at most ${refuseReasonCharsMax} characters`);
+        checkHexId(request.paymentId, 'payment_id');
         work.push({ index, request });
       } catch (error) {
         outcomes[index] = rejected(error);
@@ -47,7 +47,7 @@ export class RefuseStep {
     for (let round = 0; round <= casRetriesMax && work.length > 0; round++) {
       work = await this.round(caller, work, outcomes);
     }
-    for (const w of work) outcomes[w.index] = rejected(new AuthzError('unavailable', 'the payment kept changing; retry shortly'));
+    for (const w of work) outcomes[w.index] = rejected(new DomainError('unavailable', 'the payment kept changing; retry shortly'));
     return outcomes;
   }
 
@@ -79,7 +79,7 @@ export class RefuseStep {
     answers.forEach((answer, k) => {
       const d = deciding[k]!;
       if (answer.outcome === 'stale') again.push(d);
-      else if (answer.outcome === 'conflict') outcomes[d.index] = rejected(new AuthzError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: d.request.idempotencyKey }));
+      else if (answer.outcome === 'conflict') outcomes[d.index] = rejected(new DomainError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: d.request.idempotencyKey }));
       else if (answer.outcome === 'replayed') this.replayed(d, answer.result, outcomes, voiding);
       else {
         const refusal = operationRefusal(d.item.claim!.result, undefined);

@@ -2,15 +2,14 @@ import { allFactors, type Factor } from '../model.js';
 import { clonePayment } from './payment-codec.js';
 import { digestHexChars, pageMax, rateLimitsPerCreateMax, stepItemsMax, type CommitItem, type ConfirmItem, type CreateItem, type KeyClaim, type PaymentQuery, type PaymentRecord } from './port.js';
 import { isHexId } from '../validation.js';
+import { assert } from '../../ledger/assert.js';
 
 /**
  * The port's preconditions, shared by every adapter: a broken one is a programmer error
  * (STYLE.md: an assertion that stops the caller), never an operating outcome.
  */
 
-export function assert(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new Error(`assertion failed: ${message}`);
-}
+export { assert };
 
 /** Longest id, scope or key accepted inside a store key (ids are 32 hex digits; keys ≤ 128 characters). */
 export const keyPartCharsMax = 256;

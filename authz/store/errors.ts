@@ -1,9 +1,9 @@
+import { assert } from '../../ledger/assert.js';
+
 export { StoreFullError } from './port.js';
 
-/** Programmer errors are assertions (STYLE.md): a broken precondition stops the caller. */
-export function assert(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new Error(`assertion failed: ${message}`);
-}
+/** Programmer errors are assertions (STYLE.md, `ledger/assert.ts`): a broken precondition stops the caller. */
+export { assert };
 
 /** Longest id or key accepted inside a Redis key (ids are 32 hex digits; phones E.164). */
 export const keyPartLengthMax = 256;

@@ -1,3 +1,4 @@
+import { assert } from '../../ledger/assert.js';
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { Merchant, Payer } from '../model.js';
@@ -152,7 +153,7 @@ export class RedisDirectory implements Directory {
    * back after a loss, anything may have changed meanwhile: the listener hears `all`.
    */
   watch(listener: (change: DirectoryChange) => void): void {
-    if (this.subscriber !== undefined) throw new Error('assertion failed: RedisDirectory.watch is called once');
+    assert(this.subscriber === undefined, 'RedisDirectory.watch is called once');
     // Its own connection, allowed to queue its SUBSCRIBE until connected (the shared one never queues).
     const queueing = { enableOfflineQueue: true, lazyConnect: false };
     const subscriber = this.redis.isCluster ? (this.redis as Cluster).duplicate(undefined, queueing) : (this.redis as Redis).duplicate(queueing);

@@ -1,4 +1,4 @@
-import assert from 'node:assert/strict';
+import { assert } from '../assert.js';
 import type { Account } from '../model.js';
 import { setU128, setU64 } from './codec.js';
 import { chunkMask, chunkShift, Column } from './column.js';

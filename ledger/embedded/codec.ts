@@ -1,4 +1,4 @@
-import assert from 'node:assert/strict';
+import { assert } from '../assert.js';
 import { endianness } from 'node:os';
 import type { Account, Transfer } from '../model.js';
 

@@ -1,4 +1,4 @@
-import assert from 'node:assert/strict';
+import { assert } from '../assert.js';
 
 /**
  * A growable array of fixed-width records kept off the JS heap, in chunks of `chunkRecords`
@@ -34,7 +34,7 @@ export class Column {
     /** Bytes per record. */
     readonly width: number,
   ) {
-    assert(Number.isInteger(width) && width > 0);
+    assert(Number.isInteger(width) && width > 0, 'a column width is a positive integer of bytes');
   }
 
   /** Appends one record (its bytes are whatever the slot held before: the caller writes them all). */

@@ -1,4 +1,4 @@
-import assert from 'node:assert/strict';
+import { assert } from '../assert.js';
 
 /**
  * A hash index from u128 ids to slots, for ids stored in a column (transfers, failed ids): the

@@ -1,4 +1,4 @@
-import assert from 'node:assert/strict';
+import { assert } from '../assert.js';
 import {
   AccountFlags,
   TransferFlags,
@@ -92,16 +92,28 @@ export class LedgerState {
   // ---------------------------------------------------------------- batches
 
   createAccounts(events: readonly Account[], batchTimestamp: bigint): CreateAccountResult[] {
+    this.assertBatchTimestamp(events.length, batchTimestamp);
     return this.execute(events, batchTimestamp, (a, ts) => this.createAccount(a, ts));
   }
 
   createTransfers(events: readonly Transfer[], batchTimestamp: bigint): CreateTransferResult[] {
+    this.assertBatchTimestamp(events.length, batchTimestamp);
     this.expireDue(batchTimestamp - BigInt(events.length));
     return this.execute(events, batchTimestamp, (t, ts) => {
       const result = this.createTransfer(t, ts);
       if (result !== 'ok' && transientTransferResults.has(result)) this.failed.add(idKey(t.id, this.key));
       return result;
     });
+  }
+
+  /**
+   * Time only moves forward: a batch's events (timestamped `batchTimestamp - n + 1 …`) come after
+   * everything committed and everything expired (the engine's floor; replay meets the same).
+   */
+  private assertBatchTimestamp(n: number, batchTimestamp: bigint): void {
+    const before = batchTimestamp - BigInt(n);
+    assert(before >= this.commitTimestamp, 'a batch is timestamped after the commit timestamp');
+    assert(before >= this.expiredThrough, 'a batch is timestamped after the expired-through timestamp');
   }
 
   /**
@@ -135,7 +147,10 @@ export class LedgerState {
       else {
         this.recordUndo = chainStart >= 0;
         result = (this.admit(events[0]!, event, batchTimestamp) ?? apply(event, timestamp)) as Res;
-        if (result === 'ok' && this.recordUndo) undo.push(this.lastUndo!);
+        if (result === 'ok' && this.recordUndo) {
+          assert(this.lastUndo !== undefined, 'an event applied inside a linked chain recorded its undo');
+          undo.push(this.lastUndo);
+        }
       }
       this.lastUndo = undefined;
       this.recordUndo = false;
@@ -220,6 +235,7 @@ export class LedgerState {
     if (imported && (timestamp <= this.lastAccountTimestamp || timestamp <= this.lastTransferTimestamp)) {
       return 'imported_event_timestamp_must_not_regress';
     }
+    assert(timestamp > this.lastAccountTimestamp, 'account timestamps only increase');
     const created = accountEntry(a, timestamp, this.accountKeys.count, undefined);
     if (this.recordUndo) {
       this.lastUndo = { kind: 'account', account: created, lastAccountTimestampBefore: this.lastAccountTimestamp };
@@ -294,6 +310,14 @@ export class LedgerState {
     return 'ok';
   }
 
+  /** A stored pending transfer's account: it exists (accounts are never removed) and has that id. */
+  private pendingAccount(id: bigint): AccountEntry {
+    const a = this.accounts.get(id);
+    assert(a !== undefined, "a pending transfer's account exists");
+    assert(a.id === id, 'an account is stored under its own id');
+    return a;
+  }
+
   private slotOf(id: bigint): number {
     return this.transfers.find(idKey(id, this.pendingKey));
   }
@@ -315,8 +339,8 @@ export class LedgerState {
     if (pendingSlot < 0) return 'pending_transfer_not_found';
     const p = this.transfers.get(pendingSlot);
     if ((p.flags & TF.pending) === 0) return 'pending_transfer_not_pending';
-    const dr = this.accounts.get(p.debit_account_id)!;
-    const cr = this.accounts.get(p.credit_account_id)!;
+    const dr = this.pendingAccount(p.debit_account_id);
+    const cr = this.pendingAccount(p.credit_account_id);
     const mismatch = pendingMismatch(t, p);
     if (mismatch !== undefined) return mismatch;
     const isVoid = (t.flags & TF.void_pending_transfer) !== 0;
@@ -335,6 +359,7 @@ export class LedgerState {
     }
     if ((dr.flags & AF.closed) !== 0 && !isVoid) return 'debit_account_already_closed';
     if ((cr.flags & AF.closed) !== 0 && !isVoid) return 'credit_account_already_closed';
+    assert(p.timestamp < timestamp, 'a post or void comes after its pending transfer');
     const stored = storedResolution(t, p, amount, timestamp);
     this.insertTransfer(stored, this.key, dr, cr, (d, c) => resolvePending(p, amount, isVoid, d, c), pendingSlot);
     this.transfers.setStatus(pendingSlot, isVoid ? PendingStatus.voided : PendingStatus.posted);
@@ -363,13 +388,17 @@ export class LedgerState {
         lastTransferTimestampBefore: this.lastTransferTimestamp,
       };
     }
+    assert(dr.id === t.debit_account_id && cr.id === t.credit_account_id, "a transfer's accounts are the ones it names");
+    assert(t.timestamp > this.lastTransferTimestamp, 'transfer timestamps only increase');
+    assert(t.timestamp > dr.timestamp && t.timestamp > cr.timestamp, 'a transfer comes after its accounts');
     change(dr, cr);
+    assert(nonNegative(dr) && nonNegative(cr), 'balances are never negative');
     this.markDirty(dr);
     this.markDirty(cr);
     const slot = this.transfers.append(t, key, dr, cr);
     if ((dr.flags & AF.history) !== 0) this.transfers.appendHistory(dr);
     if ((cr.flags & AF.history) !== 0) this.transfers.appendHistory(cr);
-    if (t.timestamp > this.lastTransferTimestamp) this.lastTransferTimestamp = t.timestamp;
+    this.lastTransferTimestamp = t.timestamp;
     if (t.timestamp > this.commitTimestamp) this.commitTimestamp = t.timestamp;
     return slot;
   }
@@ -388,8 +417,9 @@ export class LedgerState {
       // Skip entries of transfers already resolved, or rolled back (and maybe re-created since).
       const p = this.pendingAt(next);
       if (p === undefined) continue;
-      const dr = this.accounts.get(p.debit_account_id)!;
-      const cr = this.accounts.get(p.credit_account_id)!;
+      const dr = this.pendingAccount(p.debit_account_id);
+      const cr = this.pendingAccount(p.credit_account_id);
+      assert(dr.debits_pending >= p.amount && cr.credits_pending >= p.amount, 'an expiring transfer is still held in pending balances');
       dr.debits_pending -= p.amount;
       cr.credits_pending -= p.amount;
       if ((p.flags & TF.closing_debit) !== 0) dr.flags &= ~AF.closed;
@@ -457,4 +487,9 @@ export class LedgerState {
     }
     return sums;
   }
+}
+
+/** No balance column goes below zero: every debit or credit removed was added before. */
+function nonNegative(a: Account): boolean {
+  return a.debits_pending >= 0n && a.debits_posted >= 0n && a.credits_pending >= 0n && a.credits_posted >= 0n;
 }

@@ -1,4 +1,4 @@
-import assert from 'node:assert/strict';
+import { assert } from '../assert.js';
 import { readSync } from 'node:fs';
 import type { Account, AccountBalance, Transfer } from '../model.js';
 import { decodeTransferWords, encodeTransferBody, eventSize, eventWords, getU128, getU64, setU128 } from './codec.js';

@@ -1,7 +1,8 @@
-import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
+import type { ServiceImpl } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import type { AuthorizationContext, Authorizer, Decision } from '../../authz/authorizer.js';
+import { invalidArgument } from '../../authz/errors.js';
 import type { Factor } from '../../authz/model.js';
 import { AuthorizerService } from '../../gen/countersign/v1/authorizer_pb.js';
 import { parseFlags, UsageError, type CommandHelp, untilStopSignal } from '../cli-errors.js';
@@ -40,7 +41,7 @@ export class VelocityRule implements Authorizer {
   constructor(private readonly options: VelocityOptions) {}
 
   async decide(context: AuthorizationContext): Promise<Decision> {
-    if (context.payerId === '') throw new ConnectError('payer_id is required', Code.InvalidArgument);
+    if (context.payerId === '') throw invalidArgument('payer_id', 'is required');
     const rank = this.rank(context.payerId, this.requestIdOf(context));
     const { maxPerHour, factor } = this.options;
     if (rank > maxPerHour) return { kind: 'REQUIRE', factors: [factor], reason: `more than ${maxPerHour} payment requests within an hour` };

@@ -1,19 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { SealedEnvelope } from '../../authz/model.js';
-import {
-  aeadNonceBytes,
-  aeadTagBytes,
-  bytesEqual,
-  exportSecret,
-  HpkeError,
-  openAtZero,
-  sealAtZero,
-  setupBaseRecipient,
-  setupBaseSender,
-  suiteName,
-  x25519KeyBytes,
-  type HpkeContext,
-} from './hpke.js';
+import { assert } from '../../ledger/assert.js';
+import { aeadNonceBytes, aeadTagBytes, bytesEqual, setupBaseRecipient, setupBaseSender, suiteName, x25519KeyBytes, type HpkeContext } from './hpke.js';
 import { decipherPinBlock, encipherPinBlock, panDigitsMax, panDigitsMin, panFormatOk, pinBlockBytes, pinDigitsMax, pinDigitsMin, pinFormatOk } from './pin-block.js';
 
 /**
@@ -117,30 +105,30 @@ export interface SealCardInput {
 
 /**
  * Seals card and PIN for the bank (the terminal's side). Bad card data or an unsupported bank
- * key throws RangeError: the terminal checks what the payer typed before it seals.
+ * key rejects with RangeError: the terminal checks what the payer typed before it seals.
  */
-export function sealCard(input: SealCardInput): SealedEnvelope {
+export async function sealCard(input: SealCardInput): Promise<SealedEnvelope> {
   if (input.bankKey.suite !== envelopeSuite) throw new RangeError(`unsupported bank key suite "${input.bankKey.suite}"`);
   if (!panFormatOk(input.card.pan)) throw new RangeError(`PAN must be ${panDigitsMin}..${panDigitsMax} digits`);
   if (!expiryPattern.test(input.card.expiry)) throw new RangeError('expiry must be YYMM');
   if (!pinFormatOk(input.pin)) throw new RangeError(`PIN must be ${pinDigitsMin}..${pinDigitsMax} digits`);
   const aad = associatedData(input.payment);
-  const context = setupBaseSender({
+  const context = await setupBaseSender({
     aead: 'AES-256-GCM',
     recipientPublicKey: input.bankKey.publicKey,
     info: encoder.encode(envelopeInfo),
     ...(input.deterministic ? { ephemeralPrivateKey: input.deterministic.ephemeralPrivateKey } : {}),
   });
-  const pinBlock = encipherPinBlock(pinKeyOf(context), input.pin, input.card.pan, input.deterministic?.pinFill);
+  const pinBlock = encipherPinBlock(await pinKeyOf(context), input.pin, input.card.pan, input.deterministic?.pinFill);
   const plaintext: EnvelopePlaintext = { v: envelopeVersion, pan: input.card.pan, expiry: input.card.expiry, pinBlock: Buffer.from(pinBlock).toString('hex') };
-  const ciphertext = sealAtZero(context, aad, encoder.encode(JSON.stringify(plaintext)));
-  if (ciphertext.length > envelopeCiphertextBytesMax) throw new Error('assertion failed: a valid card envelope exceeds its bound');
+  const ciphertext = await context.seal(aad, encoder.encode(JSON.stringify(plaintext)));
+  assert(ciphertext.length <= envelopeCiphertextBytesMax, 'a valid card envelope is within its bound');
   return { suite: envelopeSuite, keyId: input.bankKey.keyId, ephemeralPublicKey: context.enc, nonce: context.baseNonce, ciphertext };
 }
 
 /** Opens an envelope for `payment` (the bank's side): card data and the PIN, or why not. */
-export function openCard(privateKey: Uint8Array, envelope: SealedEnvelope, payment: EnvelopePayment): OpenResult<OpenedCard> {
-  const opened = openEnvelope(privateKey, envelope, payment);
+export async function openCard(privateKey: Uint8Array, envelope: SealedEnvelope, payment: EnvelopePayment): Promise<OpenResult<OpenedCard>> {
+  const opened = await openEnvelope(privateKey, envelope, payment);
   if (!opened.ok) return opened;
   const { plaintext, pinKey } = opened.value;
   const pin = decipherPinBlock(pinKey, new Uint8Array(Buffer.from(plaintext.pinBlock, 'hex')), plaintext.pan);
@@ -149,7 +137,11 @@ export function openCard(privateKey: Uint8Array, envelope: SealedEnvelope, payme
 }
 
 /** The decrypted plaintext and the PIN block key (openCard's first half; tests read the PIN block hex from it). */
-export function openEnvelope(privateKey: Uint8Array, envelope: SealedEnvelope, payment: EnvelopePayment): OpenResult<{ plaintext: EnvelopePlaintext; pinKey: Uint8Array }> {
+export async function openEnvelope(
+  privateKey: Uint8Array,
+  envelope: SealedEnvelope,
+  payment: EnvelopePayment,
+): Promise<OpenResult<{ plaintext: EnvelopePlaintext; pinKey: Uint8Array }>> {
   if (envelope.suite !== envelopeSuite) return { ok: false, failure: 'suite' };
   const shapeOk =
     envelope.ephemeralPublicKey.length === x25519KeyBytes &&
@@ -157,24 +149,19 @@ export function openEnvelope(privateKey: Uint8Array, envelope: SealedEnvelope, p
     envelope.ciphertext.length > aeadTagBytes &&
     envelope.ciphertext.length <= envelopeCiphertextBytesMax;
   if (!shapeOk) return { ok: false, failure: 'malformed' };
-  let context: HpkeContext;
-  try {
-    context = setupBaseRecipient({ aead: 'AES-256-GCM', recipientPrivateKey: privateKey, enc: envelope.ephemeralPublicKey, info: encoder.encode(envelopeInfo) });
-  } catch (error) {
-    if (error instanceof HpkeError) return { ok: false, failure: 'malformed' };
-    throw error;
-  }
+  const context = await setupBaseRecipient({ aead: 'AES-256-GCM', recipientPrivateKey: privateKey, enc: envelope.ephemeralPublicKey, info: encoder.encode(envelopeInfo) });
+  if (context === undefined) return { ok: false, failure: 'malformed' };
   if (!bytesEqual(context.baseNonce, envelope.nonce)) return { ok: false, failure: 'nonce' };
-  const bytes = openAtZero(context, associatedData(payment), envelope.ciphertext);
+  const bytes = await context.open(associatedData(payment), envelope.ciphertext);
   if (bytes === undefined) return { ok: false, failure: 'authentication' };
   const plaintext = parsePlaintext(bytes);
   if (plaintext === undefined) return { ok: false, failure: 'plaintext' };
-  return { ok: true, value: { plaintext, pinKey: pinKeyOf(context) } };
+  return { ok: true, value: { plaintext, pinKey: await pinKeyOf(context) } };
 }
 
 /** K = Export("countersign.v1 pin block key", 16). */
-function pinKeyOf(context: HpkeContext): Uint8Array {
-  return exportSecret(context, encoder.encode(pinKeyExporterContext), pinKeyBytes);
+function pinKeyOf(context: HpkeContext): Promise<Uint8Array> {
+  return context.export(encoder.encode(pinKeyExporterContext), pinKeyBytes);
 }
 
 const plaintextKeys = ['expiry', 'pan', 'pinBlock', 'v'];

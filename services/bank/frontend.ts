@@ -5,11 +5,11 @@ import type { Logger } from 'pino';
 import { verifySecret } from '../../authz/codes/pin-hash.js';
 import type { SealedEnvelope } from '../../authz/model.js';
 import { BankDecision as ProtoBankDecision, type AuthorizeCardPaymentRequest, type BankFrontEndService } from '../../gen/countersign/v1/bank_pb.js';
-import { DomainError } from '../rpc/errors.js';
+import { DomainError, invalidArgument } from '../../authz/errors.js';
 import type { CardRecord } from './cards.js';
 import { currencyFormatOk, envelopeCiphertextBytesMax, envelopeSuite, keyIdOf, openCard, type EnvelopePayment } from './envelope.js';
 import { aeadNonceBytes, aeadTagBytes, publicKeyOf, x25519KeyBytes } from './hpke.js';
-import { isHexId } from '../../authz/validation.js';
+import { checkHexId } from '../../authz/validation.js';
 
 /**
  * The reference bank front-end (M5): holds the X25519 key terminals seal for, a card table,
@@ -120,7 +120,7 @@ export class BankFrontEnd {
   }
 
   private async decide(payment: EnvelopePayment, envelope: SealedEnvelope): Promise<Decision> {
-    const opened = openCard(this.privateKey, envelope, payment);
+    const opened = await openCard(this.privateKey, envelope, payment);
     if (!opened.ok) {
       this.logger.info({ paymentId: payment.id, envelope: opened.failure, reasonCode: responseCodes.invalidTransaction.reasonCode }, 'card payment declined: envelope does not open');
       return declined('invalidTransaction');
@@ -181,19 +181,18 @@ function authorizationCode(): string {
 
 /** The request checks of bank.proto; returns the envelope, present and well-sized. */
 function checkInput(input: AuthorizeInput): SealedEnvelope {
-  const invalid = (message: string) => new DomainError('invalid_argument', message);
-  if (input.idempotencyKey.length === 0 || input.idempotencyKey.length > idempotencyKeyCharsMax) throw invalid(`idempotency_key must be 1..${idempotencyKeyCharsMax} characters`);
-  if (!isHexId(input.payment.id)) throw invalid('payment_id must be 32 lowercase hex digits');
-  if (!isHexId(input.payment.merchantId)) throw invalid('merchant_id must be 32 lowercase hex digits');
-  if (input.payment.amount <= 0n) throw invalid('amount must be positive');
-  if (!currencyFormatOk(input.payment.currency)) throw invalid('currency must be an ISO 4217 code');
+  if (input.idempotencyKey.length === 0 || input.idempotencyKey.length > idempotencyKeyCharsMax) throw invalidArgument('idempotency_key', `must be 1..${idempotencyKeyCharsMax} characters`);
+  checkHexId(input.payment.id, 'payment_id');
+  checkHexId(input.payment.merchantId, 'merchant_id');
+  if (input.payment.amount <= 0n) throw invalidArgument('amount', 'must be positive');
+  if (!currencyFormatOk(input.payment.currency)) throw invalidArgument('currency', 'must be an ISO 4217 code');
   const e = input.envelope;
-  if (e === undefined) throw invalid('envelope is required');
-  if (input.keyId.length === 0 || input.keyId !== e.keyId) throw invalid('key_id must be set and equal envelope.key_id');
-  if (e.suite !== envelopeSuite) throw invalid(`envelope.suite must be "${envelopeSuite}"`);
-  if (e.ephemeralPublicKey.length !== x25519KeyBytes) throw invalid(`envelope.ephemeral_public_key must be ${x25519KeyBytes} bytes`);
-  if (e.nonce.length !== aeadNonceBytes) throw invalid(`envelope.nonce must be ${aeadNonceBytes} bytes`);
-  if (e.ciphertext.length <= aeadTagBytes || e.ciphertext.length > envelopeCiphertextBytesMax) throw invalid(`envelope.ciphertext must be ${aeadTagBytes + 1}..${envelopeCiphertextBytesMax} bytes`);
+  if (e === undefined) throw invalidArgument('envelope', 'is required');
+  if (input.keyId.length === 0 || input.keyId !== e.keyId) throw invalidArgument('key_id', 'must be set and equal envelope.key_id');
+  if (e.suite !== envelopeSuite) throw invalidArgument('envelope.suite', `must be "${envelopeSuite}"`);
+  if (e.ephemeralPublicKey.length !== x25519KeyBytes) throw invalidArgument('envelope.ephemeral_public_key', `must be ${x25519KeyBytes} bytes`);
+  if (e.nonce.length !== aeadNonceBytes) throw invalidArgument('envelope.nonce', `must be ${aeadNonceBytes} bytes`);
+  if (e.ciphertext.length <= aeadTagBytes || e.ciphertext.length > envelopeCiphertextBytesMax) throw invalidArgument('envelope.ciphertext', `must be ${aeadTagBytes + 1}..${envelopeCiphertextBytesMax} bytes`);
   return e;
 }
 

@@ -1,7 +1,8 @@
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
+import type { ServiceImpl } from '@connectrpc/connect';
 import { secondCodeSuite } from '../../authz/codes/challenge.js';
+import { invalidArgument, notFound } from '../../authz/errors.js';
 import type { EnrollmentService as Enrollment } from '../../authz/enrollment.js';
 import type { BillableLine, Caller, PairedDevice, Payer, PayerPolicy } from '../../authz/model.js';
 import {
@@ -71,7 +72,7 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
   return {
     async enrollPayer(req, ctx) {
       requireAdmin(ctx);
-      if (new Set(req.policies.map((p) => p.currency)).size !== req.policies.length) throw new ConnectError('policies: at most one policy per currency', Code.InvalidArgument);
+      if (new Set(req.policies.map((p) => p.currency)).size !== req.policies.length) throw invalidArgument('policies', 'must hold at most one policy per currency');
       const policies = Object.fromEntries(req.policies.map((p) => [p.currency, policyFromProto(p)]));
       const result = await enrollment.enrollPayer({
         idempotencyKey: req.idempotencyKey,
@@ -97,14 +98,14 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
     async getPayer(req, ctx) {
       const caller = callerOf(ctx);
       if (caller.kind === 'merchant' || caller.kind === 'service' || (caller.kind === 'payer' && caller.payerId !== req.payerId)) {
-        throw new ConnectError(`payer ${req.payerId} not found`, Code.NotFound);
+        throw notFound(`payer ${req.payerId} not found`);
       }
       return { payer: payerToProto(await enrollment.payer(req.payerId)) };
     },
     async setPayerPolicy(req, ctx) {
       requireAdmin(ctx);
       checkIdempotencyKey(req.idempotencyKey);
-      if (req.policy === undefined) throw new ConnectError('policy is required', Code.InvalidArgument);
+      if (req.policy === undefined) throw invalidArgument('policy', 'is required');
       return { payer: payerToProto(await enrollment.setPolicy(req.payerId, req.policy.currency, policyFromProto(req.policy))) };
     },
     async setPin(req, ctx) {
@@ -119,7 +120,7 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
       requireAdmin(ctx);
       checkIdempotencyKey(req.idempotencyKey);
       const kind = req.kind === PasswordKind.IVR ? 'IVR' : req.kind === PasswordKind.AUTHORIZATION ? 'AUTHORIZATION' : req.kind === PasswordKind.AUTH ? 'AUTH' : undefined;
-      if (kind === undefined) throw new ConnectError('kind is required (IVR, AUTH or AUTHORIZATION)', Code.InvalidArgument);
+      if (kind === undefined) throw invalidArgument('kind', 'is required (IVR, AUTH or AUTHORIZATION)');
       return { payer: payerToProto(await enrollment.setPassword(req.payerId, kind, req.password)) };
     },
     // Operators only: pairing decides which device may approve the payer's payments.
@@ -138,15 +139,15 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
       requireAdmin(ctx);
       const kind = LineKind[req.kind] as 'LANDLINE' | 'MOBILE' | 'MODEM' | undefined;
       const period = BillingPeriod[req.billingPeriod] as 'WEEKLY' | 'MONTHLY' | undefined;
-      if (req.kind === LineKind.UNSPECIFIED || kind === undefined) throw new ConnectError('kind is required (LANDLINE, MOBILE or MODEM)', Code.InvalidArgument);
-      if (req.billingPeriod === BillingPeriod.UNSPECIFIED || period === undefined) throw new ConnectError('billing_period is required (WEEKLY or MONTHLY)', Code.InvalidArgument);
+      if (req.kind === LineKind.UNSPECIFIED || kind === undefined) throw invalidArgument('kind', 'is required (LANDLINE, MOBILE or MODEM)');
+      if (req.billingPeriod === BillingPeriod.UNSPECIFIED || period === undefined) throw invalidArgument('billing_period', 'is required (WEEKLY or MONTHLY)');
       const line = await enrollment.addBillableLine({ idempotencyKey: req.idempotencyKey, payerId: req.payerId, kind, number: req.number, currency: req.currency, creditLimit: req.creditLimit, billingPeriod: period });
       return { line: lineToProto(line) };
     },
     // The payer's own terminal (or an operator) asks for a number to hand to a merchant.
     async issuePayNumber(req, ctx) {
       const caller = callerOf(ctx);
-      if (!(caller.kind === 'admin' || (caller.kind === 'payer' && caller.payerId === req.payerId))) throw new ConnectError(`payer ${req.payerId} not found`, Code.NotFound);
+      if (!(caller.kind === 'admin' || (caller.kind === 'payer' && caller.payerId === req.payerId))) throw notFound(`payer ${req.payerId} not found`);
       const issued = await enrollment.issuePayNumber({ idempotencyKey: req.idempotencyKey, payerId: req.payerId, ttlSeconds: req.ttlSeconds });
       return { payNumber: issued.payNumber, expiresAt: timestampFromMs(issued.expiresAtMs) };
     },
@@ -188,11 +189,11 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
 function ownOrAdmin(caller: Caller, kind: 'merchant' | 'payer', id: string): string {
   const field = kind === 'merchant' ? 'merchant_id' : 'payer_id';
   if (caller.kind === 'admin') {
-    if (id === '') throw new ConnectError(`${field} is required`, Code.InvalidArgument);
+    if (id === '') throw invalidArgument(field, 'is required');
     return id;
   }
   const own = caller.kind === 'merchant' && kind === 'merchant' ? caller.merchantId : caller.kind === 'payer' && kind === 'payer' ? caller.payerId : undefined;
-  if (own === undefined || (id !== '' && id !== own)) throw new ConnectError(`${kind} ${id} not found`, Code.NotFound);
+  if (own === undefined || (id !== '' && id !== own)) throw notFound(`${kind} ${id} not found`);
   return own;
 }
 

@@ -1,6 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs, type Timestamp } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
+import { invalidArgument, notFound, precondition } from '../../authz/errors.js';
 import type { EnrollmentService as Enrollment } from '../../authz/enrollment.js';
 import { lineStatement } from '../../authz/line-statement.js';
 import type { Directory } from '../../authz/ports.js';
@@ -18,7 +19,7 @@ import {
   type Transfer as ProtoTransfer,
 } from '../../gen/countersign/v1/ledger_pb.js';
 import { callerOf, pageSize, requireAdmin } from './caller.js';
-import { isHexId } from '../../authz/validation.js';
+import { checkHexId } from '../../authz/validation.js';
 
 const currencyByLedger = new Map([...currencies.values()].map((c) => [c.ledger, c.code]));
 const kindByCode: Record<number, AccountKind> = {
@@ -32,10 +33,10 @@ const kindByCode: Record<number, AccountKind> = {
 
 const msOf = (ns: bigint) => Number(ns / 1_000_000n);
 /** A filter bound in ledger nanoseconds; INVALID_ARGUMENT outside 1970..2262 (TigerBeetle timestamps are u63 ns). */
-function nsOf(t: Timestamp | undefined): bigint {
+function nsOf(t: Timestamp | undefined, field: string): bigint {
   if (t === undefined) return 0n;
   const ns = t.seconds * 1_000_000_000n + BigInt(t.nanos);
-  if (t.seconds < 0n || t.nanos < 0 || t.nanos > 999_999_999 || ns >= 1n << 63n) throw new ConnectError('created_min and created_max must be between 1970 and 2262', Code.InvalidArgument);
+  if (t.seconds < 0n || t.nanos < 0 || t.nanos > 999_999_999 || ns >= 1n << 63n) throw invalidArgument(field, 'must be between 1970 and 2262');
   return ns;
 }
 
@@ -112,7 +113,7 @@ function transferToProto(t: Transfer): ProtoTransfer {
 export function decodeNsToken(token: string): bigint {
   const text = /^[A-Za-z0-9_-]+$/.test(token) ? Buffer.from(token, 'base64url').toString() : '';
   if (!/^[1-9]\d{0,19}$/.test(text) || BigInt(text) >= 1n << 63n || Buffer.from(text).toString('base64url') !== token) {
-    throw new ConnectError('page_token is not one this server issued', Code.InvalidArgument);
+    throw invalidArgument('page_token', 'is not one this server issued');
   }
   return BigInt(text);
 }
@@ -121,7 +122,7 @@ export function decodeNsToken(token: string): bigint {
 export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; payments: Pick<PaymentStore, 'get'>; enrollment: Enrollment; totals?: () => Promise<Map<number, { debitsPosted: bigint; creditsPosted: bigint; debitsPending: bigint; creditsPending: bigint }>> }): ServiceImpl<typeof LedgerService> {
   /** The account if the caller may read it, with its owner id; NOT_FOUND otherwise. */
   async function visibleAccount(ctx: HandlerContext, accountId: string): Promise<{ account: Account; ownerId: string }> {
-    if (!isHexId(accountId)) throw new ConnectError('account_id must be 32 lowercase hex digits', Code.InvalidArgument);
+    checkHexId(accountId, 'account_id');
     const caller = callerOf(ctx);
     let ownerId = '';
     if (caller.kind === 'merchant') {
@@ -133,13 +134,13 @@ export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; 
       if (payer !== undefined && [...Object.values(payer.accounts), ...lines].includes(accountId)) ownerId = payer.id;
     }
     const [account] = caller.kind !== 'admin' && ownerId === '' ? [] : await deps.ledger.lookupAccounts([idFromHex(accountId)]);
-    if (account === undefined) throw new ConnectError(`account ${accountId} not found`, Code.NotFound);
+    if (account === undefined) throw notFound(`account ${accountId} not found`);
     return { account, ownerId };
   }
 
   function filterOf(accountId: string, req: { pageSize: number; pageToken: string; createdMin?: Timestamp; createdMax?: Timestamp; reversed: boolean }): AccountFilter {
-    let min = nsOf(req.createdMin);
-    let max = nsOf(req.createdMax);
+    let min = nsOf(req.createdMin, 'created_min');
+    let max = nsOf(req.createdMax, 'created_max');
     if (req.pageToken !== '') {
       const last = decodeNsToken(req.pageToken);
       if (req.reversed) max = last - 1n;
@@ -181,7 +182,7 @@ export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; 
     },
     async getLineStatement(req, ctx) {
       const afterNs = req.pageToken === '' ? undefined : decodeNsToken(req.pageToken);
-      const atMs = req.periodAt === undefined ? Date.now() : Number(nsOf(req.periodAt) / 1_000_000n);
+      const atMs = req.periodAt === undefined ? Date.now() : Number(nsOf(req.periodAt, 'period_at') / 1_000_000n);
       const st = await lineStatement({ ledger: deps.ledger, directory: deps.directory, payments: deps.payments }, callerOf(ctx), { lineId: req.lineId, atMs, limit: pageSize(req.pageSize), ...(afterNs === undefined ? {} : { afterNs }) });
       return {
         lineId: st.line.id,
@@ -198,7 +199,7 @@ export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; 
     },
     async checkBalanced(req, ctx) {
       requireAdmin(ctx);
-      if (deps.totals === undefined) throw new ConnectError('CheckBalanced needs the embedded ledger; TigerBeetle keeps debits equal to credits by construction', Code.FailedPrecondition);
+      if (deps.totals === undefined) throw precondition('CheckBalanced needs the embedded ledger; TigerBeetle keeps debits equal to credits by construction');
       const wanted = new Set(req.currencies);
       const ledgers = [...(await deps.totals()).entries()]
         .map(([ledger, s]) => ({ ledger, currency: currencyByLedger.get(ledger) ?? '', ...s }))

@@ -1,6 +1,7 @@
-import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
+import type { ServiceImpl } from '@connectrpc/connect';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { secondCodeSuite } from '../../authz/codes/challenge.js';
+import { invalidArgument, permissionDenied, precondition } from '../../authz/errors.js';
 import type { PaymentEvents } from '../../authz/events.js';
 import type { Payment } from '../../authz/model.js';
 import type { PaymentsService, Proof } from '../../authz/payments.js';
@@ -22,10 +23,10 @@ function proofOf(req: ConfirmPaymentRequest): Proof {
       return { kind: 'sms_otp', code: req.proof.value };
     case 'password':
       if (req.proof.value.kind === PasswordKind.AUTH) {
-        throw new ConnectError('the authentication password is given with CreatePayment (auth_password), not here', Code.FailedPrecondition);
+        throw precondition('the authentication password is given with CreatePayment (auth_password), not here');
       }
       if (req.proof.value.kind !== PasswordKind.IVR && req.proof.value.kind !== PasswordKind.AUTHORIZATION) {
-        throw new ConnectError(`password.kind must be IVR or AUTHORIZATION, got ${req.proof.value.kind}`, Code.InvalidArgument);
+        throw invalidArgument('password.kind', `must be IVR or AUTHORIZATION, got ${req.proof.value.kind}`);
       }
       return { kind: 'password', password: req.proof.value.password };
     case 'pairedDevice':
@@ -33,7 +34,7 @@ function proofOf(req: ConfirmPaymentRequest): Proof {
     case 'bankCard':
       return { kind: 'bank_card', envelope: envelopeFromProto(req.proof.value) };
     case undefined:
-      throw new ConnectError('a proof is required (second_code, first_code_and_pin, sms_otp, password, paired_device or bank_card)', Code.InvalidArgument);
+      throw invalidArgument('proof', 'is required: one of second_code, first_code_and_pin, sms_otp, password, paired_device or bank_card');
   }
 }
 
@@ -53,7 +54,7 @@ export function payerServiceImpl(deps: {
     async confirmPayment(req, ctx) {
       // The payer's terminal, or the telco bridge relaying the payer's SMS reply or keyed password.
       const caller = callerOf(ctx);
-      if (caller.kind === 'merchant') throw new ConnectError('merchants confirm with PaymentService.ConfirmPaymentAsMerchant', Code.PermissionDenied);
+      if (caller.kind === 'merchant') throw permissionDenied('merchants confirm with PaymentService.ConfirmPaymentAsMerchant');
       const payment = await deps.payments.confirm(caller, req.paymentId, req.idempotencyKey, proofOf(req));
       return { payment: paymentToProto(payment) };
     },
@@ -63,7 +64,7 @@ export function payerServiceImpl(deps: {
     },
     async listPendingPayments(req, ctx) {
       const payerId = payerOf(ctx);
-      if (req.payerId !== '' && req.payerId !== payerId) throw new ConnectError('a payer can list only their own payments', Code.PermissionDenied);
+      if (req.payerId !== '' && req.payerId !== payerId) throw permissionDenied('a payer can list only their own payments');
       const limit = pageSize(req.pageSize);
       const afterId = decodePageToken(req.pageToken);
       const page = await deps.listPayments({ payerId, states: ['CHALLENGED'], ...(afterId === undefined ? {} : { afterId }), limit });
@@ -71,7 +72,7 @@ export function payerServiceImpl(deps: {
     },
     async *watchPendingPayments(req, ctx) {
       const payerId = payerOf(ctx);
-      if (req.payerId !== '' && req.payerId !== payerId) throw new ConnectError('a payer can watch only their own payments', Code.PermissionDenied);
+      if (req.payerId !== '' && req.payerId !== payerId) throw permissionDenied('a payer can watch only their own payments');
       const updates = deps.events.subscribe((p) => p.payerId === payerId, ctx.signal, `payer:${payerId}`);
       for (const p of await deps.listPayments({ payerId, states: ['CHALLENGED'], limit: 1000 })) yield { payment: paymentToProto(p) };
       for await (const payment of updates) yield { payment: paymentToProto(payment) };

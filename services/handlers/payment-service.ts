@@ -1,10 +1,11 @@
 import { create } from '@bufbuild/protobuf';
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
+import { invalidArgument, unauthenticated } from '../../authz/errors.js';
 import type { Directory } from '../../authz/ports.js';
 import type { ConfirmItem, CreatePaymentInput, PaymentsService } from '../../authz/payments.js';
 import type { PaymentEvents } from '../../authz/events.js';
 import type { Payment } from '../../authz/model.js';
-import { batchItemsMax, checkIdempotencyKey, isHexId } from '../../authz/validation.js';
+import { batchItemsMax, checkHexId, checkIdempotencyKey } from '../../authz/validation.js';
 import { ItemErrorSchema } from '../../gen/countersign/v1/common_pb.js';
 import { PaymentService, type CreatePaymentRequest } from '../../gen/countersign/v1/payments_pb.js';
 import { channelFromProto, factorFromProto, paymentToProto, simFromProto, stateFromProto } from '../convert.js';
@@ -32,8 +33,8 @@ function createInput(req: CreatePaymentRequest): CreatePaymentInput {
 
 function checkBatch(batchKey: string, items: unknown[]): void {
   checkIdempotencyKey(batchKey);
-  if (items.length === 0) throw new ConnectError('a batch needs at least one item', Code.InvalidArgument);
-  if (items.length > batchItemsMax) throw new ConnectError(`a batch holds at most ${batchItemsMax} items`, Code.InvalidArgument);
+  if (items.length === 0) throw invalidArgument('items', 'must hold at least one item');
+  if (items.length > batchItemsMax) throw invalidArgument('items', `must hold at most ${batchItemsMax} items`);
 }
 
 /**
@@ -66,7 +67,7 @@ export function paymentServiceImpl(deps: { payments: PaymentsService; directory:
   const merchantFor = async (ctx: HandlerContext) => {
     const id = merchantOf(ctx);
     const merchant = await deps.directory.getMerchant(id);
-    if (merchant === undefined) throw new ConnectError('merchant no longer enrolled', Code.Unauthenticated);
+    if (merchant === undefined) throw unauthenticated('merchant no longer enrolled');
     return merchant;
   };
   return {
@@ -84,7 +85,7 @@ export function paymentServiceImpl(deps: { payments: PaymentsService; directory:
       return { payment: paymentToProto(payment) };
     },
     async listPayments(req, ctx) {
-      if (req.payerId !== '' && !isHexId(req.payerId)) throw new ConnectError('payer_id must be 32 lowercase hex digits', Code.InvalidArgument);
+      if (req.payerId !== '') checkHexId(req.payerId, 'payer_id');
       const limit = pageSize(req.pageSize);
       const afterId = decodePageToken(req.pageToken);
       const page = await deps.listPayments({

@@ -1,7 +1,8 @@
 import * as http2 from 'node:http2';
-import { Code, ConnectError, type ConnectRouter, type Interceptor } from '@connectrpc/connect';
+import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 import { strictConnectNodeAdapter } from './connect-strict.js';
+import { serverShuttingDown } from './errors.js';
 import { messageBytesMax, shutdownGraceMsDefault, type RunningServer } from './grpc-host.js';
 import { endStreamsOn, errorBoundary } from './interceptors.js';
 import { preciseDecodeErrors } from './wire-errors.js';
@@ -56,7 +57,7 @@ export async function startConnectServer(opts: ConnectServerOptions): Promise<Ru
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      shutdown.abort(new ConnectError('server shutting down', Code.Unavailable));
+      shutdown.abort(serverShuttingDown());
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const session of sessions) session.close(); // GOAWAY: idle sessions end now, busy ones when done
       let timer: NodeJS.Timeout | undefined;

@@ -1,22 +1,20 @@
 import { Code, ConnectError } from '@connectrpc/connect';
-import { AuthzError, type AuthzErrorKind } from '../../authz/errors.js';
-import { SubscriberOverflowError } from '../../authz/events.js';
+import { DomainError, type ErrorDetails, type ErrorKind } from '../../authz/errors.js';
 import { StoreUnavailableError } from '../../authz/ports.js';
 import { StoreFullError } from '../../authz/store/port.js';
 import { LedgerCapacityError, LedgerUnavailableError } from '../../ledger/port.js';
+import { TelcoError } from '../../telco-bridge/errors.js';
 import { ErrorInfoSchema, errorDomain } from './status-details.js';
 
 /**
  * The house error table (STYLE.md "Error mapping"), in one place for every service and both
- * servers. Domain outcomes become a closed set of codes; anything unmapped becomes INTERNAL
- * with a generic message, the original kept as `cause` for the logs and never sent.
+ * servers, and with the rest of services/rpc/ the only place that builds a ConnectError. Handlers
+ * and the domain throw `DomainError` (authz/errors.ts: a kind from the closed set, a safe
+ * message, details) or a port's infrastructure error (a row below); anything unmapped becomes
+ * INTERNAL with a generic message, the original kept as `cause` for the logs and never sent.
+ * A new outcome: throw a DomainError with a `reason` in its details; a new error class of a
+ * port or channel that may not import authz/: one `errorRule` row here, nowhere else.
  */
-
-/** The kinds a domain outcome may have (the domain's own list); each maps to exactly one status code. */
-export type ErrorKind = AuthzErrorKind;
-
-/** Machine-readable facts sent to the caller (reason, attempts left); never a secret. */
-export type ErrorDetails = Readonly<Record<string, string | number | bigint>>;
 
 export const codeOfKind: Readonly<Record<ErrorKind, Code>> = {
   invalid_argument: Code.InvalidArgument,
@@ -31,19 +29,6 @@ export const codeOfKind: Readonly<Record<ErrorKind, Code>> = {
 
 /** The generic message of every unmapped error. */
 export const internalErrorMessage = 'internal error';
-
-/** A tiny base for domain outcomes thrown towards services/: its message is safe to show. */
-export class DomainError extends Error {
-  override readonly name: string = 'DomainError';
-  constructor(
-    readonly code: ErrorKind,
-    message: string,
-    readonly details?: ErrorDetails,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
 
 /** What a matched error becomes on the wire. `message` must be safe to show the caller. */
 export interface ErrorOutcome {
@@ -68,13 +53,13 @@ export function errorRule<E extends Error>(
 
 /** The table, first match wins: put subclasses before their base classes. */
 export const houseErrorRules: readonly ErrorRule[] = [
-  errorRule(DomainError, (e) => ({ kind: e.code, message: e.message, details: e.details })),
-  errorRule(AuthzError, (e) => ({ kind: e.kind, message: e.message, details: e.details })),
+  errorRule(DomainError, (e) => ({ kind: e.kind, message: e.message, details: e.details })),
+  // The telco bridge's refusals (it may not import authz/): its kinds are a subset of ErrorKind, no details.
+  errorRule(TelcoError, (e) => ({ kind: e.kind, message: e.message })),
   // A full embedded store or ledger: retrying will not help, the message names the bound and the fix.
   errorRule(StoreFullError, (e) => ({ kind: 'unavailable', message: e.message, details: { reason: 'CAPACITY' } })),
   errorRule(LedgerCapacityError, (e) => ({ kind: 'unavailable', message: e.message, details: { reason: 'CAPACITY' } })),
   errorRule(StoreUnavailableError, () => ({ kind: 'unavailable', message: 'store unavailable, retry later' })),
-  errorRule(SubscriberOverflowError, (e) => ({ kind: 'resource_exhausted', message: e.message })),
   errorRule(LedgerUnavailableError, () => ({ kind: 'unavailable', message: 'ledger unavailable, retry later' })),
 ];
 
@@ -95,6 +80,11 @@ export function createErrorMapper(rules: readonly ErrorRule[]): (error: unknown)
 
 /** The house mapping: ConnectError as is, the table's rows, else INTERNAL "internal error". */
 export const toConnectError: (error: unknown) => ConnectError = createErrorMapper(houseErrorRules);
+
+/** The reason a closing server aborts its streams with: UNAVAILABLE, so clients reconnect elsewhere. */
+export function serverShuttingDown(): ConnectError {
+  return new ConnectError('server shutting down', Code.Unavailable);
+}
 
 function fromOutcome(outcome: ErrorOutcome, cause: Error): ConnectError {
   const code = codeOfKind[outcome.kind];

@@ -1,11 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { assert } from '../../ledger/assert.js';
 
 /**
  * The terminal's files, built once per process and served from memory: the static page and
  * style sheet, and the browser code bundled by esbuild (connect-web + the generated gen/ code +
- * services/web/client). Nothing is written to disk, so there is no build output to commit.
+ * @hpke/core and @hpke/dhkem-x25519 for the card envelope + services/web/client). Nothing is
+ * written to disk, so there is no build output to commit.
  */
 
 export interface Asset {
@@ -32,7 +34,7 @@ async function bundle(): Promise<Buffer> {
     charset: 'utf8',
   });
   const out = result.outputFiles[0];
-  if (out === undefined) throw new Error('assertion failed: esbuild produced no bundle');
+  assert(out !== undefined, 'esbuild produced a bundle');
   return Buffer.from(out.contents);
 }
 

@@ -1,8 +1,9 @@
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
-import { Code, ConnectError, type ConnectRouter, type Interceptor } from '@connectrpc/connect';
+import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { preciseDecodeErrors } from '../rpc/wire-errors.js';
+import { serverShuttingDown } from '../rpc/errors.js';
 import type { Logger } from 'pino';
 import { messageBytesMax, shutdownGraceMsDefault, type RunningServer } from '../rpc/grpc-host.js';
 import { endStreamsOn, errorBoundary } from '../rpc/interceptors.js';
@@ -94,7 +95,7 @@ export async function startWebTerminal(opts: WebTerminalOptions): Promise<Runnin
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      shutdown.abort(new ConnectError('server shutting down', Code.Unavailable)); // ends watch streams
+      shutdown.abort(serverShuttingDown()); // ends watch streams
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       const sweep = setInterval(() => server.closeIdleConnections(), idleSweepIntervalMs);
       server.closeIdleConnections();

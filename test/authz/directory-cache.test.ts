@@ -77,6 +77,28 @@ test('the TTL bounds a stale entry: past it the directory is asked again', async
   t.is(inner.reads(), reads + 1);
 });
 
+test('full, the least recently used record goes first; a read does not extend the TTL', async (t) => {
+  let now = 1_000_000;
+  const inner = counting(new MemoryDirectory());
+  const cache = new CachedDirectory(inner.directory, { now: () => now, entriesMax: 2, ttlMs: 1_000 });
+  const [a, b, c] = [payer(), payer(), payer()];
+  for (const p of [a, b, c]) await inner.directory.putPayer(p);
+  await cache.getPayer(a.id);
+  await cache.getPayer(b.id);
+  await cache.getPayer(a.id); // a is now the most recently used
+  await cache.getPayer(c.id); // full: b goes
+  const reads = inner.reads();
+  now += 500;
+  await cache.getPayer(a.id);
+  await cache.getPayer(c.id);
+  t.is(inner.reads(), reads, 'a and c are cached');
+  await cache.getPayer(b.id);
+  t.is(inner.reads(), reads + 1, 'b was evicted');
+  now += 501; // a was set 1001 ms ago: read 501 ms ago, it is stale all the same
+  await cache.getPayer(a.id);
+  t.is(inner.reads(), reads + 2);
+});
+
 /** Two processes' caches over one real redis-server: a writer, and a reader that listens for changes. */
 async function twoProcessCaches(t: ExecutionContext): Promise<{ writer: CachedDirectory; reader: CachedDirectory }> {
   const server = await startRedis();

@@ -44,7 +44,7 @@ test('the demo table behaves as README.md says', async (t) => {
   const decide = async (pan: string, pin: string, amount: bigint, currency = 'USD') => {
     const spec = demoCardSpecs.find((c) => c.pan === pan)!;
     const p = payment(amount, currency);
-    const r = request(key, p, { pan, expiry: spec.expiry }, pin);
+    const r = await request(key, p, { pan, expiry: spec.expiry }, pin);
     return bank.authorize({ idempotencyKey: p.id, payment: p, keyId: key.keyId, envelope: r.envelope });
   };
   t.like(await decide('4000000000000002', '1234', 250_000n), { decision: 'APPROVED', reasonCode: '00' });

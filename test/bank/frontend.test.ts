@@ -43,13 +43,13 @@ test.after.always(async () => {
 
 /** Seals and authorizes through the gateway, remembering the PIN block hex for the log check. */
 async function pay(p: ReturnType<typeof payment>, card: { pan: string; expiry: string }, pin: string, relayed?: Partial<CardPaymentRequest>) {
-  const req = request(bankKey, p, card, pin);
-  rememberPinBlock(req);
+  const req = await request(bankKey, p, card, pin);
+  await rememberPinBlock(req);
   return gateway.authorize({ ...req, ...relayed });
 }
 
-function rememberPinBlock(req: CardPaymentRequest): void {
-  const opened = openEnvelope(keys.privateKey, req.envelope, { id: req.paymentId, merchantId: req.merchantId, amount: req.amount, currency: req.currency });
+async function rememberPinBlock(req: CardPaymentRequest): Promise<void> {
+  const opened = await openEnvelope(keys.privateKey, req.envelope, { id: req.paymentId, merchantId: req.merchantId, amount: req.amount, currency: req.currency });
   if (opened.ok) pinBlocksSeen.push(opened.value.plaintext.pinBlock);
 }
 
@@ -122,8 +122,8 @@ test.serial('an envelope sealed for another amount, merchant or payment is decli
 
 test.serial('the same idempotency key twice (and concurrently) gets the same decision and moves the money once', async (t) => {
   const c = testCards.idem;
-  const req = request(bankKey, payment(6_000n), c, c.pin);
-  rememberPinBlock(req);
+  const req = await request(bankKey, payment(6_000n), c, c.pin);
+  await rememberPinBlock(req);
   const [first, concurrent] = await Promise.all([gateway.authorize(req), gateway.authorize(req)]);
   const again = await gateway.authorize(req);
   t.like(first, { decision: 'APPROVED' });
@@ -131,11 +131,11 @@ test.serial('the same idempotency key twice (and concurrently) gets the same dec
   t.deepEqual(again, first);
   t.is(bank.availableOf(c.pan, 'EUR'), 4_000n);
   // The same payment with a re-sealed envelope is another request under the same key.
-  const resealed = request(bankKey, { id: req.paymentId, merchantId, amount: 6_000n, currency: 'EUR' }, c, c.pin);
+  const resealed = await request(bankKey, { id: req.paymentId, merchantId, amount: 6_000n, currency: 'EUR' }, c, c.pin);
   await t.throwsAsync(gateway.authorize(resealed), { instanceOf: BankRequestError, message: /ALREADY_EXISTS|AlreadyExists/ });
   // A wrong PIN is remembered too: its retry is the same 55, not a second try.
-  const wrong = request(bankKey, payment(1n), c, wrongPin);
-  rememberPinBlock(wrong);
+  const wrong = await request(bankKey, payment(1n), c, wrongPin);
+  await rememberPinBlock(wrong);
   t.like(await gateway.authorize(wrong), { reasonCode: '55' });
   t.like(await gateway.authorize(wrong), { reasonCode: '55' });
   t.like(await pay(payment(4_000n), c, c.pin), { decision: 'APPROVED' });
@@ -147,7 +147,7 @@ test.serial('malformed requests are INVALID_ARGUMENT, an unknown key id FAILED_P
   const raw = createClient(BankFrontEndService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.port}`, sessionManager: sessions }));
   t.teardown(() => sessions.abort());
   const p = payment(100n);
-  const good = request(bankKey, p, testCards.rich, testCards.rich.pin);
+  const good = await request(bankKey, p, testCards.rich, testCards.rich.pin);
   const wire = { idempotencyKey: p.id, paymentId: p.id, merchantId, amount: p.amount, currency: 'EUR', keyId: bankKey.keyId, envelope: good.envelope };
   const code = async (patch: object) => {
     const error = await t.throwsAsync(raw.authorizeCardPayment({ ...wire, ...patch }, { timeoutMs: 5_000 }));
@@ -187,7 +187,7 @@ test.serial('the decision of an approved payment is on the wire as APPROVED with
   t.teardown(() => sessions.abort());
   const raw = createClient(BankFrontEndService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.port}`, sessionManager: sessions }));
   const p = payment(1n);
-  const req = request(bankKey, p, testCards.rich, testCards.rich.pin);
+  const req = await request(bankKey, p, testCards.rich, testCards.rich.pin);
   const res = await raw.authorizeCardPayment({ idempotencyKey: 'k1', paymentId: p.id, merchantId, amount: 1n, currency: 'EUR', keyId: bankKey.keyId, envelope: req.envelope }, { timeoutMs: 5_000 });
   t.is(res.decision, BankDecision.APPROVED);
   t.is(res.reasonCode, '00');
@@ -203,7 +203,7 @@ test('the gateway caches the public key; once the bank is gone, calls fail close
   const key = await g.publicKey();
   await ownServer.close();
   t.is(await g.publicKey(), key, 'served from the cache');
-  await t.throwsAsync(g.authorize(request(key, payment(1n), testCards.rich, testCards.rich.pin)), { instanceOf: BankUnavailableError });
+  await t.throwsAsync(g.authorize(await request(key, payment(1n), testCards.rich, testCards.rich.pin)), { instanceOf: BankUnavailableError });
   const fresh = new GrpcBankGateway({ address: `127.0.0.1:${ownServer.port}`, bankDeadlineMs: 2_000, now: Date.now });
   t.teardown(() => fresh.close());
   await t.throwsAsync(fresh.publicKey(), { instanceOf: BankUnavailableError });

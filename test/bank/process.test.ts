@@ -94,8 +94,8 @@ test.after.always(async () => {
 });
 
 async function pay(p: ReturnType<typeof payment>, card: { pan: string; expiry: string }, pin: string, relayed: Partial<CardPaymentRequest> = {}) {
-  const req = request(key, p, card, pin);
-  const opened = openEnvelope(privateKey, req.envelope, p);
+  const req = await request(key, p, card, pin);
+  const opened = await openEnvelope(privateKey, req.envelope, p);
   if (opened.ok) pinBlocks.push(opened.value.plaintext.pinBlock);
   return gateway.authorize({ ...req, ...relayed });
 }
@@ -111,8 +111,8 @@ test.serial('the key file is created 0600 and holds the key the process serves',
 test.serial('approved with the right PIN; the same payment twice is one decision and the money moves once', async (t) => {
   const c = testCards.idem; // 10,000 EUR available
   const p = payment(6_000n);
-  const req = request(key, p, c, c.pin);
-  const opened = openEnvelope(privateKey, req.envelope, p);
+  const req = await request(key, p, c, c.pin);
+  const opened = await openEnvelope(privateKey, req.envelope, p);
   if (opened.ok) pinBlocks.push(opened.value.plaintext.pinBlock);
   const first = await gateway.authorize(req);
   t.like(first, { decision: 'APPROVED', reasonCode: '00' });
@@ -148,7 +148,7 @@ test.serial('a stopped bank (SIGSTOP) is cut off by the deadline: BankUnavailabl
   await impatient.publicKey(); // connected before the stop
   bank.child.kill('SIGSTOP');
   try {
-    const error = await t.throwsAsync(impatient.authorize(request(key, payment(1n), testCards.rich, testCards.rich.pin)), { instanceOf: BankUnavailableError });
+    const error = await t.throwsAsync(impatient.authorize(await request(key, payment(1n), testCards.rich, testCards.rich.pin)), { instanceOf: BankUnavailableError });
     t.is(ConnectError.from(error?.cause).code, Code.DeadlineExceeded);
   } finally {
     bank.child.kill('SIGCONT');
@@ -203,8 +203,8 @@ test.serial('without --cards and --key-file: the demo table and a fresh key; 400
   const demoKey = await g.publicKey();
   t.is(demoKey.keyId, demo.keyId);
   t.not(demoKey.keyId, key.keyId);
-  t.like(await g.authorize(request(demoKey, payment(2_500n, 'USD'), { pan: '4000000000000002', expiry: '3012' }, '1234')), { decision: 'APPROVED', reasonCode: '00' });
-  t.like(await g.authorize(request(demoKey, payment(2_500n, 'USD'), { pan: '4000000000000010', expiry: '3012' }, '1234')), { decision: 'DECLINED', reasonCode: '51' });
+  t.like(await g.authorize(await request(demoKey, payment(2_500n, 'USD'), { pan: '4000000000000002', expiry: '3012' }, '1234')), { decision: 'APPROVED', reasonCode: '00' });
+  t.like(await g.authorize(await request(demoKey, payment(2_500n, 'USD'), { pan: '4000000000000010', expiry: '3012' }, '1234')), { decision: 'DECLINED', reasonCode: '51' });
   t.is(await stop(demo, 'SIGTERM'), 0);
   t.false(demo.output().includes('4000000000000002'));
 });

@@ -50,11 +50,11 @@ export function payment(amount: bigint, currency = 'EUR'): EnvelopePayment {
   return { id: paymentId(), merchantId, amount, currency };
 }
 
-export function seal(key: BankKey, p: EnvelopePayment, card: { pan: string; expiry: string }, pin: string): SealedEnvelope {
+export function seal(key: BankKey, p: EnvelopePayment, card: { pan: string; expiry: string }, pin: string): Promise<SealedEnvelope> {
   return sealCard({ bankKey: key, payment: p, card: { pan: card.pan, expiry: card.expiry }, pin });
 }
 
 /** A request for `p` paid with `card` and `pin`, as countersign relays it. */
-export function request(key: BankKey, p: EnvelopePayment, card: { pan: string; expiry: string }, pin: string): CardPaymentRequest {
-  return { paymentId: p.id, merchantId: p.merchantId, amount: p.amount, currency: p.currency, envelope: seal(key, p, card, pin) };
+export async function request(key: BankKey, p: EnvelopePayment, card: { pan: string; expiry: string }, pin: string): Promise<CardPaymentRequest> {
+  return { paymentId: p.id, merchantId: p.merchantId, amount: p.amount, currency: p.currency, envelope: await seal(key, p, card, pin) };
 }

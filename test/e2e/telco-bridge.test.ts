@@ -4,7 +4,7 @@ import { createHmac } from 'node:crypto';
 import { pino } from 'pino';
 import { Factor, PasswordKind, PaymentState, DeclineReason } from '../../gen/countersign/v1/common_pb.js';
 import type { PaymentLimits } from '../../authz/payments.js';
-import { startTelcoBridge, type TelcoBridge } from '../../telco-bridge/bridge.js';
+import { startTelcoBridge, type TelcoBridge } from '../../services/telco.js';
 import { Handset } from '../../telco-bridge/simulator/handset.js';
 import { startSmsc, type Smsc } from '../../telco-bridge/simulator/smsc.js';
 import { startVoiceProvider, type VoiceProvider } from '../../telco-bridge/simulator/voice-provider.js';

@@ -3,7 +3,7 @@ import { Code } from '@connectrpc/connect';
 import type { Redis } from 'ioredis';
 import { deriveSecondCode } from '../../authz/codes/challenge.js';
 import { base32Decode } from '../../authz/codes/secret.js';
-import { AuthzError } from '../../authz/errors.js';
+import { DomainError } from '../../authz/errors.js';
 import { Channel, Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { EnrollmentService, type EnrollMerchantResponse, type EnrollPayerResponse } from '../../gen/countersign/v1/enrollment_pb.js';
 import { LedgerService, type GetAccountResponse } from '../../gen/countersign/v1/ledger_pb.js';
@@ -187,7 +187,7 @@ async function guessOne(env: ReliabilityEnv, c: Challenge, guess: string, key: s
     await env.app.payments.confirm({ kind: 'payer', payerId: v.id }, c.id, key, { kind: 'second_code', secondCode: guess });
     return { code: 0, reason: undefined, message: '', retryAfterMs: undefined };
   } catch (error) {
-    if (!(error instanceof AuthzError)) return { code: Code.Internal, reason: undefined, message: String(error), retryAfterMs: undefined };
+    if (!(error instanceof DomainError)) return { code: Code.Internal, reason: undefined, message: String(error), retryAfterMs: undefined };
     const code = { permission_denied: Code.PermissionDenied, resource_exhausted: Code.ResourceExhausted, failed_precondition: Code.FailedPrecondition }[error.kind as string] ?? Code.Unknown;
     const retry = error.details['retry_after_ms'];
     return { code, reason: error.details['reason'] === undefined ? undefined : String(error.details['reason']), message: error.message, retryAfterMs: retry === undefined ? undefined : Number(retry) };

@@ -5,7 +5,7 @@ import { Channel, Factor, PasswordKind, PaymentState } from '../../gen/countersi
 import { EnrollmentService, type EnrollMerchantResponse, type EnrollPayerResponse } from '../../gen/countersign/v1/enrollment_pb.js';
 import { LedgerService } from '../../gen/countersign/v1/ledger_pb.js';
 import { PaymentService, type CreatePaymentResponse, type GetPaymentResponse, type ListPaymentsResponse } from '../../gen/countersign/v1/payments_pb.js';
-import { startTelcoBridge, type TelcoBridge } from '../../telco-bridge/bridge.js';
+import { startTelcoBridge, type TelcoBridge } from '../../services/telco.js';
 import { twilioSignature } from '../../telco-bridge/twilio-signature.js';
 import { startSmsc, type Smsc } from '../../telco-bridge/simulator/smsc.js';
 import { startVoiceProvider, type VoiceProvider } from '../../telco-bridge/simulator/voice-provider.js';

@@ -163,7 +163,7 @@ test('the Connect port, Connect JSON: amounts that are not an optional - and dec
     ['"18446744073709552616"', '"CHANNEL_APP"', 'amount: "18446744073709552616" out of range for uint64'],
     ['9007199254740993', '"CHANNEL_APP"', 'amount: 9007199254740993 is beyond 2^53 - 1 as a JSON number'],
     ['"10"', '"CHANNEL_TELEPATHY"', 'channel: unknown countersign.v1.Channel value "CHANNEL_TELEPATHY"'],
-    ['"10"', '99', 'channel: unknown or unspecified value 99'], // carried like proto3's open enums, refused by the handler
+    ['"10"', '99', 'channel has an unknown or unspecified value 99'], // carried like proto3's open enums, refused by the handler
   ];
   for (const [amount, channel, message] of cases) {
     const answer = await post(port, createPaymentPath, connectHeaders(w.merchant.apiKey, 'application/json'), createPaymentJson(w.payer, amount, channel));

@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { create, type Message } from '@bufbuild/protobuf';
+import { ConnectError } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { PaymentSchema, PaymentState } from '../../gen/countersign/v1/common_pb.js';
@@ -11,9 +12,10 @@ import {
   type StreamEventsRequest,
   type StreamEventsResponse,
 } from '../../gen/countersign/v1/telco_pb.js';
-import { startTelcoBridge, type BridgeLimits, type TelcoBridge } from '../../telco-bridge/bridge.js';
-import { grpcServiceDefinition } from '../../telco-bridge/grpc-codec.js';
-import { statusDetailsBin } from '../../telco-bridge/rpc-status.js';
+import { grpcServiceDefinition } from '../../services/rpc/grpc-server.js';
+import { ErrorInfoSchema, grpcStatusDetailsBin } from '../../services/rpc/status-details.js';
+import { startTelcoBridge, type TelcoBridge } from '../../services/telco.js';
+import type { BridgeLimits } from '../../telco-bridge/bridge.js';
 import type { SmppChannelOptions } from '../../telco-bridge/smpp-channel.js';
 import { Handset } from '../../telco-bridge/simulator/handset.js';
 import { startSmsc, type Smsc, type SmscOptions } from '../../telco-bridge/simulator/smsc.js';
@@ -155,7 +157,8 @@ export async function startFakeAuthz(): Promise<FakeAuthz> {
       const metadata = new grpc.Metadata();
       if (answer.attemptsLeft !== undefined) {
         const info = { reason: 'WRONG_PROOF', domain: 'countersign.v1', metadata: { attempts_left: String(answer.attemptsLeft) } };
-        metadata.set('grpc-status-details-bin', Buffer.from(statusDetailsBin(answer.code, 'wrong password', info)));
+        const details = grpcStatusDetailsBin(new ConnectError('wrong password', answer.code as number, undefined, [{ desc: ErrorInfoSchema, value: info }]));
+        metadata.set('grpc-status-details-bin', Buffer.from(details!));
       }
       setTimeout(() => callback({ code: answer.code, details: 'canned', metadata }), answer.delayMs ?? 0);
     },

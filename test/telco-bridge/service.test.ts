@@ -3,7 +3,8 @@ import { PassThrough, Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { PasswordKind, PaymentState } from '../../gen/countersign/v1/common_pb.js';
-import { startTelcoBridge } from '../../telco-bridge/bridge.js';
+import { startTelcoBridge } from '../../services/telco.js';
+import { healthCheck } from '../support/reflection.js';
 import { bridgeClient, bridgeKey, paymentId, startFakeAuthz, startRig, textSink, waitMs } from './harness.js';
 
 // The gRPC surface: the service key, StreamEvents replay and filtering; and the console channel.
@@ -38,6 +39,12 @@ test('every RPC without the service key, or with another, is UNAUTHENTICATED and
   });
   t.deepEqual(rig.smsc.messages.map((m) => m.text), ['marker'], 'no SMS from the refused calls');
   t.deepEqual(rig.voice.calls.map((c) => c.to), [bob], 'no call from the refused calls');
+});
+
+test('the bridge runs on the house RPC runtime: grpc.health.v1 answers SERVING for TelcoBridgeService without a key', async (t) => {
+  const rig = await startRig();
+  t.teardown(() => rig.close());
+  t.deepEqual(await healthCheck(rig.bridge.grpcPort, 'countersign.v1.TelcoBridgeService'), { code: grpc.status.OK, status: 'SERVING' });
 });
 
 test('StreamEvents replays the events after after_event_id, filters by reference, then follows live events', async (t) => {

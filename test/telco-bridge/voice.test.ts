@@ -98,6 +98,21 @@ for (const [name, answer, spoken] of [
   });
 }
 
+test('authz slower than authzDeadlineMs: the call is cut short at the deadline and says authz cannot be asked', async (t) => {
+  const rig = await startRig({ limits: { authzDeadlineMs: 150 } });
+  t.teardown(() => rig.close());
+  rig.phone(alice).answerCallsWith(`${password}#`);
+  // Were the deadline not kept, the late answer (a wrong password) would re-prompt instead.
+  rig.authz.answers.push({ code: grpc.status.PERMISSION_DENIED, attemptsLeft: 2, delayMs: 3_000 });
+  await rig.client.startCall(call());
+  const heard = await rig.phone(alice).waitForCallEnd(waitMs);
+  t.deepEqual(heard.says.slice(2), ['Sorry, we cannot check your password right now. Please try again later. Goodbye.']);
+  t.is(rig.authz.requests.length, 1);
+  await rig.waitForLog('ivr password relayed to authz');
+  const relayed = rig.logs.map((l) => JSON.parse(l) as { msg?: string; authz?: string }).find((l) => l.msg === 'ivr password relayed to authz');
+  t.is(relayed?.authz, 'DEADLINE_EXCEEDED');
+});
+
 test('silence re-prompts up to attempts_max, then the call says goodbye and hangs up; nothing goes to authz', async (t) => {
   const rig = await startRig();
   t.teardown(() => rig.close());
@@ -229,6 +244,8 @@ test('the provider unreachable is UNAVAILABLE; the provider refusing our credent
   t.teardown(() => misconfigured.close());
   const refused = await t.throwsAsync(misconfigured.client.startCall(call()));
   t.is((refused as grpc.ServiceError).code, grpc.status.INTERNAL);
+  t.is((refused as grpc.ServiceError).details, 'internal error', 'the house table: INTERNAL is generic to the caller');
+  await misconfigured.waitForLog('rpc failed with an unmapped error');
   t.is(misconfigured.voice.unauthorizedRequests, 1);
   t.deepEqual(linesWith(misconfigured.logs, 'wrong-token'), []);
 });

@@ -1,3 +1,4 @@
+import { unreachable } from '../../../ledger/assert.js';
 import { JournalCorruptError } from './frame.js';
 
 /**
@@ -49,7 +50,7 @@ interface FastBuffer extends Buffer {
 }
 
 for (const method of ['utf8Slice', 'hexSlice', 'utf8Write', 'hexWrite']) {
-  if (typeof (Buffer.prototype as unknown as Record<string, unknown>)[method] !== 'function') throw new Error(`assertion failed: this Node has no Buffer.prototype.${method}`);
+  if (typeof (Buffer.prototype as unknown as Record<string, unknown>)[method] !== 'function') unreachable(`this Node has no Buffer.prototype.${method}`);
 }
 
 /** The strings a checkpoint's writer has put in its dictionary, at most `entriesMax` (then strings are written inline). */
@@ -119,7 +120,7 @@ export class ByteWriter {
   }
 
   uint(n: number): void {
-    if (!(Number.isSafeInteger(n) && n >= 0)) throw new Error(`assertion failed: a journal uint is a safe integer ≥ 0, not ${n}`);
+    if (!(Number.isSafeInteger(n) && n >= 0)) unreachable(`a journal uint is a safe integer ≥ 0, not ${n}`);
     this.room(8);
     const buf = this.buf;
     let at = this.length;
@@ -136,7 +137,7 @@ export class ByteWriter {
   }
 
   int(n: number): void {
-    if (!(Number.isInteger(n) && Math.abs(n) < intAbsLimit)) throw new Error(`assertion failed: a journal int is an integer of magnitude < 2^52, not ${n}`);
+    if (!(Number.isInteger(n) && Math.abs(n) < intAbsLimit)) unreachable(`a journal int is an integer of magnitude < 2^52, not ${n}`);
     this.uint(n >= 0 ? n * 2 : -n * 2 - 1);
   }
 
@@ -144,13 +145,13 @@ export class ByteWriter {
   optInt(n: number | undefined): void {
     if (n === undefined) this.u8(0);
     else {
-      if (!(Number.isInteger(n) && Math.abs(n) < intAbsLimit)) throw new Error(`assertion failed: a journal int is an integer of magnitude < 2^52, not ${n}`);
+      if (!(Number.isInteger(n) && Math.abs(n) < intAbsLimit)) unreachable(`a journal int is an integer of magnitude < 2^52, not ${n}`);
       this.uint((n >= 0 ? n * 2 : -n * 2 - 1) + 1);
     }
   }
 
   bigint(v: bigint): void {
-    if (typeof v !== 'bigint' || v < 0n) throw new Error(`assertion failed: a journal bigint is a bigint ≥ 0, not ${String(v)}`);
+    if (typeof v !== 'bigint' || v < 0n) unreachable(`a journal bigint is a bigint ≥ 0, not ${String(v)}`);
     if (v < bigintSmallMax) return this.uint(Number(v) * 2);
     const digits = v.toString(10);
     this.uint(digits.length * 2 + 1);
@@ -160,14 +161,14 @@ export class ByteWriter {
 
   /** A string written inline as UTF-8 (as JSON when it holds a lone surrogate: exact either way). */
   str(text: string): void {
-    if (typeof text !== 'string') throw new Error(`assertion failed: a journal string field holds a ${typeof text}`);
+    if (typeof text !== 'string') unreachable(`a journal string field holds a ${typeof text}`);
     if ((text as unknown as WellFormed).isWellFormed()) this.utf8(text, kindUtf8);
     else this.utf8(JSON.stringify(text), kindJson);
   }
 
   /** A string usually of lowercase hex digits (an id, a digest): as its bytes when it is, else as `str`. */
   hexStr(text: string): void {
-    if (typeof text !== 'string') throw new Error(`assertion failed: a journal string field holds a ${typeof text}`);
+    if (typeof text !== 'string') unreachable(`a journal string field holds a ${typeof text}`);
     if (lowerHex.test(text)) this.hex(text, kindHex);
     else this.str(text);
   }

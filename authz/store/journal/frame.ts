@@ -1,3 +1,4 @@
+import { unreachable } from '../../../ledger/assert.js';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 
@@ -31,9 +32,7 @@ export function encodeFrame(payload: Buffer): Buffer {
 export function encodeFrameOf(parts: readonly Buffer[]): Buffer {
   let length = 0;
   for (const part of parts) length += part.length;
-  if (length < 1 || length > framePayloadBytesMax) {
-    throw new Error(`assertion failed: a frame payload is 1..${framePayloadBytesMax} bytes, not ${length}`);
-  }
+  if (length < 1 || length > framePayloadBytesMax) unreachable(`a frame payload is 1..${framePayloadBytesMax} bytes, not ${length}`);
   const frame = Buffer.allocUnsafe(frameHeaderBytes + length);
   let at = frameHeaderBytes;
   for (const part of parts) at += part.copy(frame, at);

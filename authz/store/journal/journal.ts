@@ -1,3 +1,4 @@
+import { assert, unreachable } from '../../../ledger/assert.js';
 import { StoreUnavailableError } from '../port.js';
 import type { Mutation } from '../memory/state.js';
 import { frameBytesTarget } from './bounds.js';
@@ -80,7 +81,7 @@ export class Journal {
 
   /** Starts capturing a pass. Refused (nothing applied) while the disk is too far behind. */
   beginPass(): void {
-    if (this.pass !== undefined) throw new Error('assertion failed: passes do not nest');
+    assert(this.pass === undefined, 'passes do not nest');
     if (this.queuedBytes > this.options.queuedBytesMax) {
       throw new StoreUnavailableError(`the payment store journal is ${this.queuedBytes} bytes behind the disk (queuedBytesMax); try again`);
     }
@@ -110,7 +111,7 @@ export class Journal {
   endPass(): number {
     const pass = this.pass;
     this.pass = undefined;
-    if (pass === undefined) throw new Error('assertion failed: endPass without beginPass');
+    assert(pass !== undefined, 'endPass without beginPass');
     if (this.mutations > 0 && this.failure === undefined) {
       this.appliedSeq += 1;
       const bytes = pass.copyFrom(0);
@@ -131,7 +132,7 @@ export class Journal {
   /** Makes the next segment current: frames written after this resolves go to it. Resolves with its number. */
   rotate(): Promise<number> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.rotation !== undefined) throw new Error('assertion failed: one rotation at a time');
+    assert(this.rotation === undefined, 'one rotation at a time');
     const rotated = new Promise<number>((resolve, reject) => (this.rotation = { resolve, reject }));
     this.kick();
     return rotated;
@@ -186,7 +187,7 @@ export class Journal {
     while (take < this.queue.length && (take === 0 || bytes + this.queue[take]!.bytes.length <= frameBytesTarget)) bytes += this.queue[take++]!.bytes.length;
     const passes = this.queue.splice(0, take);
     this.queuedBytes -= bytes;
-    if (bytes > framePayloadBytesMax) throw new Error(`assertion failed: one pass encoded to ${bytes} bytes, more than a frame holds`);
+    if (bytes > framePayloadBytesMax) unreachable(`one pass encoded to ${bytes} bytes, more than a frame holds`);
     const frame = encodeFrameOf(passes.map((p) => p.bytes));
     await this.segment.append(frame);
     this.bytesSinceRotation += frame.length;

@@ -1,3 +1,4 @@
+import { assert, unreachable } from '../../../ledger/assert.js';
 import type { Channel, DeclineReason, Factor, Payment, PaymentState, SimIdentity } from '../../model.js';
 import type { PaymentRecord } from '../port.js';
 import type { KeyEntry, Mutation } from '../memory/state.js';
@@ -222,7 +223,7 @@ function encodeOptional(p: Payment, w: ByteWriter): void {
     w.str(p.originSim.iccid);
     w.str(p.originSim.imsi);
     w.str(p.originSim.msisdn);
-    if (Object.keys(p.originSim).length !== 3) throw new Error('assertion failed: originSim holds fields the journal codec does not know (add them)');
+    assert(Object.keys(p.originSim).length === 3, 'originSim holds fields the journal codec does not know (add them)');
   }
   if (p.originPath !== undefined) w.shared(p.originPath);
   if (p.billableLineId !== undefined) w.shared(p.billableLineId);
@@ -247,8 +248,8 @@ function otherFields(p: Payment): string | undefined {
 
 /** The factors joined by ','; a list of one is its factor's own string (no new string to hash on every record). */
 function factorList(factors: readonly Factor[]): string {
-  if (!Array.isArray(factors)) throw new Error('assertion failed: a factor list is an array');
-  for (const f of factors) if (typeof f !== 'string' || f.includes(',')) throw new Error(`assertion failed: a factor is a name without ',', not ${String(f)}`);
+  assert(Array.isArray(factors), 'a factor list is an array');
+  for (const f of factors) if (typeof f !== 'string' || f.includes(',')) unreachable(`a factor is a name without ',', not ${String(f)}`);
   return factors.length === 1 ? factors[0]! : factors.join(',');
 }
 

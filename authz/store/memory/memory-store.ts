@@ -1,3 +1,4 @@
+import { unreachable } from '../../../ledger/assert.js';
 import type { Payment } from '../../model.js';
 import { assertBatch, assertCommitItem, assertConfirmItem, assertCreateItem, assertKeyPart } from '../checks.js';
 import {
@@ -87,7 +88,7 @@ export class MemoryPaymentStore implements PaymentStore {
   }
 
   async get(ids: readonly string[]): Promise<(PaymentRecord | undefined)[]> {
-    if (ids.length > readIdsMax) throw new Error(`assertion failed: get takes at most ${readIdsMax} ids`);
+    if (ids.length > readIdsMax) unreachable(`get takes at most ${readIdsMax} ids`);
     return ids.map((id) => this.state.get(id));
   }
 

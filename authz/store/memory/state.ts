@@ -1,3 +1,4 @@
+import { unreachable } from '../../../ledger/assert.js';
 import { timingSafeEqual } from 'node:crypto';
 import { MinHeap } from '../../../ledger/heap.js';
 import type { Factor, Payment } from '../../model.js';
@@ -237,7 +238,7 @@ export class MemoryState {
     if (stored !== undefined) return this.replayCreate(stored, item.fingerprint);
     // Everything that can refuse the item is checked before it changes anything (no counter is
     // counted for a create that then throws): the record, the key and a counter per limit.
-    if (this.records.has(item.payment.id)) throw new Error(`assertion failed: payment id ${item.payment.id} is already taken`);
+    if (this.records.has(item.payment.id)) unreachable(`payment id ${item.payment.id} is already taken`);
     if (this.records.size >= this.options.paymentsMax) {
       throw new StoreFullError(`the payment store holds ${this.records.size} payments, its limit (paymentsMax); ${this.options.fullHint}`);
     }
@@ -523,7 +524,7 @@ export class MemoryState {
   completeKey(done: { scope: string; key: string; fingerprint: string; result: string; keyTtlMs: number; nowMs: number }): void {
     const id = keyIds.claim(done.scope, done.key);
     const stored = this.liveKey(id, done.nowMs);
-    if (stored !== undefined && stored.fingerprint !== done.fingerprint) throw new Error('assertion failed: completeKey with another request fingerprint');
+    assert(stored === undefined || stored.fingerprint === done.fingerprint, 'completeKey with another request fingerprint');
     this.checkRoom(stored === undefined ? 1 : 0);
     this.apply({ op: 'key', id, entry: { fingerprint: done.fingerprint, result: done.result, expiresAtMs: done.nowMs + done.keyTtlMs } });
   }

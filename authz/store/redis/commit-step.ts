@@ -1,3 +1,4 @@
+import { unreachable } from '../../../ledger/assert.js';
 import { assertBatch, assertCommitItem, copyRecord } from '../checks.js';
 import { operationKeysPerPaymentMax, shardOfPayment, type CommitItem, type CommitOutcome } from '../port.js';
 import { scriptCalls } from './batch.js';
@@ -53,5 +54,5 @@ function commitOutcome([outcome, value]: Reply, item: CommitItem): CommitOutcome
     case 'conflict':
       return { outcome };
   }
-  throw new Error(`assertion failed: unknown commit reply ${outcome}`);
+  return unreachable(`unknown commit reply ${outcome}`);
 }

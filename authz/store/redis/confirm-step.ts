@@ -1,3 +1,4 @@
+import { unreachable } from '../../../ledger/assert.js';
 import { assertBatch, assertConfirmItem } from '../checks.js';
 import { operationKeysPerPaymentMax, shardOfPayment, type ConfirmAnswer, type ConfirmItem, type ConfirmOutcome, type LockoutPolicy } from '../port.js';
 import { scriptCalls } from './batch.js';
@@ -57,5 +58,5 @@ function confirmOutcome([outcome, extra, flat]: Reply): ConfirmOutcome {
     case 'declined':
       return { outcome, record };
   }
-  throw new Error(`assertion failed: unknown confirm reply ${outcome}`);
+  return unreachable(`unknown confirm reply ${outcome}`);
 }

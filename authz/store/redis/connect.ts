@@ -1,3 +1,4 @@
+import { assert } from '../../../ledger/assert.js';
 import { Cluster, type ClusterOptions } from 'ioredis';
 import { StoreUnavailableError } from '../port.js';
 import { redisCommandTimeoutMs, redisConnectTimeoutMs, redisReconnectDelayMaxMs, redisRetriesPerRequestMax } from '../redis-client.js';
@@ -46,7 +47,7 @@ export function clusterOptions(options: ClusterConnectOptions): ClusterOptions {
 
 /** Connects to a cluster, or throws `StoreUnavailableError` (and stops reconnecting). */
 export async function openRedisCluster(options: ClusterConnectOptions): Promise<Cluster> {
-  if (options.clusterNodes.length === 0) throw new Error('assertion failed: a cluster needs at least one node');
+  assert(options.clusterNodes.length > 0, 'a cluster needs at least one node');
   const cluster = new Cluster(
     options.clusterNodes.map((n) => ({ host: n.host, port: n.port })),
     clusterOptions(options),

@@ -1,3 +1,4 @@
+import { unreachable } from '../../../ledger/assert.js';
 import { terminalStates } from '../../model.js';
 import { assert, assertBatch, assertCreateItem, copyRecord } from '../checks.js';
 import { rateWindowOf, shardOfPayer, shardOfPayment, type CreateItem, type CreateOutcome, type RateLimitHit } from '../port.js';
@@ -83,7 +84,7 @@ export function createOutcome(reply: Reply, item: CreateItem): CreateOutcome {
     case 'conflict':
       return { outcome: 'conflict' };
   }
-  throw new Error(`assertion failed: unknown create reply ${String(reply[0])}`);
+  return unreachable(`unknown create reply ${String(reply[0])}`);
 }
 
 // ---------------------------------------------------------------- Redis Cluster
@@ -135,7 +136,7 @@ function keyStatus(p: Pending, status: string, value: string): void {
   else if (status === 'refused') p.outcome = { outcome: 'refused', refusal: value };
   else if (status === 'new') p.record = { mode: 'i', paymentId: value };
   else if (status === 'named') p.record = { mode: value === p.item.payment.id ? 'o' : 'n', paymentId: value };
-  else throw new Error(`assertion failed: unknown create key status ${status}`);
+  else unreachable(`unknown create key status ${status}`);
 }
 
 /** Round h counts every still-counting item's counter h (one script per counter slot); the first over its limit refuses. */

@@ -1,3 +1,4 @@
+import { unreachable } from '../../../ledger/assert.js';
 import type { Cluster, Redis } from 'ioredis';
 import type { Payment } from '../../model.js';
 import { assert, assertKeyClaim, assertKeyPart, assertMs } from '../checks.js';
@@ -135,7 +136,7 @@ export class RedisPaymentStore implements PaymentStore {
       case 'conflict':
         return { status };
     }
-    throw new Error(`assertion failed: unknown claimKey reply ${status}`);
+    return unreachable(`unknown claimKey reply ${status}`);
   }
 
   async completeKey(done: { scope: string; key: string; fingerprint: string; result: string; keyTtlMs: number; nowMs: number }): Promise<void> {

@@ -1,10 +1,15 @@
+import { Aes256Gcm, CipherSuite, HkdfSha256, type SenderContext } from '@hpke/core';
+import { DhkemX25519HkdfSha256, X25519 } from '@hpke/dhkem-x25519';
+
 /**
  * M5 on the reference card terminal: seals card data and PIN for the payer's bank in the
- * browser, with WebCrypto only, exactly as services/bank/ENVELOPE.md specifies (version 1):
- * HPKE base mode (RFC 9180: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM), the PIN as
- * an ISO 9564-1 format-4 PIN block under a key exported from the HPKE context, and the
+ * browser, exactly as services/bank/ENVELOPE.md specifies (version 1): HPKE base mode (RFC 9180:
+ * DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM) from `@hpke/core` with
+ * `@hpke/dhkem-x25519`'s KEM (the bank's opener uses the same two, services/bank/hpke.ts), the
+ * PIN as an ISO 9564-1 format-4 PIN block under a key exported from the HPKE context, and the
  * payment's id, merchant, amount and currency as associated data. countersign relays the
- * result and cannot open it. Runs in browsers and in Node (both have X25519 in `crypto.subtle`).
+ * result and cannot open it. Runs in browsers (bundled by esbuild, services/web/assets.ts) and
+ * in Node; X25519 is the library's own, so it needs no X25519 in `crypto.subtle`.
  */
 
 export const envelopeSuite = 'DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM';
@@ -17,8 +22,6 @@ export const pinDigitsMin = 4;
 export const pinDigitsMax = 12;
 export const keyIdHexDigits = 16;
 const x25519KeyBytes = 32;
-const hashBytes = 32;
-const aeadKeyBytes = 32;
 const nonceBytes = 12;
 const pinKeyBytes = 16;
 const blockBytes = 16;
@@ -58,9 +61,9 @@ export interface Envelope {
   ciphertext: Bytes;
 }
 
-/** Known-answer tests only (ENVELOPE.md §9): a fixed ephemeral key pair and PIN fill. */
+/** Known-answer tests only (ENVELOPE.md §9): a fixed ephemeral private key (raw X25519) and PIN fill. */
 export interface Deterministic {
-  readonly ephemeral: { privateKey: Key; publicKey: Key };
+  readonly ephemeralPrivateKey: Uint8Array;
   readonly pinFill: Uint8Array;
 }
 
@@ -78,69 +81,28 @@ function concat(...parts: Uint8Array[]): Bytes {
   return out;
 }
 
-const i2osp = (value: number, length: number): Bytes => Uint8Array.from({ length }, (_, i) => (value >> (8 * (length - 1 - i))) & 0xff);
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-
-// ------------------------------------------------------------------------- HKDF on HMAC
-
-async function hmac(key: Uint8Array, data: Uint8Array): Promise<Bytes> {
-  // An empty key equals 32 zero bytes under HMAC (keys are zero-padded), and WebCrypto refuses empty keys.
-  const raw = key.length === 0 ? new Uint8Array(hashBytes) : new Uint8Array(key);
-  const k = await crypto.subtle.importKey('raw', raw, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-  return new Uint8Array(await crypto.subtle.sign('HMAC', k, new Uint8Array(data)));
-}
-
-async function expand(prk: Uint8Array, info: Uint8Array, length: number): Promise<Bytes> {
-  const out = new Uint8Array(length);
-  let previous: Uint8Array = new Uint8Array(0);
-  for (let i = 1, filled = 0; filled < length; i++) {
-    previous = await hmac(prk, concat(previous, info, Uint8Array.of(i)));
-    out.set(previous.subarray(0, length - filled), filled);
-    filled += previous.length;
-  }
-  return out;
-}
-
-const kemSuiteId = concat(text('KEM'), i2osp(0x0020, 2));
-const hpkeSuiteId = concat(text('HPKE'), i2osp(0x0020, 2), i2osp(0x0001, 2), i2osp(0x0002, 2));
-
-const labeledExtract = (suiteId: Uint8Array, salt: Uint8Array, label: string, ikm: Uint8Array) => hmac(salt, concat(text('HPKE-v1'), suiteId, text(label), ikm));
-const labeledExpand = (suiteId: Uint8Array, prk: Uint8Array, label: string, info: Uint8Array, length: number) =>
-  expand(prk, concat(i2osp(length, 2), text('HPKE-v1'), suiteId, text(label), info), length);
 
 // ------------------------------------------------------------------------- HPKE base mode
 
-interface SenderContext {
-  enc: Bytes;
-  key: Bytes;
-  baseNonce: Bytes;
-  exporterSecret: Bytes;
+const suite = new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
+
+async function setupBaseSender(recipient: Uint8Array, info: Uint8Array, ephemeralPrivateKey: Uint8Array | undefined): Promise<SenderContext> {
+  const recipientPublicKey = await suite.kem.deserializePublicKey(new Uint8Array(recipient));
+  if (ephemeralPrivateKey === undefined) return suite.createSenderContext({ recipientPublicKey, info });
+  const x25519 = new X25519(new HkdfSha256());
+  const privateKey = await x25519.deserializePrivateKey(new Uint8Array(ephemeralPrivateKey));
+  return suite.createSenderContext({ recipientPublicKey, info, ekm: { privateKey, publicKey: await x25519.derivePublicKey(privateKey) } });
 }
 
-async function encap(recipient: Uint8Array, ephemeral: Deterministic['ephemeral'] | undefined): Promise<{ sharedSecret: Bytes; enc: Bytes }> {
-  const pair = ephemeral ?? ((await crypto.subtle.generateKey({ name: 'X25519' }, false, ['deriveBits'])) as unknown as Deterministic['ephemeral']);
-  const pkR = await crypto.subtle.importKey('raw', new Uint8Array(recipient), { name: 'X25519' }, false, []);
-  const dh = new Uint8Array(await crypto.subtle.deriveBits({ name: 'X25519', public: pkR } as unknown as Parameters<typeof crypto.subtle.deriveBits>[0], pair.privateKey, 8 * x25519KeyBytes));
-  const enc = new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey));
-  const eaePrk = await labeledExtract(kemSuiteId, new Uint8Array(0), 'eae_prk', dh);
-  const sharedSecret = await labeledExpand(kemSuiteId, eaePrk, 'shared_secret', concat(enc, recipient), hashBytes);
-  dh.fill(0);
-  return { sharedSecret, enc };
-}
-
-async function setupBaseSender(recipient: Uint8Array, info: Uint8Array, ephemeral: Deterministic['ephemeral'] | undefined): Promise<SenderContext> {
-  const { sharedSecret, enc } = await encap(recipient, ephemeral);
-  const none = new Uint8Array(0);
-  const pskIdHash = await labeledExtract(hpkeSuiteId, none, 'psk_id_hash', none);
-  const infoHash = await labeledExtract(hpkeSuiteId, none, 'info_hash', info);
-  const context = concat(Uint8Array.of(0x00), pskIdHash, infoHash);
-  const secret = await labeledExtract(hpkeSuiteId, sharedSecret, 'secret', none);
-  const [key, baseNonce, exporterSecret] = await Promise.all([
-    labeledExpand(hpkeSuiteId, secret, 'key', context, aeadKeyBytes),
-    labeledExpand(hpkeSuiteId, secret, 'base_nonce', context, nonceBytes),
-    labeledExpand(hpkeSuiteId, secret, 'exp', context, hashBytes),
-  ]);
-  return { enc, key, baseNonce, exporterSecret };
+/**
+ * The envelope's `nonce`: base_nonce, which `@hpke/core` keeps in the context's key info (`_ctx`,
+ * TypeScript-protected, no getter). ENVELOPE.md's worked example checks it (test/web/card-envelope.test.ts).
+ */
+function baseNonceOf(context: SenderContext): Bytes {
+  const nonce = (context as unknown as { _ctx?: { baseNonce?: unknown } })._ctx?.baseNonce;
+  if (!(nonce instanceof Uint8Array && nonce.length === nonceBytes)) throw new Error('assertion failed: @hpke/core keeps base_nonce in its context');
+  return new Uint8Array(nonce);
 }
 
 // ------------------------------------------------------------------------- PIN block
@@ -187,14 +149,12 @@ export function associatedData(payment: CardPayment): Bytes {
 export async function sealCard(bankKey: BankKeyInput, payment: CardPayment, card: CardInput, deterministic?: Deterministic): Promise<Envelope> {
   checkInput(bankKey, card, payment);
   if ((await keyIdOf(bankKey.publicKey)) !== bankKey.keyId) throw new CardInputError('the bank key id does not match its key');
-  const context = await setupBaseSender(bankKey.publicKey, text(envelopeInfo), deterministic?.ephemeral);
-  const pinKey = await labeledExpand(hpkeSuiteId, context.exporterSecret, 'sec', text(pinKeyExporterContext), pinKeyBytes);
+  const context = await setupBaseSender(bankKey.publicKey, text(envelopeInfo), deterministic?.ephemeralPrivateKey);
+  const pinKey = new Uint8Array(await context.export(text(pinKeyExporterContext), pinKeyBytes));
   const block = await pinBlock(pinKey, card.pin, card.pan, deterministic?.pinFill ?? crypto.getRandomValues(new Uint8Array(pinFillBytes)));
   pinKey.fill(0);
   const plaintext = text(JSON.stringify({ v: 1, pan: card.pan, expiry: card.expiry, pinBlock: hex(block) }));
-  const aead = await crypto.subtle.importKey('raw', context.key, { name: 'AES-GCM' }, false, ['encrypt']);
-  const ciphertext = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv: context.baseNonce, additionalData: associatedData(payment), tagLength: 128 }, aead, plaintext));
+  const ciphertext = new Uint8Array(await context.seal(plaintext, associatedData(payment)));
   plaintext.fill(0);
-  context.key.fill(0);
-  return { suite: envelopeSuite, keyId: bankKey.keyId, ephemeralPublicKey: context.enc, nonce: context.baseNonce, ciphertext };
+  return { suite: envelopeSuite, keyId: bankKey.keyId, ephemeralPublicKey: new Uint8Array(context.enc), nonce: baseNonceOf(context), ciphertext };
 }

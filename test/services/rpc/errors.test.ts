@@ -1,6 +1,8 @@
+import { readdir, readFile } from 'node:fs/promises';
 import test from 'ava';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { AuthzError } from '../../../authz/errors.js';
+import { DomainError, invalidArgument, type ErrorKind } from '../../../authz/errors.js';
+import { SubscriberOverflowError } from '../../../authz/events.js';
 import { StoreUnavailableError } from '../../../authz/ports.js';
 import { StoreFullError } from '../../../authz/store/errors.js';
 import { LedgerCapacityError, LedgerUnavailableError } from '../../../ledger/port.js';
@@ -8,11 +10,9 @@ import {
   codeName,
   codeOfKind,
   createErrorMapper,
-  DomainError,
   errorRule,
   houseErrorRules,
   toConnectError,
-  type ErrorKind,
 } from '../../../services/rpc/errors.js';
 import { clientTimeoutMs } from '../../../services/rpc/interceptors.js';
 import { ErrorInfoSchema } from '../../../services/rpc/status-details.js';
@@ -28,10 +28,14 @@ const table: [ErrorKind, Code][] = [
   ['unavailable', Code.Unavailable],
 ];
 
-test('every domain kind maps to its gRPC code, with the same number as gRPC', (t) => {
+type Info = { reason: string; domain: string; metadata: Record<string, string> };
+const infosOf = (e: ConnectError) => (e.findDetails(ErrorInfoSchema) as unknown as Info[]).map((i) => [i.reason, i.domain, i.metadata]);
+
+test('every domain kind maps to its gRPC code, with the same number as gRPC, and one ErrorInfo whose reason is the kind', (t) => {
   for (const [kind, code] of table) {
     const e = toConnectError(new DomainError(kind, `a ${kind} outcome`));
-    t.deepEqual([e.code, e.rawMessage, e.details.length], [code, `a ${kind} outcome`, 0], kind);
+    t.deepEqual([e.code, e.rawMessage, e.details.length], [code, `a ${kind} outcome`, 1], kind);
+    t.deepEqual(infosOf(e), [[kind.toUpperCase(), 'countersign.v1', {}]], kind);
   }
   t.deepEqual(Object.keys(codeOfKind).sort(), table.map(([k]) => k).sort(), 'the table is closed');
   t.deepEqual([Code.NotFound, Code.Unauthenticated, Code.Internal], [5, 16, 13]);
@@ -46,9 +50,15 @@ test('details become one google.rpc.ErrorInfo; the original stays the cause', (t
   t.deepEqual(info && [info.reason, info.domain, info.metadata], ['INSUFFICIENT_FUNDS', 'countersign.v1', { shortBy: '1500' }]);
 });
 
-test("the domain's own errors are rows of the house table", (t) => {
-  const authz = toConnectError(new AuthzError('permission_denied', 'wrong code', { attemptsLeft: 4 }));
-  t.deepEqual([authz.code, authz.rawMessage], [Code.PermissionDenied, 'wrong code']);
+test('invalidArgument names the field in the message and in the ErrorInfo', (t) => {
+  const e = toConnectError(invalidArgument('payer_id', 'must be 32 lowercase hex digits'));
+  t.deepEqual([e.code, e.rawMessage], [Code.InvalidArgument, 'payer_id must be 32 lowercase hex digits']);
+  t.deepEqual(infosOf(e), [['INVALID_ARGUMENT', 'countersign.v1', { field: 'payer_id' }]]);
+});
+
+test("a DomainError's subclasses and the ports' infrastructure errors are rows of the house table", (t) => {
+  const overflow = toConnectError(new SubscriberOverflowError('watch fell 10000 payments behind'));
+  t.deepEqual([overflow.code, overflow.rawMessage], [Code.ResourceExhausted, 'watch fell 10000 payments behind']);
   for (const e of [new LedgerUnavailableError('tigerbeetle at 10.0.0.7:3000 timed out'), new StoreUnavailableError('redis down')]) {
     const mapped = toConnectError(e);
     t.is(mapped.code, Code.Unavailable, e.name);
@@ -106,4 +116,21 @@ test('code names for logs and tags, and client timeouts from either protocol', (
   t.is(clientTimeoutMs(new Headers({ 'connect-timeout-ms': '1500' })), 1_500);
   t.is(clientTimeoutMs(new Headers({ 'grpc-timeout': '123456789m' })), undefined, 'over 8 digits is not a timeout');
   t.is(clientTimeoutMs(new Headers()), undefined);
+});
+
+/** Source files under `dir` (recursively), paths relative to the repository root. */
+async function sourcesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile() && /\.m?ts$/.test(e.name)).map((e) => `${e.parentPath}/${e.name}`);
+}
+
+test('ConnectErrors are built only in the RPC tier (services/rpc/): everything else throws DomainError or a port error', async (t) => {
+  const files = (await Promise.all(['authz', 'ledger', 'services'].map(sourcesUnder))).flat().filter((f) => !f.startsWith('services/rpc/'));
+  t.true(files.length > 100, `${files.length} source files read`);
+  const builders: string[] = [];
+  for (const file of files) {
+    const lines = (await readFile(file, 'utf8')).split('\n');
+    lines.forEach((line, i) => line.includes('new ConnectError') && builders.push(`${file}:${i + 1}`));
+  }
+  t.deepEqual(builders, []);
 });

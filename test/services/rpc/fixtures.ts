@@ -8,7 +8,7 @@ import StatsD from 'hot-shots';
 import pino from 'pino';
 import { PaymentService } from '../../../gen/countersign/v1/payments_pb.js';
 import { startConnectServer, type RunningConnectServer } from '../../../services/rpc/connect-server.js';
-import { DomainError } from '../../../services/rpc/errors.js';
+import { DomainError } from '../../../authz/errors.js';
 import { routesOf, startGrpcServer, type RunningServer } from '../../../services/rpc/grpc-host.js';
 import { authenticate, deadline, logging, metrics, principalKey, type Principal } from '../../../services/rpc/interceptors.js';
 
