@@ -96,6 +96,9 @@ bash scripts/check-generated.sh || fail "proto lint failed or gen/ is stale (run
 step "typecheck"
 npx tsc --noEmit -p tsconfig.json || fail "typecheck failed"
 
+step "format, lint and import cycles (biome ci: biome.jsonc)"
+npx biome ci . || fail "biome: formatting, lint or an import cycle (npx biome check --write . fixes the formatting)"
+
 step "TigerBeetle: waiting for its address"
 if [ -n "${TB_ADDRESS:-}" ]; then
   echo "== TigerBeetle: TB_ADDRESS=${TB_ADDRESS} (cluster ${TB_CLUSTER_ID:-0}) given: ledger contract, e2e payment and crash-tigerbeetle run against it"
