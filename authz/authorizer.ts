@@ -156,7 +156,11 @@ export function failClosed(authorizer: Authorizer, options: ChainOptions): Autho
  * are the union of every REQUIRE and the merchant's requests. An authorizer that throws or
  * misses its deadline fails closed as `options.onFailure` says.
  */
-export async function decide(authorizers: readonly Authorizer[], context: AuthorizationContext, options: ChainOptions = defaultChainOptions): Promise<Decision> {
+export async function decide(
+  authorizers: readonly Authorizer[],
+  context: AuthorizationContext,
+  options: ChainOptions = defaultChainOptions,
+): Promise<Decision> {
   const factors = new Set<Factor>(context.requestedFactors);
   const reasons: string[] = [];
   for (const authorizer of authorizers) {

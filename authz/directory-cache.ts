@@ -92,15 +92,27 @@ export class CachedDirectory implements Directory {
   }
 
   findPayerByPhone(phone: string): Promise<Payer | undefined> {
-    return this.findPayer(`phone:${phone}`, (p) => p.phone === phone, () => this.inner.findPayerByPhone(phone));
+    return this.findPayer(
+      `phone:${phone}`,
+      (p) => p.phone === phone,
+      () => this.inner.findPayerByPhone(phone),
+    );
   }
 
   findPayerByLogin(loginAccount: string): Promise<Payer | undefined> {
-    return this.findPayer(`login:${loginAccount}`, (p) => p.loginAccount === loginAccount, () => this.inner.findPayerByLogin(loginAccount));
+    return this.findPayer(
+      `login:${loginAccount}`,
+      (p) => p.loginAccount === loginAccount,
+      () => this.inner.findPayerByLogin(loginAccount),
+    );
   }
 
   findPayerByTokenHash(tokenHash: string): Promise<Payer | undefined> {
-    return this.findPayer(`token:${tokenHash}`, (p) => credentialLive(p, tokenHash, this.now()), () => this.inner.findPayerByTokenHash(tokenHash));
+    return this.findPayer(
+      `token:${tokenHash}`,
+      (p) => credentialLive(p, tokenHash, this.now()),
+      () => this.inner.findPayerByTokenHash(tokenHash),
+    );
   }
 
   async findMerchantByApiKeyHash(apiKeyHash: string): Promise<Merchant | undefined> {

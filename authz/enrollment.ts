@@ -1,10 +1,10 @@
-import { AccountCode, TransferCode, accountFlagsFor, currencies, type Currency } from '../ledger/chart.js';
-import { idToHex, idFromHex, newId } from '../ledger/ids.js';
+import { AccountCode, accountFlagsFor, type Currency, currencies, TransferCode } from '../ledger/chart.js';
+import { idFromHex, idToHex, newId } from '../ledger/ids.js';
 import { account, transfer, u64Max } from '../ledger/model.js';
 import type { Ledger } from '../ledger/port.js';
 import { isApplied } from '../ledger/results.js';
-import { fingerprint } from './fingerprint.js';
 import { DomainError, invalidArgument, notFound, precondition } from './errors.js';
+import { fingerprint } from './fingerprint.js';
 import type { BillableLine, BillingPeriod, LineKind, Merchant, PairedDevice, Payer, PayerPolicy, SimIdentity } from './model.js';
 import type { Directory } from './ports.js';
 import type { PaymentStore } from './store/port.js';
@@ -66,7 +66,7 @@ interface CredentialSlot<T> {
 
 /** Deterministic 128-bit id from a name: platform accounts and funding transfers survive restarts. */
 export function namedId(name: string): bigint {
-  return BigInt('0x' + fingerprint(name).slice(0, 32)) & ~0xfn;
+  return BigInt(`0x${fingerprint(name).slice(0, 32)}`) & ~0xfn;
 }
 
 export const platformAccountIds = (currency: Currency) => ({
@@ -94,7 +94,9 @@ export async function ensurePlatformAccounts(ledger: Ledger): Promise<PlatformAc
     ['operatorSettlement', AccountCode.operatorSettlement],
     ['bankSettlement', AccountCode.bankSettlement],
   ] as const;
-  const events = all.flatMap((c) => kinds.map(([name, code]) => account({ id: platformAccountIds(c)[name], ledger: c.ledger, code, flags: accountFlagsFor[code] })));
+  const events = all.flatMap((c) =>
+    kinds.map(([name, code]) => account({ id: platformAccountIds(c)[name], ledger: c.ledger, code, flags: accountFlagsFor[code] })),
+  );
   const results = await ledger.createAccounts(events);
   if (!results.every(isApplied)) throw new Error(`creating platform accounts: ${results.join(', ')}`);
   const byCurrency = (name: 'fees' | 'operatorSettlement' | 'bankSettlement') => Object.fromEntries(all.map((c) => [c.code, platformAccountIds(c)[name]]));
@@ -241,7 +243,11 @@ export class EnrollmentService {
    * working credential is never pushed out of its overlap twice. The key's result is the previous
    * credential's expiry (Unix ms; '' for a revocation).
    */
-  private async reissue<T>(slot: CredentialSlot<T>, op: 'rotate' | 'revoke', input: { idempotencyKey: string; id: string; overlapSeconds?: number }): Promise<Reissued<T>> {
+  private async reissue<T>(
+    slot: CredentialSlot<T>,
+    op: 'rotate' | 'revoke',
+    input: { idempotencyKey: string; id: string; overlapSeconds?: number },
+  ): Promise<Reissued<T>> {
     checkIdempotencyKey(input.idempotencyKey);
     checkHexId(input.id, slot.kind === 'api-key' ? 'merchant_id' : 'payer_id');
     const overlapSeconds = op === 'revoke' ? 0 : input.overlapSeconds === 0 ? credentialOverlapSecondsDefault : (input.overlapSeconds ?? 0);
@@ -270,13 +276,22 @@ export class EnrollmentService {
     });
   }
 
-  async enrollPayer(input: { idempotencyKey: string; phone: string; displayName: string; loginAccount?: string; currencies: string[]; policies: Record<string, PayerPolicy> }): Promise<PayerEnrollment> {
+  async enrollPayer(input: {
+    idempotencyKey: string;
+    phone: string;
+    displayName: string;
+    loginAccount?: string;
+    currencies: string[];
+    policies: Record<string, PayerPolicy>;
+  }): Promise<PayerEnrollment> {
     checkIdempotencyKey(input.idempotencyKey);
     checkPhone(input.phone);
-    if (input.loginAccount !== undefined && (input.loginAccount.length === 0 || input.loginAccount.length > 64)) throw invalidArgument('login_account', 'must be 1 to 64 characters');
+    if (input.loginAccount !== undefined && (input.loginAccount.length === 0 || input.loginAccount.length > 64))
+      throw invalidArgument('login_account', 'must be 1 to 64 characters');
     if (input.displayName.length > displayNameCharsMax) throw invalidArgument('display_name', `must be at most ${displayNameCharsMax} characters`);
     const chosen = this.currenciesOf(input.currencies);
-    for (const code of Object.keys(input.policies)) if (!input.currencies.includes(code)) throw invalidArgument('policies', `name ${code}, which is not among the payer's currencies`);
+    for (const code of Object.keys(input.policies))
+      if (!input.currencies.includes(code)) throw invalidArgument('policies', `name ${code}, which is not among the payer's currencies`);
     for (const policy of Object.values(input.policies)) checkPolicy(policy);
     const claimed = await this.claim('enroll-payer', input.idempotencyKey, input, idToHex(newId()));
     if (claimed.done !== undefined) return { payer: await this.payer(claimed.done) };
@@ -316,10 +331,17 @@ export class EnrollmentService {
     return { payer, secretBase32: this.deps.kit.secretBase32(secret), secretUri: this.deps.kit.secretUri(input.phone, secret), payerToken: token.credential };
   }
 
-  async enrollMerchant(input: { idempotencyKey: string; name: string; currencies: string[]; feeBasisPoints: number; perPaymentLimit?: bigint }): Promise<MerchantEnrollment> {
+  async enrollMerchant(input: {
+    idempotencyKey: string;
+    name: string;
+    currencies: string[];
+    feeBasisPoints: number;
+    perPaymentLimit?: bigint;
+  }): Promise<MerchantEnrollment> {
     checkIdempotencyKey(input.idempotencyKey);
     if (input.name.length === 0 || input.name.length > displayNameCharsMax) throw invalidArgument('name', `must be 1 to ${displayNameCharsMax} characters`);
-    if (!Number.isInteger(input.feeBasisPoints) || input.feeBasisPoints < 0 || input.feeBasisPoints > 10_000) throw invalidArgument('fee_basis_points', 'must be 0 to 10000');
+    if (!Number.isInteger(input.feeBasisPoints) || input.feeBasisPoints < 0 || input.feeBasisPoints > 10_000)
+      throw invalidArgument('fee_basis_points', 'must be 0 to 10000');
     const chosen = this.currenciesOf(input.currencies);
     const claimed = await this.claim('enroll-merchant', input.idempotencyKey, input, idToHex(newId()));
     if (claimed.done !== undefined) return { merchant: await this.merchant(claimed.done) };
@@ -354,7 +376,10 @@ export class EnrollmentService {
    */
   async setPassword(payerId: string, kind: 'IVR' | 'AUTHORIZATION' | 'AUTH', password: string): Promise<Payer> {
     if (kind === 'AUTH' ? password.length < 8 || password.length > 128 : !dtmfPassword.test(password)) {
-      throw invalidArgument('password', kind === 'AUTH' ? 'must be 8 to 128 characters for an authentication password' : 'must be 4 to 12 digits for an IVR or authorization password');
+      throw invalidArgument(
+        'password',
+        kind === 'AUTH' ? 'must be 8 to 128 characters for an authentication password' : 'must be 4 to 12 digits for an IVR or authorization password',
+      );
     }
     const payer = await this.payer(payerId);
     const hash = await this.deps.kit.hashPin(password);
@@ -401,7 +426,13 @@ export class EnrollmentService {
       if (written !== undefined) return (await this.complete(scope, input.idempotencyKey, input, written.id), written);
       if (devices.length >= pairedDevicesMax) throw precondition(`a payer may pair at most ${pairedDevicesMax} devices`, { reason: 'DEVICES_MAX' });
       if (devices.some((d) => sameSim(d.auxiliarySim, input.auxiliarySim))) throw new DomainError('already_exists', 'that auxiliary SIM is already paired');
-      const device: PairedDevice = { id: claimed.value, mainSim: input.mainSim, auxiliarySim: input.auxiliarySim, label: input.label, pairedAtMs: this.deps.now() };
+      const device: PairedDevice = {
+        id: claimed.value,
+        mainSim: input.mainSim,
+        auxiliarySim: input.auxiliarySim,
+        label: input.label,
+        pairedAtMs: this.deps.now(),
+      };
       await this.deps.directory.putPayer({ ...payer, pairedDevices: [...devices, device] });
       await this.complete(scope, input.idempotencyKey, input, device.id);
       return device;
@@ -413,13 +444,27 @@ export class EnrollmentService {
    * id; the account's user_data_128 names the payer). The credit limit per billing period is
    * enforced in the ledger when charges are reserved (see PaymentLedger.openLinePeriod).
    */
-  async addBillableLine(input: { idempotencyKey: string; payerId: string; kind: LineKind; number: string; currency: string; creditLimit: bigint; billingPeriod: BillingPeriod }): Promise<BillableLine> {
+  async addBillableLine(input: {
+    idempotencyKey: string;
+    payerId: string;
+    kind: LineKind;
+    number: string;
+    currency: string;
+    creditLimit: bigint;
+    billingPeriod: BillingPeriod;
+  }): Promise<BillableLine> {
     checkIdempotencyKey(input.idempotencyKey);
     checkHexId(input.payerId, 'payer_id');
     const currency = checkCurrency(input.currency);
     checkAmount(input.creditLimit, 'credit_limit');
     const numberOk = input.kind === 'MODEM' ? /^[0-9A-Za-z-]{4,32}$/.test(input.number) : isE164(input.number);
-    if (!numberOk) throw invalidArgument('number', input.kind === 'MODEM' ? "must be the modem's operator subscriber id: 4 to 32 letters, digits or dashes" : 'must be E.164 for a landline or mobile, e.g. +14155550123');
+    if (!numberOk)
+      throw invalidArgument(
+        'number',
+        input.kind === 'MODEM'
+          ? "must be the modem's operator subscriber id: 4 to 32 letters, digits or dashes"
+          : 'must be E.164 for a landline or mobile, e.g. +14155550123',
+      );
     const scope = `add-line:${input.payerId}`;
     const claimed = await this.claim(scope, input.idempotencyKey, input, idToHex(newId()));
     if (claimed.done !== undefined) return this.found((await this.payer(input.payerId)).billableLines, claimed.done, 'line');
@@ -432,10 +477,24 @@ export class EnrollmentService {
       // The account id is the claim's: a call taking over after the account was opened meets `exists`.
       const id = idFromHex(claimed.value);
       const [result] = await this.deps.ledger.createAccounts([
-        account({ id, ledger: currency.ledger, code: AccountCode.payerPostpaid, flags: accountFlagsFor[AccountCode.payerPostpaid], user_data_128: idFromHex(payer.id) }),
+        account({
+          id,
+          ledger: currency.ledger,
+          code: AccountCode.payerPostpaid,
+          flags: accountFlagsFor[AccountCode.payerPostpaid],
+          user_data_128: idFromHex(payer.id),
+        }),
       ]);
       if (result === undefined || !isApplied(result)) throw new Error(`opening a billable line account: ${result}`);
-      const line: BillableLine = { id: idToHex(id), kind: input.kind, number: input.number, currency: currency.code, creditLimit: input.creditLimit, billingPeriod: input.billingPeriod, accountId: idToHex(id) };
+      const line: BillableLine = {
+        id: idToHex(id),
+        kind: input.kind,
+        number: input.number,
+        currency: currency.code,
+        creditLimit: input.creditLimit,
+        billingPeriod: input.billingPeriod,
+        accountId: idToHex(id),
+      };
       await this.deps.directory.putPayer({ ...payer, billableLines: [...lines, line] });
       await this.complete(scope, input.idempotencyKey, input, line.id);
       return line;
@@ -451,16 +510,27 @@ export class EnrollmentService {
     checkIdempotencyKey(input.idempotencyKey);
     checkHexId(input.payerId, 'payer_id');
     const ttlSeconds = input.ttlSeconds === 0 ? payNumberTtlSecondsDefault : input.ttlSeconds;
-    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > payNumberTtlSecondsMax) throw invalidArgument('ttl_seconds', `must be 0 (${payNumberTtlSecondsDefault}) to ${payNumberTtlSecondsMax}`);
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > payNumberTtlSecondsMax)
+      throw invalidArgument('ttl_seconds', `must be 0 (${payNumberTtlSecondsDefault}) to ${payNumberTtlSecondsMax}`);
     await this.payer(input.payerId);
     const scope = `pay-number:${input.payerId}`;
-    const payNumber = (BigInt('0x' + this.deps.kit.digest(`pay-number-issue:${input.payerId}`, input.idempotencyKey).slice(0, 16)) % 10n ** BigInt(payNumberDigits)).toString().padStart(payNumberDigits, '0');
+    const payNumber = (
+      BigInt(`0x${this.deps.kit.digest(`pay-number-issue:${input.payerId}`, input.idempotencyKey).slice(0, 16)}`) %
+      10n ** BigInt(payNumberDigits)
+    )
+      .toString()
+      .padStart(payNumberDigits, '0');
     const now = this.deps.now();
     const claimed = await this.claim(scope, input.idempotencyKey, input, String(now + ttlSeconds * 1000));
     if (claimed.done !== undefined) return { payNumber, expiresAtMs: Number(claimed.done) };
     return this.orRelease(scope, input.idempotencyKey, input, async () => {
       const expiresAtMs = Number(claimed.value);
-      await this.deps.store.putPayNumber({ numberDigest: payNumberDigest(this.deps.kit.digest, payNumber), payerId: input.payerId, ttlMs: Math.max(1, expiresAtMs - now), nowMs: now });
+      await this.deps.store.putPayNumber({
+        numberDigest: payNumberDigest(this.deps.kit.digest, payNumber),
+        payerId: input.payerId,
+        ttlMs: Math.max(1, expiresAtMs - now),
+        nowMs: now,
+      });
       await this.complete(scope, input.idempotencyKey, input, String(expiresAtMs));
       return { payNumber, expiresAtMs };
     });
@@ -516,12 +586,21 @@ export class EnrollmentService {
     const id = namedId(`countersign:fund:${input.idempotencyKey}`);
     const [existing] = await this.deps.ledger.lookupTransfers([id]);
     // Balances are reported as uint64: a deposit may not push an account past 2^64 − 1.
-    if (existing === undefined && target.credits_posted + input.amount > u64Max) throw precondition('the deposit would take the account past 2^64 − 1 minor units', { reason: 'BALANCE_LIMIT' });
-    const deposit = transfer({ id, debit_account_id: platformAccountIds(currency).funding, credit_account_id: idFromHex(input.accountId), amount: input.amount, ledger: currency.ledger, code: TransferCode.funding });
+    if (existing === undefined && target.credits_posted + input.amount > u64Max)
+      throw precondition('the deposit would take the account past 2^64 − 1 minor units', { reason: 'BALANCE_LIMIT' });
+    const deposit = transfer({
+      id,
+      debit_account_id: platformAccountIds(currency).funding,
+      credit_account_id: idFromHex(input.accountId),
+      amount: input.amount,
+      ledger: currency.ledger,
+      code: TransferCode.funding,
+    });
     const [result] = await this.deps.ledger.createTransfers([deposit]);
     if (result === 'ok' || result === 'exists') return id;
     if (result === 'credit_account_not_found') throw notFound(`account ${input.accountId} not found`);
-    if (result === 'transfer_must_have_the_same_ledger_as_accounts' || result === 'accounts_must_have_the_same_ledger') throw precondition(`account ${input.accountId} is not a ${currency.code} account`);
+    if (result === 'transfer_must_have_the_same_ledger_as_accounts' || result === 'accounts_must_have_the_same_ledger')
+      throw precondition(`account ${input.accountId} is not a ${currency.code} account`);
     if (result?.startsWith('exists_with_different')) throw new DomainError('already_exists', 'this idempotency key funded a different deposit');
     throw precondition(`deposit refused by the ledger: ${result}`);
   }
@@ -558,9 +637,21 @@ export class EnrollmentService {
    * call takes over). ALREADY_EXISTS for a different request; UNAVAILABLE while another call holds it.
    */
   private async claim(scope: string, key: string, request: unknown, value: string): Promise<Claimed> {
-    const outcome = await this.deps.store.claimKey({ scope, key, fingerprint: fingerprint(request), value, leaseMs: enrollmentLeaseMs, keyTtlMs: this.deps.idempotencyTtlMs, nowMs: this.deps.now() });
+    const outcome = await this.deps.store.claimKey({
+      scope,
+      key,
+      fingerprint: fingerprint(request),
+      value,
+      leaseMs: enrollmentLeaseMs,
+      keyTtlMs: this.deps.idempotencyTtlMs,
+      nowMs: this.deps.now(),
+    });
     if (outcome.status === 'conflict') throw new DomainError('already_exists', 'this idempotency key was used for a different request');
-    if (outcome.status === 'in_progress') throw new DomainError('unavailable', 'a request with this idempotency key is in progress; retry shortly', { reason: 'IN_PROGRESS', retry_after_ms: outcome.retryAfterMs });
+    if (outcome.status === 'in_progress')
+      throw new DomainError('unavailable', 'a request with this idempotency key is in progress; retry shortly', {
+        reason: 'IN_PROGRESS',
+        retry_after_ms: outcome.retryAfterMs,
+      });
     if (outcome.status === 'done') return { done: outcome.result };
     return { value: outcome.value, takenOver: outcome.takenOver };
   }

@@ -1,5 +1,5 @@
-import type { Payment } from './model.js';
 import { DomainError } from './errors.js';
+import type { Payment } from './model.js';
 
 /**
  * In-process publication of payment changes, for the watch streams. Each subscriber has a

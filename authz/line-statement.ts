@@ -1,5 +1,5 @@
 import { idFromHex, idToHex, paymentIdOf } from '../ledger/ids.js';
-import { AccountFilterFlags, TransferFlags, accountFilter } from '../ledger/model.js';
+import { AccountFilterFlags, accountFilter, TransferFlags } from '../ledger/model.js';
 import type { Ledger } from '../ledger/port.js';
 import { billingPeriodOf, linePeriodIds } from './enrollment.js';
 import { invalidArgument, notFound } from './errors.js';

@@ -47,11 +47,15 @@ export class ConsoleNotifier implements Notifier {
 
   async deliverFirstCode(d: CodeDelivery): Promise<void> {
     const seconds = Math.max(0, Math.round((d.expiresAtMs - Date.now()) / 1000));
-    this.write(`[console → ${d.phone}] countersign: your code for ${formatMoney(d.amount, d.currency)} to ${d.payeeName} is ${d.firstCode} (payment ${d.paymentId}, valid ${seconds} s)`);
+    this.write(
+      `[console → ${d.phone}] countersign: your code for ${formatMoney(d.amount, d.currency)} to ${d.payeeName} is ${d.firstCode} (payment ${d.paymentId}, valid ${seconds} s)`,
+    );
   }
 
   async callForPassword(c: PasswordCall): Promise<void> {
-    this.write(`[console call → ${c.phone}] countersign: a payment of ${formatMoney(c.amount, c.currency)} to ${c.payeeName} waits for your password (payment ${c.paymentId}); key it on your terminal`);
+    this.write(
+      `[console call → ${c.phone}] countersign: a payment of ${formatMoney(c.amount, c.currency)} to ${c.payeeName} waits for your password (payment ${c.paymentId}); key it on your terminal`,
+    );
   }
 }
 

@@ -1,9 +1,9 @@
 import { assert, unreachable } from '../ledger/assert.js';
-import { AccountCode, TransferCode, accountFlagsFor, currencyOf } from '../ledger/chart.js';
+import { AccountCode, accountFlagsFor, currencyOf, TransferCode } from '../ledger/chart.js';
 import { idFromHex, paymentTransferIds } from '../ledger/ids.js';
-import { TransferFlags, account, amountMax, transfer, type Transfer } from '../ledger/model.js';
+import { account, amountMax, type Transfer, TransferFlags, transfer } from '../ledger/model.js';
 import type { Ledger } from '../ledger/port.js';
-import { isApplied, type CreateTransferResult } from '../ledger/results.js';
+import { type CreateTransferResult, isApplied } from '../ledger/results.js';
 import type { Payment } from './model.js';
 
 /**
@@ -29,7 +29,8 @@ import type { Payment } from './model.js';
  * 100 payments of 66 at 150 bp pay 1 each (⌈0.99⌉); one of 6600 pays 99.
  */
 export function feeOf(amount: bigint, feeBasisPoints: number): bigint {
-  if (!Number.isInteger(feeBasisPoints) || feeBasisPoints < 0 || feeBasisPoints > feeBasisPointsMax) unreachable(`fee basis points ${feeBasisPoints} outside 0..${feeBasisPointsMax}`);
+  if (!Number.isInteger(feeBasisPoints) || feeBasisPoints < 0 || feeBasisPoints > feeBasisPointsMax)
+    unreachable(`fee basis points ${feeBasisPoints} outside 0..${feeBasisPointsMax}`);
   assert(amount > 0n, 'a fee is charged on a positive amount');
   if (feeBasisPoints === 0) return 0n;
   const bp = BigInt(feeBasisPoints);
@@ -119,7 +120,12 @@ export function settlement(payment: Payment, accounts: PaymentAccounts): Transfe
   const posts = [{ id: ids.post, pending_id: ids.pending }];
   if (payment.lineControlAccountId !== undefined) posts.push({ id: ids.limitPost, pending_id: ids.limitPending });
   const chain = posts.map((p, i) =>
-    transfer({ ...p, amount: amountMax, user_data_128: paymentId, flags: TransferFlags.post_pending_transfer | (withFee || i < posts.length - 1 ? TransferFlags.linked : 0) }),
+    transfer({
+      ...p,
+      amount: amountMax,
+      user_data_128: paymentId,
+      flags: TransferFlags.post_pending_transfer | (withFee || i < posts.length - 1 ? TransferFlags.linked : 0),
+    }),
   );
   if (!withFee) return chain;
   const fee = transfer({
@@ -156,7 +162,11 @@ function unexpected(step: string, payment: Payment, results: CreateTransferResul
 function reserveOutcome(payment: Payment, result: CreateTransferResult | undefined, results: CreateTransferResult[]): ReserveOutcome {
   if (result === 'ok' || madeBefore(result)) return 'reserved';
   // M3c: the limit charge (second event) refused by the control account's balance flag.
-  if (payment.lineControlAccountId !== undefined && result === 'linked_event_failed' && (results[1] === 'exceeds_credits' || results[1] === 'id_already_failed')) {
+  if (
+    payment.lineControlAccountId !== undefined &&
+    result === 'linked_event_failed' &&
+    (results[1] === 'exceeds_credits' || results[1] === 'id_already_failed')
+  ) {
     return 'credit_limit_exceeded';
   }
   // A reservation refused for funds leaves its id failed for good: a retry sees id_already_failed.
@@ -179,11 +189,21 @@ export class PaymentLedger {
    * first one.
    */
   async openLinePeriod(input: { control: bigint; grant: bigint; operator: bigint; creditLimit: bigint; ledger: number }): Promise<void> {
-    const [created] = await this.ledger.createAccounts([account({ id: input.control, ledger: input.ledger, code: AccountCode.lineControl, flags: accountFlagsFor[AccountCode.lineControl] })]);
+    const [created] = await this.ledger.createAccounts([
+      account({ id: input.control, ledger: input.ledger, code: AccountCode.lineControl, flags: accountFlagsFor[AccountCode.lineControl] }),
+    ]);
     if (created !== undefined && !isApplied(created)) throw new LedgerInvariantError(`opening line control account: ${created}`);
-    const grant = transfer({ id: input.grant, debit_account_id: input.operator, credit_account_id: input.control, amount: input.creditLimit, ledger: input.ledger, code: TransferCode.lineCredit });
+    const grant = transfer({
+      id: input.grant,
+      debit_account_id: input.operator,
+      credit_account_id: input.control,
+      amount: input.creditLimit,
+      ledger: input.ledger,
+      code: TransferCode.lineCredit,
+    });
     const [granted] = await this.ledger.createTransfers([grant]);
-    if (granted !== 'ok' && granted !== 'exists' && granted !== 'exists_with_different_amount') throw new LedgerInvariantError(`granting a line's period credit: ${granted}`);
+    if (granted !== 'ok' && granted !== 'exists' && granted !== 'exists_with_different_amount')
+      throw new LedgerInvariantError(`granting a line's period credit: ${granted}`);
   }
 
   /**
@@ -262,7 +282,12 @@ export class PaymentLedger {
     const ids = paymentTransferIds(idFromHex(payment.id));
     const voiding = transfer({ id: ids.void, pending_id: ids.pending, user_data_128: idFromHex(payment.id), flags: TransferFlags.void_pending_transfer });
     // The limit charge is voided in the same request but not linked: each void is idempotent on its own.
-    const limitVoid = transfer({ id: ids.limitVoid, pending_id: ids.limitPending, user_data_128: idFromHex(payment.id), flags: TransferFlags.void_pending_transfer });
+    const limitVoid = transfer({
+      id: ids.limitVoid,
+      pending_id: ids.limitPending,
+      user_data_128: idFromHex(payment.id),
+      flags: TransferFlags.void_pending_transfer,
+    });
     const results = await this.ledger.createTransfers(payment.lineControlAccountId === undefined ? [voiding] : [voiding, limitVoid]);
     const [result] = results;
     if (result === 'ok' || result === 'exists') return 'voided';

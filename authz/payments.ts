@@ -1,21 +1,21 @@
 import { DomainError, notFound } from './errors.js';
-import { pendingFactors, type Proof } from './factors/index.js';
+import { type Proof, pendingFactors } from './factors/index.js';
 import type { Caller, Factor, Merchant, Payment } from './model.js';
 import type { BankKey } from './ports.js';
-import { pageMax, type PaymentQuery, type PaymentRecord } from './store/port.js';
-import { ConfirmStep, visibleTo, type ConfirmRequest } from './steps/confirm.js';
+import { type ConfirmRequest, ConfirmStep, visibleTo } from './steps/confirm.js';
 import type { ItemOutcome, StepDeps } from './steps/context.js';
 import { CreateStep } from './steps/create.js';
-import { isTerminalChannel, type CreatePaymentInput } from './steps/create-prepare.js';
+import { type CreatePaymentInput, isTerminalChannel } from './steps/create-prepare.js';
 import { drive } from './steps/drive.js';
 import { RefuseStep } from './steps/refuse.js';
 import { sweep } from './steps/sweep.js';
+import { type PaymentQuery, type PaymentRecord, pageMax } from './store/port.js';
 import { checkHexId } from './validation.js';
 
-export { defaultPaymentLimits, type CodeKit, type ItemOutcome, type PaymentLimits, type StepDeps as PaymentsDeps } from './steps/context.js';
-export type { CreatePaymentInput } from './steps/create-prepare.js';
-export type { ConfirmRequest as ConfirmItem } from './steps/confirm.js';
 export type { Proof } from './factors/index.js';
+export type { ConfirmRequest as ConfirmItem } from './steps/confirm.js';
+export { type CodeKit, defaultPaymentLimits, type ItemOutcome, type PaymentLimits, type StepDeps as PaymentsDeps } from './steps/context.js';
+export type { CreatePaymentInput } from './steps/create-prepare.js';
 
 /**
  * Payments: the state machine of DESIGN.md §3 as four batch steps — create, confirm, refuse and
@@ -81,7 +81,12 @@ export class PaymentsService {
       const open = await this.deps.store.list({ payerId, states: ['CHALLENGED'], limit: pageMax, ...(afterId === undefined ? {} : { afterId }) });
       const stale = open.filter((p) => (p.secretVersion ?? 1) < secretVersion);
       if (stale.length > 0) {
-        const requests = stale.map((p) => ({ paymentId: p.id, idempotencyKey: `secret-rotated-v${secretVersion}`, reason: 'the payer’s verification secret was rotated', decline: 'SECRET_ROTATED' as const }));
+        const requests = stale.map((p) => ({
+          paymentId: p.id,
+          idempotencyKey: `secret-rotated-v${secretVersion}`,
+          reason: 'the payer’s verification secret was rotated',
+          decline: 'SECRET_ROTATED' as const,
+        }));
         const outcomes = await this.refusals.run(admin, requests);
         // A payment answered or cancelled meanwhile is refused here (FAILED_PRECONDITION): it is closed either way.
         closed += outcomes.filter((o) => o.status === 'fulfilled').length;

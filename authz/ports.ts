@@ -7,7 +7,6 @@ import type { Merchant, Payer, Payment, PaymentState, SealedEnvelope } from './m
  */
 
 export { StoreUnavailableError } from './store/port.js';
-import { StoreUnavailableError } from './store/port.js';
 
 // ------------------------------------------------------------------ challenge store
 

@@ -1,9 +1,9 @@
 import { idFromHex, paymentTransferIds } from '../ledger/ids.js';
 import type { Transfer } from '../ledger/model.js';
 import type { Payment, PaymentState } from './model.js';
-import type { PaymentRecord } from './store/port.js';
 import { publish, type StepDeps } from './steps/context.js';
 import { drive } from './steps/drive.js';
+import type { PaymentRecord } from './store/port.js';
 
 /** Payments examined per page (4 transfer lookups each: one ledger call of at most 4 × 500 ids). */
 export const reconcilePageMax = 500;
@@ -42,7 +42,10 @@ export async function reconcile(deps: StepDeps): Promise<ReconcileReport> {
     const page = await deps.store.scan(cursor, reconcilePageMax);
     cursor = page.cursor;
     if (page.records.length === 0) break;
-    const facts = await ledgerFacts(deps, page.records.map((r) => r.payment));
+    const facts = await ledgerFacts(
+      deps,
+      page.records.map((r) => r.payment),
+    );
     await reconcilePage(deps, page.records, facts, report);
     report.examined += page.records.length;
   } while (cursor !== '');
@@ -53,7 +56,12 @@ async function ledgerFacts(deps: StepDeps, page: Payment[]): Promise<LedgerFacts
   const ids = page.map((p) => paymentTransferIds(idFromHex(p.id)));
   const found = await deps.ledger.ledger.lookupTransfers(ids.flatMap((x) => [x.pending, x.post, x.void, x.fee]));
   const byId = new Map(found.map((t) => [t.id, t]));
-  return ids.map((x) => ({ ...(byId.has(x.pending) ? { pending: byId.get(x.pending)! } : {}), posted: byId.has(x.post), voided: byId.has(x.void), fee: byId.has(x.fee) }));
+  return ids.map((x) => ({
+    ...(byId.has(x.pending) ? { pending: byId.get(x.pending)! } : {}),
+    posted: byId.has(x.post),
+    voided: byId.has(x.void),
+    fee: byId.has(x.fee),
+  }));
 }
 
 /** The state the ledger says, 'drive' when the payment must be posted or voided now, undefined when it is right as it is. */
@@ -82,7 +90,16 @@ async function reconcilePage(deps: StepDeps, records: PaymentRecord[], facts: Le
     else if (state !== undefined) fixing.push({ record, state });
   });
   if (fixing.length > 0) {
-    const answers = await deps.store.commit(fixing.map(({ record, state }) => ({ paymentId: record.payment.id, expectVersion: record.version, payment: fixed(record.payment, state, now), digests: {}, dueAtMs: null, nowMs: now })));
+    const answers = await deps.store.commit(
+      fixing.map(({ record, state }) => ({
+        paymentId: record.payment.id,
+        expectVersion: record.version,
+        payment: fixed(record.payment, state, now),
+        digests: {},
+        dueAtMs: null,
+        nowMs: now,
+      })),
+    );
     answers.forEach((answer, i) => {
       const { record, state } = fixing[i]!;
       if (answer.outcome !== 'committed') return anomaly(report, record.payment.id);
@@ -96,7 +113,12 @@ async function reconcilePage(deps: StepDeps, records: PaymentRecord[], facts: Le
 }
 
 function fixed(p: Payment, state: PaymentState, now: number): Payment {
-  const next: Payment = { ...p, state, updatedAtMs: now, ...(state === 'DECLINED' && p.declineReason === undefined ? { declineDetail: 'no money moved (reconciled from the ledger)' } : {}) };
+  const next: Payment = {
+    ...p,
+    state,
+    updatedAtMs: now,
+    ...(state === 'DECLINED' && p.declineReason === undefined ? { declineDetail: 'no money moved (reconciled from the ledger)' } : {}),
+  };
   delete next.sealedFirstCode;
   return next;
 }

@@ -1,4 +1,4 @@
-import { currencyOf, type Currency } from '../ledger/chart.js';
+import { type Currency, currencyOf } from '../ledger/chart.js';
 import { u64Max } from '../ledger/model.js';
 import { invalidArgument } from './errors.js';
 

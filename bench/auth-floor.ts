@@ -45,9 +45,22 @@ const payment: Payment = {
   originPath: 'data',
 };
 const secret = newVerificationSecret();
-const createRequest = { op: 'create', idempotencyKey: 'b123-b4567', payerId: payment.payerId, payeeAccountId: '', amount: 4_321n, currency: 'USD', description: '', channel: 'MERCHANT', requestedFactors: [] };
+const createRequest = {
+  op: 'create',
+  idempotencyKey: 'b123-b4567',
+  payerId: payment.payerId,
+  payeeAccountId: '',
+  amount: 4_321n,
+  currency: 'USD',
+  description: '',
+  channel: 'MERCHANT',
+  requestedFactors: [],
+};
 const confirmRequest = { op: 'confirm', paymentId: payment.id, proof: { kind: 'second_code', secondCode: '12345678' } };
-const requestBytes = toBinary(CreatePaymentRequestSchema, create(CreatePaymentRequestSchema, { idempotencyKey: 'b123-b4567', payer: { case: 'payerId', value: payment.payerId }, amount: 4_321n, currency: 'USD' }));
+const requestBytes = toBinary(
+  CreatePaymentRequestSchema,
+  create(CreatePaymentRequestSchema, { idempotencyKey: 'b123-b4567', payer: { case: 'payerId', value: payment.payerId }, amount: 4_321n, currency: 'USD' }),
+);
 const proto = paymentToProto(payment);
 
 /** Microseconds per call of `run`, best round. */

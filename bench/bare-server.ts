@@ -11,9 +11,9 @@
  */
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
-import { GetPaymentRequestSchema, GetPaymentResponseSchema, type GetPaymentRequest, type GetPaymentResponse } from '../gen/countersign/v1/payments_pb.js';
+import { type GetPaymentRequest, GetPaymentRequestSchema, type GetPaymentResponse, GetPaymentResponseSchema } from '../gen/countersign/v1/payments_pb.js';
 import { announce, serveIpc } from './ipc.js';
-import { LoopWatch, type LoopStats } from './stats.js';
+import { type LoopStats, LoopWatch } from './stats.js';
 
 export interface BareServerOptions {
   /** The payment id the echo scenario reads. */
@@ -41,7 +41,8 @@ const toBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffs
 async function main(): Promise<void> {
   const options = JSON.parse(process.argv[2] ?? '{}') as BareServerOptions;
   const response = fromBinary(GetPaymentResponseSchema, Buffer.from(options.responseBase64, 'base64'));
-  if (response.payment?.id !== options.paymentId) throw new Error(`assertion failed: the echo response is for payment ${response.payment?.id}, not ${options.paymentId}`);
+  if (response.payment?.id !== options.paymentId)
+    throw new Error(`assertion failed: the echo response is for payment ${response.payment?.id}, not ${options.paymentId}`);
   const server = new grpc.Server({ 'grpc.enable_channelz': 0 });
   const definition: grpc.ServiceDefinition = {
     getPayment: {

@@ -1,10 +1,10 @@
 import { platformAccountIds } from '../authz/enrollment.js';
 import type { Payment, PaymentState } from '../authz/model.js';
 import { terminalStates } from '../authz/model.js';
-import type { App } from '../services/app.js';
 import { currencyOf } from '../ledger/chart.js';
 import { idFromHex, paymentTransferIds } from '../ledger/ids.js';
-import { eventBatchMax, type Account } from '../ledger/model.js';
+import { type Account, eventBatchMax } from '../ledger/model.js';
+import type { App } from '../services/app.js';
 
 /**
  * The correctness check the bench runs in the server process after every scenario, from the
@@ -167,7 +167,13 @@ export class Checker {
     for (const payer of this.registration.payers) {
       const a = payerAccounts.get(payer.account);
       const want = { credits: fundingPerPayer, debits: paid.get(payer.id) ?? 0n, pending: held.get(payer.id) ?? 0n };
-      if (a === undefined || a.credits_posted !== want.credits || a.debits_posted !== want.debits || a.debits_pending !== want.pending || a.credits_pending !== 0n) {
+      if (
+        a === undefined ||
+        a.credits_posted !== want.credits ||
+        a.debits_posted !== want.debits ||
+        a.debits_pending !== want.pending ||
+        a.credits_pending !== 0n
+      ) {
         payers += 1;
         fail(`payer ${payer.id}: expected credits ${want.credits}, debits ${want.debits}, pending ${want.pending}; ledger has ${describe(a)}`);
       }
@@ -177,7 +183,13 @@ export class Checker {
     for (const merchant of this.registration.merchants) {
       const a = merchantAccounts.get(merchant.account);
       const want = { credits: earned.get(merchant.id) ?? 0n, debits: fees.get(merchant.id) ?? 0n, pending: awaiting.get(merchant.id) ?? 0n };
-      if (a === undefined || a.credits_posted !== want.credits || a.debits_posted !== want.debits || a.credits_pending !== want.pending || a.debits_pending !== 0n) {
+      if (
+        a === undefined ||
+        a.credits_posted !== want.credits ||
+        a.debits_posted !== want.debits ||
+        a.credits_pending !== want.pending ||
+        a.debits_pending !== 0n
+      ) {
         merchants += 1;
         fail(`merchant ${merchant.id}: expected credits ${want.credits}, debits ${want.debits}, pending ${want.pending}; ledger has ${describe(a)}`);
       }
@@ -192,7 +204,9 @@ export class Checker {
     let mismatches = 0;
     if (fees.credits_posted - base.fees.credits_posted !== feesTotal || fees.debits_posted !== base.fees.debits_posted) {
       mismatches += 1;
-      fail(`fee account: expected +${feesTotal} credits, ledger moved +${fees.credits_posted - base.fees.credits_posted} credits, +${fees.debits_posted - base.fees.debits_posted} debits`);
+      fail(
+        `fee account: expected +${feesTotal} credits, ledger moved +${fees.credits_posted - base.fees.credits_posted} credits, +${fees.debits_posted - base.fees.debits_posted} debits`,
+      );
     }
     const deposits = this.registration.fundingPerPayer * BigInt(this.registration.payers.length);
     if (funding.debits_posted - base.funding.debits_posted !== deposits || funding.credits_posted !== base.funding.credits_posted) {
@@ -243,7 +257,6 @@ export class Checker {
     }
     return found;
   }
-
 }
 
 /** The bench's currency (bench/load.ts pays in it). */

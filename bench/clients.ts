@@ -1,5 +1,5 @@
 import { create, type DescService } from '@bufbuild/protobuf';
-import { Code, ConnectError, createClient, type CallOptions, type Client } from '@connectrpc/connect';
+import { type CallOptions, type Client, type Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import * as grpc from '@grpc/grpc-js';
 import { EnrollmentService } from '../gen/countersign/v1/enrollment_pb.js';
@@ -69,7 +69,12 @@ function grpcJsClients(port: number): Clients {
   };
 }
 
-type UnaryFn = (request: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, value?: unknown) => void) => unknown;
+type UnaryFn = (
+  request: unknown,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, value?: unknown) => void,
+) => unknown;
 
 function grpcJsClient<S extends DescService>(service: S, raw: grpc.Client & Record<string, UnaryFn>): Client<S> {
   const client: Record<string, unknown> = {};

@@ -11,10 +11,10 @@
  * inside `createTransfers` in the measured window (building the events is not timed).
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { AccountCode, TransferCode, accountFlagsFor } from '../ledger/chart.js';
+import { AccountCode, accountFlagsFor, TransferCode } from '../ledger/chart.js';
 import { EmbeddedLedger } from '../ledger/embedded/engine.js';
 import { newId } from '../ledger/ids.js';
-import { account, amountMax, eventBatchMax, transfer, TransferFlags, type Transfer } from '../ledger/model.js';
+import { account, amountMax, eventBatchMax, type Transfer, TransferFlags, transfer } from '../ledger/model.js';
 import type { Ledger } from '../ledger/port.js';
 import { announce, serveIpc } from './ipc.js';
 import type { LedgerKind } from './options.js';
@@ -70,7 +70,9 @@ async function setupAccounts(ledger: Ledger, req: CeilingRequest): Promise<{ pay
     ...merchants.map((id) => account({ id, ledger: ledgerId, code: AccountCode.merchant, flags: accountFlagsFor[AccountCode.merchant] })),
   ];
   allOk('create accounts', await ledger.createAccounts(accounts));
-  const deposits = payers.map((id) => transfer({ id: newId(), debit_account_id: funding, credit_account_id: id, amount: fundingAmount, ledger: ledgerId, code: TransferCode.funding }));
+  const deposits = payers.map((id) =>
+    transfer({ id: newId(), debit_account_id: funding, credit_account_id: id, amount: fundingAmount, ledger: ledgerId, code: TransferCode.funding }),
+  );
   allOk('fund payers', await ledger.createTransfers(deposits));
   return { payers, merchants, funding };
 }

@@ -11,7 +11,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { EmbeddedLedger } from '../ledger/embedded/engine.js';
 import { newId } from '../ledger/ids.js';
-import { AccountFlags, account, transfer, TransferFlags, type Transfer } from '../ledger/model.js';
+import { AccountFlags, account, type Transfer, TransferFlags, transfer } from '../ledger/model.js';
 import { mulberry32 as random } from './prng.js';
 
 const ledgerId = 1;
@@ -56,7 +56,6 @@ interface Plan {
   sample: string[];
   debitsPosted: string;
 }
-
 
 export function memoryNow(): MemoryNumbers {
   for (let i = 0; i < 3; i++) globalThis.gc?.();
@@ -135,7 +134,12 @@ async function fill(dataDir: string, transfers: number, accounts: number, batchS
  * Single-phase batches until the live journal is as close to the checkpoint bound as a batch
  * allows, so that reopening replays about the longest tail a clean shutdown can leave.
  */
-async function leaveTail(ledger: EmbeddedLedger, ids: bigint[], next: () => number, batchSize: number): Promise<{ sent: number; amount: bigint; lastIds: bigint[] }> {
+async function leaveTail(
+  ledger: EmbeddedLedger,
+  ids: bigint[],
+  next: () => number,
+  batchSize: number,
+): Promise<{ sent: number; amount: bigint; lastIds: bigint[] }> {
   const batchBytes = batchSize * 128 + 28;
   const tail = { sent: 0, amount: 0n, lastIds: [] as bigint[] };
   if (ledger.checkpoints === undefined) return tail; // an engine without checkpoints (the `before` code) replays everything anyway

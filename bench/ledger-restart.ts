@@ -125,8 +125,13 @@ function table(rows: readonly Row[]): string {
     '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|---|',
   ];
   for (const r of rows) {
-    const replayed = Object.entries(r.recovered).map(([k, v]) => `${k} ${v}`).join(', ');
-    const checkpoints = Object.entries(r.checkpoints ?? {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+    const replayed = Object.entries(r.recovered)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    const checkpoints =
+      Object.entries(r.checkpoints ?? {})
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'none';
     lines.push(
       `| ${r.label} | ${r.transfers} | ${r.fillSeconds} | ${r.dataDirMB} | ${r.openSeconds} | ${r.populateMBps ?? '?'} | ${r.heapMB} | ${r.arrayBuffersMB} | ` +
         `${r.rssMB} | ${r.bytesPerTransfer} | ${r.rssBytesPerTransfer} | ${replayed} | ${checkpoints} | ${r.verified ? 'yes' : 'no'} |`,
@@ -150,7 +155,7 @@ function merge(resultsDir: string, next: Row): Row[] {
 function write(resultsDir: string, rows: readonly Row[]): void {
   mkdirSync(resultsDir, { recursive: true });
   const environment = { node: process.version, platform: `${process.platform}-${process.arch}` };
-  writeFileSync(join(resultsDir, 'ledger-restart.json'), JSON.stringify({ environment, rows }, null, 2) + '\n');
+  writeFileSync(join(resultsDir, 'ledger-restart.json'), `${JSON.stringify({ environment, rows }, null, 2)}\n`);
   const md =
     '# Ledger restart bench\n\n' +
     `Node ${environment.node} on ${environment.platform}. \`npx tsx bench/ledger-restart.ts --transfers N\`: ` +

@@ -15,11 +15,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EmbeddedLedger } from '../ledger/embedded/engine.js';
 import { newId } from '../ledger/ids.js';
-import { AccountFlags, account, eventBatchMax, transfer, TransferFlags, type Transfer } from '../ledger/model.js';
+import { AccountFlags, account, eventBatchMax, type Transfer, TransferFlags, transfer } from '../ledger/model.js';
 import type { Ledger } from '../ledger/port.js';
 import { TigerBeetleLedger } from '../ledger/tigerbeetle.js';
-import { publishOption, resultsDirFor } from './results-dir.js';
 import { mulberry32 as random } from './prng.js';
+import { publishOption, resultsDirFor } from './results-dir.js';
 
 const ledgerId = 1;
 const code = 1;
@@ -94,7 +94,6 @@ function parseOptions(argv: string[]): { options: Options; resultsDir: string } 
   return { options, resultsDir: resultsDirFor(values.publish) };
 }
 
-
 /** A random single-phase (or, with `flags`, pending) transfer between two different accounts. */
 function randomTransfer(accounts: Accounts, next: () => number, flags: number): Transfer {
   const count = accounts.ids.length;
@@ -142,9 +141,7 @@ async function setupAccounts(ledger: Ledger, count: number): Promise<Accounts> {
   assertAllOk('create accounts', await ledger.createAccounts([operator, ...accounts]));
   const funding = accounts
     .filter((a) => a.flags === AccountFlags.debits_must_not_exceed_credits)
-    .map((a) =>
-      transfer({ id: newId(), debit_account_id: operator.id, credit_account_id: a.id, amount: fundingAmount, ledger: ledgerId, code }),
-    );
+    .map((a) => transfer({ id: newId(), debit_account_id: operator.id, credit_account_id: a.id, amount: fundingAmount, ledger: ledgerId, code }));
   assertAllOk('fund accounts', await ledger.createTransfers(funding));
   return { operator: operator.id, ids: accounts.map((a) => a.id) };
 }
@@ -302,9 +299,9 @@ function engines(env: NodeJS.ProcessEnv): { run: Engine[]; skipped: string[] } {
       },
     },
   ];
-  const address = env['TB_ADDRESS'];
+  const address = env.TB_ADDRESS;
   if (address === undefined || address === '') return { run, skipped: ['tigerbeetle: skipped (TB_ADDRESS not set)'] };
-  const clusterId = BigInt(env['TB_CLUSTER_ID'] ?? '0');
+  const clusterId = BigInt(env.TB_CLUSTER_ID ?? '0');
   const addresses = address.split(',').map((a) => a.trim());
   run.push({
     name: 'tigerbeetle',
@@ -317,10 +314,7 @@ function engines(env: NodeJS.ProcessEnv): { run: Engine[]; skipped: string[] } {
 }
 
 function table(rows: readonly Row[]): string {
-  const lines = [
-    '| engine | mode | transfers | batches | seconds | transfers/s | ok | balanced |',
-    '|---|---|--:|--:|--:|--:|---|---|',
-  ];
+  const lines = ['| engine | mode | transfers | batches | seconds | transfers/s | ok | balanced |', '|---|---|--:|--:|--:|--:|---|---|'];
   for (const r of rows) {
     lines.push(
       `| ${r.engine} | ${r.mode} | ${r.transfers} | ${r.batches} | ${r.seconds.toFixed(3)} | ` +
@@ -336,7 +330,7 @@ async function writeResults(resultsDir: string, engine: string, rows: readonly R
   const [json, markdown] = [join(resultsDir, `ledger-${engine}.json`), join(resultsDir, `ledger-${engine}.md`)];
   const environment = { node: process.version, platform: `${process.platform}-${process.arch}` };
   const report = { engine, date: new Date().toISOString(), options, environment, rows };
-  await writeFile(json, JSON.stringify(report, null, 2) + '\n');
+  await writeFile(json, `${JSON.stringify(report, null, 2)}\n`);
   const md =
     `# Ledger bench: ${engine}\n\n${report.date}, Node ${environment.node} on ${environment.platform}; ` +
     `${options.accounts} accounts, batches of ${options.batch}.\n\n${table(rows)}\n`;

@@ -11,18 +11,18 @@
  */
 import { randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { toBinary } from '@bufbuild/protobuf';
+import type { CallOptions } from '@connectrpc/connect';
 import { deriveSecondCode } from '../authz/codes/challenge.js';
 import { base32Decode } from '../authz/codes/secret.js';
-import { toBinary } from '@bufbuild/protobuf';
-import { Factor, PaymentState, type Payment } from '../gen/countersign/v1/common_pb.js';
+import { Factor, type Payment, PaymentState } from '../gen/countersign/v1/common_pb.js';
 import { GetPaymentResponseSchema } from '../gen/countersign/v1/payments_pb.js';
-import type { CallOptions } from '@connectrpc/connect';
 import { benchCurrencyCode, type Registration } from './check.js';
-import { auth, grpcStatusName, openClients, statusName, type Clients } from './clients.js';
+import { auth, type Clients, grpcStatusName, openClients, statusName } from './clients.js';
 import { CodeFeedReader } from './code-feed.js';
 import { announce, serveIpc } from './ipc.js';
-import { WindowProfiler } from './profiler.js';
 import type { ClientKind } from './options.js';
+import { WindowProfiler } from './profiler.js';
 import { Recorder, type WindowStats } from './stats.js';
 
 export const benchCurrency = benchCurrencyCode;
@@ -114,7 +114,10 @@ class LoadGenerator {
     this.feed = await CodeFeedReader.connect(req.feedPort);
     const admin = auth(req.adminKey);
     for (let i = 0; i < req.merchants; i++) {
-      const m = await this.clients.enrollment.enrollMerchant({ idempotencyKey: `${this.tag}-m${i}`, name: `Bench merchant ${i}`, currencies: [benchCurrency], feeBasisPoints: merchantFeeBasisPoints }, admin);
+      const m = await this.clients.enrollment.enrollMerchant(
+        { idempotencyKey: `${this.tag}-m${i}`, name: `Bench merchant ${i}`, currencies: [benchCurrency], feeBasisPoints: merchantFeeBasisPoints },
+        admin,
+      );
       this.merchants.push({ id: m.merchantId, account: m.payeeAccountIds[benchCurrency]!, auth: auth(m.apiKey) });
     }
     const runNumber = randomInt(100, 1000);
@@ -126,13 +129,24 @@ class LoadGenerator {
           displayName: `Bench payer ${i}`,
           currencies: [benchCurrency],
           // Every payment needs the second code: nothing below 0, one factor up to 10^15.
-          policies: [{ currency: benchCurrency, noFactorBelow: 0n, oneFactorUpTo: 1_000_000_000_000_000n, oneFactor: Factor.SECOND_CODE, moreFactors: [Factor.SECOND_CODE] }],
+          policies: [
+            {
+              currency: benchCurrency,
+              noFactorBelow: 0n,
+              oneFactorUpTo: 1_000_000_000_000_000n,
+              oneFactor: Factor.SECOND_CODE,
+              moreFactors: [Factor.SECOND_CODE],
+            },
+          ],
         },
         admin,
       );
       const payer = enrolled.payer!;
       const account = payer.prepaidAccountIds[benchCurrency]!;
-      await this.clients.ledger.fundAccount({ idempotencyKey: `${this.tag}-f${i}`, accountId: account, amount: fundingPerPayerMinor, currency: benchCurrency }, admin);
+      await this.clients.ledger.fundAccount(
+        { idempotencyKey: `${this.tag}-f${i}`, accountId: account, amount: fundingPerPayerMinor, currency: benchCurrency },
+        admin,
+      );
       return { id: payer.id, account, secret: base32Decode(enrolled.verificationSecretBase32), auth: auth(enrolled.payerToken) };
     });
     this.echoPaymentId = await this.echoTarget();
@@ -166,7 +180,14 @@ class LoadGenerator {
       this.bareClients = openClients(this.clientKind, req.barePort);
     }
     const bare = this.bareClients;
-    const loop = req.scenario === 'echo' ? () => this.echoLoop(this.clients) : req.scenario === 'bare' ? () => this.echoLoop(bare!) : req.scenario === 'unary' ? () => this.unaryLoop(pacer) : () => this.batchLoop(req.batch);
+    const loop =
+      req.scenario === 'echo'
+        ? () => this.echoLoop(this.clients)
+        : req.scenario === 'bare'
+          ? () => this.echoLoop(bare!)
+          : req.scenario === 'unary'
+            ? () => this.unaryLoop(pacer)
+            : () => this.batchLoop(req.batch);
     this.loops = Array.from({ length: req.concurrency }, loop);
     return {};
   }
@@ -249,7 +270,10 @@ class LoadGenerator {
     let t = performance.now();
     let payment: Payment;
     try {
-      const created = await this.clients.payments.createPayment({ idempotencyKey: key, payer: { case: 'payerId', value: payer.id }, amount, currency: benchCurrency }, merchant.auth);
+      const created = await this.clients.payments.createPayment(
+        { idempotencyKey: key, payer: { case: 'payerId', value: payer.id }, amount, currency: benchCurrency },
+        merchant.auth,
+      );
       recorder.rpc('CreatePayment', t);
       payment = created.payment!;
     } catch (error) {
@@ -270,7 +294,10 @@ class LoadGenerator {
     }
     t = performance.now();
     try {
-      const confirmed = await this.clients.payer.confirmPayment({ idempotencyKey: `${key}c`, paymentId: payment.id, proof: { case: 'secondCode', value: secondCode } }, payer.auth);
+      const confirmed = await this.clients.payer.confirmPayment(
+        { idempotencyKey: `${key}c`, paymentId: payment.id, proof: { case: 'secondCode', value: secondCode } },
+        payer.auth,
+      );
       recorder.rpc('ConfirmPayment', t);
       if (confirmed.payment?.state === PaymentState.SUCCEEDED) {
         recorder.authorized();
@@ -291,12 +318,24 @@ class LoadGenerator {
   private async batchOnce(size: number): Promise<void> {
     const { recorder } = this;
     const merchant = this.nextMerchant();
-    const items = Array.from({ length: size }, () => ({ payer: this.nextPayer(), amount: BigInt(randomInt(amountMinMinor, amountMaxMinor + 1)), key: this.newKey('b') }));
+    const items = Array.from({ length: size }, () => ({
+      payer: this.nextPayer(),
+      amount: BigInt(randomInt(amountMinMinor, amountMaxMinor + 1)),
+      key: this.newKey('b'),
+    }));
     let t = performance.now();
-    let results;
+    let results: Awaited<ReturnType<typeof this.clients.payments.batchCreatePayments>>['results'];
     try {
       const res = await this.clients.payments.batchCreatePayments(
-        { idempotencyKey: this.newKey('B'), items: items.map((i) => ({ idempotencyKey: i.key, payer: { case: 'payerId' as const, value: i.payer.id }, amount: i.amount, currency: benchCurrency })) },
+        {
+          idempotencyKey: this.newKey('B'),
+          items: items.map((i) => ({
+            idempotencyKey: i.key,
+            payer: { case: 'payerId' as const, value: i.payer.id },
+            amount: i.amount,
+            currency: benchCurrency,
+          })),
+        },
         merchant.auth,
       );
       recorder.rpc('BatchCreatePayments', t);
@@ -314,7 +353,12 @@ class LoadGenerator {
         if (payment.state !== PaymentState.CHALLENGED) return recorder.itemFailed(`CREATED_${PaymentState[payment.state]}`);
         try {
           const firstCode = await this.feed.take(payment.id);
-          const secondCode = deriveSecondCode(item.payer.secret, { firstCode, amount: item.amount, currency: benchCurrency, payeeAccountId: payment.payeeAccountId });
+          const secondCode = deriveSecondCode(item.payer.secret, {
+            firstCode,
+            amount: item.amount,
+            currency: benchCurrency,
+            payeeAccountId: payment.payeeAccountId,
+          });
           confirms.push({ idempotencyKey: `${item.key}c`, paymentId: payment.id, secondCode });
         } catch (error) {
           recorder.itemFailed(statusName(error));

@@ -22,11 +22,11 @@ import type { BareServerCpu, BareServerOptions, BareServerReady } from './bare-s
 import type { CheckResult } from './check.js';
 import type { CeilingRequest, CeilingResult } from './ledger-ceiling.js';
 import type { Progress, SequenceRequest, SetupRequest, SetupResult, StartRequest } from './load.js';
-import { parseOptions, type BenchOptions, type ScenarioName } from './options.js';
-import { forkBench, startPrivateRedis, type ForkedChild, type PrivateRedis } from './processes.js';
+import { type BenchOptions, parseOptions, type ScenarioName } from './options.js';
+import { type ForkedChild, forkBench, type PrivateRedis, startPrivateRedis } from './processes.js';
 import { ProgressBar, progressIntervalMs } from './progress.js';
-import { redisPerUnit, redisSnapshot, type RedisSnapshot } from './redis-stats.js';
-import { budgetLines, budgetsOf, checkSummary, environment, markdownTables, ratiosOf, writeReport, type Report, type ScenarioResult } from './report.js';
+import { type RedisSnapshot, redisPerUnit, redisSnapshot } from './redis-stats.js';
+import { budgetLines, budgetsOf, checkSummary, environment, markdownTables, type Report, ratiosOf, type ScenarioResult, writeReport } from './report.js';
 import type { ServerCpu, ServerOptions, ServerReady } from './server.js';
 import type { LoopStats, WindowStats } from './stats.js';
 import { storePerUnit } from './store-counts.js';
@@ -63,7 +63,13 @@ async function main(): Promise<number> {
   try {
     if (options.store === 'redis' && options.redisUrl === undefined) redis = await startPrivateRedis();
     const redisUrl = options.store === 'redis' ? (options.redisUrl ?? redis!.url) : undefined;
-    const serverOptions: ServerOptions = { store: options.store, redisUrl, tbAddresses: options.ledger === 'tigerbeetle' ? options.tbAddresses : [], tbClusterId: String(options.tbClusterId), logLevel: options.serverLogLevel };
+    const serverOptions: ServerOptions = {
+      store: options.store,
+      redisUrl,
+      tbAddresses: options.ledger === 'tigerbeetle' ? options.tbAddresses : [],
+      tbClusterId: String(options.tbClusterId),
+      logLevel: options.serverLogLevel,
+    };
     // Source maps only when profiling: profiles then name .ts lines (tsx compiles each file to one line).
     const nodeArgs = options.profile ? ['--enable-source-maps'] : [];
     server = forkBench('server.ts', [JSON.stringify(serverOptions)], { name: 'bench server', nodeArgs: [...nodeArgs, ...options.serverNodeArgs] });
@@ -72,7 +78,14 @@ async function main(): Promise<number> {
     await withStderr(load, load.ipc.announced('ready', serverStartTimeoutMs));
     process.stderr.write(`server pid ${ready.pid} on 127.0.0.1:${ready.grpcPort} (${ready.describe.join('; ')})${redis ? `, private ${redis.url}` : ''}\n`);
 
-    const setupRequest: SetupRequest = { grpcPort: ready.grpcPort, feedPort: ready.feedPort, adminKey: ready.adminKey, payers: options.payers, merchants: options.merchants, client: options.client };
+    const setupRequest: SetupRequest = {
+      grpcPort: ready.grpcPort,
+      feedPort: ready.feedPort,
+      adminKey: ready.adminKey,
+      payers: options.payers,
+      merchants: options.merchants,
+      client: options.client,
+    };
     await server.ipc.call('baseline');
     process.stderr.write(`enrolling and funding ${options.payers} payers, ${options.merchants} merchants…\n`);
     const setup = await withStderr(load, load.ipc.call<SetupResult>('setup', setupRequest, Math.max(setupMsMin, options.payers * setupMsPerPayer)));
@@ -85,7 +98,14 @@ async function main(): Promise<number> {
     let stopped: Report['stopped'] = null;
     for (const scenario of options.scenarios) {
       try {
-        const row = scenario === 'ledger' ? await runLedger(running) : scenario === 'unary-seq' ? await runSequential(running) : scenario === 'bare' ? await runBare(running) : await runLoad(running, scenario, startRequest(options, scenario, rows), projectServer(running));
+        const row =
+          scenario === 'ledger'
+            ? await runLedger(running)
+            : scenario === 'unary-seq'
+              ? await runSequential(running)
+              : scenario === 'bare'
+                ? await runBare(running)
+                : await runLoad(running, scenario, startRequest(options, scenario, rows), projectServer(running));
         rows.push(row);
         bar.done(`${scenario.padEnd(11)} ${oneLine(row)}`);
       } catch (error) {
@@ -109,7 +129,9 @@ async function main(): Promise<number> {
       stopped,
     };
     const files = await writeReport(report, options.resultsDir);
-    process.stdout.write(`\n${markdownTables(report)}\n\nwritten: ${files.md}, ${files.json}\n${[...budgetLines(report.budgets), ...targetLines(report.targets)].join('\n')}\n`);
+    process.stdout.write(
+      `\n${markdownTables(report)}\n\nwritten: ${files.md}, ${files.json}\n${[...budgetLines(report.budgets), ...targetLines(report.targets)].join('\n')}\n`,
+    );
     if (stopped !== null) process.stderr.write(`bench: scenario ${stopped.scenario} FAILED and the run stopped there:\n${stopped.error}\n`);
     else if (!report.checksPassed) process.stderr.write('bench: a correctness check FAILED\n');
     return report.checksPassed ? 0 : 1;
@@ -153,7 +175,10 @@ interface Sample {
 }
 
 function sample(run: Running): Promise<Sample> {
-  return Promise.all([run.server.ipc.call<ServerCpu>('cpu'), run.redisUrl === undefined ? undefined : redisSnapshot(run.redisUrl)]).then(([cpu, redis]) => ({ cpu, redis }));
+  return Promise.all([run.server.ipc.call<ServerCpu>('cpu'), run.redisUrl === undefined ? undefined : redisSnapshot(run.redisUrl)]).then(([cpu, redis]) => ({
+    cpu,
+    redis,
+  }));
 }
 
 /** The server-side columns of a window: CPU, store calls and Redis commands per unit. */
@@ -188,13 +213,19 @@ async function runSequential(run: Running): Promise<ScenarioResult> {
     void load.ipc.call<Progress>('progress', {}, 5_000).then(
       (p) => {
         const done = p.recording ? options.seqWarmup + options.seqCount + p.authorizations : 0;
-        bar.update('unary-seq', done / total, p.recording ? 'measuring' : 'warm-up', p.recording ? `${Math.round(p.authorizations / ((performance.now() - started) / 1000))} auth/s` : '');
+        bar.update(
+          'unary-seq',
+          done / total,
+          p.recording ? 'measuring' : 'warm-up',
+          p.recording ? `${Math.round(p.authorizations / ((performance.now() - started) / 1000))} auth/s` : '',
+        );
       },
       () => undefined,
     );
   }, progressIntervalMs);
   try {
-    const sequence = (request: SequenceRequest) => withStderr(load, load.ipc.call<WindowStats>('sequence', request, request.count * sequenceMsPerAuthMax + 60_000));
+    const sequence = (request: SequenceRequest) =>
+      withStderr(load, load.ipc.call<WindowStats>('sequence', request, request.count * sequenceMsPerAuthMax + 60_000));
     await sequence({ count: options.seqWarmup, record: false });
     // First pass: each payer's first authorization in this server (its directory entries not yet
     // cached, its code-rate window new). Reported for information.
@@ -246,7 +277,12 @@ function projectServer(run: Running): Measured<Sample> {
 function bareServer(child: ForkedChild): Measured<BareServerCpu> {
   return {
     sample: () => child.ipc.call<BareServerCpu>('cpu'),
-    side: (before, after) => ({ cpuMicros: after.userMicros + after.systemMicros - before.userMicros - before.systemMicros, loop: after.loop, store: undefined, redis: undefined }),
+    side: (before, after) => ({
+      cpuMicros: after.userMicros + after.systemMicros - before.userMicros - before.systemMicros,
+      loop: after.loop,
+      store: undefined,
+      redis: undefined,
+    }),
     profiles: false,
   };
 }
@@ -297,7 +333,8 @@ async function runLoad<S>(run: Running, scenario: ScenarioName, request: StartRe
     const [before] = await Promise.all([measured.sample(), load.ipc.call('measure')]);
     await sleep(options.durationMs);
     const [after, stats] = await Promise.all([measured.sample(), withStderr(load, load.ipc.call<WindowStats>('end', {}, 60_000))]);
-    if (profileFile !== undefined) await Promise.all([server.ipc.call('profile-stop', { file: profileFile }), load.ipc.call('profile-stop', { file: clientProfileFile })]);
+    if (profileFile !== undefined)
+      await Promise.all([server.ipc.call('profile-stop', { file: profileFile }), load.ipc.call('profile-stop', { file: clientProfileFile })]);
     clearInterval(ticker);
     bar.update(scenario, 1, 'checking', '');
     const check = await withStderr(server, server.ipc.call<CheckResult>('check', {}, checkTimeoutMs));
@@ -314,7 +351,14 @@ function profilePath(options: BenchOptions, process: 'server' | 'load', scenario
   return join(dir, `${process}-${options.tag}-${scenario}.cpuprofile`);
 }
 
-function loadRow(scenario: ScenarioName, request: StartRequest, stats: WindowStats, side: ServerSide, check: CheckResult, profile: string | undefined): ScenarioResult {
+function loadRow(
+  scenario: ScenarioName,
+  request: StartRequest,
+  stats: WindowStats,
+  side: ServerSide,
+  check: CheckResult,
+  profile: string | undefined,
+): ScenarioResult {
   const units = scenario === 'echo' || scenario === 'bare' ? stats.rpcs : stats.authorizations;
   const serverCpuMicros = side.cpuMicros;
   return {
@@ -356,7 +400,12 @@ async function runLedger(run: Running): Promise<ScenarioResult> {
       (p) => {
         const elapsed = performance.now() - started;
         const windowSeconds = Math.max(0.001, (elapsed - options.warmupMs) / 1000);
-        bar.update('ledger', elapsed / totalMs, p.recording ? 'measuring' : 'warm-up', p.recording ? `~${Math.round(p.transfers / windowSeconds)} transfers/s` : '');
+        bar.update(
+          'ledger',
+          elapsed / totalMs,
+          p.recording ? 'measuring' : 'warm-up',
+          p.recording ? `~${Math.round(p.transfers / windowSeconds)} transfers/s` : '',
+        );
       },
       () => undefined,
     );
@@ -383,7 +432,9 @@ async function runLedger(run: Running): Promise<ScenarioResult> {
 
 function ledgerRow(options: BenchOptions, r: CeilingResult): ScenarioResult {
   const ok = r.ok && r.balanced;
-  const summary = ok ? `${r.transfers} transfers all ok, balanced, nothing left pending` : [...r.failures, r.balanced ? '' : 'unbalanced'].filter((s) => s !== '').join(', ');
+  const summary = ok
+    ? `${r.transfers} transfers all ok, balanced, nothing left pending`
+    : [...r.failures, r.balanced ? '' : 'unbalanced'].filter((s) => s !== '').join(', ');
   const empty = { count: 0, p50Ms: 0, p90Ms: 0, p99Ms: 0, maxMs: 0 };
   return {
     scenario: 'ledger',
@@ -416,7 +467,10 @@ function ledgerRow(options: BenchOptions, r: CeilingResult): ScenarioResult {
 function oneLine(r: ScenarioResult): string {
   const check = r.check.ok ? 'check ok' : `check FAILED: ${r.check.summary}`;
   if (r.scenario === 'ledger') return `${Math.round(r.transfersPerSecond ?? 0)} transfers/s, ${check}`;
-  const rate = r.scenario === 'echo' || r.scenario === 'bare' ? `${Math.round(r.rpcPerSecond)} RPC/s` : `${Math.round(r.authPerSecond)} auth/s, ${Math.round(r.rpcPerSecond)} RPC/s`;
+  const rate =
+    r.scenario === 'echo' || r.scenario === 'bare'
+      ? `${Math.round(r.rpcPerSecond)} RPC/s`
+      : `${Math.round(r.authPerSecond)} auth/s, ${Math.round(r.rpcPerSecond)} RPC/s`;
   const errors = Object.values(r.errors).reduce((a, b) => a + b, 0);
   return `${rate}, p99 ${r.latency.p99Ms.toFixed(2)} ms, server ${Math.round(r.serverCpuPercent ?? 0)} % CPU, ${errors} errors, ${check}`;
 }

@@ -86,8 +86,8 @@ export function parseOptions(argv: string[]): BenchOptions {
       store: { type: 'string', default: 'memory' },
       ledger: { type: 'string', default: 'embedded' },
       'redis-url': { type: 'string' },
-      'tb-addresses': { type: 'string', default: process.env['TB_ADDRESS'] ?? '' },
-      'tb-cluster-id': { type: 'string', default: process.env['TB_CLUSTER_ID'] ?? '0' },
+      'tb-addresses': { type: 'string', default: process.env.TB_ADDRESS ?? '' },
+      'tb-cluster-id': { type: 'string', default: process.env.TB_CLUSTER_ID ?? '0' },
       payers: { type: 'string' },
       merchants: { type: 'string', default: '4' },
       concurrency: { type: 'string', default: '32' },
@@ -122,11 +122,15 @@ export function parseOptions(argv: string[]): BenchOptions {
   const store = oneOf('store', values.store, ['memory', 'journal', 'redis'] as const);
   if (values['redis-url'] !== undefined && store !== 'redis') throw new RangeError('--redis-url needs --store redis');
   const ledger = oneOf('ledger', values.ledger, ['embedded', 'tigerbeetle'] as const);
-  const tbAddresses = values['tb-addresses'].split(',').map((a) => a.trim()).filter((a) => a !== '');
+  const tbAddresses = values['tb-addresses']
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
   if (ledger === 'tigerbeetle' && tbAddresses.length === 0) throw new RangeError('--ledger tigerbeetle needs --tb-addresses (or TB_ADDRESS)');
   if (!/^\d+$/.test(values['tb-cluster-id'])) throw new RangeError('--tb-cluster-id must be an unsigned integer');
   const scenarios = values.scenarios.split(',').map((s) => oneOf('scenarios', s.trim(), scenarioNames));
-  if (scenarios.includes('unary-half') && !scenarios.includes('unary')) throw new RangeError('unary-half runs at a fraction of the unary maximum: list unary before it');
+  if (scenarios.includes('unary-half') && !scenarios.includes('unary'))
+    throw new RangeError('unary-half runs at a fraction of the unary maximum: list unary before it');
   return {
     store,
     ledger,
@@ -177,7 +181,8 @@ function integer(name: string, text: string, min: number, max: number): number {
 
 function seconds(name: string, text: string, min = 0.1): number {
   const value = Number(text);
-  if (!Number.isFinite(value) || value < min || value * 1000 > phaseMsMax) throw new RangeError(`--${name} must be ${min}..${phaseMsMax / 1000} seconds, got ${text}`);
+  if (!Number.isFinite(value) || value < min || value * 1000 > phaseMsMax)
+    throw new RangeError(`--${name} must be ${min}..${phaseMsMax / 1000} seconds, got ${text}`);
   return Math.round(value * 1000);
 }
 

@@ -1,11 +1,11 @@
-import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { IpcClient } from './ipc.js';
 import { freePort } from '../services/net.js';
+import { IpcClient } from './ipc.js';
 
 /**
  * The bench's child processes: the server, the load generator, the ledger scenario and a private
@@ -110,7 +110,9 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'cs-bench-redis-'));
   const child = track(
-    spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes', '--dir', dir], { stdio: 'ignore' }),
+    spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes', '--dir', dir], {
+      stdio: 'ignore',
+    }),
   );
   const stop = async () => {
     await stopChild(child, undefined);
@@ -126,7 +128,6 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
   }
   return { url: `redis://127.0.0.1:${port}`, stop };
 }
-
 
 function ping(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -80,7 +80,10 @@ function areaOf(file: string, name: string): string {
 }
 
 function main(): void {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' }, callers: { type: 'string', default: '0' } } });
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { top: { type: 'string', default: '25' }, callers: { type: 'string', default: '0' } },
+  });
   const top = Number(values.top);
   const callers = Number(values.callers);
   for (const path of positionals) {

@@ -3,10 +3,10 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { CheckResult } from './check.js';
 import type { BenchOptions, ScenarioName } from './options.js';
-import type { Latency, LoopStats, MethodStats } from './stats.js';
 import type { RedisPerUnit } from './redis-stats.js';
-import { targetsTable, type Target } from './targets.js';
-import { coalescedKinds, storeKinds, type StorePerUnit } from './store-counts.js';
+import type { Latency, LoopStats, MethodStats } from './stats.js';
+import { coalescedKinds, type StorePerUnit, storeKinds } from './store-counts.js';
+import { type Target, targetsTable } from './targets.js';
 
 /** The store kinds of the request path, in the table's order (the sweeper has its own column). */
 const requestKinds = storeKinds.filter((k) => k !== 'sweep');
@@ -108,12 +108,50 @@ export function budgetsOf(rows: readonly ScenarioResult[]): Budget[] {
   const seq = row('unary-seq');
   const batch = row('batch');
   return [
-    budget('unary_store_round_trips_per_auth', seq?.store === undefined ? undefined : seq.store.roundTripsPerUnit + seq.store.directoryReadsPerUnit, storeRoundTripsPerAuthMax, "unary-seq (each payer's next authorization, one at a time): store calls the server sent (all but the sweeper's) and directory reads ÷ authorizations", false),
-    budget('unary_redis_commands_per_auth', seq?.redis?.commandsPerUnit, redisCommandsPerAuthMax, "unary-seq on Redis: commands redis-server executed (INFO commandstats, script internals and EVALSHA) but the expiry sweeper's ÷ authorizations", false),
-    budget('unary_first_auth_store_round_trips', seq?.firstAuthorization?.store === undefined ? undefined : seq.firstAuthorization.store.roundTripsPerUnit + seq.firstAuthorization.store.directoryReadsPerUnit, storeRoundTripsPerAuthMax, "unary-seq, each payer's first authorization: store calls plus directory reads (cold cache) ÷ authorizations", true),
-    budget('unary_first_auth_redis_commands', seq?.firstAuthorization?.redis?.commandsPerUnit, redisCommandsPerAuthMax, "unary-seq on Redis, each payer's first authorization (cold directory cache, new rate windows): commands ÷ authorizations", true),
-    budget('batch_store_round_trips_per_auth', batch?.store?.roundTripsPerUnit, storeRoundTripsPerAuthMax, "batch: store calls (all but the sweeper's) ÷ authorizations (for information)", true),
-    budget('batch_redis_commands_per_auth', batch?.redis?.commandsPerUnit, redisCommandsPerAuthMax, 'batch on Redis: commands ÷ authorizations (for information)', true),
+    budget(
+      'unary_store_round_trips_per_auth',
+      seq?.store === undefined ? undefined : seq.store.roundTripsPerUnit + seq.store.directoryReadsPerUnit,
+      storeRoundTripsPerAuthMax,
+      "unary-seq (each payer's next authorization, one at a time): store calls the server sent (all but the sweeper's) and directory reads ÷ authorizations",
+      false,
+    ),
+    budget(
+      'unary_redis_commands_per_auth',
+      seq?.redis?.commandsPerUnit,
+      redisCommandsPerAuthMax,
+      "unary-seq on Redis: commands redis-server executed (INFO commandstats, script internals and EVALSHA) but the expiry sweeper's ÷ authorizations",
+      false,
+    ),
+    budget(
+      'unary_first_auth_store_round_trips',
+      seq?.firstAuthorization?.store === undefined
+        ? undefined
+        : seq.firstAuthorization.store.roundTripsPerUnit + seq.firstAuthorization.store.directoryReadsPerUnit,
+      storeRoundTripsPerAuthMax,
+      "unary-seq, each payer's first authorization: store calls plus directory reads (cold cache) ÷ authorizations",
+      true,
+    ),
+    budget(
+      'unary_first_auth_redis_commands',
+      seq?.firstAuthorization?.redis?.commandsPerUnit,
+      redisCommandsPerAuthMax,
+      "unary-seq on Redis, each payer's first authorization (cold directory cache, new rate windows): commands ÷ authorizations",
+      true,
+    ),
+    budget(
+      'batch_store_round_trips_per_auth',
+      batch?.store?.roundTripsPerUnit,
+      storeRoundTripsPerAuthMax,
+      "batch: store calls (all but the sweeper's) ÷ authorizations (for information)",
+      true,
+    ),
+    budget(
+      'batch_redis_commands_per_auth',
+      batch?.redis?.commandsPerUnit,
+      redisCommandsPerAuthMax,
+      'batch on Redis: commands ÷ authorizations (for information)',
+      true,
+    ),
   ];
 }
 
@@ -140,10 +178,34 @@ export function ratiosOf(rows: readonly ScenarioResult[], options: BenchOptions)
   const batchCpuRatio = divide(batch?.serverCpuMicrosPerUnit, echo?.serverCpuMicrosPerUnit === undefined ? undefined : 2 * echo.serverCpuMicrosPerUnit);
   const confirmP99 = half?.methods.find((m) => m.method === 'ConfirmPayment')?.p99Ms;
   return [
-    { name: 'unary vs echo', formula: 'unary auth/s ÷ (echo RPC/s ÷ 2)', value: unaryRatio, target: '≥ 0.6', met: unaryRatio === undefined ? undefined : unaryRatio >= 0.6 },
-    { name: 'batch vs ledger', formula: 'batch auth/s ÷ (ledger transfers/s ÷ 2)', value: batchRatio, target: '≥ 0.5', met: batchRatio === undefined ? undefined : batchRatio >= 0.5 },
-    { name: 'server CPU, unary', formula: 'server CPU per unary auth ÷ (2 × server CPU per echo RPC)', value: cpuRatio, target: '(1.0 = an authorization costs two bare RPCs)', met: undefined },
-    { name: 'server CPU, batch', formula: 'server CPU per batch auth ÷ (2 × server CPU per echo RPC)', value: batchCpuRatio, target: '(informative)', met: undefined },
+    {
+      name: 'unary vs echo',
+      formula: 'unary auth/s ÷ (echo RPC/s ÷ 2)',
+      value: unaryRatio,
+      target: '≥ 0.6',
+      met: unaryRatio === undefined ? undefined : unaryRatio >= 0.6,
+    },
+    {
+      name: 'batch vs ledger',
+      formula: 'batch auth/s ÷ (ledger transfers/s ÷ 2)',
+      value: batchRatio,
+      target: '≥ 0.5',
+      met: batchRatio === undefined ? undefined : batchRatio >= 0.5,
+    },
+    {
+      name: 'server CPU, unary',
+      formula: 'server CPU per unary auth ÷ (2 × server CPU per echo RPC)',
+      value: cpuRatio,
+      target: '(1.0 = an authorization costs two bare RPCs)',
+      met: undefined,
+    },
+    {
+      name: 'server CPU, batch',
+      formula: 'server CPU per batch auth ÷ (2 × server CPU per echo RPC)',
+      value: batchCpuRatio,
+      target: '(informative)',
+      met: undefined,
+    },
     {
       name: 'ConfirmPayment p99 at half load',
       formula: `ConfirmPayment p99 (ms) in unary-half, offered ${options.halfLoadFraction} × unary auth/s`,
@@ -154,7 +216,8 @@ export function ratiosOf(rows: readonly ScenarioResult[], options: BenchOptions)
   ];
 }
 
-const fmt = (n: number | undefined, digits = 0) => (n === undefined || !Number.isFinite(n) ? '—' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const fmt = (n: number | undefined, digits = 0) =>
+  n === undefined || !Number.isFinite(n) ? '—' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const ms = (n: number) => (n < 10 ? n.toFixed(2) : n.toFixed(1));
 
 function errorsText(errors: Record<string, number>): string {
@@ -169,12 +232,17 @@ export function markdownTables(report: Report): string {
   ];
   for (const r of report.scenarios) {
     const name =
-      r.scenario === 'batch' ? `batch (B=${r.batch}, ${r.concurrency} in flight)`
-      : r.scenario === 'unary-seq' ? `unary-seq (C=1, ${r.authorizations} auths)`
-      : r.scenario === 'unary-half' ? `unary-half (offered ${fmt(r.offeredRate)}/s)`
-      : r.scenario === 'ledger' ? `ledger (${fmt(r.transfersPerSecond)} transfers/s)`
-      : r.scenario === 'bare' ? `bare (C=${r.concurrency}, grpc-js alone)`
-      : `${r.scenario} (C=${r.concurrency})`;
+      r.scenario === 'batch'
+        ? `batch (B=${r.batch}, ${r.concurrency} in flight)`
+        : r.scenario === 'unary-seq'
+          ? `unary-seq (C=1, ${r.authorizations} auths)`
+          : r.scenario === 'unary-half'
+            ? `unary-half (offered ${fmt(r.offeredRate)}/s)`
+            : r.scenario === 'ledger'
+              ? `ledger (${fmt(r.transfersPerSecond)} transfers/s)`
+              : r.scenario === 'bare'
+                ? `bare (C=${r.concurrency}, grpc-js alone)`
+                : `${r.scenario} (C=${r.concurrency})`;
     const echoLike = r.scenario === 'echo' || r.scenario === 'bare';
     const perUnit = echoLike ? ' /RPC' : '';
     lines.push(
@@ -187,7 +255,9 @@ export function markdownTables(report: Report): string {
   const methods = ['', '| scenario | method | calls | p50 ms | p90 ms | p99 ms | max ms | errors |', '|---|---|--:|--:|--:|--:|--:|---|'];
   for (const r of report.scenarios) {
     for (const m of r.methods) {
-      methods.push(`| ${r.scenario} | ${m.method} | ${m.count} | ${ms(m.p50Ms)} | ${ms(m.p90Ms)} | ${ms(m.p99Ms)} | ${ms(m.maxMs)} | ${errorsText(m.errors)} |`);
+      methods.push(
+        `| ${r.scenario} | ${m.method} | ${m.count} | ${ms(m.p50Ms)} | ${ms(m.p90Ms)} | ${ms(m.p99Ms)} | ${ms(m.maxMs)} | ${errorsText(m.errors)} |`,
+      );
     }
   }
   const ratios = ['', '| ratio | formula | value | target | met |', '|---|---|--:|---|---|'];
@@ -195,31 +265,62 @@ export function markdownTables(report: Report): string {
     ratios.push(`| ${q.name} | ${q.formula} | ${fmt(q.value, 2)} | ${q.target} | ${q.met === undefined ? '—' : q.met ? 'yes' : 'no'} |`);
   }
   const redisRows = report.scenarios.filter((r) => r.redis !== undefined);
-  const redis = redisRows.length === 0 ? [] : ['', '| scenario | Redis commands per auth (echo: per RPC), the sweeper\'s left out | the sweeper\'s (not in the total) | by command (all) | redis-server µs/auth |', '|---|--:|--:|---|--:|'];
+  const redis =
+    redisRows.length === 0
+      ? []
+      : [
+          '',
+          "| scenario | Redis commands per auth (echo: per RPC), the sweeper's left out | the sweeper's (not in the total) | by command (all) | redis-server µs/auth |",
+          '|---|--:|--:|---|--:|',
+        ];
   for (const r of redisRows) {
-    const by = Object.entries(r.redis!.byCommand).sort((a, b) => b[1] - a[1]).map(([name, n]) => `${name} ${n.toFixed(2)}`).join(', ');
-    redis.push(`| ${r.scenario} | ${r.redis!.commandsPerUnit.toFixed(2)} | ${r.redis!.sweeperCommandsPerUnit.toFixed(2)} | ${by} | ${fmt(r.redis!.cpuMicrosPerUnit, 1)} |`);
+    const by = Object.entries(r.redis!.byCommand)
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, n]) => `${name} ${n.toFixed(2)}`)
+      .join(', ');
+    redis.push(
+      `| ${r.scenario} | ${r.redis!.commandsPerUnit.toFixed(2)} | ${r.redis!.sweeperCommandsPerUnit.toFixed(2)} | ${by} | ${fmt(r.redis!.cpuMicrosPerUnit, 1)} |`,
+    );
   }
   const loopRows = report.scenarios.filter((r) => r.loops !== undefined);
   const storeRows = report.scenarios.filter((r) => r.store !== undefined);
-  const store = storeRows.length === 0 ? [] : [
-    '',
-    `| scenario | store round trips per auth (echo: per RPC) | ${requestKinds.join(' | ')} | sweeper (not in the total) | items per call (${coalescedKinds.join(' / ')}) | directory reads per auth (cache misses) | Redis commands per auth |`,
-    `|---|--:|${requestKinds.map(() => '--:|').join('')}--:|---|--:|--:|`,
-  ];
+  const store =
+    storeRows.length === 0
+      ? []
+      : [
+          '',
+          `| scenario | store round trips per auth (echo: per RPC) | ${requestKinds.join(' | ')} | sweeper (not in the total) | items per call (${coalescedKinds.join(' / ')}) | directory reads per auth (cache misses) | Redis commands per auth |`,
+          `|---|--:|${requestKinds.map(() => '--:|').join('')}--:|---|--:|--:|`,
+        ];
   for (const r of storeRows) {
     const s = r.store!;
     const items = coalescedKinds.map((k) => (s.itemsPerCall[k] === 0 ? '—' : fmt(s.itemsPerCall[k], 1))).join(' / ');
-    store.push(`| ${r.scenario} | ${s.roundTripsPerUnit.toFixed(3)} | ${requestKinds.map((k) => s.callsPerUnit[k].toFixed(3)).join(' | ')} | ${s.callsPerUnit.sweep.toFixed(3)} | ${items} | ${s.directoryReadsPerUnit.toFixed(3)} | ${r.redis === undefined ? '—' : r.redis.commandsPerUnit.toFixed(2)} |`);
+    store.push(
+      `| ${r.scenario} | ${s.roundTripsPerUnit.toFixed(3)} | ${requestKinds.map((k) => s.callsPerUnit[k].toFixed(3)).join(' | ')} | ${s.callsPerUnit.sweep.toFixed(3)} | ${items} | ${s.directoryReadsPerUnit.toFixed(3)} | ${r.redis === undefined ? '—' : r.redis.commandsPerUnit.toFixed(2)} |`,
+    );
   }
   const budgets = report.budgets.length === 0 ? [] : ['', '| budget | value | limit | met | basis |', '|---|--:|--:|---|---|'];
   for (const b of report.budgets) {
-    budgets.push(`| ${b.name}${b.informative ? ' (information)' : ''} | ${b.value === null ? '—' : b.value.toFixed(2)} | ≤ ${b.limit} | ${b.met === null ? '— (not measured)' : b.met ? 'yes' : 'NO'} | ${b.basis} |`);
+    budgets.push(
+      `| ${b.name}${b.informative ? ' (information)' : ''} | ${b.value === null ? '—' : b.value.toFixed(2)} | ≤ ${b.limit} | ${b.met === null ? '— (not measured)' : b.met ? 'yes' : 'NO'} | ${b.basis} |`,
+    );
   }
-  const loops = loopRows.length === 0 ? [] : ['', '| scenario | process | loop delay p99 ms | loop delay max ms | GC pauses | GC pause total ms | GC pause max ms |', '|---|---|--:|--:|--:|--:|---|'];
+  const loops =
+    loopRows.length === 0
+      ? []
+      : [
+          '',
+          '| scenario | process | loop delay p99 ms | loop delay max ms | GC pauses | GC pause total ms | GC pause max ms |',
+          '|---|---|--:|--:|--:|--:|---|',
+        ];
   for (const r of loopRows) {
-    for (const [who, l] of [['server', r.loops!.server], ['generator', r.loops!.client]] as const) {
-      loops.push(`| ${r.scenario} | ${who} | ${ms(l.delayP99Ms)} | ${ms(l.delayMaxMs)} | ${l.gcPauses} | ${fmt(l.gcPauseTotalMs)} | ${ms(l.gcPauseMaxMs)}${l.gcPauseMaxKind === '' ? '' : ` (${l.gcPauseMaxKind})`} |`);
+    for (const [who, l] of [
+      ['server', r.loops!.server],
+      ['generator', r.loops!.client],
+    ] as const) {
+      loops.push(
+        `| ${r.scenario} | ${who} | ${ms(l.delayP99Ms)} | ${ms(l.delayMaxMs)} | ${l.gcPauses} | ${fmt(l.gcPauseTotalMs)} | ${ms(l.gcPauseMaxMs)}${l.gcPauseMaxKind === '' ? '' : ` (${l.gcPauseMaxKind})`} |`,
+      );
     }
   }
   const targets = ['', ...targetsTable(report.targets)];
@@ -235,7 +336,9 @@ export function markdownReport(report: Report): string {
     `${o.durationMs / 1000} s measured after ${o.warmupMs / 1000} s warm-up per scenario; server log level ${o.serverLogLevel}. ` +
     `Correctness checks ${!report.scenarios.every((r) => r.check.ok) ? 'FAILED (see the correctness column and the JSON)' : report.stopped === null ? 'passed after every scenario' : 'passed after every scenario that ran'}.\n\n` +
     `\`${report.command}\`\n\n` +
-    (report.stopped === null ? '' : `**The run stopped: scenario ${report.stopped.scenario} FAILED** (the scenarios after it did not run):\n\n\`\`\`\n${report.stopped.error}\n\`\`\`\n\n`) +
+    (report.stopped === null
+      ? ''
+      : `**The run stopped: scenario ${report.stopped.scenario} FAILED** (the scenarios after it did not run):\n\n\`\`\`\n${report.stopped.error}\n\`\`\`\n\n`) +
     `${markdownTables(report)}\n`
   );
 }
@@ -244,7 +347,7 @@ export async function writeReport(report: Report, dir: string): Promise<{ json: 
   await mkdir(dir, { recursive: true });
   const json = join(dir, `bench-${report.options.tag}.json`);
   const md = join(dir, `bench-${report.options.tag}.md`);
-  await writeFile(json, JSON.stringify(report, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
+  await writeFile(json, `${JSON.stringify(report, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
   await writeFile(md, markdownReport(report));
   return { json, md };
 }

@@ -20,11 +20,11 @@ import type { PaymentLimits } from '../authz/payments.js';
 import { createApp } from '../services/app.js';
 import { loadConfig } from '../services/config.js';
 import { startServers } from '../services/server.js';
-import { Checker, type Baseline, type Registration } from './check.js';
+import { type Baseline, Checker, type Registration } from './check.js';
 import { CodeFeedNotifier } from './code-feed.js';
 import { announce, serveIpc } from './ipc.js';
 import { WindowProfiler } from './profiler.js';
-import { LoopWatch, type LoopStats } from './stats.js';
+import { type LoopStats, LoopWatch } from './stats.js';
 import { countStoreTraffic, type StoreCounts } from './store-counts.js';
 
 export interface ServerOptions {
@@ -75,7 +75,8 @@ const benchLimits: Partial<PaymentLimits> = {
 
 async function main(): Promise<void> {
   const options = JSON.parse(process.argv[2] ?? '{}') as ServerOptions;
-  if ((options.store === 'redis') !== (options.redisUrl !== undefined)) throw new Error(`assertion failed: store ${options.store} with redisUrl ${options.redisUrl}`);
+  if ((options.store === 'redis') !== (options.redisUrl !== undefined))
+    throw new Error(`assertion failed: store ${options.store} with redisUrl ${options.redisUrl}`);
   const dataDir = mkdtempSync(join(tmpdir(), 'cs-bench-'));
   const { notifier, port: feedPort } = await CodeFeedNotifier.listen();
   const config = {
@@ -114,7 +115,15 @@ async function main(): Promise<void> {
       const memory = process.memoryUsage();
       const loop = loopWatch.read();
       loopWatch.reset();
-      return { userMicros: cpu.user, systemMicros: cpu.system, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, codesDelivered: notifier.delivered, loop, store: storeCounts() };
+      return {
+        userMicros: cpu.user,
+        systemMicros: cpu.system,
+        rssBytes: memory.rss,
+        heapUsedBytes: memory.heapUsed,
+        codesDelivered: notifier.delivered,
+        loop,
+        store: storeCounts(),
+      };
     },
     baseline: async () => {
       baseline = await Checker.baseline(app);

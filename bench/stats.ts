@@ -4,7 +4,7 @@
  * status; authorizations completed; the generator's own CPU time.
  */
 
-import { monitorEventLoopDelay, PerformanceObserver, type IntervalHistogram } from 'node:perf_hooks';
+import { type IntervalHistogram, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 
 /** Latency samples kept per method and window; further calls are still counted. */
 export const latencySamplesMax = 4_000_000;
@@ -72,7 +72,7 @@ export class LoopWatch {
       this.gcPauseTotalMs += entry.duration;
       if (entry.duration > this.gcPauseMaxMs) {
         this.gcPauseMaxMs = entry.duration;
-        this.gcPauseMaxKind = gcKinds[((entry as unknown as { detail?: { kind?: number } }).detail)?.kind ?? 0] ?? 'other';
+        this.gcPauseMaxKind = gcKinds[(entry as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0] ?? 'other';
       }
     }
   });

@@ -104,7 +104,14 @@ export function countStoreTraffic(app: App): () => StoreCounts {
   const claimDue = store.claimDue.bind(store);
   store.claimDue = (request) => claimDue(request).then((records) => ((claims.records += records.length), records));
   return () => {
-    const calls = { create: store.creates.sent.calls, confirm: store.confirms.sent.calls, commit: store.commits.sent.calls, read: store.reads.sent.calls, other: 0, sweep: 0 };
+    const calls = {
+      create: store.creates.sent.calls,
+      confirm: store.confirms.sent.calls,
+      commit: store.commits.sent.calls,
+      read: store.reads.sent.calls,
+      other: 0,
+      sweep: 0,
+    };
     for (const [name, n] of Object.entries(byMethod)) calls[passThrough[name]!] += n;
     const items = { create: store.creates.sent.items, confirm: store.confirms.sent.items, commit: store.commits.sent.items, read: store.reads.sent.items };
     return { calls, items, byMethod: { ...byMethod }, directory: { ...directory }, sweepClaimed: claims.records };

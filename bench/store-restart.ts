@@ -34,8 +34,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { entriesMaxDefault, heapLimitBytes, paymentsMaxDefault, replayTailBytesBound } from '../authz/store/journal/bounds.js';
-import { JournalPaymentStore, type JournalStoreOptions } from '../authz/store/journal/journal-store.js';
 import type { CheckpointWritten } from '../authz/store/journal/checkpoint.js';
+import { JournalPaymentStore, type JournalStoreOptions } from '../authz/store/journal/journal-store.js';
 import type { Recovery } from '../authz/store/journal/recovery.js';
 import type { ConfirmItem, CreateItem } from '../authz/store/port.js';
 import { publishOption, resultsDirFor } from './results-dir.js';
@@ -123,10 +123,23 @@ function createOf(t0: number, pop: ReturnType<typeof population>, i: number): Cr
     key: `order-${i}`,
     fingerprint: sha(`create ${i}`),
     payment: {
-      id, merchantId, payerId, payeeAccountId: merchantId, payerAccountId: payerId,
-      amount: BigInt(100 + (i % 99_900)), currency: 'EUR', description: `Order ${i} at the corner shop`, channel: 'APP',
-      requiredFactors: ['SECOND_CODE'], satisfiedFactors: [], attemptsLeft: 5, state: 'CHALLENGED',
-      createdAtMs: t0, updatedAtMs: t0, expiresAtMs: t0 + 300_000, feeAmount: BigInt(i % 50),
+      id,
+      merchantId,
+      payerId,
+      payeeAccountId: merchantId,
+      payerAccountId: payerId,
+      amount: BigInt(100 + (i % 99_900)),
+      currency: 'EUR',
+      description: `Order ${i} at the corner shop`,
+      channel: 'APP',
+      requiredFactors: ['SECOND_CODE'],
+      satisfiedFactors: [],
+      attemptsLeft: 5,
+      state: 'CHALLENGED',
+      createdAtMs: t0,
+      updatedAtMs: t0,
+      expiresAtMs: t0 + 300_000,
+      feeAmount: BigInt(i % 50),
       sealedFirstCode: `v1.${sha(`seal ${i}`).slice(0, 24)}.${sha(`code ${i}`)}`,
     },
     digests: { SECOND_CODE: sha(`answer ${i}`) },
@@ -174,7 +187,15 @@ function directoryBytes(dir: string): number {
 const lockout = { failuresMax: 1_000_000, backoffBaseMs: 1, backoffMaxMs: 1, memoryMs: 3_600_000 };
 
 /** Creates and confirms payments [from, to) in steps of `batch`, `pipelines` steps in flight; collects every checkpoint's report in `seen`. */
-async function fillRange(store: JournalPaymentStore, t0: number, from: number, to: number, batch: number, pipelines: number, seen = new Map<number, CheckpointWritten>()): Promise<void> {
+async function fillRange(
+  store: JournalPaymentStore,
+  t0: number,
+  from: number,
+  to: number,
+  batch: number,
+  pipelines: number,
+  seen = new Map<number, CheckpointWritten>(),
+): Promise<void> {
   const pop = population(t0);
   const started = performance.now();
   let next = from;
@@ -190,7 +211,9 @@ async function fillRange(store: JournalPaymentStore, t0: number, from: number, t
       for (const c of store.checkpoints) seen.set(c.segment, c);
       if (next - reported >= (to - from) / 10) {
         reported = next;
-        console.error(`  ${next} payments, ${((next - from) / ((performance.now() - started) / 1000)).toFixed(0)}/s, checkpoints ${store.checkpoints.length}, replay tail ${(store.replayTailBytes / MiB).toFixed(0)} MiB`);
+        console.error(
+          `  ${next} payments, ${((next - from) / ((performance.now() - started) / 1000)).toFixed(0)}/s, checkpoints ${store.checkpoints.length}, replay tail ${(store.replayTailBytes / MiB).toFixed(0)} MiB`,
+        );
       }
     }
   };
@@ -229,14 +252,26 @@ async function fill(dataDir: string, payments: number, tailBytes: number, batch:
     tailJournalBytes = tail.journalWritten.bytes;
   }
   return {
-    payments, filled, fillSeconds, fillCpuSeconds,
-    journalBytes: written.bytes, journalFrames: written.frames,
-    checkpoints: store.checkpointsWritten, lastCheckpointBytes: last?.bytes ?? 0, lastCheckpointSeconds: last?.seconds ?? 0,
+    payments,
+    filled,
+    fillSeconds,
+    fillCpuSeconds,
+    journalBytes: written.bytes,
+    journalFrames: written.frames,
+    checkpoints: store.checkpointsWritten,
+    lastCheckpointBytes: last?.bytes ?? 0,
+    lastCheckpointSeconds: last?.seconds ?? 0,
     checkpointJournalBytesMax: Math.max(0, ...[...seen.values()].map((c) => c.journalBytesDuring)),
     walkJournalBytesMax: Math.max(0, ...[...seen.values()].map((c) => c.journalBytesDuringWalk)),
     checkpointBusySeconds: [...seen.values()].reduce((sum, c) => sum + c.busySeconds, 0),
-    checkpointTriggerBytes, replayTailBytesMax, idleCheckpointSeconds, tailPayments, tailJournalBytes,
-    memory, baseline, dataDirBytes: directoryBytes(dataDir),
+    checkpointTriggerBytes,
+    replayTailBytesMax,
+    idleCheckpointSeconds,
+    tailPayments,
+    tailJournalBytes,
+    memory,
+    baseline,
+    dataDirBytes: directoryBytes(dataDir),
   };
 }
 
@@ -255,9 +290,16 @@ async function reopen(dataDir: string, payments: number, t0: number): Promise<Re
   const { segments: _s, removed: _r, lastSegment: _l, lastSegmentBytes: _b, ...recovered } = store.recovered;
   await store.close();
   return {
-    openSeconds, openCpuSeconds, recovered, memory, baseline,
-    heapLimitMB: Math.round(heapLimitBytes() / 2 ** 20), paymentsMaxDefault: paymentsMaxDefault(), entriesMaxDefault: entriesMaxDefault(),
-    verified: failures.length === 0, failures: failures.slice(0, 10),
+    openSeconds,
+    openCpuSeconds,
+    recovered,
+    memory,
+    baseline,
+    heapLimitMB: Math.round(heapLimitBytes() / 2 ** 20),
+    paymentsMaxDefault: paymentsMaxDefault(),
+    entriesMaxDefault: entriesMaxDefault(),
+    verified: failures.length === 0,
+    failures: failures.slice(0, 10),
   };
 }
 
@@ -271,7 +313,8 @@ async function verify(store: JournalPaymentStore, payments: number, t0: number):
     const create = createOf(t0, pop, i);
     const [record] = await store.get([create.payment.id]);
     const state = i % wrongEvery === 0 ? 'CHALLENGED' : 'APPROVED';
-    if (record?.version !== 2 || record.payment.state !== state) failures.push(`payment ${i}: ${record === undefined ? 'missing' : `v${record.version} ${record.payment.state}`}`);
+    if (record?.version !== 2 || record.payment.state !== state)
+      failures.push(`payment ${i}: ${record === undefined ? 'missing' : `v${record.version} ${record.payment.state}`}`);
     const [again] = await store.create([create]);
     if (again?.outcome !== 'replayed') failures.push(`create key ${i}: ${again?.outcome}`);
     const [confirmed] = await store.confirm([confirmOf(t0, create, i)]);
@@ -372,8 +415,16 @@ function options(): Options {
   const batch = int(values.batch, 'batch', 1);
   if (batch > 1000) throw new RangeError('--batch must be at most 1000 (stepItemsMax)');
   return {
-    payments: int(values.payments, 'payments', 1), tailBytes: int(values['tail-mib'], 'tail-mib', 0) * MiB, batch, pipelines: int(values.pipelines, 'pipelines', 1),
-    label: values.label, keep: values.keep, child: values.child, dir: values.dir, t0: int(values.t0, 't0', 0), resultsDir: resultsDirFor(values.publish),
+    payments: int(values.payments, 'payments', 1),
+    tailBytes: int(values['tail-mib'], 'tail-mib', 0) * MiB,
+    batch,
+    pipelines: int(values.pipelines, 'pipelines', 1),
+    label: values.label,
+    keep: values.keep,
+    child: values.child,
+    dir: values.dir,
+    t0: int(values.t0, 't0', 0),
+    resultsDir: resultsDirFor(values.publish),
   };
 }
 
@@ -383,7 +434,9 @@ function runChild<T>(nodeArgs: string[], args: string[]): Promise<T> {
     let out = '';
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
     proc.on('error', reject);
-    proc.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1)!) as T) : reject(new Error(`${args[1]} child exited with ${code}`))));
+    proc.on('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1)!) as T) : reject(new Error(`${args[1]} child exited with ${code}`)),
+    );
   });
 }
 
@@ -415,20 +468,50 @@ function row(o: Options, f: FillReport, r: ReopenReport, loadFill: LoadSeen, loa
   const round = (x: number): number => Math.round(x * 100) / 100;
   const rec = r.recovered;
   return {
-    label: o.label, payments: n, batch: o.batch, pipelines: o.pipelines, filled: f.filled,
-    fillSeconds: round(f.fillSeconds), paymentsPerSecond: Math.round(f.filled / f.fillSeconds), paymentsPerCpuSecond: Math.round(f.filled / f.fillCpuSeconds), fsyncsPerSecond: Math.round(f.journalFrames / f.fillSeconds),
-    journalBytesPerPayment: Math.round(f.journalBytes / f.filled), checkpoints: f.checkpoints, checkpointBytesPerPayment: Math.round(rec.checkpointBytes / Math.max(1, f.filled)),
-    lastCheckpointSeconds: round(f.lastCheckpointSeconds), idleCheckpointSeconds: round(f.idleCheckpointSeconds),
-    checkpointTriggerMB: mb(f.checkpointTriggerBytes), checkpointBusyShare: round(f.checkpointBusySeconds / f.fillSeconds), checkpointJournalMBMax: mb(f.checkpointJournalBytesMax), walkJournalMBMax: mb(f.walkJournalBytesMax),
-    replayTailMBMax: mb(f.replayTailBytesMax), replayTailBoundMB: mb(replayTailBytesBound()), dataDirMB: mb(f.dataDirBytes),
-    liveHeapMB: f.memory.heapUsedMB, liveBytesPerPayment: perPayment(f.memory.heapUsedMB - f.baseline.heapUsedMB, f.filled),
-    reopenSeconds: round(r.openSeconds), reopenCpuSeconds: round(r.openCpuSeconds), checkpointLoadSeconds: round(rec.checkpointSeconds),
-    checkpointMB: mb(rec.checkpointBytes), replaySeconds: round(rec.replaySeconds), tailMB: mb(rec.replayedBytes), tailFrames: rec.replayedFrames, tailMutations: rec.replayedMutations,
+    label: o.label,
+    payments: n,
+    batch: o.batch,
+    pipelines: o.pipelines,
+    filled: f.filled,
+    fillSeconds: round(f.fillSeconds),
+    paymentsPerSecond: Math.round(f.filled / f.fillSeconds),
+    paymentsPerCpuSecond: Math.round(f.filled / f.fillCpuSeconds),
+    fsyncsPerSecond: Math.round(f.journalFrames / f.fillSeconds),
+    journalBytesPerPayment: Math.round(f.journalBytes / f.filled),
+    checkpoints: f.checkpoints,
+    checkpointBytesPerPayment: Math.round(rec.checkpointBytes / Math.max(1, f.filled)),
+    lastCheckpointSeconds: round(f.lastCheckpointSeconds),
+    idleCheckpointSeconds: round(f.idleCheckpointSeconds),
+    checkpointTriggerMB: mb(f.checkpointTriggerBytes),
+    checkpointBusyShare: round(f.checkpointBusySeconds / f.fillSeconds),
+    checkpointJournalMBMax: mb(f.checkpointJournalBytesMax),
+    walkJournalMBMax: mb(f.walkJournalBytesMax),
+    replayTailMBMax: mb(f.replayTailBytesMax),
+    replayTailBoundMB: mb(replayTailBytesBound()),
+    dataDirMB: mb(f.dataDirBytes),
+    liveHeapMB: f.memory.heapUsedMB,
+    liveBytesPerPayment: perPayment(f.memory.heapUsedMB - f.baseline.heapUsedMB, f.filled),
+    reopenSeconds: round(r.openSeconds),
+    reopenCpuSeconds: round(r.openCpuSeconds),
+    checkpointLoadSeconds: round(rec.checkpointSeconds),
+    checkpointMB: mb(rec.checkpointBytes),
+    replaySeconds: round(rec.replaySeconds),
+    tailMB: mb(rec.replayedBytes),
+    tailFrames: rec.replayedFrames,
+    tailMutations: rec.replayedMutations,
     replayMBPerSecond: rec.replaySeconds > 0 ? Math.round(mb(rec.replayedBytes) / rec.replaySeconds) : 0,
-    reopenHeapMB: r.memory.heapUsedMB, reopenRssMB: r.memory.rssMB,
-    reopenBytesPerPayment: perPayment(r.memory.heapUsedMB - r.baseline.heapUsedMB), reopenRssBytesPerPayment: perPayment(r.memory.rssMB - r.baseline.rssMB),
-    heapLimitMB: r.heapLimitMB, paymentsMaxDefault: r.paymentsMaxDefault, entriesMaxDefault: r.entriesMaxDefault,
-    loadFill, loadReopen, verified: r.verified, failures: r.failures, date: new Date().toISOString(),
+    reopenHeapMB: r.memory.heapUsedMB,
+    reopenRssMB: r.memory.rssMB,
+    reopenBytesPerPayment: perPayment(r.memory.heapUsedMB - r.baseline.heapUsedMB),
+    reopenRssBytesPerPayment: perPayment(r.memory.rssMB - r.baseline.rssMB),
+    heapLimitMB: r.heapLimitMB,
+    paymentsMaxDefault: r.paymentsMaxDefault,
+    entriesMaxDefault: r.entriesMaxDefault,
+    loadFill,
+    loadReopen,
+    verified: r.verified,
+    failures: r.failures,
+    date: new Date().toISOString(),
   };
 }
 
@@ -443,30 +526,50 @@ function table(rows: readonly Row[], columns: readonly Column[]): string {
 const load = (l: LoadSeen | undefined, at?: number): string => (l === undefined ? (at === undefined ? '—' : `${at} (at the end)`) : `${l.mean} (${l.max})`);
 
 const reopenColumns: Column[] = [
-  ['code', (r) => r.label], ['payments', (r) => r.payments], ['reopen s (CPU s)', (r) => `${r.reopenSeconds} (${r.reopenCpuSeconds})`],
-  ['checkpoint load s', (r) => r.checkpointLoadSeconds], ['checkpoint MB', (r) => r.checkpointMB], ['checkpoint B/payment', (r) => r.checkpointBytesPerPayment],
-  ['tail replay s', (r) => r.replaySeconds ?? '—'], ['tail MB (frames)', (r) => `${r.tailMB} (${r.tailFrames})`], ['replay MB/s', (r) => r.replayMBPerSecond ?? '—'],
-  ['heap B/payment after reopen', (r) => r.reopenBytesPerPayment], ['RSS MB', (r) => r.reopenRssMB],
-  ['default paymentsMax (heap MB)', (r) => `${r.paymentsMaxDefault} (${r.heapLimitMB})`], ['load mean (max)', (r) => load(r.loadReopen, r.loadAverage)], ['verified', (r) => (r.verified ? 'yes' : `no: ${r.failures.join('; ')}`)],
+  ['code', (r) => r.label],
+  ['payments', (r) => r.payments],
+  ['reopen s (CPU s)', (r) => `${r.reopenSeconds} (${r.reopenCpuSeconds})`],
+  ['checkpoint load s', (r) => r.checkpointLoadSeconds],
+  ['checkpoint MB', (r) => r.checkpointMB],
+  ['checkpoint B/payment', (r) => r.checkpointBytesPerPayment],
+  ['tail replay s', (r) => r.replaySeconds ?? '—'],
+  ['tail MB (frames)', (r) => `${r.tailMB} (${r.tailFrames})`],
+  ['replay MB/s', (r) => r.replayMBPerSecond ?? '—'],
+  ['heap B/payment after reopen', (r) => r.reopenBytesPerPayment],
+  ['RSS MB', (r) => r.reopenRssMB],
+  ['default paymentsMax (heap MB)', (r) => `${r.paymentsMaxDefault} (${r.heapLimitMB})`],
+  ['load mean (max)', (r) => load(r.loadReopen, r.loadAverage)],
+  ['verified', (r) => (r.verified ? 'yes' : `no: ${r.failures.join('; ')}`)],
 ];
 
 const fillColumns: Column[] = [
-  ['code', (r) => r.label], ['payments (saturating fill)', (r) => `${r.payments} (${r.filled ?? r.payments})`], ['create+confirm /s (fsync on)', (r) => r.paymentsPerSecond],
-  ['per CPU s', (r) => r.paymentsPerCpuSecond], ['fsyncs /s', (r) => r.fsyncsPerSecond], ['journal B/payment', (r) => r.journalBytesPerPayment],
-  ['checkpoints', (r) => r.checkpoints], ['last checkpoint s (idle s)', (r) => `${r.lastCheckpointSeconds} (${r.idleCheckpointSeconds ?? '—'})`],
-  ['trigger MB', (r) => r.checkpointTriggerMB ?? '—'], ['checkpoint share of the loop', (r) => (r.checkpointBusyShare === undefined ? '—' : `${Math.round(r.checkpointBusyShare * 100)} %`)], ['journal MB during a checkpoint, max (walk)', (r) => (r.checkpointJournalMBMax === undefined ? '—' : `${r.checkpointJournalMBMax} (${r.walkJournalMBMax})`)],
+  ['code', (r) => r.label],
+  ['payments (saturating fill)', (r) => `${r.payments} (${r.filled ?? r.payments})`],
+  ['create+confirm /s (fsync on)', (r) => r.paymentsPerSecond],
+  ['per CPU s', (r) => r.paymentsPerCpuSecond],
+  ['fsyncs /s', (r) => r.fsyncsPerSecond],
+  ['journal B/payment', (r) => r.journalBytesPerPayment],
+  ['checkpoints', (r) => r.checkpoints],
+  ['last checkpoint s (idle s)', (r) => `${r.lastCheckpointSeconds} (${r.idleCheckpointSeconds ?? '—'})`],
+  ['trigger MB', (r) => r.checkpointTriggerMB ?? '—'],
+  ['checkpoint share of the loop', (r) => (r.checkpointBusyShare === undefined ? '—' : `${Math.round(r.checkpointBusyShare * 100)} %`)],
+  ['journal MB during a checkpoint, max (walk)', (r) => (r.checkpointJournalMBMax === undefined ? '—' : `${r.checkpointJournalMBMax} (${r.walkJournalMBMax})`)],
   ['replay tail MB, max seen (bound)', (r) => (r.replayTailMBMax === undefined ? '—' : `${r.replayTailMBMax} (${r.replayTailBoundMB})`)],
-  ['data dir MB', (r) => r.dataDirMB], ['live heap B/payment', (r) => r.liveBytesPerPayment], ['load mean (max)', (r) => load(r.loadFill, r.loadAverage)],
+  ['data dir MB', (r) => r.dataDirMB],
+  ['live heap B/payment', (r) => r.liveBytesPerPayment],
+  ['load mean (max)', (r) => load(r.loadFill, r.loadAverage)],
 ];
 
 /** Merges `next` into `<resultsDir>/store-restart.{json,md}` and says where. */
 function write(resultsDir: string, next: Row): Row[] {
   const path = join(resultsDir, 'store-restart.json');
   const old = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as { rows: Row[] }).rows : [];
-  const rows = [...old.filter((r) => r.label !== next.label || r.payments !== next.payments), next].sort((a, b) => a.payments - b.payments || a.label.localeCompare(b.label));
+  const rows = [...old.filter((r) => r.label !== next.label || r.payments !== next.payments), next].sort(
+    (a, b) => a.payments - b.payments || a.label.localeCompare(b.label),
+  );
   mkdirSync(resultsDir, { recursive: true });
   const environment = { node: process.version, platform: `${process.platform}-${process.arch}` };
-  writeFileSync(path, JSON.stringify({ environment, rows }, null, 2) + '\n');
+  writeFileSync(path, `${JSON.stringify({ environment, rows }, null, 2)}\n`);
   const md =
     '# Payment store restart bench\n\n' +
     `Node ${environment.node} on ${environment.platform}. \`npx tsx bench/store-restart.ts --payments N\` (see its header): a journaled payment store ` +
@@ -493,8 +596,15 @@ async function main(): Promise<void> {
   try {
     const common = ['--dir', dataDir, '--payments', String(o.payments), '--t0', String(t0)];
     console.log(`filling ${o.payments} payments into ${dataDir} (fsync on), the last as a ${o.tailBytes / MiB} MiB tail`);
-    const f = await withLoad(() => runChild<FillReport>([`--max-old-space-size=${fillHeapMiB}`], ['--child', 'fill', ...common, '--tail-mib', String(o.tailBytes / MiB), '--batch', String(o.batch), '--pipelines', String(o.pipelines)]));
-    console.log(`filled in ${f.value.fillSeconds.toFixed(1)} s (+ a ${(f.value.tailJournalBytes / MiB).toFixed(0)} MiB tail of ${f.value.tailPayments} payments); reopening`);
+    const f = await withLoad(() =>
+      runChild<FillReport>(
+        [`--max-old-space-size=${fillHeapMiB}`],
+        ['--child', 'fill', ...common, '--tail-mib', String(o.tailBytes / MiB), '--batch', String(o.batch), '--pipelines', String(o.pipelines)],
+      ),
+    );
+    console.log(
+      `filled in ${f.value.fillSeconds.toFixed(1)} s (+ a ${(f.value.tailJournalBytes / MiB).toFixed(0)} MiB tail of ${f.value.tailPayments} payments); reopening`,
+    );
     if (o.keep) cpSync(dataDir, join(root, 'filled'), { recursive: true }); // as the fill left it (the reopen may checkpoint)
     const r = await withLoad(() => runChild<ReopenReport>([], ['--child', 'reopen', ...common]));
     const rows = write(o.resultsDir, row(o, f.value, r.value, f.load, r.load));

@@ -36,7 +36,11 @@ interface Definition {
 
 export const targetDefinitions: Record<TargetName, Definition> = {
   batch_server_us_per_auth: { limit: 80, strict: false, basis: 'batch: server CPU µs ÷ authorizations' },
-  batch_redis_commands_per_auth: { limit: 16, strict: false, basis: "batch on Redis: commands redis-server executed (the sweeper's left out) ÷ authorizations" },
+  batch_redis_commands_per_auth: {
+    limit: 16,
+    strict: false,
+    basis: "batch on Redis: commands redis-server executed (the sweeper's left out) ÷ authorizations",
+  },
   batch_redis_server_us_per_auth: { limit: 35, strict: false, basis: 'batch on Redis: redis-server CPU µs ÷ authorizations' },
   unary_server_cpu_vs_bare_echo: { limit: 3.5, strict: false, basis: 'server CPU per unary authorization ÷ bare server CPU per bare echo RPC' },
   echo_server_cpu_vs_bare_echo: { limit: 1.3, strict: false, basis: 'server CPU per echo RPC ÷ bare server CPU per bare echo RPC' },
@@ -70,7 +74,9 @@ export function targetsOf(input: TargetInput): Target[] {
   const cpu = (name: ScenarioName): Measure => {
     const r = row(name);
     if (typeof r === 'string') return { why: r };
-    return r.serverCpuMicrosPerUnit === undefined || !Number.isFinite(r.serverCpuMicrosPerUnit) ? { why: `scenario ${name} completed nothing` } : { value: r.serverCpuMicrosPerUnit };
+    return r.serverCpuMicrosPerUnit === undefined || !Number.isFinite(r.serverCpuMicrosPerUnit)
+      ? { why: `scenario ${name} completed nothing` }
+      : { value: r.serverCpuMicrosPerUnit };
   };
   const redis = (pick: (r: NonNullable<TargetRow['redis']>) => number): Measure => {
     if (input.store !== 'redis') return { why: `store ${input.store}: no Redis in this run` };
@@ -118,12 +124,16 @@ function valueText(t: Target): string {
 export function targetsTable(targets: readonly Target[]): string[] {
   const lines = ['| target | value | limit | met | basis |', '|---|--:|--:|---|---|'];
   for (const t of targets) {
-    lines.push(`| ${t.name} | ${valueText(t)} | ${comparator(t.name)} ${t.limit} | ${t.met === null ? '—' : t.met ? 'yes' : 'NO'} | ${targetDefinitions[t.name].basis} |`);
+    lines.push(
+      `| ${t.name} | ${valueText(t)} | ${comparator(t.name)} ${t.limit} | ${t.met === null ? '—' : t.met ? 'yes' : 'NO'} | ${targetDefinitions[t.name].basis} |`,
+    );
   }
   return lines;
 }
 
 /** One line per target, for the end of the run. */
 export function targetLines(targets: readonly Target[]): string[] {
-  return targets.map((t) => `target ${t.name}: ${valueText(t)} (limit ${comparator(t.name)} ${t.limit}): ${t.met === null ? 'not measured' : t.met ? 'met' : 'NOT met'}`);
+  return targets.map(
+    (t) => `target ${t.name}: ${valueText(t)} (limit ${comparator(t.name)} ${t.limit}): ${t.met === null ? 'not measured' : t.met ? 'met' : 'NOT met'}`,
+  );
 }

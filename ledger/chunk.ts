@@ -23,9 +23,7 @@ export function chunkEvents<T extends { flags: number }>(events: readonly T[], m
       let cut = end;
       while (cut > start && (events[cut - 1]!.flags & linkedFlag) !== 0) cut -= 1;
       if (cut === start) {
-        throw new LedgerRequestError(
-          `a linked chain starting at event ${start} is longer than ${max} events (eventBatchMax)`,
-        );
+        throw new LedgerRequestError(`a linked chain starting at event ${start} is longer than ${max} events (eventBatchMax)`);
       }
       end = cut;
     }

@@ -31,7 +31,7 @@ export function newId(): bigint {
     if (lastRandom === 0n) lastMs += 1n; // 2^76 ids in one millisecond: borrow the next one.
   } else {
     lastMs = ms;
-    lastRandom = BigInt('0x' + randomBytes(10).toString('hex')) & ~kindMask;
+    lastRandom = BigInt(`0x${randomBytes(10).toString('hex')}`) & ~kindMask;
     if (lastRandom === 0n) lastRandom = step; // never mint id 0 when the clock reads 0
   }
   return (lastMs << randomBits) | lastRandom;
@@ -86,9 +86,7 @@ export function paymentTransferIds(paymentId: bigint): PaymentTransferIds {
 /** The payment and kind a derived transfer id belongs to, or undefined for any other id. */
 export function paymentIdOf(transferId: bigint): { paymentId: bigint; kind: PaymentTransferKind } | undefined {
   const code = transferId & kindMask;
-  const kind = (Object.keys(PaymentTransferKind) as PaymentTransferKind[]).find(
-    (name) => PaymentTransferKind[name] === code,
-  );
+  const kind = (Object.keys(PaymentTransferKind) as PaymentTransferKind[]).find((name) => PaymentTransferKind[name] === code);
   if (kind === undefined) return undefined;
   return { paymentId: transferId & ~kindMask, kind };
 }
@@ -114,5 +112,5 @@ export function idToHex(id: bigint): string {
 
 export function idFromHex(hex: string): bigint {
   if (!/^[0-9a-fA-F]{1,32}$/.test(hex)) throw new RangeError('id must be 1 to 32 hex digits');
-  return BigInt('0x' + hex);
+  return BigInt(`0x${hex}`);
 }

@@ -150,9 +150,7 @@ export function transfer(fields: Partial<Transfer> & Pick<Transfer, 'id'>): Tran
 }
 
 /** An account filter over both sides, oldest first, with the given limit. */
-export function accountFilter(
-  fields: Partial<AccountFilter> & Pick<AccountFilter, 'account_id' | 'limit'>,
-): AccountFilter {
+export function accountFilter(fields: Partial<AccountFilter> & Pick<AccountFilter, 'account_id' | 'limit'>): AccountFilter {
   return {
     user_data_128: 0n,
     user_data_64: 0n,

@@ -1,13 +1,8 @@
-import { createClient, type Client } from 'tigerbeetle-node';
+import { type Client, createClient } from 'tigerbeetle-node';
 import { chunkEvents, chunkIds } from './chunk.js';
-import { eventBatchMax, type Account, type AccountBalance, type AccountFilter, type Transfer } from './model.js';
-import { LedgerRequestError, LedgerUnavailableError, type Ledger } from './port.js';
-import {
-  createAccountResultName,
-  createTransferResultName,
-  type CreateAccountResult,
-  type CreateTransferResult,
-} from './results.js';
+import { type Account, type AccountBalance, type AccountFilter, eventBatchMax, type Transfer } from './model.js';
+import { type Ledger, LedgerRequestError, LedgerUnavailableError } from './port.js';
+import { type CreateAccountResult, type CreateTransferResult, createAccountResultName, createTransferResultName } from './results.js';
 
 /**
  * The ledger port on a TigerBeetle cluster, through tigerbeetle-node 0.16.44.
@@ -182,7 +177,7 @@ function releaseClient(shared: SharedClient): void {
 }
 
 function assertOptions(opts: { clusterId: bigint; addresses: string[]; requestTimeoutMs: number }): void {
-  if (opts.clusterId < 0n || opts.clusterId >= (1n << 128n)) throw new RangeError('clusterId must be a u128');
+  if (opts.clusterId < 0n || opts.clusterId >= 1n << 128n) throw new RangeError('clusterId must be a u128');
   if (opts.addresses.length === 0) throw new RangeError('addresses must name at least one replica');
   const timeoutMsMax = 2 ** 31 - 1; // setTimeout's limit.
   if (!Number.isInteger(opts.requestTimeoutMs) || opts.requestTimeoutMs < 1 || opts.requestTimeoutMs > timeoutMsMax) {
@@ -234,8 +229,7 @@ function clientError(what: string, error: unknown): Error {
     return new LedgerRequestError(`tigerbeetle-node refused ${what}: ${message}`, { cause: error });
   }
   return new LedgerUnavailableError(
-    `tigerbeetle failed ${what} (${message}): the request may or may not have been applied; ` +
-      'retrying with the same ids is safe (`exists` is success)',
+    `tigerbeetle failed ${what} (${message}): the request may or may not have been applied; retrying with the same ids is safe (\`exists\` is success)`,
     { cause: error },
   );
 }

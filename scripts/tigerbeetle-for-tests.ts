@@ -15,7 +15,7 @@
  * watch below stops the cluster anyway.
  */
 import { parseArgs } from 'node:util';
-import { startTigerBeetle, tigerBeetleBinary, tigerBeetleVersion, type TigerBeetleCluster } from '../test/support/tigerbeetle.js';
+import { startTigerBeetle, type TigerBeetleCluster, tigerBeetleBinary, tigerBeetleVersion } from '../test/support/tigerbeetle.js';
 
 /** How often the replicas' and the parent's liveness is checked. */
 const watchIntervalMs = 1_000;
@@ -49,7 +49,10 @@ function untilStopped(cluster: TigerBeetleCluster, replicas: number): Promise<nu
       finished = true;
       clearInterval(watch);
       console.error(`tigerbeetle-for-tests: ${why}; stopping the cluster and removing its data`);
-      cluster.stop().then(() => resolve(status), (error: unknown) => (console.error(error), resolve(1)));
+      cluster.stop().then(
+        () => resolve(status),
+        (error: unknown) => (console.error(error), resolve(1)),
+      );
     };
     for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => finish(0, signal));
     const watch = setInterval(() => {

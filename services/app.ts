@@ -1,8 +1,10 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
 import StatsD, { type StatsD as StatsDClient } from 'hot-shots';
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 import { BuiltInPolicy } from '../authz/authorizer.js';
 import { loadOrCreateMasterKey, masterKeyFromBase64 } from '../authz/codes/secret-box.js';
 import { CachedDirectory } from '../authz/directory-cache.js';
@@ -10,7 +12,7 @@ import { EnrollmentService, ensurePlatformAccounts } from '../authz/enrollment.j
 import { PaymentEvents } from '../authz/events.js';
 import { ConsoleNotifier, type Notifier } from '../authz/notifier.js';
 import { PaymentLedger } from '../authz/payment-ledger.js';
-import { PaymentsService, defaultPaymentLimits, type PaymentLimits } from '../authz/payments.js';
+import { defaultPaymentLimits, type PaymentLimits, PaymentsService } from '../authz/payments.js';
 import type { Directory } from '../authz/ports.js';
 import { CoalescingStore } from '../authz/store/coalescing-store.js';
 import { FileDirectory } from '../authz/store/file-directory.js';
@@ -18,25 +20,23 @@ import { JournalPaymentStore } from '../authz/store/journal/journal-store.js';
 import { MemoryPaymentStore } from '../authz/store/memory/memory-store.js';
 import { MemoryDirectory } from '../authz/store/memory-directory.js';
 import type { PaymentStore } from '../authz/store/port.js';
-import { RedisDirectory } from '../authz/store/redis-directory.js';
-import { openRedis } from '../authz/store/redis-client.js';
 import { openRedisCluster } from '../authz/store/redis/connect.js';
 import { RedisPaymentStore } from '../authz/store/redis/redis-store.js';
+import { openRedis } from '../authz/store/redis-client.js';
+import { RedisDirectory } from '../authz/store/redis-directory.js';
+import { TelcoBridgeService } from '../gen/countersign/v1/telco_pb.js';
 import { CoalescingLedger } from '../ledger/coalescing.js';
+import { makePrivateDir } from '../ledger/embedded/data-dir.js';
 import { EmbeddedLedger } from '../ledger/embedded/engine.js';
 import type { Ledger } from '../ledger/port.js';
-import { codeKits, credentialHash } from './code-kit.js';
-import { paymentOutcome, timed } from './metrics.js';
-import { TelcoNotifier, telcoNotifierDefaults } from './telco-notifier.js';
-import { createClient } from '@connectrpc/connect';
-import { createGrpcTransport } from '@connectrpc/connect-node';
-import { TelcoBridgeService } from '../gen/countersign/v1/telco_pb.js';
-import { ConfigError, type Config, type TlsFiles } from './config.js';
-import { GrpcBankGateway } from './bank/bank-client.js';
-import { openLedger } from './ledger.js';
 import { openAuthorizerPlugins } from './authorizers/plugins.js';
+import { GrpcBankGateway } from './bank/bank-client.js';
+import { codeKits, credentialHash } from './code-kit.js';
+import { type Config, ConfigError, type TlsFiles } from './config.js';
+import { openLedger } from './ledger.js';
+import { paymentOutcome, timed } from './metrics.js';
 import type { Principal } from './rpc/interceptors.js';
-import { makePrivateDir } from '../ledger/embedded/data-dir.js';
+import { TelcoNotifier, telcoNotifierDefaults } from './telco-notifier.js';
 
 export interface AppOptions {
   config: Config;
@@ -79,7 +79,12 @@ export interface App {
 function statsdClient(config: Config, logger: Logger): StatsDClient | undefined {
   if (config.statsd === undefined) return undefined;
   const [host, port] = config.statsd.split(':');
-  return new StatsD({ host: host || '127.0.0.1', port: Number(port || 8125), prefix: 'countersign.', errorHandler: (err) => logger.warn({ err }, 'statsd send failed') });
+  return new StatsD({
+    host: host || '127.0.0.1',
+    port: Number(port || 8125),
+    prefix: 'countersign.',
+    errorHandler: (err) => logger.warn({ err }, 'statsd send failed'),
+  });
 }
 
 /** Delivery through a separate telco-bridge process (its gRPC API, authenticated with the shared telco key). */
@@ -101,7 +106,9 @@ export function privateDataDir(dataDir: string): void {
     makePrivateDir(dataDir);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
-    throw new ConfigError(`the data directory ${dataDir} belongs to another user: countersign keeps keys and payments there and makes it owner-only (0700); set COUNTERSIGN_DATA_DIR to a directory of this user`);
+    throw new ConfigError(
+      `the data directory ${dataDir} belongs to another user: countersign keeps keys and payments there and makes it owner-only (0700); set COUNTERSIGN_DATA_DIR to a directory of this user`,
+    );
   }
 }
 
@@ -110,7 +117,7 @@ export function privateDataDir(dataDir: string): void {
  * `serve --workers` makes them in the primary before forking, so no two workers race to create them.
  */
 export function prepareKeys(config: Config): void {
-  if (config.masterKey === undefined) (privateDataDir(config.dataDir), loadOrCreateMasterKey(join(config.dataDir, 'master.key')));
+  if (config.masterKey === undefined) privateDataDir(config.dataDir), loadOrCreateMasterKey(join(config.dataDir, 'master.key'));
   adminKeyOf(config);
 }
 
@@ -132,17 +139,26 @@ async function openStores(options: AppOptions, now: () => number): Promise<{ sto
   if (config.redisCluster !== undefined) {
     const cluster = await openRedisCluster({ clusterNodes: config.redisCluster });
     const nodes = config.redisCluster.map((n) => `${n.host}:${n.port}`).join(',');
-    return { store: new RedisPaymentStore(cluster, { ownsClient: false }), directory: new RedisDirectory(cluster, { ownsClient: true }), describe: `Redis Cluster at ${nodes}` };
+    return {
+      store: new RedisPaymentStore(cluster, { ownsClient: false }),
+      directory: new RedisDirectory(cluster, { ownsClient: true }),
+      describe: `Redis Cluster at ${nodes}`,
+    };
   }
   if (config.redisUrl !== undefined) {
     // One connection for the store and the directory: ioredis pipelines concurrent commands on it.
     const redis = await openRedis({ url: config.redisUrl });
-    return { store: new RedisPaymentStore(redis, { ownsClient: false }), directory: new RedisDirectory(redis, { ownsClient: true }), describe: `Redis at ${config.redisUrl.replace(/\/\/[^@]*@/, '//***@')}` };
+    return {
+      store: new RedisPaymentStore(redis, { ownsClient: false }),
+      directory: new RedisDirectory(redis, { ownsClient: true }),
+      describe: `Redis at ${config.redisUrl.replace(/\/\/[^@]*@/, '//***@')}`,
+    };
   }
   const directoryFile = join(config.dataDir, 'directory.json');
   if (options.memoryDirectory !== true || options.memoryStore !== true) privateDataDir(config.dataDir);
   const directory = options.memoryDirectory === true ? new MemoryDirectory() : await FileDirectory.open({ file: directoryFile });
-  const store = options.memoryStore === true ? new MemoryPaymentStore({ now }) : await JournalPaymentStore.open({ dataDir: join(config.dataDir, 'payments'), now });
+  const store =
+    options.memoryStore === true ? new MemoryPaymentStore({ now }) : await JournalPaymentStore.open({ dataDir: join(config.dataDir, 'payments'), now });
   const where = [store.describe, options.memoryDirectory === true ? 'directory in memory' : `directory in ${directoryFile}`];
   return { store, directory, describe: where.join(', ') };
 }
@@ -151,12 +167,16 @@ export async function createApp(options: AppOptions): Promise<App> {
   const { config } = options;
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'countersign-authz' } });
   const now = options.now ?? Date.now;
-  const masterKey = config.masterKey !== undefined ? masterKeyFromBase64(config.masterKey) : (privateDataDir(config.dataDir), loadOrCreateMasterKey(join(config.dataDir, 'master.key')));
+  const masterKey =
+    config.masterKey !== undefined
+      ? masterKeyFromBase64(config.masterKey)
+      : (privateDataDir(config.dataDir), loadOrCreateMasterKey(join(config.dataDir, 'master.key')));
   const kits = codeKits(masterKey);
   const statsd = statsdClient(config, logger);
   const opened = await openLedger(config, { memory: options.memoryLedger === true });
   const openedStores = await openStores(options, now);
-  const backendName = config.redisCluster !== undefined ? 'redis-cluster' : config.redisUrl !== undefined ? 'redis' : options.memoryStore === true ? 'memory' : 'journal';
+  const backendName =
+    config.redisCluster !== undefined ? 'redis-cluster' : config.redisUrl !== undefined ? 'redis' : options.memoryStore === true ? 'memory' : 'journal';
   // Concurrent transfers (RPCs of one tick, items of a batch) go to the ledger as one request.
   const coalesced = new CoalescingLedger(opened.ledger);
   const ledger = statsd === undefined ? coalesced : timed(coalesced, config.tbAddresses.length > 0 ? 'tigerbeetle' : 'embedded-ledger', statsd);
@@ -189,7 +209,15 @@ export async function createApp(options: AppOptions): Promise<App> {
     now,
     log: logger,
   });
-  const enrollment = new EnrollmentService({ ledger, directory, store, kit: kits.enrollment, now, idempotencyTtlMs: limits.idempotencyTtlMs, closeChallenges: (payerId, version) => payments.closeChallenges(payerId, version) });
+  const enrollment = new EnrollmentService({
+    ledger,
+    directory,
+    store,
+    kit: kits.enrollment,
+    now,
+    idempotencyTtlMs: limits.idempotencyTtlMs,
+    closeChallenges: (payerId, version) => payments.closeChallenges(payerId, version),
+  });
   const adminKey = adminKeyOf(config);
   const adminHash = Buffer.from(credentialHash(adminKey), 'hex');
   const telcoHash = config.telcoKey === undefined ? undefined : Buffer.from(credentialHash(config.telcoKey), 'hex');
@@ -205,7 +233,12 @@ export async function createApp(options: AppOptions): Promise<App> {
     statsd,
     adminKey,
     tls: options.config.tls,
-    describe: [ledgerDescribe, limits.ledgerHoldTimeout ? 'holds with a ledger timeout' : 'holds released by countersign (no ledger timeout)', openedStores.describe, ...(plugins.describe === undefined ? [] : [plugins.describe])],
+    describe: [
+      ledgerDescribe,
+      limits.ledgerHoldTimeout ? 'holds with a ledger timeout' : 'holds released by countersign (no ledger timeout)',
+      openedStores.describe,
+      ...(plugins.describe === undefined ? [] : [plugins.describe]),
+    ],
     // Credentials are resolved through the directory's cache, which forgets a record the moment it changes.
     async resolvePrincipal(apiKey) {
       const hash = credentialHash(apiKey);

@@ -57,8 +57,15 @@ const helpColumn = 24;
 /** `countersign <command> --help`. */
 export function commandHelpText(help: CommandHelp): string {
   const flags = [...help.flags, ['-h, --help', 'this text'] as const];
-  const lines = [`usage: countersign ${help.name}${help.synopsis === '' ? '' : ` ${help.synopsis}`}`, '', ...help.summary, '', help.flags.length === 0 ? 'options (takes no arguments):' : 'options:'];
-  for (const [flag, what] of flags) lines.push(flag.length + 2 < helpColumn - 1 ? `  ${flag.padEnd(helpColumn - 2)}${what}` : `  ${flag}\n${' '.repeat(helpColumn)}${what}`);
+  const lines = [
+    `usage: countersign ${help.name}${help.synopsis === '' ? '' : ` ${help.synopsis}`}`,
+    '',
+    ...help.summary,
+    '',
+    help.flags.length === 0 ? 'options (takes no arguments):' : 'options:',
+  ];
+  for (const [flag, what] of flags)
+    lines.push(flag.length + 2 < helpColumn - 1 ? `  ${flag.padEnd(helpColumn - 2)}${what}` : `  ${flag}\n${' '.repeat(helpColumn)}${what}`);
   lines.push('', 'environment variables: see countersign help');
   return lines.join('\n');
 }

@@ -7,13 +7,13 @@
  * is a bug and keeps its stack (services/cli-errors.ts).
  */
 import { readFileSync } from 'node:fs';
-import { commandHelpText, knownFailure, portInUse, UsageError, wantsHelp, type CommandHelp } from './cli-errors.js';
-import type { Io } from './commands/output.js';
-import { ConfigError, dataDirOf, environment, loadConfig, type Config } from './config.js';
-import { workersMax } from './workers.js';
-import { bankFrontEndHelp, runBankFrontEnd } from './bank/main.js';
 import { authorizerVelocityCommand, authorizerVelocityHelp } from './authorizers/velocity.js';
+import { bankFrontEndHelp, runBankFrontEnd } from './bank/main.js';
+import { type CommandHelp, commandHelpText, knownFailure, portInUse, UsageError, wantsHelp } from './cli-errors.js';
 import { clientCommandEntries, commandGroups, groupHelp, subcommandsOf } from './commands/index.js';
+import type { Io } from './commands/output.js';
+import { type Config, ConfigError, dataDirOf, environment, loadConfig } from './config.js';
+import { workersMax } from './workers.js';
 
 /** What one run of the CLI writes to and reads its settings from. */
 export interface CliContext {
@@ -49,7 +49,12 @@ type Command = { help: CommandHelp; run: (args: string[], ctx: CliContext) => Pr
 const commands: Readonly<Record<string, Command>> = {
   serve: { help: serveHelp, run: async (args, ctx) => (await serverCommands()).serve(args, configured(ctx)) },
   'telco-bridge': {
-    help: { name: 'telco-bridge', synopsis: '', summary: ['run the telco bridge as its own process (COUNTERSIGN_AUTHZ_ADDRESS, COUNTERSIGN_TELCO_KEY)'], flags: [] },
+    help: {
+      name: 'telco-bridge',
+      synopsis: '',
+      summary: ['run the telco bridge as its own process (COUNTERSIGN_AUTHZ_ADDRESS, COUNTERSIGN_TELCO_KEY)'],
+      flags: [],
+    },
     run: async (args, ctx) => (await serverCommands()).telcoBridgeCommand(args, configured(ctx)),
   },
   demo: {
@@ -71,7 +76,12 @@ const commands: Readonly<Record<string, Command>> = {
     run: async (args, ctx) => (await serverCommands()).reconcileCommand(args, configured(ctx)),
   },
   'ledger-demo': {
-    help: { name: 'ledger-demo', synopsis: '[--memory]', summary: ['reserve / post / void / expire straight on the ledger'], flags: [['--memory', 'an in-memory embedded ledger instead of the configured one']] },
+    help: {
+      name: 'ledger-demo',
+      synopsis: '[--memory]',
+      summary: ['reserve / post / void / expire straight on the ledger'],
+      flags: [['--memory', 'an in-memory embedded ledger instead of the configured one']],
+    },
     run: async (args, ctx) => (await serverCommands()).ledgerDemo(args, configured(ctx)),
   },
   'authorizer-velocity': { help: authorizerVelocityHelp, run: authorizerVelocityCommand },
@@ -101,7 +111,10 @@ const groups: Readonly<Record<string, Command>> = Object.fromEntries(
   commandGroups(Object.keys(commands)).map((group) => [
     group,
     {
-      help: groupHelp(group, Object.values(commands).map((c) => c.help)),
+      help: groupHelp(
+        group,
+        Object.values(commands).map((c) => c.help),
+      ),
       run: async () => Promise.reject(new UsageError(group, `needs a subcommand: ${subcommandsOf(group, Object.keys(commands)).join(', ')}`)),
     },
   ]),

@@ -3,8 +3,8 @@ import { deriveSecondCode, secondCodeSuite } from '../authz/codes/challenge.js';
 import { responseDigest } from '../authz/codes/digest.js';
 import { newFirstCode } from '../authz/codes/first-code.js';
 import { hashSecret, verifySecret } from '../authz/codes/pin-hash.js';
-import { open, seal } from '../authz/codes/secret-box.js';
 import { base32Encode, newVerificationSecret, otpauthUri } from '../authz/codes/secret.js';
+import { open, seal } from '../authz/codes/secret-box.js';
 import type { EnrollmentKit } from '../authz/enrollment.js';
 import type { CodeKit } from '../authz/payments.js';
 
@@ -27,7 +27,8 @@ export function codeKits(masterKey: Buffer): { codes: CodeKit; enrollment: Enrol
   const digestKey = subkey(masterKey, 'challenge digests');
   const codes: CodeKit = {
     newFirstCode,
-    deriveSecondCode: (secret, f) => deriveSecondCode(secret, { firstCode: f.firstCode, amount: f.amount, currency: f.currency, payeeAccountId: f.payeeAccountId }),
+    deriveSecondCode: (secret, f) =>
+      deriveSecondCode(secret, { firstCode: f.firstCode, amount: f.amount, currency: f.currency, payeeAccountId: f.payeeAccountId }),
     digest: (challengeId, response) => responseDigest(digestKey, challengeId, response),
     openPayerSecret: (payer) => open(sealKey, payer.sealedSecret, `payer-secret:${payer.id}`),
     sealFirstCode: (paymentId, code) => seal(sealKey, Buffer.from(code), `first-code:${paymentId}`),

@@ -1,7 +1,7 @@
 import type { AuthorizerFailureMode } from '../authz/authorizer.js';
 import type { Factor } from '../authz/model.js';
 import type { SmsOptions, VoiceOptions } from '../telco-bridge/bridge.js';
-import { authorizerSettings, type AuthorizerEndpoint } from './authorizers/settings.js';
+import { type AuthorizerEndpoint, authorizerSettings } from './authorizers/settings.js';
 import { ConfigError } from './config-error.js';
 
 export { ConfigError };
@@ -190,7 +190,8 @@ export function tlsSettings(env: Environment): { tls: TlsFiles | undefined } {
   const certFile = read(env, 'COUNTERSIGN_TLS_CERT');
   const keyFile = read(env, 'COUNTERSIGN_TLS_KEY');
   const clientCaFile = read(env, 'COUNTERSIGN_TLS_CLIENT_CA');
-  if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError('COUNTERSIGN_TLS_CERT and COUNTERSIGN_TLS_KEY go together (the server certificate chain and its private key, PEM)');
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new ConfigError('COUNTERSIGN_TLS_CERT and COUNTERSIGN_TLS_KEY go together (the server certificate chain and its private key, PEM)');
   if (certFile === undefined || keyFile === undefined) {
     if (clientCaFile !== undefined) throw new ConfigError('COUNTERSIGN_TLS_CLIENT_CA (mTLS) needs COUNTERSIGN_TLS_CERT and COUNTERSIGN_TLS_KEY');
     return { tls: undefined };
@@ -273,7 +274,8 @@ function queryParam(url: URL, name: string): string | undefined {
   return undefined;
 }
 
-const smppShape = 'COUNTERSIGN_SMPP must look like smpp://SYSTEM_ID:PASSWORD@HOST:PORT?source=SENDER (window=N, rate=N optional; percent-encode special characters)';
+const smppShape =
+  'COUNTERSIGN_SMPP must look like smpp://SYSTEM_ID:PASSWORD@HOST:PORT?source=SENDER (window=N, rate=N optional; percent-encode special characters)';
 
 /** COUNTERSIGN_SMPP. */
 function smppFrom(text: string | undefined): SmsOptions {
@@ -300,7 +302,8 @@ function voiceFrom(text: string | undefined): VoiceOptions {
   if (text === undefined) return { kind: 'console' };
   const { url, username, password, param } = credentialsUrl(text, voiceShape);
   const from = param('from');
-  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || from === undefined || from === '' || username === '' || password === '') throw new ConfigError(voiceShape);
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || from === undefined || from === '' || username === '' || password === '')
+    throw new ConfigError(voiceShape);
   return { kind: 'twilio', baseUrl: `${url.protocol}//${url.host}`, accountSid: username, authToken: password, from };
 }
 
@@ -334,7 +337,10 @@ export function loadConfig(env: Environment = process.env): Config {
   if (telcoBridge !== undefined && telcoKey === undefined) {
     throw new ConfigError('COUNTERSIGN_TELCO_BRIDGE needs COUNTERSIGN_TELCO_KEY (the key authz and the bridge present to each other)');
   }
-  const addresses = (read(env, 'COUNTERSIGN_TB_ADDRESSES') ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
+  const addresses = (read(env, 'COUNTERSIGN_TB_ADDRESSES') ?? '')
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
   const clusterText = read(env, 'COUNTERSIGN_TB_CLUSTER_ID') ?? '0';
   if (!/^\d+$/.test(clusterText)) throw new ConfigError(`COUNTERSIGN_TB_CLUSTER_ID must be an unsigned integer, got "${clusterText}"`);
   const webPortText = read(env, 'COUNTERSIGN_WEB_PORT');

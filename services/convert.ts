@@ -1,17 +1,17 @@
 import { create } from '@bufbuild/protobuf';
-import { timestampFromMs, type Timestamp } from '@bufbuild/protobuf/wkt';
-import * as domain from '../authz/model.js';
+import { type Timestamp, timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { invalidArgument } from '../authz/errors.js';
+import type * as domain from '../authz/model.js';
 import {
   Channel,
   DeclineReason,
   Factor,
+  type Payment,
   PaymentSchema,
   PaymentState,
-  SimIdentitySchema,
-  type Payment,
   type SealedEnvelope,
   type SimIdentity,
+  SimIdentitySchema,
 } from '../gen/countersign/v1/common_pb.js';
 
 /**

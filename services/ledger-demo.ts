@@ -1,6 +1,6 @@
-import { AccountCode, TransferCode, accountFlagsFor, currencyOf, formatMinor, type Currency } from '../ledger/chart.js';
-import { newId, newPaymentId, paymentTransferIds, idToHex } from '../ledger/ids.js';
-import { TransferFlags, account, amountMax, transfer, type Account } from '../ledger/model.js';
+import { AccountCode, accountFlagsFor, type Currency, currencyOf, formatMinor, TransferCode } from '../ledger/chart.js';
+import { idToHex, newId, newPaymentId, paymentTransferIds } from '../ledger/ids.js';
+import { type Account, account, amountMax, TransferFlags, transfer } from '../ledger/model.js';
 import type { Ledger } from '../ledger/port.js';
 import { isApplied } from '../ledger/results.js';
 
@@ -27,8 +27,7 @@ type Print = (line: string) => void;
 
 async function createDemoAccounts(ledger: Ledger, currency: Currency): Promise<DemoAccounts> {
   const ids: DemoAccounts = { funding: newId(), payer: newId(), merchant: newId(), fees: newId() };
-  const make = (id: bigint, code: AccountCode): Account =>
-    account({ id, ledger: currency.ledger, code, flags: accountFlagsFor[code] });
+  const make = (id: bigint, code: AccountCode): Account => account({ id, ledger: currency.ledger, code, flags: accountFlagsFor[code] });
   const results = await ledger.createAccounts([
     make(ids.funding, AccountCode.funding),
     make(ids.payer, AccountCode.payerPrepaid),
@@ -40,12 +39,18 @@ async function createDemoAccounts(ledger: Ledger, currency: Currency): Promise<D
 }
 
 async function printBalances(ledger: Ledger, ids: DemoAccounts, print: Print): Promise<void> {
-  const names: [keyof DemoAccounts, string][] = [['payer', 'payer (prepaid)'], ['merchant', 'merchant'], ['fees', 'platform fees']];
+  const names: [keyof DemoAccounts, string][] = [
+    ['payer', 'payer (prepaid)'],
+    ['merchant', 'merchant'],
+    ['fees', 'platform fees'],
+  ];
   const found = await ledger.lookupAccounts(names.map(([key]) => ids[key]));
   for (const [i, [, label]] of names.entries()) {
     const a = found[i]!;
     const available = a.credits_posted - a.debits_posted - a.debits_pending;
-    print(`    ${label.padEnd(16)} balance ${formatMinor(a.credits_posted - a.debits_posted, usd).padStart(8)}  reserved ${formatMinor(a.debits_pending, usd).padStart(7)}  available ${formatMinor(available, usd).padStart(8)}`);
+    print(
+      `    ${label.padEnd(16)} balance ${formatMinor(a.credits_posted - a.debits_posted, usd).padStart(8)}  reserved ${formatMinor(a.debits_pending, usd).padStart(7)}  available ${formatMinor(available, usd).padStart(8)}`,
+    );
   }
 }
 
@@ -67,8 +72,22 @@ function reserve(paymentId: bigint, ids: DemoAccounts, amount: bigint, timeout: 
 function postWithFee(paymentId: bigint, ids: DemoAccounts, fee: bigint) {
   const transferIds = paymentTransferIds(paymentId);
   return [
-    transfer({ id: transferIds.post, pending_id: transferIds.pending, amount: amountMax, user_data_128: paymentId, flags: TransferFlags.post_pending_transfer | TransferFlags.linked }),
-    transfer({ id: transferIds.fee, debit_account_id: ids.merchant, credit_account_id: ids.fees, amount: fee, user_data_128: paymentId, ledger: usd.ledger, code: TransferCode.fee }),
+    transfer({
+      id: transferIds.post,
+      pending_id: transferIds.pending,
+      amount: amountMax,
+      user_data_128: paymentId,
+      flags: TransferFlags.post_pending_transfer | TransferFlags.linked,
+    }),
+    transfer({
+      id: transferIds.fee,
+      debit_account_id: ids.merchant,
+      credit_account_id: ids.fees,
+      amount: fee,
+      user_data_128: paymentId,
+      ledger: usd.ledger,
+      code: TransferCode.fee,
+    }),
   ];
 }
 
@@ -80,27 +99,55 @@ export async function runLedgerDemo(ledger: Ledger, print: Print): Promise<DemoA
     await printBalances(ledger, ids, print);
   };
 
-  const deposit = transfer({ id: newId(), debit_account_id: ids.funding, credit_account_id: ids.payer, amount: 100_00n, ledger: usd.ledger, code: TransferCode.funding });
+  const deposit = transfer({
+    id: newId(),
+    debit_account_id: ids.funding,
+    credit_account_id: ids.payer,
+    amount: 100_00n,
+    ledger: usd.ledger,
+    code: TransferCode.funding,
+  });
   await step('1. Fund the payer with 100.00 USD', `create_transfers → ${await ledger.createTransfers([deposit])}`);
 
   const paid = newPaymentId();
-  await step(`2. Reserve payment ${idToHex(paid)} of 25.00 (pending, ${reservationTimeoutSeconds} s timeout)`, `create_transfers → ${await ledger.createTransfers([reserve(paid, ids, 25_00n, reservationTimeoutSeconds)])}`);
+  await step(
+    `2. Reserve payment ${idToHex(paid)} of 25.00 (pending, ${reservationTimeoutSeconds} s timeout)`,
+    `create_transfers → ${await ledger.createTransfers([reserve(paid, ids, 25_00n, reservationTimeoutSeconds)])}`,
+  );
   await step('3. Approve: post the reservation linked with a 0.75 fee', `create_transfers → ${await ledger.createTransfers(postWithFee(paid, ids, 75n))}`);
-  await step('4. Retry the same post (a client that timed out)', `create_transfers → ${await ledger.createTransfers(postWithFee(paid, ids, 75n))} (the post exists: already applied in step 3; an exists result breaks the chain, so the fee reports linked_event_failed, and it too was applied in step 3: nothing moves twice)`);
+  await step(
+    '4. Retry the same post (a client that timed out)',
+    `create_transfers → ${await ledger.createTransfers(postWithFee(paid, ids, 75n))} (the post exists: already applied in step 3; an exists result breaks the chain, so the fee reports linked_event_failed, and it too was applied in step 3: nothing moves twice)`,
+  );
 
   const declined = newPaymentId();
   await ledger.createTransfers([reserve(declined, ids, 40_00n, reservationTimeoutSeconds)]);
-  const voidIt = transfer({ id: paymentTransferIds(declined).void, pending_id: paymentTransferIds(declined).pending, flags: TransferFlags.void_pending_transfer });
+  const voidIt = transfer({
+    id: paymentTransferIds(declined).void,
+    pending_id: paymentTransferIds(declined).pending,
+    flags: TransferFlags.void_pending_transfer,
+  });
   await step('5. Reserve 40.00, then decline it: void releases the reservation', `create_transfers → ${await ledger.createTransfers([voidIt])}`);
 
   const tooMuch = newPaymentId();
-  await step('6. Reserve 500.00: more than the payer has', `create_transfers → ${await ledger.createTransfers([reserve(tooMuch, ids, 500_00n, reservationTimeoutSeconds)])}`);
+  await step(
+    '6. Reserve 500.00: more than the payer has',
+    `create_transfers → ${await ledger.createTransfers([reserve(tooMuch, ids, 500_00n, reservationTimeoutSeconds)])}`,
+  );
 
   const expiring = newPaymentId();
   const reserved = await ledger.createTransfers([reserve(expiring, ids, 10_00n, expiringTimeoutSeconds)]);
-  await step(`7. Reserve 10.00 with a ${expiringTimeoutSeconds} s timeout and never answer`, `create_transfers → ${reserved}; waiting ${expiringTimeoutSeconds + 1} s`);
+  await step(
+    `7. Reserve 10.00 with a ${expiringTimeoutSeconds} s timeout and never answer`,
+    `create_transfers → ${reserved}; waiting ${expiringTimeoutSeconds + 1} s`,
+  );
   await new Promise((resolve) => setTimeout(resolve, (expiringTimeoutSeconds + 1) * 1000));
-  const late = transfer({ id: paymentTransferIds(expiring).post, pending_id: paymentTransferIds(expiring).pending, amount: amountMax, flags: TransferFlags.post_pending_transfer });
+  const late = transfer({
+    id: paymentTransferIds(expiring).post,
+    pending_id: paymentTransferIds(expiring).pending,
+    amount: amountMax,
+    flags: TransferFlags.post_pending_transfer,
+  });
   await step('   then try to post it', `create_transfers → ${await ledger.createTransfers([late])} (the reservation released itself)`);
   return ids;
 }

@@ -1,4 +1,4 @@
-import { createServer, type AddressInfo } from 'node:net';
+import { type AddressInfo, createServer } from 'node:net';
 
 /** A port the kernel hands out now on `host` (listen on 0, read, close): for servers started on a known free port. */
 export function freePort(host = '127.0.0.1'): Promise<number> {

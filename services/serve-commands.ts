@@ -4,12 +4,12 @@ import { pino } from 'pino';
 import { reconcile } from '../authz/reconcile.js';
 import { createApp, prepareKeys } from './app.js';
 import { parseFlags, portInUse, UsageError, untilStopSignal } from './cli-errors.js';
-import { ConfigError, type Config } from './config.js';
+import { type Config, ConfigError } from './config.js';
 import { runDemo } from './demo.js';
 import { openLedger } from './ledger.js';
 import { runLedgerDemo } from './ledger-demo.js';
 import { startServers } from './server.js';
-import { freePort, startBridge, telcoSettings, type TelcoSettings } from './telco.js';
+import { freePort, startBridge, type TelcoSettings, telcoSettings } from './telco.js';
 import { isWorker, joinPrimary, parseWorkers, startPrimary, workersRefusal } from './workers.js';
 
 /**
@@ -51,7 +51,12 @@ export async function serve(args: string[], configured: () => Config): Promise<v
     webPortRequired: config.webPortRequired || isWorker(),
     tls: config.tls ?? null,
   }).catch((error: unknown) => Promise.reject(portError(error, config.host, ports)));
-  const bridge = withBridge === undefined ? undefined : await startBridge(withBridge.settings, `${config.host}:${servers.grpcPort}`, app.logger).catch((error: unknown) => Promise.reject(portError(error, config.host, ports)));
+  const bridge =
+    withBridge === undefined
+      ? undefined
+      : await startBridge(withBridge.settings, `${config.host}:${servers.grpcPort}`, app.logger).catch((error: unknown) =>
+          Promise.reject(portError(error, config.host, ports)),
+        );
   app.logger.info({ grpcPort: servers.grpcPort, connectPort: servers.connectPort, stores: app.describe, worker: isWorker() }, 'countersign serving');
   const stop = async () => {
     await bridge?.close();
@@ -61,7 +66,9 @@ export async function serve(args: string[], configured: () => Config): Promise<v
   if (isWorker()) {
     joinPrimary(app.events, { grpcPort: servers.grpcPort, connectPort: servers.connectPort, webUrl: servers.webUrl }, stop);
   } else {
-    console.log(banner(withBridge?.config ?? config, { grpcPort: servers.grpcPort, connectPort: servers.connectPort, webUrl: servers.webUrl }, app.describe, bridge));
+    console.log(
+      banner(withBridge?.config ?? config, { grpcPort: servers.grpcPort, connectPort: servers.connectPort, webUrl: servers.webUrl }, app.describe, bridge),
+    );
   }
   await untilStopSignal();
   await stop();
@@ -111,7 +118,13 @@ async function bridgeSettings(config: Config): Promise<{ config: Config; setting
   return { settings, config: { ...config, telcoBridge: `${config.host}:${settings.grpcPort}`, telcoKey: settings.key } };
 }
 
-function banner(config: Config, servers: { grpcPort: number; connectPort: number; webUrl: string | undefined }, describe: string[], bridge: { grpcPort: number; webhookBaseUrl: string } | undefined, workers = 1): string {
+function banner(
+  config: Config,
+  servers: { grpcPort: number; connectPort: number; webUrl: string | undefined },
+  describe: string[],
+  bridge: { grpcPort: number; webhookBaseUrl: string } | undefined,
+  workers = 1,
+): string {
   return `countersign serving${workers > 1 ? ` (${workers} worker processes)` : ''}
   gRPC (grpc-js)           ${config.host}:${servers.grpcPort}   health + reflection: grpcurl -plaintext ${config.host}:${servers.grpcPort} list
   Connect / gRPC-Web       http://${config.host}:${servers.connectPort}
@@ -128,7 +141,15 @@ async function servePrimary(config: Config, workers: number): Promise<void> {
   const log = (line: string) => console.error(`countersign primary ${process.pid}: ${line}`);
   const primary = await startPrimary(config, workers, log);
   const { listening } = primary;
-  console.log(banner(config, listening, [`TigerBeetle at ${config.tbAddresses.join(',')}`, config.redisUrl !== undefined ? 'Redis' : 'Redis Cluster'], undefined, workers));
+  console.log(
+    banner(
+      config,
+      listening,
+      [`TigerBeetle at ${config.tbAddresses.join(',')}`, config.redisUrl !== undefined ? 'Redis' : 'Redis Cluster'],
+      undefined,
+      workers,
+    ),
+  );
   await untilStopSignal();
   await primary.stop();
 }

@@ -1,21 +1,21 @@
-import * as grpc from '@grpc/grpc-js';
-import type { StatsD as StatsDClient } from 'hot-shots';
 import type { Interceptor } from '@connectrpc/connect';
+import type * as grpc from '@grpc/grpc-js';
+import type { StatsD as StatsDClient } from 'hot-shots';
 import type { Payment } from '../authz/model.js';
 import { EnrollmentService } from '../gen/countersign/v1/enrollment_pb.js';
 import { LedgerService } from '../gen/countersign/v1/ledger_pb.js';
 import { PayerService } from '../gen/countersign/v1/payer_pb.js';
 import { PaymentService } from '../gen/countersign/v1/payments_pb.js';
 import type { App } from './app.js';
+import type { TlsFiles } from './config.js';
 import { enrollmentServiceImpl } from './handlers/enrollment-service.js';
 import { ledgerServiceImpl } from './handlers/ledger-service.js';
 import { payerServiceImpl } from './handlers/payer-service.js';
 import { paymentServiceImpl } from './handlers/payment-service.js';
 import { startConnectServer } from './rpc/connect-server.js';
 import { grpcServerCredentials, routesOf, startGrpcServer } from './rpc/grpc-host.js';
-import type { TlsFiles } from './config.js';
 import { authenticate, deadline, logging, metrics } from './rpc/interceptors.js';
-import { startWebTerminal, type RunningWebTerminal } from './web/web-terminal.js';
+import { type RunningWebTerminal, startWebTerminal } from './web/web-terminal.js';
 
 /**
  * How often the sweeper claims payments whose due time has come (expiries, posts and voids a
@@ -42,7 +42,16 @@ export function serviceEntries(app: App) {
     { service: PaymentService, impl: paymentServiceImpl({ payments: app.payments, directory: app.directory, events: app.events, listPayments }) },
     { service: PayerService, impl: payerServiceImpl({ payments: app.payments, directory: app.directory, events: app.events, listPayments, payeeName }) },
     { service: EnrollmentService, impl: enrollmentServiceImpl({ enrollment: app.enrollment }) },
-    { service: LedgerService, impl: ledgerServiceImpl({ ledger: app.ledger, directory: app.directory, payments: app.store, enrollment: app.enrollment, ...(app.totals ? { totals: app.totals } : {}) }) },
+    {
+      service: LedgerService,
+      impl: ledgerServiceImpl({
+        ledger: app.ledger,
+        directory: app.directory,
+        payments: app.store,
+        enrollment: app.enrollment,
+        ...(app.totals ? { totals: app.totals } : {}),
+      }),
+    },
   ] as const;
 }
 
@@ -115,7 +124,14 @@ export async function startServers(app: App, opts: ServerOptions): Promise<Serve
   const interceptors = interceptorsFor(app, statsd);
   // First: the web terminal's port is the one most likely busy, and nothing is running yet to undo.
   const webTerminal = await startWebTerminalIfAsked(app, opts);
-  const grpcServer = await startGrpcServer({ host: opts.host, port: opts.grpcPort, services, interceptors, credentials: grpcCredentialsOf(app, opts), logger: app.logger });
+  const grpcServer = await startGrpcServer({
+    host: opts.host,
+    port: opts.grpcPort,
+    services,
+    interceptors,
+    credentials: grpcCredentialsOf(app, opts),
+    logger: app.logger,
+  });
   const connectServer = await startConnectServer({ routes: routesOf(services), host: opts.host, port: opts.connectPort, interceptors, logger: app.logger });
   let sweeping = false; // a slow sweep (a slow ledger) is never overlapped by the next tick
   const sweeper = setInterval(() => {

@@ -1,8 +1,8 @@
 import { ConnectError, createClient, type Interceptor } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import { PaymentState } from '../gen/countersign/v1/common_pb.js';
-import { PayerService, type ConfirmPaymentResponse } from '../gen/countersign/v1/payer_pb.js';
-import { confirmPaymentRequest, outcomeOf, type AuthzAnswer, type AuthzClient } from '../telco-bridge/authz-client.js';
+import { type ConfirmPaymentResponse, PayerService } from '../gen/countersign/v1/payer_pb.js';
+import { type AuthzAnswer, type AuthzClient, confirmPaymentRequest, outcomeOf } from '../telco-bridge/authz-client.js';
 import { ErrorInfoSchema } from './rpc/status-details.js';
 
 /**
@@ -42,6 +42,6 @@ async function answerOf(call: Promise<ConfirmPaymentResponse>): Promise<AuthzAns
   } catch (error) {
     const e = ConnectError.from(error);
     const infos = e.findDetails(ErrorInfoSchema) as { metadata?: Record<string, string> }[];
-    return { ok: false, code: e.code, attemptsLeft: infos.map((i) => i.metadata?.['attempts_left']).find((v) => v !== undefined) };
+    return { ok: false, code: e.code, attemptsLeft: infos.map((i) => i.metadata?.attempts_left).find((v) => v !== undefined) };
   }
 }

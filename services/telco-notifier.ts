@@ -1,8 +1,8 @@
-import { Code, ConnectError, type Client } from '@connectrpc/connect';
+import { type Client, Code, ConnectError } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 import type { CodeDelivery, Notifier, PasswordCall } from '../authz/notifier.js';
+import type { StreamEventsResponse, TelcoBridgeService } from '../gen/countersign/v1/telco_pb.js';
 import { formatMoney } from '../ledger/chart.js';
-import { TelcoBridgeService, type StreamEventsResponse } from '../gen/countersign/v1/telco_pb.js';
 
 export interface TelcoNotifierOptions {
   /** An SMS not confirmed delivered within this many milliseconds is read out on a call instead. */
@@ -22,7 +22,6 @@ interface Tracked {
   delivery: CodeDelivery;
   timer: NodeJS.Timeout;
 }
-
 
 /**
  * Delivery through the telco bridge (its gRPC client only): first codes by SMS, password calls
@@ -48,18 +47,24 @@ export class TelcoNotifier implements Notifier {
 
   async deliverFirstCode(d: CodeDelivery): Promise<void> {
     const text = `countersign: code ${d.firstCode} for ${formatMoney(d.amount, d.currency)} to ${d.payeeName}. Reply with this code to approve, or enter it on your terminal.`;
-    const sent = await this.bridge.sendSms({ idempotencyKey: `code-${d.paymentId}-${d.deliveryKey}`, to: d.phone, text, reference: d.paymentId }, { timeoutMs: this.options.bridgeCallDeadlineMs });
+    const sent = await this.bridge.sendSms(
+      { idempotencyKey: `code-${d.paymentId}-${d.deliveryKey}`, to: d.phone, text, reference: d.paymentId },
+      { timeoutMs: this.options.bridgeCallDeadlineMs },
+    );
     this.track(sent.messageId, d);
   }
 
   async callForPassword(c: PasswordCall): Promise<void> {
-    await this.bridge.startCall({
-      idempotencyKey: `password-${c.paymentId}`,
-      to: c.phone,
-      reference: c.paymentId,
-      announcement: { payeeName: c.payeeName, amount: c.amount, currency: c.currency, description: c.description },
-      gather: { digitsMax: 12, timeoutSeconds: 5, finishKey: '#', attemptsMax: 2 },
-    }, { timeoutMs: this.options.bridgeCallDeadlineMs });
+    await this.bridge.startCall(
+      {
+        idempotencyKey: `password-${c.paymentId}`,
+        to: c.phone,
+        reference: c.paymentId,
+        announcement: { payeeName: c.payeeName, amount: c.amount, currency: c.currency, description: c.description },
+        gather: { digitsMax: 12, timeoutSeconds: 5, finishKey: '#', attemptsMax: 2 },
+      },
+      { timeoutMs: this.options.bridgeCallDeadlineMs },
+    );
   }
 
   private track(messageId: string, delivery: CodeDelivery): void {
@@ -85,12 +90,15 @@ export class TelcoNotifier implements Notifier {
     const d = t.delivery;
     this.options.logger.info({ paymentId: d.paymentId, messageId, why }, 'SMS code not delivered: reading it out on a call');
     try {
-      await this.bridge.startCall({
-        idempotencyKey: `fallback-${d.paymentId}-${d.deliveryKey}`,
-        to: d.phone,
-        reference: d.paymentId,
-        announcement: { payeeName: d.payeeName, amount: d.amount, currency: d.currency, spokenCode: d.firstCode },
-      }, { timeoutMs: this.options.bridgeCallDeadlineMs });
+      await this.bridge.startCall(
+        {
+          idempotencyKey: `fallback-${d.paymentId}-${d.deliveryKey}`,
+          to: d.phone,
+          reference: d.paymentId,
+          announcement: { payeeName: d.payeeName, amount: d.amount, currency: d.currency, spokenCode: d.firstCode },
+        },
+        { timeoutMs: this.options.bridgeCallDeadlineMs },
+      );
     } catch (error) {
       this.options.logger.warn({ paymentId: d.paymentId, code: ConnectError.from(error).code }, 'fallback call failed');
     }

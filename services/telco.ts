@@ -2,17 +2,17 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TelcoBridgeService } from '../gen/countersign/v1/telco_pb.js';
 import {
-  bridgeLimitsDefault,
-  startBridgeChannels,
   type BridgeChannels,
   type BridgeChannelsOptions,
   type BridgeLimits,
+  bridgeLimitsDefault,
   type SmsOptions,
+  startBridgeChannels,
   type VoiceOptions,
 } from '../telco-bridge/bridge.js';
-import { ConfigError } from './config-error.js';
 import type { Config } from './config.js';
-import { grpcServerCredentials, startGrpcServer, type RunningServer } from './rpc/grpc-host.js';
+import { ConfigError } from './config-error.js';
+import { grpcServerCredentials, type RunningServer, startGrpcServer } from './rpc/grpc-host.js';
 import { authenticate, type Principal } from './rpc/interceptors.js';
 import { createTelcoAuthzClient } from './telco-authz-client.js';
 

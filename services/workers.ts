@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
-import type { Payment } from '../authz/model.js';
 import type { PaymentEvents } from '../authz/events.js';
-import { ConfigError, type Config } from './config.js';
+import type { Payment } from '../authz/model.js';
+import { type Config, ConfigError } from './config.js';
 import { freePort } from './net.js';
 
 /**
@@ -23,7 +23,10 @@ export const workerRestartWindowMs = 60_000;
 export const workerStopTimeoutMs = 10_000;
 
 /** Messages between the primary and its workers (IPC with structured clone: bigints travel). */
-type ToPrimary = { type: 'listening'; grpcPort: number; connectPort: number; webUrl: string | undefined } | { type: 'payment'; payment: Payment } | { type: 'watchers'; count: number };
+type ToPrimary =
+  | { type: 'listening'; grpcPort: number; connectPort: number; webUrl: string | undefined }
+  | { type: 'payment'; payment: Payment }
+  | { type: 'watchers'; count: number };
 type ToWorker = { type: 'payment'; payment: Payment } | { type: 'watchers'; othersWatching: boolean };
 
 /** Why a configuration cannot run several workers, or undefined when it can. */
@@ -34,7 +37,8 @@ export function workersRefusal(config: Config, withBridge: boolean): string | un
   if (config.tbAddresses.length === 0) {
     return `--workers needs the ledger in TigerBeetle (COUNTERSIGN_TB_ADDRESSES): the embedded ledger in ${config.dataDir} belongs to one process (one process per data directory)`;
   }
-  if (withBridge) return '--workers runs the authorization service only: run the telco bridge as its own process (countersign telco-bridge) and point COUNTERSIGN_TELCO_BRIDGE at it';
+  if (withBridge)
+    return '--workers runs the authorization service only: run the telco bridge as its own process (countersign telco-bridge) and point COUNTERSIGN_TELCO_BRIDGE at it';
   return undefined;
 }
 
@@ -54,7 +58,11 @@ export function isWorker(): boolean {
  * workers, restarts the ones that die, relays payment changes, and resolves with the first
  * worker's listening report; `stop` ends them all.
  */
-export async function startPrimary(config: Config, count: number, log: (line: string) => void): Promise<{ listening: ToPrimary & { type: 'listening' }; stop(): Promise<void> }> {
+export async function startPrimary(
+  config: Config,
+  count: number,
+  log: (line: string) => void,
+): Promise<{ listening: ToPrimary & { type: 'listening' }; stop(): Promise<void> }> {
   const ports = {
     COUNTERSIGN_GRPC_PORT: String(config.grpcPort === 0 ? await freePort(config.host) : config.grpcPort),
     COUNTERSIGN_CONNECT_PORT: String(config.connectPort === 0 ? await freePort(config.host) : config.connectPort),
@@ -79,8 +87,10 @@ export async function startPrimary(config: Config, count: number, log: (line: st
     const worker = cluster.fork(ports);
     worker.on('message', (m: ToPrimary) => {
       if (m.type === 'listening') firstListening?.(m);
-      else if (m.type === 'watchers') (watching.set(worker, m.count), broadcastWatchers());
-      else if (m.type === 'payment') for (const w of Object.values(cluster.workers ?? {})) if (w !== undefined && w !== worker) w.send({ type: 'payment', payment: m.payment } satisfies ToWorker);
+      else if (m.type === 'watchers') watching.set(worker, m.count), broadcastWatchers();
+      else if (m.type === 'payment')
+        for (const w of Object.values(cluster.workers ?? {}))
+          if (w !== undefined && w !== worker) w.send({ type: 'payment', payment: m.payment } satisfies ToWorker);
     });
     worker.on('exit', (code, signal) => {
       watching.delete(worker);
@@ -89,8 +99,11 @@ export async function startPrimary(config: Config, count: number, log: (line: st
       const now = Date.now();
       deaths.push(now);
       while (deaths.length > 0 && deaths[0]! < now - workerRestartWindowMs) deaths.shift();
-      log(`worker ${worker.process.pid} exited (${signal ?? `code ${code}`}); ${deaths.length > workerRestartsMax ? 'too many deaths: stopping' : 'restarting it'}`);
-      if (deaths.length > workerRestartsMax) return void failed?.(new Error(`more than ${workerRestartsMax} worker deaths within ${workerRestartWindowMs / 1000} s`));
+      log(
+        `worker ${worker.process.pid} exited (${signal ?? `code ${code}`}); ${deaths.length > workerRestartsMax ? 'too many deaths: stopping' : 'restarting it'}`,
+      );
+      if (deaths.length > workerRestartsMax)
+        return void failed?.(new Error(`more than ${workerRestartsMax} worker deaths within ${workerRestartWindowMs / 1000} s`));
       setTimeout(() => !stopping && fork(), workerRestartDelayMs);
     });
   };
@@ -118,7 +131,11 @@ function stopWorker(worker: Worker): Promise<void> {
  * In a worker: reports where it listens, relays its payment changes to the others while anyone
  * else watches, delivers theirs to its own watchers, and stops when the primary is gone.
  */
-export function joinPrimary(events: PaymentEvents, listening: { grpcPort: number; connectPort: number; webUrl: string | undefined }, stop: () => Promise<void>): void {
+export function joinPrimary(
+  events: PaymentEvents,
+  listening: { grpcPort: number; connectPort: number; webUrl: string | undefined },
+  stop: () => Promise<void>,
+): void {
   let othersWatching = false;
   const send = (m: ToPrimary) => process.send?.(m);
   process.on('message', (m: ToWorker) => {

@@ -1,7 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import { Code } from '@connectrpc/connect';
-import { PaymentState, PasswordKind } from '../gen/countersign/v1/common_pb.js';
-import { ConfirmPaymentRequestSchema, type ConfirmPaymentRequest } from '../gen/countersign/v1/payer_pb.js';
+import { PasswordKind, PaymentState } from '../gen/countersign/v1/common_pb.js';
+import { type ConfirmPaymentRequest, ConfirmPaymentRequestSchema } from '../gen/countersign/v1/payer_pb.js';
 import type { ConfirmOutcome } from './ivr-dialogue.js';
 
 /**

@@ -5,11 +5,11 @@ import type { AuthzClient } from './authz-client.js';
 import type { SmsChannel, VoiceChannel } from './channels.js';
 import { ConsoleChannel } from './console-channel.js';
 import { EventLog } from './events.js';
-import { ivrLimitsDefault, type IvrLimits } from './ivr-dialogue.js';
-import { TelcoBridgeCore, serviceLimitsDefault, type ServiceLimits } from './service.js';
+import { type IvrLimits, ivrLimitsDefault } from './ivr-dialogue.js';
+import { type ServiceLimits, serviceLimitsDefault, TelcoBridgeCore } from './service.js';
 import { SmppChannel, type SmppChannelOptions, type SmppStats } from './smpp-channel.js';
-import { TwilioVoiceChannel, voiceLimitsDefault, type TwilioVoiceOptions, type VoiceLimits } from './voice-channel.js';
-import { startWebhookServer, webhookLimitsDefault, type WebhookServer } from './webhook-server.js';
+import { TwilioVoiceChannel, type TwilioVoiceOptions, type VoiceLimits, voiceLimitsDefault } from './voice-channel.js';
+import { startWebhookServer, type WebhookServer, webhookLimitsDefault } from './webhook-server.js';
 
 /**
  * The telco bridge without its RPC: SMS over SMPP or the console, calls through a TwiML provider
@@ -95,7 +95,11 @@ export async function startBridgeChannels(options: BridgeChannelsOptions): Promi
   let consoleChannel: ConsoleChannel | undefined;
   const consoleOf = () =>
     (consoleChannel ??= new ConsoleChannel(
-      { output: options.console?.output ?? process.stdout, ...(options.console?.input ? { input: options.console.input } : {}), inputTimeoutMs: limits.consoleInputTimeoutMs },
+      {
+        output: options.console?.output ?? process.stdout,
+        ...(options.console?.input ? { input: options.console.input } : {}),
+        inputTimeoutMs: limits.consoleInputTimeoutMs,
+      },
       core.smsListener,
       core.voiceListener,
       core.confirmPassword,
@@ -105,7 +109,15 @@ export async function startBridgeChannels(options: BridgeChannelsOptions): Promi
   const sms: SmsChannel = smpp ?? consoleOf();
   const twilio =
     options.voice.kind === 'twilio'
-      ? new TwilioVoiceChannel(options.voice, limits, limits, () => webhookBaseUrl, core.voiceListener, core.confirmPassword, logger.child({ channel: 'voice' }))
+      ? new TwilioVoiceChannel(
+          options.voice,
+          limits,
+          limits,
+          () => webhookBaseUrl,
+          core.voiceListener,
+          core.confirmPassword,
+          logger.child({ channel: 'voice' }),
+        )
       : undefined;
   const voice: VoiceChannel = twilio ?? consoleOf();
   core.attach(sms, voice);

@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline';
 import type { Accepted, CallPlacement, SmsChannel, SmsChannelListener, SmsSubmission, VoiceChannel, VoiceChannelListener } from './channels.js';
-import { IvrSession, type ConfirmPassword, type IvrLimits, type IvrStep } from './ivr-dialogue.js';
+import { type ConfirmPassword, type IvrLimits, IvrSession, type IvrStep } from './ivr-dialogue.js';
 
 /**
  * The embedded default channel: SMS and call announcements are printed to `output` (codes

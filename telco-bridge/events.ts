@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import { StreamEventsResponseSchema, type StreamEventsResponse } from '../gen/countersign/v1/telco_pb.js';
+import { type StreamEventsResponse, StreamEventsResponseSchema } from '../gen/countersign/v1/telco_pb.js';
 
 /**
  * The bridge's event log: every message's and call's fate, in memory, bounded, with ids that

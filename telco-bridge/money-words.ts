@@ -3,7 +3,28 @@
  * cents". Money stays bigint minor units throughout; no floats. Pure functions.
  */
 
-const ones = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten', 'eleven', 'twelve', 'thirteen', 'fourteen', 'fifteen', 'sixteen', 'seventeen', 'eighteen', 'nineteen'];
+const ones = [
+  'zero',
+  'one',
+  'two',
+  'three',
+  'four',
+  'five',
+  'six',
+  'seven',
+  'eight',
+  'nine',
+  'ten',
+  'eleven',
+  'twelve',
+  'thirteen',
+  'fourteen',
+  'fifteen',
+  'sixteen',
+  'seventeen',
+  'eighteen',
+  'nineteen',
+];
 const tens = ['', '', 'twenty', 'thirty', 'forty', 'fifty', 'sixty', 'seventy', 'eighty', 'ninety'];
 /** Short-scale names, enough for every uint64. */
 const scales = ['', 'thousand', 'million', 'billion', 'trillion', 'quadrillion', 'quintillion'];
@@ -86,7 +107,12 @@ export function amountWords(amount: bigint, currency: string): string {
   }
   const name = currencyName(currency);
   if (minor === 0n) return `${integerWords(major)} ${name}`;
-  const digits = minor.toString().padStart(exponent, '0').split('').map((d) => ones[Number(d)]).join(' ');
+  const digits = minor
+    .toString()
+    .padStart(exponent, '0')
+    .split('')
+    .map((d) => ones[Number(d)])
+    .join(' ');
   return `${integerWords(major)} point ${digits} ${name}`;
 }
 

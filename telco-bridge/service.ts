@@ -1,22 +1,22 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { create, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import { create, type DescMessage, type MessageShape, toBinary } from '@bufbuild/protobuf';
 import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 import {
+  type SendSmsRequest,
   SendSmsRequestSchema,
   SmsEncoding,
-  StartCallRequestSchema,
-  TelcoBridgeService,
-  type SendSmsRequest,
   type StartCallRequest,
+  StartCallRequestSchema,
   type StreamEventsRequest,
   type StreamEventsResponse,
+  type TelcoBridgeService,
 } from '../gen/countersign/v1/telco_pb.js';
 import type { AuthzClient } from './authz-client.js';
 import { BoundedMap, DestinationLimiter, IdempotencyRecord, ReplyMatcher } from './bounded-state.js';
 import type { Accepted, CallPlacement, ChannelErrorCode, SmsChannel, SmsChannelListener, VoiceChannel, VoiceChannelListener } from './channels.js';
 import { invalidArgument as invalid, TelcoError, type TelcoErrorKind } from './errors.js';
-import { isEventId, type EventLog } from './events.js';
+import { type EventLog, isEventId } from './events.js';
 import type { ConfirmPassword } from './ivr-dialogue.js';
 import { currencyExponent } from './money-words.js';
 import { chooseAlphabet } from './sms-encoding.js';
@@ -170,7 +170,10 @@ export class TelcoBridgeCore {
   /** An SMS reply: reported (without its text) and, when it answers a recent message, relayed to authz as the SMS OTP. */
   private relayReply(from: string, text: string): void {
     const match = this.replies.match(from);
-    this.events.append(match?.reference ?? '', { case: 'smsReplied', value: { $typeName: 'countersign.v1.SmsReplied', messageId: match?.messageId ?? '', from, text: '' } });
+    this.events.append(match?.reference ?? '', {
+      case: 'smsReplied',
+      value: { $typeName: 'countersign.v1.SmsReplied', messageId: match?.messageId ?? '', from, text: '' },
+    });
     const code = text.trim();
     if (match === undefined || code === '' || code.length > this.limits.replyCodeCharsMax) {
       this.logger.info({ from: maskPhone(from), matched: match !== undefined }, 'sms reply not relayed');
@@ -178,9 +181,11 @@ export class TelcoBridgeCore {
     }
     const receivedAtMs = this.now();
     const key = `sms-reply-${createHmac('sha256', this.hmacKey).update(`${from}\n${text}\n${receivedAtMs}`).digest('hex').slice(0, 32)}`;
-    void this.authz.confirmPayment({ paymentId: match.reference, idempotencyKey: key, proof: { kind: 'sms-otp', code } }).then((outcome) =>
-      this.logger.info({ reference: match.reference, messageId: match.messageId, authz: outcome.code, outcome: outcome.kind }, 'sms reply relayed to authz'),
-    );
+    void this.authz
+      .confirmPayment({ paymentId: match.reference, idempotencyKey: key, proof: { kind: 'sms-otp', code } })
+      .then((outcome) =>
+        this.logger.info({ reference: match.reference, messageId: match.messageId, authz: outcome.code, outcome: outcome.kind }, 'sms reply relayed to authz'),
+      );
   }
 
   // ------------------------------------------------------------------------- RPCs
@@ -223,7 +228,10 @@ export class TelcoBridgeCore {
         this.references.delete(placement.callId);
         throw refusalError(accepted);
       }
-      this.logger.info({ callId: placement.callId, reference: request.reference, to: maskPhone(request.to), spokenCode: placement.announcement.spokenCode !== '' }, 'call started');
+      this.logger.info(
+        { callId: placement.callId, reference: request.reference, to: maskPhone(request.to), spokenCode: placement.announcement.spokenCode !== '' },
+        'call started',
+      );
       return placement.callId;
     });
     return { callId };
@@ -236,12 +244,15 @@ export class TelcoBridgeCore {
     const a = request.announcement;
     if (a === undefined) throw invalid('announcement is required');
     const spokenCode = a.spokenCode;
-    if (request.reference.length > referenceCharsMax || (request.reference === '' && spokenCode === '')) throw invalid(`reference must be 1..${referenceCharsMax} characters`);
-    if (a.payeeName.trim() === '' || a.payeeName.length > payeeNameCharsMax) throw invalid(`announcement.payee_name must be 1..${payeeNameCharsMax} characters`);
+    if (request.reference.length > referenceCharsMax || (request.reference === '' && spokenCode === ''))
+      throw invalid(`reference must be 1..${referenceCharsMax} characters`);
+    if (a.payeeName.trim() === '' || a.payeeName.length > payeeNameCharsMax)
+      throw invalid(`announcement.payee_name must be 1..${payeeNameCharsMax} characters`);
     if (a.amount === 0n) throw invalid('announcement.amount must be positive');
     if (currencyExponent(a.currency) === undefined) throw invalid('announcement.currency must be an ISO 4217 code such as USD');
     if (a.description.length > descriptionCharsMax) throw invalid(`announcement.description must be at most ${descriptionCharsMax} characters`);
-    if (a.language !== '' && !/^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$/.test(a.language)) throw invalid('announcement.language must be a BCP 47 tag such as en-US');
+    if (a.language !== '' && !/^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$/.test(a.language))
+      throw invalid('announcement.language must be a BCP 47 tag such as en-US');
     if (spokenCode !== '' && !/^[0-9A-Za-z]{1,32}$/.test(spokenCode)) throw invalid('announcement.spoken_code must be 1..32 letters or digits');
     const g = request.gather;
     const digitsMax = g?.digitsMax || 12;
@@ -256,7 +267,14 @@ export class TelcoBridgeCore {
       callId: `call_${randomBytes(12).toString('hex')}`,
       to: request.to,
       reference: request.reference,
-      announcement: { payeeName: a.payeeName.trim(), amount: a.amount, currency: a.currency, description: a.description.trim(), language: a.language || 'en-US', spokenCode },
+      announcement: {
+        payeeName: a.payeeName.trim(),
+        amount: a.amount,
+        currency: a.currency,
+        description: a.description.trim(),
+        language: a.language || 'en-US',
+        spokenCode,
+      },
       gather: { digitsMax, timeoutSeconds, finishKey, attemptsMax },
     };
   }

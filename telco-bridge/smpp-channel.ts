@@ -2,8 +2,8 @@ import type { Logger } from 'pino';
 import type { Accepted, SmsChannel, SmsChannelListener, SmsSubmission } from './channels.js';
 import { esmClassDeliveryReceipt, esmClassTypeMask, parseDeliveryReceipt, smscIdVariants } from './delivery-receipt.js';
 import { decodeGsm7 } from './gsm7.js';
-import { smsParts, type SmsPart } from './sms-encoding.js';
-import { sendRequest, smpp, smppStatusName, type SmppPdu, type SmppSession } from './smpp-lib.js';
+import { type SmppPdu, type SmppSession, sendRequest, smpp, smppStatusName } from './smpp-lib.js';
+import { type SmsPart, smsParts } from './sms-encoding.js';
 
 /**
  * SMS over SMPP 3.4 as an ESME bound in transceiver mode: submit_sm with delivery receipts
@@ -219,16 +219,21 @@ export class SmppChannel implements SmsChannel {
       session.destroy();
     }, this.limits.bindTimeoutMs);
     session.on('connect', () => {
-      const sent = sendRequest(session, 'bind_transceiver', { system_id: this.options.systemId, password: this.options.password, interface_version: 0x34 }, (pdu) => {
-        this.clearTimer(bindTimer);
-        if (pdu.command_status !== 0) {
-          this.stats.bindFailures++;
-          this.logger.error({ status: smppStatusName(pdu.command_status) }, 'smpp bind refused');
-          session.destroy();
-          return;
-        }
-        this.onBound(session);
-      });
+      const sent = sendRequest(
+        session,
+        'bind_transceiver',
+        { system_id: this.options.systemId, password: this.options.password, interface_version: 0x34 },
+        (pdu) => {
+          this.clearTimer(bindTimer);
+          if (pdu.command_status !== 0) {
+            this.stats.bindFailures++;
+            this.logger.error({ status: smppStatusName(pdu.command_status) }, 'smpp bind refused');
+            session.destroy();
+            return;
+          }
+          this.onBound(session);
+        },
+      );
       if (!sent) session.destroy();
     });
     session.on('error', (error: Error) => {

@@ -1,5 +1,5 @@
-import { createRequire } from 'node:module';
 import type { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
 import type { Server as NetServer } from 'node:net';
 
 /**

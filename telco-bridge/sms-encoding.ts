@@ -34,7 +34,8 @@ export type AlphabetChoice = { ok: true; alphabet: SmsAlphabet } | { ok: false; 
 /** The alphabet for `text` under the caller's hint: GSM-7 when it fits (or asked for and fits), else UCS-2. */
 export function chooseAlphabet(text: string, hint: SmsEncoding): AlphabetChoice {
   const fits = fitsGsm7(text);
-  if (hint === SmsEncoding.GSM7 && !fits) return { ok: false, message: 'text has characters outside the GSM 03.38 alphabet; use SMS_ENCODING_UCS2 or UNSPECIFIED' };
+  if (hint === SmsEncoding.GSM7 && !fits)
+    return { ok: false, message: 'text has characters outside the GSM 03.38 alphabet; use SMS_ENCODING_UCS2 or UNSPECIFIED' };
   if (hint === SmsEncoding.UCS2) return { ok: true, alphabet: 'ucs2' };
   return { ok: true, alphabet: fits ? 'gsm7' : 'ucs2' };
 }

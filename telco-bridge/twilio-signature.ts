@@ -22,13 +22,17 @@ export function signedPayload(url: string, params: FormParams): string {
 
 /** The X-Twilio-Signature value for a request to `url` with form `params`. */
 export function twilioSignature(authToken: string, url: string, params: FormParams): string {
-  return createHmac('sha1', authToken).update(Buffer.from(signedPayload(url, params), 'utf8')).digest('base64');
+  return createHmac('sha1', authToken)
+    .update(Buffer.from(signedPayload(url, params), 'utf8'))
+    .digest('base64');
 }
 
 /** True when `signature` is the valid one; compared in constant time (over digests of equal length). */
 export function validTwilioSignature(authToken: string, url: string, params: FormParams, signature: string | undefined): boolean {
   if (signature === undefined || signature === '') return false;
-  const expected = createHash('sha256').update(twilioSignature(authToken, url, params)).digest();
+  const expected = createHash('sha256')
+    .update(twilioSignature(authToken, url, params))
+    .digest();
   const given = createHash('sha256').update(signature).digest();
   return timingSafeEqual(expected, given);
 }

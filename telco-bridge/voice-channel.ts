@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Accepted, CallPlacement, VoiceChannel, VoiceChannelListener } from './channels.js';
-import { IvrSession, type ConfirmPassword, type IvrLimits, type IvrStep } from './ivr-dialogue.js';
-import { renderTwiml, twimlContentType, type TwimlUrls } from './twiml.js';
+import { type ConfirmPassword, type IvrLimits, IvrSession, type IvrStep } from './ivr-dialogue.js';
+import { renderTwiml, type TwimlUrls, twimlContentType } from './twiml.js';
 import type { WebhookRequest, WebhookResponse } from './webhook-server.js';
 
 /**
@@ -70,7 +70,8 @@ export class TwilioVoiceChannel implements VoiceChannel {
 
   async place(call: CallPlacement): Promise<Accepted> {
     this.sweep();
-    if (this.calls.size >= this.limits.callsInProgressMax) return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `too many calls in progress (${this.limits.callsInProgressMax})` };
+    if (this.calls.size >= this.limits.callsInProgressMax)
+      return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `too many calls in progress (${this.limits.callsInProgressMax})` };
     const session = new IvrSession(call, this.confirm, this.ivrLimits, () => this.listener.digits(call.callId));
     // Registered before the request: the provider may call back before it answers us.
     const state: CallState = { session, placedAtMs: this.now(), providerSid: undefined, answered: false, settled: false };

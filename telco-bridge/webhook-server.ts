@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { validTwilioSignature, type FormParams } from './twilio-signature.js';
+import { type FormParams, validTwilioSignature } from './twilio-signature.js';
 
 /**
  * The HTTP server the voice provider calls (node:http). Every request must be a form POST of

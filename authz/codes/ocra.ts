@@ -78,8 +78,15 @@ export function parseOcraSuite(text: string): OcraSuite {
     throw new OcraSuiteError(`response digits must be ${responseDigitsMin}..${responseDigitsMax} in ${text}`);
   }
   const suite: OcraSuite = {
-    text, hash: `sha${crypto[1]}` as OcraHash, digits, counter: false, questionFormat: 'N',
-    questionCharsMax: 0, passwordHash: null, sessionInfoBytes: null, timeStepSeconds: null,
+    text,
+    hash: `sha${crypto[1]}` as OcraHash,
+    digits,
+    counter: false,
+    questionFormat: 'N',
+    questionCharsMax: 0,
+    passwordHash: null,
+    sessionInfoBytes: null,
+    timeStepSeconds: null,
   };
   parseDataInput(suite, parts[2] ?? '');
   return suite;

@@ -1,4 +1,4 @@
-import { hash, verify, type Algorithm } from '@node-rs/argon2';
+import { type Algorithm, hash, verify } from '@node-rs/argon2';
 
 /**
  * argon2id hashes of short PINs and passwords (M1a verification code, M2/M3 passwords), as PHC

@@ -94,8 +94,7 @@ export function loadOrCreateMasterKey(keyPath: string): Buffer {
   const mode = fs.statSync(keyPath).mode & 0o777;
   if ((mode & keyFileForbiddenBits) !== 0) {
     throw new MasterKeyError(
-      `master key file ${keyPath} has mode ${mode.toString(8).padStart(4, '0')}; `
-      + `it must not be readable by group or others (chmod 600 ${keyPath})`,
+      `master key file ${keyPath} has mode ${mode.toString(8).padStart(4, '0')}; ` + `it must not be readable by group or others (chmod 600 ${keyPath})`,
     );
   }
   return masterKeyFromBase64(fs.readFileSync(keyPath, 'utf8'));

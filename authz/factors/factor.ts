@@ -1,5 +1,5 @@
-import type { BankGateway } from '../ports.js';
 import type { Caller, Factor, Payer, Payment } from '../model.js';
+import type { BankGateway } from '../ports.js';
 import type { ConfirmAnswer, PaymentRecord } from '../store/port.js';
 import type { Proof, ProofKind } from './proof.js';
 

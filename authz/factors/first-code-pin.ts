@@ -1,6 +1,6 @@
 import { invalidArgument } from '../errors.js';
-import { digestAnswer, type FactorModule } from './factor.js';
 import { dtmfPassword, eightDigits } from '../validation.js';
+import { digestAnswer, type FactorModule } from './factor.js';
 
 /** M1a: the first code plus the payer's verification PIN (argon2id hash only). */
 export const firstCodeAndPin: FactorModule<'first_code_and_pin'> = {

@@ -55,7 +55,7 @@ export function availableFactors(deployment: { bank: boolean }): ReadonlySet<Fac
   return new Set(modules.filter((m) => m.available(deployment)).map((m) => m.factor));
 }
 
-export { challengeIdOf, pendingFactors, type FactorModule, type ProofContext } from './factor.js';
-export { pathOfCaller, pathOfChannel, type PathClass } from './paths.js';
-export type { Proof, ProofKind } from './proof.js';
 export { envelopeBounds } from './bank-card.js';
+export { challengeIdOf, type FactorModule, type ProofContext, pendingFactors } from './factor.js';
+export { type PathClass, pathOfCaller, pathOfChannel } from './paths.js';
+export type { Proof, ProofKind } from './proof.js';

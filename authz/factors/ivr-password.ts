@@ -1,6 +1,6 @@
 import { invalidArgument } from '../errors.js';
-import { digestAnswer, type FactorModule } from './factor.js';
 import { dtmfPassword } from '../validation.js';
+import { digestAnswer, type FactorModule } from './factor.js';
 
 /** What the store expects once argon2id has accepted a keyed password (the password itself is never digested). */
 export const passwordAccepted = 'password-accepted';

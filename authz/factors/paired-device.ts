@@ -1,18 +1,24 @@
 import { sameSim } from '../enrollment.js';
 import { invalidArgument } from '../errors.js';
 import type { Caller, Payer, Payment } from '../model.js';
-import type { Proof } from './proof.js';
-import { digestAnswer, type FactorModule } from './factor.js';
 import { eightDigits } from '../validation.js';
+import { digestAnswer, type FactorModule } from './factor.js';
 import { pathOfCaller } from './paths.js';
+import type { Proof } from './proof.js';
 
 /**
  * M4: why a paired device's message cannot approve the payment, or undefined when it may: it
  * must come on another path than the request, from a device paired with the request's main SIM,
  * carrying exactly that device's auxiliary SIM.
  */
-export function deviceMismatch(payment: Payment, payer: Payer | undefined, proof: Extract<Proof, { kind: 'paired_device' }>, caller: Caller): string | undefined {
-  if (payment.originPath !== undefined && pathOfCaller(caller) === payment.originPath) return `the paired device's message came on the same path (${payment.originPath}) as the payment request`;
+export function deviceMismatch(
+  payment: Payment,
+  payer: Payer | undefined,
+  proof: Extract<Proof, { kind: 'paired_device' }>,
+  caller: Caller,
+): string | undefined {
+  if (payment.originPath !== undefined && pathOfCaller(caller) === payment.originPath)
+    return `the paired device's message came on the same path (${payment.originPath}) as the payment request`;
   const device = payer?.pairedDevices?.find((d) => d.id === proof.deviceId);
   if (device === undefined) return 'no such paired device';
   if (payment.originSim === undefined || !sameSim(device.mainSim, payment.originSim)) return 'the device is not paired with the SIM the request came through';
@@ -33,7 +39,8 @@ export const pairedDevice: FactorModule<'paired_device'> = {
   available: () => true,
   expected: (codes) => codes.firstCode,
   async answer(proof, context) {
-    if (proof.firstCode === '') throw invalidArgument('paired_device.first_code', 'is required: the paired device must carry the first code the request received');
+    if (proof.firstCode === '')
+      throw invalidArgument('paired_device.first_code', 'is required: the paired device must carry the first code the request received');
     if (!eightDigits.test(proof.firstCode)) throw invalidArgument('paired_device.first_code', 'must be 8 digits');
     const payment = context.record?.payment;
     const mismatch = payment === undefined ? undefined : deviceMismatch(payment, context.payer, proof, context.caller);

@@ -1,6 +1,6 @@
 import { invalidArgument } from '../errors.js';
-import { digestAnswer, type FactorModule } from './factor.js';
 import { eightDigits } from '../validation.js';
+import { digestAnswer, type FactorModule } from './factor.js';
 
 /** M1b: the second code the payer's terminal derives (OCRA over the first code, amount, currency and payee). */
 export const secondCode: FactorModule<'second_code'> = {

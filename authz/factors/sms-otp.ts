@@ -1,6 +1,6 @@
 import { invalidArgument } from '../errors.js';
-import { digestAnswer, type FactorModule } from './factor.js';
 import { eightDigits } from '../validation.js';
+import { digestAnswer, type FactorModule } from './factor.js';
 
 /** M2's pre-step: the SMS code, replied from the payer's phone (relayed by the telco bridge) or typed on the terminal. */
 export const smsOtp: FactorModule<'sms_otp'> = {

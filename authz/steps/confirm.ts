@@ -1,12 +1,12 @@
 import { DomainError, notFound, precondition } from '../errors.js';
-import { checkProver, challengeIdOf, type FactorModule, type Proof } from '../factors/index.js';
 import { bankUnreachableDetail } from '../factors/bank-card.js';
+import { challengeIdOf, checkProver, type FactorModule, type Proof } from '../factors/index.js';
 import { ivrPassword } from '../factors/ivr-password.js';
 import { canonicalJson } from '../fingerprint.js';
-import { terminalStates, type Caller, type Payer, type Payment } from '../model.js';
+import { type Caller, type Payer, type Payment, terminalStates } from '../model.js';
 import type { ConfirmItem, ConfirmOutcome, PaymentRecord, StepCaller } from '../store/port.js';
-import { checkIdempotencyKey, checkHexId } from '../validation.js';
-import { fulfilled, publish, rejected, type ItemOutcome, type StepDeps } from './context.js';
+import { checkHexId, checkIdempotencyKey } from '../validation.js';
+import { fulfilled, type ItemOutcome, publish, rejected, type StepDeps } from './context.js';
 import { callDue, deliverOrDecline, sendChallenge } from './deliver.js';
 import { drive } from './drive.js';
 import { operationRefusal } from './refusals.js';
@@ -109,7 +109,8 @@ export class ConfirmStep {
       work.map(async (w) => {
         if (outcomes[w.index] !== undefined) return;
         try {
-          if ((w.module.needs.record || w.module.needs.payer) && !visibleTo(caller, w.record?.payment)) throw notFound(`payment ${w.request.paymentId} not found`);
+          if ((w.module.needs.record || w.module.needs.payer) && !visibleTo(caller, w.record?.payment))
+            throw notFound(`payment ${w.request.paymentId} not found`);
           if (w.module.needs.payer) w.payer = await this.deps.directory.getPayer(w.record!.payment.payerId);
           if (w.checksSecret === true && visibleTo(caller, w.record?.payment)) {
             const payer = w.payer ?? (await this.deps.directory.getPayer(w.record.payment.payerId));
@@ -145,15 +146,18 @@ export class ConfirmStep {
     const { codes, limits } = this.deps;
     const { paymentId, proof, idempotencyKey } = w.request;
     const factor = w.module.factor;
-    const answer = w.rotated === true ? secretRotatedAnswer : await w.module.answer(proof as never, {
-      caller,
-      paymentId,
-      record: w.record,
-      payer: w.payer,
-      digest: (response) => codes.digest(challengeIdOf(paymentId, factor), response),
-      verifySecret: codes.verifyPin,
-      bank: this.deps.bank,
-    });
+    const answer =
+      w.rotated === true
+        ? secretRotatedAnswer
+        : await w.module.answer(proof as never, {
+            caller,
+            paymentId,
+            record: w.record,
+            payer: w.payer,
+            digest: (response) => codes.digest(challengeIdOf(paymentId, factor), response),
+            verifySecret: codes.verifyPin,
+            bank: this.deps.bank,
+          });
     return {
       paymentId,
       caller: stepCaller(caller),
@@ -181,7 +185,9 @@ export class ConfirmStep {
         case 'not_found':
           return fail(notFound(`payment ${w.request.paymentId} not found`));
         case 'conflict':
-          return fail(new DomainError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: w.request.idempotencyKey }));
+          return fail(
+            new DomainError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: w.request.idempotencyKey }),
+          );
         case 'replayed': {
           const error = operationRefusal(result.result, factor);
           if (error !== undefined || result.record === undefined) return fail(error ?? notFound(`payment ${w.request.paymentId} not found`));
@@ -214,12 +220,18 @@ export class ConfirmStep {
   }
 
   /** Posts the approved (or declines them for funds), closes the declined and expired in the ledger, then each item's answer. */
-  private async driveAll(driving: { w: Work; record: PaymentRecord; answer: (record: PaymentRecord) => Promise<Payment> | Payment }[], outcomes: ItemOutcome[]): Promise<void> {
+  private async driveAll(
+    driving: { w: Work; record: PaymentRecord; answer: (record: PaymentRecord) => Promise<Payment> | Payment }[],
+    outcomes: ItemOutcome[],
+  ): Promise<void> {
     if (driving.length === 0) return;
     const needs = driving.filter((d) => needsDrive(d.record));
     let driven: PaymentRecord[] = [];
     try {
-      driven = await drive(this.deps, needs.map((d) => d.record));
+      driven = await drive(
+        this.deps,
+        needs.map((d) => d.record),
+      );
     } catch (error) {
       for (const d of needs) outcomes[d.w.index] = rejected(error);
     }
@@ -252,7 +264,11 @@ function needsDrive(record: PaymentRecord): boolean {
 }
 
 /** The answer a second code gets when its payment was challenged under an earlier secret. */
-const secretRotatedAnswer = { kind: 'decline', reason: 'SECRET_ROTATED', detail: 'the payer’s verification secret was rotated after this payment was challenged' } as const;
+const secretRotatedAnswer = {
+  kind: 'decline',
+  reason: 'SECRET_ROTATED',
+  detail: 'the payer’s verification secret was rotated after this payment was challenged',
+} as const;
 
 /**
  * Whether a CHALLENGED payment still waiting for its second code was challenged under a secret
@@ -265,7 +281,10 @@ export function challengedUnderOlderSecret(payment: Payment, currentVersion: num
 }
 
 function secretRotated(payment: Payment): DomainError {
-  return precondition('the payer’s verification secret was rotated after this payment was challenged: it is declined; create the payment again', { reason: 'SECRET_ROTATED', payment_id: payment.id });
+  return precondition('the payer’s verification secret was rotated after this payment was challenged: it is declined; create the payment again', {
+    reason: 'SECRET_ROTATED',
+    payment_id: payment.id,
+  });
 }
 
 /** The payment, unless RotateSecret declined it: then the refusal that says so (first answer and replays alike). */
@@ -278,7 +297,10 @@ function unlessRotated(payment: Payment): Payment {
 function declined(payment: Payment): Payment {
   unlessRotated(payment);
   if (payment.declineReason === 'AUTHORIZER_UNAVAILABLE' && payment.declineDetail === bankUnreachableDetail) {
-    throw new DomainError('unavailable', 'the bank front-end could not be reached; the payment is declined and nothing stays reserved', { reason: 'AUTHORIZER_UNAVAILABLE', payment_id: payment.id });
+    throw new DomainError('unavailable', 'the bank front-end could not be reached; the payment is declined and nothing stays reserved', {
+      reason: 'AUTHORIZER_UNAVAILABLE',
+      payment_id: payment.id,
+    });
   }
   return payment;
 }

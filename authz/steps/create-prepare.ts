@@ -1,14 +1,14 @@
 import { currencyOf } from '../../ledger/chart.js';
 import { idFromHex, idToHex, newPaymentId } from '../../ledger/ids.js';
-import { decide, type Decision } from '../authorizer.js';
+import { type Decision, decide } from '../authorizer.js';
 import { billingPeriodOf, checkSim, linePeriodIds, payNumberDigest, payNumberDigits, sameSim } from '../enrollment.js';
 import { DomainError, invalidArgument, notFound, precondition } from '../errors.js';
 import { challengeIdOf, factorModule, pathOfChannel, usesFirstCode } from '../factors/index.js';
 import { canonicalJson } from '../fingerprint.js';
 import type { BillableLine, Channel, Factor, Merchant, Payer, Payment, SimIdentity } from '../model.js';
 import { feeOf, type PaymentAccounts } from '../payment-ledger.js';
-import { shardOfPayer, withShard, type CreateItem, type RateLimitHit } from '../store/port.js';
-import { checkAmount, checkCurrency, checkDescription, checkIdempotencyKey, checkHexId, checkPhone } from '../validation.js';
+import { type CreateItem, type RateLimitHit, shardOfPayer, withShard } from '../store/port.js';
+import { checkAmount, checkCurrency, checkDescription, checkHexId, checkIdempotencyKey, checkPhone } from '../validation.js';
 import type { StepDeps } from './context.js';
 import { isPhantomPayerId, phantomAccountId, phantomPayer, phantomPayerId, unanswerable } from './phantom-payer.js';
 import { challengeRateKey, phoneLookupKey } from './refusals.js';
@@ -145,7 +145,8 @@ export class CreatePreparer {
   /** Refuses, before anything is reserved, factors this payment could never satisfy. */
   private checkFactorsPossible(payer: Payer, factors: Factor[], input: CreatePaymentInput): void {
     const missing = factors.map((f) => factorModule(f).missingAtCreate?.(payer)).filter((m) => m !== undefined);
-    if (missing.length > 0) throw precondition(`the payer has not set ${missing.join(', ')} (PIN or password), which this payment needs`, { reason: 'PAYER_SECRET_NOT_SET' });
+    if (missing.length > 0)
+      throw precondition(`the payer has not set ${missing.join(', ')} (PIN or password), which this payment needs`, { reason: 'PAYER_SECRET_NOT_SET' });
     const unavailable = factors.filter((f) => !factorModule(f).available({ bank: this.deps.bank !== undefined }));
     if (unavailable.length > 0) throw precondition(`factor not available on this deployment: ${unavailable.join(', ')}`, { reason: 'FACTOR_UNAVAILABLE' });
     if (factors.includes('PAIRED_DEVICE')) {
@@ -176,7 +177,8 @@ export class CreatePreparer {
   private async resolvePayer(input: CreatePaymentInput, claimant: string): Promise<Payer> {
     const { directory } = this.deps;
     if (input.payNumber !== undefined && input.payNumber !== '') {
-      if (input.payNumber.length !== payNumberDigits || !/^\d+$/.test(input.payNumber)) throw invalidArgument('pay_number', `must be the ${payNumberDigits} digits IssuePayNumber gave`);
+      if (input.payNumber.length !== payNumberDigits || !/^\d+$/.test(input.payNumber))
+        throw invalidArgument('pay_number', `must be the ${payNumberDigits} digits IssuePayNumber gave`);
       const numberDigest = payNumberDigest(this.deps.codes.digest, input.payNumber);
       const payerId = await this.deps.store.takePayNumber({ numberDigest, claimant, nowMs: this.deps.now() });
       const payer = payerId === undefined ? undefined : await directory.getPayer(payerId);
@@ -216,13 +218,19 @@ export class CreatePreparer {
    * FACTOR_BANK_CARD_PIN), the chosen billable line (M3c, with its period's control account), or
    * the payer's prepaid account.
    */
-  private debitOf(payer: Payer, currency: string, payee: bigint, factors: Factor[], lineId: string | undefined): { accounts: PaymentAccounts; line: BillableLine | undefined } {
+  private debitOf(
+    payer: Payer,
+    currency: string,
+    payee: bigint,
+    factors: Factor[],
+    lineId: string | undefined,
+  ): { accounts: PaymentAccounts; line: BillableLine | undefined } {
     const { fees: feeAccounts, bankSettlement, operatorSettlement } = this.deps.platform;
     const fees = feeAccounts[currency];
     if (fees === undefined) throw precondition(`no platform fee account for ${currency}`);
     const card = factors.includes('BANK_CARD_PIN');
     const phantom = this.phantoms.has(payer) && (lineId === undefined || lineId === '');
-    if (phantom) return { accounts: { payer: BigInt('0x' + phantomAccountId), payee, fees }, line: undefined };
+    if (phantom) return { accounts: { payer: BigInt(`0x${phantomAccountId}`), payee, fees }, line: undefined };
     if (card && lineId !== undefined && lineId !== '') throw invalidArgument('billable_line_id', 'must be empty for a card payment (FACTOR_BANK_CARD_PIN)');
     if (card) return { accounts: { payer: bankSettlement[currency]!, payee, fees }, line: undefined };
     if (lineId !== undefined && lineId !== '') {
@@ -245,13 +253,27 @@ export class CreatePreparer {
     const limit = accounts.limit!;
     const key = String(limit.control);
     if (this.openedLinePeriods.has(key)) return;
-    await this.deps.ledger.openLinePeriod({ control: limit.control, grant: limit.grant, operator: limit.operator, creditLimit: line.creditLimit, ledger: currencyOf(currency)!.ledger });
+    await this.deps.ledger.openLinePeriod({
+      control: limit.control,
+      grant: limit.grant,
+      operator: limit.operator,
+      creditLimit: line.creditLimit,
+      ledger: currencyOf(currency)!.ledger,
+    });
     if (this.openedLinePeriods.size >= linePeriodsRememberedMax) this.openedLinePeriods.clear();
     this.openedLinePeriods.add(key);
   }
 
   /** The record the step writes, its challenge digests, and what is counted against the code-rate limits. */
-  private draft(d: { merchant: Merchant; payer: Payer; decision: Decision; accounts: PaymentAccounts; line: BillableLine | undefined; input: CreatePaymentInput; forcedId: string | undefined }): PreparedCreate {
+  private draft(d: {
+    merchant: Merchant;
+    payer: Payer;
+    decision: Decision;
+    accounts: PaymentAccounts;
+    line: BillableLine | undefined;
+    input: CreatePaymentInput;
+    forcedId: string | undefined;
+  }): PreparedCreate {
     const { merchant, payer, decision, accounts, line, input } = d;
     const { codes, limits } = this.deps;
     const now = this.deps.now();
@@ -284,7 +306,12 @@ export class CreatePreparer {
     const { request, firstCode, digests } = phantom ? this.phantomChallenge(payment, plan, input) : this.challenge(payment, payer, plan, input);
     // A phantom has no money: where a real payer's payment would go through at once, it is refused for funds.
     if (phantom && decision.kind !== 'DENY' && plan.pending.length === 0) Object.assign(payment, { state: 'DECLINED', declineReason: 'INSUFFICIENT_FUNDS' });
-    else if (decision.kind === 'DENY') Object.assign(payment, { state: 'DECLINED', declineReason: decision.unavailable === true ? 'AUTHORIZER_UNAVAILABLE' : 'POLICY_DENIED', declineDetail: decision.reason });
+    else if (decision.kind === 'DENY')
+      Object.assign(payment, {
+        state: 'DECLINED',
+        declineReason: decision.unavailable === true ? 'AUTHORIZER_UNAVAILABLE' : 'POLICY_DENIED',
+        declineDetail: decision.reason,
+      });
     else if (plan.pending.length === 0) payment.state = 'APPROVED';
     // The secret its second code was derived from: a rotation closes it (confirm.ts, PaymentsService.closeChallenges).
     if (payment.state === 'CHALLENGED' && !phantom) payment.secretVersion = payer.secretVersion;
@@ -296,8 +323,12 @@ export class CreatePreparer {
       digests: payment.state === 'CHALLENGED' ? digests : {},
       dueAtMs: payment.state === 'CHALLENGED' ? payment.expiresAtMs : payment.state === 'APPROVED' ? now + limits.driveLeaseMs : undefined,
       rateLimits: [
-        ...(namesPayerByPhone(input) ? [{ key: phoneLookupKey(merchant.id), limit: limits.phoneLookupsPerMerchantMax, windowMs: limits.phoneLookupWindowMs }] : []),
-        ...(payment.state === 'CHALLENGED' ? [{ key: challengeRateKey(merchant.id, payer.id), limit: limits.challengesPerPayerMerchantMax, windowMs: limits.challengeRateWindowMs }] : []),
+        ...(namesPayerByPhone(input)
+          ? [{ key: phoneLookupKey(merchant.id), limit: limits.phoneLookupsPerMerchantMax, windowMs: limits.phoneLookupWindowMs }]
+          : []),
+        ...(payment.state === 'CHALLENGED'
+          ? [{ key: challengeRateKey(merchant.id, payer.id), limit: limits.challengesPerPayerMerchantMax, windowMs: limits.challengeRateWindowMs }]
+          : []),
         // A phantom counts like the code it stands for (else the code-rate refusals would tell it apart); one by payer_id has no phone to count.
         ...(payment.state === 'CHALLENGED' && plan.sendsCode && payer.phone !== '' ? this.codeRateHits(payer) : []),
       ],
@@ -315,8 +346,15 @@ export class CreatePreparer {
     const challenged = plan.pending.filter((f) => factorModule(f).challenged);
     if (challenged.length === 0) return { request, firstCode: undefined, digests };
     const firstCode = codes.newFirstCode();
-    const secondCode = () => codes.deriveSecondCode(codes.openPayerSecret(payer), { firstCode, amount: payment.amount, currency: payment.currency, payeeAccountId: payment.payeeAccountId });
-    for (const factor of challenged) digests[factor] = codes.digest(challengeIdOf(payment.id, factor), factorModule(factor).expected!({ firstCode, secondCode }));
+    const secondCode = () =>
+      codes.deriveSecondCode(codes.openPayerSecret(payer), {
+        firstCode,
+        amount: payment.amount,
+        currency: payment.currency,
+        payeeAccountId: payment.payeeAccountId,
+      });
+    for (const factor of challenged)
+      digests[factor] = codes.digest(challengeIdOf(payment.id, factor), factorModule(factor).expected!({ firstCode, secondCode }));
     if (plan.pending.some(usesFirstCode)) payment.sealedFirstCode = codes.sealFirstCode(payment.id, firstCode);
     return { request, firstCode, digests };
   }
@@ -325,7 +363,8 @@ export class CreatePreparer {
   private phantomChallenge(payment: Payment, plan: ChallengePlan, input: CreatePaymentInput) {
     const { authPassword: _secret, ...request } = input;
     const digests: Partial<Record<Factor, string>> = {};
-    for (const factor of plan.pending.filter((f) => factorModule(f).challenged)) digests[factor] = unanswerable(this.deps.codes, challengeIdOf(payment.id, factor));
+    for (const factor of plan.pending.filter((f) => factorModule(f).challenged))
+      digests[factor] = unanswerable(this.deps.codes, challengeIdOf(payment.id, factor));
     return { request, firstCode: undefined, digests };
   }
 
@@ -353,7 +392,8 @@ function checkInput(input: CreatePaymentInput) {
 function payeeOf(merchant: Merchant, currency: string, payeeAccountId: string): bigint {
   const merchantAccount = merchant.accounts[currency];
   if (merchantAccount === undefined) throw precondition(`merchant has no ${currency} account`, { reason: 'MERCHANT_CURRENCY' });
-  if (payeeAccountId !== '' && payeeAccountId !== merchantAccount) throw invalidArgument('payee_account_id', "must be empty or the merchant's own account in the currency");
+  if (payeeAccountId !== '' && payeeAccountId !== merchantAccount)
+    throw invalidArgument('payee_account_id', "must be empty or the merchant's own account in the currency");
   return idFromHex(merchantAccount);
 }
 

@@ -2,11 +2,11 @@ import { unreachable } from '../../ledger/assert.js';
 import { DomainError, precondition } from '../errors.js';
 import type { Merchant, Payment } from '../model.js';
 import type { CreateOutcome, PaymentRecord } from '../store/port.js';
-import { fulfilled, publish, rejected, type ItemOutcome, type StepDeps } from './context.js';
-import { CreatePreparer, type CreatePaymentInput, type PreparedCreate } from './create-prepare.js';
-import { isPhantomPayment } from './phantom-payer.js';
+import { fulfilled, type ItemOutcome, publish, rejected, type StepDeps } from './context.js';
+import { type CreatePaymentInput, CreatePreparer, type PreparedCreate } from './create-prepare.js';
 import { challengeMessages, deliverOrDecline, sendChallenge } from './deliver.js';
 import { drive } from './drive.js';
+import { isPhantomPayment } from './phantom-payer.js';
 import { createRefusal } from './refusals.js';
 
 /**
@@ -47,7 +47,12 @@ export class CreateStep {
   }
 
   /** The store's step for `ready`, then each item's next move. */
-  private async write(merchant: Merchant | Promise<Merchant>, ready: { index: number; p: PreparedCreate }[], outcomes: ItemOutcome[], firstTry: boolean): Promise<void> {
+  private async write(
+    merchant: Merchant | Promise<Merchant>,
+    ready: { index: number; p: PreparedCreate }[],
+    outcomes: ItemOutcome[],
+    firstTry: boolean,
+  ): Promise<void> {
     if (ready.length === 0) return;
     let answers: CreateOutcome[];
     try {
@@ -65,10 +70,19 @@ export class CreateStep {
       else if (answer.outcome === 'replayed') later.push(settle(outcomes, index, this.replay(answer.record)));
       else if (answer.outcome === 'refused') outcomes[index] = rejected(createRefusal(answer.refusal, this.deps.limits, p.item.rateLimits));
       else if (answer.outcome === 'conflict') outcomes[index] = rejected(keyConflict(p.input.idempotencyKey));
-      else if (firstTry) later.push(this.preparer.prepare(p.merchant, p.input, answer.paymentId).then((again) => void redraft.push({ index, p: again }), (e: unknown) => void (outcomes[index] = rejected(e))));
+      else if (firstTry)
+        later.push(
+          this.preparer.prepare(p.merchant, p.input, answer.paymentId).then(
+            (again) => void redraft.push({ index, p: again }),
+            (e: unknown) => void (outcomes[index] = rejected(e)),
+          ),
+        );
       else outcomes[index] = rejected(new DomainError('unavailable', 'the payment store is recovering this request; retry shortly'));
     });
-    publish(this.deps, created.map((c) => c.record));
+    publish(
+      this.deps,
+      created.map((c) => c.record),
+    );
     await Promise.all([this.finish(created, outcomes), ...later]);
     await this.write(merchant, redraft, outcomes, false);
   }
@@ -96,7 +110,9 @@ export class CreateStep {
     try {
       const settled = await this.settleApproved(record);
       if (settled.payment.state !== 'CHALLENGED') return outcomeOf(settled.payment);
-      await deliverOrDecline(this.deps, settled, () => sendChallenge(this.deps, settled.payment, challengeMessages(this.deps, settled.payment, p.firstCode), { payer: p.payer, merchant: p.merchant }));
+      await deliverOrDecline(this.deps, settled, () =>
+        sendChallenge(this.deps, settled.payment, challengeMessages(this.deps, settled.payment, p.firstCode), { payer: p.payer, merchant: p.merchant }),
+      );
       return fulfilled(settled.payment);
     } catch (error) {
       return rejected(error);
@@ -122,7 +138,10 @@ export class CreateStep {
     if (isPhantomPayment(found.payment)) return unwrap(outcomeOf((await drive(this.deps, [found]))[0]!.payment));
     let record = found;
     const now = this.deps.now();
-    const unfinished = record.payment.state === 'APPROVED' || (record.payment.state === 'CHALLENGED' && now >= record.payment.expiresAtMs) || (record.payment.state !== 'CHALLENGED' && record.dueAtMs !== undefined);
+    const unfinished =
+      record.payment.state === 'APPROVED' ||
+      (record.payment.state === 'CHALLENGED' && now >= record.payment.expiresAtMs) ||
+      (record.payment.state !== 'CHALLENGED' && record.dueAtMs !== undefined);
     if (unfinished) record = (await drive(this.deps, [record]))[0]!;
     const p = record.payment;
     if (p.state !== 'CHALLENGED') return unwrap(outcomeOf(p));
@@ -134,7 +153,13 @@ export class CreateStep {
 }
 
 /** Declines a create answers with an error (the payment never got to its payer); other declines are answers (the payer said no). */
-const createDeclines: ReadonlySet<string> = new Set(['INSUFFICIENT_FUNDS', 'CREDIT_LIMIT_EXCEEDED', 'DELIVERY_FAILED', 'AUTHORIZER_UNAVAILABLE', 'POLICY_DENIED']);
+const createDeclines: ReadonlySet<string> = new Set([
+  'INSUFFICIENT_FUNDS',
+  'CREDIT_LIMIT_EXCEEDED',
+  'DELIVERY_FAILED',
+  'AUTHORIZER_UNAVAILABLE',
+  'POLICY_DENIED',
+]);
 
 /** The answer a create gives for its payment as it now is: the payment, or the refusal a decline stands for. */
 function outcomeOf(payment: Payment): ItemOutcome {
@@ -152,11 +177,20 @@ function declinedError(p: Payment): DomainError {
     case 'INSUFFICIENT_FUNDS':
       return precondition('insufficient funds', { reason: 'INSUFFICIENT_FUNDS', payment_id: p.id });
     case 'CREDIT_LIMIT_EXCEEDED':
-      return precondition("credit limit exceeded: the charge would exceed the billable line's credit limit for the billing period", { reason: 'CREDIT_LIMIT_EXCEEDED', payment_id: p.id });
+      return precondition("credit limit exceeded: the charge would exceed the billable line's credit limit for the billing period", {
+        reason: 'CREDIT_LIMIT_EXCEEDED',
+        payment_id: p.id,
+      });
     case 'DELIVERY_FAILED':
-      return new DomainError('unavailable', 'the payer could not be reached; this payment is declined — retry with a new idempotency key', { reason: 'DELIVERY_FAILED', payment_id: p.id });
+      return new DomainError('unavailable', 'the payer could not be reached; this payment is declined — retry with a new idempotency key', {
+        reason: 'DELIVERY_FAILED',
+        payment_id: p.id,
+      });
     case 'AUTHORIZER_UNAVAILABLE':
-      return precondition(`payment declined: an authorizer could not be reached in time (fail closed): ${p.declineDetail ?? ''}`, { reason: 'AUTHORIZER_UNAVAILABLE', payment_id: p.id });
+      return precondition(`payment declined: an authorizer could not be reached in time (fail closed): ${p.declineDetail ?? ''}`, {
+        reason: 'AUTHORIZER_UNAVAILABLE',
+        payment_id: p.id,
+      });
     case 'POLICY_DENIED':
       return precondition(`payment declined by policy: ${p.declineDetail ?? ''}`, { reason: 'POLICY_DENIED', payment_id: p.id });
     default:

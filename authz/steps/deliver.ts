@@ -3,8 +3,8 @@ import { DomainError } from '../errors.js';
 import type { Merchant, Payer, Payment } from '../model.js';
 import type { PaymentRecord } from '../store/port.js';
 import { publish, type StepDeps } from './context.js';
-import { drive } from './drive.js';
 import { planOf } from './create-prepare.js';
+import { drive } from './drive.js';
 
 /**
  * What reaches the payer after a step: the first code by SMS or voice (not when the payer's own
@@ -22,7 +22,12 @@ function deliveryKey(deps: StepDeps, paymentId: string, firstCode: string): stri
  * Sends what `what` asks for: the first code (by SMS or voice; `code` undefined: none) and the
  * call for the password.
  */
-export async function sendChallenge(deps: StepDeps, payment: Payment, what: { code: string | undefined; call: boolean }, parties: { payer?: Payer; merchant?: Merchant } = {}): Promise<void> {
+export async function sendChallenge(
+  deps: StepDeps,
+  payment: Payment,
+  what: { code: string | undefined; call: boolean },
+  parties: { payer?: Payer; merchant?: Merchant } = {},
+): Promise<void> {
   if (what.code === undefined && !what.call) return;
   const { payer, merchant } = await partiesOf(deps, payment, parties);
   if (what.code !== undefined) {
@@ -38,7 +43,16 @@ export async function sendChallenge(deps: StepDeps, payment: Payment, what: { co
       deliveryKey: deliveryKey(deps, payment.id, what.code),
     });
   }
-  if (what.call) await deps.notifier.callForPassword({ paymentId: payment.id, payerId: payer.id, phone: payer.phone, amount: payment.amount, currency: payment.currency, payeeName: merchant.name, description: payment.description });
+  if (what.call)
+    await deps.notifier.callForPassword({
+      paymentId: payment.id,
+      payerId: payer.id,
+      phone: payer.phone,
+      amount: payment.amount,
+      currency: payment.currency,
+      payeeName: merchant.name,
+      description: payment.description,
+    });
 }
 
 /** What a new (or resumed) CHALLENGED payment sends: its code unless the payer's terminal shows it, and M3's call at once. */
@@ -54,7 +68,10 @@ export function callDue(payment: Payment): boolean {
 }
 
 async function partiesOf(deps: StepDeps, payment: Payment, known: { payer?: Payer; merchant?: Merchant }): Promise<{ payer: Payer; merchant: Merchant }> {
-  const [payer, merchant] = await Promise.all([known.payer ?? deps.directory.getPayer(payment.payerId), known.merchant ?? deps.directory.getMerchant(payment.merchantId)]);
+  const [payer, merchant] = await Promise.all([
+    known.payer ?? deps.directory.getPayer(payment.payerId),
+    known.merchant ?? deps.directory.getMerchant(payment.merchantId),
+  ]);
   if (payer === undefined || merchant === undefined) unreachable(`payment ${payment.id} refers to a missing payer or merchant`);
   return { payer, merchant };
 }
@@ -79,9 +96,17 @@ export async function deliverOrDecline(deps: StepDeps, record: PaymentRecord, se
 
 async function declineUndelivered(deps: StepDeps, record: PaymentRecord): Promise<void> {
   const now = deps.now();
-  const declined: Payment = { ...record.payment, state: 'DECLINED', declineReason: 'DELIVERY_FAILED', declineDetail: 'the code or call could not be delivered', updatedAtMs: now };
+  const declined: Payment = {
+    ...record.payment,
+    state: 'DECLINED',
+    declineReason: 'DELIVERY_FAILED',
+    declineDetail: 'the code or call could not be delivered',
+    updatedAtMs: now,
+  };
   delete declined.sealedFirstCode;
-  const [answer] = await deps.store.commit([{ paymentId: declined.id, expectVersion: record.version, payment: declined, digests: {}, dueAtMs: now + deps.limits.driveLeaseMs, nowMs: now }]);
+  const [answer] = await deps.store.commit([
+    { paymentId: declined.id, expectVersion: record.version, payment: declined, digests: {}, dueAtMs: now + deps.limits.driveLeaseMs, nowMs: now },
+  ]);
   // Stale: the payment moved on meanwhile (answered, expired); it is driven from there.
   const current = answer!.outcome === 'committed' || answer!.outcome === 'stale' ? answer!.record : undefined;
   if (answer!.outcome === 'committed') publish(deps, [answer!.record]);

@@ -1,5 +1,5 @@
 import { unreachable } from '../../ledger/assert.js';
-import { terminalStates, type Payment } from '../model.js';
+import { type Payment, terminalStates } from '../model.js';
 import type { SettleOutcome } from '../payment-ledger.js';
 import type { CommitItem, PaymentRecord } from '../store/port.js';
 import { accountsOf, casRetriesMax, closingAccountsOf, publish, reservationSeconds, type StepDeps } from './context.js';
@@ -81,7 +81,14 @@ async function settleOne(deps: StepDeps, record: PaymentRecord, now: number): Pr
   const p = record.payment;
   const outcome = await deps.ledger.reserveAndPost(p, accountsOf(deps, p), reservationSeconds(deps, p));
   // A post in the ledger is the truth: the settle is written without a compare (port.ts `settle`).
-  return { paymentId: p.id, expectVersion: record.version, payment: afterPost(p, outcome, now), dueAtMs: null, nowMs: now, ...(outcome === 'posted' ? { settle: true as const } : {}) };
+  return {
+    paymentId: p.id,
+    expectVersion: record.version,
+    payment: afterPost(p, outcome, now),
+    dueAtMs: null,
+    nowMs: now,
+    ...(outcome === 'posted' ? { settle: true as const } : {}),
+  };
 }
 
 function afterPost(p: Payment, outcome: SettleOutcome, now: number): Payment {
@@ -93,7 +100,13 @@ function afterPost(p: Payment, outcome: SettleOutcome, now: number): Payment {
     case 'insufficient_funds':
       return { ...p, state: 'DECLINED', declineReason: 'INSUFFICIENT_FUNDS', updatedAtMs: now };
     case 'credit_limit_exceeded':
-      return { ...p, state: 'DECLINED', declineReason: 'CREDIT_LIMIT_EXCEEDED', declineDetail: "the charge would exceed the line's credit limit for the billing period", updatedAtMs: now };
+      return {
+        ...p,
+        state: 'DECLINED',
+        declineReason: 'CREDIT_LIMIT_EXCEEDED',
+        declineDetail: "the charge would exceed the line's credit limit for the billing period",
+        updatedAtMs: now,
+      };
     default:
       return { ...p, state: 'DECLINED', declineReason: p.declineReason ?? 'PAYER_DECLINED', updatedAtMs: now };
   }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Payer, Payment } from '../model.js';
-import type { CodeKit } from './context.js';
 import { isHexId } from '../validation.js';
+import type { CodeKit } from './context.js';
 
 /**
  * Tenant safety, payer enumeration (README "Tenant safety"): a create that names a phone number
@@ -21,7 +21,7 @@ const phantomSpanMs = 31_536_000_000n;
 const checkBits = 36n;
 
 function hexBits(hex: string, bits: bigint): bigint {
-  return BigInt('0x' + hex) & ((1n << bits) - 1n);
+  return BigInt(`0x${hex}`) & ((1n << bits) - 1n);
 }
 
 function checkOf(codes: Pick<CodeKit, 'digest'>, high: bigint): bigint {
@@ -31,7 +31,7 @@ function checkOf(codes: Pick<CodeKit, 'digest'>, high: bigint): bigint {
 /** The phantom payer id of an unknown phone (E.164): stable for the phone, keyed by the deployment's digest key. */
 export function phantomPayerId(codes: Pick<CodeKit, 'digest'>, phone: string): string {
   const tag = codes.digest('phantom-payer', phone);
-  const ms = phantomEpochMs + (BigInt('0x' + tag.slice(0, 12)) % phantomSpanMs);
+  const ms = phantomEpochMs + (BigInt(`0x${tag.slice(0, 12)}`) % phantomSpanMs);
   const middle = hexBits(tag.slice(12, 24), 40n); // bits 40..79 of the id
   const high = (ms << 40n) | middle;
   const id = (high << 40n) | (checkOf(codes, high) << 4n);
@@ -41,14 +41,24 @@ export function phantomPayerId(codes: Pick<CodeKit, 'digest'>, phone: string): s
 /** Whether `payerId` is a phantom id this deployment minted (a real id passes by chance with probability 2^-36, and real ids are found in the directory first). */
 export function isPhantomPayerId(codes: Pick<CodeKit, 'digest'>, payerId: string): boolean {
   if (!isHexId(payerId)) return false;
-  const id = BigInt('0x' + payerId);
+  const id = BigInt(`0x${payerId}`);
   const high = id >> 40n;
   return (id & ((1n << 40n) - 1n)) === checkOf(codes, high) << 4n;
 }
 
 /** The phantom payer standing for an unknown phone or phantom id: no accounts, no secrets, the default policy. */
 export function phantomPayer(id: string, phone: string): Payer {
-  return { id, phone, displayName: '', accounts: {}, sealedSecret: '', secretVersion: 1, tokenHash: randomBytes(32).toString('hex'), policies: {}, createdAtMs: 0 };
+  return {
+    id,
+    phone,
+    displayName: '',
+    accounts: {},
+    sealedSecret: '',
+    secretVersion: 1,
+    tokenHash: randomBytes(32).toString('hex'),
+    policies: {},
+    createdAtMs: 0,
+  };
 }
 
 /** The ledger account a phantom payment names as debited: 0, which no ledger account has. Never reserved, posted or voided. */

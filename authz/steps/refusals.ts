@@ -37,19 +37,27 @@ export function createRefusal(token: string, limits: PaymentLimits, hits: readon
   if (hit === undefined) return unreachable(`unknown create refusal ${JSON.stringify(token)}`);
   if (hit.key.startsWith('lookups:phone:')) {
     const limit = limits.phoneLookupsPerMerchantMax;
-    return new DomainError('resource_exhausted', `too many payer lookups by phone number (limit: ${limit} per ${limits.phoneLookupWindowMs / 1000} s for this merchant); try again later`, {
-      reason: 'PHONE_LOOKUP_RATE',
-      limit,
-      window_ms: limits.phoneLookupWindowMs,
-    });
+    return new DomainError(
+      'resource_exhausted',
+      `too many payer lookups by phone number (limit: ${limit} per ${limits.phoneLookupWindowMs / 1000} s for this merchant); try again later`,
+      {
+        reason: 'PHONE_LOOKUP_RATE',
+        limit,
+        window_ms: limits.phoneLookupWindowMs,
+      },
+    );
   }
   if (hit.key.startsWith('challenges:')) {
     const limit = limits.challengesPerPayerMerchantMax;
-    return new DomainError('resource_exhausted', `too many payments waiting for this payer's proof from this merchant (limit: ${limit} per ${limits.challengeRateWindowMs / 1000} s); try again later`, {
-      reason: 'CHALLENGE_RATE',
-      limit,
-      window_ms: limits.challengeRateWindowMs,
-    });
+    return new DomainError(
+      'resource_exhausted',
+      `too many payments waiting for this payer's proof from this merchant (limit: ${limit} per ${limits.challengeRateWindowMs / 1000} s); try again later`,
+      {
+        reason: 'CHALLENGE_RATE',
+        limit,
+        window_ms: limits.challengeRateWindowMs,
+      },
+    );
   }
   const index = codeRateKeyPrefixes.findIndex((prefix) => hit.key.startsWith(prefix));
   const name = codeRateNames[index];
@@ -85,7 +93,10 @@ export function operationRefusal(token: string, factor: Factor | undefined): Dom
     case 'exhausted':
       return new DomainError('resource_exhausted', 'attempts exhausted: the payment is declined', { attempts_left: 0, reason: 'ATTEMPTS_EXHAUSTED' });
     case 'locked':
-      return new DomainError('resource_exhausted', 'payer is locked out after repeated wrong answers; the payment is declined', { retry_after_ms: Number(value), reason: 'LOCKED_OUT' });
+      return new DomainError('resource_exhausted', 'payer is locked out after repeated wrong answers; the payment is declined', {
+        retry_after_ms: Number(value),
+        reason: 'LOCKED_OUT',
+      });
     default:
       return unreachable(`unknown refusal ${JSON.stringify(token)}`);
   }

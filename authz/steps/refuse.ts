@@ -1,10 +1,10 @@
 import { DomainError, invalidArgument, notFound } from '../errors.js';
 import { canonicalJson } from '../fingerprint.js';
-import { terminalStates, type Caller, type DeclineReason, type Payment } from '../model.js';
+import { type Caller, type DeclineReason, type Payment, terminalStates } from '../model.js';
 import type { CommitItem, CommitOutcome, PaymentRecord } from '../store/port.js';
-import { checkIdempotencyKey, checkHexId } from '../validation.js';
-import { casRetriesMax, fulfilled, publish, rejected, type ItemOutcome, type StepDeps } from './context.js';
+import { checkHexId, checkIdempotencyKey } from '../validation.js';
 import { scopeOf, visibleTo } from './confirm.js';
+import { casRetriesMax, fulfilled, type ItemOutcome, publish, rejected, type StepDeps } from './context.js';
 import { drive } from './drive.js';
 import { operationRefusal } from './refusals.js';
 
@@ -79,7 +79,10 @@ export class RefuseStep {
     answers.forEach((answer, k) => {
       const d = deciding[k]!;
       if (answer.outcome === 'stale') again.push(d);
-      else if (answer.outcome === 'conflict') outcomes[d.index] = rejected(new DomainError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: d.request.idempotencyKey }));
+      else if (answer.outcome === 'conflict')
+        outcomes[d.index] = rejected(
+          new DomainError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: d.request.idempotencyKey }),
+        );
       else if (answer.outcome === 'replayed') this.replayed(d, answer.result, outcomes, voiding);
       else {
         const refusal = operationRefusal(d.item.claim!.result, undefined);
@@ -100,7 +103,15 @@ export class RefuseStep {
     const claim = (result: string) => ({
       scope: scopeOf(caller),
       key: request.idempotencyKey,
-      fingerprint: codes.digest('idempotency', canonicalJson({ op: 'refuse', paymentId: request.paymentId, reason: request.reason, ...(request.decline === undefined ? {} : { decline: request.decline }) })),
+      fingerprint: codes.digest(
+        'idempotency',
+        canonicalJson({
+          op: 'refuse',
+          paymentId: request.paymentId,
+          reason: request.reason,
+          ...(request.decline === undefined ? {} : { decline: request.decline }),
+        }),
+      ),
       result,
       keyTtlMs: limits.idempotencyTtlMs,
     });
@@ -108,13 +119,21 @@ export class RefuseStep {
     if (p.state === 'CANCELLED' || (p.state === 'DECLINED' && p.declineReason === 'PAYER_DECLINED')) return { ...base, claim: claim('p') };
     if (terminalStates.has(p.state) || p.state === 'APPROVED') return { ...base, claim: claim(`final:${p.state}`) };
     const declineReason = request.decline !== undefined && caller.kind === 'admin' ? request.decline : caller.kind === 'payer' ? 'PAYER_DECLINED' : undefined;
-    const refused: Payment = declineReason !== undefined ? { ...p, state: 'DECLINED', declineReason, declineDetail: request.reason } : { ...p, state: 'CANCELLED', declineDetail: request.reason };
+    const refused: Payment =
+      declineReason !== undefined
+        ? { ...p, state: 'DECLINED', declineReason, declineDetail: request.reason }
+        : { ...p, state: 'CANCELLED', declineDetail: request.reason };
     refused.updatedAtMs = now;
     delete refused.sealedFirstCode;
     return { ...base, payment: refused, digests: {}, dueAtMs: now + limits.driveLeaseMs, claim: claim('p') };
   }
 
-  private replayed(d: { index: number; request: RefuseRequest; record: PaymentRecord }, result: string, outcomes: ItemOutcome[], voiding: { index: number; record: PaymentRecord }[]): void {
+  private replayed(
+    d: { index: number; request: RefuseRequest; record: PaymentRecord },
+    result: string,
+    outcomes: ItemOutcome[],
+    voiding: { index: number; record: PaymentRecord }[],
+  ): void {
     const refusal = operationRefusal(result, undefined);
     if (refusal !== undefined) outcomes[d.index] = rejected(refusal);
     else voiding.push({ index: d.index, record: d.record });
@@ -124,7 +143,10 @@ export class RefuseStep {
   private async release(voiding: { index: number; record: PaymentRecord }[], outcomes: ItemOutcome[]): Promise<void> {
     if (voiding.length === 0) return;
     try {
-      const driven = await drive(this.deps, voiding.map((v) => v.record));
+      const driven = await drive(
+        this.deps,
+        voiding.map((v) => v.record),
+      );
       voiding.forEach((v, i) => (outcomes[v.index] = fulfilled(driven[i]!.payment)));
     } catch (error) {
       for (const v of voiding) outcomes[v.index] = rejected(error);

@@ -1,8 +1,19 @@
-import { allFactors, type Factor } from '../model.js';
-import { clonePayment } from './payment-codec.js';
-import { digestHexChars, pageMax, rateLimitsPerCreateMax, stepItemsMax, type CommitItem, type ConfirmItem, type CreateItem, type KeyClaim, type PaymentQuery, type PaymentRecord } from './port.js';
-import { isHexId } from '../validation.js';
 import { assert } from '../../ledger/assert.js';
+import { allFactors, type Factor } from '../model.js';
+import { isHexId } from '../validation.js';
+import { clonePayment } from './payment-codec.js';
+import {
+  type CommitItem,
+  type ConfirmItem,
+  type CreateItem,
+  digestHexChars,
+  type KeyClaim,
+  type PaymentQuery,
+  type PaymentRecord,
+  pageMax,
+  rateLimitsPerCreateMax,
+  stepItemsMax,
+} from './port.js';
 
 /**
  * The port's preconditions, shared by every adapter: a broken one is a programmer error
@@ -16,7 +27,11 @@ export const keyPartCharsMax = 256;
 
 /** Ids, scopes and keys go inside Redis keys and hash tags: non-empty, bounded, no braces. */
 export function assertKeyPart(value: string, what: string): void {
-  assert(typeof value === 'string' && value.length > 0 && value.length <= keyPartCharsMax && !/[{}\u0000]/.test(value), `${what} must be 1..${keyPartCharsMax} characters without braces`);
+  assert(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is refused in a Redis key part on purpose
+    typeof value === 'string' && value.length > 0 && value.length <= keyPartCharsMax && !/[{}\u0000]/.test(value),
+    `${what} must be 1..${keyPartCharsMax} characters without braces`,
+  );
 }
 
 const digestPattern = new RegExp(`^[0-9a-f]{${digestHexChars}}$`);
@@ -90,7 +105,10 @@ export function assertCommitItem(item: CommitItem): void {
     assert(item.settle === true, 'settle is true or absent');
     assert(item.payment?.state === 'SUCCEEDED', 'a settle writes a SUCCEEDED payment');
     const p = item.payment;
-    assert(p.declineReason === undefined && p.declineDetail === undefined && p.sealedFirstCode === undefined, 'a settled payment has no decline reason, decline detail or sealed first code');
+    assert(
+      p.declineReason === undefined && p.declineDetail === undefined && p.sealedFirstCode === undefined,
+      'a settled payment has no decline reason, decline detail or sealed first code',
+    );
     assert(item.dueAtMs !== undefined, 'a settle gives its dueAtMs (a number or null)');
     assert(item.claim === undefined, 'a settle takes no claim');
   }

@@ -1,6 +1,4 @@
 import {
-  readIdsMax,
-  stepItemsMax,
   type CommitItem,
   type CommitOutcome,
   type ConfirmItem,
@@ -9,6 +7,8 @@ import {
   type CreateOutcome,
   type PaymentRecord,
   type PaymentStore,
+  readIdsMax,
+  stepItemsMax,
 } from './port.js';
 
 interface Waiting<I, O> {
@@ -60,19 +60,21 @@ export class Coalescer<I, O> {
     this.sent.calls += 1;
     this.sent.items += count;
     const items = group.length === 1 ? (group[0]!.items as I[]) : group.flatMap((w) => w.items);
-    this.send(items).then(
-      (outcomes) => {
-        let offset = 0;
-        for (const w of group) {
-          w.resolve(outcomes.slice(offset, offset + w.items.length));
-          offset += w.items.length;
-        }
-      },
-      (error: unknown) => group.forEach((w) => w.reject(error)),
-    ).finally(() => {
-      this.inFlight = false;
-      this.flush();
-    });
+    this.send(items)
+      .then(
+        (outcomes) => {
+          let offset = 0;
+          for (const w of group) {
+            w.resolve(outcomes.slice(offset, offset + w.items.length));
+            offset += w.items.length;
+          }
+        },
+        (error: unknown) => group.forEach((w) => w.reject(error)),
+      )
+      .finally(() => {
+        this.inFlight = false;
+        this.flush();
+      });
   }
 }
 

@@ -20,7 +20,11 @@ export function encodePayer(p: Payer): string {
     policies[currency] = { ...policy, noFactorBelow: policy.noFactorBelow.toString(10), oneFactorUpTo: policy.oneFactorUpTo.toString(10) };
   }
   const { billableLines, ...rest } = p;
-  const stored: StoredPayer = { ...rest, policies, ...(billableLines === undefined ? {} : { billableLines: billableLines.map((l) => ({ ...l, creditLimit: l.creditLimit.toString(10) })) }) };
+  const stored: StoredPayer = {
+    ...rest,
+    policies,
+    ...(billableLines === undefined ? {} : { billableLines: billableLines.map((l) => ({ ...l, creditLimit: l.creditLimit.toString(10) })) }),
+  };
   return JSON.stringify(stored);
 }
 
@@ -34,7 +38,10 @@ export function decodePayer(text: string): Payer {
   }
   const { billableLines, ...rest } = s;
   if (billableLines === undefined) return { ...rest, policies };
-  assert(billableLines.every((l) => decimal.test(l.creditLimit)), 'stored billable line is malformed');
+  assert(
+    billableLines.every((l) => decimal.test(l.creditLimit)),
+    'stored billable line is malformed',
+  );
   return { ...rest, policies, billableLines: billableLines.map((l) => ({ ...l, creditLimit: BigInt(l.creditLimit) })) };
 }
 

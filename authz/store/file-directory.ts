@@ -4,7 +4,7 @@ import type { Merchant, Payer } from '../model.js';
 import type { Directory, DirectoryChange } from '../ports.js';
 import { StoreUnavailableError } from '../ports.js';
 import { assert } from './errors.js';
-import { MemoryDirectory, type DirectorySnapshot, type MemoryDirectoryOptions } from './memory-directory.js';
+import { type DirectorySnapshot, MemoryDirectory, type MemoryDirectoryOptions } from './memory-directory.js';
 
 export interface FileDirectoryOptions extends MemoryDirectoryOptions {
   /** The JSON file; created on the first put, reloaded by `open`. */

@@ -1,7 +1,7 @@
 import type { Merchant, Payer } from '../model.js';
 import type { Directory, DirectoryChange } from '../ports.js';
-import { StoreFullError, assert, assertKeyPart } from './errors.js';
 import { decodeMerchant, decodePayer, encodeMerchant, encodePayer } from './directory-codec.js';
+import { assert, assertKeyPart, StoreFullError } from './errors.js';
 
 export interface MemoryDirectoryOptions {
   payersMax?: number;
@@ -137,10 +137,10 @@ class Table<T extends { id: string }> {
     if (previous === undefined && this.records.size >= this.recordsMax) {
       throw new StoreFullError(`memory store full: ${this.boundName}=${this.recordsMax} records`);
     }
-    for (const [name, valueOf] of Object.entries(this.indexed)) {
+    for (const [name, keyOf] of Object.entries(this.indexed)) {
       const index = this.indexes.get(name)!;
-      const stale = previous === undefined ? undefined : valueOf(previous);
-      const value = valueOf(record);
+      const stale = previous === undefined ? undefined : keyOf(previous);
+      const value = keyOf(record);
       if (stale !== undefined && stale !== value && index.get(stale) === record.id) index.delete(stale);
       if (value !== undefined) index.set(value, record.id);
     }

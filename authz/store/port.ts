@@ -99,7 +99,7 @@ const shardShift = 74n;
 
 /** The shard a payment id carries (see `withShard`). */
 export function shardOfPayment(paymentId: string): number {
-  return Number((BigInt('0x' + paymentId) >> shardShift) & BigInt(storeShards - 1));
+  return Number((BigInt(`0x${paymentId}`) >> shardShift) & BigInt(storeShards - 1));
 }
 
 /**

@@ -1,10 +1,10 @@
-import { assert } from '../../ledger/assert.js';
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
+import { assert } from '../../ledger/assert.js';
 import type { Merchant, Payer } from '../model.js';
 import type { Directory, DirectoryChange } from '../ports.js';
-import { assertKeyPart } from './errors.js';
 import { decodeMerchant, decodePayer, encodeMerchant, encodePayer } from './directory-codec.js';
+import { assertKeyPart } from './errors.js';
 import { callRedis, closeRedis, openRedis, type RedisConnectOptions } from './redis-client.js';
 
 /**
@@ -101,7 +101,8 @@ export class RedisDirectory implements Directory {
       ...tokens.map((hash) => r.set(directoryKeys.payerByTokenHash(hash), payer.id)),
     ];
     if (payer.loginAccount !== undefined) writes.push(r.set(directoryKeys.payerByLogin(payer.loginAccount), payer.id));
-    if (previous?.loginAccount !== undefined && previous.loginAccount !== payer.loginAccount) writes.push(this.dropIndex(directoryKeys.payerByLogin(previous.loginAccount), payer.id));
+    if (previous?.loginAccount !== undefined && previous.loginAccount !== payer.loginAccount)
+      writes.push(this.dropIndex(directoryKeys.payerByLogin(previous.loginAccount), payer.id));
     if (previous !== undefined && previous.phone !== payer.phone) writes.push(this.dropIndex(directoryKeys.payerByPhone(previous.phone), payer.id));
     for (const stale of credentialHashes(previous?.tokenHash, previous?.previousTokenHash)) {
       if (!tokens.includes(stale)) writes.push(this.dropIndex(directoryKeys.payerByTokenHash(stale), payer.id));
@@ -116,9 +117,7 @@ export class RedisDirectory implements Directory {
   }
 
   async findMerchantByApiKeyHash(apiKeyHash: string): Promise<Merchant | undefined> {
-    const id = await callRedis('directory.findMerchantByApiKeyHash', () =>
-      this.redis.get(directoryKeys.merchantByApiKeyHash(apiKeyHash)),
-    );
+    const id = await callRedis('directory.findMerchantByApiKeyHash', () => this.redis.get(directoryKeys.merchantByApiKeyHash(apiKeyHash)));
     const merchant = id === null ? undefined : await this.getMerchant(id);
     return merchant !== undefined && (merchant.apiKeyHash === apiKeyHash || merchant.previousApiKeyHash === apiKeyHash) ? merchant : undefined;
   }
@@ -130,7 +129,10 @@ export class RedisDirectory implements Directory {
     const text = encodeMerchant(merchant);
     const previous = await this.getMerchant(merchant.id);
     const keys = credentialHashes(merchant.apiKeyHash, merchant.previousApiKeyHash);
-    const writes: Promise<unknown>[] = [this.redis.set(directoryKeys.merchant(merchant.id), text), ...keys.map((hash) => this.redis.set(directoryKeys.merchantByApiKeyHash(hash), merchant.id))];
+    const writes: Promise<unknown>[] = [
+      this.redis.set(directoryKeys.merchant(merchant.id), text),
+      ...keys.map((hash) => this.redis.set(directoryKeys.merchantByApiKeyHash(hash), merchant.id)),
+    ];
     for (const stale of credentialHashes(previous?.apiKeyHash, previous?.previousApiKeyHash)) {
       if (!keys.includes(stale)) writes.push(this.dropIndex(directoryKeys.merchantByApiKeyHash(stale), merchant.id));
     }

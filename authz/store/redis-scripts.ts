@@ -19,7 +19,10 @@ type ScriptArg = string | number;
  * with fifteen scripts defined (we had fourteen) a pipeline cost 17 µs instead of 4 (tight loop) and
  * ended in dictionary mode, and at low load there is about one pipeline per command.
  */
-export function redisScripts<const T extends Record<string, ScriptSpec>>(redis: Redis, specs: T): { readonly [K in keyof T]: (...args: ScriptArg[]) => Promise<unknown> } {
+export function redisScripts<const T extends Record<string, ScriptSpec>>(
+  redis: Redis,
+  specs: T,
+): { readonly [K in keyof T]: (...args: ScriptArg[]) => Promise<unknown> } {
   const scripts: Record<string, (...args: ScriptArg[]) => Promise<unknown>> = {};
   for (const [name, spec] of Object.entries(specs)) {
     const sha = createHash('sha1').update(spec.lua).digest('hex');

@@ -1,6 +1,6 @@
-import { AccountFilterFlags, eventBatchMax, idMax, u64Max, type AccountBalance, type AccountFilter, type Transfer } from '../model.js';
-import { idKey, newIdKey, type IdKey } from './id-index.js';
+import { type AccountBalance, type AccountFilter, AccountFilterFlags, eventBatchMax, idMax, type Transfer, u64Max } from '../model.js';
 import type { AccountEntry } from './account-table.js';
+import { type IdKey, idKey, newIdKey } from './id-index.js';
 import type { TransferStore } from './transfer-store.js';
 
 /**

@@ -1,7 +1,7 @@
 import { assert } from '../assert.js';
 import type { Account } from '../model.js';
-import { setU128, setU64 } from './codec.js';
-import { chunkMask, chunkShift, Column } from './column.js';
+import { setU64, setU128 } from './codec.js';
+import { Column, chunkMask, chunkShift } from './column.js';
 
 /**
  * What the state machine keeps per account besides the `Account` object: a dense index (creation
@@ -24,7 +24,12 @@ export interface AccountEntry extends Account {
 }
 
 /** A new entry; a literal so that every entry shares one compact shape. */
-export function accountEntry(a: Account, timestamp: bigint, index: number, restored: { firstTransfer: number; lastTransfer: number } | undefined): AccountEntry {
+export function accountEntry(
+  a: Account,
+  timestamp: bigint,
+  index: number,
+  restored: { firstTransfer: number; lastTransfer: number } | undefined,
+): AccountEntry {
   return {
     id: a.id,
     debits_pending: a.debits_pending,

@@ -1,6 +1,6 @@
-import { assert } from '../assert.js';
 import { open } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { assert } from '../assert.js';
 import type { AccountEntry } from './account-table.js';
 import { accountRecordSize } from './checkpoint-format.js';
 import { encodeAccountWords, eventSize, wordsOf } from './codec.js';

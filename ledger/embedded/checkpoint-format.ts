@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib';
-import { accountEntry, type AccountEntry } from './account-table.js';
+import { type AccountEntry, accountEntry } from './account-table.js';
 import { decodeAccountWords, eventSize, wordsOf } from './codec.js';
 import type { Expiry } from './expiry-queue.js';
 

@@ -1,5 +1,5 @@
-import { assert } from '../assert.js';
 import { endianness } from 'node:os';
+import { assert } from '../assert.js';
 import type { Account, Transfer } from '../model.js';
 
 /**

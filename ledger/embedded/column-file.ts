@@ -1,9 +1,9 @@
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync } from 'node:fs';
-import { privateFileMode } from './data-dir.js';
 import type { FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { CheckpointCorruptError, type ColumnMeta } from './checkpoint-format.js';
-import { chunkRecords, chunkShift, type Column } from './column.js';
+import { type Column, chunkRecords, chunkShift } from './column.js';
+import { privateFileMode } from './data-dir.js';
 
 /**
  * An append-only column's data file: records are written once, at their slot's position, by the

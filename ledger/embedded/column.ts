@@ -54,7 +54,7 @@ export class Column {
   /** Like `resize`, but with every full chunk evicted: only the chunk `count` falls in is allocated. */
   resizeEvicted(count: number): void {
     assert(this.count === 0, 'resizeEvicted on a column in use');
-    while ((this.chunks.length + 1) * chunkRecords <= count) (this.chunks.push(evictedChunk), this.words.push(evictedWords));
+    while ((this.chunks.length + 1) * chunkRecords <= count) this.chunks.push(evictedChunk), this.words.push(evictedWords);
     this.residentFrom = this.chunks.length;
     this.resize(count);
   }

@@ -19,7 +19,6 @@ export function makePrivateDir(dataDir: string): void {
   }
 }
 
-
 /**
  * The files of a journaled embedded ledger's data directory:
  *

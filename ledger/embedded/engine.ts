@@ -1,10 +1,10 @@
-import type { Account, AccountBalance, AccountFilter, Transfer } from '../model.js';
 import { chunkEvents } from '../chunk.js';
-import { LedgerUnavailableError, type Ledger } from '../port.js';
+import type { Account, AccountBalance, AccountFilter, Transfer } from '../model.js';
+import { type Ledger, LedgerUnavailableError } from '../port.js';
 import type { CreateAccountResult, CreateTransferResult } from '../results.js';
-import { capacityError, resolveBounds, type EmbeddedBounds } from './bounds.js';
-import { encodeRecord, lockDataDir, type JournalRecord } from './journal.js';
-import { Persistence, type CheckpointStats } from './persistence.js';
+import { capacityError, type EmbeddedBounds, resolveBounds } from './bounds.js';
+import { encodeRecord, type JournalRecord, lockDataDir } from './journal.js';
+import { type CheckpointStats, Persistence } from './persistence.js';
 import type { Recovered } from './recovery.js';
 import { LedgerState } from './state.js';
 import { checkAccounts, checkIds, checkTransfers } from './validate.js';
@@ -56,7 +56,16 @@ export class EmbeddedLedger implements Ledger {
   /** Events accepted by `write` but not applied yet, counted against the capacity bounds. */
   private readonly queued = { accounts: 0, transfers: 0 };
   /** What opening the data directory found: checkpoint, replayed journal, torn bytes cut off. */
-  readonly recovered: Recovered = { records: 0, truncatedBytes: 0, checkpointTransfers: 0, checkpointThrough: 0, segments: 0, tailBytes: 0, loadMs: 0, replayMs: 0 };
+  readonly recovered: Recovered = {
+    records: 0,
+    truncatedBytes: 0,
+    checkpointTransfers: 0,
+    checkpointThrough: 0,
+    segments: 0,
+    tailBytes: 0,
+    loadMs: 0,
+    replayMs: 0,
+  };
 
   private constructor(
     private readonly bounds: EmbeddedBounds,
@@ -240,6 +249,7 @@ export class EmbeddedLedger implements Ledger {
   private apply(operation: Write['operation'], events: readonly (Account | Transfer)[]): { results: string[]; record: Buffer } {
     const n = BigInt(events.length);
     const now = this.clockNs();
+    // biome-ignore lint/complexity/useMathMinMax: bigints (Math.max takes numbers)
     const floor = (this.state.commitTimestamp > this.state.expiredThrough ? this.state.commitTimestamp : this.state.expiredThrough) + n;
     const batchTimestamp = now > floor ? now : floor;
     const record = { operation, batchTimestamp, events } as JournalRecord;

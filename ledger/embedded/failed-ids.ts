@@ -1,5 +1,5 @@
-import { hashWords, IdIndex, newIdKey, type IdKey, type IdSource } from './id-index.js';
 import { Column } from './column.js';
+import { hashWords, IdIndex, type IdKey, type IdSource, newIdKey } from './id-index.js';
 
 /**
  * Transfer ids whose first attempt failed with a transient result (TigerBeetle's "orphaned"

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, fstatSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -48,9 +48,9 @@ export function encodeRecord(record: JournalRecord): Buffer {
   const w = wordsOf(buf);
   let base = (p + payloadHeaderSize) / 4;
   if (record.operation === 'accounts') {
-    for (const a of record.events) (encodeAccountWords(w, base, a), (base += eventWords));
+    for (const a of record.events) encodeAccountWords(w, base, a), (base += eventWords);
   } else {
-    for (const t of record.events) (encodeTransferWords(w, base, t), (base += eventWords));
+    for (const t of record.events) encodeTransferWords(w, base, t), (base += eventWords);
   }
   buf.writeUInt32LE(magic, 0);
   buf.writeUInt32LE(payloadLength, 4);

@@ -1,12 +1,12 @@
 import { closeSync, openSync } from 'node:fs';
-import { open, rename, type FileHandle } from 'node:fs/promises';
+import { type FileHandle, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { accountsSection, type AccountsOnDisk } from './checkpoint-accounts.js';
+import { type AccountsOnDisk, accountsSection } from './checkpoint-accounts.js';
 import { encodeCheckpoint } from './checkpoint-format.js';
-import { fileFlags, type ColumnOnDisk } from './column-file.js';
+import { type ColumnOnDisk, fileFlags } from './column-file.js';
 import { checkpointName, checkpointTmpName, dataFileNames, fsyncDir, privateFileMode, removeSealedThrough, sealLiveJournal } from './data-dir.js';
-import { JournalWriter, type JournalRecord } from './journal.js';
-import { recover, type Recovered } from './recovery.js';
+import { type JournalRecord, JournalWriter } from './journal.js';
+import { type Recovered, recover } from './recovery.js';
 import type { LedgerState } from './state.js';
 import { captureImage, persistedColumns, type StateImage } from './state-image.js';
 
@@ -69,7 +69,11 @@ export class Persistence {
     private readonly files: Files,
   ) {}
 
-  static async open(options: PersistenceOptions, state: LedgerState, replay: (record: JournalRecord) => void): Promise<{ persistence: Persistence; recovered: Recovered }> {
+  static async open(
+    options: PersistenceOptions,
+    state: LedgerState,
+    replay: (record: JournalRecord) => void,
+  ): Promise<{ persistence: Persistence; recovered: Recovered }> {
     const { recovered, onDisk, nextSegment, accountsOnDisk } = recover(options.dataDir, state, replay);
     const historyName = dataFileNames[persistedColumns(state).indexOf(state.transfers.history)]!;
     const historyFd = openSync(join(options.dataDir, historyName), 'r');

@@ -1,18 +1,10 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AccountsOnDisk } from './checkpoint-accounts.js';
-import { decodeCheckpoint, type CheckpointIn } from './checkpoint-format.js';
-import { ColumnOnDisk, loadColumn } from './column-file.js';
-import {
-  checkpointName,
-  checkpointTmpName,
-  dataFileNames,
-  makePrivateDir,
-  removeSealedThrough,
-  sealedJournalName,
-  sealedSegments,
-} from './data-dir.js';
-import { JournalCorruptError, replayJournal, replayJournalFile, type JournalRecord } from './journal.js';
+import { type CheckpointIn, decodeCheckpoint } from './checkpoint-format.js';
+import { type ColumnOnDisk, loadColumn } from './column-file.js';
+import { checkpointName, checkpointTmpName, dataFileNames, makePrivateDir, removeSealedThrough, sealedJournalName, sealedSegments } from './data-dir.js';
+import { JournalCorruptError, type JournalRecord, replayJournal, replayJournalFile } from './journal.js';
 import type { LedgerState } from './state.js';
 import { persistedColumns, restoreImage } from './state-image.js';
 
@@ -71,7 +63,7 @@ export function recover(dataDir: string, state: LedgerState, replay: (record: Jo
   const recovered: Recovered = {
     records: 0,
     truncatedBytes: 0,
-    checkpointTransfers: checkpoint?.columns[0]!.count ?? 0,
+    checkpointTransfers: checkpoint === undefined ? 0 : checkpoint.columns[0]!.count,
     checkpointThrough: through,
     segments: later.length,
     tailBytes: 0,

@@ -1,11 +1,4 @@
-import {
-  AccountFlags,
-  TransferFlags,
-  amountMax,
-  idMax,
-  type Account,
-  type Transfer,
-} from '../model.js';
+import { type Account, AccountFlags, amountMax, idMax, type Transfer, TransferFlags } from '../model.js';
 import type { CreateAccountResult, CreateTransferResult } from '../results.js';
 
 /**
@@ -49,8 +42,7 @@ export function validateTransfer(t: Transfer): CreateTransferResult | undefined 
 }
 
 export function validatePostOrVoid(t: Transfer): CreateTransferResult | undefined {
-  const exclusive =
-    TF.pending | TF.balancing_debit | TF.balancing_credit | TF.closing_debit | TF.closing_credit;
+  const exclusive = TF.pending | TF.balancing_debit | TF.balancing_credit | TF.closing_debit | TF.closing_credit;
   const both = TF.post_pending_transfer | TF.void_pending_transfer;
   if ((t.flags & both) === both || (t.flags & exclusive) !== 0) return 'flags_are_mutually_exclusive';
   if (t.pending_id === 0n) return 'pending_id_must_not_be_zero';

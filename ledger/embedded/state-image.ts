@@ -1,8 +1,8 @@
+import type { AccountEntry } from './account-table.js';
 import type { CheckpointIn } from './checkpoint-format.js';
 import type { Column } from './column.js';
 import type { Expiry } from './expiry-queue.js';
 import type { LedgerState } from './state.js';
-import type { AccountEntry } from './account-table.js';
 
 /**
  * A point-in-time image of the state machine, taken between two batches, for a checkpoint.

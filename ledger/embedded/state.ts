@@ -1,21 +1,22 @@
 import { assert } from '../assert.js';
 import {
-  AccountFlags,
-  TransferFlags,
-  accountFlagsKnown,
-  amountMax,
-  idMax,
-  transferFlagsKnown,
   type Account,
   type AccountBalance,
   type AccountFilter,
+  AccountFlags,
+  accountFlagsKnown,
+  amountMax,
+  idMax,
   type Transfer,
+  TransferFlags,
+  transferFlagsKnown,
 } from '../model.js';
-import { transientTransferResults, type CreateAccountResult, type CreateTransferResult } from '../results.js';
+import { type CreateAccountResult, type CreateTransferResult, transientTransferResults } from '../results.js';
 import { accountBalances, accountTransfers, validFilter } from './account-scan.js';
-import { ExpiryQueue, type Expiry } from './expiry-queue.js';
+import { type AccountEntry, AccountKeys, accountEntry } from './account-table.js';
+import { type Expiry, ExpiryQueue } from './expiry-queue.js';
 import { FailedIds } from './failed-ids.js';
-import { idKey, newIdKey, type IdKey } from './id-index.js';
+import { type IdKey, idKey, newIdKey } from './id-index.js';
 import {
   accountExists,
   balancedAmount,
@@ -31,7 +32,6 @@ import {
   validatePostOrVoid,
   validateTransfer,
 } from './rules.js';
-import { accountEntry, AccountKeys, type AccountEntry } from './account-table.js';
 import { PendingStatus, TransferStore } from './transfer-store.js';
 
 /**
@@ -177,8 +177,13 @@ export class LedgerState {
     first: Account | Transfer,
     event: Account | Transfer,
     batchTimestamp: bigint,
-  ): 'imported_event_expected' | 'imported_event_not_expected' | 'timestamp_must_be_zero'
-    | 'imported_event_timestamp_out_of_range' | 'imported_event_timestamp_must_not_advance' | undefined {
+  ):
+    | 'imported_event_expected'
+    | 'imported_event_not_expected'
+    | 'timestamp_must_be_zero'
+    | 'imported_event_timestamp_out_of_range'
+    | 'imported_event_timestamp_must_not_advance'
+    | undefined {
     const importedBit = 'debit_account_id' in event ? TF.imported : AF.imported;
     const imported = (event.flags & importedBit) !== 0;
     if (((first.flags & importedBit) !== 0) !== imported) {
@@ -367,14 +372,7 @@ export class LedgerState {
   }
 
   /** Stores a transfer, applies its balance change, records history, and records how to undo it. */
-  private insertTransfer(
-    t: Transfer,
-    key: IdKey,
-    dr: AccountEntry,
-    cr: AccountEntry,
-    change: (dr: Account, cr: Account) => void,
-    pendingSlot = -1,
-  ): number {
+  private insertTransfer(t: Transfer, key: IdKey, dr: AccountEntry, cr: AccountEntry, change: (dr: Account, cr: Account) => void, pendingSlot = -1): number {
     if (this.recordUndo) {
       this.lastUndo = {
         kind: 'transfer',

@@ -1,10 +1,10 @@
-import { assert } from '../assert.js';
 import { readSync } from 'node:fs';
+import { assert } from '../assert.js';
 import type { Account, AccountBalance, Transfer } from '../model.js';
-import { decodeTransferWords, encodeTransferBody, eventSize, eventWords, getU128, getU64, setU128 } from './codec.js';
-import { chunkMask, chunkRecords, chunkShift, Column } from './column.js';
-import { hashWords, IdIndex, newIdKey, type IdKey, type IdSource } from './id-index.js';
 import type { AccountEntry, AccountKeys } from './account-table.js';
+import { decodeTransferWords, encodeTransferBody, eventSize, eventWords, getU64, getU128, setU128 } from './codec.js';
+import { Column, chunkMask, chunkRecords, chunkShift } from './column.js';
+import { hashWords, IdIndex, type IdKey, type IdSource, newIdKey } from './id-index.js';
 import { nsPerSecond } from './rules.js';
 
 /**

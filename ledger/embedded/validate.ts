@@ -1,5 +1,5 @@
 import type { Account, Transfer } from '../model.js';
-import { u16Max, u32Max, u64Max, idMax } from '../model.js';
+import { idMax, u16Max, u32Max, u64Max } from '../model.js';
 import { LedgerRequestError } from '../port.js';
 
 /**

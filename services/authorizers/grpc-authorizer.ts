@@ -1,7 +1,7 @@
-import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
+import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import type { Logger } from 'pino';
-import { AuthorizerFailure, type AuthorizationContext, type Authorizer, type Decision } from '../../authz/authorizer.js';
+import { type AuthorizationContext, type Authorizer, AuthorizerFailure, type Decision } from '../../authz/authorizer.js';
 import { AuthorizerService } from '../../gen/countersign/v1/authorizer_pb.js';
 import { fromDecideResponse, toDecideRequest } from './wire.js';
 

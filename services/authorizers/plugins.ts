@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { failClosed, type Authorizer, type ChainOptions } from '../../authz/authorizer.js';
+import { type Authorizer, type ChainOptions, failClosed } from '../../authz/authorizer.js';
 import { GrpcAuthorizer } from './grpc-authorizer.js';
 import type { AuthorizerSettings } from './settings.js';
 
@@ -20,7 +20,10 @@ export function openAuthorizerPlugins(settings: AuthorizerSettings, logger: Pick
   return {
     authorizers: plugins.map((p) => failClosed(p, chainOptions)),
     chainOptions,
-    describe: plugins.length === 0 ? undefined : `authorizer plugins ${settings.authorizers.map((e) => `${e.name}=${e.address}`).join(', ')} (deadline ${settings.authorizerDeadlineMs} ms; on failure ${onFailure})`,
+    describe:
+      plugins.length === 0
+        ? undefined
+        : `authorizer plugins ${settings.authorizers.map((e) => `${e.name}=${e.address}`).join(', ')} (deadline ${settings.authorizerDeadlineMs} ms; on failure ${onFailure})`,
     close: () => plugins.forEach((p) => p.close()),
   };
 }

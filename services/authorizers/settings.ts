@@ -56,7 +56,10 @@ function endpoint(entry: string): AuthorizerEndpoint {
 }
 
 function endpoints(text: string | undefined): AuthorizerEndpoint[] {
-  const entries = (text ?? '').split(',').map((e) => e.trim()).filter((e) => e !== '');
+  const entries = (text ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
   if (entries.length > authorizersMax) throw new ConfigError(`COUNTERSIGN_AUTHORIZERS: at most ${authorizersMax} plugins, got ${entries.length}`);
   const list = entries.map(endpoint);
   const names = new Set(list.map((e) => e.name));
@@ -75,7 +78,8 @@ function deadlineMs(text: string | undefined): number {
 
 function failureMode(text: string | undefined): AuthorizerFailureMode {
   const value = text === undefined || text === '' ? 'decline' : text;
-  if (value !== 'decline' && value !== 'require-strongest') throw new ConfigError(`COUNTERSIGN_AUTHORIZER_FAILURE must be "decline" or "require-strongest", got "${text}"`);
+  if (value !== 'decline' && value !== 'require-strongest')
+    throw new ConfigError(`COUNTERSIGN_AUTHORIZER_FAILURE must be "decline" or "require-strongest", got "${text}"`);
   return value;
 }
 
@@ -90,7 +94,10 @@ export function factorNamed(name: string, setting: string): Factor {
 }
 
 function strongestFactors(text: string | undefined): Factor[] {
-  const names = (text === undefined || text === '' ? 'SECOND_CODE' : text).split(',').map((n) => n.trim()).filter((n) => n !== '');
+  const names = (text === undefined || text === '' ? 'SECOND_CODE' : text)
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
   if (names.length === 0) throw new ConfigError('COUNTERSIGN_AUTHORIZER_STRONGEST must name at least one factor');
   return [...new Set(names.map((n) => factorNamed(n, 'COUNTERSIGN_AUTHORIZER_STRONGEST')))];
 }

@@ -1,22 +1,15 @@
 import type { ServiceImpl } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 import type { AuthorizationContext, Authorizer, Decision } from '../../authz/authorizer.js';
 import { invalidArgument } from '../../authz/errors.js';
 import type { Factor } from '../../authz/model.js';
 import { AuthorizerService } from '../../gen/countersign/v1/authorizer_pb.js';
-import { parseFlags, UsageError, type CommandHelp, untilStopSignal } from '../cli-errors.js';
+import { type CommandHelp, parseFlags, UsageError, untilStopSignal } from '../cli-errors.js';
 import { ConfigError, loadConfig } from '../config.js';
-import { startGrpcServer, type RunningServer } from '../rpc/grpc-host.js';
+import { type RunningServer, startGrpcServer } from '../rpc/grpc-host.js';
 import { factorNamed } from './settings.js';
 import { fromDecideRequest, toDecideResponse } from './wire.js';
-
-/** The sliding window, milliseconds. */
-export const velocityWindowMs = 60 * 60 * 1000;
-/** Payers remembered at most; the least recently seen is forgotten first. */
-export const velocityPayersMax = 100_000;
-/** Largest --max-per-hour accepted (each payer keeps at most that many + 1 request ids). */
-export const velocityMaxPerHourMax = 10_000;
 
 export interface VelocityOptions {
   /** More distinct payment requests than this per payer within the window → REQUIRE `factor`. */
@@ -25,6 +18,13 @@ export interface VelocityOptions {
   payersMax: number;
   now: () => number;
 }
+
+/** The sliding window, milliseconds. */
+export const velocityWindowMs = 60 * 60 * 1000;
+/** Payers remembered at most; the least recently seen is forgotten first. */
+export const velocityPayersMax = 100_000;
+/** Largest --max-per-hour accepted (each payer keeps at most that many + 1 request ids). */
+export const velocityMaxPerHourMax = 10_000;
 
 /**
  * The example plugin's rule, as a domain Authorizer: more than `maxPerHour` payment requests by
@@ -54,7 +54,7 @@ export class VelocityRule implements Authorizer {
   }
 
   private requestIdOf(context: AuthorizationContext): string {
-    const id = context.attributes?.['request_id'] || context.paymentId;
+    const id = context.attributes?.request_id || context.paymentId;
     return id !== '' ? id : `unnamed:${++this.unnamed}`; // nothing to recognise a retry by: counted
   }
 
@@ -119,14 +119,18 @@ function factorFlag(name: string): Factor {
 }
 
 function boundedInt(flag: string, text: string, min: number, max: number): number {
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new UsageError('authorizer-velocity', `${flag} must be an integer ${min}..${max}, got "${text}"`);
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max)
+    throw new UsageError('authorizer-velocity', `${flag} must be an integer ${min}..${max}, got "${text}"`);
   return Number(text);
 }
 
 export const authorizerVelocityHelp: CommandHelp = {
   name: 'authorizer-velocity',
   synopsis: '[--host 127.0.0.1] [--port N (0 = free)] [--max-per-hour N (5)] [--factor SECOND_CODE]',
-  summary: ['an example authorizer plugin (gRPC AuthorizerService): more than N payment', 'requests per payer within a sliding hour require the factor (COUNTERSIGN_AUTHORIZERS)'],
+  summary: [
+    'an example authorizer plugin (gRPC AuthorizerService): more than N payment',
+    'requests per payer within a sliding hour require the factor (COUNTERSIGN_AUTHORIZERS)',
+  ],
   flags: [
     ['--host HOST', 'interface to listen on (default 127.0.0.1)'],
     ['--port N', 'port to listen on (default 0: a free one, printed)'],
@@ -146,8 +150,18 @@ export async function authorizerVelocityCommand(args: string[]): Promise<void> {
   const maxPerHour = boundedInt('--max-per-hour', values['max-per-hour'], 1, velocityMaxPerHourMax);
   const factor = factorFlag(values.factor);
   const logger = pino({ level: loadConfig().logLevel, base: { service: 'countersign-authorizer-velocity' } });
-  const server = await startVelocityPlugin({ host: values.host, port: boundedInt('--port', values.port, 0, 65_535), maxPerHour, factor, payersMax: velocityPayersMax, now: Date.now, logger });
-  console.log(`countersign authorizer-velocity listening on ${values.host}:${server.port} (REQUIRE ${factor} above ${maxPerHour} payment requests per payer per hour)`);
+  const server = await startVelocityPlugin({
+    host: values.host,
+    port: boundedInt('--port', values.port, 0, 65_535),
+    maxPerHour,
+    factor,
+    payersMax: velocityPayersMax,
+    now: Date.now,
+    logger,
+  });
+  console.log(
+    `countersign authorizer-velocity listening on ${values.host}:${server.port} (REQUIRE ${factor} above ${maxPerHour} payment requests per payer per hour)`,
+  );
   await untilStopSignal();
   await server.close();
 }

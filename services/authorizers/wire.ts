@@ -1,6 +1,12 @@
 import { create } from '@bufbuild/protobuf';
-import { AuthorizerFailure, type AuthorizationContext, type Decision } from '../../authz/authorizer.js';
-import { Decision as ProtoDecision, DecideRequestSchema, DecideResponseSchema, type DecideRequest, type DecideResponse } from '../../gen/countersign/v1/authorizer_pb.js';
+import { type AuthorizationContext, AuthorizerFailure, type Decision } from '../../authz/authorizer.js';
+import {
+  type DecideRequest,
+  DecideRequestSchema,
+  type DecideResponse,
+  DecideResponseSchema,
+  Decision as ProtoDecision,
+} from '../../gen/countersign/v1/authorizer_pb.js';
 import { Channel } from '../../gen/countersign/v1/common_pb.js';
 import { channelFromProto, factorFromProto, factorToProto } from '../convert.js';
 
@@ -26,7 +32,10 @@ export const reasonCharsMax = 200;
 const secretWords = new Set(['password', 'passwd', 'pwd', 'pin', 'code', 'secret', 'otp', 'card', 'pan', 'cvv', 'cvc', 'token', 'key']);
 
 function looksSecret(key: string): boolean {
-  const words = key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase().split(/[^a-z0-9]+/);
+  const words = key
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .toLowerCase()
+    .split(/[^a-z0-9]+/);
   return words.some((w) => secretWords.has(w));
 }
 
@@ -97,6 +106,7 @@ export function fromDecideRequest(request: DecideRequest): AuthorizationContext 
 
 export function toDecideResponse(decision: Decision): DecideResponse {
   const reason = decision.reason.slice(0, reasonCharsMax);
-  if (decision.kind === 'REQUIRE') return create(DecideResponseSchema, { decision: ProtoDecision.REQUIRE, requiredFactors: decision.factors.map(factorToProto), reason });
+  if (decision.kind === 'REQUIRE')
+    return create(DecideResponseSchema, { decision: ProtoDecision.REQUIRE, requiredFactors: decision.factors.map(factorToProto), reason });
   return create(DecideResponseSchema, { decision: decision.kind === 'ALLOW' ? ProtoDecision.ALLOW : ProtoDecision.DENY, reason });
 }

@@ -1,15 +1,13 @@
 import { timestampMs } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
+import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
+import { type BankDecision, type BankGateway, type BankKey, BankRequestError, BankUnavailableError, type CardPaymentRequest } from '../../authz/ports.js';
 import {
-  BankRequestError,
-  BankUnavailableError,
-  type BankDecision,
-  type BankGateway,
-  type BankKey,
-  type CardPaymentRequest,
-} from '../../authz/ports.js';
-import { BankDecision as ProtoBankDecision, BankFrontEndService, type AuthorizeCardPaymentResponse, type GetPublicKeyResponse } from '../../gen/countersign/v1/bank_pb.js';
+  type AuthorizeCardPaymentResponse,
+  BankFrontEndService,
+  type GetPublicKeyResponse,
+  BankDecision as ProtoBankDecision,
+} from '../../gen/countersign/v1/bank_pb.js';
 
 /**
  * The BankGateway port over gRPC (connect-node's gRPC transport, HTTP/2 plaintext) to a bank

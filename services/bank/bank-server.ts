@@ -1,9 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { BankFrontEndService } from '../../gen/countersign/v1/bank_pb.js';
-import { startGrpcServer, type RunningServer } from '../rpc/grpc-host.js';
+import { type RunningServer, startGrpcServer } from '../rpc/grpc-host.js';
 import { deadline, logging } from '../rpc/interceptors.js';
-import { bankFrontEndServiceImpl, type BankFrontEnd } from './frontend.js';
+import { type BankFrontEnd, bankFrontEndServiceImpl } from './frontend.js';
 
 /**
  * Serves a BankFrontEnd over gRPC (grpc-js through services/rpc, with grpc.health.v1 and

@@ -60,7 +60,8 @@ function parseCard(entry: unknown, index: number): CardRecord {
   const available: Record<string, bigint> = {};
   for (const [currency, amount] of Object.entries(e.available)) {
     if (!currencyFormatOk(currency)) throw bad(`"${currency}" is not an ISO 4217 code`);
-    if (typeof amount !== 'string' || !minorUnitsPattern.test(amount) || BigInt(amount) > uint64Max) throw bad(`available.${currency} must be minor units as a decimal string`);
+    if (typeof amount !== 'string' || !minorUnitsPattern.test(amount) || BigInt(amount) > uint64Max)
+      throw bad(`available.${currency} must be minor units as a decimal string`);
     available[currency] = BigInt(amount);
   }
   return { pan: e.pan, expiry: e.expiry, pinHash: e.pinHash, available, blocked: e.blocked === true };

@@ -1,8 +1,18 @@
 import { createHash } from 'node:crypto';
 import type { SealedEnvelope } from '../../authz/model.js';
 import { assert } from '../../ledger/assert.js';
-import { aeadNonceBytes, aeadTagBytes, bytesEqual, setupBaseRecipient, setupBaseSender, suiteName, x25519KeyBytes, type HpkeContext } from './hpke.js';
-import { decipherPinBlock, encipherPinBlock, panDigitsMax, panDigitsMin, panFormatOk, pinBlockBytes, pinDigitsMax, pinDigitsMin, pinFormatOk } from './pin-block.js';
+import { aeadNonceBytes, aeadTagBytes, bytesEqual, type HpkeContext, setupBaseRecipient, setupBaseSender, suiteName, x25519KeyBytes } from './hpke.js';
+import {
+  decipherPinBlock,
+  encipherPinBlock,
+  panDigitsMax,
+  panDigitsMin,
+  panFormatOk,
+  pinBlockBytes,
+  pinDigitsMax,
+  pinDigitsMin,
+  pinFormatOk,
+} from './pin-block.js';
 
 /**
  * The M5 card envelope (ENVELOPE.md is the specification; keep the two in step): card data and
@@ -27,7 +37,7 @@ export const envelopeCiphertextBytesMax = 1024;
 export const envelopeVersion = 1;
 /** Hex digits of a key id (the first 64 bits of SHA-256 of the raw public key). */
 export const keyIdHexDigits = 16;
-export { panDigitsMin, panDigitsMax, pinDigitsMin, pinDigitsMax };
+export { panDigitsMax, panDigitsMin, pinDigitsMax, pinDigitsMin };
 
 const expiryPattern = /^[0-9]{2}(0[1-9]|1[0-2])$/;
 const pinBlockPattern = new RegExp(`^[0-9a-fA-F]{${2 * pinBlockBytes}}$`);
@@ -149,7 +159,12 @@ export async function openEnvelope(
     envelope.ciphertext.length > aeadTagBytes &&
     envelope.ciphertext.length <= envelopeCiphertextBytesMax;
   if (!shapeOk) return { ok: false, failure: 'malformed' };
-  const context = await setupBaseRecipient({ aead: 'AES-256-GCM', recipientPrivateKey: privateKey, enc: envelope.ephemeralPublicKey, info: encoder.encode(envelopeInfo) });
+  const context = await setupBaseRecipient({
+    aead: 'AES-256-GCM',
+    recipientPrivateKey: privateKey,
+    enc: envelope.ephemeralPublicKey,
+    info: encoder.encode(envelopeInfo),
+  });
   if (context === undefined) return { ok: false, failure: 'malformed' };
   if (!bytesEqual(context.baseNonce, envelope.nonce)) return { ok: false, failure: 'nonce' };
   const bytes = await context.open(associatedData(payment), envelope.ciphertext);

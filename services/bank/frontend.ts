@@ -3,13 +3,13 @@ import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { ServiceImpl } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 import { verifySecret } from '../../authz/codes/pin-hash.js';
-import type { SealedEnvelope } from '../../authz/model.js';
-import { BankDecision as ProtoBankDecision, type AuthorizeCardPaymentRequest, type BankFrontEndService } from '../../gen/countersign/v1/bank_pb.js';
 import { DomainError, invalidArgument } from '../../authz/errors.js';
-import type { CardRecord } from './cards.js';
-import { currencyFormatOk, envelopeCiphertextBytesMax, envelopeSuite, keyIdOf, openCard, type EnvelopePayment } from './envelope.js';
-import { aeadNonceBytes, aeadTagBytes, publicKeyOf, x25519KeyBytes } from './hpke.js';
+import type { SealedEnvelope } from '../../authz/model.js';
 import { checkHexId } from '../../authz/validation.js';
+import { type AuthorizeCardPaymentRequest, type BankFrontEndService, BankDecision as ProtoBankDecision } from '../../gen/countersign/v1/bank_pb.js';
+import type { CardRecord } from './cards.js';
+import { currencyFormatOk, type EnvelopePayment, envelopeCiphertextBytesMax, envelopeSuite, keyIdOf, openCard } from './envelope.js';
+import { aeadNonceBytes, aeadTagBytes, publicKeyOf, x25519KeyBytes } from './hpke.js';
 
 /**
  * The reference bank front-end (M5): holds the X25519 key terminals seal for, a card table,
@@ -98,7 +98,8 @@ export class BankFrontEnd {
   async authorize(input: AuthorizeInput): Promise<Decision> {
     // No await before the decision is remembered: a concurrent retry finds it.
     const envelope = checkInput(input);
-    if (input.keyId !== this.keyId) throw new DomainError('failed_precondition', 'unknown bank key id; fetch the public key again', { reason: 'UNKNOWN_KEY_ID' });
+    if (input.keyId !== this.keyId)
+      throw new DomainError('failed_precondition', 'unknown bank key id; fetch the public key again', { reason: 'UNKNOWN_KEY_ID' });
     const fingerprint = fingerprintOf(input, envelope);
     const known = this.decisions.get(input.idempotencyKey);
     if (known !== undefined) {
@@ -122,13 +123,19 @@ export class BankFrontEnd {
   private async decide(payment: EnvelopePayment, envelope: SealedEnvelope): Promise<Decision> {
     const opened = await openCard(this.privateKey, envelope, payment);
     if (!opened.ok) {
-      this.logger.info({ paymentId: payment.id, envelope: opened.failure, reasonCode: responseCodes.invalidTransaction.reasonCode }, 'card payment declined: envelope does not open');
+      this.logger.info(
+        { paymentId: payment.id, envelope: opened.failure, reasonCode: responseCodes.invalidTransaction.reasonCode },
+        'card payment declined: envelope does not open',
+      );
       return declined('invalidTransaction');
     }
     const { pan, expiry, pin } = opened.value;
     const card = this.cards.get(pan);
     const decision = card === undefined ? declined('unknownCard') : await this.withCard(pan, () => this.decideCard(card, payment, expiry, pin));
-    this.logger.info({ paymentId: payment.id, merchantId: payment.merchantId, card: `…${pan.slice(-4)}`, decision: decision.decision, reasonCode: decision.reasonCode }, 'card payment decided');
+    this.logger.info(
+      { paymentId: payment.id, merchantId: payment.merchantId, card: `…${pan.slice(-4)}`, decision: decision.decision, reasonCode: decision.reasonCode },
+      'card payment decided',
+    );
     return decision;
   }
 
@@ -181,7 +188,8 @@ function authorizationCode(): string {
 
 /** The request checks of bank.proto; returns the envelope, present and well-sized. */
 function checkInput(input: AuthorizeInput): SealedEnvelope {
-  if (input.idempotencyKey.length === 0 || input.idempotencyKey.length > idempotencyKeyCharsMax) throw invalidArgument('idempotency_key', `must be 1..${idempotencyKeyCharsMax} characters`);
+  if (input.idempotencyKey.length === 0 || input.idempotencyKey.length > idempotencyKeyCharsMax)
+    throw invalidArgument('idempotency_key', `must be 1..${idempotencyKeyCharsMax} characters`);
   checkHexId(input.payment.id, 'payment_id');
   checkHexId(input.payment.merchantId, 'merchant_id');
   if (input.payment.amount <= 0n) throw invalidArgument('amount', 'must be positive');
@@ -192,14 +200,25 @@ function checkInput(input: AuthorizeInput): SealedEnvelope {
   if (e.suite !== envelopeSuite) throw invalidArgument('envelope.suite', `must be "${envelopeSuite}"`);
   if (e.ephemeralPublicKey.length !== x25519KeyBytes) throw invalidArgument('envelope.ephemeral_public_key', `must be ${x25519KeyBytes} bytes`);
   if (e.nonce.length !== aeadNonceBytes) throw invalidArgument('envelope.nonce', `must be ${aeadNonceBytes} bytes`);
-  if (e.ciphertext.length <= aeadTagBytes || e.ciphertext.length > envelopeCiphertextBytesMax) throw invalidArgument('envelope.ciphertext', `must be ${aeadTagBytes + 1}..${envelopeCiphertextBytesMax} bytes`);
+  if (e.ciphertext.length <= aeadTagBytes || e.ciphertext.length > envelopeCiphertextBytesMax)
+    throw invalidArgument('envelope.ciphertext', `must be ${aeadTagBytes + 1}..${envelopeCiphertextBytesMax} bytes`);
   return e;
 }
 
 /** SHA-256 over every field of the request, length-prefixed. */
 function fingerprintOf(input: AuthorizeInput, e: SealedEnvelope): string {
   const hash = createHash('sha256');
-  const fields: (string | Uint8Array)[] = [input.payment.id, input.payment.merchantId, input.payment.amount.toString(), input.payment.currency, input.keyId, e.suite, e.ephemeralPublicKey, e.nonce, e.ciphertext];
+  const fields: (string | Uint8Array)[] = [
+    input.payment.id,
+    input.payment.merchantId,
+    input.payment.amount.toString(),
+    input.payment.currency,
+    input.keyId,
+    e.suite,
+    e.ephemeralPublicKey,
+    e.nonce,
+    e.ciphertext,
+  ];
   for (const field of fields) {
     const bytes = typeof field === 'string' ? Buffer.from(field, 'utf8') : field;
     hash.update(`${bytes.length}:`).update(bytes);
@@ -234,6 +253,7 @@ function toAuthorizeInput(req: AuthorizeCardPaymentRequest): AuthorizeInput {
     idempotencyKey: req.idempotencyKey,
     payment: { id: req.paymentId, merchantId: req.merchantId, amount: req.amount, currency: req.currency },
     keyId: req.keyId,
-    envelope: e === undefined ? undefined : { suite: e.suite, keyId: e.keyId, ephemeralPublicKey: e.ephemeralPublicKey, nonce: e.nonce, ciphertext: e.ciphertext },
+    envelope:
+      e === undefined ? undefined : { suite: e.suite, keyId: e.keyId, ephemeralPublicKey: e.ephemeralPublicKey, nonce: e.nonce, ciphertext: e.ciphertext },
   };
 }

@@ -1,5 +1,5 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { Aes128Gcm, Aes256Gcm, CipherSuite, HkdfSha256, HpkeError, type EncryptionContext } from '@hpke/core';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, timingSafeEqual } from 'node:crypto';
+import { Aes128Gcm, Aes256Gcm, CipherSuite, type EncryptionContext, HkdfSha256, HpkeError } from '@hpke/core';
 import { DhkemX25519HkdfSha256, X25519 } from '@hpke/dhkem-x25519';
 import { assert } from '../../ledger/assert.js';
 
@@ -67,7 +67,10 @@ export function generateX25519KeyPair(): X25519KeyPair {
 export async function deriveKeyPair(ikm: Uint8Array): Promise<X25519KeyPair> {
   const kem = suites['AES-128-GCM'].kem;
   const pair = await kem.deriveKeyPair(ikm);
-  return { privateKey: new Uint8Array(await kem.serializePrivateKey(pair.privateKey)), publicKey: new Uint8Array(await kem.serializePublicKey(pair.publicKey)) };
+  return {
+    privateKey: new Uint8Array(await kem.serializePrivateKey(pair.privateKey)),
+    publicKey: new Uint8Array(await kem.serializePublicKey(pair.publicKey)),
+  };
 }
 
 // ---------------------------------------------------------------------- one-message contexts
@@ -120,7 +123,12 @@ function oneMessage(aead: HpkeAead, context: EncryptionContext, enc: Uint8Array)
  * SetupBaseS. `ephemeralPrivateKey` is for known-answer tests only (RFC vectors, the worked
  * example); left out, a fresh ephemeral key is drawn for every context, as it must be.
  */
-export async function setupBaseSender(opts: { aead: HpkeAead; recipientPublicKey: Uint8Array; info: Uint8Array; ephemeralPrivateKey?: Uint8Array }): Promise<HpkeContext> {
+export async function setupBaseSender(opts: {
+  aead: HpkeAead;
+  recipientPublicKey: Uint8Array;
+  info: Uint8Array;
+  ephemeralPrivateKey?: Uint8Array;
+}): Promise<HpkeContext> {
   const suite = suites[opts.aead];
   const ekm = opts.ephemeralPrivateKey === undefined ? undefined : await ephemeralPair(opts.ephemeralPrivateKey);
   const context = await suite.createSenderContext({
@@ -138,7 +146,12 @@ async function ephemeralPair(privateKey: Uint8Array): ReturnType<X25519['generat
 }
 
 /** SetupBaseR; undefined when `enc` is not a usable X25519 public key (wrong length, small order). */
-export async function setupBaseRecipient(opts: { aead: HpkeAead; recipientPrivateKey: Uint8Array; enc: Uint8Array; info: Uint8Array }): Promise<HpkeContext | undefined> {
+export async function setupBaseRecipient(opts: {
+  aead: HpkeAead;
+  recipientPrivateKey: Uint8Array;
+  enc: Uint8Array;
+  info: Uint8Array;
+}): Promise<HpkeContext | undefined> {
   if (opts.enc.length !== x25519KeyBytes) return undefined;
   const suite = suites[opts.aead];
   const recipientKey = await suite.kem.deserializePrivateKey(opts.recipientPrivateKey);
@@ -152,13 +165,26 @@ export async function setupBaseRecipient(opts: { aead: HpkeAead; recipientPrivat
 }
 
 /** SealBase: a fresh context, one message. */
-export async function sealBase(opts: { aead: HpkeAead; recipientPublicKey: Uint8Array; info: Uint8Array; aad: Uint8Array; plaintext: Uint8Array }): Promise<{ enc: Uint8Array; ciphertext: Uint8Array }> {
+export async function sealBase(opts: {
+  aead: HpkeAead;
+  recipientPublicKey: Uint8Array;
+  info: Uint8Array;
+  aad: Uint8Array;
+  plaintext: Uint8Array;
+}): Promise<{ enc: Uint8Array; ciphertext: Uint8Array }> {
   const context = await setupBaseSender(opts);
   return { enc: context.enc, ciphertext: await context.seal(opts.aad, opts.plaintext) };
 }
 
 /** OpenBase; undefined when authentication fails or `enc` is unusable. */
-export async function openBase(opts: { aead: HpkeAead; recipientPrivateKey: Uint8Array; enc: Uint8Array; info: Uint8Array; aad: Uint8Array; ciphertext: Uint8Array }): Promise<Uint8Array | undefined> {
+export async function openBase(opts: {
+  aead: HpkeAead;
+  recipientPrivateKey: Uint8Array;
+  enc: Uint8Array;
+  info: Uint8Array;
+  aad: Uint8Array;
+  ciphertext: Uint8Array;
+}): Promise<Uint8Array | undefined> {
   const context = await setupBaseRecipient(opts);
   return context === undefined ? undefined : context.open(opts.aad, opts.ciphertext);
 }

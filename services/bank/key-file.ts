@@ -1,4 +1,4 @@
-import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { rawPrivateKey } from './hpke.js';
 
@@ -19,7 +19,8 @@ export function loadOrCreateKeyFile(path: string): { privateKey: Uint8Array; cre
     writeFileSync(path, pem, { mode: keyFileMode, flag: 'wx' });
     return { privateKey: rawPrivateKey(privateKey), created: true };
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new KeyFileError(`cannot create key file ${path}: ${(error as Error).message}`, { cause: error });
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw new KeyFileError(`cannot create key file ${path}: ${(error as Error).message}`, { cause: error });
   }
   return { privateKey: loadKeyFile(path), created: false };
 }
@@ -28,7 +29,7 @@ export function loadKeyFile(path: string): Uint8Array {
   const stat = statSync(path);
   if ((stat.mode & 0o077) !== 0) throw new KeyFileError(`key file ${path} is readable by group or others; chmod 600 it`);
   if (stat.size > keyFileBytesMax) throw new KeyFileError(`key file ${path} is larger than ${keyFileBytesMax} bytes`);
-  let key;
+  let key: KeyObject;
   try {
     key = createPrivateKey(readFileSync(path, 'utf8'));
   } catch (error) {

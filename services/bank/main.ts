@@ -1,9 +1,9 @@
 import { readFileSync, statSync } from 'node:fs';
 import { pino } from 'pino';
-import { parseFlags, UsageError, type CommandHelp, untilStopSignal } from '../cli-errors.js';
+import { type CommandHelp, parseFlags, UsageError, untilStopSignal } from '../cli-errors.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { startBankServer } from './bank-server.js';
-import { cardsFileBytesMax, CardsFileError, demoCards, parseCardsFile, type CardRecord } from './cards.js';
+import { type CardRecord, CardsFileError, cardsFileBytesMax, demoCards, parseCardsFile } from './cards.js';
 import { BankFrontEnd } from './frontend.js';
 import { generateX25519KeyPair } from './hpke.js';
 import { KeyFileError, loadOrCreateKeyFile } from './key-file.js';
@@ -30,7 +30,12 @@ export const bankFrontEndHelp: CommandHelp = {
 };
 
 export async function runBankFrontEnd(args: string[]): Promise<void> {
-  const values = parseFlags('bank-frontend', args, { host: { type: 'string', default: bankHostDefault }, port: { type: 'string', default: String(bankPortDefault) }, cards: { type: 'string' }, 'key-file': { type: 'string' } });
+  const values = parseFlags('bank-frontend', args, {
+    host: { type: 'string', default: bankHostDefault },
+    port: { type: 'string', default: String(bankPortDefault) },
+    cards: { type: 'string' },
+    'key-file': { type: 'string' },
+  });
   const port = Number(values.port);
   if (!/^[0-9]{1,5}$/.test(values.port) || port > 65_535) throw new UsageError('bank-frontend', `--port must be 0..65535, got "${values.port}"`);
   const logger = pino({ level: loadConfig().logLevel, base: { service: 'countersign-bank-frontend' } });

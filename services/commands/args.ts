@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
-import { parseFlags, UsageError, type FlagOptions } from '../cli-errors.js';
 import { isHexId } from '../../authz/validation.js';
+import { Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
+import { type FlagOptions, parseFlags, UsageError } from '../cli-errors.js';
 
 /**
  * Command-line values of the client commands, checked before anything is called: a bad one is a

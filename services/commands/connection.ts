@@ -1,13 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createClient, type Client, type Interceptor } from '@connectrpc/connect';
+import { type Client, createClient, type Interceptor } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import { EnrollmentService } from '../../gen/countersign/v1/enrollment_pb.js';
 import { LedgerService } from '../../gen/countersign/v1/ledger_pb.js';
 import { PayerService } from '../../gen/countersign/v1/payer_pb.js';
 import { PaymentService } from '../../gen/countersign/v1/payments_pb.js';
 import { UsageError } from '../cli-errors.js';
-import { ConfigError, loadConfig, type Config, type VariableName } from '../config.js';
+import { type Config, ConfigError, loadConfig, type VariableName } from '../config.js';
 
 /**
  * How a client command reaches a running `countersign serve`: its gRPC port (the address serve
@@ -53,7 +53,8 @@ export function serverOf(command: string, flag: string | undefined, config: Conf
     if (match === null || port < 1 || port > 65_535) throw new UsageError(command, `--server is HOST:PORT (the gRPC address serve printed), got "${flag}"`);
     return { baseUrl: `${scheme}://${flag}`, address: flag, ca };
   }
-  if (config.grpcPort === 0) throw new ConfigError('COUNTERSIGN_GRPC_PORT is 0 (serve picked a free port): give the command --server HOST:PORT as serve printed it');
+  if (config.grpcPort === 0)
+    throw new ConfigError('COUNTERSIGN_GRPC_PORT is 0 (serve picked a free port): give the command --server HOST:PORT as serve printed it');
   const host = connectableHost(config.host);
   const address = `${host.includes(':') ? `[${host}]` : host}:${config.grpcPort}`;
   return { baseUrl: `${scheme}://${address}`, address, ca };
@@ -96,7 +97,8 @@ const credentialCharsMax = 512;
 /** Keys and tokens are one printable word; anything else (a pasted second line, a space) is refused before a call, never echoed. */
 function credential(command: string, value: string, what: string): string {
   const trimmed = value.trim();
-  if (trimmed.length > credentialCharsMax || !/^[\x21-\x7e]+$/.test(trimmed)) throw new UsageError(command, `${what} is not one word of printable characters (a copied line too many?)`);
+  if (trimmed.length > credentialCharsMax || !/^[\x21-\x7e]+$/.test(trimmed))
+    throw new UsageError(command, `${what} is not one word of printable characters (a copied line too many?)`);
   return trimmed;
 }
 

@@ -1,12 +1,17 @@
 import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 import type { Timestamp } from '@bufbuild/protobuf/wkt';
 import { credentialOverlapSecondsDefault, credentialOverlapSecondsMax } from '../../authz/enrollment.js';
-import { RevokeApiKeysResponseSchema, RevokePayerTokensResponseSchema, RotateApiKeyResponseSchema, RotatePayerTokenResponseSchema } from '../../gen/countersign/v1/enrollment_pb.js';
-import { parseFlags, type FlagOptions } from '../cli-errors.js';
+import {
+  RevokeApiKeysResponseSchema,
+  RevokePayerTokensResponseSchema,
+  RotateApiKeyResponseSchema,
+  RotatePayerTokenResponseSchema,
+} from '../../gen/countersign/v1/enrollment_pb.js';
+import { type FlagOptions, parseFlags } from '../cli-errors.js';
 import { clientFlagHelp, clientFlags, idempotencyKeyOf, idOf, positiveIntOf } from './args.js';
-import { apiKeyVariable, configOf, merchantKey, operatorKey, payerToken, payerTokenVariable, serverOf, type Clients } from './connection.js';
+import { apiKeyVariable, type Clients, configOf, merchantKey, operatorKey, payerToken, payerTokenVariable, serverOf } from './connection.js';
 import { isoTime, messageJson, printJson, row } from './output.js';
-import { onServer, type ClientCommand } from './run.js';
+import { type ClientCommand, onServer } from './run.js';
 
 /**
  * `countersign merchant rotate-key | revoke-key` and `payer rotate-token | revoke-token`: keys
@@ -26,8 +31,20 @@ interface Holder {
   own(command: string, flag: string | undefined, env: NodeJS.ProcessEnv): string;
 }
 
-const merchants: Holder = { group: 'merchant', noun: 'API key', credentialFlag: 'key', variable: apiKeyVariable, own: (c, f, env) => merchantKey(c, f, configOf(env)) };
-const payers: Holder = { group: 'payer', noun: 'payer token', credentialFlag: 'token', variable: payerTokenVariable, own: (c, f, env) => payerToken(c, f, configOf(env)) };
+const merchants: Holder = {
+  group: 'merchant',
+  noun: 'API key',
+  credentialFlag: 'key',
+  variable: apiKeyVariable,
+  own: (c, f, env) => merchantKey(c, f, configOf(env)),
+};
+const payers: Holder = {
+  group: 'payer',
+  noun: 'payer token',
+  credentialFlag: 'token',
+  variable: payerTokenVariable,
+  own: (c, f, env) => payerToken(c, f, configOf(env)),
+};
 
 /** What one command sends and how its answer reads. */
 interface Reissue<S extends DescMessage> {
@@ -43,19 +60,41 @@ function reissueCommand<S extends DescMessage>(spec: Reissue<S>): ClientCommand 
   const name = `${holder.group} ${op}-${holder.credentialFlag}`;
   const idFlag = holder.group;
   const text = { type: 'string' } as const;
-  const flags: FlagOptions = { ...clientFlags, [idFlag]: text, [holder.credentialFlag]: text, 'idempotency-key': text, ...(op === 'rotate' ? { 'overlap-seconds': text } : {}) };
+  const flags: FlagOptions = {
+    ...clientFlags,
+    [idFlag]: text,
+    [holder.credentialFlag]: text,
+    'idempotency-key': text,
+    ...(op === 'rotate' ? { 'overlap-seconds': text } : {}),
+  };
   return {
     help: {
       name,
       synopsis: `[--${idFlag} ID] [--${holder.credentialFlag} ${holder.credentialFlag.toUpperCase()}]${op === 'rotate' ? ' [--overlap-seconds N]' : ''} [--idempotency-key K] [--json]`,
       summary:
         op === 'rotate'
-          ? [`issue the ${holder.group} a new ${holder.noun}; the current one keeps working for the overlap, then is refused`, `Prints the new ${holder.noun}: shown this once, only its hash is kept.`]
-          : [`revoke every ${holder.noun} of the ${holder.group} at once and issue a new one`, `Prints the new ${holder.noun}: shown this once, only its hash is kept.`],
+          ? [
+              `issue the ${holder.group} a new ${holder.noun}; the current one keeps working for the overlap, then is refused`,
+              `Prints the new ${holder.noun}: shown this once, only its hash is kept.`,
+            ]
+          : [
+              `revoke every ${holder.noun} of the ${holder.group} at once and issue a new one`,
+              `Prints the new ${holder.noun}: shown this once, only its hash is kept.`,
+            ],
       flags: [
         [`--${idFlag} ID`, `the ${holder.group}; with no --${holder.credentialFlag}, called with the operator key`],
-        [`--${holder.credentialFlag} ${holder.credentialFlag.toUpperCase()}`, `the ${holder.group}'s own ${holder.noun}, reissuing itself (default ${holder.variable})`],
-        ...(op === 'rotate' ? [['--overlap-seconds N', `how long the current one keeps working, 1..${credentialOverlapSecondsMax} (default ${credentialOverlapSecondsDefault}: 24 h)`] as const] : []),
+        [
+          `--${holder.credentialFlag} ${holder.credentialFlag.toUpperCase()}`,
+          `the ${holder.group}'s own ${holder.noun}, reissuing itself (default ${holder.variable})`,
+        ],
+        ...(op === 'rotate'
+          ? [
+              [
+                '--overlap-seconds N',
+                `how long the current one keeps working, 1..${credentialOverlapSecondsMax} (default ${credentialOverlapSecondsDefault}: 24 h)`,
+              ] as const,
+            ]
+          : []),
         ['--idempotency-key K', `reuse the key of an earlier attempt (a retry returns no ${holder.noun})`],
         ...clientFlagHelp,
       ],
@@ -79,7 +118,9 @@ function reissueCommand<S extends DescMessage>(spec: Reissue<S>): ClientCommand 
       if (answer.previousUntil !== undefined) io.out(row(`previous ${holder.credentialFlag} until`, isoTime(answer.previousUntil)));
       if (op === 'revoke') io.out(row(`previous ${holder.credentialFlag}s`, 'refused from now on'));
       if (answer.credential === '') {
-        io.out(`no new ${holder.noun}: this idempotency key (${request.idempotencyKey}) ${op === 'rotate' ? 'rotated' : 'revoked'} before, and the ${holder.noun} is shown only then`);
+        io.out(
+          `no new ${holder.noun}: this idempotency key (${request.idempotencyKey}) ${op === 'rotate' ? 'rotated' : 'revoked'} before, and the ${holder.noun} is shown only then`,
+        );
         return;
       }
       io.out(row(`new ${holder.noun}`, answer.credential));

@@ -1,10 +1,10 @@
 import type { CommandHelp } from '../cli-errors.js';
-import { balance, fund } from './ledger.js';
 import { merchantRevokeKey, merchantRotateKey, payerRevokeToken, payerRotateToken } from './credentials.js';
+import { balance, fund } from './ledger.js';
 import { merchantEnroll } from './merchant.js';
 import { payerConfirm, payerDerive, payerEnroll } from './payer.js';
 import { paymentCreate, paymentGet, paymentList } from './payment.js';
-import { cliEntry, type ClientCommand } from './run.js';
+import { type ClientCommand, cliEntry } from './run.js';
 
 /**
  * The client commands, which call a running server over gRPC, in the order `countersign help`
@@ -48,7 +48,10 @@ export function groupHelp(group: string, helps: readonly CommandHelp[]): Command
   return {
     name: group,
     synopsis: `<${members.map((h) => h.name.slice(group.length + 1)).join('|')}> [options]`,
-    summary: [`subcommands (countersign ${group} <subcommand> --help for one):`, ...members.flatMap((h) => [`  countersign ${h.name} ${h.synopsis}`, `      ${h.summary[0] ?? ''}`])],
+    summary: [
+      `subcommands (countersign ${group} <subcommand> --help for one):`,
+      ...members.flatMap((h) => [`  countersign ${h.name} ${h.synopsis}`, `      ${h.summary[0] ?? ''}`]),
+    ],
     flags: [],
   };
 }

@@ -1,9 +1,9 @@
-import { AccountKind, FundAccountResponseSchema, GetAccountResponseSchema, type Account } from '../../gen/countersign/v1/ledger_pb.js';
+import { type Account, AccountKind, FundAccountResponseSchema, GetAccountResponseSchema } from '../../gen/countersign/v1/ledger_pb.js';
 import { parseFlags } from '../cli-errors.js';
 import { amountOf, clientFlagHelp, clientFlags, currencyOfFlag, idempotencyKeyOf, idOf, parseWithOperand, required } from './args.js';
 import { configOf, operatorKey, serverOf } from './connection.js';
 import { messageJson, money, printJson, row } from './output.js';
-import { onServer, type ClientCommand } from './run.js';
+import { type ClientCommand, onServer } from './run.js';
 
 /** `countersign fund` and `countersign balance`: the ledger, with the operator key. */
 
@@ -19,7 +19,14 @@ export function accountLines(a: Account): string[] {
   ];
 }
 
-const fundFlags = { ...clientFlags, account: { type: 'string' }, amount: { type: 'string' }, currency: { type: 'string' }, reference: { type: 'string' }, 'idempotency-key': { type: 'string' } } as const;
+const fundFlags = {
+  ...clientFlags,
+  account: { type: 'string' },
+  amount: { type: 'string' },
+  currency: { type: 'string' },
+  reference: { type: 'string' },
+  'idempotency-key': { type: 'string' },
+} as const;
 
 export const fund: ClientCommand = {
   help: {

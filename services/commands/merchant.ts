@@ -3,7 +3,7 @@ import { parseFlags, UsageError } from '../cli-errors.js';
 import { clientFlagHelp, clientFlags, currencyOfFlag, idempotencyKeyOf, limitOf, required } from './args.js';
 import { apiKeyVariable, configOf, operatorKey, serverOf } from './connection.js';
 import { messageJson, printJson, row } from './output.js';
-import { onServer, type ClientCommand } from './run.js';
+import { type ClientCommand, onServer } from './run.js';
 
 /** `countersign merchant enroll`, with the operator key. */
 
@@ -30,7 +30,14 @@ export const merchantEnroll: ClientCommand = {
   },
   async run(args, io, env) {
     const command = 'merchant enroll';
-    const values = parseFlags(command, args, { ...clientFlags, name: { type: 'string' }, currency: { type: 'string' }, 'fee-bps': { type: 'string' }, 'per-payment-limit': { type: 'string' }, 'idempotency-key': { type: 'string' } });
+    const values = parseFlags(command, args, {
+      ...clientFlags,
+      name: { type: 'string' },
+      currency: { type: 'string' },
+      'fee-bps': { type: 'string' },
+      'per-payment-limit': { type: 'string' },
+      'idempotency-key': { type: 'string' },
+    });
     required(command, values, ['name', 'currency']);
     const fee = values['fee-bps'] ?? String(feeBpsDefault);
     if (!/^\d{1,5}$/.test(fee) || Number(fee) > feeBpsMax) throw new UsageError(command, `--fee-bps must be 0..${feeBpsMax} basis points, got "${fee}"`);

@@ -1,6 +1,6 @@
-import { toJson, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
-import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { type DescMessage, type MessageShape, toJson } from '@bufbuild/protobuf';
+import { type Timestamp, timestampDate } from '@bufbuild/protobuf/wkt';
+import { Code, type ConnectError } from '@connectrpc/connect';
 import { formatMoney } from '../../ledger/chart.js';
 import { CommandFailure } from '../cli-errors.js';
 import { ErrorInfoSchema } from '../rpc/status-details.js';
@@ -29,10 +29,12 @@ export function grpcCodeName(code: Code): string {
 /** A ConnectError as `<gRPC code>: <message>`, with the attempts left when the server says; `hint` for an unreachable server. */
 export function serverFailure(command: string, error: ConnectError, server: string): CommandFailure {
   const info = error.findDetails(ErrorInfoSchema)[0] as { metadata?: Record<string, string> } | undefined;
-  const left = info?.metadata?.['attempts_left'];
+  const left = info?.metadata?.attempts_left;
   const attempts = left === undefined ? '' : ` (${left} attempts left)`;
   const unreachable = error.code === Code.Unavailable && /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT/.test(error.rawMessage);
-  const hint = unreachable ? ` (no countersign server at ${server}: start one with countersign serve, or give --server HOST:PORT or COUNTERSIGN_GRPC_PORT)` : '';
+  const hint = unreachable
+    ? ` (no countersign server at ${server}: start one with countersign serve, or give --server HOST:PORT or COUNTERSIGN_GRPC_PORT)`
+    : '';
   return new CommandFailure(command, `${grpcCodeName(error.code)}: ${error.rawMessage}${attempts}${hint}`, { cause: error });
 }
 

@@ -6,10 +6,10 @@ import { ConfirmPaymentResponseSchema } from '../../gen/countersign/v1/payer_pb.
 import { parseFlags, UsageError } from '../cli-errors.js';
 import { parseSecretInput, SecretInputError } from '../web/client/secret-input.mjs';
 import { amountOf, clientFlagHelp, clientFlags, currencyOfFlag, factorOf, idempotencyKeyOf, idOf, limitOf, required } from './args.js';
-import { configOf, operatorKey, payerToken, payerTokenVariable, serverOf, type Server } from './connection.js';
+import { configOf, operatorKey, payerToken, payerTokenVariable, type Server, serverOf } from './connection.js';
 import { CommandFailure, messageJson, money, printJson, row } from './output.js';
 import { paymentLines } from './payment.js';
-import { onServer, type ClientCommand } from './run.js';
+import { type ClientCommand, onServer } from './run.js';
 
 /**
  * `countersign payer enroll` (operator key), and the payer's terminal on the command line:
@@ -19,14 +19,15 @@ import { onServer, type ClientCommand } from './run.js';
 
 /** The verification secret from base32 or the otpauth:// URI, as the web terminal reads it; at least secretBytesMin bytes. */
 export function secretOf(command: string, text: string): Buffer {
-  let parsed;
+  let parsed: ReturnType<typeof parseSecretInput>;
   try {
     parsed = parseSecretInput(text);
   } catch (error) {
     if (error instanceof SecretInputError) throw new UsageError(command, `--secret: ${error.message}`);
     throw error;
   }
-  if (parsed.suite !== secondCodeSuite) throw new UsageError(command, `--secret: the link's suite ${parsed.suite} is not countersign's second-code suite ${secondCodeSuite}`);
+  if (parsed.suite !== secondCodeSuite)
+    throw new UsageError(command, `--secret: the link's suite ${parsed.suite} is not countersign's second-code suite ${secondCodeSuite}`);
   const secret = Buffer.from(parsed.secret);
   if (secret.length < secretBytesMin) throw new UsageError(command, `--secret: the verification secret must be at least ${secretBytesMin * 8} bits`);
   return secret;
@@ -64,15 +65,31 @@ async function challengeOf(command: string, server: Server, token: string, payme
 }
 
 /** The first code: the flag, else the one the challenge gives the payer's terminal. */
-function firstCodeFrom(command: string, flag: string | undefined, challenge: { firstCode: string; firstCodeDelivery?: { channel: Channel; destinationMasked: string } | undefined }): string {
+function firstCodeFrom(
+  command: string,
+  flag: string | undefined,
+  challenge: { firstCode: string; firstCodeDelivery?: { channel: Channel; destinationMasked: string } | undefined },
+): string {
   if (flag !== undefined) return firstCodeOf(command, flag);
   if (challenge.firstCode !== '') return challenge.firstCode;
   const delivery = challenge.firstCodeDelivery;
-  const where = delivery === undefined ? '' : `: it went by ${Channel[delivery.channel]}${delivery.destinationMasked === '' ? '' : ` to ${delivery.destinationMasked}`} (with the embedded console channel, serve prints it)`;
+  const where =
+    delivery === undefined
+      ? ''
+      : `: it went by ${Channel[delivery.channel]}${delivery.destinationMasked === '' ? '' : ` to ${delivery.destinationMasked}`} (with the embedded console channel, serve prints it)`;
   throw new UsageError(command, `needs --first-code 8DIGITS${where}`);
 }
 
-const deriveFlags = { ...clientFlags, secret: { type: 'string' }, 'first-code': { type: 'string' }, amount: { type: 'string' }, currency: { type: 'string' }, payee: { type: 'string' }, payment: { type: 'string' }, token: { type: 'string' } } as const;
+const deriveFlags = {
+  ...clientFlags,
+  secret: { type: 'string' },
+  'first-code': { type: 'string' },
+  amount: { type: 'string' },
+  currency: { type: 'string' },
+  payee: { type: 'string' },
+  payment: { type: 'string' },
+  token: { type: 'string' },
+} as const;
 
 export const payerDerive: ClientCommand = {
   help: {
@@ -120,12 +137,26 @@ export const payerDerive: ClientCommand = {
       binding = { amount: amountOf(command, '--amount', values.amount!), currency: currencyOfFlag(command, values.currency!), payeeAccountId: payee };
     }
     const code = derive(command, secret, firstCode, binding);
-    if (values.json) return printJson(io, { secondCode: code, suite: secondCodeSuite, amount: binding.amount, currency: binding.currency, payeeAccountId: binding.payeeAccountId });
+    if (values.json)
+      return printJson(io, {
+        secondCode: code,
+        suite: secondCodeSuite,
+        amount: binding.amount,
+        currency: binding.currency,
+        payeeAccountId: binding.payeeAccountId,
+      });
     io.out(`${code}    (${secondCodeSuite})`);
   },
 };
 
-const confirmFlags = { ...clientFlags, payment: { type: 'string' }, token: { type: 'string' }, secret: { type: 'string' }, 'first-code': { type: 'string' }, 'idempotency-key': { type: 'string' } } as const;
+const confirmFlags = {
+  ...clientFlags,
+  payment: { type: 'string' },
+  token: { type: 'string' },
+  secret: { type: 'string' },
+  'first-code': { type: 'string' },
+  'idempotency-key': { type: 'string' },
+} as const;
 
 export const payerConfirm: ClientCommand = {
   help: {
@@ -159,9 +190,13 @@ export const payerConfirm: ClientCommand = {
     const challenge = await challengeOf(command, server, token, paymentId);
     const firstCode = firstCodeFrom(command, values['first-code'], challenge);
     const secondCode = derive(command, secret, firstCode, { amount: challenge.amount, currency: challenge.currency, payeeAccountId: challenge.payeeAccountId });
-    const response = await onServer(command, server, token, (c) => c.payer.confirmPayment({ idempotencyKey, paymentId, proof: { case: 'secondCode', value: secondCode } }));
+    const response = await onServer(command, server, token, (c) =>
+      c.payer.confirmPayment({ idempotencyKey, paymentId, proof: { case: 'secondCode', value: secondCode } }),
+    );
     if (values.json) return printJson(io, { idempotencyKey, ...messageJson(ConfirmPaymentResponseSchema, response) });
-    io.out(`confirmed ${money(challenge.amount, challenge.currency)} to ${challenge.payeeName === '' ? challenge.payeeAccountId : `${challenge.payeeName} (${challenge.payeeAccountId})`}`);
+    io.out(
+      `confirmed ${money(challenge.amount, challenge.currency)} to ${challenge.payeeName === '' ? challenge.payeeAccountId : `${challenge.payeeName} (${challenge.payeeAccountId})`}`,
+    );
     for (const line of paymentLines(response.payment!)) io.out(line);
   },
 };
@@ -190,8 +225,17 @@ function policyOf(command: string, values: EnrollValues, currency: string): Omit
     return [];
   }
   const oneFactor = factorOf(command, '--one-factor', values['one-factor'] ?? 'SECOND_CODE');
-  const moreFactors = values['more-factors'] === undefined ? [oneFactor] : values['more-factors'].split(',').map((f) => factorOf(command, '--more-factors', f.trim()));
-  return [{ currency, noFactorBelow: values['no-factor-below'] === undefined ? 0n : limitOf(command, '--no-factor-below', values['no-factor-below']), oneFactorUpTo: limitOf(command, '--one-factor-up-to', upTo), oneFactor, moreFactors }];
+  const moreFactors =
+    values['more-factors'] === undefined ? [oneFactor] : values['more-factors'].split(',').map((f) => factorOf(command, '--more-factors', f.trim()));
+  return [
+    {
+      currency,
+      noFactorBelow: values['no-factor-below'] === undefined ? 0n : limitOf(command, '--no-factor-below', values['no-factor-below']),
+      oneFactorUpTo: limitOf(command, '--one-factor-up-to', upTo),
+      oneFactor,
+      moreFactors,
+    },
+  ];
 }
 
 function policyText(p: Omit<PayerPolicy, '$typeName'>): string {

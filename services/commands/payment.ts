@@ -1,10 +1,15 @@
-import { Channel, DeclineReason, Factor, PaymentState, type Payment } from '../../gen/countersign/v1/common_pb.js';
-import { CreatePaymentResponseSchema, GetPaymentResponseSchema, ListPaymentsResponseSchema, type CreatePaymentRequest } from '../../gen/countersign/v1/payments_pb.js';
+import { Channel, DeclineReason, Factor, type Payment, PaymentState } from '../../gen/countersign/v1/common_pb.js';
+import {
+  type CreatePaymentRequest,
+  CreatePaymentResponseSchema,
+  GetPaymentResponseSchema,
+  ListPaymentsResponseSchema,
+} from '../../gen/countersign/v1/payments_pb.js';
 import { parseFlags, UsageError } from '../cli-errors.js';
 import { amountOf, clientFlagHelp, clientFlags, currencyOfFlag, idempotencyKeyOf, idOf, parseWithOperand, positiveIntOf, required, stateOf } from './args.js';
 import { configOf, merchantKey, serverOf } from './connection.js';
 import { isoTime, messageJson, money, printJson, row } from './output.js';
-import { onServer, type ClientCommand } from './run.js';
+import { type ClientCommand, onServer } from './run.js';
 
 /** `countersign payment create | get | list`: the merchant side, with the merchant's API key. */
 
@@ -19,7 +24,8 @@ const keyHelp = ['--key KEY', "the merchant's API key (default COUNTERSIGN_API_K
 const channelNames = ['app', 'web', 'merchant', 'instant-messaging', 'sms', 'voice', 'mobile-network'] as const;
 
 function channelOf(command: string, text: string): Channel {
-  if (!(channelNames as readonly string[]).includes(text)) throw new UsageError(command, `--channel: unknown channel "${text}" (one of ${channelNames.join(', ')})`);
+  if (!(channelNames as readonly string[]).includes(text))
+    throw new UsageError(command, `--channel: unknown channel "${text}" (one of ${channelNames.join(', ')})`);
   return Channel[text.toUpperCase().replace('-', '_') as keyof typeof Channel];
 }
 
@@ -30,9 +36,11 @@ export function paymentLines(p: Payment): string[] {
   const pending = p.requiredFactors.filter((f) => !p.satisfiedFactors.includes(f));
   const state = PaymentState[p.state];
   const why =
-    p.state === PaymentState.CHALLENGED ? ` (waiting for ${names(pending)}; ${p.attemptsLeft} attempts left)`
-    : p.state === PaymentState.DECLINED ? ` (${DeclineReason[p.declineReason]}${p.declineDetail === '' ? '' : `: ${p.declineDetail}`})`
-    : '';
+    p.state === PaymentState.CHALLENGED
+      ? ` (waiting for ${names(pending)}; ${p.attemptsLeft} attempts left)`
+      : p.state === PaymentState.DECLINED
+        ? ` (${DeclineReason[p.declineReason]}${p.declineDetail === '' ? '' : `: ${p.declineDetail}`})`
+        : '';
   return [
     `payment ${p.id}: ${state}${why}`,
     row('amount', money(p.amount, p.currency)),
@@ -87,8 +95,10 @@ export const paymentCreate: ClientCommand = {
     const command = 'payment create';
     const values = parseFlags(command, args, createFlags);
     required(command, values, ['amount', 'currency']);
-    if ((values.payer === undefined) === (values['payer-phone'] === undefined)) throw new UsageError(command, 'needs exactly one of --payer ID and --payer-phone +1...');
-    const payer: CreatePaymentRequest['payer'] = values.payer !== undefined ? { case: 'payerId', value: idOf(command, '--payer', values.payer) } : { case: 'payerPhone', value: values['payer-phone']! };
+    if ((values.payer === undefined) === (values['payer-phone'] === undefined))
+      throw new UsageError(command, 'needs exactly one of --payer ID and --payer-phone +1...');
+    const payer: CreatePaymentRequest['payer'] =
+      values.payer !== undefined ? { case: 'payerId', value: idOf(command, '--payer', values.payer) } : { case: 'payerPhone', value: values['payer-phone']! };
     const request = {
       idempotencyKey: idempotencyKeyOf(command, values['idempotency-key'], 'payment'),
       payer,
@@ -150,7 +160,9 @@ export const paymentList: ClientCommand = {
     const response = await onServer(command, server, key, (c) => c.payments.listPayments({ pageSize, states }));
     if (values.json) return printJson(io, messageJson(ListPaymentsResponseSchema, response));
     for (const p of response.payments) {
-      io.out(`${p.id}  ${PaymentState[p.state].padEnd(10)}  ${money(p.amount, p.currency).padEnd(22)}  payer ${p.payerId}  ${isoTime(p.createdAt)}${p.description === '' ? '' : `  ${p.description}`}`);
+      io.out(
+        `${p.id}  ${PaymentState[p.state].padEnd(10)}  ${money(p.amount, p.currency).padEnd(22)}  payer ${p.payerId}  ${isoTime(p.createdAt)}${p.description === '' ? '' : `  ${p.description}`}`,
+      );
     }
     const more = response.nextPageToken === '' ? '' : ` (more exist: raise --limit, up to ${listLimitMax})`;
     io.out(`${response.payments.length} payment${response.payments.length === 1 ? '' : 's'}${more}`);

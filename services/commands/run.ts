@@ -1,7 +1,7 @@
 import { ConnectError } from '@connectrpc/connect';
 import type { CommandHelp } from '../cli-errors.js';
-import { withClients, type Clients, type Server } from './connection.js';
-import { serverFailure, type Io } from './output.js';
+import { type Clients, type Server, withClients } from './connection.js';
+import { type Io, serverFailure } from './output.js';
 
 /**
  * A client command: flags in, calls to a running server, lines out. It throws UsageError (exit 2)

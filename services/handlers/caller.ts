@@ -1,8 +1,8 @@
 import type { HandlerContext } from '@connectrpc/connect';
 import { invalidArgument, permissionDenied, unauthenticated } from '../../authz/errors.js';
 import type { Caller } from '../../authz/model.js';
-import { principalKey } from '../rpc/interceptors.js';
 import { isHexId } from '../../authz/validation.js';
+import { principalKey } from '../rpc/interceptors.js';
 
 /** The authenticated caller of this RPC, as the domain sees it. */
 export function callerOf(ctx: HandlerContext): Caller {

@@ -2,25 +2,25 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { ServiceImpl } from '@connectrpc/connect';
 import { secondCodeSuite } from '../../authz/codes/challenge.js';
-import { invalidArgument, notFound } from '../../authz/errors.js';
 import type { EnrollmentService as Enrollment } from '../../authz/enrollment.js';
+import { invalidArgument, notFound } from '../../authz/errors.js';
 import type { BillableLine, Caller, PairedDevice, Payer, PayerPolicy } from '../../authz/model.js';
+import { checkIdempotencyKey } from '../../authz/validation.js';
+import { PasswordKind } from '../../gen/countersign/v1/common_pb.js';
 import {
   BillableLineSchema,
   BillingPeriod,
-  EnrollmentService,
+  type EnrollmentService,
   LineKind,
   PairedDeviceSchema,
-  type BillableLine as ProtoLine,
-  type PairedDevice as ProtoPairedDevice,
   PayerPolicySchema,
   PayerSchema,
-  type PayerPolicy as ProtoPolicy,
+  type BillableLine as ProtoLine,
+  type PairedDevice as ProtoPairedDevice,
   type Payer as ProtoPayer,
+  type PayerPolicy as ProtoPolicy,
 } from '../../gen/countersign/v1/enrollment_pb.js';
 import { factorFromProto, factorToProto, simFromProto, simToProto } from '../convert.js';
-import { PasswordKind } from '../../gen/countersign/v1/common_pb.js';
-import { checkIdempotencyKey } from '../../authz/validation.js';
 import { callerOf, requireAdmin } from './caller.js';
 
 function policyFromProto(p: ProtoPolicy): PayerPolicy {
@@ -59,11 +59,25 @@ export function payerToProto(p: Payer): ProtoPayer {
 }
 
 function deviceToProto(d: PairedDevice): ProtoPairedDevice {
-  return create(PairedDeviceSchema, { id: d.id, mainSim: simToProto(d.mainSim), auxiliarySim: simToProto(d.auxiliarySim), label: d.label, pairedAt: timestampFromMs(d.pairedAtMs) });
+  return create(PairedDeviceSchema, {
+    id: d.id,
+    mainSim: simToProto(d.mainSim),
+    auxiliarySim: simToProto(d.auxiliarySim),
+    label: d.label,
+    pairedAt: timestampFromMs(d.pairedAtMs),
+  });
 }
 
 function lineToProto(l: BillableLine): ProtoLine {
-  return create(BillableLineSchema, { id: l.id, kind: LineKind[l.kind], number: l.number, currency: l.currency, creditLimit: l.creditLimit, billingPeriod: BillingPeriod[l.billingPeriod], accountId: l.accountId });
+  return create(BillableLineSchema, {
+    id: l.id,
+    kind: LineKind[l.kind],
+    number: l.number,
+    currency: l.currency,
+    creditLimit: l.creditLimit,
+    billingPeriod: BillingPeriod[l.billingPeriod],
+    accountId: l.accountId,
+  });
 }
 
 /** EnrollmentService: operators enroll payers and merchants; a payer may read their own entry. */
@@ -72,7 +86,8 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
   return {
     async enrollPayer(req, ctx) {
       requireAdmin(ctx);
-      if (new Set(req.policies.map((p) => p.currency)).size !== req.policies.length) throw invalidArgument('policies', 'must hold at most one policy per currency');
+      if (new Set(req.policies.map((p) => p.currency)).size !== req.policies.length)
+        throw invalidArgument('policies', 'must hold at most one policy per currency');
       const policies = Object.fromEntries(req.policies.map((p) => [p.currency, policyFromProto(p)]));
       const result = await enrollment.enrollPayer({
         idempotencyKey: req.idempotencyKey,
@@ -92,8 +107,19 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
     },
     async enrollMerchant(req, ctx) {
       requireAdmin(ctx);
-      const result = await enrollment.enrollMerchant({ idempotencyKey: req.idempotencyKey, name: req.name, currencies: req.currencies, feeBasisPoints: req.feeBasisPoints, perPaymentLimit: req.perPaymentLimit });
-      return { merchantId: result.merchant.id, apiKey: result.apiKey ?? '', payeeAccountIds: result.merchant.accounts, feeBasisPoints: result.merchant.feeBasisPoints };
+      const result = await enrollment.enrollMerchant({
+        idempotencyKey: req.idempotencyKey,
+        name: req.name,
+        currencies: req.currencies,
+        feeBasisPoints: req.feeBasisPoints,
+        perPaymentLimit: req.perPaymentLimit,
+      });
+      return {
+        merchantId: result.merchant.id,
+        apiKey: result.apiKey ?? '',
+        payeeAccountIds: result.merchant.accounts,
+        feeBasisPoints: result.merchant.feeBasisPoints,
+      };
     },
     async getPayer(req, ctx) {
       const caller = callerOf(ctx);
@@ -119,7 +145,8 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
     async setPassword(req, ctx) {
       requireAdmin(ctx);
       checkIdempotencyKey(req.idempotencyKey);
-      const kind = req.kind === PasswordKind.IVR ? 'IVR' : req.kind === PasswordKind.AUTHORIZATION ? 'AUTHORIZATION' : req.kind === PasswordKind.AUTH ? 'AUTH' : undefined;
+      const kind =
+        req.kind === PasswordKind.IVR ? 'IVR' : req.kind === PasswordKind.AUTHORIZATION ? 'AUTHORIZATION' : req.kind === PasswordKind.AUTH ? 'AUTH' : undefined;
       if (kind === undefined) throw invalidArgument('kind', 'is required (IVR, AUTH or AUTHORIZATION)');
       return { payer: payerToProto(await enrollment.setPassword(req.payerId, kind, req.password)) };
     },
@@ -141,7 +168,15 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
       const period = BillingPeriod[req.billingPeriod] as 'WEEKLY' | 'MONTHLY' | undefined;
       if (req.kind === LineKind.UNSPECIFIED || kind === undefined) throw invalidArgument('kind', 'is required (LANDLINE, MOBILE or MODEM)');
       if (req.billingPeriod === BillingPeriod.UNSPECIFIED || period === undefined) throw invalidArgument('billing_period', 'is required (WEEKLY or MONTHLY)');
-      const line = await enrollment.addBillableLine({ idempotencyKey: req.idempotencyKey, payerId: req.payerId, kind, number: req.number, currency: req.currency, creditLimit: req.creditLimit, billingPeriod: period });
+      const line = await enrollment.addBillableLine({
+        idempotencyKey: req.idempotencyKey,
+        payerId: req.payerId,
+        kind,
+        number: req.number,
+        currency: req.currency,
+        creditLimit: req.creditLimit,
+        billingPeriod: period,
+      });
       return { line: lineToProto(line) };
     },
     // The payer's own terminal (or an operator) asks for a number to hand to a merchant.
@@ -155,7 +190,12 @@ export function enrollmentServiceImpl(deps: { enrollment: Enrollment }): Service
     async rotateSecret(req, ctx) {
       requireAdmin(ctx);
       const rotated = await enrollment.rotateSecret({ idempotencyKey: req.idempotencyKey, payerId: req.payerId });
-      return { verificationSecretBase32: rotated.secretBase32 ?? '', verificationSecretUri: rotated.secretUri ?? '', ocraSuite: secondCodeSuite, secretVersion: rotated.payer.secretVersion };
+      return {
+        verificationSecretBase32: rotated.secretBase32 ?? '',
+        verificationSecretUri: rotated.secretUri ?? '',
+        ocraSuite: secondCodeSuite,
+        secretVersion: rotated.payer.secretVersion,
+      };
     },
     // Keys have a lifecycle (README "Tenant safety"): an operator for anyone, a merchant or payer for itself.
     async rotateApiKey(req, ctx) {

@@ -1,25 +1,25 @@
 import { create } from '@bufbuild/protobuf';
-import { timestampFromMs, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { type Timestamp, timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
-import { invalidArgument, notFound, precondition } from '../../authz/errors.js';
 import type { EnrollmentService as Enrollment } from '../../authz/enrollment.js';
+import { invalidArgument, notFound, precondition } from '../../authz/errors.js';
 import { lineStatement } from '../../authz/line-statement.js';
 import type { Directory } from '../../authz/ports.js';
 import type { PaymentStore } from '../../authz/store/port.js';
-import { AccountCode, currencies } from '../../ledger/chart.js';
-import { idFromHex, idToHex, paymentIdOf } from '../../ledger/ids.js';
-import { AccountFilterFlags, AccountFlags, TransferFlags, accountFilter, type Account, type AccountFilter, type Transfer } from '../../ledger/model.js';
-import type { Ledger } from '../../ledger/port.js';
+import { checkHexId } from '../../authz/validation.js';
 import {
   AccountKind,
   AccountSchema,
-  LedgerService,
-  TransferSchema,
+  type LedgerService,
   type Account as ProtoAccount,
   type Transfer as ProtoTransfer,
+  TransferSchema,
 } from '../../gen/countersign/v1/ledger_pb.js';
+import { AccountCode, currencies } from '../../ledger/chart.js';
+import { idFromHex, idToHex, paymentIdOf } from '../../ledger/ids.js';
+import { type Account, type AccountFilter, AccountFilterFlags, AccountFlags, accountFilter, type Transfer, TransferFlags } from '../../ledger/model.js';
+import type { Ledger } from '../../ledger/port.js';
 import { callerOf, pageSize, requireAdmin } from './caller.js';
-import { checkHexId } from '../../authz/validation.js';
 
 const currencyByLedger = new Map([...currencies.values()].map((c) => [c.ledger, c.code]));
 const kindByCode: Record<number, AccountKind> = {
@@ -45,7 +45,12 @@ function nsOf(t: Timestamp | undefined, field: string): bigint {
  * card payments the bank owes, credit granted to lines, deposits made). Every other code,
  * unknown ones included, is credit-normal (ledger.proto `Account.balance`).
  */
-const debitNormalCodes: ReadonlySet<number> = new Set([AccountCode.payerPostpaid, AccountCode.operatorSettlement, AccountCode.bankSettlement, AccountCode.funding]);
+const debitNormalCodes: ReadonlySet<number> = new Set([
+  AccountCode.payerPostpaid,
+  AccountCode.operatorSettlement,
+  AccountCode.bankSettlement,
+  AccountCode.funding,
+]);
 const int64Min = -(1n << 63n);
 const int64Max = (1n << 63n) - 1n;
 
@@ -54,13 +59,18 @@ const int64Max = (1n << 63n) - 1n;
  * balance outside int64, or an account with `debits_must_not_exceed_credits` whose pending and
  * posted debits exceed its credits, is a broken ledger invariant: a plain Error (INTERNAL).
  */
-export function balancesOf(a: Pick<Account, 'id' | 'code' | 'flags' | 'debits_pending' | 'debits_posted' | 'credits_pending' | 'credits_posted'>): { balance: bigint; available: bigint } {
+export function balancesOf(a: Pick<Account, 'id' | 'code' | 'flags' | 'debits_pending' | 'debits_posted' | 'credits_pending' | 'credits_posted'>): {
+  balance: bigint;
+  available: bigint;
+} {
   const debitNormal = debitNormalCodes.has(a.code);
   const balance = debitNormal ? a.debits_posted - a.credits_posted : a.credits_posted - a.debits_posted;
   const available = balance - (debitNormal ? a.credits_pending : a.debits_pending);
-  if (balance < int64Min || balance > int64Max || available < int64Min || available > int64Max) throw new Error(`account ${idToHex(a.id)}: balance ${balance}, available ${available} outside int64`);
+  if (balance < int64Min || balance > int64Max || available < int64Min || available > int64Max)
+    throw new Error(`account ${idToHex(a.id)}: balance ${balance}, available ${available} outside int64`);
   const capped = (a.flags & AccountFlags.debits_must_not_exceed_credits) !== 0;
-  if (capped && a.debits_posted + a.debits_pending > a.credits_posted) throw new Error(`account ${idToHex(a.id)}: debits exceed credits despite debits_must_not_exceed_credits`);
+  if (capped && a.debits_posted + a.debits_pending > a.credits_posted)
+    throw new Error(`account ${idToHex(a.id)}: debits exceed credits despite debits_must_not_exceed_credits`);
   return { balance, available };
 }
 
@@ -119,7 +129,13 @@ export function decodeNsToken(token: string): bigint {
 }
 
 /** LedgerService: reads of accounts the caller owns (operators: any), and operator deposits. */
-export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; payments: Pick<PaymentStore, 'get'>; enrollment: Enrollment; totals?: () => Promise<Map<number, { debitsPosted: bigint; creditsPosted: bigint; debitsPending: bigint; creditsPending: bigint }>> }): ServiceImpl<typeof LedgerService> {
+export function ledgerServiceImpl(deps: {
+  ledger: Ledger;
+  directory: Directory;
+  payments: Pick<PaymentStore, 'get'>;
+  enrollment: Enrollment;
+  totals?: () => Promise<Map<number, { debitsPosted: bigint; creditsPosted: bigint; debitsPending: bigint; creditsPending: bigint }>>;
+}): ServiceImpl<typeof LedgerService> {
   /** The account if the caller may read it, with its owner id; NOT_FOUND otherwise. */
   async function visibleAccount(ctx: HandlerContext, accountId: string): Promise<{ account: Account; ownerId: string }> {
     checkHexId(accountId, 'account_id');
@@ -138,7 +154,10 @@ export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; 
     return { account, ownerId };
   }
 
-  function filterOf(accountId: string, req: { pageSize: number; pageToken: string; createdMin?: Timestamp; createdMax?: Timestamp; reversed: boolean }): AccountFilter {
+  function filterOf(
+    accountId: string,
+    req: { pageSize: number; pageToken: string; createdMin?: Timestamp; createdMax?: Timestamp; reversed: boolean },
+  ): AccountFilter {
     let min = nsOf(req.createdMin, 'created_min');
     let max = nsOf(req.createdMax, 'created_max');
     if (req.pageToken !== '') {
@@ -150,7 +169,8 @@ export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; 
     return accountFilter({ account_id: idFromHex(accountId), limit: pageSize(req.pageSize), timestamp_min: min, timestamp_max: max, flags });
   }
 
-  const nextToken = (timestamps: bigint[], limit: number) => (timestamps.length < limit ? '' : Buffer.from(String(timestamps[timestamps.length - 1])).toString('base64url'));
+  const nextToken = (timestamps: bigint[], limit: number) =>
+    timestamps.length < limit ? '' : Buffer.from(String(timestamps[timestamps.length - 1])).toString('base64url');
 
   return {
     async getAccount(req, ctx) {
@@ -161,7 +181,13 @@ export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; 
       await visibleAccount(ctx, req.accountId);
       const filter = filterOf(req.accountId, req);
       const transfers = await deps.ledger.getAccountTransfers(filter);
-      return { transfers: transfers.map(transferToProto), nextPageToken: nextToken(transfers.map((t) => t.timestamp), filter.limit) };
+      return {
+        transfers: transfers.map(transferToProto),
+        nextPageToken: nextToken(
+          transfers.map((t) => t.timestamp),
+          filter.limit,
+        ),
+      };
     },
     async getAccountBalances(req, ctx) {
       const { account } = await visibleAccount(ctx, req.accountId);
@@ -169,8 +195,17 @@ export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; 
       const balances = await deps.ledger.getAccountBalances(filter);
       return {
         currency: currencyByLedger.get(account.ledger) ?? '',
-        balances: balances.map((b) => ({ debitsPending: b.debits_pending, debitsPosted: b.debits_posted, creditsPending: b.credits_pending, creditsPosted: b.credits_posted, timestamp: timestampFromMs(msOf(b.timestamp)) })),
-        nextPageToken: nextToken(balances.map((b) => b.timestamp), filter.limit),
+        balances: balances.map((b) => ({
+          debitsPending: b.debits_pending,
+          debitsPosted: b.debits_posted,
+          creditsPending: b.credits_pending,
+          creditsPosted: b.credits_posted,
+          timestamp: timestampFromMs(msOf(b.timestamp)),
+        })),
+        nextPageToken: nextToken(
+          balances.map((b) => b.timestamp),
+          filter.limit,
+        ),
       };
     },
     async fundAccount(req, ctx) {
@@ -178,12 +213,20 @@ export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; 
       const id = await deps.enrollment.fund({ idempotencyKey: req.idempotencyKey, accountId: req.accountId, amount: req.amount, currency: req.currency });
       const [transfer] = await deps.ledger.lookupTransfers([id]);
       const [account] = await deps.ledger.lookupAccounts([idFromHex(req.accountId)]);
-      return { transfer: transfer === undefined ? undefined : transferToProto(transfer), account: account === undefined ? undefined : accountToProto(account, '') };
+      return {
+        transfer: transfer === undefined ? undefined : transferToProto(transfer),
+        account: account === undefined ? undefined : accountToProto(account, ''),
+      };
     },
     async getLineStatement(req, ctx) {
       const afterNs = req.pageToken === '' ? undefined : decodeNsToken(req.pageToken);
       const atMs = req.periodAt === undefined ? Date.now() : Number(nsOf(req.periodAt, 'period_at') / 1_000_000n);
-      const st = await lineStatement({ ledger: deps.ledger, directory: deps.directory, payments: deps.payments }, callerOf(ctx), { lineId: req.lineId, atMs, limit: pageSize(req.pageSize), ...(afterNs === undefined ? {} : { afterNs }) });
+      const st = await lineStatement({ ledger: deps.ledger, directory: deps.directory, payments: deps.payments }, callerOf(ctx), {
+        lineId: req.lineId,
+        atMs,
+        limit: pageSize(req.pageSize),
+        ...(afterNs === undefined ? {} : { afterNs }),
+      });
       return {
         lineId: st.line.id,
         periodStart: timestampFromMs(st.periodStartMs),
@@ -193,7 +236,14 @@ export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; 
         chargedTotal: st.chargedTotal,
         reservedTotal: st.reservedTotal,
         available: st.available,
-        entries: st.entries.map((e) => ({ transferId: e.transferId, paymentId: e.paymentId, merchantId: e.merchantId, amount: e.amount, description: e.description, postedAt: timestampFromMs(e.postedAtMs) })),
+        entries: st.entries.map((e) => ({
+          transferId: e.transferId,
+          paymentId: e.paymentId,
+          merchantId: e.merchantId,
+          amount: e.amount,
+          description: e.description,
+          postedAt: timestampFromMs(e.postedAtMs),
+        })),
         nextPageToken: st.nextAfterNs === undefined ? '' : Buffer.from(String(st.nextAfterNs)).toString('base64url'),
       };
     },
@@ -204,7 +254,15 @@ export function ledgerServiceImpl(deps: { ledger: Ledger; directory: Directory; 
       const ledgers = [...(await deps.totals()).entries()]
         .map(([ledger, s]) => ({ ledger, currency: currencyByLedger.get(ledger) ?? '', ...s }))
         .filter((l) => wanted.size === 0 || wanted.has(l.currency))
-        .map((l) => ({ ledger: l.ledger, currency: l.currency, debitsPending: l.debitsPending, debitsPosted: l.debitsPosted, creditsPending: l.creditsPending, creditsPosted: l.creditsPosted, balanced: l.debitsPosted === l.creditsPosted && l.debitsPending === l.creditsPending }));
+        .map((l) => ({
+          ledger: l.ledger,
+          currency: l.currency,
+          debitsPending: l.debitsPending,
+          debitsPosted: l.debitsPosted,
+          creditsPending: l.creditsPending,
+          creditsPosted: l.creditsPosted,
+          balanced: l.debitsPosted === l.creditsPosted && l.debitsPending === l.creditsPending,
+        }));
       return { balanced: ledgers.every((l) => l.balanced), ledgers };
     },
   };

@@ -1,15 +1,15 @@
-import type { ServiceImpl } from '@connectrpc/connect';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import type { ServiceImpl } from '@connectrpc/connect';
 import { secondCodeSuite } from '../../authz/codes/challenge.js';
 import { invalidArgument, permissionDenied, precondition } from '../../authz/errors.js';
 import type { PaymentEvents } from '../../authz/events.js';
+import { isChallenged } from '../../authz/factors/index.js';
 import type { Payment } from '../../authz/model.js';
 import type { PaymentsService, Proof } from '../../authz/payments.js';
-import { isChallenged } from '../../authz/factors/index.js';
-import { terminalShowsFirstCode } from '../../authz/steps/create-prepare.js';
 import type { Directory } from '../../authz/ports.js';
+import { terminalShowsFirstCode } from '../../authz/steps/create-prepare.js';
 import { Channel, PasswordKind } from '../../gen/countersign/v1/common_pb.js';
-import { PayerService, type ConfirmPaymentRequest } from '../../gen/countersign/v1/payer_pb.js';
+import type { ConfirmPaymentRequest, PayerService } from '../../gen/countersign/v1/payer_pb.js';
 import { envelopeFromProto, factorToProto, paymentToProto, simFromProto } from '../convert.js';
 import { callerOf, decodePageToken, encodePageToken, pageSize, payerOf } from './caller.js';
 
@@ -30,7 +30,12 @@ function proofOf(req: ConfirmPaymentRequest): Proof {
       }
       return { kind: 'password', password: req.proof.value.password };
     case 'pairedDevice':
-      return { kind: 'paired_device', firstCode: req.proof.value.firstCode, auxiliarySim: simFromProto(req.proof.value.auxiliarySim, 'paired_device.auxiliary_sim'), deviceId: req.proof.value.deviceId };
+      return {
+        kind: 'paired_device',
+        firstCode: req.proof.value.firstCode,
+        auxiliarySim: simFromProto(req.proof.value.auxiliarySim, 'paired_device.auxiliary_sim'),
+        deviceId: req.proof.value.deviceId,
+      };
     case 'bankCard':
       return { kind: 'bank_card', envelope: envelopeFromProto(req.proof.value) };
     case undefined:

@@ -1,13 +1,13 @@
 import { create } from '@bufbuild/protobuf';
 import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import { invalidArgument, unauthenticated } from '../../authz/errors.js';
-import type { Directory } from '../../authz/ports.js';
-import type { ConfirmItem, CreatePaymentInput, PaymentsService } from '../../authz/payments.js';
 import type { PaymentEvents } from '../../authz/events.js';
 import type { Payment } from '../../authz/model.js';
+import type { ConfirmItem, CreatePaymentInput, PaymentsService } from '../../authz/payments.js';
+import type { Directory } from '../../authz/ports.js';
 import { batchItemsMax, checkHexId, checkIdempotencyKey } from '../../authz/validation.js';
 import { ItemErrorSchema } from '../../gen/countersign/v1/common_pb.js';
-import { PaymentService, type CreatePaymentRequest } from '../../gen/countersign/v1/payments_pb.js';
+import type { CreatePaymentRequest, PaymentService } from '../../gen/countersign/v1/payments_pb.js';
 import { channelFromProto, factorFromProto, paymentToProto, simFromProto, stateFromProto } from '../convert.js';
 import { toConnectError } from '../rpc/errors.js';
 import { decodePageToken, encodePageToken, merchantOf, pageSize } from './caller.js';
@@ -63,7 +63,12 @@ async function eachItem<T, I>(items: T[], convert: (item: T) => I, run: (inputs:
 }
 
 /** PaymentService: the merchant side. A merchant sees and acts on its own payments only. */
-export function paymentServiceImpl(deps: { payments: PaymentsService; directory: Directory; events: PaymentEvents; listPayments: (q: { merchantId: string; payerId?: string; states: Payment['state'][]; afterId?: string; limit: number }) => Promise<Payment[]> }): ServiceImpl<typeof PaymentService> {
+export function paymentServiceImpl(deps: {
+  payments: PaymentsService;
+  directory: Directory;
+  events: PaymentEvents;
+  listPayments: (q: { merchantId: string; payerId?: string; states: Payment['state'][]; afterId?: string; limit: number }) => Promise<Payment[]>;
+}): ServiceImpl<typeof PaymentService> {
   const merchantFor = async (ctx: HandlerContext) => {
     const id = merchantOf(ctx);
     const merchant = await deps.directory.getMerchant(id);
@@ -116,7 +121,11 @@ export function paymentServiceImpl(deps: { payments: PaymentsService; directory:
     async batchConfirmPayments(req, ctx) {
       checkBatch(req.idempotencyKey, req.items);
       const caller = { kind: 'merchant' as const, merchantId: merchantOf(ctx) };
-      const confirmItem = (item: (typeof req.items)[number]): ConfirmItem => ({ paymentId: item.paymentId, idempotencyKey: item.idempotencyKey, proof: { kind: 'second_code', secondCode: item.secondCode } });
+      const confirmItem = (item: (typeof req.items)[number]): ConfirmItem => ({
+        paymentId: item.paymentId,
+        idempotencyKey: item.idempotencyKey,
+        proof: { kind: 'second_code', secondCode: item.secondCode },
+      });
       return { results: await eachItem(req.items, confirmItem, (items) => deps.payments.confirmMany(caller, items)) };
     },
     async confirmPaymentAsMerchant(req, ctx) {

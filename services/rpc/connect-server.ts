@@ -3,7 +3,7 @@ import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
 import type { Logger } from 'pino';
 import { strictConnectNodeAdapter } from './connect-strict.js';
 import { serverShuttingDown } from './errors.js';
-import { messageBytesMax, shutdownGraceMsDefault, type RunningServer } from './grpc-host.js';
+import { messageBytesMax, type RunningServer, shutdownGraceMsDefault } from './grpc-host.js';
 import { endStreamsOn, errorBoundary } from './interceptors.js';
 import { preciseDecodeErrors } from './wire-errors.js';
 

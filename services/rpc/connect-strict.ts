@@ -1,13 +1,13 @@
 import type * as http from 'node:http';
 import type * as http2 from 'node:http2';
 import type { DescMessage } from '@bufbuild/protobuf';
-import { Code, ConnectError, createConnectRouter, createContextKey, createContextValues, type ConnectRouter, type Interceptor } from '@connectrpc/connect';
-import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from '@connectrpc/connect-node';
-import type { Logger } from 'pino';
+import { Code, ConnectError, type ConnectRouter, createConnectRouter, createContextKey, createContextValues, type Interceptor } from '@connectrpc/connect';
 import type { Compression, UniversalHandler, UniversalServerRequest } from '@connectrpc/connect/protocol';
 import { parseContentType as connectContentType } from '@connectrpc/connect/protocol-connect';
 import { parseContentType as grpcContentType } from '@connectrpc/connect/protocol-grpc';
 import { parseContentType as grpcWebContentType } from '@connectrpc/connect/protocol-grpc-web';
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from '@connectrpc/connect-node';
+import type { Logger } from 'pino';
 import { binaryInputProblem, jsonInputProblem } from './wire-strict.js';
 
 /**
@@ -65,7 +65,8 @@ function formatOf(header: Headers): BodyFormat | undefined {
   const grpcWeb = grpcWebContentType(contentType);
   if (grpcWeb !== undefined && !grpcWeb.text) return { enveloped: true, binary: grpcWeb.binary, encoding: encoding('grpc-encoding') };
   const connect = connectContentType(contentType);
-  if (connect !== undefined) return { enveloped: connect.stream, binary: connect.binary, encoding: encoding(connect.stream ? 'connect-content-encoding' : 'content-encoding') };
+  if (connect !== undefined)
+    return { enveloped: connect.stream, binary: connect.binary, encoding: encoding(connect.stream ? 'connect-content-encoding' : 'content-encoding') };
   return undefined;
 }
 
@@ -127,7 +128,13 @@ async function emptyBody(format: BodyFormat): Promise<Uint8Array> {
  * message, the problem kept for `inputProblemInterceptor`. A body over the read limit is passed
  * on unchecked: connect refuses it (RESOURCE_EXHAUSTED).
  */
-async function* checkedBody(source: AsyncIterable<Uint8Array>, schema: DescMessage, format: BodyFormat, readMaxBytes: number, check: InputCheck): AsyncGenerator<Uint8Array> {
+async function* checkedBody(
+  source: AsyncIterable<Uint8Array>,
+  schema: DescMessage,
+  format: BodyFormat,
+  readMaxBytes: number,
+  check: InputCheck,
+): AsyncGenerator<Uint8Array> {
   // Past what connect reads for one message (its envelope header too), connect refuses the body itself.
   const bodyBytesMax = readMaxBytes + (format.enveloped ? envelopeHeaderBytes : 0);
   const chunks: Uint8Array[] = [];
@@ -193,7 +200,11 @@ export interface StrictAdapterOptions {
  * paths.
  */
 export function strictConnectNodeAdapter(opts: StrictAdapterOptions): (req: NodeRequest, res: NodeResponse) => void {
-  const router = createConnectRouter({ interceptors: [...opts.interceptors, inputProblemInterceptor], readMaxBytes: opts.readMaxBytes, acceptCompression: [...acceptCompression] });
+  const router = createConnectRouter({
+    interceptors: [...opts.interceptors, inputProblemInterceptor],
+    readMaxBytes: opts.readMaxBytes,
+    acceptCompression: [...acceptCompression],
+  });
   opts.routes(router);
   const paths = new Map(router.handlers.map((h) => [h.requestPath, strictInput(h, opts.readMaxBytes)]));
   const fallback =

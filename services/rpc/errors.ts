@@ -44,10 +44,7 @@ export interface ErrorRule {
 }
 
 /** A typed row: `errorRule(LedgerUnavailableError, () => ({ kind: 'unavailable', message }))`. */
-export function errorRule<E extends Error>(
-  type: abstract new (...args: never[]) => E,
-  outcome: (error: E) => ErrorOutcome,
-): ErrorRule {
+export function errorRule<E extends Error>(type: abstract new (...args: never[]) => E, outcome: (error: E) => ErrorOutcome): ErrorRule {
   return { matches: (e) => e instanceof type, outcome: (e) => outcome(e as E) };
 }
 
@@ -98,7 +95,7 @@ function errorInfo(kind: ErrorKind, details: ErrorDetails) {
   for (const [key, value] of Object.entries(details)) {
     if (key !== 'reason') metadata[key] = String(value);
   }
-  const reason = String(details['reason'] ?? kind).toUpperCase();
+  const reason = String(details.reason ?? kind).toUpperCase();
   return { desc: ErrorInfoSchema, value: { reason, domain: errorDomain, metadata } };
 }
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { toBinary, type DescFile, type DescService } from '@bufbuild/protobuf';
+import { type DescFile, type DescService, toBinary } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type ConnectRouter, type Interceptor, type ServiceImpl } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';

@@ -1,14 +1,14 @@
 import {
   create,
-  fromBinary,
-  isMessage,
-  toBinary,
   type DescMessage,
   type DescMethod,
   type DescMethodServerStreaming,
   type DescMethodUnary,
   type DescService,
+  fromBinary,
+  isMessage,
   type Message,
+  toBinary,
 } from '@bufbuild/protobuf';
 import {
   Code,
@@ -167,12 +167,26 @@ function innermost(method: DescMethod, fn: LooseImpl): AnyFn {
         : { ...context, requestHeader: req.header, signal: req.signal, values: req.contextValues };
     if (method.methodKind === 'unary' && !req.stream) {
       const output = normalize(method.output, await fn(req.message, implContext));
-      return { service: method.parent, header: context.responseHeader, trailer: context.responseTrailer, stream: false, message: output, method: method as DescMethodUnary } satisfies UnaryResponse;
+      return {
+        service: method.parent,
+        header: context.responseHeader,
+        trailer: context.responseTrailer,
+        stream: false,
+        message: output,
+        method: method as DescMethodUnary,
+      } satisfies UnaryResponse;
     }
     if (method.methodKind === 'server_streaming' && req.stream) {
       const input = await single(req.message);
       const output = normalizeIterable(method.output, fn(input, implContext) as AsyncIterable<Message>);
-      return { service: method.parent, header: context.responseHeader, trailer: context.responseTrailer, stream: true, message: output, method: method as DescMethodServerStreaming } satisfies StreamResponse;
+      return {
+        service: method.parent,
+        header: context.responseHeader,
+        trailer: context.responseTrailer,
+        stream: true,
+        message: output,
+        method: method as DescMethodServerStreaming,
+      } satisfies StreamResponse;
     }
     throw new Error(`assertion failed: ${methodName({ method })} called as the wrong kind`);
   };
@@ -182,8 +196,10 @@ function innermost(method: DescMethod, fn: LooseImpl): AnyFn {
 function requestOf(method: DescMethod, context: HandlerContextController, input: Message): AnyRequest {
   const { requestMethod, url, signal, requestHeader: header, values: contextValues } = context;
   const service = method.parent;
-  if (method.methodKind === 'unary') return { service, requestMethod, url, signal, header, contextValues, stream: false, message: input, method: method as DescMethodUnary };
-  if (method.methodKind === 'server_streaming') return { service, requestMethod, url, signal, header, contextValues, stream: true, message: once(input), method: method as DescMethodServerStreaming };
+  if (method.methodKind === 'unary')
+    return { service, requestMethod, url, signal, header, contextValues, stream: false, message: input, method: method as DescMethodUnary };
+  if (method.methodKind === 'server_streaming')
+    return { service, requestMethod, url, signal, header, contextValues, stream: true, message: once(input), method: method as DescMethodServerStreaming };
   throw new Error(`assertion failed: ${methodName({ method })} is ${method.methodKind}`);
 }
 
@@ -244,7 +260,11 @@ const callEnded = new ConnectError('the call has ended', Code.Canceled);
  * The signal aborts on the deadline (DEADLINE_EXCEEDED), on the client's cancel (CANCELED) and
  * when the call is over (`abort()`, CANCELED).
  */
-function handlerContext(call: grpc.ServerUnaryCall<Decoded, Message> | grpc.ServerWritableStream<Decoded, Message>, method: DescMethod, path: string): HandlerContextController {
+function handlerContext(
+  call: grpc.ServerUnaryCall<Decoded, Message> | grpc.ServerWritableStream<Decoded, Message>,
+  method: DescMethod,
+  path: string,
+): HandlerContextController {
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
   const timeoutMs = Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined;
@@ -252,7 +272,8 @@ function handlerContext(call: grpc.ServerUnaryCall<Decoded, Message> | grpc.Serv
   // grpc-js consumes grpc-timeout; restore it so interceptors see what connect-node shows them.
   if (timeoutMs !== undefined) requestHeader.set('grpc-timeout', grpcTimeout(timeoutMs));
   const controller = new AbortController();
-  const timer = timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(new ConnectError('the operation timed out', Code.DeadlineExceeded)), timeoutMs);
+  const timer =
+    timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(new ConnectError('the operation timed out', Code.DeadlineExceeded)), timeoutMs);
   // grpc-js emits 'cancelled' when every call's stream closes, answered or not: build the error
   // only for a call still running.
   call.once('cancelled', () => {
@@ -285,7 +306,10 @@ function handlerContext(call: grpc.ServerUnaryCall<Decoded, Message> | grpc.Serv
 function inputOf(decoded: Decoded, method: DescMethod, context: HandlerContextController): Message {
   if (decoded.ok) return decoded.message;
   // The strict check's answer names the field; a decoder's failure is reported as such.
-  const problem = decoded.error instanceof ConnectError ? decoded.error : new ConnectError(`cannot decode ${method.input.typeName}`, Code.InvalidArgument, undefined, undefined, decoded.error);
+  const problem =
+    decoded.error instanceof ConnectError
+      ? decoded.error
+      : new ConnectError(`cannot decode ${method.input.typeName}`, Code.InvalidArgument, undefined, undefined, decoded.error);
   context.values.set(inputProblemKey, problem);
   return create(method.input);
 }

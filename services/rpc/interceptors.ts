@@ -1,5 +1,5 @@
-import { Code, ConnectError, createContextKey, type Interceptor, type StreamResponse, type UnaryResponse } from '@connectrpc/connect';
 import type { DescMethod } from '@bufbuild/protobuf';
+import { Code, ConnectError, createContextKey, type Interceptor, type StreamResponse, type UnaryResponse } from '@connectrpc/connect';
 import type { StatsD } from 'hot-shots';
 import type { Logger } from 'pino';
 import { abortable, raceAbort } from './abort.js';
@@ -146,10 +146,7 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
  * principal into the context values; UNAUTHENTICATED otherwise. `publicMethods` are names as
  * `methodName` gives them ("countersign.v1.EnrollmentService/EnrollMerchant").
  */
-export function authenticate(
-  resolve: (apiKey: string) => Promise<Principal | undefined>,
-  opts: { publicMethods: readonly string[] },
-): Interceptor {
+export function authenticate(resolve: (apiKey: string) => Promise<Principal | undefined>, opts: { publicMethods: readonly string[] }): Interceptor {
   const publicMethods = new Set(opts.publicMethods.map((m) => m.replace(/^\//, '')));
   return (next) => async (req) => {
     if (publicMethods.has(methodName(req))) return next(req);

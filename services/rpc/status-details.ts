@@ -1,10 +1,10 @@
-import { create, createFileRegistry, toBinary, type DescFile, type DescMessage } from '@bufbuild/protobuf';
+import { create, createFileRegistry, type DescFile, type DescMessage, toBinary } from '@bufbuild/protobuf';
 import {
   AnySchema,
+  FileDescriptorProtoSchema,
+  file_google_protobuf_any,
   FieldDescriptorProto_Label as Label,
   FieldDescriptorProto_Type as Type,
-  file_google_protobuf_any,
-  FileDescriptorProtoSchema,
 } from '@bufbuild/protobuf/wkt';
 import type { ConnectError } from '@connectrpc/connect';
 import { fieldProto as field } from './descriptor-proto.js';
@@ -50,9 +50,7 @@ const googleRpcFile = create(FileDescriptorProtoSchema, {
   ],
 });
 
-const registry = createFileRegistry(googleRpcFile, (name) =>
-  name === 'google/protobuf/any.proto' ? file_google_protobuf_any : undefined,
-);
+const registry = createFileRegistry(googleRpcFile, (name) => (name === 'google/protobuf/any.proto' ? file_google_protobuf_any : undefined));
 
 /** The file declaring both, with its import (google/protobuf/any.proto), for reflection. */
 export const googleRpcDescFile: DescFile = fileOf(googleRpcFile.name);

@@ -1,4 +1,4 @@
-import { ScalarType, type DescEnum, type DescField, type DescMessage } from '@bufbuild/protobuf';
+import { type DescEnum, type DescField, type DescMessage, ScalarType } from '@bufbuild/protobuf';
 
 /**
  * Strict checks of a request message's encoding, run on the raw bytes (binary) or text (JSON)
@@ -35,7 +35,7 @@ const quotedCharsMax = 24;
 
 // ------------------------------------------------------------------------------- binary
 
-const enum Wire {
+enum Wire {
   Varint = 0,
   Bit64 = 1,
   Len = 2,
@@ -44,7 +44,7 @@ const enum Wire {
   Bit32 = 5,
 }
 
-const enum Range {
+enum Range {
   /** Any 64-bit value: int64, uint64, sint64, bool. */
   Bits64,
   /** uint32, sint32 (zigzag). */
@@ -137,8 +137,17 @@ function fieldPlan(field: DescField): FieldPlan {
     case 'map': {
       // protobuf-es reads a map value message length-delimited, whatever the field's encoding.
       const value =
-        field.mapKind === 'scalar' ? scalarPlan('value', field.scalar, false) : field.mapKind === 'enum' ? enumPlan('value', field.enum, false) : messagePlan('value', field.message, false);
-      const entry: MessagePlan = { fields: new Map([[1, scalarPlan('key', field.mapKey, false)], [2, value]]) };
+        field.mapKind === 'scalar'
+          ? scalarPlan('value', field.scalar, false)
+          : field.mapKind === 'enum'
+            ? enumPlan('value', field.enum, false)
+            : messagePlan('value', field.message, false);
+      const entry: MessagePlan = {
+        fields: new Map([
+          [1, scalarPlan('key', field.mapKey, false)],
+          [2, value],
+        ]),
+      };
       return { ...base, name, type: 'map entry', wire: Wire.Len, entry };
     }
   }
@@ -375,7 +384,8 @@ const integerRange: Record<IntegerScalar, readonly [bigint, bigint]> = {
   [ScalarType.FIXED64]: [0n, 2n ** 64n - 1n],
 };
 
-const is64Bit = (s: IntegerScalar): boolean => s === ScalarType.INT64 || s === ScalarType.SINT64 || s === ScalarType.SFIXED64 || s === ScalarType.UINT64 || s === ScalarType.FIXED64;
+const is64Bit = (s: IntegerScalar): boolean =>
+  s === ScalarType.INT64 || s === ScalarType.SINT64 || s === ScalarType.SFIXED64 || s === ScalarType.UINT64 || s === ScalarType.FIXED64;
 const integerScalar = (s: ScalarType): IntegerScalar | undefined => (s in integerRange ? (s as IntegerScalar) : undefined);
 
 /** google.protobuf wrappers whose JSON is the bare integer. */
@@ -440,7 +450,10 @@ function jsonExpect(field: DescField): Expect {
     case 'message':
       return messageExpect(field.message);
     case 'list':
-      return { kind: 'list', item: field.listKind === 'scalar' ? scalarExpect(field.scalar) : field.listKind === 'enum' ? enumExpect(field.enum) : messageExpect(field.message) };
+      return {
+        kind: 'list',
+        item: field.listKind === 'scalar' ? scalarExpect(field.scalar) : field.listKind === 'enum' ? enumExpect(field.enum) : messageExpect(field.message),
+      };
     case 'map':
       return {
         kind: 'map',
@@ -540,7 +553,8 @@ class JsonScanner {
     if (!decimalPattern.test(raw)) throw new Problem(`${path}: ${excerpt(raw)} is not an integer (no fraction or exponent)`);
     if (expect.kind === 'enum') {
       const n = Number(raw);
-      if (!Number.isSafeInteger(n) || n < -0x8000_0000 || n > 0x7fff_ffff) throw new Problem(`${path}: ${excerpt(raw)} is out of range for ${expect.desc.typeName} (a 32-bit integer)`);
+      if (!Number.isSafeInteger(n) || n < -0x8000_0000 || n > 0x7fff_ffff)
+        throw new Problem(`${path}: ${excerpt(raw)} is out of range for ${expect.desc.typeName} (a 32-bit integer)`);
       return;
     }
     const problem = rangeProblem(raw, expect.scalar);

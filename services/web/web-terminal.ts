@@ -2,12 +2,12 @@ import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
-import { preciseDecodeErrors } from '../rpc/wire-errors.js';
-import { serverShuttingDown } from '../rpc/errors.js';
 import type { Logger } from 'pino';
-import { messageBytesMax, shutdownGraceMsDefault, type RunningServer } from '../rpc/grpc-host.js';
+import { serverShuttingDown } from '../rpc/errors.js';
+import { messageBytesMax, type RunningServer, shutdownGraceMsDefault } from '../rpc/grpc-host.js';
 import { endStreamsOn, errorBoundary } from '../rpc/interceptors.js';
-import { terminalAssets, type Asset } from './assets.js';
+import { preciseDecodeErrors } from '../rpc/wire-errors.js';
+import { type Asset, terminalAssets } from './assets.js';
 import { securityHeaders } from './security-headers.js';
 
 /**
@@ -73,12 +73,14 @@ function listen(server: http.Server, port: number, host: string): Promise<number
 export async function startWebTerminal(opts: WebTerminalOptions): Promise<RunningWebTerminal> {
   const assets = await terminalAssets();
   const shutdown = new AbortController();
-  const api = preciseDecodeErrors(connectNodeAdapter({
-    routes: opts.routes,
-    interceptors: [errorBoundary(opts.logger), endStreamsOn(shutdown.signal), ...opts.interceptors],
-    readMaxBytes: messageBytesMax,
-    fallback: (req, res) => serveAsset(assets, req as http.IncomingMessage, res as http.ServerResponse),
-  }));
+  const api = preciseDecodeErrors(
+    connectNodeAdapter({
+      routes: opts.routes,
+      interceptors: [errorBoundary(opts.logger), endStreamsOn(shutdown.signal), ...opts.interceptors],
+      readMaxBytes: messageBytesMax,
+      fallback: (req, res) => serveAsset(assets, req as http.IncomingMessage, res as http.ServerResponse),
+    }),
+  );
   const server = http.createServer((req, res) => {
     for (const [name, value] of Object.entries(securityHeaders)) res.setHeader(name, value);
     api(req, res);

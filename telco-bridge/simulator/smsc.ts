@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { fitsGsm7 } from '../gsm7.js';
-import { sendRequest, smpp, type SmppPdu, type SmppSession } from '../smpp-lib.js';
+import { type SmppPdu, type SmppSession, sendRequest, smpp } from '../smpp-lib.js';
 
 /**
  * An SMSC for tests and the demo, built on node-smpp's server: it binds ESMEs (checking
@@ -167,14 +167,20 @@ export async function startSmsc(options: SmscOptions): Promise<Smsc> {
     const policy = policies.get(to) ?? options.defaultReceipt ?? 'deliver';
     if (policy === 'stall') return;
     if (policy === 'reject') {
-      session.send(pdu.response({ command_status: smpp.errors['ESME_RINVDSTADR'] }));
+      session.send(pdu.response({ command_status: smpp.errors.ESME_RINVDSTADR }));
       return;
     }
     const smscId = (nextId++).toString(16);
     session.send(pdu.response({ message_id: smscId }));
     const dataCoding = Number(pdu.data_coding ?? 0);
     const part = partOf(pdu);
-    const base = { to, from: String(pdu.source_addr), dataCoding, encoding: dataCoding === 0 ? 'gsm7' : dataCoding === 8 ? 'ucs2' : 'other', registeredDelivery: Number(pdu.registered_delivery ?? 0) } as const;
+    const base = {
+      to,
+      from: String(pdu.source_addr),
+      dataCoding,
+      encoding: dataCoding === 0 ? 'gsm7' : dataCoding === 8 ? 'ucs2' : 'other',
+      registeredDelivery: Number(pdu.registered_delivery ?? 0),
+    } as const;
     if (part.concat === undefined) {
       capture({ ...base, text: part.text, smscMessageIds: [smscId], parts: 1 });
     } else {
@@ -186,7 +192,10 @@ export async function startSmsc(options: SmscOptions): Promise<Smsc> {
       if (partial.size > partialMax) partial.delete(partial.keys().next().value!);
       if (entry.parts.size === part.concat.total) {
         partial.delete(key);
-        const text = [...entry.parts.entries()].sort(([a], [b]) => a - b).map(([, t]) => t).join('');
+        const text = [...entry.parts.entries()]
+          .sort(([a], [b]) => a - b)
+          .map(([, t]) => t)
+          .join('');
         capture({ ...base, text, smscMessageIds: entry.ids, parts: part.concat.total });
       }
     }
@@ -196,7 +205,7 @@ export async function startSmsc(options: SmscOptions): Promise<Smsc> {
   const onBind = (session: SmppSession, pdu: SmppPdu) => {
     if (pdu.system_id !== options.systemId || pdu.password !== options.password) {
       stats.bindFailures++;
-      session.send(pdu.response({ command_status: smpp.errors['ESME_RBINDFAIL'] }));
+      session.send(pdu.response({ command_status: smpp.errors.ESME_RBINDFAIL }));
       session.close();
       return;
     }
@@ -209,7 +218,9 @@ export async function startSmsc(options: SmscOptions): Promise<Smsc> {
     session.on('error', () => session.destroy());
     session.on('close', () => bound.delete(session));
     for (const command of ['bind_transceiver', 'bind_transmitter', 'bind_receiver']) session.on(command, (pdu: SmppPdu) => onBind(session, pdu));
-    session.on('submit_sm', (pdu: SmppPdu) => (bound.has(session) ? onSubmit(session, pdu) : session.send(pdu.response({ command_status: smpp.errors['ESME_RINVBNDSTS'] }))));
+    session.on('submit_sm', (pdu: SmppPdu) =>
+      bound.has(session) ? onSubmit(session, pdu) : session.send(pdu.response({ command_status: smpp.errors.ESME_RINVBNDSTS })),
+    );
     session.on('enquire_link', (pdu: SmppPdu) => {
       stats.enquireLinks++;
       if (!options.ignoreEnquireLinks) session.send(pdu.response());
@@ -244,7 +255,15 @@ export async function startSmsc(options: SmscOptions): Promise<Smsc> {
         sendRequest(
           session,
           'deliver_sm',
-          { source_addr_ton: 1, source_addr_npi: 1, source_addr: from.replace(/^\+/, ''), destination_addr: 'countersign', esm_class: 0, data_coding: ucs2 ? 8 : 0, short_message: text },
+          {
+            source_addr_ton: 1,
+            source_addr_npi: 1,
+            source_addr: from.replace(/^\+/, ''),
+            destination_addr: 'countersign',
+            esm_class: 0,
+            data_coding: ucs2 ? 8 : 0,
+            short_message: text,
+          },
           () => {
             clearTimeout(timer);
             resolve();

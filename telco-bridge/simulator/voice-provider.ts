@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { twilioSignature } from '../twilio-signature.js';
@@ -144,9 +144,9 @@ export async function startVoiceProvider(options: VoiceProviderOptions): Promise
   const nextDigits = (call: SimulatedCall, gather: XmlElement): string => {
     const script = scripts.get(call.to);
     const entry = Array.isArray(script) ? (script.shift() ?? '') : '';
-    const finishKey = gather.attributes['finishOnKey'] ?? '#';
+    const finishKey = gather.attributes.finishOnKey ?? '#';
     const keyed = finishKey === '' ? entry : entry.split(finishKey)[0]!;
-    const numDigits = Number(gather.attributes['numDigits'] ?? '0');
+    const numDigits = Number(gather.attributes.numDigits ?? '0');
     return numDigits > 0 ? keyed.slice(0, numDigits) : keyed;
   };
 
@@ -173,7 +173,7 @@ export async function startVoiceProvider(options: VoiceProviderOptions): Promise
         const digits = nextDigits(call, verb);
         if (digits === '') continue; // silence: the call goes on with the verb after <Gather>
         call.gathersAnswered++;
-        return { url: verb.attributes['action'] ?? '', params: { Digits: digits, FinishedOnKey: verb.attributes['finishOnKey'] ?? '' } };
+        return { url: verb.attributes.action ?? '', params: { Digits: digits, FinishedOnKey: verb.attributes.finishOnKey ?? '' } };
       }
     }
     return 'end-of-twiml';
@@ -228,7 +228,10 @@ export async function startVoiceProvider(options: VoiceProviderOptions): Promise
       from,
       url,
       statusCallback: form.get('StatusCallback') ?? '',
-      statusCallbackEvents: form.getAll('StatusCallbackEvent').flatMap((e) => e.split(/\s+/)).filter((e) => e !== ''),
+      statusCallbackEvents: form
+        .getAll('StatusCallbackEvent')
+        .flatMap((e) => e.split(/\s+/))
+        .filter((e) => e !== ''),
       says: [],
       gathersAnswered: 0,
       requests: [],

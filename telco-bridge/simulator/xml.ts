@@ -24,7 +24,10 @@ export function decodeEntities(text: string): string {
 }
 
 export function parseXml(source: string): XmlElement {
-  const text = source.replace(/^\uFEFF/, '').replace(/<\?xml[^?]*\?>/, '').replace(/<!--[\s\S]*?-->/g, '');
+  const text = source
+    .replace(/^\uFEFF/, '')
+    .replace(/<\?xml[^?]*\?>/, '')
+    .replace(/<!--[\s\S]*?-->/g, '');
   const tag = /<\/?([A-Za-z_][\w.-]*)((?:\s+[\w:.-]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*(\/?)>/g;
   const root: XmlElement = { name: '#document', attributes: {}, children: [] };
   const stack: XmlElement[] = [root];

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { AuthorizerFailure, decide, failClosed, type AuthorizationContext, type Authorizer, type ChainOptions, type Decision } from '../../authz/authorizer.js';
+import { type AuthorizationContext, type Authorizer, AuthorizerFailure, type ChainOptions, type Decision, decide, failClosed } from '../../authz/authorizer.js';
 
 const context: AuthorizationContext = {
   paymentId: '',
@@ -31,7 +31,7 @@ function hanging(name: string, deadlineMs: number): Authorizer {
   return { name, deadlineMs, decide: () => new Promise<Decision>(() => undefined) };
 }
 
-test('ALLOW and REQUIRE unite factors with the merchant\'s requests, in chain order', async (t) => {
+test("ALLOW and REQUIRE unite factors with the merchant's requests, in chain order", async (t) => {
   const chain = [answering('a', { kind: 'ALLOW', reason: 'fine' }), answering('b', { kind: 'REQUIRE', factors: ['SMS_OTP'], reason: 'new device' })];
   const d = await decide(chain, { ...context, requestedFactors: ['SECOND_CODE'] }, decline);
   t.deepEqual(d, { kind: 'REQUIRE', factors: ['SECOND_CODE', 'SMS_OTP'], reason: 'a: fine; b: new device' });
@@ -47,7 +47,11 @@ test('DENY short-circuits: later authorizers are not asked, and the DENY is not 
 
 test("'decline': a throwing authorizer declines the payment as unavailable, with a safe reason, and stops the chain", async (t) => {
   const later = answering('later', { kind: 'ALLOW', reason: 'ok' });
-  const d = await decide([answering('built-in', { kind: 'ALLOW', reason: 'small' }), throwing('risk', new AuthorizerFailure('call failed: Unavailable')), later], context, decline);
+  const d = await decide(
+    [answering('built-in', { kind: 'ALLOW', reason: 'small' }), throwing('risk', new AuthorizerFailure('call failed: Unavailable')), later],
+    context,
+    decline,
+  );
   t.deepEqual(d, { kind: 'DENY', reason: 'risk: unavailable (call failed: Unavailable)', unavailable: true });
   t.is(later.calls, 0);
   // An unexpected error's own message (it may hold internals) never reaches the reason.
@@ -67,7 +71,11 @@ test("'require-strongest': a failed authorizer adds the strongest factors and th
   t.deepEqual(d.kind === 'REQUIRE' ? d.factors : [], ['SECOND_CODE', 'FIRST_CODE_AND_PIN', 'SMS_OTP']);
   t.regex(d.reason, /slow: unavailable \(no answer within 30 ms\), requiring SECOND_CODE, FIRST_CODE_AND_PIN/);
   t.is(after.calls, 1);
-  const denied = await decide([throwing('down', new AuthorizerFailure('call failed: Unavailable')), answering('deny-list', { kind: 'DENY', reason: 'blocked' })], context, strongest);
+  const denied = await decide(
+    [throwing('down', new AuthorizerFailure('call failed: Unavailable')), answering('deny-list', { kind: 'DENY', reason: 'blocked' })],
+    context,
+    strongest,
+  );
   t.deepEqual(denied, { kind: 'DENY', reason: 'deny-list: blocked' });
 });
 

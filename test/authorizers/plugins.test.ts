@@ -1,10 +1,10 @@
-import test, { type ExecutionContext } from 'ava';
 import { Code } from '@connectrpc/connect';
+import test, { type ExecutionContext } from 'ava';
 import { Decision } from '../../gen/countersign/v1/authorizer_pb.js';
 import { DeclineReason, Factor, PasswordKind, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import type { Config } from '../../services/config.js';
 import { freePort } from '../../services/net.js';
-import { balance, key, newMerchant, newPayer, secondCode, startEnv, type ClientKind, type Env, type Merchant, type Payer } from '../e2e/harness.js';
+import { balance, type ClientKind, type Env, key, type Merchant, newMerchant, newPayer, type Payer, secondCode, startEnv } from '../e2e/harness.js';
 import { assertNoSecrets, refusal, startPlugin, type TestPlugin } from './support.js';
 
 // countersign authz (real gRPC and Connect servers on port 0) with authorizer plugins as real
@@ -33,7 +33,14 @@ async function actors(e: Env): Promise<{ payer: Payer; shop: Merchant }> {
 
 /** A small payment, sent with the payer's authentication password (a secret the plugins must never see). */
 const pay = (shop: Merchant, payer: Payer, idempotencyKey = key('order')) =>
-  shop.api.payments.createPayment({ idempotencyKey, payer: { case: 'payerId', value: payer.id }, amount: smallAmount, currency: 'USD', description: 'plugin test', authPassword });
+  shop.api.payments.createPayment({
+    idempotencyKey,
+    payer: { case: 'payerId', value: payer.id },
+    amount: smallAmount,
+    currency: 'USD',
+    description: 'plugin test',
+    authPassword,
+  });
 
 /** The merchant's only payment, read back (whatever the refused create's details name). */
 async function onlyPayment(shop: Merchant) {
@@ -71,7 +78,11 @@ test('a plugin that denies: FAILED_PRECONDITION with its reason, the payment DEC
 
 test("a plugin that hangs past the deadline, 'decline': the payment is DECLINED (AUTHORIZER_UNAVAILABLE), nothing reserved", async (t) => {
   const plugin = await startPlugin(t, () => 'hang');
-  const e = await env(t, 'connect', { authorizers: [{ name: 'slow-risk', address: plugin.address }], authorizerDeadlineMs: hangingDeadlineMs, authorizerFailure: 'decline' });
+  const e = await env(t, 'connect', {
+    authorizers: [{ name: 'slow-risk', address: plugin.address }],
+    authorizerDeadlineMs: hangingDeadlineMs,
+    authorizerFailure: 'decline',
+  });
   const { payer, shop } = await actors(e);
   const refused = await refusal(t, pay(shop, payer));
   t.deepEqual([Code[refused.code], refused.reason], [Code[Code.FailedPrecondition], 'AUTHORIZER_UNAVAILABLE']);
@@ -100,7 +111,12 @@ test("a plugin that hangs past the deadline, 'require-strongest': the payment is
 test('plugins run in order after the built-in policy; one that REQUIREs a factor makes the payment need it', async (t) => {
   const allow = await startPlugin(t, () => ({ decision: Decision.ALLOW, reason: 'looks fine' }));
   const require = await startPlugin(t, () => ({ decision: Decision.REQUIRE, requiredFactors: [Factor.SECOND_CODE], reason: 'new device' }));
-  const e = await env(t, 'connect', { authorizers: [{ name: 'allow', address: allow.address }, { name: 'device', address: require.address }] });
+  const e = await env(t, 'connect', {
+    authorizers: [
+      { name: 'allow', address: allow.address },
+      { name: 'device', address: require.address },
+    ],
+  });
   const { payer, shop } = await actors(e);
   const p = (await pay(shop, payer)).payment!;
   t.deepEqual([p.state, p.requiredFactors], [PaymentState.CHALLENGED, [Factor.SECOND_CODE]]);

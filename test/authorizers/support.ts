@@ -1,9 +1,9 @@
-import { create, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
-import type { ExecutionContext } from 'ava';
+import { create, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
+import type { ExecutionContext } from 'ava';
 import { pino } from 'pino';
-import { AuthorizerService, DecideRequestSchema, DecideResponseSchema, type DecideRequest } from '../../gen/countersign/v1/authorizer_pb.js';
+import { AuthorizerService, type DecideRequest, DecideRequestSchema, DecideResponseSchema } from '../../gen/countersign/v1/authorizer_pb.js';
 import { startGrpcServer } from '../../services/rpc/grpc-host.js';
 import { ErrorInfoSchema } from '../../services/rpc/status-details.js';
 
@@ -27,22 +27,24 @@ export async function startPlugin(t: ExecutionContext, behaviour: Behaviour, por
   const server = await startGrpcServer({
     host: '127.0.0.1',
     port,
-    services: [{
-      service: AuthorizerService,
-      impl: {
-        async decide(request, context) {
-          requests.push(request);
-          bytes.push(Buffer.from(toBinary(DecideRequestSchema, request)));
-          const answer = behaviour(request);
-          if (answer !== 'hang') return create(DecideResponseSchema, answer);
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, hangMsMax);
-            context.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()));
-          });
-          throw new ConnectError('hung', Code.DeadlineExceeded);
+    services: [
+      {
+        service: AuthorizerService,
+        impl: {
+          async decide(request, context) {
+            requests.push(request);
+            bytes.push(Buffer.from(toBinary(DecideRequestSchema, request)));
+            const answer = behaviour(request);
+            if (answer !== 'hang') return create(DecideResponseSchema, answer);
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, hangMsMax);
+              context.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()));
+            });
+            throw new ConnectError('hung', Code.DeadlineExceeded);
+          },
         },
       },
-    }],
+    ],
     interceptors: [],
     credentials: grpc.ServerCredentials.createInsecure(),
     logger: pino({ level: 'silent' }),
@@ -53,7 +55,10 @@ export async function startPlugin(t: ExecutionContext, behaviour: Behaviour, por
 }
 
 /** The call fails; returns its code and ErrorInfo (reason + metadata). */
-export async function refusal(t: ExecutionContext, call: Promise<unknown>): Promise<{ code: Code; message: string; reason: string; metadata: Record<string, string> }> {
+export async function refusal(
+  t: ExecutionContext,
+  call: Promise<unknown>,
+): Promise<{ code: Code; message: string; reason: string; metadata: Record<string, string> }> {
   const e = ConnectError.from(await t.throwsAsync(call));
   const info = e.findDetails(ErrorInfoSchema)[0] as { reason?: string; metadata?: Record<string, string> } | undefined;
   return { code: e.code, message: e.rawMessage, reason: info?.reason ?? '', metadata: info?.metadata ?? {} };

@@ -1,9 +1,9 @@
-import test, { type ExecutionContext } from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import test, { type ExecutionContext } from 'ava';
 import { Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
+import { balance, type Merchant, newMerchant, newPayer, type Payer, startEnv } from '../e2e/harness.js';
 import { healthCheck } from '../support/reflection.js';
-import { balance, key, newMerchant, newPayer, startEnv, type Merchant, type Payer } from '../e2e/harness.js';
 
 // The example plugin as its own process (`countersign authorizer-velocity`), called by a real
 // countersign authz over gRPC.
@@ -13,7 +13,12 @@ const repo = fileURLToPath(new URL('../../', import.meta.url));
  * `npx tsx services/cli.ts …` as one process: node with tsx's loader, so SIGTERM reaches the
  * plugin itself (npx does not pass it on, and would leave the server orphaned).
  */
-const cli = (args: string[]) => spawn(process.execPath, ['--import=tsx', 'services/cli.ts', 'authorizer-velocity', ...args], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, COUNTERSIGN_LOG_LEVEL: 'warn' } });
+const cli = (args: string[]) =>
+  spawn(process.execPath, ['--import=tsx', 'services/cli.ts', 'authorizer-velocity', ...args], {
+    cwd: repo,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, COUNTERSIGN_LOG_LEVEL: 'warn' },
+  });
 /** Bounds on the child, milliseconds: start-up (tsx compiles on a loaded machine) and shutdown. */
 const startMsMax = 60_000;
 const stopMsMax = 15_000;
@@ -65,7 +70,12 @@ const pay = (shop: Merchant, payer: Payer, idempotencyKey: string) =>
 test('authorizer-velocity: two payments an hour go through without a factor, the third needs the configured one; retries count once', async (t) => {
   const plugin = await startVelocity(t, ['--port', '0', '--max-per-hour', '2', '--factor', 'SMS_OTP']);
   t.deepEqual(await healthCheck(plugin.port, 'countersign.v1.AuthorizerService'), { code: 0, status: 'SERVING' });
-  const env = await startEnv('grpc-js', 'memory', {}, { authorizers: [{ name: 'velocity', address: `127.0.0.1:${plugin.port}` }], authorizerDeadlineMs: answeringDeadlineMs });
+  const env = await startEnv(
+    'grpc-js',
+    'memory',
+    {},
+    { authorizers: [{ name: 'velocity', address: `127.0.0.1:${plugin.port}` }], authorizerDeadlineMs: answeringDeadlineMs },
+  );
   t.teardown(() => env.close());
   const [payer, other, shop] = await Promise.all([newPayer(env), newPayer(env), newMerchant(env)]);
 
@@ -77,7 +87,11 @@ test('authorizer-velocity: two payments an hour go through without a factor, the
   t.deepEqual([second.state, second.requiredFactors], [PaymentState.SUCCEEDED, []], 'the retry did not count as a second request');
   const third = (await pay(shop, payer, 'order-3')).payment!;
   t.deepEqual([third.state, third.requiredFactors], [PaymentState.CHALLENGED, [Factor.SMS_OTP]]);
-  t.deepEqual(await balance(env, payer.account), { available: 500_00n - 2n * amount, posted: 500_00n - 2n * amount, reserved: 0n, credited: 500_00n }, 'two posted; the challenged third holds nothing');
+  t.deepEqual(
+    await balance(env, payer.account),
+    { available: 500_00n - 2n * amount, posted: 500_00n - 2n * amount, reserved: 0n, credited: 500_00n },
+    'two posted; the challenged third holds nothing',
+  );
 
   const elsewhere = (await pay(shop, other, 'order-4')).payment!;
   t.deepEqual([elsewhere.state, elsewhere.requiredFactors], [PaymentState.SUCCEEDED, []], 'each payer is counted apart');

@@ -3,7 +3,18 @@ import type { AuthorizationContext } from '../../authz/authorizer.js';
 import { VelocityRule, velocityWindowMs } from '../../services/authorizers/velocity.js';
 
 function request(payerId: string, requestId: string): AuthorizationContext {
-  return { paymentId: '', merchantId: 'm', payerId, payeeAccountId: 'a', amount: 1n, currency: 'USD', channel: 'MERCHANT', requestedFactors: [], satisfiedFactors: [], attributes: { request_id: requestId } };
+  return {
+    paymentId: '',
+    merchantId: 'm',
+    payerId,
+    payeeAccountId: 'a',
+    amount: 1n,
+    currency: 'USD',
+    channel: 'MERCHANT',
+    requestedFactors: [],
+    satisfiedFactors: [],
+    attributes: { request_id: requestId },
+  };
 }
 
 function rule(maxPerHour: number, payersMax = 1_000) {

@@ -1,10 +1,10 @@
-import test from 'ava';
 import { create, toBinary } from '@bufbuild/protobuf';
-import { AuthorizerFailure, type AuthorizationContext } from '../../authz/authorizer.js';
-import { Decision, DecideRequestSchema, DecideResponseSchema } from '../../gen/countersign/v1/authorizer_pb.js';
+import test from 'ava';
+import { type AuthorizationContext, AuthorizerFailure } from '../../authz/authorizer.js';
+import { DecideRequestSchema, DecideResponseSchema, Decision } from '../../gen/countersign/v1/authorizer_pb.js';
 import { Channel, Factor } from '../../gen/countersign/v1/common_pb.js';
-import { ConfigError, loadConfig } from '../../services/config.js';
 import { attributesMax, fromDecideResponse, reasonCharsMax, toDecideRequest } from '../../services/authorizers/wire.js';
+import { ConfigError, loadConfig } from '../../services/config.js';
 
 test('COUNTERSIGN_AUTHORIZERS and friends: parsed with defaults', (t) => {
   const none = loadConfig({});
@@ -63,7 +63,7 @@ const context: AuthorizationContext = {
     second_code: '12345678',
     cardPan: '4111111111111111',
     auth_password: 'hunter2',
-    'pin': secretPin,
+    pin: secretPin,
     shipping: 'express',
     ['k'.repeat(65)]: 'too long a key',
     big: 'v'.repeat(1025),
@@ -83,9 +83,9 @@ test('toDecideRequest: ids, money, enums and bounded non-secret attributes only'
   t.deepEqual([r.paymentId, r.merchantId, r.payerId, r.payeeAccountId, r.currency], ['', 'a'.repeat(32), 'b'.repeat(32), 'c'.repeat(32), 'USD']);
   const keys = Object.keys(r.attributes);
   t.is(keys.length, attributesMax);
-  t.is(r.attributes['request_id'], 'merchant:order-1');
-  t.is(r.attributes['ip'], '192.0.2.1');
-  t.is(r.attributes['shipping'], 'express', "'pin' inside another word is not a secret's key");
+  t.is(r.attributes.request_id, 'merchant:order-1');
+  t.is(r.attributes.ip, '192.0.2.1');
+  t.is(r.attributes.shipping, 'express', "'pin' inside another word is not a secret's key");
   for (const k of ['second_code', 'cardPan', 'auth_password', 'pin', 'k'.repeat(65), 'big']) t.false(k in r.attributes, k);
   const bytes = Buffer.from(toBinary(DecideRequestSchema, r)).toString('latin1');
   for (const secret of ['12345678', '4111111111111111', 'hunter2', 'argon2id', 'merchant-key-hash']) t.false(bytes.includes(secret), secret);
@@ -95,10 +95,17 @@ test('fromDecideResponse: ALLOW, DENY, REQUIRE map; unusable answers fail closed
   const r = (v: object) => create(DecideResponseSchema, v);
   t.deepEqual(fromDecideResponse(r({ decision: Decision.ALLOW, reason: 'ok' })), { kind: 'ALLOW', reason: 'ok' });
   t.deepEqual(fromDecideResponse(r({ decision: Decision.DENY, reason: 'x'.repeat(500) })), { kind: 'DENY', reason: 'x'.repeat(reasonCharsMax) });
-  t.deepEqual(fromDecideResponse(r({ decision: Decision.REQUIRE, requiredFactors: [Factor.SMS_OTP, Factor.SMS_OTP], reason: 'new device' })), { kind: 'REQUIRE', factors: ['SMS_OTP'], reason: 'new device' });
+  t.deepEqual(fromDecideResponse(r({ decision: Decision.REQUIRE, requiredFactors: [Factor.SMS_OTP, Factor.SMS_OTP], reason: 'new device' })), {
+    kind: 'REQUIRE',
+    factors: ['SMS_OTP'],
+    reason: 'new device',
+  });
   t.throws(() => fromDecideResponse(r({ decision: Decision.UNSPECIFIED })), { instanceOf: AuthorizerFailure, message: /decision 0/ });
   t.throws(() => fromDecideResponse(r({ decision: 7 })), { instanceOf: AuthorizerFailure });
   t.throws(() => fromDecideResponse(r({ decision: Decision.REQUIRE, reason: 'no factors' })), { instanceOf: AuthorizerFailure, message: /without factors/ });
-  t.throws(() => fromDecideResponse(r({ decision: Decision.REQUIRE, requiredFactors: [Factor.UNSPECIFIED] })), { instanceOf: AuthorizerFailure, message: /unknown factor/ });
+  t.throws(() => fromDecideResponse(r({ decision: Decision.REQUIRE, requiredFactors: [Factor.UNSPECIFIED] })), {
+    instanceOf: AuthorizerFailure,
+    message: /unknown factor/,
+  });
   t.throws(() => fromDecideResponse(r({ decision: Decision.REQUIRE, requiredFactors: [99] })), { instanceOf: AuthorizerFailure, message: /unknown factor/ });
 });

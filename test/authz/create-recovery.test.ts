@@ -1,11 +1,11 @@
 import test from 'ava';
-import { paymentTransferIds, idFromHex } from '../../ledger/ids.js';
-import { PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import type { CreatePaymentInput } from '../../authz/payments.js';
+import { reconcile } from '../../authz/reconcile.js';
 import { accountsOf, reservationSeconds } from '../../authz/steps/context.js';
 import { CreatePreparer } from '../../authz/steps/create-prepare.js';
-import { reconcile } from '../../authz/reconcile.js';
-import { balance, key, newMerchant, newPayer, secondCode, startEnv, type Env, type Merchant, type Payer } from '../e2e/harness.js';
+import { PaymentState } from '../../gen/countersign/v1/common_pb.js';
+import { idFromHex, paymentTransferIds } from '../../ledger/ids.js';
+import { balance, type Env, key, type Merchant, newMerchant, newPayer, type Payer, secondCode, startEnv } from '../e2e/harness.js';
 
 /**
  * A create whose process died after the store step (the record and its key written) and before
@@ -71,7 +71,10 @@ test('after the create lease a retry finishes the payment itself: the code sent,
   const unreserved = await crashedAfterStoreStep(env, shop, inputOf(payer, k1, 10_00n));
   const reserved = await crashedAfterStoreStep(env, shop, inputOf(payer, k2, 11_00n));
   t.is(await deps.ledger.reserve(reserved.payment, accountsOf(deps, reserved.payment), reservationSeconds(deps, reserved.payment)), 'reserved');
-  for (const [k, record, amount, held] of [[k1, unreserved, 10_00n, undefined], [k2, reserved, 11_00n, 11_00n]] as const) {
+  for (const [k, record, amount, held] of [
+    [k1, unreserved, 10_00n, undefined],
+    [k2, reserved, 11_00n, 11_00n],
+  ] as const) {
     const retried = (await shop.api.payments.createPayment(request(payer, k, amount))).payment!;
     t.deepEqual([retried.id, retried.state], [record.payment.id, PaymentState.CHALLENGED]);
     t.regex(env.inbox.firstCodeFor(record.payment.id) ?? '', /^\d{8}$/);
@@ -98,13 +101,21 @@ test('a payment an earlier version reserved at create is posted by its confirm (
   const deps = env.app.payments.deps;
   const confirmed = await crashedAfterStoreStep(env, shop, { ...inputOf(payer, key('legacy-confirm'), 15_00n), channel: 'APP' });
   const declined = await crashedAfterStoreStep(env, shop, { ...inputOf(payer, key('legacy-decline'), 16_00n), channel: 'APP' });
-  for (const r of [confirmed, declined]) t.is(await deps.ledger.reserve(r.payment, accountsOf(deps, r.payment), reservationSeconds(deps, r.payment)), 'reserved');
+  for (const r of [confirmed, declined])
+    t.is(await deps.ledger.reserve(r.payment, accountsOf(deps, r.payment), reservationSeconds(deps, r.payment)), 'reserved');
   t.is((await balance(env, payer.account)).reserved, 31_00n);
   const code = (await payer.api.payer.getChallenge({ paymentId: confirmed.payment.id })).firstCode;
   const proof = { case: 'secondCode' as const, value: secondCode(payer, code, 15_00n, shop.account) };
-  t.is((await payer.api.payer.confirmPayment({ idempotencyKey: key('legacy'), paymentId: confirmed.payment.id, proof })).payment!.state, PaymentState.SUCCEEDED);
+  t.is(
+    (await payer.api.payer.confirmPayment({ idempotencyKey: key('legacy'), paymentId: confirmed.payment.id, proof })).payment!.state,
+    PaymentState.SUCCEEDED,
+  );
   t.is((await payer.api.payer.declinePayment({ idempotencyKey: key('legacy-no'), paymentId: declined.payment.id })).payment!.state, PaymentState.DECLINED);
-  t.deepEqual(await balance(env, payer.account), { available: 500_00n - 15_00n, posted: 500_00n - 15_00n, reserved: 0n, credited: 500_00n }, 'posted once, the other released');
+  t.deepEqual(
+    await balance(env, payer.account),
+    { available: 500_00n - 15_00n, posted: 500_00n - 15_00n, reserved: 0n, credited: 500_00n },
+    'posted once, the other released',
+  );
 });
 
 test('holds without a ledger timeout (COUNTERSIGN_LEDGER_HOLD_TIMEOUT=off): a new challenge holds nothing; a reservation an earlier version made has timeout 0, and past the challenge reconcile expires the payment and voids it', async (t) => {

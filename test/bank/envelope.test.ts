@@ -3,6 +3,7 @@ import test from 'ava';
 import type { SealedEnvelope } from '../../authz/model.js';
 import {
   associatedData,
+  type EnvelopePayment,
   envelopeCiphertextBytesMax,
   envelopeInfo,
   envelopeSuite,
@@ -11,7 +12,6 @@ import {
   openEnvelope,
   pinKeyExporterContext,
   sealCard,
-  type EnvelopePayment,
 } from '../../services/bank/envelope.js';
 import { generateX25519KeyPair, publicKeyOf, setupBaseSender } from '../../services/bank/hpke.js';
 import { encipherPinBlock, panField, pinField } from '../../services/bank/pin-block.js';
@@ -63,10 +63,19 @@ test('tampering: a flipped ciphertext bit, another ephemeral key, another nonce,
   const nonce = envelope.nonce.slice();
   nonce[0]! ^= 1;
   t.deepEqual(await openCard(bank.privateKey, { ...envelope, nonce }, payment), { ok: false, failure: 'nonce' });
-  t.deepEqual(await openCard(bank.privateKey, { ...envelope, ephemeralPublicKey: generateX25519KeyPair().publicKey }, payment), { ok: false, failure: 'nonce' });
+  t.deepEqual(await openCard(bank.privateKey, { ...envelope, ephemeralPublicKey: generateX25519KeyPair().publicKey }, payment), {
+    ok: false,
+    failure: 'nonce',
+  });
   t.deepEqual(await openCard(generateX25519KeyPair().privateKey, envelope, payment), { ok: false, failure: 'nonce' });
-  t.deepEqual(await openCard(bank.privateKey, { ...envelope, suite: 'DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM' }, payment), { ok: false, failure: 'suite' });
-  t.deepEqual(await openCard(bank.privateKey, { ...envelope, ciphertext: new Uint8Array(envelopeCiphertextBytesMax + 1) }, payment), { ok: false, failure: 'malformed' });
+  t.deepEqual(await openCard(bank.privateKey, { ...envelope, suite: 'DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM' }, payment), {
+    ok: false,
+    failure: 'suite',
+  });
+  t.deepEqual(await openCard(bank.privateKey, { ...envelope, ciphertext: new Uint8Array(envelopeCiphertextBytesMax + 1) }, payment), {
+    ok: false,
+    failure: 'malformed',
+  });
   t.deepEqual(await openCard(bank.privateKey, { ...envelope, ephemeralPublicKey: new Uint8Array(32) }, payment), { ok: false, failure: 'malformed' });
   t.deepEqual(await openCard(bank.privateKey, { ...envelope, nonce: envelope.nonce.subarray(0, 11) }, payment), { ok: false, failure: 'malformed' });
 });
@@ -97,7 +106,9 @@ test('sealCard refuses bad card data and unsupported bank keys', async (t) => {
   await t.throwsAsync(sealCard({ ...base, pin: '123' }), { instanceOf: RangeError });
   await t.throwsAsync(sealCard({ ...base, card: { ...card, pan: '40000000002' } }), { instanceOf: RangeError });
   await t.throwsAsync(sealCard({ ...base, card: { ...card, expiry: '3000' } }), { instanceOf: RangeError });
-  await t.throwsAsync(sealCard({ ...base, bankKey: { ...bankKey, suite: 'DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM' } }), { instanceOf: RangeError });
+  await t.throwsAsync(sealCard({ ...base, bankKey: { ...bankKey, suite: 'DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM' } }), {
+    instanceOf: RangeError,
+  });
   await t.throwsAsync(sealCard({ ...base, payment: { ...payment, amount: 0n } }), { instanceOf: RangeError });
   await t.throwsAsync(sealCard({ ...base, payment: { ...payment, id: 'a\nb' } }), { instanceOf: RangeError });
 });
@@ -114,7 +125,12 @@ test('the worked example of ENVELOPE.md', async (t) => {
 
   // shared_secret, key and exporter_secret stay inside @hpke/core's context: base_nonce, the
   // exported K and the ciphertext below are their known answers.
-  const context = await setupBaseSender({ aead: 'AES-256-GCM', recipientPublicKey: publicKey, info: utf8(envelopeInfo), ephemeralPrivateKey: h(x.ephemeral_private_key) });
+  const context = await setupBaseSender({
+    aead: 'AES-256-GCM',
+    recipientPublicKey: publicKey,
+    info: utf8(envelopeInfo),
+    ephemeralPrivateKey: h(x.ephemeral_private_key),
+  });
   t.is(hex(context.enc), x.enc);
   t.is(hex(context.baseNonce), x.base_nonce);
   const k = await context.export(utf8(pinKeyExporterContext), 16);
@@ -142,9 +158,30 @@ test('the worked example of ENVELOPE.md', async (t) => {
 });
 
 const exampleNames = [
-  'bank_private_key', 'bank_public_key', 'key_id', 'ephemeral_private_key', 'payment_id', 'merchant_id', 'amount', 'currency',
-  'pan', 'expiry', 'pin', 'pin_fill', 'associated_data', 'enc', 'shared_secret', 'key', 'base_nonce', 'exporter_secret',
-  'pin_block_key', 'pin_field', 'pan_field', 'pin_block', 'plaintext', 'ciphertext',
+  'bank_private_key',
+  'bank_public_key',
+  'key_id',
+  'ephemeral_private_key',
+  'payment_id',
+  'merchant_id',
+  'amount',
+  'currency',
+  'pan',
+  'expiry',
+  'pin',
+  'pin_fill',
+  'associated_data',
+  'enc',
+  'shared_secret',
+  'key',
+  'base_nonce',
+  'exporter_secret',
+  'pin_block_key',
+  'pin_field',
+  'pan_field',
+  'pin_block',
+  'plaintext',
+  'ciphertext',
 ] as const;
 
 /** The "name: value" lines of the fenced block after the worked-example marker in ENVELOPE.md. */

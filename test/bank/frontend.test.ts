@@ -1,18 +1,17 @@
-import test from 'ava';
-import { createClient } from '@connectrpc/connect';
+import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
-import { Code, ConnectError } from '@connectrpc/connect';
+import test from 'ava';
 import { pino } from 'pino';
-import { BankRequestError, BankUnavailableError, type BankKey, type CardPaymentRequest } from '../../authz/ports.js';
+import { type BankKey, BankRequestError, BankUnavailableError, type CardPaymentRequest } from '../../authz/ports.js';
 import { BankDecision, BankFrontEndService } from '../../gen/countersign/v1/bank_pb.js';
 import { GrpcBankGateway } from '../../services/bank/bank-client.js';
 import { startBankServer } from '../../services/bank/bank-server.js';
 import { keyIdOf, openEnvelope } from '../../services/bank/envelope.js';
-import { bankKeyLifetimeMs, BankFrontEnd } from '../../services/bank/frontend.js';
+import { BankFrontEnd, bankKeyLifetimeMs } from '../../services/bank/frontend.js';
 import { generateX25519KeyPair } from '../../services/bank/hpke.js';
 import type { RunningServer } from '../../services/rpc/grpc-host.js';
 import { healthCheck, reflect } from '../support/reflection.js';
-import { cardRecords, merchantId, payment, paymentId, request, testCards, unknownPan, wrongPin, type TestCard } from './support.js';
+import { cardRecords, merchantId, payment, paymentId, request, type TestCard, testCards, unknownPan, wrongPin } from './support.js';
 
 /**
  * The bank front-end in process, served on a real gRPC server on port 0, called through the
@@ -49,7 +48,12 @@ async function pay(p: ReturnType<typeof payment>, card: { pan: string; expiry: s
 }
 
 async function rememberPinBlock(req: CardPaymentRequest): Promise<void> {
-  const opened = await openEnvelope(keys.privateKey, req.envelope, { id: req.paymentId, merchantId: req.merchantId, amount: req.amount, currency: req.currency });
+  const opened = await openEnvelope(keys.privateKey, req.envelope, {
+    id: req.paymentId,
+    merchantId: req.merchantId,
+    amount: req.amount,
+    currency: req.currency,
+  });
   if (opened.ok) pinBlocksSeen.push(opened.value.plaintext.pinBlock);
 }
 
@@ -115,7 +119,10 @@ test.serial('an envelope sealed for another amount, merchant or payment is decli
   const before = bank.availableOf(testCards.rich.pan, 'EUR')!;
   const p = payment(2_500n);
   t.like(await pay(p, testCards.rich, testCards.rich.pin, { amount: 2_501n }), { decision: 'DECLINED', reasonCode: '12', reason: 'invalid transaction' });
-  t.like(await pay(payment(2_500n), testCards.rich, testCards.rich.pin, { merchantId: '00000000000000000000000000000001' }), { decision: 'DECLINED', reasonCode: '12' });
+  t.like(await pay(payment(2_500n), testCards.rich, testCards.rich.pin, { merchantId: '00000000000000000000000000000001' }), {
+    decision: 'DECLINED',
+    reasonCode: '12',
+  });
   t.like(await pay(payment(2_500n), testCards.rich, testCards.rich.pin, { paymentId: paymentId() }), { decision: 'DECLINED', reasonCode: '12' });
   t.is(bank.availableOf(testCards.rich.pan, 'EUR'), before);
 });
@@ -188,7 +195,10 @@ test.serial('the decision of an approved payment is on the wire as APPROVED with
   const raw = createClient(BankFrontEndService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${server.port}`, sessionManager: sessions }));
   const p = payment(1n);
   const req = await request(bankKey, p, testCards.rich, testCards.rich.pin);
-  const res = await raw.authorizeCardPayment({ idempotencyKey: 'k1', paymentId: p.id, merchantId, amount: 1n, currency: 'EUR', keyId: bankKey.keyId, envelope: req.envelope }, { timeoutMs: 5_000 });
+  const res = await raw.authorizeCardPayment(
+    { idempotencyKey: 'k1', paymentId: p.id, merchantId, amount: 1n, currency: 'EUR', keyId: bankKey.keyId, envelope: req.envelope },
+    { timeoutMs: 5_000 },
+  );
   t.is(res.decision, BankDecision.APPROVED);
   t.is(res.reasonCode, '00');
   t.regex(res.authorizationCode, /^[0-9A-Z]{6}$/);

@@ -1,13 +1,13 @@
-import test from 'ava';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
+import test from 'ava';
 import { pino } from 'pino';
 import { BankRequestError, BankUnavailableError, type CardPaymentRequest } from '../../authz/ports.js';
 import { BankDecision, BankFrontEndService } from '../../gen/countersign/v1/bank_pb.js';
 import { GrpcBankGateway } from '../../services/bank/bank-client.js';
 import { freePort } from '../../services/net.js';
-import { startGrpcServer, type RunningServer } from '../../services/rpc/grpc-host.js';
+import { type RunningServer, startGrpcServer } from '../../services/rpc/grpc-host.js';
 
 /**
  * GrpcBankGateway against a test-double bank on a real gRPC server: every answer that is not a
@@ -52,7 +52,12 @@ function fakeBank(keyBytes: number): ServiceImpl<typeof BankFrontEndService> {
       throw new Error(`unknown behaviour ${behaviour}`);
     },
     getPublicKey() {
-      return { keyId: 'k1', suite: 'DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM', publicKey: new Uint8Array(keyBytes), expiresAt: timestampFromMs(Date.now() + 24 * 60 * 60 * 1000) };
+      return {
+        keyId: 'k1',
+        suite: 'DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM',
+        publicKey: new Uint8Array(keyBytes),
+        expiresAt: timestampFromMs(Date.now() + 24 * 60 * 60 * 1000),
+      };
     },
   };
 }

@@ -1,5 +1,14 @@
 import test from 'ava';
-import { deriveKeyPair, generateX25519KeyPair, openBase, publicKeyOf, sealBase, setupBaseRecipient, setupBaseSender, suiteName } from '../../services/bank/hpke.js';
+import {
+  deriveKeyPair,
+  generateX25519KeyPair,
+  openBase,
+  publicKeyOf,
+  sealBase,
+  setupBaseRecipient,
+  setupBaseSender,
+  suiteName,
+} from '../../services/bank/hpke.js';
 
 /**
  * RFC 9180 Appendix A.1.1: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM, base mode.

@@ -1,16 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import test from 'ava';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { BankUnavailableError, type BankKey, type CardPaymentRequest } from '../../authz/ports.js';
+import test from 'ava';
+import { type BankKey, BankUnavailableError, type CardPaymentRequest } from '../../authz/ports.js';
 import { GrpcBankGateway } from '../../services/bank/bank-client.js';
 import { keyIdOf, openEnvelope } from '../../services/bank/envelope.js';
 import { publicKeyOf } from '../../services/bank/hpke.js';
 import { loadKeyFile } from '../../services/bank/key-file.js';
-import { cardsFileText, payment, request, testCards, unknownPan, wrongPin, type TestCard } from './support.js';
+import { cardsFileText, payment, request, type TestCard, testCards, unknownPan, wrongPin } from './support.js';
 
 /**
  * The real `countersign bank-frontend` process (services/cli.ts under tsx), with a cards file
@@ -148,7 +148,9 @@ test.serial('a stopped bank (SIGSTOP) is cut off by the deadline: BankUnavailabl
   await impatient.publicKey(); // connected before the stop
   bank.child.kill('SIGSTOP');
   try {
-    const error = await t.throwsAsync(impatient.authorize(await request(key, payment(1n), testCards.rich, testCards.rich.pin)), { instanceOf: BankUnavailableError });
+    const error = await t.throwsAsync(impatient.authorize(await request(key, payment(1n), testCards.rich, testCards.rich.pin)), {
+      instanceOf: BankUnavailableError,
+    });
     t.is(ConnectError.from(error?.cause).code, Code.DeadlineExceeded);
   } finally {
     bank.child.kill('SIGCONT');
@@ -203,8 +205,14 @@ test.serial('without --cards and --key-file: the demo table and a fresh key; 400
   const demoKey = await g.publicKey();
   t.is(demoKey.keyId, demo.keyId);
   t.not(demoKey.keyId, key.keyId);
-  t.like(await g.authorize(await request(demoKey, payment(2_500n, 'USD'), { pan: '4000000000000002', expiry: '3012' }, '1234')), { decision: 'APPROVED', reasonCode: '00' });
-  t.like(await g.authorize(await request(demoKey, payment(2_500n, 'USD'), { pan: '4000000000000010', expiry: '3012' }, '1234')), { decision: 'DECLINED', reasonCode: '51' });
+  t.like(await g.authorize(await request(demoKey, payment(2_500n, 'USD'), { pan: '4000000000000002', expiry: '3012' }, '1234')), {
+    decision: 'APPROVED',
+    reasonCode: '00',
+  });
+  t.like(await g.authorize(await request(demoKey, payment(2_500n, 'USD'), { pan: '4000000000000010', expiry: '3012' }, '1234')), {
+    decision: 'DECLINED',
+    reasonCode: '51',
+  });
   t.is(await stop(demo, 'SIGTERM'), 0);
   t.false(demo.output().includes('4000000000000002'));
 });

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { hashSecret } from '../../authz/codes/pin-hash.js';
 import type { SealedEnvelope } from '../../authz/model.js';
 import type { BankKey, CardPaymentRequest } from '../../authz/ports.js';
-import { hashSecret } from '../../authz/codes/pin-hash.js';
 import type { CardRecord } from '../../services/bank/cards.js';
-import { sealCard, type EnvelopePayment } from '../../services/bank/envelope.js';
+import { type EnvelopePayment, sealCard } from '../../services/bank/envelope.js';
 
 /** Test cards (distinctive PINs, so a leak would be found in logs) and helpers to pay with them. */
 
@@ -29,7 +29,9 @@ export const unknownPan = '4000000000009995';
 export type TestCard = { pan: string; pin: string; expiry: string; available: Readonly<Record<string, bigint>>; blocked?: boolean };
 
 export async function cardRecords(cards: readonly TestCard[]): Promise<CardRecord[]> {
-  return Promise.all(cards.map(async (c) => ({ pan: c.pan, expiry: c.expiry, pinHash: await hashSecret(c.pin), available: { ...c.available }, blocked: c.blocked === true })));
+  return Promise.all(
+    cards.map(async (c) => ({ pan: c.pan, expiry: c.expiry, pinHash: await hashSecret(c.pin), available: { ...c.available }, blocked: c.blocked === true })),
+  );
 }
 
 /** The cards file a `--cards` process reads. */

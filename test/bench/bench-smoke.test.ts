@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import type { LoopStats } from '../../bench/stats.js';
-import { storeKinds, type StorePerUnit } from '../../bench/store-counts.js';
+import { type StorePerUnit, storeKinds } from '../../bench/store-counts.js';
 
 /**
  * `npm run bench` in its quickest form (20 payers, 1 s per scenario, small batches, 20 sequential
@@ -15,7 +15,14 @@ import { storeKinds, type StorePerUnit } from '../../bench/store-counts.js';
  */
 
 const scenarios = ['echo', 'bare', 'unary-seq', 'unary', 'unary-half', 'batch', 'ledger'] as const;
-const budgetNames = ['unary_store_round_trips_per_auth', 'unary_redis_commands_per_auth', 'unary_first_auth_store_round_trips', 'unary_first_auth_redis_commands', 'batch_store_round_trips_per_auth', 'batch_redis_commands_per_auth'];
+const budgetNames = [
+  'unary_store_round_trips_per_auth',
+  'unary_redis_commands_per_auth',
+  'unary_first_auth_store_round_trips',
+  'unary_first_auth_redis_commands',
+  'batch_store_round_trips_per_auth',
+  'batch_redis_commands_per_auth',
+];
 const targets = [
   { name: 'batch_server_us_per_auth', limit: 80 },
   { name: 'batch_redis_commands_per_auth', limit: 16 },
@@ -70,14 +77,41 @@ for (const store of ['memory', 'journal', 'redis'] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'cs-bench-smoke-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     const { code, output } = await runBench([
-      '--quick', '--store', store, '--payers', '20', '--merchants', '2', '--duration', '0.4', '--warmup', '0.1',
-      '--concurrency', '4', '--batch', '20', '--ledger-batch', '200', '--seq-count', String(seqCount), '--seq-warmup', '5', '--results-dir', dir, '--tag', 'smoke', '--quiet',
+      '--quick',
+      '--store',
+      store,
+      '--payers',
+      '20',
+      '--merchants',
+      '2',
+      '--duration',
+      '0.4',
+      '--warmup',
+      '0.1',
+      '--concurrency',
+      '4',
+      '--batch',
+      '20',
+      '--ledger-batch',
+      '200',
+      '--seq-count',
+      String(seqCount),
+      '--seq-warmup',
+      '5',
+      '--results-dir',
+      dir,
+      '--tag',
+      'smoke',
+      '--quiet',
     ]);
     t.is(code, 0, output);
     t.true(output.split('\n').includes(`written: ${join(dir, 'bench-smoke.md')}, ${join(dir, 'bench-smoke.json')}`), 'the run says where it wrote');
 
     const report = JSON.parse(readFileSync(join(dir, 'bench-smoke.json'), 'utf8')) as ReportFile;
-    t.deepEqual(report.scenarios.map((r) => r.scenario), [...scenarios]);
+    t.deepEqual(
+      report.scenarios.map((r) => r.scenario),
+      [...scenarios],
+    );
     t.true(report.checksPassed, output);
     t.is(report.stopped, null, output);
     for (const row of report.scenarios) t.true(row.check.ok, `${row.scenario}: ${row.check.summary}`);
@@ -98,14 +132,21 @@ for (const store of ['memory', 'journal', 'redis'] as const) {
       t.is(row.redis === undefined, store !== 'redis', `${row.scenario}: Redis commands only on Redis`);
       if (row.redis !== undefined) t.true(isCount(row.redis.commandsPerUnit));
     }
-    t.deepEqual(report.targets.map((x) => ({ name: x.name, limit: x.limit })), targets);
+    t.deepEqual(
+      report.targets.map((x) => ({ name: x.name, limit: x.limit })),
+      targets,
+    );
     for (const x of report.targets) {
       // Everything is measured in this run but Redis's figures off Redis; each null says why.
       const measured = store === 'redis' || !x.name.includes('redis');
-      if (measured) t.true(typeof x.value === 'number' && Number.isFinite(x.value) && x.value > 0 && typeof x.met === 'boolean' && x.note === null, JSON.stringify(x));
+      if (measured)
+        t.true(typeof x.value === 'number' && Number.isFinite(x.value) && x.value > 0 && typeof x.met === 'boolean' && x.note === null, JSON.stringify(x));
       else t.deepEqual([x.value, x.met, x.note], [null, null, `store ${store}: no Redis in this run`]);
     }
-    t.deepEqual(report.budgets.map((b) => b.name), budgetNames);
+    t.deepEqual(
+      report.budgets.map((b) => b.name),
+      budgetNames,
+    );
     for (const b of report.budgets) {
       const measured = store === 'redis' || !b.name.includes('redis');
       t.is(b.value === null, !measured, `${b.name} on ${store}`);
@@ -114,16 +155,34 @@ for (const store of ['memory', 'journal', 'redis'] as const) {
     // Every load scenario says how both event loops fared (numbers, not NaN); the ledger row has none.
     for (const row of report.scenarios.filter((r) => r.scenario !== 'ledger')) {
       for (const loop of [row.loops!.server, row.loops!.client]) {
-        for (const value of [loop.delayP99Ms, loop.delayMaxMs, loop.gcPauses, loop.gcPauseTotalMs, loop.gcPauseMaxMs]) t.true(Number.isFinite(value) && value >= 0, `${row.scenario}: ${JSON.stringify(loop)}`);
+        for (const value of [loop.delayP99Ms, loop.delayMaxMs, loop.gcPauses, loop.gcPauseTotalMs, loop.gcPauseMaxMs])
+          t.true(Number.isFinite(value) && value >= 0, `${row.scenario}: ${JSON.stringify(loop)}`);
         t.true(loop.delayMaxMs >= loop.delayP99Ms, `${row.scenario}: max below p99`);
       }
     }
     t.is(byName.get('ledger')!.loops, undefined);
-    t.deepEqual(report.ratios.map((r) => r.name), ['unary vs echo', 'batch vs ledger', 'server CPU, unary', 'server CPU, batch', 'ConfirmPayment p99 at half load']);
+    t.deepEqual(
+      report.ratios.map((r) => r.name),
+      ['unary vs echo', 'batch vs ledger', 'server CPU, unary', 'server CPU, batch', 'ConfirmPayment p99 at half load'],
+    );
 
     const markdown = readFileSync(join(dir, 'bench-smoke.md'), 'utf8');
-    for (const prefix of ['| echo (', '| bare (', '| target | value | limit | met |', '| unary_server_cpu_vs_bare_echo | ', '| unary-seq (', '| unary (', '| unary-half (', '| batch (', '| ledger (', '| budget | value | limit | met |', '| unary_store_round_trips_per_auth |']) t.true(markdown.includes(prefix), `${prefix} row missing`);
-    for (const scenario of ['echo', 'unary-seq', 'unary', 'unary-half', 'batch']) t.regex(markdown, new RegExp(`^\\| ${scenario} \\| \\d+\\.\\d{3} \\|`, 'm'), `store row ${scenario} missing`);
+    for (const prefix of [
+      '| echo (',
+      '| bare (',
+      '| target | value | limit | met |',
+      '| unary_server_cpu_vs_bare_echo | ',
+      '| unary-seq (',
+      '| unary (',
+      '| unary-half (',
+      '| batch (',
+      '| ledger (',
+      '| budget | value | limit | met |',
+      '| unary_store_round_trips_per_auth |',
+    ])
+      t.true(markdown.includes(prefix), `${prefix} row missing`);
+    for (const scenario of ['echo', 'unary-seq', 'unary', 'unary-half', 'batch'])
+      t.regex(markdown, new RegExp(`^\\| ${scenario} \\| \\d+\\.\\d{3} \\|`, 'm'), `store row ${scenario} missing`);
     t.regex(output, /^budget unary_store_round_trips_per_auth: \d+\.\d{2} \(limit 3\): (met|NOT met)$/m);
     if (store !== 'redis') t.true(markdown.includes('| batch_redis_commands_per_auth | not measured (store '), 'not measured, with why');
     for (const scenario of ['echo', 'bare', 'unary-seq', 'unary', 'unary-half', 'batch']) {

@@ -32,7 +32,10 @@ test('the default scenarios include the sequential unary-seq; --store takes jour
   t.is(journal.seqCount, 50);
   t.is(journal.seqWarmup, 0);
   t.throws(() => parseOptions(['--seq-count', '0']), { instanceOf: RangeError, message: /--seq-count must be an integer/ });
-  t.throws(() => parseOptions(['--store', 'journal', '--redis-url', 'redis://127.0.0.1:6379']), { instanceOf: RangeError, message: '--redis-url needs --store redis' });
+  t.throws(() => parseOptions(['--store', 'journal', '--redis-url', 'redis://127.0.0.1:6379']), {
+    instanceOf: RangeError,
+    message: '--redis-url needs --store redis',
+  });
   t.throws(() => parseOptions(['--store', 'disk']), { instanceOf: RangeError, message: /--store must be one of memory, journal, redis/ });
 });
 
@@ -41,7 +44,10 @@ test('results go to the git-ignored bench/results/latest/ by default, to the com
   t.is(parseOptions([]).resultsDir, join(bench, 'results', 'latest/'));
   t.is(parseOptions(['--publish']).resultsDir, join(bench, 'results/'));
   t.is(parseOptions(['--results-dir', '/tmp/runs/a']).resultsDir, '/tmp/runs/a');
-  t.throws(() => parseOptions(['--publish', '--results-dir', '/tmp/runs/a']), { instanceOf: RangeError, message: '--publish writes bench/results/: leave out --results-dir' });
+  t.throws(() => parseOptions(['--publish', '--results-dir', '/tmp/runs/a']), {
+    instanceOf: RangeError,
+    message: '--publish writes bench/results/: leave out --results-dir',
+  });
 });
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));

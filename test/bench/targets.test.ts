@@ -1,14 +1,25 @@
 import test from 'ava';
-import { targetLines, targetsOf, targetsTable, type TargetRow } from '../../bench/targets.js';
+import { type TargetRow, targetLines, targetsOf, targetsTable } from '../../bench/targets.js';
 
-const row = (scenario: TargetRow['scenario'], serverCpuMicrosPerUnit: number | undefined, extra: Partial<TargetRow> = {}): TargetRow => ({ scenario, serverCpuMicrosPerUnit, redis: undefined, methods: [], ...extra });
+const row = (scenario: TargetRow['scenario'], serverCpuMicrosPerUnit: number | undefined, extra: Partial<TargetRow> = {}): TargetRow => ({
+  scenario,
+  serverCpuMicrosPerUnit,
+  redis: undefined,
+  methods: [],
+  ...extra,
+});
 
 test('targets from hand-computed inputs: ratios to the bare echo, Redis per batch auth, ConfirmPayment p99 strictly below 10 ms', (t) => {
   const rows = [
     row('echo', 130),
     row('bare', 100),
     row('unary', 350),
-    row('unary-half', 900, { methods: [{ method: 'CreatePayment', p99Ms: 3 }, { method: 'ConfirmPayment', p99Ms: 10 }] }),
+    row('unary-half', 900, {
+      methods: [
+        { method: 'CreatePayment', p99Ms: 3 },
+        { method: 'ConfirmPayment', p99Ms: 10 },
+      ],
+    }),
     row('batch', 80, { redis: { commandsPerUnit: 16.5, cpuMicrosPerUnit: 35 } }),
   ];
   t.deepEqual(targetsOf({ rows, scenarios: ['echo', 'bare', 'unary', 'unary-half', 'batch'], store: 'redis' }), [
@@ -45,12 +56,15 @@ test('targets whose inputs were not measured are null with the reason: no Redis,
 test('a bare row with no CPU, a scenario that completed nothing and a half load without a ConfirmPayment are not measured', (t) => {
   const rows = [row('echo', undefined), row('bare', 0), row('unary', 400), row('unary-half', 900), row('batch', undefined)];
   const targets = targetsOf({ rows, scenarios: ['echo', 'bare', 'unary', 'unary-half', 'batch'], store: 'journal' });
-  t.deepEqual(targets.map((x) => [x.name, x.value, x.met, x.note]), [
-    ['batch_server_us_per_auth', null, null, 'scenario batch completed nothing'],
-    ['batch_redis_commands_per_auth', null, null, 'store journal: no Redis in this run'],
-    ['batch_redis_server_us_per_auth', null, null, 'store journal: no Redis in this run'],
-    ['unary_server_cpu_vs_bare_echo', null, null, 'bare: server CPU measured 0'],
-    ['echo_server_cpu_vs_bare_echo', null, null, 'scenario echo completed nothing'],
-    ['confirm_p99_half_load_ms', null, null, 'unary-half: no ConfirmPayment completed'],
-  ]);
+  t.deepEqual(
+    targets.map((x) => [x.name, x.value, x.met, x.note]),
+    [
+      ['batch_server_us_per_auth', null, null, 'scenario batch completed nothing'],
+      ['batch_redis_commands_per_auth', null, null, 'store journal: no Redis in this run'],
+      ['batch_redis_server_us_per_auth', null, null, 'store journal: no Redis in this run'],
+      ['unary_server_cpu_vs_bare_echo', null, null, 'bare: server CPU measured 0'],
+      ['echo_server_cpu_vs_bare_echo', null, null, 'scenario echo completed nothing'],
+      ['confirm_p99_half_load_ms', null, null, 'unary-half: no ConfirmPayment completed'],
+    ],
+  );
 });

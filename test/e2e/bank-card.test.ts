@@ -1,7 +1,7 @@
+import { Code, ConnectError } from '@connectrpc/connect';
 import test, { type ExecutionContext } from 'ava';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { Code, ConnectError } from '@connectrpc/connect';
 import { DeclineReason, Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { startBankServer } from '../../services/bank/bank-server.js';
 import { demoCards } from '../../services/bank/cards.js';
@@ -10,7 +10,7 @@ import { BankFrontEnd } from '../../services/bank/frontend.js';
 import { generateX25519KeyPair } from '../../services/bank/hpke.js';
 import type { RunningServer } from '../../services/rpc/grpc-host.js';
 import { ErrorInfoSchema } from '../../services/rpc/status-details.js';
-import { balance, key, newMerchant, newPayer, startEnv, type Env, type Merchant, type Payer } from './harness.js';
+import { balance, type Env, key, type Merchant, newMerchant, newPayer, type Payer, startEnv } from './harness.js';
 
 // M5 over real sockets: merchant → countersign (pay number or phone) → the payer's terminal
 // fetches the challenge with the bank's key, seals card + PIN for the bank, countersign relays
@@ -58,11 +58,23 @@ async function sealFor(payer: Payer, paymentId: string, card = goodCard, cardPin
   const challenge = await payer.api.payer.getChallenge({ paymentId });
   const bankKey = challenge.bankKey!;
   const payment = (await payer.api.payer.listPendingPayments({ payerId: payer.id })).payments.find((p) => p.id === paymentId)!;
-  return sealCard({ bankKey, payment: { id: paymentId, merchantId: payment.merchantId, amount: challenge.amount, currency: challenge.currency }, card, pin: cardPin });
+  return sealCard({
+    bankKey,
+    payment: { id: paymentId, merchantId: payment.merchantId, amount: challenge.amount, currency: challenge.currency },
+    card,
+    pin: cardPin,
+  });
 }
 
 const cardPayment = (shop: Merchant, payer: { case: 'payNumber' | 'payerPhone' | 'payerId'; value: string }, amount = 120_00n) =>
-  shop.api.payments.createPayment({ idempotencyKey: key('m5'), payer, amount, currency: 'USD', description: 'Headphones', requestedFactors: [Factor.BANK_CARD_PIN] });
+  shop.api.payments.createPayment({
+    idempotencyKey: key('m5'),
+    payer,
+    amount,
+    currency: 'USD',
+    description: 'Headphones',
+    requestedFactors: [Factor.BANK_CARD_PIN],
+  });
 
 const confirmCard = (payer: Payer, paymentId: string, envelope: Awaited<ReturnType<typeof sealFor>>) =>
   payer.api.payer.confirmPayment({ idempotencyKey: key('card'), paymentId, proof: { case: 'bankCard', value: envelope } });
@@ -107,7 +119,7 @@ test('M5: a pay number → the bank approves the right PIN → SUCCEEDED, paid f
   t.is(done.state, PaymentState.SUCCEEDED);
   t.regex(done.bankAuthorizationCode, /^\w{6}$/);
   for await (const update of watch) if (update.payment?.id === p.id && update.payment.state === PaymentState.SUCCEEDED) break;
-  t.is((await balance(env, shop.account)).posted, 120_00n - 1_20n, "the merchant got the amount less its fee");
+  t.is((await balance(env, shop.account)).posted, 120_00n - 1_20n, 'the merchant got the amount less its fee');
   t.deepEqual(await balance(env, payer.account), { available: 0n, posted: 0n, reserved: 0n, credited: 0n }, "the payer's prepaid account is untouched");
   // Single use: the number is spent, for this merchant and any other.
   t.is(await reason(t, cardPayment(shop, { case: 'payNumber', value: issued.payNumber }), Code.NotFound), 'NOT_FOUND');
@@ -133,7 +145,11 @@ test("M5: an envelope sealed for another amount does not open at the bank; insuf
   const b = (await cardPayment(shop, { case: 'payerId', value: payer.id }, 11_00n)).payment!;
   const forA = await sealFor(payer, a.id);
   const replayed = (await confirmCard(payer, b.id, forA)).payment!;
-  t.deepEqual([replayed.state, replayed.declineReason], [PaymentState.DECLINED, DeclineReason.BANK_DECLINED], 'an envelope of payment A never approves payment B');
+  t.deepEqual(
+    [replayed.state, replayed.declineReason],
+    [PaymentState.DECLINED, DeclineReason.BANK_DECLINED],
+    'an envelope of payment A never approves payment B',
+  );
   const c = (await cardPayment(shop, { case: 'payerId', value: payer.id }, 10_00n)).payment!;
   const poor = (await confirmCard(payer, c.id, await sealFor(payer, c.id, poorCard))).payment!;
   t.deepEqual([poor.state, poor.declineReason], [PaymentState.DECLINED, DeclineReason.BANK_DECLINED]);
@@ -161,7 +177,11 @@ test('M5: no PAN, PIN or PIN block reaches countersign logs, Redis or the ledger
   const p = (await cardPayment(shop, { case: 'payerPhone', value: (await payer.api.enrollment.getPayer({ payerId: payer.id })).payer!.phone })).payment!;
   t.is((await confirmCard(payer, p.id, await sealFor(payer, p.id))).payment!.state, PaymentState.SUCCEEDED);
   const dump = await dumpRedis(env.redis!.url);
-  const everything = [env.logs.join('\n'), dump, JSON.stringify((await env.admin.ledger.listAccountTransfers({ accountId: shop.account })).transfers, (_, v) => (typeof v === 'bigint' ? String(v) : v))].join('\n');
+  const everything = [
+    env.logs.join('\n'),
+    dump,
+    JSON.stringify((await env.admin.ledger.listAccountTransfers({ accountId: shop.account })).transfers, (_, v) => (typeof v === 'bigint' ? String(v) : v)),
+  ].join('\n');
   for (const secret of [goodCard.pan, poorCard.pan, goodCard.pan.slice(-10)]) t.false(everything.includes(secret), 'no card number');
   t.false(/"pin"|pinBlock/i.test(everything), 'no PIN fields');
   t.false(bankLogs.join('\n').includes(goodCard.pan), "the bank's own logs mask the card number too");

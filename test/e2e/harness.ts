@@ -1,10 +1,9 @@
-import type { Clients } from '../../services/commands/connection.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DescService } from '@bufbuild/protobuf';
-import { createClient, type Client, type Interceptor } from '@connectrpc/connect';
+import { createClient, type Interceptor } from '@connectrpc/connect';
 import { createConnectTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import { pino } from 'pino';
 import { deriveSecondCode } from '../../authz/codes/challenge.js';
@@ -16,12 +15,13 @@ import { EnrollmentService, type PayerPolicy } from '../../gen/countersign/v1/en
 import { LedgerService } from '../../gen/countersign/v1/ledger_pb.js';
 import { PayerService } from '../../gen/countersign/v1/payer_pb.js';
 import { PaymentService } from '../../gen/countersign/v1/payments_pb.js';
-import { createApp, type App } from '../../services/app.js';
-import { loadConfig, type Config } from '../../services/config.js';
-import { startServers, type Servers } from '../../services/server.js';
-import { grpcJsClient, callDeadlineMs } from '../support/grpc-js-client.js';
-import { startRedis, stopRedis, type RedisServer } from '../support/redis.js';
-import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.js';
+import { type App, createApp } from '../../services/app.js';
+import type { Clients } from '../../services/commands/connection.js';
+import { type Config, loadConfig } from '../../services/config.js';
+import { type Servers, startServers } from '../../services/server.js';
+import { callDeadlineMs, grpcJsClient } from '../support/grpc-js-client.js';
+import { type RedisServer, startRedis, stopRedis } from '../support/redis.js';
+import { type RedisCluster, startRedisCluster } from '../support/redis-cluster.js';
 
 export type ClientKind = 'grpc-js' | 'connect';
 /**
@@ -72,7 +72,15 @@ export async function startEnv(client: ClientKind, store: StoreKind, limits: Par
   const dataDir = mkdtempSync(join(tmpdir(), 'cs-e2e-'));
   const logs: string[] = [];
   const inbox = new InboxNotifier();
-  const config = { ...loadConfig({}), dataDir, redisUrl: redis?.url, redisCluster: cluster?.nodes, masterKey: randomBytes(32).toString('base64'), adminKey: `cs_admin_${randomBytes(12).toString('hex')}`, ...overrides };
+  const config = {
+    ...loadConfig({}),
+    dataDir,
+    redisUrl: redis?.url,
+    redisCluster: cluster?.nodes,
+    masterKey: randomBytes(32).toString('base64'),
+    adminKey: `cs_admin_${randomBytes(12).toString('hex')}`,
+    ...overrides,
+  };
   const app = await createApp({
     config,
     memoryLedger: true,
@@ -98,7 +106,12 @@ export async function startEnv(client: ClientKind, store: StoreKind, limits: Par
     const sessionManager = new Http2SessionManager(baseUrl);
     closers.push(() => sessionManager.abort());
     const transport = createConnectTransport({ baseUrl, httpVersion: '2', sessionManager, interceptors: [bearer(key)], defaultTimeoutMs: callDeadlineMs });
-    return { payments: createClient(PaymentService, transport), payer: createClient(PayerService, transport), enrollment: createClient(EnrollmentService, transport), ledger: createClient(LedgerService, transport) };
+    return {
+      payments: createClient(PaymentService, transport),
+      payer: createClient(PayerService, transport),
+      enrollment: createClient(EnrollmentService, transport),
+      ledger: createClient(LedgerService, transport),
+    };
   };
   return {
     name: `${client} client, ${store} store`,
@@ -145,19 +158,44 @@ let counter = 0;
 const unique = (prefix: string) => `${prefix}-${process.pid}-${++counter}-${randomBytes(3).toString('hex')}`;
 
 export async function newMerchant(env: Env, feeBasisPoints = 100, perPaymentLimit = 0n): Promise<Merchant> {
-  const r = await env.admin.enrollment.enrollMerchant({ idempotencyKey: unique('merchant'), name: 'Shop', currencies: ['USD'], feeBasisPoints, perPaymentLimit });
-  return { id: r.merchantId, apiKey: r.apiKey, account: r.payeeAccountIds['USD']!, api: env.clients(r.apiKey) };
+  const r = await env.admin.enrollment.enrollMerchant({
+    idempotencyKey: unique('merchant'),
+    name: 'Shop',
+    currencies: ['USD'],
+    feeBasisPoints,
+    perPaymentLimit,
+  });
+  return { id: r.merchantId, apiKey: r.apiKey, account: r.payeeAccountIds.USD!, api: env.clients(r.apiKey) };
 }
 
 /** Default policy: no factor below 1.00, the second code up to 1000.00, second code + PIN above. */
-export const testPolicy = { currency: 'USD', noFactorBelow: 1_00n, oneFactorUpTo: 1000_00n, oneFactor: Factor.SECOND_CODE, moreFactors: [Factor.SECOND_CODE, Factor.FIRST_CODE_AND_PIN] };
+export const testPolicy = {
+  currency: 'USD',
+  noFactorBelow: 1_00n,
+  oneFactorUpTo: 1000_00n,
+  oneFactor: Factor.SECOND_CODE,
+  moreFactors: [Factor.SECOND_CODE, Factor.FIRST_CODE_AND_PIN],
+};
 
 export async function newPayer(env: Env, funds = 500_00n, policy: Partial<PayerPolicy> = {}): Promise<Payer> {
   const phone = `+1415${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
-  const r = await env.admin.enrollment.enrollPayer({ idempotencyKey: unique('payer'), phone, displayName: 'Payer', currencies: ['USD'], policies: [{ ...testPolicy, ...policy }] });
-  const account = r.payer!.prepaidAccountIds['USD']!;
+  const r = await env.admin.enrollment.enrollPayer({
+    idempotencyKey: unique('payer'),
+    phone,
+    displayName: 'Payer',
+    currencies: ['USD'],
+    policies: [{ ...testPolicy, ...policy }],
+  });
+  const account = r.payer!.prepaidAccountIds.USD!;
   if (funds > 0n) await env.admin.ledger.fundAccount({ idempotencyKey: unique('fund'), accountId: account, amount: funds, currency: 'USD' });
-  return { id: r.payer!.id, secret: base32Decode(r.verificationSecretBase32), secretBase32: r.verificationSecretBase32, token: r.payerToken, account, api: env.clients(r.payerToken) };
+  return {
+    id: r.payer!.id,
+    secret: base32Decode(r.verificationSecretBase32),
+    secretBase32: r.verificationSecretBase32,
+    token: r.payerToken,
+    account,
+    api: env.clients(r.payerToken),
+  };
 }
 
 export async function balance(env: Env, account: string): Promise<{ available: bigint; posted: bigint; reserved: bigint; credited: bigint }> {

@@ -4,7 +4,12 @@ import { startEnv } from './harness.js';
 
 // The authz server as off-the-shelf gRPC tools see it (grpcurl list, grpc_health_probe).
 
-const countersignServices = ['countersign.v1.EnrollmentService', 'countersign.v1.LedgerService', 'countersign.v1.PayerService', 'countersign.v1.PaymentService'];
+const countersignServices = [
+  'countersign.v1.EnrollmentService',
+  'countersign.v1.LedgerService',
+  'countersign.v1.PayerService',
+  'countersign.v1.PaymentService',
+];
 
 test('the authz gRPC port lists its services through reflection and reports SERVING on health', async (t) => {
   const env = await startEnv('grpc-js', 'memory');

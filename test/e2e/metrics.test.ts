@@ -1,5 +1,5 @@
-import test from 'ava';
 import { createSocket } from 'node:dgram';
+import test from 'ava';
 import { key, newMerchant, newPayer, secondCode, startEnv } from './harness.js';
 
 /** How long to wait for the last UDP packets after the flow, milliseconds. */
@@ -15,17 +15,32 @@ test('StatsD gets RPC latency, backend latency and payment outcomes per state an
   t.teardown(() => env.close());
 
   const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
-  const p = (await shop.api.payments.createPayment({ idempotencyKey: key('m'), payer: { case: 'payerId', value: payer.id }, amount: 20_00n, currency: 'USD', description: '' })).payment!;
+  const p = (
+    await shop.api.payments.createPayment({
+      idempotencyKey: key('m'),
+      payer: { case: 'payerId', value: payer.id },
+      amount: 20_00n,
+      currency: 'USD',
+      description: '',
+    })
+  ).payment!;
   const code = secondCode(payer, env.inbox.firstCodeFor(p.id)!, 20_00n, shop.account);
   await payer.api.payer.confirmPayment({ idempotencyKey: key('m'), paymentId: p.id, proof: { case: 'secondCode', value: code } });
   await new Promise((resolve) => setTimeout(resolve, packetWaitMs));
 
-  const has = (re: RegExp) => t.true(lines.some((l) => re.test(l)), `${re} in ${lines.length} lines`);
+  const has = (re: RegExp) =>
+    t.true(
+      lines.some((l) => re.test(l)),
+      `${re} in ${lines.length} lines`,
+    );
   has(/^countersign\.rpc\.latency:[\d.]+\|ms\|#.*method:countersign\.v1\.PaymentService\/CreatePayment.*code:ok/);
   has(/^countersign\.rpc\.count:1\|c\|#.*method:countersign\.v1\.PayerService\/ConfirmPayment/);
   has(/^countersign\.backend\.latency:[\d.]+\|ms\|#backend:embedded-ledger,op:createTransfers,outcome:ok/);
   has(/^countersign\.backend\.latency:[\d.]+\|ms\|#backend:memory,op:confirm,outcome:ok/);
   has(/^countersign\.payment\.state:1\|c\|#state:challenged,factors:second_code,currency:USD/);
   has(/^countersign\.payment\.state:1\|c\|#state:succeeded,factors:second_code,currency:USD/);
-  t.false(lines.some((l) => l.includes(code)), 'no code in a metric');
+  t.false(
+    lines.some((l) => l.includes(code)),
+    'no code in a metric',
+  );
 });

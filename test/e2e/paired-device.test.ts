@@ -1,8 +1,8 @@
-import test, { type ExecutionContext } from 'ava';
 import { Code, ConnectError } from '@connectrpc/connect';
+import test, { type ExecutionContext } from 'ava';
 import { Channel, DeclineReason, Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { ErrorInfoSchema } from '../../services/rpc/status-details.js';
-import { balance, key, newMerchant, newPayer, startEnv, type Env, type Merchant, type Payer } from './harness.js';
+import { balance, type Env, key, type Merchant, newMerchant, newPayer, type Payer, startEnv } from './harness.js';
 
 // M4 over real sockets: the request comes through the payer's main SIM (the merchant's backend
 // reports it), the first code goes back on that path, and the paired device must send it on
@@ -19,17 +19,34 @@ const envOf = () => (shared ??= startEnv('grpc-js', 'memory', {}, { telcoKey }))
 test.after.always(async () => shared && (await (await shared).close()));
 
 async function pairedPayer(env: Env): Promise<Payer & { deviceId: string }> {
-  const payer = await newPayer(env, 500_00n, { noFactorBelow: 1_00n, oneFactorUpTo: 1000_00n, oneFactor: Factor.PAIRED_DEVICE, moreFactors: [Factor.PAIRED_DEVICE] });
+  const payer = await newPayer(env, 500_00n, {
+    noFactorBelow: 1_00n,
+    oneFactorUpTo: 1000_00n,
+    oneFactor: Factor.PAIRED_DEVICE,
+    moreFactors: [Factor.PAIRED_DEVICE],
+  });
   const paired = await env.admin.enrollment.pairDevice({ idempotencyKey: key('pair'), payerId: payer.id, mainSim, auxiliarySim: auxSim, label: 'watch' });
   return { ...payer, deviceId: paired.device!.id };
 }
 
 function create(shop: Merchant, payer: Payer, channel: Channel, origin = mainSim) {
-  return shop.api.payments.createPayment({ idempotencyKey: key('m4'), payer: { case: 'payerId', value: payer.id }, amount: 25_00n, currency: 'USD', description: 'Ticket', channel, originSim: origin });
+  return shop.api.payments.createPayment({
+    idempotencyKey: key('m4'),
+    payer: { case: 'payerId', value: payer.id },
+    amount: 25_00n,
+    currency: 'USD',
+    description: 'Ticket',
+    channel,
+    originSim: origin,
+  });
 }
 
 function deviceMessage(api: Env['admin'], paymentId: string, firstCode: string, deviceId: string, sim = auxSim) {
-  return api.payer.confirmPayment({ idempotencyKey: key('aux'), paymentId, proof: { case: 'pairedDevice', value: { firstCode, auxiliarySim: sim, deviceId } } });
+  return api.payer.confirmPayment({
+    idempotencyKey: key('aux'),
+    paymentId,
+    proof: { case: 'pairedDevice', value: { firstCode, auxiliarySim: sim, deviceId } },
+  });
 }
 
 async function reason(t: ExecutionContext, call: Promise<unknown>, code: Code): Promise<string> {
@@ -90,7 +107,17 @@ test('M4: a SIM that is not the paired one, or a request from an unpaired main S
   t.is(await reason(t, deviceMessage(payer.api, p.id, env.inbox.firstCodeFor(p.id)!, payer.deviceId), Code.FailedPrecondition), 'DECLINED');
   // A request through a SIM no device is paired with reserves nothing.
   t.is(await reason(t, create(shop, payer, Channel.MOBILE_NETWORK, otherSim), Code.FailedPrecondition), 'NO_PAIRED_DEVICE');
-  await reason(t, shop.api.payments.createPayment({ idempotencyKey: key('m4'), payer: { case: 'payerId', value: payer.id }, amount: 25_00n, currency: 'USD', description: '' }), Code.InvalidArgument);
+  await reason(
+    t,
+    shop.api.payments.createPayment({
+      idempotencyKey: key('m4'),
+      payer: { case: 'payerId', value: payer.id },
+      amount: 25_00n,
+      currency: 'USD',
+      description: '',
+    }),
+    Code.InvalidArgument,
+  );
   t.deepEqual(await balance(env, payer.account), { available: 500_00n, posted: 500_00n, reserved: 0n, credited: 500_00n });
 });
 
@@ -111,14 +138,39 @@ test('M4: a bare approval without the first-path secret is refused; a wrong code
 test('M4: pairing rules — the same SIM twice, bad identities, and only operators pair', async (t) => {
   const env = await envOf();
   const payer = await newPayer(env);
-  await reason(t, env.admin.enrollment.pairDevice({ idempotencyKey: key('pair'), payerId: payer.id, mainSim, auxiliarySim: mainSim, label: '' }), Code.InvalidArgument);
-  await reason(t, env.admin.enrollment.pairDevice({ idempotencyKey: key('pair'), payerId: payer.id, mainSim, auxiliarySim: { iccid: '12', imsi: '', msisdn: '' }, label: '' }), Code.InvalidArgument);
-  await reason(t, payer.api.enrollment.pairDevice({ idempotencyKey: key('pair'), payerId: payer.id, mainSim, auxiliarySim: auxSim, label: '' }), Code.PermissionDenied);
+  await reason(
+    t,
+    env.admin.enrollment.pairDevice({ idempotencyKey: key('pair'), payerId: payer.id, mainSim, auxiliarySim: mainSim, label: '' }),
+    Code.InvalidArgument,
+  );
+  await reason(
+    t,
+    env.admin.enrollment.pairDevice({
+      idempotencyKey: key('pair'),
+      payerId: payer.id,
+      mainSim,
+      auxiliarySim: { iccid: '12', imsi: '', msisdn: '' },
+      label: '',
+    }),
+    Code.InvalidArgument,
+  );
+  await reason(
+    t,
+    payer.api.enrollment.pairDevice({ idempotencyKey: key('pair'), payerId: payer.id, mainSim, auxiliarySim: auxSim, label: '' }),
+    Code.PermissionDenied,
+  );
   const k = key('pair');
   const first = await env.admin.enrollment.pairDevice({ idempotencyKey: k, payerId: payer.id, mainSim, auxiliarySim: auxSim, label: 'watch' });
   const again = await env.admin.enrollment.pairDevice({ idempotencyKey: k, payerId: payer.id, mainSim, auxiliarySim: auxSim, label: 'watch' });
   t.is(again.device!.id, first.device!.id, 'an idempotent retry gives the same pairing');
-  await reason(t, env.admin.enrollment.pairDevice({ idempotencyKey: key('pair'), payerId: payer.id, mainSim, auxiliarySim: auxSim, label: 'again' }), Code.AlreadyExists);
+  await reason(
+    t,
+    env.admin.enrollment.pairDevice({ idempotencyKey: key('pair'), payerId: payer.id, mainSim, auxiliarySim: auxSim, label: 'again' }),
+    Code.AlreadyExists,
+  );
   const read = (await env.admin.enrollment.getPayer({ payerId: payer.id })).payer!;
-  t.deepEqual(read.pairedDevices.map((d) => [d.id, d.auxiliarySim?.imsi, d.label]), [[first.device!.id, auxSim.imsi, 'watch']]);
+  t.deepEqual(
+    read.pairedDevices.map((d) => [d.id, d.auxiliarySim?.imsi, d.label]),
+    [[first.device!.id, auxSim.imsi, 'watch']],
+  );
 });

@@ -1,5 +1,5 @@
-import test from 'ava';
 import { Code, ConnectError } from '@connectrpc/connect';
+import test from 'ava';
 import { startRedis, stopRedis } from '../support/redis.js';
 import { key, newMerchant, newPayer, startEnv } from './harness.js';
 
@@ -18,7 +18,7 @@ test('Redis down: calls fail UNAVAILABLE within the command deadline and move no
   t.is(Code[error.code], Code[Code.Unavailable]);
   t.regex(error.rawMessage, /unavailable, retry later/);
   t.log(`UNAVAILABLE after ${Date.now() - started} ms`);
-  const [account] = await env.app.ledger.lookupAccounts([BigInt('0x' + payer.account)]);
+  const [account] = await env.app.ledger.lookupAccounts([BigInt(`0x${payer.account}`)]);
   t.deepEqual([account!.debits_pending, account!.debits_posted], [0n, 0n], 'nothing reserved or paid while Redis was down');
 
   // Redis comes back (empty: this test server keeps no data), and the same process serves again.

@@ -1,9 +1,9 @@
-import test, { type ExecutionContext } from 'ava';
 import { Code, ConnectError } from '@connectrpc/connect';
+import test, { type ExecutionContext } from 'ava';
 import { reconcile } from '../../authz/reconcile.js';
-import { Channel, Factor, PaymentState, DeclineReason } from '../../gen/countersign/v1/common_pb.js';
+import { Channel, DeclineReason, Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { ErrorInfoSchema } from '../../services/rpc/status-details.js';
-import { balance, key, newMerchant, newPayer, secondCode, shortCodeTtlMs, startEnv, type ClientKind, type Env, type Payer, type StoreKind } from './harness.js';
+import { balance, type ClientKind, type Env, key, newMerchant, newPayer, type Payer, type StoreKind, secondCode, shortCodeTtlMs, startEnv } from './harness.js';
 
 type Scenario = (t: ExecutionContext, env: Env, secrets: Set<string>) => Promise<void>;
 
@@ -24,8 +24,14 @@ function firstCodeOf(env: Env, paymentId: string, secrets: Set<string>): string 
   return code;
 }
 
-async function challenged(t: ExecutionContext, env: Env, payer: Payer, merchantKeyed: Awaited<ReturnType<typeof newMerchant>>, amount: bigint) {
-  const r = await merchantKeyed.api.payments.createPayment({ idempotencyKey: key('order'), payer: { case: 'payerId', value: payer.id }, amount, currency: 'USD', description: 'test' });
+async function challenged(t: ExecutionContext, _env: Env, payer: Payer, merchantKeyed: Awaited<ReturnType<typeof newMerchant>>, amount: bigint) {
+  const r = await merchantKeyed.api.payments.createPayment({
+    idempotencyKey: key('order'),
+    payer: { case: 'payerId', value: payer.id },
+    amount,
+    currency: 'USD',
+    description: 'test',
+  });
   t.is(r.payment!.state, PaymentState.CHALLENGED);
   return r.payment!;
 }
@@ -34,13 +40,22 @@ const scenarios: Record<string, Scenario> = {
   async 'a correct second code approves and posts once; reusing it is refused'(t, env, secrets) {
     const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
     const p = await challenged(t, env, payer, shop, 25_00n);
-    t.deepEqual(await balance(env, payer.account), { available: 500_00n, posted: 500_00n, reserved: 0n, credited: 500_00n }, 'nothing held before the payer consents');
+    t.deepEqual(
+      await balance(env, payer.account),
+      { available: 500_00n, posted: 500_00n, reserved: 0n, credited: 500_00n },
+      'nothing held before the payer consents',
+    );
     const code = secondCode(payer, firstCodeOf(env, p.id, secrets), 25_00n, shop.account);
     secrets.add(code);
     const ok = await payer.api.payer.confirmPayment({ idempotencyKey: key('c'), paymentId: p.id, proof: { case: 'secondCode', value: code } });
     t.is(ok.payment!.state, PaymentState.SUCCEEDED);
     t.deepEqual(ok.payment!.satisfiedFactors, [Factor.SECOND_CODE]);
-    await refused(t, payer.api.payer.confirmPayment({ idempotencyKey: key('c'), paymentId: p.id, proof: { case: 'secondCode', value: code } }), Code.FailedPrecondition, /SUCCEEDED/);
+    await refused(
+      t,
+      payer.api.payer.confirmPayment({ idempotencyKey: key('c'), paymentId: p.id, proof: { case: 'secondCode', value: code } }),
+      Code.FailedPrecondition,
+      /SUCCEEDED/,
+    );
     t.deepEqual(await balance(env, payer.account), { available: 475_00n, posted: 475_00n, reserved: 0n, credited: 500_00n });
     t.is((await balance(env, shop.account)).posted, 25_00n - 25n, 'merchant got the amount less its 1% fee');
   },
@@ -51,10 +66,18 @@ const scenarios: Record<string, Scenario> = {
     const right = secondCode(payer, firstCodeOf(env, p.id, secrets), 40_00n, shop.account);
     const wrong = right === '12345678' ? '87654321' : '12345678';
     for (const left of ['4', '3', '2', '1']) {
-      const info = await refused(t, payer.api.payer.confirmPayment({ idempotencyKey: key('w'), paymentId: p.id, proof: { case: 'secondCode', value: wrong } }), Code.PermissionDenied);
-      t.is(info['attempts_left'], left);
+      const info = await refused(
+        t,
+        payer.api.payer.confirmPayment({ idempotencyKey: key('w'), paymentId: p.id, proof: { case: 'secondCode', value: wrong } }),
+        Code.PermissionDenied,
+      );
+      t.is(info.attempts_left, left);
     }
-    await refused(t, payer.api.payer.confirmPayment({ idempotencyKey: key('w'), paymentId: p.id, proof: { case: 'secondCode', value: wrong } }), Code.ResourceExhausted);
+    await refused(
+      t,
+      payer.api.payer.confirmPayment({ idempotencyKey: key('w'), paymentId: p.id, proof: { case: 'secondCode', value: wrong } }),
+      Code.ResourceExhausted,
+    );
     const declined = (await shop.api.payments.getPayment({ paymentId: p.id })).payment!;
     t.is(declined.state, PaymentState.DECLINED);
     t.is(declined.declineReason, DeclineReason.ATTEMPTS_EXHAUSTED);
@@ -62,9 +85,14 @@ const scenarios: Record<string, Scenario> = {
     // Locked out: even the right code for a new payment is refused, and that payment is declined too.
     const q = await challenged(t, env, payer, shop, 10_00n);
     const qCode = secondCode(payer, firstCodeOf(env, q.id, secrets), 10_00n, shop.account);
-    const info = await refused(t, payer.api.payer.confirmPayment({ idempotencyKey: key('l'), paymentId: q.id, proof: { case: 'secondCode', value: qCode } }), Code.ResourceExhausted, /locked out/);
-    t.is(info['reason'], 'LOCKED_OUT');
-    t.true(Number(info['retry_after_ms']) > 0);
+    const info = await refused(
+      t,
+      payer.api.payer.confirmPayment({ idempotencyKey: key('l'), paymentId: q.id, proof: { case: 'secondCode', value: qCode } }),
+      Code.ResourceExhausted,
+      /locked out/,
+    );
+    t.is(info.reason, 'LOCKED_OUT');
+    t.true(Number(info.retry_after_ms) > 0);
     t.is((await shop.api.payments.getPayment({ paymentId: q.id })).payment!.state, PaymentState.DECLINED);
     t.deepEqual(await balance(env, payer.account), { available: 500_00n, posted: 500_00n, reserved: 0n, credited: 500_00n });
   },
@@ -78,19 +106,29 @@ const scenarios: Record<string, Scenario> = {
     await new Promise((resolve) => setTimeout(resolve, shortCodeTtlMs + 600));
     t.is((await shop.api.payments.getPayment({ paymentId: p.id })).payment!.state, PaymentState.EXPIRED);
     t.deepEqual(await balance(env, payer.account), { available: 500_00n, posted: 500_00n, reserved: 0n, credited: 500_00n });
-    await refused(t, payer.api.payer.confirmPayment({ idempotencyKey: key('e'), paymentId: p.id, proof: { case: 'secondCode', value: code } }), Code.FailedPrecondition, /EXPIRED/);
+    await refused(
+      t,
+      payer.api.payer.confirmPayment({ idempotencyKey: key('e'), paymentId: p.id, proof: { case: 'secondCode', value: code } }),
+      Code.FailedPrecondition,
+      /EXPIRED/,
+    );
   },
 
   async 'a code computed for another amount or payee does not approve'(t, env, secrets) {
     const [payer, shop, other] = await Promise.all([newPayer(env), newMerchant(env), newMerchant(env)]);
     const p = await challenged(t, env, payer, shop, 30_00n);
     const first = firstCodeOf(env, p.id, secrets);
-    const confirm = (value: string, idempotencyKey = key('a')) => payer.api.payer.confirmPayment({ idempotencyKey, paymentId: p.id, proof: { case: 'secondCode', value } });
+    const confirm = (value: string, idempotencyKey = key('a')) =>
+      payer.api.payer.confirmPayment({ idempotencyKey, paymentId: p.id, proof: { case: 'secondCode', value } });
     const retried = key('a');
-    t.is((await refused(t, confirm(secondCode(payer, first, 30_01n, shop.account), retried), Code.PermissionDenied))['attempts_left'], '4');
-    t.is((await refused(t, confirm(secondCode(payer, first, 30_01n, shop.account), retried), Code.PermissionDenied))['attempts_left'], '4', 'a retry with the same key replays the refusal without counting another attempt');
-    t.is((await refused(t, confirm(secondCode(payer, first, 30_00n, other.account)), Code.PermissionDenied))['attempts_left'], '3');
-    t.is((await refused(t, confirm(secondCode(payer, first, 30_00n, shop.account, 'EUR')), Code.PermissionDenied))['attempts_left'], '2');
+    t.is((await refused(t, confirm(secondCode(payer, first, 30_01n, shop.account), retried), Code.PermissionDenied)).attempts_left, '4');
+    t.is(
+      (await refused(t, confirm(secondCode(payer, first, 30_01n, shop.account), retried), Code.PermissionDenied)).attempts_left,
+      '4',
+      'a retry with the same key replays the refusal without counting another attempt',
+    );
+    t.is((await refused(t, confirm(secondCode(payer, first, 30_00n, other.account)), Code.PermissionDenied)).attempts_left, '3');
+    t.is((await refused(t, confirm(secondCode(payer, first, 30_00n, shop.account, 'EUR')), Code.PermissionDenied)).attempts_left, '2');
     t.is((await confirm(secondCode(payer, first, 30_00n, shop.account))).payment!.state, PaymentState.SUCCEEDED);
     t.is((await balance(env, payer.account)).posted, 470_00n);
   },
@@ -114,15 +152,16 @@ const scenarios: Record<string, Scenario> = {
     const p = await challenged(t, env, payer, shop, 30_00n);
     const right = secondCode(payer, firstCodeOf(env, p.id, secrets), 30_00n, shop.account);
     const wrong = right === '12345678' ? '87654321' : '12345678';
-    const asMerchant = (paymentId: string, code: string) => shop.api.payments.confirmPaymentAsMerchant({ idempotencyKey: key('m1c'), paymentId, secondCode: code });
-    for (const left of ['4', '3', '2', '1']) t.is((await refused(t, asMerchant(p.id, wrong), Code.PermissionDenied))['attempts_left'], left);
+    const asMerchant = (paymentId: string, code: string) =>
+      shop.api.payments.confirmPaymentAsMerchant({ idempotencyKey: key('m1c'), paymentId, secondCode: code });
+    for (const left of ['4', '3', '2', '1']) t.is((await refused(t, asMerchant(p.id, wrong), Code.PermissionDenied)).attempts_left, left);
     await refused(t, asMerchant(p.id, wrong), Code.ResourceExhausted);
     await refused(t, asMerchant(p.id, right), Code.FailedPrecondition, /DECLINED/);
     t.deepEqual(await balance(env, payer.account), { available: 500_00n, posted: 500_00n, reserved: 0n, credited: 500_00n });
     // The payer is now locked out on every path, the merchant's included.
     const q = await challenged(t, env, payer, shop, 10_00n);
     const qCode = secondCode(payer, firstCodeOf(env, q.id, secrets), 10_00n, shop.account);
-    t.is((await refused(t, asMerchant(q.id, qCode), Code.ResourceExhausted))['reason'], 'LOCKED_OUT');
+    t.is((await refused(t, asMerchant(q.id, qCode), Code.ResourceExhausted)).reason, 'LOCKED_OUT');
     t.is((await balance(env, payer.account)).posted, 500_00n);
   },
 
@@ -133,7 +172,11 @@ const scenarios: Record<string, Scenario> = {
     await refused(t, rival.api.payments.getPayment({ paymentId: p.id }), Code.NotFound);
     await refused(t, rival.api.payments.cancelPayment({ idempotencyKey: key('x'), paymentId: p.id }), Code.NotFound);
     await refused(t, rival.api.payments.confirmPaymentAsMerchant({ idempotencyKey: key('x'), paymentId: p.id, secondCode: code }), Code.NotFound);
-    await refused(t, stranger.api.payer.confirmPayment({ idempotencyKey: key('x'), paymentId: p.id, proof: { case: 'secondCode', value: code } }), Code.NotFound);
+    await refused(
+      t,
+      stranger.api.payer.confirmPayment({ idempotencyKey: key('x'), paymentId: p.id, proof: { case: 'secondCode', value: code } }),
+      Code.NotFound,
+    );
     await refused(t, stranger.api.payer.getChallenge({ paymentId: p.id }), Code.NotFound);
     await refused(t, rival.api.ledger.getAccount({ accountId: payer.account }), Code.NotFound);
     t.false((await rival.api.payments.listPayments({})).payments.some((x) => x.id === p.id));
@@ -149,9 +192,10 @@ const scenarios: Record<string, Scenario> = {
     const p = await challenged(t, env, payer, shop, 18_00n);
     t.deepEqual(p.requiredFactors, [Factor.FIRST_CODE_AND_PIN]);
     const first = firstCodeOf(env, p.id, secrets);
-    const confirm = (firstCode: string, pin: string) => payer.api.payer.confirmPayment({ idempotencyKey: key('p'), paymentId: p.id, proof: { case: 'firstCodeAndPin', value: { firstCode, pin } } });
-    t.is((await refused(t, confirm(first, '1111'), Code.PermissionDenied))['attempts_left'], '4');
-    t.is((await refused(t, confirm(first === '00000000' ? '00000001' : '00000000', '4821'), Code.PermissionDenied))['attempts_left'], '3');
+    const confirm = (firstCode: string, pin: string) =>
+      payer.api.payer.confirmPayment({ idempotencyKey: key('p'), paymentId: p.id, proof: { case: 'firstCodeAndPin', value: { firstCode, pin } } });
+    t.is((await refused(t, confirm(first, '1111'), Code.PermissionDenied)).attempts_left, '4');
+    t.is((await refused(t, confirm(first === '00000000' ? '00000001' : '00000000', '4821'), Code.PermissionDenied)).attempts_left, '3');
     t.is((await confirm(first, '4821')).payment!.state, PaymentState.SUCCEEDED);
     t.is((await balance(env, payer.account)).posted, 482_00n);
   },
@@ -159,13 +203,20 @@ const scenarios: Record<string, Scenario> = {
   async 'policy thresholds: nothing below X, one factor up to Y, more above'(t, env) {
     const [payer, shop] = await Promise.all([newPayer(env, 5000_00n), newMerchant(env)]);
     const create = (amount: bigint, extra: Factor[] = []) =>
-      shop.api.payments.createPayment({ idempotencyKey: key('pol'), payer: { case: 'payerId', value: payer.id }, amount, currency: 'USD', description: '', requestedFactors: extra });
+      shop.api.payments.createPayment({
+        idempotencyKey: key('pol'),
+        payer: { case: 'payerId', value: payer.id },
+        amount,
+        currency: 'USD',
+        description: '',
+        requestedFactors: extra,
+      });
     const small = (await create(50n)).payment!;
     t.is(small.state, PaymentState.SUCCEEDED);
     t.deepEqual(small.requiredFactors, []);
     t.deepEqual((await create(1000_00n)).payment!.requiredFactors, [Factor.SECOND_CODE]);
     // Above the threshold the PIN is needed too: refused while the payer has none, before anything is reserved.
-    t.is((await refused(t, create(1000_01n), Code.FailedPrecondition, /PIN or password/))['reason'], 'PAYER_SECRET_NOT_SET');
+    t.is((await refused(t, create(1000_01n), Code.FailedPrecondition, /PIN or password/)).reason, 'PAYER_SECRET_NOT_SET');
     await env.admin.enrollment.setPin({ idempotencyKey: key('pin'), payerId: payer.id, pin: '1357' });
     t.deepEqual((await create(1000_01n)).payment!.requiredFactors, [Factor.SECOND_CODE, Factor.FIRST_CODE_AND_PIN]);
     t.deepEqual((await create(60n, [Factor.SECOND_CODE])).payment!.requiredFactors, [Factor.SECOND_CODE], 'a merchant may ask for more');
@@ -174,16 +225,32 @@ const scenarios: Record<string, Scenario> = {
     // The merchant's per-payment limit: above it, declined by policy before anything is reserved.
     const capped = await newMerchant(env, 0, 100_00n);
     const denied = { idempotencyKey: key('cap'), payer: { case: 'payerId' as const, value: payer.id }, amount: 100_01n, currency: 'USD', description: '' };
-    t.is((await refused(t, capped.api.payments.createPayment(denied), Code.FailedPrecondition, /per-payment limit/))['reason'], 'POLICY_DENIED');
+    t.is((await refused(t, capped.api.payments.createPayment(denied), Code.FailedPrecondition, /per-payment limit/)).reason, 'POLICY_DENIED');
     t.is((await capped.api.payments.createPayment({ ...denied, idempotencyKey: key('cap'), amount: 100_00n })).payment!.state, PaymentState.CHALLENGED);
-    t.is((await shop.api.payments.listPayments({})).payments.length + (await capped.api.payments.listPayments({})).payments.length, 6, 'the refused one (PIN missing) recorded nothing');
+    t.is(
+      (await shop.api.payments.listPayments({})).payments.length + (await capped.api.payments.listPayments({})).payments.length,
+      6,
+      'the refused one (PIN missing) recorded nothing',
+    );
   },
 
   async 'batch create and batch confirm report each item on its own'(t, env, secrets) {
     const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
-    const item = (amount: bigint, payerId = payer.id) => ({ idempotencyKey: key('b'), payer: { case: 'payerId' as const, value: payerId }, amount, currency: 'USD', description: '' });
-    const created = await shop.api.payments.batchCreatePayments({ idempotencyKey: key('batch'), items: [item(50n), item(20_00n), item(5_00n, 'f'.repeat(32)), item(0n)] });
-    t.deepEqual(created.results.map((r) => r.outcome.case), ['payment', 'payment', 'error', 'error']);
+    const item = (amount: bigint, payerId = payer.id) => ({
+      idempotencyKey: key('b'),
+      payer: { case: 'payerId' as const, value: payerId },
+      amount,
+      currency: 'USD',
+      description: '',
+    });
+    const created = await shop.api.payments.batchCreatePayments({
+      idempotencyKey: key('batch'),
+      items: [item(50n), item(20_00n), item(5_00n, 'f'.repeat(32)), item(0n)],
+    });
+    t.deepEqual(
+      created.results.map((r) => r.outcome.case),
+      ['payment', 'payment', 'error', 'error'],
+    );
     const [frictionless, challengedItem, unknown, zero] = created.results;
     t.is(frictionless!.outcome.case === 'payment' && frictionless!.outcome.value.state, PaymentState.SUCCEEDED);
     t.is(unknown!.outcome.case === 'error' && unknown!.outcome.value.code, Code.NotFound);
@@ -192,13 +259,26 @@ const scenarios: Record<string, Scenario> = {
     const code = secondCode(payer, firstCodeOf(env, id, secrets), 20_00n, shop.account);
     const confirmed = await shop.api.payments.batchConfirmPayments({
       idempotencyKey: key('batch'),
-      items: [{ idempotencyKey: key('bc'), paymentId: id, secondCode: code }, { idempotencyKey: key('bc'), paymentId: '0'.repeat(32), secondCode: code }],
+      items: [
+        { idempotencyKey: key('bc'), paymentId: id, secondCode: code },
+        { idempotencyKey: key('bc'), paymentId: '0'.repeat(32), secondCode: code },
+      ],
     });
     t.is(confirmed.results[0]!.outcome.case === 'payment' && confirmed.results[0]!.outcome.value.state, PaymentState.SUCCEEDED);
     t.is(confirmed.results[1]!.outcome.case === 'error' && confirmed.results[1]!.outcome.value.code, Code.NotFound);
     t.is((await balance(env, payer.account)).posted, 500_00n - 50n - 20_00n);
-    await refused(t, shop.api.payments.batchCreatePayments({ idempotencyKey: key('batch'), items: Array.from({ length: 1001 }, () => item(1n)) }), Code.InvalidArgument, /at most 1000/);
-    await refused(t, shop.api.payments.batchConfirmPayments({ idempotencyKey: '', items: [{ idempotencyKey: key('bc'), paymentId: id, secondCode: code }] }), Code.InvalidArgument, /idempotency_key/);
+    await refused(
+      t,
+      shop.api.payments.batchCreatePayments({ idempotencyKey: key('batch'), items: Array.from({ length: 1001 }, () => item(1n)) }),
+      Code.InvalidArgument,
+      /at most 1000/,
+    );
+    await refused(
+      t,
+      shop.api.payments.batchConfirmPayments({ idempotencyKey: '', items: [{ idempotencyKey: key('bc'), paymentId: id, secondCode: code }] }),
+      Code.InvalidArgument,
+      /idempotency_key/,
+    );
   },
 
   async 'bad input and bad callers get precise statuses and move no money'(t, env, secrets) {
@@ -216,7 +296,8 @@ const scenarios: Record<string, Scenario> = {
     const tooMuch = await challenged(t, env, payer, shop, 501_00n);
     const code = secondCode(payer, firstCodeOf(env, tooMuch.id, secrets), 501_00n, shop.account);
     secrets.add(code);
-    const late = (await payer.api.payer.confirmPayment({ idempotencyKey: key('c'), paymentId: tooMuch.id, proof: { case: 'secondCode', value: code } })).payment!;
+    const late = (await payer.api.payer.confirmPayment({ idempotencyKey: key('c'), paymentId: tooMuch.id, proof: { case: 'secondCode', value: code } }))
+      .payment!;
     t.deepEqual([late.state, late.declineReason], [PaymentState.DECLINED, DeclineReason.INSUFFICIENT_FUNDS]);
     await refused(t, payer.api.payments.createPayment(base), Code.PermissionDenied, /merchant credentials/);
     await refused(t, env.clients('cs_live_forged').payments.getPayment({ paymentId: 'e'.repeat(32) }), Code.Unauthenticated);
@@ -230,7 +311,10 @@ const scenarios: Record<string, Scenario> = {
     const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
     const a = await challenged(t, env, payer, shop, 70_00n);
     const b = await challenged(t, env, payer, shop, 80_00n);
-    t.is((await shop.api.payments.cancelPayment({ idempotencyKey: key('cancel'), paymentId: a.id, reason: 'out of stock' })).payment!.state, PaymentState.CANCELLED);
+    t.is(
+      (await shop.api.payments.cancelPayment({ idempotencyKey: key('cancel'), paymentId: a.id, reason: 'out of stock' })).payment!.state,
+      PaymentState.CANCELLED,
+    );
     const declined = (await payer.api.payer.declinePayment({ idempotencyKey: key('decline'), paymentId: b.id, reason: 'not me' })).payment!;
     t.deepEqual([declined.state, declined.declineReason], [PaymentState.DECLINED, DeclineReason.PAYER_DECLINED]);
     t.deepEqual(await balance(env, payer.account), { available: 500_00n, posted: 500_00n, reserved: 0n, credited: 500_00n });
@@ -238,7 +322,14 @@ const scenarios: Record<string, Scenario> = {
 
   async 'the payer terminal fetches its first code (channel APP) and the watch stream follows the payment'(t, env, secrets) {
     const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
-    const r = await shop.api.payments.createPayment({ idempotencyKey: key('app'), payer: { case: 'payerId', value: payer.id }, amount: 9_99n, currency: 'USD', description: 'app', channel: Channel.APP });
+    const r = await shop.api.payments.createPayment({
+      idempotencyKey: key('app'),
+      payer: { case: 'payerId', value: payer.id },
+      amount: 9_99n,
+      currency: 'USD',
+      description: 'app',
+      channel: Channel.APP,
+    });
     const id = r.payment!.id;
     t.is(env.inbox.firstCodeFor(id), undefined, 'not sent to a notifier: the terminal fetches it');
     const controller = new AbortController();
@@ -264,13 +355,19 @@ const scenarios: Record<string, Scenario> = {
   async 'reconcile rebuilds payment states from the ledger'(t, env, secrets) {
     const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
     const paid = await challenged(t, env, payer, shop, 11_00n);
-    await payer.api.payer.confirmPayment({ idempotencyKey: key('r'), paymentId: paid.id, proof: { case: 'secondCode', value: secondCode(payer, firstCodeOf(env, paid.id, secrets), 11_00n, shop.account) } });
+    await payer.api.payer.confirmPayment({
+      idempotencyKey: key('r'),
+      paymentId: paid.id,
+      proof: { case: 'secondCode', value: secondCode(payer, firstCodeOf(env, paid.id, secrets), 11_00n, shop.account) },
+    });
     const voided = await challenged(t, env, payer, shop, 12_00n);
     await shop.api.payments.cancelPayment({ idempotencyKey: key('r'), paymentId: voided.id });
     // A crash that lost the last state writes: both records still say CHALLENGED.
     for (const id of [paid.id, voided.id]) {
       const record = (await env.app.payments.record(id))!;
-      const [rewound] = await env.app.store.commit([{ paymentId: id, expectVersion: record.version, payment: { ...record.payment, state: 'CHALLENGED' }, dueAtMs: null, nowMs: Date.now() }]);
+      const [rewound] = await env.app.store.commit([
+        { paymentId: id, expectVersion: record.version, payment: { ...record.payment, state: 'CHALLENGED' }, dueAtMs: null, nowMs: Date.now() },
+      ]);
       t.is(rewound!.outcome, 'committed');
     }
     const report = await reconcile(env.app.payments.deps);

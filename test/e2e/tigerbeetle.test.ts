@@ -15,7 +15,8 @@ const clusterId = BigInt(process.env.TB_CLUSTER_ID ?? '0');
 const requestTimeoutMs = 10_000;
 
 if (address === '') {
-  const why = 'TB_ADDRESS not set: e2e payment on TigerBeetle skipped (set TB_ADDRESS=host:port[,..]; npm run test:all starts a cluster when ../shared/tigerbeetle/tigerbeetle or TB_BIN is there)';
+  const why =
+    'TB_ADDRESS not set: e2e payment on TigerBeetle skipped (set TB_ADDRESS=host:port[,..]; npm run test:all starts a cluster when ../shared/tigerbeetle/tigerbeetle or TB_BIN is there)';
   console.log(`[tigerbeetle e2e] ${why}`);
   test.skip(`e2e on TigerBeetle: ${why}`, (t) => {
     t.fail('skipped');
@@ -27,12 +28,21 @@ if (address === '') {
     const addresses = address.split(',');
     const env = await startEnv('grpc-js', 'memory', {}, { tbAddresses: addresses, tbClusterId: clusterId });
     t.teardown(() => env.close());
-    t.true(env.app.describe.some((line) => line.startsWith('TigerBeetle cluster')), `the service runs on TigerBeetle: ${env.app.describe.join('; ')}`);
+    t.true(
+      env.app.describe.some((line) => line.startsWith('TigerBeetle cluster')),
+      `the service runs on TigerBeetle: ${env.app.describe.join('; ')}`,
+    );
 
     // Nothing to prove below 10.00 for this payer; the second code above. The merchant's fee is 1%.
     const [payer, shop] = await Promise.all([newPayer(env, 500_00n, { noFactorBelow: 10_00n }), newMerchant(env, 100)]);
     const pay = (amount: bigint) =>
-      shop.api.payments.createPayment({ idempotencyKey: key('tb'), payer: { case: 'payerId', value: payer.id }, amount, currency: 'USD', description: 'on TigerBeetle' });
+      shop.api.payments.createPayment({
+        idempotencyKey: key('tb'),
+        payer: { case: 'payerId', value: payer.id },
+        amount,
+        currency: 'USD',
+        description: 'on TigerBeetle',
+      });
 
     const quick = (await pay(5_00n)).payment!;
     t.is(quick.state, PaymentState.SUCCEEDED);

@@ -1,9 +1,9 @@
-import test from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test from 'ava';
 import { EmbeddedLedger } from '../../ledger/embedded/engine.js';
-import { account, AccountFlags, transfer } from '../../ledger/model.js';
+import { AccountFlags, account, transfer } from '../../ledger/model.js';
 import { LedgerCapacityError, LedgerUnavailableError } from '../../ledger/port.js';
 
 const accountsMax = 3;

@@ -1,8 +1,8 @@
-import test from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import test from 'ava';
 import { EmbeddedLedger } from '../../ledger/embedded/engine.js';
 import { batchAmount, crashAccounts, crashOperator, crashTransferId } from './fixtures/crash-plan.js';
 import { runAndKill } from './fixtures/kill-writer.js';
@@ -33,7 +33,9 @@ test('SIGKILL while checkpoints are written: every acknowledged batch survives, 
 
   const ledger = await EmbeddedLedger.open({ dataDir });
   t.teardown(() => ledger.close());
-  t.log(`acked per round: ${rounds.map((r) => r.acked).join(', ')}; opened with checkpoint transfers/sealed segments: ${rounds.map((r) => r.opened).join(', ')}, finally ${ledger.recovered.checkpointTransfers}/${ledger.recovered.segments}`);
+  t.log(
+    `acked per round: ${rounds.map((r) => r.acked).join(', ')}; opened with checkpoint transfers/sealed segments: ${rounds.map((r) => r.opened).join(', ')}, finally ${ledger.recovered.checkpointTransfers}/${ledger.recovered.segments}`,
+  );
   t.true(ledger.recovered.checkpointTransfers > 0, 'the data directory holds a checkpoint');
   let expectedTotal = 0n;
   for (const { runTag, acked } of rounds) {

@@ -1,7 +1,7 @@
-import test, { type ExecutionContext } from 'ava';
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
 import { CheckpointCorruptError } from '../../ledger/embedded/checkpoint-format.js';
 import { checkpointName, checkpointTmpName, dataFileNames, liveJournalName, sealedJournalName } from '../../ledger/embedded/data-dir.js';
 import { EmbeddedLedger, type EmbeddedLedgerOptions } from '../../ledger/embedded/engine.js';
@@ -26,7 +26,7 @@ async function populated(dataDir: string, w: Workload, clock: ReturnType<typeof 
   await ledger.createTransfers(w.funding());
   for (let b = 0; b < 4; b++) await ledger.createTransfers(w.batch(120));
   await ledger.checkpoint();
-  for (let b = 0; b < after; b++) (clock.advanceMs(900), await ledger.createTransfers(w.batch(120)));
+  for (let b = 0; b < after; b++) clock.advanceMs(900), await ledger.createTransfers(w.batch(120));
   return ledger;
 }
 
@@ -53,7 +53,11 @@ test('a checkpoint cut off after sealing the journal (columns half appended, tem
   await second.checkpoint(); // seals the live journal as segment 3, holds 1..3
   const after = await dump(second, w);
   await second.close();
-  t.deepEqual(readdirSync(dataDir).filter((n) => n.startsWith(`${liveJournalName}.`)), [], 'sealed segments are deleted');
+  t.deepEqual(
+    readdirSync(dataDir).filter((n) => n.startsWith(`${liveJournalName}.`)),
+    [],
+    'sealed segments are deleted',
+  );
 
   const third = await EmbeddedLedger.open(options);
   t.teardown(() => third.close());
@@ -96,8 +100,14 @@ test('a checkpoint or column that fails its checksum, or a missing segment, refu
     await t.throwsAsync(EmbeddedLedger.open({ dataDir }), expected, name);
     writeFileSync(path, original);
   };
-  await corrupt(checkpointName, (b) => b.writeUInt8(b.readUInt8(b.length - 5) ^ 1, b.length - 5), { instanceOf: CheckpointCorruptError, message: /fails its checksum/ });
-  await corrupt('transfers.data', (b) => b.writeUInt8(b.readUInt8(200) ^ 1, 200), { instanceOf: CheckpointCorruptError, message: /chunk 0 fails its checksum/ });
+  await corrupt(checkpointName, (b) => b.writeUInt8(b.readUInt8(b.length - 5) ^ 1, b.length - 5), {
+    instanceOf: CheckpointCorruptError,
+    message: /fails its checksum/,
+  });
+  await corrupt('transfers.data', (b) => b.writeUInt8(b.readUInt8(200) ^ 1, 200), {
+    instanceOf: CheckpointCorruptError,
+    message: /chunk 0 fails its checksum/,
+  });
   const transfers = readFileSync(join(dataDir, 'transfers.data'));
   truncateSync(join(dataDir, 'transfers.data'), transfers.length - 128);
   await t.throwsAsync(EmbeddedLedger.open({ dataDir }), { instanceOf: CheckpointCorruptError, message: /shorter than the checkpoint says/ });

@@ -1,9 +1,9 @@
-import test, { type ExecutionContext } from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
 import { EmbeddedLedger, type EmbeddedLedgerOptions } from '../../ledger/embedded/engine.js';
-import { account, accountFilter, AccountFilterFlags, AccountFlags, transfer, TransferFlags } from '../../ledger/model.js';
+import { AccountFilterFlags, AccountFlags, account, accountFilter, TransferFlags, transfer } from '../../ledger/model.js';
 import { dump, manualClock, Workload } from './fixtures/workload.js';
 
 /** Small enough that the workload below writes a checkpoint every batch or two. */
@@ -18,7 +18,14 @@ function tempDir(t: ExecutionContext, prefix: string): string {
 }
 
 /** Sends the same batches to every ledger with the clock moved between them; asserts equal results. */
-async function drive(t: ExecutionContext, ledgers: EmbeddedLedger[], w: Workload, clock: ReturnType<typeof manualClock>, batches: number, size: number): Promise<void> {
+async function drive(
+  t: ExecutionContext,
+  ledgers: EmbeddedLedger[],
+  w: Workload,
+  clock: ReturnType<typeof manualClock>,
+  batches: number,
+  size: number,
+): Promise<void> {
   for (let b = 0; b < batches; b++) {
     clock.advanceMs(700 * (b % 4)); // pendings with timeouts of 0..19 s expire along the way
     const events = w.batch(size);
@@ -131,7 +138,9 @@ test('balance history that a checkpoint moved out of memory reads back the same,
   t.teardown(() => reference.close());
   const accounts = [account({ id: 1n, ledger: 1, code: 1, flags: AccountFlags.history }), account({ id: 2n, ledger: 1, code: 1, flags: AccountFlags.history })];
   const batches = Array.from({ length: 3 }, (_, b) =>
-    Array.from({ length: 8000 }, (_, i) => transfer({ id: BigInt(100_000 * (b + 1) + i), debit_account_id: 1n, credit_account_id: 2n, amount: BigInt(i + 1), ledger: 1, code: 1 })),
+    Array.from({ length: 8000 }, (_, i) =>
+      transfer({ id: BigInt(100_000 * (b + 1) + i), debit_account_id: 1n, credit_account_id: 2n, amount: BigInt(i + 1), ledger: 1, code: 1 }),
+    ),
   );
   for (const l of [journaled, reference]) {
     await l.createAccounts(accounts);
@@ -170,7 +179,12 @@ test('a checkpoint holds every account change since the previous one: credits, e
     t.deepEqual(a, b);
   };
   await both((l) => l.createAccounts(ids.map((id) => account({ id, ledger: 1, code: 1, flags: AccountFlags.history }))));
-  await both((l) => l.createTransfers([move(10n, 1n, 2n, { flags: TransferFlags.pending, timeout: 2 }), move(11n, 3n, 4n, { flags: TransferFlags.pending | TransferFlags.closing_credit, timeout: 2 })]));
+  await both((l) =>
+    l.createTransfers([
+      move(10n, 1n, 2n, { flags: TransferFlags.pending, timeout: 2 }),
+      move(11n, 3n, 4n, { flags: TransferFlags.pending | TransferFlags.closing_credit, timeout: 2 }),
+    ]),
+  );
   await journaled.checkpoint();
   clock.advanceMs(3_000);
   await both((l) => l.lookupAccounts(ids)); // both holds expire here, and account 4 opens again: nothing else changes them

@@ -2,7 +2,7 @@ import test from 'ava';
 import { CoalescingLedger } from '../../ledger/coalescing.js';
 import { EmbeddedLedger } from '../../ledger/embedded/engine.js';
 import { newId } from '../../ledger/ids.js';
-import { AccountFlags, TransferFlags, account, transfer, type Transfer } from '../../ledger/model.js';
+import { AccountFlags, account, type Transfer, TransferFlags, transfer } from '../../ledger/model.js';
 import type { Ledger } from '../../ledger/port.js';
 
 /** Counts the requests that reach the real engine underneath. */
@@ -19,9 +19,13 @@ function counted(inner: Ledger): { ledger: Ledger; requests: number[] } {
 async function setup() {
   const engine = await EmbeddedLedger.open({});
   const [a, b] = [newId(), newId()];
-  await engine.createAccounts([account({ id: a, ledger: 1, code: 1 }), account({ id: b, ledger: 1, code: 1, flags: AccountFlags.debits_must_not_exceed_credits })]);
+  await engine.createAccounts([
+    account({ id: a, ledger: 1, code: 1 }),
+    account({ id: b, ledger: 1, code: 1, flags: AccountFlags.debits_must_not_exceed_credits }),
+  ]);
   const { ledger, requests } = counted(engine);
-  const move = (from: bigint, to: bigint, amount: bigint, flags = 0) => transfer({ id: newId(), debit_account_id: from, credit_account_id: to, amount, ledger: 1, code: 1, flags });
+  const move = (from: bigint, to: bigint, amount: bigint, flags = 0) =>
+    transfer({ id: newId(), debit_account_id: from, credit_account_id: to, amount, ledger: 1, code: 1, flags });
   return { engine, coalescing: new CoalescingLedger(ledger), requests, a, b, move };
 }
 

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import test from 'ava';
 import { EmbeddedLedger } from '../../ledger/embedded/engine.js';
-import { ledgerContract } from './contract.js';
 import { acct, bal, balances, injectedTime, withTime, xfer } from './contract/helpers.js';
+import { ledgerContract } from './contract.js';
 import { manualClock } from './fixtures/workload.js';
 
 // Each engine runs on a clock of its own that moves only when a case advances it (the expiry
@@ -11,16 +11,18 @@ import { manualClock } from './fixtures/workload.js';
 const memoryClock = manualClock();
 ledgerContract('embedded (memory)', { open: async () => withTime(await EmbeddedLedger.open({ clockNs: memoryClock.now }), injectedTime(memoryClock)) });
 
-const dataDir = fs.mkdtempSync(os.tmpdir() + '/cs-ledger-');
+const dataDir = fs.mkdtempSync(`${os.tmpdir()}/cs-ledger-`);
 const journalClock = manualClock();
-ledgerContract('embedded (journal)', { open: async () => withTime(await EmbeddedLedger.open({ dataDir, clockNs: journalClock.now }), injectedTime(journalClock)) });
+ledgerContract('embedded (journal)', {
+  open: async () => withTime(await EmbeddedLedger.open({ dataDir, clockNs: journalClock.now }), injectedTime(journalClock)),
+});
 
 test.after.always('remove the journal directory', () => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
 test('embedded (journal) state survives close and reopen', async (t) => {
-  const dir = fs.mkdtempSync(os.tmpdir() + '/cs-ledger-');
+  const dir = fs.mkdtempSync(`${os.tmpdir()}/cs-ledger-`);
   try {
     const first = await EmbeddedLedger.open({ dataDir: dir });
     const [x, y] = [acct(), acct()];

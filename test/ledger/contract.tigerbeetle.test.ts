@@ -1,7 +1,6 @@
 import { ledgerContract } from './contract.js';
 
-const skipMessage =
-  'TB_ADDRESS not set: TigerBeetle contract run skipped (set TB_ADDRESS=host:port[,..] and optionally TB_CLUSTER_ID)';
+const skipMessage = 'TB_ADDRESS not set: TigerBeetle contract run skipped (set TB_ADDRESS=host:port[,..] and optionally TB_CLUSTER_ID)';
 const address = process.env.TB_ADDRESS;
 
 if (address === undefined || address === '') {

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { EmbeddedLedger } from '../../ledger/embedded/engine.js';
-import { ExpiryQueue, type Expiry } from '../../ledger/embedded/expiry-queue.js';
-import { account, transfer, TransferFlags } from '../../ledger/model.js';
+import { type Expiry, ExpiryQueue } from '../../ledger/embedded/expiry-queue.js';
+import { account, TransferFlags, transfer } from '../../ledger/model.js';
 import { manualClock, prng } from './fixtures/workload.js';
 
 test('the expiry queue pops in expiry order and compaction keeps only live entries', (t) => {
@@ -20,7 +20,10 @@ test('the expiry queue pops in expiry order and compaction keeps only live entri
   const popped: Expiry[] = [];
   for (let e = queue.pop(); e !== undefined; e = queue.pop()) popped.push(e);
   const expected = pushed.filter((e) => live.has(e.slot)).sort((a, b) => (a.expiresAt < b.expiresAt ? -1 : a.expiresAt > b.expiresAt ? 1 : 0));
-  t.deepEqual(popped.filter((e) => live.has(e.slot)), expected);
+  t.deepEqual(
+    popped.filter((e) => live.has(e.slot)),
+    expected,
+  );
   t.true(popped.every((e, i) => i === 0 || popped[i - 1]!.expiresAt <= e.expiresAt));
 });
 

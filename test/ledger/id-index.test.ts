@@ -1,6 +1,6 @@
 import test from 'ava';
 import { Column } from '../../ledger/embedded/column.js';
-import { idKey, IdIndex, newIdKey, type IdSource } from '../../ledger/embedded/id-index.js';
+import { IdIndex, type IdSource, idKey, newIdKey } from '../../ledger/embedded/id-index.js';
 import { prng } from './fixtures/workload.js';
 
 /** Ids in a column, as the transfer store keeps them. */
@@ -34,7 +34,8 @@ test('the id index finds every id across shard growth, and removing the newest i
   const ids = new Ids();
   const live: bigint[] = [];
   // Ids that collide on purpose: equal low 64 bits, different high bits (like crash-plan ids), plus time-ordered ones.
-  const nextId = (i: number): bigint => (i % 3 === 0 ? (BigInt(i % 7) << 64n) | BigInt(i >> 2) : (1_800_000_000_000n << 80n) | BigInt(Math.floor(random() * 2 ** 48)) << 4n);
+  const nextId = (i: number): bigint =>
+    i % 3 === 0 ? (BigInt(i % 7) << 64n) | BigInt(i >> 2) : (1_800_000_000_000n << 80n) | (BigInt(Math.floor(random() * 2 ** 48)) << 4n);
   for (let i = 1; i <= 60_000; i++) {
     const id = nextId(i);
     if (ids.find(id) >= 0) continue;
@@ -53,7 +54,7 @@ test('the id index finds every id across shard growth, and removing the newest i
 
   // Any order (the index supports it; the store only ever removes the newest): half of them.
   const removed = new Set<bigint>();
-  for (const id of live) if (random() < 0.5) (ids.index.remove(idKey(id, newIdKey())), removed.add(id));
+  for (const id of live) if (random() < 0.5) ids.index.remove(idKey(id, newIdKey())), removed.add(id);
   let wrong = 0;
   live.forEach((id, slot) => (wrong += ids.find(id) === (removed.has(id) ? -1 : slot) ? 0 : 1));
   t.is(wrong, 0);

@@ -1,5 +1,4 @@
 import test from 'ava';
-import { idMax } from '../../ledger/model.js';
 import {
   idFromBytes,
   idFromHex,
@@ -8,10 +7,11 @@ import {
   isPaymentId,
   newId,
   newPaymentId,
+  PaymentTransferKind,
   paymentIdOf,
   paymentTransferIds,
-  PaymentTransferKind,
 } from '../../ledger/ids.js';
+import { idMax } from '../../ledger/model.js';
 
 const idsPerCheck = 10_000;
 
@@ -22,7 +22,15 @@ test('payment transfer ids are distinct from each other and from the payment id'
   t.is(new Set(all).size, 8);
   t.deepEqual(
     Object.values(ids).map((id) => id & 0xfn),
-    [PaymentTransferKind.pending, PaymentTransferKind.post, PaymentTransferKind.void, PaymentTransferKind.fee, PaymentTransferKind.limitPending, PaymentTransferKind.limitPost, PaymentTransferKind.limitVoid],
+    [
+      PaymentTransferKind.pending,
+      PaymentTransferKind.post,
+      PaymentTransferKind.void,
+      PaymentTransferKind.fee,
+      PaymentTransferKind.limitPending,
+      PaymentTransferKind.limitPost,
+      PaymentTransferKind.limitVoid,
+    ],
   );
 });
 

@@ -1,8 +1,8 @@
-import test from 'ava';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import test from 'ava';
 import { EmbeddedLedger } from '../../ledger/embedded/engine.js';
 import { JournalCorruptError, JournalLockedError, journalFileName } from '../../ledger/embedded/journal.js';
 import { account, transfer } from '../../ledger/model.js';
@@ -77,7 +77,10 @@ test('a torn last record is cut off on open; earlier records are kept', async (t
   truncateSync(path, sizes[3]! - 40); // the third transfer's record loses its last 40 bytes
   const ledger = await EmbeddedLedger.open({ dataDir });
   t.is(ledger.recovered.truncatedBytes, sizes[3]! - 40 - sizes[2]!);
-  t.deepEqual((await ledger.lookupTransfers([100n, 101n, 102n])).map((x) => x.id), [100n, 101n]);
+  t.deepEqual(
+    (await ledger.lookupTransfers([100n, 101n, 102n])).map((x) => x.id),
+    [100n, 101n],
+  );
   const [a1] = await ledger.lookupAccounts([1n]);
   t.is(a1!.debits_posted, 20n);
   t.deepEqual(await ledger.createTransfers([transfer({ id: 102n, debit_account_id: 1n, credit_account_id: 2n, amount: 10n, ledger: 1, code: 1 })]), ['ok']);

@@ -1,6 +1,6 @@
-import test from 'ava';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import test from 'ava';
 import { account, transfer } from '../../ledger/model.js';
 import { LedgerRequestError, LedgerUnavailableError } from '../../ledger/port.js';
 import { TigerBeetleLedger } from '../../ledger/tigerbeetle.js';

@@ -1,7 +1,7 @@
 import type { TigerBeetleCluster } from '../support/tigerbeetle.js';
 import { forkedChildren, isAlive, killPid } from './support/pids.js';
-import type { ManagedProcess } from './support/processes.js';
 import type { Prng } from './support/prng.js';
+import type { ManagedProcess } from './support/processes.js';
 import type { World } from './support/world.js';
 
 /**
@@ -68,7 +68,7 @@ async function until(done: () => boolean, waitMs: number): Promise<boolean> {
 
 export function startChaos(targets: ChaosTarget[], plan: ChaosPlan, rng: Prng, log: (line: string) => void): Chaos {
   let stopped = false;
-  const chaos = { kills: 0, killsByTarget: {} as Record<string, number>, windows: [] as DownWindow[], stop: async () => undefined as void };
+  const chaos = { kills: 0, killsByTarget: {} as Record<string, number>, windows: [] as DownWindow[], stop: async () => undefined as undefined };
   const weights = Object.fromEntries(targets.map((t) => [t.name, t.weight]));
   const loop = async () => {
     while (!stopped && chaos.kills < plan.killsMax) {
@@ -132,7 +132,10 @@ export function processTarget(name: string, weight: number, proc: ManagedProcess
 
 /** The authz process and the telco bridge of `world`, `authzShare` of the kills on authz. */
 export function worldTargets(world: World, authzShare: number, log: (line: string) => void): ChaosTarget[] {
-  return [processTarget('authz', authzShare, world.authz, () => world.authz.start(), log), processTarget('telco-bridge', 1 - authzShare, world.bridge, () => world.startBridge(), log)];
+  return [
+    processTarget('authz', authzShare, world.authz, () => world.authz.start(), log),
+    processTarget('telco-bridge', 1 - authzShare, world.bridge, () => world.startBridge(), log),
+  ];
 }
 
 /**
@@ -141,14 +144,23 @@ export function worldTargets(world: World, authzShare: number, log: (line: strin
  * within `orphanExitWaitMs` (serve is then started again). Broken promises go to `violations`;
  * every worker pid seen goes to `seen` (so the scenario can make sure none outlives it).
  */
-export function workerTargets(world: World, workers: number, primaryShare: number, rng: Prng, seen: Set<number>, violations: string[], log: (line: string) => void): ChaosTarget[] {
+export function workerTargets(
+  world: World,
+  workers: number,
+  primaryShare: number,
+  rng: Prng,
+  seen: Set<number>,
+  violations: string[],
+  log: (line: string) => void,
+): ChaosTarget[] {
   const primary = () => world.authz.pid ?? -1;
   const liveWorkers = () => forkedChildren(primary()).filter(isAlive);
   const worker: ChaosTarget = {
     name: 'worker',
     weight: 1 - primaryShare,
     async kill() {
-      if (!(await until(() => liveWorkers().length > 0, workerRespawnWaitMs))) violations.push(`serve --workers ${workers}: no worker process for ${workerRespawnWaitMs / 1000} s`);
+      if (!(await until(() => liveWorkers().length > 0, workerRespawnWaitMs)))
+        violations.push(`serve --workers ${workers}: no worker process for ${workerRespawnWaitMs / 1000} s`);
       const pids = liveWorkers();
       pids.forEach((p) => seen.add(p));
       const pid = rng.pick(pids.length > 0 ? pids : [-1]);
@@ -158,7 +170,10 @@ export function workerTargets(world: World, workers: number, primaryShare: numbe
     },
     async restart() {
       const back = await until(() => liveWorkers().length >= workers, workerRespawnWaitMs);
-      if (!back) violations.push(`serve --workers ${workers}: the primary did not replace a killed worker within ${workerRespawnWaitMs / 1000} s (${liveWorkers().length} running)`);
+      if (!back)
+        violations.push(
+          `serve --workers ${workers}: the primary did not replace a killed worker within ${workerRespawnWaitMs / 1000} s (${liveWorkers().length} running)`,
+        );
       liveWorkers().forEach((p) => seen.add(p));
     },
   };
@@ -168,7 +183,9 @@ export function workerTargets(world: World, workers: number, primaryShare: numbe
     await world.authz.kill();
     if (await until(() => orphans.every((p) => !isAlive(p)), orphanExitWaitMs)) return;
     const left = orphans.filter(isAlive);
-    violations.push(`serve --workers ${workers}: ${left.length} worker(s) still running ${orphanExitWaitMs / 1000} s after their primary was killed (pids ${left.join(', ')})`);
+    violations.push(
+      `serve --workers ${workers}: ${left.length} worker(s) still running ${orphanExitWaitMs / 1000} s after their primary was killed (pids ${left.join(', ')})`,
+    );
     left.forEach(killPid);
   };
   const primaryTarget: ChaosTarget = {
@@ -185,7 +202,13 @@ export function workerTargets(world: World, workers: number, primaryShare: numbe
 }
 
 /** A TigerBeetle replica of `cluster` (one of `replicas`), killed and restarted on its data file; `expectDown` is told first. */
-export function replicaTarget(cluster: TigerBeetleCluster, replicas: number, weight: number, rng: Prng, expectDown: (index: number, down: boolean) => void): ChaosTarget {
+export function replicaTarget(
+  cluster: TigerBeetleCluster,
+  replicas: number,
+  weight: number,
+  rng: Prng,
+  expectDown: (index: number, down: boolean) => void,
+): ChaosTarget {
   let down = -1;
   return {
     name: 'tigerbeetle-replica',

@@ -1,20 +1,20 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { tigerBeetleBinary } from '../support/tigerbeetle.js';
-import { replicaTarget, startChaos, worldTargets, workerTargets, type ChaosPlan, type ChaosTarget, type DownWindow } from './chaos.js';
+import { type ChaosPlan, type ChaosTarget, type DownWindow, replicaTarget, startChaos, workerTargets, worldTargets } from './chaos.js';
 import { progressTicker, type Scenario, type ScenarioOptions, type ScenarioResult } from './scenario.js';
 import { AnswerLog } from './support/answer-log.js';
 import { audit } from './support/audit.js';
 import { CallStats, crashRetries } from './support/clients.js';
 import { finishRequests } from './support/finish.js';
-import { embeddedLedger, givenAddresses, givenCluster, privateCluster, type LedgerSetup } from './support/ledger-setup.js';
-import { PaymentState } from '../../gen/countersign/v1/common_pb.js';
+import { embeddedLedger, givenAddresses, givenCluster, type LedgerSetup, privateCluster } from './support/ledger-setup.js';
 import type { FlowContext, PaymentRecord } from './support/payment-flows.js';
 import { isAlive, killPid } from './support/pids.js';
 import { Prng, randomSeed } from './support/prng.js';
 import { reconcileWorld } from './support/reconcile.js';
-import { startWorld, type World, type WorldOptions } from './support/world.js';
 import { cancelOpenPayments, defaultShape, prepareWorkload, runWorkload } from './support/workload.js';
+import { startWorld, type World, type WorldOptions } from './support/world.js';
 
 /**
  * Crash consistency: payments through real countersign processes on loopback while a seeded
@@ -77,12 +77,31 @@ const replicasCount = 3;
  */
 export const replicaDownCheckMsMin = 5_000;
 
-const short = (p: Partial<CrashPlan>): CrashPlan => ({ payments: 400, concurrency: 16, loadSpanMs: 22_000, killEveryMs: [2_500, 5_000], restartDelayMs: [0, 500], killsMax: 5, ...p });
-const soak = (p: Partial<CrashPlan>): CrashPlan => ({ payments: 10_000, concurrency: 32, loadSpanMs: 900_000, killEveryMs: [2_000, 8_000], restartDelayMs: [0, 1_500], killsMax: 120, ...p });
+const short = (p: Partial<CrashPlan>): CrashPlan => ({
+  payments: 400,
+  concurrency: 16,
+  loadSpanMs: 22_000,
+  killEveryMs: [2_500, 5_000],
+  restartDelayMs: [0, 500],
+  killsMax: 5,
+  ...p,
+});
+const soak = (p: Partial<CrashPlan>): CrashPlan => ({
+  payments: 10_000,
+  concurrency: 32,
+  loadSpanMs: 900_000,
+  killEveryMs: [2_000, 8_000],
+  restartDelayMs: [0, 1_500],
+  killsMax: 120,
+  ...p,
+});
 
 const embedded = async (): Promise<LedgerSetup> => embeddedLedger();
 
-const crashPlans = { short: short({ payments: 800, concurrency: 24, loadSpanMs: 20_000, killEveryMs: [2_000, 5_000], restartDelayMs: [0, 800], killsMax: 8 }), soak: soak({ payments: 20_000, loadSpanMs: 0, killsMax: 150 }) };
+const crashPlans = {
+  short: short({ payments: 800, concurrency: 24, loadSpanMs: 20_000, killEveryMs: [2_000, 5_000], restartDelayMs: [0, 800], killsMax: 8 }),
+  soak: soak({ payments: 20_000, loadSpanMs: 0, killsMax: 150 }),
+};
 
 const variants = {
   crash: { name: 'crash', plans: crashPlans, world: {}, ledger: embedded, targets: (world, _l, _r, c) => worldTargets(world, 0.7, c.log) },
@@ -134,10 +153,18 @@ export function crashTigerBeetleReplica(env: NodeJS.ProcessEnv = process.env): S
   if (tigerBeetleBinary(env) === undefined) return undefined;
   const variant: Variant = {
     name: 'crash-tigerbeetle-replica',
-    plans: { short: short({ killsMax: 2, killEveryMs: [5_000, 8_000], restartDelayMs: [3_000, 6_000] }), soak: soak({ concurrency: 24, killEveryMs: [8_000, 20_000], restartDelayMs: [3_000, 10_000], killsMax: 30 }) },
+    plans: {
+      short: short({ killsMax: 2, killEveryMs: [5_000, 8_000], restartDelayMs: [3_000, 6_000] }),
+      soak: soak({ concurrency: 24, killEveryMs: [8_000, 20_000], restartDelayMs: [3_000, 10_000], killsMax: 30 }),
+    },
     world: {},
     ledger: (log) => privateCluster(replicasCount, log),
-    targets: (world, ledger, rng, c) => [replicaTarget(ledger.cluster!, replicasCount, 0.75, rng, (i, isDown) => ledger.expectDown(i, isDown)), ...worldTargets(world, 1, c.log).slice(0, 1).map((t) => ({ ...t, weight: 0.25 }))],
+    targets: (world, ledger, rng, c) => [
+      replicaTarget(ledger.cluster!, replicasCount, 0.75, rng, (i, isDown) => ledger.expectDown(i, isDown)),
+      ...worldTargets(world, 1, c.log)
+        .slice(0, 1)
+        .map((t) => ({ ...t, weight: 0.25 })),
+    ],
   };
   return (options) => crashScenario(options, variant);
 }
@@ -167,9 +194,25 @@ async function crashScenario(options: ScenarioOptions, variant: Variant): Promis
   }
 }
 
-async function inWorld(options: ScenarioOptions, variant: Variant, plan: CrashPlan, ledger: LedgerSetup, rng: Prng, context: TargetContext, startedAt: number): Promise<ScenarioResult> {
+async function inWorld(
+  options: ScenarioOptions,
+  variant: Variant,
+  plan: CrashPlan,
+  ledger: LedgerSetup,
+  rng: Prng,
+  context: TargetContext,
+  startedAt: number,
+): Promise<ScenarioResult> {
   const authzEnv: Record<string, string> = ledger.clusterId === undefined ? {} : { COUNTERSIGN_TB_CLUSTER_ID: ledger.clusterId };
-  const world = await startWorld({ name: variant.name, workDir: options.workDir, logDir: options.logDir, secrets: options.secrets, tbAddresses: ledger.addresses, authzEnv, ...variant.world });
+  const world = await startWorld({
+    name: variant.name,
+    workDir: options.workDir,
+    logDir: options.logDir,
+    secrets: options.secrets,
+    tbAddresses: ledger.addresses,
+    authzEnv,
+    ...variant.world,
+  });
   try {
     return await underLoad(options, variant, plan, world, ledger, rng, context, startedAt);
   } finally {
@@ -179,7 +222,16 @@ async function inWorld(options: ScenarioOptions, variant: Variant, plan: CrashPl
   }
 }
 
-async function underLoad(options: ScenarioOptions, variant: Variant, plan: CrashPlan, world: World, ledger: LedgerSetup, rng: Prng, context: TargetContext, startedAt: number): Promise<ScenarioResult> {
+async function underLoad(
+  options: ScenarioOptions,
+  variant: Variant,
+  plan: CrashPlan,
+  world: World,
+  ledger: LedgerSetup,
+  rng: Prng,
+  context: TargetContext,
+  startedAt: number,
+): Promise<ScenarioResult> {
   const stats = new CallStats();
   const answers = new AnswerLog();
   const workload = await prepareWorkload(world, { ...defaultShape, payments: plan.payments, concurrency: plan.concurrency }, rng, options.secrets, stats);
@@ -190,10 +242,20 @@ async function underLoad(options: ScenarioOptions, variant: Variant, plan: Crash
   let paymentsDone = 0;
   options.progress?.(`load: ${workload.plans.length} payments by ${plan.concurrency} clients, up to ${plan.killsMax} kills`);
   const stopTicker = progressTicker(options, () => `load: ${paymentsDone}/${workload.plans.length} payments, ${chaos.kills} kills`);
-  const records = await runWorkload(ctx, workload, plan.concurrency, rng, () => ledger.lost.length > 0 || Date.now() >= deadlineAt - finishReserveMs - auditReserveMs, plan.loadSpanMs, (n) => (paymentsDone = n)).finally(stopTicker);
+  const records = await runWorkload(
+    ctx,
+    workload,
+    plan.concurrency,
+    rng,
+    () => ledger.lost.length > 0 || Date.now() >= deadlineAt - finishReserveMs - auditReserveMs,
+    plan.loadSpanMs,
+    (n) => (paymentsDone = n),
+  ).finally(stopTicker);
   await chaos.stop();
   const loadMs = Date.now() - loadStartedAt;
-  options.progress?.(`load done: ${records.length} payments, ${chaos.kills} kills in ${Math.round(loadMs / 1000)} s; finishing, cancelling, reconciling and auditing`);
+  options.progress?.(
+    `load done: ${records.length} payments, ${chaos.kills} kills in ${Math.round(loadMs / 1000)} s; finishing, cancelling, reconciling and auditing`,
+  );
   if (ledger.lost.length > 0) return ledgerLost(variant, ledger, chaos.kills, records.length, startedAt);
   for (const [why, n] of stats.gaveUpWith) context.log(`gave up ${n}× after retries: ${why}`);
   const finishStartedAt = Date.now();
@@ -203,12 +265,28 @@ async function underLoad(options: ScenarioOptions, variant: Variant, plan: Crash
   const auditStartedAt = Date.now();
   const cleanup = await cancelOpenPayments(world, workload.merchants, crashRetries, stats, answers);
   const reconciled = await reconcileWorld(world);
-  const result = await audit({ world, workload, records, reconcileAnomalies: reconciled.anomalies, engine: ledger.addresses.length > 0 ? 'tigerbeetle' : 'embedded', policy: crashRetries, stats, answers });
+  const result = await audit({
+    world,
+    workload,
+    records,
+    reconcileAnomalies: reconciled.anomalies,
+    engine: ledger.addresses.length > 0 ? 'tigerbeetle' : 'embedded',
+    policy: crashRetries,
+    stats,
+    answers,
+  });
   const auditMs = Date.now() - auditStartedAt;
   writeRecords(join(options.logDir, `${variant.name}-records.jsonl`), records, answers);
   const service = serviceWhileDown(chaos.windows, answers.succeededAtMs, ledger.incidents);
   const codes = codesDelivered(records, chaos.windows);
-  const violations = [...ledger.lost, ...result.violations, ...codes, ...context.violations, ...service.violations, ...cleanup.failed.map((f) => `could not cancel an open payment: ${f}`)];
+  const violations = [
+    ...ledger.lost,
+    ...result.violations,
+    ...codes,
+    ...context.violations,
+    ...service.violations,
+    ...cleanup.failed.map((f) => `could not cancel an open payment: ${f}`),
+  ];
   if (records.length < workload.plans.length) violations.push(`only ${records.length} of ${workload.plans.length} payments ran before the deadline`);
   const outcomes: Record<string, number> = {};
   for (const r of records) outcomes[`client_${r.result}`] = (outcomes[`client_${r.result}`] ?? 0) + 1;
@@ -253,7 +331,13 @@ function incidentNotes(ledger: LedgerSetup): string[] {
 /** The cluster went away by itself mid-run: nothing after the load can be judged. */
 function ledgerLost(variant: Variant, ledger: LedgerSetup, kills: number, payments: number, startedAt: number): ScenarioResult {
   const why = `run void after ${kills} kills and ${payments} payments: the TigerBeetle cluster went away by itself, so the finish phase, reconcile and the audit did not run`;
-  return { name: variant.name, counts: { payments, kills }, violations: [...ledger.lost, why], durationMs: Date.now() - startedAt, notes: incidentNotes(ledger) };
+  return {
+    name: variant.name,
+    counts: { payments, kills },
+    violations: [...ledger.lost, why],
+    durationMs: Date.now() - startedAt,
+    notes: incidentNotes(ledger),
+  };
 }
 
 /** One line per payment as its client saw it (no secret: keys, ids, states, results, its create's answers), for reading a run afterwards. */
@@ -274,7 +358,7 @@ function writeRecords(file: string, records: PaymentRecord[], answers: AnswerLog
       unfinished: r.unfinished.map((u) => u.key),
       createAnswers: answers.keys.get(r.plan.key)?.trail ?? [],
     });
-  writeFileSync(file, records.map(line).join('\n') + '\n');
+  writeFileSync(file, `${records.map(line).join('\n')}\n`);
 }
 
 /** Slack around a telco-bridge outage within which a missing SMS is blamed on it, milliseconds. */
@@ -293,7 +377,9 @@ function codesDelivered(records: PaymentRecord[], windows: DownWindow[]): string
   });
   if (missed.length === 0) return [];
   const examples = missed.slice(0, 5).map((r) => `${r.paymentId} (${r.plan.key}, ${r.plan.kind}; client ${r.result})`);
-  return [`acknowledged CHALLENGED but its code never reached the payer (the telco bridge was up): ${missed.length} (${examples.join('; ')}${missed.length > 5 ? '; …' : ''})`];
+  return [
+    `acknowledged CHALLENGED but its code never reached the payer (the telco bridge was up): ${missed.length} (${examples.join('; ')}${missed.length > 5 ? '; …' : ''})`,
+  ];
 }
 
 /**
@@ -301,7 +387,11 @@ function codesDelivered(records: PaymentRecord[], windows: DownWindow[]): string
  * `replicaDownCheckMsMin` or more is a violation — unless another replica exited unasked within
  * it (then the cluster had no quorum for a while, not countersign's doing).
  */
-function serviceWhileDown(windows: DownWindow[], succeededAtMs: number[], incidents: { atMs: number }[]): { counts: Record<string, number>; violations: string[] } {
+function serviceWhileDown(
+  windows: DownWindow[],
+  succeededAtMs: number[],
+  incidents: { atMs: number }[],
+): { counts: Record<string, number>; violations: string[] } {
   const down = windows.filter((w) => w.target === 'tigerbeetle-replica' && !incidents.some((i) => i.atMs >= w.fromMs && i.atMs <= w.toMs));
   if (down.length === 0) return { counts: {}, violations: [] };
   const violations: string[] = [];
@@ -309,7 +399,11 @@ function serviceWhileDown(windows: DownWindow[], succeededAtMs: number[], incide
   for (const w of down) {
     const n = succeededAtMs.filter((t) => t > w.fromMs && t < w.toMs).length;
     succeeded += n;
-    if (n === 0 && w.toMs - w.fromMs >= replicaDownCheckMsMin) violations.push(`no payment succeeded in the ${((w.toMs - w.fromMs) / 1000).toFixed(1)} s ${w.what} was down (the other replicas are a quorum)`);
+    if (n === 0 && w.toMs - w.fromMs >= replicaDownCheckMsMin)
+      violations.push(`no payment succeeded in the ${((w.toMs - w.fromMs) / 1000).toFixed(1)} s ${w.what} was down (the other replicas are a quorum)`);
   }
-  return { counts: { replicaDownWindows: down.length, replicaDownMs: down.reduce((ms, w) => ms + w.toMs - w.fromMs, 0), succeededWhileReplicaDown: succeeded }, violations };
+  return {
+    counts: { replicaDownWindows: down.length, replicaDownMs: down.reduce((ms, w) => ms + w.toMs - w.fromMs, 0), succeededWhileReplicaDown: succeeded },
+    violations,
+  };
 }

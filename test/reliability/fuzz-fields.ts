@@ -1,5 +1,5 @@
-import fc from 'fast-check';
 import { Code } from '@connectrpc/connect';
+import fc from 'fast-check';
 
 /**
  * Hostile field values for the fuzzer, each with the status codes that would be a precise
@@ -42,6 +42,7 @@ export const hex32 = fc.string({ unit: hexDigit, minLength: 32, maxLength: 32 })
 
 /** Not 32 lowercase hex digits. */
 export const malformedId: fc.Arbitrary<string> = fc.oneof(
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a hostile input, sent as these characters
   fc.constantFrom('', '0', '0'.repeat(31), '0'.repeat(33), 'G'.repeat(32), ' '.repeat(32), '../../etc/passwd', "' OR 1=1 --", '${jndi:ldap://x}', largeString),
   hex32.map((h) => h.toUpperCase().replace(/^[0-9]/, 'A')),
   hex32.map((h) => `${h}\n`),
@@ -60,7 +61,17 @@ export function idField(known: string[], unknownTag: Tag = 'notFound'): fc.Arbit
 const u64Max = (1n << 64n) - 1n;
 /** Amounts on the wire (uint64): the boundaries and anything in between; 0 is INVALID_ARGUMENT. */
 export const amountField: fc.Arbitrary<F<bigint>> = fc.oneof(
-  fc.constantFrom(bad(0n, 'invalid'), clean(1n), clean(2n), clean(99n), clean(100n), clean((1n << 63n) - 1n), clean(1n << 63n), clean(u64Max - 1n), clean(u64Max)),
+  fc.constantFrom(
+    bad(0n, 'invalid'),
+    clean(1n),
+    clean(2n),
+    clean(99n),
+    clean(100n),
+    clean((1n << 63n) - 1n),
+    clean(1n << 63n),
+    clean(u64Max - 1n),
+    clean(u64Max),
+  ),
   fc.bigInt({ min: 1n, max: u64Max }).map(clean),
 );
 
@@ -70,21 +81,43 @@ export const keyField = (pool: readonly string[]): fc.Arbitrary<F<string>> =>
   fc.oneof(
     { weight: 8, arbitrary: fc.constant(clean(freshKeyMarker)) },
     { weight: 2, arbitrary: fc.constantFrom(...pool).map((v) => bad(v, 'exists')) },
-    { weight: 2, arbitrary: fc.constantFrom(bad('', 'invalid'), bad('k'.repeat(129), 'invalid'), bad('has space', 'invalid'), bad('ключ', 'invalid'), bad('tab\tkey', 'invalid'), bad(largeString, 'invalid')) },
+    {
+      weight: 2,
+      arbitrary: fc.constantFrom(
+        bad('', 'invalid'),
+        bad('k'.repeat(129), 'invalid'),
+        bad('has space', 'invalid'),
+        bad('ключ', 'invalid'),
+        bad('tab\tkey', 'invalid'),
+        bad(largeString, 'invalid'),
+      ),
+    },
   );
 
 export const currencyField: fc.Arbitrary<F<string>> = fc.oneof(
   { weight: 6, arbitrary: fc.constant(clean('USD')) },
   { weight: 1, arbitrary: fc.constantFrom('EUR', 'JPY').map((v) => bad(v, 'precondition')) },
   { weight: 2, arbitrary: fc.constantFrom('', 'usd', 'XXX', 'US', 'USDD', 'U$D', '840', largeString).map((v) => bad(v, 'invalid')) },
-  { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 8 }).filter((s) => !['USD', 'EUR', 'GBP', 'JPY', 'CNY', 'KRW'].includes(s)).map((v) => bad(v, 'invalid')) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .string({ unit: 'binary', maxLength: 8 })
+      .filter((s) => !['USD', 'EUR', 'GBP', 'JPY', 'CNY', 'KRW'].includes(s))
+      .map((v) => bad(v, 'invalid')),
+  },
 );
 
 /** Free text bounded at `max` characters. */
 export function textField(max: number): fc.Arbitrary<F<string>> {
   return fc.oneof(
     { weight: 4, arbitrary: fc.string({ maxLength: Math.min(max, 40) }).map(clean) },
-    { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: Math.min(max, 60) }).filter((s) => s.length <= max).map(clean) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .string({ unit: 'binary', maxLength: Math.min(max, 60) })
+        .filter((s) => s.length <= max)
+        .map(clean),
+    },
     { weight: 1, arbitrary: fc.constant(clean('é'.repeat(max))) },
     { weight: 1, arbitrary: fc.constantFrom(bad('z'.repeat(max + 1), 'invalid'), bad(largeString, 'invalid')) },
   );
@@ -105,20 +138,42 @@ export const pageSizeField: fc.Arbitrary<F<number>> = fc.oneof(
 );
 
 /** Page tokens: payments lists page by id (base64url of 32 hex digits), ledger lists by timestamp (base64url of digits). */
-export const pageTokenField = (kind: 'payments' | 'ledger'): fc.Arbitrary<F<string>> => fc.oneof(
-  { weight: 3, arbitrary: fc.constant(clean('')) },
-  { weight: 1, arbitrary: hex32.map((h) => (kind === 'payments' ? clean : (v: string) => bad(v, 'invalid'))(Buffer.from(h).toString('base64url'))) },
-  { weight: 1, arbitrary: fc.bigInt({ min: 1n, max: (1n << 63n) - 1n }).map((n) => (kind === 'ledger' ? clean : (v: string) => bad(v, 'invalid'))(Buffer.from(String(n)).toString('base64url'))) },
-  { weight: 2, arbitrary: fc.constantFrom('x', '!!!', 'AAAA', Buffer.from('0'.repeat(31)).toString('base64url'), Buffer.from('-1').toString('base64url'), largeString).map((v) => bad(v, 'invalid')) },
-  { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 30 }).filter((s) => s !== '').map((v) => bad(v, 'invalid')) },
-);
+export const pageTokenField = (kind: 'payments' | 'ledger'): fc.Arbitrary<F<string>> =>
+  fc.oneof(
+    { weight: 3, arbitrary: fc.constant(clean('')) },
+    { weight: 1, arbitrary: hex32.map((h) => (kind === 'payments' ? clean : (v: string) => bad(v, 'invalid'))(Buffer.from(h).toString('base64url'))) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .bigInt({ min: 1n, max: (1n << 63n) - 1n })
+        .map((n) => (kind === 'ledger' ? clean : (v: string) => bad(v, 'invalid'))(Buffer.from(String(n)).toString('base64url'))),
+    },
+    {
+      weight: 2,
+      arbitrary: fc
+        .constantFrom('x', '!!!', 'AAAA', Buffer.from('0'.repeat(31)).toString('base64url'), Buffer.from('-1').toString('base64url'), largeString)
+        .map((v) => bad(v, 'invalid')),
+    },
+    {
+      weight: 1,
+      arbitrary: fc
+        .string({ unit: 'binary', maxLength: 30 })
+        .filter((s) => s !== '')
+        .map((v) => bad(v, 'invalid')),
+    },
+  );
 
 /** A phone: E.164 of someone enrolled (given), of nobody, or malformed. */
 export function phoneField(known: string[]): fc.Arbitrary<F<string>> {
   return fc.oneof(
     { weight: known.length === 0 ? 0 : 2, arbitrary: known.length === 0 ? fc.constant(clean('')) : fc.constantFrom(...known).map(clean) },
     { weight: 2, arbitrary: fc.integer({ min: 0, max: 9_999_999 }).map((n) => bad(`+1201${String(n).padStart(7, '0')}`, 'notFound')) },
-    { weight: 2, arbitrary: fc.constantFrom('', '14155550123', '+0123456789', '+1', '+1415555012345678', '+1 415 555 0123', '+1415555O123', largeString).map((v) => bad(v, 'invalid')) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .constantFrom('', '14155550123', '+0123456789', '+1', '+1415555012345678', '+1 415 555 0123', '+1415555O123', largeString)
+        .map((v) => bad(v, 'invalid')),
+    },
   );
 }
 
@@ -127,7 +182,12 @@ export function codeField(pools: string[]): fc.Arbitrary<F<string>> {
   return fc.oneof(
     { weight: 3, arbitrary: fc.constantFrom(...pools).map(clean) },
     { weight: 3, arbitrary: fc.integer({ min: 0, max: 99_999_999 }).map((n) => clean(String(n).padStart(8, '0'))) },
-    { weight: 2, arbitrary: fc.constantFrom('', '1234567', '123456789', 'abcdefgh', '١٢٣٤٥٦٧٨', ' 12345678', '12345678\n', '-1234567', '1e7', largeString).map((v) => bad(v, 'invalid')) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .constantFrom('', '1234567', '123456789', 'abcdefgh', '١٢٣٤٥٦٧٨', ' 12345678', '12345678\n', '-1234567', '1e7', largeString)
+        .map((v) => bad(v, 'invalid')),
+    },
   );
 }
 
@@ -135,12 +195,14 @@ export function codeField(pools: string[]): fc.Arbitrary<F<string>> {
 export const timestampField: fc.Arbitrary<F<object | undefined>> = fc.oneof(
   fc.constant(clean(undefined)),
   fc.record({ seconds: fc.bigInt({ min: 0n, max: 4_102_444_800n }), nanos: fc.integer({ min: 0, max: 999_999_999 }) }).map(clean),
-  fc.constantFrom(
-    { seconds: -62_135_596_801n, nanos: 0 },
-    { seconds: 253_402_300_800n, nanos: 0 },
-    { seconds: (1n << 62n), nanos: 0 },
-    { seconds: -(1n << 62n), nanos: 0 },
-    { seconds: 0n, nanos: -1 },
-    { seconds: 0n, nanos: 1_000_000_000 },
-  ).map((v) => bad(v, 'invalid')),
+  fc
+    .constantFrom(
+      { seconds: -62_135_596_801n, nanos: 0 },
+      { seconds: 253_402_300_800n, nanos: 0 },
+      { seconds: 1n << 62n, nanos: 0 },
+      { seconds: -(1n << 62n), nanos: 0 },
+      { seconds: 0n, nanos: -1 },
+      { seconds: 0n, nanos: 1_000_000_000 },
+    )
+    .map((v) => bad(v, 'invalid')),
 );

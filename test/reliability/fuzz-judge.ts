@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { Code } from '@connectrpc/connect';
 import type { BatchConfirmPaymentsResponse, BatchCreatePaymentsResponse } from '../../gen/countersign/v1/payments_pb.js';
 import { codeOfTag, freshKeyMarker, isOversize, oversizeString, type Tag } from './fuzz-fields.js';
-import { kindOf, type CallerName, type FuzzRequest } from './fuzz-requests.js';
+import { type CallerName, type FuzzRequest, kindOf } from './fuzz-requests.js';
 import type { FuzzWorld } from './fuzz-world.js';
-import { codeLabel, type Credential, type Outcome } from './security-rpc.js';
+import { type Credential, codeLabel, type Outcome } from './security-rpc.js';
 
 /**
  * Running one fuzz request and judging its answer: the credential of its caller, unique keys
@@ -28,7 +28,14 @@ export function credentialOf(world: FuzzWorld, caller: CallerName): Credential {
     case 'emptyBearer':
       return { headers: { authorization: 'Bearer ' } };
     default: {
-      const actor = caller === 'zero' ? world.zero : caller === 'replayer' ? world.replayer : caller === 'expirer' ? world.expirer : world.targets[Number(caller.slice(1))]!;
+      const actor =
+        caller === 'zero'
+          ? world.zero
+          : caller === 'replayer'
+            ? world.replayer
+            : caller === 'expirer'
+              ? world.expirer
+              : world.targets[Number(caller.slice(1))]!;
       return { key: actor.key };
     }
   }
@@ -68,7 +75,8 @@ export interface Verdict {
   problems: string[];
 }
 
-const allowedText = (tags: readonly Tag[], ok: boolean): string => [...(ok ? ['OK'] : []), ...new Set(tags.map((t) => codeLabel(codeOfTag[t])))].join('|') || 'nothing';
+const allowedText = (tags: readonly Tag[], ok: boolean): string =>
+  [...(ok ? ['OK'] : []), ...new Set(tags.map((t) => codeLabel(codeOfTag[t])))].join('|') || 'nothing';
 
 function judgeCode(code: Code | 0, tags: readonly Tag[], okAllowed: boolean, what: string): string | undefined {
   if (code !== 0 && serverFailures.has(code)) return `${what}: server error ${codeLabel(code)}`;
@@ -113,10 +121,19 @@ export function render(value: unknown, depth = 0, secrets: ReadonlySet<string> =
   if (typeof value === 'string') return value.length > 80 ? `<${value.length} chars "${value.slice(0, 12)}…">` : JSON.stringify(value);
   if (typeof value === 'bigint') return `${value}n`;
   if (value instanceof Uint8Array) return `<${value.length} bytes>`;
-  if (Array.isArray(value)) return value.length > 6 ? `[${value.slice(0, 3).map((v) => render(v, depth + 1, secrets)).join(', ')}, … ${value.length} items]` : `[${value.map((v) => render(v, depth + 1, secrets)).join(', ')}]`;
+  if (Array.isArray(value))
+    return value.length > 6
+      ? `[${value
+          .slice(0, 3)
+          .map((v) => render(v, depth + 1, secrets))
+          .join(', ')}, … ${value.length} items]`
+      : `[${value.map((v) => render(v, depth + 1, secrets)).join(', ')}]`;
   if (value !== null && typeof value === 'object') {
     if (depth > 4) return '{…}';
-    return `{${Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}: ${render(v, depth + 1, secrets)}`).join(', ')}}`;
+    return `{${Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${k}: ${render(v, depth + 1, secrets)}`)
+      .join(', ')}}`;
   }
   return String(value);
 }
@@ -126,7 +143,11 @@ export function render(value: unknown, depth = 0, secrets: ReadonlySet<string> =
  * dropped (proto default) or a list shortened to its first item, and the change is kept when the
  * answer's status stays the same. Bounded by `triesMax` calls.
  */
-export async function minimize(input: Record<string, unknown>, stillFails: (candidate: Record<string, unknown>) => Promise<boolean>, triesMax = 40): Promise<Record<string, unknown>> {
+export async function minimize(
+  input: Record<string, unknown>,
+  stillFails: (candidate: Record<string, unknown>) => Promise<boolean>,
+  triesMax = 40,
+): Promise<Record<string, unknown>> {
   let current = input;
   let tries = 0;
   for (let pass = 0; pass < 2; pass += 1) {

@@ -1,19 +1,19 @@
-import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Code, ConnectError } from '@connectrpc/connect';
+import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
-import { EnrollmentService, type EnrollMerchantResponse } from '../../gen/countersign/v1/enrollment_pb.js';
+import { type EnrollMerchantResponse, EnrollmentService } from '../../gen/countersign/v1/enrollment_pb.js';
 import { LedgerService } from '../../gen/countersign/v1/ledger_pb.js';
-import { PaymentService, type BatchCreatePaymentsResponse } from '../../gen/countersign/v1/payments_pb.js';
+import { type BatchCreatePaymentsResponse, PaymentService } from '../../gen/countersign/v1/payments_pb.js';
 import { createApp } from '../../services/app.js';
 import { loadConfig } from '../../services/config.js';
 import { errorBoundary, statusMessageCharsMax } from '../../services/rpc/interceptors.js';
 import { ErrorInfoSchema } from '../../services/rpc/status-details.js';
 import { startServers } from '../../services/server.js';
-import { RpcClients, type Outcome } from './security-rpc.js';
+import { type Outcome, RpcClients } from './security-rpc.js';
 
 // What the fuzzer found, kept fixed: each of these once stopped the process or hung every call
 // on a connection. Real servers on port 0; the three ways in: grpc-js on the gRPC port, a
@@ -27,7 +27,13 @@ interface Served {
 async function serve(t: ExecutionContext): Promise<Served> {
   const dataDir = mkdtempSync(join(tmpdir(), 'cs-fuzz-regress-'));
   const adminKey = `cs_admin_${randomBytes(12).toString('hex')}`;
-  const app = await createApp({ config: { ...loadConfig({}), dataDir, masterKey: randomBytes(32).toString('base64'), adminKey }, memoryLedger: true, memoryDirectory: true, memoryStore: true, logger: pino({ level: 'silent' }) });
+  const app = await createApp({
+    config: { ...loadConfig({}), dataDir, masterKey: randomBytes(32).toString('base64'), adminKey },
+    memoryLedger: true,
+    memoryDirectory: true,
+    memoryStore: true,
+    logger: pino({ level: 'silent' }),
+  });
   const servers = await startServers(app, { host: '127.0.0.1', grpcPort: 0, connectPort: 0, tls: null });
   const grpcPort = new RpcClients(`127.0.0.1:${servers.grpcPort}`, `http://127.0.0.1:${servers.connectPort}`);
   const connectPortGrpc = new RpcClients(`127.0.0.1:${servers.connectPort}`, `http://127.0.0.1:${servers.connectPort}`);
@@ -38,7 +44,14 @@ async function serve(t: ExecutionContext): Promise<Served> {
     await app.close();
     rmSync(dataDir, { recursive: true, force: true });
   });
-  return { adminKey, ways: [['gRPC port', grpcPort, 'grpc-js'], ['Connect port, gRPC protocol', connectPortGrpc, 'grpc-js'], ['Connect port, Connect protocol', grpcPort, 'connect']] };
+  return {
+    adminKey,
+    ways: [
+      ['gRPC port', grpcPort, 'grpc-js'],
+      ['Connect port, gRPC protocol', connectPortGrpc, 'grpc-js'],
+      ['Connect port, Connect protocol', grpcPort, 'connect'],
+    ],
+  };
 }
 
 const codeOf = (o: Outcome) => (o.ok ? 0 : o.code);
@@ -46,25 +59,56 @@ const codeOf = (o: Outcome) => (o.ok ? 0 : o.code);
 test('a batch whose later item is malformed answers every item and leaves no rejection unhandled', async (t) => {
   const s = await serve(t);
   const [, rpc] = s.ways[0]!;
-  const shop = (await rpc.unary('grpc-js', EnrollmentService, 'enrollMerchant', { idempotencyKey: 'shop', name: 'Shop', currencies: ['USD'] }, { key: s.adminKey })) as Outcome & { ok: true };
+  const shop = (await rpc.unary(
+    'grpc-js',
+    EnrollmentService,
+    'enrollMerchant',
+    { idempotencyKey: 'shop', name: 'Shop', currencies: ['USD'] },
+    { key: s.adminKey },
+  )) as Outcome & { ok: true };
   const key = (shop.value as EnrollMerchantResponse).apiKey;
   for (const [way, clients, wire] of s.ways) {
     // Item 0 fails asynchronously (no idempotency key); item 1 throws while its request is read (an unknown channel).
-    const o = await clients.unary(wire, PaymentService, 'batchCreatePayments', { idempotencyKey: 'batch', items: [{}, { idempotencyKey: 'i1', channel: 99 }] }, { key });
+    const o = await clients.unary(
+      wire,
+      PaymentService,
+      'batchCreatePayments',
+      { idempotencyKey: 'batch', items: [{}, { idempotencyKey: 'i1', channel: 99 }] },
+      { key },
+    );
     t.true(o.ok, `${way}: ${o.ok ? '' : o.message}`);
     const results = (o as Outcome & { ok: true }).value as BatchCreatePaymentsResponse;
-    t.deepEqual(results.results.map((r) => [r.index, r.outcome.case, r.outcome.case === 'error' ? r.outcome.value.code : 0]), [[0, 'error', Code.InvalidArgument], [1, 'error', Code.InvalidArgument]], way);
+    t.deepEqual(
+      results.results.map((r) => [r.index, r.outcome.case, r.outcome.case === 'error' ? r.outcome.value.code : 0]),
+      [
+        [0, 'error', Code.InvalidArgument],
+        [1, 'error', Code.InvalidArgument],
+      ],
+      way,
+    );
   }
 });
 
 test('a status message echoing text cut inside a surrogate pair is delivered (U+FFFD), on every way in', async (t) => {
   const s = await serve(t);
   const [, rpc] = s.ways[0]!;
-  const shop = (await rpc.unary('grpc-js', EnrollmentService, 'enrollMerchant', { idempotencyKey: 'shop', name: 'Shop', currencies: ['USD'] }, { key: s.adminKey })) as Outcome & { ok: true };
+  const shop = (await rpc.unary(
+    'grpc-js',
+    EnrollmentService,
+    'enrollMerchant',
+    { idempotencyKey: 'shop', name: 'Shop', currencies: ['USD'] },
+    { key: s.adminKey },
+  )) as Outcome & { ok: true };
   const key = (shop.value as EnrollMerchantResponse).apiKey;
   for (const [way, clients, wire] of s.ways) {
     // The currency is echoed cut to 8 UTF-16 units: "a" + three 𝒜 + half of the fourth.
-    const o = await clients.unary(wire, PaymentService, 'createPayment', { idempotencyKey: 'c', payer: { case: 'payerId', value: '0'.repeat(32) }, amount: 1n, currency: 'a\u{1D49C}\u{1D49C}\u{1D49C}\u{1D49C}' }, { key });
+    const o = await clients.unary(
+      wire,
+      PaymentService,
+      'createPayment',
+      { idempotencyKey: 'c', payer: { case: 'payerId', value: '0'.repeat(32) }, amount: 1n, currency: 'a\u{1D49C}\u{1D49C}\u{1D49C}\u{1D49C}' },
+      { key },
+    );
     t.is(codeOf(o), Code.InvalidArgument, way);
     t.true(!o.ok && o.message.includes('\uFFFD'), `${way}: ${o.ok ? '' : o.message}`);
   }

@@ -25,7 +25,15 @@ const now = (): number => Date.now() + offsetMs;
 const destination = pino.destination({ dest: logFile, sync: false, mkdir: true });
 const logger = pino({ level: 'debug', base: { service: 'countersign-authz-fuzz' }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
 const config = { ...loadConfig({}), dataDir, masterKey: randomBytes(32).toString('base64'), adminKey };
-const app = await createApp({ config, memoryDirectory: true, memoryStore: true, notifier: new InboxNotifier(), logger, now, limits: { codeTtlMs: Number(codeTtlText), reservationGraceSeconds: 60 } });
+const app = await createApp({
+  config,
+  memoryDirectory: true,
+  memoryStore: true,
+  notifier: new InboxNotifier(),
+  logger,
+  now,
+  limits: { codeTtlMs: Number(codeTtlText), reservationGraceSeconds: 60 },
+});
 const servers = await startServers(app, { host: '127.0.0.1', grpcPort: 0, connectPort: 0, tls: null });
 
 process.on('message', (message: { advanceClockMs?: number }) => {

@@ -1,25 +1,25 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import fc from 'fast-check';
 import { Code } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
+import fc from 'fast-check';
 import { PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { LedgerService } from '../../gen/countersign/v1/ledger_pb.js';
-import { PaymentService, type GetPaymentResponse } from '../../gen/countersign/v1/payments_pb.js';
+import { type GetPaymentResponse, PaymentService } from '../../gen/countersign/v1/payments_pb.js';
 import { healthCheck } from '../support/reflection.js';
-import { hasOversize, judge, materialize, minimize, render, credentialOf } from './fuzz-judge.js';
-import { fuzzRequests, kindOf, type FuzzRequest } from './fuzz-requests.js';
-import { buildWorld, freshKey, ledgerTotals, snapshotAccounts, SetupError, type FuzzWorld, type LedgerTotals } from './fuzz-world.js';
 import { oversizeString } from './fuzz-fields.js';
+import { credentialOf, hasOversize, judge, materialize, minimize, render } from './fuzz-judge.js';
+import { type FuzzRequest, fuzzRequests, kindOf } from './fuzz-requests.js';
+import { buildWorld, type FuzzWorld, freshKey, type LedgerTotals, ledgerTotals, SetupError, snapshotAccounts } from './fuzz-world.js';
 import { describeCase, frameCases, judgeFrame, sendGarbageConnection, sendRaw } from './http2-frames.js';
-import { checkWireIntegers } from './wire-cases.js';
 import type { Scenario, ScenarioOptions, ScenarioResult } from './scenario.js';
-import { Prng } from './support/prng.js';
-import { codeLabel, RpcClients, statusName, streamReadMs, streamRefusalMs, type Outcome } from './security-rpc.js';
 import { fileLogger } from './security-env.js';
+import { codeLabel, type Outcome, RpcClients, statusName, streamReadMs, streamRefusalMs } from './security-rpc.js';
+import { Prng } from './support/prng.js';
+import { checkWireIntegers } from './wire-cases.js';
 
 /**
  * Hostile input (issue 7): property-based fuzzing with fast-check — seeded, the seed in the
@@ -48,7 +48,18 @@ const serverStartMsMax = 60_000;
 const serverStopMsMax = 15_000;
 
 const serverEntry = fileURLToPath(new URL('./fuzz-server.ts', import.meta.url));
-const mutating = new Set(['createPayment', 'batchCreatePayments', 'cancelPayment', 'confirmPaymentAsMerchant', 'batchConfirmPayments', 'confirmPayment', 'declinePayment', 'enrollPayer', 'enrollMerchant', 'fundAccount']);
+const mutating = new Set([
+  'createPayment',
+  'batchCreatePayments',
+  'cancelPayment',
+  'confirmPaymentAsMerchant',
+  'batchConfirmPayments',
+  'confirmPayment',
+  'declinePayment',
+  'enrollPayer',
+  'enrollMerchant',
+  'fundAccount',
+]);
 
 interface Server {
   child: ChildProcess;
@@ -71,7 +82,9 @@ async function startServer(dataDir: string, logFile: string, consoleFile: string
     consoleOut.write(d);
   });
   child.once('exit', () => consoleOut.end());
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const ready = await new Promise<{ grpcPort: number; connectPort: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new SetupError(`fuzz server did not start within ${serverStartMsMax} ms: ${stderr}`)), serverStartMsMax);
     child.on('message', (m: { ready?: { grpcPort: number; connectPort: number } }) => m.ready && (clearTimeout(timer), resolve(m.ready)));
@@ -114,7 +127,15 @@ export const runFuzz: Scenario = async (options: ScenarioOptions): Promise<Scena
     log.logger.info({ seed, mode: options.mode, live: world.live.length }, 'fuzz world ready');
     const deadline = startedAt + options.deadlineMs - reserveMs;
     await fuzzApi(world, rpc, server, options, seed, deadline, counts, violations);
-    if (crashed(server)) throw new SetupError(`the fuzz server process died: ${server.stderrTail().split('\n').filter((l) => l.trim() !== '').slice(0, 8).join(' | ')}`);
+    if (crashed(server))
+      throw new SetupError(
+        `the fuzz server process died: ${server
+          .stderrTail()
+          .split('\n')
+          .filter((l) => l.trim() !== '')
+          .slice(0, 8)
+          .join(' | ')}`,
+      );
     await fuzzFrames(adminKey, server, counts, violations);
     await checkMoney(world, rpc, violations, counts);
     await checkOversizeCollateral(rpc, adminKey, violations);
@@ -146,7 +167,9 @@ async function sendOnce(rpc: RpcClients, world: FuzzWorld, req: FuzzRequest, inp
   const clients = req.wire === 'connect' && hasOversize(input) ? rpc.isolated() : rpc;
   try {
     const readMs = req.okAllowed && kindOf(req.caller) !== 'anon' ? streamReadMs : streamRefusalMs;
-    return req.stream ? await clients.stream(req.wire, req.service, req.method, input, credential, readMs) : await clients.unary(req.wire, req.service, req.method, input, credential);
+    return req.stream
+      ? await clients.stream(req.wire, req.service, req.method, input, credential, readMs)
+      : await clients.unary(req.wire, req.service, req.method, input, credential);
   } finally {
     if (clients !== rpc) clients.close();
   }
@@ -172,7 +195,16 @@ function lazySample(arbitrary: fc.Arbitrary<FuzzRequest>, seed: number, total: n
 
 const crashed = (server: Server): boolean => server.child.exitCode !== null || server.child.signalCode !== null;
 
-async function fuzzApi(world: FuzzWorld, rpc: RpcClients, server: Server, options: ScenarioOptions, seed: number, deadline: number, counts: Record<string, number>, violations: string[]): Promise<void> {
+async function fuzzApi(
+  world: FuzzWorld,
+  rpc: RpcClients,
+  server: Server,
+  options: ScenarioOptions,
+  seed: number,
+  deadline: number,
+  counts: Record<string, number>,
+  violations: string[],
+): Promise<void> {
   const target = requestsTarget[options.mode];
   const requests = lazySample(fuzzRequests(world), seed, target);
   const correct = new Map(world.live.map((p) => [p.id, p.secondCode]));
@@ -189,7 +221,12 @@ async function fuzzApi(world: FuzzWorld, rpc: RpcClients, server: Server, option
   // Requests in flight when the server died are the crash's suspects, reported with the death.
   const inFlight = new Map<number, { req: FuzzRequest; input: Record<string, unknown> }>();
   let suspects: string[] | undefined;
-  void server.exit.then(() => (suspects = [...inFlight.values()].map(({ req, input }) => `${req.method}(${render(input, 0, new Set(world.secrets))}) as ${req.caller} over ${req.wire}`)));
+  void server.exit.then(
+    () =>
+      (suspects = [...inFlight.values()].map(
+        ({ req, input }) => `${req.method}(${render(input, 0, new Set(world.secrets))}) as ${req.caller} over ${req.wire}`,
+      )),
+  );
   const worker = async (): Promise<void> => {
     while (next < target && Date.now() < deadline && !crashed(server)) {
       const index = next++;
@@ -205,21 +242,38 @@ async function fuzzApi(world: FuzzWorld, rpc: RpcClients, server: Server, option
       if (mutating.has(req.method) && replayPick[index]! < replayShare && !hasOversize(input)) {
         const again = await send(req, input);
         counts.replays = (counts.replays ?? 0) + 1;
-        if (answered(outcome) && answered(again) && statusName(again) !== statusName(outcome)) record(findings, req, input, again, `the same request with the same idempotency key answered ${statusName(outcome)}, then ${statusName(again)}`, index);
+        if (answered(outcome) && answered(again) && statusName(again) !== statusName(outcome))
+          record(
+            findings,
+            req,
+            input,
+            again,
+            `the same request with the same idempotency key answered ${statusName(outcome)}, then ${statusName(again)}`,
+            index,
+          );
       }
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   if (crashed(server)) {
     await server.exit;
-    violations.push(`the fuzz server process died after ${sent} requests (seed ${seed}); requests in flight: ${(suspects ?? []).join('; ') || 'none'}; stderr: ${server.stderrTail().split('\n').filter((l) => l.trim() !== '').slice(0, 12).join(' | ')}`);
+    violations.push(
+      `the fuzz server process died after ${sent} requests (seed ${seed}); requests in flight: ${(suspects ?? []).join('; ') || 'none'}; stderr: ${server
+        .stderrTail()
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .slice(0, 12)
+        .join(' | ')}`,
+    );
   }
   counts.fuzzed = sent;
   counts.fuzzedTarget = target;
   if (next < target) violations.push(`only ${next} of ${target} generated requests ran before the deadline`);
   for (const [signature, f] of findings) {
     const reproducer = await reproduce(world, rpc, f, correct);
-    violations.push(`${f.req.rpc} (${f.req.wire}, caller ${f.req.caller}): ${f.problem}; seen ${f.count}× (first at request #${f.first}, seed ${seed}); ${/server error|no answer/.test(f.problem) ? 'minimal reproducer' : 'reproducer'}: ${reproducer}`);
+    violations.push(
+      `${f.req.rpc} (${f.req.wire}, caller ${f.req.caller}): ${f.problem}; seen ${f.count}× (first at request #${f.first}, seed ${seed}); ${/server error|no answer/.test(f.problem) ? 'minimal reproducer' : 'reproducer'}: ${reproducer}`,
+    );
     void signature;
   }
   counts.findings = findings.size;
@@ -242,7 +296,11 @@ function record(findings: Map<string, Finding>, req: FuzzRequest, sent: Record<s
 /** The finding's request, minimized while it keeps getting the same status; rendered without secrets. */
 async function reproduce(world: FuzzWorld, rpc: RpcClients, f: Finding, correct: Map<string, string>): Promise<string> {
   const code = statusName(f.outcome);
-  const fresh = (input: Record<string, unknown>) => materialize(typeof input.idempotencyKey === 'string' && /^fz-\d+-\d+$/.test(input.idempotencyKey) ? { ...input, idempotencyKey: '$fresh' } : input, correct);
+  const fresh = (input: Record<string, unknown>) =>
+    materialize(
+      typeof input.idempotencyKey === 'string' && /^fz-\d+-\d+$/.test(input.idempotencyKey) ? { ...input, idempotencyKey: '$fresh' } : input,
+      correct,
+    );
   const again = (input: Record<string, unknown>): Promise<Outcome> => sendOnce(rpc, world, f.req, fresh(input));
   // Only a server error or no answer is wrong whatever the input: there, keeping the status keeps
   // the violation. An imprecise answer depends on which fields were wrong, so it is shown whole.
@@ -297,16 +355,22 @@ async function checkMoney(world: FuzzWorld, rpc: RpcClients, violations: string[
     const r = await rpc.unary('grpc-js', PaymentService, 'getPayment', { paymentId: p.id }, { key: world.merchants[p.merchant].key });
     const state = r.ok ? (r.value as GetPaymentResponse).payment!.state : undefined;
     if (state !== PaymentState.CHALLENGED && state !== PaymentState.DECLINED) {
-      violations.push(`money: target payment ${p.id} is ${state === undefined ? statusName(r) : PaymentState[state]} after the fuzz (only CHALLENGED or DECLINED can be explained)`);
+      violations.push(
+        `money: target payment ${p.id} is ${state === undefined ? statusName(r) : PaymentState[state]} after the fuzz (only CHALLENGED or DECLINED can be explained)`,
+      );
     }
-    counts[`targets ${state === undefined ? 'unreadable' : PaymentState[state]}`] = (counts[`targets ${state === undefined ? 'unreadable' : PaymentState[state]}`] ?? 0) + 1;
+    counts[`targets ${state === undefined ? 'unreadable' : PaymentState[state]}`] =
+      (counts[`targets ${state === undefined ? 'unreadable' : PaymentState[state]}`] ?? 0) + 1;
   }
   for (const [id, before] of world.accounts) {
     const now = after.get(id)!;
     if (now.debitsPosted !== before.debitsPosted || now.creditsPosted !== before.creditsPosted) {
-      violations.push(`money: account ${id} posted debits/credits moved from ${before.debitsPosted}/${before.creditsPosted} to ${now.debitsPosted}/${now.creditsPosted}`);
+      violations.push(
+        `money: account ${id} posted debits/credits moved from ${before.debitsPosted}/${before.creditsPosted} to ${now.debitsPosted}/${now.creditsPosted}`,
+      );
     }
-    if (now.debitsPending !== before.debitsPending) violations.push(`money: account ${id} reserves ${now.debitsPending}, before the fuzz ${before.debitsPending}`);
+    if (now.debitsPending !== before.debitsPending)
+      violations.push(`money: account ${id} reserves ${now.debitsPending}, before the fuzz ${before.debitsPending}`);
   }
   compareTotals(world.totals, await ledgerTotals(env), violations);
   counts.accountsChecked = world.accounts.size;
@@ -319,7 +383,8 @@ function compareTotals(before: LedgerTotals[], after: LedgerTotals[], violations
       violations.push(`money: ledger ${b.currency} missing from CheckBalanced after the fuzz`);
       continue;
     }
-    if (a.debitsPosted !== b.debitsPosted || a.creditsPosted !== b.creditsPosted) violations.push(`money: ${b.currency} posted totals moved from ${b.debitsPosted}/${b.creditsPosted} to ${a.debitsPosted}/${a.creditsPosted}`);
+    if (a.debitsPosted !== b.debitsPosted || a.creditsPosted !== b.creditsPosted)
+      violations.push(`money: ${b.currency} posted totals moved from ${b.debitsPosted}/${b.creditsPosted} to ${a.debitsPosted}/${a.creditsPosted}`);
     if (a.debitsPending !== b.debitsPending || a.creditsPending !== b.creditsPending) {
       violations.push(`money: ${b.currency} pending totals moved from ${b.debitsPending}/${b.creditsPending} to ${a.debitsPending}/${a.creditsPending}`);
     }
@@ -339,8 +404,12 @@ async function checkOversizeCollateral(rpc: RpcClients, adminKey: string, violat
   for (const wire of ['grpc-js', 'connect'] as const) {
     const shared = rpc.isolated();
     try {
-      const big = Array.from({ length: collateralOversize }, () => shared.unary(wire, LedgerService, 'checkBalanced', { currencies: [oversizeString] }, { key: adminKey }));
-      const small = Array.from({ length: collateralOversize * collateralSmallPerOversize }, () => shared.unary(wire, LedgerService, 'checkBalanced', {}, { key: adminKey }));
+      const big = Array.from({ length: collateralOversize }, () =>
+        shared.unary(wire, LedgerService, 'checkBalanced', { currencies: [oversizeString] }, { key: adminKey }),
+      );
+      const small = Array.from({ length: collateralOversize * collateralSmallPerOversize }, () =>
+        shared.unary(wire, LedgerService, 'checkBalanced', {}, { key: adminKey }),
+      );
       const [bigOutcomes, smallOutcomes] = await Promise.all([Promise.all(big), Promise.all(small)]);
       const refusedWrongly = bigOutcomes.filter((o) => o.ok || o.code !== Code.ResourceExhausted);
       const failed = smallOutcomes.filter((o) => !o.ok);
@@ -365,7 +434,13 @@ async function checkOversizeCollateral(rpc: RpcClients, adminKey: string, violat
 async function checkOverflowDeposit(world: FuzzWorld, rpc: RpcClients, violations: string[]): Promise<void> {
   const accountId = world.merchants.A.account;
   const amount = (1n << 64n) - 1n;
-  const r = await rpc.unary('grpc-js', LedgerService, 'fundAccount', { idempotencyKey: freshKey('overflow'), accountId, amount, currency: 'USD', reference: 'overflow' }, { key: world.adminKey });
+  const r = await rpc.unary(
+    'grpc-js',
+    LedgerService,
+    'fundAccount',
+    { idempotencyKey: freshKey('overflow'), accountId, amount, currency: 'USD', reference: 'overflow' },
+    { key: world.adminKey },
+  );
   if (!r.ok && (r.code === Code.FailedPrecondition || r.code === Code.InvalidArgument)) return;
   const read = await rpc.unary('grpc-js', LedgerService, 'getAccount', { accountId }, { key: world.adminKey });
   const totals = await rpc.unary('grpc-js', LedgerService, 'checkBalanced', {}, { key: world.adminKey });
@@ -381,7 +456,8 @@ async function checkAlive(server: Server, rpc: RpcClients, adminKey: string, vio
     return;
   }
   const health = await healthCheck(server.grpcPort, '').catch((e: unknown) => ({ code: -1, status: String(e) }));
-  if (health.code !== grpc.status.OK || health.status !== 'SERVING') violations.push(`after the fuzz the gRPC port's health check answered ${JSON.stringify(health)}`);
+  if (health.code !== grpc.status.OK || health.status !== 'SERVING')
+    violations.push(`after the fuzz the gRPC port's health check answered ${JSON.stringify(health)}`);
   const viaConnect = await rpc.unary('connect', LedgerService, 'checkBalanced', {}, { key: adminKey });
   if (!viaConnect.ok) violations.push(`after the fuzz the Connect port answered CheckBalanced with ${codeLabel(viaConnect.code as Code)}`);
 }

@@ -1,14 +1,14 @@
-import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Code } from '@connectrpc/connect';
+import test from 'ava';
 import { pino } from 'pino';
 import { createApp } from '../../services/app.js';
 import { loadConfig } from '../../services/config.js';
 import { startServers } from '../../services/server.js';
-import { answerLabel, frameCases, judgeFrame, sendGarbageConnection, sendRaw, type RawAnswer } from './http2-frames.js';
+import { answerLabel, frameCases, judgeFrame, type RawAnswer, sendGarbageConnection, sendRaw } from './http2-frames.js';
 
 // Hostile HTTP/2 from a raw node:http2 client against the real gRPC port (grpc-js): the answers
 // the fuzz scenario counts on, and the server still serving afterwards.
@@ -16,7 +16,13 @@ import { answerLabel, frameCases, judgeFrame, sendGarbageConnection, sendRaw, ty
 test('the gRPC port answers malformed frames precisely and keeps serving', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'cs-frames-'));
   const adminKey = `cs_admin_${randomBytes(12).toString('hex')}`;
-  const app = await createApp({ config: { ...loadConfig({}), dataDir, masterKey: randomBytes(32).toString('base64'), adminKey }, memoryLedger: true, memoryDirectory: true, memoryStore: true, logger: pino({ level: 'silent' }) });
+  const app = await createApp({
+    config: { ...loadConfig({}), dataDir, masterKey: randomBytes(32).toString('base64'), adminKey },
+    memoryLedger: true,
+    memoryDirectory: true,
+    memoryStore: true,
+    logger: pino({ level: 'silent' }),
+  });
   const servers = await startServers(app, { host: '127.0.0.1', grpcPort: 0, connectPort: 0, tls: null });
   t.teardown(async () => {
     await servers.close();
@@ -40,7 +46,14 @@ test('the gRPC port answers malformed frames precisely and keeps serving', async
 
 test('the frame judge calls INTERNAL, no answer and an imprecise answer violations', (t) => {
   const c = frameCases('k', ['grpc']).find((x) => x.name === 'garbage protobuf bytes')!;
-  const base: RawAnswer = { httpStatus: 200, grpcStatus: Code.InvalidArgument, grpcMessage: '', connectCode: undefined, transportError: undefined, timedOut: false };
+  const base: RawAnswer = {
+    httpStatus: 200,
+    grpcStatus: Code.InvalidArgument,
+    grpcMessage: '',
+    connectCode: undefined,
+    transportError: undefined,
+    timedOut: false,
+  };
   t.is(judgeFrame(c, base), undefined);
   t.regex(judgeFrame(c, { ...base, grpcStatus: Code.Internal, grpcMessage: 'boom' })!, /^server error INTERNAL "boom"/);
   t.regex(judgeFrame(c, { ...base, timedOut: true })!, /^no answer/);

@@ -60,47 +60,253 @@ const getAccountPath = '/countersign.v1.LedgerService/GetAccount';
 
 /** The cases, for one port; `key` is an operator key (so a well-formed request would be answered OK). */
 export function frameCases(key: string, protocols: ('grpc' | 'connect')[]): FrameCase[] {
-  const grpcHeaders = (path: string, extra: Record<string, string> = {}) => ({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', authorization: `Bearer ${key}`, ...extra });
+  const grpcHeaders = (path: string, extra: Record<string, string> = {}) => ({
+    ':method': 'POST',
+    ':path': path,
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    authorization: `Bearer ${key}`,
+    ...extra,
+  });
   const grpc: FrameCase[] = [
-    { name: 'well-formed CheckBalanced (control)', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath), body: [envelope(Buffer.alloc(0))], expect: ['0'] },
-    { name: 'length prefix larger than the body', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath), body: [envelope(Buffer.from([0x0a, 0x03, 0x55]), { declaredLength: 100 })], expect: [String(Code.InvalidArgument), String(Code.Unimplemented), 'transport'] },
-    { name: 'length prefix of 4 GiB', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath), body: [envelope(Buffer.alloc(16), { declaredLength: 0xffff_ffff })], expect: [String(Code.ResourceExhausted), 'transport'] },
-    { name: 'length prefix shorter than the body (trailing bytes)', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath), body: [envelope(Buffer.alloc(10, 0x0a), { declaredLength: 2 })], expect: [String(Code.InvalidArgument), String(Code.Unimplemented), String(Code.ResourceExhausted), 'transport'] },
-    { name: 'truncated envelope header (3 of 5 bytes)', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath), body: [Buffer.from([0, 0, 0])], expect: [String(Code.InvalidArgument), String(Code.Unimplemented), 'transport'] },
-    { name: 'compressed flag without grpc-encoding', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath), body: [envelope(Buffer.from([0x0a, 0x03, 0x55, 0x53, 0x44]), { compressed: true })], expect: ['0', String(Code.InvalidArgument), String(Code.Unimplemented)] },
+    {
+      name: 'well-formed CheckBalanced (control)',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath),
+      body: [envelope(Buffer.alloc(0))],
+      expect: ['0'],
+    },
+    {
+      name: 'length prefix larger than the body',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath),
+      body: [envelope(Buffer.from([0x0a, 0x03, 0x55]), { declaredLength: 100 })],
+      expect: [String(Code.InvalidArgument), String(Code.Unimplemented), 'transport'],
+    },
+    {
+      name: 'length prefix of 4 GiB',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath),
+      body: [envelope(Buffer.alloc(16), { declaredLength: 0xffff_ffff })],
+      expect: [String(Code.ResourceExhausted), 'transport'],
+    },
+    {
+      name: 'length prefix shorter than the body (trailing bytes)',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath),
+      body: [envelope(Buffer.alloc(10, 0x0a), { declaredLength: 2 })],
+      expect: [String(Code.InvalidArgument), String(Code.Unimplemented), String(Code.ResourceExhausted), 'transport'],
+    },
+    {
+      name: 'truncated envelope header (3 of 5 bytes)',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath),
+      body: [Buffer.from([0, 0, 0])],
+      expect: [String(Code.InvalidArgument), String(Code.Unimplemented), 'transport'],
+    },
+    {
+      name: 'compressed flag without grpc-encoding',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath),
+      body: [envelope(Buffer.from([0x0a, 0x03, 0x55, 0x53, 0x44]), { compressed: true })],
+      expect: ['0', String(Code.InvalidArgument), String(Code.Unimplemented)],
+    },
     // gRPC's status code table: "could not decompress but compression algorithm supported" is
     // INTERNAL — what grpc-js answers before any handler or interceptor runs (the Connect port,
     // whose library we wrap, answers INVALID_ARGUMENT).
-    { name: 'gzip encoding, payload not gzip', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath, { 'grpc-encoding': 'gzip' }), body: [envelope(Buffer.from('not gzip at all'), { compressed: true })], expect: [String(Code.InvalidArgument), String(Code.Internal)] },
-    { name: 'gzip encoding, a gzip bomb over the limit', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath, { 'grpc-encoding': 'gzip' }), body: [envelope(gzipSync(Buffer.alloc(receiveBytesMax + 1024)), { compressed: true })], expect: [String(Code.ResourceExhausted), String(Code.InvalidArgument)] },
-    { name: 'unsupported grpc-encoding (snappy)', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath, { 'grpc-encoding': 'snappy' }), body: [envelope(Buffer.from([1, 2, 3]), { compressed: true })], expect: [String(Code.Unimplemented)] },
-    { name: 'message over the receive limit', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath), body: [envelope(Buffer.alloc(receiveBytesMax + 1, 0))], expect: [String(Code.ResourceExhausted), 'transport'] },
-    { name: 'content-type text/plain', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath, { 'content-type': 'text/plain' }), body: [envelope(Buffer.alloc(0))], expect: ['http:415'] },
-    { name: 'content-type missing', protocol: 'grpc', headers: (({ 'content-type': _, ...h }) => h)(grpcHeaders(checkBalancedPath)), body: [envelope(Buffer.alloc(0))], expect: ['http:415'] },
-    { name: 'content-type application/grpc+garbage', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath, { 'content-type': 'application/grpc+garbage' }), body: [envelope(Buffer.alloc(0))], expect: ['0', 'http:415', String(Code.InvalidArgument), String(Code.Unimplemented)] },
-    { name: 'garbage protobuf bytes', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath), body: [envelope(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x07, 0x08]))], expect: [String(Code.InvalidArgument)] },
-    { name: 'invalid UTF-8 in a string field', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath), body: [envelope(currenciesField(Buffer.from([0xc3, 0x28, 0xa0, 0xa1])))], expect: [String(Code.InvalidArgument)] },
-    { name: 'a field number 0 (invalid tag)', protocol: 'grpc', headers: grpcHeaders(getAccountPath), body: [envelope(Buffer.from([0x02, 0x01, 0x41]))], expect: [String(Code.InvalidArgument)] },
-    { name: 'two messages for a unary method', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath), body: [envelope(Buffer.alloc(0)), envelope(Buffer.alloc(0))], expect: [String(Code.InvalidArgument), String(Code.Unimplemented)] },
-    { name: 'no message for a unary method', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath), body: [], expect: [String(Code.InvalidArgument), String(Code.Unimplemented)] },
-    { name: 'unknown method', protocol: 'grpc', headers: grpcHeaders('/countersign.v1.LedgerService/DropTables'), body: [envelope(Buffer.alloc(0))], expect: [String(Code.Unimplemented), 'http:404'] },
-    { name: 'path without a method', protocol: 'grpc', headers: grpcHeaders('/'), body: [envelope(Buffer.alloc(0))], expect: [String(Code.Unimplemented), 'http:404'] },
-    { name: 'grpc-timeout garbage', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath, { 'grpc-timeout': '99999999999H' }), body: [envelope(Buffer.alloc(0))], expect: ['0', String(Code.InvalidArgument)] },
-    { name: 'GET instead of POST', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath, { ':method': 'GET' }), body: [], expect: ['http:405', String(Code.Unimplemented), String(Code.InvalidArgument)] },
-    { name: 'authorization header of 40 KiB', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath, { authorization: `Bearer ${'a'.repeat(40 * 1024)}` }), body: [envelope(Buffer.alloc(0))], expect: [String(Code.Unauthenticated), 'transport', 'http:431'] },
-    { name: 'reset after half a message', protocol: 'grpc', headers: grpcHeaders(checkBalancedPath), body: [envelope(Buffer.alloc(64), { declaredLength: 128 })], reset: true, expect: ['transport'] },
+    {
+      name: 'gzip encoding, payload not gzip',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath, { 'grpc-encoding': 'gzip' }),
+      body: [envelope(Buffer.from('not gzip at all'), { compressed: true })],
+      expect: [String(Code.InvalidArgument), String(Code.Internal)],
+    },
+    {
+      name: 'gzip encoding, a gzip bomb over the limit',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath, { 'grpc-encoding': 'gzip' }),
+      body: [envelope(gzipSync(Buffer.alloc(receiveBytesMax + 1024)), { compressed: true })],
+      expect: [String(Code.ResourceExhausted), String(Code.InvalidArgument)],
+    },
+    {
+      name: 'unsupported grpc-encoding (snappy)',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath, { 'grpc-encoding': 'snappy' }),
+      body: [envelope(Buffer.from([1, 2, 3]), { compressed: true })],
+      expect: [String(Code.Unimplemented)],
+    },
+    {
+      name: 'message over the receive limit',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath),
+      body: [envelope(Buffer.alloc(receiveBytesMax + 1, 0))],
+      expect: [String(Code.ResourceExhausted), 'transport'],
+    },
+    {
+      name: 'content-type text/plain',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath, { 'content-type': 'text/plain' }),
+      body: [envelope(Buffer.alloc(0))],
+      expect: ['http:415'],
+    },
+    {
+      name: 'content-type missing',
+      protocol: 'grpc',
+      headers: (({ 'content-type': _, ...h }) => h)(grpcHeaders(checkBalancedPath)),
+      body: [envelope(Buffer.alloc(0))],
+      expect: ['http:415'],
+    },
+    {
+      name: 'content-type application/grpc+garbage',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath, { 'content-type': 'application/grpc+garbage' }),
+      body: [envelope(Buffer.alloc(0))],
+      expect: ['0', 'http:415', String(Code.InvalidArgument), String(Code.Unimplemented)],
+    },
+    {
+      name: 'garbage protobuf bytes',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath),
+      body: [envelope(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x07, 0x08]))],
+      expect: [String(Code.InvalidArgument)],
+    },
+    {
+      name: 'invalid UTF-8 in a string field',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath),
+      body: [envelope(currenciesField(Buffer.from([0xc3, 0x28, 0xa0, 0xa1])))],
+      expect: [String(Code.InvalidArgument)],
+    },
+    {
+      name: 'a field number 0 (invalid tag)',
+      protocol: 'grpc',
+      headers: grpcHeaders(getAccountPath),
+      body: [envelope(Buffer.from([0x02, 0x01, 0x41]))],
+      expect: [String(Code.InvalidArgument)],
+    },
+    {
+      name: 'two messages for a unary method',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath),
+      body: [envelope(Buffer.alloc(0)), envelope(Buffer.alloc(0))],
+      expect: [String(Code.InvalidArgument), String(Code.Unimplemented)],
+    },
+    {
+      name: 'no message for a unary method',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath),
+      body: [],
+      expect: [String(Code.InvalidArgument), String(Code.Unimplemented)],
+    },
+    {
+      name: 'unknown method',
+      protocol: 'grpc',
+      headers: grpcHeaders('/countersign.v1.LedgerService/DropTables'),
+      body: [envelope(Buffer.alloc(0))],
+      expect: [String(Code.Unimplemented), 'http:404'],
+    },
+    {
+      name: 'path without a method',
+      protocol: 'grpc',
+      headers: grpcHeaders('/'),
+      body: [envelope(Buffer.alloc(0))],
+      expect: [String(Code.Unimplemented), 'http:404'],
+    },
+    {
+      name: 'grpc-timeout garbage',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath, { 'grpc-timeout': '99999999999H' }),
+      body: [envelope(Buffer.alloc(0))],
+      expect: ['0', String(Code.InvalidArgument)],
+    },
+    {
+      name: 'GET instead of POST',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath, { ':method': 'GET' }),
+      body: [],
+      expect: ['http:405', String(Code.Unimplemented), String(Code.InvalidArgument)],
+    },
+    {
+      name: 'authorization header of 40 KiB',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath, { authorization: `Bearer ${'a'.repeat(40 * 1024)}` }),
+      body: [envelope(Buffer.alloc(0))],
+      expect: [String(Code.Unauthenticated), 'transport', 'http:431'],
+    },
+    {
+      name: 'reset after half a message',
+      protocol: 'grpc',
+      headers: grpcHeaders(checkBalancedPath),
+      body: [envelope(Buffer.alloc(64), { declaredLength: 128 })],
+      reset: true,
+      expect: ['transport'],
+    },
   ];
-  const connectHeaders = (contentType: string) => ({ ':method': 'POST', ':path': checkBalancedPath, 'content-type': contentType, 'connect-protocol-version': '1', authorization: `Bearer ${key}` });
+  const connectHeaders = (contentType: string) => ({
+    ':method': 'POST',
+    ':path': checkBalancedPath,
+    'content-type': contentType,
+    'connect-protocol-version': '1',
+    authorization: `Bearer ${key}`,
+  });
   const connect: FrameCase[] = [
-    { name: 'Connect: well-formed JSON (control)', protocol: 'connect', headers: connectHeaders('application/json'), body: [Buffer.from('{}')], expect: ['http:200'] },
-    { name: 'Connect: garbage protobuf body', protocol: 'connect', headers: connectHeaders('application/proto'), body: [Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])], expect: ['connect:invalid_argument'] },
-    { name: 'Connect: JSON that is not JSON', protocol: 'connect', headers: connectHeaders('application/json'), body: [Buffer.from('{"currencies": [')], expect: ['connect:invalid_argument'] },
-    { name: 'Connect: JSON with a wrong field type', protocol: 'connect', headers: connectHeaders('application/json'), body: [Buffer.from('{"currencies": 7}')], expect: ['connect:invalid_argument'] },
-    { name: 'Connect: body over the receive limit', protocol: 'connect', headers: connectHeaders('application/proto'), body: [Buffer.alloc(receiveBytesMax + 1)], expect: ['connect:resource_exhausted', 'transport'] },
+    {
+      name: 'Connect: well-formed JSON (control)',
+      protocol: 'connect',
+      headers: connectHeaders('application/json'),
+      body: [Buffer.from('{}')],
+      expect: ['http:200'],
+    },
+    {
+      name: 'Connect: garbage protobuf body',
+      protocol: 'connect',
+      headers: connectHeaders('application/proto'),
+      body: [Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])],
+      expect: ['connect:invalid_argument'],
+    },
+    {
+      name: 'Connect: JSON that is not JSON',
+      protocol: 'connect',
+      headers: connectHeaders('application/json'),
+      body: [Buffer.from('{"currencies": [')],
+      expect: ['connect:invalid_argument'],
+    },
+    {
+      name: 'Connect: JSON with a wrong field type',
+      protocol: 'connect',
+      headers: connectHeaders('application/json'),
+      body: [Buffer.from('{"currencies": 7}')],
+      expect: ['connect:invalid_argument'],
+    },
+    {
+      name: 'Connect: body over the receive limit',
+      protocol: 'connect',
+      headers: connectHeaders('application/proto'),
+      body: [Buffer.alloc(receiveBytesMax + 1)],
+      expect: ['connect:resource_exhausted', 'transport'],
+    },
     { name: 'Connect: content-type text/html', protocol: 'connect', headers: connectHeaders('text/html'), body: [Buffer.from('<html>')], expect: ['http:415'] },
-    { name: 'Connect: unknown protocol version', protocol: 'connect', headers: { ...connectHeaders('application/json'), 'connect-protocol-version': '9' }, body: [Buffer.from('{}')], expect: ['http:200', 'connect:invalid_argument', 'http:400'] },
-    { name: 'Connect: content-encoding gzip, body not gzip', protocol: 'connect', headers: { ...connectHeaders('application/proto'), 'content-encoding': 'gzip' }, body: [Buffer.from('plain')], expect: ['connect:invalid_argument'] },
-    { name: 'Connect: content-encoding snappy (unsupported)', protocol: 'connect', headers: { ...connectHeaders('application/proto'), 'content-encoding': 'snappy' }, body: [Buffer.from([1, 2, 3])], expect: ['connect:unimplemented'] },
+    {
+      name: 'Connect: unknown protocol version',
+      protocol: 'connect',
+      headers: { ...connectHeaders('application/json'), 'connect-protocol-version': '9' },
+      body: [Buffer.from('{}')],
+      expect: ['http:200', 'connect:invalid_argument', 'http:400'],
+    },
+    {
+      name: 'Connect: content-encoding gzip, body not gzip',
+      protocol: 'connect',
+      headers: { ...connectHeaders('application/proto'), 'content-encoding': 'gzip' },
+      body: [Buffer.from('plain')],
+      expect: ['connect:invalid_argument'],
+    },
+    {
+      name: 'Connect: content-encoding snappy (unsupported)',
+      protocol: 'connect',
+      headers: { ...connectHeaders('application/proto'), 'content-encoding': 'snappy' },
+      body: [Buffer.from([1, 2, 3])],
+      expect: ['connect:unimplemented'],
+    },
   ];
   return [...(protocols.includes('grpc') ? grpc : []), ...(protocols.includes('connect') ? connect : [])];
 }
@@ -108,7 +314,14 @@ export function frameCases(key: string, protocols: ('grpc' | 'connect')[]): Fram
 /** Sends one case on a fresh HTTP/2 session and collects what came back, within `frameCaseTimeoutMs`. */
 export function sendRaw(port: number, c: FrameCase): Promise<RawAnswer> {
   return new Promise((resolve) => {
-    const answer: RawAnswer = { httpStatus: undefined, grpcStatus: undefined, grpcMessage: '', connectCode: undefined, transportError: undefined, timedOut: false };
+    const answer: RawAnswer = {
+      httpStatus: undefined,
+      grpcStatus: undefined,
+      grpcMessage: '',
+      connectCode: undefined,
+      transportError: undefined,
+      timedOut: false,
+    };
     const session = http2.connect(`http://127.0.0.1:${port}`);
     const chunks: Buffer[] = [];
     let settled = false;
@@ -141,7 +354,13 @@ export function sendRaw(port: number, c: FrameCase): Promise<RawAnswer> {
     stream.on('data', (d: Buffer) => void (chunks.length < 64 && chunks.push(d)));
     stream.on('error', (e) => (answer.transportError ??= e.message));
     stream.on('close', () => {
-      if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && answer.grpcStatus === undefined && answer.httpStatus === undefined) answer.transportError ??= `RST_STREAM ${stream.rstCode}`;
+      if (
+        stream.rstCode !== undefined &&
+        stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR &&
+        answer.grpcStatus === undefined &&
+        answer.httpStatus === undefined
+      )
+        answer.transportError ??= `RST_STREAM ${stream.rstCode}`;
       finish();
     });
     for (const chunk of c.body) stream.write(chunk);
@@ -167,14 +386,17 @@ export function judgeFrame(c: FrameCase, a: RawAnswer): string | undefined {
   const got = answerLabel(a, c.protocol);
   const detail = `${got === 'transport' ? a.transportError : label(got)}${a.grpcMessage ? ` "${a.grpcMessage.slice(0, 100)}"` : ''}`;
   if (c.expect.includes(got)) return undefined; // INTERNAL only where the gRPC protocol itself prescribes it
-  if (got === String(Code.Internal) || got === String(Code.Unknown) || got === 'connect:internal' || got === 'connect:unknown') return `server error ${detail}, expected ${c.expect.map(label).join('|')}`;
+  if (got === String(Code.Internal) || got === String(Code.Unknown) || got === 'connect:internal' || got === 'connect:unknown')
+    return `server error ${detail}, expected ${c.expect.map(label).join('|')}`;
   if (got === 'timeout') return `no answer within ${frameCaseTimeoutMs} ms`;
   return c.expect.includes(got) ? undefined : `${detail}, expected ${c.expect.map(label).join('|')}`;
 }
 
 /** A reproducer for a report: method, path, headers that matter, body bytes (long ones summarized). */
 export function describeCase(c: FrameCase): string {
-  const headers = Object.entries(c.headers).filter(([k]) => k !== 'authorization' && k !== ':method' && k !== ':path' && k !== 'te').map(([k, v]) => `${k}: ${v.length > 40 ? `<${v.length} chars>` : v}`);
+  const headers = Object.entries(c.headers)
+    .filter(([k]) => k !== 'authorization' && k !== ':method' && k !== ':path' && k !== 'te')
+    .map(([k, v]) => `${k}: ${v.length > 40 ? `<${v.length} chars>` : v}`);
   const body = c.body.map((b) => (b.length > 24 ? `<${b.length} bytes ${b.subarray(0, 8).toString('hex')}…>` : b.toString('hex') || '<empty>')).join(' + ');
   return `${c.headers[':method']} ${c.headers[':path']} [${headers.join('; ')}] body ${body || '<none>'}${c.reset ? ' then RST_STREAM' : ''}`;
 }

@@ -18,9 +18,9 @@ import { parseArgs } from 'node:util';
 import { crashOnTigerBeetle, crashTigerBeetleReplica, crashWorkers, runCrash, runCrashEmbedded, tigerBeetleAvailability } from './crash.js';
 import { runOutages } from './outage.js';
 import type { Scenario, ScenarioOptions, ScenarioResult } from './scenario.js';
-import { killAllChildren } from './support/processes.js';
 import { randomSeed } from './support/prng.js';
-import { table, violationsOf, writeReport, type RunReport } from './support/report.js';
+import { killAllChildren } from './support/processes.js';
+import { type RunReport, table, violationsOf, writeReport } from './support/report.js';
 import { scanLogs, storesUnder } from './support/secret-scan.js';
 
 type Mode = ScenarioOptions['mode'];
@@ -53,16 +53,31 @@ function entries(mode: Mode, skipped: Skipped[]): Entry[] {
   const tigerBeetle = crashOnTigerBeetle();
   const workers = crashWorkers();
   const replicas = mode === 'soak' ? crashTigerBeetleReplica() : undefined;
-  if (tigerBeetle === undefined) skipped.push({ name: 'crash-tigerbeetle', why: 'crash consistency on TigerBeetle skipped: TB_ADDRESS is not set (set TB_ADDRESS=host:port[,…] to run it against a cluster)' });
-  if (workers === undefined) skipped.push({ name: 'crash-workers', why: `crash-workers skipped: it needs TigerBeetle, TB_ADDRESS is not set and there is ${noBinary}` });
+  if (tigerBeetle === undefined)
+    skipped.push({
+      name: 'crash-tigerbeetle',
+      why: 'crash consistency on TigerBeetle skipped: TB_ADDRESS is not set (set TB_ADDRESS=host:port[,…] to run it against a cluster)',
+    });
+  if (workers === undefined)
+    skipped.push({ name: 'crash-workers', why: `crash-workers skipped: it needs TigerBeetle, TB_ADDRESS is not set and there is ${noBinary}` });
   if (mode === 'soak' && replicas === undefined) skipped.push({ name: 'crash-tigerbeetle-replica', why: `crash-tigerbeetle-replica skipped: ${noBinary}` });
-  const workersNote = tigerBeetleAvailability() === 'binary' ? 'crash-workers ran on a private single-replica TigerBeetle cluster (TB_ADDRESS is not set)' : undefined;
+  const workersNote =
+    tigerBeetleAvailability() === 'binary' ? 'crash-workers ran on a private single-replica TigerBeetle cluster (TB_ADDRESS is not set)' : undefined;
   return [
     // 240 s: the 200 s of before plus most of the finish phase's reserve (crash.ts), so a slow machine still runs all 2000 payments.
     { name: 'crash', load: async () => runCrash, deadlineMs: { short: 240_000, soak: 3_600_000 } },
     ...(tigerBeetle === undefined ? [] : [{ name: 'crash-tigerbeetle', load: async () => tigerBeetle, deadlineMs: { short: 240_000, soak: 3_600_000 } }]),
     { name: 'crash-embedded', load: async () => runCrashEmbedded, deadlineMs: { short: 160_000, soak: 2_400_000 } },
-    ...(workers === undefined ? [] : [{ name: 'crash-workers', load: async () => workers, deadlineMs: { short: 210_000, soak: 2_400_000 }, ...(workersNote === undefined ? {} : { note: workersNote }) }]),
+    ...(workers === undefined
+      ? []
+      : [
+          {
+            name: 'crash-workers',
+            load: async () => workers,
+            deadlineMs: { short: 210_000, soak: 2_400_000 },
+            ...(workersNote === undefined ? {} : { note: workersNote }),
+          },
+        ]),
     ...(replicas === undefined ? [] : [{ name: 'crash-tigerbeetle-replica', load: async () => replicas, deadlineMs: { soak: 2_400_000 } }]),
     { name: 'outages', load: async () => runOutages, deadlineMs: { short: 180_000, soak: 600_000 } },
     // Part 2 of the suite (fuzzing, security): loaded only when run, so --only works while they are written.
@@ -102,7 +117,12 @@ async function runOne(entry: Entry, base: Omit<ScenarioOptions, 'deadlineMs'>, m
     timer = setTimeout(() => {
       // Its processes would compete with the next scenario's: stop them.
       const killed = killAllChildren();
-      resolve({ name: entry.name, counts: {}, violations: [`did not finish within ${(deadlineMs + overrunGraceMs) / 1000} s (${killed} child processes killed)`], durationMs: Date.now() - startedAt });
+      resolve({
+        name: entry.name,
+        counts: {},
+        violations: [`did not finish within ${(deadlineMs + overrunGraceMs) / 1000} s (${killed} child processes killed)`],
+        durationMs: Date.now() - startedAt,
+      });
     }, deadlineMs + overrunGraceMs);
   });
   try {
@@ -128,9 +148,13 @@ async function main(): Promise<number> {
   const logDir = join(workDir, 'logs');
   mkdirSync(logDir, { recursive: true });
   const secrets = new Set<string>();
-  notes.push(...skipped.filter((s) => only === undefined || only.has(s.name)).map((s) => s.why), ...chosen.flatMap((e) => (e.note === undefined ? [] : [e.note])));
+  notes.push(
+    ...skipped.filter((s) => only === undefined || only.has(s.name)).map((s) => s.why),
+    ...chosen.flatMap((e) => (e.note === undefined ? [] : [e.note])),
+  );
   if (only !== undefined) notes.push(`only: ${[...only].join(', ')}`);
-  for (const name of only ?? []) if (!chosen.some((e) => e.name === name) && !skipped.some((s) => s.name === name)) notes.push(`${name}: not run (no such scenario in ${mode} mode)`);
+  for (const name of only ?? [])
+    if (!chosen.some((e) => e.name === name) && !skipped.some((s) => s.name === name)) notes.push(`${name}: not run (no such scenario in ${mode} mode)`);
   console.log(`countersign reliability, ${mode} mode, seed ${seed}, work directory ${workDir}`);
   const scenarios: ScenarioResult[] = [];
   for (const entry of chosen) {
@@ -141,7 +165,17 @@ async function main(): Promise<number> {
   }
   // Every log, and what the services stored (Redis append-only files, authz data directories).
   const scan = scanLogs(workDir, secrets, [logDir, ...storesUnder(workDir)]);
-  const report: RunReport = { mode, partial: only !== undefined, seed, startedAt: new Date(startedAt).toISOString(), durationMs: Date.now() - startedAt, node: `Node ${process.version} on ${process.platform}-${process.arch}, ${cpus().length} cores`, scenarios, scan, notes };
+  const report: RunReport = {
+    mode,
+    partial: only !== undefined,
+    seed,
+    startedAt: new Date(startedAt).toISOString(),
+    durationMs: Date.now() - startedAt,
+    node: `Node ${process.version} on ${process.platform}-${process.arch}, ${cpus().length} cores`,
+    scenarios,
+    scan,
+    notes,
+  };
   const violations = violationsOf(report);
   console.log(`\n${table(report)}\n`);
   for (const note of notes) console.log(`note: ${note}`);

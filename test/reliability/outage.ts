@@ -1,20 +1,20 @@
-import { appendFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { appendFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../services/net.js';
 import type { Scenario, ScenarioOptions, ScenarioResult } from './scenario.js';
 import { enrollPayers, type MerchantActor, type PayerActor } from './support/actors.js';
 import { AnswerLog } from './support/answer-log.js';
 import { audit } from './support/audit.js';
-import { startAuthorizerPlugin, type AuthorizerPlugin } from './support/authorizer-plugin.js';
-import { CallStats, Endpoint, callDeadlineMs, crashRetries, type ObservedCall, type RetryPolicy } from './support/clients.js';
+import { type AuthorizerPlugin, startAuthorizerPlugin } from './support/authorizer-plugin.js';
+import { CallStats, callDeadlineMs, crashRetries, Endpoint, type ObservedCall, type RetryPolicy } from './support/clients.js';
 import { finishRequests } from './support/finish.js';
-import { runPayment, type FlowContext, type PaymentKind, type PaymentRecord, type PlannedPayment } from './support/payment-flows.js';
-import { countersignCommand, runToEnd } from './support/processes.js';
+import { type FlowContext, type PaymentKind, type PaymentRecord, type PlannedPayment, runPayment } from './support/payment-flows.js';
 import { Prng, randomSeed } from './support/prng.js';
+import { countersignCommand, runToEnd } from './support/processes.js';
 import { reconcileWorld } from './support/reconcile.js';
-import { startWorld, type World } from './support/world.js';
 import { cancelOpenPayments, defaultShape, prepareWorkload, runWorkload, type Workload } from './support/workload.js';
+import { startWorld, type World } from './support/world.js';
 
 /**
  * Dependency outages under load. One deployment (durable Redis, authz with the embedded ledger,
@@ -125,7 +125,10 @@ interface OutageCase {
   heal(): Promise<void>;
 }
 
-const isCode = (...codes: string[]) => (c: ObservedCall) => codes.includes(c.code);
+const isCode =
+  (...codes: string[]) =>
+  (c: ObservedCall) =>
+    codes.includes(c.code);
 const deliveryFailed = (c: ObservedCall) => c.code === 'Unavailable' && c.reason === 'DELIVERY_FAILED';
 
 /**
@@ -143,10 +146,54 @@ const keyInProgress = (c: ObservedCall) => c.code === 'Unavailable' && (c.reason
 
 function cases(world: World, plugin: AuthorizerPlugin): OutageCase[] {
   return [
-    { name: 'redis-down', answerMsMax: answerMsMax.redis, faultAnswer: isCode('Unavailable'), windowCallsMin: faultWindowCallsMin, holdsEveryCall: false, canary: 'app', canaryRetry: 'succeeds', kills: 1, inject: () => world.redis!.process.kill(), heal: () => world.redis!.process.start() },
-    { name: 'ledger-frozen', answerMsMax: answerMsMax.frozen, faultAnswer: isCode('DeadlineExceeded', 'Unavailable'), windowCallsMin: frozenWindowCallsMin, holdsEveryCall: true, canary: 'app', canaryRetry: 'succeeds', kills: 0, inject: () => world.authz.pause(), heal: () => world.authz.resume() },
-    { name: 'telco-down', answerMsMax: answerMsMax.telco, faultAnswer: deliveryFailed, windowCallsMin: faultWindowCallsMin, holdsEveryCall: false, canary: 'sms-code', canaryRetry: 'stays-declined', kills: 1, inject: () => world.bridge.kill(), heal: () => world.startBridge() },
-    { name: 'telco-hung', answerMsMax: answerMsMax.telco, faultAnswer: deliveryFailed, windowCallsMin: faultWindowCallsMin, holdsEveryCall: false, canary: 'sms-code', canaryRetry: 'stays-declined', kills: 0, inject: () => world.bridge.pause(), heal: () => world.bridge.resume() },
+    {
+      name: 'redis-down',
+      answerMsMax: answerMsMax.redis,
+      faultAnswer: isCode('Unavailable'),
+      windowCallsMin: faultWindowCallsMin,
+      holdsEveryCall: false,
+      canary: 'app',
+      canaryRetry: 'succeeds',
+      kills: 1,
+      inject: () => world.redis!.process.kill(),
+      heal: () => world.redis!.process.start(),
+    },
+    {
+      name: 'ledger-frozen',
+      answerMsMax: answerMsMax.frozen,
+      faultAnswer: isCode('DeadlineExceeded', 'Unavailable'),
+      windowCallsMin: frozenWindowCallsMin,
+      holdsEveryCall: true,
+      canary: 'app',
+      canaryRetry: 'succeeds',
+      kills: 0,
+      inject: () => world.authz.pause(),
+      heal: () => world.authz.resume(),
+    },
+    {
+      name: 'telco-down',
+      answerMsMax: answerMsMax.telco,
+      faultAnswer: deliveryFailed,
+      windowCallsMin: faultWindowCallsMin,
+      holdsEveryCall: false,
+      canary: 'sms-code',
+      canaryRetry: 'stays-declined',
+      kills: 1,
+      inject: () => world.bridge.kill(),
+      heal: () => world.startBridge(),
+    },
+    {
+      name: 'telco-hung',
+      answerMsMax: answerMsMax.telco,
+      faultAnswer: deliveryFailed,
+      windowCallsMin: faultWindowCallsMin,
+      holdsEveryCall: false,
+      canary: 'sms-code',
+      canaryRetry: 'stays-declined',
+      kills: 0,
+      inject: () => world.bridge.pause(),
+      heal: () => world.bridge.resume(),
+    },
     {
       name: 'authorizer-hung',
       answerMsMax: answerMsMax.authorizer,
@@ -184,7 +231,7 @@ class ProbePool {
     for (let tries = 0; tries < this.sms.length; tries++) {
       const payer = this.sms[this.next++ % this.sms.length]!;
       const used = this.uses.get(payer.id) ?? 0;
-      if (used < 3) return this.uses.set(payer.id, used + 1), payer;
+      if (used < 3) return (this.uses.set(payer.id, used + 1), payer);
     }
     throw new Error('probe pool: every SMS probe payer used its 3 codes');
   }
@@ -205,17 +252,32 @@ function judgeWindow(c: OutageCase, calls: ObservedCall[], resumedAtMs: number):
   const held = (call: ObservedCall) => call.startMs + call.durationMs >= resumedAtMs;
   const shows = (call: ObservedCall) => c.faultAnswer(call) || (c.holdsEveryCall && held(call));
   const showing = calls.filter(shows).length;
-  if (calls.length < c.windowCallsMin) violations.push(`${c.name}: only ${calls.length} load calls started inside the fault window, expected at least ${c.windowCallsMin}: the window proved nothing`);
-  else if (showing < faultCallsMin) violations.push(`${c.name}: none of the ${calls.length} load calls inside the fault window got its documented answer${c.holdsEveryCall ? ' or was held until the process resumed' : ''}: the fault was not in effect`);
+  if (calls.length < c.windowCallsMin)
+    violations.push(
+      `${c.name}: only ${calls.length} load calls started inside the fault window, expected at least ${c.windowCallsMin}: the window proved nothing`,
+    );
+  else if (showing < faultCallsMin)
+    violations.push(
+      `${c.name}: none of the ${calls.length} load calls inside the fault window got its documented answer${c.holdsEveryCall ? ' or was held until the process resumed' : ''}: the fault was not in effect`,
+    );
   const early = c.holdsEveryCall ? calls.filter((call) => !shows(call)) : [];
-  if (early.length > 0) violations.push(`${c.name}: ${early.length} load calls that started while the process was stopped were answered before it resumed (${early.slice(0, 3).map((e) => `${e.method} ${e.code}`).join('; ')}): the process was not stopped`);
+  if (early.length > 0)
+    violations.push(
+      `${c.name}: ${early.length} load calls that started while the process was stopped were answered before it resumed (${early
+        .slice(0, 3)
+        .map((e) => `${e.method} ${e.code}`)
+        .join('; ')}): the process was not stopped`,
+    );
   return { violations, showing };
 }
 
 function judgeCalls(c: OutageCase, calls: ObservedCall[]): string[] {
   const violations: string[] = [];
   const late = calls.filter((call) => call.durationMs > c.answerMsMax);
-  if (late.length > 0) violations.push(`${c.name}: ${late.length} calls answered later than ${c.answerMsMax} ms (slowest ${Math.max(...late.map((l) => l.durationMs))} ms, ${late[0]!.method})`);
+  if (late.length > 0)
+    violations.push(
+      `${c.name}: ${late.length} calls answered later than ${c.answerMsMax} ms (slowest ${Math.max(...late.map((l) => l.durationMs))} ms, ${late[0]!.method})`,
+    );
   const wrong = calls.filter((call) => !c.faultAnswer(call) && !businessAnswer(call) && !keyInProgress(call));
   if (wrong.length > 0) {
     const kinds = [...new Set(wrong.map((w) => `${w.method} ${w.code}${w.reason === undefined ? '' : ` ${w.reason}`}`))];
@@ -245,7 +307,8 @@ async function waitForRecovery(ctx: FlowContext, pool: ProbePool, c: OutageCase,
  */
 async function faultPathLoad(ctx: FlowContext, c: OutageCase, pool: ProbePool, tag: string, windowEndMs: number): Promise<PaymentRecord[]> {
   const records: PaymentRecord[] = [];
-  for (let i = 0; i < faultPathPaymentsMax && Date.now() < windowEndMs; i++) records.push(await runPayment({ ...ctx, policy: canaryRetries }, pool.plan(c.canary, `${tag}-fault-path-${i}`)));
+  for (let i = 0; i < faultPathPaymentsMax && Date.now() < windowEndMs; i++)
+    records.push(await runPayment({ ...ctx, policy: canaryRetries }, pool.plan(c.canary, `${tag}-fault-path-${i}`)));
   return records;
 }
 
@@ -254,7 +317,10 @@ function judgeCanary(c: OutageCase, canary: PaymentRecord, canaryCalls: Observed
   if (canary.acked.length > 0) return [`${c.name}: the canary payment was accepted during the fault (${canary.result})`];
   const create = canaryCalls.find((call) => call.method === 'CreatePayment');
   if (create === undefined) return [`${c.name}: the canary's create was not observed (${canary.result})`];
-  if (!c.faultAnswer(create)) return [`${c.name}: the canary was refused with ${create.code}${create.reason === undefined ? '' : ` ${create.reason}`} "${create.message.slice(0, 100)}", not with the fault's documented answer`];
+  if (!c.faultAnswer(create))
+    return [
+      `${c.name}: the canary was refused with ${create.code}${create.reason === undefined ? '' : ` ${create.reason}`} "${create.message.slice(0, 100)}", not with the fault's documented answer`,
+    ];
   return [];
 }
 
@@ -285,7 +351,8 @@ async function runCase(ctx: FlowContext, c: OutageCase, pool: ProbePool, outageL
   await c.heal();
   log(`${new Date().toISOString()} ${c.name}: healed; ${calls.length} load calls started during the fault have ended`);
   const recovery = await waitForRecovery(ctx, pool, c, tag);
-  if (recovery.ms === undefined) violations.push(`${c.name}: no probe payment succeeded within ${recoveryWaitMsMax} ms after the fault ended (${recovery.records.at(-1)?.result})`);
+  if (recovery.ms === undefined)
+    violations.push(`${c.name}: no probe payment succeeded within ${recoveryWaitMsMax} ms after the fault ended (${recovery.records.at(-1)?.result})`);
   // A call is observed when it ends: the calls that started inside the window have all ended by its end plus their bound (a frozen process's are answered after the resume).
   await sleep(Math.max(0, windowEndMs + c.answerMsMax - Date.now()));
   const window = judgeWindow(c, calls, resumedAtMs);
@@ -293,11 +360,24 @@ async function runCase(ctx: FlowContext, c: OutageCase, pool: ProbePool, outageL
   const refusals = calls.filter((call) => call.code !== 'OK').length;
   const retry = await runPayment(ctx, canaryPlan);
   const retryOk = c.canaryRetry === 'succeeds' ? retry.result === 'succeeded' : retry.result !== 'succeeded';
-  if (!retryOk) violations.push(`${c.name}: the canary retried with its key after recovery ended ${retry.result}, expected it to ${c.canaryRetry === 'succeeds' ? 'succeed' : 'stay declined'}`);
+  if (!retryOk)
+    violations.push(
+      `${c.name}: the canary retried with its key after recovery ended ${retry.result}, expected it to ${c.canaryRetry === 'succeeds' ? 'succeed' : 'stay declined'}`,
+    );
   log(`${new Date().toISOString()} ${c.name}: canary ${canary.result}, recovered in ${recovery.ms ?? 'never'} ms, canary retry ${retry.result}`);
   return {
     violations,
-    counts: { [`${c.name}_calls`]: calls.length, [`${c.name}_faultAnswers`]: calls.filter(c.faultAnswer).length, [`${c.name}_showingFault`]: window.showing, [`${c.name}_canaryAnswer`]: canaryCalls.some(c.faultAnswer) ? 1 : 0, [`${c.name}_faultPathPayments`]: faultPathRecords.length, [`${c.name}_keyInProgress`]: calls.filter(keyInProgress).length, [`${c.name}_refused`]: refusals, [`${c.name}_recoveryMs`]: recovery.ms ?? -1, [`${c.name}_slowestMs`]: Math.max(0, ...calls.map((x) => x.durationMs)) },
+    counts: {
+      [`${c.name}_calls`]: calls.length,
+      [`${c.name}_faultAnswers`]: calls.filter(c.faultAnswer).length,
+      [`${c.name}_showingFault`]: window.showing,
+      [`${c.name}_canaryAnswer`]: canaryCalls.some(c.faultAnswer) ? 1 : 0,
+      [`${c.name}_faultPathPayments`]: faultPathRecords.length,
+      [`${c.name}_keyInProgress`]: calls.filter(keyInProgress).length,
+      [`${c.name}_refused`]: refusals,
+      [`${c.name}_recoveryMs`]: recovery.ms ?? -1,
+      [`${c.name}_slowestMs`]: Math.max(0, ...calls.map((x) => x.durationMs)),
+    },
     records: [canary, ...faultPathRecords, ...recovery.records, retry],
   };
 }
@@ -315,7 +395,7 @@ async function canaryMerchant(world: World, secrets: Set<string>): Promise<{ mer
   const endpoint = new Endpoint(world.endpoint.baseUrl);
   const api = endpoint.clients(r.apiKey);
   await api.payments.listPayments({ pageSize: 1 });
-  return { endpoint, merchant: { id: r.merchantId, name, apiKey: r.apiKey, account: r.payeeAccountIds['USD']!, feeBasisPoints, api } };
+  return { endpoint, merchant: { id: r.merchantId, name, apiKey: r.apiKey, account: r.payeeAccountIds.USD!, feeBasisPoints, api } };
 }
 
 /** authz configured with TigerBeetle where nothing listens: it must exit non-zero, in time, without serving. */
@@ -337,7 +417,10 @@ async function deadLedgerStart(options: ScenarioOptions): Promise<{ violations: 
     COUNTERSIGN_LOG_LEVEL: 'debug',
   };
   const startedAt = Date.now();
-  const run = await runToEnd({ name: 'authz-dead-ledger', ...countersignCommand(['serve']), env, logDir: join(options.logDir, 'outages') }, deadLedgerExitMsMax);
+  const run = await runToEnd(
+    { name: 'authz-dead-ledger', ...countersignCommand(['serve']), env, logDir: join(options.logDir, 'outages') },
+    deadLedgerExitMsMax,
+  );
   const ms = Date.now() - startedAt;
   const violations: string[] = [];
   if (run.code === null) violations.push(`ledger-dead: authz with an unreachable ledger was still running after ${deadLedgerExitMsMax} ms`);
@@ -369,12 +452,34 @@ export const runOutages: Scenario = async (options) => {
   }
 };
 
-async function outages(options: ScenarioOptions, world: World, plugin: AuthorizerPlugin, rng: Prng, seed: number, startedAt: number, log: (line: string) => void): Promise<ScenarioResult> {
+async function outages(
+  options: ScenarioOptions,
+  world: World,
+  plugin: AuthorizerPlugin,
+  rng: Prng,
+  seed: number,
+  startedAt: number,
+  log: (line: string) => void,
+): Promise<ScenarioResult> {
   const stats = new CallStats();
   const concurrency = options.mode === 'short' ? 5 : 8;
-  const shape = { ...defaultShape, payments: options.mode === 'short' ? 3_000 : 12_000, concurrency, kinds: { app: 85, 'sms-code': 15, 'sms-reply': 0 }, scripts: { right: 90, 'wrong-then-right': 0, decline: 5, abandon: 5 }, appPaymentsPerPayer: 40 };
+  const shape = {
+    ...defaultShape,
+    payments: options.mode === 'short' ? 3_000 : 12_000,
+    concurrency,
+    kinds: { app: 85, 'sms-code': 15, 'sms-reply': 0 },
+    scripts: { right: 90, 'wrong-then-right': 0, decline: 5, abandon: 5 },
+    appPaymentsPerPayer: 40,
+  };
   const workload = await prepareWorkload(world, shape, rng, options.secrets, stats);
-  const probes = await enrollPayers(world, [{ kind: 'app', funding: 1_000_000_00n }, ...Array.from({ length: 12 }, () => ({ kind: 'app' as const, funding: 1_000_00n }))], rng, options.secrets, stats, workload.payers.length);
+  const probes = await enrollPayers(
+    world,
+    [{ kind: 'app', funding: 1_000_000_00n }, ...Array.from({ length: 12 }, () => ({ kind: 'app' as const, funding: 1_000_00n }))],
+    rng,
+    options.secrets,
+    stats,
+    workload.payers.length,
+  );
   const canary = await canaryMerchant(world, options.secrets);
   const everyone = { ...workload, merchants: [...workload.merchants, canary.merchant], payers: [...workload.payers, ...probes] };
   const pool = new ProbePool(probes[0]!, probes.slice(1), workload, canary);
@@ -410,7 +515,16 @@ async function outages(options: ScenarioOptions, world: World, plugin: Authorize
   violations.push(...dead.violations);
   const cleanup = await cancelOpenPayments(world, everyone.merchants, crashRetries, stats, answers);
   const reconciled = await reconcileWorld(world);
-  const result = await audit({ world, workload: everyone, records, reconcileAnomalies: reconciled.anomalies, engine: 'embedded', policy: crashRetries, stats, answers });
+  const result = await audit({
+    world,
+    workload: everyone,
+    records,
+    reconcileAnomalies: reconciled.anomalies,
+    engine: 'embedded',
+    policy: crashRetries,
+    stats,
+    answers,
+  });
   canary.endpoint.close();
   violations.push(...result.violations, ...cleanup.failed.map((f) => `could not cancel an open payment: ${f}`));
   const outcomes: Record<string, number> = {};

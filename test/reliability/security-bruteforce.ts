@@ -4,14 +4,14 @@ import type { Redis } from 'ioredis';
 import { deriveSecondCode } from '../../authz/codes/challenge.js';
 import { base32Decode } from '../../authz/codes/secret.js';
 import { DomainError } from '../../authz/errors.js';
-import { Channel, Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
-import { EnrollmentService, type EnrollMerchantResponse, type EnrollPayerResponse } from '../../gen/countersign/v1/enrollment_pb.js';
-import { LedgerService, type GetAccountResponse } from '../../gen/countersign/v1/ledger_pb.js';
-import { PayerService } from '../../gen/countersign/v1/payer_pb.js';
-import { PaymentService, type BatchConfirmPaymentsResponse, type BatchCreatePaymentsResponse } from '../../gen/countersign/v1/payments_pb.js';
 import { storeKeyPrefixDefault, storeKeysOf } from '../../authz/store/redis/keys.js';
+import { Channel, Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
+import { type EnrollMerchantResponse, EnrollmentService, type EnrollPayerResponse } from '../../gen/countersign/v1/enrollment_pb.js';
+import { type GetAccountResponse, LedgerService } from '../../gen/countersign/v1/ledger_pb.js';
+import { PayerService } from '../../gen/countersign/v1/payer_pb.js';
+import { type BatchConfirmPaymentsResponse, type BatchCreatePaymentsResponse, PaymentService } from '../../gen/countersign/v1/payments_pb.js';
 import type { ReliabilityEnv } from './security-env.js';
-import { codeLabel, statusName, type Outcome } from './security-rpc.js';
+import { codeLabel, type Outcome, statusName } from './security-rpc.js';
 
 /**
  * Brute force on second codes (issue 7): many payers, each with several CHALLENGED payments per
@@ -101,46 +101,116 @@ function must<T>(what: string, o: Outcome): T {
 /** Runs `work` over `items` with at most `limit` in flight. */
 async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
 }
 
-async function enrollVictims(env: ReliabilityEnv, plan: BruteForcePlan, secrets: Set<string>): Promise<{ merchant: { id: string; key: string; account: string }; victims: Victim[] }> {
+async function enrollVictims(
+  env: ReliabilityEnv,
+  plan: BruteForcePlan,
+  secrets: Set<string>,
+): Promise<{ merchant: { id: string; key: string; account: string }; victims: Victim[] }> {
   const admin = { key: env.adminKey };
-  const m = must<EnrollMerchantResponse>('enroll merchant', await env.rpc.unary('grpc-js', EnrollmentService, 'enrollMerchant', { idempotencyKey: `bf-${randomBytes(6).toString('hex')}`, name: 'Brute-forced shop', currencies: ['USD'], feeBasisPoints: 100 }, admin));
+  const m = must<EnrollMerchantResponse>(
+    'enroll merchant',
+    await env.rpc.unary(
+      'grpc-js',
+      EnrollmentService,
+      'enrollMerchant',
+      { idempotencyKey: `bf-${randomBytes(6).toString('hex')}`, name: 'Brute-forced shop', currencies: ['USD'], feeBasisPoints: 100 },
+      admin,
+    ),
+  );
   secrets.add(m.apiKey);
   const victims: Victim[] = [];
-  await pool(Array.from({ length: plan.payers }, (_, i) => i), 16, async (index) => {
-    const phone = `+1628${String(3_000_000 + index).padStart(7, '0')}`;
-    const r = must<EnrollPayerResponse>('enroll payer', await env.rpc.unary('grpc-js', EnrollmentService, 'enrollPayer', {
-      idempotencyKey: `bfp-${index}-${randomBytes(4).toString('hex')}`, phone, displayName: 'Victim', currencies: ['USD'],
-      policies: [{ currency: 'USD', noFactorBelow: 1_00n, oneFactorUpTo: 1000_00n, oneFactor: Factor.SECOND_CODE, moreFactors: [Factor.SECOND_CODE] }],
-    }, admin));
-    const account = r.payer!.prepaidAccountIds['USD']!;
-    must('fund', await env.rpc.unary('grpc-js', LedgerService, 'fundAccount', { idempotencyKey: `bff-${r.payer!.id}`, accountId: account, amount: amount * BigInt(paymentsOf(index, plan)), currency: 'USD' }, admin));
-    secrets.add(r.payerToken);
-    secrets.add(r.verificationSecretBase32);
-    const secret = base32Decode(r.verificationSecretBase32);
-    secrets.add(secret.toString('hex'));
-    secrets.add(secret.toString('base64'));
-    victims.push({ index, payments: paymentsOf(index, plan), id: r.payer!.id, token: r.payerToken, account, secret, path: pathOf(index) });
-  });
+  await pool(
+    Array.from({ length: plan.payers }, (_, i) => i),
+    16,
+    async (index) => {
+      const phone = `+1628${String(3_000_000 + index).padStart(7, '0')}`;
+      const r = must<EnrollPayerResponse>(
+        'enroll payer',
+        await env.rpc.unary(
+          'grpc-js',
+          EnrollmentService,
+          'enrollPayer',
+          {
+            idempotencyKey: `bfp-${index}-${randomBytes(4).toString('hex')}`,
+            phone,
+            displayName: 'Victim',
+            currencies: ['USD'],
+            policies: [{ currency: 'USD', noFactorBelow: 1_00n, oneFactorUpTo: 1000_00n, oneFactor: Factor.SECOND_CODE, moreFactors: [Factor.SECOND_CODE] }],
+          },
+          admin,
+        ),
+      );
+      const account = r.payer!.prepaidAccountIds.USD!;
+      must(
+        'fund',
+        await env.rpc.unary(
+          'grpc-js',
+          LedgerService,
+          'fundAccount',
+          { idempotencyKey: `bff-${r.payer!.id}`, accountId: account, amount: amount * BigInt(paymentsOf(index, plan)), currency: 'USD' },
+          admin,
+        ),
+      );
+      secrets.add(r.payerToken);
+      secrets.add(r.verificationSecretBase32);
+      const secret = base32Decode(r.verificationSecretBase32);
+      secrets.add(secret.toString('hex'));
+      secrets.add(secret.toString('base64'));
+      victims.push({ index, payments: paymentsOf(index, plan), id: r.payer!.id, token: r.payerToken, account, secret, path: pathOf(index) });
+    },
+  );
   victims.sort((a, b) => a.index - b.index);
-  return { merchant: { id: m.merchantId, key: m.apiKey, account: m.payeeAccountIds['USD']! }, victims };
+  return { merchant: { id: m.merchantId, key: m.apiKey, account: m.payeeAccountIds.USD! }, victims };
 }
 
 /** Each victim's payments of the round over BatchCreatePayments; the right codes from the payer's terminal view (in process). */
-async function challengeRound(env: ReliabilityEnv, merchantKey: string, victims: Victim[], round: number, secrets: Set<string>, violations: string[]): Promise<Challenge[]> {
-  const items = victims.flatMap((v) => Array.from({ length: v.payments }, (_, k) => ({ v, input: { idempotencyKey: `bfc-${round}-${v.id}-${k}`, payer: { case: 'payerId', value: v.id }, amount, currency: 'USD', description: 'brute force', channel: Channel.APP } })));
+async function challengeRound(
+  env: ReliabilityEnv,
+  merchantKey: string,
+  victims: Victim[],
+  round: number,
+  secrets: Set<string>,
+  violations: string[],
+): Promise<Challenge[]> {
+  const items = victims.flatMap((v) =>
+    Array.from({ length: v.payments }, (_, k) => ({
+      v,
+      input: {
+        idempotencyKey: `bfc-${round}-${v.id}-${k}`,
+        payer: { case: 'payerId', value: v.id },
+        amount,
+        currency: 'USD',
+        description: 'brute force',
+        channel: Channel.APP,
+      },
+    })),
+  );
   const challenges: Challenge[] = [];
   for (let i = 0; i < items.length; i += createBatchMax) {
     const chunk = items.slice(i, i + createBatchMax);
-    const r = must<BatchCreatePaymentsResponse>('batch create', await env.rpc.unary('grpc-js', PaymentService, 'batchCreatePayments', { idempotencyKey: `bfb-${round}-${i}`, items: chunk.map((c) => c.input) }, { key: merchantKey }));
+    const r = must<BatchCreatePaymentsResponse>(
+      'batch create',
+      await env.rpc.unary(
+        'grpc-js',
+        PaymentService,
+        'batchCreatePayments',
+        { idempotencyKey: `bfb-${round}-${i}`, items: chunk.map((c) => c.input) },
+        { key: merchantKey },
+      ),
+    );
     for (const result of r.results) {
       const v = chunk[result.index]!.v;
       if (result.outcome.case !== 'payment' || result.outcome.value.state !== PaymentState.CHALLENGED) {
-        violations.push(`brute force: a payment for a funded payer was not CHALLENGED: ${result.outcome.case === 'error' ? `${codeLabel(result.outcome.value.code as Code)} ${result.outcome.value.message}` : PaymentState[result.outcome.value?.state ?? 0]}`);
+        violations.push(
+          `brute force: a payment for a funded payer was not CHALLENGED: ${result.outcome.case === 'error' ? `${codeLabel(result.outcome.value.code as Code)} ${result.outcome.value.message}` : PaymentState[result.outcome.value?.state ?? 0]}`,
+        );
         continue;
       }
       const payment = (await env.app.payments.record(result.outcome.value.id))!.payment;
@@ -176,21 +246,45 @@ interface Answer {
   retryAfterMs: number | undefined;
 }
 
-const fromOutcome = (o: Outcome): Answer => (o.ok ? { code: 0, reason: undefined, message: '', retryAfterMs: undefined } : { code: o.code, reason: o.reason, message: o.message, retryAfterMs: o.meta['retry_after_ms'] === undefined ? undefined : Number(o.meta['retry_after_ms']) });
+const fromOutcome = (o: Outcome): Answer =>
+  o.ok
+    ? { code: 0, reason: undefined, message: '', retryAfterMs: undefined }
+    : {
+        code: o.code,
+        reason: o.reason,
+        message: o.message,
+        retryAfterMs: o.meta.retry_after_ms === undefined ? undefined : Number(o.meta.retry_after_ms),
+      };
 
 async function guessOne(env: ReliabilityEnv, c: Challenge, guess: string, key: string): Promise<Answer> {
   const v = c.victim;
   if (v.path === 'grpc-js' || v.path === 'connect') {
-    return fromOutcome(await env.rpc.unary(v.path, PayerService, 'confirmPayment', { idempotencyKey: key, paymentId: c.id, proof: { case: 'secondCode', value: guess } }, { key: v.token }));
+    return fromOutcome(
+      await env.rpc.unary(
+        v.path,
+        PayerService,
+        'confirmPayment',
+        { idempotencyKey: key, paymentId: c.id, proof: { case: 'secondCode', value: guess } },
+        { key: v.token },
+      ),
+    );
   }
   try {
     await env.app.payments.confirm({ kind: 'payer', payerId: v.id }, c.id, key, { kind: 'second_code', secondCode: guess });
     return { code: 0, reason: undefined, message: '', retryAfterMs: undefined };
   } catch (error) {
     if (!(error instanceof DomainError)) return { code: Code.Internal, reason: undefined, message: String(error), retryAfterMs: undefined };
-    const code = { permission_denied: Code.PermissionDenied, resource_exhausted: Code.ResourceExhausted, failed_precondition: Code.FailedPrecondition }[error.kind as string] ?? Code.Unknown;
-    const retry = error.details['retry_after_ms'];
-    return { code, reason: error.details['reason'] === undefined ? undefined : String(error.details['reason']), message: error.message, retryAfterMs: retry === undefined ? undefined : Number(retry) };
+    const code =
+      { permission_denied: Code.PermissionDenied, resource_exhausted: Code.ResourceExhausted, failed_precondition: Code.FailedPrecondition }[
+        error.kind as string
+      ] ?? Code.Unknown;
+    const retry = error.details.retry_after_ms;
+    return {
+      code,
+      reason: error.details.reason === undefined ? undefined : String(error.details.reason),
+      message: error.message,
+      retryAfterMs: retry === undefined ? undefined : Number(retry),
+    };
   }
 }
 
@@ -220,19 +314,30 @@ async function sprayRound(env: ReliabilityEnv, merchantKey: string, challenges: 
     const batchWork = (async () => {
       for (let i = 0; i < batched.length; i += confirmBatchMax) {
         const chunk = batched.slice(i, i + confirmBatchMax).map((c) => ({ c, guess: wrongGuess(c), key: `bfg-${round}-${pass}-${c.id}` }));
-        const o = await env.rpc.unary('grpc-js', PaymentService, 'batchConfirmPayments', { idempotencyKey: `bfbc-${round}-${pass}-${i}`, items: chunk.map((x) => ({ idempotencyKey: x.key, paymentId: x.c.id, secondCode: x.guess })) }, { key: merchantKey });
+        const o = await env.rpc.unary(
+          'grpc-js',
+          PaymentService,
+          'batchConfirmPayments',
+          { idempotencyKey: `bfbc-${round}-${pass}-${i}`, items: chunk.map((x) => ({ idempotencyKey: x.key, paymentId: x.c.id, secondCode: x.guess })) },
+          { key: merchantKey },
+        );
         if (!o.ok) {
           chunk.forEach((x) => record(stats, x.c, fromOutcome(o), round, 'batch'));
           continue;
         }
         for (const r of (o.value as BatchConfirmPaymentsResponse).results) {
           const x = chunk[r.index]!;
-          const answer: Answer = r.outcome.case === 'error' ? { code: r.outcome.value.code as Code, reason: undefined, message: r.outcome.value.message, retryAfterMs: undefined } : { code: 0, reason: undefined, message: '', retryAfterMs: undefined };
+          const answer: Answer =
+            r.outcome.case === 'error'
+              ? { code: r.outcome.value.code as Code, reason: undefined, message: r.outcome.value.message, retryAfterMs: undefined }
+              : { code: 0, reason: undefined, message: '', retryAfterMs: undefined };
           record(stats, x.c, answer, round, 'batch');
         }
       }
     })();
-    await pool(singles, plan.concurrency, async (c) => record(stats, c, await guessOne(env, c, wrongGuess(c), `bfg-${round}-${pass}-${++serial}-${c.id}`), round, c.victim.path));
+    await pool(singles, plan.concurrency, async (c) =>
+      record(stats, c, await guessOne(env, c, wrongGuess(c), `bfg-${round}-${pass}-${++serial}-${c.id}`), round, c.victim.path),
+    );
     await batchWork;
   }
 }
@@ -260,7 +365,8 @@ async function fastForwardLockouts(redis: Redis, victims: Victim[], merchantId: 
   const nowMs = Date.now();
   for (const v of victims) pipeline.eval(endLockoutScript, 1, guardKeyOf(v, merchantId), String(nowMs));
   const unreadable = ((await pipeline.exec()) ?? []).filter(([error, answer]) => error !== null || answer === -1).length;
-  if (unreadable > 0) violations.push(`brute force: ${unreadable} lockouts could not be fast-forwarded (the payer guard's Redis layout is not the one this test knows)`);
+  if (unreadable > 0)
+    violations.push(`brute force: ${unreadable} lockouts could not be fast-forwarded (the payer guard's Redis layout is not the one this test knows)`);
   await new Promise((resolve) => setTimeout(resolve, 20));
 }
 
@@ -269,7 +375,15 @@ export interface BruteForceResult {
   payments: number;
 }
 
-export async function runBruteForce(env: ReliabilityEnv, redis: Redis, plan: BruteForcePlan, deadline: number, secrets: Set<string>, counts: Record<string, number>, violations: string[]): Promise<void> {
+export async function runBruteForce(
+  env: ReliabilityEnv,
+  redis: Redis,
+  plan: BruteForcePlan,
+  deadline: number,
+  secrets: Set<string>,
+  counts: Record<string, number>,
+  violations: string[],
+): Promise<void> {
   let t = Date.now();
   const lap = (name: string) => {
     counts[`ms brute force ${name}`] = (counts[`ms brute force ${name}`] ?? 0) + Date.now() - t;
@@ -277,7 +391,13 @@ export async function runBruteForce(env: ReliabilityEnv, redis: Redis, plan: Bru
   };
   const { merchant, victims } = await enrollVictims(env, plan, secrets);
   lap('enroll');
-  const stats: Stats = { guesses: 0, byVerdict: { denied: 0, exhausted: 0, locked: 0, closed: 0, approved: 0, other: 0 }, byPath: { 'grpc-js': 0, connect: 0, batch: 0, 'in-process': 0 }, retryMax: new Map(), others: [] };
+  const stats: Stats = {
+    guesses: 0,
+    byVerdict: { denied: 0, exhausted: 0, locked: 0, closed: 0, approved: 0, other: 0 },
+    byPath: { 'grpc-js': 0, connect: 0, batch: 0, 'in-process': 0 },
+    retryMax: new Map(),
+    others: [],
+  };
   const all: Challenge[] = [];
   let rounds = 0;
   for (let round = 0; round < plan.rounds && Date.now() < deadline; round += 1) {
@@ -296,8 +416,11 @@ export async function runBruteForce(env: ReliabilityEnv, redis: Redis, plan: Bru
   counts['guesses live'] = stats.byVerdict.denied + stats.byVerdict.exhausted + stats.byVerdict.locked;
   for (const [path, n] of Object.entries(stats.byPath)) counts[`guesses via ${path}`] = n;
   if (rounds < plan.rounds) violations.push(`brute force: only ${rounds} of ${plan.rounds} rounds ran before the deadline`);
-  if (stats.byVerdict.approved > 0) violations.push(`brute force: ${stats.byVerdict.approved} wrong guesses were accepted (OK) — a payment approved without its code`);
-  stats.others.forEach((o) => violations.push(`brute force: a guess was answered ${o} (expected PERMISSION_DENIED, RESOURCE_EXHAUSTED or FAILED_PRECONDITION)`));
+  if (stats.byVerdict.approved > 0)
+    violations.push(`brute force: ${stats.byVerdict.approved} wrong guesses were accepted (OK) — a payment approved without its code`);
+  stats.others.forEach((o) =>
+    violations.push(`brute force: a guess was answered ${o} (expected PERMISSION_DENIED, RESOURCE_EXHAUSTED or FAILED_PRECONDITION)`),
+  );
   if (stats.byVerdict.other > stats.others.length) violations.push(`brute force: ${stats.byVerdict.other} guesses in all got an unexpected answer`);
   checkBackoff(stats, rounds, violations, counts);
   await checkFinal(env, merchant, victims, all, violations, counts);
@@ -311,11 +434,14 @@ export async function runBruteForce(env: ReliabilityEnv, redis: Redis, plan: Bru
 function checkRound(challenges: Challenge[], round: number, violations: string[]): void {
   const perScope = new Map<string, number>();
   for (const c of challenges) {
-    if (c.verified > attemptsMax) violations.push(`brute force: challenge ${c.id} (round ${round + 1}) took ${c.verified} wrong answers, at most ${attemptsMax} allowed`);
+    if (c.verified > attemptsMax)
+      violations.push(`brute force: challenge ${c.id} (round ${round + 1}) took ${c.verified} wrong answers, at most ${attemptsMax} allowed`);
     const scope = `payer ${c.victim.id} ${c.victim.path === 'batch' ? 'at the merchant' : 'payer-wide'}`;
     perScope.set(scope, (perScope.get(scope) ?? 0) + c.verified);
   }
-  for (const [scope, n] of perScope) if (n > failuresMax) violations.push(`brute force: ${scope} had ${n} wrong answers verified in round ${round + 1} before the lockout, at most ${failuresMax}`);
+  for (const [scope, n] of perScope)
+    if (n > failuresMax)
+      violations.push(`brute force: ${scope} had ${n} wrong answers verified in round ${round + 1} before the lockout, at most ${failuresMax}`);
 }
 
 /** Each lockout lasts longer than the one before (until the cap): the largest retry_after_ms seen per round grows. */
@@ -341,7 +467,14 @@ function checkBackoff(stats: Stats, rounds: number, violations: string[], counts
 }
 
 /** Zero approvals in the stores and in the ledger: every payment declined, every reservation voided, nothing posted. */
-async function checkFinal(env: ReliabilityEnv, merchant: { key: string; account: string }, victims: Victim[], all: Challenge[], violations: string[], counts: Record<string, number>): Promise<void> {
+async function checkFinal(
+  env: ReliabilityEnv,
+  merchant: { key: string; account: string },
+  victims: Victim[],
+  all: Challenge[],
+  violations: string[],
+  counts: Record<string, number>,
+): Promise<void> {
   const states: Record<string, number> = {};
   const challenged = new Map<string, number>();
   for (const c of all) {
@@ -351,17 +484,24 @@ async function checkFinal(env: ReliabilityEnv, merchant: { key: string; account:
     if (state === 'CHALLENGED') challenged.set(c.victim.id, (challenged.get(c.victim.id) ?? 0) + 1);
   }
   for (const [state, n] of Object.entries(states)) counts[`brute-forced payments ${state}`] = n;
-  const approved = (states['SUCCEEDED'] ?? 0) + (states['APPROVED'] ?? 0);
+  const approved = (states.SUCCEEDED ?? 0) + (states.APPROVED ?? 0);
   if (approved > 0) violations.push(`brute force: ${approved} brute-forced payments are SUCCEEDED or APPROVED`);
   let moved = 0;
   let misreserved = 0;
   for (const v of victims) {
-    const a = must<GetAccountResponse>('get account', await env.rpc.unary('grpc-js', LedgerService, 'getAccount', { accountId: v.account }, { key: env.adminKey })).account!;
+    const a = must<GetAccountResponse>(
+      'get account',
+      await env.rpc.unary('grpc-js', LedgerService, 'getAccount', { accountId: v.account }, { key: env.adminKey }),
+    ).account!;
     if (a.debitsPosted !== 0n) moved += 1;
     if (a.debitsPending !== amount * BigInt(challenged.get(v.id) ?? 0)) misreserved += 1;
   }
   if (moved > 0) violations.push(`brute force: ${moved} attacked payers have posted debits (money left their accounts)`);
   if (misreserved > 0) violations.push(`brute force: ${misreserved} attacked payers reserve more or less than their payments still CHALLENGED`);
-  const m = must<GetAccountResponse>('get merchant account', await env.rpc.unary('grpc-js', LedgerService, 'getAccount', { accountId: merchant.account }, { key: env.adminKey })).account!;
-  if (m.creditsPosted !== 0n || m.creditsPending !== 0n) violations.push(`brute force: the attacked merchant was credited ${m.creditsPosted} (pending ${m.creditsPending})`);
+  const m = must<GetAccountResponse>(
+    'get merchant account',
+    await env.rpc.unary('grpc-js', LedgerService, 'getAccount', { accountId: merchant.account }, { key: env.adminKey }),
+  ).account!;
+  if (m.creditsPosted !== 0n || m.creditsPending !== 0n)
+    violations.push(`brute force: the attacked merchant was credited ${m.creditsPosted} (pending ${m.creditsPending})`);
 }

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 import { InboxNotifier } from '../../authz/notifier.js';
 import type { PaymentLimits } from '../../authz/payments.js';
-import { createApp, type App } from '../../services/app.js';
-import { loadConfig, type Config } from '../../services/config.js';
-import { startServers, type Servers } from '../../services/server.js';
-import { startRedis, type RedisServer } from '../support/redis.js';
+import { type App, createApp } from '../../services/app.js';
+import { type Config, loadConfig } from '../../services/config.js';
+import { type Servers, startServers } from '../../services/server.js';
+import { type RedisServer, startRedis } from '../support/redis.js';
 import { RpcClients } from './security-rpc.js';
 
 /**

@@ -1,6 +1,6 @@
-import { create, fromBinary, type DescMethod, type DescService, type Message } from '@bufbuild/protobuf';
+import { create, type DescMethod, type DescService, fromBinary, type Message } from '@bufbuild/protobuf';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
+import { type Client, Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import * as grpc from '@grpc/grpc-js';
 import { grpcServiceDefinition } from '../../services/rpc/grpc-server.js';
@@ -90,7 +90,14 @@ export class RpcClients {
    * A server stream: reads for at most `readMs` (default `streamReadMs`), then cancels; OK when it
    * ended or was still open. A caller expecting a refusal waits longer, so a late one is not taken for OK.
    */
-  async stream(wire: Wire, service: DescService, method: string, input: object, credential: Credential, readMs = streamReadMs): Promise<Outcome & { messages?: number }> {
+  async stream(
+    wire: Wire,
+    service: DescService,
+    method: string,
+    input: object,
+    credential: Credential,
+    readMs = streamReadMs,
+  ): Promise<Outcome & { messages?: number }> {
     const desc = methodOf(service, method);
     return wire === 'grpc-js' ? this.grpcStream(service, desc, input, credential, readMs) : this.connectStream(service, desc, input, credential, readMs);
   }
@@ -109,7 +116,10 @@ export class RpcClients {
     let client = this.grpcClients.get(service.typeName);
     if (client === undefined) {
       const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(service), service.name);
-      client = new Ctor(this.grpcAddress, this.grpcCredentials, { 'grpc.max_send_message_length': -1, 'grpc.max_receive_message_length': -1 }) as unknown as RawClient;
+      client = new Ctor(this.grpcAddress, this.grpcCredentials, {
+        'grpc.max_send_message_length': -1,
+        'grpc.max_receive_message_length': -1,
+      }) as unknown as RawClient;
       this.grpcClients.set(service.typeName, client);
     }
     return client;
@@ -118,7 +128,12 @@ export class RpcClients {
   private connectClient(service: DescService): Client<DescService> {
     let client = this.connectClients.get(service.typeName);
     if (client === undefined) {
-      const transport = createConnectTransport({ baseUrl: this.connectBaseUrl, httpVersion: '2', sessionManager: this.sessions, writeMaxBytes: 64 * 1024 * 1024 });
+      const transport = createConnectTransport({
+        baseUrl: this.connectBaseUrl,
+        httpVersion: '2',
+        sessionManager: this.sessions,
+        writeMaxBytes: 64 * 1024 * 1024,
+      });
       client = createClient(service, transport);
       this.connectClients.set(service.typeName, client);
     }
@@ -134,8 +149,12 @@ export class RpcClients {
   private grpcUnary(service: DescService, method: DescMethod, input: object, credential: Credential): Promise<Outcome> {
     const client = this.grpcClient(service);
     return new Promise((resolve) => {
-      client[method.localName]!.call(client, create(method.input, input as never), this.grpcMetadata(credential), { deadline: Date.now() + rpcDeadlineMs }, (error: grpc.ServiceError | null, value: Message) =>
-        resolve(error ? fromGrpc(error) : { ok: true, value }),
+      client[method.localName]!.call(
+        client,
+        create(method.input, input as never),
+        this.grpcMetadata(credential),
+        { deadline: Date.now() + rpcDeadlineMs },
+        (error: grpc.ServiceError | null, value: Message) => resolve(error ? fromGrpc(error) : { ok: true, value }),
       );
     });
   }
@@ -149,9 +168,17 @@ export class RpcClients {
     }
   }
 
-  private grpcStream(service: DescService, method: DescMethod, input: object, credential: Credential, readMs: number): Promise<Outcome & { messages?: number }> {
+  private grpcStream(
+    service: DescService,
+    method: DescMethod,
+    input: object,
+    credential: Credential,
+    readMs: number,
+  ): Promise<Outcome & { messages?: number }> {
     const client = this.grpcClient(service);
-    const call = client[method.localName]!.call(client, create(method.input, input as never), this.grpcMetadata(credential), { deadline: Date.now() + rpcDeadlineMs }) as grpc.ClientReadableStream<Message>;
+    const call = client[method.localName]!.call(client, create(method.input, input as never), this.grpcMetadata(credential), {
+      deadline: Date.now() + rpcDeadlineMs,
+    }) as grpc.ClientReadableStream<Message>;
     return new Promise((resolve) => {
       let messages = 0;
       let done = false;
@@ -164,18 +191,27 @@ export class RpcClients {
       };
       const timer = setTimeout(() => finish({ ok: true, value: create(method.output) }), readMs);
       call.on('data', () => (messages += 1));
-      call.on('error', (error: grpc.ServiceError) => finish(error.code === grpc.status.CANCELLED && done ? { ok: true, value: create(method.output) } : fromGrpc(error)));
+      call.on('error', (error: grpc.ServiceError) =>
+        finish(error.code === grpc.status.CANCELLED && done ? { ok: true, value: create(method.output) } : fromGrpc(error)),
+      );
       call.on('end', () => finish({ ok: true, value: create(method.output) }));
     });
   }
 
-  private async connectStream(service: DescService, method: DescMethod, input: object, credential: Credential, readMs: number): Promise<Outcome & { messages?: number }> {
+  private async connectStream(
+    service: DescService,
+    method: DescMethod,
+    input: object,
+    credential: Credential,
+    readMs: number,
+  ): Promise<Outcome & { messages?: number }> {
     const fn = (this.connectClient(service) as unknown as Record<string, (i: object, o: object) => AsyncIterable<Message>>)[method.localName]!;
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), readMs);
     let messages = 0;
     try {
-      for await (const _ of fn(create(method.input, input as never), { headers: headersOf(credential), signal: controller.signal, timeoutMs: rpcDeadlineMs })) messages += 1;
+      for await (const _ of fn(create(method.input, input as never), { headers: headersOf(credential), signal: controller.signal, timeoutMs: rpcDeadlineMs }))
+        messages += 1;
       return { ok: true, value: create(method.output), messages };
     } catch (error) {
       if (controller.signal.aborted) return { ok: true, value: create(method.output), messages };

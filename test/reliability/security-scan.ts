@@ -74,8 +74,10 @@ export async function scanAtRest(redis: Redis | undefined, dataDir: string, secr
   try {
     const result = await scanAll(redis, dataDir, new Set([...secrets, canary]));
     const isCanary = (f: string) => f.includes('reliability-canary') || f.includes('{reliability}');
-    if (redis !== undefined && !result.findings.some((f) => f.includes('{reliability}'))) result.findings.push('the scan did not find the canary secret planted in Redis: it cannot be trusted');
-    if (!result.findings.some((f) => f.includes('reliability-canary'))) result.findings.push('the scan did not find the canary secret planted in the data directory: it cannot be trusted');
+    if (redis !== undefined && !result.findings.some((f) => f.includes('{reliability}')))
+      result.findings.push('the scan did not find the canary secret planted in Redis: it cannot be trusted');
+    if (!result.findings.some((f) => f.includes('reliability-canary')))
+      result.findings.push('the scan did not find the canary secret planted in the data directory: it cannot be trusted');
     return { ...result, findings: result.findings.filter((f) => !isCanary(f) || f.includes('did not find')) };
   } finally {
     await redis?.del(canaryKey);
@@ -96,7 +98,12 @@ async function scanAll(redis: Redis | undefined, dataDir: string, secrets: Set<s
     result.redisKeys = lines.length;
     const text = lines.join('\n');
     result.redisBytes = text.length;
-    scanChunked(text, secrets, (at) => `Redis key ${text.slice(text.lastIndexOf('\n', at) + 1, text.indexOf('\t', text.lastIndexOf('\n', at) + 1)).slice(0, 80)}`, result.findings);
+    scanChunked(
+      text,
+      secrets,
+      (at) => `Redis key ${text.slice(text.lastIndexOf('\n', at) + 1, text.indexOf('\t', text.lastIndexOf('\n', at) + 1)).slice(0, 80)}`,
+      result.findings,
+    );
   }
   for (const file of filesUnder(dataDir)) {
     const bytes = readFileSync(file);

@@ -2,16 +2,16 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Code } from '@connectrpc/connect';
 import { Channel, Factor, PasswordKind, PaymentState } from '../../gen/countersign/v1/common_pb.js';
-import { EnrollmentService, type EnrollMerchantResponse, type EnrollPayerResponse } from '../../gen/countersign/v1/enrollment_pb.js';
+import { type EnrollMerchantResponse, EnrollmentService, type EnrollPayerResponse } from '../../gen/countersign/v1/enrollment_pb.js';
 import { LedgerService } from '../../gen/countersign/v1/ledger_pb.js';
-import { PaymentService, type CreatePaymentResponse, type GetPaymentResponse, type ListPaymentsResponse } from '../../gen/countersign/v1/payments_pb.js';
-import { startTelcoBridge, type TelcoBridge } from '../../services/telco.js';
-import { twilioSignature } from '../../telco-bridge/twilio-signature.js';
-import { startSmsc, type Smsc } from '../../telco-bridge/simulator/smsc.js';
-import { startVoiceProvider, type VoiceProvider } from '../../telco-bridge/simulator/voice-provider.js';
+import { type CreatePaymentResponse, type GetPaymentResponse, type ListPaymentsResponse, PaymentService } from '../../gen/countersign/v1/payments_pb.js';
 import { freePort } from '../../services/net.js';
+import { startTelcoBridge, type TelcoBridge } from '../../services/telco.js';
+import { type Smsc, startSmsc } from '../../telco-bridge/simulator/smsc.js';
+import { startVoiceProvider, type VoiceProvider } from '../../telco-bridge/simulator/voice-provider.js';
+import { twilioSignature } from '../../telco-bridge/twilio-signature.js';
 import { fileLogger, type ReliabilityEnv } from './security-env.js';
-import { statusName, type Outcome } from './security-rpc.js';
+import { type Outcome, statusName } from './security-rpc.js';
 
 /**
  * The telco side of the security scenario: a real telco bridge (SMPP to a simulated SMSC,
@@ -63,7 +63,17 @@ export async function startBridge(sims: Omit<TelcoWorld, 'bridge'>, env: Reliabi
     grpcPort: sims.bridgePort,
     webhookPort: 0,
     serviceKey: sims.telcoKey,
-    sms: { kind: 'smpp', host: '127.0.0.1', port: sims.smsc.port, systemId: 'countersign', password: sims.smppPassword, sourceAddr: 'countersign', windowMax: 10, ratePerSecondMax: 200, reconnectDelayMsMax: 500 },
+    sms: {
+      kind: 'smpp',
+      host: '127.0.0.1',
+      port: sims.smsc.port,
+      systemId: 'countersign',
+      password: sims.smppPassword,
+      sourceAddr: 'countersign',
+      windowMax: 10,
+      ratePerSecondMax: 200,
+      reconnectDelayMsMax: 500,
+    },
     voice: { kind: 'twilio', baseUrl: sims.voice.baseUrl, accountSid, authToken: sims.authToken, from: '+15550001000' },
     authz: { address: `127.0.0.1:${env.grpcPort}`, serviceKey: sims.telcoKey },
     logger: log.logger,
@@ -86,7 +96,13 @@ interface Shop {
 }
 
 async function enrollShop(env: ReliabilityEnv, secrets: Set<string>): Promise<Shop> {
-  const r = await env.rpc.unary('grpc-js', EnrollmentService, 'enrollMerchant', { idempotencyKey: `shop-${randomBytes(6).toString('hex')}`, name: 'Telco shop', currencies: ['USD'], feeBasisPoints: 0 }, { key: env.adminKey });
+  const r = await env.rpc.unary(
+    'grpc-js',
+    EnrollmentService,
+    'enrollMerchant',
+    { idempotencyKey: `shop-${randomBytes(6).toString('hex')}`, name: 'Telco shop', currencies: ['USD'], feeBasisPoints: 0 },
+    { key: env.adminKey },
+  );
   if (!r.ok) throw new Error(`enroll merchant: ${statusName(r)}`);
   const m = r.value as EnrollMerchantResponse;
   secrets.add(m.apiKey);
@@ -94,14 +110,32 @@ async function enrollShop(env: ReliabilityEnv, secrets: Set<string>): Promise<Sh
 }
 
 async function enrollPayer(env: ReliabilityEnv, phone: string, funds: bigint, policy: object, secrets: Set<string>): Promise<{ id: string; account: string }> {
-  const r = await env.rpc.unary('grpc-js', EnrollmentService, 'enrollPayer', { idempotencyKey: `tp-${randomBytes(6).toString('hex')}`, phone, displayName: 'Telco payer', currencies: ['USD'], policies: [{ currency: 'USD', ...policy }] }, { key: env.adminKey });
+  const r = await env.rpc.unary(
+    'grpc-js',
+    EnrollmentService,
+    'enrollPayer',
+    {
+      idempotencyKey: `tp-${randomBytes(6).toString('hex')}`,
+      phone,
+      displayName: 'Telco payer',
+      currencies: ['USD'],
+      policies: [{ currency: 'USD', ...policy }],
+    },
+    { key: env.adminKey },
+  );
   if (!r.ok) throw new Error(`enroll payer ${phone}: ${statusName(r)} ${r.message}`);
   const p = r.value as EnrollPayerResponse;
   secrets.add(p.payerToken);
   secrets.add(p.verificationSecretBase32);
-  const account = p.payer!.prepaidAccountIds['USD']!;
+  const account = p.payer!.prepaidAccountIds.USD!;
   if (funds > 0n) {
-    const f = await env.rpc.unary('grpc-js', LedgerService, 'fundAccount', { idempotencyKey: `tf-${randomBytes(6).toString('hex')}`, accountId: account, amount: funds, currency: 'USD' }, { key: env.adminKey });
+    const f = await env.rpc.unary(
+      'grpc-js',
+      LedgerService,
+      'fundAccount',
+      { idempotencyKey: `tf-${randomBytes(6).toString('hex')}`, accountId: account, amount: funds, currency: 'USD' },
+      { key: env.adminKey },
+    );
     if (!f.ok) throw new Error(`fund ${phone}: ${statusName(f)}`);
   }
   return { id: p.payer!.id, account };
@@ -120,28 +154,78 @@ async function paymentsFor(env: ReliabilityEnv, shop: Shop, payerId: string): Pr
  * never sent: unsigned, signed with another token, signed for other digits, signed for another
  * URL, signed then given an extra parameter. Each must be 403 and leave the payment as it was.
  */
-export async function checkForgedWebhooks(env: ReliabilityEnv, telco: TelcoWorld, secrets: Set<string>, counts: Record<string, number>, violations: string[]): Promise<void> {
+export async function checkForgedWebhooks(
+  env: ReliabilityEnv,
+  telco: TelcoWorld,
+  secrets: Set<string>,
+  counts: Record<string, number>,
+  violations: string[],
+): Promise<void> {
   const bridge = telco.bridge!;
   const shop = await enrollShop(env, secrets);
   const phone = `+1628900${String(Math.floor(Math.random() * 1e4)).padStart(4, '0')}`;
-  const payer = await enrollPayer(env, phone, 100_00n, { noFactorBelow: 0n, oneFactorUpTo: 1000_00n, oneFactor: Factor.IVR_PASSWORD, moreFactors: [Factor.IVR_PASSWORD] }, secrets);
+  const payer = await enrollPayer(
+    env,
+    phone,
+    100_00n,
+    { noFactorBelow: 0n, oneFactorUpTo: 1000_00n, oneFactor: Factor.IVR_PASSWORD, moreFactors: [Factor.IVR_PASSWORD] },
+    secrets,
+  );
   const password = String(100_000 + Math.floor(Math.random() * 899_999));
   secrets.add(password);
-  const set = await env.rpc.unary('grpc-js', EnrollmentService, 'setPassword', { idempotencyKey: `pw-${randomBytes(4).toString('hex')}`, payerId: payer.id, kind: PasswordKind.IVR, password }, { key: env.adminKey });
+  const set = await env.rpc.unary(
+    'grpc-js',
+    EnrollmentService,
+    'setPassword',
+    { idempotencyKey: `pw-${randomBytes(4).toString('hex')}`, payerId: payer.id, kind: PasswordKind.IVR, password },
+    { key: env.adminKey },
+  );
   if (!set.ok) throw new Error(`set password: ${statusName(set)}`);
   telco.voice.pauseAnswering(); // the call rings while the forgeries arrive
-  const created = await env.rpc.unary('grpc-js', PaymentService, 'createPayment', { idempotencyKey: `ivr-${randomBytes(4).toString('hex')}`, payer: { case: 'payerId', value: payer.id }, amount: 5_00n, currency: 'USD', description: 'forgery target', channel: Channel.MERCHANT }, { key: shop.key });
+  const created = await env.rpc.unary(
+    'grpc-js',
+    PaymentService,
+    'createPayment',
+    {
+      idempotencyKey: `ivr-${randomBytes(4).toString('hex')}`,
+      payer: { case: 'payerId', value: payer.id },
+      amount: 5_00n,
+      currency: 'USD',
+      description: 'forgery target',
+      channel: Channel.MERCHANT,
+    },
+    { key: shop.key },
+  );
   if (!created.ok) throw new Error(`create IVR payment: ${statusName(created)} ${created.message}`);
   const id = (created.value as CreatePaymentResponse).payment!.id;
   const base = bridge.webhookBaseUrl.replace(/\/+$/, '');
   const digitsUrl = `${base}/voice/digits?ref=${id}`;
-  const params: [string, string][] = [['CallSid', 'CA00000000000000000000000000000001'], ['Digits', password], ['From', '+15550001000'], ['To', phone]];
+  const params: [string, string][] = [
+    ['CallSid', 'CA00000000000000000000000000000001'],
+    ['Digits', password],
+    ['From', '+15550001000'],
+    ['To', phone],
+  ];
   const forgeries: { name: string; url: string; params: [string, string][]; signature: string | undefined }[] = [
     { name: 'unsigned', url: digitsUrl, params, signature: undefined },
     { name: 'signed with another auth token', url: digitsUrl, params, signature: twilioSignature(`not-${telco.authToken}`, digitsUrl, params) },
-    { name: 'signature of other digits', url: digitsUrl, params, signature: twilioSignature(telco.authToken, digitsUrl, params.map(([k, v]) => [k, k === 'Digits' ? '0000' : v])) },
+    {
+      name: 'signature of other digits',
+      url: digitsUrl,
+      params,
+      signature: twilioSignature(
+        telco.authToken,
+        digitsUrl,
+        params.map(([k, v]) => [k, k === 'Digits' ? '0000' : v]),
+      ),
+    },
     { name: 'signature of another URL', url: digitsUrl, params, signature: twilioSignature(telco.authToken, `${base}/voice/answer?ref=${id}`, params) },
-    { name: 'signed, then a parameter added', url: digitsUrl, params: [...params, ['SpeechResult', password]], signature: twilioSignature(telco.authToken, digitsUrl, params) },
+    {
+      name: 'signed, then a parameter added',
+      url: digitsUrl,
+      params: [...params, ['SpeechResult', password]],
+      signature: twilioSignature(telco.authToken, digitsUrl, params),
+    },
     { name: 'a garbage signature', url: digitsUrl, params, signature: createHmac('sha256', 'x').update('y').digest('base64') },
   ];
   for (const f of forgeries) {
@@ -157,10 +241,18 @@ export async function checkForgedWebhooks(env: ReliabilityEnv, telco: TelcoWorld
   const after = await env.rpc.unary('grpc-js', PaymentService, 'getPayment', { paymentId: id }, { key: shop.key });
   const p = after.ok ? (after.value as GetPaymentResponse).payment : undefined;
   if (p?.state !== PaymentState.CHALLENGED || p.satisfiedFactors.length !== 0 || p.attemptsLeft !== 5) {
-    violations.push(`telco: after forged webhooks the IVR payment is ${p === undefined ? statusName(after) : `${PaymentState[p.state]}, satisfied [${p.satisfiedFactors.join(',')}], attempts left ${p.attemptsLeft}`}; expected CHALLENGED, nothing satisfied, 5 attempts`);
+    violations.push(
+      `telco: after forged webhooks the IVR payment is ${p === undefined ? statusName(after) : `${PaymentState[p.state]}, satisfied [${p.satisfiedFactors.join(',')}], attempts left ${p.attemptsLeft}`}; expected CHALLENGED, nothing satisfied, 5 attempts`,
+    );
   }
   telco.voice.resumeAnswering();
-  await env.rpc.unary('grpc-js', PaymentService, 'cancelPayment', { idempotencyKey: `ivr-cancel-${id}`, paymentId: id, reason: 'forgery test done' }, { key: shop.key });
+  await env.rpc.unary(
+    'grpc-js',
+    PaymentService,
+    'cancelPayment',
+    { idempotencyKey: `ivr-cancel-${id}`, paymentId: id, reason: 'forgery test done' },
+    { key: shop.key },
+  );
 }
 
 // ------------------------------------------------------------------------------ SMS pumping
@@ -176,7 +268,20 @@ interface Limits {
 
 /** Creates a payment whose code goes out by SMS (channel MERCHANT). */
 function createSmsPayment(env: ReliabilityEnv, shop: Shop, payerId: string): Promise<Outcome> {
-  return env.rpc.unary('grpc-js', PaymentService, 'createPayment', { idempotencyKey: `pump-${randomBytes(6).toString('hex')}`, payer: { case: 'payerId', value: payerId }, amount: pumpAmount, currency: 'USD', description: 'pump', channel: Channel.MERCHANT }, { key: shop.key });
+  return env.rpc.unary(
+    'grpc-js',
+    PaymentService,
+    'createPayment',
+    {
+      idempotencyKey: `pump-${randomBytes(6).toString('hex')}`,
+      payer: { case: 'payerId', value: payerId },
+      amount: pumpAmount,
+      currency: 'USD',
+      description: 'pump',
+      channel: Channel.MERCHANT,
+    },
+    { key: shop.key },
+  );
 }
 
 /** Waits (bounded) until the SMSC holds `count` messages to `phone`. */
@@ -187,7 +292,10 @@ async function smsCount(telco: TelcoWorld, phone: string, count: number): Promis
 }
 
 function expectRateRefusal(o: Outcome, reason: string, what: string, violations: string[]): void {
-  if (o.ok || o.code !== Code.ResourceExhausted || o.reason !== reason) violations.push(`SMS pumping: ${what} was answered ${statusName(o)}${o.ok ? '' : ` (reason ${o.reason ?? 'none'})`}, expected RESOURCE_EXHAUSTED with reason ${reason}`);
+  if (o.ok || o.code !== Code.ResourceExhausted || o.reason !== reason)
+    violations.push(
+      `SMS pumping: ${what} was answered ${statusName(o)}${o.ok ? '' : ` (reason ${o.reason ?? 'none'})`}, expected RESOURCE_EXHAUSTED with reason ${reason}`,
+    );
 }
 
 /**
@@ -195,7 +303,14 @@ function expectRateRefusal(o: Outcome, reason: string, what: string, violations:
  * payer whose number changed still count (the directory is edited in process — there is no API
  * to change a phone). Per prefix: numbers sharing `+` and 6 digits share a budget.
  */
-export async function checkSmsPumping(env: ReliabilityEnv, telco: TelcoWorld, limits: Limits, secrets: Set<string>, counts: Record<string, number>, violations: string[]): Promise<void> {
+export async function checkSmsPumping(
+  env: ReliabilityEnv,
+  telco: TelcoWorld,
+  limits: Limits,
+  secrets: Set<string>,
+  counts: Record<string, number>,
+  violations: string[],
+): Promise<void> {
   const shop = await enrollShop(env, secrets);
   const funds = pumpAmount * BigInt(limits.codesPerPayerMax + 2);
   const before = telco.smsc.messages.length;
@@ -210,13 +325,24 @@ export async function checkSmsPumping(env: ReliabilityEnv, telco: TelcoWorld, li
   const sentD = await smsCount(telco, destinationPhone, limits.codesPerDestinationMax);
   if (sentD !== limits.codesPerDestinationMax) violations.push(`SMS pumping: ${sentD} SMS reached the number, expected ${limits.codesPerDestinationMax}`);
   const recordedD = await paymentsFor(env, shop, d.id);
-  if (recordedD !== limits.codesPerDestinationMax) violations.push(`SMS pumping: ${recordedD} payments recorded after the refused code, expected ${limits.codesPerDestinationMax} (nothing for the refused one)`);
+  if (recordedD !== limits.codesPerDestinationMax)
+    violations.push(
+      `SMS pumping: ${recordedD} payments recorded after the refused code, expected ${limits.codesPerDestinationMax} (nothing for the refused one)`,
+    );
   await checkPerPayer(env, telco, shop, limits, funds, secrets, violations);
   await checkPerPrefix(env, telco, shop, limits, secrets, violations);
   counts.smsSent = telco.smsc.messages.length - before;
 }
 
-async function checkPerPayer(env: ReliabilityEnv, telco: TelcoWorld, shop: Shop, limits: Limits, funds: bigint, secrets: Set<string>, violations: string[]): Promise<void> {
+async function checkPerPayer(
+  env: ReliabilityEnv,
+  telco: TelcoWorld,
+  shop: Shop,
+  limits: Limits,
+  funds: bigint,
+  secrets: Set<string>,
+  violations: string[],
+): Promise<void> {
   const phones = Array.from({ length: 3 }, (_, i) => `+1628922${i}${String(Math.floor(Math.random() * 1e3)).padStart(3, '0')}`);
   const q = await enrollPayer(env, phones[0]!, funds, pumpPolicy, secrets);
   let sent = 0;
@@ -230,7 +356,12 @@ async function checkPerPayer(env: ReliabilityEnv, telco: TelcoWorld, shop: Shop,
   }
   const payer = await env.app.directory.getPayer(q.id);
   await env.app.directory.putPayer({ ...payer!, phone: phones[2]! });
-  expectRateRefusal(await createSmsPayment(env, shop, q.id), 'CODE_RATE_PAYER', `code ${limits.codesPerPayerMax + 1} for one payer (to a third number)`, violations);
+  expectRateRefusal(
+    await createSmsPayment(env, shop, q.id),
+    'CODE_RATE_PAYER',
+    `code ${limits.codesPerPayerMax + 1} for one payer (to a third number)`,
+    violations,
+  );
   if (telco.smsc.messagesTo(phones[2]!).length !== 0) violations.push('SMS pumping: the payer-limited code reached its number');
 }
 
@@ -253,7 +384,8 @@ async function checkPerPrefix(env: ReliabilityEnv, telco: TelcoWorld, shop: Shop
       }
     }
   }
-  if (refusedAt !== limits.codesPerPrefixMax) violations.push(`SMS pumping: the prefix limit refused at code ${refusedAt + 1}, expected at ${limits.codesPerPrefixMax + 1}`);
+  if (refusedAt !== limits.codesPerPrefixMax)
+    violations.push(`SMS pumping: the prefix limit refused at code ${refusedAt + 1}, expected at ${limits.codesPerPrefixMax + 1}`);
   const toPrefix = () => telco.smsc.messages.filter((m) => m.to.startsWith('+162893')).length;
   const endAt = Date.now() + telcoWaitMs;
   while (toPrefix() < sent && Date.now() < endAt) await new Promise((r) => setTimeout(r, 20));

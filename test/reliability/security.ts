@@ -1,13 +1,13 @@
 import { Redis } from 'ioredis';
 import { defaultPaymentLimits } from '../../authz/payments.js';
-import { LedgerService, type CheckBalancedResponse } from '../../gen/countersign/v1/ledger_pb.js';
+import { type CheckBalancedResponse, LedgerService } from '../../gen/countersign/v1/ledger_pb.js';
 import type { Scenario, ScenarioOptions, ScenarioResult } from './scenario.js';
 import { checkCrossAccess, checkUnauthenticated } from './security-access.js';
 import { bruteForcePlans, runBruteForce } from './security-bruteforce.js';
-import { startReliabilityEnv, type ReliabilityEnv } from './security-env.js';
+import { type ReliabilityEnv, startReliabilityEnv } from './security-env.js';
+import { statusName } from './security-rpc.js';
 import { scanAtRest } from './security-scan.js';
 import { checkForgedWebhooks, checkSmsPumping, startBridge, startTelcoSimulators, type TelcoWorld } from './security-telco.js';
-import { statusName } from './security-rpc.js';
 
 /**
  * Security (issue 7), against one real authz server (Redis store, embedded ledger journaled in
@@ -34,7 +34,14 @@ export const runSecurity: Scenario = async (options: ScenarioOptions): Promise<S
   let redis: Redis | undefined;
   try {
     [sims.telcoKey, sims.authToken, sims.smppPassword].forEach((s) => secrets.add(s));
-    env = await startReliabilityEnv({ name: 'security', workDir: options.workDir, logDir: options.logDir, store: 'redis', journal: true, config: { telcoBridge: `127.0.0.1:${sims.bridgePort}`, telcoKey: sims.telcoKey } });
+    env = await startReliabilityEnv({
+      name: 'security',
+      workDir: options.workDir,
+      logDir: options.logDir,
+      store: 'redis',
+      journal: true,
+      config: { telcoBridge: `127.0.0.1:${sims.bridgePort}`, telcoKey: sims.telcoKey },
+    });
     secrets.add(env.adminKey);
     telco = await startBridge(sims, env, options.logDir);
     redis = new Redis(env.redis!.url, { lazyConnect: false, maxRetriesPerRequest: 1 });
@@ -42,11 +49,19 @@ export const runSecurity: Scenario = async (options: ScenarioOptions): Promise<S
     await step('cross access', violations, counts, () => checkCrossAccess(env!, secrets, counts, violations));
     await step('forged webhooks', violations, counts, () => checkForgedWebhooks(env!, telco!, secrets, counts, violations));
     await step('SMS pumping', violations, counts, () => checkSmsPumping(env!, telco!, defaultPaymentLimits, secrets, counts, violations));
-    await step('brute force', violations, counts, () => runBruteForce(env!, redis!, bruteForcePlans[options.mode], startedAt + options.deadlineMs - reserveMs, secrets, counts, violations));
+    await step('brute force', violations, counts, () =>
+      runBruteForce(env!, redis!, bruteForcePlans[options.mode], startedAt + options.deadlineMs - reserveMs, secrets, counts, violations),
+    );
     await step('ledger balance', violations, counts, () => checkBalanced(env!, violations));
     await step('secrets at rest', violations, counts, async () => {
       const scan = await scanAtRest(redis, env!.dataDir, secrets);
-      Object.assign(counts, { redisKeysScanned: scan.redisKeys, redisBytesScanned: scan.redisBytes, dataFilesScanned: scan.files, dataBytesScanned: scan.fileBytes, secretsRegistered: secrets.size });
+      Object.assign(counts, {
+        redisKeysScanned: scan.redisKeys,
+        redisBytesScanned: scan.redisBytes,
+        dataFilesScanned: scan.files,
+        dataBytesScanned: scan.fileBytes,
+        secretsRegistered: secrets.size,
+      });
       scan.findings.forEach((f) => violations.push(`secret at rest: ${f}`));
     });
   } catch (error) {
@@ -75,5 +90,6 @@ async function step(name: string, violations: string[], counts: Record<string, n
 
 async function checkBalanced(env: ReliabilityEnv, violations: string[]): Promise<void> {
   const o = await env.rpc.unary('grpc-js', LedgerService, 'checkBalanced', {}, { key: env.adminKey });
-  if (!o.ok || !(o.value as CheckBalancedResponse).balanced) violations.push(`ledger: CheckBalanced after the security scenario answered ${o.ok ? 'unbalanced' : statusName(o)}`);
+  if (!o.ok || !(o.value as CheckBalancedResponse).balanced)
+    violations.push(`ledger: CheckBalanced after the security scenario answered ${o.ok ? 'unbalanced' : statusName(o)}`);
 }

@@ -15,7 +15,14 @@ export type CallOutcome = { ok: true; value: Message } | { ok: false; code: grpc
  * One unary call with a grpc-js client built on `credentials` (plaintext, TLS, or TLS with a
  * client certificate), authenticated with `key`. The channel is closed afterwards.
  */
-export function callOnce<S extends DescService>(service: S, address: string, credentials: grpc.ChannelCredentials, key: string, method: string, input: object): Promise<CallOutcome> {
+export function callOnce<S extends DescService>(
+  service: S,
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  key: string,
+  method: string,
+  input: object,
+): Promise<CallOutcome> {
   const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(service), service.name);
   const client = new Ctor(address, credentials, tlsChannelOptions) as unknown as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
   const desc = service.methods.find((m) => m.localName === method);
@@ -23,8 +30,12 @@ export function callOnce<S extends DescService>(service: S, address: string, cre
   const metadata = new grpc.Metadata();
   metadata.set('authorization', `Bearer ${key}`);
   return new Promise<CallOutcome>((resolve) => {
-    client[method]!.call(client, create(desc.input, input as never), metadata, { deadline: Date.now() + tlsCallDeadlineMs }, (error: grpc.ServiceError | null, value: Message) =>
-      resolve(error ? { ok: false, code: error.code, details: error.details } : { ok: true, value }),
+    client[method]!.call(
+      client,
+      create(desc.input, input as never),
+      metadata,
+      { deadline: Date.now() + tlsCallDeadlineMs },
+      (error: grpc.ServiceError | null, value: Message) => resolve(error ? { ok: false, code: error.code, details: error.details } : { ok: true, value }),
     );
   }).finally(() => client.close());
 }

@@ -1,12 +1,12 @@
-import test, { type ExecutionContext } from 'ava';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import test, { type ExecutionContext } from 'ava';
 import { lockDataDir as lockStoreDir } from '../../authz/store/journal/lock.js';
 import { lockDataDir as lockLedgerDir } from '../../ledger/embedded/journal.js';
-import { cliRunMsMax, runCli as runChild, runCliHere, startCli, type CliEntry } from '../support/cli-child.js';
+import { type CliEntry, cliRunMsMax, runCli as runChild, runCliHere, startCli } from '../support/cli-child.js';
 
 // The real `countersign` command line as a child process, in a fresh working directory with
 // COUNTERSIGN_DATA_DIR under it: exit codes, exact lines, and what it leaves on disk.
@@ -30,14 +30,18 @@ function place(t: ExecutionContext): Place {
 
 /** Everything under `dir`, relative to it. */
 function filesIn(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).map((p) => relative(dir, join(dir, p))).sort();
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .map((p) => relative(dir, join(dir, p)))
+    .sort();
 }
 
 /** The child's settings: its data directory in `at`, quiet logs, plus `env`. */
 const settings = (at: Place, env: Record<string, string>) => ({ COUNTERSIGN_DATA_DIR: at.dataDir, COUNTERSIGN_LOG_LEVEL: 'warn', ...env });
 
-const start = (t: ExecutionContext, entry: CliEntry, args: readonly string[], at: Place, env: Record<string, string> = {}) => startCli(t, args, { cwd: at.cwd, env: settings(at, env), entry });
-const run = (t: ExecutionContext, entry: CliEntry, args: readonly string[], at: Place, env: Record<string, string> = {}) => runChild(t, args, { cwd: at.cwd, env: settings(at, env), entry });
+const start = (t: ExecutionContext, entry: CliEntry, args: readonly string[], at: Place, env: Record<string, string> = {}) =>
+  startCli(t, args, { cwd: at.cwd, env: settings(at, env), entry });
+const run = (t: ExecutionContext, entry: CliEntry, args: readonly string[], at: Place, env: Record<string, string> = {}) =>
+  runChild(t, args, { cwd: at.cwd, env: settings(at, env), entry });
 
 /** A port this test holds open, so the child finds it busy. */
 async function busyPort(t: ExecutionContext): Promise<number> {
@@ -76,7 +80,10 @@ const helpFirstLines: readonly (readonly [string[], string])[] = [
   [['payer', '--help'], 'usage: countersign payer <enroll|confirm|derive|rotate-token|revoke-token> [options]'],
   [['reconcile', '--help'], 'usage: countersign reconcile'],
   [['ledger-demo', '--help'], 'usage: countersign ledger-demo [--memory]'],
-  [['authorizer-velocity', '--help'], 'usage: countersign authorizer-velocity [--host 127.0.0.1] [--port N (0 = free)] [--max-per-hour N (5)] [--factor SECOND_CODE]'],
+  [
+    ['authorizer-velocity', '--help'],
+    'usage: countersign authorizer-velocity [--host 127.0.0.1] [--port N (0 = free)] [--max-per-hour N (5)] [--factor SECOND_CODE]',
+  ],
   [['bank-frontend', '-h'], 'usage: countersign bank-frontend [--host 127.0.0.1] [--port N (0 = free)] [--cards FILE.json] [--key-file FILE]'],
 ];
 
@@ -105,8 +112,14 @@ const usageErrors: readonly (readonly [string[], string])[] = [
   [['telco-bridge', '-x'], 'countersign telco-bridge: unknown option -x; see countersign telco-bridge --help'],
   [['ledger-demo', '--memory', '--memory'], 'countersign ledger-demo: --memory given twice; see countersign ledger-demo --help'],
   [['payer'], 'countersign payer: needs a subcommand: enroll, confirm, derive, rotate-token, revoke-token; see countersign payer --help'],
-  [['payer', 'derive', '--secret', 'JBSWY3DP'], 'countersign payer derive: needs --first-code, --amount, --currency, --payee; see countersign payer derive --help'],
-  [['authorizer-velocity', '--max-per-hour', '0'], 'countersign authorizer-velocity: --max-per-hour must be an integer 1..10000, got "0"; see countersign authorizer-velocity --help'],
+  [
+    ['payer', 'derive', '--secret', 'JBSWY3DP'],
+    'countersign payer derive: needs --first-code, --amount, --currency, --payee; see countersign payer derive --help',
+  ],
+  [
+    ['authorizer-velocity', '--max-per-hour', '0'],
+    'countersign authorizer-velocity: --max-per-hour must be an integer 1..10000, got "0"; see countersign authorizer-velocity --help',
+  ],
   [['authorizer-velocity', '--factor', 'PSYCHIC'], 'countersign authorizer-velocity: --factor: unknown factor "PSYCHIC" (one of '],
   [['bank-frontend', '--port', '70000'], 'countersign bank-frontend: --port must be 0..65535, got "70000"; see countersign bank-frontend --help'],
   [['bank-frontend', '--cards'], 'countersign bank-frontend: --cards needs a value; see countersign bank-frontend --help'],
@@ -195,7 +208,9 @@ test.serial('bin: serve runs under the launcher and SIGTERM reaches it: it stops
   t.true(filesIn(at.dataDir).includes('ledger/LOCK'), 'serving, it holds the ledger');
   child.kill('SIGTERM');
   let timer: NodeJS.Timeout | undefined;
-  const code = await Promise.race([exited, new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), runMsMax)))]).finally(() => clearTimeout(timer));
+  const code = await Promise.race([exited, new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), runMsMax)))]).finally(() =>
+    clearTimeout(timer),
+  );
   t.is(code, 0, output);
   t.false(filesIn(at.dataDir).includes('ledger/LOCK'), 'stopped, it released the ledger');
 });

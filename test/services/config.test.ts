@@ -1,11 +1,11 @@
-import test, { type ExecutionContext } from 'ava';
-import { runCli, runCliHere, type CliRun } from '../support/cli-child.js';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import test, { type ExecutionContext } from 'ava';
 import { ConfigError, environment, loadConfig } from '../../services/config.js';
 import { telcoSettings } from '../../services/telco.js';
+import { type CliRun, runCli, runCliHere } from '../support/cli-child.js';
 
 test('COUNTERSIGN_LEDGER_HOLD_TIMEOUT: on, off, unset (the engine decides); anything else is refused naming the values', (t) => {
   t.is(loadConfig({}).ledgerHoldTimeout, undefined);
@@ -39,7 +39,7 @@ function sourceFiles(): string[] {
 const directRead = /\benv\.COUNTERSIGN_|process\.env\.COUNTERSIGN|\benv\[\s*['"`]COUNTERSIGN_/;
 
 test('no source but services/config.ts reads a COUNTERSIGN_* variable, and config.ts reads them in one place', (t) => {
-  t.true(directRead.test("const port = process.env.COUNTERSIGN_GRPC_PORT;") && directRead.test("env['COUNTERSIGN_SMPP']"), 'the pattern catches a read');
+  t.true(directRead.test('const port = process.env.COUNTERSIGN_GRPC_PORT;') && directRead.test("env['COUNTERSIGN_SMPP']"), 'the pattern catches a read');
   const files = sourceFiles();
   t.true(files.includes(join('services', 'telco.ts')) && files.includes(join('services', 'cli.ts')) && files.length > 50, `scanned ${files.length} files`);
   const offenders = files.filter((f) => f !== join('services', 'config.ts') && directRead.test(readFileSync(join(repo, f), 'utf8')));
@@ -70,17 +70,34 @@ test('countersign help lists exactly the table, each with its default, and READM
   t.deepEqual(listed, tableNames, 'help prints the table, in its order');
   t.is(new Set(tableNames).size, tableNames.length, 'no name twice');
   for (const [name, what] of environment) {
-    t.true(lines.some((l) => l.startsWith(`  ${name} `) && l.endsWith(what)), `${name}: its help line`);
+    t.true(
+      lines.some((l) => l.startsWith(`  ${name} `) && l.endsWith(what)),
+      `${name}: its help line`,
+    );
     t.regex(what, /\(default|\(required/, `${name}'s line says its default`);
   }
   const readme = [...new Set(readFileSync(join(repo, 'README.md'), 'utf8').match(/COUNTERSIGN_[A-Z_]+/g) ?? [])].sort();
   t.true(readme.length >= 30, `README names ${readme.length} variables`);
-  t.deepEqual(readme.filter((n) => !listed.includes(n)), [], 'every variable README names is in countersign help');
-  t.deepEqual(tableNames.filter((n) => !readme.includes(n)), [], 'README documents every variable of the table');
+  t.deepEqual(
+    readme.filter((n) => !listed.includes(n)),
+    [],
+    'every variable README names is in countersign help',
+  );
+  t.deepEqual(
+    tableNames.filter((n) => !readme.includes(n)),
+    [],
+    'README documents every variable of the table',
+  );
 });
 
-const telcoEnv = { COUNTERSIGN_TELCO_KEY: 'k-telco-test', COUNTERSIGN_AUTHZ_ADDRESS: '127.0.0.1:1', COUNTERSIGN_TELCO_PORT: '0', COUNTERSIGN_WEBHOOK_PORT: '0' };
-const smppShape = 'COUNTERSIGN_SMPP must look like smpp://SYSTEM_ID:PASSWORD@HOST:PORT?source=SENDER (window=N, rate=N optional; percent-encode special characters)';
+const telcoEnv = {
+  COUNTERSIGN_TELCO_KEY: 'k-telco-test',
+  COUNTERSIGN_AUTHZ_ADDRESS: '127.0.0.1:1',
+  COUNTERSIGN_TELCO_PORT: '0',
+  COUNTERSIGN_WEBHOOK_PORT: '0',
+};
+const smppShape =
+  'COUNTERSIGN_SMPP must look like smpp://SYSTEM_ID:PASSWORD@HOST:PORT?source=SENDER (window=N, rate=N optional; percent-encode special characters)';
 const voiceShape = 'COUNTERSIGN_VOICE must look like https://ACCOUNT_SID:AUTH_TOKEN@api.twilio.com?from=+15550001000';
 
 /**
@@ -101,7 +118,10 @@ const mistakes: readonly (readonly [Record<string, string>, string, 'cli'?])[] =
   [{ COUNTERSIGN_VOICE: 'https://AC1:s3cret@api.twilio.com' }, voiceShape, 'cli'],
   [{ COUNTERSIGN_VOICE: 'https://AC1:s3cret@[api.twilio.com?from=+15550001000' }, voiceShape, 'cli'],
   [{ COUNTERSIGN_VOICE: 'api.twilio.com?from=+15550001000' }, voiceShape],
-  [{ COUNTERSIGN_PUBLIC_WEBHOOK_URL: 'hooks.example.com' }, 'COUNTERSIGN_PUBLIC_WEBHOOK_URL must be an http:// or https:// URL the voice provider reaches, e.g. https://hooks.example.com, got "hooks.example.com"'],
+  [
+    { COUNTERSIGN_PUBLIC_WEBHOOK_URL: 'hooks.example.com' },
+    'COUNTERSIGN_PUBLIC_WEBHOOK_URL must be an http:// or https:// URL the voice provider reaches, e.g. https://hooks.example.com, got "hooks.example.com"',
+  ],
   [{ COUNTERSIGN_AUTHZ_ADDRESS: '127.0.0.1' }, `COUNTERSIGN_AUTHZ_ADDRESS must be authz's gRPC host:port (e.g. 127.0.0.1:50051), got "127.0.0.1"`],
   [{ COUNTERSIGN_TELCO_KEY: '' }, 'the telco bridge needs COUNTERSIGN_TELCO_KEY (shared with authz): set it in both', 'cli'],
   [{ COUNTERSIGN_LOG_LEVEL: 'verbose' }, 'COUNTERSIGN_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"'],
@@ -128,7 +148,11 @@ test('bridge settings: defaults, and every part of the SMPP and voice URLs', (t)
   const defaults = loadConfig({});
   t.deepEqual(defaults.telco, { grpcPort: 50061, webhookPort: 8081, publicWebhookBaseUrl: undefined, sms: { kind: 'console' }, voice: { kind: 'console' } });
   t.is(defaults.authzAddress, undefined);
-  t.deepEqual(loadConfig({ COUNTERSIGN_TELCO_PORT: '', COUNTERSIGN_WEBHOOK_PORT: '', COUNTERSIGN_SMPP: '', COUNTERSIGN_VOICE: '' }).telco, defaults.telco, 'empty reads as unset');
+  t.deepEqual(
+    loadConfig({ COUNTERSIGN_TELCO_PORT: '', COUNTERSIGN_WEBHOOK_PORT: '', COUNTERSIGN_SMPP: '', COUNTERSIGN_VOICE: '' }).telco,
+    defaults.telco,
+    'empty reads as unset',
+  );
   const config = loadConfig({
     COUNTERSIGN_TELCO_PORT: '0',
     COUNTERSIGN_WEBHOOK_PORT: '65535',
@@ -146,7 +170,16 @@ test('bridge settings: defaults, and every part of the SMPP and voice URLs', (t)
   });
   t.is(config.authzAddress, 'authz.internal:50051');
   const plain = loadConfig({ COUNTERSIGN_SMPP: 'smpp://id:pw@smsc.example' }).telco.sms;
-  t.deepEqual(plain, { kind: 'smpp', host: 'smsc.example', port: 2775, systemId: 'id', password: 'pw', sourceAddr: 'countersign', windowMax: 10, ratePerSecondMax: 50 });
+  t.deepEqual(plain, {
+    kind: 'smpp',
+    host: 'smsc.example',
+    port: 2775,
+    systemId: 'id',
+    password: 'pw',
+    sourceAddr: 'countersign',
+    windowMax: 10,
+    ratePerSecondMax: 50,
+  });
 });
 
 test('the same mistakes in process: a ConfigError with the same line, never a TypeError', (t) => {
@@ -159,9 +192,23 @@ test('the same mistakes in process: a ConfigError with the same line, never a Ty
 
 test('the bridge needs its key; with it, its settings are the configuration', (t) => {
   const config = loadConfig({ COUNTERSIGN_HOST: '0.0.0.0', COUNTERSIGN_TELCO_PORT: '50999' });
-  t.throws(() => telcoSettings(config), { instanceOf: ConfigError, message: 'the telco bridge needs COUNTERSIGN_TELCO_KEY (shared with authz): set it in both' });
-  t.deepEqual(telcoSettings({ ...config, telcoKey: 'k' }), { host: '0.0.0.0', grpcPort: 50999, webhookPort: 8081, publicWebhookBaseUrl: undefined, sms: { kind: 'console' }, voice: { kind: 'console' }, key: 'k' });
-  t.throws(() => loadConfig({ COUNTERSIGN_TELCO_BRIDGE: '127.0.0.1:50061' }), { instanceOf: ConfigError, message: /COUNTERSIGN_TELCO_BRIDGE needs COUNTERSIGN_TELCO_KEY/ });
+  t.throws(() => telcoSettings(config), {
+    instanceOf: ConfigError,
+    message: 'the telco bridge needs COUNTERSIGN_TELCO_KEY (shared with authz): set it in both',
+  });
+  t.deepEqual(telcoSettings({ ...config, telcoKey: 'k' }), {
+    host: '0.0.0.0',
+    grpcPort: 50999,
+    webhookPort: 8081,
+    publicWebhookBaseUrl: undefined,
+    sms: { kind: 'console' },
+    voice: { kind: 'console' },
+    key: 'k',
+  });
+  t.throws(() => loadConfig({ COUNTERSIGN_TELCO_BRIDGE: '127.0.0.1:50061' }), {
+    instanceOf: ConfigError,
+    message: /COUNTERSIGN_TELCO_BRIDGE needs COUNTERSIGN_TELCO_KEY/,
+  });
 });
 
 test('client credentials and the log level come from the loader', (t) => {

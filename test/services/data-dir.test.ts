@@ -1,8 +1,8 @@
-import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test from 'ava';
 import { pino } from 'pino';
 import { InboxNotifier } from '../../authz/notifier.js';
 import { EmbeddedLedger } from '../../ledger/embedded/engine.js';

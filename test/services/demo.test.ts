@@ -1,7 +1,7 @@
-import test from 'ava';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test from 'ava';
 import { loadConfig } from '../../services/config.js';
 import { demoBanner, runDemo } from '../../services/demo.js';
 
@@ -18,7 +18,10 @@ test('countersign demo walks M1, M2, M3, M4, M3c and M5 over gRPC and the simula
     '                           holds with a ledger timeout',
     '                           payment store in memory (lost on exit), directory in memory',
   ]);
-  t.regex(lines[5]!, /^ {2}SMS and calls {12}telco bridge in process at 127\.0\.0\.1:[1-9]\d*: SMS over SMPP 3\.4 to a simulated SMSC at 127\.0\.0\.1:[1-9]\d*,$/);
+  t.regex(
+    lines[5]!,
+    /^ {2}SMS and calls {12}telco bridge in process at 127\.0\.0\.1:[1-9]\d*: SMS over SMPP 3\.4 to a simulated SMSC at 127\.0\.0\.1:[1-9]\d*,$/,
+  );
   t.regex(lines[6]!, /^ {27}calls over TwiML to a simulated voice provider at http:\/\/127\.0\.0\.1:[1-9]\d*$/);
   t.regex(lines[7]!, /^ {2}bank \(M5\) {16}reference bank front-end in process at 127\.0\.0\.1:[1-9]\d*$/);
   t.is(lines[8], '');
@@ -46,7 +49,7 @@ test('countersign demo walks M1, M2, M3, M4, M3c and M5 over gRPC and the simula
     'Payment of thirty dollars to Corner Bakery',
     'Payment of two hundred fifty dollars to Corner Bakery',
     'a device with another SIM sends the code of a USD 5.00 snack → DECLINED (DEVICE_MISMATCH)',
-    "sends the code over the data network with its own SIM → SUCCEEDED",
+    'sends the code over the data network with its own SIM → SUCCEEDED',
     'USD 25.00 concert ticket → FailedPrecondition: credit limit exceeded',
     'available USD 20.00',
     '→ the bank approves',
@@ -57,9 +60,13 @@ test('countersign demo walks M1, M2, M3, M4, M3c and M5 over gRPC and the simula
   t.false(/8642|2468|open sesame|4000000000000002/.test(text), 'passwords and card numbers are never printed');
 });
 
-test('the demo banner prints every line of the app\'s describe, in order, whatever the ledger and stores are', (t) => {
+test("the demo banner prints every line of the app's describe, in order, whatever the ledger and stores are", (t) => {
   const wiring = { authz: '127.0.0.1:1', bridge: '127.0.0.1:2', smsc: '127.0.0.1:3', voice: 'http://127.0.0.1:4', bank: '127.0.0.1:5' };
-  const describe = ['TigerBeetle cluster 0 at 127.0.0.1:3000,127.0.0.1:3001', 'holds released by countersign (no ledger timeout)', 'Redis at redis://***@10.0.0.1:6379'];
+  const describe = [
+    'TigerBeetle cluster 0 at 127.0.0.1:3000,127.0.0.1:3001',
+    'holds released by countersign (no ledger timeout)',
+    'Redis at redis://***@10.0.0.1:6379',
+  ];
   t.deepEqual(demoBanner({ ...wiring, describe }).slice(1, 5), [
     '  authz (gRPC)             127.0.0.1:1',
     '  ledger and stores        TigerBeetle cluster 0 at 127.0.0.1:3000,127.0.0.1:3001',

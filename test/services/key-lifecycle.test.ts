@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DescService } from '@bufbuild/protobuf';
 import { timestampMs } from '@bufbuild/protobuf/wkt';
-import test, { type ExecutionContext } from 'ava';
 import { Code, ConnectError } from '@connectrpc/connect';
+import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { base32Decode } from '../../authz/codes/secret.js';
 import { credentialOverlapSecondsDefault, credentialOverlapSecondsMax } from '../../authz/enrollment.js';
@@ -19,7 +19,7 @@ import { createApp } from '../../services/app.js';
 import { loadConfig } from '../../services/config.js';
 import { ErrorInfoSchema } from '../../services/rpc/status-details.js';
 import { startServers } from '../../services/server.js';
-import { key, newMerchant, newPayer, secondCode, type Clients, type Env, type Merchant, type Payer } from '../e2e/harness.js';
+import { type Clients, type Env, key, type Merchant, newMerchant, newPayer, type Payer, secondCode } from '../e2e/harness.js';
 import { runCli, runCliHere } from '../support/cli-child.js';
 import { grpcJsClient } from '../support/grpc-js-client.js';
 
@@ -73,7 +73,12 @@ async function start(t: ExecutionContext): Promise<ClockedEnv> {
     await app.close();
     rmSync(dataDir, { recursive: true, force: true });
   });
-  return { env, advance: (ms) => void (offsetMs += ms), nowMs: () => startMs + offsetMs, cliEnv: { COUNTERSIGN_GRPC_PORT: String(servers.grpcPort), COUNTERSIGN_ADMIN_KEY: config.adminKey, COUNTERSIGN_DATA_DIR: dataDir } };
+  return {
+    env,
+    advance: (ms) => void (offsetMs += ms),
+    nowMs: () => startMs + offsetMs,
+    cliEnv: { COUNTERSIGN_GRPC_PORT: String(servers.grpcPort), COUNTERSIGN_ADMIN_KEY: config.adminKey, COUNTERSIGN_DATA_DIR: dataDir },
+  };
 }
 
 async function refusedWith(t: ExecutionContext, call: Promise<unknown>, code: Code): Promise<ConnectError> {
@@ -104,7 +109,11 @@ test('merchant key rotation: the old key works within the overlap and is UNAUTHE
   const expiresAtMs = Number(timestampMs(rotated.previousKeyExpiresAt!));
   t.is(expiresAtMs, nowMs() + 600_000);
   const retry = await shop.api.enrollment.rotateApiKey(request);
-  t.deepEqual([retry.apiKey, retry.merchantId, timestampMs(retry.previousKeyExpiresAt!)], ['', shop.id, timestampMs(rotated.previousKeyExpiresAt!)], 'a retry: same outcome, the key not shown again');
+  t.deepEqual(
+    [retry.apiKey, retry.merchantId, timestampMs(retry.previousKeyExpiresAt!)],
+    ['', shop.id, timestampMs(rotated.previousKeyExpiresAt!)],
+    'a retry: same outcome, the key not shown again',
+  );
 
   t.is((await listAs(env, shop.apiKey)).payments.length, 0, 'the old key within the overlap');
   t.is((await listAs(env, rotated.apiKey)).payments.length, 0, 'the new key');
@@ -146,9 +155,18 @@ test("a merchant cannot rotate or revoke another merchant's key (NOT_FOUND), nor
   await refusedWith(t, mine.api.enrollment.revokePayerTokens({ idempotencyKey: key('x'), payerId: '' }), Code.NotFound);
   await listAs(env, theirs.apiKey);
   await payerCall(env, payer.token, payer.id);
-  t.regex((await refusedWith(t, env.admin.enrollment.rotateApiKey({ idempotencyKey: key('x'), merchantId: '', overlapSeconds: 0 }), Code.InvalidArgument)).rawMessage, /merchant_id is required/);
   t.regex(
-    (await refusedWith(t, mine.api.enrollment.rotateApiKey({ idempotencyKey: key('x'), merchantId: '', overlapSeconds: credentialOverlapSecondsMax + 1 }), Code.InvalidArgument)).rawMessage,
+    (await refusedWith(t, env.admin.enrollment.rotateApiKey({ idempotencyKey: key('x'), merchantId: '', overlapSeconds: 0 }), Code.InvalidArgument)).rawMessage,
+    /merchant_id is required/,
+  );
+  t.regex(
+    (
+      await refusedWith(
+        t,
+        mine.api.enrollment.rotateApiKey({ idempotencyKey: key('x'), merchantId: '', overlapSeconds: credentialOverlapSecondsMax + 1 }),
+        Code.InvalidArgument,
+      )
+    ).rawMessage,
     /overlap_seconds must be 0 \(86400\) to 604800/,
   );
   await listAs(env, mine.apiKey);
@@ -187,7 +205,16 @@ test("payer token: the payer rotates its own (old token works within the overlap
 
 /** An APP payment of `payer` at `merchant` and its first code as the payer's terminal reads it. */
 async function appPayment(merchant: Merchant, payer: Payer, amount: bigint): Promise<{ id: string; firstCode: string }> {
-  const p = (await merchant.api.payments.createPayment({ idempotencyKey: key('app'), payer: { case: 'payerId', value: payer.id }, amount, currency: 'USD', description: 'app', channel: Channel.APP })).payment!;
+  const p = (
+    await merchant.api.payments.createPayment({
+      idempotencyKey: key('app'),
+      payer: { case: 'payerId', value: payer.id },
+      amount,
+      currency: 'USD',
+      description: 'app',
+      channel: Channel.APP,
+    })
+  ).payment!;
   if (p.state !== PaymentState.CHALLENGED) throw new Error(`payment ${p.id} is ${PaymentState[p.state]}, not CHALLENGED`);
   const { firstCode } = await payer.api.payer.getChallenge({ paymentId: p.id });
   return { id: p.id, firstCode };
@@ -213,8 +240,18 @@ test('RotateSecret closes the challenges opened under the old secret: DECLINED (
   const renewed: Payer = { ...payer, secret: base32Decode(rotated.verificationSecretBase32) };
   const after = await appPayment(shop, payer, 30_00n);
   const stale = secondCode(payer, after.firstCode, 30_00n, shop.account);
-  await refusedWith(t, payer.api.payer.confirmPayment({ idempotencyKey: key('stale'), paymentId: after.id, proof: { case: 'secondCode', value: stale } }), Code.PermissionDenied);
-  const done = (await payer.api.payer.confirmPayment({ idempotencyKey: key('new'), paymentId: after.id, proof: { case: 'secondCode', value: secondCode(renewed, after.firstCode, 30_00n, shop.account) } })).payment!;
+  await refusedWith(
+    t,
+    payer.api.payer.confirmPayment({ idempotencyKey: key('stale'), paymentId: after.id, proof: { case: 'secondCode', value: stale } }),
+    Code.PermissionDenied,
+  );
+  const done = (
+    await payer.api.payer.confirmPayment({
+      idempotencyKey: key('new'),
+      paymentId: after.id,
+      proof: { case: 'secondCode', value: secondCode(renewed, after.firstCode, 30_00n, shop.account) },
+    })
+  ).payment!;
   t.is(done.state, PaymentState.SUCCEEDED);
 });
 
@@ -227,10 +264,18 @@ test('a second code for a payment challenged under an older secret than the paye
   const record = (await env.app.directory.getPayer(payer.id))!;
   await env.app.directory.putPayer({ ...record, secretVersion: record.secretVersion + 1 });
 
-  const request = { idempotencyKey: key('late'), paymentId: byPayer.id, proof: { case: 'secondCode' as const, value: secondCode(payer, byPayer.firstCode, 20_00n, shop.account) } };
+  const request = {
+    idempotencyKey: key('late'),
+    paymentId: byPayer.id,
+    proof: { case: 'secondCode' as const, value: secondCode(payer, byPayer.firstCode, 20_00n, shop.account) },
+  };
   t.is(reasonOf(await refusedWith(t, payer.api.payer.confirmPayment(request), Code.FailedPrecondition)), 'SECRET_ROTATED');
   t.is(reasonOf(await refusedWith(t, payer.api.payer.confirmPayment(request), Code.FailedPrecondition)), 'SECRET_ROTATED', 'the retry');
-  const viaShop = shop.api.payments.confirmPaymentAsMerchant({ idempotencyKey: key('late-m'), paymentId: byShop.id, secondCode: secondCode(payer, byShop.firstCode, 21_00n, shop.account) });
+  const viaShop = shop.api.payments.confirmPaymentAsMerchant({
+    idempotencyKey: key('late-m'),
+    paymentId: byShop.id,
+    secondCode: secondCode(payer, byShop.firstCode, 21_00n, shop.account),
+  });
   t.is(reasonOf(await refusedWith(t, viaShop, Code.FailedPrecondition)), 'SECRET_ROTATED');
   for (const id of [byPayer.id, byShop.id]) {
     const p = (await shop.api.payments.getPayment({ paymentId: id })).payment!;

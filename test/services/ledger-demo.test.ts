@@ -13,7 +13,16 @@ test('the demo walk-through leaves exactly the balances its steps promise', asyn
   t.deepEqual([merchant!.credits_posted, merchant!.debits_posted, merchant!.credits_pending], [25_00n, 75n, 0n]);
   t.is(fees!.credits_posted, 75n);
   t.is(funding!.debits_posted, 100_00n);
-  t.true(lines.some((l) => l.includes('exceeds_credits')), 'the over-limit reservation is refused');
-  t.true(lines.some((l) => l.includes('pending_transfer_expired')), 'the expired reservation cannot be posted');
-  t.true(lines.some((l) => l.includes('exists,linked_event_failed')), 'the retried post is recognised');
+  t.true(
+    lines.some((l) => l.includes('exceeds_credits')),
+    'the over-limit reservation is refused',
+  );
+  t.true(
+    lines.some((l) => l.includes('pending_transfer_expired')),
+    'the expired reservation cannot be posted',
+  );
+  t.true(
+    lines.some((l) => l.includes('exists,linked_event_failed')),
+    'the retried post is recognised',
+  );
 });

@@ -1,13 +1,13 @@
-import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { create, createFileRegistry, fromBinary, type DescService } from '@bufbuild/protobuf';
-import { FileDescriptorProtoSchema, type FileDescriptorProto } from '@bufbuild/protobuf/wkt';
+import { create, createFileRegistry, type DescService, fromBinary } from '@bufbuild/protobuf';
+import { type FileDescriptorProto, FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import * as grpc from '@grpc/grpc-js';
-import { PayerService, ConfirmPaymentRequestSchema } from '../../gen/countersign/v1/payer_pb.js';
+import test from 'ava';
 import { PaymentState } from '../../gen/countersign/v1/common_pb.js';
+import { ConfirmPaymentRequestSchema, PayerService } from '../../gen/countersign/v1/payer_pb.js';
 import { grpcServiceDefinition } from '../../services/rpc/grpc-server.js';
-import { key, newMerchant, newPayer, secondCode, startEnv, type Env } from '../e2e/harness.js';
+import { type Env, key, newMerchant, newPayer, secondCode, startEnv } from '../e2e/harness.js';
 import { reflect } from '../support/reflection.js';
 
 // Issue 15, finding 9: server reflection serves descriptors that protoc-strict clients load
@@ -19,7 +19,12 @@ import { reflect } from '../support/reflection.js';
 /** Bound on the Python client's whole run, milliseconds. */
 const pythonRunMsMax = 60_000;
 const script = fileURLToPath(new URL('../support/reflection_client.py', import.meta.url));
-const countersignServices = ['countersign.v1.EnrollmentService', 'countersign.v1.LedgerService', 'countersign.v1.PayerService', 'countersign.v1.PaymentService'];
+const countersignServices = [
+  'countersign.v1.EnrollmentService',
+  'countersign.v1.LedgerService',
+  'countersign.v1.PayerService',
+  'countersign.v1.PaymentService',
+];
 const installLine = 'apt-get install -y python3-grpcio python3-protobuf';
 
 /** The first python3 that imports grpc and google.protobuf (a pyenv python3 on PATH may lack Debian's packages). */
@@ -47,7 +52,13 @@ function runPython(python: string, args: string[]): Promise<{ code: number | nul
 /** A wrong second code for a challenged payment: the grpc-status-details-bin bytes the grpc-js port answers with. */
 async function wrongCodeDetails(env: Env): Promise<Buffer> {
   const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
-  const created = await shop.api.payments.createPayment({ idempotencyKey: key('order'), payer: { case: 'payerId', value: payer.id }, amount: 40_00n, currency: 'USD', description: 'reflection' });
+  const created = await shop.api.payments.createPayment({
+    idempotencyKey: key('order'),
+    payer: { case: 'payerId', value: payer.id },
+    amount: 40_00n,
+    currency: 'USD',
+    description: 'reflection',
+  });
   if (created.payment?.state !== PaymentState.CHALLENGED) throw new Error(`payment not challenged: ${created.payment?.state}`);
   const first = env.inbox.firstCodeFor(created.payment.id);
   if (first === undefined) throw new Error('no first code delivered');
@@ -57,10 +68,16 @@ async function wrongCodeDetails(env: Env): Promise<Buffer> {
   const client = new Ctor(`127.0.0.1:${env.grpcPort}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, (...args: unknown[]) => void>;
   const metadata = new grpc.Metadata();
   metadata.set('authorization', `Bearer ${payer.token}`);
-  const request = create(ConfirmPaymentRequestSchema, { idempotencyKey: key('wrong'), paymentId: created.payment.id, proof: { case: 'secondCode', value: wrong } });
+  const request = create(ConfirmPaymentRequestSchema, {
+    idempotencyKey: key('wrong'),
+    paymentId: created.payment.id,
+    proof: { case: 'secondCode', value: wrong },
+  });
   try {
     const error = await new Promise<grpc.ServiceError>((resolve, reject) =>
-      client['confirmPayment']!.call(client, request, metadata, { deadline: Date.now() + 15_000 }, (e: grpc.ServiceError | null) => (e ? resolve(e) : reject(new Error('a wrong code was accepted')))),
+      client.confirmPayment!.call(client, request, metadata, { deadline: Date.now() + 15_000 }, (e: grpc.ServiceError | null) =>
+        e ? resolve(e) : reject(new Error('a wrong code was accepted')),
+      ),
     );
     if (error.code !== grpc.status.PERMISSION_DENIED) throw new Error(`expected PERMISSION_DENIED, got ${error.code} ${error.details}`);
     const bin = error.metadata.get('grpc-status-details-bin')[0];
@@ -73,7 +90,8 @@ async function wrongCodeDetails(env: Env): Promise<Buffer> {
 
 async function filesFor(port: number, request: object): Promise<FileDescriptorProto[]> {
   const res = await reflect(port, 'v1', request);
-  if (res.errorResponse !== undefined) throw new Error(`reflection ${JSON.stringify(request)}: ${res.errorResponse.errorCode} ${res.errorResponse.errorMessage}`);
+  if (res.errorResponse !== undefined)
+    throw new Error(`reflection ${JSON.stringify(request)}: ${res.errorResponse.errorCode} ${res.errorResponse.errorMessage}`);
   return (res.fileDescriptorResponse?.fileDescriptorProto ?? []).map((b) => fromBinary(FileDescriptorProtoSchema, b));
 }
 
@@ -108,7 +126,8 @@ test('reflection describes grpc.health.v1.Health as protoc compiles it: the map 
 });
 
 const python = pythonWithGrpc();
-const pythonTitle = "Python's grpcio and protobuf load every reflected service, google.rpc.Status and ErrorInfo into a fresh DescriptorPool, and decode attempts_left from a real error";
+const pythonTitle =
+  "Python's grpcio and protobuf load every reflected service, google.rpc.Status and ErrorInfo into a fresh DescriptorPool, and decode attempts_left from a real error";
 if (python === undefined) {
   const why = `python3 with the grpc and google.protobuf modules was not found (tried python3 and /usr/bin/python3); install them with: ${installLine}`;
   console.warn(`test/services/reflection.test.ts: NOT RUN: ${pythonTitle}: ${why}`);
@@ -118,16 +137,29 @@ if (python === undefined) {
     const env = await startEnv('grpc-js', 'memory');
     t.teardown(() => env.close());
     const details = await wrongCodeDetails(env);
-    const run = await runPython(python, [`127.0.0.1:${env.grpcPort}`, '--status-details', details.toString('hex'), 'google.rpc.Status', 'google.rpc.ErrorInfo']);
+    const run = await runPython(python, [
+      `127.0.0.1:${env.grpcPort}`,
+      '--status-details',
+      details.toString('hex'),
+      'google.rpc.Status',
+      'google.rpc.ErrorInfo',
+    ]);
     t.is(run.code, 0, `python exited ${run.code}: ${run.stderr}`);
     const lines = run.stdout.split('\n');
-    for (const name of [...countersignServices, 'grpc.health.v1.Health']) t.true(lines.includes(`service ${name}`), `service ${name} not resolved:\n${run.stdout}`);
+    for (const name of [...countersignServices, 'grpc.health.v1.Health'])
+      t.true(lines.includes(`service ${name}`), `service ${name} not resolved:\n${run.stdout}`);
     t.true(lines.includes('method grpc.health.v1.Health/List grpc.health.v1.HealthListRequest grpc.health.v1.HealthListResponse'), run.stdout);
-    t.true(lines.includes('method countersign.v1.PaymentService/CreatePayment countersign.v1.CreatePaymentRequest countersign.v1.CreatePaymentResponse'), run.stdout);
+    t.true(
+      lines.includes('method countersign.v1.PaymentService/CreatePayment countersign.v1.CreatePaymentRequest countersign.v1.CreatePaymentResponse'),
+      run.stdout,
+    );
     for (const name of ['google.rpc.Status', 'google.rpc.ErrorInfo']) t.true(lines.includes(`message ${name}`), `${name} not resolved:\n${run.stdout}`);
     t.true(lines.includes('file grpc/health/v1/health.proto'), run.stdout);
     const detail = lines.find((l) => l.startsWith('detail google.rpc.ErrorInfo '));
     t.regex(detail ?? '', /\battempts_left=4\b/, run.stdout);
-    t.true(lines.some((l) => l.startsWith(`status code=${grpc.status.PERMISSION_DENIED} `)), run.stdout);
+    t.true(
+      lines.some((l) => l.startsWith(`status code=${grpc.status.PERMISSION_DENIED} `)),
+      run.stdout,
+    );
   });
 }

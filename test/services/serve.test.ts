@@ -1,15 +1,15 @@
-import test, { type ExecutionContext } from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import test, { type ExecutionContext } from 'ava';
 import { deriveSecondCode } from '../../authz/codes/challenge.js';
 import { base32Decode } from '../../authz/codes/secret.js';
 import { Channel, Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { EnrollmentService } from '../../gen/countersign/v1/enrollment_pb.js';
-import { PayerService } from '../../gen/countersign/v1/payer_pb.js';
 import { LedgerService } from '../../gen/countersign/v1/ledger_pb.js';
+import { PayerService } from '../../gen/countersign/v1/payer_pb.js';
 import { PaymentService } from '../../gen/countersign/v1/payments_pb.js';
 import { grpcJsClient } from '../support/grpc-js-client.js';
 import { healthCheck } from '../support/reflection.js';
@@ -94,7 +94,7 @@ test('countersign serve --with-bridge runs the telco bridge in process: a first 
   const ledger = grpcJsClient(LedgerService, address, adminKey);
   const merchant = await admin.client.enrollMerchant({ idempotencyKey: 'm', name: 'Shop', currencies: ['USD'], feeBasisPoints: 0 });
   const payer = await admin.client.enrollPayer({ idempotencyKey: 'p', phone: '+14155550199', displayName: 'P', currencies: ['USD'] });
-  await ledger.client.fundAccount({ idempotencyKey: 'f', accountId: payer.payer!.prepaidAccountIds['USD']!, amount: 100_00n, currency: 'USD' });
+  await ledger.client.fundAccount({ idempotencyKey: 'f', accountId: payer.payer!.prepaidAccountIds.USD!, amount: 100_00n, currency: 'USD' });
   const shop = grpcJsClient(PaymentService, address, merchant.apiKey);
   await shop.client.createPayment({ idempotencyKey: 'o', payer: { case: 'payerId', value: payer.payer!.id }, amount: 5_00n, currency: 'USD', description: '' });
   // The bridge's console channel is the SMS stand-in: the message names the phone and carries the code.
@@ -123,12 +123,25 @@ test('embedded defaults keep every acknowledged payment across kill -9: the same
   const one = connect(first.port);
   const merchant = await one.admin.client.enrollMerchant({ idempotencyKey: 'm', name: 'Shop', currencies: ['USD'], feeBasisPoints: 0 });
   const policy = { currency: 'USD', noFactorBelow: 30_00n, oneFactorUpTo: 1000_00n, oneFactor: Factor.SECOND_CODE, moreFactors: [Factor.SECOND_CODE] };
-  const enrolled = await one.admin.client.enrollPayer({ idempotencyKey: 'p', phone: '+14155550177', displayName: 'P', currencies: ['USD'], policies: [policy] });
-  const payerAccount = enrolled.payer!.prepaidAccountIds['USD']!;
+  const enrolled = await one.admin.client.enrollPayer({
+    idempotencyKey: 'p',
+    phone: '+14155550177',
+    displayName: 'P',
+    currencies: ['USD'],
+    policies: [policy],
+  });
+  const payerAccount = enrolled.payer!.prepaidAccountIds.USD!;
   await one.ledger.client.fundAccount({ idempotencyKey: 'f', accountId: payerAccount, amount: 100_00n, currency: 'USD' });
   const shop = grpcJsClient(PaymentService, one.address, merchant.apiKey);
   const terminal = grpcJsClient(PayerService, one.address, enrolled.payerToken);
-  const frictionless = { idempotencyKey: 'K', payer: { case: 'payerId' as const, value: enrolled.payer!.id }, amount: 25_00n, currency: 'USD', description: 'coffee', channel: Channel.APP };
+  const frictionless = {
+    idempotencyKey: 'K',
+    payer: { case: 'payerId' as const, value: enrolled.payer!.id },
+    amount: 25_00n,
+    currency: 'USD',
+    description: 'coffee',
+    channel: Channel.APP,
+  };
   const a = (await shop.client.createPayment(frictionless)).payment!;
   t.is(a.state, PaymentState.SUCCEEDED);
   const b = (await shop.client.createPayment({ ...frictionless, idempotencyKey: 'K2', amount: 40_00n, description: 'lunch' })).payment!;
@@ -136,7 +149,10 @@ test('embedded defaults keep every acknowledged payment across kill -9: the same
   const { firstCode, payeeAccountId } = await terminal.client.getChallenge({ paymentId: b.id });
   const secret = base32Decode(enrolled.verificationSecretBase32);
   const secondCode = deriveSecondCode(secret, { firstCode, amount: 40_00n, currency: 'USD', payeeAccountId });
-  t.is((await terminal.client.confirmPayment({ idempotencyKey: 'C', paymentId: b.id, proof: { case: 'secondCode', value: secondCode } })).payment!.state, PaymentState.SUCCEEDED);
+  t.is(
+    (await terminal.client.confirmPayment({ idempotencyKey: 'C', paymentId: b.id, proof: { case: 'secondCode', value: secondCode } })).payment!.state,
+    PaymentState.SUCCEEDED,
+  );
   [shop, terminal].forEach((c) => c.close());
   one.close();
   await kill9(first);
@@ -161,7 +177,10 @@ test('embedded defaults keep every acknowledged payment across kill -9: the same
 test('serve --workers refuses embedded data with a message naming the fix', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'cs-serve-'));
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
-  const child = spawn(process.execPath, ['--import=tsx', cli, 'serve', '--workers', '2'], { env: { ...process.env, COUNTERSIGN_DATA_DIR: dataDir, COUNTERSIGN_REDIS_URL: '', COUNTERSIGN_REDIS_CLUSTER: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import=tsx', cli, 'serve', '--workers', '2'], {
+    env: { ...process.env, COUNTERSIGN_DATA_DIR: dataDir, COUNTERSIGN_REDIS_URL: '', COUNTERSIGN_REDIS_CLUSTER: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

@@ -1,13 +1,13 @@
 import { setMaxListeners } from 'node:events';
-import test from 'ava';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { idFromHex, idToHex, paymentTransferIds } from '../../ledger/ids.js';
-import { feeOf, feeMinMinorUnits } from '../../authz/payment-ledger.js';
+import test from 'ava';
 import { watchersPerCallerMax } from '../../authz/events.js';
+import { feeMinMinorUnits, feeOf } from '../../authz/payment-ledger.js';
 import { drive } from '../../authz/steps/drive.js';
-import { ErrorInfoSchema } from '../../services/rpc/status-details.js';
 import { Channel, DeclineReason, Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
-import { balance, key, newMerchant, newPayer, secondCode, startEnv, type Env, type Merchant, type Payer } from '../e2e/harness.js';
+import { idFromHex, idToHex, paymentTransferIds } from '../../ledger/ids.js';
+import { ErrorInfoSchema } from '../../services/rpc/status-details.js';
+import { balance, type Env, key, type Merchant, newMerchant, newPayer, type Payer, secondCode, startEnv } from '../e2e/harness.js';
 
 /**
  * Issue 15, "Tenant safety" (README): findings 1, 2, 3, 4, 5 and 7 against a real server on
@@ -29,7 +29,16 @@ function reasonOf(e: ConnectError): string | undefined {
 
 /** An APP payment of `payer` at `merchant` and the second code the payer's terminal computes for it. */
 async function appPayment(merchant: Merchant, payer: Payer, amount: bigint): Promise<{ id: string; code: string; wrongCode: string }> {
-  const p = (await merchant.api.payments.createPayment({ idempotencyKey: key('app'), payer: { case: 'payerId', value: payer.id }, amount, currency: 'USD', description: 'app', channel: Channel.APP })).payment!;
+  const p = (
+    await merchant.api.payments.createPayment({
+      idempotencyKey: key('app'),
+      payer: { case: 'payerId', value: payer.id },
+      amount,
+      currency: 'USD',
+      description: 'app',
+      channel: Channel.APP,
+    })
+  ).payment!;
   if (p.state !== PaymentState.CHALLENGED) throw new Error(`payment ${p.id} is ${PaymentState[p.state]}, not CHALLENGED`);
   const { firstCode } = await payer.api.payer.getChallenge({ paymentId: p.id });
   const code = secondCode(payer, firstCode, amount, merchant.account);
@@ -42,23 +51,41 @@ test("finding 1: merchant B's wrong codes for a payer lock the payer at B only; 
   const [payer, shopA, shopB] = await Promise.all([newPayer(env), newMerchant(env), newMerchant(env)]);
   // B: 5 wrong codes (the default lockout's failuresMax) on its own APP payments, unary and batched.
   const b1 = await appPayment(shopB, payer, 2_00n);
-  for (let i = 0; i < 3; i++) await refusedWith(t, shopB.api.payments.confirmPaymentAsMerchant({ idempotencyKey: key('b1'), paymentId: b1.id, secondCode: b1.wrongCode }), Code.PermissionDenied);
+  for (let i = 0; i < 3; i++)
+    await refusedWith(
+      t,
+      shopB.api.payments.confirmPaymentAsMerchant({ idempotencyKey: key('b1'), paymentId: b1.id, secondCode: b1.wrongCode }),
+      Code.PermissionDenied,
+    );
   const b2 = await appPayment(shopB, payer, 2_00n);
   const batch = await shopB.api.payments.batchConfirmPayments({
     idempotencyKey: key('b2'),
     items: [0, 1].map(() => ({ idempotencyKey: key('b2i'), paymentId: b2.id, secondCode: b2.wrongCode })),
   });
-  t.deepEqual(batch.results.map((r) => (r.outcome.case === 'error' ? r.outcome.value.code : -1)), [Code.PermissionDenied, Code.PermissionDenied]);
+  t.deepEqual(
+    batch.results.map((r) => (r.outcome.case === 'error' ? r.outcome.value.code : -1)),
+    [Code.PermissionDenied, Code.PermissionDenied],
+  );
   // B itself is now refused for this payer, even with the right code.
   const b3 = await appPayment(shopB, payer, 2_00n);
-  t.regex((await refusedWith(t, shopB.api.payments.confirmPaymentAsMerchant({ idempotencyKey: key('b3'), paymentId: b3.id, secondCode: b3.code }), Code.ResourceExhausted)).rawMessage, /locked out/);
+  t.regex(
+    (
+      await refusedWith(
+        t,
+        shopB.api.payments.confirmPaymentAsMerchant({ idempotencyKey: key('b3'), paymentId: b3.id, secondCode: b3.code }),
+        Code.ResourceExhausted,
+      )
+    ).rawMessage,
+    /locked out/,
+  );
 
   // A's payment for the same payer: the right code through A succeeds, and through the payer's own terminal too.
   const a1 = await appPayment(shopA, payer, 20_00n);
   const doneA = (await shopA.api.payments.confirmPaymentAsMerchant({ idempotencyKey: key('a1'), paymentId: a1.id, secondCode: a1.code })).payment!;
   t.is(doneA.state, PaymentState.SUCCEEDED);
   const a2 = await appPayment(shopA, payer, 30_00n);
-  const doneByPayer = (await payer.api.payer.confirmPayment({ idempotencyKey: key('a2'), paymentId: a2.id, proof: { case: 'secondCode', value: a2.code } })).payment!;
+  const doneByPayer = (await payer.api.payer.confirmPayment({ idempotencyKey: key('a2'), paymentId: a2.id, proof: { case: 'secondCode', value: a2.code } }))
+    .payment!;
   t.is(doneByPayer.state, PaymentState.SUCCEEDED);
   t.is((await balance(env, payer.account)).posted, 500_00n - 50_00n, 'only the payments at A were charged');
 });
@@ -90,14 +117,28 @@ test('finding 2: one merchant opens at most challengesPerPayerMerchantMax challe
   const refused = await refusedWith(t, appPayment(shopB, payer, 1_00n), Code.ResourceExhausted);
   t.regex(refused.rawMessage, /too many payments waiting for this payer's proof from this merchant \(limit: 3 per 600 s\)/);
   t.is(reasonOf(refused), 'CHALLENGE_RATE');
-  const frictionless = (await shopB.api.payments.createPayment({ idempotencyKey: key('small'), payer: { case: 'payerId', value: payer.id }, amount: 50n, currency: 'USD', description: 'small' })).payment!;
+  const frictionless = (
+    await shopB.api.payments.createPayment({
+      idempotencyKey: key('small'),
+      payer: { case: 'payerId', value: payer.id },
+      amount: 50n,
+      currency: 'USD',
+      description: 'small',
+    })
+  ).payment!;
   t.is(frictionless.state, PaymentState.SUCCEEDED, 'below the no-factor threshold: not a challenge, not limited');
   await appPayment(shopA, payer, 1_00n);
   await appPayment(shopB, otherPayer, 1_00n);
   t.pass();
 });
 
-const byPhone = (phone: string, idempotencyKey: string, amount = 20_00n) => ({ idempotencyKey, payer: { case: 'payerPhone' as const, value: phone }, amount, currency: 'USD', description: 'by phone' });
+const byPhone = (phone: string, idempotencyKey: string, amount = 20_00n) => ({
+  idempotencyKey,
+  payer: { case: 'payerPhone' as const, value: phone },
+  amount,
+  currency: 'USD',
+  description: 'by phone',
+});
 const phoneOf = async (env: Env, payer: Payer) => (await env.app.directory.getPayer(payer.id))!.phone;
 
 test('finding 3: an unknown phone is answered like an enrolled one (CHALLENGED, then it expires); phone lookups are limited per merchant', async (t) => {
@@ -112,18 +153,47 @@ test('finding 3: an unknown phone is answered like an enrolled one (CHALLENGED, 
   const known = (await shopB.api.payments.createPayment(byPhone(enrolledPhone, key('known')))).payment!;
   const unknownKey = key('unknown');
   const unknown = (await shopB.api.payments.createPayment(byPhone(unknownPhone, unknownKey))).payment!;
-  const shape = (p: typeof known) => ({ state: p.state, factors: p.requiredFactors, attemptsLeft: p.attemptsLeft, amount: p.amount, lifetime: p.expiresAt!.seconds - p.createdAt!.seconds, idLength: p.payerId.length });
+  const shape = (p: typeof known) => ({
+    state: p.state,
+    factors: p.requiredFactors,
+    attemptsLeft: p.attemptsLeft,
+    amount: p.amount,
+    lifetime: p.expiresAt!.seconds - p.createdAt!.seconds,
+    idLength: p.payerId.length,
+  });
   t.deepEqual(shape(unknown), shape(known), 'the same answer for an unknown phone as for an enrolled one');
   t.is(unknown.state, PaymentState.CHALLENGED);
   t.deepEqual(shape((await shopB.api.payments.getPayment({ paymentId: unknown.id })).payment!), shape(known));
   // A retry of the same request, and a create by the payer id it showed, answer alike too.
   t.is((await shopB.api.payments.createPayment(byPhone(unknownPhone, unknownKey))).payment!.id, unknown.id);
-  const byId = (await shopB.api.payments.createPayment({ idempotencyKey: key('by-id'), payer: { case: 'payerId', value: unknown.payerId }, amount: 20_00n, currency: 'USD', description: 'by id' })).payment!;
+  const byId = (
+    await shopB.api.payments.createPayment({
+      idempotencyKey: key('by-id'),
+      payer: { case: 'payerId', value: unknown.payerId },
+      amount: 20_00n,
+      currency: 'USD',
+      description: 'by id',
+    })
+  ).payment!;
   t.is(byId.state, PaymentState.CHALLENGED, 'its payer id is not an oracle either');
   t.is(byId.payerId, unknown.payerId);
-  t.is((await shopB.api.payments.createPayment(byPhone(unknownPhone, key('again')))).payment!.payerId, unknown.payerId, 'the same unknown phone, the same payer id');
+  t.is(
+    (await shopB.api.payments.createPayment(byPhone(unknownPhone, key('again')))).payment!.payerId,
+    unknown.payerId,
+    'the same unknown phone, the same payer id',
+  );
   // A random unknown payer id is still NOT_FOUND (ids are 128-bit: nothing to enumerate).
-  await refusedWith(t, shopB.api.payments.createPayment({ idempotencyKey: key('random-id'), payer: { case: 'payerId', value: '0123456789abcdef0123456789abcdef' }, amount: 20_00n, currency: 'USD', description: 'x' }), Code.NotFound);
+  await refusedWith(
+    t,
+    shopB.api.payments.createPayment({
+      idempotencyKey: key('random-id'),
+      payer: { case: 'payerId', value: '0123456789abcdef0123456789abcdef' },
+      amount: 20_00n,
+      currency: 'USD',
+      description: 'x',
+    }),
+    Code.NotFound,
+  );
 
   // Nothing of it is reserved or sent, and it expires like an unanswered payment.
   const deps = env.app.payments.deps;
@@ -142,8 +212,15 @@ test('finding 3: an unknown phone is answered like an enrolled one (CHALLENGED, 
   };
   const shapeOfUnknown = await ledgerShape(unknown.id);
   t.deepEqual(shapeOfUnknown, await ledgerShape(known.id));
-  t.deepEqual(shapeOfUnknown.map((x) => x.amount), [0n, 0n], 'the marker and its void');
-  t.false(shapeOfUnknown.some((x) => [x.debit, x.credit].includes(idFromHex(shopB.account))), "never on the merchant's account");
+  t.deepEqual(
+    shapeOfUnknown.map((x) => x.amount),
+    [0n, 0n],
+    'the marker and its void',
+  );
+  t.false(
+    shapeOfUnknown.some((x) => [x.debit, x.credit].includes(idFromHex(shopB.account))),
+    "never on the merchant's account",
+  );
 
   // B has made `lookupsMax` phone lookups (known, unknown, again; the retry was not a new one): one more is allowed, then none.
   await shopB.api.payments.createPayment(byPhone(enrolledPhone, key('fourth')));
@@ -165,7 +242,15 @@ test('finding 4: one merchant over its watch cap gets RESOURCE_EXHAUSTED; anothe
   const env = await startEnv('grpc-js', 'memory');
   t.teardown(() => env.close());
   const [payer, shopA, shopB] = await Promise.all([newPayer(env), newMerchant(env), newMerchant(env)]);
-  const paymentB = (await shopB.api.payments.createPayment({ idempotencyKey: key('b'), payer: { case: 'payerId', value: payer.id }, amount: 20_00n, currency: 'USD', description: 'b' })).payment!;
+  const paymentB = (
+    await shopB.api.payments.createPayment({
+      idempotencyKey: key('b'),
+      payer: { case: 'payerId', value: payer.id },
+      amount: 20_00n,
+      currency: 'USD',
+      description: 'b',
+    })
+  ).payment!;
   const controller = new AbortController();
   setMaxListeners(4 * watchersPerCallerMax, controller.signal); // one signal for all the test's streams
   t.teardown(() => controller.abort());
@@ -186,7 +271,15 @@ test('finding 4: one merchant over its watch cap gets RESOURCE_EXHAUSTED; anothe
   const nextA = watchA.next();
   const wanted = watchersPerCallerMax + 2;
   while (events.subscriberCount < wanted) await new Promise<void>((resolve) => setImmediate(resolve));
-  const paymentA = (await shopA.api.payments.createPayment({ idempotencyKey: key('a'), payer: { case: 'payerId', value: payer.id }, amount: 20_00n, currency: 'USD', description: 'a' })).payment!;
+  const paymentA = (
+    await shopA.api.payments.createPayment({
+      idempotencyKey: key('a'),
+      payer: { case: 'payerId', value: payer.id },
+      amount: 20_00n,
+      currency: 'USD',
+      description: 'a',
+    })
+  ).payment!;
   t.is((await nextA).value?.payment?.id, paymentA.id, "merchant A's watch received its payment");
   t.is((await watchPayer.next()).value?.payment?.id, paymentA.id, "the payer's watch received it");
 });
@@ -195,7 +288,16 @@ test('finding 5: a payment that requires SMS_OTP on channel APP sends the code b
   const env = await startEnv('grpc-js', 'memory');
   t.teardown(() => env.close());
   const [payer, shop] = await Promise.all([newPayer(env, 500_00n, { oneFactor: Factor.SMS_OTP }), newMerchant(env)]);
-  const p = (await shop.api.payments.createPayment({ idempotencyKey: key('app-sms'), payer: { case: 'payerId', value: payer.id }, amount: 20_00n, currency: 'USD', description: 'app', channel: Channel.APP })).payment!;
+  const p = (
+    await shop.api.payments.createPayment({
+      idempotencyKey: key('app-sms'),
+      payer: { case: 'payerId', value: payer.id },
+      amount: 20_00n,
+      currency: 'USD',
+      description: 'app',
+      channel: Channel.APP,
+    })
+  ).payment!;
   t.deepEqual([p.state, p.requiredFactors], [PaymentState.CHALLENGED, [Factor.SMS_OTP]]);
   const sms = env.inbox.firstCodeFor(p.id);
   t.regex(sms ?? '', /^\d{8}$/, 'the code went by SMS');
@@ -223,9 +325,10 @@ test('finding 7: 100 payments of 66 at 150 bp pay 1 each, one of 6600 pays 99; t
   const env = await startEnv('grpc-js', 'memory');
   t.teardown(() => env.close());
   const [payer, shop] = await Promise.all([newPayer(env, 500_00n, { noFactorBelow: 1000_00n }), newMerchant(env, 150)]);
-  const feeAccount = idToHex(env.app.payments.deps.platform.fees['USD']!);
+  const feeAccount = idToHex(env.app.payments.deps.platform.fees.USD!);
   const feesBefore = (await balance(env, feeAccount)).posted;
-  const create = (amount: bigint, k: string) => shop.api.payments.createPayment({ idempotencyKey: k, payer: { case: 'payerId', value: payer.id }, amount, currency: 'USD', description: 'fee' });
+  const create = (amount: bigint, k: string) =>
+    shop.api.payments.createPayment({ idempotencyKey: k, payer: { case: 'payerId', value: payer.id }, amount, currency: 'USD', description: 'fee' });
   const small = await Promise.all(Array.from({ length: 100 }, (_, i) => create(66n, key(`small-${i}`))));
   t.true(small.every((r) => r.payment!.state === PaymentState.SUCCEEDED));
   t.is((await create(6600n, key('large'))).payment!.state, PaymentState.SUCCEEDED);

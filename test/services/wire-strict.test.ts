@@ -1,14 +1,14 @@
-import test from 'ava';
 import * as http2 from 'node:http2';
 import { gzipSync } from 'node:zlib';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { Code } from '@connectrpc/connect';
+import test from 'ava';
 import { Channel, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { EnrollMerchantRequestSchema } from '../../gen/countersign/v1/enrollment_pb.js';
 import { CreatePaymentRequestSchema } from '../../gen/countersign/v1/payments_pb.js';
-import { balance, key, newMerchant, newPayer, startEnv, type Env, type Merchant, type Payer } from '../e2e/harness.js';
-import { envelope } from '../reliability/http2-frames.js';
 import { messageBytesMax } from '../../services/rpc/grpc-host.js';
+import { balance, type Env, key, type Merchant, newMerchant, newPayer, type Payer, startEnv } from '../e2e/harness.js';
+import { envelope } from '../reliability/http2-frames.js';
 
 // Issue 15, finding 6: wire integers out of range and non-decimal JSON numbers are
 // INVALID_ARGUMENT naming the field, on the grpc-js port and on the Connect port (gRPC and
@@ -58,8 +58,18 @@ function post(port: number, path: string, headers: Record<string, string>, body:
   });
 }
 
-const grpcHeaders = (apiKey: string, extra: Record<string, string> = {}) => ({ 'content-type': 'application/grpc', te: 'trailers', authorization: `Bearer ${apiKey}`, ...extra });
-const connectHeaders = (apiKey: string, contentType: string, extra: Record<string, string> = {}) => ({ 'content-type': contentType, 'connect-protocol-version': '1', authorization: `Bearer ${apiKey}`, ...extra });
+const grpcHeaders = (apiKey: string, extra: Record<string, string> = {}) => ({
+  'content-type': 'application/grpc',
+  te: 'trailers',
+  authorization: `Bearer ${apiKey}`,
+  ...extra,
+});
+const connectHeaders = (apiKey: string, contentType: string, extra: Record<string, string> = {}) => ({
+  'content-type': contentType,
+  'connect-protocol-version': '1',
+  authorization: `Bearer ${apiKey}`,
+  ...extra,
+});
 
 function varint(value: bigint): number[] {
   const bytes: number[] = [];
@@ -77,12 +87,23 @@ const wrapsTo1000 = varint(2n ** 64n + 1000n);
 
 /** A CreatePaymentRequest without its amount, then field 6 (amount, varint) as the given raw bytes. */
 function createPaymentBytes(payer: Payer, amountVarint: number[]): Buffer {
-  const rest = toBinary(CreatePaymentRequestSchema, create(CreatePaymentRequestSchema, { idempotencyKey: key('raw'), payer: { case: 'payerId', value: payer.id }, currency: 'USD', description: 'raw', channel: Channel.APP }));
+  const rest = toBinary(
+    CreatePaymentRequestSchema,
+    create(CreatePaymentRequestSchema, {
+      idempotencyKey: key('raw'),
+      payer: { case: 'payerId', value: payer.id },
+      currency: 'USD',
+      description: 'raw',
+      channel: Channel.APP,
+    }),
+  );
   return Buffer.concat([Buffer.from(rest), Buffer.from([0x30, ...amountVarint])]);
 }
 
 function createPaymentJson(payer: Payer, amount: string, channel = '"CHANNEL_APP"'): Buffer {
-  return Buffer.from(`{"idempotencyKey": ${JSON.stringify(key('json'))}, "payerId": ${JSON.stringify(payer.id)}, "currency": "USD", "description": "json", "channel": ${channel}, "amount": ${amount}}`);
+  return Buffer.from(
+    `{"idempotencyKey": ${JSON.stringify(key('json'))}, "payerId": ${JSON.stringify(payer.id)}, "currency": "USD", "description": "json", "channel": ${channel}, "amount": ${amount}}`,
+  );
 }
 
 interface World {
@@ -109,7 +130,10 @@ for (const port of ['grpc-js', 'connect'] as const) {
   test(`gRPC on the ${port} port: a CreatePayment amount varint of 11 bytes or over 64 bits (2^64 + 1000) is INVALID_ARGUMENT naming amount; nothing is created or moved`, async (t) => {
     const w = await world(t);
     const portNumber = port === 'grpc-js' ? w.env.grpcPort : w.env.connectPort;
-    for (const [what, amount] of [['11-byte varint', elevenByteVarint], ['2^64 + 1000', wrapsTo1000]] as const) {
+    for (const [what, amount] of [
+      ['11-byte varint', elevenByteVarint],
+      ['2^64 + 1000', wrapsTo1000],
+    ] as const) {
       const answer = await post(portNumber, createPaymentPath, grpcHeaders(w.merchant.apiKey), envelope(createPaymentBytes(w.payer, [...amount])));
       t.is(answer.grpcStatus, Code.InvalidArgument, `${what}: ${answer.grpcMessage}`);
       t.regex(answer.grpcMessage, /^amount: /, what);
@@ -139,11 +163,19 @@ test('the Connect port, Connect protocol: binary and gzip bodies with an amount 
   const bytes = createPaymentBytes(w.payer, wrapsTo1000);
   const proto = await post(port, createPaymentPath, connectHeaders(w.merchant.apiKey, 'application/proto'), bytes);
   t.is(proto.status, 400);
-  t.like(JSON.parse(proto.body.toString('utf8')), { code: 'invalid_argument', message: 'amount: integer out of range for uint64 (the varint encodes more than 64 bits)' });
+  t.like(JSON.parse(proto.body.toString('utf8')), {
+    code: 'invalid_argument',
+    message: 'amount: integer out of range for uint64 (the varint encodes more than 64 bits)',
+  });
   const gzipped = await post(port, createPaymentPath, connectHeaders(w.merchant.apiKey, 'application/proto', { 'content-encoding': 'gzip' }), gzipSync(bytes));
   t.is(gzipped.status, 400);
   t.like(JSON.parse(gzipped.body.toString('utf8')), { code: 'invalid_argument' });
-  const grpcGzip = await post(port, createPaymentPath, grpcHeaders(w.merchant.apiKey, { 'grpc-encoding': 'gzip' }), envelope(gzipSync(bytes), { compressed: true }));
+  const grpcGzip = await post(
+    port,
+    createPaymentPath,
+    grpcHeaders(w.merchant.apiKey, { 'grpc-encoding': 'gzip' }),
+    envelope(gzipSync(bytes), { compressed: true }),
+  );
   t.is(grpcGzip.grpcStatus, Code.InvalidArgument, grpcGzip.grpcMessage);
   t.regex(grpcGzip.grpcMessage, /^amount: /);
   t.deepEqual(await traces(w), untouched);
@@ -191,7 +223,10 @@ test('authentication comes first: a bad key with out-of-range input is UNAUTHENT
     const garbage = await post(port, createPaymentPath, grpcHeaders('cs_live_not-a-key'), envelope(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])));
     t.is(garbage.grpcStatus, Code.Unauthenticated, `gRPC on ${port}, undecodable: ${garbage.grpcMessage}`);
   }
-  for (const [type, body] of [['application/proto', bytes], ['application/json', createPaymentJson(w.payer, '"0x10"')]] as const) {
+  for (const [type, body] of [
+    ['application/proto', bytes],
+    ['application/json', createPaymentJson(w.payer, '"0x10"')],
+  ] as const) {
     const answer = await post(w.env.connectPort, createPaymentPath, connectHeaders('cs_live_not-a-key', type), body);
     t.is(answer.status, 401, type);
     t.like(JSON.parse(answer.body.toString('utf8')), { code: 'unauthenticated' });

@@ -1,7 +1,7 @@
-import type { ExecutionContext } from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
 
 /**
  * The `countersign` CLI as a child process, for the tests where the behaviour is the process's
@@ -63,7 +63,10 @@ export async function runCli(t: ExecutionContext, args: readonly string[], optio
   let timer: NodeJS.Timeout | undefined;
   const code = await Promise.race([
     new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c))),
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`countersign ${args.join(' ')}: no exit within ${cliRunMsMax} ms: ${stdout}${stderr}`)), cliRunMsMax))),
+    new Promise<never>(
+      (_, reject) =>
+        (timer = setTimeout(() => reject(new Error(`countersign ${args.join(' ')}: no exit within ${cliRunMsMax} ms: ${stdout}${stderr}`)), cliRunMsMax)),
+    ),
   ]).finally(() => clearTimeout(timer));
   return { code, stdout, stderr };
 }

@@ -1,6 +1,6 @@
-import { create, fromBinary, type DescService, type Message } from '@bufbuild/protobuf';
+import { create, type DescService, fromBinary, type Message } from '@bufbuild/protobuf';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError, type Client } from '@connectrpc/connect';
+import { type Client, type Code, ConnectError } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
 import { grpcServiceDefinition } from '../../services/rpc/grpc-server.js';
 import { ErrorInfoSchema, StatusSchema } from '../../services/rpc/status-details.js';

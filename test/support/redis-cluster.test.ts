@@ -1,6 +1,6 @@
 import test from 'ava';
 import { Cluster, Redis } from 'ioredis';
-import { clusterSlots, slotOf as clusterSlot } from '../../authz/store/redis/slot.js';
+import { slotOf as clusterSlot, clusterSlots } from '../../authz/store/redis/slot.js';
 import { startRedisCluster } from './redis-cluster.js';
 
 /** Keys tried to find one per master (each lands on a given master with probability 1/3). */
@@ -20,10 +20,13 @@ function parseClusterNodes(text: string): ClusterNodeLine[] {
     .map((line) => {
       const fields = line.trim().split(' ');
       const port = Number(/:(\d+)@/.exec(fields[1]!)![1]);
-      const slots = fields.slice(8).filter((s) => !s.startsWith('[')).map((s): [number, number] => {
-        const [from, to] = s.split('-').map(Number);
-        return [from!, to ?? from!];
-      });
+      const slots = fields
+        .slice(8)
+        .filter((s) => !s.startsWith('['))
+        .map((s): [number, number] => {
+          const [from, to] = s.split('-').map(Number);
+          return [from!, to ?? from!];
+        });
       return { port, master: fields[2]!.split(',').includes('master'), slots };
     });
 }
@@ -37,7 +40,10 @@ test('a 3-master Redis Cluster: keys on different masters, a script on hash-tagg
   t.teardown(() => cluster.stop());
   t.log(`cluster of 3 masters ready in ${startMs} ms`);
   t.is(cluster.nodes.length, 3);
-  t.deepEqual(cluster.urls, cluster.nodes.map((n) => `redis://127.0.0.1:${n.port}`));
+  t.deepEqual(
+    cluster.urls,
+    cluster.nodes.map((n) => `redis://127.0.0.1:${n.port}`),
+  );
 
   const client = new Cluster(cluster.nodes, { lazyConnect: true, maxRedirections: 4 });
   t.teardown(() => client.disconnect());
@@ -49,7 +55,10 @@ test('a 3-master Redis Cluster: keys on different masters, a script on hash-tagg
   const nodes = parseClusterNodes(String(await direct[0]!.call('CLUSTER', 'NODES')));
   t.deepEqual(nodes.map((n) => n.port).sort(), cluster.nodes.map((n) => n.port).sort());
   t.true(nodes.every((n) => n.master && n.slots.length > 0));
-  t.is(nodes.reduce((sum, n) => sum + n.slots.reduce((s, [from, to]) => s + to - from + 1, 0), 0), clusterSlots);
+  t.is(
+    nodes.reduce((sum, n) => sum + n.slots.reduce((s, [from, to]) => s + to - from + 1, 0), 0),
+    clusterSlots,
+  );
   const ownerOf = (slot: number) => nodes.find((n) => n.slots.some(([from, to]) => slot >= from && slot <= to))!.port;
 
   // One key per master: its slot from CLUSTER KEYSLOT (and our CRC16 agrees), its owner from CLUSTER NODES.

@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { Redis } from 'ioredis';
-import { freePort, sleep, startRedis, type RedisServer } from './redis.js';
 import { clusterSlots } from '../../authz/store/redis/slot.js';
+import { freePort, type RedisServer, sleep, startRedis } from './redis.js';
 
 /**
  * A real Redis Cluster for tests: `masters` private `redis-server`s in cluster mode on free
@@ -112,7 +112,13 @@ async function waitUntilReady(ports: number[]): Promise<void> {
       last = await Promise.all(clients.map((client) => client.call('CLUSTER', 'INFO').then(String, (e: unknown) => `error: ${String(e)}`)));
       if (last.every((info) => clusterReady(info, ports.length))) return;
       if (Date.now() > deadline) {
-        const states = last.map((info, i) => `${host}:${ports[i]}: ${info.split(/\r?\n/).filter((l) => /^cluster_(state|slots_ok|known_nodes)|^error/.test(l)).join(' ')}`);
+        const states = last.map(
+          (info, i) =>
+            `${host}:${ports[i]}: ${info
+              .split(/\r?\n/)
+              .filter((l) => /^cluster_(state|slots_ok|known_nodes)|^error/.test(l))
+              .join(' ')}`,
+        );
         throw new Error(`the cluster was not ready within ${clusterReadyTimeoutMs} ms:\n${states.join('\n')}`);
       }
       await sleep(readyPollIntervalMs);

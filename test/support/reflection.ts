@@ -19,7 +19,9 @@ export interface ReflectionResponse {
 
 function bounded<T>(promise: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${probeDeadlineMs} ms`)), probeDeadlineMs)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${probeDeadlineMs} ms`)), probeDeadlineMs)),
+  );
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
@@ -30,7 +32,7 @@ export async function reflect(port: number, version: 'v1' | 'v1alpha', request: 
   const Ctor = grpc.makeGenericClientConstructor(definition, 'ServerReflection');
   const client = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, () => Duplex>;
   try {
-    const call = client['serverReflectionInfo']!.call(client);
+    const call = client.serverReflectionInfo!.call(client);
     const response = new Promise<ReflectionResponse>((resolve, reject) => {
       call.once('data', resolve);
       call.once('error', reject);
@@ -50,7 +52,7 @@ export async function healthCheck(port: number, service: string): Promise<{ code
   try {
     return await bounded(
       new Promise((resolve) =>
-        client['check']!.call(client, { service }, { deadline: Date.now() + probeDeadlineMs }, (error: grpc.ServiceError | null, res?: { status: string }) =>
+        client.check!.call(client, { service }, { deadline: Date.now() + probeDeadlineMs }, (error: grpc.ServiceError | null, res?: { status: string }) =>
           resolve(error ? { code: error.code } : { code: 0, status: res?.status }),
         ),
       ),

@@ -1,4 +1,4 @@
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -240,7 +240,10 @@ async function untilAnswered(addresses: string[], replicas: Replica[]): Promise<
     answered.catch(() => undefined); // rejected by destroy() below when something else won the race
     const exited = replicas.map((r) => r.exited.then((how) => Promise.reject(new Error(`replica ${r.index} exited (${how}) while starting:\n${logTail(r)}`))));
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`the cluster did not answer a request within ${tigerBeetleReadyTimeoutMs} ms:\n${replicas.map(logTail).join('\n')}`)), tigerBeetleReadyTimeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`the cluster did not answer a request within ${tigerBeetleReadyTimeoutMs} ms:\n${replicas.map(logTail).join('\n')}`)),
+        tigerBeetleReadyTimeoutMs,
+      );
     });
     await Promise.race([answered, late, ...exited]);
   } finally {

@@ -4,22 +4,22 @@ import { ConnectError } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { PaymentSchema, PaymentState } from '../../gen/countersign/v1/common_pb.js';
-import { ConfirmPaymentResponseSchema, PayerService, type ConfirmPaymentRequest } from '../../gen/countersign/v1/payer_pb.js';
+import { type ConfirmPaymentRequest, ConfirmPaymentResponseSchema, PayerService } from '../../gen/countersign/v1/payer_pb.js';
 import {
-  TelcoBridgeService,
   type SendSmsRequest,
   type StartCallRequest,
   type StreamEventsRequest,
   type StreamEventsResponse,
+  TelcoBridgeService,
 } from '../../gen/countersign/v1/telco_pb.js';
 import { grpcServiceDefinition } from '../../services/rpc/grpc-server.js';
 import { ErrorInfoSchema, grpcStatusDetailsBin } from '../../services/rpc/status-details.js';
 import { startTelcoBridge, type TelcoBridge } from '../../services/telco.js';
 import type { BridgeLimits } from '../../telco-bridge/bridge.js';
-import type { SmppChannelOptions } from '../../telco-bridge/smpp-channel.js';
 import { Handset } from '../../telco-bridge/simulator/handset.js';
-import { startSmsc, type Smsc, type SmscOptions } from '../../telco-bridge/simulator/smsc.js';
+import { type Smsc, type SmscOptions, startSmsc } from '../../telco-bridge/simulator/smsc.js';
 import { startVoiceProvider, type VoiceProvider } from '../../telco-bridge/simulator/voice-provider.js';
+import type { SmppChannelOptions } from '../../telco-bridge/smpp-channel.js';
 
 /** Every wait in these tests is bounded by this, ms. */
 export const waitMs = 8_000;
@@ -106,7 +106,16 @@ export function textSink(): TextSink {
       done();
     },
   });
-  return { stream, text: () => text, waitFor: (expected) => changes.until(() => text.includes(expected), `output "${expected}"`, () => `got ${JSON.stringify(text)}`) };
+  return {
+    stream,
+    text: () => text,
+    waitFor: (expected) =>
+      changes.until(
+        () => text.includes(expected),
+        `output "${expected}"`,
+        () => `got ${JSON.stringify(text)}`,
+      ),
+  };
 }
 export const bridgeKey = 'bridge-service-key-for-tests';
 export const authzKeyOfBridge = 'authz-key-the-bridge-presents';
@@ -169,7 +178,12 @@ export async function startFakeAuthz(): Promise<FakeAuthz> {
   return {
     ...fake,
     address: `127.0.0.1:${port}`,
-    waitForRequests: (count) => changes.until(() => fake.requests.length >= count, `${count} ConfirmPayment requests at authz`, () => `got ${fake.requests.length}`),
+    waitForRequests: (count) =>
+      changes.until(
+        () => fake.requests.length >= count,
+        `${count} ConfirmPayment requests at authz`,
+        () => `got ${fake.requests.length}`,
+      ),
     close: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
   } as FakeAuthz;
 }
@@ -193,21 +207,29 @@ export interface EventCollector {
   cancel(): void;
 }
 
-type Unary = (request: Message, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, value?: unknown) => void) => void;
+type Unary = (
+  request: Message,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, value?: unknown) => void,
+) => void;
 
 /** A grpc-js client of the bridge; `key` null sends no authorization header. */
 export function bridgeClient(port: number, key: string | null = bridgeKey): BridgeClient {
   const Client = grpc.makeGenericClientConstructor(grpcServiceDefinition(TelcoBridgeService), TelcoBridgeService.name);
-  const raw = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<'sendSms' | 'startCall', Unary> & {
-    streamEvents(request: Message, metadata: grpc.Metadata): grpc.ClientReadableStream<StreamEventsResponse>;
-  };
+  const raw = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client &
+    Record<'sendSms' | 'startCall', Unary> & {
+      streamEvents(request: Message, metadata: grpc.Metadata): grpc.ClientReadableStream<StreamEventsResponse>;
+    };
   const metadata = () => {
     const md = new grpc.Metadata();
     if (key !== null) md.set('authorization', `Bearer ${key}`);
     return md;
   };
   const unary = <T>(fn: Unary, schemaInput: Message) =>
-    new Promise<T>((resolve, reject) => fn.call(raw, schemaInput, metadata(), { deadline: Date.now() + waitMs }, (error, value) => (error ? reject(error) : resolve(value as T))));
+    new Promise<T>((resolve, reject) =>
+      fn.call(raw, schemaInput, metadata(), { deadline: Date.now() + waitMs }, (error, value) => (error ? reject(error) : resolve(value as T))),
+    );
   const method = (name: string) => TelcoBridgeService.methods.find((m) => m.localName === name)!;
   return {
     sendSms: (request) => unary(raw.sendSms, create(method('sendSms').input, request as never)),
@@ -328,7 +350,12 @@ export async function startRig(options: RigOptions = {}): Promise<Rig> {
     voice,
     authz,
     logs,
-    waitForLog: (msg, count = 1) => changes.until(() => logged(msg) >= count, `${count} log lines "${msg}"`, () => `got ${logged(msg)}`),
+    waitForLog: (msg, count = 1) =>
+      changes.until(
+        () => logged(msg) >= count,
+        `${count} log lines "${msg}"`,
+        () => `got ${logged(msg)}`,
+      ),
     until: (condition, what) => changes.until(condition, what),
     phone: (number) => new Handset(number, smsc, voice),
     close: async () => {

@@ -1,6 +1,6 @@
-import test from 'ava';
 import { PassThrough, Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
+import test from 'ava';
 import { pino } from 'pino';
 import { PasswordKind, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { startTelcoBridge } from '../../services/telco.js';
@@ -35,10 +35,26 @@ test('every RPC without the service key, or with another, is UNAUTHENTICATED and
     idempotencyKey: 'marker',
     to: bob,
     reference: paymentId,
-    announcement: { $typeName: 'countersign.v1.CallAnnouncement', payeeName: 'Corner Bakery', amount: 4200n, currency: 'EUR', description: '', language: '', spokenCode: '' },
+    announcement: {
+      $typeName: 'countersign.v1.CallAnnouncement',
+      payeeName: 'Corner Bakery',
+      amount: 4200n,
+      currency: 'EUR',
+      description: '',
+      language: '',
+      spokenCode: '',
+    },
   });
-  t.deepEqual(rig.smsc.messages.map((m) => m.text), ['marker'], 'no SMS from the refused calls');
-  t.deepEqual(rig.voice.calls.map((c) => c.to), [bob], 'no call from the refused calls');
+  t.deepEqual(
+    rig.smsc.messages.map((m) => m.text),
+    ['marker'],
+    'no SMS from the refused calls',
+  );
+  t.deepEqual(
+    rig.voice.calls.map((c) => c.to),
+    [bob],
+    'no call from the refused calls',
+  );
 });
 
 test('the bridge runs on the house RPC runtime: grpc.health.v1 answers SERVING for TelcoBridgeService without a key', async (t) => {
@@ -64,7 +80,10 @@ test('StreamEvents replays the events after after_event_id, filters by reference
   const resumed = rig.client.streamEvents({ afterEventId: ids[1]! });
   t.teardown(() => resumed.cancel());
   await resumed.waitFor((e) => e.eventId === ids[3], 'the last replayed event');
-  t.deepEqual(resumed.events.map((e) => e.eventId), ids.slice(2));
+  t.deepEqual(
+    resumed.events.map((e) => e.eventId),
+    ids.slice(2),
+  );
 
   const onlyB = rig.client.streamEvents({ reference: 'ref-b' });
   t.teardown(() => onlyB.cancel());
@@ -115,7 +134,15 @@ test('console channel: SMS and the call announcement are printed, the password i
     idempotencyKey: 'c',
     to: alice,
     reference: paymentId,
-    announcement: { $typeName: 'countersign.v1.CallAnnouncement', payeeName: 'Corner Bakery', amount: 4200n, currency: 'EUR', description: '', language: '', spokenCode: '' },
+    announcement: {
+      $typeName: 'countersign.v1.CallAnnouncement',
+      payeeName: 'Corner Bakery',
+      amount: 4200n,
+      currency: 'EUR',
+      description: '',
+      language: '',
+      spokenCode: '',
+    },
   });
   await output.waitFor('[call] Payment approved. Goodbye.');
   const printed = output.text();
@@ -130,6 +157,9 @@ test('console channel: SMS and the call announcement are printed, the password i
     ],
   );
   t.false(printed.includes('90817263'), 'keyed digits are not echoed');
-  t.deepEqual(logs.filter((l) => l.includes('90817263') || l.includes('58203917')), []);
+  t.deepEqual(
+    logs.filter((l) => l.includes('90817263') || l.includes('58203917')),
+    [],
+  );
   await stream.waitFor((e) => e.event.case === 'callAnswered', 'CallAnswered');
 });

@@ -1,8 +1,8 @@
-import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
+import test from 'ava';
 import { PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { SmsEncoding, type StreamEventsResponse } from '../../gen/countersign/v1/telco_pb.js';
-import { linesWith, paymentId, startRig, waitMs, authzKeyOfBridge } from './harness.js';
+import { authzKeyOfBridge, linesWith, paymentId, startRig, waitMs } from './harness.js';
 
 // SMS over SMPP against the simulated SMSC on loopback: encodings, receipts, reconnect,
 // keep-alive, and the payer's reply relayed to authz.
@@ -81,7 +81,12 @@ test('a long text is split into concatenated parts that the SMSC joins; SmsSent 
   await stream.waitFor((e) => e.event.case === 'smsDelivered' && messageIdOf(e) === marker.messageId, 'the marker SmsDelivered');
   t.deepEqual(
     stream.events.map((e) => [e.event.case, messageIdOf(e)]),
-    [['smsSent', messageId], ['smsDelivered', messageId], ['smsSent', marker.messageId], ['smsDelivered', marker.messageId]],
+    [
+      ['smsSent', messageId],
+      ['smsDelivered', messageId],
+      ['smsSent', marker.messageId],
+      ['smsDelivered', marker.messageId],
+    ],
   );
 });
 
@@ -94,7 +99,10 @@ test('a failure receipt (stat:UNDELIV) becomes SmsFailed with the status, and a 
   const { messageId } = await rig.client.sendSms({ idempotencyKey: 'f1', to: alice, text: 'hello', reference: 'ref-fail' });
   const failed = await stream.waitFor((e) => e.event.case === 'smsFailed', 'SmsFailed');
   t.is(failed.reference, 'ref-fail');
-  t.deepEqual({ id: (failed.event.value as { messageId: string }).messageId, reason: (failed.event.value as { reason: string }).reason }, { id: messageId, reason: 'UNDELIV err:001' });
+  t.deepEqual(
+    { id: (failed.event.value as { messageId: string }).messageId, reason: (failed.event.value as { reason: string }).reason },
+    { id: messageId, reason: 'UNDELIV err:001' },
+  );
   t.false(stream.events.some((e) => e.event.case === 'smsDelivered'));
 
   const bob = '+447700900123';
@@ -119,7 +127,10 @@ test('receipts are also matched by the receipted_message_id TLV; a withheld rece
   // A receipt for the withheld SMS would have come before the marker's.
   await rig.client.sendSms({ idempotencyKey: 't3', to: alice, text: 'marker', reference: 'ref-marker' });
   await stream.waitFor((e) => e.event.case === 'smsDelivered' && e.reference === 'ref-marker', 'the marker SmsDelivered');
-  t.deepEqual(stream.events.filter((e) => e.reference === 'ref-withheld').map((e) => e.event.case), ['smsSent']);
+  t.deepEqual(
+    stream.events.filter((e) => e.reference === 'ref-withheld').map((e) => e.event.case),
+    ['smsSent'],
+  );
 });
 
 test('the SMSC drops the connection: the bridge reconnects, binds again, and the next SendSms goes through', async (t) => {
@@ -172,7 +183,10 @@ test('on a dropped connection the unacknowledged submit fails (never resent: no 
   await rig.client.sendSms({ idempotencyKey: 'd4', to: '+14155550004', text: 'm4', reference: 'ref-4' });
   await stream.waitFor((e) => e.event.case === 'smsDelivered' && e.reference === 'ref-4', 'the marker m4 delivered');
   t.is(rig.smsc.stats.submits, 4, 'm1 was not submitted again: m1 once, m2, m3 and the marker m4');
-  t.deepEqual(rig.smsc.messages.map((m) => m.text), ['m2', 'm3', 'm4']);
+  t.deepEqual(
+    rig.smsc.messages.map((m) => m.text),
+    ['m2', 'm3', 'm4'],
+  );
 });
 
 test('a submit_sm left unanswered past submitResponseTimeoutMs fails SUBMIT_TIMEOUT and frees its window slot', async (t) => {
@@ -244,12 +258,18 @@ test('a reply from a number that got no SMS within replyWindowMs is reported wit
   await rig.phone('+4915112345678').reply('33334444');
   await stream.waitFor((e) => e.event.case === 'smsReplied' && (e.event.value as { from: string }).from === '+4915112345678', 'second SmsReplied');
   const replies = stream.events.filter((e) => e.event.case === 'smsReplied');
-  t.deepEqual(replies.map((e) => e.reference), ['', '']);
+  t.deepEqual(
+    replies.map((e) => e.reference),
+    ['', ''],
+  );
   // The bridge decides on a reply as it arrives: it logs "not relayed" and returns, or starts the
   // ConfirmPayment. Both replies are decided once both lines are written.
   await rig.waitForLog('sms reply not relayed', 2);
   t.deepEqual(
-    rig.logs.map((line) => JSON.parse(line) as { msg: string; matched?: boolean }).filter((l) => l.msg === 'sms reply not relayed').map((l) => l.matched),
+    rig.logs
+      .map((line) => JSON.parse(line) as { msg: string; matched?: boolean })
+      .filter((l) => l.msg === 'sms reply not relayed')
+      .map((l) => l.matched),
     [false, false],
   );
   t.is(rig.authz.requests.length, 0);

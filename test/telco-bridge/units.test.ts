@@ -4,10 +4,10 @@ import { parseDeliveryReceipt, smscIdVariants } from '../../telco-bridge/deliver
 import { EventLog } from '../../telco-bridge/events.js';
 import { decodeGsm7, encodeGsm7, fitsGsm7 } from '../../telco-bridge/gsm7.js';
 import { amountWords, integerWords } from '../../telco-bridge/money-words.js';
-import { chooseAlphabet, smsParts } from '../../telco-bridge/sms-encoding.js';
 import { parseXml, textOf } from '../../telco-bridge/simulator/xml.js';
-import { renderTwiml } from '../../telco-bridge/twiml.js';
+import { chooseAlphabet, smsParts } from '../../telco-bridge/sms-encoding.js';
 import { twilioSignature, validTwilioSignature } from '../../telco-bridge/twilio-signature.js';
+import { renderTwiml } from '../../telco-bridge/twiml.js';
 
 // Pure pieces of the bridge: alphabets, words, signatures, receipts, TwiML, the event log.
 
@@ -22,7 +22,10 @@ test('amounts in words for USD, EUR, GBP, JPY, and a fallback through ICU names'
   t.is(amountWords(500n, 'JPY'), 'five hundred yen');
   t.is(amountWords(1234n, 'SEK'), 'twelve point three four Swedish Krona');
   t.is(amountWords(1500n, 'KWD'), 'one point five zero zero Kuwaiti Dinar');
-  t.is(integerWords(18_446_744_073_709_551_615n), 'eighteen quintillion four hundred forty-six quadrillion seven hundred forty-four trillion seventy-three billion seven hundred nine million five hundred fifty-one thousand six hundred fifteen');
+  t.is(
+    integerWords(18_446_744_073_709_551_615n),
+    'eighteen quintillion four hundred forty-six quadrillion seven hundred forty-four trillion seventy-three billion seven hundred nine million five hundred fifty-one thousand six hundred fifteen',
+  );
   t.is(integerWords(1_000_010n), 'one million ten');
 });
 
@@ -34,8 +37,19 @@ test("Twilio's signature: the documented example, repeated params, constant-time
   t.false(validTwilioSignature('12345', url, params, 'GvWf1cFY/Q7PnoempGyD5oXAezd='));
   t.false(validTwilioSignature('12345', `${url}&x=1`, params, 'GvWf1cFY/Q7PnoempGyD5oXAezc='));
   t.false(validTwilioSignature('12345', url, params, undefined));
-  const repeated: [string, string][] = [['E', 'b'], ['A', '1'], ['E', 'a']];
-  t.is(twilioSignature('k', 'u', repeated), twilioSignature('k', 'u', [['A', '1'], ['E', 'a'], ['E', 'b']]));
+  const repeated: [string, string][] = [
+    ['E', 'b'],
+    ['A', '1'],
+    ['E', 'a'],
+  ];
+  t.is(
+    twilioSignature('k', 'u', repeated),
+    twilioSignature('k', 'u', [
+      ['A', '1'],
+      ['E', 'a'],
+      ['E', 'b'],
+    ]),
+  );
 });
 
 test('GSM-7: basic and extension characters round-trip; others do not fit', (t) => {
@@ -54,13 +68,13 @@ test('alphabet choice follows the hint, and long texts split into UDH parts with
   t.false(chooseAlphabet('Łódź', SmsEncoding.GSM7).ok);
 
   t.is(smsParts('x'.repeat(160), 'gsm7', 1).length, 1);
-  const gsm = smsParts('x'.repeat(152) + '€' + 'y'.repeat(10), 'gsm7', 7);
+  const gsm = smsParts(`${'x'.repeat(152)}€${'y'.repeat(10)}`, 'gsm7', 7);
   t.is(gsm.length, 2);
   t.deepEqual([...gsm[0]!.bytes.subarray(0, 6)], [5, 0, 3, 7, 2, 1]);
   t.is(gsm[0]!.bytes.length, 6 + 152, 'the escape pair does not straddle parts');
   t.is(gsm[0]!.esmClass, 0x40);
   t.is(smsParts('ß'.repeat(70), 'ucs2', 1).length, 1);
-  const ucs2 = smsParts('a'.repeat(66) + '🙂' + 'b'.repeat(5), 'ucs2', 9);
+  const ucs2 = smsParts(`${'a'.repeat(66)}🙂${'b'.repeat(5)}`, 'ucs2', 9);
   t.is(ucs2.length, 2);
   t.is(ucs2[0]!.bytes.length, 6 + 66 * 2, 'the surrogate pair moves to the next part whole');
   t.is(ucs2[0]!.dataCoding, 8);
@@ -90,14 +104,20 @@ test('TwiML: escaped text and attributes, the gather, re-prompt redirect and han
     'en-US',
     { digits: (r) => `https://b.example/voice/digits?call=c1&round=${r}`, prompt: (r) => `https://b.example/voice/prompt?call=c1&after=${r}` },
   );
-  t.true(xml.includes('<Gather input="dtmf" finishOnKey="#" timeout="5" numDigits="8" action="https://b.example/voice/digits?call=c1&amp;round=2" method="POST">'), xml);
+  t.true(
+    xml.includes('<Gather input="dtmf" finishOnKey="#" timeout="5" numDigits="8" action="https://b.example/voice/digits?call=c1&amp;round=2" method="POST">'),
+    xml,
+  );
   t.true(xml.includes('Pay &lt;Smith &amp; &quot;Sons&quot;&gt;'));
   const root = parseXml(xml);
   t.is(root.name, 'Response');
-  t.deepEqual(root.children.map((c) => (typeof c === 'string' ? c : c.name)), ['Gather', 'Say', 'Redirect', 'Hangup']);
+  t.deepEqual(
+    root.children.map((c) => (typeof c === 'string' ? c : c.name)),
+    ['Gather', 'Say', 'Redirect', 'Hangup'],
+  );
   const gather = root.children[0];
   t.is(typeof gather === 'string' ? '' : textOf(gather!), 'Pay <Smith & "Sons">');
-  t.is(typeof gather === 'string' ? '' : gather!.attributes['action'], 'https://b.example/voice/digits?call=c1&round=2');
+  t.is(typeof gather === 'string' ? '' : gather!.attributes.action, 'https://b.example/voice/digits?call=c1&round=2');
 });
 
 test('event log: increasing fixed-width ids, replay after an id, bounded by eventsMax', (t) => {
@@ -114,8 +134,14 @@ test('event log: increasing fixed-width ids, replay after an id, bounded by even
   t.deepEqual([...seen].sort(), seen);
   t.true(seen.every((id) => id.length === 20));
   const after = log.after(seen[190]!, '');
-  t.deepEqual(after.map((e) => e.eventId), seen.slice(191));
+  t.deepEqual(
+    after.map((e) => e.eventId),
+    seen.slice(191),
+  );
   t.true(log.after('', 'odd').every((e) => e.reference === 'odd'));
   const restarted = new EventLog(8, () => now + 1);
-  t.true(restarted.append('', { case: 'smsSent', value: { $typeName: 'countersign.v1.SmsSent', messageId: 'x' } }).eventId > seen.at(-1)!, 'a restarted bridge issues larger ids');
+  t.true(
+    restarted.append('', { case: 'smsSent', value: { $typeName: 'countersign.v1.SmsSent', messageId: 'x' } }).eventId > seen.at(-1)!,
+    'a restarted bridge issues larger ids',
+  );
 });

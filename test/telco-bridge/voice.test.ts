@@ -1,9 +1,9 @@
-import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
+import test from 'ava';
 import { PasswordKind, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import type { StartCallRequest } from '../../gen/countersign/v1/telco_pb.js';
 import { twilioSignature } from '../../telco-bridge/twilio-signature.js';
-import { accountSid, authToken, linesWith, paymentId, startRig, waitMs, authzKeyOfBridge, type Rig } from './harness.js';
+import { accountSid, authToken, authzKeyOfBridge, linesWith, paymentId, type Rig, startRig, waitMs } from './harness.js';
 
 // Calls through the simulated TwiML provider: the signed Calls.json, the spoken announcement,
 // digits relayed to a fake authz and the TwiML that follows each answer, signature checks.
@@ -18,7 +18,15 @@ function call(overrides: Partial<StartCallRequest> = {}): Partial<StartCallReque
     idempotencyKey: 'call-1',
     to: alice,
     reference: paymentId,
-    announcement: { $typeName: 'countersign.v1.CallAnnouncement', payeeName: 'Corner Bakery', amount: 4250n, currency: 'USD', description: '', language: '', spokenCode: '' },
+    announcement: {
+      $typeName: 'countersign.v1.CallAnnouncement',
+      payeeName: 'Corner Bakery',
+      amount: 4250n,
+      currency: 'USD',
+      description: '',
+      language: '',
+      spokenCode: '',
+    },
     ...overrides,
   };
 }
@@ -39,7 +47,10 @@ test('StartCall: a signed Calls.json, TwiML announcing the amount in words and t
   t.deepEqual(heard.statusCallbackEvents, ['initiated', 'ringing', 'answered', 'completed']);
   t.deepEqual(heard.says, [announcement, instruction, 'Payment approved. Goodbye.']);
   t.is(heard.end, 'hangup');
-  t.true(heard.requests.every((r) => r.status === 200 || r.status === 204), JSON.stringify(heard.requests));
+  t.true(
+    heard.requests.every((r) => r.status === 200 || r.status === 204),
+    JSON.stringify(heard.requests),
+  );
 
   await rig.authz.waitForRequests(1);
   const [request] = rig.authz.requests;
@@ -63,8 +74,14 @@ test('a wrong password re-prompts with attempts left, the right one then approve
   await rig.client.startCall(call());
   const heard = await rig.phone(alice).waitForCallEnd(waitMs);
   t.deepEqual(heard.says, [announcement, instruction, 'That password is not correct.', 'You have 4 attempts left.', instruction, 'Payment approved. Goodbye.']);
-  t.deepEqual(rig.authz.requests.map((r) => r.idempotencyKey), [`ivr-${heard.sid}-1`, `ivr-${heard.sid}-2`]);
-  t.deepEqual(rig.authz.requests.map((r) => (r.proof.value as { password: string }).password), ['11111111', password]);
+  t.deepEqual(
+    rig.authz.requests.map((r) => r.idempotencyKey),
+    [`ivr-${heard.sid}-1`, `ivr-${heard.sid}-2`],
+  );
+  t.deepEqual(
+    rig.authz.requests.map((r) => (r.proof.value as { password: string }).password),
+    ['11111111', password],
+  );
   t.deepEqual(linesWith(rig.logs, '11111111'), []);
 });
 
@@ -120,7 +137,14 @@ test('silence re-prompts up to attempts_max, then the call says goodbye and hang
   await rig.client.startCall(call({ gather: { $typeName: 'countersign.v1.GatherSettings', digitsMax: 8, timeoutSeconds: 7, finishKey: '', attemptsMax: 2 } }));
   const heard = await rig.phone(alice).waitForCallEnd(waitMs);
   const prompt = [announcement, instruction];
-  t.deepEqual(heard.says, [...prompt, 'We did not receive any input.', ...prompt, 'We did not receive any input.', ...prompt, 'We did not receive any input. Goodbye.']);
+  t.deepEqual(heard.says, [
+    ...prompt,
+    'We did not receive any input.',
+    ...prompt,
+    'We did not receive any input.',
+    ...prompt,
+    'We did not receive any input. Goodbye.',
+  ]);
   t.is(heard.end, 'hangup');
   t.is(rig.authz.requests.length, 0);
 });
@@ -145,7 +169,10 @@ test('payee and description are XML-escaped in the TwiML and spoken intact', asy
   t.teardown(() => rig.close());
   rig.phone(alice).answerCallsWith('1#');
   const base = call();
-  await rig.client.startCall({ ...base, announcement: { ...base.announcement!, payeeName: 'Smith & Sons <Bakery>', amount: 500n, currency: 'JPY', description: 'order "42"' } });
+  await rig.client.startCall({
+    ...base,
+    announcement: { ...base.announcement!, payeeName: 'Smith & Sons <Bakery>', amount: 500n, currency: 'JPY', description: 'order "42"' },
+  });
   const heard = await rig.phone(alice).waitForCallEnd(waitMs);
   t.is(heard.says[0], 'Payment of five hundred yen to Smith & Sons <Bakery>, for order "42".');
   t.not(heard.end, 'webhook-error');
@@ -200,7 +227,10 @@ test('forged or unsigned webhooks are 403 with no state change and nothing sent 
   rig.voice.resumeAnswering();
   const heard = await rig.phone(alice).waitForCallEnd(waitMs);
   t.deepEqual(heard.says, [announcement, instruction, 'Payment approved. Goodbye.']);
-  t.deepEqual(rig.authz.requests.map((r) => [r.idempotencyKey, (r.proof.value as { password: string }).password]), [[`ivr-${heard.sid}-1`, password]]);
+  t.deepEqual(
+    rig.authz.requests.map((r) => [r.idempotencyKey, (r.proof.value as { password: string }).password]),
+    [[`ivr-${heard.sid}-1`, password]],
+  );
   t.false(stream.events.some((e) => e.event.case === 'callBusy'));
   // Events are delivered in order: anything the forged webhooks had caused would come before the real answer.
   await stream.waitFor((e) => e.event.case === 'callAnswered', 'CallAnswered of the real call');
@@ -229,7 +259,11 @@ test('StartCall validates its input and is idempotent per key', async (t) => {
     { reference: '' },
   ] as Partial<StartCallRequest>[]) {
     const error = await t.throwsAsync(rig.client.startCall({ ...base, idempotencyKey: 'bad', ...bad }));
-    t.is((error as grpc.ServiceError).code, grpc.status.INVALID_ARGUMENT, JSON.stringify(bad, (_, v: unknown) => (typeof v === 'bigint' ? String(v) : v)));
+    t.is(
+      (error as grpc.ServiceError).code,
+      grpc.status.INVALID_ARGUMENT,
+      JSON.stringify(bad, (_, v: unknown) => (typeof v === 'bigint' ? String(v) : v)),
+    );
   }
 });
 

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /** The real reference bank, `countersign bank-frontend --port 0` (demo card table, fresh key), as a process. */
@@ -15,7 +15,9 @@ export interface BankProcess {
 
 export async function startBankProcess(): Promise<BankProcess> {
   const cli = fileURLToPath(new URL('../../services/cli.ts', import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, ['--import=tsx', cli, 'bank-frontend', '--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, ['--import=tsx', cli, 'bank-frontend', '--host', '127.0.0.1', '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`bank-frontend not ready in ${bankProcessWaitMsMax} ms: ${out}`)), bankProcessWaitMsMax);

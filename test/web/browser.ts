@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page, type Request } from 'playwright-core';
+import { type BrowserContext, chromium, type Page, type Request } from 'playwright-core';
 
 /**
  * Debian's Chromium driven by playwright-core: headless, a fresh --user-data-dir per test (so
@@ -11,7 +11,15 @@ import { chromium, type BrowserContext, type Page, type Request } from 'playwrig
  */
 
 export const chromiumPath = '/usr/bin/chromium';
-export const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const chromiumArgs = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 /** A phone: 390 x 844 CSS pixels. */
 export const phoneViewport = { width: 390, height: 844 };
 /** Longest wait for anything on the page (a loaded 2-core machine runs PBKDF2 slowly). */

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { Channel, DeclineReason, Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { startPayerWebTerminal } from '../../services/server.js';
-import { balance, key, newMerchant, newPayer, startEnv, type Merchant, type Payer } from '../e2e/harness.js';
+import { balance, key, type Merchant, newMerchant, newPayer, type Payer, startEnv } from '../e2e/harness.js';
 import { startBankProcess } from './bank-process.js';
 import { chromiumAvailable, openTerminalBrowser } from './browser.js';
 import { card, enrollPage } from './terminal-env.js';
@@ -16,7 +16,18 @@ const browserTest = chromiumAvailable() ? test.serial : test.serial.skip;
 const demoCard = { pan: '4000000000000002', expiry: '12/30', pin: '1234' };
 
 const cardPayment = async (shop: Merchant, payer: Payer, amount: bigint) =>
-  (await shop.api.payments.createPayment({ idempotencyKey: key('card'), payer: { case: 'payerId', value: payer.id }, payeeAccountId: shop.account, amount, currency: 'USD', description: 'Headphones', channel: Channel.WEB, requestedFactors: [Factor.BANK_CARD_PIN] })).payment!;
+  (
+    await shop.api.payments.createPayment({
+      idempotencyKey: key('card'),
+      payer: { case: 'payerId', value: payer.id },
+      payeeAccountId: shop.account,
+      amount,
+      currency: 'USD',
+      description: 'Headphones',
+      channel: Channel.WEB,
+      requestedFactors: [Factor.BANK_CARD_PIN],
+    })
+  ).payment!;
 
 browserTest('the card terminal: the bank approves the right PIN and declines a wrong one; no card data leaves the page in clear', async (t) => {
   const bank = await startBankProcess();

@@ -2,8 +2,16 @@ import { randomBytes, randomInt } from 'node:crypto';
 import test from 'ava';
 import { deriveSecondCode } from '../../authz/codes/challenge.js';
 import { ocra } from '../../authz/codes/ocra.js';
+import {
+  importOcraKey,
+  OcraError,
+  ocraResponse,
+  parseTerminalSuite,
+  secondCode,
+  secondCodeQuestion,
+  secondCodeSuite,
+} from '../../services/web/client/ocra.mjs';
 import { example, exampleQuestion, exampleSecretAscii, workedExample } from './worked-example.js';
-import { importOcraKey, OcraError, ocraResponse, parseTerminalSuite, secondCode, secondCodeQuestion, secondCodeSuite } from '../../services/web/client/ocra.mjs';
 
 /**
  * The terminal's WebCrypto OCRA (services/web/client/ocra.mts) against SECOND_CODE.md's worked
@@ -16,7 +24,12 @@ const exampleKey = new Uint8Array(Buffer.from(exampleSecretAscii, 'ascii'));
 test('the terminal reproduces SECOND_CODE.md: question and every code of the table', async (t) => {
   t.is(secondCodeQuestion(example), exampleQuestion);
   const key = await importOcraKey(exampleKey, parseTerminalSuite(secondCodeSuite));
-  for (const [change, code] of workedExample) t.is(await secondCode(key, secondCodeSuite, { ...example, ...change }), code, String(JSON.stringify(change, (_, v: unknown) => (typeof v === 'bigint' ? String(v) : v))));
+  for (const [change, code] of workedExample)
+    t.is(
+      await secondCode(key, secondCodeSuite, { ...example, ...change }),
+      code,
+      String(JSON.stringify(change, (_, v: unknown) => (typeof v === 'bigint' ? String(v) : v))),
+    );
 });
 
 test('RFC 6287 appendix C one-way vectors (OCRA-1:HOTP-SHA1-6:QN08)', async (t) => {
@@ -27,7 +40,11 @@ test('RFC 6287 appendix C one-way vectors (OCRA-1:HOTP-SHA1-6:QN08)', async (t) 
 });
 
 test('agrees with the server reference on random keys, suites and questions', async (t) => {
-  const hashes = [['1', 20], ['256', 32], ['512', 64]] as const;
+  const hashes = [
+    ['1', 20],
+    ['256', 32],
+    ['512', 64],
+  ] as const;
   const charsets = { A: 'ABCXYZabc0123456789-_.~', N: '0123456789', H: '0123456789abcdef' } as const;
   for (let i = 0; i < 120; i++) {
     const [bits, bytes] = hashes[i % 3]!;
@@ -36,9 +53,13 @@ test('agrees with the server reference on random keys, suites and questions', as
     const secret = randomBytes(bytes);
     const length = randomInt(4, format === 'N' ? 40 : 65);
     const chars = charsets[format];
-    const question = Array.from({ length }, (_, k) => chars[(k === 0 && format === 'N' ? randomInt(1, 10) : randomInt(chars.length))]).join('');
+    const question = Array.from({ length }, (_, k) => chars[k === 0 && format === 'N' ? randomInt(1, 10) : randomInt(chars.length)]).join('');
     const suite = parseTerminalSuite(suiteText);
-    t.is(await ocraResponse(await importOcraKey(new Uint8Array(secret), suite), suite, question), ocra(suiteText, secret, { question }), `${suiteText} ${question}`);
+    t.is(
+      await ocraResponse(await importOcraKey(new Uint8Array(secret), suite), suite, question),
+      ocra(suiteText, secret, { question }),
+      `${suiteText} ${question}`,
+    );
   }
 });
 
@@ -63,7 +84,13 @@ test('malformed fields and suites it cannot compute are refused', async (t) => {
   t.throws(() => secondCodeQuestion({ ...example, currency: 'eur' }), { instanceOf: OcraError });
   t.throws(() => secondCodeQuestion({ ...example, payeeAccountId: 'xyz' }), { instanceOf: OcraError });
   t.is(secondCodeQuestion({ ...example, payeeAccountId: example.payeeAccountId.toUpperCase() }), secondCodeQuestion(example), 'payee encoded lower case');
-  for (const suite of ['OCRA-1:HOTP-SHA1-6:C-QN08', 'OCRA-1:HOTP-SHA256-8:QN08-PSHA1', 'OCRA-1:HOTP-SHA512-8:QN08-T1M', 'OCRA-2:HOTP-SHA1-6:QN08', 'OCRA-1:HOTP-SHA1-3:QN08']) {
+  for (const suite of [
+    'OCRA-1:HOTP-SHA1-6:C-QN08',
+    'OCRA-1:HOTP-SHA256-8:QN08-PSHA1',
+    'OCRA-1:HOTP-SHA512-8:QN08-T1M',
+    'OCRA-2:HOTP-SHA1-6:QN08',
+    'OCRA-1:HOTP-SHA1-3:QN08',
+  ]) {
     t.throws(() => parseTerminalSuite(suite), { instanceOf: OcraError }, suite);
   }
 });

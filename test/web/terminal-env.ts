@@ -3,7 +3,7 @@ import type { PaymentLimits } from '../../authz/payments.js';
 import { Channel } from '../../gen/countersign/v1/common_pb.js';
 import { startPayerWebTerminal } from '../../services/server.js';
 import type { RunningWebTerminal } from '../../services/web/web-terminal.js';
-import { key, newMerchant, newPayer, startEnv, type Env, type Merchant, type Payer } from '../e2e/harness.js';
+import { type Env, key, type Merchant, newMerchant, newPayer, type Payer, startEnv } from '../e2e/harness.js';
 
 /** A countersign (memory stores, real servers on port 0) with its payer web terminal. */
 export interface TerminalEnv {
@@ -47,7 +47,15 @@ export async function unlockPage(page: Page, pin: string): Promise<void> {
 
 /** A merchant's payment to `payer`, from `channel` (APP/WEB: the terminal gets the first code). */
 export async function createPayment(shop: Merchant, payer: Payer, amount: bigint, channel = Channel.WEB, description = 'Coffee beans, 1 kg') {
-  const r = await shop.api.payments.createPayment({ idempotencyKey: key('web-pay'), payer: { case: 'payerId', value: payer.id }, payeeAccountId: shop.account, amount, currency: 'USD', description, channel });
+  const r = await shop.api.payments.createPayment({
+    idempotencyKey: key('web-pay'),
+    payer: { case: 'payerId', value: payer.id },
+    payeeAccountId: shop.account,
+    amount,
+    currency: 'USD',
+    description,
+    channel,
+  });
   return r.payment!;
 }
 

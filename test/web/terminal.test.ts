@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
+import { build } from 'esbuild';
+import type { Page } from 'playwright-core';
 import { deriveSecondCode, secondCodeSuite } from '../../authz/codes/challenge.js';
 import { base32Encode, otpauthUri } from '../../authz/codes/secret.js';
 import { Channel, PaymentState } from '../../gen/countersign/v1/common_pb.js';
-import { balance, key, type Env, type Payer } from '../e2e/harness.js';
-import { build } from 'esbuild';
-import type { Page } from 'playwright-core';
+import { balance, type Env, key, type Payer } from '../e2e/harness.js';
 import { chromiumAvailable, openTerminalBrowser, pageTimeoutMs, type TerminalBrowser } from './browser.js';
+import { card, createPayment, enrollPage, localPin, newMerchant, newPayer, startTerminalEnv, type TerminalEnv, unlockPage } from './terminal-env.js';
 import { example, exampleSecretAscii, workedExample } from './worked-example.js';
-import { card, createPayment, enrollPage, localPin, newMerchant, newPayer, startTerminalEnv, unlockPage, type TerminalEnv } from './terminal-env.js';
 
 /**
  * The payer web terminal in real Chromium against a real countersign (servers on port 0): the
@@ -127,8 +127,8 @@ browserTest('a wrong local PIN is refused in words and sends nothing; the secret
     const stored = JSON.stringify(await readVault(page));
     const record = JSON.parse(stored) as Record<string, unknown>;
     t.deepEqual(Object.keys(record).sort(), ['failedUnlocks', 'iterations', 'iv', 'payerId', 'salt', 'sealed', 'suite', 'version']);
-    t.is(record['failedUnlocks'], 1);
-    t.true((record['iterations'] as number) >= 600_000);
+    t.is(record.failedUnlocks, 1);
+    t.true((record.iterations as number) >= 600_000);
     for (const secret of [payer.secretBase32, payer.token, payer.secret.toString('hex'), Buffer.from(payer.token).toString('hex'), localPin]) {
       t.false(stored.toLowerCase().includes(secret.toLowerCase()), 'a secret is stored in clear');
     }
@@ -136,27 +136,34 @@ browserTest('a wrong local PIN is refused in words and sends nothing; the secret
     await unlockPage(page, localPin);
     await page.locator('#payments').waitFor({ state: 'visible' });
     await page.getByText('No payment is waiting for you.').waitFor();
-    t.true(browser.apiRequests.some((p) => p.endsWith('/WatchPendingPayments')), 'the right PIN opens the session');
+    t.true(
+      browser.apiRequests.some((p) => p.endsWith('/WatchPendingPayments')),
+      'the right PIN opens the session',
+    );
   });
 });
 
 browserTest('an expired payment is shown as expired and nothing is charged', async (t) => {
-  await withTerminal(t, async ({ env }, browser) => {
-    const { page } = browser;
-    const shop = await newMerchant(env, 0);
-    const payer = await newPayer(env, 100_00n);
-    await enrollPage(page, payer, payer.secretBase32);
-    const payment = await createPayment(shop, payer, 7_00n);
-    const item = card(page, payment.id);
-    await page.locator(`li[data-payment-id="${payment.id}"][data-state="EXPIRED"]`).waitFor();
-    t.is(await item.locator('.state').textContent(), 'Expired');
-    t.regex((await item.locator('.detail').textContent()) ?? '', /not approved in time/);
-    t.is(await item.getByRole('button', { name: 'Approve' }).count(), 0, 'nothing left to approve');
-    await browser.screenshot('4-payment-expired');
-    t.is((await shop.api.payments.getPayment({ paymentId: payment.id })).payment?.state, PaymentState.EXPIRED);
-    t.is((await balance(env, payer.account)).available, 100_00n, 'nothing charged or reserved');
-    t.is((await balance(env, shop.account)).posted, 0n);
-  }, { codeTtlMs: 4_000 });
+  await withTerminal(
+    t,
+    async ({ env }, browser) => {
+      const { page } = browser;
+      const shop = await newMerchant(env, 0);
+      const payer = await newPayer(env, 100_00n);
+      await enrollPage(page, payer, payer.secretBase32);
+      const payment = await createPayment(shop, payer, 7_00n);
+      const item = card(page, payment.id);
+      await page.locator(`li[data-payment-id="${payment.id}"][data-state="EXPIRED"]`).waitFor();
+      t.is(await item.locator('.state').textContent(), 'Expired');
+      t.regex((await item.locator('.detail').textContent()) ?? '', /not approved in time/);
+      t.is(await item.getByRole('button', { name: 'Approve' }).count(), 0, 'nothing left to approve');
+      await browser.screenshot('4-payment-expired');
+      t.is((await shop.api.payments.getPayment({ paymentId: payment.id })).payment?.state, PaymentState.EXPIRED);
+      t.is((await balance(env, payer.account)).available, 100_00n, 'nothing charged or reserved');
+      t.is((await balance(env, shop.account)).posted, 0n);
+    },
+    { codeTtlMs: 4_000 },
+  );
 });
 
 browserTest('the code shown for another terminal is the one the server expects (first code typed from the SMS)', async (t) => {
@@ -177,7 +184,10 @@ browserTest('the code shown for another terminal is the one the server expects (
     const expected = deriveSecondCode(payer.secret, { firstCode, amount: 42_00n, currency: 'USD', payeeAccountId: shop.account });
     t.is(shown, expected, 'the browser computed the same OCRA response as the server');
     await browser.screenshot('5-code-for-another-terminal');
-    t.false(browser.apiRequests.some((p) => p.endsWith('/ConfirmPayment')), 'showing a code sends nothing');
+    t.false(
+      browser.apiRequests.some((p) => p.endsWith('/ConfirmPayment')),
+      'showing a code sends nothing',
+    );
 
     // The payer types it into their other terminal, which confirms.
     const r = await payer.api.payer.confirmPayment({ idempotencyKey: key('typed'), paymentId: payment.id, proof: { case: 'secondCode', value: shown } });
@@ -229,14 +239,25 @@ browserTest('with the stream down the terminal polls ListPendingPayments and sti
     const item = card(page, payment.id);
     await item.getByRole('button', { name: 'Approve' }).click();
     await page.locator(`li[data-payment-id="${payment.id}"][data-state="SUCCEEDED"]`).waitFor();
-    t.true(browser.apiRequests.some((p) => p.endsWith('/ListPendingPayments')), 'found by polling');
+    t.true(
+      browser.apiRequests.some((p) => p.endsWith('/ListPendingPayments')),
+      'found by polling',
+    );
     t.is((await balance(env, shop.account)).posted, 3_25n);
   });
 });
 
-browserTest('Chromium reproduces SECOND_CODE.md\'s worked example with the terminal\'s WebCrypto OCRA', async (t) => {
+browserTest("Chromium reproduces SECOND_CODE.md's worked example with the terminal's WebCrypto OCRA", async (t) => {
   await withTerminal(t, async (_te, browser) => {
-    const bundled = await build({ entryPoints: [new URL('../../services/web/client/ocra.mts', import.meta.url).pathname], bundle: true, write: false, format: 'iife', globalName: 'terminalOcra', platform: 'browser', logLevel: 'silent' });
+    const bundled = await build({
+      entryPoints: [new URL('../../services/web/client/ocra.mts', import.meta.url).pathname],
+      bundle: true,
+      write: false,
+      format: 'iife',
+      globalName: 'terminalOcra',
+      platform: 'browser',
+      logLevel: 'silent',
+    });
     await browser.page.evaluate(`${bundled.outputFiles[0]!.text}; globalThis.terminalOcra = terminalOcra;`); // Playwright's evaluation, not the page's own script (its CSP has no unsafe-eval)
     const cases = workedExample.map(([change]) => {
       const f = { ...example, ...change };
@@ -249,6 +270,9 @@ browserTest('Chromium reproduces SECOND_CODE.md\'s worked example with the termi
       for (const c of ${JSON.stringify(cases)}) out.push(await o.secondCode(key, o.secondCodeSuite, { ...c, amount: BigInt(c.amount) }));
       return out;
     })()`);
-    t.deepEqual(codes, workedExample.map(([, code]) => code));
+    t.deepEqual(
+      codes,
+      workedExample.map(([, code]) => code),
+    );
   });
 });

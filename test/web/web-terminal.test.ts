@@ -5,10 +5,10 @@ import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import test from 'ava';
-import { pino } from 'pino';
 import { Code, ConnectError, createClient, type Interceptor } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
+import test from 'ava';
+import { pino } from 'pino';
 import { InboxNotifier } from '../../authz/notifier.js';
 import { Channel, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { PayerService } from '../../gen/countersign/v1/payer_pb.js';
@@ -16,8 +16,8 @@ import { PaymentService } from '../../gen/countersign/v1/payments_pb.js';
 import { createApp } from '../../services/app.js';
 import { loadConfig } from '../../services/config.js';
 import { startServers } from '../../services/server.js';
-import { contentSecurityPolicy } from '../../services/web/security-headers.js';
 import { errorWords } from '../../services/web/client/words.mjs';
+import { contentSecurityPolicy } from '../../services/web/security-headers.js';
 import { key, secondCode } from '../e2e/harness.js';
 import { createPayment, newMerchant, newPayer, startTerminalEnv } from './terminal-env.js';
 
@@ -37,7 +37,10 @@ function bearer(token: string): Interceptor {
 }
 
 function http1Client<S extends typeof PayerService | typeof PaymentService>(service: S, baseUrl: string, token?: string) {
-  return createClient(service, createConnectTransport({ baseUrl, httpVersion: '1.1', interceptors: token === undefined ? [] : [bearer(token)], defaultTimeoutMs: 10_000 }));
+  return createClient(
+    service,
+    createConnectTransport({ baseUrl, httpVersion: '1.1', interceptors: token === undefined ? [] : [bearer(token)], defaultTimeoutMs: 10_000 }),
+  );
 }
 
 async function newApp() {
@@ -45,11 +48,18 @@ async function newApp() {
   const app = await createApp({
     config: { ...loadConfig({}), dataDir, masterKey: randomBytes(32).toString('base64'), adminKey: `cs_admin_${randomBytes(12).toString('hex')}` },
     memoryLedger: true,
-    memoryDirectory: true, memoryStore: true,
+    memoryDirectory: true,
+    memoryStore: true,
     notifier: new InboxNotifier(),
     logger: pino({ level: 'silent' }),
   });
-  return { app, async close() { await app.close(); rmSync(dataDir, { recursive: true, force: true }); } };
+  return {
+    app,
+    async close() {
+      await app.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }
 
 test('startServers with webPort serves the page and its assets with the security headers', async (t) => {
@@ -66,7 +76,11 @@ test('startServers with webPort serves the page and its assets with the security
     t.notRegex(html, /<script(?![^>]*\bsrc=)[^>]*>/, 'no inline script');
     t.notRegex(html, /\sstyle=|\son[a-z]+=/, 'no inline style or handler');
     t.regex(html, /<form id="enroll-form" method="post"/, 'a form without the script never puts a PIN in a URL');
-    for (const [path, type] of [['/terminal.js', 'text/javascript; charset=utf-8'], ['/terminal.css', 'text/css; charset=utf-8'], ['/icon.svg', 'image/svg+xml']] as const) {
+    for (const [path, type] of [
+      ['/terminal.js', 'text/javascript; charset=utf-8'],
+      ['/terminal.css', 'text/css; charset=utf-8'],
+      ['/icon.svg', 'image/svg+xml'],
+    ] as const) {
       const r = await fetch(new URL(path, base));
       t.is(r.status, 200, path);
       t.is(r.headers.get('content-type'), type, path);
@@ -84,7 +98,11 @@ test('startServers with webPort serves the page and its assets with the security
     const post = await fetch(base, { method: 'POST', body: 'x' });
     t.is(post.status, 405);
     t.is(post.headers.get('x-content-type-options'), 'nosniff');
-    const api = await fetch(new URL('/countersign.v1.PayerService/ListPendingPayments', base), { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const api = await fetch(new URL('/countersign.v1.PayerService/ListPendingPayments', base), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     t.is(api.status, 401, 'the API answers (UNAUTHENTICATED without a token)');
     t.is(api.headers.get('x-content-type-options'), 'nosniff', 'API responses carry the headers too');
     t.is(api.headers.get('content-security-policy'), contentSecurityPolicy);
@@ -123,7 +141,11 @@ test('the payer API over HTTP/1.1: token, payer-only, streaming, error details i
     const asMerchant = http1Client(PayerService, web.url, shop.apiKey);
     t.is((await t.throwsAsync(asMerchant.listPendingPayments({}), { instanceOf: ConnectError }))?.code, Code.PermissionDenied);
     const payments = http1Client(PaymentService, web.url, shop.apiKey);
-    t.is((await t.throwsAsync(payments.getPayment({ paymentId: '0'.repeat(32) }), { instanceOf: ConnectError }))?.code, Code.Unimplemented, 'only PayerService on the web origin');
+    t.is(
+      (await t.throwsAsync(payments.getPayment({ paymentId: '0'.repeat(32) }), { instanceOf: ConnectError }))?.code,
+      Code.Unimplemented,
+      'only PayerService on the web origin',
+    );
 
     const terminal = http1Client(PayerService, web.url, payer.token);
     const stop = new AbortController();
@@ -132,9 +154,12 @@ test('the payer API over HTTP/1.1: token, payer-only, streaming, error details i
     t.is((await stream.next()).value?.payment?.id, payment.id, 'the stream delivers the new payment over HTTP/1.1');
 
     const challenge = await terminal.getChallenge({ paymentId: payment.id });
-    t.regex(challenge.firstCode, /^\d{8}$/, 'the first code, for the payer\'s own web terminal');
+    t.regex(challenge.firstCode, /^\d{8}$/, "the first code, for the payer's own web terminal");
     t.is(challenge.payeeName, 'Shop');
-    const wrong = await t.throwsAsync(terminal.confirmPayment({ idempotencyKey: key('w'), paymentId: payment.id, proof: { case: 'secondCode', value: '00000000' } }), { instanceOf: ConnectError });
+    const wrong = await t.throwsAsync(
+      terminal.confirmPayment({ idempotencyKey: key('w'), paymentId: payment.id, proof: { case: 'secondCode', value: '00000000' } }),
+      { instanceOf: ConnectError },
+    );
     t.is(errorWords(wrong), 'Wrong code. 4 attempts left.', 'attempts left read from ErrorInfo');
     const right = secondCode(payer, challenge.firstCode, challenge.amount, challenge.payeeAccountId);
     const ok = await terminal.confirmPayment({ idempotencyKey: key('r'), paymentId: payment.id, proof: { case: 'secondCode', value: right } });
@@ -142,7 +167,10 @@ test('the payer API over HTTP/1.1: token, payer-only, streaming, error details i
     let last = (await stream.next()).value?.payment;
     for (let i = 0; i < 5 && last?.state !== PaymentState.SUCCEEDED; i++) last = (await stream.next()).value?.payment;
     t.is(last?.state, PaymentState.SUCCEEDED, 'the stream follows the payment to its end');
-    const replay = await t.throwsAsync(terminal.confirmPayment({ idempotencyKey: key('again'), paymentId: payment.id, proof: { case: 'secondCode', value: right } }), { instanceOf: ConnectError });
+    const replay = await t.throwsAsync(
+      terminal.confirmPayment({ idempotencyKey: key('again'), paymentId: payment.id, proof: { case: 'secondCode', value: right } }),
+      { instanceOf: ConnectError },
+    );
     t.regex(errorWords(replay), /no longer waiting for approval/);
     stop.abort();
   } finally {
@@ -173,7 +201,14 @@ test('countersign serve prints the terminal URL and serves it', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'cs-web-serve-'));
   const cli = fileURLToPath(new URL('../../services/cli.ts', import.meta.url));
   const child = spawn(process.execPath, ['--import=tsx', cli, 'serve'], {
-    env: { ...process.env, COUNTERSIGN_DATA_DIR: dataDir, COUNTERSIGN_GRPC_PORT: '0', COUNTERSIGN_CONNECT_PORT: '0', COUNTERSIGN_WEB_PORT: '0', COUNTERSIGN_LOG_LEVEL: 'warn' },
+    env: {
+      ...process.env,
+      COUNTERSIGN_DATA_DIR: dataDir,
+      COUNTERSIGN_GRPC_PORT: '0',
+      COUNTERSIGN_CONNECT_PORT: '0',
+      COUNTERSIGN_WEB_PORT: '0',
+      COUNTERSIGN_LOG_LEVEL: 'warn',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   t.teardown(() => {

@@ -176,7 +176,8 @@ export class ByteWriter {
   /** A string likely to repeat (an id of a merchant or payer, a state, a factor): through the dictionary when there is one. */
   shared(text: string): void {
     const dictionary = this.dictionary;
-    if (dictionary === undefined || typeof text !== 'string' || text.length > dictionaryStringCharsMax || !(text as unknown as WellFormed).isWellFormed()) return this.hexStr(text);
+    if (dictionary === undefined || typeof text !== 'string' || text.length > dictionaryStringCharsMax || !(text as unknown as WellFormed).isWellFormed())
+      return this.hexStr(text);
     const id = dictionary.lookup(text);
     if (id >= 0) return this.uint(id * 8 + kindRef);
     if (id === -2) return this.hexStr(text);
@@ -300,7 +301,10 @@ export class ByteReader {
     if ((kind !== kindUtf8 && kind !== kindHex) || n > recentStringBytesMax) return this.strOf(h);
     const start = this.pos;
     const end = this.take(n);
-    return recentStrings.get(this.buf, start, end, kind) ?? recentStrings.put(this.buf, start, end, kind, kind === kindHex ? this.buf.hexSlice(start, end) : this.buf.utf8Slice(start, end));
+    return (
+      recentStrings.get(this.buf, start, end, kind) ??
+      recentStrings.put(this.buf, start, end, kind, kind === kindHex ? this.buf.hexSlice(start, end) : this.buf.utf8Slice(start, end))
+    );
   }
 
   private strOf(h: number): string {
@@ -312,7 +316,10 @@ export class ByteReader {
         return this.buf.hexSlice(this.pos, this.take(n));
       case kindRef: {
         const text = this.dictionary?.[n];
-        if (text === undefined) throw new JournalCorruptError(`a string refers to dictionary entry ${n}, which ${this.dictionary === undefined ? 'a journal frame cannot have' : 'is not defined'}`);
+        if (text === undefined)
+          throw new JournalCorruptError(
+            `a string refers to dictionary entry ${n}, which ${this.dictionary === undefined ? 'a journal frame cannot have' : 'is not defined'}`,
+          );
         return text;
       }
       case kindUtf8Define:

@@ -3,11 +3,11 @@ import type { FileHandle } from 'node:fs/promises';
 import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { Mutation, MemoryState } from '../memory/state.js';
+import type { MemoryState, Mutation } from '../memory/state.js';
 import { checkpointChunkBytes, checkpointDictionaryEntriesMax, checkpointSliceMs, checkpointSyncBytes, checkpointWritesInFlightMax } from './bounds.js';
 import { ByteReader, ByteWriter, StringDictionary } from './bytes.js';
 import { StoreFormatError, storeFormat } from './format.js';
-import { JournalCorruptError, encodeFrame, scanFrames } from './frame.js';
+import { encodeFrame, JournalCorruptError, scanFrames } from './frame.js';
 import { checkpointName, fileMode, syncDirectoryAsync, temporaryName } from './layout.js';
 import { decodeMutation, encodeMutation } from './mutation-codec.js';
 
@@ -100,7 +100,15 @@ export async function writeCheckpoint(args: {
   if (args.fsync) await syncDirectoryAsync(args.dataDir);
   const journalBytesDuring = args.pace.journalBytes();
   const seconds = (performance.now() - started) / 1000;
-  return { segment: args.segment, mutations: walk.mutations, bytes: file.bytes, seconds, journalBytesDuringWalk, journalBytesDuring, busySeconds: busyMs / 1000 };
+  return {
+    segment: args.segment,
+    mutations: walk.mutations,
+    bytes: file.bytes,
+    seconds,
+    journalBytesDuringWalk,
+    journalBytesDuring,
+    busySeconds: busyMs / 1000,
+  };
 }
 
 /** The state's mutations in chunks of about `checkpointChunkBytes`; entries expired at `nowMs` are left out. */
@@ -217,7 +225,8 @@ export function loadCheckpoint(dataDir: string, segment: number, state: MemorySt
     if (frames++ === 0) return checkHead(path, payload, segment);
     if (payload[0] === openingBrace) {
       const end = parseJson(path, payload) as { end?: boolean; mutations?: number };
-      if (end.end !== true || end.mutations !== mutations) throw new JournalCorruptError(`${path}: end frame ${payload.toString('utf8', 0, 120)} after ${mutations} mutations`);
+      if (end.end !== true || end.mutations !== mutations)
+        throw new JournalCorruptError(`${path}: end frame ${payload.toString('utf8', 0, 120)} after ${mutations} mutations`);
       ended = true;
       return;
     }
@@ -242,7 +251,8 @@ function checkHead(path: string, payload: Buffer, segment: number): void {
   if (typeof head.checkpoint === 'number' && head.checkpoint !== storeFormat) {
     throw new StoreFormatError(`${path} is a checkpoint in format ${head.checkpoint}; this build reads format ${storeFormat} only (nothing was changed)`);
   }
-  if (head.checkpoint !== storeFormat || head.segment !== segment) throw new JournalCorruptError(`${path}: unexpected head ${payload.toString('utf8', 0, 120)}`);
+  if (head.checkpoint !== storeFormat || head.segment !== segment)
+    throw new JournalCorruptError(`${path}: unexpected head ${payload.toString('utf8', 0, 120)}`);
 }
 
 function parseJson(path: string, payload: Buffer): Record<string, unknown> {
@@ -255,6 +265,7 @@ function parseJson(path: string, payload: Buffer): Record<string, unknown> {
 
 /** A decoding failure in a frame, as corruption naming the file, the frame and the byte. */
 export function located(error: unknown, path: string, frameOffset: number, at: number): Error {
-  if (error instanceof JournalCorruptError) return new JournalCorruptError(`${path}: frame at byte ${frameOffset}, payload byte ${at}: ${error.message}`, { cause: error });
+  if (error instanceof JournalCorruptError)
+    return new JournalCorruptError(`${path}: frame at byte ${frameOffset}, payload byte ${at}: ${error.message}`, { cause: error });
   return new JournalCorruptError(`${path}: frame at byte ${frameOffset}, payload byte ${at} does not decode: ${String(error)}`, { cause: error });
 }

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileMode, syncDirectory, syncFile, type DirectoryListing } from './layout.js';
+import { type DirectoryListing, fileMode, syncDirectory, syncFile } from './layout.js';
 
 /**
  * The on-disk format of a payment store directory, named by its `FORMAT` file.
@@ -26,7 +26,8 @@ export class StoreFormatError extends Error {
 export function checkFormat(dataDir: string, listing: DirectoryListing): void {
   const path = join(dataDir, formatFileName);
   if (!existsSync(path)) {
-    if (listing.segments.length > 0 || listing.checkpoints.length > 0) throw refusal(dataDir, 1, `it has journal or checkpoint files but no ${formatFileName} file`);
+    if (listing.segments.length > 0 || listing.checkpoints.length > 0)
+      throw refusal(dataDir, 1, `it has journal or checkpoint files but no ${formatFileName} file`);
     const temporary = `${path}.tmp`;
     writeFileSync(temporary, formatText(storeFormat), { mode: fileMode });
     syncFile(temporary);
@@ -36,7 +37,8 @@ export function checkFormat(dataDir: string, listing: DirectoryListing): void {
   }
   const text = readFileSync(path, 'utf8');
   const found = formatPattern.exec(text);
-  if (found === null) throw new StoreFormatError(`${path} does not name a payment store format (it holds ${JSON.stringify(text.slice(0, 60))}); nothing was changed`);
+  if (found === null)
+    throw new StoreFormatError(`${path} does not name a payment store format (it holds ${JSON.stringify(text.slice(0, 60))}); nothing was changed`);
   const format = Number(found[1]);
   if (format !== storeFormat) throw refusal(dataDir, format, `its ${formatFileName} file says so`);
 }

@@ -1,6 +1,6 @@
-import { unreachable } from '../../../ledger/assert.js';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
+import { unreachable } from '../../../ledger/assert.js';
 
 /**
  * The framing shared by journal segments and checkpoints: every write is one frame.

@@ -1,8 +1,8 @@
 import type { Payment } from '../../model.js';
 import { assert } from '../checks.js';
-import { MemoryPaymentStore, entrySweepPerCall, memoryStateOptions, type MemoryStoreOptions } from '../memory/memory-store.js';
+import { entrySweepPerCall, MemoryPaymentStore, type MemoryStoreOptions, memoryStateOptions } from '../memory/memory-store.js';
 import { MemoryState } from '../memory/state.js';
-import { StoreUnavailableError, type PaymentQuery, type PaymentRecord } from '../port.js';
+import { type PaymentQuery, type PaymentRecord, StoreUnavailableError } from '../port.js';
 import {
   checkpointJournalBytesMaxDefault,
   checkpointJournalBytesMinDefault,
@@ -18,11 +18,11 @@ import {
   retireDropPerPass,
   retireExaminePerPass,
 } from './bounds.js';
-import { writeCheckpoint, type CheckpointWritten } from './checkpoint.js';
+import { type CheckpointWritten, writeCheckpoint } from './checkpoint.js';
 import { Journal } from './journal.js';
 import { checkpointName, listDirectory, prepareDirectory, removeFiles, segmentName, syncDirectory } from './layout.js';
 import { lockDataDir } from './lock.js';
-import { recover, type Recovery } from './recovery.js';
+import { type Recovery, recover } from './recovery.js';
 import { Segment } from './segment.js';
 
 export interface JournalStoreOptions extends MemoryStoreOptions {
@@ -211,7 +211,10 @@ export class JournalPaymentStore extends MemoryPaymentStore {
       durable: () => this.journal.durable(this.journal.appliedSeq),
     });
     const listing = listDirectory(this.settings.dataDir);
-    removeFiles(this.settings.dataDir, [...listing.segments.filter((n) => n < segment).map(segmentName), ...listing.checkpoints.filter((n) => n < segment).map(checkpointName)]);
+    removeFiles(this.settings.dataDir, [
+      ...listing.segments.filter((n) => n < segment).map(segmentName),
+      ...listing.checkpoints.filter((n) => n < segment).map(checkpointName),
+    ]);
     if (this.settings.fsync) syncDirectory(this.settings.dataDir);
     this.replayFrom = rotatedAt;
     this.lastCheckpointBytes = written.bytes;
@@ -273,11 +276,20 @@ function settingsOf(o: JournalStoreOptions): Settings {
     checkpointJournalPerCheckpoint: o.checkpointJournalPerCheckpoint ?? checkpointJournalPerCheckpointDefault,
   };
   assert(typeof s.dataDir === 'string' && s.dataDir !== '', 'dataDir is required');
-  assert(Number.isSafeInteger(s.closedRetentionMs) && s.closedRetentionMs > idempotencyKeyTtlMsMax, `closedRetentionMs must be longer than the idempotency key TTL (${idempotencyKeyTtlMsMax} ms)`);
+  assert(
+    Number.isSafeInteger(s.closedRetentionMs) && s.closedRetentionMs > idempotencyKeyTtlMsMax,
+    `closedRetentionMs must be longer than the idempotency key TTL (${idempotencyKeyTtlMsMax} ms)`,
+  );
   assert(Number.isSafeInteger(s.checkpointJournalBytesMin) && s.checkpointJournalBytesMin >= 1, 'checkpointJournalBytesMin must be a positive integer');
-  assert(Number.isSafeInteger(s.checkpointJournalBytesMax) && s.checkpointJournalBytesMax >= s.checkpointJournalBytesMin, 'checkpointJournalBytesMax must be ≥ checkpointJournalBytesMin');
+  assert(
+    Number.isSafeInteger(s.checkpointJournalBytesMax) && s.checkpointJournalBytesMax >= s.checkpointJournalBytesMin,
+    'checkpointJournalBytesMax must be ≥ checkpointJournalBytesMin',
+  );
   assert(s.checkpointJournalPerCheckpoint > 0, 'checkpointJournalPerCheckpoint must be positive');
-  for (const [name, value] of [['paymentsMax', o.paymentsMax], ['entriesMax', o.entriesMax]] as const) {
+  for (const [name, value] of [
+    ['paymentsMax', o.paymentsMax],
+    ['entriesMax', o.entriesMax],
+  ] as const) {
     assert(value === undefined || (Number.isSafeInteger(value) && value >= 1), `${name} must be a positive integer`);
   }
   return s;

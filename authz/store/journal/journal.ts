@@ -1,6 +1,6 @@
 import { assert, unreachable } from '../../../ledger/assert.js';
-import { StoreUnavailableError } from '../port.js';
 import type { Mutation } from '../memory/state.js';
+import { StoreUnavailableError } from '../port.js';
 import { frameBytesTarget } from './bounds.js';
 import { ByteWriter } from './bytes.js';
 import { encodeFrameOf, framePayloadBytesMax } from './frame.js';

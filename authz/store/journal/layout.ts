@@ -15,7 +15,8 @@ import { makePrivateDir } from '../../../ledger/embedded/data-dir.js';
  */
 
 /** Owner only, as the embedded ledger's data directory: one definition (ledger/embedded/data-dir.ts). */
-export { privateFileMode as fileMode, privateDirMode as dirMode } from '../../../ledger/embedded/data-dir.js';
+export { privateDirMode as dirMode, privateFileMode as fileMode } from '../../../ledger/embedded/data-dir.js';
+
 const digits = 16;
 
 export const segmentName = (n: number): string => `journal-${String(n).padStart(digits, '0')}.log`;

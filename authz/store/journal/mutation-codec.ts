@@ -1,8 +1,8 @@
 import { assert, unreachable } from '../../../ledger/assert.js';
 import type { Channel, DeclineReason, Factor, Payment, PaymentState, SimIdentity } from '../../model.js';
-import type { PaymentRecord } from '../port.js';
 import type { KeyEntry, Mutation } from '../memory/state.js';
-import { ByteReader, ByteWriter } from './bytes.js';
+import type { PaymentRecord } from '../port.js';
+import type { ByteReader, ByteWriter } from './bytes.js';
 import { JournalCorruptError } from './frame.js';
 
 /**
@@ -185,8 +185,23 @@ const optionalMaskEnd = optional.secretVersion * 2;
 
 /** Every field the codec writes by itself; any other is carried in the JSON object of `others`. */
 const knownFields = new Set<string>([
-  'id', 'merchantId', 'payerId', 'payeeAccountId', 'payerAccountId', 'amount', 'currency', 'description', 'channel',
-  'requiredFactors', 'satisfiedFactors', 'attemptsLeft', 'state', 'createdAtMs', 'updatedAtMs', 'expiresAtMs', 'feeAmount',
+  'id',
+  'merchantId',
+  'payerId',
+  'payeeAccountId',
+  'payerAccountId',
+  'amount',
+  'currency',
+  'description',
+  'channel',
+  'requiredFactors',
+  'satisfiedFactors',
+  'attemptsLeft',
+  'state',
+  'createdAtMs',
+  'updatedAtMs',
+  'expiresAtMs',
+  'feeAmount',
   ...Object.keys(optional).filter((field) => field !== 'others'),
 ]);
 
@@ -271,7 +286,25 @@ function decodePayment(r: ByteReader): Payment {
   const updatedAtMs = createdAtMs + r.int();
   const expiresAtMs = createdAtMs + r.int();
   const feeAmount = r.bigint();
-  const p: Payment = { id, merchantId, payerId, payeeAccountId, payerAccountId, amount, currency, description, channel, requiredFactors, satisfiedFactors, attemptsLeft, state, createdAtMs, updatedAtMs, expiresAtMs, feeAmount };
+  const p: Payment = {
+    id,
+    merchantId,
+    payerId,
+    payeeAccountId,
+    payerAccountId,
+    amount,
+    currency,
+    description,
+    channel,
+    requiredFactors,
+    satisfiedFactors,
+    attemptsLeft,
+    state,
+    createdAtMs,
+    updatedAtMs,
+    expiresAtMs,
+    feeAmount,
+  };
   const mask = r.uint();
   if (mask !== 0) decodeOptional(r, mask, p);
   return p;
@@ -299,7 +332,8 @@ function decodeOptional(r: ByteReader, mask: number, p: Payment): void {
     } catch (cause) {
       throw new JournalCorruptError(`a payment's other fields are not JSON: ${text.slice(0, 80)}`, { cause });
     }
-    if (typeof others !== 'object' || others === null || Array.isArray(others)) throw new JournalCorruptError(`a payment's other fields are not an object: ${text.slice(0, 80)}`);
+    if (typeof others !== 'object' || others === null || Array.isArray(others))
+      throw new JournalCorruptError(`a payment's other fields are not an object: ${text.slice(0, 80)}`);
     Object.assign(p, others);
   }
   if ((mask & optional.secretVersion) !== 0) p.secretVersion = r.uint();
@@ -323,7 +357,10 @@ const keyFields = { result: 1, value: 2, leaseUntilMs: 4 } as const;
 
 function encodeKeyEntry(e: KeyEntry, w: ByteWriter): void {
   w.hexStr(e.fingerprint);
-  const mask = (e.result === undefined ? 0 : keyFields.result) | (e.value === undefined ? 0 : keyFields.value) | (e.leaseUntilMs === undefined ? 0 : keyFields.leaseUntilMs);
+  const mask =
+    (e.result === undefined ? 0 : keyFields.result) |
+    (e.value === undefined ? 0 : keyFields.value) |
+    (e.leaseUntilMs === undefined ? 0 : keyFields.leaseUntilMs);
   w.uint(mask);
   // A create's result names its payment (`p:<id>`, one per payment): inline; the rest repeat.
   if (e.result !== undefined) {

@@ -4,7 +4,7 @@ import type { MemoryState } from '../memory/state.js';
 import { ByteReader } from './bytes.js';
 import { loadCheckpoint, located } from './checkpoint.js';
 import { checkFormat } from './format.js';
-import { JournalCorruptError, frameHeaderBytes, scanFrames } from './frame.js';
+import { frameHeaderBytes, JournalCorruptError, scanFrames } from './frame.js';
 import { checkpointName, listDirectory, removeFiles, segmentName, syncDirectory } from './layout.js';
 import { decodeMutation } from './mutation-codec.js';
 
@@ -89,7 +89,8 @@ export function recover(dataDir: string, state: MemoryState): Recovery {
 /** Segments from `first` on must follow each other; a checkpoint's own segment must exist (it was made durable before the checkpoint began). */
 function assertContiguous(dataDir: string, first: number, tail: readonly number[], checkpointed: boolean): void {
   if (checkpointed && tail[0] !== first) throw new JournalCorruptError(`${dataDir}: ${checkpointName(first)} exists but ${segmentName(first)} is missing`);
-  if (!checkpointed && tail.length > 0 && tail[0] !== 1) throw new JournalCorruptError(`${dataDir}: no checkpoint, yet the journal starts at ${segmentName(tail[0]!)}`);
+  if (!checkpointed && tail.length > 0 && tail[0] !== 1)
+    throw new JournalCorruptError(`${dataDir}: no checkpoint, yet the journal starts at ${segmentName(tail[0]!)}`);
   for (let i = 1; i < tail.length; i++) {
     if (tail[i] !== tail[i - 1]! + 1) throw new JournalCorruptError(`${dataDir}: journal segment ${segmentName(tail[i - 1]! + 1)} is missing`);
   }

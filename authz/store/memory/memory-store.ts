@@ -2,8 +2,6 @@ import { unreachable } from '../../../ledger/assert.js';
 import type { Payment } from '../../model.js';
 import { assertBatch, assertCommitItem, assertConfirmItem, assertCreateItem, assertKeyPart } from '../checks.js';
 import {
-  lockoutPolicyDefault,
-  readIdsMax,
   type CommitItem,
   type CommitOutcome,
   type ConfirmItem,
@@ -15,9 +13,11 @@ import {
   type KeyClaim,
   type KeyClaimOutcome,
   type LockoutPolicy,
+  lockoutPolicyDefault,
   type PaymentQuery,
   type PaymentRecord,
   type PaymentStore,
+  readIdsMax,
 } from '../port.js';
 import { MemoryState, type MemoryStateOptions } from './state.js';
 
@@ -55,7 +55,9 @@ export class MemoryPaymentStore implements PaymentStore {
 
   constructor(
     options: MemoryStoreOptions = {},
-    readonly state = new MemoryState(memoryStateOptions(options, 'this store keeps everything in memory: use the journal (the default) or Redis (COUNTERSIGN_REDIS_URL)')),
+    readonly state = new MemoryState(
+      memoryStateOptions(options, 'this store keeps everything in memory: use the journal (the default) or Redis (COUNTERSIGN_REDIS_URL)'),
+    ),
   ) {
     this.now = options.now ?? Date.now;
   }

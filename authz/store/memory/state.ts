@@ -1,13 +1,11 @@
-import { unreachable } from '../../../ledger/assert.js';
 import { timingSafeEqual } from 'node:crypto';
+import { unreachable } from '../../../ledger/assert.js';
 import { MinHeap } from '../../../ledger/heap.js';
 import type { Factor, Payment } from '../../model.js';
 import { terminalStates } from '../../model.js';
+import { assert, assertCommitItem, assertConfirmItem, assertCreateItem, assertKeyClaim, assertQuery, copyRecord } from '../checks.js';
+import { clonePayment } from '../payment-codec.js';
 import {
-  StoreFullError,
-  lockoutMs,
-  operationKeysPerPaymentMax,
-  rateWindowOf,
   type CommitItem,
   type CommitOutcome,
   type ConfirmItem,
@@ -19,11 +17,13 @@ import {
   type KeyClaim,
   type KeyClaimOutcome,
   type LockoutPolicy,
+  lockoutMs,
+  operationKeysPerPaymentMax,
   type PaymentQuery,
   type PaymentRecord,
+  rateWindowOf,
+  StoreFullError,
 } from '../port.js';
-import { assert, assertCommitItem, assertConfirmItem, assertCreateItem, assertKeyClaim, assertQuery, copyRecord } from '../checks.js';
-import { clonePayment } from '../payment-codec.js';
 
 /**
  * The payment store's semantics in process: the reference the Redis scripts follow and the
@@ -293,7 +293,13 @@ export class MemoryState {
     this.checkRoom(this.guards.has(guardKeyOf(record.payment.payerId, item.caller.merchantId)) ? 1 : 2);
     const outcome = this.confirmRecord(record, item);
     const changed = this.records.get(item.paymentId)!.version !== record.version;
-    this.storeOperationKey(item.paymentId, keyId, { fingerprint: item.fingerprint, result: resultOf(outcome), expiresAtMs: item.nowMs + item.keyTtlMs }, changed, item.nowMs);
+    this.storeOperationKey(
+      item.paymentId,
+      keyId,
+      { fingerprint: item.fingerprint, result: resultOf(outcome), expiresAtMs: item.nowMs + item.keyTtlMs },
+      changed,
+      item.nowMs,
+    );
     return outcome;
   }
 
@@ -316,8 +322,10 @@ export class MemoryState {
     const p = record.payment;
     if (p.state === 'APPROVED') return { outcome: 'approved', record: copyRecord(record) };
     if (p.state !== 'CHALLENGED') return { outcome: 'refused', refusal: `state:${p.state}`, record: copyRecord(record) };
-    if (!p.requiredFactors.includes(item.factor) || p.satisfiedFactors.includes(item.factor)) return { outcome: 'refused', refusal: 'factor', record: copyRecord(record) };
-    if (item.after.some((f) => p.requiredFactors.includes(f) && !p.satisfiedFactors.includes(f))) return { outcome: 'refused', refusal: 'order', record: copyRecord(record) };
+    if (!p.requiredFactors.includes(item.factor) || p.satisfiedFactors.includes(item.factor))
+      return { outcome: 'refused', refusal: 'factor', record: copyRecord(record) };
+    if (item.after.some((f) => p.requiredFactors.includes(f) && !p.satisfiedFactors.includes(f)))
+      return { outcome: 'refused', refusal: 'order', record: copyRecord(record) };
     const now = item.nowMs;
     if (now >= p.expiresAtMs) return { outcome: 'expired', record: this.finish(record, { state: 'EXPIRED' }, now) };
     // port.ts "Lockout scopes": the payer-wide guard always; a merchant's call also its (payer, merchant) guard, where it counts.
@@ -341,7 +349,11 @@ export class MemoryState {
     this.guardFailure(guardKey, guard, now);
     const left = p.attemptsLeft - 1;
     if (left <= 0) {
-      const declined = this.finish(record, { state: 'DECLINED', declineReason: 'ATTEMPTS_EXHAUSTED', declineDetail: 'too many wrong answers', attemptsLeft: 0 }, now);
+      const declined = this.finish(
+        record,
+        { state: 'DECLINED', declineReason: 'ATTEMPTS_EXHAUSTED', declineDetail: 'too many wrong answers', attemptsLeft: 0 },
+        now,
+      );
       return { outcome: 'exhausted', record: declined };
     }
     const next = this.write(record, { ...p, attemptsLeft: left, updatedAtMs: now }, record.digests, record.dueAtMs);
@@ -397,7 +409,8 @@ export class MemoryState {
     const policy = this.options.lockout;
     const g = guard ?? { streak: 0, lockouts: 0, lockedUntilMs: 0, expiresAtMs: 0 };
     let entry: GuardEntry = { ...g, streak: g.streak + 1, expiresAtMs: now + policy.memoryMs };
-    if (entry.streak >= policy.failuresMax) entry = { streak: 0, lockouts: g.lockouts + 1, lockedUntilMs: now + lockoutMs(policy, g.lockouts), expiresAtMs: now + policy.memoryMs };
+    if (entry.streak >= policy.failuresMax)
+      entry = { streak: 0, lockouts: g.lockouts + 1, lockedUntilMs: now + lockoutMs(policy, g.lockouts), expiresAtMs: now + policy.memoryMs };
     if (guard === undefined) this.checkRoom(1);
     this.apply({ op: 'guard', payerId: key, entry });
   }
@@ -425,21 +438,33 @@ export class MemoryState {
     const claimId = item.claim === undefined ? undefined : keyIds.operation(item.claim.scope, item.paymentId, item.claim.key);
     if (claimId !== undefined) {
       const stored = this.liveKey(claimId, item.nowMs);
-      if (stored !== undefined) return stored.fingerprint === item.claim!.fingerprint ? { outcome: 'replayed', result: stored.result ?? '' } : { outcome: 'conflict' };
+      if (stored !== undefined)
+        return stored.fingerprint === item.claim!.fingerprint ? { outcome: 'replayed', result: stored.result ?? '' } : { outcome: 'conflict' };
     }
     if (record.version !== item.expectVersion) return { outcome: 'stale', record: copyRecord(record) };
-    if (item.payment !== undefined) assertSameOwners(item.payment, record.payment, 'a commit may not change a payment\'s id, merchant or payer');
+    if (item.payment !== undefined) assertSameOwners(item.payment, record.payment, "a commit may not change a payment's id, merchant or payer");
     if (claimId !== undefined) this.checkRoom(1);
     const dueAtMs = item.dueAtMs === undefined ? record.dueAtMs : (item.dueAtMs ?? undefined);
     const next: PaymentRecord =
       item.payment === undefined
         ? { ...record, dueAtMs }
-        : { payment: clonePayment(item.payment), version: record.version + 1, digests: item.digests === undefined ? record.digests : { ...item.digests }, dueAtMs };
+        : {
+            payment: clonePayment(item.payment),
+            version: record.version + 1,
+            digests: item.digests === undefined ? record.digests : { ...item.digests },
+            dueAtMs,
+          };
     if (item.payment === undefined) this.apply({ op: 'due', paymentId: item.paymentId, dueAtMs });
     else this.apply({ op: 'record', record: next });
     if (claimId !== undefined) {
       const claim = item.claim!;
-      this.storeOperationKey(item.paymentId, claimId, { fingerprint: claim.fingerprint, result: claim.result, expiresAtMs: item.nowMs + claim.keyTtlMs }, item.payment !== undefined, item.nowMs);
+      this.storeOperationKey(
+        item.paymentId,
+        claimId,
+        { fingerprint: claim.fingerprint, result: claim.result, expiresAtMs: item.nowMs + claim.keyTtlMs },
+        item.payment !== undefined,
+        item.nowMs,
+      );
     }
     return { outcome: 'committed', record: copyRecord(next) };
   }
@@ -452,8 +477,11 @@ export class MemoryState {
   private settle(item: CommitItem): CommitOutcome {
     const record = this.records.get(item.paymentId);
     assert(record !== undefined, `a settle names payment ${item.paymentId}, which has no record`);
-    assert(record.payment.state === 'APPROVED' || record.payment.state === 'SUCCEEDED', `a settle is over an APPROVED or SUCCEEDED record, not ${record.payment.state}`);
-    assertSameOwners(item.payment!, record.payment, 'a settle may not change a payment\'s id, merchant or payer');
+    assert(
+      record.payment.state === 'APPROVED' || record.payment.state === 'SUCCEEDED',
+      `a settle is over an APPROVED or SUCCEEDED record, not ${record.payment.state}`,
+    );
+    assertSameOwners(item.payment!, record.payment, "a settle may not change a payment's id, merchant or payer");
     const next: PaymentRecord = { payment: clonePayment(item.payment!), version: item.expectVersion + 1, digests: {}, dueAtMs: item.dueAtMs ?? undefined };
     this.apply({ op: 'record', record: next });
     return { outcome: 'committed', record: copyRecord(next) };
@@ -517,7 +545,11 @@ export class MemoryState {
       return { status: 'claimed', value: stored.value ?? claim.value, takenOver: true };
     }
     this.checkRoom(1);
-    this.apply({ op: 'key', id, entry: { fingerprint: claim.fingerprint, value: claim.value, leaseUntilMs: claim.nowMs + claim.leaseMs, expiresAtMs: claim.nowMs + claim.keyTtlMs } });
+    this.apply({
+      op: 'key',
+      id,
+      entry: { fingerprint: claim.fingerprint, value: claim.value, leaseUntilMs: claim.nowMs + claim.leaseMs, expiresAtMs: claim.nowMs + claim.keyTtlMs },
+    });
     return { status: 'claimed', value: claim.value, takenOver: false };
   }
 
@@ -614,7 +646,9 @@ export class MemoryState {
 
   private checkRoom(more: number): void {
     if (this.entries + more > this.options.entriesMax) {
-      throw new StoreFullError(`the payment store holds ${this.entries} idempotency records, counters and guards, its limit (entriesMax); ${this.options.fullHint}`);
+      throw new StoreFullError(
+        `the payment store holds ${this.entries} idempotency records, counters and guards, its limit (entriesMax); ${this.options.fullHint}`,
+      );
     }
   }
 }

@@ -37,7 +37,10 @@ export async function scriptCalls<T>(
   await Promise.all(
     calls.map(async ({ indexes, keys, args }) => {
       const replies = (await run(name, keys, [...head, ...args])) as unknown[];
-      assert(Array.isArray(replies) && replies.length === indexes.length, `a script answered ${Array.isArray(replies) ? replies.length : 'no'} items of ${indexes.length}`);
+      assert(
+        Array.isArray(replies) && replies.length === indexes.length,
+        `a script answered ${Array.isArray(replies) ? replies.length : 'no'} items of ${indexes.length}`,
+      );
       for (let j = 0; j < indexes.length; j++) out[indexes[j]!] = replies[j];
     }),
   );

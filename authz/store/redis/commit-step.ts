@@ -1,6 +1,6 @@
 import { unreachable } from '../../../ledger/assert.js';
 import { assertBatch, assertCommitItem, copyRecord } from '../checks.js';
-import { operationKeysPerPaymentMax, shardOfPayment, type CommitItem, type CommitOutcome } from '../port.js';
+import { type CommitItem, type CommitOutcome, operationKeysPerPaymentMax, shardOfPayment } from '../port.js';
 import { scriptCalls } from './batch.js';
 import type { StepContext } from './create-step.js';
 import { slotOfShard } from './keys.js';
@@ -16,14 +16,30 @@ export async function commitStep(ctx: StepContext, items: readonly CommitItem[])
   const replies = await scriptCalls(ctx.run, 'commit', items, ctx.cluster ? (item) => slotOfShard(shardOfPayment(item.paymentId)) : undefined, head, (item) => {
     const p = item.payment;
     const claim = item.claim;
-    const fields = item.settle === true ? settleFields(item) : p === undefined ? [] : [...encodePaymentFields(p, true), ...(item.digests === undefined ? [] : encodeDigests(item.digests, true))];
+    const fields =
+      item.settle === true
+        ? settleFields(item)
+        : p === undefined
+          ? []
+          : [...encodePaymentFields(p, true), ...(item.digests === undefined ? [] : encodeDigests(item.digests, true))];
     const due = item.dueAtMs === undefined ? '' : item.dueAtMs === null ? 'n' : String(item.dueAtMs);
     return {
       keys: [ctx.keys.record(item.paymentId), ctx.keys.due(shardOfPayment(item.paymentId))],
       args: [
-        item.paymentId, item.expectVersion, item.nowMs, due, p === undefined ? '0' : '1', p?.merchantId ?? '', p?.payerId ?? '', fields.length,
-        claim === undefined ? '' : operationField(claim.scope, claim.key), claim?.fingerprint ?? '', claim?.keyTtlMs ?? 0, claim?.result ?? '',
-        item.settle === true ? '1' : '0', ...fields,
+        item.paymentId,
+        item.expectVersion,
+        item.nowMs,
+        due,
+        p === undefined ? '0' : '1',
+        p?.merchantId ?? '',
+        p?.payerId ?? '',
+        fields.length,
+        claim === undefined ? '' : operationField(claim.scope, claim.key),
+        claim?.fingerprint ?? '',
+        claim?.keyTtlMs ?? 0,
+        claim?.result ?? '',
+        item.settle === true ? '1' : '0',
+        ...fields,
       ], // prettier-ignore
     };
   });
@@ -46,7 +62,10 @@ function commitOutcome([outcome, value]: Reply, item: CommitItem): CommitOutcome
     case 'committed':
       return { outcome, record: decodeRecord(value as string[]) };
     case 'settled':
-      return { outcome: 'committed', record: copyRecord({ payment: item.payment!, version: item.expectVersion + 1, digests: {}, dueAtMs: item.dueAtMs ?? undefined }) };
+      return {
+        outcome: 'committed',
+        record: copyRecord({ payment: item.payment!, version: item.expectVersion + 1, digests: {}, dueAtMs: item.dueAtMs ?? undefined }),
+      };
     case 'stale':
       return { outcome, record: value === undefined || value === null ? undefined : decodeRecord(value as string[]) };
     case 'replayed':

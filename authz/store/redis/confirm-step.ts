@@ -1,6 +1,6 @@
 import { unreachable } from '../../../ledger/assert.js';
 import { assertBatch, assertConfirmItem } from '../checks.js';
-import { operationKeysPerPaymentMax, shardOfPayment, type ConfirmAnswer, type ConfirmItem, type ConfirmOutcome, type LockoutPolicy } from '../port.js';
+import { type ConfirmAnswer, type ConfirmItem, type ConfirmOutcome, type LockoutPolicy, operationKeysPerPaymentMax, shardOfPayment } from '../port.js';
 import { scriptCalls } from './batch.js';
 import type { StepContext } from './create-step.js';
 import { slotOfShard } from './keys.js';
@@ -13,16 +13,34 @@ export async function confirmStep(ctx: StepContext, lockout: LockoutPolicy, item
   assertBatch(items.length);
   items.forEach(assertConfirmItem);
   const head = [ctx.entrySlackMs, lockout.failuresMax, lockout.backoffBaseMs, lockout.backoffMaxMs, lockout.memoryMs, operationKeysPerPaymentMax];
-  const replies = await scriptCalls(ctx.run, 'confirm', items, ctx.cluster ? (item) => slotOfShard(shardOfPayment(item.paymentId)) : undefined, head, (item) => {
-    const [kind, first, second] = answerArgs(item.answer);
-    return {
-      keys: [ctx.keys.record(item.paymentId)],
-      args: [
-        item.paymentId, item.fingerprint, item.keyTtlMs, item.nowMs, factorDigit(item.factor), encodeFactors(item.after), kind, first, second,
-        item.attemptsMax, item.caller.merchantId ?? '', item.caller.payerId ?? '', operationField(item.caller.scope, item.key),
-      ], // prettier-ignore
-    };
-  });
+  const replies = await scriptCalls(
+    ctx.run,
+    'confirm',
+    items,
+    ctx.cluster ? (item) => slotOfShard(shardOfPayment(item.paymentId)) : undefined,
+    head,
+    (item) => {
+      const [kind, first, second] = answerArgs(item.answer);
+      return {
+        keys: [ctx.keys.record(item.paymentId)],
+        args: [
+          item.paymentId,
+          item.fingerprint,
+          item.keyTtlMs,
+          item.nowMs,
+          factorDigit(item.factor),
+          encodeFactors(item.after),
+          kind,
+          first,
+          second,
+          item.attemptsMax,
+          item.caller.merchantId ?? '',
+          item.caller.payerId ?? '',
+          operationField(item.caller.scope, item.key),
+        ], // prettier-ignore
+      };
+    },
+  );
   return replies.map((reply) => confirmOutcome(reply as Reply));
 }
 

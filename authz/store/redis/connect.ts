@@ -1,5 +1,5 @@
-import { assert } from '../../../ledger/assert.js';
 import { Cluster, type ClusterOptions } from 'ioredis';
+import { assert } from '../../../ledger/assert.js';
 import { StoreUnavailableError } from '../port.js';
 import { redisCommandTimeoutMs, redisConnectTimeoutMs, redisReconnectDelayMaxMs, redisRetriesPerRequestMax } from '../redis-client.js';
 

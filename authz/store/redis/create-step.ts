@@ -1,9 +1,9 @@
 import { unreachable } from '../../../ledger/assert.js';
 import { terminalStates } from '../../model.js';
 import { assert, assertBatch, assertCreateItem, copyRecord } from '../checks.js';
-import { rateWindowOf, shardOfPayer, shardOfPayment, type CreateItem, type CreateOutcome, type RateLimitHit } from '../port.js';
+import { type CreateItem, type CreateOutcome, type RateLimitHit, rateWindowOf, shardOfPayer, shardOfPayment } from '../port.js';
 import { scriptCalls } from './batch.js';
-import { slotOfShard, type StoreKeys } from './keys.js';
+import { type StoreKeys, slotOfShard } from './keys.js';
 import { decodeRecord, encodeRecord } from './record-codec.js';
 import type { RunScript } from './scripts.js';
 import { slotOf } from './slot.js';
@@ -37,7 +37,13 @@ export async function createStep(ctx: StepContext, items: readonly CreateItem[])
   if (ctx.cluster) return createOnCluster(ctx, items);
   const replies = await scriptCalls(ctx.run, 'createAll', items, undefined, [ctx.entrySlackMs, ctx.closedRetentionMs], (item) => {
     const p = item.payment;
-    const keys = [ctx.keys.create(p.merchantId, item.scope, item.key), ctx.keys.merchantIndex(p.merchantId), ctx.keys.record(p.id), ctx.keys.payerIndex(p.payerId), ctx.keys.due(shardOfPayment(p.id))];
+    const keys = [
+      ctx.keys.create(p.merchantId, item.scope, item.key),
+      ctx.keys.merchantIndex(p.merchantId),
+      ctx.keys.record(p.id),
+      ctx.keys.payerIndex(p.payerId),
+      ctx.keys.due(shardOfPayment(p.id)),
+    ];
     for (const hit of item.rateLimits) keys.push(rateKey(ctx, hit, item.nowMs));
     const fields = newRecordFields(item);
     const args: (string | number)[] = [item.fingerprint, item.keyTtlMs, item.nowMs, p.id, dueArg(item), retires(item), item.rateLimits.length, fields.length];
@@ -114,19 +120,29 @@ async function createOnCluster(ctx: StepContext, items: readonly CreateItem[]): 
     await countPhases(ctx, counting);
     await keyPhase(ctx, counting, (p) => (p.refusal === undefined ? 'c' : 'r'));
   }
-  await recordPhase(ctx, pending.filter((p) => p.record !== undefined));
+  await recordPhase(
+    ctx,
+    pending.filter((p) => p.record !== undefined),
+  );
   return pending.map((p) => p.outcome!);
 }
 
 async function keyPhase(ctx: StepContext, pending: readonly Pending[], modeOf: (p: Pending) => 'c' | 'r' | 'k'): Promise<void> {
-  const replies = await scriptCalls(ctx.run, 'createKey', pending, (p) => slotOf(ctx.keys.merchantIndex(p.item.payment.merchantId)), [ctx.entrySlackMs, ctx.closedRetentionMs], (p) => {
-    const { item } = p;
-    const mode = modeOf(p);
-    return {
-      keys: [ctx.keys.create(item.payment.merchantId, item.scope, item.key), ctx.keys.merchantIndex(item.payment.merchantId)],
-      args: [mode, item.fingerprint, item.keyTtlMs, item.nowMs, mode === 'r' ? p.refusal! : item.payment.id],
-    };
-  });
+  const replies = await scriptCalls(
+    ctx.run,
+    'createKey',
+    pending,
+    (p) => slotOf(ctx.keys.merchantIndex(p.item.payment.merchantId)),
+    [ctx.entrySlackMs, ctx.closedRetentionMs],
+    (p) => {
+      const { item } = p;
+      const mode = modeOf(p);
+      return {
+        keys: [ctx.keys.create(item.payment.merchantId, item.scope, item.key), ctx.keys.merchantIndex(item.payment.merchantId)],
+        args: [mode, item.fingerprint, item.keyTtlMs, item.nowMs, mode === 'r' ? p.refusal! : item.payment.id],
+      };
+    },
+  );
   replies.forEach((reply, i) => keyStatus(pending[i]!, ...(reply as [string, string])));
 }
 
@@ -145,10 +161,17 @@ async function countPhases(ctx: StepContext, counting: readonly Pending[]): Prom
   for (let h = 0; h < rounds; h++) {
     const round = counting.filter((p) => p.refusal === undefined && h < p.item.rateLimits.length);
     const key = (p: Pending): string => rateKey(ctx, p.item.rateLimits[h]!, p.item.nowMs);
-    const counted = await scriptCalls(ctx.run, 'createCount', round, (p) => slotOf(key(p)), [ctx.entrySlackMs, ctx.closedRetentionMs], (p) => {
-      const hit = p.item.rateLimits[h]!;
-      return { keys: [key(p)], args: [hit.limit, windowEnd(hit, p.item.nowMs), p.item.nowMs] };
-    });
+    const counted = await scriptCalls(
+      ctx.run,
+      'createCount',
+      round,
+      (p) => slotOf(key(p)),
+      [ctx.entrySlackMs, ctx.closedRetentionMs],
+      (p) => {
+        const hit = p.item.rateLimits[h]!;
+        return { keys: [key(p)], args: [hit.limit, windowEnd(hit, p.item.nowMs), p.item.nowMs] };
+      },
+    );
     counted.forEach((ok, i) => {
       if (ok !== 1) round[i]!.refusal = `rate:${h}`;
     });
@@ -156,12 +179,22 @@ async function countPhases(ctx: StepContext, counting: readonly Pending[]): Prom
 }
 
 async function recordPhase(ctx: StepContext, pending: readonly Pending[]): Promise<void> {
-  const replies = await scriptCalls(ctx.run, 'createRecord', pending, (p) => slotOfShard(shardOfPayment(p.record!.paymentId)), [ctx.entrySlackMs, ctx.closedRetentionMs], ({ item, record }) => {
-    const shard = shardOfPayment(record!.paymentId);
-    // Reading another payment ('n') touches its record only: the other two keys name its shard's due index, unused.
-    const payerIndex = record!.mode === 'n' ? ctx.keys.due(shard) : ctx.keys.payerIndex(item.payment.payerId);
-    const fields = record!.mode === 'n' ? [] : newRecordFields(item);
-    return { keys: [ctx.keys.record(record!.paymentId), payerIndex, ctx.keys.due(shard)], args: [record!.mode, record!.paymentId, dueArg(item), retires(item), fields.length, ...fields] };
-  });
+  const replies = await scriptCalls(
+    ctx.run,
+    'createRecord',
+    pending,
+    (p) => slotOfShard(shardOfPayment(p.record!.paymentId)),
+    [ctx.entrySlackMs, ctx.closedRetentionMs],
+    ({ item, record }) => {
+      const shard = shardOfPayment(record!.paymentId);
+      // Reading another payment ('n') touches its record only: the other two keys name its shard's due index, unused.
+      const payerIndex = record!.mode === 'n' ? ctx.keys.due(shard) : ctx.keys.payerIndex(item.payment.payerId);
+      const fields = record!.mode === 'n' ? [] : newRecordFields(item);
+      return {
+        keys: [ctx.keys.record(record!.paymentId), payerIndex, ctx.keys.due(shard)],
+        args: [record!.mode, record!.paymentId, dueArg(item), retires(item), fields.length, ...fields],
+      };
+    },
+  );
   replies.forEach((reply, i) => (pending[i]!.outcome = createOutcome(reply as Reply, pending[i]!.item)));
 }

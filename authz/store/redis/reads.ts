@@ -1,11 +1,11 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Payment } from '../../model.js';
+import { isHexId } from '../../validation.js';
 import { assert, assertQuery } from '../checks.js';
-import { pageMax, readIdsMax, type PaymentQuery, type PaymentRecord } from '../port.js';
+import { type PaymentQuery, type PaymentRecord, pageMax, readIdsMax } from '../port.js';
 import { callRedis } from '../redis-client.js';
 import type { StoreKeys } from './keys.js';
 import { decodeRecordFields } from './record-codec.js';
-import { isHexId } from '../../validation.js';
 
 /** Index members one `list` step reads when filters may reject some (one ZRANGEBYLEX, then one pipelined read). */
 export const listBatchMax = 1_000;
@@ -13,7 +13,6 @@ export const listBatchMax = 1_000;
 export const scanCallsPerPageMax = 64;
 /** SCAN's COUNT hint at least (keys examined per call). */
 export const scanCountMin = 100;
-
 
 /**
  * The records of `ids`, read concurrently: with auto-pipelining one write per node (a single
@@ -71,7 +70,12 @@ export async function listPayments(client: Redis | Cluster, keys: StoreKeys, que
  * order). The cursor: `<node>:<SCAN cursor>:<ids found and not yet returned>`. SCAN's guarantees
  * hold: a record present for the whole scan is returned at least once (rarely twice).
  */
-export async function scanRecords(client: Redis | Cluster, keys: StoreKeys, cursor: string, limit: number): Promise<{ records: PaymentRecord[]; cursor: string }> {
+export async function scanRecords(
+  client: Redis | Cluster,
+  keys: StoreKeys,
+  cursor: string,
+  limit: number,
+): Promise<{ records: PaymentRecord[]; cursor: string }> {
   assert(Number.isSafeInteger(limit) && limit >= 1 && limit <= pageMax, `limit must be 1..${pageMax}`);
   const nodes = scanNodes(client);
   let { node, at, pending } = parseCursor(cursor);
@@ -80,7 +84,9 @@ export async function scanRecords(client: Redis | Cluster, keys: StoreKeys, curs
   while (records.length < limit) {
     if (pending.length === 0) {
       if (node >= nodes.length || calls >= scanCallsPerPageMax) break;
-      const [next, found] = await callRedis('scan', () => nodes[node]!.scan(at, 'MATCH', keys.recordPattern, 'COUNT', Math.max(limit, scanCountMin), 'TYPE', 'hash'));
+      const [next, found] = await callRedis('scan', () =>
+        nodes[node]!.scan(at, 'MATCH', keys.recordPattern, 'COUNT', Math.max(limit, scanCountMin), 'TYPE', 'hash'),
+      );
       calls += 1;
       pending = found.map((key) => key.slice(key.lastIndexOf(':') + 1));
       if (next === '0') [node, at] = [node + 1, '0'];

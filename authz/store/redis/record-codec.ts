@@ -91,15 +91,24 @@ export function encodePaymentFields(p: Payment, clearing: boolean): string[] {
     if (!ownFields.has(key) && value !== undefined) rest[key] = value;
   }
   const pairs = [
-    'st', p.state,
-    'rq', encodeFactors(p.requiredFactors),
-    'sf', encodeFactors(p.satisfiedFactors),
-    'al', String(p.attemptsLeft),
-    'ex', String(p.expiresAtMs),
-    'up', String(p.updatedAtMs),
-    'm', p.merchantId,
-    'py', p.payerId,
-    'j', JSON.stringify(rest),
+    'st',
+    p.state,
+    'rq',
+    encodeFactors(p.requiredFactors),
+    'sf',
+    encodeFactors(p.satisfiedFactors),
+    'al',
+    String(p.attemptsLeft),
+    'ex',
+    String(p.expiresAtMs),
+    'up',
+    String(p.updatedAtMs),
+    'm',
+    p.merchantId,
+    'py',
+    p.payerId,
+    'j',
+    JSON.stringify(rest),
   ]; // prettier-ignore
   optional(pairs, 'dr', p.declineReason, clearing);
   optional(pairs, 'dd', p.declineDetail, clearing);
@@ -125,7 +134,14 @@ export function encodeDigests(digests: Partial<Record<Factor, string>>, clearing
 
 /** A new record as field, value pairs (one HSET; absent optional fields are left out). */
 export function encodeRecord(record: PaymentRecord): string[] {
-  return ['v', String(record.version), ...encodePaymentFields(record.payment, false), ...encodeDigests(record.digests, false), 'du', record.dueAtMs === undefined ? '' : String(record.dueAtMs)];
+  return [
+    'v',
+    String(record.version),
+    ...encodePaymentFields(record.payment, false),
+    ...encodeDigests(record.digests, false),
+    'du',
+    record.dueAtMs === undefined ? '' : String(record.dueAtMs),
+  ];
 }
 
 /** A record from HGETALL's flat reply (field, value, field, value, …), as the scripts return it. */
@@ -167,5 +183,5 @@ export function decodeRecordFields(f: Record<string, string>): PaymentRecord {
 }
 
 function setOptional(p: Payment, key: 'declineReason' | 'declineDetail' | 'sealedFirstCode' | 'bankAuthorizationCode', stored: string | undefined): void {
-  if (stored !== undefined && stored.startsWith('+')) (p as unknown as Record<string, string>)[key] = stored.slice(1);
+  if (stored?.startsWith('+')) (p as unknown as Record<string, string>)[key] = stored.slice(1);
 }

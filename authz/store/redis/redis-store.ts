@@ -1,9 +1,8 @@
-import { unreachable } from '../../../ledger/assert.js';
 import type { Cluster, Redis } from 'ioredis';
+import { unreachable } from '../../../ledger/assert.js';
 import type { Payment } from '../../model.js';
 import { assert, assertKeyClaim, assertKeyPart, assertMs } from '../checks.js';
 import {
-  lockoutPolicyDefault,
   type CommitItem,
   type CommitOutcome,
   type ConfirmItem,
@@ -15,6 +14,7 @@ import {
   type KeyClaim,
   type KeyClaimOutcome,
   type LockoutPolicy,
+  lockoutPolicyDefault,
   type PaymentQuery,
   type PaymentRecord,
   type PaymentStore,
@@ -23,12 +23,12 @@ import { callRedis, closeRedis, openRedis } from '../redis-client.js';
 import { payNumberValue } from './claims-lua.js';
 import { commitStep } from './commit-step.js';
 import { confirmStep } from './confirm-step.js';
-import { closeRedisCluster, openRedisCluster, type ClusterConnectOptions } from './connect.js';
+import { type ClusterConnectOptions, closeRedisCluster, openRedisCluster } from './connect.js';
 import { createStep, type StepContext } from './create-step.js';
 import { storeKeyPrefixDefault, storeKeysOf } from './keys.js';
 import { getRecords, listPayments, scanRecords } from './reads.js';
 import { storeScripts } from './scripts.js';
-import { DueCursor, assertClaimDue, claimDueCluster, claimDueSingle, guardStep } from './sweep-step.js';
+import { assertClaimDue, claimDueCluster, claimDueSingle, DueCursor, guardStep } from './sweep-step.js';
 
 /**
  * Redis keeps an entry (idempotency record, counter, guard, claim, pay number) this long past its
@@ -78,7 +78,9 @@ export class RedisPaymentStore implements PaymentStore {
     assertMs(entrySlackMs, 'entrySlackMs');
     this.ctx = { run: storeScripts(client), keys: storeKeysOf(options.keyPrefix ?? storeKeyPrefixDefault), cluster, entrySlackMs, closedRetentionMs };
     this.due = new DueCursor(options.dueShardsPerClaim ?? dueShardsPerClaimDefault);
-    this.describe = cluster ? 'payment store on a Redis Cluster' : `payment store on Redis at ${(client as Redis).options.host}:${(client as Redis).options.port}`;
+    this.describe = cluster
+      ? 'payment store on a Redis Cluster'
+      : `payment store on Redis at ${(client as Redis).options.host}:${(client as Redis).options.port}`;
   }
 
   static async open(options: RedisPaymentStoreOpenOptions): Promise<RedisPaymentStore> {
@@ -118,14 +120,11 @@ export class RedisPaymentStore implements PaymentStore {
 
   async claimKey(claim: KeyClaim): Promise<KeyClaimOutcome> {
     assertKeyClaim(claim);
-    const [status, value, flag] = (await this.ctx.run('claimKey', [this.ctx.keys.claim(claim.scope, claim.key)], [
-      this.ctx.entrySlackMs,
-      claim.fingerprint,
-      claim.value,
-      claim.leaseMs,
-      claim.keyTtlMs,
-      claim.nowMs,
-    ])) as [string, string?, string?];
+    const [status, value, flag] = (await this.ctx.run(
+      'claimKey',
+      [this.ctx.keys.claim(claim.scope, claim.key)],
+      [this.ctx.entrySlackMs, claim.fingerprint, claim.value, claim.leaseMs, claim.keyTtlMs, claim.nowMs],
+    )) as [string, string?, string?];
     switch (status) {
       case 'claimed':
         return { status, value: value!, takenOver: flag === '1' };
@@ -143,7 +142,11 @@ export class RedisPaymentStore implements PaymentStore {
     assertKeyPart(done.scope, 'scope');
     assertKeyPart(done.key, 'idempotency key');
     assertMs(done.keyTtlMs, 'keyTtlMs');
-    await this.ctx.run('completeKey', [this.ctx.keys.claim(done.scope, done.key)], [this.ctx.entrySlackMs, done.fingerprint, done.result, done.keyTtlMs, done.nowMs]);
+    await this.ctx.run(
+      'completeKey',
+      [this.ctx.keys.claim(done.scope, done.key)],
+      [this.ctx.entrySlackMs, done.fingerprint, done.result, done.keyTtlMs, done.nowMs],
+    );
   }
 
   async releaseKey(release: { scope: string; key: string; fingerprint: string }): Promise<void> {

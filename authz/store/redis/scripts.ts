@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
-import { redisScripts } from '../redis-scripts.js';
 import { toStoreError } from '../redis-client.js';
+import { redisScripts } from '../redis-scripts.js';
 import { claimKeyLua, completeKeyLua, releaseKeyLua, takePayNumberLua } from './claims-lua.js';
 import { commitLua } from './commit-lua.js';
 import { confirmLua } from './confirm-lua.js';

@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { assert, assertBatch, assertId } from '../checks.js';
-import { pageMax, shardOfPayer, storeShards, type GuardEvent, type GuardOutcome, type LockoutPolicy, type PaymentRecord } from '../port.js';
+import { type GuardEvent, type GuardOutcome, type LockoutPolicy, type PaymentRecord, pageMax, shardOfPayer, storeShards } from '../port.js';
 import { callRedis } from '../redis-client.js';
 import { scriptCalls } from './batch.js';
 import type { StepContext } from './create-step.js';
@@ -67,7 +67,10 @@ export async function claimDueCluster(ctx: StepContext, client: Redis | Cluster,
   let examined = window.length;
   for (let i = 0; i < window.length && claimed.length < r.limit; i++) {
     if (counts[i] === 0) continue;
-    const reply = (await ctx.run('claimDue', [ctx.keys.due(window[i]!)], [ctx.entrySlackMs, r.nowMs, r.limit - claimed.length, r.leaseMs])) as [number, ...string[][]];
+    const reply = (await ctx.run('claimDue', [ctx.keys.due(window[i]!)], [ctx.entrySlackMs, r.nowMs, r.limit - claimed.length, r.leaseMs])) as [
+      number,
+      ...string[][],
+    ];
     for (const flat of reply.slice(1)) claimed.push(decodeRecord(flat as string[]));
     if (claimed.length === r.limit) examined = i + 1;
   }

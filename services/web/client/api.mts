@@ -3,7 +3,7 @@
  * own origin, authenticated with the terminal token. `watchPayments` follows the payer's
  * payments with the server stream, and polls ListPendingPayments while the stream is down.
  */
-import { Code, ConnectError, createClient, type Client, type Interceptor } from '@connectrpc/connect';
+import { type Client, Code, ConnectError, createClient, type Interceptor } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-web';
 import type { Payment } from '../../../gen/countersign/v1/common_pb.js';
 import { PayerService } from '../../../gen/countersign/v1/payer_pb.js';

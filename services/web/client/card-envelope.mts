@@ -77,7 +77,7 @@ const text = (s: string): Bytes => encoder.encode(s);
 function concat(...parts: Uint8Array[]): Bytes {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
-  for (const p of parts) (out.set(p, at), (at += p.length));
+  for (const p of parts) out.set(p, at), (at += p.length);
   return out;
 }
 
@@ -116,13 +116,19 @@ async function ecbBlock(key: Key, block: Uint8Array): Promise<Bytes> {
 /** ISO 9564-1 format 4 (ENVELOPE.md §4). */
 async function pinBlock(pinKey: Uint8Array, pin: string, pan: string, pinFill: Uint8Array): Promise<Bytes> {
   const nibbles = `4${pin.length.toString(16)}${pin}`.padEnd(16, 'a');
-  const pinField = concat(Uint8Array.from({ length: 8 }, (_, i) => parseInt(nibbles.slice(2 * i, 2 * i + 2), 16)), pinFill);
+  const pinField = concat(
+    Uint8Array.from({ length: 8 }, (_, i) => parseInt(nibbles.slice(2 * i, 2 * i + 2), 16)),
+    pinFill,
+  );
   const panNibbles = `${pan.length - 12}${pan}`.padEnd(32, '0');
   const panField = Uint8Array.from({ length: blockBytes }, (_, i) => parseInt(panNibbles.slice(2 * i, 2 * i + 2), 16));
   const key = await crypto.subtle.importKey('raw', new Uint8Array(pinKey), { name: 'AES-CBC' }, false, ['encrypt']);
   const first = await ecbBlock(key, pinField);
   pinField.fill(0);
-  return ecbBlock(key, first.map((b, i) => b ^ (panField[i] ?? 0)));
+  return ecbBlock(
+    key,
+    first.map((b, i) => b ^ (panField[i] ?? 0)),
+  );
 }
 
 // ------------------------------------------------------------------------- the envelope
@@ -130,10 +136,13 @@ async function pinBlock(pinKey: Uint8Array, pin: string, pan: string, pinFill: U
 function checkInput(bankKey: BankKeyInput, card: CardInput, payment: CardPayment): void {
   if (bankKey.suite !== envelopeSuite) throw new CardInputError('the bank key is for a suite this terminal cannot seal for');
   if (bankKey.publicKey.length !== x25519KeyBytes) throw new CardInputError('the bank key is malformed');
-  if (!new RegExp(`^[0-9]{${panDigitsMin},${panDigitsMax}}$`).test(card.pan)) throw new CardInputError(`the card number must be ${panDigitsMin} to ${panDigitsMax} digits`);
+  if (!new RegExp(`^[0-9]{${panDigitsMin},${panDigitsMax}}$`).test(card.pan))
+    throw new CardInputError(`the card number must be ${panDigitsMin} to ${panDigitsMax} digits`);
   if (!/^[0-9]{2}(0[1-9]|1[0-2])$/.test(card.expiry)) throw new CardInputError('the expiry must be a month and a year');
-  if (!new RegExp(`^[0-9]{${pinDigitsMin},${pinDigitsMax}}$`).test(card.pin)) throw new CardInputError(`the PIN must be ${pinDigitsMin} to ${pinDigitsMax} digits`);
-  if (payment.amount <= 0n || [payment.id, payment.merchantId, payment.currency].some((v) => v === '' || v.includes('\n'))) throw new CardInputError('the payment is malformed');
+  if (!new RegExp(`^[0-9]{${pinDigitsMin},${pinDigitsMax}}$`).test(card.pin))
+    throw new CardInputError(`the PIN must be ${pinDigitsMin} to ${pinDigitsMax} digits`);
+  if (payment.amount <= 0n || [payment.id, payment.merchantId, payment.currency].some((v) => v === '' || v.includes('\n')))
+    throw new CardInputError('the payment is malformed');
 }
 
 /** The bank key's id: the first 16 hex digits of SHA-256 of the raw public key. */

@@ -6,7 +6,12 @@ export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
   return found as T;
 }
 
-export function el<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, text?: string, ...children: (Node | undefined)[]): HTMLElementTagNameMap[K] {
+export function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className: string,
+  text?: string,
+  ...children: (Node | undefined)[]
+): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
   if (className !== '') node.className = className;
   if (text !== undefined) node.textContent = text;

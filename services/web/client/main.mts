@@ -7,7 +7,7 @@ import { payerClient, watchPayments } from './api.mjs';
 import { byId, field, say, showScreen } from './dom.mjs';
 import { PaymentsView } from './payments-view.mjs';
 import { parseSecretInput, SecretInputError } from './secret-input.mjs';
-import { enroll, enrolledPayer, forget, localPinLengthMax, localPinLengthMin, unlock, type Session } from './vault.mjs';
+import { enroll, enrolledPayer, forget, localPinLengthMax, localPinLengthMin, type Session, unlock } from './vault.mjs';
 import { errorWords } from './words.mjs';
 
 /** How often the countdowns refresh, milliseconds. */
@@ -90,7 +90,8 @@ async function onUnlock(form: HTMLFormElement): Promise<void> {
     say('');
     return startSession(result.session);
   }
-  if (result.kind === 'wrong_pin') return say(`Wrong local PIN. ${result.triesLeft} ${result.triesLeft === 1 ? 'try' : 'tries'} left before this terminal forgets its enrollment.`);
+  if (result.kind === 'wrong_pin')
+    return say(`Wrong local PIN. ${result.triesLeft} ${result.triesLeft === 1 ? 'try' : 'tries'} left before this terminal forgets its enrollment.`);
   if (result.kind === 'forgotten') say('Too many wrong local PINs: this terminal forgot its enrollment. Enroll it again (ask for a new secret).');
   else say('This terminal is not enrolled.');
   showEnroll();
@@ -110,15 +111,20 @@ function startSession(session: Session): void {
   const ticker = setInterval(() => view.tick(Date.now()), tickIntervalMs);
   stopWatching.signal.addEventListener('abort', () => clearInterval(ticker), { once: true });
   connectionLine('Connecting…');
-  void watchPayments(client, session.payerId, {
-    payment: (p) => view.update(p),
-    polled: (ids) => view.polled(ids, Date.now()),
-    mode: (m) => connectionLine(m === 'stream' ? 'Listening: new payments appear here.' : 'Reconnecting… checking for payments every few seconds.'),
-    fatal: (e) => {
-      say(errorWords(e));
-      connectionLine('');
+  void watchPayments(
+    client,
+    session.payerId,
+    {
+      payment: (p) => view.update(p),
+      polled: (ids) => view.polled(ids, Date.now()),
+      mode: (m) => connectionLine(m === 'stream' ? 'Listening: new payments appear here.' : 'Reconnecting… checking for payments every few seconds.'),
+      fatal: (e) => {
+        say(errorWords(e));
+        connectionLine('');
+      },
     },
-  }, stopWatching.signal);
+    stopWatching.signal,
+  );
 }
 
 /** Submits `form` through `handler`, never through the browser (no secret in a URL). */

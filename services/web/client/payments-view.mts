@@ -4,15 +4,16 @@
  * words, and the actions — approve (compute the second code here and send it with
  * ConfirmPayment), show the code for typing into another terminal, decline.
  */
-import { Code, ConnectError } from '@connectrpc/connect';
+
 import { timestampMs } from '@bufbuild/protobuf/wkt';
-import { Channel, Factor, PaymentState, type Payment } from '../../../gen/countersign/v1/common_pb.js';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { Channel, Factor, type Payment, PaymentState } from '../../../gen/countersign/v1/common_pb.js';
 import type { GetChallengeResponse } from '../../../gen/countersign/v1/payer_pb.js';
 import { formatMoney } from '../../../ledger/chart.js';
 import { idempotencyKey, type PayerClient } from './api.mjs';
 import { CardInputError, sealCard } from './card-envelope.mjs';
 import { button, el } from './dom.mjs';
-import { OcraError, secondCode, type SecondCodeFields } from './ocra.mjs';
+import { OcraError, type SecondCodeFields, secondCode } from './ocra.mjs';
 import type { Session } from './vault.mjs';
 import { errorWords, stateWords } from './words.mjs';
 
@@ -113,8 +114,20 @@ export class PaymentsView {
   }
 
   private add(payment: Payment): Entry {
-    const entry: Entry = { payment, challenge: undefined, payeeName: '', typedFirstCode: '', card: { pan: '', expiry: '', pin: '' }, note: undefined, shownCode: undefined, busy: false, localEnd: undefined, item: el('li', 'payment'), meta: undefined };
-    entry.item.dataset['paymentId'] = payment.id;
+    const entry: Entry = {
+      payment,
+      challenge: undefined,
+      payeeName: '',
+      typedFirstCode: '',
+      card: { pan: '', expiry: '', pin: '' },
+      note: undefined,
+      shownCode: undefined,
+      busy: false,
+      localEnd: undefined,
+      item: el('li', 'payment'),
+      meta: undefined,
+    };
+    entry.item.dataset.paymentId = payment.id;
     this.entries.set(payment.id, entry);
     this.list.prepend(entry.item);
     this.empty.hidden = true;
@@ -185,7 +198,11 @@ export class PaymentsView {
       const code = await this.compute(entry);
       if (code === undefined) return;
       try {
-        const res = await this.client.confirmPayment({ idempotencyKey: idempotencyKey('confirm'), paymentId: entry.payment.id, proof: { case: 'secondCode', value: code } });
+        const res = await this.client.confirmPayment({
+          idempotencyKey: idempotencyKey('confirm'),
+          paymentId: entry.payment.id,
+          proof: { case: 'secondCode', value: code },
+        });
         entry.shownCode = undefined;
         if (res.payment !== undefined) this.update(res.payment);
       } catch (error) {
@@ -211,7 +228,7 @@ export class PaymentsView {
       }
       const typed = { pan: entry.card.pan.replace(/[\s-]/g, ''), expiry: yymm(entry.card.expiry), pin: entry.card.pin };
       entry.card = { pan: '', expiry: '', pin: '' };
-      let envelope;
+      let envelope: Awaited<ReturnType<typeof sealCard>>;
       try {
         envelope = await sealCard(c.bankKey, { id: entry.payment.id, merchantId: entry.payment.merchantId, amount: c.amount, currency: c.currency }, typed);
       } catch (error) {
@@ -219,7 +236,11 @@ export class PaymentsView {
         return;
       }
       try {
-        const res = await this.client.confirmPayment({ idempotencyKey: idempotencyKey('card'), paymentId: entry.payment.id, proof: { case: 'bankCard', value: envelope } });
+        const res = await this.client.confirmPayment({
+          idempotencyKey: idempotencyKey('card'),
+          paymentId: entry.payment.id,
+          proof: { case: 'bankCard', value: envelope },
+        });
         if (res.payment !== undefined) this.update(res.payment);
       } catch (error) {
         entry.note = { text: errorWords(error), tone: 'bad' };
@@ -230,7 +251,11 @@ export class PaymentsView {
   private decline(entry: Entry): Promise<void> {
     return this.busy(entry, async () => {
       try {
-        const res = await this.client.declinePayment({ idempotencyKey: idempotencyKey('decline'), paymentId: entry.payment.id, reason: 'declined on the web terminal' });
+        const res = await this.client.declinePayment({
+          idempotencyKey: idempotencyKey('decline'),
+          paymentId: entry.payment.id,
+          reason: 'declined on the web terminal',
+        });
         if (res.payment !== undefined) this.update(res.payment);
       } catch (error) {
         entry.note = { text: errorWords(error), tone: 'bad' };
@@ -254,10 +279,13 @@ export class PaymentsView {
     const amount = c?.amount ?? p.amount;
     const currency = c?.currency ?? p.currency;
     const payee = c?.payeeAccountId ?? p.payeeAccountId;
-    const words = entry.localEnd === 'expired' ? stateWords({ ...p, state: PaymentState.EXPIRED })
-      : entry.localEnd === 'gone' ? { title: 'No longer waiting', detail: 'It was answered, declined or cancelled elsewhere.', tone: 'neutral' as const }
-      : stateWords(p);
-    entry.item.dataset['state'] = entry.localEnd === 'expired' ? 'EXPIRED' : PaymentState[p.state];
+    const words =
+      entry.localEnd === 'expired'
+        ? stateWords({ ...p, state: PaymentState.EXPIRED })
+        : entry.localEnd === 'gone'
+          ? { title: 'No longer waiting', detail: 'It was answered, declined or cancelled elsewhere.', tone: 'neutral' as const }
+          : stateWords(p);
+    entry.item.dataset.state = entry.localEnd === 'expired' ? 'EXPIRED' : PaymentState[p.state];
     const waiting = p.state === PaymentState.CHALLENGED && entry.localEnd === undefined;
     entry.meta = waiting && p.expiresAt !== undefined ? el('p', 'meta', this.metaText(entry, Date.now())) : undefined;
     const parts: (Node | undefined)[] = [
@@ -284,7 +312,10 @@ export class PaymentsView {
     const actions = el('div', 'actions');
     if (cardPending) actions.append(button('Pay with card', 'approve pay-card', () => void this.payWithCard(entry)));
     if (secondCodePending) {
-      actions.append(button('Approve', 'approve', () => void this.approve(entry)), button('Show code', 'secondary show', () => void this.show(entry)));
+      actions.append(
+        button('Approve', 'approve', () => void this.approve(entry)),
+        button('Show code', 'secondary show', () => void this.show(entry)),
+      );
     }
     actions.append(button('Decline', 'danger decline', () => void this.decline(entry)));
     for (const b of actions.querySelectorAll('button')) b.disabled = entry.busy;
@@ -303,7 +334,10 @@ export class PaymentsView {
       field.addEventListener('input', () => (entry.card[name] = field.value));
       return el('label', '', label, field);
     };
-    return el('fieldset', 'card-terminal', undefined,
+    return el(
+      'fieldset',
+      'card-terminal',
+      undefined,
       el('legend', '', 'Reference card terminal (M5)'),
       el('p', 'hint', 'Card number and PIN are sealed in this browser for your bank; countersign only relays them and cannot read them.'),
       input('pan', 'Card number', 'text', 23),
@@ -323,7 +357,10 @@ export class PaymentsView {
   }
 
   private codeBox(code: string, amount: bigint, currency: string, payeeName: string): HTMLElement {
-    return el('div', 'code', undefined,
+    return el(
+      'div',
+      'code',
+      undefined,
       el('strong', 'second-code', `${code.slice(0, 4)} ${code.slice(4)}`),
       el('span', '', `Type this second code into the other terminal. It approves only ${formatMoney(amount, currency)} to ${payeeName || 'this payee'}.`),
     );

@@ -43,11 +43,7 @@ export interface Session {
   readonly key: CryptoKey;
 }
 
-export type UnlockResult =
-  | { kind: 'unlocked'; session: Session }
-  | { kind: 'wrong_pin'; triesLeft: number }
-  | { kind: 'forgotten' }
-  | { kind: 'not_enrolled' };
+export type UnlockResult = { kind: 'unlocked'; session: Session } | { kind: 'wrong_pin'; triesLeft: number } | { kind: 'forgotten' } | { kind: 'not_enrolled' };
 
 export interface Enrollment {
   readonly payerId: string;
@@ -107,7 +103,9 @@ export async function enrolledPayer(): Promise<string | undefined> {
 function pinKey(pin: string, salt: Uint8Array<ArrayBuffer>, iterations: number): Promise<CryptoKey> {
   return crypto.subtle
     .importKey('raw', new TextEncoder().encode(pin), 'PBKDF2', false, ['deriveKey'])
-    .then((base) => crypto.subtle.deriveKey({ name: 'PBKDF2', hash: 'SHA-256', salt, iterations }, base, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']));
+    .then((base) =>
+      crypto.subtle.deriveKey({ name: 'PBKDF2', hash: 'SHA-256', salt, iterations }, base, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']),
+    );
 }
 
 function associatedData(payerId: string, suite: string): Uint8Array<ArrayBuffer> {
@@ -138,7 +136,9 @@ export async function unlock(pin: string): Promise<UnlockResult> {
   const key = await pinKey(pin, record.salt, record.iterations);
   let plain: Uint8Array;
   try {
-    plain = new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-GCM', iv: record.iv, additionalData: associatedData(record.payerId, record.suite) }, key, record.sealed));
+    plain = new Uint8Array(
+      await crypto.subtle.decrypt({ name: 'AES-GCM', iv: record.iv, additionalData: associatedData(record.payerId, record.suite) }, key, record.sealed),
+    );
   } catch {
     return wrongPin(record);
   }

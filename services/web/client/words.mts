@@ -4,7 +4,7 @@
  * messages.
  */
 import { Code, ConnectError } from '@connectrpc/connect';
-import { DeclineReason, Factor, PaymentState, type Payment } from '../../../gen/countersign/v1/common_pb.js';
+import { DeclineReason, Factor, type Payment, PaymentState } from '../../../gen/countersign/v1/common_pb.js';
 import { ErrorInfoSchema } from '../../rpc/status-details.js';
 
 export type Tone = 'waiting' | 'good' | 'bad' | 'neutral';
@@ -94,12 +94,12 @@ function seconds(ms: string | undefined): string {
 export function errorWords(error: unknown): string {
   const e = ConnectError.from(error);
   const { reason, metadata } = errorFacts(e);
-  if (reason === 'LOCKED_OUT') return `Locked out after repeated wrong answers. Try again in ${seconds(metadata['retry_after_ms'])}.`;
+  if (reason === 'LOCKED_OUT') return `Locked out after repeated wrong answers. Try again in ${seconds(metadata.retry_after_ms)}.`;
   if (reason === 'ATTEMPTS_EXHAUSTED') return 'Too many wrong codes: the payment was declined. Nothing was charged.';
   if (reason === 'EXPIRED') return 'This payment has expired. Nothing was charged.';
   switch (e.code) {
     case Code.PermissionDenied: {
-      const left = metadata['attempts_left'];
+      const left = metadata.attempts_left;
       return left === undefined ? 'Not accepted.' : `Wrong code. ${left} ${left === '1' ? 'attempt' : 'attempts'} left.`;
     }
     case Code.ResourceExhausted:

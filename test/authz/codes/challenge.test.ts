@@ -1,14 +1,22 @@
-import test from 'ava';
 import { createHmac } from 'node:crypto';
+import test from 'ava';
 import {
-  amountDigitsMax, ChallengeFieldError, deriveSecondCode, secondCodeQuestion, secondCodeSuite, type SecondCodeFields,
+  amountDigitsMax,
+  ChallengeFieldError,
+  deriveSecondCode,
+  type SecondCodeFields,
+  secondCodeQuestion,
+  secondCodeSuite,
 } from '../../../authz/codes/challenge.js';
 import { ocra } from '../../../authz/codes/ocra.js';
 
 // The worked example of SECOND_CODE.md.
 const secret = Buffer.from('12345678901234567890123456789012', 'ascii');
 const example: SecondCodeFields = {
-  firstCode: '04921735', amount: 12550n, currency: 'EUR', payeeAccountId: '3f2a9c1e7b5d4a8e9f0c6b2d1a4e7c90',
+  firstCode: '04921735',
+  amount: 12550n,
+  currency: 'EUR',
+  payeeAccountId: '3f2a9c1e7b5d4a8e9f0c6b2d1a4e7c90',
 };
 
 test('worked example: question and second code', (t) => {

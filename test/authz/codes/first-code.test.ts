@@ -14,7 +14,9 @@ test('first codes are 8 digits, spread over every position and digit', (t) => {
     const code = newFirstCode();
     t.regex(code, /^\d{8}$/);
     seen.add(code);
-    [...code].forEach((digit, position) => { counts[position]![Number(digit)]! += 1; });
+    [...code].forEach((digit, position) => {
+      counts[position]![Number(digit)]! += 1;
+    });
   }
   // 4000 draws from 10^8 codes: a collision is very unlikely (p ≈ 8%); allow a few.
   t.true(seen.size >= samples - 3);

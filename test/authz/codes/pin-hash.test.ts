@@ -1,6 +1,13 @@
 import test from 'ava';
 import {
-  argon2Iterations, argon2MemoryKiB, argon2Parallelism, hashSecret, pinDigitsMax, pinDigitsMin, pinFormatOk, verifySecret,
+  argon2Iterations,
+  argon2MemoryKiB,
+  argon2Parallelism,
+  hashSecret,
+  pinDigitsMax,
+  pinDigitsMin,
+  pinFormatOk,
+  verifySecret,
 } from '../../../authz/codes/pin-hash.js';
 
 test('OWASP argon2id minimums', (t) => {

@@ -1,11 +1,9 @@
-import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  loadOrCreateMasterKey, MasterKeyError, masterKeyFromBase64, masterKeyFromEnv, open, seal, SecretBoxError,
-} from '../../../authz/codes/secret-box.js';
+import test from 'ava';
+import { loadOrCreateMasterKey, MasterKeyError, masterKeyFromBase64, masterKeyFromEnv, open, SecretBoxError, seal } from '../../../authz/codes/secret-box.js';
 
 const masterKey = Buffer.alloc(32, 7);
 const plaintext = Buffer.from('verification secret 0123456789', 'utf8');

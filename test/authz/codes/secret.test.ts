@@ -1,12 +1,15 @@
 import test from 'ava';
-import {
-  base32Decode, base32Encode, Base32Error, newVerificationSecret, otpauthUri, secretBytesMin,
-} from '../../../authz/codes/secret.js';
+import { Base32Error, base32Decode, base32Encode, newVerificationSecret, otpauthUri, secretBytesMin } from '../../../authz/codes/secret.js';
 
 // RFC 4648 §10 test vectors.
 const vectors: Array<[string, string]> = [
-  ['', ''], ['f', 'MY======'], ['fo', 'MZXQ===='], ['foo', 'MZXW6==='],
-  ['foob', 'MZXW6YQ='], ['fooba', 'MZXW6YTB'], ['foobar', 'MZXW6YTBOI======'],
+  ['', ''],
+  ['f', 'MY======'],
+  ['fo', 'MZXQ===='],
+  ['foo', 'MZXW6==='],
+  ['foob', 'MZXW6YQ='],
+  ['fooba', 'MZXW6YTB'],
+  ['foobar', 'MZXW6YTBOI======'],
 ];
 
 test('base32 encodes the RFC 4648 vectors', (t) => {
@@ -46,8 +49,7 @@ test('otpauth URI', (t) => {
   const secret = Buffer.from('12345678901234567890', 'ascii');
   t.is(
     otpauthUri({ issuer: 'countersign', account: 'payer 42@example', secret, suite: 'OCRA-1:HOTP-SHA256-8:QA64' }),
-    'otpauth://ocra/countersign:payer%2042%40example?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'
-      + '&issuer=countersign&ocraSuite=OCRA-1%3AHOTP-SHA256-8%3AQA64',
+    'otpauth://ocra/countersign:payer%2042%40example?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ' + '&issuer=countersign&ocraSuite=OCRA-1%3AHOTP-SHA256-8%3AQA64',
   );
   t.throws(() => otpauthUri({ issuer: 'countersign', account: 'a', secret: Buffer.alloc(19), suite: 'x' }), { instanceOf: RangeError });
 });

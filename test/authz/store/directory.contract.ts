@@ -74,7 +74,7 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
     t.is(await dir.findPayerByTokenHash(p.tokenHash), undefined);
   });
 
-  c("a phone taken over by another payer stays with it when the first payer moves on", async (t, dir) => {
+  c('a phone taken over by another payer stays with it when the first payer moves on', async (t, dir) => {
     const first = payer();
     await dir.putPayer(first);
     const second = payer({ phone: first.phone });
@@ -119,24 +119,27 @@ export function directoryContract(name: string, factory: DirectoryFactory): void
     t.is(await dir.getMerchant(hexId()), undefined);
   });
 
-  c('keys have a lifecycle (issue 15, finding 8): current and previous API key hashes both find the merchant; hashes a put no longer holds are dropped', async (t, dir) => {
-    const [a, b, c, d] = [0, 1, 2, 3].map(() => hexId() + hexId()) as [string, string, string, string];
-    const m = merchant({ apiKeyHash: a });
-    await dir.putMerchant(m);
-    const rotated = { ...m, apiKeyHash: b, previousApiKeyHash: a, previousApiKeyExpiresAtMs: 1_000 };
-    await dir.putMerchant(rotated);
-    t.deepEqual(await dir.findMerchantByApiKeyHash(b), rotated);
-    t.deepEqual(await dir.findMerchantByApiKeyHash(a), rotated, 'the previous key finds the record, which carries its expiry');
-    const again = { ...m, apiKeyHash: c, previousApiKeyHash: b, previousApiKeyExpiresAtMs: 2_000 };
-    await dir.putMerchant(again);
-    t.is(await dir.findMerchantByApiKeyHash(a), undefined, 'at most one previous key: the oldest is gone');
-    t.deepEqual(await dir.findMerchantByApiKeyHash(b), again);
-    const revoked = { ...m, apiKeyHash: d };
-    await dir.putMerchant(revoked);
-    t.deepEqual(await dir.getMerchant(m.id), revoked);
-    for (const gone of [a, b, c]) t.is(await dir.findMerchantByApiKeyHash(gone), undefined);
-    t.deepEqual(await dir.findMerchantByApiKeyHash(d), revoked);
-  });
+  c(
+    'keys have a lifecycle (issue 15, finding 8): current and previous API key hashes both find the merchant; hashes a put no longer holds are dropped',
+    async (t, dir) => {
+      const [a, b, c, d] = [0, 1, 2, 3].map(() => hexId() + hexId()) as [string, string, string, string];
+      const m = merchant({ apiKeyHash: a });
+      await dir.putMerchant(m);
+      const rotated = { ...m, apiKeyHash: b, previousApiKeyHash: a, previousApiKeyExpiresAtMs: 1_000 };
+      await dir.putMerchant(rotated);
+      t.deepEqual(await dir.findMerchantByApiKeyHash(b), rotated);
+      t.deepEqual(await dir.findMerchantByApiKeyHash(a), rotated, 'the previous key finds the record, which carries its expiry');
+      const again = { ...m, apiKeyHash: c, previousApiKeyHash: b, previousApiKeyExpiresAtMs: 2_000 };
+      await dir.putMerchant(again);
+      t.is(await dir.findMerchantByApiKeyHash(a), undefined, 'at most one previous key: the oldest is gone');
+      t.deepEqual(await dir.findMerchantByApiKeyHash(b), again);
+      const revoked = { ...m, apiKeyHash: d };
+      await dir.putMerchant(revoked);
+      t.deepEqual(await dir.getMerchant(m.id), revoked);
+      for (const gone of [a, b, c]) t.is(await dir.findMerchantByApiKeyHash(gone), undefined);
+      t.deepEqual(await dir.findMerchantByApiKeyHash(d), revoked);
+    },
+  );
 
   c('keys have a lifecycle: current and previous payer token hashes both find the payer; a revocation drops both', async (t, dir) => {
     const [a, b, c] = [0, 1, 2].map(() => hexId() + hexId()) as [string, string, string];

@@ -1,15 +1,21 @@
 import test from 'ava';
-import { ByteReader, ByteWriter, StringDictionary } from '../../../authz/store/journal/bytes.js';
-import { JournalCorruptError, encodeFrame } from '../../../authz/store/journal/frame.js';
-import { decodeMutation, encodeMutation } from '../../../authz/store/journal/mutation-codec.js';
 import type { Payment } from '../../../authz/model.js';
+import { ByteReader, ByteWriter, StringDictionary } from '../../../authz/store/journal/bytes.js';
+import { encodeFrame, JournalCorruptError } from '../../../authz/store/journal/frame.js';
+import { decodeMutation, encodeMutation } from '../../../authz/store/journal/mutation-codec.js';
 import type { Mutation } from '../../../authz/store/memory/state.js';
 import { digestOf, payment } from './fixtures/journal-items.js';
 
 const t0 = 1_700_000_000_000;
 
 function mutations(): Mutation[] {
-  const p = payment(t0, { amount: 2n ** 100n + 7n, feeAmount: 0n, description: 'line one\nline two ☕ \u2028 "quoted" \\ \u0000', declineReason: 'BANK_DECLINED', declineDetail: 'issuer said no' });
+  const p = payment(t0, {
+    amount: 2n ** 100n + 7n,
+    feeAmount: 0n,
+    description: 'line one\nline two ☕ \u2028 "quoted" \\ \u0000',
+    declineReason: 'BANK_DECLINED',
+    declineDetail: 'issuer said no',
+  });
   const everything: Payment = {
     ...payment(t0 - 5),
     satisfiedFactors: ['SECOND_CODE'],
@@ -31,7 +37,15 @@ function mutations(): Mutation[] {
     { op: 'record', record: { payment: payment(t0), version: 1, digests: {}, dueAtMs: undefined } },
     { op: 'record', record: { payment: everything, version: 2 ** 40, digests: { SECOND_CODE: 'NOT HEX' }, dueAtMs: -1 } },
     { op: 'record', record: { payment: { ...payment(t0), id: 'not-a-hex-id', merchantId: 'ABCDEF', currency: '' }, version: 1, digests: {}, dueAtMs: 0 } },
-    { op: 'record', record: { payment: { ...payment(t0), description: 'a lone surrogate \ud800 here', state: 'DECLINED', declineDetail: 'lone \udc00' }, version: 1, digests: {}, dueAtMs: 0 } },
+    {
+      op: 'record',
+      record: {
+        payment: { ...payment(t0), description: 'a lone surrogate \ud800 here', state: 'DECLINED', declineDetail: 'lone \udc00' },
+        version: 1,
+        digests: {},
+        dueAtMs: 0,
+      },
+    },
     { op: 'drop', paymentId: p.id },
     { op: 'key', id: `o\u0000payer-x\u0000${p.id}\u0000key`, entry: { fingerprint: digestOf('f'), result: 'mismatch:3', expiresAtMs: t0 + 1 } },
     { op: 'key', id: `c\u0000scope\u0000order-1`, entry: { fingerprint: digestOf('c'), result: `p:${p.id}`, expiresAtMs: t0 + 1 } },
@@ -71,16 +85,26 @@ test('a field the codec does not know round-trips (carried as JSON); a bigint on
   const m: Mutation = { op: 'record', record: { payment: p, version: 1, digests: {}, dueAtMs: undefined } };
   t.deepEqual(roundTrip([m], true), [m]);
   const w = new ByteWriter(16);
-  t.throws(() => encodeMutation({ op: 'record', record: { ...m.record, payment: { ...p, futureAmount: 5n } as Payment } }, w), { instanceOf: TypeError, message: /BigInt/ });
+  t.throws(() => encodeMutation({ op: 'record', record: { ...m.record, payment: { ...p, futureAmount: 5n } as Payment } }, w), {
+    instanceOf: TypeError,
+    message: /BigInt/,
+  });
   t.throws(() => encodeMutation({ op: 'record', record: { ...m.record, payment: { ...p, attemptsLeft: 1.5 } } }, w), { message: /assertion failed/ });
-  t.throws(() => encodeMutation({ op: 'record', record: { ...m.record, payment: { ...p, expiresAtMs: 2 ** 53 } } }, w), { message: /assertion failed: a journal int/ });
+  t.throws(() => encodeMutation({ op: 'record', record: { ...m.record, payment: { ...p, expiresAtMs: 2 ** 53 } } }, w), {
+    message: /assertion failed: a journal int/,
+  });
   t.throws(() => encodeMutation({ op: 'record', record: { ...m.record, payment: { ...p, amount: -1n } } }, w), { message: /assertion failed/ });
-  t.throws(() => encodeMutation({ op: 'record', record: { ...m.record, payment: { ...p, description: 7 as unknown as string } } }, w), { message: /assertion failed/ });
+  t.throws(() => encodeMutation({ op: 'record', record: { ...m.record, payment: { ...p, description: 7 as unknown as string } } }, w), {
+    message: /assertion failed/,
+  });
 });
 
 test('a dictionary makes a checkpoint smaller: repeated ids and states are written once', (t) => {
   const merchantId = digestOf('m').slice(0, 32);
-  const list: Mutation[] = Array.from({ length: 100 }, () => ({ op: 'record', record: { payment: payment(t0, { merchantId, payerId: merchantId }), version: 1, digests: {}, dueAtMs: undefined } }));
+  const list: Mutation[] = Array.from({ length: 100 }, () => ({
+    op: 'record',
+    record: { payment: payment(t0, { merchantId, payerId: merchantId }), version: 1, digests: {}, dueAtMs: undefined },
+  }));
   const size = (dictionary: StringDictionary | undefined): number => {
     const w = new ByteWriter(16, dictionary);
     for (const m of list) encodeMutation(m, w);
@@ -122,7 +146,10 @@ test('a frame payload is 1..64 MiB', (t) => {
 });
 
 test('secretVersion (issue 15, finding 8) is a field of its own after the JSON object: round-trips with and without other fields; a record without it stays without', (t) => {
-  const plain: Mutation = { op: 'record', record: { payment: { ...payment(t0), secretVersion: 3 }, version: 2, digests: { SECOND_CODE: digestOf('s') }, dueAtMs: t0 } };
+  const plain: Mutation = {
+    op: 'record',
+    record: { payment: { ...payment(t0), secretVersion: 3 }, version: 2, digests: { SECOND_CODE: digestOf('s') }, dueAtMs: t0 },
+  };
   const withOthers: Mutation = { op: 'record', record: { ...plain.record, payment: { ...plain.record.payment, futureField: 'x' } as Payment } };
   const legacy: Mutation = { op: 'record', record: { ...plain.record, payment: payment(t0) } };
   t.deepEqual(roundTrip([plain, withOthers, legacy], true), [plain, withOthers, legacy]);

@@ -1,9 +1,9 @@
-import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import test, { type ExecutionContext } from 'ava';
 import { JournalPaymentStore } from '../../../authz/store/journal/journal-store.js';
 import { crashBatch, crashBatchesMax, crashBatchItems, crashConfirms, crashPipelines } from './fixtures/journal-crash-plan.js';
 
@@ -83,17 +83,29 @@ async function checkRound(t: ExecutionContext, store: JournalPaymentStore, t0: n
     const records = await store.get(items.map((c) => c.payment.id));
     const present = records.filter((r) => r !== undefined).length;
     const confirmed = records.filter((r) => r?.version === 2).length;
-    ok &&= t.true(present === 0 || present === crashBatchItems, `run ${round.run} batch ${b}: ${present} of ${crashBatchItems} creates survived (a step is all or nothing)`);
+    ok &&= t.true(
+      present === 0 || present === crashBatchItems,
+      `run ${round.run} batch ${b}: ${present} of ${crashBatchItems} creates survived (a step is all or nothing)`,
+    );
     ok &&= t.true(confirmed === 0 || confirmed === crashBatchItems, `run ${round.run} batch ${b}: ${confirmed} of ${crashBatchItems} confirms survived`);
     if (round.created.has(b)) {
       const replays = await store.create(items);
-      ok &&= t.true(replays.every((o) => o.outcome === 'replayed'), `run ${round.run} batch ${b}: acknowledged creates replay from their keys`);
+      ok &&= t.true(
+        replays.every((o) => o.outcome === 'replayed'),
+        `run ${round.run} batch ${b}: acknowledged creates replay from their keys`,
+      );
     }
     if (round.confirmed.has(b)) {
       ok &&= t.is(confirmed, crashBatchItems, `run ${round.run} batch ${b}: acknowledged confirms survived`);
-      ok &&= t.true(records.every((r, i) => r!.payment.state === (i % 2 === 0 ? 'APPROVED' : 'CHALLENGED')), `run ${round.run} batch ${b}: states`);
+      ok &&= t.true(
+        records.every((r, i) => r!.payment.state === (i % 2 === 0 ? 'APPROVED' : 'CHALLENGED')),
+        `run ${round.run} batch ${b}: states`,
+      );
       const replays = await store.confirm(crashConfirms(t0, round.run, b));
-      ok &&= t.true(replays.every((o) => o.outcome === 'replayed'), `run ${round.run} batch ${b}: acknowledged confirms replay from their keys`);
+      ok &&= t.true(
+        replays.every((o) => o.outcome === 'replayed'),
+        `run ${round.run} batch ${b}: acknowledged confirms replay from their keys`,
+      );
     }
   }
 }

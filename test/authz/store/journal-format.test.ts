@@ -1,10 +1,10 @@
-import test from 'ava';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test from 'ava';
 import { checkpointLagPerTrigger } from '../../../authz/store/journal/bounds.js';
-import { StoreFormatError, formatFileName } from '../../../authz/store/journal/format.js';
-import { JournalCorruptError, encodeFrame, frameHeaderBytes } from '../../../authz/store/journal/frame.js';
+import { formatFileName, StoreFormatError } from '../../../authz/store/journal/format.js';
+import { encodeFrame, frameHeaderBytes, JournalCorruptError } from '../../../authz/store/journal/frame.js';
 import { JournalPaymentStore, type JournalStoreOptions } from '../../../authz/store/journal/journal-store.js';
 import { checkpointName, segmentName } from '../../../authz/store/journal/layout.js';
 import { confirmItem, createItem, hexId } from './fixtures/journal-items.js';
@@ -112,7 +112,10 @@ test('a checkpoint in format 1, with damaged content under a good CRC, or withou
   const damaged = Buffer.from(frames[1]!);
   damaged[0] = 0x2a; // no such op
   writeFrames(path, [frames[0]!, damaged, ...frames.slice(2)]);
-  await t.throwsAsync(JournalPaymentStore.open({ dataDir }), { instanceOf: JournalCorruptError, message: /checkpoint-0000000000000002\.snap: frame at byte \d+, payload byte \d+: a mutation with unknown op 42/ });
+  await t.throwsAsync(JournalPaymentStore.open({ dataDir }), {
+    instanceOf: JournalCorruptError,
+    message: /checkpoint-0000000000000002\.snap: frame at byte \d+, payload byte \d+: a mutation with unknown op 42/,
+  });
 
   writeFrames(path, frames.slice(0, -1));
   await t.throwsAsync(JournalPaymentStore.open({ dataDir }), { instanceOf: JournalCorruptError, message: /no end frame/ });
@@ -134,7 +137,10 @@ test('a journal frame whose content does not decode (under a good CRC) refuses t
   const path = join(dataDir, segmentName(1));
   const frames = framesOf(path);
   writeFrames(path, [frames[0]!, frames[1]!.subarray(0, frames[1]!.length - 5)]); // a record cut inside
-  await t.throwsAsync(JournalPaymentStore.open({ dataDir }), { instanceOf: JournalCorruptError, message: /journal-0000000000000001\.log: frame at byte \d+, payload byte \d+: a payload ends inside a value/ });
+  await t.throwsAsync(JournalPaymentStore.open({ dataDir }), {
+    instanceOf: JournalCorruptError,
+    message: /journal-0000000000000001\.log: frame at byte \d+, payload byte \d+: a payload ends inside a value/,
+  });
 });
 
 test('a checkpoint written under continuous traffic finishes its walk within its lag bound; the replay tail a crash could meet stays within trigger + what a checkpoint saw written', async (t) => {
@@ -160,10 +166,18 @@ test('a checkpoint written under continuous traffic finishes its walk within its
   await store.checkpointSettled();
   const paced = store.checkpoints.slice(1);
   t.true(paced.length >= 4, `${paced.length} checkpoints under traffic`);
-  t.log(`pass ≤ ${passBytesMax} B; walks saw ${paced.map((c) => c.journalBytesDuringWalk).join(', ')} B (until the rename: ${paced.map((c) => c.journalBytesDuring).join(', ')}); replay tail max ${store.replayTailBytesMax} B`);
-  t.true(paced.some((c) => c.journalBytesDuringWalk > 0), 'traffic ran while walks ran');
+  t.log(
+    `pass ≤ ${passBytesMax} B; walks saw ${paced.map((c) => c.journalBytesDuringWalk).join(', ')} B (until the rename: ${paced.map((c) => c.journalBytesDuring).join(', ')}); replay tail max ${store.replayTailBytesMax} B`,
+  );
+  t.true(
+    paced.some((c) => c.journalBytesDuringWalk > 0),
+    'traffic ran while walks ran',
+  );
   for (const c of paced) {
-    t.true(c.journalBytesDuringWalk <= lagBytes + 2 * passBytesMax, `a walk saw ${c.journalBytesDuringWalk} journal bytes; lag bound ${lagBytes} (+ ${passBytesMax} per pass)`);
+    t.true(
+      c.journalBytesDuringWalk <= lagBytes + 2 * passBytesMax,
+      `a walk saw ${c.journalBytesDuringWalk} journal bytes; lag bound ${lagBytes} (+ ${passBytesMax} per pass)`,
+    );
   }
   // A crash replays from the newest durable checkpoint's rotation: the journal until the next
   // rotation (the trigger and the pass that crossed it, or what the previous checkpoint saw

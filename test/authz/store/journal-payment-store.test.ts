@@ -1,7 +1,7 @@
-import test from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test from 'ava';
 import { JournalPaymentStore, type JournalStoreOptions } from '../../../authz/store/journal/journal-store.js';
 import type { PaymentStore } from '../../../authz/store/port.js';
 import { paymentStoreContract } from './payment-store.contract.js';
@@ -17,7 +17,9 @@ function dataDir(): string {
   return dir;
 }
 
-paymentStoreContract('journal store', { open: async ({ lockout }) => JournalPaymentStore.open({ dataDir: dataDir(), ...(lockout === undefined ? {} : { lockout }) }) });
+paymentStoreContract('journal store', {
+  open: async ({ lockout }) => JournalPaymentStore.open({ dataDir: dataDir(), ...(lockout === undefined ? {} : { lockout }) }),
+});
 
 /**
  * The contract again, on stores that are closed and reopened from their directory before every
@@ -30,7 +32,8 @@ paymentStoreContract('journal store reopened before every call (journal replay)'
 });
 
 paymentStoreContract('journal store reopened before every call (checkpoints)', {
-  open: async ({ lockout }) => ReopeningStore.open({ dataDir: dataDir(), checkpointJournalBytesMin: 1, checkpointJournalBytesMax: 1, ...(lockout === undefined ? {} : { lockout }) }),
+  open: async ({ lockout }) =>
+    ReopeningStore.open({ dataDir: dataDir(), checkpointJournalBytesMin: 1, checkpointJournalBytesMax: 1, ...(lockout === undefined ? {} : { lockout }) }),
 });
 
 type Call<T> = (store: JournalPaymentStore) => Promise<T>;

@@ -1,7 +1,7 @@
-import test from 'ava';
 import { appendFileSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test from 'ava';
 import { JournalCorruptError } from '../../../authz/store/journal/frame.js';
 import { JournalPaymentStore, type JournalStoreOptions } from '../../../authz/store/journal/journal-store.js';
 import { checkpointName, segmentName } from '../../../authz/store/journal/layout.js';
@@ -40,10 +40,21 @@ test('close and reopen keeps records, versions, keys, counters, guards, leases, 
   t.is(replayed?.outcome === 'replayed' && replayed.record.version, 2);
   t.is((await store.confirm([confirmItem(made.approved[0]!, t0 + 1)]))[0]?.outcome, 'replayed');
   t.is((await store.confirm([confirmItem(made.mismatched[0]!, t0 + 2, false)]))[0]?.outcome, 'replayed');
-  t.deepEqual(await store.claimKey({ scope: 'enroll', key: 'done', fingerprint: digestOf('done'), value: 'x', leaseMs: 1, keyTtlMs: 86_400_000, nowMs: t0 + 8 }), { status: 'done', result: 'enrolled' });
-  t.is((await store.claimKey({ scope: 'enroll', key: 'leased', fingerprint: digestOf('leased'), value: 'x', leaseMs: 1, keyTtlMs: 86_400_000, nowMs: t0 + 8 })).status, 'in_progress');
+  t.deepEqual(
+    await store.claimKey({ scope: 'enroll', key: 'done', fingerprint: digestOf('done'), value: 'x', leaseMs: 1, keyTtlMs: 86_400_000, nowMs: t0 + 8 }),
+    { status: 'done', result: 'enrolled' },
+  );
+  t.is(
+    (await store.claimKey({ scope: 'enroll', key: 'leased', fingerprint: digestOf('leased'), value: 'x', leaseMs: 1, keyTtlMs: 86_400_000, nowMs: t0 + 8 }))
+      .status,
+    'in_progress',
+  );
   t.is(await store.takePayNumber({ numberDigest: made.payNumber, claimant: 'order-2', nowMs: t0 + 9 }), made.payerId);
-  t.is(await store.takePayNumber({ numberDigest: digestOf(`taken ${made.payerId}`), claimant: 'order-1', nowMs: t0 + 9 }), made.payerId, 'the claimant that took it still gets it');
+  t.is(
+    await store.takePayNumber({ numberDigest: digestOf(`taken ${made.payerId}`), claimant: 'order-1', nowMs: t0 + 9 }),
+    made.payerId,
+    'the claimant that took it still gets it',
+  );
   const due = await store.claimDue({ nowMs: t0 + 400_000, limit: 1_000, leaseMs: 30_000 });
   const expectedDue = [...made.approved, ...made.mismatched, ...made.open].map((c) => c.payment.id).sort();
   t.deepEqual(due.map((r) => r.payment.id).sort(), expectedDue, 'the due index came back: every payment but the settled ones');
@@ -67,7 +78,10 @@ test('a torn last write is cut off: only the unacknowledged tail is lost, and ap
   t.is(store.recovered.tornBytes, sizes[4]! - 17 - sizes[3]!);
   t.is(statSync(segment(dataDir)).size, sizes[3]!, 'cut at the last whole frame');
   const got = await store.get(items.map((i) => i.payment.id));
-  t.deepEqual(got.map((r) => r?.version), [1, 1, 1, undefined]);
+  t.deepEqual(
+    got.map((r) => r?.version),
+    [1, 1, 1, undefined],
+  );
   t.is((await store.create([items[3]!]))[0]?.outcome, 'created', 'the lost create runs again as new');
   await store.close();
   t.is(statSync(segment(dataDir)).size, sizes[4]!, 'the new frame was appended where the torn one was cut');
@@ -110,7 +124,10 @@ test('damage followed by an intact frame is corruption: open refuses, names the 
   const flipped = Buffer.from(original);
   flipped[sizes[1]! + 40] = flipped[sizes[1]! + 40]! ^ 0x20; // inside the second frame's payload
   writeFileSync(segment(dataDir), flipped);
-  await t.throwsAsync(JournalPaymentStore.open({ dataDir }), { instanceOf: JournalCorruptError, message: /journal-0000000000000001\.log: a payload failing its checksum at byte \d+, and an intact frame follows/ });
+  await t.throwsAsync(JournalPaymentStore.open({ dataDir }), {
+    instanceOf: JournalCorruptError,
+    message: /journal-0000000000000001\.log: a payload failing its checksum at byte \d+, and an intact frame follows/,
+  });
   const header = Buffer.from(original);
   header.fill(0x41, sizes[1]!, sizes[1]! + 8); // a garbage header in the middle
   writeFileSync(segment(dataDir), header);
@@ -178,7 +195,10 @@ test('a crash after a checkpoint was renamed in, before the segments it replaces
   const old = readFileSync(segment(dataDir));
   const second = await JournalPaymentStore.open({ dataDir, checkpointJournalBytesMin: 1, checkpointJournalBytesMax: 1 }); // checkpoints at open
   await second.checkpointSettled();
-  t.deepEqual(second.checkpoints.map((c) => c.segment), [2]);
+  t.deepEqual(
+    second.checkpoints.map((c) => c.segment),
+    [2],
+  );
   await second.close();
   t.deepEqual(readdirSync(dataDir).sort(), ['FORMAT', checkpointName(2), segmentName(2)]);
   writeFileSync(segment(dataDir), old); // as if the deletion never happened

@@ -1,11 +1,11 @@
-import test from 'ava';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test from 'ava';
 import { retireDropPerPass } from '../../../authz/store/journal/bounds.js';
 import { JournalPaymentStore, type JournalStoreOptions } from '../../../authz/store/journal/journal-store.js';
 import { StoreLockedError } from '../../../authz/store/journal/lock.js';
-import { StoreFullError, StoreUnavailableError, rateLimitsPerCreateMax } from '../../../authz/store/port.js';
+import { rateLimitsPerCreateMax, StoreFullError, StoreUnavailableError } from '../../../authz/store/port.js';
 import { createItem, hexId } from './fixtures/journal-items.js';
 
 const dayMs = 86_400_000;
@@ -75,7 +75,10 @@ test('a failed write fails the store for good: the step and every later call thr
   await t.throwsAsync(store.create([createItem(t0, 'after')]), { instanceOf: StoreUnavailableError });
   await store.close();
   const reopened = await open(t, { dataDir });
-  t.deepEqual((await reopened.get([lost.payment.id, kept.payment.id])).map((r) => r?.version), [undefined, 1]);
+  t.deepEqual(
+    (await reopened.get([lost.payment.id, kept.payment.id])).map((r) => r?.version),
+    [undefined, 1],
+  );
 });
 
 test('creates beyond paymentsMax throw StoreFullError naming the bound and the fix; what is stored stays usable', async (t) => {
@@ -83,7 +86,10 @@ test('creates beyond paymentsMax throw StoreFullError naming the bound and the f
   const t0 = Date.now();
   const store = await JournalPaymentStore.open({ dataDir, paymentsMax: 3 });
   const items = Array.from({ length: 4 }, (_, i) => createItem(t0, `full-${i}`));
-  t.deepEqual((await store.create(items.slice(0, 3))).map((o) => o.outcome), ['created', 'created', 'created']);
+  t.deepEqual(
+    (await store.create(items.slice(0, 3))).map((o) => o.outcome),
+    ['created', 'created', 'created'],
+  );
   const error = await t.throwsAsync(store.create([items[3]!]), { instanceOf: StoreFullError });
   t.regex(error!.message, /paymentsMax/);
   t.regex(error!.message, /COUNTERSIGN_REDIS_URL, COUNTERSIGN_TB_ADDRESSES/);
@@ -100,14 +106,20 @@ test('retention drops closed records older than closedRetentionMs, boundedly per
   let clock = t0;
   const store = await JournalPaymentStore.open({ dataDir, now: () => clock });
   const payerId = hexId();
-  const old = Array.from({ length: retireDropPerPass + 6 }, (_, i) => createItem(t0, `old-${i}`, { payerId, state: 'DECLINED', declineReason: 'POLICY_DENIED', requiredFactors: [] }));
+  const old = Array.from({ length: retireDropPerPass + 6 }, (_, i) =>
+    createItem(t0, `old-${i}`, { payerId, state: 'DECLINED', declineReason: 'POLICY_DENIED', requiredFactors: [] }),
+  );
   const due = createItem(t0, 'due', { payerId, state: 'DECLINED', declineReason: 'POLICY_DENIED', requiredFactors: [] });
   const open_ = createItem(t0, 'open', { payerId });
   const recent = createItem(t0, 'recent', { payerId, state: 'DECLINED', declineReason: 'POLICY_DENIED', requiredFactors: [] });
   await store.create([...old, due, open_, recent].map((c) => ({ ...c, digests: c.payment.state === 'CHALLENGED' ? c.digests : {} })));
   const close = (ids: string[], dueAtMs: number | null, atMs: number) =>
     store.commit(ids.map((paymentId) => ({ paymentId, expectVersion: 1, dueAtMs, nowMs: atMs })));
-  await close(old.map((c) => c.payment.id), null, t0); // voided: out of the due index
+  await close(
+    old.map((c) => c.payment.id),
+    null,
+    t0,
+  ); // voided: out of the due index
   await close([due.payment.id], t0 + 31 * dayMs, t0);
   clock = t0 + 30 * dayMs + 1;
   const refunded = { ...recent.payment, declineDetail: 'changed a day ago', updatedAtMs: clock - dayMs };
@@ -118,7 +130,11 @@ test('retention drops closed records older than closedRetentionMs, boundedly per
   await store.guard([{ payerId, event: 'check', nowMs: clock }]);
   t.is(left(), 0, 'every old closed record is gone after a few passes');
   const kept = await store.get([due.payment.id, open_.payment.id, recent.payment.id]);
-  t.deepEqual(kept.map((r) => r?.payment.id), [due.payment.id, open_.payment.id, recent.payment.id], 'still due, open, and recent records stay');
+  t.deepEqual(
+    kept.map((r) => r?.payment.id),
+    [due.payment.id, open_.payment.id, recent.payment.id],
+    'still due, open, and recent records stay',
+  );
   await store.close();
   const reopened = await open(t, { dataDir, now: () => clock });
   t.is(reopened.state.records.size, 3, 'the drops were journaled');
@@ -136,7 +152,9 @@ test('expired counters are swept even while many live idempotency records come f
   let clock = t0;
   const store = await open(t, { dataDir, now: () => clock });
   const limits = Array.from({ length: 50 }, (_, i) => ({ key: `rate-${i}`, limit: 10, windowMs: 60_000 }));
-  const perCreate = Array.from({ length: Math.ceil(limits.length / rateLimitsPerCreateMax) }, (_, i) => limits.slice(i * rateLimitsPerCreateMax, (i + 1) * rateLimitsPerCreateMax));
+  const perCreate = Array.from({ length: Math.ceil(limits.length / rateLimitsPerCreateMax) }, (_, i) =>
+    limits.slice(i * rateLimitsPerCreateMax, (i + 1) * rateLimitsPerCreateMax),
+  );
   await store.create(perCreate.map((some, i) => createItem(t0, `with-limits-${i}`, {}, some)));
   await store.create(Array.from({ length: 500 }, (_, i) => createItem(t0, `live-${i}`)));
   t.is(store.state.counters.size, 50);

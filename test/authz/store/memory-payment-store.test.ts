@@ -1,7 +1,7 @@
 import test from 'ava';
 import { MemoryPaymentStore } from '../../../authz/store/memory/memory-store.js';
 import { rateCounterKey } from '../../../authz/store/memory/state.js';
-import { StoreFullError, rateWindowOf } from '../../../authz/store/port.js';
+import { rateWindowOf, StoreFullError } from '../../../authz/store/port.js';
 import { confirmItem, createItem, draft, paymentStoreContract, quietLockout, wrong } from './payment-store.contract.js';
 
 paymentStoreContract('memory store', { open: async ({ lockout }) => new MemoryPaymentStore({ lockout }) });

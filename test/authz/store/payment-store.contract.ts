@@ -1,14 +1,7 @@
-import test, { type ExecutionContext } from 'ava';
 import { createHash, randomUUID } from 'node:crypto';
+import test, { type ExecutionContext } from 'ava';
 import type { Factor, Payment } from '../../../authz/model.js';
 import {
-  operationKeysPerPaymentMax,
-  pageMax,
-  rateLimitsPerCreateMax,
-  rateWindowOf,
-  shardOfPayer,
-  stepItemsMax,
-  withShard,
   type CommitItem,
   type ConfirmAnswer,
   type ConfirmItem,
@@ -16,9 +9,16 @@ import {
   type CreateItem,
   type KeyClaim,
   type LockoutPolicy,
+  operationKeysPerPaymentMax,
   type PaymentRecord,
   type PaymentStore,
+  pageMax,
+  rateLimitsPerCreateMax,
+  rateWindowOf,
   type StepCaller,
+  shardOfPayer,
+  stepItemsMax,
+  withShard,
 } from '../../../authz/store/port.js';
 import { idToHex, newId } from '../../../ledger/ids.js';
 
@@ -304,7 +304,10 @@ function createCases(c: Case): void {
     t.deepEqual(await getOne(store, expected.payment.id), expected);
     const next = structuredClone(expected.payment);
     const digests = { SECOND_CODE: hex64('a new code') };
-    t.is((await store.commit([{ paymentId: next.id, expectVersion: 1, payment: next, digests, nowMs: expected.payment.createdAtMs + 1 }]))[0]?.outcome, 'committed');
+    t.is(
+      (await store.commit([{ paymentId: next.id, expectVersion: 1, payment: next, digests, nowMs: expected.payment.createdAtMs + 1 }]))[0]?.outcome,
+      'committed',
+    );
     next.requiredFactors.push('SMS_OTP');
     digests.SECOND_CODE = wrongDigest;
     t.deepEqual(await getOne(store, expected.payment.id), { ...expected, version: 2, digests: { SECOND_CODE: hex64('a new code') } });
@@ -437,7 +440,11 @@ function rateLimitCases(c: Case): void {
     t.deepEqual(await store.create([createItem(b, t0, { rateLimits: [wide, narrow] })]), [{ outcome: 'refused', refusal: 'rate:1' }]); // wide 2, narrow 2
     t.deepEqual(await store.create([createItem(draft(t0), t0, { rateLimits: [narrow, wide] })]), [{ outcome: 'refused', refusal: 'rate:0' }]); // narrow 3, wide not counted
     t.deepEqual(await store.create([createItem(c2, t0, { rateLimits: [wide] })]), [{ outcome: 'created', record: recordOf(c2) }]); // wide 3
-    t.deepEqual(await store.create([createItem(d, t0, { rateLimits: [wide] })]), [{ outcome: 'refused', refusal: 'rate:0' }], 'the refused create still counted wide'); // wide 4
+    t.deepEqual(
+      await store.create([createItem(d, t0, { rateLimits: [wide] })]),
+      [{ outcome: 'refused', refusal: 'rate:0' }],
+      'the refused create still counted wide',
+    ); // wide 4
     t.deepEqual(await store.get([b.payment.id, d.payment.id]), [undefined, undefined]);
   });
 
@@ -447,9 +454,18 @@ function rateLimitCases(c: Case): void {
     const key = `rate-${randomUUID()}`;
     const strict = [{ key, limit: 1, windowMs }];
     t.is((await store.create([createItem(draft(t0), t0, { rateLimits: strict })]))[0]?.outcome, 'created'); // 1
-    t.deepEqual((await store.create([createItem(draft(t0), t0 + 1, { rateLimits: strict }), createItem(draft(t0), t0 + 2, { rateLimits: strict })])).map((o) => o.outcome), ['refused', 'refused']); // 2, 3
+    t.deepEqual(
+      (await store.create([createItem(draft(t0), t0 + 1, { rateLimits: strict }), createItem(draft(t0), t0 + 2, { rateLimits: strict })])).map(
+        (o) => o.outcome,
+      ),
+      ['refused', 'refused'],
+    ); // 2, 3
     const looser = [{ key, limit: 3, windowMs }];
-    t.deepEqual(await store.create([createItem(draft(t0), t0 + 3, { rateLimits: looser })]), [{ outcome: 'refused', refusal: 'rate:0' }], 'the count is 4: the refused hits counted');
+    t.deepEqual(
+      await store.create([createItem(draft(t0), t0 + 3, { rateLimits: looser })]),
+      [{ outcome: 'refused', refusal: 'rate:0' }],
+      'the count is 4: the refused hits counted',
+    );
     const loosest = [{ key, limit: 5, windowMs }];
     t.is((await store.create([createItem(draft(t0), t0 + 4, { rateLimits: loosest })]))[0]?.outcome, 'created'); // 5
   });
@@ -465,7 +481,11 @@ function rateLimitCases(c: Case): void {
     t.deepEqual(await store.create([refusedItem]), [{ outcome: 'refused', refusal: 'rate:0' }]);
     t.deepEqual(await store.create([createItem(late, first, { rateLimits: limits })]), [{ outcome: 'refused', refusal: 'rate:0' }]);
     t.deepEqual(await store.create([{ ...refusedItem, nowMs: start }]), [{ outcome: 'refused', refusal: 'rate:0' }], 'the key keeps its refusal');
-    t.deepEqual(await store.create([createItem(fresh, start, { rateLimits: limits })]), [{ outcome: 'created', record: recordOf(fresh) }], 'half a window after the first hit: a new window');
+    t.deepEqual(
+      await store.create([createItem(fresh, start, { rateLimits: limits })]),
+      [{ outcome: 'created', record: recordOf(fresh) }],
+      'half a window after the first hit: a new window',
+    );
     t.deepEqual(await store.create([createItem(next, start + windowMs - 1, { rateLimits: limits })]), [{ outcome: 'refused', refusal: 'rate:0' }]);
     t.deepEqual(await store.get([refused.payment.id, late.payment.id, next.payment.id]), [undefined, undefined, undefined]);
   });
@@ -558,7 +578,14 @@ function confirmCases(c: Case): void {
     t.deepEqual(out, { outcome: 'exhausted', record });
     t.is(typeof record.payment.declineDetail, 'string');
     t.deepEqual(record, {
-      payment: { ...without(p, 'sealedFirstCode'), state: 'DECLINED', declineReason: 'ATTEMPTS_EXHAUSTED', declineDetail: record.payment.declineDetail!, attemptsLeft: 0, updatedAtMs: t0 + 9 },
+      payment: {
+        ...without(p, 'sealedFirstCode'),
+        state: 'DECLINED',
+        declineReason: 'ATTEMPTS_EXHAUSTED',
+        declineDetail: record.payment.declineDetail!,
+        attemptsLeft: 0,
+        updatedAtMs: t0 + 9,
+      },
       version: 4,
       digests: {},
       dueAtMs: d.dueAtMs,
@@ -583,16 +610,26 @@ function confirmCases(c: Case): void {
     const [coded, plain] = [draft(t0, { requiredFactors: ['BANK_CARD_PIN'] }), draft(t0, { requiredFactors: ['BANK_CARD_PIN'] })];
     await seed(store, coded, plain);
     const approved = (d: Draft, extra: Partial<Payment>): PaymentRecord => ({
-      payment: { ...without(d.payment, 'sealedFirstCode'), state: 'APPROVED', satisfiedFactors: ['BANK_CARD_PIN'], attemptsLeft: attemptsMax, updatedAtMs: t0 + 1, ...extra },
+      payment: {
+        ...without(d.payment, 'sealedFirstCode'),
+        state: 'APPROVED',
+        satisfiedFactors: ['BANK_CARD_PIN'],
+        attemptsLeft: attemptsMax,
+        updatedAtMs: t0 + 1,
+        ...extra,
+      },
       version: 2,
       digests: {},
       dueAtMs: d.dueAtMs,
     });
     const accept = (code?: string): ConfirmAnswer => (code === undefined ? { kind: 'accept' } : { kind: 'accept', bankAuthorizationCode: code });
-    t.deepEqual(await store.confirm([confirmItem(coded.payment, t0 + 1, { answer: accept('A1B2C3') }), confirmItem(plain.payment, t0 + 1, { answer: accept() })]), [
-      { outcome: 'satisfied', record: approved(coded, { bankAuthorizationCode: 'A1B2C3' }) },
-      { outcome: 'satisfied', record: approved(plain, {}) },
-    ]);
+    t.deepEqual(
+      await store.confirm([confirmItem(coded.payment, t0 + 1, { answer: accept('A1B2C3') }), confirmItem(plain.payment, t0 + 1, { answer: accept() })]),
+      [
+        { outcome: 'satisfied', record: approved(coded, { bankAuthorizationCode: 'A1B2C3' }) },
+        { outcome: 'satisfied', record: approved(plain, {}) },
+      ],
+    );
     t.deepEqual(await store.get([coded.payment.id, plain.payment.id]), [approved(coded, { bankAuthorizationCode: 'A1B2C3' }), approved(plain, {})]);
   });
 
@@ -602,7 +639,13 @@ function confirmCases(c: Case): void {
     const d = draft(t0, { requiredFactors: ['PAIRED_DEVICE'] });
     await seed(store, d);
     const declined: PaymentRecord = {
-      payment: { ...without(d.payment, 'sealedFirstCode'), state: 'DECLINED', declineReason: 'DEVICE_MISMATCH', declineDetail: 'auxiliary SIM on the main path', updatedAtMs: t0 + 1 },
+      payment: {
+        ...without(d.payment, 'sealedFirstCode'),
+        state: 'DECLINED',
+        declineReason: 'DEVICE_MISMATCH',
+        declineDetail: 'auxiliary SIM on the main path',
+        updatedAtMs: t0 + 1,
+      },
       version: 2,
       digests: {},
       dueAtMs: d.dueAtMs,
@@ -634,7 +677,11 @@ function confirmCases(c: Case): void {
     const t0 = Date.now();
     const d = draft(t0, { attemptsLeft: 2 });
     await seed(store, d);
-    const outs = await store.confirm([confirmItem(d.payment, t0 + 1, { answer: wrong }), confirmItem(d.payment, t0 + 1, { answer: wrong }), confirmItem(d.payment, t0 + 1)]);
+    const outs = await store.confirm([
+      confirmItem(d.payment, t0 + 1, { answer: wrong }),
+      confirmItem(d.payment, t0 + 1, { answer: wrong }),
+      confirmItem(d.payment, t0 + 1),
+    ]);
     t.deepEqual(
       outs.map((o) => o.outcome),
       ['mismatch', 'exhausted', 'refused'],
@@ -655,8 +702,16 @@ function refusalCases(c: Case): void {
     t.deepEqual(await store.confirm([confirmItem(declined.payment, t0 + 1, { factor: 'SECOND_CODE' })]), [
       { outcome: 'refused', refusal: 'state:DECLINED', record: recordOf(declined) },
     ]);
-    const succeeded = { ...without(challenged.payment, 'sealedFirstCode'), state: 'SUCCEEDED' as const, satisfiedFactors: ['SECOND_CODE' as const], updatedAtMs: t0 + 2 };
-    t.is((await store.commit([{ paymentId: succeeded.id, expectVersion: 1, payment: succeeded, digests: {}, dueAtMs: null, nowMs: t0 + 2 }]))[0]?.outcome, 'committed');
+    const succeeded = {
+      ...without(challenged.payment, 'sealedFirstCode'),
+      state: 'SUCCEEDED' as const,
+      satisfiedFactors: ['SECOND_CODE' as const],
+      updatedAtMs: t0 + 2,
+    };
+    t.is(
+      (await store.commit([{ paymentId: succeeded.id, expectVersion: 1, payment: succeeded, digests: {}, dueAtMs: null, nowMs: t0 + 2 }]))[0]?.outcome,
+      'committed',
+    );
     const record = (await getOne(store, succeeded.id))!;
     t.deepEqual(await store.confirm([confirmItem(challenged.payment, t0 + 3)]), [{ outcome: 'refused', refusal: 'state:SUCCEEDED', record }]);
     t.deepEqual(await store.get([declined.payment.id, succeeded.id]), [recordOf(declined), record]);
@@ -668,7 +723,9 @@ function refusalCases(c: Case): void {
     const d = draftApproved(t0);
     const c2 = draft(t0);
     await seed(store, d, c2);
-    t.deepEqual(await store.confirm([confirmItem(d.payment, t0 + 1, { factor: 'SECOND_CODE', answer: wrong })]), [{ outcome: 'approved', record: recordOf(d) }]);
+    t.deepEqual(await store.confirm([confirmItem(d.payment, t0 + 1, { factor: 'SECOND_CODE', answer: wrong })]), [
+      { outcome: 'approved', record: recordOf(d) },
+    ]);
     t.is((await confirmOne(store, confirmItem(c2.payment, t0 + 2))).outcome, 'satisfied');
     const approved = (await getOne(store, c2.payment.id))!;
     t.deepEqual(await store.confirm([confirmItem(c2.payment, t0 + 3, { answer: wrong })]), [{ outcome: 'approved', record: approved }]);
@@ -681,7 +738,9 @@ function refusalCases(c: Case): void {
     const d = draft(t0, { requiredFactors: ['SMS_OTP', 'IVR_PASSWORD'] });
     await seed(store, d);
     const p = d.payment;
-    t.deepEqual(await store.confirm([confirmItem(p, t0 + 1, { factor: 'SECOND_CODE', answer: wrong })]), [{ outcome: 'refused', refusal: 'factor', record: recordOf(d) }]);
+    t.deepEqual(await store.confirm([confirmItem(p, t0 + 1, { factor: 'SECOND_CODE', answer: wrong })]), [
+      { outcome: 'refused', refusal: 'factor', record: recordOf(d) },
+    ]);
     t.is((await confirmOne(store, confirmItem(p, t0 + 2, { factor: 'SMS_OTP' }))).outcome, 'satisfied');
     const half = (await getOne(store, p.id))!;
     t.deepEqual(await store.confirm([confirmItem(p, t0 + 3, { factor: 'SMS_OTP', answer: wrong })]), [{ outcome: 'refused', refusal: 'factor', record: half }]);
@@ -717,7 +776,11 @@ interface ReplayCase {
 const replayTable: ReplayCase[] = [
   { outcome: 'satisfied', result: 'p', setup: async (store, t0) => seeded(store, draft(t0), (p) => confirmItem(p, t0 + 1)) },
   { outcome: 'mismatch', result: 'mismatch:4', setup: async (store, t0) => seeded(store, draft(t0), (p) => confirmItem(p, t0 + 1, { answer: wrong })) },
-  { outcome: 'exhausted', result: 'exhausted', setup: async (store, t0) => seeded(store, draft(t0, { attemptsLeft: 1 }), (p) => confirmItem(p, t0 + 1, { answer: wrong })) },
+  {
+    outcome: 'exhausted',
+    result: 'exhausted',
+    setup: async (store, t0) => seeded(store, draft(t0, { attemptsLeft: 1 }), (p) => confirmItem(p, t0 + 1, { answer: wrong })),
+  },
   {
     outcome: 'locked',
     result: `locked:${strictLockout.backoffBaseMs - 5}`,
@@ -727,14 +790,23 @@ const replayTable: ReplayCase[] = [
       return seeded(store, d, (p) => confirmItem(p, t0 + 5));
     },
   },
-  { outcome: 'declined', result: 'p', setup: async (store, t0) => seeded(store, draft(t0), (p) => confirmItem(p, t0 + 1, { answer: { kind: 'decline', reason: 'BANK_DECLINED', detail: 'no' } })) },
+  {
+    outcome: 'declined',
+    result: 'p',
+    setup: async (store, t0) => seeded(store, draft(t0), (p) => confirmItem(p, t0 + 1, { answer: { kind: 'decline', reason: 'BANK_DECLINED', detail: 'no' } })),
+  },
   { outcome: 'approved', result: 'p', setup: async (store, t0) => seeded(store, draftApproved(t0), (p) => confirmItem(p, t0 + 1, { factor: 'SECOND_CODE' })) },
-  { outcome: 'refused', result: 'state:DECLINED', setup: async (store, t0) => seeded(store, draftDeclined(t0), (p) => confirmItem(p, t0 + 1, { factor: 'SECOND_CODE' })) },
+  {
+    outcome: 'refused',
+    result: 'state:DECLINED',
+    setup: async (store, t0) => seeded(store, draftDeclined(t0), (p) => confirmItem(p, t0 + 1, { factor: 'SECOND_CODE' })),
+  },
   { outcome: 'refused', result: 'factor', setup: async (store, t0) => seeded(store, draft(t0), (p) => confirmItem(p, t0 + 1, { factor: 'SMS_OTP' })) },
   {
     outcome: 'refused',
     result: 'order',
-    setup: async (store, t0) => seeded(store, draft(t0, { requiredFactors: ['SMS_OTP', 'IVR_PASSWORD'] }), (p) => confirmItem(p, t0 + 1, { factor: 'IVR_PASSWORD', after: ['SMS_OTP'] })),
+    setup: async (store, t0) =>
+      seeded(store, draft(t0, { requiredFactors: ['SMS_OTP', 'IVR_PASSWORD'] }), (p) => confirmItem(p, t0 + 1, { factor: 'IVR_PASSWORD', after: ['SMS_OTP'] })),
   },
   { outcome: 'expired', result: 'expired', setup: async (store, t0) => seeded(store, draft(t0), (p) => confirmItem(p, p.expiresAtMs)) },
 ];
@@ -857,7 +929,11 @@ function lockoutCases(c: Case): void {
     const out = await confirmOne(store, confirmItem(d.payment, t0 + 10));
     const record = (await getOne(store, d.payment.id))!;
     t.deepEqual(out, { outcome: 'locked', retryAfterMs: t0 + 2 + backoffBaseMs - (t0 + 10), record });
-    t.deepEqual(record, { ...declined, payment: { ...declined.payment, declineDetail: record.payment.declineDetail! } }, 'nothing compared: attempts unchanged');
+    t.deepEqual(
+      record,
+      { ...declined, payment: { ...declined.payment, declineDetail: record.payment.declineDetail! } },
+      'nothing compared: attempts unchanged',
+    );
     t.is(typeof record.payment.declineDetail, 'string');
     t.deepEqual(await store.guard([{ payerId, event: 'check', nowMs: t0 + 20 }]), [{ lockedForMs: t0 + 2 + backoffBaseMs - (t0 + 20) }]);
   });
@@ -938,7 +1014,11 @@ function lockoutCases(c: Case): void {
 
     const t1 = t0 + 100;
     for (let i = 0; i < failuresMax; i++) t.is((await attempt(merchantA, t1 + i, { ...asPayer, answer: wrong })).outcome, 'mismatch');
-    t.is(lockedFor(await attempt(merchantA, t1 + 10, asMerchant(merchantA))), backoffBaseMs - 10 + failuresMax - 1, "the payer's own failures lock merchant A's calls");
+    t.is(
+      lockedFor(await attempt(merchantA, t1 + 10, asMerchant(merchantA))),
+      backoffBaseMs - 10 + failuresMax - 1,
+      "the payer's own failures lock merchant A's calls",
+    );
     t.is(lockedFor(await attempt(merchantA, t1 + 11, asPayer)), backoffBaseMs - 11 + failuresMax - 1, 'and the payer');
   });
 
@@ -969,9 +1049,10 @@ function commitCases(c: Case): void {
     await seed(store, d);
     const resent: Payment = { ...d.payment, sealedFirstCode: 'resealed', attemptsLeft: 2, updatedAtMs: t0 + 5, expiresAtMs: t0 + 2 * challengeTtlMs };
     const v2: PaymentRecord = { payment: resent, version: 2, digests: { SECOND_CODE: hex64('a new code') }, dueAtMs: t0 + 2 * challengeTtlMs };
-    t.deepEqual(await store.commit([{ paymentId: d.payment.id, expectVersion: 1, payment: resent, digests: v2.digests, dueAtMs: v2.dueAtMs!, nowMs: t0 + 5 }]), [
-      { outcome: 'committed', record: v2 },
-    ]);
+    t.deepEqual(
+      await store.commit([{ paymentId: d.payment.id, expectVersion: 1, payment: resent, digests: v2.digests, dueAtMs: v2.dueAtMs!, nowMs: t0 + 5 }]),
+      [{ outcome: 'committed', record: v2 }],
+    );
     t.deepEqual(await getOne(store, d.payment.id), v2);
     const described = { ...resent, description: 'changed', updatedAtMs: t0 + 6 };
     const v3: PaymentRecord = { ...v2, payment: described, version: 3 };
@@ -1026,12 +1107,14 @@ function commitCases(c: Case): void {
       { outcome: 'committed', record: v2 },
     ]);
     const again = { ...cancelled, description: 'second writer', updatedAtMs: t0 + 2 };
-    t.deepEqual(await store.commit([{ paymentId: d.payment.id, expectVersion: 2, payment: again, dueAtMs: null, claim: { ...claim, result: 'other' }, nowMs: t0 + 2 }]), [
-      { outcome: 'replayed', result: 'p' },
-    ]);
-    t.deepEqual(await store.commit([{ paymentId: d.payment.id, expectVersion: 2, payment: again, claim: { ...claim, fingerprint: hex64('cancel 2') }, nowMs: t0 + 3 }]), [
-      { outcome: 'conflict' },
-    ]);
+    t.deepEqual(
+      await store.commit([{ paymentId: d.payment.id, expectVersion: 2, payment: again, dueAtMs: null, claim: { ...claim, result: 'other' }, nowMs: t0 + 2 }]),
+      [{ outcome: 'replayed', result: 'p' }],
+    );
+    t.deepEqual(
+      await store.commit([{ paymentId: d.payment.id, expectVersion: 2, payment: again, claim: { ...claim, fingerprint: hex64('cancel 2') }, nowMs: t0 + 3 }]),
+      [{ outcome: 'conflict' }],
+    );
     t.deepEqual(await getOne(store, d.payment.id), v2);
   });
 
@@ -1042,12 +1125,16 @@ function commitCases(c: Case): void {
     await seed(store, d);
     const claim = { scope: 'admin', key: 'fix-1', fingerprint: hex64('fix 1'), result: 'p', keyTtlMs };
     const changed = { ...d.payment, description: 'fixed', updatedAtMs: t0 + 1 };
-    t.deepEqual(await store.commit([{ paymentId: d.payment.id, expectVersion: 3, payment: changed, claim, nowMs: t0 + 1 }]), [{ outcome: 'stale', record: recordOf(d) }]);
+    t.deepEqual(await store.commit([{ paymentId: d.payment.id, expectVersion: 3, payment: changed, claim, nowMs: t0 + 1 }]), [
+      { outcome: 'stale', record: recordOf(d) },
+    ]);
     const v2: PaymentRecord = { ...recordOf(d), payment: changed, version: 2 };
-    t.deepEqual(await store.commit([{ paymentId: d.payment.id, expectVersion: 1, payment: changed, claim, nowMs: t0 + 2 }]), [{ outcome: 'committed', record: v2 }]);
+    t.deepEqual(await store.commit([{ paymentId: d.payment.id, expectVersion: 1, payment: changed, claim, nowMs: t0 + 2 }]), [
+      { outcome: 'committed', record: v2 },
+    ]);
   });
 
-  c('commit: changing a payment\'s id, merchant or payer is an assertion and writes nothing', async (t, open) => {
+  c("commit: changing a payment's id, merchant or payer is an assertion and writes nothing", async (t, open) => {
     const store = await open();
     const t0 = Date.now();
     const d = draft(t0);
@@ -1079,7 +1166,15 @@ async function approvedRecord(store: PaymentStore, t0: number, answer?: ConfirmA
 
 /** The settle of `record` (APPROVED or SUCCEEDED) at `nowMs`, out of the due index unless `more` says otherwise. */
 function settleOf(record: PaymentRecord, nowMs: number, more: Partial<CommitItem> = {}): CommitItem {
-  return { paymentId: record.payment.id, expectVersion: record.version, payment: { ...record.payment, state: 'SUCCEEDED', updatedAtMs: nowMs }, dueAtMs: null, settle: true, nowMs, ...more };
+  return {
+    paymentId: record.payment.id,
+    expectVersion: record.version,
+    payment: { ...record.payment, state: 'SUCCEEDED', updatedAtMs: nowMs },
+    dueAtMs: null,
+    settle: true,
+    nowMs,
+    ...more,
+  };
 }
 
 function settleCases(c: Case): void {
@@ -1162,7 +1257,11 @@ function operationKeyCases(c: Case): void {
     t.deepEqual(outcomes(await store.confirm(items.map((item) => ({ ...item, nowMs: t0 + 2 })))), Array<string>(max).fill('replayed'), 'every one stored');
     const extra = confirmItem(d.payment, t0 + 3, { factor: 'SECOND_CODE', key: 'approved-extra' });
     t.deepEqual(await store.confirm([extra]), [{ outcome: 'approved', record: recordOf(d) }]);
-    t.deepEqual(await store.confirm([{ ...extra, fingerprint: hex64('another request'), nowMs: t0 + 4 }]), [{ outcome: 'approved', record: recordOf(d) }], 'not stored: decided again, no conflict');
+    t.deepEqual(
+      await store.confirm([{ ...extra, fingerprint: hex64('another request'), nowMs: t0 + 4 }]),
+      [{ outcome: 'approved', record: recordOf(d) }],
+      'not stored: decided again, no conflict',
+    );
     t.deepEqual(await getOne(store, d.payment.id), recordOf(d));
   });
 
@@ -1195,9 +1294,21 @@ function operationKeyCases(c: Case): void {
     const moved = { ...recordOf(d), dueAtMs: t0 + 50 };
     const move: CommitItem = { paymentId: d.payment.id, expectVersion: 1, dueAtMs: t0 + 50, claim: claim('move-1'), nowMs: t0 + 2 };
     t.deepEqual(await store.commit([move]), [{ outcome: 'committed', record: moved }]);
-    t.deepEqual(await store.commit([{ ...move, claim: claim('move-1', hex64('another request')), nowMs: t0 + 3 }]), [{ outcome: 'committed', record: moved }], 'not stored');
+    t.deepEqual(
+      await store.commit([{ ...move, claim: claim('move-1', hex64('another request')), nowMs: t0 + 3 }]),
+      [{ outcome: 'committed', record: moved }],
+      'not stored',
+    );
     const cancelled = { ...without(d.payment, 'sealedFirstCode'), state: 'CANCELLED' as const, updatedAtMs: t0 + 4 };
-    const cancel: CommitItem = { paymentId: d.payment.id, expectVersion: 1, payment: cancelled, digests: {}, dueAtMs: t0 + 4, claim: claim('cancel-1'), nowMs: t0 + 4 };
+    const cancel: CommitItem = {
+      paymentId: d.payment.id,
+      expectVersion: 1,
+      payment: cancelled,
+      digests: {},
+      dueAtMs: t0 + 4,
+      claim: claim('cancel-1'),
+      nowMs: t0 + 4,
+    };
     t.deepEqual(await store.commit([cancel]), [{ outcome: 'committed', record: { payment: cancelled, version: 2, digests: {}, dueAtMs: t0 + 4 } }]);
     t.deepEqual(await store.commit([{ ...cancel, expectVersion: 2, nowMs: t0 + 5 }]), [{ outcome: 'replayed', result: 'p' }]);
     t.deepEqual(await store.commit([{ ...cancel, claim: claim('cancel-1', hex64('another request')), nowMs: t0 + 5 }]), [{ outcome: 'conflict' }]);
@@ -1212,7 +1323,11 @@ function operationKeyCases(c: Case): void {
     t.deepEqual(outcomes(await store.confirm(refusals(d.payment, t0 + 1, max, 0, { keyTtlMs: ttlMs }))), Array<string>(max).fill('refused'));
     const [late] = refusals(d.payment, t0 + ttlMs, 1, max);
     t.is((await confirmOne(store, late!)).outcome, 'refused');
-    t.is((await confirmOne(store, { ...late!, fingerprint: hex64('another request') })).outcome, 'refused', 'at the bound a millisecond before the others expire');
+    t.is(
+      (await confirmOne(store, { ...late!, fingerprint: hex64('another request') })).outcome,
+      'refused',
+      'at the bound a millisecond before the others expire',
+    );
     const [later] = refusals(d.payment, t0 + 1 + ttlMs, 1, max + 1);
     t.is((await confirmOne(store, later!)).outcome, 'refused');
     t.is((await confirmOne(store, { ...later!, fingerprint: hex64('another request') })).outcome, 'conflict', 'stored: the expired keys no longer count');
@@ -1237,7 +1352,10 @@ function claimDueCases(c: Case): void {
     const [a, b, later, never] = await dueAt(store, t0, [100, 200, 201, undefined]);
     const claimed = await store.claimDue({ nowMs: t0 + 200, limit: 10, leaseMs });
     t.deepEqual(sorted(claimed.map((r) => r.payment.id)), sorted([a!.payment.id, b!.payment.id]));
-    const leased = [{ ...recordOf(a!), dueAtMs: t0 + 200 + leaseMs }, { ...recordOf(b!), dueAtMs: t0 + 200 + leaseMs }];
+    const leased = [
+      { ...recordOf(a!), dueAtMs: t0 + 200 + leaseMs },
+      { ...recordOf(b!), dueAtMs: t0 + 200 + leaseMs },
+    ];
     t.deepEqual(await store.get([a!.payment.id, b!.payment.id, later!.payment.id, never!.payment.id]), [...leased, recordOf(later!), recordOf(never!)]);
     t.deepEqual(
       claimed.sort((x, y) => (x.payment.id < y.payment.id ? -1 : 1)),
@@ -1302,13 +1420,17 @@ function claimDueCases(c: Case): void {
     t.deepEqual(await store.claimDue({ ...request, nowMs: t0 + 11 }), []);
   });
 
-  c('claimDue: a confirm leaves the due time alone: what it approves or declines is found at the create\'s due time', async (t, open) => {
+  c("claimDue: a confirm leaves the due time alone: what it approves or declines is found at the create's due time", async (t, open) => {
     const store = await open();
     const t0 = Date.now();
     const [approved, declined, exhausted] = [draft(t0), draft(t0 + 1), draft(t0 + 2, { attemptsLeft: 1 })];
     await seed(store, approved, declined, exhausted);
     const decline: ConfirmAnswer = { kind: 'decline', reason: 'BANK_DECLINED', detail: 'no' };
-    const outs = await store.confirm([confirmItem(approved.payment, t0 + 3), confirmItem(declined.payment, t0 + 3, { answer: decline }), confirmItem(exhausted.payment, t0 + 3, { answer: wrong })]);
+    const outs = await store.confirm([
+      confirmItem(approved.payment, t0 + 3),
+      confirmItem(declined.payment, t0 + 3, { answer: decline }),
+      confirmItem(exhausted.payment, t0 + 3, { answer: wrong }),
+    ]);
     t.deepEqual(
       outs.map((o) => o.outcome),
       ['satisfied', 'declined', 'exhausted'],
@@ -1317,7 +1439,7 @@ function claimDueCases(c: Case): void {
       (await store.get([approved.payment.id, declined.payment.id, exhausted.payment.id])).map((r) => r?.dueAtMs),
       [approved.dueAtMs, declined.dueAtMs, exhausted.dueAtMs],
     );
-    t.deepEqual(await store.claimDue({ nowMs: approved.dueAtMs! - 1, limit: 10, leaseMs }), [], 'not before the create\'s due time');
+    t.deepEqual(await store.claimDue({ nowMs: approved.dueAtMs! - 1, limit: 10, leaseMs }), [], "not before the create's due time");
     const claimed = await store.claimDue({ nowMs: exhausted.dueAtMs!, limit: 10, leaseMs });
     t.deepEqual(
       sorted(claimed.map((r) => `${r.payment.id} ${r.payment.state}`)),
@@ -1357,10 +1479,22 @@ function readCases(c: Case): void {
   c('list: filters by state, and by merchant and payer together', async (t, open) => {
     const store = await open();
     const { merchantId, payerA, payerB, mine, ofA } = await population(store, Date.now());
-    t.deepEqual(await store.list({ merchantId, states: ['DECLINED'], limit: 100 }), mine.filter((p) => p.state === 'DECLINED'));
-    t.deepEqual(await store.list({ merchantId, states: ['APPROVED', 'CHALLENGED'], limit: 100 }), mine.filter((p) => p.state !== 'DECLINED'));
-    t.deepEqual(await store.list({ payerId: payerA, states: ['CHALLENGED'], limit: 100 }), ofA.filter((p) => p.state === 'CHALLENGED'));
-    t.deepEqual(await store.list({ merchantId, payerId: payerB, limit: 100 }), mine.filter((p) => p.payerId === payerB));
+    t.deepEqual(
+      await store.list({ merchantId, states: ['DECLINED'], limit: 100 }),
+      mine.filter((p) => p.state === 'DECLINED'),
+    );
+    t.deepEqual(
+      await store.list({ merchantId, states: ['APPROVED', 'CHALLENGED'], limit: 100 }),
+      mine.filter((p) => p.state !== 'DECLINED'),
+    );
+    t.deepEqual(
+      await store.list({ payerId: payerA, states: ['CHALLENGED'], limit: 100 }),
+      ofA.filter((p) => p.state === 'CHALLENGED'),
+    );
+    t.deepEqual(
+      await store.list({ merchantId, payerId: payerB, limit: 100 }),
+      mine.filter((p) => p.payerId === payerB),
+    );
     t.deepEqual(await store.list({ merchantId, states: ['SUCCEEDED'], limit: 100 }), []);
   });
 
@@ -1373,10 +1507,14 @@ function readCases(c: Case): void {
     t.deepEqual(await store.list({ merchantId, limit: 4, afterId: mine.at(-1)!.id }), []);
     t.deepEqual(await store.list({ payerId: payerA, limit: 1, afterId: ofA[0]!.id }), [ofA[1]]);
     const declined = mine.filter((p) => p.state === 'DECLINED');
-    t.deepEqual(await store.list({ merchantId, states: ['DECLINED'], limit: 1, afterId: declined[0]!.id }), [declined[1]], 'a state filter skips, it does not shorten the page');
+    t.deepEqual(
+      await store.list({ merchantId, states: ['DECLINED'], limit: 1, afterId: declined[0]!.id }),
+      [declined[1]],
+      'a state filter skips, it does not shorten the page',
+    );
   });
 
-  c('scan: pages through every payment exactly once, cursor \'\' at the end', async (t, open) => {
+  c("scan: pages through every payment exactly once, cursor '' at the end", async (t, open) => {
     const store = await open();
     t.deepEqual(await store.scan('', 10), { records: [], cursor: '' });
     const t0 = Date.now();
@@ -1426,13 +1564,17 @@ function keyClaimCases(c: Case): void {
     t.deepEqual(await store.claimKey({ ...claim, nowMs: t0 + leaseMs - 1 }), { status: 'in_progress', retryAfterMs: 1 });
   });
 
-  c('claimKey: after the lease a retry takes over with the first claimant\'s value', async (t, open) => {
+  c("claimKey: after the lease a retry takes over with the first claimant's value", async (t, open) => {
     const store = await open();
     const t0 = Date.now();
     const claim = claimOf(t0);
     await store.claimKey(claim);
     t.deepEqual(await store.claimKey({ ...claim, value: 'second-value', nowMs: t0 + leaseMs }), { status: 'claimed', value: 'first-value', takenOver: true });
-    t.deepEqual(await store.claimKey({ ...claim, value: 'third-value', nowMs: t0 + leaseMs + 1 }), { status: 'in_progress', retryAfterMs: leaseMs - 1 }, 'the taker owns a new lease');
+    t.deepEqual(
+      await store.claimKey({ ...claim, value: 'third-value', nowMs: t0 + leaseMs + 1 }),
+      { status: 'in_progress', retryAfterMs: leaseMs - 1 },
+      'the taker owns a new lease',
+    );
   });
 
   c('claimKey: a completed key is done with its result', async (t, open) => {

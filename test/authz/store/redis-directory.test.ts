@@ -1,6 +1,6 @@
 import test from 'ava';
 import { RedisDirectory } from '../../../authz/store/redis-directory.js';
-import { startRedis, type RedisServer } from '../../support/redis.js';
+import { type RedisServer, startRedis } from '../../support/redis.js';
 import { directoryContract } from './directory.contract.js';
 
 let started: Promise<RedisServer> | undefined;

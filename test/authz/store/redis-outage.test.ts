@@ -28,7 +28,10 @@ test.serial('Redis going away surfaces as StoreUnavailableError; the directory r
     try {
       let back = false;
       for (const until = Date.now() + reconnectWithinMs; !back && Date.now() < until; ) {
-        back = await directory.getPayer(hexId()).then(() => true, () => false);
+        back = await directory.getPayer(hexId()).then(
+          () => true,
+          () => false,
+        );
         if (!back) await sleep(100);
       }
       t.true(back, 'the directory answers again once Redis is back');

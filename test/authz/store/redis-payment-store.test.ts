@@ -1,11 +1,11 @@
 import test from 'ava';
 import type { Cluster, Redis } from 'ioredis';
 import { storeShards } from '../../../authz/store/port.js';
-import { closeRedis, openRedis } from '../../../authz/store/redis-client.js';
 import { closeRedisCluster, openRedisCluster } from '../../../authz/store/redis/connect.js';
 import { RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
-import { startRedisCluster, type RedisCluster } from '../../support/redis-cluster.js';
-import { startRedis, type RedisServer } from '../../support/redis.js';
+import { closeRedis, openRedis } from '../../../authz/store/redis-client.js';
+import { type RedisServer, startRedis } from '../../support/redis.js';
+import { type RedisCluster, startRedisCluster } from '../../support/redis-cluster.js';
 import { paymentStoreContract } from './payment-store.contract.js';
 
 // The contract on a private redis-server and on a private 3-master Redis Cluster. The stores of
@@ -38,7 +38,10 @@ paymentStoreContract('redis store', {
 
 paymentStoreContract('redis cluster store', {
   open: async ({ lockout }) => {
-    cluster ??= startRedisCluster({ masters: 3 }).then(async (c) => ({ cluster: c, client: await openRedisCluster({ clusterNodes: c.nodes, commandTimeoutMs }) }));
+    cluster ??= startRedisCluster({ masters: 3 }).then(async (c) => ({
+      cluster: c,
+      client: await openRedisCluster({ clusterNodes: c.nodes, commandTimeoutMs }),
+    }));
     return new RedisPaymentStore((await cluster).client, options(lockout));
   },
 });

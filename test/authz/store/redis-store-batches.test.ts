@@ -1,11 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
 import { Redis } from 'ioredis';
-import { randomUUID } from 'node:crypto';
-import { stepItemsMax, type CommitItem, type PaymentRecord } from '../../../authz/store/port.js';
+import { type CommitItem, type PaymentRecord, stepItemsMax } from '../../../authz/store/port.js';
 import { scriptArgumentsMax } from '../../../authz/store/redis/batch.js';
 import { RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
-import { startRedisCluster } from '../../support/redis-cluster.js';
 import { startRedis } from '../../support/redis.js';
+import { startRedisCluster } from '../../support/redis-cluster.js';
 import { confirmItem, createItem, draft, newHexId, recordOf } from './payment-store.contract.js';
 
 /** Generous for a loaded test machine (many servers and clusters at once); the product default is 2 s. */
@@ -35,20 +35,36 @@ async function fullSteps(t: ExecutionContext, store: RedisPaymentStore, scripts:
 
   const created = await store.create(drafts.map((d) => createItem(d, t0, { rateLimits: rates })));
   await count('create');
-  t.deepEqual(created, drafts.map((d) => ({ outcome: 'created', record: recordOf(d) })));
+  t.deepEqual(
+    created,
+    drafts.map((d) => ({ outcome: 'created', record: recordOf(d) })),
+  );
 
   const confirmed = await store.confirm(drafts.map((d) => confirmItem(d.payment, t0 + 1)));
   await count('confirm');
   t.deepEqual([...new Set(confirmed.map((o) => (o.outcome === 'satisfied' ? o.record.payment.state : o.outcome)))], ['APPROVED']);
 
   const approved = confirmed.map((o) => (o as { record: PaymentRecord }).record);
-  const settles: CommitItem[] = approved.map((r) => ({ paymentId: r.payment.id, expectVersion: r.version, payment: { ...r.payment, state: 'SUCCEEDED', updatedAtMs: t0 + 2 }, dueAtMs: null, settle: true, nowMs: t0 + 2 }));
+  const settles: CommitItem[] = approved.map((r) => ({
+    paymentId: r.payment.id,
+    expectVersion: r.version,
+    payment: { ...r.payment, state: 'SUCCEEDED', updatedAtMs: t0 + 2 },
+    dueAtMs: null,
+    settle: true,
+    nowMs: t0 + 2,
+  }));
   const settled = await store.commit(settles);
   await count('commit');
   const expected = settles.map((s) => ({ payment: s.payment!, version: s.expectVersion + 1, digests: {}, dueAtMs: undefined }));
-  t.deepEqual(settled, expected.map((record) => ({ outcome: 'committed', record })));
+  t.deepEqual(
+    settled,
+    expected.map((record) => ({ outcome: 'committed', record })),
+  );
   t.deepEqual(await store.get(drafts.map((d) => d.payment.id)), expected, 'every record as its outcome says');
-  t.deepEqual(await store.list({ merchantId, limit: 1_000 }), [...expected.map((r) => r.payment)].sort((a, b) => (a.id < b.id ? -1 : 1)));
+  t.deepEqual(
+    await store.list({ merchantId, limit: 1_000 }),
+    [...expected.map((r) => r.payment)].sort((a, b) => (a.id < b.id ? -1 : 1)),
+  );
   return calls;
 }
 

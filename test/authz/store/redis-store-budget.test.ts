@@ -1,7 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import test from 'ava';
 import { Redis } from 'ioredis';
-import { randomUUID } from 'node:crypto';
-import { rateWindowOf, type PaymentRecord, type PaymentStore, type RateLimitHit } from '../../../authz/store/port.js';
+import { type PaymentRecord, type PaymentStore, type RateLimitHit, rateWindowOf } from '../../../authz/store/port.js';
 import { RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
 import { startRedis } from '../../support/redis.js';
 import { confirmItem, createItem, draft } from './payment-store.contract.js';
@@ -60,7 +60,12 @@ async function measure(admin: Redis, run: () => Promise<unknown>): Promise<Measu
 }
 
 /** One CHALLENGED payment: create (with `rateLimits`), the right code, the settle after the post. */
-async function authorize(store: PaymentStore, admin: Redis, t0: number, rateLimits: readonly RateLimitHit[]): Promise<{ create: Measured; confirm: Measured; settle: Measured }> {
+async function authorize(
+  store: PaymentStore,
+  admin: Redis,
+  t0: number,
+  rateLimits: readonly RateLimitHit[],
+): Promise<{ create: Measured; confirm: Measured; settle: Measured }> {
   const d = draft(t0, rateLimits.length > 0 ? { channel: 'SMS', requiredFactors: ['SMS_OTP'] } : {});
   const create = await measure(admin, async () => {
     const [o] = await store.create([createItem(d, t0, { rateLimits })]);
@@ -74,7 +79,14 @@ async function authorize(store: PaymentStore, admin: Redis, t0: number, rateLimi
   });
   const settle = await measure(admin, async () => {
     const [o] = await store.commit([
-      { paymentId: d.payment.id, expectVersion: approved!.version, payment: { ...approved!.payment, state: 'SUCCEEDED', updatedAtMs: t0 + 2 }, dueAtMs: null, settle: true, nowMs: t0 + 2 },
+      {
+        paymentId: d.payment.id,
+        expectVersion: approved!.version,
+        payment: { ...approved!.payment, state: 'SUCCEEDED', updatedAtMs: t0 + 2 },
+        dueAtMs: null,
+        settle: true,
+        nowMs: t0 + 2,
+      },
     ]);
     if (o?.outcome !== 'committed') throw new Error(`settle: ${o?.outcome}`);
   });
@@ -110,7 +122,10 @@ test('a whole authorization on a single Redis: SMS 16 commands (17 when a payer 
   const smsCreate = budget.create + 3 * budget.createPerRateLimit;
   t.true(sms.create.total <= smsCreate, `create with 3 rate limits in existing windows: ${sms.create.total}, budget ${smsCreate}`);
   t.is(sms.create.by.incr, 3, 'one INCR per counter');
-  t.true(newWindow.create.total <= smsCreate + budget.createPerNewWindow, `create with a new window: ${newWindow.create.total}, budget ${smsCreate + budget.createPerNewWindow}`);
+  t.true(
+    newWindow.create.total <= smsCreate + budget.createPerNewWindow,
+    `create with a new window: ${newWindow.create.total}, budget ${smsCreate + budget.createPerNewWindow}`,
+  );
   for (const counts of [sms, app, newWindow]) {
     t.true(counts.confirm.total <= budget.confirm, `confirm: ${counts.confirm.total}, budget ${budget.confirm}`);
     t.true(counts.settle.total <= budget.settle, `settle: ${counts.settle.total}, budget ${budget.settle}`);

@@ -35,7 +35,12 @@ test('a record round-trips: bigints beyond 2^64, optional fields, factor order, 
 
 test('a commit write over a record clears the optional fields and digests the new payment lacks', (t) => {
   const t0 = Date.now();
-  const before: PaymentRecord = { payment: draftDeclined(t0, { sealedFirstCode: 'sealed' }).payment, version: 1, digests: { SECOND_CODE: hex64('x') }, dueAtMs: t0 };
+  const before: PaymentRecord = {
+    payment: draftDeclined(t0, { sealedFirstCode: 'sealed' }).payment,
+    version: 1,
+    digests: { SECOND_CODE: hex64('x') },
+    dueAtMs: t0,
+  };
   const stored = flatToObject(encodeRecord(before));
   const { declineReason: _r, declineDetail: _d, sealedFirstCode: _s, ...rest } = before.payment;
   const after: Payment = { ...rest, state: 'CANCELLED' };
@@ -64,7 +69,16 @@ test('any record round-trips (property)', (t) => {
         bankAuthorizationCode: optionalText,
       }),
       (g) => {
-        const base = draft(g.ms, { amount: g.amount, feeAmount: g.feeAmount, description: g.description, requiredFactors: g.required, satisfiedFactors: g.satisfied, attemptsLeft: g.attemptsLeft, updatedAtMs: g.ms, expiresAtMs: g.ms });
+        const base = draft(g.ms, {
+          amount: g.amount,
+          feeAmount: g.feeAmount,
+          description: g.description,
+          requiredFactors: g.required,
+          satisfiedFactors: g.satisfied,
+          attemptsLeft: g.attemptsLeft,
+          updatedAtMs: g.ms,
+          expiresAtMs: g.ms,
+        });
         const payment: Payment = { ...base.payment };
         for (const key of ['declineDetail', 'sealedFirstCode', 'bankAuthorizationCode'] as const) {
           if (g[key] === undefined) delete payment[key];

@@ -1,11 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import test from 'ava';
 import { Redis } from 'ioredis';
-import { randomUUID } from 'node:crypto';
 import { rateWindowOf } from '../../../authz/store/port.js';
 import { storeKeysOf } from '../../../authz/store/redis/keys.js';
 import { operationField } from '../../../authz/store/redis/record-codec.js';
 import { entrySlackMsDefault, RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
-import { startRedis, type RedisServer } from '../../support/redis.js';
+import { type RedisServer, startRedis } from '../../support/redis.js';
 import { confirmItem, createItem, draft, draftDeclined, hex64, keyTtlMs, strictLockout, wrong } from './payment-store.contract.js';
 
 /** Generous for a loaded test machine (many servers and clusters at once); the product default is 2 s. */

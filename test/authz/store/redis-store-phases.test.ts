@@ -3,8 +3,8 @@ import { Cluster, Redis } from 'ioredis';
 import { shardOfPayment } from '../../../authz/store/port.js';
 import { storeKeysOf } from '../../../authz/store/redis/keys.js';
 import { RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
-import { startRedisCluster } from '../../support/redis-cluster.js';
 import { startRedis } from '../../support/redis.js';
+import { startRedisCluster } from '../../support/redis-cluster.js';
 import { createItem, draft, recordOf } from './payment-store.contract.js';
 
 /** Generous for a loaded test machine (many servers and clusters at once); the product default is 2 s. */
@@ -30,13 +30,23 @@ async function recovery(t: ExecutionContext, store: RedisPaymentStore, client: R
   t.is((await store.create([item]))[0]?.outcome, 'created');
   await crashBeforeRecord(client, d.payment.id, d.payment.payerId);
 
-  const retry = createItem(draft(t0 + 1, { merchantId: d.payment.merchantId, payerId: d.payment.payerId }), t0 + 1, { key: item.key, fingerprint: item.fingerprint });
+  const retry = createItem(draft(t0 + 1, { merchantId: d.payment.merchantId, payerId: d.payment.payerId }), t0 + 1, {
+    key: item.key,
+    fingerprint: item.fingerprint,
+  });
   t.deepEqual(await store.create([retry]), [{ outcome: 'missing', paymentId: d.payment.id }], 'the key names a payment that was never written');
-  t.deepEqual(await store.create([{ ...item, nowMs: t0 + 2 }]), [{ outcome: 'created', record: recordOf(d) }], 'the same request drafted with that id creates it');
+  t.deepEqual(
+    await store.create([{ ...item, nowMs: t0 + 2 }]),
+    [{ outcome: 'created', record: recordOf(d) }],
+    'the same request drafted with that id creates it',
+  );
   t.deepEqual(await store.create([retry]), [{ outcome: 'replayed', record: recordOf(d) }]);
   t.deepEqual(await store.list({ merchantId: d.payment.merchantId, limit: 10 }), [d.payment]);
   t.deepEqual(await store.list({ payerId: d.payment.payerId, limit: 10 }), [d.payment]);
-  t.deepEqual((await store.claimDue({ nowMs: d.dueAtMs!, limit: 10, leaseMs: 1_000 })).map((r) => r.payment.id), [d.payment.id]);
+  t.deepEqual(
+    (await store.claimDue({ nowMs: d.dueAtMs!, limit: 10, leaseMs: 1_000 })).map((r) => r.payment.id),
+    [d.payment.id],
+  );
 }
 
 test('Redis Cluster: a crash between the create phases leaves `missing`; the re-drafted create completes it', async (t) => {

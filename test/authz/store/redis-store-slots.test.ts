@@ -1,11 +1,11 @@
-import test from 'ava';
 import { randomUUID } from 'node:crypto';
+import test from 'ava';
 import { Redis } from 'ioredis';
 import type { PaymentStore } from '../../../authz/store/port.js';
 import { RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
 import { slotOf as clusterSlot } from '../../../authz/store/redis/slot.js';
+import { type MonitoredCommand, monitorRedis, startRedis } from '../../support/redis.js';
 import { startRedisCluster } from '../../support/redis-cluster.js';
-import { monitorRedis, startRedis, type MonitoredCommand } from '../../support/redis.js';
 import { confirmItem, createItem, draft, hex64, keyTtlMs, leaseMs, newHexId, wrong } from './payment-store.contract.js';
 
 /** Generous for a loaded test machine (many servers and clusters at once); the product default is 2 s. */
@@ -36,7 +36,11 @@ async function workout(store: PaymentStore, t0: number, each: (step: string) => 
     { paymentId: c!.id, expectVersion: 9, dueAtMs: null, nowMs: t0 + 2 },
   ]);
   await each('commit');
-  await store.guard([{ payerId: a!.payerId, event: 'failure', nowMs: t0 + 3 }, { payerId: b!.payerId, event: 'check', nowMs: t0 + 3 }, { payerId: a!.payerId, event: 'success', nowMs: t0 + 3 }]);
+  await store.guard([
+    { payerId: a!.payerId, event: 'failure', nowMs: t0 + 3 },
+    { payerId: b!.payerId, event: 'check', nowMs: t0 + 3 },
+    { payerId: a!.payerId, event: 'success', nowMs: t0 + 3 },
+  ]);
   await each('guard');
   await store.claimDue({ nowMs: t0 + 3_600_000, limit: 100, leaseMs });
   await each('claimDue');
@@ -91,7 +95,10 @@ test('on a Redis Cluster every script call touches one slot: its declared keys a
   const calls = seen.flatMap(scriptCalls);
   t.log(`${calls.length} script calls, ${calls.reduce((n, c) => n + c.touched.length, 0)} commands run by them`);
   t.true(calls.length >= 12, `${calls.length} script calls seen`);
-  t.true(calls.some((c) => c.touched.some((k) => k.includes(':g:'))), 'guards, keys derived in scripts, are among them');
+  t.true(
+    calls.some((c) => c.touched.some((k) => k.includes(':g:'))),
+    'guards, keys derived in scripts, are among them',
+  );
   for (const call of calls) {
     const slots = new Set([...call.declared, ...call.touched].map(clusterSlot));
     t.is(slots.size, 1, `one slot: ${[...call.declared, ...call.touched].join(' ')}`);

@@ -1,9 +1,9 @@
 import test from 'ava';
-import { storeShards, shardOfPayer, type PaymentStore } from '../../../authz/store/port.js';
+import { type PaymentStore, shardOfPayer, storeShards } from '../../../authz/store/port.js';
 import { dueShardsPerClaimDefault, RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
-import { startRedisCluster } from '../../support/redis-cluster.js';
 import { startRedis } from '../../support/redis.js';
-import { draft, leaseMs, newHexId, seed, type Draft } from './payment-store.contract.js';
+import { startRedisCluster } from '../../support/redis-cluster.js';
+import { type Draft, draft, leaseMs, newHexId, seed } from './payment-store.contract.js';
 
 /** Generous for a loaded test machine (many servers and clusters at once); the product default is 2 s. */
 const commandTimeoutMs = 15_000;

@@ -1,8 +1,8 @@
 import type { ExecutionContext } from 'ava';
+import { type Account, AccountFlags, idMax } from '../../../ledger/model.js';
 import type { Ledger } from '../../../ledger/port.js';
-import { AccountFlags, idMax, type Account } from '../../../ledger/model.js';
 import type { CreateAccountResult } from '../../../ledger/results.js';
-import { acct, assertBalances, bal, codeMain, ledgerOther, storedAccount, type Case } from './helpers.js';
+import { acct, assertBalances, bal, type Case, codeMain, ledgerOther, storedAccount } from './helpers.js';
 
 const { linked, history, debits_must_not_exceed_credits, credits_must_not_exceed_debits } = AccountFlags;
 const exclusive = debits_must_not_exceed_credits | credits_must_not_exceed_debits;
@@ -78,12 +78,7 @@ async function linkedAccounts(t: ExecutionContext, l: Ledger): Promise<void> {
   t.is((await storedAccount(l, a1.id)).flags, linked, 'linked is stored as given');
 
   const [b1, b2, b3, b4] = [acct({ flags: linked }), acct({ flags: linked, code: 0 }), acct(), acct()];
-  t.deepEqual(await l.createAccounts([b1, b2, b3, b4]), [
-    'linked_event_failed',
-    'code_must_not_be_zero',
-    'linked_event_failed',
-    'ok',
-  ]);
+  t.deepEqual(await l.createAccounts([b1, b2, b3, b4]), ['linked_event_failed', 'code_must_not_be_zero', 'linked_event_failed', 'ok']);
   await assertBalances(t, l, [b1.id, b2.id, b3.id, b4.id], [undefined, undefined, undefined, bal()]);
 }
 
@@ -98,16 +93,19 @@ async function accountChainRetry(t: ExecutionContext, l: Ledger): Promise<void> 
   t.deepEqual(await l.createAccounts(chain), ['ok', 'ok']);
   // `exists` is not `ok`, so it breaks the chain like any other result.
   t.deepEqual(await l.createAccounts(chain), ['exists', 'linked_event_failed']);
-  await assertBalances(t, l, chain.map((a) => a.id), [bal(), bal()]);
+  await assertBalances(
+    t,
+    l,
+    chain.map((a) => a.id),
+    [bal(), bal()],
+  );
 }
 
 export function accountCases(c: Case): void {
   c('accounts: create ok, stored as given, timestamps assigned', createOk);
   for (const row of existsRows) c(`accounts: create again with ${row.title} → ${row.result}`, (t, l) => existsCase(t, l, row));
   for (const row of invalidRows) {
-    c(`accounts: ${JSON.stringify(row.change, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))} → ${row.result}`, (t, l) =>
-      invalidCase(t, l, row),
-    );
+    c(`accounts: ${JSON.stringify(row.change, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))} → ${row.result}`, (t, l) => invalidCase(t, l, row));
   }
   c('accounts: linked chain ok; failure rolls the chain back', linkedAccounts);
   c('accounts: chain open at end of batch → linked_event_chain_open', accountChainOpen);

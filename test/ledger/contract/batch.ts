@@ -1,17 +1,15 @@
 import type { ExecutionContext } from 'ava';
+import { eventBatchMax, type Transfer, TransferFlags } from '../../../ledger/model.js';
 import type { Ledger } from '../../../ledger/port.js';
 import { LedgerRequestError } from '../../../ledger/port.js';
-import { eventBatchMax, TransferFlags, type Transfer } from '../../../ledger/model.js';
 import type { CreateTransferResult } from '../../../ledger/results.js';
-import { assertBalances, bal, idsOf, plainPair, xfer, type Case } from './helpers.js';
+import { assertBalances, bal, type Case, idsOf, plainPair, xfer } from './helpers.js';
 
 const { linked } = TransferFlags;
 
 /** `count` transfers x → y of 1 each; events whose index is in `linkedAt` carry `linked`. */
 function ones(x: bigint, y: bigint, count: number, linkedAt: (i: number) => boolean = () => false): Transfer[] {
-  return Array.from({ length: count }, (_, i) =>
-    xfer({ debit_account_id: x, credit_account_id: y, amount: 1n, flags: linkedAt(i) ? linked : 0 }),
-  );
+  return Array.from({ length: count }, (_, i) => xfer({ debit_account_id: x, credit_account_id: y, amount: 1n, flags: linkedAt(i) ? linked : 0 }));
 }
 
 function inRange(i: number, from: number, toExclusive: number): boolean {

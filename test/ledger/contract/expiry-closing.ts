@@ -1,10 +1,9 @@
 import type { ExecutionContext } from 'ava';
+import { AccountFlags, amountMax, type Transfer, TransferFlags } from '../../../ledger/model.js';
 import type { Ledger } from '../../../ledger/port.js';
-import { AccountFlags, amountMax, TransferFlags, type Transfer } from '../../../ledger/model.js';
-import { again, assertBalances, bal, plainPair, storedAccount, timeOf, xfer, type Case } from './helpers.js';
+import { again, assertBalances, bal, type Case, plainPair, storedAccount, timeOf, xfer } from './helpers.js';
 
-const { pending, post_pending_transfer: post, void_pending_transfer: voidFlag, closing_debit, closing_credit } =
-  TransferFlags;
+const { pending, post_pending_transfer: post, void_pending_transfer: voidFlag, closing_debit, closing_credit } = TransferFlags;
 
 /** The holds' timeout, seconds, and the ledger time the case lets pass before it looks: twice that. */
 const holdTimeoutS = 1;

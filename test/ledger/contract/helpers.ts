@@ -1,15 +1,7 @@
 import type { ExecutionContext } from 'ava';
-import type { Ledger } from '../../../ledger/port.js';
-import {
-  account,
-  accountFilter,
-  AccountFlags,
-  transfer,
-  type Account,
-  type AccountFilter,
-  type Transfer,
-} from '../../../ledger/model.js';
 import { newId } from '../../../ledger/ids.js';
+import { type Account, type AccountFilter, AccountFlags, account, accountFilter, type Transfer, transfer } from '../../../ledger/model.js';
+import type { Ledger } from '../../../ledger/port.js';
 
 /** One contract case: gets the engine's shared ledger, always works on fresh ids. */
 export type Body = (t: ExecutionContext, l: Ledger) => Promise<void>;
@@ -66,12 +58,7 @@ export async function balances(l: Ledger, ids: readonly bigint[]): Promise<(Bal 
 }
 
 /** Asserts the balances of `ids` (the accounts a step affected). */
-export async function assertBalances(
-  t: ExecutionContext,
-  l: Ledger,
-  ids: readonly bigint[],
-  expected: readonly (Bal | undefined)[],
-): Promise<void> {
+export async function assertBalances(t: ExecutionContext, l: Ledger, ids: readonly bigint[], expected: readonly (Bal | undefined)[]): Promise<void> {
   t.deepEqual(await balances(l, ids), expected);
 }
 

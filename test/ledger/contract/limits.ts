@@ -1,7 +1,7 @@
 import type { ExecutionContext } from 'ava';
-import type { Ledger } from '../../../ledger/port.js';
 import { AccountFlags, amountMax, TransferFlags } from '../../../ledger/model.js';
-import { apply, assertBalances, bal, funded, mkAccounts, plainPair, stored, xfer, type Case } from './helpers.js';
+import type { Ledger } from '../../../ledger/port.js';
+import { apply, assertBalances, bal, type Case, funded, mkAccounts, plainPair, stored, xfer } from './helpers.js';
 
 const { pending, balancing_debit, balancing_credit } = TransferFlags;
 
@@ -43,13 +43,7 @@ async function exceedsDebits(t: ExecutionContext, l: Ledger): Promise<void> {
   await assertBalances(t, l, [x!, c!], [bal(), bal()]);
 
   const out = xfer({ debit_account_id: c!, credit_account_id: x!, amount: 10n });
-  t.deepEqual(await l.createTransfers([out, into(11n), into(6n, pending), into(5n), into(4n)]), [
-    'ok',
-    'exceeds_debits',
-    'ok',
-    'exceeds_debits',
-    'ok',
-  ]);
+  t.deepEqual(await l.createTransfers([out, into(11n), into(6n, pending), into(5n), into(4n)]), ['ok', 'exceeds_debits', 'ok', 'exceeds_debits', 'ok']);
   await assertBalances(t, l, [x!, c!], [bal({ dp: 6n, dpo: 4n, cpo: 10n }), bal({ dpo: 10n, cp: 6n, cpo: 4n })]);
 }
 

@@ -1,7 +1,7 @@
 import type { ExecutionContext } from 'ava';
+import { type Transfer, TransferFlags } from '../../../ledger/model.js';
 import type { Ledger } from '../../../ledger/port.js';
-import { TransferFlags, type Transfer } from '../../../ledger/model.js';
-import { again, apply, assertBalances, bal, funded, idsOf, plainPair, xfer, type Case } from './helpers.js';
+import { again, apply, assertBalances, bal, type Case, funded, idsOf, plainPair, xfer } from './helpers.js';
 
 const { linked } = TransferFlags;
 
@@ -14,7 +14,10 @@ async function chainOk(t: ExecutionContext, l: Ledger): Promise<void> {
   const chain = [move(x, y, 1n, linked), move(y, x, 2n, linked), move(x, y, 3n)];
   t.deepEqual(await l.createTransfers(chain), ['ok', 'ok', 'ok']);
   await assertBalances(t, l, [x, y], [bal({ dpo: 4n, cpo: 2n }), bal({ dpo: 2n, cpo: 4n })]);
-  t.deepEqual((await l.lookupTransfers(chain.map((c) => c.id))).map((s) => s.flags), [linked, linked, 0]);
+  t.deepEqual(
+    (await l.lookupTransfers(chain.map((c) => c.id))).map((s) => s.flags),
+    [linked, linked, 0],
+  );
 }
 
 async function chainRollsBack(t: ExecutionContext, l: Ledger): Promise<void> {

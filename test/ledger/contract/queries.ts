@@ -1,8 +1,8 @@
 import type { ExecutionContext } from 'ava';
-import type { Ledger } from '../../../ledger/port.js';
 import { newId } from '../../../ledger/ids.js';
-import { AccountFilterFlags, AccountFlags, amountMax, idMax, TransferFlags, type AccountFilter, type Transfer } from '../../../ledger/model.js';
-import { assertBalances, bal, filterOf, idsOf, mkAccounts, xfer, type Case } from './helpers.js';
+import { type AccountFilter, AccountFilterFlags, AccountFlags, amountMax, idMax, type Transfer, TransferFlags } from '../../../ledger/model.js';
+import type { Ledger } from '../../../ledger/port.js';
+import { assertBalances, bal, type Case, filterOf, idsOf, mkAccounts, xfer } from './helpers.js';
 
 const { debits, credits, reversed } = AccountFilterFlags;
 

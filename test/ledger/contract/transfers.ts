@@ -1,21 +1,9 @@
 import type { ExecutionContext } from 'ava';
-import type { Ledger } from '../../../ledger/port.js';
 import { newId } from '../../../ledger/ids.js';
-import { AccountFlags, idMax, TransferFlags, type Transfer } from '../../../ledger/model.js';
+import { AccountFlags, idMax, type Transfer, TransferFlags } from '../../../ledger/model.js';
+import type { Ledger } from '../../../ledger/port.js';
 import type { CreateTransferResult } from '../../../ledger/results.js';
-import {
-  acct,
-  again,
-  assertBalances,
-  bal,
-  codeMain,
-  ledgerOther,
-  mkAccounts,
-  plainPair,
-  stored,
-  xfer,
-  type Case,
-} from './helpers.js';
+import { acct, again, assertBalances, bal, type Case, codeMain, ledgerOther, mkAccounts, plainPair, stored, xfer } from './helpers.js';
 
 const { pending, post_pending_transfer: post, void_pending_transfer: voidFlag } = TransferFlags;
 
@@ -53,7 +41,11 @@ const invalidRows: { title: string; make: (a: Accounts) => Partial<Transfer>; re
   { title: 'id int max', make: () => ({ id: idMax }), result: 'id_must_not_be_int_max' },
   { title: 'post+void', make: () => ({ flags: post | voidFlag, pending_id: newId() }), result: 'flags_are_mutually_exclusive' },
   { title: 'post+balancing_debit', make: () => ({ flags: post | TransferFlags.balancing_debit, pending_id: newId() }), result: 'flags_are_mutually_exclusive' },
-  { title: 'void+balancing_credit', make: () => ({ flags: voidFlag | TransferFlags.balancing_credit, pending_id: newId() }), result: 'flags_are_mutually_exclusive' },
+  {
+    title: 'void+balancing_credit',
+    make: () => ({ flags: voidFlag | TransferFlags.balancing_credit, pending_id: newId() }),
+    result: 'flags_are_mutually_exclusive',
+  },
   { title: 'post+pending', make: () => ({ flags: post | pending, pending_id: newId() }), result: 'flags_are_mutually_exclusive' },
   { title: 'void+closing_debit', make: () => ({ flags: voidFlag | TransferFlags.closing_debit, pending_id: newId() }), result: 'flags_are_mutually_exclusive' },
   { title: 'debit account 0', make: () => ({ debit_account_id: 0n }), result: 'debit_account_id_must_not_be_zero' },
@@ -73,7 +65,14 @@ const invalidRows: { title: string; make: (a: Accounts) => Partial<Transfer>; re
   { title: 'transfer ledger differs', make: () => ({ ledger: ledgerOther }), result: 'transfer_must_have_the_same_ledger_as_accounts' },
   { title: 'post with pending_id 0', make: () => ({ flags: post, pending_id: 0n }), result: 'pending_id_must_not_be_zero' },
   { title: 'void with pending_id int max', make: () => ({ flags: voidFlag, pending_id: idMax }), result: 'pending_id_must_not_be_int_max' },
-  { title: 'post of itself', make: () => { const id = newId(); return { id, flags: post, pending_id: id }; }, result: 'pending_id_must_be_different' },
+  {
+    title: 'post of itself',
+    make: () => {
+      const id = newId();
+      return { id, flags: post, pending_id: id };
+    },
+    result: 'pending_id_must_be_different',
+  },
   { title: 'timeout on a post', make: () => ({ flags: post, pending_id: newId(), timeout: 1 }), result: 'timeout_reserved_for_pending_transfer' },
   // Precedence.
   { title: 'timestamp and reserved flag', make: () => ({ timestamp: 1n, flags: 1 << 9 }), result: 'timestamp_must_be_zero' },

@@ -1,18 +1,9 @@
 import type { ExecutionContext } from 'ava';
-import type { Ledger } from '../../../ledger/port.js';
 import { newId } from '../../../ledger/ids.js';
-import { amountMax, TransferFlags, type Transfer } from '../../../ledger/model.js';
+import { amountMax, type Transfer, TransferFlags } from '../../../ledger/model.js';
+import type { Ledger } from '../../../ledger/port.js';
 import type { CreateTransferResult } from '../../../ledger/results.js';
-import {
-  assertBalances,
-  bal,
-  codeMain,
-  ledgerOther,
-  plainPair,
-  stored,
-  xfer,
-  type Case,
-} from './helpers.js';
+import { assertBalances, bal, type Case, codeMain, ledgerOther, plainPair, stored, xfer } from './helpers.js';
 
 const { pending, post_pending_transfer: post, void_pending_transfer: voidFlag } = TransferFlags;
 
@@ -133,7 +124,10 @@ async function differentFields(t: ExecutionContext, l: Ledger): Promise<void> {
     [{ debit_account_id: x, credit_account_id: y, ledger: p.ledger, code: p.code, amount: 101n }, 'exceeds_pending_transfer_amount'],
   ];
   const results = await l.createTransfers(cases.map(([f]) => resolve(p, post, amountMax, f)));
-  t.deepEqual(results, cases.map(([, r]) => r));
+  t.deepEqual(
+    results,
+    cases.map(([, r]) => r),
+  );
   await assertBalances(t, l, [x, y], [bal({ dp: 100n }), bal({ cp: 100n })]);
   // The same fields, when they match, are accepted.
   const same = resolve(p, post, amountMax, { debit_account_id: x, credit_account_id: y, ledger: p.ledger, code: p.code });
@@ -162,13 +156,7 @@ async function voidRetry(t: ExecutionContext, l: Ledger): Promise<void> {
   const v = resolve(p, voidFlag, 0n);
   t.deepEqual(await l.createTransfers([v]), ['ok']);
   const retries = [v, { ...v, amount: 100n }, { ...v, amount: 99n }, { ...v, debit_account_id: x }, { ...v, debit_account_id: y }];
-  t.deepEqual(await l.createTransfers(retries), [
-    'exists',
-    'exists',
-    'exists_with_different_amount',
-    'exists',
-    'exists_with_different_debit_account_id',
-  ]);
+  t.deepEqual(await l.createTransfers(retries), ['exists', 'exists', 'exists_with_different_amount', 'exists', 'exists_with_different_debit_account_id']);
   await assertBalances(t, l, [x, y], [bal(), bal()]);
 }
 

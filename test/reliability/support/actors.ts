@@ -1,6 +1,6 @@
 import { base32Decode } from '../../../authz/codes/secret.js';
 import { Factor } from '../../../gen/countersign/v1/common_pb.js';
-import { CallStats, crashRetries, retried, type Clients } from './clients.js';
+import { type CallStats, type Clients, crashRetries, retried } from './clients.js';
 import type { Prng } from './prng.js';
 import type { World } from './world.js';
 
@@ -56,9 +56,13 @@ export async function enrollMerchants(world: World, count: number, secrets: Set<
   for (let i = 0; i < count; i++) {
     const feeBasisPoints = merchantFees[i % merchantFees.length]!;
     const name = `Shop ${i + 1}`;
-    const r = await must('enroll merchant', () => world.admin.enrollment.enrollMerchant({ idempotencyKey: `${world.name}-merchant-${i}`, name, currencies: ['USD'], feeBasisPoints }), stats);
+    const r = await must(
+      'enroll merchant',
+      () => world.admin.enrollment.enrollMerchant({ idempotencyKey: `${world.name}-merchant-${i}`, name, currencies: ['USD'], feeBasisPoints }),
+      stats,
+    );
     secrets.add(r.apiKey);
-    out.push({ id: r.merchantId, name, apiKey: r.apiKey, account: r.payeeAccountIds['USD']!, feeBasisPoints, api: world.clients(r.apiKey) });
+    out.push({ id: r.merchantId, name, apiKey: r.apiKey, account: r.payeeAccountIds.USD!, feeBasisPoints, api: world.clients(r.apiKey) });
   }
   return out;
 }
@@ -107,11 +111,37 @@ export async function enrollPayers(world: World, plans: PayerPlan[], rng: Prng, 
 async function enrollOne(world: World, i: number, plan: PayerPlan, phone: string, secrets: Set<string>, stats: CallStats): Promise<PayerActor> {
   const oneFactor = plan.kind === 'app' ? Factor.SECOND_CODE : Factor.SMS_OTP;
   const policies = [{ currency: 'USD', noFactorBelow, oneFactorUpTo, oneFactor, moreFactors: [oneFactor] }];
-  const r = await must('enroll payer', () => world.admin.enrollment.enrollPayer({ idempotencyKey: `${world.name}-payer-${i}`, phone, displayName: `Payer ${i}`, currencies: ['USD'], policies }), stats);
-  if (r.payerToken === '' || r.verificationSecretBase32 === '') throw new Error(`setup: payer ${i} enrolled but its one-time secrets were lost (idempotent replay)`);
+  const r = await must(
+    'enroll payer',
+    () => world.admin.enrollment.enrollPayer({ idempotencyKey: `${world.name}-payer-${i}`, phone, displayName: `Payer ${i}`, currencies: ['USD'], policies }),
+    stats,
+  );
+  if (r.payerToken === '' || r.verificationSecretBase32 === '')
+    throw new Error(`setup: payer ${i} enrolled but its one-time secrets were lost (idempotent replay)`);
   secrets.add(r.payerToken);
   secrets.add(r.verificationSecretBase32);
-  const account = r.payer!.prepaidAccountIds['USD']!;
-  await must('fund payer', () => world.admin.ledger.fundAccount({ idempotencyKey: `${world.name}-${world.runId}-fund-${i}`, accountId: account, amount: plan.funding, currency: 'USD', reference: 'reliability' }), stats);
-  return { id: r.payer!.id, kind: plan.kind, phone, token: r.payerToken, secret: base32Decode(r.verificationSecretBase32), account, funding: plan.funding, noFactorBelow, api: world.clients(r.payerToken) };
+  const account = r.payer!.prepaidAccountIds.USD!;
+  await must(
+    'fund payer',
+    () =>
+      world.admin.ledger.fundAccount({
+        idempotencyKey: `${world.name}-${world.runId}-fund-${i}`,
+        accountId: account,
+        amount: plan.funding,
+        currency: 'USD',
+        reference: 'reliability',
+      }),
+    stats,
+  );
+  return {
+    id: r.payer!.id,
+    kind: plan.kind,
+    phone,
+    token: r.payerToken,
+    secret: base32Decode(r.verificationSecretBase32),
+    account,
+    funding: plan.funding,
+    noFactorBelow,
+    api: world.clients(r.payerToken),
+  };
 }

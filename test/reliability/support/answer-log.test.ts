@@ -2,11 +2,11 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError } from '@connectrpc/connect';
 import test from 'ava';
-import { PaymentSchema, PaymentState, type Payment } from '../../../gen/countersign/v1/common_pb.js';
+import { type Payment, PaymentSchema, PaymentState } from '../../../gen/countersign/v1/common_pb.js';
 import { ErrorInfoSchema, errorDomain } from '../../../services/rpc/status-details.js';
 import { AnswerLog } from './answer-log.js';
 import { checkKeys, inProgressMarginMs, Violations } from './audit.js';
-import { isKeyInProgress, retryAfterMsOf, type Attempt } from './clients.js';
+import { type Attempt, isKeyInProgress, retryAfterMsOf } from './clients.js';
 import { createLeaseMs } from './finish.js';
 
 // The crash scenarios' answer log and the audit's checks per request key: they must flag a key
@@ -16,7 +16,16 @@ import { createLeaseMs } from './finish.js';
 const t0 = 1_800_000_000_000;
 
 function payment(id: string, createdAtMs: number, state = PaymentState.CHALLENGED): Payment {
-  return create(PaymentSchema, { id, merchantId: 'm1', payerId: 'p1', payeeAccountId: 'acc', amount: 500n, currency: 'USD', state, createdAt: timestampFromMs(createdAtMs) });
+  return create(PaymentSchema, {
+    id,
+    merchantId: 'm1',
+    payerId: 'p1',
+    payeeAccountId: 'acc',
+    amount: 500n,
+    currency: 'USD',
+    state,
+    createdAt: timestampFromMs(createdAtMs),
+  });
 }
 
 function ok(startMs: number, p: Payment): Attempt<unknown> {

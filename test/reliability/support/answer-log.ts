@@ -1,7 +1,7 @@
 import { timestampMs } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
-import { PaymentState, type Payment } from '../../../gen/countersign/v1/common_pb.js';
-import { errorMetadata, isKeyInProgress, isTransient, reasonOf, type Attempt } from './clients.js';
+import { type Payment, PaymentState } from '../../../gen/countersign/v1/common_pb.js';
+import { type Attempt, errorMetadata, isKeyInProgress, isTransient, reasonOf } from './clients.js';
 
 /**
  * Every answer the clients of a scenario got, by request key and by payment: what the audit
@@ -92,9 +92,18 @@ export class AnswerLog {
     const payment = attempt.ok ? (attempt.value as { payment?: Payment } | undefined)?.payment : undefined;
     const refusedFor = attempt.ok ? undefined : errorMetadata(attempt.error, 'payment_id');
     if (payment !== undefined) this.answered(payment, attempt.endMs);
-    if (refusedFor !== undefined && refusedFor !== '' && kind === 'create' && !attempt.ok && !isTransient(attempt.error)) this.entry(refusedFor).createRefusals.add(reasonOf(attempt.error) ?? Code[attempt.error.code]);
+    if (refusedFor !== undefined && refusedFor !== '' && kind === 'create' && !attempt.ok && !isTransient(attempt.error))
+      this.entry(refusedFor).createRefusals.add(reasonOf(attempt.error) ?? Code[attempt.error.code]);
     if (key === undefined || kind === 'read') return;
-    const facts = this.keys.get(key) ?? { key, kind, firstRequestMs: attempt.startMs, paymentIds: new Set<string>(), inProgress: [], last: { label: '', final: false, inProgress: false, atMs: 0 }, trail: [] };
+    const facts = this.keys.get(key) ?? {
+      key,
+      kind,
+      firstRequestMs: attempt.startMs,
+      paymentIds: new Set<string>(),
+      inProgress: [],
+      last: { label: '', final: false, inProgress: false, atMs: 0 },
+      trail: [],
+    };
     this.keys.set(key, facts);
     facts.firstRequestMs = Math.min(facts.firstRequestMs, attempt.startMs);
     if (payment !== undefined) facts.paymentIds.add(payment.id);
@@ -102,8 +111,10 @@ export class AnswerLog {
     const inProgress = !attempt.ok && isKeyInProgress(attempt.error);
     if (inProgress) facts.inProgress.push({ startMs: attempt.startMs, endMs: attempt.endMs });
     // Concurrent attempts of one key (a finish-phase retry and a late answer) are ordered by arrival.
-    if (attempt.endMs >= facts.last.atMs) facts.last = { label: labelOf(attempt), final: attempt.ok || !isTransient(attempt.error), inProgress, atMs: attempt.endMs };
-    if (facts.trail.length < trailMax) facts.trail.push(`${labelOf(attempt)}${payment === undefined ? '' : `(${PaymentState[payment.state]})`}@${attempt.endMs - facts.firstRequestMs}`);
+    if (attempt.endMs >= facts.last.atMs)
+      facts.last = { label: labelOf(attempt), final: attempt.ok || !isTransient(attempt.error), inProgress, atMs: attempt.endMs };
+    if (facts.trail.length < trailMax)
+      facts.trail.push(`${labelOf(attempt)}${payment === undefined ? '' : `(${PaymentState[payment.state]})`}@${attempt.endMs - facts.firstRequestMs}`);
   }
 
   private entry(id: string): AnsweredPayment {

@@ -1,14 +1,14 @@
 import { timestampMs } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
-import { DeclineReason, PaymentState, type Payment } from '../../../gen/countersign/v1/common_pb.js';
+import { DeclineReason, type Payment, PaymentState } from '../../../gen/countersign/v1/common_pb.js';
 import type { Account, Transfer } from '../../../gen/countersign/v1/ledger_pb.js';
 import type { MerchantActor, PayerActor } from './actors.js';
-import { shapeDiff, shapeOf, type AnswerLog } from './answer-log.js';
-import { CallStats, retried, type RetryPolicy } from './clients.js';
+import { type AnswerLog, shapeDiff, shapeOf } from './answer-log.js';
+import { type CallStats, type RetryPolicy, retried } from './clients.js';
 import { createLeaseMs } from './finish.js';
 import type { PaymentRecord } from './payment-flows.js';
-import type { World } from './world.js';
 import { listPayments, type Workload } from './workload.js';
+import type { World } from './world.js';
 
 /**
  * The invariants of a run, read back through the public API (PaymentService, LedgerService)
@@ -138,7 +138,9 @@ export class Violations {
   }
 
   list(): string[] {
-    return [...this.byKind.entries()].map(([kind, examples]) => `${kind}: ${examples.length} (${examples.slice(0, examplesMax).join('; ')}${examples.length > examplesMax ? '; …' : ''})`);
+    return [...this.byKind.entries()].map(
+      ([kind, examples]) => `${kind}: ${examples.length} (${examples.slice(0, examplesMax).join('; ')}${examples.length > examplesMax ? '; …' : ''})`,
+    );
   }
 }
 
@@ -156,7 +158,8 @@ function acknowledgedStates(records: PaymentRecord[], answers: AnswerLog): Map<s
 function checkAcknowledged(acked: Map<string, Set<PaymentState>>, view: LedgerView, v: Violations): void {
   for (const [paymentId, states] of acked) {
     const facts = view.byPayment.get(paymentId) ?? noFacts;
-    if (states.has(PaymentState.SUCCEEDED) && facts.posts.length !== 1) v.add('acknowledged SUCCEEDED but not posted exactly once', `${paymentId} posted ${facts.posts.length}×`);
+    if (states.has(PaymentState.SUCCEEDED) && facts.posts.length !== 1)
+      v.add('acknowledged SUCCEEDED but not posted exactly once', `${paymentId} posted ${facts.posts.length}×`);
     const refused = [PaymentState.DECLINED, PaymentState.CANCELLED, PaymentState.EXPIRED].find((s) => states.has(s));
     if (refused !== undefined && facts.posts.length > 0) v.add('acknowledged final without money but posted', `${paymentId} was ${PaymentState[refused]}`);
   }
@@ -180,7 +183,11 @@ export function checkKeys(answers: AnswerLog, v: Violations, facts: Record<strin
   let latestAfterFirstMs = 0;
   for (const k of answers.keys.values()) {
     if (k.paymentIds.size > 1) v.add('a request key answered with two payment ids', `${k.key}: ${[...k.paymentIds].join(', ')}`);
-    if (!k.last.final) v.add(k.last.inProgress ? 'a key left in progress (no final answer after the finish phase)' : 'a request left without a final answer', `${k.key} (${k.kind}): last answer ${k.last.label}${k.kind === 'create' ? `; ${explain(k.key)}` : ''}`);
+    if (!k.last.final)
+      v.add(
+        k.last.inProgress ? 'a key left in progress (no final answer after the finish phase)' : 'a request left without a final answer',
+        `${k.key} (${k.kind}): last answer ${k.last.label}${k.kind === 'create' ? `; ${explain(k.key)}` : ''}`,
+      );
     if (k.inProgress.length === 0) continue;
     inProgressAnswers += k.inProgress.length;
     latestAfterFirstMs = Math.max(latestAfterFirstMs, ...k.inProgress.map((a) => a.endMs - k.firstRequestMs));
@@ -193,7 +200,11 @@ export function checkKeys(answers: AnswerLog, v: Violations, facts: Record<strin
     const createdAtMs = paymentId === undefined ? undefined : answers.payments.get(paymentId)?.createdAtMs;
     const leaseEndMs = (createdAtMs ?? k.inProgress[0]!.endMs) + createLeaseMs;
     const late = k.inProgress.filter((a) => a.startMs > leaseEndMs + inProgressMarginMs);
-    if (late.length > 0) v.add('a key still in progress after its lease', `${k.key}: IN_PROGRESS to a request sent ${late[0]!.startMs - leaseEndMs} ms after the lease ended (${paymentId === undefined ? 'no answer named its payment' : `payment ${paymentId}${createdAtMs === undefined ? ', creation time never answered' : ''}`})`);
+    if (late.length > 0)
+      v.add(
+        'a key still in progress after its lease',
+        `${k.key}: IN_PROGRESS to a request sent ${late[0]!.startMs - leaseEndMs} ms after the lease ended (${paymentId === undefined ? 'no answer named its payment' : `payment ${paymentId}${createdAtMs === undefined ? ', creation time never answered' : ''}`})`,
+      );
   }
   facts.requestKeys = answers.keys.size;
   facts.inProgressAnswers = inProgressAnswers;
@@ -205,32 +216,53 @@ function checkAnswered(answers: AnswerLog, records: PaymentRecord[], server: Map
   for (const a of answers.payments.values()) {
     const payment = server.get(a.id);
     if (payment === undefined) {
-      v.add('acknowledged payment missing after restart', `${a.id} (answered ${[...a.states].map((s) => PaymentState[s]).join(',') || [...a.createRefusals].join(',')})`);
+      v.add(
+        'acknowledged payment missing after restart',
+        `${a.id} (answered ${[...a.states].map((s) => PaymentState[s]).join(',') || [...a.createRefusals].join(',')})`,
+      );
       continue;
     }
-    if (a.states.has(PaymentState.SUCCEEDED) && payment.state !== PaymentState.SUCCEEDED) v.add('acknowledged SUCCEEDED but no longer SUCCEEDED', `${a.id} is ${PaymentState[payment.state]}`);
+    if (a.states.has(PaymentState.SUCCEEDED) && payment.state !== PaymentState.SUCCEEDED)
+      v.add('acknowledged SUCCEEDED but no longer SUCCEEDED', `${a.id} is ${PaymentState[payment.state]}`);
     const changed = a.shape === undefined ? [] : shapeDiff(a.shape, shapeOf(payment));
     if (changed.length > 0) v.add('acknowledged payment changed', `${a.id}: ${changed.join(', ')}`);
     for (const c of a.contradictions) v.add('two answers for one payment disagree', `${a.id}: ${c}`);
-    if (a.createRefusals.size > 0 && (view.byPayment.get(a.id)?.posts.length ?? 0) > 0) v.add('create refused but posted', `${a.id} (${[...a.createRefusals].join(',')})`);
+    if (a.createRefusals.size > 0 && (view.byPayment.get(a.id)?.posts.length ?? 0) > 0)
+      v.add('create refused but posted', `${a.id} (${[...a.createRefusals].join(',')})`);
   }
   for (const rec of records) {
     const shape = rec.paymentId === undefined ? undefined : answers.payments.get(rec.paymentId)?.shape;
     if (shape === undefined) continue;
-    const asked = { amount: rec.plan.amount, payerId: rec.plan.payer.id, merchantId: rec.plan.merchant.id, payeeAccountId: rec.plan.merchant.account, currency: 'USD' };
+    const asked = {
+      amount: rec.plan.amount,
+      payerId: rec.plan.payer.id,
+      merchantId: rec.plan.merchant.id,
+      payeeAccountId: rec.plan.merchant.account,
+      currency: 'USD',
+    };
     const diff = shapeDiff(asked, shape);
     if (diff.length > 0) v.add("answered with a payment that is not the request's", `${rec.plan.key} → ${rec.paymentId}: ${diff.join(', ')}`);
   }
 }
 
 /** 9 (posted → acknowledged) and 10. */
-function checkPostedAcknowledged(acked: Map<string, Set<PaymentState>>, server: Map<string, Payment>, records: Map<string, PaymentRecord>, view: LedgerView, v: Violations): void {
+function checkPostedAcknowledged(
+  acked: Map<string, Set<PaymentState>>,
+  server: Map<string, Payment>,
+  records: Map<string, PaymentRecord>,
+  view: LedgerView,
+  v: Violations,
+): void {
   for (const [paymentId, facts] of view.byPayment) {
-    if (facts.pending.length > 0 && !server.has(paymentId)) v.add('orphan reservation (a pending transfer whose payment has no record)', `${paymentId}: ${facts.pending.map((p) => p.amount).join(',')}`);
+    if (facts.pending.length > 0 && !server.has(paymentId))
+      v.add('orphan reservation (a pending transfer whose payment has no record)', `${paymentId}: ${facts.pending.map((p) => p.amount).join(',')}`);
     if (facts.posts.length === 0 || acked.get(paymentId)?.has(PaymentState.SUCCEEDED) === true) continue;
     const rec = records.get(server.get(paymentId)?.description ?? '');
     const told = [...(acked.get(paymentId) ?? [])].map((s) => PaymentState[s]).join(',') || 'nothing';
-    v.add('posted but never acknowledged SUCCEEDED to its client', `${paymentId}: told ${told}${rec === undefined ? '' : ` (${rec.plan.key} ${rec.plan.kind}/${rec.plan.script}, client ${rec.result})`}`);
+    v.add(
+      'posted but never acknowledged SUCCEEDED to its client',
+      `${paymentId}: told ${told}${rec === undefined ? '' : ` (${rec.plan.key} ${rec.plan.kind}/${rec.plan.script}, client ${rec.result})`}`,
+    );
   }
 }
 
@@ -248,9 +280,13 @@ function checkRightProofs(records: PaymentRecord[], server: Map<string, Payment>
     if (!rec.proofSent || rec.paymentId === undefined || (rec.plan.script !== 'right' && rec.plan.script !== 'wrong-then-right')) continue;
     const payment = server.get(rec.paymentId);
     if (payment === undefined || payment.state === PaymentState.SUCCEEDED) continue;
-    const short = payment.declineReason === DeclineReason.INSUFFICIENT_FUNDS && (spent.get(payment.payerId) ?? 0n) + payment.amount > (funding.get(payment.payerId) ?? 0n);
+    const short =
+      payment.declineReason === DeclineReason.INSUFFICIENT_FUNDS && (spent.get(payment.payerId) ?? 0n) + payment.amount > (funding.get(payment.payerId) ?? 0n);
     if (short) continue;
-    v.add('right proof given but the payment did not succeed', `${rec.paymentId} ${PaymentState[payment.state]}${payment.declineReason === 0 ? '' : ` (${DeclineReason[payment.declineReason]})`}: ${rec.plan.kind}/${rec.plan.script}, client ${rec.result}`);
+    v.add(
+      'right proof given but the payment did not succeed',
+      `${rec.paymentId} ${PaymentState[payment.state]}${payment.declineReason === 0 ? '' : ` (${DeclineReason[payment.declineReason]})`}: ${rec.plan.kind}/${rec.plan.script}, client ${rec.result}`,
+    );
   }
 }
 
@@ -278,9 +314,11 @@ function checkRecords(server: Map<string, Payment>, view: LedgerView, nowMs: num
     const facts = view.byPayment.get(payment.id) ?? noFacts;
     const posted = facts.posts.length > 0;
     if (openStates.has(payment.state)) v.add('payment left open after the run', `${payment.id} ${PaymentState[payment.state]}`);
-    if ((payment.state === PaymentState.SUCCEEDED) !== posted) v.add('record and ledger disagree', `${payment.id} is ${PaymentState[payment.state]}, posted: ${posted}`);
+    if ((payment.state === PaymentState.SUCCEEDED) !== posted)
+      v.add('record and ledger disagree', `${payment.id} is ${PaymentState[payment.state]}, posted: ${posted}`);
     const live = facts.pending.filter((p) => reservationState(p, facts, nowMs) === 'live');
-    if (!openStates.has(payment.state) && payment.state !== PaymentState.SUCCEEDED && live.length > 0) v.add('final payment still holds its reservation', `${payment.id} ${PaymentState[payment.state]}`);
+    if (!openStates.has(payment.state) && payment.state !== PaymentState.SUCCEEDED && live.length > 0)
+      v.add('final payment still holds its reservation', `${payment.id} ${PaymentState[payment.state]}`);
   }
 }
 
@@ -310,7 +348,8 @@ function checkReservations(payers: PayerActor[], view: LedgerView, nowMs: number
       ambiguous ||= state === 'ambiguous';
     }
     const account = view.accounts.get(payer.account)!;
-    if (!ambiguous && account.debitsPending !== live) v.add('reserved amount is not the live reservations', `payer ${payer.id}: debits_pending ${account.debitsPending}, live ${live}`);
+    if (!ambiguous && account.debitsPending !== live)
+      v.add('reserved amount is not the live reservations', `payer ${payer.id}: debits_pending ${account.debitsPending}, live ${live}`);
   }
 }
 
@@ -320,9 +359,16 @@ function checkBalances(input: AuditInput, view: LedgerView, server: Map<string, 
     const account = view.accounts.get(payer.account)!;
     const spent = posted.filter((p) => p.payerId === payer.id).reduce((sum, p) => sum + p.amount, 0n);
     if (account.creditsPosted !== payer.funding) v.add('payer funding wrong', `${payer.id}: credited ${account.creditsPosted}, funded ${payer.funding}`);
-    if (account.debitsPosted !== spent) v.add('payer balance is not funding minus succeeded payments', `${payer.id}: debited ${account.debitsPosted}, succeeded ${spent}`);
+    if (account.debitsPosted !== spent)
+      v.add('payer balance is not funding minus succeeded payments', `${payer.id}: debited ${account.debitsPosted}, succeeded ${spent}`);
   }
-  for (const merchant of input.workload.merchants) checkMerchant(merchant, view, posted.filter((p) => p.payeeAccountId === merchant.account), v);
+  for (const merchant of input.workload.merchants)
+    checkMerchant(
+      merchant,
+      view,
+      posted.filter((p) => p.payeeAccountId === merchant.account),
+      v,
+    );
 }
 
 export function feeOf(amount: bigint, feeBasisPoints: number): bigint {
@@ -349,7 +395,14 @@ function checkMerchant(merchant: MerchantActor, view: LedgerView, posted: Paymen
 async function checkBalanced(input: AuditInput, v: Violations, facts: Record<string, number>): Promise<void> {
   const out = await retried(() => input.world.admin.ledger.checkBalanced({}), input.policy, input.stats);
   if (out.ok) {
-    if (!out.value.balanced) v.add('debits do not equal credits', out.value.ledgers.filter((l) => !l.balanced).map((l) => `${l.currency}: debits ${l.debitsPosted}/${l.debitsPending} credits ${l.creditsPosted}/${l.creditsPending}`).join('; '));
+    if (!out.value.balanced)
+      v.add(
+        'debits do not equal credits',
+        out.value.ledgers
+          .filter((l) => !l.balanced)
+          .map((l) => `${l.currency}: debits ${l.debitsPosted}/${l.debitsPending} credits ${l.creditsPosted}/${l.creditsPending}`)
+          .join('; '),
+      );
     facts.balancedLedgers = out.value.ledgers.length;
   } else if (input.engine === 'tigerbeetle' && out.error.code === Code.FailedPrecondition) {
     facts.balancedByConstruction = 1;

@@ -2,7 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { AuthorizerService, Decision, DecideResponseSchema } from '../../../gen/countersign/v1/authorizer_pb.js';
+import { AuthorizerService, DecideResponseSchema, Decision } from '../../../gen/countersign/v1/authorizer_pb.js';
 import { freePort } from '../../../services/net.js';
 import { startGrpcServer } from '../../../services/rpc/grpc-host.js';
 

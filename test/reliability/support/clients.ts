@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { Code, ConnectError, createClient, type Client, type Interceptor } from '@connectrpc/connect';
+import { type Client, Code, ConnectError, createClient, type Interceptor } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import { EnrollmentService } from '../../../gen/countersign/v1/enrollment_pb.js';
 import { LedgerService } from '../../../gen/countersign/v1/ledger_pb.js';
@@ -59,7 +59,12 @@ export class Endpoint {
     if (hit !== undefined) return hit;
     const sessionManager = guardSessions(new Http2SessionManager(this.baseUrl, { pingIntervalMs: 2_000, pingTimeoutMs: 2_000 }));
     this.sessions.set(key, sessionManager);
-    const transport = createGrpcTransport({ baseUrl: this.baseUrl, sessionManager, interceptors: [this.observe(), bearer(key)], defaultTimeoutMs: callDeadlineMs });
+    const transport = createGrpcTransport({
+      baseUrl: this.baseUrl,
+      sessionManager,
+      interceptors: [this.observe(), bearer(key)],
+      defaultTimeoutMs: callDeadlineMs,
+    });
     const made = {
       payments: createClient(PaymentService, transport),
       payer: createClient(PayerService, transport),
@@ -210,7 +215,9 @@ export async function retried<T>(call: () => Promise<T>, policy: RetryPolicy, st
       if (attempt >= policy.attemptsMax || inProgressInARow >= policy.inProgressAnswersMax) {
         stats.gaveUp += 1;
         if (keyInProgress) stats.stuckKeys += 1;
-        const why = inProgress ? 'the server kept answering that the idempotency key is in progress' : `${Code[error.code]}: ${error.rawMessage.slice(0, 120)} [${trail.join(' ')}]`;
+        const why = inProgress
+          ? 'the server kept answering that the idempotency key is in progress'
+          : `${Code[error.code]}: ${error.rawMessage.slice(0, 120)} [${trail.join(' ')}]`;
         if (stats.gaveUpWith.size < 50 || stats.gaveUpWith.has(why)) stats.gaveUpWith.set(why, (stats.gaveUpWith.get(why) ?? 0) + 1);
         return { ok: false, error, attempts: attempt };
       }

@@ -28,7 +28,22 @@ export async function startDurableRedis(workDir: string, logDir: string): Promis
   const port = await freePort();
   const dir = join(workDir, 'redis');
   mkdirSync(dir, { recursive: true });
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--protected-mode', 'yes', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--protected-mode',
+    'yes',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    'always',
+  ];
   const process = new ManagedProcess({ name: 'redis', command: redisBinary(), args, env: {}, logDir, readyPattern: /Ready to accept connections/ });
   await process.start();
   return { url: `redis://127.0.0.1:${port}`, port, process };

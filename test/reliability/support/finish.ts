@@ -1,7 +1,7 @@
 import { Code } from '@connectrpc/connect';
 import { defaultPaymentLimits } from '../../../authz/steps/context.js';
-import { PaymentState, type Payment } from '../../../gen/countersign/v1/common_pb.js';
-import { isFinal, reasonOf, retried, type RetryPolicy } from './clients.js';
+import { type Payment, PaymentState } from '../../../gen/countersign/v1/common_pb.js';
+import { isFinal, type RetryPolicy, reasonOf, retried } from './clients.js';
 import type { FlowContext, PaymentRecord } from './payment-flows.js';
 
 /**
@@ -20,7 +20,13 @@ import type { FlowContext, PaymentRecord } from './payment-flows.js';
 export const createLeaseMs = defaultPaymentLimits.createLeaseMs;
 
 /** Per request: enough to wait out one lease (one IN_PROGRESS pause of up to `createLeaseMs`) and a restart or two. */
-export const finishRetries: RetryPolicy = { attemptsMax: 25, delayMsFirst: 200, delayMsMax: 2_000, inProgressWaitMsMax: createLeaseMs, inProgressAnswersMax: 4 };
+export const finishRetries: RetryPolicy = {
+  attemptsMax: 25,
+  delayMsFirst: 200,
+  delayMsMax: 2_000,
+  inProgressWaitMsMax: createLeaseMs,
+  inProgressAnswersMax: 4,
+};
 /** Clients finishing at once. */
 export const finishConcurrency = 16;
 /** Reads of one APPROVED payment, at most, `settleReadPauseMs` apart. */
@@ -76,7 +82,12 @@ async function settle(ctx: FlowContext, rec: PaymentRecord, deadlineAtMs: number
   if (rec.paymentId === undefined || rec.acked.at(-1) !== PaymentState.APPROVED) return;
   outcome.settleReads += 1;
   for (let i = 0; i < settleReadsMax && Date.now() < deadlineAtMs; i++) {
-    const out = await retried(() => rec.plan.merchant.api.payments.getPayment({ paymentId: rec.paymentId! }), finishRetries, ctx.stats, ctx.answers.observer(undefined, 'read'));
+    const out = await retried(
+      () => rec.plan.merchant.api.payments.getPayment({ paymentId: rec.paymentId! }),
+      finishRetries,
+      ctx.stats,
+      ctx.answers.observer(undefined, 'read'),
+    );
     const state = out.ok ? out.value.payment?.state : undefined;
     if (state !== undefined) rec.acked.push(state);
     if (state !== undefined && state !== PaymentState.APPROVED) return;

@@ -42,7 +42,10 @@ export function embeddedLedger(): LedgerSetup {
 
 /** The addresses in TB_ADDRESS (host:port, comma-separated); empty when unset. */
 export function givenAddresses(env: NodeJS.ProcessEnv): string[] {
-  return (env.TB_ADDRESS ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
+  return (env.TB_ADDRESS ?? '')
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
 }
 
 /** TCP ports with a listening socket on this machine (/proc/net/tcp and tcp6; empty where there is no /proc). */
@@ -80,7 +83,10 @@ export function givenCluster(env: NodeJS.ProcessEnv): LedgerSetup | undefined {
     if (lost.length > 0 || !addresses.every(isLoopback)) return;
     const listening = listeningPorts();
     if (listening.size === 0 || ports.some((p) => listening.has(p))) listeningAtMs = Date.now();
-    else if (Date.now() - listeningAtMs > unreachableMsMax) lost.push(`TigerBeetle at ${addresses.join(',')} has had no listening socket for ${unreachableMsMax / 1000} s since ${new Date(listeningAtMs).toISOString()}: its server went away (see its log; ${voidRun})`);
+    else if (Date.now() - listeningAtMs > unreachableMsMax)
+      lost.push(
+        `TigerBeetle at ${addresses.join(',')} has had no listening socket for ${unreachableMsMax / 1000} s since ${new Date(listeningAtMs).toISOString()}: its server went away (see its log; ${voidRun})`,
+      );
   }, ledgerWatchMs);
   const clusterId = env.TB_CLUSTER_ID === undefined || env.TB_CLUSTER_ID === '' ? undefined : env.TB_CLUSTER_ID;
   return { addresses, clusterId, cluster: undefined, lost, incidents: [], expectDown: () => undefined, close: async () => clearInterval(watch) };
@@ -103,7 +109,9 @@ export async function privateCluster(replicas: 1 | 3, log: (line: string) => voi
   const recover = async (i: number): Promise<void> => {
     const tail = cluster.logTail(i).split('\n');
     if (incidents.length >= unaskedRestartsMax) {
-      lost.push(`TigerBeetle replica ${i} of the scenario's own cluster exited unasked ${incidents.length + 1} times (a crash loop; ${voidRun}); its log ends:\n${tail.join('\n')}`);
+      lost.push(
+        `TigerBeetle replica ${i} of the scenario's own cluster exited unasked ${incidents.length + 1} times (a crash loop; ${voidRun}); its log ends:\n${tail.join('\n')}`,
+      );
       log(`${new Date().toISOString()} TigerBeetle replica ${i} exited unasked again: not restarted (${unaskedRestartsMax} restarts already)`);
       return;
     }

@@ -1,10 +1,10 @@
 import { Code } from '@connectrpc/connect';
 import { deriveSecondCode } from '../../../authz/codes/challenge.js';
-import { Channel, PaymentState, type Payment } from '../../../gen/countersign/v1/common_pb.js';
+import { Channel, type Payment, PaymentState } from '../../../gen/countersign/v1/common_pb.js';
 import { formatMoney } from '../../../ledger/chart.js';
 import type { MerchantActor, PayerActor } from './actors.js';
 import type { AnswerLog, RequestKind } from './answer-log.js';
-import { CallStats, isFinal, reasonOf, retried, type Outcome, type RetryPolicy } from './clients.js';
+import { type CallStats, isFinal, type Outcome, type RetryPolicy, reasonOf, retried } from './clients.js';
 import type { World } from './world.js';
 
 /**
@@ -131,22 +131,30 @@ function wrongCodeFor(code: string): string {
 }
 
 export async function runPayment(ctx: FlowContext, plan: PlannedPayment): Promise<PaymentRecord> {
-  const rec: PaymentRecord = { plan, paymentId: undefined, acked: [], proofSent: false, wrongSent: 0, declineSent: false, retries: 0, result: 'unknown', unfinished: [], startedAtMs: Date.now(), smsMissedAtMs: undefined };
+  const rec: PaymentRecord = {
+    plan,
+    paymentId: undefined,
+    acked: [],
+    proofSent: false,
+    wrongSent: 0,
+    declineSent: false,
+    retries: 0,
+    result: 'unknown',
+    unfinished: [],
+    startedAtMs: Date.now(),
+    smsMissedAtMs: undefined,
+  };
   const smsBaseline = plan.kind === 'app' ? 0 : ctx.world.smsc.messagesTo(plan.payer.phone).length;
-  const created = await call(
-    ctx,
-    rec,
-    { key: plan.key, kind: 'create', step: 'create' },
-    () =>
-      plan.merchant.api.payments.createPayment({
-        idempotencyKey: plan.key,
-        payer: { case: 'payerId', value: plan.payer.id },
-        amount: plan.amount,
-        currency: 'USD',
-        // The key as description: the audit maps server records back to the plan by it.
-        description: plan.key,
-        channel: plan.kind === 'app' ? Channel.APP : Channel.MERCHANT,
-      }),
+  const created = await call(ctx, rec, { key: plan.key, kind: 'create', step: 'create' }, () =>
+    plan.merchant.api.payments.createPayment({
+      idempotencyKey: plan.key,
+      payer: { case: 'payerId', value: plan.payer.id },
+      amount: plan.amount,
+      currency: 'USD',
+      // The key as description: the audit maps server records back to the plan by it.
+      description: plan.key,
+      channel: plan.kind === 'app' ? Channel.APP : Channel.MERCHANT,
+    }),
   );
   if (!created.ok) {
     const reason = reasonOf(created.error);
@@ -172,7 +180,9 @@ export async function runPayment(ctx: FlowContext, plan: PlannedPayment): Promis
 async function decline(ctx: FlowContext, rec: PaymentRecord): Promise<PaymentRecord> {
   rec.declineSent = true;
   const { plan } = rec;
-  const out = await call(ctx, rec, { key: `${plan.key}:decline`, kind: 'operation', step: 'decline' }, () => plan.payer.api.payer.declinePayment({ idempotencyKey: `${plan.key}:decline`, paymentId: rec.paymentId!, reason: 'not mine' }));
+  const out = await call(ctx, rec, { key: `${plan.key}:decline`, kind: 'operation', step: 'decline' }, () =>
+    plan.payer.api.payer.declinePayment({ idempotencyKey: `${plan.key}:decline`, paymentId: rec.paymentId!, reason: 'not mine' }),
+  );
   rec.result = out.ok ? resultOfState(ack(rec, out.value.payment)?.state) : failure('decline', out);
   return rec;
 }
@@ -186,7 +196,12 @@ async function firstCodeOnTerminal(ctx: FlowContext, rec: PaymentRecord): Promis
 }
 
 function secondCode(ctx: FlowContext, rec: PaymentRecord, payment: Payment, firstCode: string): string {
-  const code = deriveSecondCode(rec.plan.payer.secret, { firstCode, amount: payment.amount, currency: payment.currency, payeeAccountId: payment.payeeAccountId });
+  const code = deriveSecondCode(rec.plan.payer.secret, {
+    firstCode,
+    amount: payment.amount,
+    currency: payment.currency,
+    payeeAccountId: payment.payeeAccountId,
+  });
   ctx.secrets.add(code);
   return code;
 }
@@ -245,7 +260,10 @@ async function smsCode(ctx: FlowContext, rec: PaymentRecord, baseline: number, n
   const deadline = Date.now() + smsWaitMs;
   const names = `for ${formatMoney(rec.plan.amount, 'USD')} to ${rec.plan.merchant.name}.`;
   for (;;) {
-    const inbox = ctx.world.smsc.messagesTo(rec.plan.payer.phone).slice(baseline).filter((m) => m.text.includes(names));
+    const inbox = ctx.world.smsc
+      .messagesTo(rec.plan.payer.phone)
+      .slice(baseline)
+      .filter((m) => m.text.includes(names));
     const code = inbox.length === 0 ? undefined : /code (\d{8})/.exec(inbox[inbox.length - 1]!.text)?.[1];
     if (code !== undefined && code !== notCode) {
       ctx.secrets.add(code);
@@ -280,7 +298,10 @@ async function proveByReply(ctx: FlowContext, rec: PaymentRecord, baseline: numb
   if (code === undefined) return settleFromServer(ctx, rec, 'no-sms');
   rec.proofSent = true;
   // The reply needs the bridge bound to the SMSC; a dead bridge loses it (the app path follows).
-  await ctx.world.handset(rec.plan.payer.phone).reply(code).catch(() => undefined);
+  await ctx.world
+    .handset(rec.plan.payer.phone)
+    .reply(code)
+    .catch(() => undefined);
   const state = await waitWhileChallenged(ctx, rec, replyWaitMs);
   if (state !== undefined && state !== PaymentState.CHALLENGED) {
     rec.result = resultOfState(state);

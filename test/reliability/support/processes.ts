@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +27,10 @@ export const outputDrainMsMax = 2_000;
 
 /** Resolves when both output streams of `child` have closed, or after `outputDrainMsMax`. */
 function outputDrained(child: ChildProcess): Promise<void> {
-  const closed = (s: NodeJS.ReadableStream | null) => (s === null || (s as NodeJS.ReadableStream & { closed?: boolean }).closed === true ? Promise.resolve() : new Promise<void>((resolve) => s.once('close', () => resolve())));
+  const closed = (s: NodeJS.ReadableStream | null) =>
+    s === null || (s as NodeJS.ReadableStream & { closed?: boolean }).closed === true
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => s.once('close', () => resolve()));
   let timer: NodeJS.Timeout | undefined;
   const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, outputDrainMsMax)));
   return Promise.race([Promise.all([closed(child.stdout), closed(child.stderr)]).then(() => undefined), bound]).finally(() => clearTimeout(timer));

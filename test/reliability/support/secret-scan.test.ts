@@ -1,9 +1,9 @@
-import test from 'ava';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test from 'ava';
+import { type RunReport, table } from './report.js';
 import { luhnValid, scanLogs, scanText } from './secret-scan.js';
-import { table, type RunReport } from './report.js';
 
 // The reliability runner's log scan: it must find what leaked, say where and what kind, never
 // repeat the secret, and not cry wolf over timestamps, ids and durations.
@@ -31,12 +31,23 @@ test('an 8-digit code is found standing alone, not inside a timestamp, an id or 
 });
 
 test('patterns: an 8-digit number next to "code", and a card-number-like run passing Luhn', (t) => {
-  const found = scanText([pinoLine('"msg2":"your code: 12345678"'), pinoLine('"pan":"4111 1111 1111 1111"'), pinoLine('"pan2":"5500005555555559"')].join('\n'), []);
-  t.deepEqual(found.map((f) => f.what).sort(), ['a 16-digit card-number-like run passing Luhn', 'a 16-digit card-number-like run passing Luhn', 'an 8-digit number next to the word "code"']);
+  const found = scanText(
+    [pinoLine('"msg2":"your code: 12345678"'), pinoLine('"pan":"4111 1111 1111 1111"'), pinoLine('"pan2":"5500005555555559"')].join('\n'),
+    [],
+  );
+  t.deepEqual(found.map((f) => f.what).sort(), [
+    'a 16-digit card-number-like run passing Luhn',
+    'a 16-digit card-number-like run passing Luhn',
+    'an 8-digit number next to the word "code"',
+  ]);
 });
 
 test('no false alarm on pino times, epoch milliseconds under time keys, gRPC codes and 13-digit ids that fail Luhn', (t) => {
-  const lines = [pinoLine('"code":14,"createdAtMs":1795460513632,"expiresAt":"1795460813632"'), pinoLine('"count":1234567890123'), pinoLine('"codeTtlMs":300000')];
+  const lines = [
+    pinoLine('"code":14,"createdAtMs":1795460513632,"expiresAt":"1795460813632"'),
+    pinoLine('"count":1234567890123'),
+    pinoLine('"codeTtlMs":300000'),
+  ];
   t.deepEqual(scanText(lines.join('\n'), ['12345']), []);
 });
 

@@ -117,7 +117,8 @@ function isTime(digits: string, before: string): boolean {
 }
 
 function scanPatterns(text: string, report: (at: number, what: string) => void): void {
-  for (const m of text.matchAll(/code[^0-9A-Za-z\n]{0,16}(?<![0-9A-Za-z])(\d{8})(?![0-9A-Za-z])/gi)) report(m.index!, 'an 8-digit number next to the word "code"');
+  for (const m of text.matchAll(/code[^0-9A-Za-z\n]{0,16}(?<![0-9A-Za-z])(\d{8})(?![0-9A-Za-z])/gi))
+    report(m.index!, 'an 8-digit number next to the word "code"');
   for (const m of text.matchAll(/(?<![0-9A-Za-z])(?:\d[ -]?){12,18}\d(?![0-9A-Za-z])/g)) {
     const digits = m[0].replace(/[ -]/g, '');
     if (digits.length < 13 || digits.length > 19 || !luhnValid(digits)) continue;

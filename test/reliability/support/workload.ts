@@ -1,8 +1,8 @@
 import { PaymentState } from '../../../gen/countersign/v1/common_pb.js';
+import { enrollMerchants, enrollPayers, type MerchantActor, noFactorBelow, type PayerActor, type PayerPlan } from './actors.js';
 import type { AnswerLog } from './answer-log.js';
-import { enrollMerchants, enrollPayers, noFactorBelow, type MerchantActor, type PayerActor, type PayerPlan } from './actors.js';
-import { CallStats, retried, type RetryPolicy } from './clients.js';
-import { runPayment, type FlowContext, type PaymentKind, type PaymentRecord, type PlannedPayment, type Script } from './payment-flows.js';
+import { type CallStats, type RetryPolicy, retried } from './clients.js';
+import { type FlowContext, type PaymentKind, type PaymentRecord, type PlannedPayment, runPayment, type Script } from './payment-flows.js';
 import type { Prng } from './prng.js';
 import type { World } from './world.js';
 
@@ -93,7 +93,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * interrupt); 0 runs them as fast as `concurrency` clients can.
  */
 /** Runs the planned payments, `concurrency` at a time; `onFinished(finished)` after each payment. */
-export async function runWorkload(ctx: FlowContext, workload: Workload, concurrency: number, rng: Prng, stop: () => boolean, spanMs: number, onFinished?: (finished: number) => void): Promise<PaymentRecord[]> {
+export async function runWorkload(
+  ctx: FlowContext,
+  workload: Workload,
+  concurrency: number,
+  rng: Prng,
+  stop: () => boolean,
+  spanMs: number,
+  onFinished?: (finished: number) => void,
+): Promise<PaymentRecord[]> {
   const lanes = new Map<string, PlannedPayment[]>();
   for (const plan of workload.plans) {
     const lane = plan.kind === 'app' ? plan.key : plan.payer.id;
@@ -124,7 +132,13 @@ export async function runWorkload(ctx: FlowContext, workload: Workload, concurre
  * Returns how many were cancelled and how many could not be. The cancels' answers go to `answers`
  * (the reads before them do not: a payment first seen final by this cleanup was not told to its client).
  */
-export async function cancelOpenPayments(world: World, merchants: MerchantActor[], policy: RetryPolicy, stats: CallStats, answers: AnswerLog): Promise<{ cancelled: number; failed: string[] }> {
+export async function cancelOpenPayments(
+  world: World,
+  merchants: MerchantActor[],
+  policy: RetryPolicy,
+  stats: CallStats,
+  answers: AnswerLog,
+): Promise<{ cancelled: number; failed: string[] }> {
   let cancelled = 0;
   const failed: string[] = [];
   for (const merchant of merchants) {
@@ -134,7 +148,12 @@ export async function cancelOpenPayments(world: World, merchants: MerchantActor[
       const state = read.ok ? read.value.payment!.state : payment.state;
       if (state !== PaymentState.CREATED && state !== PaymentState.CHALLENGED) continue;
       const key = `${world.name}-final-cancel-${payment.id}`;
-      const out = await retried(() => merchant.api.payments.cancelPayment({ idempotencyKey: key, paymentId: payment.id, reason: 'reliability: left open' }), policy, stats, answers.observer(key, 'operation'));
+      const out = await retried(
+        () => merchant.api.payments.cancelPayment({ idempotencyKey: key, paymentId: payment.id, reason: 'reliability: left open' }),
+        policy,
+        stats,
+        answers.observer(key, 'operation'),
+      );
       if (out.ok && out.value.payment!.state === PaymentState.CANCELLED) cancelled += 1;
       else failed.push(`${payment.id}: ${out.ok ? PaymentState[out.value.payment!.state] : out.error.message}`);
     }

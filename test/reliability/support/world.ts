@@ -3,11 +3,11 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../../services/net.js';
 import { Handset } from '../../../telco-bridge/simulator/handset.js';
-import { startSmsc, type Smsc } from '../../../telco-bridge/simulator/smsc.js';
+import { type Smsc, startSmsc } from '../../../telco-bridge/simulator/smsc.js';
 import { startVoiceProvider, type VoiceProvider } from '../../../telco-bridge/simulator/voice-provider.js';
-import { Endpoint, type Clients } from './clients.js';
-import { startDurableRedis, type DurableRedis } from './durable-redis.js';
-import { ManagedProcess, countersignCommand } from './processes.js';
+import { type Clients, Endpoint } from './clients.js';
+import { type DurableRedis, startDurableRedis } from './durable-redis.js';
+import { countersignCommand, ManagedProcess } from './processes.js';
 
 /**
  * One deployment of countersign as separate processes on loopback: a durable redis-server (or

@@ -1,16 +1,16 @@
 import { create, fromBinary, type Message } from '@bufbuild/protobuf';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
-import { ConnectError, createClient, type Client, type Transport } from '@connectrpc/connect';
+import { type Client, ConnectError, createClient, type Transport } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import * as grpc from '@grpc/grpc-js';
 import {
   CancelPaymentRequestSchema,
   CreatePaymentRequestSchema,
   GetPaymentRequestSchema,
+  type GetPaymentResponse,
   ListPaymentsRequestSchema,
   PaymentService,
   WatchPaymentsRequestSchema,
-  type GetPaymentResponse,
   type WatchPaymentsResponse,
 } from '../../../gen/countersign/v1/payments_pb.js';
 import { grpcServiceDefinition } from '../../../services/rpc/grpc-server.js';
@@ -84,7 +84,7 @@ export function grpcJsCaller(port: number): PaymentCaller {
       new Promise((resolve) => {
         const messages: WatchPaymentsResponse[] = [];
         let header = new Headers();
-        const fn = client['watchPayments'] as GrpcStreamFn;
+        const fn = client.watchPayments as GrpcStreamFn;
         const call = fn.call(client, create(WatchPaymentsRequestSchema, { paymentId }), metadataOf(opts), callOptionsOf(opts));
         call.on('metadata', (md: grpc.Metadata) => (header = headersOf(md)));
         call.on('data', (m: WatchPaymentsResponse) => {

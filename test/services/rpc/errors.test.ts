@@ -1,19 +1,12 @@
 import { readdir, readFile } from 'node:fs/promises';
-import test from 'ava';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { DomainError, invalidArgument, type ErrorKind } from '../../../authz/errors.js';
+import test from 'ava';
+import { DomainError, type ErrorKind, invalidArgument } from '../../../authz/errors.js';
 import { SubscriberOverflowError } from '../../../authz/events.js';
 import { StoreUnavailableError } from '../../../authz/ports.js';
 import { StoreFullError } from '../../../authz/store/errors.js';
 import { LedgerCapacityError, LedgerUnavailableError } from '../../../ledger/port.js';
-import {
-  codeName,
-  codeOfKind,
-  createErrorMapper,
-  errorRule,
-  houseErrorRules,
-  toConnectError,
-} from '../../../services/rpc/errors.js';
+import { codeName, codeOfKind, createErrorMapper, errorRule, houseErrorRules, toConnectError } from '../../../services/rpc/errors.js';
 import { clientTimeoutMs } from '../../../services/rpc/interceptors.js';
 import { ErrorInfoSchema } from '../../../services/rpc/status-details.js';
 
@@ -69,7 +62,10 @@ test("a DomainError's subclasses and the ports' infrastructure errors are rows o
 
 test('a full embedded store or ledger is UNAVAILABLE with its own message naming the fix (a retry will not help), reason CAPACITY', (t) => {
   const fix = 'move to Redis and TigerBeetle (COUNTERSIGN_REDIS_URL, COUNTERSIGN_TB_ADDRESSES)';
-  for (const e of [new StoreFullError(`the payment store holds 10 payments, its limit (paymentsMax); ${fix}`), new LedgerCapacityError(`the embedded ledger holds 10 transfers, its limit; ${fix}`)]) {
+  for (const e of [
+    new StoreFullError(`the payment store holds 10 payments, its limit (paymentsMax); ${fix}`),
+    new LedgerCapacityError(`the embedded ledger holds 10 transfers, its limit; ${fix}`),
+  ]) {
     const mapped = toConnectError(e);
     t.is(mapped.code, Code.Unavailable, e.name);
     t.true(mapped.rawMessage.endsWith(fix), mapped.rawMessage);

@@ -6,11 +6,11 @@ import { Code, ConnectError, type Interceptor, type ServiceImpl } from '@connect
 import * as grpc from '@grpc/grpc-js';
 import StatsD from 'hot-shots';
 import pino from 'pino';
-import { PaymentService } from '../../../gen/countersign/v1/payments_pb.js';
-import { startConnectServer, type RunningConnectServer } from '../../../services/rpc/connect-server.js';
 import { DomainError } from '../../../authz/errors.js';
-import { routesOf, startGrpcServer, type RunningServer } from '../../../services/rpc/grpc-host.js';
-import { authenticate, deadline, logging, metrics, principalKey, type Principal } from '../../../services/rpc/interceptors.js';
+import { PaymentService } from '../../../gen/countersign/v1/payments_pb.js';
+import { type RunningConnectServer, startConnectServer } from '../../../services/rpc/connect-server.js';
+import { type RunningServer, routesOf, startGrpcServer } from '../../../services/rpc/grpc-host.js';
+import { authenticate, deadline, logging, metrics, type Principal, principalKey } from '../../../services/rpc/interceptors.js';
 
 /** Every wait in these tests is bounded by this (ms). */
 export const waitMsMax = 5_000;
@@ -107,7 +107,14 @@ export function capturingLogger(lines: Record<string, unknown>[]): pino.Logger {
 export async function statsdCollector(): Promise<{ port: number; packets: string[]; close(): Promise<void> }> {
   const socket = dgram.createSocket('udp4');
   const packets: string[] = [];
-  socket.on('message', (msg) => packets.push(...msg.toString('utf8').split('\n').filter((l) => l !== '')));
+  socket.on('message', (msg) =>
+    packets.push(
+      ...msg
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => l !== ''),
+    ),
+  );
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
   return { port: socket.address().port, packets, close: () => new Promise<void>((resolve) => socket.close(() => resolve())) };
 }

@@ -1,12 +1,12 @@
-import test from 'ava';
 import { createFileRegistry, fromBinary } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
-import { healthCheck, reflect } from '../../support/reflection.js';
+import test from 'ava';
 import type { RunningConnectServer } from '../../../services/rpc/connect-server.js';
+import { healthCheck, reflect } from '../../support/reflection.js';
 import { connectCaller, grpcJsCaller, grpcJsRawUnary } from './callers.js';
-import { merchantKey, startHarness, tcpHandles, tcpHandlesSettle, waitMsMax, within, type ServerKind } from './fixtures.js';
+import { merchantKey, type ServerKind, startHarness, tcpHandles, tcpHandlesSettle, waitMsMax, within } from './fixtures.js';
 import { withServer } from './suite.js';
 
 // grpc-host specifics: health, reflection, undecodable requests, and closing under idle clients.

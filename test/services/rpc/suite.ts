@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import test, { type ExecutionContext } from 'ava';
 import { Code } from '@connectrpc/connect';
+import test, { type ExecutionContext } from 'ava';
 import type { RunningConnectServer } from '../../../services/rpc/connect-server.js';
 import type { Outcome, PaymentCaller } from './callers.js';
-import { merchantKey, startHarness, tcpHandles, tcpHandlesSettle, waitMsMax, within, type Harness, type ServerKind } from './fixtures.js';
+import { type Harness, merchantKey, type ServerKind, startHarness, tcpHandles, tcpHandlesSettle, waitMsMax, within } from './fixtures.js';
 
 /**
  * The end-to-end behaviour every (server, client) pair must show: a real HTTP/2 server on
@@ -23,10 +23,11 @@ export async function withServer(
   const h = await startHarness(kind);
   const caller = makeCaller(h.port);
   let cleaned: Promise<void> | undefined;
-  const cleanup = () => (cleaned ??= (async () => {
-    caller.close();
-    await h.close();
-  })());
+  const cleanup = () =>
+    (cleaned ??= (async () => {
+      caller.close();
+      await h.close();
+    })());
   t.teardown(cleanup);
   await body(h, caller);
   await cleanup();
@@ -100,9 +101,9 @@ export function registerSuite(kind: ServerKind, callers: readonly MakeCaller[]):
         t.deepEqual([thrown.code, thrown.message], [Code.Internal, 'internal error']);
         const boom = failure(t, await caller.getPayment('boom', { key: merchantKey }));
         t.deepEqual([boom.code, boom.message], [Code.Internal, 'internal error']);
-        const logged = h.logs.filter((l) => l['msg'] === 'rpc failed with an unmapped error');
+        const logged = h.logs.filter((l) => l.msg === 'rpc failed with an unmapped error');
         t.deepEqual(
-          logged.map((l) => (l['err'] as { message: string }).message),
+          logged.map((l) => (l.err as { message: string }).message),
           ['null pointer in the authorizer chain', 'boom: redis at 10.1.2.3 said no'],
           'the originals are logged on the server, once each',
         );
@@ -157,9 +158,9 @@ export function registerSuite(kind: ServerKind, callers: readonly MakeCaller[]):
         ]);
         t.is(h.packets.filter((p) => /^rpc\.latency:[\d.]+\|ms\|#method:/.test(p)).length, 3);
 
-        const lines = h.logs.filter((l) => l['msg'] === 'rpc');
+        const lines = h.logs.filter((l) => l.msg === 'rpc');
         t.deepEqual(
-          lines.map((l) => [l['method'], l['code'], typeof l['durationMs']]),
+          lines.map((l) => [l.method, l.code, typeof l.durationMs]),
           [
             [`${method}/GetPayment`, 'ok', 'number'],
             [`${method}/CancelPayment`, 'not_found', 'number'],
@@ -174,7 +175,14 @@ export function registerSuite(kind: ServerKind, callers: readonly MakeCaller[]):
     test.serial(`${name}: a client cancelling a stream stops the handler`, (t) =>
       withServer(t, kind, makeCaller, async (h, caller) => {
         const cancel = new AbortController();
-        const res = failure(t, await within(caller.watchPayments('forever', { key: merchantKey, signal: cancel.signal }, () => cancel.abort()), waitMsMax, 'cancelled stream'));
+        const res = failure(
+          t,
+          await within(
+            caller.watchPayments('forever', { key: merchantKey, signal: cancel.signal }, () => cancel.abort()),
+            waitMsMax,
+            'cancelled stream',
+          ),
+        );
         t.is(res.code, Code.Canceled);
         await eventually(() => h.observed.aborted.includes('forever'), 'the handler saw the cancel');
         t.deepEqual(h.observed.aborted, ['forever']);
@@ -185,7 +193,14 @@ export function registerSuite(kind: ServerKind, callers: readonly MakeCaller[]):
       withServer(t, kind, makeCaller, async (h, caller) => {
         let closed: Promise<void> | undefined;
         const started = performance.now();
-        const res = failure(t, await within(caller.watchPayments('forever', { key: merchantKey }, () => (closed = h.close())), waitMsMax, 'stream at shutdown'));
+        const res = failure(
+          t,
+          await within(
+            caller.watchPayments('forever', { key: merchantKey }, () => (closed = h.close())),
+            waitMsMax,
+            'stream at shutdown',
+          ),
+        );
         t.deepEqual([res.code, res.message], [Code.Unavailable, 'server shutting down']);
         await within(closed ?? Promise.reject(new Error('no first message')), waitMsMax, 'close');
         t.true(performance.now() - started < 1_500, 'no grace period spent waiting for the stream');
