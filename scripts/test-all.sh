@@ -97,7 +97,7 @@ step "typecheck"
 npx tsc --noEmit -p tsconfig.json || fail "typecheck failed"
 
 step "format, lint and import cycles (biome ci: biome.jsonc)"
-npx biome ci . || fail "biome: formatting, lint or an import cycle (npx biome check --write . fixes the formatting)"
+npx biome ci --colors=off . || fail "biome: formatting, lint or an import cycle (npx biome check --write . fixes the formatting)"
 
 step "TigerBeetle: waiting for its address"
 if [ -n "${TB_ADDRESS:-}" ]; then
