@@ -4,27 +4,16 @@
  * one has a named bound; none grows without limit.
  */
 
-/** A Map that keeps at most `entriesMax` entries, dropping the oldest insertion first. */
-export class BoundedMap<K, V> {
-  private readonly map = new Map<K, V>();
-  constructor(private readonly entriesMax: number) {
-    if (!(entriesMax > 0)) throw new Error('assertion failed: entriesMax must be positive');
-  }
-  get(key: K): V | undefined {
-    return this.map.get(key);
-  }
-  /** Sets `key` as the newest entry. */
-  set(key: K, value: V): void {
-    this.map.delete(key);
-    this.map.set(key, value);
-    if (this.map.size > this.entriesMax) this.map.delete(this.map.keys().next().value!);
-  }
-  delete(key: K): void {
-    this.map.delete(key);
-  }
-  get size(): number {
-    return this.map.size;
-  }
+import { LRUCache } from 'lru-cache';
+
+/**
+ * The bounded map every structure here stands on: at most `entriesMax` entries, the least recently
+ * set one dropped first (reads use `peek`, which leaves the order alone), `lru-cache` underneath as
+ * in authz's directory cache.
+ */
+export function boundedMap<K extends {}, V extends {}>(entriesMax: number): LRUCache<K, V> {
+  if (!(entriesMax > 0)) throw new Error('assertion failed: entriesMax must be positive');
+  return new LRUCache<K, V>({ max: entriesMax });
 }
 
 interface IdempotentEntry<T> {
@@ -37,17 +26,17 @@ export type IdempotentLookup<T> = { kind: 'new' } | { kind: 'replay'; result: Pr
 
 /** Results by idempotency key: at most `keysMax`, each for `ttlMs`. */
 export class IdempotencyRecord<T> {
-  private readonly entries: BoundedMap<string, IdempotentEntry<T>>;
+  private readonly entries: LRUCache<string, IdempotentEntry<T>>;
   constructor(
     keysMax: number,
     private readonly ttlMs: number,
     private readonly now: () => number = Date.now,
   ) {
-    this.entries = new BoundedMap(keysMax);
+    this.entries = boundedMap(keysMax);
   }
 
   lookup(key: string, fingerprint: string): IdempotentLookup<T> {
-    const entry = this.entries.get(key);
+    const entry = this.entries.peek(key);
     if (entry === undefined || this.now() - entry.atMs > this.ttlMs) return { kind: 'new' };
     return entry.fingerprint === fingerprint ? { kind: 'replay', result: entry.result } : { kind: 'conflict' };
   }
@@ -57,7 +46,7 @@ export class IdempotencyRecord<T> {
     const entry = { fingerprint, result, atMs: this.now() };
     this.entries.set(key, entry);
     result.catch(() => {
-      if (this.entries.get(key) === entry) this.entries.delete(key);
+      if (this.entries.peek(key) === entry) this.entries.delete(key);
     });
   }
 }
@@ -104,14 +93,14 @@ export interface SentTo {
 
 /** The latest SendSms (with a reference) per destination, so a reply from that number finds its payment. */
 export class ReplyMatcher {
-  private readonly latest: BoundedMap<string, SentTo>;
+  private readonly latest: LRUCache<string, SentTo>;
   constructor(
     /** replyWindowMs: a reply counts for a message sent at most this long before. */
     private readonly replyWindowMs: number,
     destinationsMax: number,
     private readonly now: () => number = Date.now,
   ) {
-    this.latest = new BoundedMap(destinationsMax);
+    this.latest = boundedMap(destinationsMax);
   }
 
   sent(to: string, reference: string, messageId: string): void {
@@ -120,7 +109,7 @@ export class ReplyMatcher {
 
   /** The most recent message sent to `from` within the reply window. */
   match(from: string): SentTo | undefined {
-    const sent = this.latest.get(from);
+    const sent = this.latest.peek(from);
     return sent !== undefined && this.now() - sent.atMs <= this.replyWindowMs ? sent : undefined;
   }
 }

@@ -13,7 +13,7 @@ import {
   type TelcoBridgeService,
 } from '../gen/countersign/v1/telco_pb.js';
 import type { AuthzClient } from './authz-client.js';
-import { BoundedMap, DestinationLimiter, IdempotencyRecord, ReplyMatcher } from './bounded-state.js';
+import { boundedMap, DestinationLimiter, IdempotencyRecord, ReplyMatcher } from './bounded-state.js';
 import type { Accepted, CallPlacement, ChannelErrorCode, SmsChannel, SmsChannelListener, VoiceChannel, VoiceChannelListener } from './channels.js';
 import { invalidArgument as invalid, TelcoError, type TelcoErrorKind } from './errors.js';
 import { type EventLog, isEventId } from './events.js';
@@ -108,7 +108,7 @@ export class TelcoBridgeCore {
   private readonly callRate: DestinationLimiter;
   private readonly replies: ReplyMatcher;
   /** Message or call id → the caller's reference. */
-  private readonly references: BoundedMap<string, string>;
+  private readonly references: ReturnType<typeof boundedMap<string, string>>;
 
   constructor(
     private readonly events: EventLog,
@@ -122,7 +122,7 @@ export class TelcoBridgeCore {
     this.smsRate = new DestinationLimiter(limits.smsPerDestinationMax, limits.smsPerDestinationWindowMs, limits.destinationsTrackedMax, now);
     this.callRate = new DestinationLimiter(limits.callsPerDestinationMax, limits.callsPerDestinationWindowMs, limits.destinationsTrackedMax, now);
     this.replies = new ReplyMatcher(limits.replyWindowMs, limits.destinationsTrackedMax, now);
-    this.references = new BoundedMap(limits.referencesTrackedMax);
+    this.references = boundedMap(limits.referencesTrackedMax);
   }
 
   attach(sms: SmsChannel, voice: VoiceChannel): void {
@@ -131,7 +131,7 @@ export class TelcoBridgeCore {
   }
 
   private ref(id: string): string {
-    return this.references.get(id) ?? '';
+    return this.references.peek(id) ?? '';
   }
 
   private fingerprint<D extends DescMessage>(schema: D, request: MessageShape<D>): string {
