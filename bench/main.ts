@@ -18,6 +18,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+// The test suite's launcher of throwaway TigerBeetle clusters (format, start, wait, stop, remove).
+import { startTigerBeetle, type TigerBeetleCluster, tigerBeetleBinary } from '../test/support/tigerbeetle.js';
 import type { BareServerCpu, BareServerOptions, BareServerReady } from './bare-server.js';
 import type { CheckResult } from './check.js';
 import type { CeilingRequest, CeilingResult } from './ledger-ceiling.js';
@@ -54,14 +56,19 @@ interface Running {
 }
 
 async function main(): Promise<number> {
-  const options = parseOptions(process.argv.slice(2));
+  let options = parseOptions(process.argv.slice(2));
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
   const bar = new ProgressBar(options.quiet);
   let redis: PrivateRedis | undefined;
+  let tigerBeetle: TigerBeetleCluster | undefined;
   let server: ForkedChild | undefined;
   let load: ForkedChild | undefined;
   try {
     if (options.store === 'redis' && options.redisUrl === undefined) redis = await startPrivateRedis();
+    if (options.ledger === 'tigerbeetle' && options.tbAddresses.length === 0) {
+      tigerBeetle = await startPrivateTigerBeetle();
+      options = { ...options, tbAddresses: tigerBeetle.addresses, tbClusterId: tigerBeetle.clusterId };
+    }
     const redisUrl = options.store === 'redis' ? (options.redisUrl ?? redis!.url) : undefined;
     const serverOptions: ServerOptions = {
       store: options.store,
@@ -76,7 +83,8 @@ async function main(): Promise<number> {
     load = forkBench('load.ts', [], { name: 'load generator', nodeArgs: [...nodeArgs, ...options.loadNodeArgs] });
     const ready = await withStderr(server, server.ipc.announced<ServerReady>('ready', serverStartTimeoutMs));
     await withStderr(load, load.ipc.announced('ready', serverStartTimeoutMs));
-    process.stderr.write(`server pid ${ready.pid} on 127.0.0.1:${ready.grpcPort} (${ready.describe.join('; ')})${redis ? `, private ${redis.url}` : ''}\n`);
+    const privates = [...(redis ? [`private ${redis.url}`] : []), ...(tigerBeetle ? [`private TigerBeetle replica ${tigerBeetle.addresses[0]}`] : [])];
+    process.stderr.write(`server pid ${ready.pid} on 127.0.0.1:${ready.grpcPort} (${ready.describe.join('; ')})${privates.map((p) => `, ${p}`).join('')}\n`);
 
     const setupRequest: SetupRequest = {
       grpcPort: ready.grpcPort,
@@ -140,7 +148,23 @@ async function main(): Promise<number> {
   } finally {
     await Promise.allSettled([load?.stop('close'), server?.stop('stop')]);
     await redis?.stop();
+    await tigerBeetle?.stop();
   }
+}
+
+/**
+ * `--ledger tigerbeetle` without addresses: a private single-replica cluster from TB_BIN or
+ * ../shared/tigerbeetle/tigerbeetle, started for this run on loopback and removed after it.
+ */
+async function startPrivateTigerBeetle(): Promise<TigerBeetleCluster> {
+  const binary = tigerBeetleBinary();
+  if (binary === undefined) {
+    throw new RangeError(
+      '--ledger tigerbeetle: no --tb-addresses or TB_ADDRESS, and no TigerBeetle server to start (TB_BIN, or ../shared/tigerbeetle/tigerbeetle beside the repository)',
+    );
+  }
+  process.stderr.write(`starting a private TigerBeetle replica (${binary}; 15-30 s)…\n`);
+  return startTigerBeetle({ replicas: 1, binary });
 }
 
 function withoutResultsDir(options: BenchOptions): Omit<BenchOptions, 'resultsDir'> {

@@ -126,7 +126,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     .split(',')
     .map((a) => a.trim())
     .filter((a) => a !== '');
-  if (ledger === 'tigerbeetle' && tbAddresses.length === 0) throw new RangeError('--ledger tigerbeetle needs --tb-addresses (or TB_ADDRESS)');
   if (!/^\d+$/.test(values['tb-cluster-id'])) throw new RangeError('--tb-cluster-id must be an unsigned integer');
   const scenarios = values.scenarios.split(',').map((s) => oneOf('scenarios', s.trim(), scenarioNames));
   if (scenarios.includes('unary-half') && !scenarios.includes('unary'))
@@ -199,7 +198,9 @@ export const usage = `npm run bench -- [options]
                               directory in Redis (elsewhere it is in memory)
   --redis-url URL             use this Redis (default with --store redis: a private redis-server)
   --ledger embedded|tigerbeetle   ledger engine (default embedded, in memory)
-  --tb-addresses A[,B]        TigerBeetle replicas (or TB_ADDRESS); --tb-cluster-id N
+  --tb-addresses A[,B]        TigerBeetle replicas (or TB_ADDRESS); --tb-cluster-id N; without either,
+                              --ledger tigerbeetle starts a private single-replica cluster from TB_BIN
+                              or ../shared/tigerbeetle/tigerbeetle and removes it after the run
   --payers P                  payers enrolled and funded (default 10000; --quick 200)
   --merchants M               merchants (default 4)
   --scenarios a,b             of ${scenarioNames.join(', ')} (default all, in this order)

@@ -62,15 +62,17 @@ export interface ServerCpu {
 }
 
 /**
- * The SMS-pumping limits (codes per number, payer and prefix per 10 minutes) are raised: each
- * simulated payer authorizes many payments a minute, which no real phone does. The checks still
- * run on every CreatePayment, so their cost is measured.
+ * The SMS-pumping limits (codes per number, payer and prefix per 10 minutes) and the challenges one
+ * merchant may open per payer (30 per 10 minutes, README "Tenant safety") are raised: each
+ * simulated payer authorizes many payments a minute at the same few merchants, which no real
+ * payer does. The checks still run on every CreatePayment, so their cost is measured.
  */
 const codeRateMaxForBench = 1_000_000_000;
 const benchLimits: Partial<PaymentLimits> = {
   codesPerDestinationMax: codeRateMaxForBench,
   codesPerPayerMax: codeRateMaxForBench,
   codesPerPrefixMax: codeRateMaxForBench,
+  challengesPerPayerMerchantMax: codeRateMaxForBench,
 };
 
 async function main(): Promise<void> {

@@ -271,11 +271,8 @@ function createItem(world: FuzzWorld, merchant: 'A' | 'B') {
       // The zero-balance payer (or nobody's phone) named cleanly: a payment that needs proof is created
       // (CHALLENGED, holding nothing: no money is held before the payer consents); one that needs none
       // is refused for funds. So OK is allowed where only those refusals were.
-      const namesPayer =
-        (r.payer.value.case === 'payerId' || r.payer.value.case === 'payerPhone') &&
-        r.payer.f.t.length === 0 &&
-        secretTags.length === 0 &&
-        authTags.length === 0;
+      // (A factor needing a PIN the payer never set is refused, unless the fuzz's own SetPin gave it one.)
+      const namesPayer = (r.payer.value.case === 'payerId' || r.payer.value.case === 'payerPhone') && r.payer.f.t.length === 0;
       const okAllowed = (r.payer.nobody === true || namesPayer) && tags.every((t) => t === 'precondition' || t === 'exhausted' || t === 'exists');
       return { input, tags, okAllowed };
     });
