@@ -140,6 +140,13 @@ export function settlement(payment: Payment, accounts: PaymentAccounts): Transfe
   return [...chain, fee];
 }
 
+/** The void of a payment's money reservation (or the close marker under its id), or of its M3c limit charge. */
+function voidOf(paymentId: bigint, which: 'money' | 'limit'): Transfer {
+  const ids = paymentTransferIds(paymentId);
+  const [id, pendingId] = which === 'money' ? [ids.void, ids.pending] : [ids.limitVoid, ids.limitPending];
+  return transfer({ id, pending_id: pendingId, user_data_128: paymentId, flags: TransferFlags.void_pending_transfer });
+}
+
 /** The transfers a settled payment has in the ledger: the post, the limit post (M3c) and the fee. */
 function settledIds(payment: Payment): bigint[] {
   const ids = paymentTransferIds(idFromHex(payment.id));
@@ -159,8 +166,9 @@ function unexpected(step: string, payment: Payment, results: CreateTransferResul
   return new LedgerInvariantError(`${step} of payment ${payment.id}: ledger answered ${results.join(', ')}`);
 }
 
-function reserveOutcome(payment: Payment, result: CreateTransferResult | undefined, results: CreateTransferResult[]): ReserveOutcome {
-  if (result === 'ok' || madeBefore(result)) return 'reserved';
+/** Why the ledger refused a reservation (`results[0]` is its money's result): funds, or an M3c line's credit. */
+function refusal(payment: Payment, results: CreateTransferResult[]): Exclude<ReserveOutcome, 'reserved'> {
+  const result = results[0];
   // M3c: the limit charge (second event) refused by the control account's balance flag.
   if (
     payment.lineControlAccountId !== undefined &&
@@ -177,9 +185,14 @@ function reserveOutcome(payment: Payment, result: CreateTransferResult | undefin
 export class PaymentLedger {
   constructor(readonly ledger: Ledger) {}
 
+  /**
+   * A reservation alone, as versions before issue 15 made one at create. This version calls it
+   * nowhere (it holds nothing before consent); tests make such reservations with it, to prove
+   * that a confirm, a decline, the sweeper and reconcile still finish them.
+   */
   async reserve(payment: Payment, accounts: PaymentAccounts, timeoutSeconds: number): Promise<ReserveOutcome> {
     const results = await this.ledger.createTransfers(reservation(payment, accounts, timeoutSeconds));
-    return reserveOutcome(payment, results[0], results);
+    return results[0] === 'ok' || madeBefore(results[0]) ? 'reserved' : refusal(payment, results);
   }
 
   /**
@@ -220,7 +233,7 @@ export class PaymentLedger {
     // `reserve` at create (an earlier version: no `linked` flag, maybe another timeout), or the
     // zero-amount marker of a payment closed without money (`close`). Whichever: post what is there.
     if (results[0]?.startsWith('exists') === true) return (await this.settled(payment)) ? 'posted' : this.postMadeBefore(payment, accounts);
-    return reserveOutcome(payment, results[0], results) as Exclude<ReserveOutcome, 'reserved'>;
+    return refusal(payment, results);
   }
 
   private async postMadeBefore(payment: Payment, accounts: PaymentAccounts): Promise<SettleOutcome> {
@@ -269,8 +282,7 @@ export class PaymentLedger {
       code: TransferCode.paymentClosed,
       flags: TransferFlags.pending | TransferFlags.linked,
     });
-    const voiding = transfer({ id: ids.void, pending_id: ids.pending, user_data_128: paymentId, flags: TransferFlags.void_pending_transfer });
-    const results = await this.ledger.createTransfers([marker, voiding]);
+    const results = await this.ledger.createTransfers([marker, voidOf(paymentId, 'money')]);
     if (results[0] === 'ok' && results[1] === 'ok') return 'voided';
     // The marker made before (a retry), or a real reservation under that id: void what is there.
     if (results[0]?.startsWith('exists') === true) return this.void(payment);
@@ -279,16 +291,10 @@ export class PaymentLedger {
 
   /** Voids the reservation. Idempotent; tells what happened to it otherwise. */
   async void(payment: Payment): Promise<VoidOutcome> {
-    const ids = paymentTransferIds(idFromHex(payment.id));
-    const voiding = transfer({ id: ids.void, pending_id: ids.pending, user_data_128: idFromHex(payment.id), flags: TransferFlags.void_pending_transfer });
+    const paymentId = idFromHex(payment.id);
     // The limit charge is voided in the same request but not linked: each void is idempotent on its own.
-    const limitVoid = transfer({
-      id: ids.limitVoid,
-      pending_id: ids.limitPending,
-      user_data_128: idFromHex(payment.id),
-      flags: TransferFlags.void_pending_transfer,
-    });
-    const results = await this.ledger.createTransfers(payment.lineControlAccountId === undefined ? [voiding] : [voiding, limitVoid]);
+    const voids = payment.lineControlAccountId === undefined ? [voidOf(paymentId, 'money')] : [voidOf(paymentId, 'money'), voidOf(paymentId, 'limit')];
+    const results = await this.ledger.createTransfers(voids);
     const [result] = results;
     if (result === 'ok' || result === 'exists') return 'voided';
     if (result === 'pending_transfer_already_posted') return 'already_posted';

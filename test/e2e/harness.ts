@@ -3,14 +3,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DescService } from '@bufbuild/protobuf';
-import { createClient, type Interceptor } from '@connectrpc/connect';
+import { type Code, ConnectError, createClient, type Interceptor } from '@connectrpc/connect';
 import { createConnectTransport, Http2SessionManager } from '@connectrpc/connect-node';
+import type { ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { deriveSecondCode } from '../../authz/codes/challenge.js';
 import { base32Decode } from '../../authz/codes/secret.js';
 import { InboxNotifier } from '../../authz/notifier.js';
 import type { PaymentLimits } from '../../authz/payments.js';
-import { Factor } from '../../gen/countersign/v1/common_pb.js';
+import { Channel, Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { EnrollmentService, type PayerPolicy } from '../../gen/countersign/v1/enrollment_pb.js';
 import { LedgerService } from '../../gen/countersign/v1/ledger_pb.js';
 import { PayerService } from '../../gen/countersign/v1/payer_pb.js';
@@ -18,6 +19,7 @@ import { PaymentService } from '../../gen/countersign/v1/payments_pb.js';
 import { type App, createApp } from '../../services/app.js';
 import type { Clients } from '../../services/commands/connection.js';
 import { type Config, loadConfig } from '../../services/config.js';
+import { ErrorInfoSchema } from '../../services/rpc/status-details.js';
 import { type Servers, startServers } from '../../services/server.js';
 import { callDeadlineMs, grpcJsClient } from '../support/grpc-js-client.js';
 import { type RedisServer, startRedis, stopRedis } from '../support/redis.js';
@@ -210,3 +212,40 @@ export function secondCode(payer: Payer, firstCode: string, amount: bigint, paye
 }
 
 export const key = unique;
+
+/** The call fails with `code`; the error, for its message and details. */
+export async function refusedWith(t: ExecutionContext, call: Promise<unknown>, code: Code): Promise<ConnectError> {
+  const e = ConnectError.from(await t.throwsAsync(call));
+  t.is(e.code, code, e.message);
+  return e;
+}
+
+/** The ErrorInfo reason of a refusal. */
+export function reasonOf(e: ConnectError): string | undefined {
+  const [info] = e.findDetails(ErrorInfoSchema) as unknown as { reason: string }[];
+  return info?.reason;
+}
+
+/**
+ * An APP payment of `payer` at `merchant` (it must be CHALLENGED), its first code as the payer's
+ * terminal reads it, and the second code the terminal computes from it (and one that is wrong).
+ */
+export async function appPayment(
+  merchant: Merchant,
+  payer: Payer,
+  amount: bigint,
+): Promise<{ id: string; firstCode: string; code: string; wrongCode: string }> {
+  const created = await merchant.api.payments.createPayment({
+    idempotencyKey: unique('app'),
+    payer: { case: 'payerId', value: payer.id },
+    amount,
+    currency: 'USD',
+    description: 'app',
+    channel: Channel.APP,
+  });
+  const p = created.payment!;
+  if (p.state !== PaymentState.CHALLENGED) throw new Error(`payment ${p.id} is ${PaymentState[p.state]}, not CHALLENGED`);
+  const { firstCode } = await payer.api.payer.getChallenge({ paymentId: p.id });
+  const code = secondCode(payer, firstCode, amount, merchant.account);
+  return { id: p.id, firstCode, code, wrongCode: code === '12345678' ? '87654321' : '12345678' };
+}

@@ -4,22 +4,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DescService } from '@bufbuild/protobuf';
 import { timestampMs } from '@bufbuild/protobuf/wkt';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code } from '@connectrpc/connect';
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { base32Decode } from '../../authz/codes/secret.js';
 import { credentialOverlapSecondsDefault, credentialOverlapSecondsMax } from '../../authz/enrollment.js';
 import { InboxNotifier } from '../../authz/notifier.js';
-import { Channel, DeclineReason, PaymentState } from '../../gen/countersign/v1/common_pb.js';
+import { DeclineReason, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { EnrollmentService } from '../../gen/countersign/v1/enrollment_pb.js';
 import { LedgerService } from '../../gen/countersign/v1/ledger_pb.js';
 import { PayerService } from '../../gen/countersign/v1/payer_pb.js';
 import { PaymentService } from '../../gen/countersign/v1/payments_pb.js';
 import { createApp } from '../../services/app.js';
 import { loadConfig } from '../../services/config.js';
-import { ErrorInfoSchema } from '../../services/rpc/status-details.js';
 import { startServers } from '../../services/server.js';
-import { type Clients, type Env, key, type Merchant, newMerchant, newPayer, type Payer, secondCode } from '../e2e/harness.js';
+import { appPayment, type Clients, type Env, key, newMerchant, newPayer, type Payer, reasonOf, refusedWith, secondCode } from '../e2e/harness.js';
 import { runCli, runCliHere } from '../support/cli-child.js';
 import { grpcJsClient } from '../support/grpc-js-client.js';
 
@@ -79,17 +78,6 @@ async function start(t: ExecutionContext): Promise<ClockedEnv> {
     nowMs: () => startMs + offsetMs,
     cliEnv: { COUNTERSIGN_GRPC_PORT: String(servers.grpcPort), COUNTERSIGN_ADMIN_KEY: config.adminKey, COUNTERSIGN_DATA_DIR: dataDir },
   };
-}
-
-async function refusedWith(t: ExecutionContext, call: Promise<unknown>, code: Code): Promise<ConnectError> {
-  const e = ConnectError.from(await t.throwsAsync(call));
-  t.is(e.code, code, e.message);
-  return e;
-}
-
-function reasonOf(e: ConnectError): string | undefined {
-  const [info] = e.findDetails(ErrorInfoSchema) as unknown as { reason: string }[];
-  return info?.reason;
 }
 
 /** A call only a live merchant key gets through. */
@@ -202,23 +190,6 @@ test("payer token: the payer rotates its own (old token works within the overlap
   await payerCall(env, revoked.payerToken, payer.id);
   await payerCall(env, other.token, other.id);
 });
-
-/** An APP payment of `payer` at `merchant` and its first code as the payer's terminal reads it. */
-async function appPayment(merchant: Merchant, payer: Payer, amount: bigint): Promise<{ id: string; firstCode: string }> {
-  const p = (
-    await merchant.api.payments.createPayment({
-      idempotencyKey: key('app'),
-      payer: { case: 'payerId', value: payer.id },
-      amount,
-      currency: 'USD',
-      description: 'app',
-      channel: Channel.APP,
-    })
-  ).payment!;
-  if (p.state !== PaymentState.CHALLENGED) throw new Error(`payment ${p.id} is ${PaymentState[p.state]}, not CHALLENGED`);
-  const { firstCode } = await payer.api.payer.getChallenge({ paymentId: p.id });
-  return { id: p.id, firstCode };
-}
 
 test('RotateSecret closes the challenges opened under the old secret: DECLINED (SECRET_ROTATED) at once, and the old code on them is FAILED_PRECONDITION; a challenge opened after works with the new secret only', async (t) => {
   const { env } = await start(t);

@@ -1,49 +1,17 @@
 import { setMaxListeners } from 'node:events';
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code } from '@connectrpc/connect';
 import test from 'ava';
 import { watchersPerCallerMax } from '../../authz/events.js';
 import { feeMinMinorUnits, feeOf } from '../../authz/payment-ledger.js';
 import { drive } from '../../authz/steps/drive.js';
 import { Channel, DeclineReason, Factor, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import { idFromHex, idToHex, paymentTransferIds } from '../../ledger/ids.js';
-import { ErrorInfoSchema } from '../../services/rpc/status-details.js';
-import { balance, type Env, key, type Merchant, newMerchant, newPayer, type Payer, secondCode, startEnv } from '../e2e/harness.js';
+import { appPayment, balance, type Env, key, type Merchant, newMerchant, newPayer, type Payer, reasonOf, refusedWith, startEnv } from '../e2e/harness.js';
 
 /**
  * Issue 15, "Tenant safety" (README): findings 1, 2, 3, 4, 5 and 7 against a real server on
  * 127.0.0.1 port 0 (grpc-js client, memory store). Each test failed on the code before the fix.
  */
-
-async function refusedWith(t: import('ava').ExecutionContext, call: Promise<unknown>, code: Code): Promise<ConnectError> {
-  const error = await t.throwsAsync(call);
-  const e = ConnectError.from(error);
-  t.is(e.code, code, e.message);
-  return e;
-}
-
-/** The ErrorInfo reason of a refusal. */
-function reasonOf(e: ConnectError): string | undefined {
-  const [info] = e.findDetails(ErrorInfoSchema) as unknown as { reason: string }[];
-  return info?.reason;
-}
-
-/** An APP payment of `payer` at `merchant` and the second code the payer's terminal computes for it. */
-async function appPayment(merchant: Merchant, payer: Payer, amount: bigint): Promise<{ id: string; code: string; wrongCode: string }> {
-  const p = (
-    await merchant.api.payments.createPayment({
-      idempotencyKey: key('app'),
-      payer: { case: 'payerId', value: payer.id },
-      amount,
-      currency: 'USD',
-      description: 'app',
-      channel: Channel.APP,
-    })
-  ).payment!;
-  if (p.state !== PaymentState.CHALLENGED) throw new Error(`payment ${p.id} is ${PaymentState[p.state]}, not CHALLENGED`);
-  const { firstCode } = await payer.api.payer.getChallenge({ paymentId: p.id });
-  const code = secondCode(payer, firstCode, amount, merchant.account);
-  return { id: p.id, code, wrongCode: code === '12345678' ? '87654321' : '12345678' };
-}
 
 test("finding 1: merchant B's wrong codes for a payer lock the payer at B only; the payer's right code at merchant A still succeeds", async (t) => {
   const env = await startEnv('grpc-js', 'memory');
