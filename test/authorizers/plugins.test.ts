@@ -1,9 +1,9 @@
+import { createServer } from 'node:net';
 import { Code } from '@connectrpc/connect';
 import test, { type ExecutionContext } from 'ava';
 import { Decision } from '../../gen/countersign/v1/authorizer_pb.js';
 import { DeclineReason, Factor, PasswordKind, PaymentState } from '../../gen/countersign/v1/common_pb.js';
 import type { Config } from '../../services/config.js';
-import { freePort } from '../../services/net.js';
 import { balance, type ClientKind, type Env, key, type Merchant, newMerchant, newPayer, type Payer, secondCode, startEnv } from '../e2e/harness.js';
 import { assertNoSecrets, refusal, startPlugin, type TestPlugin } from './support.js';
 
@@ -129,8 +129,28 @@ test('plugins run in order after the built-in policy; one that REQUIREs a factor
   assertNoSecrets(t, require, [...(await secretsOf(e, payer, shop)), code]);
 });
 
+/**
+ * A free port below the kernel's ephemeral range (32768-60999 here), so no server of a parallel
+ * test that listens on port 0 takes it while this test expects connection refused there (CI met
+ * a plugin address answered UNIMPLEMENTED by another test's gRPC server once).
+ */
+async function quietPort(): Promise<number> {
+  for (let attempt = 0; attempt < quietPortAttemptsMax; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = createServer();
+      probe.once('error', () => resolve(false));
+      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port in 20000-31999 after ${quietPortAttemptsMax} attempts`);
+}
+/** Random ports tried by quietPort. */
+const quietPortAttemptsMax = 50;
+
 test('a plugin that is down (connection refused) fails closed: DECLINED (AUTHORIZER_UNAVAILABLE), nothing reserved', async (t) => {
-  const port = await freePort(); // nothing listens there
+  const port = await quietPort(); // nothing listens there, and no server on port 0 is handed it meanwhile
   const e = await env(t, 'grpc-js', { authorizers: [{ name: 'down', address: `127.0.0.1:${port}` }], authorizerFailure: 'decline' });
   const { payer, shop } = await actors(e);
   const refused = await refusal(t, pay(shop, payer));
