@@ -127,6 +127,17 @@ export function isGrpcBindFailureLog(message: unknown): boolean {
 }
 
 /**
+ * Prints a process's "listening" banner and waits for SIGINT or SIGTERM, with the handlers
+ * installed before the banner is written: whoever reads the banner (a test, a supervisor) may
+ * signal at once, and a signal with no handler yet would kill the process uncleanly.
+ */
+export function announceUntilStopSignal(banner: string): Promise<NodeJS.Signals> {
+  const stopped = untilStopSignal();
+  console.log(banner);
+  return stopped;
+}
+
+/**
  * Resolves on the first SIGINT or SIGTERM. The handlers stay installed until the process ends: a
  * second signal while the command stops (a second Ctrl-C, a supervisor repeating SIGTERM) is
  * ignored instead of killing it half-way through closing its data, and no other handler in the

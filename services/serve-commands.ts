@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { reconcile } from '../authz/reconcile.js';
 import { createApp, prepareKeys } from './app.js';
-import { parseFlags, portInUse, UsageError, untilStopSignal } from './cli-errors.js';
+import { announceUntilStopSignal, parseFlags, portInUse, UsageError, untilStopSignal } from './cli-errors.js';
 import { type Config, ConfigError } from './config.js';
 import { runDemo } from './demo.js';
 import { openLedger } from './ledger.js';
@@ -63,6 +63,8 @@ export async function serve(args: string[], configured: () => Config): Promise<v
     await servers.close();
     await app.close();
   };
+  // The handlers go in before the banner: whoever reads it may signal at once (a test, a supervisor).
+  const stopSignal = untilStopSignal();
   if (isWorker()) {
     joinPrimary(app.events, { grpcPort: servers.grpcPort, connectPort: servers.connectPort, webUrl: servers.webUrl }, stop);
   } else {
@@ -70,7 +72,7 @@ export async function serve(args: string[], configured: () => Config): Promise<v
       banner(withBridge?.config ?? config, { grpcPort: servers.grpcPort, connectPort: servers.connectPort, webUrl: servers.webUrl }, app.describe, bridge),
     );
   }
-  await untilStopSignal();
+  await stopSignal;
   await stop();
 }
 
@@ -141,7 +143,7 @@ async function servePrimary(config: Config, workers: number): Promise<void> {
   const log = (line: string) => console.error(`countersign primary ${process.pid}: ${line}`);
   const primary = await startPrimary(config, workers, log);
   const { listening } = primary;
-  console.log(
+  await announceUntilStopSignal(
     banner(
       config,
       listening,
@@ -150,7 +152,6 @@ async function servePrimary(config: Config, workers: number): Promise<void> {
       workers,
     ),
   );
-  await untilStopSignal();
   await primary.stop();
 }
 
@@ -163,12 +164,11 @@ export async function telcoBridgeCommand(args: string[], configured: () => Confi
   const settings = telcoSettings(config);
   const logger = pino({ level: config.logLevel, base: { service: 'countersign-telco-bridge' } });
   const bridge = await startBridge(settings, authz, logger).catch((error: unknown) => Promise.reject(portError(error, config.host, bridgePorts(settings))));
-  console.log(`countersign telco-bridge
+  await announceUntilStopSignal(`countersign telco-bridge
   gRPC (TelcoBridgeService)  ${config.host}:${bridge.grpcPort}
   voice webhooks             ${bridge.webhookBaseUrl}
   relays proofs to authz     ${authz}
 Ctrl-C stops.`);
-  await untilStopSignal();
   await bridge.close();
 }
 

@@ -5,7 +5,7 @@ import type { AuthorizationContext, Authorizer, Decision } from '../../authz/aut
 import { invalidArgument } from '../../authz/errors.js';
 import type { Factor } from '../../authz/model.js';
 import { AuthorizerService } from '../../gen/countersign/v1/authorizer_pb.js';
-import { type CommandHelp, parseFlags, UsageError, untilStopSignal } from '../cli-errors.js';
+import { announceUntilStopSignal, type CommandHelp, parseFlags, UsageError } from '../cli-errors.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { type RunningServer, startGrpcServer } from '../rpc/grpc-host.js';
 import { factorNamed } from './settings.js';
@@ -159,9 +159,8 @@ export async function authorizerVelocityCommand(args: string[]): Promise<void> {
     now: Date.now,
     logger,
   });
-  console.log(
+  await announceUntilStopSignal(
     `countersign authorizer-velocity listening on ${values.host}:${server.port} (REQUIRE ${factor} above ${maxPerHour} payment requests per payer per hour)`,
   );
-  await untilStopSignal();
   await server.close();
 }

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { pino } from 'pino';
-import { type CommandHelp, parseFlags, UsageError, untilStopSignal } from '../cli-errors.js';
+import { announceUntilStopSignal, type CommandHelp, parseFlags, UsageError } from '../cli-errors.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { startBankServer } from './bank-server.js';
 import { type CardRecord, CardsFileError, cardsFileBytesMax, demoCards, parseCardsFile } from './cards.js';
@@ -44,10 +44,9 @@ export async function runBankFrontEnd(args: string[]): Promise<void> {
   const bank = new BankFrontEnd({ privateKey: key.privateKey, cards, logger, now: Date.now });
   const server = await startBankServer({ bank, host: values.host, port, logger });
   logger.info({ port: server.port, keyId: bank.keyId, cards: cards.length, keySource: key.source }, 'bank front-end serving');
-  console.log(
+  await announceUntilStopSignal(
     `countersign bank-frontend listening on ${values.host}:${server.port}  key id ${bank.keyId} (${key.source})  ${cards.length} cards${values.cards === undefined ? ' (demo table)' : ''}`,
   );
-  await untilStopSignal();
   await server.close();
 }
 
