@@ -2,7 +2,11 @@
  * The top self-time functions of a V8 CPU profile (`.cpuprofile`, as written by
  * `node --cpu-prof` or by `npm run bench -- --profile`), and self time per source area.
  *
- *   npx tsx bench/profile-top.ts bench/results/latest/profiles/server-memory-embedded-unary.cpuprofile [--top 25] [--callers 3]
+ *   npx tsx bench/profile-top.ts bench/results/latest/profiles/server-memory-embedded-unary.cpuprofile [--top 25] [--callers 3] [--inclusive]
+ *
+ * `--inclusive` adds the functions by inclusive time (their own and their callees', each sample
+ * counted once per function however deep the recursion), optionally only those whose file
+ * contains `--match` (e.g. `--match authz/`).
  */
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
@@ -69,6 +73,39 @@ export function topFunctions(profile: Profile, root: string): { total: number; f
   return { total: total / 1000, functions: finish(functions), areas: finish(areas) };
 }
 
+/** Inclusive time per function: every sample counts for each distinct function on its stack. */
+export function inclusiveFunctions(profile: Profile, root: string): { total: number; functions: TopEntry[] } {
+  const parentOf = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
+  const keyOf = new Map<number, { key: string; name: string; where: string }>();
+  for (const n of profile.nodes) {
+    const f = n.callFrame;
+    const file = f.url === '' ? '' : relative(root, f.url.replace(/^file:\/\//, ''));
+    const where = file === '' ? '(native)' : `${file}:${f.lineNumber + 1}`;
+    const name = f.functionName || '(anonymous)';
+    keyOf.set(n.id, { key: `${name} ${where}`, name, where });
+  }
+  const named = new Map([...keyOf.values()].map((k) => [k.key, k]));
+  const micros = new Map<string, number>();
+  let total = 0;
+  profile.samples.forEach((leaf, i) => {
+    const delta = profile.timeDeltas[i] ?? 0;
+    total += delta;
+    const seen = new Set<string>();
+    for (let id: number | undefined = leaf; id !== undefined; id = parentOf.get(id)) {
+      const k = keyOf.get(id)!.key;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      micros.set(k, (micros.get(k) ?? 0) + delta);
+    }
+  });
+  const functions = [...micros].map(([key, us]) => {
+    const { name, where } = named.get(key)!;
+    return { name, where, selfMs: us / 1000, percent: (100 * us) / total };
+  });
+  return { total: total / 1000, functions: functions.sort((a, b) => b.selfMs - a.selfMs) };
+}
+
 /** A coarse owner for a frame: our folders, a package, node internals, or V8 pseudo-frames. */
 function areaOf(file: string, name: string): string {
   if (file === '') return name.startsWith('(') ? name : '(native)';
@@ -82,7 +119,12 @@ function areaOf(file: string, name: string): string {
 function main(): void {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { top: { type: 'string', default: '25' }, callers: { type: 'string', default: '0' } },
+    options: {
+      top: { type: 'string', default: '25' },
+      callers: { type: 'string', default: '0' },
+      inclusive: { type: 'boolean', default: false },
+      match: { type: 'string', default: '' },
+    },
   });
   const top = Number(values.top);
   const callers = Number(values.callers);
@@ -97,6 +139,10 @@ function main(): void {
     }
     process.stdout.write(`\n| self ms | % | area |\n|--:|--:|---|\n`);
     for (const a of areas.slice(0, top)) process.stdout.write(`| ${a.selfMs.toFixed(0)} | ${a.percent.toFixed(1)} | ${a.name} |\n`);
+    if (!values.inclusive) continue;
+    const inclusive = inclusiveFunctions(profile, process.cwd()).functions.filter((f) => f.where.includes(values.match));
+    process.stdout.write(`\n| inclusive ms | % | function | where |\n|--:|--:|---|---|\n`);
+    for (const f of inclusive.slice(0, top)) process.stdout.write(`| ${f.selfMs.toFixed(0)} | ${f.percent.toFixed(1)} | ${f.name} | ${f.where} |\n`);
   }
 }
 

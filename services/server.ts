@@ -14,7 +14,7 @@ import { payerServiceImpl } from './handlers/payer-service.js';
 import { paymentServiceImpl } from './handlers/payment-service.js';
 import { startConnectServer } from './rpc/connect-server.js';
 import { grpcServerCredentials, routesOf, startGrpcServer } from './rpc/grpc-host.js';
-import { authenticate, deadline, logging, metrics } from './rpc/interceptors.js';
+import { type AccessLog, authenticate, deadline, logging, metrics } from './rpc/interceptors.js';
 import { type RunningWebTerminal, startWebTerminal } from './web/web-terminal.js';
 
 /**
@@ -55,9 +55,17 @@ export function serviceEntries(app: App) {
   ] as const;
 }
 
+/** One access log per app, shared by its servers (one summary per method and process), flushed when they close. */
+const accessLogs = new WeakMap<App, AccessLog>();
+function accessLogOf(app: App): AccessLog {
+  let log = accessLogs.get(app);
+  if (log === undefined) accessLogs.set(app, (log = logging(app.logger)));
+  return log;
+}
+
 function interceptorsFor(app: App, statsd: StatsDClient | undefined): Interceptor[] {
   return [
-    logging(app.logger),
+    accessLogOf(app),
     ...(statsd === undefined ? [] : [metrics(statsd)]),
     deadline(),
     authenticate((key) => app.resolvePrincipal(key), { publicMethods: [] }),
@@ -150,6 +158,7 @@ export async function startServers(app: App, opts: ServerOptions): Promise<Serve
     async close() {
       clearInterval(sweeper);
       await Promise.all([grpcServer.close(), connectServer.close(), webTerminal?.close()]);
+      accessLogOf(app).flush();
     },
   };
 }

@@ -126,19 +126,35 @@ function parseOptionalField(suite: OcraSuite, field: string): void {
   }
 }
 
+/** Parsed suites kept, at most (a deployment uses one or two; a caller's suites beyond these are parsed each time). */
+export const parsedSuitesMax = 64;
+const parsedSuites = new Map<string, { suite: OcraSuite; prefix: Buffer }>();
+
+/** The suite parsed once and its data-input prefix (the suite text and a zero byte), cached. */
+function preparedSuite(text: string): { suite: OcraSuite; prefix: Buffer } {
+  let prepared = parsedSuites.get(text);
+  if (prepared === undefined) {
+    const suite = parseOcraSuite(text);
+    prepared = { suite, prefix: Buffer.concat([Buffer.from(suite.text, 'ascii'), Buffer.alloc(1)]) };
+    if (parsedSuites.size < parsedSuitesMax) parsedSuites.set(text, prepared);
+  }
+  return prepared;
+}
+
 /** Computes the OCRA response (zero-padded decimal digits). Throws `OcraInputError` on bad input. */
 export function ocra(suiteText: string, key: Buffer, input: OcraInput): string {
-  const suite = parseOcraSuite(suiteText);
-  const dataInput = Buffer.concat([
-    Buffer.from(suite.text, 'ascii'),
-    Buffer.alloc(1),
+  const { suite, prefix } = preparedSuite(suiteText);
+  // The data input is fed to the HMAC field by field (the same bytes as their concatenation).
+  const fields = [
     counterField(suite, input.counter),
     questionField(suite, input.question),
     passwordField(suite, input.passwordHash),
     sessionField(suite, input.sessionInfo),
     timeField(suite, input.timeSteps),
-  ]);
-  const mac = createHmac(suite.hash, key).update(dataInput).digest();
+  ];
+  const hmac = createHmac(suite.hash, key).update(prefix);
+  for (const field of fields) if (field.length > 0) hmac.update(field);
+  const mac = hmac.digest();
   return truncate(mac, suite.digits);
 }
 
@@ -184,9 +200,11 @@ function sessionField(suite: OcraSuite, sessionInfo: Buffer | undefined): Buffer
   return Buffer.concat([Buffer.alloc(suite.sessionInfoBytes - sessionInfo.length), sessionInfo]);
 }
 
+const noField = Buffer.alloc(0);
+
 function rejectUnexpected(value: unknown, name: string): Buffer {
   if (value !== undefined) throw new OcraInputError(`the suite has no ${name}`);
-  return Buffer.alloc(0);
+  return noField;
 }
 
 const questionCharPatterns: Record<QuestionFormat, RegExp> = {
@@ -205,6 +223,13 @@ function questionField(suite: OcraSuite, question: string): Buffer {
   if (!questionCharPatterns[suite.questionFormat].test(question)) {
     throw new OcraInputError(`question has characters outside format Q${suite.questionFormat}`);
   }
+  if (suite.questionFormat === 'A') {
+    // The ASCII bytes themselves, zero-padded: what the hex round trip below gives, without it.
+    if (question.length > questionBytes) throw new OcraInputError(`question does not fit ${questionBytes} bytes`);
+    const field = Buffer.alloc(questionBytes);
+    field.write(question, 'ascii');
+    return field;
+  }
   const hex = questionHex(suite.questionFormat, question);
   if (hex.length > questionBytes * 2) throw new OcraInputError(`question does not fit ${questionBytes} bytes`);
   return Buffer.from(hex.padEnd(questionBytes * 2, '0'), 'hex');
@@ -220,5 +245,6 @@ function questionHex(format: QuestionFormat, question: string): string {
 function truncate(mac: Buffer, digits: number): string {
   const offset = (mac[mac.length - 1] ?? 0) & 0x0f;
   const binary = mac.readUInt32BE(offset) & 0x7fffffff;
-  return (BigInt(binary) % 10n ** BigInt(digits)).toString().padStart(digits, '0');
+  // binary < 2^31 and digits ≤ 10: exact in a double.
+  return String(binary % 10 ** digits).padStart(digits, '0');
 }

@@ -10,13 +10,15 @@ import { type BankFrontEnd, bankFrontEndServiceImpl } from './frontend.js';
  * reflection), plaintext on the given host: the bank front-end sits on a private network next
  * to countersign. `port` 0 picks a free port.
  */
-export function startBankServer(opts: { bank: BankFrontEnd; host: string; port: number; logger: Logger }): Promise<RunningServer> {
-  return startGrpcServer({
+export async function startBankServer(opts: { bank: BankFrontEnd; host: string; port: number; logger: Logger }): Promise<RunningServer> {
+  const accessLog = logging(opts.logger);
+  const server = await startGrpcServer({
     host: opts.host,
     port: opts.port,
     services: [{ service: BankFrontEndService, impl: bankFrontEndServiceImpl(opts.bank) }],
-    interceptors: [logging(opts.logger), deadline()],
+    interceptors: [accessLog, deadline()],
     credentials: grpc.ServerCredentials.createInsecure(),
     logger: opts.logger,
   });
+  return { ...server, close: () => server.close().finally(() => accessLog.flush()) };
 }

@@ -13,6 +13,7 @@ import {
 import {
   Code,
   ConnectError,
+  type ContextValues,
   createContextKey,
   createContextValues,
   type HandlerContext,
@@ -146,10 +147,10 @@ function applyInterceptors(next: AnyFn, interceptors: readonly Interceptor[]): A
 const inputProblemKey = createContextKey<ConnectError | undefined>(undefined, { description: 'input problem' });
 
 /** Where the center of the chain finds its call's context: the chain is built once per method. */
-const callContextKey = createContextKey<HandlerContextController | undefined>(undefined, { description: 'grpc-js call context' });
+const callContextKey = createContextKey<CallContext | undefined>(undefined, { description: 'grpc-js call context' });
 
 /** Runs one call through its method's chain. */
-function runChain(spec: MethodSpec, context: HandlerContextController, input: Message) {
+function runChain(spec: MethodSpec, context: CallContext, input: Message) {
   return spec.chain(requestOf(spec.method, context, input));
 }
 
@@ -160,11 +161,12 @@ function innermost(method: DescMethod, fn: LooseImpl): AnyFn {
     if (context === undefined) throw new Error(`assertion failed: ${methodName({ method })} called without its call context`);
     const problem = req.contextValues.get(inputProblemKey);
     if (problem !== undefined) throw problem;
-    // The call's own context unless an interceptor replaced the headers, the signal or the values.
+    // The call's own context unless an interceptor replaced the headers, the signal or the values
+    // (an interceptor that replaced the signal has read the call's first, so an unread one is the call's own).
     const implContext: HandlerContext =
-      req.header === context.requestHeader && req.signal === context.signal && req.contextValues === context.values
+      req.header === context.requestHeader && (!context.signalMade || req.signal === context.signal) && req.contextValues === context.values
         ? context
-        : { ...context, requestHeader: req.header, signal: req.signal, values: req.contextValues };
+        : replacedContext(context, req);
     if (method.methodKind === 'unary' && !req.stream) {
       const output = normalize(method.output, await fn(req.message, implContext));
       return {
@@ -193,13 +195,42 @@ function innermost(method: DescMethod, fn: LooseImpl): AnyFn {
 }
 
 /** The request object the chain sees, shaped as connect-node shapes it. */
-function requestOf(method: DescMethod, context: HandlerContextController, input: Message): AnyRequest {
-  const { requestMethod, url, signal, requestHeader: header, values: contextValues } = context;
+function requestOf(method: DescMethod, context: CallContext, input: Message): AnyRequest {
+  const { requestMethod, requestHeader: header, values: contextValues } = context;
   const service = method.parent;
+  // `signal` and `url` are read through: a call nobody asks them of never makes them.
   if (method.methodKind === 'unary')
-    return { service, requestMethod, url, signal, header, contextValues, stream: false, message: input, method: method as DescMethodUnary };
+    return {
+      service,
+      requestMethod,
+      get url() {
+        return context.url;
+      },
+      get signal() {
+        return context.signal;
+      },
+      header,
+      contextValues,
+      stream: false,
+      message: input,
+      method: method as DescMethodUnary,
+    };
   if (method.methodKind === 'server_streaming')
-    return { service, requestMethod, url, signal, header, contextValues, stream: true, message: once(input), method: method as DescMethodServerStreaming };
+    return {
+      service,
+      requestMethod,
+      get url() {
+        return context.url;
+      },
+      get signal() {
+        return context.signal;
+      },
+      header,
+      contextValues,
+      stream: true,
+      message: once(input),
+      method: method as DescMethodServerStreaming,
+    };
   throw new Error(`assertion failed: ${methodName({ method })} is ${method.methodKind}`);
 }
 
@@ -257,53 +288,113 @@ const callEnded = new ConnectError('the call has ended', Code.Canceled);
  * here rather than by connect's `createHandlerContext`, which costs three AbortControllers,
  * three event listeners, a copy of the request headers and, when the call ends, a DOMException
  * and a ConnectError per call: on a hot path that was a tenth of a bare RPC's server CPU.
- * The signal aborts on the deadline (DEADLINE_EXCEEDED), on the client's cancel (CANCELED) and
- * when the call is over (`abort()`, CANCELED).
+ *
+ * The abort machinery is made only for a call that asks for it: `signal` creates its
+ * AbortController on first read (an AbortController and its abort cost 4–7 µs per call here,
+ * a tenth of a bare RPC), and most unary calls never read it. The signal aborts on the deadline
+ * (DEADLINE_EXCEEDED), on the client's cancel (CANCELED) and when the call is over (`abort()`,
+ * CANCELED). The client's deadline needs no timer of ours: grpc-js enforces it itself (it sends
+ * DEADLINE_EXCEEDED and closes the stream) and then emits 'cancelled', which aborts the signal
+ * with DEADLINE_EXCEEDED once the deadline has passed. A call without a client deadline gets the
+ * server's default from the `deadline` interceptor, which reads this signal.
  */
+class CallContext implements HandlerContextController {
+  readonly protocolName = 'grpc';
+  readonly requestMethod = 'POST';
+  readonly responseHeader = new Headers();
+  readonly responseTrailer = new Headers();
+  private controller: AbortController | undefined;
+  private ended = false;
+
+  constructor(
+    private readonly call: grpc.ServerUnaryCall<Decoded, Message> | grpc.ServerWritableStream<Decoded, Message>,
+    readonly method: DescMethod,
+    private readonly path: string,
+    readonly requestHeader: Headers,
+    readonly values: ContextValues,
+    /** Epoch milliseconds; Infinity without a client deadline. */
+    private readonly deadlineMs: number,
+  ) {}
+
+  get service(): DescService {
+    return this.method.parent;
+  }
+
+  get url(): string {
+    return `http://${this.call.getHost()}${this.path}`;
+  }
+
+  timeoutMs(): number | undefined {
+    return Number.isFinite(this.deadlineMs) ? this.deadlineMs - Date.now() : undefined;
+  }
+
+  /** Whether anyone has read `signal` (until then the request's signal cannot have been replaced). */
+  get signalMade(): boolean {
+    return this.controller !== undefined;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      const controller = (this.controller = new AbortController());
+      if (this.ended) controller.abort(callEnded);
+      else if (this.call.cancelled) this.cancelled();
+      // grpc-js emits 'cancelled' when every call's stream closes, answered or not.
+      else this.call.once('cancelled', () => this.cancelled());
+    }
+    return this.controller.signal;
+  }
+
+  /** The stream closed: DEADLINE_EXCEEDED past the client's deadline, else the client's cancel; nothing once answered. */
+  private cancelled(): void {
+    if (this.ended || !this.call.cancelled || this.controller === undefined || this.controller.signal.aborted) return;
+    this.controller.abort(
+      Date.now() >= this.deadlineMs
+        ? new ConnectError('the operation timed out', Code.DeadlineExceeded)
+        : new ConnectError('cancelled by the client', Code.Canceled),
+    );
+  }
+
+  abort(reason?: unknown): void {
+    this.ended = true;
+    if (this.controller !== undefined && !this.controller.signal.aborted) this.controller.abort(reason ?? callEnded);
+  }
+}
+
 function handlerContext(
   call: grpc.ServerUnaryCall<Decoded, Message> | grpc.ServerWritableStream<Decoded, Message>,
   method: DescMethod,
   path: string,
-): HandlerContextController {
+): CallContext {
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-  const timeoutMs = Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined;
   const requestHeader = metadataToHeaders(call.metadata);
   // grpc-js consumes grpc-timeout; restore it so interceptors see what connect-node shows them.
-  if (timeoutMs !== undefined) requestHeader.set('grpc-timeout', grpcTimeout(timeoutMs));
-  const controller = new AbortController();
-  const timer =
-    timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(new ConnectError('the operation timed out', Code.DeadlineExceeded)), timeoutMs);
-  // grpc-js emits 'cancelled' when every call's stream closes, answered or not: build the error
-  // only for a call still running.
-  call.once('cancelled', () => {
-    if (!call.cancelled || controller.signal.aborted) return;
-    controller.abort(new ConnectError('cancelled by the client', Code.Canceled));
-  });
+  if (Number.isFinite(deadlineMs)) requestHeader.set('grpc-timeout', grpcTimeout(Math.max(0, deadlineMs - Date.now())));
   const values = createContextValues();
-  const context: HandlerContextController = {
-    service: method.parent,
-    method,
-    protocolName: 'grpc',
-    requestMethod: 'POST',
-    url: `http://${call.getHost()}${path}`,
-    timeoutMs: timeoutMs === undefined ? () => undefined : () => deadlineMs - Date.now(),
-    signal: controller.signal,
-    requestHeader,
-    responseHeader: new Headers(),
-    responseTrailer: new Headers(),
-    values,
-    abort(reason?: unknown) {
-      if (timer !== undefined) clearTimeout(timer);
-      if (!controller.signal.aborted) controller.abort(reason ?? callEnded);
-    },
-  };
+  const context = new CallContext(call, method, path, requestHeader, values, deadlineMs);
   values.set(callContextKey, context);
   return context;
 }
 
+/** The call's context with the headers, signal and values an interceptor put into the request (the context's getters read, not spread). */
+function replacedContext(context: CallContext, req: AnyRequest): HandlerContext {
+  return {
+    service: context.service,
+    method: context.method,
+    protocolName: context.protocolName,
+    requestMethod: context.requestMethod,
+    url: req.url,
+    timeoutMs: () => context.timeoutMs(),
+    signal: req.signal,
+    requestHeader: req.header,
+    responseHeader: context.responseHeader,
+    responseTrailer: context.responseTrailer,
+    values: req.contextValues,
+  };
+}
+
 /** The decoded request; for one that failed, an empty message and its problem kept for the center of the chain. */
-function inputOf(decoded: Decoded, method: DescMethod, context: HandlerContextController): Message {
+function inputOf(decoded: Decoded, method: DescMethod, context: CallContext): Message {
   if (decoded.ok) return decoded.message;
   // The strict check's answer names the field; a decoder's failure is reported as such.
   const problem =

@@ -10,7 +10,7 @@ import { DomainError } from '../../../authz/errors.js';
 import { PaymentService } from '../../../gen/countersign/v1/payments_pb.js';
 import { type RunningConnectServer, startConnectServer } from '../../../services/rpc/connect-server.js';
 import { type RunningServer, routesOf, startGrpcServer } from '../../../services/rpc/grpc-host.js';
-import { authenticate, deadline, logging, metrics, type Principal, principalKey } from '../../../services/rpc/interceptors.js';
+import { type AccessLog, authenticate, deadline, logging, metrics, type Principal, principalKey } from '../../../services/rpc/interceptors.js';
 
 /** Every wait in these tests is bounded by this (ms). */
 export const waitMsMax = 5_000;
@@ -127,14 +127,16 @@ export interface Harness {
   readonly logs: Record<string, unknown>[];
   readonly packets: string[];
   readonly observed: Observed;
+  /** The chain's access log: `flush()` writes its pending summary now. */
+  readonly accessLog: AccessLog;
   close(): Promise<void>;
 }
 
 /** The interceptor chain both servers get: same values, same order. */
-function interceptorsFor(logger: pino.Logger, statsd: InstanceType<typeof StatsD>): Interceptor[] {
+function interceptorsFor(accessLog: AccessLog, statsd: InstanceType<typeof StatsD>): Interceptor[] {
   const principals = new Map<string, Principal>([[merchantKey, { kind: 'merchant', id: 'merchant-1' }]]);
   return [
-    logging(logger),
+    accessLog,
     metrics(statsd),
     authenticate(async (key) => principals.get(key), { publicMethods: ['countersign.v1.PaymentService/ListPayments'] }),
     deadline({ rpcDeadlineMsDefault: unaryDeadlineMsTest, streamDeadlineMsDefault: 60_000 }),
@@ -149,7 +151,8 @@ export async function startHarness(kind: ServerKind): Promise<Harness> {
   const statsd = new StatsD({ host: '127.0.0.1', port: collector.port, protocol: 'udp', maxBufferSize: 0, errorHandler: () => undefined });
   const observed: Observed = { aborted: [] };
   const services = [{ service: PaymentService, impl: paymentImpl(observed) }] as const;
-  const interceptors = interceptorsFor(logger, statsd);
+  const accessLog = logging(logger);
+  const interceptors = interceptorsFor(accessLog, statsd);
   const common = { host: '127.0.0.1', port: 0, interceptors, logger, shutdownGraceMs: 2_000 };
   const server =
     kind === 'grpc-js'
@@ -162,6 +165,7 @@ export async function startHarness(kind: ServerKind): Promise<Harness> {
     logs,
     packets: collector.packets,
     observed,
+    accessLog,
     close() {
       closing ??= (async () => {
         await within(server.close(), waitMsMax, `${kind} server close`);

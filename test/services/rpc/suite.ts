@@ -141,32 +141,48 @@ export function registerSuite(kind: ServerKind, callers: readonly MakeCaller[]):
 
         const own = await caller.getPayment('sleep-600', { key: merchantKey, timeoutMs: 3_000 });
         t.true(own.ok, "a client deadline longer than the default is the client's to keep");
+
+        // The client's own deadline ends the call and aborts the handler's signal (on grpc-js by grpc-js's deadline, no timer of ours).
+        const short = failure(t, await within(caller.getPayment('sleep-2500', { key: merchantKey, timeoutMs: 200 }), waitMsMax, 'client deadline'));
+        t.is(short.code, Code.DeadlineExceeded);
+        await eventually(() => h.observed.aborted.includes('sleep-2500'), "the handler's signal aborted at the client's deadline");
       }),
     );
 
-    test.serial(`${name}: metrics and one log line per RPC, never the body`, (t) =>
+    test.serial(`${name}: metrics per RPC; the access log: a line per failure, successes summed per method; never the body`, (t) =>
       withServer(t, kind, makeCaller, async (h, caller) => {
+        success(t, await caller.getPayment('body-secret-id', { key: merchantKey }));
         success(t, await caller.getPayment('body-secret-id', { key: merchantKey }));
         failure(t, await caller.cancelPayment('body-secret-id', { key: merchantKey }));
         success(t, await caller.watchPayments('body-secret-id', { key: merchantKey }));
         const method = 'countersign.v1.PaymentService';
-        await eventually(() => h.packets.filter((p) => p.startsWith('rpc.count')).length === 3, 'statsd packets');
+        await eventually(() => h.packets.filter((p) => p.startsWith('rpc.count')).length === 4, 'statsd packets');
         t.deepEqual(h.packets.filter((p) => p.startsWith('rpc.count')).sort(), [
           `rpc.count:1|c|#method:${method}/CancelPayment,code:not_found`,
           `rpc.count:1|c|#method:${method}/GetPayment,code:ok`,
+          `rpc.count:1|c|#method:${method}/GetPayment,code:ok`,
           `rpc.count:1|c|#method:${method}/WatchPayments,code:ok`,
         ]);
-        t.is(h.packets.filter((p) => /^rpc\.latency:[\d.]+\|ms\|#method:/.test(p)).length, 3);
+        t.is(h.packets.filter((p) => /^rpc\.latency:[\d.]+\|ms\|#method:/.test(p)).length, 4);
 
-        const lines = h.logs.filter((l) => l.msg === 'rpc');
+        const failures = h.logs.filter((l) => l.msg === 'rpc');
         t.deepEqual(
-          lines.map((l) => [l.method, l.code, typeof l.durationMs]),
+          failures.map((l) => [l.method, l.code, typeof l.durationMs, l.level]),
+          [[`${method}/CancelPayment`, 'not_found', 'number', 40]],
+          'the failure was logged as it ended (warn); the successes not yet',
+        );
+        t.is(h.logs.filter((l) => l.msg === 'rpc summary').length, 0, 'no summary before the interval ends');
+        h.accessLog.flush();
+        const summaries = h.logs.filter((l) => l.msg === 'rpc summary');
+        t.deepEqual(
+          summaries.map((l) => [l.method, l.code, l.calls, typeof l.meanMs, typeof l.maxMs, l.level]),
           [
-            [`${method}/GetPayment`, 'ok', 'number'],
-            [`${method}/CancelPayment`, 'not_found', 'number'],
-            [`${method}/WatchPayments`, 'ok', 'number'],
+            [`${method}/GetPayment`, 'ok', 2, 'number', 'number', 30],
+            [`${method}/WatchPayments`, 'ok', 1, 'number', 'number', 30],
           ],
         );
+        h.accessLog.flush();
+        t.is(h.logs.filter((l) => l.msg === 'rpc summary').length, 2, 'a flush with nothing pending writes nothing');
         t.false(JSON.stringify(h.logs).includes('body-secret-id'), 'no request body in the logs');
         t.false(JSON.stringify(h.logs).includes(merchantKey), 'no API key in the logs');
       }),
