@@ -171,8 +171,13 @@ function innermost(method: DescMethod, fn: LooseImpl): AnyFn {
       const output = normalize(method.output, await fn(req.message, implContext));
       return {
         service: method.parent,
-        header: context.responseHeader,
-        trailer: context.responseTrailer,
+        // Read through: a call whose headers nobody touches never makes them (CallContext.headersMade).
+        get header() {
+          return context.responseHeader;
+        },
+        get trailer() {
+          return context.responseTrailer;
+        },
         stream: false,
         message: output,
         method: method as DescMethodUnary,
@@ -243,8 +248,8 @@ function serveUnary(spec: MethodSpec): grpc.handleUnaryCall<Decoded, Message> {
       try {
         const res = await runChain(spec, context, inputOf(call.request, spec.method, context));
         if (res.stream) throw new Error('assertion failed: a unary call answered with a stream');
-        sendHeader(call, res.header);
-        callback(null, res.message, headersToMetadata(res.trailer));
+        if (context.headerMade) sendHeader(call, res.header);
+        callback(null, res.message, context.trailerMade ? headersToMetadata(res.trailer) : undefined);
       } catch (error) {
         callback(grpcStatus(error, context, spec));
       } finally {
@@ -301,8 +306,8 @@ const callEnded = new ConnectError('the call has ended', Code.Canceled);
 class CallContext implements HandlerContextController {
   readonly protocolName = 'grpc';
   readonly requestMethod = 'POST';
-  readonly responseHeader = new Headers();
-  readonly responseTrailer = new Headers();
+  private header: Headers | undefined;
+  private trailer: Headers | undefined;
   private controller: AbortController | undefined;
   private ended = false;
 
@@ -315,6 +320,26 @@ class CallContext implements HandlerContextController {
     /** Epoch milliseconds; Infinity without a client deadline. */
     private readonly deadlineMs: number,
   ) {}
+
+  /** The response headers and trailers, made on first read: most calls send none of their own. */
+  get responseHeader(): Headers {
+    this.header ??= new Headers();
+    return this.header;
+  }
+
+  get responseTrailer(): Headers {
+    this.trailer ??= new Headers();
+    return this.trailer;
+  }
+
+  /** Whether anyone read `responseHeader` (or a response's `header`, which reads it): until then there is nothing to send. */
+  get headerMade(): boolean {
+    return this.header !== undefined;
+  }
+
+  get trailerMade(): boolean {
+    return this.trailer !== undefined;
+  }
 
   get service(): DescService {
     return this.method.parent;
@@ -411,7 +436,7 @@ function grpcStatus(error: unknown, context: HandlerContext, spec: MethodSpec): 
   if (!(error instanceof ConnectError) && mapped.code === Code.Internal) {
     spec.logger.error({ err: error, method: methodName(spec) }, 'rpc failed with an unmapped error');
   }
-  const metadata = headersToMetadata(context.responseTrailer, mapped.metadata);
+  const metadata = context instanceof CallContext && !context.trailerMade ? headersToMetadata(mapped.metadata) : headersToMetadata(context.responseTrailer, mapped.metadata);
   const details = grpcStatusDetailsBin(mapped);
   if (details !== undefined) metadata.set('grpc-status-details-bin', toBuffer(details));
   return Object.assign(new Error(mapped.rawMessage), { code: mapped.code as number as grpc.status, details: mapped.rawMessage, metadata });
