@@ -44,8 +44,26 @@ export interface CheckResult {
   /** The first few failures, in words. */
   failures: string[];
   seconds: number;
+  /**
+   * With `--workers N` (the check runs in worker 1): how many authorizations the load generator
+   * was answered SUCCEEDED since setup, whichever worker answered; `succeeded` must cover them.
+   */
+  answeredSucceeded?: number;
 }
 
+/**
+ * The check of one worker against what the generator was told by all of them: every
+ * authorization answered SUCCEEDED must be a SUCCEEDED payment the check counted (more is
+ * possible: an answer lost to a deadline), else the check fails, naming both counts.
+ */
+export function coversAnswered(result: CheckResult, answeredSucceeded: number): CheckResult {
+  if (result.succeeded >= answeredSucceeded) return { ...result, answeredSucceeded };
+  const failure = `the check counted ${result.succeeded} SUCCEEDED payments, the generator was answered SUCCEEDED ${answeredSucceeded} times`;
+  return { ...result, ok: false, answeredSucceeded, failures: [failure, ...result.failures].slice(0, failuresShownMax) };
+}
+
+/** Longest wait for a check, milliseconds (bench/main.ts, and the primary's forward to worker 1 with `--workers`). */
+export const checkTimeoutMs = 300_000;
 /** Failures described in full; the rest are only counted. */
 const failuresShownMax = 10;
 /** Payments read per repository `list` call (the port's page bound). */

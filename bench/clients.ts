@@ -49,7 +49,13 @@ function connectClients(port: number): Clients {
 }
 
 function grpcJsClients(port: number): Clients {
-  const channel = new grpc.Channel(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.enable_channelz': 0, 'grpc.enable_retries': 0 });
+  // Its own connection (a local subchannel pool): grpc-js would otherwise share one connection
+  // between channels to the same target, and `--workers N` opens N to reach every worker.
+  const channel = new grpc.Channel(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
+    'grpc.enable_channelz': 0,
+    'grpc.enable_retries': 0,
+    'grpc.use_local_subchannel_pool': 1,
+  });
   const made: grpc.Client[] = [];
   const of = <S extends DescService>(service: S): Client<S> => {
     const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(service), service.name);

@@ -11,6 +11,9 @@ import type { CodeDelivery, Notifier, PasswordCall } from '../authz/notifier.js'
  * 1000 payments is one write of ~42 KB). The load generator's `CodeFeedReader` matches codes to
  * the payment ids it gets back from CreatePayment, whichever arrives first.
  *
+ * With `--workers N` every worker has its own notifier and port; the reader connects to all of
+ * them (`CodeFeedReader.connect`) and takes each code from whichever connection delivers it.
+ *
  * The cost that stays on the server (string concatenation, one write per loop turn) is in the
  * measured server CPU; it is far below an SMS gateway call, and below GetChallenge (one more
  * RPC per authorization), the alternative the issue mentions.
@@ -41,7 +44,9 @@ export class CodeFeedNotifier implements Notifier {
     const server = net.createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
+      // exclusive: in a cluster worker (`--workers N`) a port of its own; without it every worker's
+      // listen(0) would share one port through the primary and the feed would reach one of them.
+      server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => resolve());
     });
     return { notifier: new CodeFeedNotifier(server), port: (server.address() as net.AddressInfo).port };
   }
@@ -76,27 +81,23 @@ export class CodeFeedNotifier implements Notifier {
 export class CodeFeedReader {
   private readonly codes = new Map<string, string>();
   private readonly waiters = new Map<string, { resolve(code: string): void; reject(error: Error): void; timer: NodeJS.Timeout }>();
-  private partial = '';
 
-  private constructor(private readonly socket: net.Socket) {
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => this.receive(chunk));
+  private constructor(private readonly sockets: readonly net.Socket[]) {
+    for (const socket of sockets) {
+      // A line never spans two connections: each keeps its own unfinished line.
+      const line = { partial: '' };
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => this.receive(line, chunk));
+    }
   }
 
-  static connect(port: number): Promise<CodeFeedReader> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host: '127.0.0.1' });
-      socket.once('error', reject);
-      socket.once('connect', () => {
-        socket.off('error', reject);
-        socket.on('error', () => undefined);
-        resolve(new CodeFeedReader(socket));
-      });
-    });
+  /** One reader over the server's feed, or every worker's (a code is taken from whichever delivers it). */
+  static async connect(ports: readonly number[]): Promise<CodeFeedReader> {
+    return new CodeFeedReader(await Promise.all(ports.map(connectFeed)));
   }
 
-  private receive(chunk: string): void {
-    const text = this.partial + chunk;
+  private receive(line: { partial: string }, chunk: string): void {
+    const text = line.partial + chunk;
     let start = 0;
     for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {
       const space = text.indexOf(' ', start);
@@ -112,7 +113,7 @@ export class CodeFeedReader {
         this.codes.set(paymentId, code);
       }
     }
-    this.partial = text.slice(start);
+    line.partial = text.slice(start);
   }
 
   /** The first code of a payment this process created; rejects after `codeWaitMsMax`. */
@@ -146,6 +147,18 @@ export class CodeFeedReader {
       waiter.reject(new Error('code feed closed'));
     }
     this.waiters.clear();
-    this.socket.destroy();
+    for (const socket of this.sockets) socket.destroy();
   }
+}
+
+function connectFeed(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    socket.once('error', reject);
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      socket.on('error', () => undefined);
+      resolve(socket);
+    });
+  });
 }

@@ -1,6 +1,7 @@
 /**
  * The bench's load generator: its own process (forked by bench/main.ts, IPC for control), one
- * HTTP/2 connection to the server's gRPC port. It enrolls and funds the payers and merchants
+ * HTTP/2 connection to the server's gRPC port (with `--workers N`, N connections: the cluster
+ * primary hands each connection to one worker, so the closed loops take them in turn). It enrolls and funds the payers and merchants
  * (`setup`), then runs one scenario at a time as a closed loop: `start` (load on, nothing
  * recorded: warm-up), `measure` (a fresh window), `end` (window closed, no new work, in-flight
  * work drained, the window's stats returned).
@@ -38,7 +39,10 @@ const setupConcurrency = 64;
 
 export interface SetupRequest {
   grpcPort: number;
-  feedPort: number;
+  /** The server's code feed, or every worker's. */
+  feedPorts: number[];
+  /** HTTP/2 connections to the gRPC port: 1, or one per worker (`--workers N`). */
+  connections: number;
   adminKey: string;
   payers: number;
   merchants: number;
@@ -75,6 +79,8 @@ export interface Progress {
   recording: boolean;
   authorizations: number;
   rpcs: number;
+  /** Authorizations answered SUCCEEDED since setup began, recorded or not (warm-ups, setup's one). */
+  succeededTotal: number;
 }
 
 interface SimPayer {
@@ -90,7 +96,12 @@ interface SimMerchant {
 }
 
 class LoadGenerator {
+  /** The first connection: setup's, and the only one without workers. */
   private clients!: Clients;
+  /** Every connection (`clients` first); loops and authorizations take them in turn. */
+  private connections: Clients[] = [];
+  private connectionCursor = 0;
+  private succeededTotal = 0;
   private clientKind: ClientKind = 'grpc-js';
   /** The bare scenario's clients (same kind as `clients`), open while it runs. */
   private bareClients: Clients | undefined;
@@ -111,7 +122,8 @@ class LoadGenerator {
     const started = performance.now();
     this.clientKind = req.client;
     this.clients = openClients(req.client, req.grpcPort);
-    this.feed = await CodeFeedReader.connect(req.feedPort);
+    this.connections = [this.clients, ...Array.from({ length: req.connections - 1 }, () => openClients(req.client, req.grpcPort))];
+    this.feed = await CodeFeedReader.connect(req.feedPorts);
     const admin = auth(req.adminKey);
     for (let i = 0; i < req.merchants; i++) {
       const m = await this.clients.enrollment.enrollMerchant(
@@ -166,7 +178,7 @@ class LoadGenerator {
 
   /** One authorized payment for the echo scenario to read. */
   private async echoTarget(): Promise<string> {
-    const ok = await this.authorizeOnce(this.payers[0]!, this.merchants[0]!);
+    const ok = await this.authorizeOnce(this.payers[0]!, this.merchants[0]!, this.clients);
     if (ok === undefined) throw new Error('setup: the first authorization failed');
     return ok;
   }
@@ -182,7 +194,7 @@ class LoadGenerator {
     const bare = this.bareClients;
     const loop =
       req.scenario === 'echo'
-        ? () => this.echoLoop(this.clients)
+        ? () => this.echoLoop(this.nextConnection())
         : req.scenario === 'bare'
           ? () => this.echoLoop(bare!)
           : req.scenario === 'unary'
@@ -214,7 +226,7 @@ class LoadGenerator {
       if (req.rewind === true) this.payerCursor = this.sequenceStart;
       else this.sequenceStart = this.payerCursor;
       if (req.record) this.recorder.start();
-      for (let i = 0; i < req.count; i++) await this.authorizeOnce(this.nextPayer(), this.nextMerchant());
+      for (let i = 0; i < req.count; i++) await this.authorizeOnce(this.nextPayer(), this.nextMerchant(), this.nextConnection());
       return req.record ? this.recorder.stop() : {};
     } finally {
       this.running = false;
@@ -222,7 +234,19 @@ class LoadGenerator {
   }
 
   progress(): Progress {
-    return { recording: this.recorder.recording, authorizations: this.recorder.authorizations, rpcs: this.recorder.rpcs };
+    return {
+      recording: this.recorder.recording,
+      authorizations: this.recorder.authorizations,
+      rpcs: this.recorder.rpcs,
+      succeededTotal: this.succeededTotal,
+    };
+  }
+
+  /** The connections in turn (always `clients` when there is one). */
+  private nextConnection(): Clients {
+    const clients = this.connections[this.connectionCursor]!;
+    this.connectionCursor = (this.connectionCursor + 1) % this.connections.length;
+    return clients;
   }
 
   private nextPayer(): SimPayer {
@@ -255,22 +279,23 @@ class LoadGenerator {
   }
 
   private async unaryLoop(pacer: Pacer | undefined): Promise<void> {
+    const clients = this.nextConnection();
     while (this.running) {
       if (pacer !== undefined) await pacer.next();
       if (!this.running) break;
-      await this.authorizeOnce(this.nextPayer(), this.nextMerchant());
+      await this.authorizeOnce(this.nextPayer(), this.nextMerchant(), clients);
     }
   }
 
   /** CreatePayment, the first code from the feed, the derived second code, ConfirmPayment. The payment id when SUCCEEDED. */
-  private async authorizeOnce(payer: SimPayer, merchant: SimMerchant): Promise<string | undefined> {
+  private async authorizeOnce(payer: SimPayer, merchant: SimMerchant, clients: Clients): Promise<string | undefined> {
     const { recorder } = this;
     const amount = BigInt(randomInt(amountMinMinor, amountMaxMinor + 1));
     const key = this.newKey('u');
     let t = performance.now();
     let payment: Payment;
     try {
-      const created = await this.clients.payments.createPayment(
+      const created = await clients.payments.createPayment(
         { idempotencyKey: key, payer: { case: 'payerId', value: payer.id }, amount, currency: benchCurrency },
         merchant.auth,
       );
@@ -294,12 +319,13 @@ class LoadGenerator {
     }
     t = performance.now();
     try {
-      const confirmed = await this.clients.payer.confirmPayment(
+      const confirmed = await clients.payer.confirmPayment(
         { idempotencyKey: `${key}c`, paymentId: payment.id, proof: { case: 'secondCode', value: secondCode } },
         payer.auth,
       );
       recorder.rpc('ConfirmPayment', t);
       if (confirmed.payment?.state === PaymentState.SUCCEEDED) {
+        this.succeededTotal += 1;
         recorder.authorized();
         return payment.id;
       }
@@ -311,11 +337,12 @@ class LoadGenerator {
   }
 
   private async batchLoop(size: number): Promise<void> {
-    while (this.running) await this.batchOnce(size);
+    const clients = this.nextConnection();
+    while (this.running) await this.batchOnce(size, clients);
   }
 
   /** BatchCreatePayments of `size` items, their first codes, BatchConfirmPayments (M1c: the merchant submits the payers' codes). */
-  private async batchOnce(size: number): Promise<void> {
+  private async batchOnce(size: number, clients: Clients): Promise<void> {
     const { recorder } = this;
     const merchant = this.nextMerchant();
     const items = Array.from({ length: size }, () => ({
@@ -324,9 +351,9 @@ class LoadGenerator {
       key: this.newKey('b'),
     }));
     let t = performance.now();
-    let results: Awaited<ReturnType<typeof this.clients.payments.batchCreatePayments>>['results'];
+    let results: Awaited<ReturnType<typeof clients.payments.batchCreatePayments>>['results'];
     try {
-      const res = await this.clients.payments.batchCreatePayments(
+      const res = await clients.payments.batchCreatePayments(
         {
           idempotencyKey: this.newKey('B'),
           items: items.map((i) => ({
@@ -368,11 +395,13 @@ class LoadGenerator {
     if (confirms.length === 0) return;
     t = performance.now();
     try {
-      const res = await this.clients.payments.batchConfirmPayments({ idempotencyKey: this.newKey('C'), items: confirms }, merchant.auth);
+      const res = await clients.payments.batchConfirmPayments({ idempotencyKey: this.newKey('C'), items: confirms }, merchant.auth);
       recorder.rpc('BatchConfirmPayments', t);
       for (const r of res.results) {
-        if (r.outcome.case === 'payment' && r.outcome.value.state === PaymentState.SUCCEEDED) recorder.authorized();
-        else if (r.outcome.case === 'payment') recorder.itemFailed(`CONFIRMED_${PaymentState[r.outcome.value.state]}`);
+        if (r.outcome.case === 'payment' && r.outcome.value.state === PaymentState.SUCCEEDED) {
+          this.succeededTotal += 1;
+          recorder.authorized();
+        } else if (r.outcome.case === 'payment') recorder.itemFailed(`CONFIRMED_${PaymentState[r.outcome.value.state]}`);
         else recorder.itemFailed(`CONFIRM_${grpcStatusName(r.outcome.value?.code ?? 2)}`);
       }
     } catch (error) {
@@ -382,7 +411,7 @@ class LoadGenerator {
 
   close(): void {
     this.feed?.close();
-    this.clients?.close();
+    for (const clients of this.connections) clients.close();
   }
 }
 

@@ -5,6 +5,7 @@
  *   npm run bench -- --store journal               # the durable embedded journal store
  *   npm run bench -- --store redis                 # a private redis-server on a free port
  *   npm run bench -- --quick                       # ~1 minute smoke run
+ *   npm run bench -- --workers 2 --store redis --ledger tigerbeetle   # serve --workers 2
  *   npm run bench -- --help
  *
  * Three processes (plus redis-server): the server (bench/server.ts), the load generator
@@ -14,17 +15,25 @@
  * correctness check after each scenario, draws the progress bar, writes
  * bench/results/latest/bench-<tag>.{json,md} (git-ignored; bench/results/ with --publish) and
  * prints the budget lines. See bench/README.md.
+ *
+ * `--workers N` (N > 1) benches `countersign serve --workers N`: the server process is a cluster
+ * primary with N workers (bench/server.ts), the generator opens one connection per worker and
+ * reads every worker's code feed, the server's CPU is all N + 1 processes', and the check runs in
+ * worker 1 and must count every authorization the generator was answered SUCCEEDED. It needs the
+ * store in Redis and the ledger in TigerBeetle; parsed here (bench/options.ts does not know it).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ConfigError } from '../services/config.js';
+import { parseWorkers } from '../services/workers.js';
 // The test suite's launcher of throwaway TigerBeetle clusters (format, start, wait, stop, remove).
 import { startTigerBeetle, type TigerBeetleCluster, tigerBeetleBinary } from '../test/support/tigerbeetle.js';
 import type { BareServerCpu, BareServerOptions, BareServerReady } from './bare-server.js';
-import type { CheckResult } from './check.js';
+import { type CheckResult, checkTimeoutMs, coversAnswered } from './check.js';
 import type { CeilingRequest, CeilingResult } from './ledger-ceiling.js';
 import type { Progress, SequenceRequest, SetupRequest, SetupResult, StartRequest } from './load.js';
-import { type BenchOptions, parseOptions, type ScenarioName } from './options.js';
+import { type BenchOptions, parseOptions, type ScenarioName, usage } from './options.js';
 import { type ForkedChild, forkBench, type PrivateRedis, startPrivateRedis } from './processes.js';
 import { ProgressBar, progressIntervalMs } from './progress.js';
 import { type RedisSnapshot, redisPerUnit, redisSnapshot } from './redis-stats.js';
@@ -38,14 +47,16 @@ import { targetLines, targetsOf } from './targets.js';
 const serverStartTimeoutMs = 60_000;
 const setupMsPerPayer = 20;
 const setupMsMin = 60_000;
-const checkTimeoutMs = 300_000;
 /** unary-seq: longest wait per authorization of a sequence before the bench gives up, milliseconds. */
 const sequenceMsPerAuthMax = 1_000;
 /** Heap for the ledger scenario's process (it keeps every transfer of the run in memory), MiB. */
 const ledgerHeapMiB = 8_192;
 
+/** The options of a run: bench/options.ts's and the worker count (`--workers`, default 1). */
+type RunOptions = BenchOptions & { workers: number };
+
 interface Running {
-  options: BenchOptions;
+  options: RunOptions;
   server: ForkedChild;
   load: ForkedChild;
   bar: ProgressBar;
@@ -53,10 +64,23 @@ interface Running {
   redisUrl: string | undefined;
   /** What the bare server answers: the echo payment and the project server's response for it. */
   bare: BareServerOptions;
+  /** With workers: each worker's share of the server CPU in a scenario's window, for its progress line. */
+  workerShares: Map<ScenarioName, number[]>;
 }
 
 async function main(): Promise<number> {
-  let options = parseOptions(process.argv.slice(2));
+  const args = workersOf(process.argv.slice(2));
+  if (typeof args === 'string') return refuse(args);
+  if (args.rest.includes('--help')) {
+    process.stdout.write(`${usage}${workersUsage}`);
+    return 0;
+  }
+  let options: RunOptions = { ...parseOptions(args.rest), workers: args.workers };
+  const refusal = workersRefusal(options);
+  if (refusal !== undefined) return refuse(refusal);
+  // Results of N workers do not overwrite one server's: bench-<store>-<ledger>-workers<N> unless --tag.
+  if (options.workers > 1 && !args.rest.some((a) => a === '--tag' || a.startsWith('--tag=')))
+    options = { ...options, tag: `${options.tag}-workers${options.workers}` };
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
   const bar = new ProgressBar(options.quiet);
   let redis: PrivateRedis | undefined;
@@ -76,6 +100,7 @@ async function main(): Promise<number> {
       tbAddresses: options.ledger === 'tigerbeetle' ? options.tbAddresses : [],
       tbClusterId: String(options.tbClusterId),
       logLevel: options.serverLogLevel,
+      workers: options.workers,
     };
     // Source maps only when profiling: profiles then name .ts lines (tsx compiles each file to one line).
     const nodeArgs = options.profile ? ['--enable-source-maps'] : [];
@@ -84,11 +109,14 @@ async function main(): Promise<number> {
     const ready = await withStderr(server, server.ipc.announced<ServerReady>('ready', serverStartTimeoutMs));
     await withStderr(load, load.ipc.announced('ready', serverStartTimeoutMs));
     const privates = [...(redis ? [`private ${redis.url}`] : []), ...(tigerBeetle ? [`private TigerBeetle replica ${tigerBeetle.addresses[0]}`] : [])];
-    process.stderr.write(`server pid ${ready.pid} on 127.0.0.1:${ready.grpcPort} (${ready.describe.join('; ')})${privates.map((p) => `, ${p}`).join('')}\n`);
+    const pids = ready.workerPids.length === 0 ? `pid ${ready.pid}` : `primary pid ${ready.pid}, worker pids ${ready.workerPids.join(', ')}`;
+    process.stderr.write(`server ${pids} on 127.0.0.1:${ready.grpcPort} (${ready.describe.join('; ')})${privates.map((p) => `, ${p}`).join('')}\n`);
+    if (options.profile && options.workers > 1) process.stderr.write(`--profile with --workers ${options.workers}: the server profiles are worker 1's\n`);
 
     const setupRequest: SetupRequest = {
       grpcPort: ready.grpcPort,
-      feedPort: ready.feedPort,
+      feedPorts: ready.feedPorts,
+      connections: options.workers,
       adminKey: ready.adminKey,
       payers: options.payers,
       merchants: options.merchants,
@@ -100,7 +128,15 @@ async function main(): Promise<number> {
     await server.ipc.call('register', setup.registration);
     process.stderr.write(`setup done in ${setup.seconds.toFixed(1)} s\n`);
 
-    const running: Running = { options, server, load, bar, redisUrl, bare: { paymentId: setup.echoPaymentId, responseBase64: setup.echoResponseBase64 } };
+    const running: Running = {
+      options,
+      server,
+      load,
+      bar,
+      redisUrl,
+      bare: { paymentId: setup.echoPaymentId, responseBase64: setup.echoResponseBase64 },
+      workerShares: new Map(),
+    };
     const rows: ScenarioResult[] = [];
     // A scenario that fails (a crashed server) ends the run, but what was measured before it is still written.
     let stopped: Report['stopped'] = null;
@@ -115,7 +151,7 @@ async function main(): Promise<number> {
                 ? await runBare(running)
                 : await runLoad(running, scenario, startRequest(options, scenario, rows), projectServer(running));
         rows.push(row);
-        bar.done(`${scenario.padEnd(11)} ${oneLine(row)}`);
+        bar.done(`${scenario.padEnd(11)} ${oneLine(row)}${workersNote(running, row)}`);
       } catch (error) {
         stopped = { scenario, error: withTails(error, [server, load]).message };
         bar.done(`${scenario.padEnd(11)} FAILED, run stopped: ${stopped.error.split('\n')[0]}`);
@@ -167,7 +203,45 @@ async function startPrivateTigerBeetle(): Promise<TigerBeetleCluster> {
   return startTigerBeetle({ replicas: 1, binary });
 }
 
-function withoutResultsDir(options: BenchOptions): Omit<BenchOptions, 'resultsDir'> {
+/** `--workers N` and `--workers=N` taken out of the arguments (the rest go to bench/options.ts); a bad N as its one-line message. */
+function workersOf(argv: readonly string[]): { workers: number; rest: string[] } | string {
+  const rest: string[] = [];
+  let text: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--workers') text = argv[++i] ?? '';
+    else if (arg.startsWith('--workers=')) text = arg.slice('--workers='.length);
+    else rest.push(arg);
+  }
+  try {
+    return { workers: parseWorkers(text), rest };
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+}
+
+/** Why the options cannot run several workers (services/workers.ts `workersRefusal`, in the bench's flags), or undefined. */
+function workersRefusal(options: RunOptions): string | undefined {
+  if (options.workers === 1) return undefined;
+  const needs = [
+    ...(options.store === 'redis' ? [] : [`the payment store in Redis (--store redis; the ${options.store} store belongs to one process)`]),
+    ...(options.ledger === 'tigerbeetle' ? [] : ['the ledger in TigerBeetle (--ledger tigerbeetle; the embedded ledger belongs to one process)']),
+  ];
+  return needs.length === 0 ? undefined : `--workers ${options.workers} needs ${needs.join(' and ')}`;
+}
+
+/** A usage error: one line on stderr, exit status 2, nothing started. */
+function refuse(message: string): number {
+  process.stderr.write(`bench: ${message}\n`);
+  return 2;
+}
+
+const workersUsage = `  --workers N                 bench countersign serve --workers N (default 1: one server process): a cluster
+                              primary and N workers on the same ports; needs --store redis --ledger tigerbeetle
+`;
+
+function withoutResultsDir<T extends BenchOptions>(options: T): Omit<T, 'resultsDir'> {
   const { resultsDir: _, ...rest } = options;
   return rest;
 }
@@ -211,13 +285,38 @@ interface ServerSide {
   loop: LoopStats;
   store: ScenarioResult['store'];
   redis: ScenarioResult['redis'];
+  /** With workers: each worker's CPU in the window, microseconds (in `cpuMicros` with the primary's). */
+  workerCpuMicros?: number[];
 }
 
 function serverSide(before: Sample, after: Sample, units: number): ServerSide {
   const cpuMicros = after.cpu.userMicros + after.cpu.systemMicros - before.cpu.userMicros - before.cpu.systemMicros;
   const sweeper = { calls: after.cpu.store.calls.sweep - before.cpu.store.calls.sweep, claimed: after.cpu.store.sweepClaimed - before.cpu.store.sweepClaimed };
   const redis = before.redis !== undefined && after.redis !== undefined ? redisPerUnit(before.redis, after.redis, units, sweeper) : undefined;
-  return { cpuMicros, loop: after.cpu.loop, store: storePerUnit(before.cpu.store, after.cpu.store, units), redis };
+  const side = { cpuMicros, loop: after.cpu.loop, store: storePerUnit(before.cpu.store, after.cpu.store, units), redis };
+  const workers = after.cpu.workerCpuMicros;
+  return workers === undefined ? side : { ...side, workerCpuMicros: workers.map((m, i) => m - (before.cpu.workerCpuMicros?.[i] ?? 0)) };
+}
+
+/**
+ * The correctness check after a scenario, in the server (with workers, worker 1); with workers it
+ * must also count every authorization the generator was answered SUCCEEDED by any of them.
+ */
+async function runCheck(run: Running): Promise<CheckResult> {
+  const check = await withStderr(run.server, run.server.ipc.call<CheckResult>('check', {}, checkTimeoutMs));
+  if (run.options.workers === 1) return check;
+  const progress = await run.load.ipc.call<Progress>('progress', {}, 5_000);
+  return coversAnswered(check, progress.succeededTotal);
+}
+
+/** With workers, the end of a scenario's progress line: each worker's share of the server CPU, and what the check counted against the answers. */
+function workersNote(run: Running, row: ScenarioResult): string {
+  if (run.options.workers === 1 || row.scenario === 'ledger') return '';
+  const shares = run.workerShares.get(row.scenario);
+  const total = shares?.reduce((a, b) => a + b, 0) ?? 0;
+  const split = shares === undefined || total === 0 ? '' : `; workers' CPU ${shares.map((m) => Math.round((m / total) * 100)).join('/')} %`;
+  const check = row.check.detail as CheckResult;
+  return `${split}; check counted ${check.succeeded} SUCCEEDED, generator answered ${check.answeredSucceeded}`;
 }
 
 /**
@@ -265,8 +364,9 @@ async function runSequential(run: Running): Promise<ScenarioResult> {
     if (profileFile !== undefined) await server.ipc.call('profile-stop', { file: profileFile });
     clearInterval(ticker);
     bar.update('unary-seq', 1, 'checking', '');
-    const check = await withStderr(server, server.ipc.call<CheckResult>('check', {}, checkTimeoutMs));
+    const check = await runCheck(run);
     const side = serverSide(before, after, stats.authorizations);
+    if (side.workerCpuMicros !== undefined) run.workerShares.set('unary-seq', side.workerCpuMicros);
     const request: StartRequest = { scenario: 'unary', concurrency: 1, batch: 0 };
     return { ...loadRow('unary-seq', request, stats, side, check, profileFile), firstAuthorization: { store: cold.store, redis: cold.redis } };
   } finally {
@@ -361,8 +461,9 @@ async function runLoad<S>(run: Running, scenario: ScenarioName, request: StartRe
       await Promise.all([server.ipc.call('profile-stop', { file: profileFile }), load.ipc.call('profile-stop', { file: clientProfileFile })]);
     clearInterval(ticker);
     bar.update(scenario, 1, 'checking', '');
-    const check = await withStderr(server, server.ipc.call<CheckResult>('check', {}, checkTimeoutMs));
+    const check = await runCheck(run);
     const side = measured.side(before, after, echoLike ? stats.rpcs : stats.authorizations);
+    if (side.workerCpuMicros !== undefined) run.workerShares.set(scenario, side.workerCpuMicros);
     return loadRow(scenario, request, stats, side, check, profileFile);
   } finally {
     clearInterval(ticker);

@@ -7,6 +7,9 @@
  * `--inclusive` adds the functions by inclusive time (their own and their callees', each sample
  * counted once per function however deep the recursion), optionally only those whose file
  * contains `--match` (e.g. `--match authz/`).
+ *
+ * A `.heapprofile` (written beside the CPU profile by `--profile`: sampled allocations) gets the
+ * same tables in bytes allocated instead of milliseconds.
  */
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
@@ -116,6 +119,27 @@ function areaOf(file: string, name: string): string {
   return folder === file ? file : `${folder}/${file.split('/')[1] ?? ''}`;
 }
 
+interface HeapNode {
+  callFrame: ProfileNode['callFrame'];
+  selfSize: number;
+  id: number;
+  children: HeapNode[];
+}
+
+/** A sampled heap profile as a CPU profile of the same shape: one "sample" per node, its bytes as the time delta (µs → bytes). */
+export function heapAsProfile(head: HeapNode): Profile {
+  const nodes: ProfileNode[] = [];
+  const samples: number[] = [];
+  const timeDeltas: number[] = [];
+  const walk = (n: HeapNode): void => {
+    nodes.push({ id: n.id, callFrame: n.callFrame, children: n.children.map((c) => c.id) });
+    if (n.selfSize > 0) samples.push(n.id), timeDeltas.push(n.selfSize);
+    for (const c of n.children) walk(c);
+  };
+  walk(head);
+  return { nodes, startTime: 0, endTime: 0, samples, timeDeltas };
+}
+
 function main(): void {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
@@ -129,19 +153,27 @@ function main(): void {
   const top = Number(values.top);
   const callers = Number(values.callers);
   for (const path of positionals) {
-    const profile = JSON.parse(readFileSync(path, 'utf8')) as Profile;
+    const heap = path.endsWith('.heapprofile');
+    const raw = JSON.parse(readFileSync(path, 'utf8')) as Profile | { head: HeapNode };
+    const profile = 'head' in raw ? heapAsProfile(raw.head) : raw;
+    // For a heap profile the "ms" below are kB allocated (sampled).
     const { total, functions, areas } = topFunctions(profile, process.cwd());
-    process.stdout.write(`\n${path}: ${(total / 1000).toFixed(2)} s sampled\n\n| self ms | % | function | where |\n|--:|--:|---|---|\n`);
+    const unit = heap ? 'kB' : 'ms';
+    process.stdout.write(
+      heap
+        ? `\n${path}: ${(total / 1e6).toFixed(1)} MB allocated (sampled)\n\n| self kB | % | function | where |\n|--:|--:|---|---|\n`
+        : `\n${path}: ${(total / 1000).toFixed(2)} s sampled\n\n| self ms | % | function | where |\n|--:|--:|---|---|\n`,
+    );
     for (const f of functions.slice(0, top)) {
       process.stdout.write(`| ${f.selfMs.toFixed(0)} | ${f.percent.toFixed(1)} | ${f.name} | ${f.where} |\n`);
       const heaviest = [...(f.callers ?? new Map<string, number>())].sort((a, b) => b[1] - a[1]).slice(0, callers);
-      for (const [caller, ms] of heaviest) process.stdout.write(`|  | ${ms.toFixed(0)} ms | ← ${caller} | |\n`);
+      for (const [caller, ms] of heaviest) process.stdout.write(`|  | ${ms.toFixed(0)} ${unit} | ← ${caller} | |\n`);
     }
-    process.stdout.write(`\n| self ms | % | area |\n|--:|--:|---|\n`);
+    process.stdout.write(`\n| self ${unit} | % | area |\n|--:|--:|---|\n`);
     for (const a of areas.slice(0, top)) process.stdout.write(`| ${a.selfMs.toFixed(0)} | ${a.percent.toFixed(1)} | ${a.name} |\n`);
     if (!values.inclusive) continue;
     const inclusive = inclusiveFunctions(profile, process.cwd()).functions.filter((f) => f.where.includes(values.match));
-    process.stdout.write(`\n| inclusive ms | % | function | where |\n|--:|--:|---|---|\n`);
+    process.stdout.write(`\n| inclusive ${unit} | % | function | where |\n|--:|--:|---|---|\n`);
     for (const f of inclusive.slice(0, top)) process.stdout.write(`| ${f.selfMs.toFixed(0)} | ${f.percent.toFixed(1)} | ${f.name} | ${f.where} |\n`);
   }
 }

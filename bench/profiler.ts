@@ -8,10 +8,17 @@ import { findSourceMap } from 'node:module';
  * TypeScript frames mapped back to source lines when the process runs with
  * `--enable-source-maps` (tsx compiles each file to one line), so any viewer (Chrome DevTools,
  * speedscope, bench/profile-top.ts) shows file:line of the .ts source.
+ *
+ * The same window is also sampled for allocations (V8's sampling heap profiler, every
+ * `heapSamplingBytes` allocated on average, counting objects that were collected since: the
+ * allocation volume, which is what garbage collection pays for), written beside it as
+ * `.heapprofile` (Chrome DevTools' Memory tab, or `bench/profile-top.ts`).
  */
 
 /** Sampling interval, microseconds (`--cpu-prof` uses 1000). */
 export const profileSamplingMicros = 500;
+/** Mean bytes allocated between two heap samples (V8's default is 32 KiB). */
+export const heapSamplingBytes = 16_384;
 
 interface CallFrame {
   functionName: string;
@@ -30,6 +37,12 @@ export class WindowProfiler {
     await session.post('Profiler.enable');
     await session.post('Profiler.setSamplingInterval', { interval: profileSamplingMicros });
     await session.post('Profiler.start');
+    await session.post('HeapProfiler.enable');
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: heapSamplingBytes,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    } as never);
     this.session = session;
   }
 
@@ -38,9 +51,17 @@ export class WindowProfiler {
     if (session === undefined) throw new Error('the profiler is not running');
     this.session = undefined;
     const { profile } = await session.post('Profiler.stop');
+    const { profile: heap } = await session.post('HeapProfiler.stopSampling');
     session.disconnect();
     for (const node of profile.nodes) mapFrame(node.callFrame);
     writeFileSync(file, JSON.stringify(profile));
+    const heapFile = `${file.replace(/\.cpuprofile$/, '')}.heapprofile`;
+    const mapTree = (node: { callFrame: CallFrame; children: unknown[] }): void => {
+      mapFrame(node.callFrame);
+      for (const child of node.children) mapTree(child as typeof node);
+    };
+    mapTree(heap.head);
+    writeFileSync(heapFile, JSON.stringify(heap));
     return { file };
   }
 }

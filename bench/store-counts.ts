@@ -118,6 +118,23 @@ export function countStoreTraffic(app: App): () => StoreCounts {
   };
 }
 
+/** Several processes' counts as one (`npm run bench -- --workers N`: every worker's, summed). */
+export function sumStoreCounts(counts: readonly StoreCounts[]): StoreCounts {
+  const calls = Object.fromEntries(storeKinds.map((k) => [k, 0])) as Record<StoreKind, number>;
+  const items = Object.fromEntries(coalescedKinds.map((k) => [k, 0])) as Record<CoalescedKind, number>;
+  const byMethod: Counted = {};
+  const directory: Counted = {};
+  let sweepClaimed = 0;
+  for (const c of counts) {
+    for (const kind of storeKinds) calls[kind] += c.calls[kind];
+    for (const kind of coalescedKinds) items[kind] += c.items[kind];
+    for (const [name, n] of Object.entries(c.byMethod)) byMethod[name] = (byMethod[name] ?? 0) + n;
+    for (const [name, n] of Object.entries(c.directory)) directory[name] = (directory[name] ?? 0) + n;
+    sweepClaimed += c.sweepClaimed;
+  }
+  return { calls, items, byMethod, directory, sweepClaimed };
+}
+
 /** The window between two snapshots, per unit (authorization, or echo RPC). */
 export function storePerUnit(before: StoreCounts, after: StoreCounts, units: number): StorePerUnit {
   const per = (n: number) => (units === 0 ? 0 : n / units);

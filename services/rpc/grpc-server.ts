@@ -436,7 +436,8 @@ function grpcStatus(error: unknown, context: HandlerContext, spec: MethodSpec): 
   if (!(error instanceof ConnectError) && mapped.code === Code.Internal) {
     spec.logger.error({ err: error, method: methodName(spec) }, 'rpc failed with an unmapped error');
   }
-  const metadata = context instanceof CallContext && !context.trailerMade ? headersToMetadata(mapped.metadata) : headersToMetadata(context.responseTrailer, mapped.metadata);
+  const metadata =
+    context instanceof CallContext && !context.trailerMade ? headersToMetadata(mapped.metadata) : headersToMetadata(context.responseTrailer, mapped.metadata);
   const details = grpcStatusDetailsBin(mapped);
   if (details !== undefined) metadata.set('grpc-status-details-bin', toBuffer(details));
   return Object.assign(new Error(mapped.rawMessage), { code: mapped.code as number as grpc.status, details: mapped.rawMessage, metadata });

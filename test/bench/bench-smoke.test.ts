@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import type { LoopStats } from '../../bench/stats.js';
 import { type StorePerUnit, storeKinds } from '../../bench/store-counts.js';
+import { tigerBeetleBinary } from '../support/tigerbeetle.js';
 
 /**
  * `npm run bench` in its quickest form (20 payers, 1 s per scenario, small batches, 20 sequential
@@ -72,6 +73,9 @@ function runBench(args: string[]): Promise<{ code: number | null; output: string
 
 const isCount = (n: unknown) => typeof n === 'number' && Number.isFinite(n) && n >= 0;
 
+/** The smallest run that still exercises every scenario: 20 payers, 2 merchants, 0.4 s windows, C = 4, B = 20. */
+const smallRun = ['--payers', '20', '--merchants', '2', '--duration', '0.4', '--warmup', '0.1', '--concurrency', '4', '--batch', '20'];
+
 for (const store of ['memory', 'journal', 'redis'] as const) {
   test.serial(`npm run bench --quick on ${store}: every scenario runs, every check passes, both reports are written`, async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'cs-bench-smoke-'));
@@ -80,18 +84,7 @@ for (const store of ['memory', 'journal', 'redis'] as const) {
       '--quick',
       '--store',
       store,
-      '--payers',
-      '20',
-      '--merchants',
-      '2',
-      '--duration',
-      '0.4',
-      '--warmup',
-      '0.1',
-      '--concurrency',
-      '4',
-      '--batch',
-      '20',
+      ...smallRun,
       '--ledger-batch',
       '200',
       '--seq-count',
@@ -191,3 +184,85 @@ for (const store of ['memory', 'journal', 'redis'] as const) {
     t.false(markdown.includes('FAILED'));
   });
 }
+
+test('npm run bench --workers 2 refuses a store or ledger one process owns: one line, exit 2, nothing started', async (t) => {
+  const memory = await runBench(['--quick', '--workers', '2']);
+  t.is(memory.code, 2, memory.output);
+  t.is(
+    memory.output,
+    'bench: --workers 2 needs the payment store in Redis (--store redis; the memory store belongs to one process) and the ledger in TigerBeetle (--ledger tigerbeetle; the embedded ledger belongs to one process)\n',
+  );
+  const embedded = await runBench(['--quick', '--workers=3', '--store', 'redis']);
+  t.is(embedded.code, 2, embedded.output);
+  t.is(embedded.output, 'bench: --workers 3 needs the ledger in TigerBeetle (--ledger tigerbeetle; the embedded ledger belongs to one process)\n');
+  const bad = await runBench(['--quick', '--workers', '0', '--store', 'redis', '--ledger', 'tigerbeetle']);
+  t.is(bad.code, 2, bad.output);
+  t.is(bad.output, 'bench: --workers must be 1 to 64, got "0"\n');
+});
+
+/** TigerBeetle for `--ledger tigerbeetle`: TB_ADDRESS, or a binary the bench starts a private replica from; else the case is skipped, saying why. */
+const tigerBeetleHere = (process.env.TB_ADDRESS ?? '') !== '' || tigerBeetleBinary() !== undefined;
+const noTigerBeetle = 'npm run bench --workers 2 skipped: no TB_ADDRESS and no TigerBeetle binary (TB_BIN, or ../shared/tigerbeetle/tigerbeetle)';
+if (!tigerBeetleHere) console.log(noTigerBeetle);
+
+(tigerBeetleHere ? test.serial : test.skip)(
+  'npm run bench --quick --workers 2 on Redis and TigerBeetle: both workers serve, CPU is summed, the check in worker 1 counts every answered authorization',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'cs-bench-workers-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const { code, output } = await runBench([
+      '--quick',
+      '--workers',
+      '2',
+      '--store',
+      'redis',
+      '--ledger',
+      'tigerbeetle',
+      '--scenarios',
+      'echo,unary-seq,unary,batch',
+      ...smallRun,
+      '--seq-count',
+      '10',
+      '--seq-warmup',
+      '2',
+      '--results-dir',
+      dir,
+      '--quiet',
+    ]);
+    t.is(code, 0, output);
+    // Without --tag the file names say the worker count, so one server's results are not overwritten.
+    const report = JSON.parse(readFileSync(join(dir, 'bench-redis-tigerbeetle-workers2.json'), 'utf8')) as ReportFile & {
+      options: { workers: number };
+      server: { describe: string[] };
+      scenarios: (ReportRow & { check: { detail: { succeeded: number; answeredSucceeded?: number } } })[];
+    };
+    t.is(report.options.workers, 2);
+    t.is(report.server.describe[0], '2 worker processes (node:cluster, as countersign serve --workers 2)');
+    t.true(report.checksPassed, output);
+    t.deepEqual(
+      report.scenarios.map((r) => r.scenario),
+      ['echo', 'unary-seq', 'unary', 'batch'],
+    );
+    for (const row of report.scenarios) {
+      t.true(row.check.ok, `${row.scenario}: ${row.check.summary}`);
+      // The check ran in worker 1 and saw every payment the generator was answered SUCCEEDED, whichever worker answered.
+      const { succeeded, answeredSucceeded } = row.check.detail;
+      t.true(
+        typeof answeredSucceeded === 'number' && answeredSucceeded > 0 && succeeded >= answeredSucceeded,
+        `${row.scenario}: ${JSON.stringify(row.check.detail)}`,
+      );
+      t.true(row.serverCpuMicrosPerUnit! > 0 && Number.isFinite(row.serverCpuMicrosPerUnit), `${row.scenario}: ${row.serverCpuMicrosPerUnit}`);
+    }
+    t.is(report.scenarios.find((r) => r.scenario === 'unary-seq')!.authorizations, 10);
+    // Each worker's share of the server CPU per scenario: the generator's connections reach both.
+    for (const scenario of ['unary', 'batch']) {
+      const split = new RegExp(`^${scenario} .*; workers' CPU (\\d+)/(\\d+) %; check counted (\\d+) SUCCEEDED, generator answered (\\d+)$`, 'm').exec(output);
+      t.truthy(split, `${scenario}: no workers line in\n${output}`);
+      const [a, b] = [Number(split![1]), Number(split![2])];
+      t.true(a >= 10 && b >= 10, `${scenario}: workers' CPU ${a}/${b} %`);
+    }
+    t.regex(output, /^server primary pid \d+, worker pids \d+, \d+ on 127\.0\.0\.1:\d+ \(2 worker processes/m);
+    const markdown = readFileSync(join(dir, 'bench-redis-tigerbeetle-workers2.md'), 'utf8');
+    t.true(markdown.includes('Store redis, ledger tigerbeetle (2 worker processes (node:cluster, as countersign serve --workers 2); TigerBeetle cluster'));
+  },
+);
