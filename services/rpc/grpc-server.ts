@@ -26,6 +26,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { abortable } from './abort.js';
 import { toConnectError } from './errors.js';
+import { encodeMessage } from './fast-binary.js';
 import { endStreamsOn, errorBoundary, methodName } from './interceptors.js';
 import { grpcStatusDetailsBin } from './status-details.js';
 import { binaryInputProblem } from './wire-strict.js';
@@ -127,7 +128,8 @@ function serverMethodDefinition(method: DescMethod): grpc.MethodDefinition<Decod
         return { ok: false, error };
       }
     },
-    responseSerialize: (m: Message) => toBuffer(toBinary(method.output, m)),
+    // protobuf-es's bytes, written by fast-binary.ts (several times faster than toBinary).
+    responseSerialize: (m: Message) => toBuffer(encodeMessage(method.output, m)),
     responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
     originalName: method.localName,
   };
