@@ -161,7 +161,7 @@ function main(): void {
     const unit = heap ? 'kB' : 'ms';
     process.stdout.write(
       heap
-        ? `\n${path}: ${(total / 1e6).toFixed(1)} MB allocated (sampled)\n\n| self kB | % | function | where |\n|--:|--:|---|---|\n`
+        ? `\n${path}: ${(total / 1000).toFixed(1)} MB allocated (sampled)\n\n| self kB | % | function | where |\n|--:|--:|---|---|\n`
         : `\n${path}: ${(total / 1000).toFixed(2)} s sampled\n\n| self ms | % | function | where |\n|--:|--:|---|---|\n`,
     );
     for (const f of functions.slice(0, top)) {

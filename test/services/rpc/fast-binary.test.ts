@@ -1,5 +1,6 @@
 import { create, type DescField, type DescMessage, type Message, ScalarType, toBinary } from '@bufbuild/protobuf';
 import test from 'ava';
+import { mulberry32 as prng } from '../../../bench/prng.js';
 import * as authorizer from '../../../gen/countersign/v1/authorizer_pb.js';
 import * as bank from '../../../gen/countersign/v1/bank_pb.js';
 import * as common from '../../../gen/countersign/v1/common_pb.js';
@@ -16,18 +17,6 @@ import { encodeMessage, encodesItself } from '../../../services/rpc/fast-binary.
 const schemas: DescMessage[] = [authorizer, bank, common, enrollment, ledger, payer, payments, telco]
   .flatMap((module) => Object.values(module))
   .filter((v): v is DescMessage => typeof v === 'object' && v !== null && (v as { kind?: string }).kind === 'message');
-
-/** A small seeded PRNG (mulberry32): the same instances every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const strings = ['', 'a', 'USD', 'ab'.repeat(16), 'é', '€ and 𝄞 (multi-byte)', 'x'.repeat(200), '\u0000nul'];
 const uint32s = [0, 1, 127, 128, 16_383, 16_384, 2_097_152, 268_435_456, 4_294_967_295];
