@@ -44,9 +44,15 @@ export function stateFromProto(value: PaymentState): domain.PaymentState {
 
 const ts = (ms: number): Timestamp => timestampFromMs(ms);
 
-/** A payment as callers see it: never the sealed first code or any other secret. */
+/**
+ * A payment as callers see it: never the sealed first code or any other secret. Built as the
+ * message object itself (protobuf-es messages are plain objects) rather than through `create`,
+ * which copies every field of an init object into a new one: the response path makes one per
+ * payment it answers. `satisfies` keeps it complete: a field added to Payment fails to compile here.
+ */
 export function paymentToProto(p: domain.Payment, attemptsLeft = p.attemptsLeft): Payment {
-  return create(PaymentSchema, {
+  return {
+    $typeName: 'countersign.v1.Payment',
     id: p.id,
     merchantId: p.merchantId,
     payerId: p.payerId,
@@ -66,7 +72,7 @@ export function paymentToProto(p: domain.Payment, attemptsLeft = p.attemptsLeft)
     expiresAt: ts(p.expiresAtMs),
     billableLineId: p.billableLineId ?? '',
     bankAuthorizationCode: p.bankAuthorizationCode ?? '',
-  });
+  } satisfies Required<Omit<Payment, '$unknown'>>;
 }
 
 /** M4: a SIM identity; `field` names it in the error when it is missing. */
