@@ -7,7 +7,6 @@ import {
   DeclineReason,
   Factor,
   type Payment,
-  PaymentSchema,
   PaymentState,
   type SealedEnvelope,
   type SimIdentity,
