@@ -171,19 +171,7 @@ function innermost(method: DescMethod, fn: LooseImpl): AnyFn {
         : replacedContext(context, req);
     if (method.methodKind === 'unary' && !req.stream) {
       const output = normalize(method.output, await fn(req.message, implContext));
-      return {
-        service: method.parent,
-        // Read through: a call whose headers nobody touches never makes them (CallContext.headersMade).
-        get header() {
-          return context.responseHeader;
-        },
-        get trailer() {
-          return context.responseTrailer;
-        },
-        stream: false,
-        message: output,
-        method: method as DescMethodUnary,
-      } satisfies UnaryResponse;
+      return new CallResponse(method.parent, output, method as DescMethodUnary, context) as UnaryResponse;
     }
     if (method.methodKind === 'server_streaming' && req.stream) {
       const input = await single(req.message);
@@ -201,44 +189,62 @@ function innermost(method: DescMethod, fn: LooseImpl): AnyFn {
   };
 }
 
-/** The request object the chain sees, shaped as connect-node shapes it. */
+/**
+ * The request object the chain sees, shaped as connect-node shapes it. Its `signal` is read
+ * through to the call's context (a prototype getter: a call nobody asks never makes its
+ * AbortController). A class, not an object literal with a getter: V8 builds such a literal
+ * through the runtime, about 0.9 µs each against 0.01 µs, and leaves it in a slow shape.
+ * An interceptor that spreads a request (`{ ...req, signal }`) copies every other field, which
+ * are all its own; one that spreads it without giving a signal gets none (ours never do).
+ */
+class CallRequest {
+  constructor(
+    readonly service: DescService,
+    readonly requestMethod: string,
+    readonly url: string,
+    readonly header: Headers,
+    readonly contextValues: ContextValues,
+    readonly stream: boolean,
+    readonly message: unknown,
+    readonly method: DescMethod,
+    private readonly context: CallContext,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.context.signal;
+  }
+}
+
 function requestOf(method: DescMethod, context: CallContext, input: Message): AnyRequest {
   const { requestMethod, requestHeader: header, values: contextValues } = context;
   const service = method.parent;
-  // `signal` and `url` are read through: a call nobody asks them of never makes them.
   if (method.methodKind === 'unary')
-    return {
-      service,
-      requestMethod,
-      get url() {
-        return context.url;
-      },
-      get signal() {
-        return context.signal;
-      },
-      header,
-      contextValues,
-      stream: false,
-      message: input,
-      method: method as DescMethodUnary,
-    };
+    return new CallRequest(service, requestMethod, context.url, header, contextValues, false, input, method, context) as AnyRequest;
   if (method.methodKind === 'server_streaming')
-    return {
-      service,
-      requestMethod,
-      get url() {
-        return context.url;
-      },
-      get signal() {
-        return context.signal;
-      },
-      header,
-      contextValues,
-      stream: true,
-      message: once(input),
-      method: method as DescMethodServerStreaming,
-    };
+    return new CallRequest(service, requestMethod, context.url, header, contextValues, true, once(input), method, context) as AnyRequest;
   throw new Error(`assertion failed: ${methodName({ method })} is ${method.methodKind}`);
+}
+
+/**
+ * A unary answer whose header and trailer are read through to the call's context (made only
+ * when read: CallContext.headerMade); a class for the same reason as CallRequest.
+ */
+class CallResponse {
+  readonly stream = false;
+  constructor(
+    readonly service: DescService,
+    readonly message: Message,
+    readonly method: DescMethodUnary,
+    private readonly context: CallContext,
+  ) {}
+
+  get header(): Headers {
+    return this.context.responseHeader;
+  }
+
+  get trailer(): Headers {
+    return this.context.responseTrailer;
+  }
 }
 
 // ------------------------------------------------------------------------------ handlers
@@ -250,8 +256,9 @@ function serveUnary(spec: MethodSpec): grpc.handleUnaryCall<Decoded, Message> {
       try {
         const res = await runChain(spec, context, inputOf(call.request, spec.method, context));
         if (res.stream) throw new Error('assertion failed: a unary call answered with a stream');
-        if (context.headerMade) sendHeader(call, res.header);
-        callback(null, res.message, context.trailerMade ? headersToMetadata(res.trailer) : undefined);
+        // A response an interceptor rebuilt by spreading has no header getter: the context's then.
+        if (context.headerMade) sendHeader(call, res.header ?? context.responseHeader);
+        callback(null, res.message, context.trailerMade ? headersToMetadata(res.trailer ?? context.responseTrailer) : undefined);
       } catch (error) {
         callback(grpcStatus(error, context, spec));
       } finally {
