@@ -3,9 +3,9 @@ import { type DescField, type DescMessage, type Message, ScalarType, toBinary } 
 /**
  * The protobuf binary encoding of a response, byte for byte what protobuf-es `toBinary` writes,
  * several times faster: protobuf-es's writer encodes each string through a TextEncoder into its
- * own chunk and each nested message through fork/join (about 9 µs for one Payment here, against
- * about 1 µs for this). Two passes over the message: the first sums the sizes (and keeps each
- * nested message's, in visiting order), the second writes into one Buffer of exactly that size.
+ * own chunk and each nested message through fork/join (9–10 µs for one GetPaymentResponse here,
+ * against 2.5–4 µs for this). Two passes over the message: the first sums the sizes (and keeps each
+ * nested message's, packed list's and string's, in visiting order), the second writes into one Buffer of exactly that size.
  *
  * The same rules as protobuf-es's compiled writer (to-binary.js), field by field in field-number
  * order: implicit presence writes a value other than its zero, explicit presence (message
@@ -25,7 +25,7 @@ interface Sink {
 }
 
 interface Compiled {
-  /** Bytes of the message's body; nested bodies' sizes pushed to `sizes` in visiting order. */
+  /** Bytes of the message's body; nested bodies', packed lists' and strings' sizes pushed to `sizes` in visiting order. */
   size(m: Record<string, unknown>, sizes: number[]): number;
   write(m: Record<string, unknown>, sink: Sink): void;
 }
@@ -125,21 +125,21 @@ function fieldCodec(field: DescField, compiling: Set<DescMessage>): FieldCodec |
     if (value === null) return null;
     if (field.listKind !== 'message' && field.packed) {
       const tag = tagBytes(field.number, 2);
+      // The packed body's size is kept in `sizes` like a nested message's: the write pass reads it.
       return {
         size(m, sizes) {
           const items = m[name] as unknown[];
           if (items.length === 0) return 0;
           let body = 0;
           for (let i = 0; i < items.length; i++) body += value.size(items[i], sizes);
+          sizes.push(body);
           return tag.length + varint32Size(body) + body;
         },
         write(m, sink) {
           const items = m[name] as unknown[];
           if (items.length === 0) return;
-          let body = 0;
-          for (let i = 0; i < items.length; i++) body += value.size(items[i], sink.sizes);
           putBytes(sink, tag);
-          putVarint32(sink, body);
+          putVarint32(sink, sink.sizes[sink.next++]!);
           for (let i = 0; i < items.length; i++) value.write(items[i], sink);
         },
       };
@@ -238,17 +238,18 @@ function messageCodec(field: DescField, compiling: Set<DescMessage>): ValueCodec
 function scalarCodec(type: ScalarType): ValueCodec | null {
   switch (type) {
     case ScalarType.STRING:
+      // Its UTF-8 length, counted once in the size pass, is kept in `sizes` for the write pass.
       return {
         wireType: 2,
-        size: (v) => {
+        size: (v, sizes) => {
           const n = Buffer.byteLength(v as string, 'utf8');
+          sizes.push(n);
           return varint32Size(n) + n;
         },
         write(v, sink) {
-          const s = v as string;
-          const n = Buffer.byteLength(s, 'utf8');
+          const n = sink.sizes[sink.next++]!;
           putVarint32(sink, n);
-          sink.pos += sink.buf.write(s, sink.pos, n, 'utf8');
+          sink.pos += sink.buf.write(v as string, sink.pos, n, 'utf8');
         },
       };
     case ScalarType.BYTES:

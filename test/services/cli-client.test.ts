@@ -130,40 +130,13 @@ test('from an empty server to a confirmed payment and exact balances, with the c
   const retried = await run(fund, ['--account', payer.account, '--amount', '20000', '--idempotency-key', fundKey]);
   t.is(retried[1], '  balance               USD 200.00 (20000)');
 
-  const created = await run(paymentCreate, [
-    '--payer',
-    payer.id,
-    '--amount',
-    '4200',
-    '--currency',
-    'USD',
-    '--description',
-    'Birthday cake',
-    '--channel',
-    'app',
-    '--key',
-    merchant.key,
-  ]);
+  const cake = ['--payer', payer.id, '--amount', '4200', '--currency', 'USD', '--description', 'Birthday cake', '--channel', 'app', '--key', merchant.key];
+  const created = await run(paymentCreate, cake);
   const paymentId = paymentIdOf(created);
   t.is(created[0], `payment ${paymentId}: CHALLENGED (waiting for SECOND_CODE; 5 attempts left)`);
   t.is(created[1], '  amount                USD 42.00 (4200)');
   t.is(field(created, 'payee account'), merchant.account);
-  const again = await run(paymentCreate, [
-    '--payer',
-    payer.id,
-    '--amount',
-    '4200',
-    '--currency',
-    'USD',
-    '--description',
-    'Birthday cake',
-    '--channel',
-    'app',
-    '--key',
-    merchant.key,
-    '--idempotency-key',
-    field(created, 'idempotency key'),
-  ]);
+  const again = await run(paymentCreate, [...cake, '--idempotency-key', field(created, 'idempotency key')]);
   t.is(paymentIdOf(again), paymentId, 'the retry with the printed key is the same payment');
 
   // The payer's side: the token and the otpauth URI as enrollment printed them; the first code from the challenge.
