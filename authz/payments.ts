@@ -2,6 +2,7 @@ import { DomainError, notFound } from './errors.js';
 import { type Proof, pendingFactors } from './factors/index.js';
 import type { Caller, Factor, Merchant, Payment } from './model.js';
 import type { BankKey } from './ports.js';
+import { ChallengeOwners } from './steps/challenge-owners.js';
 import { type ConfirmRequest, ConfirmStep, visibleTo } from './steps/confirm.js';
 import type { ItemOutcome, StepDeps } from './steps/context.js';
 import { CreateStep } from './steps/create.js';
@@ -37,8 +38,10 @@ export class PaymentsService {
   private readonly refusals: RefuseStep;
 
   constructor(readonly deps: StepDeps) {
-    this.creates = new CreateStep(deps);
-    this.confirms = new ConfirmStep(deps);
+    // The payments this process challenged, by id: a merchant's second code then needs no read (challenge-owners.ts).
+    const owners = new ChallengeOwners();
+    this.creates = new CreateStep(deps, owners);
+    this.confirms = new ConfirmStep(deps, owners);
     this.refusals = new RefuseStep(deps);
   }
 

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import type { PaymentLimits } from '../authz/payments.js';
 import { batchItemsMax } from '../authz/validation.js';
 import { eventBatchMax } from '../ledger/model.js';
 import { publishOption, resultsDirFor } from './results-dir.js';
@@ -223,3 +224,17 @@ export const usage = `npm run bench -- [options]
   --publish                   write to bench/results/ instead: the published results, committed by hand
   --quiet                     no progress bar
 `;
+
+/**
+ * The SMS-pumping limits (codes per number, payer and prefix per 10 minutes) and the challenges one
+ * merchant may open per payer (30 per 10 minutes, README "Tenant safety") are raised: each
+ * simulated payer authorizes many payments a minute at the same few merchants, which no real
+ * payer does. The checks still run on every CreatePayment, so their cost is measured.
+ */
+const codeRateMaxForBench = 1_000_000_000;
+export const benchLimits: Partial<PaymentLimits> = {
+  codesPerDestinationMax: codeRateMaxForBench,
+  codesPerPayerMax: codeRateMaxForBench,
+  codesPerPrefixMax: codeRateMaxForBench,
+  challengesPerPayerMerchantMax: codeRateMaxForBench,
+};

@@ -27,7 +27,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { PaymentLimits } from '../authz/payments.js';
 import { createApp, prepareKeys } from '../services/app.js';
 import { loadConfig } from '../services/config.js';
 import { startServers } from '../services/server.js';
@@ -35,6 +34,7 @@ import { joinPrimary, startPrimary } from '../services/workers.js';
 import { type Baseline, Checker, checkTimeoutMs, type Registration } from './check.js';
 import { CodeFeedNotifier } from './code-feed.js';
 import { announce, type Handlers, IpcClient, serveIpc } from './ipc.js';
+import { benchLimits } from './options.js';
 import { WindowProfiler } from './profiler.js';
 import { type LoopStats, LoopWatch } from './stats.js';
 import { countStoreTraffic, type StoreCounts, sumStoreCounts } from './store-counts.js';
@@ -89,20 +89,6 @@ export interface ServerCpu {
 
 /** How long the primary waits for every worker to be ready, milliseconds. */
 const workersReadyTimeoutMs = 60_000;
-
-/**
- * The SMS-pumping limits (codes per number, payer and prefix per 10 minutes) and the challenges one
- * merchant may open per payer (30 per 10 minutes, README "Tenant safety") are raised: each
- * simulated payer authorizes many payments a minute at the same few merchants, which no real
- * payer does. The checks still run on every CreatePayment, so their cost is measured.
- */
-const codeRateMaxForBench = 1_000_000_000;
-const benchLimits: Partial<PaymentLimits> = {
-  codesPerDestinationMax: codeRateMaxForBench,
-  codesPerPayerMax: codeRateMaxForBench,
-  codesPerPrefixMax: codeRateMaxForBench,
-  challengesPerPayerMerchantMax: codeRateMaxForBench,
-};
 
 async function main(): Promise<void> {
   const options = JSON.parse(process.argv[2] ?? '{}') as ServerOptions;

@@ -6,6 +6,7 @@ import { canonicalJson } from '../fingerprint.js';
 import { type Caller, type Payer, type Payment, terminalStates } from '../model.js';
 import type { ConfirmItem, ConfirmOutcome, PaymentRecord, StepCaller } from '../store/port.js';
 import { checkHexId, checkIdempotencyKey } from '../validation.js';
+import type { ChallengeOwner, ChallengeOwners } from './challenge-owners.js';
 import { fulfilled, type ItemOutcome, publish, rejected, type StepDeps } from './context.js';
 import { callDue, deliverOrDecline, sendChallenge } from './deliver.js';
 import { drive } from './drive.js';
@@ -49,6 +50,8 @@ interface Work {
   checksSecret?: boolean;
   /** Its payment was challenged under an earlier secret version than the payer's: declined instead of compared. */
   rotated?: boolean;
+  /** The payment's owners and secret version, when this process challenged it (no read needed for `checksSecret`). */
+  owner?: ChallengeOwner;
 }
 
 /**
@@ -59,7 +62,10 @@ interface Work {
  * approval — and then the approved payments are posted and the declined ones voided together.
  */
 export class ConfirmStep {
-  constructor(private readonly deps: StepDeps) {}
+  constructor(
+    private readonly deps: StepDeps,
+    private readonly owners: ChallengeOwners,
+  ) {}
 
   async run(caller: Caller, requests: readonly ConfirmRequest[]): Promise<ItemOutcome[]> {
     const outcomes = new Array<ItemOutcome>(requests.length);
@@ -91,11 +97,16 @@ export class ConfirmStep {
    * Reads what the modules need (one store read, payers from the directory), then each proof's
    * answer. A second code is compared only if its payment was challenged under the payer's
    * current secret (RotateSecret): its record is read too, except for a payer's own call while
-   * the payer has never rotated (version 1: no payment of theirs can be older; no extra read).
+   * the payer has never rotated (version 1: no payment of theirs can be older; no extra read), and
+   * for a payment this process challenged (its owner and secret version are remembered:
+   * challenge-owners.ts).
    */
   private async answers(caller: Caller, work: Work[], outcomes: ItemOutcome[]): Promise<Work[]> {
     await this.markSecretChecks(caller, work, outcomes);
-    const reading = work.filter((w) => outcomes[w.index] === undefined && (w.module.needs.record || w.module.needs.payer || w.checksSecret === true));
+    for (const w of work) if (w.checksSecret === true) w.owner = this.owners.get(w.request.paymentId);
+    const reading = work.filter(
+      (w) => outcomes[w.index] === undefined && (w.module.needs.record || w.module.needs.payer || (w.checksSecret === true && w.owner === undefined)),
+    );
     if (reading.length > 0) {
       try {
         const records = await this.deps.store.get(reading.map((w) => w.request.paymentId));
@@ -115,6 +126,11 @@ export class ConfirmStep {
           if (w.checksSecret === true && visibleTo(caller, w.record?.payment)) {
             const payer = w.payer ?? (await this.deps.directory.getPayer(w.record.payment.payerId));
             w.rotated = payer !== undefined && challengedUnderOlderSecret(w.record.payment, payer.secretVersion);
+          } else if (w.checksSecret === true && w.owner !== undefined && ownerIs(caller, w.owner)) {
+            // The payment's state is not known here: a payment no longer waiting for its second code
+            // refuses the answer in the store whatever it is, as `challengedUnderOlderSecret` would.
+            const payer = await this.deps.directory.getPayer(w.owner.payerId);
+            w.rotated = payer !== undefined && (w.owner.secretVersion ?? 1) < payer.secretVersion;
           }
           w.item = await this.item(caller, w);
           ready.push(w);
@@ -179,6 +195,7 @@ export class ConfirmStep {
     results.forEach((result, k) => {
       const w = work[k]!;
       const factor = w.module.factor;
+      if (w.owner !== undefined && result.outcome !== 'mismatch') this.owners.forget(w.request.paymentId);
       const fail = (error: unknown) => void (outcomes[w.index] = rejected(error));
       const refusal = (token: string) => operationRefusal(token, factor);
       switch (result.outcome) {
@@ -256,6 +273,13 @@ export class ConfirmStep {
     }
     return p;
   }
+}
+
+/** `visibleTo` for a payment known by its owners only. */
+function ownerIs(caller: Caller, owner: ChallengeOwner): boolean {
+  if (caller.kind === 'merchant') return owner.merchantId === caller.merchantId;
+  if (caller.kind === 'payer') return owner.payerId === caller.payerId;
+  return true;
 }
 
 function needsDrive(record: PaymentRecord): boolean {

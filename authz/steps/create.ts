@@ -2,6 +2,7 @@ import { unreachable } from '../../ledger/assert.js';
 import { DomainError, precondition } from '../errors.js';
 import type { Merchant, Payment } from '../model.js';
 import type { CreateOutcome, PaymentRecord } from '../store/port.js';
+import type { ChallengeOwners } from './challenge-owners.js';
 import { fulfilled, type ItemOutcome, publish, rejected, type StepDeps } from './context.js';
 import { type CreatePaymentInput, CreatePreparer, type PreparedCreate } from './create-prepare.js';
 import { challengeMessages, deliverOrDecline, sendChallenge } from './deliver.js';
@@ -33,7 +34,10 @@ export class CreateStep {
    */
   private readonly finishing = new Map<string, Promise<ItemOutcome>>();
 
-  constructor(private readonly deps: StepDeps) {
+  constructor(
+    private readonly deps: StepDeps,
+    private readonly owners: ChallengeOwners,
+  ) {
     this.preparer = new CreatePreparer(deps);
   }
 
@@ -66,8 +70,10 @@ export class CreateStep {
     const redraft: { index: number; p: PreparedCreate }[] = [];
     answers.forEach((answer, k) => {
       const { index, p } = ready[k]!;
-      if (answer.outcome === 'created') created.push({ index, p, record: answer.record });
-      else if (answer.outcome === 'replayed') later.push(settle(outcomes, index, this.replay(answer.record)));
+      if (answer.outcome === 'created') {
+        created.push({ index, p, record: answer.record });
+        this.owners.remember(answer.record.payment);
+      } else if (answer.outcome === 'replayed') later.push(settle(outcomes, index, this.replay(answer.record)));
       else if (answer.outcome === 'refused') outcomes[index] = rejected(createRefusal(answer.refusal, this.deps.limits, p.item.rateLimits));
       else if (answer.outcome === 'conflict') outcomes[index] = rejected(keyConflict(p.input.idempotencyKey));
       else if (firstTry)

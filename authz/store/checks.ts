@@ -1,4 +1,4 @@
-import { assert } from '../../ledger/assert.js';
+import { assert, unreachable } from '../../ledger/assert.js';
 import { allFactors, type Factor } from '../model.js';
 import { isHexId } from '../validation.js';
 import { clonePayment } from './payment-codec.js';
@@ -26,40 +26,47 @@ export { assert };
 export const keyPartCharsMax = 256;
 
 /** Ids, scopes and keys go inside Redis keys and hash tags: non-empty, bounded, no braces. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is refused in a Redis key part on purpose
+const keyPartRefused = /[{}\u0000]/;
+
+// The checks below run for every item of every step: their messages (which name values) are built
+// only when one fails (`unreachable`), not on every call as `assert`'s argument would be.
+
 export function assertKeyPart(value: string, what: string): void {
-  assert(
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is refused in a Redis key part on purpose
-    typeof value === 'string' && value.length > 0 && value.length <= keyPartCharsMax && !/[{}\u0000]/.test(value),
-    `${what} must be 1..${keyPartCharsMax} characters without braces`,
-  );
+  if (!(typeof value === 'string' && value.length > 0 && value.length <= keyPartCharsMax && !keyPartRefused.test(value)))
+    unreachable(`${what} must be 1..${keyPartCharsMax} characters without braces`);
 }
 
 const digestPattern = new RegExp(`^[0-9a-f]{${digestHexChars}}$`);
 
 export function assertId(id: string, what: string): void {
-  assert(typeof id === 'string' && isHexId(id), `${what} must be 32 lowercase hex digits`);
+  if (!(typeof id === 'string' && isHexId(id))) unreachable(`${what} must be 32 lowercase hex digits`);
 }
 
 export function assertDigest(digest: string, what = 'digest'): void {
-  assert(typeof digest === 'string' && digestPattern.test(digest), `${what} must be ${digestHexChars} lowercase hex digits (HMAC-SHA256)`);
+  if (!(typeof digest === 'string' && digestPattern.test(digest))) unreachable(`${what} must be ${digestHexChars} lowercase hex digits (HMAC-SHA256)`);
 }
 
 export function assertBatch(items: number): void {
-  assert(Number.isSafeInteger(items) && items <= stepItemsMax, `at most ${stepItemsMax} items per step call`);
+  if (!(Number.isSafeInteger(items) && items <= stepItemsMax)) unreachable(`at most ${stepItemsMax} items per step call`);
 }
 
 export function assertMs(value: number, what: string): void {
-  assert(Number.isSafeInteger(value) && value >= 1, `${what} must be a positive integer of milliseconds`);
+  if (!(Number.isSafeInteger(value) && value >= 1)) unreachable(`${what} must be a positive integer of milliseconds`);
 }
 
 function assertNow(nowMs: number): void {
   assert(Number.isSafeInteger(nowMs) && nowMs >= 0, 'nowMs must be Unix milliseconds');
 }
 
+const factorNames: ReadonlySet<string> = new Set(allFactors);
+const newPaymentStates: ReadonlySet<string> = new Set(['CHALLENGED', 'APPROVED', 'DECLINED']);
+
 function assertDigests(digests: Partial<Record<Factor, string>>): void {
-  for (const [factor, digest] of Object.entries(digests)) {
-    assert((allFactors as readonly string[]).includes(factor), `unknown factor ${factor}`);
-    assertDigest(digest!, `digest of ${factor}`);
+  for (const factor in digests) {
+    if (!factorNames.has(factor)) unreachable(`unknown factor ${factor}`);
+    const digest = digests[factor as Factor]!;
+    if (!(typeof digest === 'string' && digestPattern.test(digest))) assertDigest(digest, `digest of ${factor}`);
   }
 }
 
@@ -72,9 +79,10 @@ export function assertCreateItem(item: CreateItem): void {
   assertId(item.payment.payerId, 'payer id');
   assert(typeof item.payment.amount === 'bigint' && item.payment.amount > 0n, 'amount must be a positive bigint');
   assert(typeof item.payment.feeAmount === 'bigint' && item.payment.feeAmount >= 0n, 'feeAmount must be a non-negative bigint');
-  assert(['CHALLENGED', 'APPROVED', 'DECLINED'].includes(item.payment.state), 'a new payment is CHALLENGED, APPROVED or DECLINED');
+  assert(newPaymentStates.has(item.payment.state), 'a new payment is CHALLENGED, APPROVED or DECLINED');
   assertDigests(item.digests);
-  assert(Array.isArray(item.rateLimits) && item.rateLimits.length <= rateLimitsPerCreateMax, `at most ${rateLimitsPerCreateMax} rate limits per create`);
+  if (!(Array.isArray(item.rateLimits) && item.rateLimits.length <= rateLimitsPerCreateMax))
+    unreachable(`at most ${rateLimitsPerCreateMax} rate limits per create`);
   for (const hit of item.rateLimits) {
     assertKeyPart(hit.key, 'rate limit key');
     assert(Number.isSafeInteger(hit.limit) && hit.limit >= 1, 'rate limit must be a positive integer');
@@ -89,7 +97,7 @@ export function assertConfirmItem(item: ConfirmItem): void {
   assertKeyPart(item.caller.scope, 'caller scope');
   assertKeyPart(item.key, 'idempotency key');
   assertDigest(item.fingerprint, 'fingerprint');
-  assert((allFactors as readonly string[]).includes(item.factor), `unknown factor ${item.factor}`);
+  if (!factorNames.has(item.factor)) unreachable(`unknown factor ${item.factor}`);
   if (item.answer.kind === 'digest') assertDigest(item.answer.digest);
   assert(Number.isSafeInteger(item.attemptsMax) && item.attemptsMax >= 1, 'attemptsMax must be a positive integer');
   assertMs(item.keyTtlMs, 'keyTtlMs');

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import type { LoopStats } from '../../bench/stats.js';
 import { type StorePerUnit, storeKinds } from '../../bench/store-counts.js';
+import { startRedis } from '../support/redis.js';
 import { tigerBeetleBinary } from '../support/tigerbeetle.js';
 
 /**
@@ -57,8 +58,12 @@ interface ReportFile {
 }
 
 function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
+  return runScript('bench/main.ts', args);
+}
+
+function runScript(file: string, args: string[]): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/main.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -184,6 +189,25 @@ for (const store of ['memory', 'journal', 'redis'] as const) {
     t.false(markdown.includes('FAILED'));
   });
 }
+
+for (const store of ['memory', 'redis'] as const) {
+  test.serial(`bench/core.ts on ${store}: every counted batch of the authorization core succeeds, CPU per authorization reported`, async (t) => {
+    const redis = store === 'redis' ? await startRedis() : undefined;
+    t.teardown(() => redis?.stop());
+    const url = redis === undefined ? [] : ['--redis-url', `redis://127.0.0.1:${redis.port}`];
+    const { code, output } = await runScript('bench/core.ts', ['--batches', '3', '--warmup', '1', '--batch', '40', '--payers', '7', ...url]);
+    t.is(code, 0, output);
+    const report = JSON.parse(output) as { store: string; authorizations: number; succeeded: number; cpuMicrosPerAuth: number };
+    t.deepEqual([report.store, report.authorizations, report.succeeded], [store, 80, 80]);
+    t.true(isCount(report.cpuMicrosPerAuth) && report.cpuMicrosPerAuth > 0);
+  });
+}
+
+test('bench/core.ts refuses a bad bound: one line, exit 2', async (t) => {
+  const { code, output } = await runScript('bench/core.ts', ['--batch', '1001']);
+  t.is(code, 2);
+  t.is(output, 'bench/core: --batches, --warmup, --batch (≤ 1000) and --payers must be positive integers, --warmup below --batches\n');
+});
 
 test('npm run bench --workers 2 refuses a store or ledger one process owns: one line, exit 2, nothing started', async (t) => {
   const memory = await runBench(['--quick', '--workers', '2']);

@@ -3,7 +3,7 @@ import { unreachable } from '../../../ledger/assert.js';
 import { MinHeap } from '../../../ledger/heap.js';
 import type { Factor, Payment } from '../../model.js';
 import { terminalStates } from '../../model.js';
-import { assert, assertCommitItem, assertConfirmItem, assertCreateItem, assertKeyClaim, assertQuery, copyRecord } from '../checks.js';
+import { assert, assertKeyClaim, assertQuery, copyRecord } from '../checks.js';
 import { clonePayment } from '../payment-codec.js';
 import {
   type CommitItem,
@@ -231,8 +231,9 @@ export class MemoryState {
 
   // ---------------------------------------------------------------- step: create
 
+  // The step methods take items their adapter checked (memory-store.ts checks a call's every item
+  // before its pass): checked once, not again here.
   create(item: CreateItem): CreateOutcome {
-    assertCreateItem(item);
     const id = keyIds.create(item.scope, item.key);
     const stored = this.liveKey(id, item.nowMs);
     if (stored !== undefined) return this.replayCreate(stored, item.fingerprint);
@@ -279,7 +280,6 @@ export class MemoryState {
   // ---------------------------------------------------------------- step: confirm
 
   confirm(item: ConfirmItem): ConfirmOutcome {
-    assertConfirmItem(item);
     const record = this.records.get(item.paymentId);
     if (record === undefined || !visibleTo(record.payment, item.caller)) return { outcome: 'not_found' };
     const keyId = keyIds.operation(item.caller.scope, item.paymentId, item.key);
@@ -366,15 +366,16 @@ export class MemoryState {
     const digests = { ...record.digests };
     delete digests[item.factor];
     const approved = p.requiredFactors.every((f) => satisfied.includes(f));
-    const next: Payment = {
-      ...p,
-      satisfiedFactors: satisfied,
-      attemptsLeft: item.attemptsMax,
-      updatedAtMs: item.nowMs,
-      ...(bankAuthorizationCode === undefined ? {} : { bankAuthorizationCode }),
-      ...(approved ? { state: 'APPROVED' as const, sealedFirstCode: undefined } : {}),
-    };
-    return this.write(record, clonePayment(next), digests, record.dueAtMs);
+    const next = clonePayment(p);
+    next.satisfiedFactors = satisfied;
+    next.attemptsLeft = item.attemptsMax;
+    next.updatedAtMs = item.nowMs;
+    if (bankAuthorizationCode !== undefined) next.bankAuthorizationCode = bankAuthorizationCode;
+    if (approved) {
+      next.state = 'APPROVED';
+      if (next.sealedFirstCode !== undefined) return this.write(record, withoutSealedCode(next), digests, record.dueAtMs);
+    }
+    return this.write(record, next, digests, record.dueAtMs);
   }
 
   /** A final state (or EXPIRED/DECLINED) reached in a step: challenges gone; the due time stays (port.ts: the caller voids at once). */
@@ -431,7 +432,6 @@ export class MemoryState {
 
   /** The record first (its claims live with it), then the claim, then the version: as the Redis script reads them. */
   commit(item: CommitItem): CommitOutcome {
-    assertCommitItem(item);
     if (item.settle === true) return this.settle(item);
     const record = this.records.get(item.paymentId);
     if (record === undefined) return { outcome: 'stale', record: undefined };
@@ -753,4 +753,10 @@ function removeSorted(map: Map<string, string[]>, key: string, id: string): void
   const at = upperBound(ids, id) - 1;
   if (ids[at] === id) ids.splice(at, 1);
   if (ids.length === 0) map.delete(key);
+}
+
+/** The payment without its sealed first code: a rest copy leaves no undefined field behind (and no `delete`, which would put the object in dictionary mode). */
+function withoutSealedCode(p: Payment): Payment {
+  const { sealedFirstCode: _sealed, ...rest } = p;
+  return rest;
 }

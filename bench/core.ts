@@ -1,0 +1,169 @@
+/**
+ * The authorization core without the network: `PaymentsService.createMany` and `confirmMany`
+ * (what BatchCreatePayments and BatchConfirmPayments run after decoding) called in this process
+ * on the production composition (`createApp`: coalescing store and ledger, directory cache,
+ * built-in policy), batch after batch, and this process's CPU per authorization measured around
+ * those two calls only (the payer's side — deriving the second codes — is left out). No gRPC, no
+ * load generator on the same cores: a steadier figure for the domain's share of
+ * `batch_server_us_per_auth` than the full bench, for profiling and A/B runs of one change.
+ *
+ *   npx tsx bench/core.ts                         # memory store, embedded ledger
+ *   npx tsx bench/core.ts --redis-url redis://127.0.0.1:6379 --batches 30
+ *   npx tsx bench/core.ts --profile /tmp/core     # CPU and allocation profiles of the counted batches:
+ *                                                 # /tmp/core.cpuprofile, /tmp/core.heapprofile (bench/profile-top.ts reads them)
+ *
+ * Bounds: `--batches` (default 40) batches of `--batch` (default 1000, at most 1000) payments
+ * over `--payers` (default 200) payers; the first `--warmup` (default 10) batches are not counted.
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { deriveSecondCode } from '../authz/codes/challenge.js';
+import { base32Decode } from '../authz/codes/secret.js';
+import type { CodeDelivery, Notifier, PasswordCall } from '../authz/notifier.js';
+import type { CreatePaymentInput } from '../authz/steps/create-prepare.js';
+import { createApp } from '../services/app.js';
+import { loadConfig } from '../services/config.js';
+import { benchLimits } from './options.js';
+import { WindowProfiler } from './profiler.js';
+
+/** Every first code the service sends, by payment id: the payers' terminals read them here. */
+class CapturingNotifier implements Notifier {
+  readonly channel = 'CONSOLE';
+  readonly codes = new Map<string, string>();
+  async deliverFirstCode(delivery: CodeDelivery): Promise<void> {
+    this.codes.set(delivery.paymentId, delivery.firstCode);
+  }
+  async callForPassword(call: PasswordCall): Promise<void> {
+    throw new Error(`assertion failed: the core bench does not simulate voice calls (payment ${call.paymentId})`);
+  }
+}
+
+const currency = 'USD';
+/** Each payer's deposit, minor units: far more than the run spends. */
+const fundingMinor = 1_000_000_000_000n;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      'redis-url': { type: 'string' },
+      batches: { type: 'string', default: '40' },
+      warmup: { type: 'string', default: '10' },
+      batch: { type: 'string', default: '1000' },
+      payers: { type: 'string', default: '200' },
+      profile: { type: 'string' },
+    },
+  });
+  const batches = Number(values.batches);
+  const warmup = Number(values.warmup);
+  const batchSize = Number(values.batch);
+  const payerCount = Number(values.payers);
+  if (![batches, warmup, batchSize, payerCount].every((n) => Number.isInteger(n) && n > 0) || batchSize > 1000 || warmup >= batches)
+    throw new RangeError('--batches, --warmup, --batch (≤ 1000) and --payers must be positive integers, --warmup below --batches');
+  const notifier = new CapturingNotifier();
+  const config = {
+    ...loadConfig({}),
+    dataDir: '/nonexistent',
+    masterKey: randomBytes(32).toString('base64'),
+    adminKey: randomBytes(24).toString('base64url'),
+    redisUrl: values['redis-url'],
+    logLevel: 'warn',
+  };
+  const app = await createApp({
+    config,
+    memoryLedger: true,
+    memoryDirectory: true,
+    memoryStore: values['redis-url'] === undefined,
+    notifier,
+    limits: benchLimits,
+  });
+  try {
+    const tag = randomBytes(4).toString('hex');
+    const run = randomInt(100, 1000); // phones are unique per directory: a shared Redis keeps earlier runs' payers
+    const m = await app.enrollment.enrollMerchant({ idempotencyKey: `${tag}-m`, name: 'Core bench merchant', currencies: [currency], feeBasisPoints: 25 });
+    const merchant = m.merchant;
+    const payers: { id: string; secret: Buffer }[] = [];
+    for (let i = 0; i < payerCount; i++) {
+      const e = await app.enrollment.enrollPayer({
+        idempotencyKey: `${tag}-p${i}`,
+        phone: `+19${run}${String(i).padStart(6, '0')}`,
+        displayName: `Core payer ${i}`,
+        currencies: [currency],
+        policies: { [currency]: { noFactorBelow: 0n, oneFactorUpTo: 10n ** 15n, defaultFactor: 'SECOND_CODE', strongFactors: ['SECOND_CODE'] } },
+      });
+      await app.enrollment.fund({ idempotencyKey: `${tag}-f${i}`, accountId: e.payer.accounts[currency]!, amount: fundingMinor, currency });
+      payers.push({ id: e.payer.id, secret: base32Decode(e.secretBase32!) });
+    }
+    const profiler = values.profile === undefined ? undefined : new WindowProfiler();
+    let cpuMicros = 0;
+    let counted = 0;
+    let succeeded = 0;
+    const heapBefore = process.memoryUsage().heapUsed;
+    for (let b = 0; b < batches; b++) {
+      const inputs: CreatePaymentInput[] = [];
+      for (let i = 0; i < batchSize; i++) {
+        const payer = payers[(b * batchSize + i) % payers.length]!;
+        inputs.push({
+          idempotencyKey: `${tag}-${b}-${i}`,
+          payerId: payer.id,
+          payeeAccountId: '',
+          amount: BigInt(100 + ((b * 7 + i) % 900)),
+          currency,
+          description: '',
+          channel: 'MERCHANT',
+          requestedFactors: [],
+        });
+      }
+      const c0 = process.cpuUsage();
+      const created = await app.payments.createMany(merchant, inputs);
+      const c1 = process.cpuUsage(c0);
+      const confirms = created.map((outcome, i) => {
+        if (outcome.status !== 'fulfilled' || outcome.value.state !== 'CHALLENGED') throw new Error(`create ${i} of batch ${b}: ${describe(outcome)}`);
+        const p = outcome.value;
+        const firstCode = notifier.codes.get(p.id);
+        if (firstCode === undefined) throw new Error(`no first code was sent for payment ${p.id}`);
+        notifier.codes.delete(p.id);
+        const payer = payers[(b * batchSize + i) % payers.length]!;
+        const secondCode = deriveSecondCode(payer.secret, { firstCode, amount: p.amount, currency, payeeAccountId: p.payeeAccountId });
+        return { paymentId: p.id, idempotencyKey: `${tag}-${b}-${i}c`, proof: { kind: 'second_code' as const, secondCode } };
+      });
+      const c2 = process.cpuUsage();
+      const confirmed = await app.payments.confirmMany({ kind: 'merchant', merchantId: merchant.id }, confirms);
+      const c3 = process.cpuUsage(c2);
+      for (const [i, outcome] of confirmed.entries()) {
+        if (outcome.status !== 'fulfilled' || outcome.value.state !== 'SUCCEEDED') throw new Error(`confirm ${i} of batch ${b}: ${describe(outcome)}`);
+      }
+      if (b === warmup - 1) await profiler?.start();
+      if (b >= warmup) {
+        cpuMicros += c1.user + c1.system + c3.user + c3.system;
+        counted += batchSize;
+        succeeded += confirmed.length;
+      }
+    }
+    const heapAfter = process.memoryUsage().heapUsed;
+    if (profiler !== undefined) await profiler.stop(`${values.profile!}.cpuprofile`);
+    console.log(
+      JSON.stringify({
+        store: values['redis-url'] === undefined ? 'memory' : 'redis',
+        authorizations: counted,
+        succeeded,
+        cpuMicrosPerAuth: Math.round((cpuMicros / counted) * 10) / 10,
+        heapGrowthMB: Math.round((heapAfter - heapBefore) / 1e5) / 10,
+      }),
+    );
+  } finally {
+    await app.close();
+  }
+}
+
+function describe(outcome: PromiseSettledResult<{ state: string }>): string {
+  return outcome.status === 'fulfilled' ? `state ${outcome.value.state}` : String(outcome.reason);
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof RangeError) {
+    process.stderr.write(`bench/core: ${error.message}\n`);
+    process.exit(2);
+  }
+  console.error(error);
+  process.exit(1);
+});
