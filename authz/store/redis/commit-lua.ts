@@ -1,4 +1,8 @@
 import { commonLua } from './lua-common.js';
+import { digestFields } from './record-codec.js';
+
+/** What a settle clears, as HSET's field, value pairs: a SUCCEEDED payment has no decline, sealed code or digest. */
+const settleClearsLua = ['dr', 'dd', 'sc', ...digestFields].map((field) => `'${field}', ''`).join(', ');
 
 /**
  * The commit step, following memory/state.ts `commit`: the record (missing: stale), the claim
@@ -12,8 +16,9 @@ import { commonLua } from './lua-common.js';
  * does), ARGV[3] operationKeysPerPaymentMax, then per item (13 + f): payment id, expectVersion,
  * nowMs, due ('' unchanged | 'n' out of the index | ms), has payment ('1'/'0'), its merchant and
  * payer, f, claim field ('' no claim), claim fingerprint, claim keyTtlMs, claim result, settle
- * ('1'/'0'), then f field/value strings: the new payment's (digests included when they change),
- * or a settle's changed fields.
+ * ('1'/'0'), then f strings: the new payment's field/value pairs (digests included when they
+ * change), or a settle's updatedAtMs and new version (f = 2; the script writes state SUCCEEDED,
+ * the due time and the cleared fields itself).
  * Returns per item {'committed', record} | {'settled'} | {'stale', record?} | {'replayed', result}
  * | {'conflict'}; a commit that would change a payment's merchant or payer, or a settle of a
  * payment without a record, stops the script with an error reply "assertion failed: …" (earlier
@@ -32,18 +37,22 @@ local function index(kDue, id, dueAt)
   if dueAt == 'n' then redis.call('ZREM', kDue, id) else redis.call('ZADD', kDue, dueAt, id) end
 end
 
--- A settle: the fields it changes, written blind. Every record has 'st': an HSET that adds every
--- field it writes found no record, so it is taken back and the item is a programmer error.
-local function settleItem(kRec, kDue, a, fields)
+-- A settle: the fields it changes, written blind (ARGV: updatedAtMs and the new version). Every
+-- record has 'st': an HSET that adds every field it writes found no record, so it is taken back
+-- and the item is a programmer error.
+local settleClears = { ${settleClearsLua} }
+local function settleItem(kRec, kDue, a)
   local id, dueAt = ARGV[a], ARGV[a + 3]
-  local added = redis.call('HSET', kRec, unpack(ARGV, a + 13, a + 12 + fields))
-  if added == fields / 2 then
+  local du = dueAt
+  if dueAt == 'n' then du = '' end
+  local w = { 'st', 'SUCCEEDED', 'up', ARGV[a + 13], 'v', ARGV[a + 14], 'du', du }
+  for j = 1, #settleClears do w[8 + j] = settleClears[j] end
+  local added = redis.call('HSET', kRec, unpack(w))
+  if added == #w / 2 then
     redis.call('DEL', kRec)
     return redis.error_reply('assertion failed: a settle names payment ' .. id .. ', which has no record')
   end
   index(kDue, id, dueAt)
-  local du = dueAt
-  if dueAt == 'n' then du = '' end
   retain(kRec, 'SUCCEEDED', du, dueAt)
   return { 'settled' }
 end
@@ -51,7 +60,7 @@ end
 local function commitItem(kRec, kDue, a)
   local id, expect, now, dueAt = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
   local hasPayment, fields, claimField = ARGV[a + 4] == '1', tonumber(ARGV[a + 7]), ARGV[a + 8]
-  if ARGV[a + 12] == '1' then return settleItem(kRec, kDue, a, fields) end
+  if ARGV[a + 12] == '1' then return settleItem(kRec, kDue, a) end
   local r = load(kRec)
   if not r then return { 'stale' } end
   if claimField ~= '' then

@@ -47,14 +47,13 @@ export async function commitStep(ctx: StepContext, items: readonly CommitItem[])
 }
 
 /**
- * What a settle writes (port.ts `CommitItem.settle`): state, updatedAtMs, version, due time, and
- * the fields a SUCCEEDED payment never has, cleared (decline reason and detail, sealed first
- * code, digests). The rest of the record is left as it is: the caller built the payment from it.
+ * What a settle sends (port.ts `CommitItem.settle`): updatedAtMs and the new version. The script
+ * writes the rest of what changes — state SUCCEEDED, the due time, and the fields a SUCCEEDED
+ * payment never has, cleared (decline reason and detail, sealed first code, digests); the rest of
+ * the record is left as it is: the caller built the payment from it.
  */
 function settleFields(item: CommitItem): string[] {
-  const p = item.payment!;
-  const due = item.dueAtMs === null || item.dueAtMs === undefined ? '' : String(item.dueAtMs);
-  return ['st', p.state, 'up', String(p.updatedAtMs), 'v', String(item.expectVersion + 1), 'du', due, 'dr', '', 'dd', '', 'sc', '', ...encodeDigests({}, true)];
+  return [String(item.payment!.updatedAtMs), String(item.expectVersion + 1)];
 }
 
 function commitOutcome([outcome, value]: Reply, item: CommitItem): CommitOutcome {
