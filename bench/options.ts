@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import type { PaymentLimits } from '../authz/payments.js';
 import { batchItemsMax } from '../authz/validation.js';
 import { eventBatchMax } from '../ledger/model.js';
+import { serverNodeFlags } from '../services/runtime-flags.js';
 import { publishOption, resultsDirFor } from './results-dir.js';
 
 /**
@@ -103,7 +104,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       scenarios: { type: 'string', default: scenarioNames.join(',') },
       client: { type: 'string', default: 'grpc-js' },
       'server-log-level': { type: 'string', default: 'info' },
-      'server-node-args': { type: 'string', default: '' },
+      'server-node-args': { type: 'string', default: serverNodeFlags.join(' ') },
       'load-node-args': { type: 'string', default: loadNodeArgsDefault },
       profile: { type: 'boolean', default: false },
       tag: { type: 'string' },
@@ -214,7 +215,8 @@ export const usage = `npm run bench -- [options]
                               unmeasured ones (default 300 and 30; also with --quick)
   --client grpc-js|connect    the load generator's gRPC client (default grpc-js: cheaper, see README)
   --server-log-level L        the server's pino level (default info, as in production; lines go to /dev/null)
-  --server-node-args="F"      extra node flags for the server, e.g. --server-node-args="--max-semi-space-size=8";
+  --server-node-args="F"      node flags for the server (default: serve's, services/runtime-flags.ts:
+                              "--max-semi-space-size=64"), e.g. --server-node-args="--max-semi-space-size=8";
                               --load-node-args="F" the same for the load generator (default "--max-semi-space-size=1";
                               --load-node-args= for V8's defaults)
   --profile                   V8 CPU profile of the server per scenario → <results dir>/profiles/

@@ -13,7 +13,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const require = createRequire(import.meta.url);
 const tsx = require.resolve('tsx');
 const cli = fileURLToPath(new URL('../services/cli.ts', import.meta.url));
-const child = spawn(process.execPath, [`--import=${pathToFileURL(tsx).href}`, cli, ...process.argv.slice(2)], { stdio: 'inherit' });
+// services/runtime-flags.ts `serverNodeFlags` (a test checks they match); NODE_OPTIONS setting the same flag wins.
+const v8Flags = (process.env.NODE_OPTIONS ?? '').includes('--max-semi-space-size') ? [] : ['--max-semi-space-size=64'];
+const child = spawn(process.execPath, [...v8Flags, `--import=${pathToFileURL(tsx).href}`, cli, ...process.argv.slice(2)], { stdio: 'inherit' });
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
 child.on('exit', (code, signal) => {
   if (signal !== null) {

@@ -8,6 +8,7 @@ import { type Config, ConfigError } from './config.js';
 import { runDemo } from './demo.js';
 import { openLedger } from './ledger.js';
 import { runLedgerDemo } from './ledger-demo.js';
+import { youngGenerationOf } from './runtime-flags.js';
 import { startServers } from './server.js';
 import { freePort, startBridge, type TelcoSettings, telcoSettings } from './telco.js';
 import { isWorker, joinPrimary, parseWorkers, startPrimary, workersRefusal } from './workers.js';
@@ -133,6 +134,7 @@ function banner(
   payer web terminal       ${servers.webUrl ?? `off: port ${config.webPort} is in use (set COUNTERSIGN_WEB_PORT)`}
   telco                    ${bridge !== undefined ? `bridge in process: gRPC ${config.host}:${bridge.grpcPort}, voice webhooks ${bridge.webhookBaseUrl}` : config.telcoBridge !== undefined ? `telco-bridge at ${config.telcoBridge}` : 'console (codes and calls printed here)'}
   ledger and stores        ${describe.join('; ')}
+  young generation         ${youngGenerationOf(process.execArgv, process.env.NODE_OPTIONS)}
   operator key             ${config.adminKey === undefined ? join(config.dataDir, 'admin.key') : 'COUNTERSIGN_ADMIN_KEY'}
 Ctrl-C stops.`;
 }

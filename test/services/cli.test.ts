@@ -206,6 +206,7 @@ test.serial('bin: serve runs under the launcher and SIGTERM reaches it: it stops
     void exited.then((code) => (clearTimeout(timer), reject(new Error(`exited ${code} before its banner: ${output}`))));
   });
   t.true(filesIn(at.dataDir).includes('ledger/LOCK'), 'serving, it holds the ledger');
+  t.true(output.includes('\n  young generation         64 MB semi-spaces (--max-semi-space-size)\n'), `the launcher's V8 flags reach serve: ${output}`);
   child.kill('SIGTERM');
   let timer: NodeJS.Timeout | undefined;
   const code = await Promise.race([exited, new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), runMsMax)))]).finally(() =>
