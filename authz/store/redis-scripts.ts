@@ -8,7 +8,7 @@ export interface ScriptSpec {
   readonly numberOfKeys?: number;
 }
 
-type ScriptArg = string | number;
+type ScriptArg = string | number | Buffer;
 
 /**
  * The scripts as functions that run them with the built-in EVALSHA command, and with EVAL once a

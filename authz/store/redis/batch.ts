@@ -12,7 +12,7 @@ export const scriptArgumentsMax = 20_000;
 /** One item's part of a script call: its keys and its arguments, in the script's order. */
 export interface ScriptItem {
   keys: readonly string[];
-  args: readonly (string | number)[];
+  args: readonly (string | number | Buffer)[];
 }
 
 /**
@@ -50,7 +50,7 @@ export async function scriptCalls<T>(
 interface Call {
   indexes: number[];
   keys: string[];
-  args: (string | number)[];
+  args: (string | number | Buffer)[];
 }
 
 /** The script calls of a step: per slot, in item order, each at most `scriptArgumentsMax` arguments. */

@@ -13,7 +13,8 @@ const settleClearsLua = ['dr', 'dd', 'sc', ...digestFields].map((field) => `'${f
  *
  * KEYS per item: record, due index. ARGV[1] slack, ARGV[2] closedRetentionMs (0: never; else a
  * final record out of the due index expires after it, and one put back into the index no longer
- * does), ARGV[3] operationKeysPerPaymentMax, then per item (13 + f): payment id, expectVersion,
+ * does), ARGV[3] operationKeysPerPaymentMax, then per item one argument, its 13 + f strings packed
+ * (pack.ts; the script's table I): payment id, expectVersion,
  * nowMs, due ('' unchanged | 'n' out of the index | ms), has payment ('1'/'0'), its merchant and
  * payer, f, claim field ('' no claim), claim fingerprint, claim keyTtlMs, claim result, settle
  * ('1'/'0'), then f strings: the new payment's field/value pairs (digests included when they
@@ -37,15 +38,15 @@ local function index(kDue, id, dueAt)
   if dueAt == 'n' then redis.call('ZREM', kDue, id) else redis.call('ZADD', kDue, dueAt, id) end
 end
 
--- A settle: the fields it changes, written blind (ARGV: updatedAtMs and the new version). Every
+-- A settle: the fields it changes, written blind (I: updatedAtMs and the new version). Every
 -- record has 'st': an HSET that adds every field it writes found no record, so it is taken back
 -- and the item is a programmer error.
 local settleClears = { ${settleClearsLua} }
-local function settleItem(kRec, kDue, a)
-  local id, dueAt = ARGV[a], ARGV[a + 3]
+local function settleItem(kRec, kDue, I)
+  local id, dueAt = I[1], I[4]
   local du = dueAt
   if dueAt == 'n' then du = '' end
-  local w = { 'st', 'SUCCEEDED', 'up', ARGV[a + 13], 'v', ARGV[a + 14], 'du', du }
+  local w = { 'st', 'SUCCEEDED', 'up', I[14], 'v', I[15], 'du', du }
   for j = 1, #settleClears do w[8 + j] = settleClears[j] end
   local added = redis.call('HSET', kRec, unpack(w))
   if added == #w / 2 then
@@ -57,26 +58,26 @@ local function settleItem(kRec, kDue, a)
   return { 'settled' }
 end
 
-local function commitItem(kRec, kDue, a)
-  local id, expect, now, dueAt = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
-  local hasPayment, fields, claimField = ARGV[a + 4] == '1', tonumber(ARGV[a + 7]), ARGV[a + 8]
-  if ARGV[a + 12] == '1' then return settleItem(kRec, kDue, a) end
+local function commitItem(kRec, kDue, I)
+  local id, expect, now, dueAt = I[1], I[2], tonumber(I[3]), I[4]
+  local hasPayment, fields, claimField = I[5] == '1', tonumber(I[8]), I[9]
+  if I[13] == '1' then return settleItem(kRec, kDue, I) end
   local r = load(kRec)
   if not r then return { 'stale' } end
   if claimField ~= '' then
     local ofp, result = liveOperation(r, claimField, now)
     if ofp then
-      if ofp == ARGV[a + 9] then return { 'replayed', result } end
+      if ofp == I[10] then return { 'replayed', result } end
       return { 'conflict' }
     end
   end
   if r.v ~= expect then return { 'stale', flatten(r) } end
   local changes = {}
   if hasPayment then
-    if r.m ~= ARGV[a + 5] or r.py ~= ARGV[a + 6] then
+    if r.m ~= I[6] or r.py ~= I[7] then
       return redis.error_reply("assertion failed: a commit may not change a payment's id, merchant or payer")
     end
-    for j = a + 13, a + 12 + fields do changes[#changes + 1] = ARGV[j] end
+    for j = 14, 13 + fields do changes[#changes + 1] = I[j] end
     add(changes, 'v', bump(r))
   end
   if dueAt == 'n' then
@@ -92,20 +93,18 @@ local function commitItem(kRec, kDue, a)
   if claimField == '' then
     save(kRec, r, changes)
   else
-    local ttl = tonumber(ARGV[a + 10])
-    saveWithKey(kRec, r, changes, hasPayment, claimField, entry(ARGV[a + 9], now + ttl, ARGV[a + 11]), now, keysMax)
+    local ttl = tonumber(I[11])
+    saveWithKey(kRec, r, changes, hasPayment, claimField, entry(I[10], now + ttl, I[12]), now, keysMax)
   end
   if written then retain(kRec, r.st, r.du, dueAt) end
   return { 'committed', flatten(r) }
 end
 
 local out = {}
-local a = 4
 for i = 1, #KEYS / 2 do
-  local reply = commitItem(KEYS[2 * i - 1], KEYS[2 * i], a)
+  local reply = commitItem(KEYS[2 * i - 1], KEYS[2 * i], { cmsgpack.unpack(ARGV[3 + i]) })
   if reply.err then return reply end
   out[i] = reply
-  a = a + 13 + tonumber(ARGV[a + 7])
 end
 return out
 `;

@@ -4,6 +4,7 @@ import { type CommitItem, type CommitOutcome, operationKeysPerPaymentMax, shardO
 import { scriptCalls } from './batch.js';
 import type { StepContext } from './create-step.js';
 import { slotOfShard } from './keys.js';
+import { packStrings } from './pack.js';
 import { decodeRecord, encodeDigests, encodePaymentFields, operationField } from './record-codec.js';
 
 type Reply = [string, unknown?];
@@ -26,20 +27,22 @@ export async function commitStep(ctx: StepContext, items: readonly CommitItem[])
     return {
       keys: [ctx.keys.record(item.paymentId), ctx.keys.due(shardOfPayment(item.paymentId))],
       args: [
-        item.paymentId,
-        item.expectVersion,
-        item.nowMs,
-        due,
-        p === undefined ? '0' : '1',
-        p?.merchantId ?? '',
-        p?.payerId ?? '',
-        fields.length,
-        claim === undefined ? '' : operationField(claim.scope, claim.key),
-        claim?.fingerprint ?? '',
-        claim?.keyTtlMs ?? 0,
-        claim?.result ?? '',
-        item.settle === true ? '1' : '0',
-        ...fields,
+        packStrings([
+          item.paymentId,
+          item.expectVersion,
+          item.nowMs,
+          due,
+          p === undefined ? '0' : '1',
+          p?.merchantId ?? '',
+          p?.payerId ?? '',
+          fields.length,
+          claim === undefined ? '' : operationField(claim.scope, claim.key),
+          claim?.fingerprint ?? '',
+          claim?.keyTtlMs ?? 0,
+          claim?.result ?? '',
+          item.settle === true ? '1' : '0',
+          ...fields,
+        ]),
       ], // prettier-ignore
     };
   });

@@ -9,7 +9,8 @@ import { commonLua, guardLua } from './lua-common.js';
  * alone (port.ts: the caller posts or voids at once).
  *
  * KEYS per item: record. ARGV[1] slack, ARGV[2..5] the lockout policy, ARGV[6]
- * operationKeysPerPaymentMax, then per item (13): payment id, fingerprint, keyTtlMs, nowMs,
+ * operationKeysPerPaymentMax, then per item one argument, its 13 strings packed (pack.ts; the
+ * script's table I): payment id, fingerprint, keyTtlMs, nowMs,
  * factor digit, `after` digits, answer kind ('d' digest | 'w' wrong | 'a' accept | 'x' decline),
  * answer 1 (digest | '+'bank code or '' | decline reason), answer 2 (decline detail),
  * attemptsMax, caller merchant (''), caller payer (''), the key's field.
@@ -51,12 +52,12 @@ local function satisfy(r, f, bank, attemptsMax, now)
 end
 
 -- The checks after the key, in memory/state.ts's order. Returns outcome, extra, the record's changes.
-local function decide(kRec, r, a, now)
+local function decide(kRec, r, I, now)
   if r.st == 'APPROVED' then return 'approved', '', {} end
   if r.st ~= 'CHALLENGED' then return 'refused', 'state:' .. r.st, {} end
-  local f = ARGV[a + 4]
+  local f = I[5]
   if not has(r.rq, f) or has(r.sf, f) then return 'refused', 'factor', {} end
-  local after = ARGV[a + 5]
+  local after = I[6]
   for j = 1, #after do
     local g = string.sub(after, j, j)
     if has(r.rq, g) and not has(r.sf, g) then return 'refused', 'order', {} end
@@ -64,7 +65,7 @@ local function decide(kRec, r, a, now)
   if now >= tonumber(r.ex) then return 'expired', '', finish(r, now, { 'st', 'EXPIRED' }) end
   -- The payer-wide guard always; a merchant's call also its (payer, merchant) guard, where it counts (port.ts "Lockout scopes").
   local kGuard = tagPrefix(kRec) .. 'g:' .. r.py
-  local merchant = ARGV[a + 10]
+  local merchant = I[11]
   local wide, guard
   if merchant == '' then
     wide = liveGuard(readGuard(kGuard), now)
@@ -79,13 +80,13 @@ local function decide(kRec, r, a, now)
   if lockedUntil > now then
     return 'locked', int(lockedUntil - now), finish(r, now, { 'st', 'DECLINED', 'dr', '+ATTEMPTS_EXHAUSTED', 'dd', '+payer locked out' })
   end
-  local kind = ARGV[a + 6]
-  if kind == 'x' then return 'declined', '', finish(r, now, { 'st', 'DECLINED', 'dr', '+' .. ARGV[a + 7], 'dd', '+' .. ARGV[a + 8] }) end
-  if kind == 'a' or (kind == 'd' and same(r['d' .. f] or '', ARGV[a + 7])) then
+  local kind = I[7]
+  if kind == 'x' then return 'declined', '', finish(r, now, { 'st', 'DECLINED', 'dr', '+' .. I[8], 'dd', '+' .. I[9] }) end
+  if kind == 'a' or (kind == 'd' and same(r['d' .. f] or '', I[8])) then
     if kind ~= 'a' then guardSuccess(kGuard, guard, now) end
     local bank = ''
-    if kind == 'a' then bank = ARGV[a + 7] end
-    return 'satisfied', '', satisfy(r, f, bank, ARGV[a + 9], now)
+    if kind == 'a' then bank = I[8] end
+    return 'satisfied', '', satisfy(r, f, bank, I[10], now)
   end
   guardFailure(kGuard, guard, now)
   local left = tonumber(r.al) - 1
@@ -103,24 +104,24 @@ local function resultOf(outcome, extra)
   return 'p'
 end
 
-local function confirmItem(kRec, a)
+local function confirmItem(kRec, I)
   local r = load(kRec)
-  local merchant, payer = ARGV[a + 10], ARGV[a + 11]
+  local merchant, payer = I[11], I[12]
   if not r or (merchant ~= '' and r.m ~= merchant) or (payer ~= '' and r.py ~= payer) then return { 'not_found' } end
-  local fp, ttl, now, field = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 12]
+  local fp, ttl, now, field = I[2], tonumber(I[3]), tonumber(I[4]), I[13]
   local ofp, result = liveOperation(r, field, now)
   if ofp then
     if ofp ~= fp then return { 'conflict' } end
     return { 'replayed', result, flatten(r) }
   end
-  local outcome, extra, changes = decide(kRec, r, a, now)
+  local outcome, extra, changes = decide(kRec, r, I, now)
   saveWithKey(kRec, r, changes, #changes > 0, field, entry(fp, now + ttl, resultOf(outcome, extra)), now, keysMax)
   return { outcome, extra, flatten(r) }
 end
 
 local out = {}
 for i = 1, #KEYS do
-  out[i] = confirmItem(KEYS[i], 7 + 13 * (i - 1))
+  out[i] = confirmItem(KEYS[i], { cmsgpack.unpack(ARGV[6 + i]) })
 end
 return out
 `;

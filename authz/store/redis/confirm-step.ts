@@ -4,6 +4,7 @@ import { type ConfirmAnswer, type ConfirmItem, type ConfirmOutcome, type Lockout
 import { scriptCalls } from './batch.js';
 import type { StepContext } from './create-step.js';
 import { slotOfShard } from './keys.js';
+import { packStrings } from './pack.js';
 import { decodeRecord, encodeFactors, encodeOptional, factorDigit, operationField } from './record-codec.js';
 
 type Reply = [string, string?, string[]?];
@@ -24,19 +25,21 @@ export async function confirmStep(ctx: StepContext, lockout: LockoutPolicy, item
       return {
         keys: [ctx.keys.record(item.paymentId)],
         args: [
-          item.paymentId,
-          item.fingerprint,
-          item.keyTtlMs,
-          item.nowMs,
-          factorDigit(item.factor),
-          encodeFactors(item.after),
-          kind,
-          first,
-          second,
-          item.attemptsMax,
-          item.caller.merchantId ?? '',
-          item.caller.payerId ?? '',
-          operationField(item.caller.scope, item.key),
+          packStrings([
+            item.paymentId,
+            item.fingerprint,
+            item.keyTtlMs,
+            item.nowMs,
+            factorDigit(item.factor),
+            encodeFactors(item.after),
+            kind,
+            first,
+            second,
+            item.attemptsMax,
+            item.caller.merchantId ?? '',
+            item.caller.payerId ?? '',
+            operationField(item.caller.scope, item.key),
+          ]),
         ], // prettier-ignore
       };
     },

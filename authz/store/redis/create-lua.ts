@@ -53,14 +53,14 @@ end
 
 -- The record (payer shard). mode 'i' inserts (a new key: the id is fresh); 'o' the key names this
 -- very payment (a retry after a Cluster crash between the phases): inserts unless it is there;
--- 'n' the key names another payment: reads it. ARGV[from..to] are the record's fields.
-local function createRecord(kRec, kPayer, kDue, mode, id, due, retire, from, to)
+-- 'n' the key names another payment: reads it. T[from..to] are the record's fields.
+local function createRecord(kRec, kPayer, kDue, mode, id, due, retire, T, from, to)
   if mode ~= 'i' then
     local r = load(kRec)
     if r then return { 'replayed', flatten(r) } end
     if mode == 'n' then return { 'missing', id } end
   end
-  redis.call('HSET', kRec, unpack(ARGV, from, to))
+  redis.call('HSET', kRec, unpack(T, from, to))
   redis.call('ZADD', kPayer, 0, id)
   if due ~= '' then redis.call('ZADD', kDue, due, id) end
   if retire == '1' and retention > 0 then redis.call('PEXPIRE', kRec, int(retention)) end
@@ -74,19 +74,20 @@ end
  * its limit turns the claim into the refusal (one more SET, only then); else the merchant index
  * and the record.
  * KEYS per item: create key, merchant index, record, payer index, due index, then its rate
- * counters. ARGV from 3, per item: fingerprint, keyTtlMs, nowMs, payment id, due ('' or ms),
- * retire ('1': final and not due), rate count n, field count f, then limit and window end (ms)
- * per counter, then the record's f field/value strings.
+ * counters. ARGV from 3, per item one argument, its strings packed (pack.ts; the script's table
+ * I): fingerprint, keyTtlMs, nowMs, payment id, due ('' or ms), retire ('1': final and not due),
+ * rate count n, field count f, then limit and window end (ms) per counter, then the record's f
+ * field/value strings.
  * Returns per item: {'created'} | {'replayed', record} | {'missing', id} | {'refused', token} | {'conflict'}.
  */
 export const createAllLua = `${commonLua}${createFunctions}
-local function claimAndCount(kKey, kIdx, k, a, fp, ttl, now, id, rates)
+local function claimAndCount(kKey, kIdx, k, I, fp, ttl, now, id, rates)
   local px = int(ttl + slack)
   local value = entry(fp, now + ttl, 'p:' .. id)
   local old, written = claim(kKey, value, px, now)
   if old then return named(old, fp) end
   for h = 0, rates - 1 do
-    if not countHit(KEYS[k + 5 + h], tonumber(ARGV[a + 8 + 2 * h]), tonumber(ARGV[a + 9 + 2 * h]), now) then
+    if not countHit(KEYS[k + 5 + h], tonumber(I[9 + 2 * h]), tonumber(I[10 + 2 * h]), now) then
       local refusal = 'rate:' .. h
       redis.call('SET', kKey, entry(fp, now + ttl, refusal), 'PX', px)
       return 'refused', refusal
@@ -98,26 +99,26 @@ local function claimAndCount(kKey, kIdx, k, a, fp, ttl, now, id, rates)
 end
 
 local out = {}
-local k, a = 1, 3
+local k = 1
 while k <= #KEYS do
   local kKey, kIdx, kRec, kPayer, kDue = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
-  local fp, ttl, now, id, due, retire = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
-  local rates, fields = tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7])
-  local status, value = claimAndCount(kKey, kIdx, k, a, fp, ttl, now, id, rates)
-  local from = a + 8 + 2 * rates
+  local I = { cmsgpack.unpack(ARGV[3 + #out]) }
+  local fp, ttl, now, id, due, retire = I[1], tonumber(I[2]), tonumber(I[3]), I[4], I[5], I[6]
+  local rates, fields = tonumber(I[7]), tonumber(I[8])
+  local status, value = claimAndCount(kKey, kIdx, k, I, fp, ttl, now, id, rates)
+  local from = 9 + 2 * rates
   if status == 'conflict' then
     out[#out + 1] = { 'conflict' }
   elseif status == 'refused' then
     out[#out + 1] = { 'refused', value }
   elseif status == 'new' then
-    out[#out + 1] = createRecord(kRec, kPayer, kDue, 'i', id, due, retire, from, from + fields - 1)
+    out[#out + 1] = createRecord(kRec, kPayer, kDue, 'i', id, due, retire, I, from, from + fields - 1)
   elseif value == id then
-    out[#out + 1] = createRecord(kRec, kPayer, kDue, 'o', id, due, retire, from, from + fields - 1)
+    out[#out + 1] = createRecord(kRec, kPayer, kDue, 'o', id, due, retire, I, from, from + fields - 1)
   else
-    out[#out + 1] = createRecord(recordKey(kKey, value), nil, nil, 'n', value, '', '0', 0, -1)
+    out[#out + 1] = createRecord(recordKey(kKey, value), nil, nil, 'n', value, '', '0', I, 0, -1)
   end
   k = k + 5 + rates
-  a = from + fields
 end
 return out
 `;
@@ -157,7 +158,7 @@ local out = {}
 local a = 3
 for i = 0, #KEYS / 3 - 1 do
   local fields = tonumber(ARGV[a + 4])
-  out[i + 1] = createRecord(KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], a + 5, a + 4 + fields)
+  out[i + 1] = createRecord(KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV, a + 5, a + 4 + fields)
   a = a + 5 + fields
 end
 return out

@@ -4,6 +4,7 @@ import { assert, assertBatch, assertCreateItem, copyRecord } from '../checks.js'
 import { type CreateItem, type CreateOutcome, type RateLimitHit, rateWindowOf, shardOfPayer, shardOfPayment } from '../port.js';
 import { scriptCalls } from './batch.js';
 import { type StoreKeys, slotOfShard } from './keys.js';
+import { packStrings } from './pack.js';
 import { decodeRecord, encodeRecord } from './record-codec.js';
 import type { RunScript } from './scripts.js';
 import { slotOf } from './slot.js';
@@ -49,7 +50,7 @@ export async function createStep(ctx: StepContext, items: readonly CreateItem[])
     const args: (string | number)[] = [item.fingerprint, item.keyTtlMs, item.nowMs, p.id, dueArg(item), retires(item), item.rateLimits.length, fields.length];
     for (const hit of item.rateLimits) args.push(hit.limit, windowEnd(hit, item.nowMs));
     for (const field of fields) args.push(field);
-    return { keys, args };
+    return { keys, args: [packStrings(args)] };
   });
   return replies.map((reply, i) => createOutcome(reply as Reply, items[i]!));
 }

@@ -25,7 +25,7 @@ const specs = {
 export type ScriptName = keyof typeof specs;
 
 /** Runs script `name` with these keys and arguments: one EVALSHA (EVAL after NOSCRIPT). */
-export type RunScript = (name: ScriptName, keys: readonly string[], args: readonly (string | number)[]) => Promise<unknown>;
+export type RunScript = (name: ScriptName, keys: readonly string[], args: readonly (string | number | Buffer)[]) => Promise<unknown>;
 
 /**
  * The store's scripts on a client. `redisScripts` only sends EVALSHA and EVAL, which a Cluster
