@@ -50,7 +50,7 @@ interface Work {
   checksSecret?: boolean;
   /** Its payment was challenged under an earlier secret version than the payer's: declined instead of compared. */
   rotated?: boolean;
-  /** The payment's owners and secret version, when this process challenged it (no read needed for `checksSecret`). */
+  /** The payment's owners and secret version, when this process challenged it (`checkOwners`: then read only if challenged under an older secret). */
   owner?: ChallengeOwner;
 }
 
@@ -98,15 +98,12 @@ export class ConfirmStep {
    * answer. A second code is compared only if its payment was challenged under the payer's
    * current secret (RotateSecret): its record is read too, except for a payer's own call while
    * the payer has never rotated (version 1: no payment of theirs can be older; no extra read), and
-   * for a payment this process challenged (its owner and secret version are remembered:
-   * challenge-owners.ts).
+   * for a payment this process challenged under the payer's current secret (`checkOwners`).
    */
   private async answers(caller: Caller, work: Work[], outcomes: ItemOutcome[]): Promise<Work[]> {
     await this.markSecretChecks(caller, work, outcomes);
-    for (const w of work) if (w.checksSecret === true) w.owner = this.owners.get(w.request.paymentId);
-    const reading = work.filter(
-      (w) => outcomes[w.index] === undefined && (w.module.needs.record || w.module.needs.payer || (w.checksSecret === true && w.owner === undefined)),
-    );
+    await this.checkOwners(caller, work, outcomes);
+    const reading = work.filter((w) => outcomes[w.index] === undefined && (w.module.needs.record || w.module.needs.payer || w.checksSecret === true));
     if (reading.length > 0) {
       try {
         const records = await this.deps.store.get(reading.map((w) => w.request.paymentId));
@@ -126,11 +123,6 @@ export class ConfirmStep {
           if (w.checksSecret === true && visibleTo(caller, w.record?.payment)) {
             const payer = w.payer ?? (await this.deps.directory.getPayer(w.record.payment.payerId));
             w.rotated = payer !== undefined && challengedUnderOlderSecret(w.record.payment, payer.secretVersion);
-          } else if (w.checksSecret === true && w.owner !== undefined && ownerIs(caller, w.owner)) {
-            // The payment's state is not known here: a payment no longer waiting for its second code
-            // refuses the answer in the store whatever it is, as `challengedUnderOlderSecret` would.
-            const payer = await this.deps.directory.getPayer(w.owner.payerId);
-            w.rotated = payer !== undefined && (w.owner.secretVersion ?? 1) < payer.secretVersion;
           }
           w.item = await this.item(caller, w);
           ready.push(w);
@@ -140,6 +132,30 @@ export class ConfirmStep {
       }),
     );
     return ready.sort((a, b) => a.index - b.index); // one payer's answers count toward its lockout in request order
+  }
+
+  /**
+   * Second codes on payments this process challenged: their owners and secret version are known
+   * (challenge-owners.ts). One not the caller's, or challenged under the payer's current secret,
+   * needs no check (a read would find the same: not visible, or not older); one challenged under
+   * an older secret is read as before, so that its state decides exactly as
+   * `challengedUnderOlderSecret` does (a payment no longer waiting for the code is answered as any).
+   */
+  private async checkOwners(caller: Caller, work: Work[], outcomes: ItemOutcome[]): Promise<void> {
+    await Promise.all(
+      work.map(async (w) => {
+        if (w.checksSecret !== true || outcomes[w.index] !== undefined) return;
+        const owner = this.owners.get(w.request.paymentId);
+        if (owner === undefined) return;
+        w.owner = owner;
+        try {
+          const current = ownerIs(caller, owner) ? (await this.deps.directory.getPayer(owner.payerId))?.secretVersion : undefined;
+          if (current === undefined || (owner.secretVersion ?? 1) >= current) w.checksSecret = false;
+        } catch (error) {
+          outcomes[w.index] = rejected(error);
+        }
+      }),
+    );
   }
 
   /** Which second codes need their payment's secret version compared (see `answers`). */

@@ -8,7 +8,9 @@ test('--server-node-args and --load-node-args pass node flags to each process, a
   const options = parseOptions(['--server-node-args=--max-semi-space-size=8 --no-opt', '--load-node-args= --max-old-space-size=512 ']);
   t.deepEqual(options.serverNodeArgs, ['--max-semi-space-size=8', '--no-opt']);
   t.deepEqual(options.loadNodeArgs, ['--max-old-space-size=512']);
-  t.deepEqual(parseOptions([]).serverNodeArgs, []);
+  // The server's flags are serve's (services/runtime-flags.ts); an empty value gives V8's defaults.
+  t.deepEqual(parseOptions([]).serverNodeArgs, ['--max-semi-space-size=64']);
+  t.deepEqual(parseOptions(['--server-node-args=']).serverNodeArgs, []);
   // The generator's small young generation by default; an empty value gives V8's defaults.
   t.deepEqual(parseOptions([]).loadNodeArgs, ['--max-semi-space-size=1']);
   t.deepEqual(parseOptions(['--load-node-args=']).loadNodeArgs, []);
