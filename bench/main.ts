@@ -597,7 +597,15 @@ function oneLine(r: ScenarioResult): string {
       ? `${Math.round(r.rpcPerSecond)} RPC/s`
       : `${Math.round(r.authPerSecond)} auth/s, ${Math.round(r.rpcPerSecond)} RPC/s`;
   const errors = Object.values(r.errors).reduce((a, b) => a + b, 0);
-  return `${rate}, p99 ${r.latency.p99Ms.toFixed(2)} ms, server ${Math.round(r.serverCpuPercent ?? 0)} % CPU, ${errors} errors, ${check}`;
+  // A failed check says what it found (the first few findings), not only how many: a failure seen once in CI must be readable from its log.
+  const findings =
+    r.check.ok || !('failures' in r.check.detail)
+      ? ''
+      : r.check.detail.failures
+          .slice(0, 3)
+          .map((f) => `\n    ${f}`)
+          .join('');
+  return `${rate}, p99 ${r.latency.p99Ms.toFixed(2)} ms, server ${Math.round(r.serverCpuPercent ?? 0)} % CPU, ${errors} errors, ${check}${findings}`;
 }
 
 main().then(

@@ -203,6 +203,8 @@ export const usage = `npm run bench -- [options]
   --tb-addresses A[,B]        TigerBeetle replicas (or TB_ADDRESS); --tb-cluster-id N; without either,
                               --ledger tigerbeetle starts a private single-replica cluster from TB_BIN
                               or ../shared/tigerbeetle/tigerbeetle and removes it after the run
+                              (--tb-addresses= ignores TB_ADDRESS; a cluster shared with other
+                              work moves the platform accounts the check compares: use a private one)
   --payers P                  payers enrolled and funded (default 10000; --quick 200)
   --merchants M               merchants (default 4)
   --scenarios a,b             of ${scenarioNames.join(', ')} (default all, in this order)
