@@ -1,6 +1,10 @@
 import type { Payment } from '../model.js';
 
-/** Challenged payments whose owners a process remembers, at most (about 200 bytes each: some 10 MB). */
+/**
+ * Challenged payments whose owners a process remembers, at most: 230 bytes an entry with its own
+ * three id strings, 11.5 MB full (measured, `node --expose-gc`, 50 000 entries; less in practice,
+ * where the merchant and payer ids are the directory's strings).
+ */
 export const challengeOwnersMax = 50_000;
 
 /** What never changes about a challenged payment and a second code's confirm needs: who owns it, and the secret version it was challenged under. */
@@ -40,9 +44,5 @@ export class ChallengeOwners {
   /** Once its payment is no longer waiting for a second code, an entry only takes room. */
   forget(paymentId: string): void {
     this.owners.delete(paymentId);
-  }
-
-  get size(): number {
-    return this.owners.size;
   }
 }

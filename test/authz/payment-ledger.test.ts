@@ -19,51 +19,28 @@ function payment(fields: Partial<Payment>): Payment {
 
 const accounts: PaymentAccounts = { payer: 10n, payee: 20n, fees: 30n };
 
+/** The money reservation of `payment({})` with `accounts`, as `reservation(…, 360)` makes it. */
+const money = {
+  id: pid | 1n,
+  debit_account_id: 10n,
+  credit_account_id: 20n,
+  amount: 1_234n,
+  pending_id: 0n,
+  user_data_128: pid,
+  timeout: 360,
+  ledger: 840,
+  code: 2,
+  flags: 2,
+  ...zero,
+};
+
 test('reservation: the pending money transfer, linked when asked; with a billable line the linked limit charge after it', (t) => {
-  t.deepEqual(reservation(payment({}), accounts, 360), [
-    {
-      id: pid | 1n,
-      debit_account_id: 10n,
-      credit_account_id: 20n,
-      amount: 1_234n,
-      pending_id: 0n,
-      user_data_128: pid,
-      timeout: 360,
-      ledger: 840,
-      code: 2,
-      flags: 2,
-      ...zero,
-    },
-  ]);
+  t.deepEqual(reservation(payment({}), accounts, 360), [money]);
   t.is(reservation(payment({}), accounts, 0, true)[0]!.flags, 2 | 1);
   const line = { ...accounts, limit: { control: 40n, grant: 0n, operator: 50n } };
   t.deepEqual(reservation(payment({ lineControlAccountId: 'ab' }), line, 0, true), [
-    {
-      id: pid | 1n,
-      debit_account_id: 10n,
-      credit_account_id: 20n,
-      amount: 1_234n,
-      pending_id: 0n,
-      user_data_128: pid,
-      timeout: 0,
-      ledger: 840,
-      code: 4,
-      flags: 3,
-      ...zero,
-    },
-    {
-      id: pid | 5n,
-      debit_account_id: 40n,
-      credit_account_id: 50n,
-      amount: 1_234n,
-      pending_id: 0n,
-      user_data_128: pid,
-      timeout: 0,
-      ledger: 840,
-      code: 6,
-      flags: 3,
-      ...zero,
-    },
+    { ...money, timeout: 0, code: 4, flags: 3 },
+    { ...money, id: pid | 5n, debit_account_id: 40n, credit_account_id: 50n, timeout: 0, code: 6, flags: 3 },
   ]);
   t.is(reservation(payment({ lineControlAccountId: 'ab' }), line, 0, false)[1]!.flags, 2, 'the chain ends unlinked');
 });
