@@ -35,13 +35,20 @@ local function load(key)
   for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
   return r
 end
--- Operation keys (fields 'o:…', record-codec.ts) stay in the script.
+-- Whether field f is an operation key ('o:…', record-codec.ts): two bytes read, no substring made.
+local function isOperation(f)
+  local a, b = string.byte(f, 1, 2)
+  return a == 111 and b == 58
+end
+-- Operation keys stay in the script (isOperation inlined: flatten answers every record read).
 local function flatten(r)
-  local out = {}
+  local out, n = {}, 0
   for f, v in pairs(r) do
-    if string.sub(f, 1, 2) ~= 'o:' then
-      out[#out + 1] = f
-      out[#out + 1] = v
+    local a, b = string.byte(f, 1, 2)
+    if a ~= 111 or b ~= 58 then
+      out[n + 1] = f
+      out[n + 2] = v
+      n = n + 2
     end
   end
   return out
@@ -73,7 +80,7 @@ end
 local function saveWithKey(kRec, r, changes, changed, field, value, now, keysMax)
   local live, dead = 0, {}
   for f, v in pairs(r) do
-    if string.sub(f, 1, 2) == 'o:' then
+    if isOperation(f) then
       local _, exp = parseEntry(v)
       if exp > now then live = live + 1 elseif f ~= field then dead[#dead + 1] = f end
     end
