@@ -20,7 +20,7 @@ const settleClearsLua = ['dr', 'dd', 'sc', ...digestFields].map((field) => `'${f
  * ('1'/'0'), then f strings: the new payment's field/value pairs (digests included when they
  * change), or a settle's updatedAtMs and new version (f = 2; the script writes state SUCCEEDED,
  * the due time and the cleared fields itself).
- * Returns per item {'committed', record} | {'settled'} | {'stale', record?} | {'replayed', result}
+ * Returns (packed: `cmsgpack.pack`, pack.ts `unpackReply`) per item {'committed', record} | {'settled'} | {'stale', record?} | {'replayed', result}
  * | {'conflict'}; a commit that would change a payment's merchant or payer, or a settle of a
  * payment without a record, stops the script with an error reply "assertion failed: …" (earlier
  * items stay applied, as in memory).
@@ -106,5 +106,5 @@ for i = 1, #KEYS / 2 do
   if reply.err then return reply end
   out[i] = reply
 end
-return out
+return cmsgpack.pack(out)
 `;

@@ -14,7 +14,7 @@ import { commonLua, guardLua } from './lua-common.js';
  * factor digit, `after` digits, answer kind ('d' digest | 'w' wrong | 'a' accept | 'x' decline),
  * answer 1 (digest | '+'bank code or '' | decline reason), answer 2 (decline detail),
  * attemptsMax, caller merchant (''), caller payer (''), the key's field.
- * Returns per item: {outcome} | {outcome, extra, record}; extra: the refusal, the attempts left,
+ * Returns (packed: `cmsgpack.pack`, pack.ts `unpackReply`) per item: {outcome} | {outcome, extra, record}; extra: the refusal, the attempts left,
  * the retry-after ms or the replayed result.
  */
 export const confirmLua = `${commonLua}${guardLua}
@@ -124,5 +124,5 @@ local out = {}
 for i = 1, #KEYS do
   out[i] = confirmItem(KEYS[i], { cmsgpack.unpack(ARGV[6 + i]) })
 end
-return out
+return cmsgpack.pack(out)
 `;

@@ -78,7 +78,7 @@ end
  * I): fingerprint, keyTtlMs, nowMs, payment id, due ('' or ms), retire ('1': final and not due),
  * rate count n, field count f, then limit and window end (ms) per counter, then the record's f
  * field/value strings.
- * Returns per item: {'created'} | {'replayed', record} | {'missing', id} | {'refused', token} | {'conflict'}.
+ * Returns (packed: `cmsgpack.pack`, pack.ts `unpackReply`) per item: {'created'} | {'replayed', record} | {'missing', id} | {'refused', token} | {'conflict'}.
  */
 export const createAllLua = `${commonLua}${createFunctions}
 local function claimAndCount(kKey, kIdx, k, I, fp, ttl, now, id, rates)
@@ -120,7 +120,7 @@ while k <= #KEYS do
   end
   k = k + 5 + rates
 end
-return out
+return cmsgpack.pack(out)
 `;
 
 /**

@@ -8,12 +8,13 @@ import { createAllLua, createCountLua, createKeyLua, createRecordLua } from './c
 import { claimDueLua, guardEventsLua } from './sweep-lua.js';
 
 const specs = {
-  createAll: { lua: createAllLua },
+  // The steps' replies are packed (pack.ts `unpackReply`): a 1 000-item reply is one bulk string.
+  createAll: { lua: createAllLua, reply: 'packed' },
   createKey: { lua: createKeyLua },
   createCount: { lua: createCountLua },
   createRecord: { lua: createRecordLua },
-  confirm: { lua: confirmLua },
-  commit: { lua: commitLua },
+  confirm: { lua: confirmLua, reply: 'packed' },
+  commit: { lua: commitLua, reply: 'packed' },
   claimDue: { lua: claimDueLua },
   guard: { lua: guardEventsLua },
   claimKey: { lua: claimKeyLua },

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { Redis } from 'ioredis';
-import { packStrings } from '../../../authz/store/redis/pack.js';
+import { type PackedReply, packStrings, unpackReply } from '../../../authz/store/redis/pack.js';
 import { startRedis } from '../../support/redis.js';
 
 test("packed arguments come back in a real Redis script as the same strings, at every MessagePack header's bounds (fixstr, str 8, 16, 32), UTF-8 and numbers as decimal text", async (t) => {
@@ -34,4 +34,67 @@ test("packed arguments come back in a real Redis script as the same strings, at 
     values.map((v) => Buffer.byteLength(String(v))),
     'byte lengths as the script sees them',
   );
+});
+
+test('a packed script reply (cmsgpack.pack) unpacks to what ioredis makes of the same table as RESP: nested arrays, strings at every header bound, UTF-8, empty tables', async (t) => {
+  const server = await startRedis();
+  t.teardown(() => server.stop());
+  const redis = new Redis(server.url);
+  t.teardown(() => redis.disconnect());
+  const table = `
+    local big = {}
+    for i = 1, 70000 do big[i] = 'i' .. i end
+    return { { 'created' }, { 'satisfied', '', { 'st', 'APPROVED', 'j', '{"d":"é€😀"}', 'e', '' } }, {},
+      { string.rep('x', 31), string.rep('y', 32), string.rep('z', 255), string.rep('w', 256), string.rep('v', 65535), string.rep('u', 65536) },
+      { { { 'deep' } } }, big }`;
+  const resp = await redis.eval(table, 0);
+  const packed = (await (redis as unknown as { evalBuffer(lua: string, n: number): Promise<Buffer> }).evalBuffer(
+    `local function t() ${table} end return cmsgpack.pack(t())`,
+    0,
+  )) as Buffer;
+  t.true(Buffer.isBuffer(packed));
+  t.deepEqual(unpackReply(packed), resp as PackedReply);
+});
+
+test('a packed reply: integers of every width, negatives, floats, booleans and nil come back as numbers, booleans and null; a map, a truncated or over-long reply is refused', async (t) => {
+  const server = await startRedis();
+  t.teardown(() => server.stop());
+  const redis = new Redis(server.url);
+  t.teardown(() => redis.disconnect());
+  const evalBuffer = (lua: string) => (redis as unknown as { evalBuffer(lua: string, n: number): Promise<Buffer> }).evalBuffer(lua, 0);
+  const numbers = [
+    0,
+    1,
+    127,
+    128,
+    255,
+    256,
+    65535,
+    65536,
+    4294967295,
+    4294967296,
+    2 ** 53,
+    -1,
+    -32,
+    -33,
+    -128,
+    -129,
+    -32768,
+    -32769,
+    -2147483648,
+    -2147483649,
+    -(2 ** 53),
+    0.5,
+    -2.25,
+    1e300,
+  ];
+  t.deepEqual(unpackReply(await evalBuffer(`return cmsgpack.pack({ ${numbers.map((n) => String(n)).join(', ')} })`)), numbers);
+  t.deepEqual(unpackReply(await evalBuffer('return cmsgpack.pack({ true, false })')), [true, false]);
+  t.is(unpackReply(await evalBuffer('return cmsgpack.pack(nil)')), null);
+  const map = await evalBuffer("return cmsgpack.pack({ st = 'APPROVED' })");
+  t.throws(() => unpackReply(map), { message: /type byte 0x81.*map/ });
+  const list = await evalBuffer("return cmsgpack.pack({ 'created', string.rep('x', 40) })");
+  t.throws(() => unpackReply(list.subarray(0, list.length - 1)), { message: /ends inside a string/ });
+  t.throws(() => unpackReply(list.subarray(0, 1)), { message: /ends inside a value/ });
+  t.throws(() => unpackReply(Buffer.concat([list, Buffer.from([0xc0])])), { message: /1 bytes after its value/ });
 });
