@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { idMax } from './model.js';
+import { pooledRandomBytes } from './random-pool.js';
 
 /**
  * 128-bit ids, time-ordered like TigerBeetle's recommended ids: 48 bits of milliseconds since
@@ -31,7 +31,9 @@ export function newId(): bigint {
     if (lastRandom === 0n) lastMs += 1n; // 2^76 ids in one millisecond: borrow the next one.
   } else {
     lastMs = ms;
-    lastRandom = BigInt(`0x${randomBytes(10).toString('hex')}`) & ~kindMask;
+    // 80 random bits from the pooled CSPRNG (`randomBytes(10)` was 3.5 µs of every unary create: one per millisecond).
+    const r = pooledRandomBytes(10);
+    lastRandom = ((r.readBigUInt64BE(0) << 16n) | BigInt(r.readUInt16BE(8))) & ~kindMask;
     if (lastRandom === 0n) lastRandom = step; // never mint id 0 when the clock reads 0
   }
   return (lastMs << randomBits) | lastRandom;

@@ -1,12 +1,12 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { pooledRandomBytes } from './random-pool.js';
+import { pooledRandomBytes } from '../../ledger/random-pool.js';
 
 /**
  * AES-256-GCM sealing of secrets at rest under a 32-byte master key.
  *
- * Sealed form: base64( version (1 byte, 0x01) | nonce (12, random: random-pool.ts) | ciphertext | tag (16) ). The version
+ * Sealed form: base64( version (1 byte, 0x01) | nonce (12, random: ledger/random-pool.ts) | ciphertext | tag (16) ). The version
  * byte is also authenticated (it is prepended to the AAD), so it cannot be swapped.
  *
  * Master key file: one line, the key in standard base64 (44 characters), mode 0600. Base64 rather

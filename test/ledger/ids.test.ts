@@ -91,6 +91,23 @@ test('newId is time-ordered: its top 48 bits are the creation millisecond', asyn
   t.true(second > first);
 });
 
+test('each millisecond starts newId at fresh random bits: every one of bits 4..79 varies across 64 milliseconds', (t) => {
+  const starts: bigint[] = [];
+  for (let i = 0; i < 64; i++) {
+    const ms = Date.now();
+    while (Date.now() === ms); // the next millisecond: its first id draws new random bits
+    starts.push(newId() & ((1n << 80n) - 1n));
+  }
+  t.is(new Set(starts).size, 64);
+  const constant = [];
+  for (let bit = 4n; bit < 80n; bit++) {
+    const ones = starts.filter((r) => ((r >> bit) & 1n) === 1n).length;
+    if (ones === 0 || ones === 64) constant.push(bit);
+  }
+  t.deepEqual(constant, [], 'a bit the same in all 64 draws (chance 2^-63 each) means it is not drawn');
+  t.true(starts.every((r) => (r & 0xfn) === 0n));
+});
+
 test('newId never returns 0 or int max, never repeats, and is always a payment id', (t) => {
   const ids = Array.from({ length: idsPerCheck }, () => newId());
   t.is(ids.filter((id) => id <= 0n || id >= idMax).length, 0);

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { pooledRandomBytes, randomPoolBytes } from '../../../authz/codes/random-pool.js';
+import { pooledRandomBytes, randomPoolBytes } from '../../ledger/random-pool.js';
 
 test('pooledRandomBytes: n bytes each time, never the same bytes twice, across refills; a bad n is refused', (t) => {
   const seen = new Set<string>();

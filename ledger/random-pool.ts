@@ -4,7 +4,7 @@ import { randomFillSync } from 'node:crypto';
  * Bytes from the CSPRNG, drawn `randomPoolBytes` at a time: `randomBytes(12)` costs about 5 µs
  * here (one synchronous job through OpenSSL per call), a slice of a pool 0.14–0.22 µs. The
  * bytes are the same CSPRNG's; each is handed out once, then the pool is refilled. For nonces
- * and ids on the request path; keys and secrets still come from `randomBytes`.
+ * and ids on the request path (`secret-box.ts`, `ids.ts`); keys and secrets still come from `randomBytes`.
  */
 export const randomPoolBytes = 4096;
 
