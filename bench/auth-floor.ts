@@ -95,7 +95,7 @@ const recordCodec: [string, number, () => unknown] = [
   1,
   () => {
     const fields = encodeRecord(record);
-    return packStrings(fields).length + decodeRecord(fields).version;
+    return packStrings(fields).bytes.length + decodeRecord(fields).version;
   },
 ];
 

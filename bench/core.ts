@@ -12,6 +12,11 @@
  *   npx tsx bench/core.ts --profile /tmp/core     # CPU and allocation profiles of the counted batches:
  *                                                 # /tmp/core.cpuprofile, /tmp/core.heapprofile (bench/profile-top.ts reads them)
  *
+ * On Redis it also reports `storeClientMicrosPerAuth`: this process's CPU inside the Redis store's
+ * create, confirm and commit calls (building the script calls, ioredis, decoding the replies; the
+ * batch waits on them alone, so nothing else runs meanwhile), per counted authorization — a
+ * steadier figure than the whole for A/B runs of a change to the store's client side.
+ *
  * Bounds: `--batches` (default 40) batches of `--batch` (default 1000, at most 1000) payments
  * over `--payers` (default 200) payers; the first `--warmup` (default 10) batches are not counted.
  */
@@ -21,6 +26,7 @@ import { deriveSecondCode } from '../authz/codes/challenge.js';
 import { base32Decode } from '../authz/codes/secret.js';
 import type { CodeDelivery, Notifier, PasswordCall } from '../authz/notifier.js';
 import type { CreatePaymentInput } from '../authz/steps/create-prepare.js';
+import { RedisPaymentStore } from '../authz/store/redis/redis-store.js';
 import { createApp } from '../services/app.js';
 import { loadConfig } from '../services/config.js';
 import { benchLimits } from './options.js';
@@ -59,6 +65,7 @@ async function main(): Promise<void> {
   const payerCount = Number(values.payers);
   if (![batches, warmup, batchSize, payerCount].every((n) => Number.isInteger(n) && n > 0) || batchSize > 1000 || warmup >= batches)
     throw new RangeError('--batches, --warmup, --batch (≤ 1000) and --payers must be positive integers, --warmup below --batches');
+  const storeCpu = timeStoreSteps();
   const notifier = new CapturingNotifier();
   const config = {
     ...loadConfig({}),
@@ -132,7 +139,10 @@ async function main(): Promise<void> {
       for (const [i, outcome] of confirmed.entries()) {
         if (outcome.status !== 'fulfilled' || outcome.value.state !== 'SUCCEEDED') throw new Error(`confirm ${i} of batch ${b}: ${describe(outcome)}`);
       }
-      if (b === warmup - 1) await profiler?.start();
+      if (b === warmup - 1) {
+        await profiler?.start();
+        storeCpu.reset();
+      }
       if (b >= warmup) {
         cpuMicros += c1.user + c1.system + c3.user + c3.system;
         counted += batchSize;
@@ -148,11 +158,45 @@ async function main(): Promise<void> {
         succeeded,
         cpuMicrosPerAuth: Math.round((cpuMicros / counted) * 10) / 10,
         heapGrowthMB: Math.round((heapAfter - heapBefore) / 1e5) / 10,
+        ...(values['redis-url'] === undefined ? {} : { storeClientMicrosPerAuth: storeCpu.perAuth(counted) }),
       }),
     );
   } finally {
     await app.close();
   }
+}
+
+/** CPU of this process inside RedisPaymentStore's create, confirm and commit, µs, since the last reset. */
+function timeStoreSteps(): { reset(): void; perAuth(auths: number): Record<string, number> } {
+  const micros = { create: 0, confirm: 0, commit: 0 };
+  const sys = { create: 0, confirm: 0, commit: 0 };
+  process.on('exit', () => process.env.CORE_SPLIT && console.log('sys', sys));
+  const proto = RedisPaymentStore.prototype as unknown as Record<keyof typeof micros, (...args: unknown[]) => Promise<unknown>>;
+  for (const name of Object.keys(micros) as (keyof typeof micros)[]) {
+    const step = proto[name]!;
+    proto[name] = async function (this: unknown, ...args: unknown[]) {
+      const start = process.cpuUsage();
+      try {
+        return await step.apply(this, args);
+      } finally {
+        const used = process.cpuUsage(start);
+        micros[name] += used.user + used.system;
+        if (process.env.CORE_SPLIT) sys[name] += used.system;
+      }
+    };
+  }
+  return {
+    reset: () => void Object.assign(micros, { create: 0, confirm: 0, commit: 0 }),
+    perAuth: (auths) => {
+      const round = (n: number) => Math.round((n / auths) * 10) / 10;
+      return {
+        create: round(micros.create),
+        confirm: round(micros.confirm),
+        commit: round(micros.commit),
+        total: round(micros.create + micros.confirm + micros.commit),
+      };
+    },
+  };
 }
 
 function describe(outcome: PromiseSettledResult<{ state: string }>): string {

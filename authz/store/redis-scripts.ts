@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { unpackReply } from './redis/pack.js';
+import { Command, type Redis } from 'ioredis';
+import { PackedArg, unpackReply, wireText } from './redis/pack.js';
 
 /** A Lua script: its source and, when fixed, how many of its arguments are keys. */
 export interface ScriptSpec {
@@ -14,17 +14,70 @@ export interface ScriptSpec {
   readonly reply?: 'packed';
 }
 
-type ScriptArg = string | number | Buffer;
+export type ScriptArg = string | number | Buffer | PackedArg;
 
 /**
  * ioredis makes a Buffer twin of every command (`<command>Buffer`: bulk strings as Buffers) and
- * routes it like the command; its typings leave out EVALSHA's and EVAL's (its `callBuffer` with
- * a command name mis-sends on a single Redis, measured: the SHA went as the command).
+ * routes it like the command; its typings leave out EVAL's (its `callBuffer` with a command name
+ * mis-sends on a single Redis, measured: the SHA went as the command).
  */
 interface BufferReplies {
-  evalshaBuffer(sha: string, numberOfKeys: number, ...args: ScriptArg[]): Promise<Buffer>;
-  evalBuffer(lua: string, numberOfKeys: number, ...args: ScriptArg[]): Promise<Buffer>;
+  evalBuffer(lua: string, numberOfKeys: number, ...args: (string | number | Buffer)[]): Promise<Buffer>;
 }
+
+/**
+ * An EVALSHA whose bytes are already written (`wireEvalsha`): ioredis sends `wire` as it is and
+ * routes the command by its keys (`args`: the SHA, the key count and the keys), its reply as a
+ * Buffer.
+ */
+class WireCommand extends Command {
+  constructor(
+    private readonly wire: Buffer,
+    args: (string | number)[],
+  ) {
+    super('evalsha', args, { replyEncoding: null });
+  }
+
+  override toWritable(): Buffer {
+    return this.wire;
+  }
+}
+
+/**
+ * EVALSHA `sha` with `keys` and `args`, its RESP bytes written here: every argument's text is
+ * its bytes one char each (pack.ts `wireText`, `PackedArg`), so its length is its `$len` and one
+ * latin1 write puts it in place. ioredis builds a command per argument — a `Buffer.byteLength`, a
+ * string, a `MixedBuffers` entry and a `write` each — and a 1 000-item create carries about
+ * 10 000 (its keys): 12 µs per authorization of the client (bench/README.md, round 6). Sent with
+ * `sendCommand`, outside auto-pipelining: a step's calls leave at once, one socket write each.
+ */
+function wireEvalsha(redis: Redis, sha: string, keys: readonly string[], args: readonly ScriptArg[]): Promise<Buffer> {
+  const count = String(keys.length);
+  const parts: string[] = [`*${3 + keys.length + args.length}\r\n$7\r\nEVALSHA\r\n$40\r\n${sha}\r\n$${count.length}\r\n${count}\r\n`];
+  let size = parts[0]!.length;
+  const add = (text: string) => {
+    const part = `$${text.length}\r\n${text}\r\n`;
+    parts.push(part);
+    size += part.length;
+  };
+  for (const key of keys) add(wireText(key));
+  for (const arg of args) add(arg instanceof PackedArg ? arg.bytes : Buffer.isBuffer(arg) ? arg.toString('latin1') : wireText(String(arg)));
+  // One write per part into one Buffer: converting the joined string at once was 6× slower (13 against 2 µs per create item, tight loop).
+  const wire = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const part of parts) at += wire.write(part, at, 'latin1');
+  const command = new WireCommand(wire, [sha, keys.length, ...keys]);
+  void redis.sendCommand(command);
+  return command.promise as Promise<Buffer>;
+}
+
+/** An argument as ioredis takes it (a packed one as its bytes). */
+function ioredisArg(arg: ScriptArg): string | number | Buffer {
+  return arg instanceof PackedArg ? arg.toBuffer() : arg;
+}
+
+/** A script run with its keys and its other arguments. */
+export type ScriptFunction = (keys: readonly string[], args: readonly ScriptArg[]) => Promise<unknown>;
 
 /**
  * The scripts as functions that run them with the built-in EVALSHA command, and with EVAL once a
@@ -35,32 +88,31 @@ interface BufferReplies {
  * with fifteen scripts defined (we had fourteen) a pipeline cost 17 µs instead of 4 (tight loop) and
  * ended in dictionary mode, and at low load there is about one pipeline per command.
  */
-export function redisScripts<const T extends Record<string, ScriptSpec>>(
-  redis: Redis,
-  specs: T,
-): { readonly [K in keyof T]: (...args: ScriptArg[]) => Promise<unknown> } {
-  const scripts: Record<string, (...args: ScriptArg[]) => Promise<unknown>> = {};
+export function redisScripts<const T extends Record<string, ScriptSpec>>(redis: Redis, specs: T): { readonly [K in keyof T]: ScriptFunction } {
+  const scripts: Record<string, ScriptFunction> = {};
   for (const [name, spec] of Object.entries(specs)) {
     const sha = createHash('sha1').update(spec.lua).digest('hex');
-    scripts[name] = async (...args: ScriptArg[]) => {
-      const [numberOfKeys, rest] = spec.numberOfKeys === undefined ? [Number(args[0]), args.slice(1)] : [spec.numberOfKeys, args];
+    scripts[name] = async (keys, args) => {
+      if (spec.numberOfKeys !== undefined && keys.length !== spec.numberOfKeys)
+        throw new Error(`assertion failed: script ${name} takes ${spec.numberOfKeys} keys, given ${keys.length}`);
+      const all = () => [...keys, ...args.map(ioredisArg)];
       if (spec.reply === 'packed') {
         let packed: Buffer;
         try {
-          packed = await (redis as unknown as BufferReplies).evalshaBuffer(sha, numberOfKeys, ...rest);
+          packed = await wireEvalsha(redis, sha, keys, args);
         } catch (error) {
           if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error;
-          packed = await (redis as unknown as BufferReplies).evalBuffer(spec.lua, numberOfKeys, ...rest);
+          packed = await (redis as unknown as BufferReplies).evalBuffer(spec.lua, keys.length, ...all());
         }
         return unpackReply(packed);
       }
       try {
-        return await redis.evalsha(sha, numberOfKeys, ...rest);
+        return await redis.evalsha(sha, keys.length, ...all());
       } catch (error) {
         if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error;
-        return redis.eval(spec.lua, numberOfKeys, ...rest);
+        return redis.eval(spec.lua, keys.length, ...all());
       }
     };
   }
-  return scripts as { readonly [K in keyof T]: (...args: ScriptArg[]) => Promise<unknown> };
+  return scripts as { readonly [K in keyof T]: ScriptFunction };
 }

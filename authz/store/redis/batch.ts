@@ -1,4 +1,5 @@
 import { assert } from '../checks.js';
+import type { ScriptArg } from '../redis-scripts.js';
 import type { RunScript, ScriptName } from './scripts.js';
 
 /**
@@ -12,7 +13,7 @@ export const scriptArgumentsMax = 20_000;
 /** One item's part of a script call: its keys and its arguments, in the script's order. */
 export interface ScriptItem {
   keys: readonly string[];
-  args: readonly (string | number | Buffer)[];
+  args: readonly ScriptArg[];
 }
 
 /**
@@ -50,7 +51,7 @@ export async function scriptCalls<T>(
 interface Call {
   indexes: number[];
   keys: string[];
-  args: (string | number | Buffer)[];
+  args: ScriptArg[];
 }
 
 /** The script calls of a step: per slot, in item order, each at most `scriptArgumentsMax` arguments. */

@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { toStoreError } from '../redis-client.js';
-import { redisScripts } from '../redis-scripts.js';
+import { redisScripts, type ScriptArg } from '../redis-scripts.js';
 import { claimKeyLua, completeKeyLua, releaseKeyLua, takePayNumberLua } from './claims-lua.js';
 import { commitLua } from './commit-lua.js';
 import { confirmLua } from './confirm-lua.js';
@@ -26,7 +26,7 @@ const specs = {
 export type ScriptName = keyof typeof specs;
 
 /** Runs script `name` with these keys and arguments: one EVALSHA (EVAL after NOSCRIPT). */
-export type RunScript = (name: ScriptName, keys: readonly string[], args: readonly (string | number | Buffer)[]) => Promise<unknown>;
+export type RunScript = (name: ScriptName, keys: readonly string[], args: readonly ScriptArg[]) => Promise<unknown>;
 
 /**
  * The store's scripts on a client. `redisScripts` only sends EVALSHA and EVAL, which a Cluster
@@ -39,7 +39,7 @@ export function storeScripts(client: Redis | Cluster): RunScript {
   const scripts = redisScripts(client as Redis, specs);
   return async (name, keys, args) => {
     try {
-      return await scripts[name](keys.length, ...keys, ...args);
+      return await scripts[name](keys, args);
     } catch (err) {
       const at = err instanceof Error && err.name === 'ReplyError' ? err.message.indexOf('assertion failed:') : -1;
       if (at >= 0) throw new Error((err as Error).message.slice(at), { cause: err });

@@ -21,8 +21,9 @@ test("packed arguments come back in a real Redis script as the same strings, at 
     1_733_428_800_000,
     0,
   ];
-  const packed = packStrings(values);
+  const packed = packStrings(values).toBuffer();
   t.is(packed[0], 0xa0, 'an empty string is one byte');
+  t.is(packStrings(values).bytes, packed.toString('latin1'), 'the byte string is the bytes, one char each');
   const back = (await redis.eval('local t = { cmsgpack.unpack(ARGV[1]) } return t', 0, packed)) as string[];
   t.deepEqual(
     back,

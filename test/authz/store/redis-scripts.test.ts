@@ -1,0 +1,56 @@
+import test from 'ava';
+import { Cluster, Redis } from 'ioredis';
+import { packStrings, unpackReply } from '../../../authz/store/redis/pack.js';
+import { redisScripts } from '../../../authz/store/redis-scripts.js';
+import { startRedis } from '../../support/redis.js';
+import { startRedisCluster } from '../../support/redis-cluster.js';
+
+/** Answers what it was given: its keys (and their byte lengths), its plain arguments, and its first argument unpacked. */
+const echoLua = `
+local out = { {}, {}, {} }
+for i = 1, #KEYS do out[1][i] = KEYS[i] end
+out[3][1] = { cmsgpack.unpack(ARGV[1]) }
+for i = 2, #ARGV do out[2][i - 1] = ARGV[i] end
+for i = 1, #KEYS do out[1][#KEYS + i] = tostring(#KEYS[i]) end -- byte lengths
+return cmsgpack.pack(out)`;
+const specs = { echo: { lua: echoLua, reply: 'packed' }, plain: { lua: 'return { KEYS[1], ARGV[1] }' } } as const;
+
+const keys = ['{t}:plain', '{t}:ünïcödé-€', '{t}:😀'];
+const packedValues = ['', 'a'.repeat(40), 'é€😀 payé', '{"description":"naïve \\"quoted\\""}', 'x'.repeat(300)];
+const args = [packStrings(packedValues), 'plain ascii', 'ünïcödé', 1_733_428_800_000, Buffer.from('buffer\u0000bytes', 'latin1')];
+const expected = [
+  [...keys, ...keys.map((k) => String(Buffer.byteLength(k)))],
+  ['plain ascii', 'ünïcödé', '1733428800000', 'buffer\u0000bytes'],
+  [packedValues],
+];
+
+async function check(t: import('ava').ExecutionContext, client: Redis | Cluster): Promise<void> {
+  const scripts = redisScripts(client as Redis, specs);
+  // The first call meets NOSCRIPT (a fresh server) and goes through EVAL; the second is the written EVALSHA.
+  t.deepEqual(await scripts.echo(keys, args), expected, 'EVAL after NOSCRIPT');
+  t.deepEqual(await scripts.echo(keys, args), expected, 'the EVALSHA written by hand');
+  // Many at once (a Cluster sends each by its keys' slot), replies matched to their calls.
+  const many = await Promise.all(Array.from({ length: 50 }, (_, i) => scripts.echo([`{t${i}}:k`], [packStrings([`item ${i}`, 'é'])])));
+  t.deepEqual(
+    many.map((r) => (r as string[][][])[2]![0]),
+    Array.from({ length: 50 }, (_, i) => [`item ${i}`, 'é']),
+  );
+  t.deepEqual(await scripts.plain(['{t}:k'], [packStrings(['v'])]), ['{t}:k', packStrings(['v']).toBuffer().toString()]);
+}
+
+test('redisScripts: a packed-reply script gets exactly its keys and arguments (UTF-8 keys, packed, plain, number and Buffer arguments) through EVAL and the hand-written EVALSHA', async (t) => {
+  const server = await startRedis();
+  t.teardown(() => server.stop());
+  const redis = new Redis(server.url, { enableAutoPipelining: true });
+  t.teardown(() => redis.disconnect());
+  await check(t, redis);
+  t.deepEqual(unpackReply(Buffer.from([0x90])), [], 'an empty reply');
+});
+
+test('redisScripts on a Redis Cluster: the hand-written EVALSHA is routed by its keys’ slot', async (t) => {
+  const cluster = await startRedisCluster({ masters: 3 });
+  t.teardown(() => cluster.stop());
+  const client = new Cluster(cluster.nodes, { enableAutoPipelining: true });
+  t.teardown(() => client.disconnect());
+  await check(t, client);
+});
