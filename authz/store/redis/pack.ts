@@ -39,11 +39,11 @@ export class PackedArg {
   }
 }
 
-const asciiOnly = /^[\x00-\x7f]*$/;
+const nonAscii = /[\u0080-\uffff]/;
 
 /** The bytes Redis receives for `text` (its UTF-8), as a byte string: ASCII (every id, key, number and state here) is itself. */
 export function wireText(text: string): string {
-  return asciiOnly.test(text) ? text : Buffer.from(text, 'utf8').toString('latin1');
+  return nonAscii.test(text) ? Buffer.from(text, 'utf8').toString('latin1') : text;
 }
 
 /** A script's reply as `cmsgpack.pack` made it: nested arrays of strings (and numbers, booleans, nil). */
