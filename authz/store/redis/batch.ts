@@ -3,7 +3,7 @@ import type { ScriptArg } from '../redis-scripts.js';
 import type { RunScript, ScriptName } from './scripts.js';
 
 /**
- * Arguments (keys and values together) one script call carries at most. ioredis 6 builds a
+ * Arguments (keys and values together) one script call carries at most. ioredis (6.0 and 5.11) builds a
  * command's arguments on the stack: a 1000-item create (about 57 000 arguments) died of "Maximum
  * call stack size exceeded" or an uncaught "results[i] is not iterable" from about 60 000 on, so
  * a step's items are cut into script calls of at most this many (measured: README.md, "Bounds").

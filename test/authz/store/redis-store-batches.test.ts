@@ -13,7 +13,7 @@ const commandTimeoutMs = 15_000;
 
 /**
  * Steps of `stepItemsMax` items: a create of 1000 SMS-channel payments with two rate limits each
- * was about 60 000 script arguments, where ioredis 6 failed ("Maximum call stack size exceeded",
+ * was about 60 000 script arguments, where ioredis (6.0 and 5.11) failed ("Maximum call stack size exceeded",
  * an uncaught "results[i] is not iterable"). Each item is now its keys and ONE packed argument
  * (pack.ts): 8 000 arguments; the adapter still cuts a step into script calls of at most
  * `scriptArgumentsMax` arguments, sent together (the cut itself: batch-cut.test.ts).
