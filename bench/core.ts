@@ -169,8 +169,6 @@ async function main(): Promise<void> {
 /** CPU of this process inside RedisPaymentStore's create, confirm and commit, µs, since the last reset. */
 function timeStoreSteps(): { reset(): void; perAuth(auths: number): Record<string, number> } {
   const micros = { create: 0, confirm: 0, commit: 0 };
-  const sys = { create: 0, confirm: 0, commit: 0 };
-  process.on('exit', () => process.env.CORE_SPLIT && console.log('sys', sys));
   const proto = RedisPaymentStore.prototype as unknown as Record<keyof typeof micros, (...args: unknown[]) => Promise<unknown>>;
   for (const name of Object.keys(micros) as (keyof typeof micros)[]) {
     const step = proto[name]!;
@@ -181,7 +179,6 @@ function timeStoreSteps(): { reset(): void; perAuth(auths: number): Record<strin
       } finally {
         const used = process.cpuUsage(start);
         micros[name] += used.user + used.system;
-        if (process.env.CORE_SPLIT) sys[name] += used.system;
       }
     };
   }

@@ -197,9 +197,23 @@ for (const store of ['memory', 'redis'] as const) {
     const url = redis === undefined ? [] : ['--redis-url', `redis://127.0.0.1:${redis.port}`];
     const { code, output } = await runScript('bench/core.ts', ['--batches', '3', '--warmup', '1', '--batch', '40', '--payers', '7', ...url]);
     t.is(code, 0, output);
-    const report = JSON.parse(output) as { store: string; authorizations: number; succeeded: number; cpuMicrosPerAuth: number };
+    const report = JSON.parse(output) as {
+      store: string;
+      authorizations: number;
+      succeeded: number;
+      cpuMicrosPerAuth: number;
+      storeClientMicrosPerAuth?: { create: number; confirm: number; commit: number; total: number };
+    };
     t.deepEqual([report.store, report.authorizations, report.succeeded], [store, 80, 80]);
     t.true(isCount(report.cpuMicrosPerAuth) && report.cpuMicrosPerAuth > 0);
+    const steps = report.storeClientMicrosPerAuth;
+    if (store === 'memory') t.is(steps, undefined, 'the store-client figure is the Redis store’s');
+    else {
+      t.true(steps !== undefined && steps.create > 0 && steps.confirm > 0 && steps.commit > 0, JSON.stringify(steps));
+      // Each part rounded to 0.1 µs: the total within their rounding, and inside the whole.
+      t.true(Math.abs(steps!.total - (steps!.create + steps!.confirm + steps!.commit)) <= 0.2);
+      t.true(steps!.total <= report.cpuMicrosPerAuth, `${steps!.total} µs in the store calls of ${report.cpuMicrosPerAuth} µs per authorization`);
+    }
   });
 }
 
