@@ -47,6 +47,9 @@ export function wireText(text: string): string {
 }
 
 /** A script's reply as `cmsgpack.pack` made it: nested arrays of strings (and numbers, booleans, nil). */
+/** Arrays nested in a packed reply, at most: Redis's cmsgpack packs no deeper (LUACMSGPACK_MAX_NESTING); the steps answer 3. */
+export const packedReplyDepthMax = 16;
+
 export type PackedReply = string | number | boolean | null | PackedReply[];
 
 /**
@@ -58,13 +61,13 @@ export type PackedReply = string | number | boolean | null | PackedReply[];
  * other keys than 1..n) is refused: no step answers one.
  */
 export function unpackReply(buf: Buffer): PackedReply {
-  const reader = { at: 0 };
+  const reader = { at: 0, depth: 0 };
   const value = readValue(buf, reader);
   if (reader.at !== buf.length) throw new Error(`a packed script reply has ${buf.length - reader.at} bytes after its value`);
   return value;
 }
 
-function readValue(buf: Buffer, r: { at: number }): PackedReply {
+function readValue(buf: Buffer, r: Reader): PackedReply {
   if (r.at >= buf.length) throw new Error('a packed script reply ends inside a value');
   const b = buf[r.at++]!;
   if (b <= 0x7f) return b;
@@ -113,21 +116,21 @@ function readValue(buf: Buffer, r: { at: number }): PackedReply {
   }
 }
 
-function readFixed<T>(buf: Buffer, r: { at: number }, bytes: number, read: () => T): T {
+function readFixed<T>(buf: Buffer, r: Reader, bytes: number, read: () => T): T {
   if (r.at + bytes > buf.length) throw new Error('a packed script reply ends inside a value');
   const value = read();
   r.at += bytes;
   return value;
 }
 
-function readUint(buf: Buffer, r: { at: number }, bytes: 1 | 2 | 4): number {
+function readUint(buf: Buffer, r: Reader, bytes: 1 | 2 | 4): number {
   if (r.at + bytes > buf.length) throw new Error('a packed script reply ends inside a value');
   const value = bytes === 1 ? buf[r.at]! : buf.readUIntBE(r.at, bytes);
   r.at += bytes;
   return value;
 }
 
-function readString(buf: Buffer, r: { at: number }, length: number): string {
+function readString(buf: Buffer, r: Reader, length: number): string {
   const end = r.at + length;
   if (end > buf.length) throw new Error('a packed script reply ends inside a string');
   const text = buf.toString('utf8', r.at, end);
@@ -135,8 +138,17 @@ function readString(buf: Buffer, r: { at: number }, length: number): string {
   return text;
 }
 
-function readArray(buf: Buffer, r: { at: number }, length: number): PackedReply[] {
+interface Reader {
+  at: number;
+  depth: number;
+}
+
+function readArray(buf: Buffer, r: Reader, length: number): PackedReply[] {
+  // Every element takes a byte at least: a length past the end is a broken reply, refused before allocating.
+  if (length > buf.length - r.at) throw new Error(`a packed script reply announces ${length} elements in ${buf.length - r.at} bytes`);
+  if (++r.depth > packedReplyDepthMax) throw new Error(`a packed script reply nests arrays deeper than ${packedReplyDepthMax}`);
   const out = new Array<PackedReply>(length);
   for (let i = 0; i < length; i++) out[i] = readValue(buf, r);
+  r.depth--;
   return out;
 }

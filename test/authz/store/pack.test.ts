@@ -1,6 +1,6 @@
 import test from 'ava';
 import { Redis } from 'ioredis';
-import { type PackedReply, packStrings, unpackReply } from '../../../authz/store/redis/pack.js';
+import { type PackedReply, packedReplyDepthMax, packStrings, unpackReply } from '../../../authz/store/redis/pack.js';
 import { startRedis } from '../../support/redis.js';
 
 test("packed arguments come back in a real Redis script as the same strings, at every MessagePack header's bounds (fixstr, str 8, 16, 32), UTF-8 and numbers as decimal text", async (t) => {
@@ -96,6 +96,14 @@ test('a packed reply: integers of every width, negatives, floats, booleans and n
   t.throws(() => unpackReply(map), { message: /type byte 0x81.*map/ });
   const list = await evalBuffer("return cmsgpack.pack({ 'created', string.rep('x', 40) })");
   t.throws(() => unpackReply(list.subarray(0, list.length - 1)), { message: /ends inside a string/ });
-  t.throws(() => unpackReply(list.subarray(0, 1)), { message: /ends inside a value/ });
+  t.throws(() => unpackReply(list.subarray(0, 1)), { message: /announces 2 elements in 0 bytes/ });
+  t.throws(() => unpackReply(Buffer.from([0xd9])), { message: /ends inside a value/ });
   t.throws(() => unpackReply(Buffer.concat([list, Buffer.from([0xc0])])), { message: /1 bytes after its value/ });
+  t.throws(() => unpackReply(Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0])), { message: /announces 4294967295 elements in 1 bytes/ });
+  // cmsgpack's own bound: 16 nested tables pack, and unpack; a 17th level is refused.
+  const deepest = await evalBuffer(`local t = { 'x' } for i = 1, ${packedReplyDepthMax - 1} do t = { t } end return cmsgpack.pack(t)`);
+  let inner = unpackReply(deepest);
+  for (let i = 1; i < packedReplyDepthMax; i++) inner = (inner as PackedReply[])[0]!;
+  t.deepEqual(inner, ['x']);
+  t.throws(() => unpackReply(Buffer.concat([Buffer.from([0x91]), deepest])), { message: /deeper than 16/ });
 });
