@@ -47,10 +47,26 @@ test('redisScripts: a packed-reply script gets exactly its keys and arguments (U
   t.deepEqual(unpackReply(Buffer.from([0x90])), [], 'an empty reply');
 });
 
-test('redisScripts on a Redis Cluster: the hand-written EVALSHA is routed by its keys’ slot', async (t) => {
+test('redisScripts on a Redis Cluster: the hand-written EVALSHA goes to the node owning its keys’ slot (no MOVED on any node)', async (t) => {
   const cluster = await startRedisCluster({ masters: 3 });
   t.teardown(() => cluster.stop());
   const client = new Cluster(cluster.nodes, { enableAutoPipelining: true });
   t.teardown(() => client.disconnect());
+  await client.ping(); // the slot map is known before the first script
   await check(t, client);
+  // A call sent to a node that does not own its slot is answered MOVED and counted as rejected there (Redis 7 commandstats).
+  let rejected = 0;
+  let calls = 0;
+  for (const node of cluster.nodes) {
+    const direct = new Redis({ host: node.host, port: node.port });
+    const stats = await direct.info('commandstats');
+    direct.disconnect();
+    for (const name of ['evalsha', 'eval']) {
+      const line = stats.split('\n').find((l) => l.startsWith(`cmdstat_${name}:`));
+      calls += Number(/calls=(\d+)/.exec(line ?? '')?.[1] ?? 0);
+      rejected += Number(/rejected_calls=(\d+)/.exec(line ?? '')?.[1] ?? 0);
+    }
+  }
+  t.true(calls >= 54, `${calls} script calls seen by the nodes`);
+  t.is(rejected, 0, 'no script call reached a node that does not own its slot');
 });
