@@ -21,7 +21,7 @@ export interface ScriptItem {
  * grouped by the Cluster slot their keys share (`slotOf`; undefined on a single Redis: one
  * group), each group cut at item boundaries into calls of at most `scriptArgumentsMax`
  * arguments (`head`, the arguments every call starts with, included), and every call is sent at
- * once (redis-scripts.ts: a write each, without waiting for one another), one round trip. Items run in order within a
+ * once (the packed-reply scripts a write each, redis-scripts.ts; the others auto-pipelined), one round trip. Items run in order within a
  * call, and the calls of one connection run in the order sent; they are not one transaction.
  */
 export async function scriptCalls<T>(
