@@ -63,12 +63,12 @@ export type PackedReply = string | number | boolean | null | PackedReply[];
 export function unpackReply(buf: Buffer): PackedReply {
   const reader = { at: 0, depth: 0 };
   const value = readValue(buf, reader);
-  if (reader.at !== buf.length) throw new Error(`a packed script reply has ${buf.length - reader.at} bytes after its value`);
+  if (reader.at !== buf.length) throw broken(`has ${buf.length - reader.at} bytes after its value`);
   return value;
 }
 
 function readValue(buf: Buffer, r: Reader): PackedReply {
-  if (r.at >= buf.length) throw new Error('a packed script reply ends inside a value');
+  if (r.at >= buf.length) throw broken('ends inside a value');
   const b = buf[r.at++]!;
   if (b <= 0x7f) return b;
   if (b >= 0xe0) return b - 0x100;
@@ -91,40 +91,51 @@ function readValue(buf: Buffer, r: Reader): PackedReply {
       return readArray(buf, r, readUint(buf, r, 2));
     case 0xdd:
       return readArray(buf, r, readUint(buf, r, 4));
-    case 0xcc:
-      return readUint(buf, r, 1);
-    case 0xcd:
-      return readUint(buf, r, 2);
-    case 0xce:
-      return readUint(buf, r, 4);
-    case 0xcf:
-      return Number(readFixed(buf, r, 8, () => buf.readBigUInt64BE(r.at)));
-    case 0xd0:
-      return readFixed(buf, r, 1, () => buf.readInt8(r.at));
-    case 0xd1:
-      return readFixed(buf, r, 2, () => buf.readInt16BE(r.at));
-    case 0xd2:
-      return readFixed(buf, r, 4, () => buf.readInt32BE(r.at));
-    case 0xd3:
-      return Number(readFixed(buf, r, 8, () => buf.readBigInt64BE(r.at)));
-    case 0xca:
-      return readFixed(buf, r, 4, () => buf.readFloatBE(r.at));
-    case 0xcb:
-      return readFixed(buf, r, 8, () => buf.readDoubleBE(r.at));
-    default:
-      throw new Error(`a packed script reply has type byte 0x${b.toString(16)}, which no step answers (a map or binary)`);
+    default: {
+      const number = packedNumbers.get(b);
+      if (number === undefined) throw broken(`has type byte 0x${b.toString(16)}, which no step answers (a map or binary)`);
+      if (r.at + number.bytes > buf.length) throw broken('ends inside a value');
+      const value = number.read(buf, r.at);
+      r.at += number.bytes;
+      return value;
+    }
   }
 }
 
-function readFixed<T>(buf: Buffer, r: Reader, bytes: number, read: () => T): T {
-  if (r.at + bytes > buf.length) throw new Error('a packed script reply ends inside a value');
-  const value = read();
-  r.at += bytes;
-  return value;
+/** MessagePack's fixed-width numbers (uint 8–64, int 8–64, float 32/64): their width and reader, by type byte. */
+const packedNumbers = new Map<number, { bytes: number; read: (buf: Buffer, at: number) => number }>([
+  [0xcc, { bytes: 1, read: (buf, at) => buf.readUInt8(at) }],
+  [0xcd, { bytes: 2, read: (buf, at) => buf.readUInt16BE(at) }],
+  [0xce, { bytes: 4, read: (buf, at) => buf.readUInt32BE(at) }],
+  [0xcf, { bytes: 8, read: (buf, at) => Number(buf.readBigUInt64BE(at)) }],
+  [0xd0, { bytes: 1, read: (buf, at) => buf.readInt8(at) }],
+  [0xd1, { bytes: 2, read: (buf, at) => buf.readInt16BE(at) }],
+  [0xd2, { bytes: 4, read: (buf, at) => buf.readInt32BE(at) }],
+  [0xd3, { bytes: 8, read: (buf, at) => Number(buf.readBigInt64BE(at)) }],
+  [0xca, { bytes: 4, read: (buf, at) => buf.readFloatBE(at) }],
+  [0xcb, { bytes: 8, read: (buf, at) => buf.readDoubleBE(at) }],
+]);
+
+/**
+ * A reply no step script makes is a bug in a script, not an outage: an "assertion failed" error
+ * (the port's programmer error, INTERNAL), which `scripts.ts` passes on unchanged rather than as
+ * `StoreUnavailableError` (UNAVAILABLE, which asks the caller to retry).
+ */
+function broken(what: string): Error {
+  return new BrokenReplyError(`assertion failed: a packed script reply ${what}`);
+}
+
+class BrokenReplyError extends Error {
+  override readonly name = 'Error';
+}
+
+/** Whether `err` is `unpackReply`'s refusal of a reply (`scripts.ts` passes it on as the programmer error it is). */
+export function isBrokenReply(err: unknown): boolean {
+  return err instanceof BrokenReplyError;
 }
 
 function readUint(buf: Buffer, r: Reader, bytes: 1 | 2 | 4): number {
-  if (r.at + bytes > buf.length) throw new Error('a packed script reply ends inside a value');
+  if (r.at + bytes > buf.length) throw broken('ends inside a value');
   const value = bytes === 1 ? buf[r.at]! : buf.readUIntBE(r.at, bytes);
   r.at += bytes;
   return value;
@@ -132,7 +143,7 @@ function readUint(buf: Buffer, r: Reader, bytes: 1 | 2 | 4): number {
 
 function readString(buf: Buffer, r: Reader, length: number): string {
   const end = r.at + length;
-  if (end > buf.length) throw new Error('a packed script reply ends inside a string');
+  if (end > buf.length) throw broken('ends inside a string');
   const text = buf.toString('utf8', r.at, end);
   r.at = end;
   return text;
@@ -145,8 +156,8 @@ interface Reader {
 
 function readArray(buf: Buffer, r: Reader, length: number): PackedReply[] {
   // Every element takes a byte at least: a length past the end is a broken reply, refused before allocating.
-  if (length > buf.length - r.at) throw new Error(`a packed script reply announces ${length} elements in ${buf.length - r.at} bytes`);
-  if (++r.depth > packedReplyDepthMax) throw new Error(`a packed script reply nests arrays deeper than ${packedReplyDepthMax}`);
+  if (length > buf.length - r.at) throw broken(`announces ${length} elements in ${buf.length - r.at} bytes`);
+  if (++r.depth > packedReplyDepthMax) throw broken(`nests arrays deeper than ${packedReplyDepthMax}`);
   const out = new Array<PackedReply>(length);
   for (let i = 0; i < length; i++) out[i] = readValue(buf, r);
   r.depth--;

@@ -5,6 +5,7 @@ import { claimKeyLua, completeKeyLua, releaseKeyLua, takePayNumberLua } from './
 import { commitLua } from './commit-lua.js';
 import { confirmLua } from './confirm-lua.js';
 import { createAllLua, createCountLua, createKeyLua, createRecordLua } from './create-lua.js';
+import { isBrokenReply } from './pack.js';
 import { claimDueLua, guardEventsLua } from './sweep-lua.js';
 
 const specs = {
@@ -33,7 +34,8 @@ export type RunScript = (name: ScriptName, keys: readonly string[], args: readon
  * client routes by the first key's slot; its parameter is typed `Redis`, hence the cast.
  * Failures: connection loss and "busy" replies become `StoreUnavailableError`; an error reply
  * "assertion failed: …" from a script (a broken precondition only the script can see) becomes
- * the plain `Error` the port promises; any other error reply (a script bug) passes unchanged.
+ * the plain `Error` the port promises, and so does a packed reply no step makes (`unpackReply`);
+ * any other error reply (a script bug) passes unchanged.
  */
 export function storeScripts(client: Redis | Cluster): RunScript {
   const scripts = redisScripts(client as Redis, specs);
@@ -41,6 +43,7 @@ export function storeScripts(client: Redis | Cluster): RunScript {
     try {
       return await scripts[name](keys, args);
     } catch (err) {
+      if (isBrokenReply(err)) throw err; // a packed reply no step makes (pack.ts): a script bug, not an outage
       const at = err instanceof Error && err.name === 'ReplyError' ? err.message.indexOf('assertion failed:') : -1;
       if (at >= 0) throw new Error((err as Error).message.slice(at), { cause: err });
       throw toStoreError(name, err);

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { Redis } from 'ioredis';
-import { type PackedReply, packedReplyDepthMax, packStrings, unpackReply } from '../../../authz/store/redis/pack.js';
+import { isBrokenReply, type PackedReply, packedReplyDepthMax, packStrings, unpackReply } from '../../../authz/store/redis/pack.js';
 import { startRedis } from '../../support/redis.js';
 
 test("packed arguments come back in a real Redis script as the same strings, at every MessagePack header's bounds (fixstr, str 8, 16, 32), UTF-8 and numbers as decimal text", async (t) => {
@@ -93,7 +93,9 @@ test('a packed reply: integers of every width, negatives, floats, booleans and n
   t.deepEqual(unpackReply(await evalBuffer('return cmsgpack.pack({ true, false })')), [true, false]);
   t.is(unpackReply(await evalBuffer('return cmsgpack.pack(nil)')), null);
   const map = await evalBuffer("return cmsgpack.pack({ st = 'APPROVED' })");
-  t.throws(() => unpackReply(map), { message: /type byte 0x81.*map/ });
+  const refused = t.throws(() => unpackReply(map), { message: /^assertion failed: a packed script reply has type byte 0x81.*map/ });
+  t.true(isBrokenReply(refused), 'a programmer error scripts.ts passes on (INTERNAL), not a StoreUnavailableError');
+  t.false(isBrokenReply(new Error('assertion failed: something else')));
   const list = await evalBuffer("return cmsgpack.pack({ 'created', string.rep('x', 40) })");
   t.throws(() => unpackReply(list.subarray(0, list.length - 1)), { message: /ends inside a string/ });
   t.throws(() => unpackReply(list.subarray(0, 1)), { message: /announces 2 elements in 0 bytes/ });
