@@ -2,11 +2,9 @@ import { createHash } from 'node:crypto';
 import { Command, type Redis } from 'ioredis';
 import { PackedArg, unpackReply, wireText } from './redis/pack.js';
 
-/** A Lua script: its source and, when fixed, how many of its arguments are keys. */
+/** A Lua script: its source, and how it answers. Its keys are given with each call. */
 export interface ScriptSpec {
   readonly lua: string;
-  /** Undefined: the script takes a variable number of keys, and each call passes the count first. */
-  readonly numberOfKeys?: number;
   /**
    * 'packed': the script returns `cmsgpack.pack(reply)`, fetched as a Buffer and unpacked here
    * (redis/pack.ts `unpackReply`): callers get the same nested arrays as from `return reply`.
@@ -93,8 +91,6 @@ export function redisScripts<const T extends Record<string, ScriptSpec>>(redis: 
   for (const [name, spec] of Object.entries(specs)) {
     const sha = createHash('sha1').update(spec.lua).digest('hex');
     scripts[name] = async (keys, args) => {
-      if (spec.numberOfKeys !== undefined && keys.length !== spec.numberOfKeys)
-        throw new Error(`assertion failed: script ${name} takes ${spec.numberOfKeys} keys, given ${keys.length}`);
       const all = () => [...keys, ...args.map(ioredisArg)];
       if (spec.reply === 'packed') {
         let packed: Buffer;
