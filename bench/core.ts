@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   const payerCount = Number(values.payers);
   if (![batches, warmup, batchSize, payerCount].every((n) => Number.isInteger(n) && n > 0) || batchSize > 1000 || warmup >= batches)
     throw new RangeError('--batches, --warmup, --batch (≤ 1000) and --payers must be positive integers, --warmup below --batches');
-  const storeCpu = timeStoreSteps();
+  const storeCpu = values['redis-url'] === undefined ? undefined : timeStoreSteps();
   const notifier = new CapturingNotifier();
   const config = {
     ...loadConfig({}),
@@ -141,7 +141,7 @@ async function main(): Promise<void> {
       }
       if (b === warmup - 1) {
         await profiler?.start();
-        storeCpu.reset();
+        storeCpu?.reset();
       }
       if (b >= warmup) {
         cpuMicros += c1.user + c1.system + c3.user + c3.system;
@@ -158,7 +158,7 @@ async function main(): Promise<void> {
         succeeded,
         cpuMicrosPerAuth: Math.round((cpuMicros / counted) * 10) / 10,
         heapGrowthMB: Math.round((heapAfter - heapBefore) / 1e5) / 10,
-        ...(values['redis-url'] === undefined ? {} : { storeClientMicrosPerAuth: storeCpu.perAuth(counted) }),
+        ...(storeCpu === undefined ? {} : { storeClientMicrosPerAuth: storeCpu.perAuth(counted) }),
       }),
     );
   } finally {
