@@ -9,8 +9,10 @@
 import { randomBytes } from 'node:crypto';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { newVerificationSecret } from '../authz/codes/secret.js';
-import { canonicalJson } from '../authz/fingerprint.js';
+import type { Proof } from '../authz/factors/proof.js';
+import { confirmFields, createFields } from '../authz/fingerprint.js';
 import type { Payment } from '../authz/model.js';
+import type { CreatePaymentInput } from '../authz/steps/create-prepare.js';
 import { packStrings } from '../authz/store/redis/pack.js';
 import { decodeRecord, encodeRecord } from '../authz/store/redis/record-codec.js';
 import { PaymentSchema } from '../gen/countersign/v1/common_pb.js';
@@ -47,8 +49,7 @@ const payment: Payment = {
   originPath: 'data',
 };
 const secret = newVerificationSecret();
-const createRequest = {
-  op: 'create',
+const createInput: CreatePaymentInput = {
   idempotencyKey: 'b123-b4567',
   payerId: payment.payerId,
   payeeAccountId: '',
@@ -58,7 +59,7 @@ const createRequest = {
   channel: 'MERCHANT',
   requestedFactors: [],
 };
-const confirmRequest = { op: 'confirm', paymentId: payment.id, proof: { kind: 'second_code', secondCode: '12345678' } };
+const secondCodeProof: Proof = { kind: 'second_code', secondCode: '12345678' };
 const requestBytes = toBinary(
   CreatePaymentRequestSchema,
   create(CreatePaymentRequestSchema, { idempotencyKey: 'b123-b4567', payer: { case: 'payerId', value: payment.payerId }, amount: 4_321n, currency: 'USD' }),
@@ -80,8 +81,8 @@ function time(run: () => unknown): number {
 /** [what, calls per authorization, the call] */
 const operations: [string, number, () => unknown][] = [
   ['HMAC-SHA256 digest: expected response, answer, delivery key', 3, () => codes.digest(`${payment.id}:SECOND_CODE`, '12345678')],
-  ['idempotency fingerprint of a create (canonical JSON + HMAC)', 1, () => codes.digest('idempotency', canonicalJson(createRequest))],
-  ['idempotency fingerprint of a confirm (canonical JSON + HMAC)', 1, () => codes.digest('idempotency', canonicalJson(confirmRequest))],
+  ['idempotency fingerprint of a create (its fields + one keyed SHA-256)', 1, () => codes.fingerprint(createFields(createInput))],
+  ['idempotency fingerprint of a confirm (its fields + one keyed SHA-256)', 1, () => codes.fingerprint(confirmFields(payment.id, secondCodeProof))],
   ['first code (CSPRNG)', 1, () => codes.newFirstCode()],
   ['second code: OCRA over first code, amount, currency, payee', 1, () => codes.deriveSecondCode(secret, { firstCode: '12345678', ...payment })],
   ['AES-256-GCM seal of the first code (the payer secret is opened from a cache: code-kit.ts)', 1, () => codes.sealFirstCode(payment.id, '12345678')],

@@ -40,6 +40,8 @@ export const openSecretTtlMs = 600_000;
 export function codeKits(masterKey: Buffer): { codes: CodeKit; enrollment: EnrollmentKit } {
   const sealKey = subkey(masterKey, 'secret sealing');
   const digestKey = subkey(masterKey, 'challenge digests');
+  // The secret prefix of the fingerprints' one SHA-256 (as hex text: the fields follow as text).
+  const fingerprintKey = subkey(masterKey, 'request fingerprints').toString('hex');
   const opened = new LRUCache<string, { sealed: string; secret: Buffer }>({ max: openSecretsMax, ttl: openSecretTtlMs, ttlAutopurge: false });
   const openPayerSecret = (payer: { id: string; sealedSecret: string }): Buffer => {
     const hit = opened.get(payer.id);
@@ -53,6 +55,7 @@ export function codeKits(masterKey: Buffer): { codes: CodeKit; enrollment: Enrol
     deriveSecondCode: (secret, f) =>
       deriveSecondCode(secret, { firstCode: f.firstCode, amount: f.amount, currency: f.currency, payeeAccountId: f.payeeAccountId }),
     digest: (challengeId, response) => responseDigest(digestKey, challengeId, response),
+    fingerprint: (fields) => hash('sha256', fingerprintKey + fields, 'hex'),
     openPayerSecret,
     sealFirstCode: (paymentId, code) => seal(sealKey, Buffer.from(code), `first-code:${paymentId}`),
     openFirstCode: (paymentId, sealed) => open(sealKey, sealed, `first-code:${paymentId}`).toString(),

@@ -2,7 +2,7 @@ import { DomainError, notFound, precondition } from '../errors.js';
 import { bankUnreachableDetail } from '../factors/bank-card.js';
 import { challengeIdOf, checkProver, type FactorModule, type Proof } from '../factors/index.js';
 import { ivrPassword } from '../factors/ivr-password.js';
-import { canonicalJson } from '../fingerprint.js';
+import { confirmFields, legacyConfirmFingerprint } from '../fingerprint.js';
 import { type Caller, type Payer, type Payment, terminalStates } from '../model.js';
 import type { ConfirmItem, ConfirmOutcome, PaymentRecord, StepCaller } from '../store/port.js';
 import { checkHexId, checkIdempotencyKey } from '../validation.js';
@@ -89,8 +89,32 @@ export class ConfirmStep {
       for (const w of answered) outcomes[w.index] = rejected(error);
       return outcomes;
     }
+    await this.askLegacyConflicts(answered, results, outcomes);
     await this.finish(answered, results, outcomes);
     return outcomes;
+  }
+
+  /**
+   * Items answered `conflict` asked once more with the fingerprint an earlier version stored for
+   * the same request (fingerprint.ts): its key then answers as it would have (`replayed`), another
+   * request's as before (`conflict`). A conflict changes nothing in the store, so asking again
+   * counts no attempt. `results` takes the second answers; if the store fails, only these items
+   * are answered with its error (the others' outcomes are recorded already).
+   */
+  private async askLegacyConflicts(work: Work[], results: ConfirmOutcome[], outcomes: ItemOutcome[]): Promise<void> {
+    const again: number[] = [];
+    results.forEach((r, k) => r.outcome === 'conflict' && again.push(k));
+    if (again.length === 0) return;
+    const items = again.map((k) => {
+      const { paymentId, proof } = work[k]!.request;
+      return { ...work[k]!.item!, fingerprint: legacyConfirmFingerprint(this.deps.codes, paymentId, proof) };
+    });
+    try {
+      const answers = await this.deps.store.confirm(items);
+      again.forEach((k, i) => (results[k] = answers[i]!));
+    } catch (error) {
+      for (const k of again) outcomes[work[k]!.index] = rejected(error);
+    }
   }
 
   /**
@@ -195,7 +219,7 @@ export class ConfirmStep {
       caller: stepCaller(caller),
       key: idempotencyKey,
       // Keyed: a request carries codes, PINs or passwords, and an unkeyed hash of them could be reversed.
-      fingerprint: codes.digest('idempotency', canonicalJson({ op: 'confirm', paymentId, proof })),
+      fingerprint: codes.fingerprint(confirmFields(paymentId, proof)),
       factor,
       after: w.module.after,
       answer,
@@ -210,6 +234,7 @@ export class ConfirmStep {
     const driving: { w: Work; record: PaymentRecord; answer: (record: PaymentRecord) => Promise<Payment> | Payment }[] = [];
     results.forEach((result, k) => {
       const w = work[k]!;
+      if (outcomes[w.index] !== undefined) return; // the store failed on its second ask (askLegacyConflicts)
       const factor = w.module.factor;
       if (w.owner !== undefined && result.outcome !== 'mismatch') this.owners.forget(w.request.paymentId);
       const fail = (error: unknown) => void (outcomes[w.index] = rejected(error));

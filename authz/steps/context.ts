@@ -15,6 +15,12 @@ export interface CodeKit {
   deriveSecondCode(secret: Buffer, fields: { firstCode: string; amount: bigint; currency: string; payeeAccountId: string }): string;
   /** Keyed digest (HMAC-SHA256 hex) of a response in a context (a challenge id, or 'idempotency'). */
   digest(context: string, response: string): string;
+  /**
+   * An idempotency fingerprint (64 hex): one SHA-256 over a key of its own and the request's
+   * fields (`createFields`, `confirmFields` in fingerprint.ts). Keyed: a confirm carries codes,
+   * PINs or passwords, and an unkeyed hash of them could be reversed by trying them all.
+   */
+  fingerprint(fields: string): string;
   openPayerSecret(payer: Payer): Buffer;
   sealFirstCode(paymentId: string, firstCode: string): string;
   openFirstCode(paymentId: string, sealed: string): string;

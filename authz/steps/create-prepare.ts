@@ -4,7 +4,7 @@ import { type Decision, decide } from '../authorizer.js';
 import { billingPeriodOf, checkSim, linePeriodIds, payNumberDigest, payNumberDigits, sameSim } from '../enrollment.js';
 import { DomainError, invalidArgument, notFound, precondition } from '../errors.js';
 import { challengeIdOf, factorModule, pathOfChannel, usesFirstCode } from '../factors/index.js';
-import { canonicalJson } from '../fingerprint.js';
+import { createFields } from '../fingerprint.js';
 import type { BillableLine, Channel, Factor, Merchant, Payer, Payment, SimIdentity } from '../model.js';
 import { feeOf, type PaymentAccounts } from '../payment-ledger.js';
 import { type CreateItem, type RateLimitHit, shardOfPayer, withShard } from '../store/port.js';
@@ -303,7 +303,7 @@ export class CreatePreparer {
     };
     const plan = planOf(payment);
     const phantom = this.phantoms.has(payer);
-    const { request, firstCode, digests } = phantom ? this.phantomChallenge(payment, plan, input) : this.challenge(payment, payer, plan, input);
+    const { firstCode, digests } = phantom ? this.phantomChallenge(payment, plan) : this.challenge(payment, payer, plan);
     // A phantom has no money: where a real payer's payment would go through at once, it is refused for funds.
     if (phantom && decision.kind !== 'DENY' && plan.pending.length === 0) Object.assign(payment, { state: 'DECLINED', declineReason: 'INSUFFICIENT_FUNDS' });
     else if (decision.kind === 'DENY')
@@ -318,7 +318,7 @@ export class CreatePreparer {
     const item: CreateItem = {
       scope: merchant.id,
       key: input.idempotencyKey,
-      fingerprint: codes.digest('idempotency', canonicalJson({ op: 'create', ...request })),
+      fingerprint: codes.fingerprint(createFields(input)),
       payment,
       digests: payment.state === 'CHALLENGED' ? digests : {},
       dueAtMs: payment.state === 'CHALLENGED' ? payment.expiresAtMs : payment.state === 'APPROVED' ? now + limits.driveLeaseMs : undefined,
@@ -339,12 +339,11 @@ export class CreatePreparer {
   }
 
   /** The first code (sealed into the record so a resumed create can send it again), and the digest of each challenged factor's answer. */
-  private challenge(payment: Payment, payer: Payer, plan: ChallengePlan, input: CreatePaymentInput) {
+  private challenge(payment: Payment, payer: Payer, plan: ChallengePlan) {
     const { codes } = this.deps;
-    const { authPassword: _secret, ...request } = input;
     const digests: Partial<Record<Factor, string>> = {};
     const challenged = plan.pending.filter((f) => factorModule(f).challenged);
-    if (challenged.length === 0) return { request, firstCode: undefined, digests };
+    if (challenged.length === 0) return { firstCode: undefined, digests };
     const firstCode = codes.newFirstCode();
     const secondCode = () =>
       codes.deriveSecondCode(codes.openPayerSecret(payer), {
@@ -356,16 +355,15 @@ export class CreatePreparer {
     for (const factor of challenged)
       digests[factor] = codes.digest(challengeIdOf(payment.id, factor), factorModule(factor).expected!({ firstCode, secondCode }));
     if (plan.pending.some(usesFirstCode)) payment.sealedFirstCode = codes.sealFirstCode(payment.id, firstCode);
-    return { request, firstCode, digests };
+    return { firstCode, digests };
   }
 
   /** A phantom's challenge: each challenged factor expects an answer nobody has; no code exists, none is sent. */
-  private phantomChallenge(payment: Payment, plan: ChallengePlan, input: CreatePaymentInput) {
-    const { authPassword: _secret, ...request } = input;
+  private phantomChallenge(payment: Payment, plan: ChallengePlan) {
     const digests: Partial<Record<Factor, string>> = {};
     for (const factor of plan.pending.filter((f) => factorModule(f).challenged))
       digests[factor] = unanswerable(this.deps.codes, challengeIdOf(payment.id, factor));
-    return { request, firstCode: undefined, digests };
+    return { firstCode: undefined, digests };
   }
 
   /** The SMS-pumping limits a code sent to the payer counts against, in the order of `codeRateNames`. */

@@ -1,5 +1,6 @@
 import { unreachable } from '../../ledger/assert.js';
 import { DomainError, precondition } from '../errors.js';
+import { legacyCreateFingerprint } from '../fingerprint.js';
 import type { Merchant, Payment } from '../model.js';
 import type { CreateOutcome, PaymentRecord } from '../store/port.js';
 import type { ChallengeOwners } from './challenge-owners.js';
@@ -9,6 +10,14 @@ import { challengeMessages, deliverOrDecline, sendChallenge } from './deliver.js
 import { drive } from './drive.js';
 import { isPhantomPayment } from './phantom-payer.js';
 import { createRefusal } from './refusals.js';
+
+/** An item on its way to the store: `legacy` once asked with an earlier version's fingerprint, `redrafted` once drafted with the id its key names. */
+interface Ready {
+  index: number;
+  p: PreparedCreate;
+  legacy?: true;
+  redrafted?: true;
+}
 
 /**
  * The create step, for one payment or a batch of them (unary calls are coalesced into the
@@ -44,19 +53,18 @@ export class CreateStep {
   async run(merchant: Merchant | Promise<Merchant>, inputs: readonly CreatePaymentInput[]): Promise<ItemOutcome[]> {
     const outcomes = new Array<ItemOutcome>(inputs.length);
     const prepared = await Promise.allSettled(inputs.map((input) => this.preparer.prepare(merchant, input)));
-    const ready: { index: number; p: PreparedCreate }[] = [];
+    const ready: Ready[] = [];
     prepared.forEach((p, index) => (p.status === 'fulfilled' ? ready.push({ index, p: p.value }) : (outcomes[index] = p)));
-    await this.write(merchant, ready, outcomes, true);
+    await this.write(merchant, ready, outcomes);
     return outcomes;
   }
 
-  /** The store's step for `ready`, then each item's next move. */
-  private async write(
-    merchant: Merchant | Promise<Merchant>,
-    ready: { index: number; p: PreparedCreate }[],
-    outcomes: ItemOutcome[],
-    firstTry: boolean,
-  ): Promise<void> {
+  /**
+   * The store's step for `ready`, then each item's next move. An item is written at most three
+   * times: a `conflict` is asked once more with the fingerprint an earlier version stored
+   * (fingerprint.ts), a `missing` once more redrafted with the payment id its key names.
+   */
+  private async write(merchant: Merchant | Promise<Merchant>, ready: Ready[], outcomes: ItemOutcome[]): Promise<void> {
     if (ready.length === 0) return;
     let answers: CreateOutcome[];
     try {
@@ -67,19 +75,21 @@ export class CreateStep {
     }
     const created: { index: number; p: PreparedCreate; record: PaymentRecord }[] = [];
     const later: Promise<void>[] = [];
-    const redraft: { index: number; p: PreparedCreate }[] = [];
+    const redraft: Ready[] = [];
     answers.forEach((answer, k) => {
-      const { index, p } = ready[k]!;
+      const r = ready[k]!;
+      const { index, p } = r;
       if (answer.outcome === 'created') {
         created.push({ index, p, record: answer.record });
         this.owners.remember(answer.record.payment);
       } else if (answer.outcome === 'replayed') later.push(settle(outcomes, index, this.replay(answer.record)));
       else if (answer.outcome === 'refused') outcomes[index] = rejected(createRefusal(answer.refusal, this.deps.limits, p.item.rateLimits));
+      else if (answer.outcome === 'conflict' && r.legacy !== true) redraft.push({ ...r, p: this.withLegacyFingerprint(p), legacy: true });
       else if (answer.outcome === 'conflict') outcomes[index] = rejected(keyConflict(p.input.idempotencyKey));
-      else if (firstTry)
+      else if (r.redrafted !== true)
         later.push(
           this.preparer.prepare(p.merchant, p.input, answer.paymentId).then(
-            (again) => void redraft.push({ index, p: again }),
+            (again) => void redraft.push({ ...r, p: r.legacy === true ? this.withLegacyFingerprint(again) : again, redrafted: true }),
             (e: unknown) => void (outcomes[index] = rejected(e)),
           ),
         );
@@ -90,7 +100,12 @@ export class CreateStep {
       created.map((c) => c.record),
     );
     await Promise.all([this.finish(created, outcomes), ...later]);
-    await this.write(merchant, redraft, outcomes, false);
+    await this.write(merchant, redraft, outcomes);
+  }
+
+  /** The same create with the fingerprint an earlier version stored for it (fingerprint.ts). */
+  private withLegacyFingerprint(p: PreparedCreate): PreparedCreate {
+    return { ...p, item: { ...p.item, fingerprint: legacyCreateFingerprint(this.deps.codes, p.input) } };
   }
 
   /** New payments: the approved ones posted (or declined for funds), codes sent for the challenged ones. */
