@@ -29,8 +29,12 @@ export interface FactorModule<K extends ProofKind = ProofKind> {
   missingAtCreate?(payer: Payer): string | undefined;
   /** The answer a challenged factor expects, before it is digested. */
   expected?(codes: { firstCode: string; secondCode: () => string }): string;
-  /** The proof as the store's answer: format checks (INVALID_ARGUMENT), argon2 checks, a decision from outside. */
-  answer(proof: Extract<Proof, { kind: K }>, context: ProofContext): Promise<ConfirmAnswer>;
+  /**
+   * The proof as the store's answer: format checks (INVALID_ARGUMENT, thrown), argon2 checks, a
+   * decision from outside. A module that needs no I/O answers in place (no promise): the confirm
+   * step then answers a whole batch in one loop.
+   */
+  answer(proof: Extract<Proof, { kind: K }>, context: ProofContext): ConfirmAnswer | Promise<ConfirmAnswer>;
 }
 
 export interface ProofContext {

@@ -38,7 +38,7 @@ export const pairedDevice: FactorModule<'paired_device'> = {
   needs: { record: true, payer: true },
   available: () => true,
   expected: (codes) => codes.firstCode,
-  async answer(proof, context) {
+  answer(proof, context) {
     if (proof.firstCode === '')
       throw invalidArgument('paired_device.first_code', 'is required: the paired device must carry the first code the request received');
     if (!eightDigits.test(proof.firstCode)) throw invalidArgument('paired_device.first_code', 'must be 8 digits');

@@ -15,7 +15,7 @@ export const secondCode: FactorModule<'second_code'> = {
   needs: { record: false, payer: false },
   available: () => true,
   expected: (codes) => codes.secondCode(),
-  async answer(proof, context) {
+  answer(proof, context) {
     if (!eightDigits.test(proof.secondCode)) throw invalidArgument('second_code', 'must be 8 digits');
     return digestAnswer(context, proof.secondCode);
   },

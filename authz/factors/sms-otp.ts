@@ -14,7 +14,7 @@ export const smsOtp: FactorModule<'sms_otp'> = {
   needs: { record: false, payer: false },
   available: () => true,
   expected: (codes) => codes.firstCode,
-  async answer(proof, context) {
+  answer(proof, context) {
     if (!eightDigits.test(proof.code)) throw invalidArgument('sms_otp', 'must be the 8-digit code of the SMS');
     return digestAnswer(context, proof.code);
   },

@@ -1,13 +1,15 @@
 import { DomainError, notFound, precondition } from '../errors.js';
 import { bankUnreachableDetail } from '../factors/bank-card.js';
+import type { ProofContext } from '../factors/factor.js';
 import { challengeIdOf, checkProver, type FactorModule, type Proof } from '../factors/index.js';
 import { ivrPassword } from '../factors/ivr-password.js';
 import { confirmFields, legacyConfirmFingerprint } from '../fingerprint.js';
-import { type Caller, type Payer, type Payment, terminalStates } from '../model.js';
-import type { ConfirmItem, ConfirmOutcome, PaymentRecord, StepCaller } from '../store/port.js';
+import { type Caller, type Factor, type Payer, type Payment, terminalStates } from '../model.js';
+import type { BankGateway } from '../ports.js';
+import type { ConfirmAnswer, ConfirmItem, ConfirmOutcome, PaymentRecord, StepCaller } from '../store/port.js';
 import { checkHexId, checkIdempotencyKey } from '../validation.js';
 import type { ChallengeOwner, ChallengeOwners } from './challenge-owners.js';
-import { fulfilled, type ItemOutcome, publish, rejected, type StepDeps } from './context.js';
+import { type CodeKit, fulfilled, type ItemOutcome, publish, rejected, type StepDeps } from './context.js';
 import { callDue, deliverOrDecline, sendChallenge } from './deliver.js';
 import { drive } from './drive.js';
 import { operationRefusal } from './refusals.js';
@@ -136,26 +138,56 @@ export class ConfirmStep {
         for (const w of reading) outcomes[w.index] = rejected(error);
       }
     }
+    // One loop over the batch: an item whose answer needs no directory read and no I/O (a second
+    // code, an SMS code, a paired device's first code) is answered in place; only the others
+    // (argon2, the bank, a payer to read) wait, together.
     const ready: Work[] = [];
-    await Promise.all(
-      work.map(async (w) => {
-        if (outcomes[w.index] !== undefined) return;
-        try {
-          if ((w.module.needs.record || w.module.needs.payer) && !visibleTo(caller, w.record?.payment))
-            throw notFound(`payment ${w.request.paymentId} not found`);
-          if (w.module.needs.payer) w.payer = await this.deps.directory.getPayer(w.record!.payment.payerId);
-          if (w.checksSecret === true && visibleTo(caller, w.record?.payment)) {
-            const payer = w.payer ?? (await this.deps.directory.getPayer(w.record.payment.payerId));
-            w.rotated = payer !== undefined && challengedUnderOlderSecret(w.record.payment, payer.secretVersion);
-          }
-          w.item = await this.item(caller, w);
-          ready.push(w);
-        } catch (error) {
-          outcomes[w.index] = rejected(error);
+    const waiting: Promise<void>[] = [];
+    for (const w of work) {
+      if (outcomes[w.index] !== undefined) continue;
+      try {
+        if ((w.module.needs.record || w.module.needs.payer) && !visibleTo(caller, w.record?.payment))
+          throw notFound(`payment ${w.request.paymentId} not found`);
+        if (w.module.needs.payer || (w.checksSecret === true && visibleTo(caller, w.record?.payment))) {
+          waiting.push(this.answerAfterPayer(caller, w, outcomes, ready));
+          continue;
         }
-      }),
-    );
+        const answer = this.answerOf(caller, w);
+        if (answer instanceof Promise) waiting.push(this.answerLater(caller, w, answer, outcomes, ready));
+        else {
+          w.item = this.itemOf(caller, w, answer);
+          ready.push(w);
+        }
+      } catch (error) {
+        outcomes[w.index] = rejected(error);
+      }
+    }
+    if (waiting.length > 0) await Promise.all(waiting);
     return ready.sort((a, b) => a.index - b.index); // one payer's answers count toward its lockout in request order
+  }
+
+  /** An item whose module needs the payer, or whose payment's secret version is compared with the payer's. */
+  private async answerAfterPayer(caller: Caller, w: Work, outcomes: ItemOutcome[], ready: Work[]): Promise<void> {
+    try {
+      if (w.module.needs.payer) w.payer = await this.deps.directory.getPayer(w.record!.payment.payerId);
+      if (w.checksSecret === true && visibleTo(caller, w.record?.payment)) {
+        const payer = w.payer ?? (await this.deps.directory.getPayer(w.record.payment.payerId));
+        w.rotated = payer !== undefined && challengedUnderOlderSecret(w.record.payment, payer.secretVersion);
+      }
+      w.item = this.itemOf(caller, w, await this.answerOf(caller, w));
+      ready.push(w);
+    } catch (error) {
+      outcomes[w.index] = rejected(error);
+    }
+  }
+
+  private async answerLater(caller: Caller, w: Work, answer: Promise<ConfirmAnswer>, outcomes: ItemOutcome[], ready: Work[]): Promise<void> {
+    try {
+      w.item = this.itemOf(caller, w, await answer);
+      ready.push(w);
+    } catch (error) {
+      outcomes[w.index] = rejected(error);
+    }
   }
 
   /**
@@ -166,20 +198,34 @@ export class ConfirmStep {
    * `challengedUnderOlderSecret` does (a payment no longer waiting for the code is answered as any).
    */
   private async checkOwners(caller: Caller, work: Work[], outcomes: ItemOutcome[]): Promise<void> {
-    await Promise.all(
-      work.map(async (w) => {
-        if (w.checksSecret !== true || outcomes[w.index] !== undefined) return;
-        const owner = this.owners.get(w.request.paymentId);
-        if (owner === undefined) return;
-        w.owner = owner;
-        try {
-          const current = ownerIs(caller, owner) ? (await this.deps.directory.getPayer(owner.payerId))?.secretVersion : undefined;
-          if (current === undefined || (owner.secretVersion ?? 1) >= current) w.checksSecret = false;
-        } catch (error) {
-          outcomes[w.index] = rejected(error);
-        }
-      }),
-    );
+    // Each payer's secret version read once for the batch (a payer's payments are often many).
+    const versions = new Map<string, Promise<number | undefined>>();
+    const asked: Work[] = [];
+    for (const w of work) {
+      if (w.checksSecret !== true || outcomes[w.index] !== undefined) continue;
+      const owner = this.owners.get(w.request.paymentId);
+      if (owner === undefined) continue;
+      w.owner = owner;
+      if (!ownerIs(caller, owner)) {
+        w.checksSecret = false; // not the caller's: answered NOT_FOUND by the store, as a read would find
+        continue;
+      }
+      if (!versions.has(owner.payerId)) versions.set(owner.payerId, this.secretVersionOf(owner.payerId));
+      asked.push(w);
+    }
+    if (asked.length === 0) return;
+    const payerIds = [...versions.keys()];
+    const settled = await Promise.allSettled(versions.values());
+    const read = new Map(payerIds.map((id, i) => [id, settled[i]!]));
+    for (const w of asked) {
+      const version = read.get(w.owner!.payerId)!;
+      if (version.status === 'rejected') outcomes[w.index] = rejected(version.reason);
+      else if (version.value === undefined || (w.owner!.secretVersion ?? 1) >= version.value) w.checksSecret = false;
+    }
+  }
+
+  private async secretVersionOf(payerId: string): Promise<number | undefined> {
+    return (await this.deps.directory.getPayer(payerId))?.secretVersion;
   }
 
   /** Which second codes need their payment's secret version compared (see `answers`). */
@@ -198,29 +244,22 @@ export class ConfirmStep {
     for (const w of codes) w.checksSecret = rotatedBefore;
   }
 
-  private async item(caller: Caller, w: Work): Promise<ConfirmItem> {
+  /** The store's answer for the proof: what its module makes of it (in place, or a promise when it needs argon2 or the bank). */
+  private answerOf(caller: Caller, w: Work): ConfirmAnswer | Promise<ConfirmAnswer> {
+    if (w.rotated === true) return secretRotatedAnswer;
+    return w.module.answer(w.request.proof as never, new ItemProofContext(caller, w, this.deps));
+  }
+
+  private itemOf(caller: Caller, w: Work, answer: ConfirmAnswer): ConfirmItem {
     const { codes, limits } = this.deps;
     const { paymentId, proof, idempotencyKey } = w.request;
-    const factor = w.module.factor;
-    const answer =
-      w.rotated === true
-        ? secretRotatedAnswer
-        : await w.module.answer(proof as never, {
-            caller,
-            paymentId,
-            record: w.record,
-            payer: w.payer,
-            digest: (response) => codes.digest(challengeIdOf(paymentId, factor), response),
-            verifySecret: codes.verifyPin,
-            bank: this.deps.bank,
-          });
     return {
       paymentId,
       caller: stepCaller(caller),
       key: idempotencyKey,
       // Keyed: a request carries codes, PINs or passwords, and an unkeyed hash of them could be reversed.
       fingerprint: codes.fingerprint(confirmFields(paymentId, proof)),
-      factor,
+      factor: w.module.factor,
       after: w.module.after,
       answer,
       attemptsMax: limits.attemptsMax,
@@ -231,57 +270,63 @@ export class ConfirmStep {
 
   /** Each outcome to its answer; the ledger effects of all of them at once. */
   private async finish(work: Work[], results: ConfirmOutcome[], outcomes: ItemOutcome[]): Promise<void> {
-    const driving: { w: Work; record: PaymentRecord; answer: (record: PaymentRecord) => Promise<Payment> | Payment }[] = [];
-    results.forEach((result, k) => {
+    const driving: Driving[] = [];
+    for (let k = 0; k < results.length; k++) {
       const w = work[k]!;
-      if (outcomes[w.index] !== undefined) return; // the store failed on its second ask (askLegacyConflicts)
+      const result = results[k]!;
+      if (outcomes[w.index] !== undefined) continue; // the store failed on its second ask (askLegacyConflicts)
       const factor = w.module.factor;
       if (w.owner !== undefined && result.outcome !== 'mismatch') this.owners.forget(w.request.paymentId);
-      const fail = (error: unknown) => void (outcomes[w.index] = rejected(error));
-      const refusal = (token: string) => operationRefusal(token, factor);
       switch (result.outcome) {
         case 'not_found':
-          return fail(notFound(`payment ${w.request.paymentId} not found`));
+          outcomes[w.index] = rejected(notFound(`payment ${w.request.paymentId} not found`));
+          break;
         case 'conflict':
-          return fail(
+          outcomes[w.index] = rejected(
             new DomainError('already_exists', 'this idempotency key was used for a different request', { idempotency_key: w.request.idempotencyKey }),
           );
+          break;
         case 'replayed': {
           const error = operationRefusal(result.result, factor);
-          if (error !== undefined || result.record === undefined) return fail(error ?? notFound(`payment ${w.request.paymentId} not found`));
-          return void driving.push({ w, record: result.record, answer: (r) => unlessRotated(r.payment) });
+          if (error !== undefined || result.record === undefined) outcomes[w.index] = rejected(error ?? notFound(`payment ${w.request.paymentId} not found`));
+          else driving.push({ w, record: result.record, reply: 'replayed' });
+          break;
         }
         case 'refused':
           // A payment RotateSecret closed says why, whatever is confirmed on it.
-          if (result.record.payment.declineReason === 'SECRET_ROTATED') return fail(secretRotated(result.record.payment));
-          return fail(refusal(result.refusal));
+          outcomes[w.index] = rejected(
+            result.record.payment.declineReason === 'SECRET_ROTATED' ? secretRotated(result.record.payment) : operationRefusal(result.refusal, factor),
+          );
+          break;
         case 'mismatch':
-          return fail(refusal(`mismatch:${result.attemptsLeft}`));
+          outcomes[w.index] = rejected(operationRefusal(`mismatch:${result.attemptsLeft}`, factor));
+          break;
         case 'expired':
         case 'exhausted':
         case 'locked': {
           publish(this.deps, [result.record]);
           const token = result.outcome === 'locked' ? `locked:${result.retryAfterMs}` : result.outcome;
-          return void driving.push({ w, record: result.record, answer: () => Promise.reject(refusal(token)) });
+          driving.push({ w, record: result.record, reply: { refusal: operationRefusal(token, factor) } });
+          break;
         }
         case 'declined':
           publish(this.deps, [result.record]);
-          return void driving.push({ w, record: result.record, answer: (r) => declined(r.payment) });
+          driving.push({ w, record: result.record, reply: 'declined' });
+          break;
         case 'approved':
-          return void driving.push({ w, record: result.record, answer: (r) => r.payment });
+          driving.push({ w, record: result.record, reply: 'payment' });
+          break;
         case 'satisfied':
           publish(this.deps, [result.record]);
-          return void driving.push({ w, record: result.record, answer: (r) => this.afterSatisfied(w, r) });
+          driving.push({ w, record: result.record, reply: 'satisfied' });
+          break;
       }
-    });
+    }
     await this.driveAll(driving, outcomes);
   }
 
   /** Posts the approved (or declines them for funds), closes the declined and expired in the ledger, then each item's answer. */
-  private async driveAll(
-    driving: { w: Work; record: PaymentRecord; answer: (record: PaymentRecord) => Promise<Payment> | Payment }[],
-    outcomes: ItemOutcome[],
-  ): Promise<void> {
+  private async driveAll(driving: Driving[], outcomes: ItemOutcome[]): Promise<void> {
     if (driving.length === 0) return;
     const needs = driving.filter((d) => needsDrive(d.record));
     let driven: PaymentRecord[] = [];
@@ -294,25 +339,79 @@ export class ConfirmStep {
       for (const d of needs) outcomes[d.w.index] = rejected(error);
     }
     needs.forEach((d, i) => (d.record = driven[i] ?? d.record));
-    await Promise.all(
-      driving.map(async (d) => {
-        if (outcomes[d.w.index] !== undefined) return;
-        try {
-          outcomes[d.w.index] = fulfilled(await d.answer(d.record));
-        } catch (error) {
-          outcomes[d.w.index] = rejected(error);
-        }
-      }),
-    );
+    const calls: Promise<void>[] = [];
+    for (const d of driving) {
+      if (outcomes[d.w.index] !== undefined) continue;
+      if (d.reply === 'satisfied') calls.push(this.afterSatisfied(d.w, d.record, outcomes));
+      else outcomes[d.w.index] = answerOf(d.reply, d.record.payment);
+    }
+    if (calls.length > 0) await Promise.all(calls);
   }
 
   /** M2: the SMS code was right and the password is next: the call goes out now. */
-  private async afterSatisfied(w: Work, record: PaymentRecord): Promise<Payment> {
+  private async afterSatisfied(w: Work, record: PaymentRecord, outcomes: ItemOutcome[]): Promise<void> {
     const p = record.payment;
-    if (p.state === 'CHALLENGED' && ivrPassword.after.includes(w.module.factor) && callDue(p)) {
-      await deliverOrDecline(this.deps, record, () => sendChallenge(this.deps, p, { code: undefined, call: true }));
+    try {
+      if (p.state === 'CHALLENGED' && ivrPassword.after.includes(w.module.factor) && callDue(p)) {
+        await deliverOrDecline(this.deps, record, () => sendChallenge(this.deps, p, { code: undefined, call: true }));
+      }
+      outcomes[w.index] = fulfilled(p);
+    } catch (error) {
+      outcomes[w.index] = rejected(error);
     }
-    return p;
+  }
+}
+
+/**
+ * What an item answers once the ledger is done with its payment: the payment ('payment'), the
+ * payment unless RotateSecret declined it ('replayed'), a declined answer ('declined': see
+ * `declined`), the payment after M2's call ('satisfied'), or a refusal.
+ */
+type Reply = 'payment' | 'replayed' | 'declined' | 'satisfied' | { refusal: DomainError | undefined };
+
+interface Driving {
+  w: Work;
+  record: PaymentRecord;
+  reply: Reply;
+}
+
+function answerOf(reply: Exclude<Reply, 'satisfied'>, payment: Payment): ItemOutcome {
+  if (typeof reply === 'object') return rejected(reply.refusal);
+  try {
+    return fulfilled(reply === 'replayed' ? unlessRotated(payment) : reply === 'declined' ? declined(payment) : payment);
+  } catch (error) {
+    return rejected(error);
+  }
+}
+
+/** What a factor module is given to answer one proof (a class: no closure per item). */
+class ItemProofContext implements ProofContext {
+  readonly paymentId: string;
+  readonly record: PaymentRecord | undefined;
+  readonly payer: Payer | undefined;
+  readonly bank: BankGateway | undefined;
+  private readonly codes: CodeKit;
+  private readonly factor: Factor;
+
+  constructor(
+    readonly caller: Caller,
+    w: Work,
+    deps: StepDeps,
+  ) {
+    this.paymentId = w.request.paymentId;
+    this.record = w.record;
+    this.payer = w.payer;
+    this.bank = deps.bank;
+    this.codes = deps.codes;
+    this.factor = w.module.factor;
+  }
+
+  digest(response: string): string {
+    return this.codes.digest(challengeIdOf(this.paymentId, this.factor), response);
+  }
+
+  verifySecret(phc: string, candidate: string): Promise<boolean> {
+    return this.codes.verifyPin(phc, candidate);
   }
 }
 

@@ -44,7 +44,7 @@ export function assertId(id: string, what: string): void {
 }
 
 export function assertDigest(digest: string, what = 'digest'): void {
-  if (!(typeof digest === 'string' && digestPattern.test(digest))) unreachable(`${what} must be ${digestHexChars} lowercase hex digits (HMAC-SHA256)`);
+  if (!(typeof digest === 'string' && digestPattern.test(digest))) unreachable(`${what} must be ${digestHexChars} lowercase hex digits (a keyed SHA-256)`);
 }
 
 export function assertBatch(items: number): void {
