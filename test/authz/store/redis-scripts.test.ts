@@ -1,7 +1,7 @@
 import test from 'ava';
 import { Cluster, Redis } from 'ioredis';
 import { packStrings, unpackReply } from '../../../authz/store/redis/pack.js';
-import { redisScripts } from '../../../authz/store/redis-scripts.js';
+import { redisScripts, wireChunkChars } from '../../../authz/store/redis-scripts.js';
 import { startRedis } from '../../support/redis.js';
 import { startRedisCluster } from '../../support/redis-cluster.js';
 
@@ -36,6 +36,17 @@ async function check(t: import('ava').ExecutionContext, client: Redis | Cluster)
     Array.from({ length: 50 }, (_, i) => [`item ${i}`, 'é']),
   );
   t.deepEqual(await scripts.plain(['{t}:k'], [packStrings(['v'])]), ['{t}:k', packStrings(['v']).toBuffer().toString()]);
+  // A command of several chunks (wireChunkChars): keys and arguments of odd sizes, multi-byte ones across chunk ends.
+  const bigKeys = Array.from({ length: 300 }, (_, i) => `{t}:${'k'.repeat(i % 97)}${i % 7 === 0 ? 'é€' : ''}:${i}`);
+  const bigArgs = Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? `${'a'.repeat((i * 37) % 600)}😀${i}` : packStrings([`p${i}`, 'ü'.repeat(i)])));
+  const size = [...bigKeys, ...bigArgs].reduce((n, a) => n + (typeof a === 'string' ? Buffer.byteLength(a) : a.bytes.length), 0);
+  t.true(size > 3 * wireChunkChars, `${size} bytes of keys and arguments: several chunks`);
+  const echoed = (await scripts.echo(bigKeys, [packStrings(['first']), ...bigArgs])) as string[][];
+  t.deepEqual(echoed[0], [...bigKeys, ...bigKeys.map((k) => String(Buffer.byteLength(k)))]);
+  t.deepEqual(
+    echoed[1],
+    bigArgs.map((a) => (typeof a === 'string' ? a : a.toBuffer().toString())), // replies are read as UTF-8
+  );
 }
 
 test('redisScripts: a packed-reply script gets exactly its keys and arguments (UTF-8 keys, packed, plain, number and Buffer arguments) through EVAL and the hand-written EVALSHA', async (t) => {
