@@ -19,6 +19,13 @@ interface Ready {
   redrafted?: true;
 }
 
+/** A payment the store step created, with its item's index and preparation. */
+interface Created {
+  index: number;
+  p: PreparedCreate;
+  record: PaymentRecord;
+}
+
 /**
  * The create step, for one payment or a batch of them (unary calls are coalesced into the
  * store's step by the store decorator; BatchCreatePayments passes its items here at once):
@@ -41,7 +48,7 @@ export class CreateStep {
    * (or a concurrent duplicate) meeting one waits for its answer instead of guessing. Bounded by
    * the calls in flight.
    */
-  private readonly finishing = new Map<string, Promise<ItemOutcome>>();
+  private readonly finishing = new Map<string, { batch: Promise<ItemOutcome[]>; at: number }>();
 
   constructor(
     private readonly deps: StepDeps,
@@ -73,7 +80,7 @@ export class CreateStep {
       for (const r of ready) outcomes[r.index] = rejected(error);
       return;
     }
-    const created: { index: number; p: PreparedCreate; record: PaymentRecord }[] = [];
+    const created: Created[] = [];
     const later: Promise<void>[] = [];
     const redraft: Ready[] = [];
     answers.forEach((answer, k) => {
@@ -108,41 +115,66 @@ export class CreateStep {
     return { ...p, item: { ...p.item, fingerprint: legacyCreateFingerprint(this.deps.codes, p.input) } };
   }
 
-  /** New payments: the approved ones posted (or declined for funds), codes sent for the challenged ones. */
-  private async finish(created: { index: number; p: PreparedCreate; record: PaymentRecord }[], outcomes: ItemOutcome[]): Promise<void> {
-    await Promise.all(
-      created.map(async ({ index, p, record }) => {
-        const id = record.payment.id;
-        const finished = this.finishOne(p, record);
-        this.finishing.set(id, finished);
-        try {
-          outcomes[index] = await finished;
-        } finally {
-          this.finishing.delete(id);
-        }
-      }),
-    );
-  }
-
-  private async finishOne(p: PreparedCreate, record: PaymentRecord): Promise<ItemOutcome> {
-    if (record.payment.state === 'DECLINED') return outcomeOf(record.payment);
-    // An unknown phone's payment: recorded like any, but nobody to send to.
-    if (isPhantomPayment(record.payment)) return outcomeOf(record.payment);
+  /**
+   * New payments, as one batch: the approved ones (no factor needed) posted together — one
+   * ledger request and one store step for all of them (drive.ts) — or declined for funds; then
+   * the codes and calls of the challenged ones go out (a message each: the notifier's unit).
+   */
+  private async finish(created: Created[], outcomes: ItemOutcome[]): Promise<void> {
+    if (created.length === 0) return;
+    const batch = this.finishAll(created);
+    for (let i = 0; i < created.length; i++) this.finishing.set(created[i]!.record.payment.id, { batch, at: i });
     try {
-      const settled = await this.settleApproved(record);
-      if (settled.payment.state !== 'CHALLENGED') return outcomeOf(settled.payment);
-      await deliverOrDecline(this.deps, settled, () =>
-        sendChallenge(this.deps, settled.payment, challengeMessages(this.deps, settled.payment, p.firstCode), { payer: p.payer, merchant: p.merchant }),
-      );
-      return fulfilled(settled.payment);
-    } catch (error) {
-      return rejected(error);
+      const done = await batch;
+      for (let i = 0; i < created.length; i++) outcomes[created[i]!.index] = done[i]!;
+    } finally {
+      for (const c of created) this.finishing.delete(c.record.payment.id);
     }
   }
 
-  /** An APPROVED payment (no factor needed) posted, or declined for funds; any other returned as it is. */
-  private async settleApproved(record: PaymentRecord): Promise<PaymentRecord> {
-    return record.payment.state === 'APPROVED' ? (await drive(this.deps, [record]))[0]! : record;
+  private async finishAll(created: Created[]): Promise<ItemOutcome[]> {
+    const done = new Array<ItemOutcome>(created.length);
+    const records = created.map((c) => c.record);
+    const approved: number[] = [];
+    for (let i = 0; i < records.length; i++) {
+      const p = records[i]!.payment;
+      // An unknown phone's payment: recorded like any, but nobody to send to.
+      if (p.state === 'DECLINED' || isPhantomPayment(p)) done[i] = outcomeOf(p);
+      else if (p.state === 'APPROVED') approved.push(i);
+    }
+    if (approved.length > 0) {
+      try {
+        const driven = await drive(
+          this.deps,
+          approved.map((i) => records[i]!),
+        );
+        for (let k = 0; k < approved.length; k++) records[approved[k]!] = driven[k]!;
+      } catch (error) {
+        for (const i of approved) done[i] = rejected(error);
+      }
+    }
+    const sending: Promise<void>[] = [];
+    for (let i = 0; i < records.length; i++) {
+      if (done[i] !== undefined) continue;
+      const record = records[i]!;
+      if (record.payment.state !== 'CHALLENGED') done[i] = outcomeOf(record.payment);
+      else sending.push(this.send(created[i]!.p, record, done, i));
+    }
+    if (sending.length > 0) await Promise.all(sending);
+    return done;
+  }
+
+  /** A new CHALLENGED payment's code (and call) sent, or the payment declined when it cannot be: `done[i]` says which. */
+  private async send(p: PreparedCreate, record: PaymentRecord, done: ItemOutcome[], i: number): Promise<void> {
+    try {
+      const payment = record.payment;
+      await deliverOrDecline(this.deps, record, () =>
+        sendChallenge(this.deps, payment, challengeMessages(this.deps, payment, p.firstCode), { payer: p.payer, merchant: p.merchant }),
+      );
+      done[i] = fulfilled(payment);
+    } catch (error) {
+      done[i] = rejected(error);
+    }
   }
 
   /**
@@ -155,7 +187,7 @@ export class CreateStep {
    */
   private async replay(found: PaymentRecord): Promise<Payment> {
     const finishing = this.finishing.get(found.payment.id);
-    if (finishing !== undefined) return unwrap(await finishing);
+    if (finishing !== undefined) return unwrap((await finishing.batch)[finishing.at]!);
     if (isPhantomPayment(found.payment)) return unwrap(outcomeOf((await drive(this.deps, [found]))[0]!.payment));
     let record = found;
     const now = this.deps.now();

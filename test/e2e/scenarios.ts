@@ -281,6 +281,40 @@ const scenarios: Record<string, Scenario> = {
     );
   },
 
+  async 'a batch of payments without factors is posted together: each succeeds or is declined for funds on its own, and answers the same on retry'(t, env) {
+    const [payer, shop] = await Promise.all([newPayer(env, 2_50n), newMerchant(env, 0)]);
+    const item = (amount: bigint) => ({
+      idempotencyKey: key('fl'),
+      payer: { case: 'payerId' as const, value: payer.id },
+      amount,
+      currency: 'USD',
+      description: '',
+    });
+    // Six of 0.99 (no factor below 1.00) against 2.50 of funds, and one challenged in the same batch.
+    const items = [...Array.from({ length: 6 }, () => item(99n)), item(20_00n)];
+    const request = { idempotencyKey: key('batch'), items };
+    const first = await shop.api.payments.batchCreatePayments(request);
+    const summary = (r: typeof first) =>
+      r.results.map((x) => (x.outcome.case === 'payment' ? PaymentState[x.outcome.value.state] : `${Code[x.outcome.value!.code]}`));
+    const answers = summary(first);
+    t.deepEqual(
+      [...answers.slice(0, 6)].sort(),
+      ['FailedPrecondition', 'FailedPrecondition', 'FailedPrecondition', 'FailedPrecondition', 'SUCCEEDED', 'SUCCEEDED'],
+      'two fit in the funds, four are declined for them',
+    );
+    t.is(answers[6], 'CHALLENGED', 'the challenged one holds nothing and waits for its payer');
+    for (const r of first.results.slice(0, 6)) if (r.outcome.case === 'error') t.regex(r.outcome.value.message, /insufficient funds/);
+    t.deepEqual(await balance(env, payer.account), { available: 2_50n - 2n * 99n, posted: 2_50n - 2n * 99n, reserved: 0n, credited: 2_50n });
+    t.is((await balance(env, shop.account)).posted, 2n * 99n, 'the merchant received the two (no fee)');
+    const again = await shop.api.payments.batchCreatePayments(request);
+    t.deepEqual(summary(again), answers, 'the retry answers each item as the first call did');
+    t.deepEqual(
+      again.results.map((r) => (r.outcome.case === 'payment' ? r.outcome.value.id : '')),
+      first.results.map((r) => (r.outcome.case === 'payment' ? r.outcome.value.id : '')),
+    );
+    t.is((await balance(env, payer.account)).posted, 2_50n - 2n * 99n, 'posted once');
+  },
+
   async 'bad input and bad callers get precise statuses and move no money'(t, env, secrets) {
     const [payer, shop] = await Promise.all([newPayer(env), newMerchant(env)]);
     const base = { idempotencyKey: key('bad'), payer: { case: 'payerId' as const, value: payer.id }, amount: 10_00n, currency: 'USD', description: '' };
