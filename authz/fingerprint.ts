@@ -49,6 +49,10 @@ export function createFields(input: CreatePaymentInput): string {
   ]);
 }
 
+function b64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
 function proofFields(proof: Proof): readonly unknown[] {
   switch (proof.kind) {
     case 'second_code':
@@ -63,7 +67,6 @@ function proofFields(proof: Proof): readonly unknown[] {
       return [proof.kind, proof.firstCode, sim(proof.auxiliarySim), proof.deviceId];
     case 'bank_card': {
       const e = proof.envelope;
-      const b64 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
       return [proof.kind, e.suite, e.keyId, b64(e.ephemeralPublicKey), b64(e.nonce), b64(e.ciphertext)];
     }
   }

@@ -160,13 +160,16 @@ export function settlement(payment: Payment, accounts: PaymentAccounts): Transfe
   return chain;
 }
 
+/** The post of pending transfer `pendingId` (its whole amount), linked to the next transfer or not. */
+function postOf(id: bigint, pendingId: bigint, paymentId: bigint, linked: boolean): Transfer {
+  return paymentTransfer(id, 0n, 0n, amountMax, pendingId, paymentId, 0, 0, 0, TransferFlags.post_pending_transfer | (linked ? TransferFlags.linked : 0));
+}
+
 function pushSettlement(chain: Transfer[], payment: Payment, paymentId: bigint, accounts: PaymentAccounts): void {
   const withFee = payment.feeAmount > 0n;
   const withLimit = payment.lineControlAccountId !== undefined;
-  const post = (id: bigint, pendingId: bigint, linked: boolean) =>
-    paymentTransfer(id, 0n, 0n, amountMax, pendingId, paymentId, 0, 0, 0, TransferFlags.post_pending_transfer | (linked ? TransferFlags.linked : 0));
-  chain.push(post(paymentId | PaymentTransferKind.post, paymentId | PaymentTransferKind.pending, withFee || withLimit));
-  if (withLimit) chain.push(post(paymentId | PaymentTransferKind.limitPost, paymentId | PaymentTransferKind.limitPending, withFee));
+  chain.push(postOf(paymentId | PaymentTransferKind.post, paymentId | PaymentTransferKind.pending, paymentId, withFee || withLimit));
+  if (withLimit) chain.push(postOf(paymentId | PaymentTransferKind.limitPost, paymentId | PaymentTransferKind.limitPending, paymentId, withFee));
   if (withFee)
     chain.push(
       paymentTransfer(

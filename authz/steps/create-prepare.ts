@@ -9,7 +9,7 @@ import type { BillableLine, Channel, Factor, Merchant, Payer, Payment, SimIdenti
 import { feeOf, type PaymentAccounts } from '../payment-ledger.js';
 import { type CreateItem, type RateLimitHit, shardOfPayer, withShard } from '../store/port.js';
 import { checkAmount, checkCurrency, checkDescription, checkHexId, checkIdempotencyKey, checkPhone } from '../validation.js';
-import type { StepDeps } from './context.js';
+import type { CodeKit, StepDeps } from './context.js';
 import { isPhantomPayerId, phantomAccountId, phantomPayer, phantomPayerId, unanswerable } from './phantom-payer.js';
 import { challengeRateKey, phoneLookupKey } from './refusals.js';
 
@@ -81,10 +81,33 @@ export function terminalShowsFirstCode(payment: Payment): boolean {
   return isTerminalChannel(payment.channel) && !payment.requiredFactors.includes('SMS_OTP');
 }
 
+function given(v: string | undefined): boolean {
+  return v !== undefined && v !== '';
+}
+
 /** Whether a create names its payer by phone number (counted against `phoneLookupsPerMerchantMax`). */
 function namesPayerByPhone(input: CreatePaymentInput): boolean {
-  const given = (v: string | undefined) => v !== undefined && v !== '';
   return !given(input.payNumber) && !given(input.payerId) && given(input.payerPhone);
+}
+
+/** What a challenged factor's expected answer is made of: the first code, and the second code derived only if a factor asks for it. */
+class ExpectedCodes {
+  constructor(
+    private readonly codes: CodeKit,
+    private readonly payer: Payer,
+    private readonly payment: Payment,
+    readonly firstCode: string,
+  ) {}
+
+  secondCode(): string {
+    const p = this.payment;
+    return this.codes.deriveSecondCode(this.codes.openPayerSecret(this.payer), {
+      firstCode: this.firstCode,
+      amount: p.amount,
+      currency: p.currency,
+      payeeAccountId: p.payeeAccountId,
+    });
+  }
 }
 
 /**
@@ -345,15 +368,8 @@ export class CreatePreparer {
     const challenged = plan.pending.filter((f) => factorModule(f).challenged);
     if (challenged.length === 0) return { firstCode: undefined, digests };
     const firstCode = codes.newFirstCode();
-    const secondCode = () =>
-      codes.deriveSecondCode(codes.openPayerSecret(payer), {
-        firstCode,
-        amount: payment.amount,
-        currency: payment.currency,
-        payeeAccountId: payment.payeeAccountId,
-      });
-    for (const factor of challenged)
-      digests[factor] = codes.digest(challengeIdOf(payment.id, factor), factorModule(factor).expected!({ firstCode, secondCode }));
+    const expected = new ExpectedCodes(codes, payer, payment, firstCode);
+    for (const factor of challenged) digests[factor] = codes.digest(challengeIdOf(payment.id, factor), factorModule(factor).expected!(expected));
     if (plan.pending.some(usesFirstCode)) payment.sealedFirstCode = codes.sealFirstCode(payment.id, firstCode);
     return { firstCode, digests };
   }

@@ -84,6 +84,11 @@ function wireEvalsha(redis: Redis, sha: string, keys: readonly string[], args: r
   return command.promise as Promise<Buffer>;
 }
 
+/** Keys and arguments as ioredis takes them (a packed one as its bytes). */
+function allArgs(keys: readonly string[], args: readonly ScriptArg[]): (string | number | Buffer)[] {
+  return [...keys, ...args.map(ioredisArg)];
+}
+
 /** An argument as ioredis takes it (a packed one as its bytes). */
 function ioredisArg(arg: ScriptArg): string | number | Buffer {
   return arg instanceof PackedArg ? arg.toBuffer() : arg;
@@ -106,22 +111,21 @@ export function redisScripts<const T extends Record<string, ScriptSpec>>(redis: 
   for (const [name, spec] of Object.entries(specs)) {
     const sha = createHash('sha1').update(spec.lua).digest('hex');
     scripts[name] = async (keys, args) => {
-      const all = () => [...keys, ...args.map(ioredisArg)];
       if (spec.reply === 'packed') {
         let packed: Buffer;
         try {
           packed = await wireEvalsha(redis, sha, keys, args);
         } catch (error) {
           if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error;
-          packed = await (redis as unknown as BufferReplies).evalBuffer(spec.lua, keys.length, ...all());
+          packed = await (redis as unknown as BufferReplies).evalBuffer(spec.lua, keys.length, ...allArgs(keys, args));
         }
         return unpackReply(packed);
       }
       try {
-        return await redis.evalsha(sha, keys.length, ...all());
+        return await redis.evalsha(sha, keys.length, ...allArgs(keys, args));
       } catch (error) {
         if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error;
-        return redis.eval(spec.lua, keys.length, ...all());
+        return redis.eval(spec.lua, keys.length, ...allArgs(keys, args));
       }
     };
   }

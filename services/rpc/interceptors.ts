@@ -39,37 +39,45 @@ export function methodName(req: { readonly method: DescMethod }): string {
  * its last message went out, it failed, or the consumer stopped early (CANCELED).
  */
 function observe(next: AnyFn, req: AnyRequest, report: (code: Code | 0, durationMs: number) => void): Promise<AnyResponse> {
-  const started = performance.now();
-  let reported = false;
-  const end = (code: Code | 0): void => {
-    if (reported) return;
-    reported = true;
-    report(code, performance.now() - started);
-  };
+  const rpc = new Observed(report);
   return next(req).then(
     (res) => {
       if (!res.stream) {
-        end(0);
+        rpc.end(0);
         return res;
       }
-      return { ...res, message: observed(res.message, end) };
+      return { ...res, message: observed(res.message, rpc) };
     },
     (error: unknown) => {
-      end(toConnectError(error).code);
+      rpc.end(toConnectError(error).code);
       throw error;
     },
   );
 }
 
-async function* observed<T>(source: AsyncIterable<T>, end: (code: Code | 0) => void): AsyncGenerator<T> {
+/** One RPC being observed: reports its end once (a class, not a closure per call: tsx names every closure it makes). */
+class Observed {
+  private readonly started = performance.now();
+  private reported = false;
+
+  constructor(private readonly report: (code: Code | 0, durationMs: number) => void) {}
+
+  end(code: Code | 0): void {
+    if (this.reported) return;
+    this.reported = true;
+    this.report(code, performance.now() - this.started);
+  }
+}
+
+async function* observed<T>(source: AsyncIterable<T>, rpc: Observed): AsyncGenerator<T> {
   try {
     yield* source;
-    end(0);
+    rpc.end(0);
   } catch (error) {
-    end(toConnectError(error).code);
+    rpc.end(toConnectError(error).code);
     throw error;
   } finally {
-    end(Code.Canceled);
+    rpc.end(Code.Canceled);
   }
 }
 
