@@ -73,21 +73,22 @@ end
  * payment (SET NX GET); a live one answers; else the counters count in order and the first over
  * its limit turns the claim into the refusal (one more SET, only then); else the merchant index
  * and the record.
- * KEYS per item: create key, merchant index, record, payer index, due index, then its rate
- * counters. ARGV from 3, per item one argument, its strings packed (pack.ts; the script's table
- * I): fingerprint, keyTtlMs, nowMs, payment id, due ('' or ms), retire ('1': final and not due),
- * rate count n, field count f, then limit and window end (ms) per counter, then the record's f
- * field/value strings.
+ * KEYS: every key of the call once (batch.ts `sharedKeyCalls`). ARGV from 3, per item one
+ * argument, its strings packed (pack.ts; the script's table I): fingerprint, keyTtlMs, nowMs,
+ * payment id, due ('' or ms), retire ('1': final and not due), rate count n, field count f, then
+ * limit and window end (ms) per counter, then the record's f field/value strings, then the
+ * positions (numbers) in KEYS of its create key, merchant index, record, payer index, due index
+ * and n rate counters.
  * Returns (packed: `cmsgpack.pack`, pack.ts `unpackReply`) per item: {'created'} | {'replayed', record} | {'missing', id} | {'refused', token} | {'conflict'}.
  */
 export const createAllLua = `${commonLua}${createFunctions}
-local function claimAndCount(kKey, kIdx, k, I, fp, ttl, now, id, rates)
+local function claimAndCount(kKey, kIdx, I, at, fp, ttl, now, id, rates)
   local px = int(ttl + slack)
   local value = entry(fp, now + ttl, 'p:' .. id)
   local old, written = claim(kKey, value, px, now)
   if old then return named(old, fp) end
   for h = 0, rates - 1 do
-    if not countHit(KEYS[k + 5 + h], tonumber(I[9 + 2 * h]), tonumber(I[10 + 2 * h]), now) then
+    if not countHit(KEYS[I[at + 5 + h]], tonumber(I[9 + 2 * h]), tonumber(I[10 + 2 * h]), now) then
       local refusal = 'rate:' .. h
       redis.call('SET', kKey, entry(fp, now + ttl, refusal), 'PX', px)
       return 'refused', refusal
@@ -99,14 +100,14 @@ local function claimAndCount(kKey, kIdx, k, I, fp, ttl, now, id, rates)
 end
 
 local out = {}
-local k = 1
-while k <= #KEYS do
-  local kKey, kIdx, kRec, kPayer, kDue = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
-  local I = { cmsgpack.unpack(ARGV[3 + #out]) }
+for a = 3, #ARGV do
+  local I = { cmsgpack.unpack(ARGV[a]) }
   local fp, ttl, now, id, due, retire = I[1], tonumber(I[2]), tonumber(I[3]), I[4], I[5], I[6]
   local rates, fields = tonumber(I[7]), tonumber(I[8])
-  local status, value = claimAndCount(kKey, kIdx, k, I, fp, ttl, now, id, rates)
   local from = 9 + 2 * rates
+  local at = from + fields -- its keys' positions in KEYS
+  local kKey, kIdx, kRec, kPayer, kDue = KEYS[I[at]], KEYS[I[at + 1]], KEYS[I[at + 2]], KEYS[I[at + 3]], KEYS[I[at + 4]]
+  local status, value = claimAndCount(kKey, kIdx, I, at, fp, ttl, now, id, rates)
   if status == 'conflict' then
     out[#out + 1] = { 'conflict' }
   elseif status == 'refused' then
@@ -118,7 +119,6 @@ while k <= #KEYS do
   else
     out[#out + 1] = createRecord(recordKey(kKey, value), nil, nil, 'n', value, '', '0', I, 0, -1)
   end
-  k = k + 5 + rates
 end
 return cmsgpack.pack(out)
 `;

@@ -2,9 +2,8 @@ import { unreachable } from '../../../ledger/assert.js';
 import { terminalStates } from '../../model.js';
 import { assert, assertBatch, assertCreateItem, copyRecord } from '../checks.js';
 import { type CreateItem, type CreateOutcome, type RateLimitHit, rateWindowOf, shardOfPayer, shardOfPayment } from '../port.js';
-import { scriptCalls } from './batch.js';
+import { scriptCalls, sharedKeyCalls } from './batch.js';
 import { type StoreKeys, slotOfShard } from './keys.js';
-import { packStrings } from './pack.js';
 import { decodeRecord, encodeRecord } from './record-codec.js';
 import type { RunScript } from './scripts.js';
 import { slotOf } from './slot.js';
@@ -36,7 +35,7 @@ export async function createStep(ctx: StepContext, items: readonly CreateItem[])
   assertCreateItems(items);
   if (items.length === 0) return [];
   if (ctx.cluster) return createOnCluster(ctx, items);
-  const replies = await scriptCalls(ctx.run, 'createAll', items, undefined, [ctx.entrySlackMs, ctx.closedRetentionMs], (item) => {
+  const replies = await sharedKeyCalls(ctx.run, 'createAll', items, [ctx.entrySlackMs, ctx.closedRetentionMs], (item) => {
     const p = item.payment;
     const keys = [
       ctx.keys.create(p.merchantId, item.scope, item.key),
@@ -47,10 +46,10 @@ export async function createStep(ctx: StepContext, items: readonly CreateItem[])
     ];
     for (const hit of item.rateLimits) keys.push(rateKey(ctx, hit, item.nowMs));
     const fields = newRecordFields(item);
-    const args: (string | number)[] = [item.fingerprint, item.keyTtlMs, item.nowMs, p.id, dueArg(item), retires(item), item.rateLimits.length, fields.length];
-    for (const hit of item.rateLimits) args.push(hit.limit, windowEnd(hit, item.nowMs));
-    for (const field of fields) args.push(field);
-    return { keys, args: [packStrings(args)] };
+    const values: (string | number)[] = [item.fingerprint, item.keyTtlMs, item.nowMs, p.id, dueArg(item), retires(item), item.rateLimits.length, fields.length];
+    for (const hit of item.rateLimits) values.push(hit.limit, windowEnd(hit, item.nowMs));
+    for (const field of fields) values.push(field);
+    return { keys, values };
   });
   return replies.map((reply, i) => createOutcome(reply as Reply, items[i]!));
 }

@@ -26,6 +26,21 @@ export function packStrings(values: readonly (string | number)[]): PackedArg {
 }
 
 /**
+ * `packed` followed by `positions` as MessagePack unsigned integers (positive fixint, uint 8 or
+ * uint 16): `cmsgpack.unpack` gives the script Lua numbers, no string to make per value.
+ */
+export function withPositions(packed: PackedArg, positions: readonly number[]): PackedArg {
+  let out = packed.bytes;
+  for (const n of positions) {
+    if (!(Number.isSafeInteger(n) && n >= 0 && n <= 0xffff)) throw new RangeError(`a position must be 0..65535, not ${n}`);
+    if (n < 0x80) out += String.fromCharCode(n);
+    else if (n < 0x100) out += String.fromCharCode(0xcc, n);
+    else out += String.fromCharCode(0xcd, n >>> 8, n & 0xff);
+  }
+  return new PackedArg(out);
+}
+
+/**
  * A packed argument as a byte string (one char per byte, 0–255): the step scripts' wire command
  * (redis-scripts.ts) is built as one such string and turned into bytes by ONE `latin1` write,
  * instead of a `Buffer.byteLength` and a `write` per string (4.3 → 2.2 µs for a create item,
