@@ -343,7 +343,7 @@ export class ConfirmStep {
     for (const d of driving) {
       if (outcomes[d.w.index] !== undefined) continue;
       if (d.reply === 'satisfied') calls.push(this.afterSatisfied(d.w, d.record, outcomes));
-      else outcomes[d.w.index] = answerOf(d.reply, d.record.payment);
+      else outcomes[d.w.index] = replyOutcome(d.reply, d.record.payment);
     }
     if (calls.length > 0) await Promise.all(calls);
   }
@@ -375,7 +375,7 @@ interface Driving {
   reply: Reply;
 }
 
-function answerOf(reply: Exclude<Reply, 'satisfied'>, payment: Payment): ItemOutcome {
+function replyOutcome(reply: Exclude<Reply, 'satisfied'>, payment: Payment): ItemOutcome {
   if (typeof reply === 'object') return rejected(reply.refusal);
   try {
     return fulfilled(reply === 'replayed' ? unlessRotated(payment) : reply === 'declined' ? declined(payment) : payment);

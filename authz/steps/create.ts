@@ -139,7 +139,7 @@ export class CreateStep {
     for (let i = 0; i < records.length; i++) {
       const p = records[i]!.payment;
       // An unknown phone's payment: recorded like any, but nobody to send to.
-      if (p.state === 'DECLINED' || isPhantomPayment(p)) done[i] = outcomeOf(p);
+      if (p.state === 'DECLINED' || isPhantomPayment(p)) done[i] = settledOutcome(p);
       else if (p.state === 'APPROVED') approved.push(i);
     }
     if (approved.length > 0) {
@@ -157,7 +157,7 @@ export class CreateStep {
     for (let i = 0; i < records.length; i++) {
       if (done[i] !== undefined) continue;
       const record = records[i]!;
-      if (record.payment.state !== 'CHALLENGED') done[i] = outcomeOf(record.payment);
+      if (record.payment.state !== 'CHALLENGED') done[i] = settledOutcome(record.payment);
       else sending.push(this.send(created[i]!.p, record, done, i));
     }
     if (sending.length > 0) await Promise.all(sending);
@@ -217,6 +217,15 @@ const createDeclines: ReadonlySet<string> = new Set([
 /** The answer a create gives for its payment as it now is: the payment, or the refusal a decline stands for. */
 function outcomeOf(payment: Payment): ItemOutcome {
   return payment.state === 'DECLINED' && createDeclines.has(payment.declineReason ?? '') ? rejected(declinedError(payment)) : fulfilled(payment);
+}
+
+/** `outcomeOf`, its own failure (a decline no create makes: a bug) that item's outcome only. */
+function settledOutcome(payment: Payment): ItemOutcome {
+  try {
+    return outcomeOf(payment);
+  } catch (error) {
+    return rejected(error);
+  }
 }
 
 function unwrap(outcome: ItemOutcome): Payment {

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { Redis } from 'ioredis';
-import { isBrokenReply, type PackedReply, packedReplyDepthMax, packStrings, unpackReply } from '../../../authz/store/redis/pack.js';
+import { isBrokenReply, type PackedReply, packedReplyDepthMax, packStrings, unpackReply, withPositions } from '../../../authz/store/redis/pack.js';
 import { startRedis } from '../../support/redis.js';
 
 test("packed arguments come back in a real Redis script as the same strings, at every MessagePack header's bounds (fixstr, str 8, 16, 32), UTF-8 and numbers as decimal text", async (t) => {
@@ -35,6 +35,22 @@ test("packed arguments come back in a real Redis script as the same strings, at 
     values.map((v) => Buffer.byteLength(String(v))),
     'byte lengths as the script sees them',
   );
+});
+
+test('positions after packed strings reach a real Redis script as Lua numbers, at every integer header bound (positive fixint, uint 8, uint 16); a position out of 0..65535 is refused', async (t) => {
+  const server = await startRedis();
+  t.teardown(() => server.stop());
+  const redis = new Redis(server.url);
+  t.teardown(() => redis.disconnect());
+  const positions = [0, 1, 127, 128, 255, 256, 65_535];
+  const packed = withPositions(packStrings(['a', '128']), positions).toBuffer();
+  const back = (await redis.eval(
+    "local t = { cmsgpack.unpack(ARGV[1]) } local out = {} for i = 1, #t do out[i] = type(t[i]) .. ':' .. tostring(t[i]) end return out",
+    0,
+    packed,
+  )) as string[];
+  t.deepEqual(back, ['string:a', 'string:128', ...positions.map((n) => `number:${n}`)]);
+  for (const bad of [-1, 65_536, 1.5]) t.throws(() => withPositions(packStrings([]), [bad]), { instanceOf: RangeError });
 });
 
 test('a packed script reply (cmsgpack.pack) unpacks to what ioredis makes of the same table as RESP: nested arrays, strings at every header bound, UTF-8, empty tables', async (t) => {
