@@ -13,7 +13,7 @@ import type { PaymentRecord, PaymentStore } from '../store/port.js';
 export interface CodeKit {
   newFirstCode(): string;
   deriveSecondCode(secret: Buffer, fields: { firstCode: string; amount: bigint; currency: string; payeeAccountId: string }): string;
-  /** Keyed digest (HMAC-SHA256 hex) of a response in a context (a challenge id, or 'idempotency'). */
+  /** Keyed digest (HMAC-SHA256 hex) of a response in a context: a challenge id, or 'idempotency' (the refuse step's fingerprints, and the fingerprints of versions before 2026-12-06: fingerprint.ts). */
   digest(context: string, response: string): string;
   /**
    * An idempotency fingerprint (64 hex): one SHA-256 over a key of its own and the request's

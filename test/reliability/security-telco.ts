@@ -314,13 +314,23 @@ export async function checkSmsPumping(
   violations: string[],
 ): Promise<void> {
   const shop = await enrollShop(env, secrets);
-  const funds = pumpAmount * BigInt(limits.codesPerPayerMax + 2);
+  const pump: Pump = { env, telco, shop, limits, secrets, funds: pumpAmount * BigInt(limits.codesPerPayerMax + 2) };
   const before = telco.smsc.messages.length;
-  await inOneWindow(limits, violations, (v) => checkPerDestination(env, telco, shop, limits, funds, secrets, v));
-  await inOneWindow(limits, violations, (v) => checkPerPayer(env, telco, shop, limits, funds, secrets, v));
+  await inOneWindow(limits, violations, (v) => checkPerDestination(pump, v));
+  await inOneWindow(limits, violations, (v) => checkPerPayer(pump, v));
   // No other check's numbers start with +162893 or +162896 (the prefix of a second run).
-  await inOneWindow(limits, violations, (v, attempt) => checkPerPrefix(env, telco, shop, limits, secrets, v, attempt === 1 ? '+162893' : '+162896'));
+  await inOneWindow(limits, violations, (v, attempt) => checkPerPrefix(pump, v, attempt === 1 ? '+162893' : '+162896'));
   counts.smsSent = telco.smsc.messages.length - before;
+}
+
+/** What every SMS-pumping check works with: the server, the telco world, one shop, the limits, and the funds each payer gets. */
+interface Pump {
+  env: ReliabilityEnv;
+  telco: TelcoWorld;
+  shop: Shop;
+  limits: Limits;
+  secrets: Set<string>;
+  funds: bigint;
 }
 
 /**
@@ -332,27 +342,15 @@ export async function checkSmsPumping(
  * prefix: the first run's codes after the crossing count in the new window); it takes well under
  * a window, so a second crossing cannot happen.
  */
-async function inOneWindow(limits: Limits, violations: string[], check: (violations: string[], attempt: number) => Promise<void>): Promise<void> {
-  for (let attempt = 1; ; attempt += 1) {
-    const found: string[] = [];
-    const window = rateWindowOf(Date.now(), limits.codeRateWindowMs);
-    await check(found, attempt);
-    if (rateWindowOf(Date.now(), limits.codeRateWindowMs) === window || attempt === 2) {
-      violations.push(...found);
-      return;
-    }
-  }
+async function inOneWindow(limits: Limits, violations: string[], check: (violations: string[], attempt: 1 | 2) => Promise<void>): Promise<void> {
+  const found: string[] = [];
+  const window = rateWindowOf(Date.now(), limits.codeRateWindowMs);
+  await check(found, 1);
+  if (rateWindowOf(Date.now(), limits.codeRateWindowMs) === window) violations.push(...found);
+  else await check(violations, 2);
 }
 
-async function checkPerDestination(
-  env: ReliabilityEnv,
-  telco: TelcoWorld,
-  shop: Shop,
-  limits: Limits,
-  funds: bigint,
-  secrets: Set<string>,
-  violations: string[],
-): Promise<void> {
+async function checkPerDestination({ env, telco, shop, limits, secrets, funds }: Pump, violations: string[]): Promise<void> {
   const destinationPhone = `+1628911${String(Math.floor(Math.random() * 1e4)).padStart(4, '0')}`;
   const d = await enrollPayer(env, destinationPhone, funds, pumpPolicy, secrets);
   for (let i = 0; i < limits.codesPerDestinationMax; i += 1) {
@@ -369,15 +367,7 @@ async function checkPerDestination(
     );
 }
 
-async function checkPerPayer(
-  env: ReliabilityEnv,
-  telco: TelcoWorld,
-  shop: Shop,
-  limits: Limits,
-  funds: bigint,
-  secrets: Set<string>,
-  violations: string[],
-): Promise<void> {
+async function checkPerPayer({ env, telco, shop, limits, secrets, funds }: Pump, violations: string[]): Promise<void> {
   const phones = Array.from({ length: 3 }, (_, i) => `+1628922${i}${String(Math.floor(Math.random() * 1e3)).padStart(3, '0')}`);
   const q = await enrollPayer(env, phones[0]!, funds, pumpPolicy, secrets);
   let sent = 0;
@@ -401,15 +391,7 @@ async function checkPerPayer(
 }
 
 /** `prefix` is `+` and 6 digits: every number of the check starts with it; each number takes its destination limit's worth. */
-async function checkPerPrefix(
-  env: ReliabilityEnv,
-  telco: TelcoWorld,
-  shop: Shop,
-  limits: Limits,
-  secrets: Set<string>,
-  violations: string[],
-  prefix: string,
-): Promise<void> {
+async function checkPerPrefix({ env, telco, shop, limits, secrets }: Pump, violations: string[], prefix: string): Promise<void> {
   const perNumber = limits.codesPerDestinationMax;
   const numbers = Math.ceil(limits.codesPerPrefixMax / perNumber) + 1;
   const suffix = randomBytes(2).readUInt16BE(0) % 100;

@@ -1,6 +1,6 @@
 import { assert } from '../checks.js';
 import type { ScriptArg } from '../redis-scripts.js';
-import { packStrings, withPositions } from './pack.js';
+import { packedPositionMax, packStrings, withPositions } from './pack.js';
 import type { RunScript, ScriptName } from './scripts.js';
 
 /**
@@ -10,6 +10,8 @@ import type { RunScript, ScriptName } from './scripts.js';
  * a step's items are cut into script calls of at most this many (measured: README.md, "Bounds").
  */
 export const scriptArgumentsMax = 20_000;
+// A call's KEYS are fewer than its arguments: every position `sharedKeyCalls` writes fits `withPositions`.
+assert(scriptArgumentsMax <= packedPositionMax, 'scriptArgumentsMax must not exceed packedPositionMax');
 
 /** One item's part of a script call: its keys and its arguments, in the script's order. */
 export interface ScriptItem {

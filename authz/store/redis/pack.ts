@@ -25,6 +25,9 @@ export function packStrings(values: readonly (string | number)[]): PackedArg {
   return new PackedArg(out);
 }
 
+/** The largest position `withPositions` writes (uint 16); a call's KEYS are fewer (batch.ts `scriptArgumentsMax`). */
+export const packedPositionMax = 0xffff;
+
 /**
  * `packed` followed by `positions` as MessagePack unsigned integers (positive fixint, uint 8 or
  * uint 16): `cmsgpack.unpack` gives the script Lua numbers, no string to make per value.
@@ -32,7 +35,7 @@ export function packStrings(values: readonly (string | number)[]): PackedArg {
 export function withPositions(packed: PackedArg, positions: readonly number[]): PackedArg {
   let out = packed.bytes;
   for (const n of positions) {
-    if (!(Number.isSafeInteger(n) && n >= 0 && n <= 0xffff)) throw new RangeError(`a position must be 0..65535, not ${n}`);
+    if (!(Number.isSafeInteger(n) && n >= 0 && n <= packedPositionMax)) throw new RangeError(`a position must be 0..${packedPositionMax}, not ${n}`);
     if (n < 0x80) out += String.fromCharCode(n);
     else if (n < 0x100) out += String.fromCharCode(0xcc, n);
     else out += String.fromCharCode(0xcd, n >>> 8, n & 0xff);
