@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
 import { Redis } from 'ioredis';
 import { clusterSlots } from '../../authz/store/redis/slot.js';
-import { freePort, type RedisServer, sleep, startRedis } from './redis.js';
+import { PortTakenError, type RedisServer, sleep, startRedis } from './redis.js';
 
 /**
  * A real Redis Cluster for tests: `masters` private `redis-server`s in cluster mode on free
@@ -33,10 +35,17 @@ export const clusterCreateTimeoutMs = 20_000;
 /** How long, after create, every node has to report `cluster_state:ok` with all slots served. */
 export const clusterReadyTimeoutMs = 10_000;
 /**
- * Kernel-handed ports tried for each node before giving up. Linux hands out 32768–60999 by
- * default, so about one port in five is above `clusterPortMax` and is thrown back.
+ * Client ports are drawn from here so that neither a node's port nor its bus port is one the
+ * kernel hands out as a connection's source port (Linux: 32768–60999 by default, read from
+ * /proc when it can be): a port checked free could otherwise be taken before the node binds it
+ * (CI saw a bus port taken so on 2026-12-06). Other processes may still take one: each port is
+ * checked, and a start that finds one taken starts over on other ports.
  */
+export const clusterPortLow = 12_000;
+/** Random ports tried per node before giving up (each checked with a listen, with its bus port). */
 const portAttemptsMax = 50;
+/** Whole cluster starts tried when a node finds its port or bus port taken. */
+export const clusterStartAttemptsMax = 3;
 const readyPollIntervalMs = 50;
 
 const host = '127.0.0.1';
@@ -46,6 +55,16 @@ export async function startRedisCluster(options: { masters: number }): Promise<R
   if (!Number.isInteger(masters) || masters < clusterMastersMin || masters > clusterMastersMax) {
     throw new RangeError(`masters must be an integer in ${clusterMastersMin}..${clusterMastersMax}, got ${masters}`);
   }
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(masters);
+    } catch (error) {
+      if (!(error instanceof PortTakenError) || attempt >= clusterStartAttemptsMax) throw error;
+    }
+  }
+}
+
+async function startOnce(masters: number): Promise<RedisCluster> {
   const ports = await clusterPorts(masters);
   const started = await Promise.allSettled(
     ports.map((port) => startRedis({ port, args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'] })),
@@ -66,21 +85,34 @@ export async function startRedisCluster(options: { masters: number }): Promise<R
   return { nodes: ports.map((port) => ({ host, port })), urls: ports.map((port) => `redis://${host}:${port}`), stop };
 }
 
-/** `count` distinct free client ports ≤ `clusterPortMax` whose bus ports are free as well. */
+/** `count` distinct free client ports whose bus ports are free as well, both below the ephemeral range. */
 async function clusterPorts(count: number): Promise<number[]> {
+  const high = Math.min(clusterPortMax, ephemeralPortLow() - clusterBusPortOffset - 1);
+  if (high <= clusterPortLow) throw new Error(`no client ports below the ephemeral range for a cluster (${clusterPortLow}..${high})`);
   const ports: number[] = [];
   const taken = new Set<number>();
   for (let attempt = 0; ports.length < count; attempt++) {
     if (attempt >= portAttemptsMax * count) throw new Error(`no ${count} free port pairs (port, port + ${clusterBusPortOffset}) in ${attempt} attempts`);
-    const port = await freePort(host);
+    const port = clusterPortLow + randomInt(high - clusterPortLow + 1);
     const bus = port + clusterBusPortOffset;
-    if (port > clusterPortMax || taken.has(port) || taken.has(bus) || !(await canListen(bus))) continue;
+    if (taken.has(port) || taken.has(bus) || !(await canListen(port)) || !(await canListen(bus))) continue;
     taken.add(port);
     taken.add(bus);
     ports.push(port);
   }
   return ports;
 }
+
+/** The lowest port the kernel hands out as a source port (Linux's default when /proc says nothing). */
+function ephemeralPortLow(): number {
+  try {
+    const low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : linuxEphemeralPortLow;
+  } catch {
+    return linuxEphemeralPortLow;
+  }
+}
+const linuxEphemeralPortLow = 32_768;
 
 function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -32,8 +32,26 @@ process.once('exit', () => {
  * one); the server runs in its own directory (`--dir`), so relative file names land there.
  */
 export async function startRedis(options: { port?: number; args?: readonly string[] } = {}): Promise<RedisServer> {
+  if (options.port !== undefined) return startOn(options.port, options.args);
+  // A port the kernel handed out and we closed can be handed again (as another connection's
+  // source port) before redis-server binds it: then another port, a bounded number of times.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOn(await freePort(), options.args);
+    } catch (error) {
+      if (!(error instanceof PortTakenError) || attempt >= redisPortAttemptsMax) throw error;
+    }
+  }
+}
+
+/** Ports tried when `startRedis` picks the port and redis-server finds it taken. */
+export const redisPortAttemptsMax = 3;
+
+/** redis-server exited because a port it listens on (client or cluster bus) was taken. */
+export class PortTakenError extends Error {}
+
+async function startOn(port: number, extraArgs: readonly string[] | undefined): Promise<RedisServer> {
   const binary = redisBinary();
-  const port = options.port ?? (await freePort());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cs-redis-'));
   const args = [
     '--port',
@@ -48,7 +66,7 @@ export async function startRedis(options: { port?: number; args?: readonly strin
     'yes',
     '--dir',
     dir,
-    ...(options.args ?? []),
+    ...(extraArgs ?? []),
   ];
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
@@ -60,6 +78,8 @@ export async function startRedis(options: { port?: number; args?: readonly strin
   child.stderr!.on('data', keep);
   let exited = false;
   const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), running.delete(child), resolve())));
+  // 'close' comes after 'exit' once the output pipes are drained: the last lines say why it exited.
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
 
   const stop = async (): Promise<void> => {
     if (!exited) {
@@ -74,8 +94,11 @@ export async function startRedis(options: { port?: number; args?: readonly strin
   const deadline = Date.now() + redisStartTimeoutMs;
   while (!(await ping(port))) {
     if (exited || Date.now() > deadline) {
+      const early = exited;
       await stop();
-      throw new Error(`redis-server on port ${port} did not answer PING within ${redisStartTimeoutMs} ms:\n${output}`);
+      await closed;
+      const message = `redis-server on port ${port} did not answer PING within ${redisStartTimeoutMs} ms:\n${output}`;
+      throw early && /Address already in use/.test(output) ? new PortTakenError(message) : new Error(message);
     }
     await sleep(pingIntervalMs);
   }
@@ -109,6 +132,7 @@ function ping(port: number): Promise<boolean> {
     };
     socket.setTimeout(pingIntervalMs * 10, () => done(false));
     socket.once('error', () => done(false));
+    socket.once('close', () => done(false)); // hung up without an answer (a later done() is a no-op)
     socket.once('connect', () => socket.write('PING\r\n'));
     socket.on('data', (chunk) => {
       reply += chunk.toString('utf8');
