@@ -135,6 +135,7 @@ function ping(port: number): Promise<boolean> {
     const done = (ok: boolean) => (socket.destroy(), resolve(ok));
     socket.setTimeout(500, () => done(false));
     socket.once('error', () => done(false));
+    socket.once('close', () => done(false)); // hung up without an answer (a later done() is a no-op)
     socket.once('connect', () => socket.write('PING\r\n'));
     socket.on('data', (chunk) => done(chunk.toString('latin1').startsWith('+PONG')));
   });

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import test from 'ava';
 import { Cluster, Redis } from 'ioredis';
 import { slotOf as clusterSlot, clusterSlots } from '../../authz/store/redis/slot.js';
-import { clusterBusPortOffset, clusterPortLow, startRedisCluster } from './redis-cluster.js';
+import { clusterPorts } from './ports.js';
+import { clusterBusPortOffset, startRedisCluster } from './redis-cluster.js';
 
 /** Keys tried to find one per master (each lands on a given master with probability 1/3). */
 const keyCandidatesMax = 200;
@@ -43,7 +44,8 @@ test('a 3-master Redis Cluster: keys on different masters, a script on hash-tagg
   t.is(cluster.nodes.length, 3);
   // Client and bus ports lie below the range the kernel hands out as source ports.
   const ephemeralLow = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-  for (const { port } of cluster.nodes) t.true(port >= clusterPortLow && port + clusterBusPortOffset < ephemeralLow, `port ${port}`);
+  for (const { port } of cluster.nodes)
+    t.true(port >= clusterPorts.low && port <= clusterPorts.high && port + clusterBusPortOffset < ephemeralLow, `port ${port}`);
   t.deepEqual(
     cluster.urls,
     cluster.nodes.map((n) => `redis://127.0.0.1:${n.port}`),

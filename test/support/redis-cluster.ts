@@ -1,9 +1,8 @@
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { randomInt } from 'node:crypto';
-import fs from 'node:fs';
-import net from 'node:net';
 import { Redis } from 'ioredis';
 import { clusterSlots } from '../../authz/store/redis/slot.js';
+import { canListen, clusterPorts, ephemeralPortLow, quietPort } from './ports.js';
 import { PortTakenError, type RedisServer, sleep, startRedis } from './redis.js';
 
 /**
@@ -25,8 +24,6 @@ export interface RedisCluster {
 
 /** A node's cluster bus listens on its client port plus this. */
 export const clusterBusPortOffset = 10_000;
-/** The highest client port whose bus port (port + 10000) still exists. */
-export const clusterPortMax = 65_535 - clusterBusPortOffset;
 /** `redis-cli --cluster create` needs at least three masters. */
 export const clusterMastersMin = 3;
 export const clusterMastersMax = 16;
@@ -34,17 +31,7 @@ export const clusterMastersMax = 16;
 export const clusterCreateTimeoutMs = 20_000;
 /** How long, after create, every node has to report `cluster_state:ok` with all slots served. */
 export const clusterReadyTimeoutMs = 10_000;
-/**
- * Client ports are drawn from here so that neither a node's port nor its bus port is one the
- * kernel hands out as a connection's source port (Linux: 32768–60999 by default, read from
- * /proc when it can be): a port checked free could otherwise be taken before the node binds it
- * (CI saw a bus port taken so on 2026-12-06). Other processes may still take one: each port is
- * checked, and a start that finds one taken starts over on other ports.
- */
-export const clusterPortLow = 12_000;
-/** Random ports tried per node before giving up (each checked with a listen, with its bus port). */
-const portAttemptsMax = 50;
-/** Whole cluster starts tried when a node finds its port or bus port taken. */
+/** Whole cluster starts tried when a node finds its port or bus port taken (ports: `ports.ts`). */
 export const clusterStartAttemptsMax = 3;
 const readyPollIntervalMs = 50;
 
@@ -65,7 +52,7 @@ export async function startRedisCluster(options: { masters: number }): Promise<R
 }
 
 async function startOnce(masters: number): Promise<RedisCluster> {
-  const ports = await clusterPorts(masters);
+  const ports = await clusterNodePorts(masters);
   const started = await Promise.allSettled(
     ports.map((port) => startRedis({ port, args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'] })),
   );
@@ -85,41 +72,25 @@ async function startOnce(masters: number): Promise<RedisCluster> {
   return { nodes: ports.map((port) => ({ host, port })), urls: ports.map((port) => `redis://${host}:${port}`), stop };
 }
 
-/** `count` distinct free client ports whose bus ports are free as well, both below the ephemeral range. */
-async function clusterPorts(count: number): Promise<number[]> {
-  const high = Math.min(clusterPortMax, ephemeralPortLow() - clusterBusPortOffset - 1);
-  if (high <= clusterPortLow) throw new Error(`no client ports below the ephemeral range for a cluster (${clusterPortLow}..${high})`);
-  const ports: number[] = [];
+/**
+ * `count` distinct client ports whose bus ports are free as well, both below the source-port
+ * range (`ports.ts` `clusterPorts`): a port checked free can still be taken by another listener
+ * before the node binds it, and the start then begins again on other ports.
+ */
+async function clusterNodePorts(count: number): Promise<number[]> {
+  assert(clusterPorts.high + clusterBusPortOffset < ephemeralPortLow(), 'cluster bus ports must lie below the source-port range');
   const taken = new Set<number>();
-  for (let attempt = 0; ports.length < count; attempt++) {
-    if (attempt >= portAttemptsMax * count) throw new Error(`no ${count} free port pairs (port, port + ${clusterBusPortOffset}) in ${attempt} attempts`);
-    const port = clusterPortLow + randomInt(high - clusterPortLow + 1);
-    const bus = port + clusterBusPortOffset;
-    if (taken.has(port) || taken.has(bus) || !(await canListen(port)) || !(await canListen(bus))) continue;
+  const ports: number[] = [];
+  while (ports.length < count) {
+    const port = await quietPort({ ...clusterPorts, host, avoid: taken, alsoFree: canListenBoth });
     taken.add(port);
-    taken.add(bus);
     ports.push(port);
   }
   return ports;
 }
 
-/** The lowest port the kernel hands out as a source port (Linux's default when /proc says nothing). */
-function ephemeralPortLow(): number {
-  try {
-    const low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-    return Number.isInteger(low) && low > 0 ? low : linuxEphemeralPortLow;
-  } catch {
-    return linuxEphemeralPortLow;
-  }
-}
-const linuxEphemeralPortLow = 32_768;
-
-function canListen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, host, () => server.close(() => resolve(true)));
-  });
+function canListenBoth(port: number): Promise<boolean> {
+  return canListen(port + clusterBusPortOffset, host);
 }
 
 function createCluster(ports: number[]): Promise<void> {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '../../services/net.js';
+import { quietPort } from './ports.js';
 
 /**
  * A real `redis-server` for tests, on a free loopback port, with no persistence. `stop()` kills
@@ -33,11 +33,12 @@ process.once('exit', () => {
  */
 export async function startRedis(options: { port?: number; args?: readonly string[] } = {}): Promise<RedisServer> {
   if (options.port !== undefined) return startOn(options.port, options.args);
-  // A port the kernel handed out and we closed can be handed again (as another connection's
-  // source port) before redis-server binds it: then another port, a bounded number of times.
+  // A port below the kernel's source-port range (ports.ts), so that a stopped server can come
+  // back on it; another listener may still take it before redis-server binds it: then another
+  // port, a bounded number of times.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOn(await freePort(), options.args);
+      return await startOn(await quietPort(), options.args);
     } catch (error) {
       if (!(error instanceof PortTakenError) || attempt >= redisPortAttemptsMax) throw error;
     }

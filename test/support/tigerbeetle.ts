@@ -5,7 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createClient } from 'tigerbeetle-node';
-import { freePort } from '../../services/net.js';
+import { quietPort } from './ports.js';
 
 /**
  * A real TigerBeetle cluster for tests: 1 or 3 replicas of the server binary (see
@@ -59,8 +59,6 @@ export const tigerBeetleStopTimeoutMs = 5_000;
 export const tigerBeetleLogTailLines = 20;
 /** How long `<binary> version` may take. */
 const versionTimeoutMs = 10_000;
-/** Kernel-handed ports asked for per replica before giving up (a repeat is asked again). */
-const portAttemptsMax = 10;
 const listenPollIntervalMs = 100;
 const host = '127.0.0.1';
 const clusterId = 0n;
@@ -173,11 +171,10 @@ export async function startTigerBeetle(options: { replicas: 1 | 3; cacheGrid?: s
 
 /** One data file, log file and distinct free port per replica. */
 async function replicaSlots(dir: string, count: number): Promise<Replica[]> {
+  // Below the kernel's source-port range (ports.ts): a replica restarted on its port finds it
+  // free, and no connection takes it between the check and the start (format comes between).
   const ports = new Set<number>();
-  for (let attempt = 0; ports.size < count; attempt++) {
-    if (attempt >= portAttemptsMax * count) throw new Error(`no ${count} distinct free ports in ${attempt} attempts`);
-    ports.add(await freePort(host));
-  }
+  while (ports.size < count) ports.add(await quietPort({ host, avoid: ports }));
   return [...ports].map((port, index) => ({
     index,
     port,
