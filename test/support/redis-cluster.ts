@@ -82,14 +82,15 @@ async function clusterNodePorts(count: number): Promise<number[]> {
   const taken = new Set<number>();
   const ports: number[] = [];
   while (ports.length < count) {
-    const port = await quietPort({ ...clusterPorts, host, avoid: taken, alsoFree: canListenBoth });
+    const port = await quietPort({ ...clusterPorts, host, avoid: taken, alsoFree: busPortFree });
     taken.add(port);
     ports.push(port);
   }
   return ports;
 }
 
-function canListenBoth(port: number): Promise<boolean> {
+/** Whether the bus port of a node on `port` can be listened on now. */
+function busPortFree(port: number): Promise<boolean> {
   return canListen(port + clusterBusPortOffset, host);
 }
 
