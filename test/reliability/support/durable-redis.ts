@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from '../../../services/net.js';
+import { quietPort } from '../../support/ports.js';
 import { ManagedProcess } from './processes.js';
 
 /**
@@ -25,7 +25,9 @@ export function redisBinary(): string {
 }
 
 export async function startDurableRedis(workDir: string, logDir: string): Promise<DurableRedis> {
-  const port = await freePort();
+  // Below the kernel's source-port range (test/support/ports.ts): the outages scenario kills it
+  // and restarts it on this port.
+  const port = await quietPort();
   const dir = join(workDir, 'redis');
   mkdirSync(dir, { recursive: true });
   const args = [

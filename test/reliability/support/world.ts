@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from '../../../services/net.js';
 import { Handset } from '../../../telco-bridge/simulator/handset.js';
 import { type Smsc, startSmsc } from '../../../telco-bridge/simulator/smsc.js';
 import { startVoiceProvider, type VoiceProvider } from '../../../telco-bridge/simulator/voice-provider.js';
+import { quietPort } from '../../support/ports.js';
 import { type Clients, Endpoint } from './clients.js';
 import { type DurableRedis, startDurableRedis } from './durable-redis.js';
 import { countersignCommand, ManagedProcess } from './processes.js';
@@ -82,7 +82,15 @@ export async function startWorld(options: WorldOptions): Promise<World> {
   const smsc = await startSmsc({ systemId: 'countersign', password: keys.smpp });
   const voice = await startVoiceProvider({ accountSid: 'ACreliability', authToken: keys.voice });
   const redis = options.store === 'embedded' ? undefined : await startDurableRedis(dir, logDir);
-  const [grpcPort, connectPort, telcoPort, webhookPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  // Below the kernel's source-port range (test/support/ports.ts): the scenarios kill these
+  // processes and restart them on the same ports.
+  const taken = new Set<number>();
+  const nextPort = async (): Promise<number> => {
+    const port = await quietPort({ avoid: taken });
+    taken.add(port);
+    return port;
+  };
+  const [grpcPort, connectPort, telcoPort, webhookPort] = [await nextPort(), await nextPort(), await nextPort(), await nextPort()];
   const authzEnv: Record<string, string> = {
     COUNTERSIGN_HOST: '127.0.0.1',
     ...(redis === undefined ? {} : { COUNTERSIGN_REDIS_URL: redis.url }),
