@@ -149,7 +149,7 @@ export class ConfirmStep {
         if ((w.module.needs.record || w.module.needs.payer) && !visibleTo(caller, w.record?.payment))
           throw notFound(`payment ${w.request.paymentId} not found`);
         if (w.module.needs.payer || (w.checksSecret === true && visibleTo(caller, w.record?.payment))) {
-          waiting.push(this.answerAfterPayer(caller, w, outcomes, ready));
+          waiting.push(this.answerLater(caller, w, this.answerAfterPayer(caller, w), outcomes, ready));
           continue;
         }
         const answer = this.answerOf(caller, w);
@@ -166,21 +166,17 @@ export class ConfirmStep {
     return ready.sort((a, b) => a.index - b.index); // one payer's answers count toward its lockout in request order
   }
 
-  /** An item whose module needs the payer, or whose payment's secret version is compared with the payer's. */
-  private async answerAfterPayer(caller: Caller, w: Work, outcomes: ItemOutcome[], ready: Work[]): Promise<void> {
-    try {
-      if (w.module.needs.payer) w.payer = await this.deps.directory.getPayer(w.record!.payment.payerId);
-      if (w.checksSecret === true && visibleTo(caller, w.record?.payment)) {
-        const payer = w.payer ?? (await this.deps.directory.getPayer(w.record.payment.payerId));
-        w.rotated = payer !== undefined && challengedUnderOlderSecret(w.record.payment, payer.secretVersion);
-      }
-      w.item = this.itemOf(caller, w, await this.answerOf(caller, w));
-      ready.push(w);
-    } catch (error) {
-      outcomes[w.index] = rejected(error);
+  /** The answer of an item whose module needs the payer, or whose payment's secret version is compared with the payer's. */
+  private async answerAfterPayer(caller: Caller, w: Work): Promise<ConfirmAnswer> {
+    if (w.module.needs.payer) w.payer = await this.deps.directory.getPayer(w.record!.payment.payerId);
+    if (w.checksSecret === true && visibleTo(caller, w.record?.payment)) {
+      const payer = w.payer ?? (await this.deps.directory.getPayer(w.record.payment.payerId));
+      w.rotated = payer !== undefined && challengedUnderOlderSecret(w.record.payment, payer.secretVersion);
     }
+    return this.answerOf(caller, w);
   }
 
+  /** The item of an answer that comes later (a payer to read, argon2, the bank), or its failure as the item's outcome. */
   private async answerLater(caller: Caller, w: Work, answer: Promise<ConfirmAnswer>, outcomes: ItemOutcome[], ready: Work[]): Promise<void> {
     try {
       w.item = this.itemOf(caller, w, await answer);
