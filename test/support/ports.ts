@@ -20,6 +20,9 @@ export const clusterPorts = { low: 12_000, high: 16_000 } as const;
 export const serverPortsLow = 26_500;
 /** Random ports tried before giving up (each checked with a listen). */
 export const quietPortAttemptsMax = 50;
+/** Ports a range may hold: above the privileged ones (root-only below 1024), up to the last. */
+const unprivilegedPortMin = 1024;
+const portMax = 65_535;
 
 const linuxEphemeralPortLow = 32_768;
 
@@ -51,7 +54,7 @@ export async function quietPort(
 ): Promise<number> {
   const low = options.low ?? serverPortsLow;
   const high = options.high ?? ephemeralPortLow() - 1;
-  if (!(Number.isInteger(low) && Number.isInteger(high) && low >= 1024 && low <= high && high <= 65_535)) {
+  if (!(Number.isInteger(low) && Number.isInteger(high) && low >= unprivilegedPortMin && low <= high && high <= portMax)) {
     throw new RangeError(`no ports to draw from in ${low}..${high}`);
   }
   for (let attempt = 0; attempt < quietPortAttemptsMax; attempt++) {

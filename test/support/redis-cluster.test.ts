@@ -1,8 +1,7 @@
-import fs from 'node:fs';
 import test from 'ava';
 import { Cluster, Redis } from 'ioredis';
 import { slotOf as clusterSlot, clusterSlots } from '../../authz/store/redis/slot.js';
-import { clusterPorts } from './ports.js';
+import { clusterPorts, ephemeralPortLow } from './ports.js';
 import { clusterBusPortOffset, startRedisCluster } from './redis-cluster.js';
 
 /** Keys tried to find one per master (each lands on a given master with probability 1/3). */
@@ -43,7 +42,7 @@ test('a 3-master Redis Cluster: keys on different masters, a script on hash-tagg
   t.log(`cluster of 3 masters ready in ${startMs} ms`);
   t.is(cluster.nodes.length, 3);
   // Client and bus ports lie below the range the kernel hands out as source ports.
-  const ephemeralLow = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+  const ephemeralLow = ephemeralPortLow();
   for (const { port } of cluster.nodes)
     t.true(port >= clusterPorts.low && port <= clusterPorts.high && port + clusterBusPortOffset < ephemeralLow, `port ${port}`);
   t.deepEqual(
