@@ -5,7 +5,7 @@ import { assert, assertQuery } from '../checks.js';
 import { type PaymentQuery, type PaymentRecord, pageMax, readIdsMax } from '../port.js';
 import { callRedis } from '../redis-client.js';
 import type { StoreKeys } from './keys.js';
-import { decodeRecordFields } from './record-codec.js';
+import { decodeRecordValues, recordFields } from './record-codec.js';
 
 /** Index members one `list` step reads when filters may reject some (one ZRANGEBYLEX, then one pipelined read). */
 export const listBatchMax = 1_000;
@@ -15,7 +15,7 @@ export const scanCallsPerPageMax = 64;
 export const scanCountMin = 100;
 
 /**
- * The records of `ids`, read concurrently: with auto-pipelining one write per node (a single
+ * The records of `ids` (HMGET of `recordFields`: the operation keys stay in Redis), read concurrently: with auto-pipelining one write per node (a single
  * Redis: one round trip). An id that is not a payment id cannot name a record: undefined.
  */
 export async function readRecords(client: Redis | Cluster, keys: StoreKeys, operation: string, ids: readonly string[]): Promise<(PaymentRecord | undefined)[]> {
@@ -23,8 +23,8 @@ export async function readRecords(client: Redis | Cluster, keys: StoreKeys, oper
     Promise.all(
       ids.map(async (id) => {
         if (!isHexId(id)) return undefined;
-        const fields = await client.hgetall(keys.record(id));
-        return fields.v === undefined ? undefined : decodeRecordFields(fields);
+        const values = await client.hmget(keys.record(id), ...recordFields);
+        return values[0] === null ? undefined : decodeRecordValues(values);
       }),
     ),
   );

@@ -144,46 +144,68 @@ export function encodeRecord(record: PaymentRecord): string[] {
   ];
 }
 
-/** A record from HGETALL's flat reply (field, value, field, value, …), as the scripts return it. */
+/** Where each field sits in `recordFields` (the digests d0 … d6 from d0 on). */
+const at = { v: 0, j: 1, st: 2, m: 3, py: 4, rq: 5, sf: 6, al: 7, up: 8, ex: 9, dr: 10, dd: 11, sc: 12, ba: 13, du: 14, d0: 15 } as const;
+/**
+ * Every field a record may hold besides its operation keys, in the order `readRecords` asks HMGET
+ * for them (and `decodeRecordValues` reads them). A field the codec writes must be listed here,
+ * or reads outside the scripts lose it (test: redis-store-codec).
+ */
+export const recordFields: readonly string[] = [...Object.keys(at).slice(0, at.d0), ...digestFields];
+const position = new Map(recordFields.map((field, i) => [field, i]));
+
+/** A value of HMGET's reply: null where the field is missing. */
+type StoredValue = string | null | undefined;
+
+/** A record from HGETALL's flat reply (field, value, field, value, …), as the scripts return it; operation keys are skipped. */
 export function decodeRecord(flat: readonly string[]): PaymentRecord {
-  const f: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i]!] = flat[i + 1]!;
-  return decodeRecordFields(f);
+  const values: StoredValue[] = new Array(recordFields.length).fill(undefined);
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const p = position.get(flat[i]!);
+    if (p !== undefined) values[p] = flat[i + 1]!;
+  }
+  return decodeRecordValues(values);
 }
 
-/** A record from HGETALL as ioredis returns it outside scripts (an object). */
-export function decodeRecordFields(f: Record<string, string>): PaymentRecord {
-  assert(f.v !== undefined && f.j !== undefined && f.st !== undefined, 'stored payment record is malformed');
+/**
+ * A record from the values of `recordFields`, in that order (HMGET's reply: an array, no field
+ * names, no operation keys — about 10 µs of client CPU less per read than HGETALL's object).
+ */
+export function decodeRecordValues(f: readonly StoredValue[]): PaymentRecord {
+  const v = f[at.v];
+  const j = f[at.j];
+  const st = f[at.st];
+  assert(typeof v === 'string' && typeof j === 'string' && typeof st === 'string', 'stored payment record is malformed');
   // The parsed object becomes the payment, field by field: spreading it into a literal that turns
   // its string amounts into bigints cost 16 µs per record (V8 generalizes the copied fields'
   // representation on every call), these assignments about 1.
-  const fields = JSON.parse(f.j) as Record<string, unknown> & { amount: string; feeAmount: string };
+  const fields = JSON.parse(j) as Record<string, unknown> & { amount: string; feeAmount: string };
   assert(/^\d+$/.test(fields.amount) && /^\d+$/.test(fields.feeAmount), 'stored payment amounts are malformed');
   const decoded = fields as Record<string, unknown>;
-  decoded.merchantId = f.m!;
-  decoded.payerId = f.py!;
+  decoded.merchantId = f[at.m];
+  decoded.payerId = f[at.py];
   decoded.amount = BigInt(fields.amount);
   decoded.feeAmount = BigInt(fields.feeAmount);
-  decoded.requiredFactors = decodeFactors(f.rq ?? '');
-  decoded.satisfiedFactors = decodeFactors(f.sf ?? '');
-  decoded.attemptsLeft = Number(f.al);
-  decoded.state = f.st;
-  decoded.updatedAtMs = Number(f.up);
-  decoded.expiresAtMs = Number(f.ex);
+  decoded.requiredFactors = decodeFactors(f[at.rq] ?? '');
+  decoded.satisfiedFactors = decodeFactors(f[at.sf] ?? '');
+  decoded.attemptsLeft = Number(f[at.al]);
+  decoded.state = st;
+  decoded.updatedAtMs = Number(f[at.up]);
+  decoded.expiresAtMs = Number(f[at.ex]);
   const payment = decoded as unknown as Payment;
-  setOptional(payment, 'declineReason', f.dr);
-  setOptional(payment, 'declineDetail', f.dd);
-  setOptional(payment, 'sealedFirstCode', f.sc);
-  setOptional(payment, 'bankAuthorizationCode', f.ba);
+  setOptional(payment, 'declineReason', f[at.dr]);
+  setOptional(payment, 'declineDetail', f[at.dd]);
+  setOptional(payment, 'sealedFirstCode', f[at.sc]);
+  setOptional(payment, 'bankAuthorizationCode', f[at.ba]);
   const digests: Partial<Record<Factor, string>> = {};
   for (let i = 0; i < allFactors.length; i++) {
-    const digest = f[digestFields[i]!];
-    if (digest !== undefined && digest !== '') digests[allFactors[i]!] = digest;
+    const digest = f[at.d0 + i];
+    if (typeof digest === 'string' && digest !== '') digests[allFactors[i]!] = digest;
   }
-  const due = f.du;
-  return { payment, version: Number(f.v), digests, dueAtMs: due === undefined || due === '' ? undefined : Number(due) };
+  const due = f[at.du];
+  return { payment, version: Number(v), digests, dueAtMs: typeof due !== 'string' || due === '' ? undefined : Number(due) };
 }
 
-function setOptional(p: Payment, key: 'declineReason' | 'declineDetail' | 'sealedFirstCode' | 'bankAuthorizationCode', stored: string | undefined): void {
+function setOptional(p: Payment, key: 'declineReason' | 'declineDetail' | 'sealedFirstCode' | 'bankAuthorizationCode', stored: StoredValue): void {
   if (stored?.startsWith('+')) (p as unknown as Record<string, string>)[key] = stored.slice(1);
 }

@@ -2,7 +2,15 @@ import test from 'ava';
 import fc from 'fast-check';
 import { allFactors, type Factor, type Payment } from '../../../authz/model.js';
 import type { PaymentRecord } from '../../../authz/store/port.js';
-import { decodeRecord, decodeRecordFields, encodeDigests, encodePaymentFields, encodeRecord } from '../../../authz/store/redis/record-codec.js';
+import {
+  decodeRecord,
+  decodeRecordValues,
+  encodeDigests,
+  encodePaymentFields,
+  encodeRecord,
+  operationField,
+  recordFields,
+} from '../../../authz/store/redis/record-codec.js';
 import { draft, draftDeclined, hex64, newHexId } from './payment-store.contract.js';
 
 const flatToObject = (flat: string[]): Record<string, string> => {
@@ -10,6 +18,8 @@ const flatToObject = (flat: string[]): Record<string, string> => {
   for (let i = 0; i < flat.length; i += 2) o[flat[i]!] = flat[i + 1]!;
   return o;
 };
+/** What HMGET of `recordFields` answers for a HASH holding `stored`: null where a field is missing. */
+const hmget = (stored: Record<string, string>): (string | null)[] => recordFields.map((field) => stored[field] ?? null);
 
 test('a record round-trips: bigints beyond 2^64, optional fields, factor order, digests, due', (t) => {
   const t0 = Date.now();
@@ -25,7 +35,7 @@ test('a record round-trips: bigints beyond 2^64, optional fields, factor order, 
   });
   const record: PaymentRecord = { payment: d.payment, version: 7, digests: { IVR_PASSWORD: hex64('a'), SMS_OTP: hex64('b') }, dueAtMs: 2 ** 53 - 1 };
   t.deepEqual(decodeRecord(encodeRecord(record)), record);
-  t.deepEqual(decodeRecordFields(flatToObject(encodeRecord(record))), record);
+  t.deepEqual(decodeRecordValues(hmget(flatToObject(encodeRecord(record)))), record);
   const plain: PaymentRecord = { ...draftDeclined(t0), version: 1 };
   const decoded = decodeRecord(encodeRecord(plain));
   t.deepEqual(decoded, plain);
@@ -45,7 +55,7 @@ test('a commit write over a record clears the optional fields and digests the ne
   const { declineReason: _r, declineDetail: _d, sealedFirstCode: _s, ...rest } = before.payment;
   const after: Payment = { ...rest, state: 'CANCELLED' };
   Object.assign(stored, flatToObject([...encodePaymentFields(after, true), ...encodeDigests({}, true)]));
-  t.deepEqual(decodeRecordFields(stored), { payment: after, version: 1, digests: {}, dueAtMs: t0 });
+  t.deepEqual(decodeRecordValues(hmget(stored)), { payment: after, version: 1, digests: {}, dueAtMs: t0 });
 });
 
 test('any record round-trips (property)', (t) => {
@@ -86,10 +96,26 @@ test('any record round-trips (property)', (t) => {
         }
         const record: PaymentRecord = { payment, version: g.version, digests: g.digests as Partial<Record<Factor, string>>, dueAtMs: g.due };
         t.deepEqual(decodeRecord(encodeRecord(record)), record);
+        t.deepEqual(decodeRecordValues(hmget(flatToObject(encodeRecord(record)))), record);
       },
     ),
     { numRuns: 300 },
   );
+});
+
+test('every field the codec writes is one HMGET reads (recordFields); operation keys are not, and a record read with its keys decodes the same', (t) => {
+  const t0 = Date.now();
+  const full = draft(t0, { declineDetail: 'd', sealedFirstCode: 's', bankAuthorizationCode: 'b' }).payment;
+  const written = [
+    ...encodeRecord({ payment: { ...full, declineReason: 'BANK_DECLINED' }, version: 2, digests: { SECOND_CODE: hex64('a') }, dueAtMs: t0 }),
+    ...encodePaymentFields(draft(t0).payment, true),
+    ...encodeDigests({}, true),
+  ].filter((_, i) => i % 2 === 0);
+  t.deepEqual([...new Set(written)].sort(), [...recordFields].sort());
+  t.is(new Set(recordFields).size, recordFields.length);
+  const record: PaymentRecord = { payment: full, version: 3, digests: {}, dueAtMs: undefined };
+  const withKey = [...encodeRecord(record), operationField('merchant-1', 'key-1'), `${hex64('f')}:${t0}:p`];
+  t.deepEqual(decodeRecord(withKey), record);
 });
 
 test('secretVersion (issue 15, finding 8) round-trips in the JSON field the scripts never touch; a record without it stays without', (t) => {
