@@ -12,18 +12,26 @@
  *   npx tsx bench/core.ts --profile /tmp/core     # CPU and allocation profiles of the counted batches:
  *                                                 # /tmp/core.cpuprofile, /tmp/core.heapprofile (bench/profile-top.ts reads them)
  *
- * On Redis it also reports `storeClientMicrosPerAuth`: this process's CPU inside the Redis store's
+ * On Redis (without `--unary`) it also reports `storeClientMicrosPerAuth`: this process's CPU inside the Redis store's
  * create, confirm and commit calls (building the script calls, ioredis, decoding the replies; the
  * batch waits on them alone, so nothing else runs meanwhile), per counted authorization — a
  * steadier figure than the whole for A/B runs of a change to the store's client side.
  *
+ * `--unary C`: each batch's payments go through `PaymentsService.create` and `confirm` (what
+ * CreatePayment and ConfirmPayment run), one payment at a time on each of C concurrent loops, the
+ * payer confirming as ConfirmPayment's caller does; the process's CPU is counted around the whole
+ * batch, less the payers' side (each second code's derivation, timed alone) — the domain's share
+ * of a unary authorization, where concurrent calls coalesce as they do in the server.
+ *
  * Bounds: `--batches` (default 40) batches of `--batch` (default 1000, at most 1000) payments
- * over `--payers` (default 200) payers; the first `--warmup` (default 10) batches are not counted.
+ * over `--payers` (default 200) payers; the first `--warmup` (default 10) batches are not counted;
+ * `--unary` at most `unaryConcurrencyMax` (1000) loops.
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { deriveSecondCode } from '../authz/codes/challenge.js';
 import { base32Decode } from '../authz/codes/secret.js';
+import type { Caller, Payment } from '../authz/model.js';
 import type { CodeDelivery, Notifier, PasswordCall } from '../authz/notifier.js';
 import type { CreatePaymentInput } from '../authz/steps/create-prepare.js';
 import { RedisPaymentStore } from '../authz/store/redis/redis-store.js';
@@ -47,6 +55,8 @@ class CapturingNotifier implements Notifier {
 const currency = 'USD';
 /** Each payer's deposit, minor units: far more than the run spends. */
 const fundingMinor = 1_000_000_000_000n;
+/** `--unary` loops, at most. */
+const unaryConcurrencyMax = 1000;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -57,15 +67,20 @@ async function main(): Promise<void> {
       batch: { type: 'string', default: '1000' },
       payers: { type: 'string', default: '200' },
       profile: { type: 'string' },
+      unary: { type: 'string' },
     },
   });
   const batches = Number(values.batches);
   const warmup = Number(values.warmup);
   const batchSize = Number(values.batch);
   const payerCount = Number(values.payers);
+  const unary = values.unary === undefined ? undefined : Number(values.unary);
   if (![batches, warmup, batchSize, payerCount].every((n) => Number.isInteger(n) && n > 0) || batchSize > 1000 || warmup >= batches)
     throw new RangeError('--batches, --warmup, --batch (≤ 1000) and --payers must be positive integers, --warmup below --batches');
-  const storeCpu = values['redis-url'] === undefined ? undefined : timeStoreSteps();
+  if (unary !== undefined && !(Number.isInteger(unary) && unary > 0 && unary <= unaryConcurrencyMax))
+    throw new RangeError(`--unary must be an integer from 1 to ${unaryConcurrencyMax}`);
+  // Not with --unary: concurrent loops' work would fall inside each other's store calls.
+  const storeCpu = values['redis-url'] === undefined || unary !== undefined ? undefined : timeStoreSteps();
   const notifier = new CapturingNotifier();
   const config = {
     ...loadConfig({}),
@@ -105,6 +120,53 @@ async function main(): Promise<void> {
     let counted = 0;
     let succeeded = 0;
     const heapBefore = process.memoryUsage().heapUsed;
+    /** BatchCreatePayments then BatchConfirmPayments (the merchant submits the second codes): CPU µs of the two calls. */
+    const batchOf = async (inputs: CreatePaymentInput[], secondCode: (p: Payment, i: number) => string): Promise<number> => {
+      const c0 = process.cpuUsage();
+      const created = await app.payments.createMany(merchant, inputs);
+      const c1 = process.cpuUsage(c0);
+      const confirms = created.map((outcome, i) => {
+        if (outcome.status !== 'fulfilled' || outcome.value.state !== 'CHALLENGED') throw new Error(`create ${i}: ${describe(outcome)}`);
+        return {
+          paymentId: outcome.value.id,
+          idempotencyKey: `${inputs[i]!.idempotencyKey}c`,
+          proof: { kind: 'second_code' as const, secondCode: secondCode(outcome.value, i) },
+        };
+      });
+      const c2 = process.cpuUsage();
+      const confirmed = await app.payments.confirmMany({ kind: 'merchant', merchantId: merchant.id }, confirms);
+      const c3 = process.cpuUsage(c2);
+      for (const [i, outcome] of confirmed.entries()) {
+        if (outcome.status !== 'fulfilled' || outcome.value.state !== 'SUCCEEDED') throw new Error(`confirm ${i}: ${describe(outcome)}`);
+      }
+      return c1.user + c1.system + c3.user + c3.system;
+    };
+    /** CreatePayment then ConfirmPayment by the payer, one payment at a time on each of `loops` loops: CPU µs of the whole, less the second codes' derivation. */
+    const unaryOf = async (
+      inputs: CreatePaymentInput[],
+      loops: number,
+      payerOf: (i: number) => Caller,
+      secondCode: (p: Payment, i: number) => string,
+    ): Promise<number> => {
+      let next = 0;
+      let deriving = 0;
+      const loop = async () => {
+        for (let i = next++; i < inputs.length; i = next++) {
+          const p = await app.payments.create(merchant, inputs[i]!);
+          if (p.state !== 'CHALLENGED') throw new Error(`create ${i}: state ${p.state}`);
+          const d0 = process.cpuUsage();
+          const code = secondCode(p, i);
+          const d = process.cpuUsage(d0);
+          deriving += d.user + d.system;
+          const done = await app.payments.confirm(payerOf(i), p.id, `${inputs[i]!.idempotencyKey}c`, { kind: 'second_code', secondCode: code });
+          if (done.state !== 'SUCCEEDED') throw new Error(`confirm ${i}: state ${done.state}`);
+        }
+      };
+      const c0 = process.cpuUsage();
+      await Promise.all(Array.from({ length: loops }, loop));
+      const c = process.cpuUsage(c0);
+      return c.user + c.system - deriving;
+    };
     for (let b = 0; b < batches; b++) {
       const inputs: CreatePaymentInput[] = [];
       for (let i = 0; i < batchSize; i++) {
@@ -120,33 +182,25 @@ async function main(): Promise<void> {
           requestedFactors: [],
         });
       }
-      const c0 = process.cpuUsage();
-      const created = await app.payments.createMany(merchant, inputs);
-      const c1 = process.cpuUsage(c0);
-      const confirms = created.map((outcome, i) => {
-        if (outcome.status !== 'fulfilled' || outcome.value.state !== 'CHALLENGED') throw new Error(`create ${i} of batch ${b}: ${describe(outcome)}`);
-        const p = outcome.value;
+      const secondCode = (p: { id: string; amount: bigint; payeeAccountId: string }, i: number): string => {
         const firstCode = notifier.codes.get(p.id);
         if (firstCode === undefined) throw new Error(`no first code was sent for payment ${p.id}`);
         notifier.codes.delete(p.id);
         const payer = payers[(b * batchSize + i) % payers.length]!;
-        const secondCode = deriveSecondCode(payer.secret, { firstCode, amount: p.amount, currency, payeeAccountId: p.payeeAccountId });
-        return { paymentId: p.id, idempotencyKey: `${tag}-${b}-${i}c`, proof: { kind: 'second_code' as const, secondCode } };
-      });
-      const c2 = process.cpuUsage();
-      const confirmed = await app.payments.confirmMany({ kind: 'merchant', merchantId: merchant.id }, confirms);
-      const c3 = process.cpuUsage(c2);
-      for (const [i, outcome] of confirmed.entries()) {
-        if (outcome.status !== 'fulfilled' || outcome.value.state !== 'SUCCEEDED') throw new Error(`confirm ${i} of batch ${b}: ${describe(outcome)}`);
-      }
+        return deriveSecondCode(payer.secret, { firstCode, amount: p.amount, currency, payeeAccountId: p.payeeAccountId });
+      };
+      const used =
+        unary === undefined
+          ? await batchOf(inputs, secondCode)
+          : await unaryOf(inputs, unary, (i) => ({ kind: 'payer', payerId: payers[(b * batchSize + i) % payers.length]!.id }), secondCode);
       if (b === warmup - 1) {
         await profiler?.start();
         storeCpu?.reset();
       }
       if (b >= warmup) {
-        cpuMicros += c1.user + c1.system + c3.user + c3.system;
+        cpuMicros += used;
         counted += batchSize;
-        succeeded += confirmed.length;
+        succeeded += batchSize;
       }
     }
     const heapAfter = process.memoryUsage().heapUsed;
@@ -154,6 +208,7 @@ async function main(): Promise<void> {
     console.log(
       JSON.stringify({
         store: values['redis-url'] === undefined ? 'memory' : 'redis',
+        mode: unary === undefined ? 'batch' : `unary, ${unary} loops`,
         authorizations: counted,
         succeeded,
         cpuMicrosPerAuth: Math.round((cpuMicros / counted) * 10) / 10,

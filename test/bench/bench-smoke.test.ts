@@ -190,24 +190,32 @@ for (const store of ['memory', 'journal', 'redis'] as const) {
   });
 }
 
-for (const store of ['memory', 'redis'] as const) {
-  test.serial(`bench/core.ts on ${store}: every counted batch of the authorization core succeeds, CPU per authorization reported`, async (t) => {
+for (const [store, unary] of [
+  ['memory', undefined],
+  ['redis', undefined],
+  ['memory', 5],
+  ['redis', 5],
+] as const) {
+  const mode = unary === undefined ? 'batch' : `unary, ${unary} loops`;
+  test.serial(`bench/core.ts on ${store}, ${mode}: every counted authorization of the core succeeds, CPU per authorization reported`, async (t) => {
     const redis = store === 'redis' ? await startRedis() : undefined;
     t.teardown(() => redis?.stop());
     const url = redis === undefined ? [] : ['--redis-url', `redis://127.0.0.1:${redis.port}`];
-    const { code, output } = await runScript('bench/core.ts', ['--batches', '3', '--warmup', '1', '--batch', '40', '--payers', '7', ...url]);
+    const loops = unary === undefined ? [] : ['--unary', String(unary)];
+    const { code, output } = await runScript('bench/core.ts', ['--batches', '3', '--warmup', '1', '--batch', '40', '--payers', '7', ...url, ...loops]);
     t.is(code, 0, output);
     const report = JSON.parse(output) as {
       store: string;
+      mode: string;
       authorizations: number;
       succeeded: number;
       cpuMicrosPerAuth: number;
       storeClientMicrosPerAuth?: { create: number; confirm: number; commit: number; total: number };
     };
-    t.deepEqual([report.store, report.authorizations, report.succeeded], [store, 80, 80]);
+    t.deepEqual([report.store, report.mode, report.authorizations, report.succeeded], [store, mode, 80, 80]);
     t.true(isCount(report.cpuMicrosPerAuth) && report.cpuMicrosPerAuth > 0);
     const steps = report.storeClientMicrosPerAuth;
-    if (store === 'memory') t.is(steps, undefined, 'the store-client figure is the Redis store’s');
+    if (store === 'memory' || unary !== undefined) t.is(steps, undefined, 'the store-client figure is the Redis store’s, batches only');
     else {
       t.true(steps !== undefined && steps.create > 0 && steps.confirm > 0 && steps.commit > 0, JSON.stringify(steps));
       // Each part rounded to 0.1 µs: the total within their rounding, and inside the whole.
@@ -221,6 +229,9 @@ test('bench/core.ts refuses a bad bound: one line, exit 2', async (t) => {
   const { code, output } = await runScript('bench/core.ts', ['--batch', '1001']);
   t.is(code, 2);
   t.is(output, 'bench/core: --batches, --warmup, --batch (≤ 1000) and --payers must be positive integers, --warmup below --batches\n');
+  const loops = await runScript('bench/core.ts', ['--unary', '1001']);
+  t.is(loops.code, 2);
+  t.is(loops.output, 'bench/core: --unary must be an integer from 1 to 1000\n');
 });
 
 test('npm run bench --workers 2 refuses a store or ledger one process owns: one line, exit 2, nothing started', async (t) => {
