@@ -15,8 +15,9 @@ export const scanCallsPerPageMax = 64;
 export const scanCountMin = 100;
 
 /**
- * The records of `ids` (HMGET of `recordFields`: the operation keys stay in Redis), read concurrently: with auto-pipelining one write per node (a single
- * Redis: one round trip). An id that is not a payment id cannot name a record: undefined.
+ * The records of `ids` (HMGET of `recordFields`: the operation keys stay in Redis), read
+ * concurrently: with auto-pipelining one write per node (a single Redis: one round trip). An
+ * id that is not a payment id cannot name a record: undefined.
  */
 export async function readRecords(client: Redis | Cluster, keys: StoreKeys, operation: string, ids: readonly string[]): Promise<(PaymentRecord | undefined)[]> {
   return callRedis(operation, () =>

@@ -118,6 +118,16 @@ test('every field the codec writes is one HMGET reads (recordFields); operation 
   t.deepEqual(decodeRecord(withKey), record);
 });
 
+test('a stored record without one of the fields every write carries is malformed, not decoded with a null id or a 0', (t) => {
+  const stored = flatToObject(encodeRecord({ payment: draft(Date.now()).payment, version: 1, digests: {}, dueAtMs: undefined }));
+  t.notThrows(() => decodeRecordValues(hmget(stored)));
+  for (const field of ['v', 'j', 'st', 'm', 'py', 'al', 'up', 'ex']) {
+    const { [field]: _gone, ...rest } = stored;
+    t.throws(() => decodeRecordValues(hmget(rest)), { message: /stored payment record is malformed/ }, `without ${field}`);
+    t.throws(() => decodeRecord(Object.entries(rest).flat()), { message: /stored payment record is malformed/ }, `without ${field}, from a script`);
+  }
+});
+
 test('secretVersion (issue 15, finding 8) round-trips in the JSON field the scripts never touch; a record without it stays without', (t) => {
   const t0 = Date.now();
   const record: PaymentRecord = { payment: { ...draft(t0).payment, secretVersion: 4 }, version: 1, digests: { SECOND_CODE: hex64('c') }, dueAtMs: t0 };
