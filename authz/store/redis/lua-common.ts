@@ -1,3 +1,5 @@
+import { recordFields } from './record-codec.js';
+
 /**
  * Lua shared by the scripts (prepended to each). Conventions: ARGV[1] is always the expiry
  * slack (ms); numbers go to Redis and into values through `int` (`%d`: exact up to 2^53, where
@@ -27,37 +29,38 @@ local function claim(key, value, px, now)
   return nil, false
 end
 
--- A payment record (HASH) as a table, nil when absent; flatten gives HGETALL's shape back.
+-- A payment record (HASH) as a table of its fields, nil when absent. The same pass notes its
+-- operation keys' fields (any field not in recordFields: 'o:…', record-codec.ts) at r[2] and
+-- keeps the HGETALL reply at r[1] (numeric keys: no field name is a number): every later write to
+-- the record (save) is appended to that reply as field, value pairs, and flatten answers it as it
+-- stands, for decodeRecord, which skips operation keys and lets a later pair override an earlier
+-- one. (Rebuilding the reply from the table cost about 10 µs a record, and finding the operation
+-- keys in it with string.byte 5 to 7 more: bench/README.md, round 9.)
+local recordField = { ${recordFields.map((f) => `${f} = true`).join(', ')} }
 local function load(key)
   local flat = redis.call('HGETALL', key)
   if #flat == 0 then return nil end
-  local r = {}
-  for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
+  local ops = {}
+  local r = { flat, ops }
+  for i = 1, #flat, 2 do
+    local f = flat[i]
+    r[f] = flat[i + 1]
+    if not recordField[f] then ops[#ops + 1] = f end
+  end
   return r
 end
--- Whether field f is an operation key ('o:…', record-codec.ts): two bytes read, no substring made.
-local function isOperation(f)
-  local a, b = string.byte(f, 1, 2)
-  return a == 111 and b == 58
-end
--- Operation keys stay in the script (isOperation inlined: flatten answers every record read).
-local function flatten(r)
-  local out, n = {}, 0
-  for f, v in pairs(r) do
-    local a, b = string.byte(f, 1, 2)
-    if a ~= 111 or b ~= 58 then
-      out[n + 1] = f
-      out[n + 2] = v
-      n = n + 2
-    end
-  end
-  return out
-end
--- One HSET with every change (field, value, ...), mirrored into r; nothing when nothing changed.
+local function flatten(r) return r[1] end
+-- One HSET with every change (field, value, ...), mirrored into r and its reply; nothing when nothing changed.
 local function save(key, r, changes)
   if #changes == 0 then return end
   redis.call('HSET', key, unpack(changes))
-  for i = 1, #changes, 2 do r[changes[i]] = changes[i + 1] end
+  local flat = r[1]
+  local n = #flat
+  for i = 1, #changes, 2 do
+    r[changes[i]] = changes[i + 1]
+    flat[n + i] = changes[i]
+    flat[n + i + 1] = changes[i + 1]
+  end
 end
 local function add(changes, field, value)
   changes[#changes + 1] = field
@@ -79,11 +82,9 @@ end
 -- payment holds fewer than 'keysMax' live keys; expired keys go (HDEL) with the write.
 local function saveWithKey(kRec, r, changes, changed, field, value, now, keysMax)
   local live, dead = 0, {}
-  for f, v in pairs(r) do
-    if isOperation(f) then
-      local _, exp = parseEntry(v)
-      if exp > now then live = live + 1 elseif f ~= field then dead[#dead + 1] = f end
-    end
+  for _, f in ipairs(r[2]) do
+    local _, exp = parseEntry(r[f])
+    if exp > now then live = live + 1 elseif f ~= field then dead[#dead + 1] = f end
   end
   if changed or live < keysMax then add(changes, field, value) end
   if #changes == 0 then return end

@@ -24,8 +24,9 @@ import type { PaymentRecord } from '../port.js';
  * | j | JSON of every other field (amounts as decimal strings) |
  * | o:<scope length>:<scope>:<key> | an operation's idempotency record (confirm, commit claim): `fingerprint:expiresAtMs:result` |
  *
- * The `o:` fields are not part of the record: the scripts leave them out of the records they
- * return, and decoding ignores them.
+ * The `o:` fields are not part of the record: a script returns a record as the HGETALL it read,
+ * its own writes appended (lua-common.ts `load`, `save`), and decoding skips them; reads outside
+ * the scripts never fetch them (HMGET of `recordFields`).
  */
 
 /** The field of an operation's idempotency record in its payment's HASH (scopes may hold ':': length-prefixed). */
