@@ -36,7 +36,7 @@ end
 -- stands, for decodeRecord, which skips operation keys and lets a later pair override an earlier
 -- one. (Rebuilding the reply from the table cost about 10 µs a record, and finding the operation
 -- keys in it with string.byte 5 to 7 more: bench/README.md, round 9.)
-local recordField = { ${recordFields.map((f) => `${f} = true`).join(', ')} }
+local recordField = { ${recordFields.map((f) => `['${f}'] = true`).join(', ')} }
 local function load(key)
   local flat = redis.call('HGETALL', key)
   if #flat == 0 then return nil end

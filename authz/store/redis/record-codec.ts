@@ -158,7 +158,10 @@ const position = new Map(recordFields.map((field, i) => [field, i]));
 /** A value of HMGET's reply: null where the field is missing. */
 type StoredValue = string | null | undefined;
 
-/** A record from HGETALL's flat reply (field, value, field, value, …), as the scripts return it; operation keys are skipped. */
+/**
+ * A record from a flat reply (field, value, field, value, …) as the scripts return it: their HGETALL
+ * with their own writes appended, so a field given twice takes its later value; operation keys are skipped.
+ */
 export function decodeRecord(flat: readonly string[]): PaymentRecord {
   const values: StoredValue[] = new Array(recordFields.length).fill(undefined);
   for (let i = 0; i + 1 < flat.length; i += 2) {

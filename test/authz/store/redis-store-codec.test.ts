@@ -118,6 +118,28 @@ test('every field the codec writes is one HMGET reads (recordFields); operation 
   t.deepEqual(decodeRecord(withKey), record);
 });
 
+test('a script reply is its HGETALL with its writes appended: a field given twice decodes to its later value, a cleared one to absent', (t) => {
+  const t0 = Date.now();
+  const before: PaymentRecord = { payment: draft(t0, { sealedFirstCode: 'sealed' }).payment, version: 2, digests: { SECOND_CODE: hex64('a') }, dueAtMs: t0 };
+  const { sealedFirstCode: _s, ...rest } = before.payment;
+  const reply = [
+    ...encodeRecord(before),
+    operationField('m', 'k'),
+    `${hex64('f')}:${t0}:p`,
+    'st',
+    'APPROVED',
+    'sc',
+    '',
+    'd0',
+    '',
+    'v',
+    '3',
+    'up',
+    String(t0 + 1),
+  ];
+  t.deepEqual(decodeRecord(reply), { payment: { ...rest, state: 'APPROVED', updatedAtMs: t0 + 1 }, version: 3, digests: {}, dueAtMs: t0 });
+});
+
 test('a stored record without one of the fields every write carries is malformed, not decoded with a null id or a 0', (t) => {
   const stored = flatToObject(encodeRecord({ payment: draft(Date.now()).payment, version: 1, digests: {}, dueAtMs: undefined }));
   t.notThrows(() => decodeRecordValues(hmget(stored)));
