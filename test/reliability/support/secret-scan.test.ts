@@ -86,3 +86,12 @@ test('the table has one row per scenario, the scan row and totals', (t) => {
   t.is(lines[4], '| secret scan | — | — | — | — | — | 1 |');
   t.is(lines[5], '| **total** | 10 | 2 | 0 | 5 | 3 | 2 |');
 });
+
+test('a scenario key whose random part happens to be decimal reads as a card number unless a letter breaks the run (why the scenarios’ keys carry one)', (t) => {
+  t.true(luhnValid('8602667222967'));
+  t.deepEqual(
+    scanText('ps:{m:1}:c:32:1:tenant-rate-b-8-602667222967', []).map((f) => f.what),
+    ['a 13-digit card-number-like run passing Luhn'],
+  );
+  t.deepEqual(scanText('ps:{m:1}:c:32:1:tenant-rate-b-8-r602667222967', []), []);
+});
