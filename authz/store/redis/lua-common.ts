@@ -30,7 +30,8 @@ local function claim(key, value, px, now)
 end
 
 -- A payment record (HASH) as a table of its fields, nil when absent. The same pass notes its
--- operation keys' fields (any field not in recordFields: 'o:…', record-codec.ts) at r[2] and
+-- operation keys' fields ('o:…', record-codec.ts) at r[2] — looking at the first bytes only of a
+-- field outside recordFields, so a field another version wrote is left alone — and
 -- keeps the HGETALL reply at r[1] (numeric keys: no field name is a number): every later write to
 -- the record (save) is appended to that reply as field, value pairs, and flatten answers it as it
 -- stands, for decodeRecord, which skips operation keys and lets a later pair override an earlier
@@ -45,7 +46,10 @@ local function load(key)
   for i = 1, #flat, 2 do
     local f = flat[i]
     r[f] = flat[i + 1]
-    if not recordField[f] then ops[#ops + 1] = f end
+    if not recordField[f] then
+      local a, b = string.byte(f, 1, 2)
+      if a == 111 and b == 58 then ops[#ops + 1] = f end
+    end
   end
   return r
 end

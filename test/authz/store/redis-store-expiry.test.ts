@@ -74,3 +74,22 @@ test('closedRetentionMs: a record that is final and out of the due index expires
   await store.commit([{ paymentId: open.payment.id, expectVersion: 2, dueAtMs: null, nowMs: t0 + 2 }]);
   t.true(await retained(redis, open.payment.id, retentionMs), 'out of the due index');
 });
+
+test('a record field this version does not know (a later version wrote it) is neither taken for an operation key nor lost: confirms answer, their keys are bounded as before, get reads the record', async (t) => {
+  const { url } = await server();
+  const store = await RedisPaymentStore.open({ url, lockout: strictLockout, commandTimeoutMs });
+  t.teardown(() => store.close());
+  const redis = new Redis(url);
+  t.teardown(() => redis.disconnect());
+  const t0 = Date.now();
+  const d = draft(t0);
+  await store.create([createItem(d, t0)]);
+  await redis.hset(keys.record(d.payment.id), 'zz', 'written by a later version');
+  const [first] = await store.confirm([confirmItem(d.payment, t0 + 1, { answer: wrong })]);
+  t.is(first!.outcome, 'mismatch');
+  const [second] = await store.confirm([confirmItem(d.payment, t0 + 2)]);
+  t.is(second!.outcome, 'satisfied');
+  t.is(await redis.hget(keys.record(d.payment.id), 'zz'), 'written by a later version');
+  const [read] = await store.get([d.payment.id]);
+  t.is(read!.payment.state, 'APPROVED');
+});
