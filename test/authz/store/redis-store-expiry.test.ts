@@ -18,17 +18,26 @@ test.after.always(async () => {
   if (started !== undefined) await (await started).stop();
 });
 
+/** The store on the shared server, and a plain client to look at what it wrote; both closed after the test. */
+async function storeAndClient(
+  t: import('ava').ExecutionContext,
+  options: { lockout?: typeof strictLockout; closedRetentionMs?: number },
+): Promise<{ store: RedisPaymentStore; redis: Redis }> {
+  const { url } = await server();
+  const store = await RedisPaymentStore.open({ url, ...options, commandTimeoutMs });
+  t.teardown(() => store.close());
+  const redis = new Redis(url);
+  t.teardown(() => redis.disconnect());
+  return { store, redis };
+}
+
 /** Redis's TTL is the lifetime plus the slack: never shorter than the lifetime (while the test takes less than the slack). */
 function within(t: import('ava').ExecutionContext, pttl: number, lifetimeMs: number, what: string): void {
   t.true(pttl > lifetimeMs && pttl <= lifetimeMs + entrySlackMsDefault, `${what}: PTTL ${pttl}, lifetime ${lifetimeMs} + slack ${entrySlackMsDefault}`);
 }
 
 test('entries Redis can reclaim carry a TTL of their lifetime plus the slack; records none', async (t) => {
-  const { url } = await server();
-  const store = await RedisPaymentStore.open({ url, lockout: strictLockout, commandTimeoutMs });
-  t.teardown(() => store.close());
-  const redis = new Redis(url);
-  t.teardown(() => redis.disconnect());
+  const { store, redis } = await storeAndClient(t, { lockout: strictLockout });
   const t0 = Date.now();
   const d = draft(t0);
   const rate = { key: `rate-${randomUUID()}`, limit: 5, windowMs: 60_000 };
@@ -56,12 +65,8 @@ async function retained(redis: Redis, paymentId: string, retentionMs: number): P
 }
 
 test('closedRetentionMs: a record that is final and out of the due index expires after it', async (t) => {
-  const { url } = await server();
   const retentionMs = 7 * 86_400_000;
-  const store = await RedisPaymentStore.open({ url, closedRetentionMs: retentionMs, commandTimeoutMs });
-  t.teardown(() => store.close());
-  const redis = new Redis(url);
-  t.teardown(() => redis.disconnect());
+  const { store, redis } = await storeAndClient(t, { closedRetentionMs: retentionMs });
   const t0 = Date.now();
   const open = draft(t0);
   const declined = { ...draftDeclined(t0), dueAtMs: undefined };
@@ -76,11 +81,7 @@ test('closedRetentionMs: a record that is final and out of the due index expires
 });
 
 test('a record field this version does not know (a later version wrote it) is neither taken for an operation key nor lost: confirms answer, their keys are bounded as before, get reads the record', async (t) => {
-  const { url } = await server();
-  const store = await RedisPaymentStore.open({ url, lockout: strictLockout, commandTimeoutMs });
-  t.teardown(() => store.close());
-  const redis = new Redis(url);
-  t.teardown(() => redis.disconnect());
+  const { store, redis } = await storeAndClient(t, { lockout: strictLockout });
   const t0 = Date.now();
   const d = draft(t0);
   await store.create([createItem(d, t0)]);
