@@ -270,8 +270,8 @@ export function markdownTables(report: Report): string {
       ? []
       : [
           '',
-          "| scenario | Redis commands per auth (echo: per RPC), the sweeper's left out | the sweeper's (not in the total) | by command (all) | redis-server µs/auth |",
-          '|---|--:|--:|---|--:|',
+          "| scenario | Redis commands per auth (echo: per RPC), the sweeper's left out | the sweeper's (not in the total) | by command (all) | redis-server µs/auth | in commands | in scripts' own Lua | other (I/O, parsing) |",
+          '|---|--:|--:|---|--:|--:|--:|--:|',
         ];
   for (const r of redisRows) {
     const by = Object.entries(r.redis!.byCommand)
@@ -279,7 +279,7 @@ export function markdownTables(report: Report): string {
       .map(([name, n]) => `${name} ${n.toFixed(2)}`)
       .join(', ');
     redis.push(
-      `| ${r.scenario} | ${r.redis!.commandsPerUnit.toFixed(2)} | ${r.redis!.sweeperCommandsPerUnit.toFixed(2)} | ${by} | ${fmt(r.redis!.cpuMicrosPerUnit, 1)} |`,
+      `| ${r.scenario} | ${r.redis!.commandsPerUnit.toFixed(2)} | ${r.redis!.sweeperCommandsPerUnit.toFixed(2)} | ${by} | ${fmt(r.redis!.cpuMicrosPerUnit, 1)} | ${fmt(r.redis!.commandMicrosPerUnit, 1)} | ${fmt(r.redis!.scriptMicrosPerUnit, 1)} | ${fmt(r.redis!.otherMicrosPerUnit, 1)} |`,
     );
   }
   const loopRows = report.scenarios.filter((r) => r.loops !== undefined);

@@ -41,7 +41,11 @@ export const targetDefinitions: Record<TargetName, Definition> = {
     strict: false,
     basis: "batch on Redis: commands redis-server executed (the sweeper's left out) ÷ authorizations",
   },
-  batch_redis_server_us_per_auth: { limit: 35, strict: false, basis: 'batch on Redis: redis-server CPU µs ÷ authorizations' },
+  batch_redis_server_us_per_auth: {
+    limit: 35,
+    strict: false,
+    basis: "batch on Redis: redis-server CPU µs ÷ authorizations (the Redis table splits it: in commands, in the scripts' own Lua, the rest)",
+  },
   unary_server_cpu_vs_bare_echo: { limit: 3.5, strict: false, basis: 'server CPU per unary authorization ÷ bare server CPU per bare echo RPC' },
   echo_server_cpu_vs_bare_echo: { limit: 1.3, strict: false, basis: 'server CPU per echo RPC ÷ bare server CPU per bare echo RPC' },
   confirm_p99_half_load_ms: { limit: 10, strict: true, basis: 'unary-half: ConfirmPayment p99, ms' },
