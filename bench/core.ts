@@ -23,17 +23,27 @@
  * batch, less the payers' side (each second code's derivation, timed alone) — the domain's share
  * of a unary authorization, where concurrent calls coalesce as they do in the server.
  *
+ * `--capture DIR` (with `--redis-url`, batches): the bytes of the step scripts' calls (createAll,
+ * confirm, commit) of the first counted batch, as sent, in `DIR/NN-<script>.resp`, for
+ * bench/lua-replay.ts (the scripts timed on exactly these calls, without this process or gRPC).
+ *
  * Bounds: `--batches` (default 40) batches of `--batch` (default 1000, at most 1000) payments
  * over `--payers` (default 200) payers; the first `--warmup` (default 10) batches are not counted;
  * `--unary` at most `unaryConcurrencyMax` (1000) loops.
  */
-import { randomBytes, randomInt } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { type Command, Redis } from 'ioredis';
 import { deriveSecondCode } from '../authz/codes/challenge.js';
 import { base32Decode } from '../authz/codes/secret.js';
 import type { Caller, Payment } from '../authz/model.js';
 import type { CodeDelivery, Notifier, PasswordCall } from '../authz/notifier.js';
 import type { CreatePaymentInput } from '../authz/steps/create-prepare.js';
+import { commitLua } from '../authz/store/redis/commit-lua.js';
+import { confirmLua } from '../authz/store/redis/confirm-lua.js';
+import { createAllLua } from '../authz/store/redis/create-lua.js';
 import { RedisPaymentStore } from '../authz/store/redis/redis-store.js';
 import { createApp } from '../services/app.js';
 import { loadConfig } from '../services/config.js';
@@ -68,8 +78,14 @@ async function main(): Promise<void> {
       payers: { type: 'string', default: '200' },
       profile: { type: 'string' },
       unary: { type: 'string' },
+      capture: { type: 'string' },
+      help: { type: 'boolean' },
     },
   });
+  if (values.help === true) {
+    process.stdout.write(usage);
+    return;
+  }
   const batches = Number(values.batches);
   const warmup = Number(values.warmup);
   const batchSize = Number(values.batch);
@@ -79,6 +95,9 @@ async function main(): Promise<void> {
     throw new RangeError('--batches, --warmup, --batch (≤ 1000) and --payers must be positive integers, --warmup below --batches');
   if (unary !== undefined && !(Number.isInteger(unary) && unary > 0 && unary <= unaryConcurrencyMax))
     throw new RangeError(`--unary must be an integer from 1 to ${unaryConcurrencyMax}`);
+  if (values.capture !== undefined && (values['redis-url'] === undefined || unary !== undefined))
+    throw new RangeError("--capture needs --redis-url and batches (not --unary): it saves the Redis step scripts' calls of a batch");
+  const capture = values.capture === undefined ? undefined : captureStepCalls(values.capture);
   // Not with --unary: concurrent loops' work would fall inside each other's store calls.
   const storeCpu = values['redis-url'] === undefined || unary !== undefined ? undefined : timeStoreSteps();
   const notifier = new CapturingNotifier();
@@ -189,10 +208,12 @@ async function main(): Promise<void> {
         const payer = payers[(b * batchSize + i) % payers.length]!;
         return deriveSecondCode(payer.secret, { firstCode, amount: p.amount, currency, payeeAccountId: p.payeeAccountId });
       };
+      if (b === warmup) capture?.start();
       const used =
         unary === undefined
           ? await batchOf(inputs, secondCode)
           : await unaryOf(inputs, unary, (i) => ({ kind: 'payer', payerId: payers[(b * batchSize + i) % payers.length]!.id }), secondCode);
+      if (b === warmup) capture?.stop();
       if (b === warmup - 1) {
         await profiler?.start();
         storeCpu?.reset();
@@ -219,6 +240,51 @@ async function main(): Promise<void> {
   } finally {
     await app.close();
   }
+}
+
+const usage = `npx tsx bench/core.ts [options]: the authorization core in this process (no gRPC), CPU per authorization
+
+  --redis-url URL   the payment store in this Redis (default: the memory store)
+  --batches N       batches run (default 40); --warmup W of them not counted (default 10)
+  --batch B         payments per batch (default 1000, at most 1000); --payers P (default 200)
+  --unary C         one payment at a time on C loops (at most ${unaryConcurrencyMax}) instead of batches
+  --profile PATH    CPU and allocation profiles of the counted batches: PATH.cpuprofile, PATH.heapprofile
+  --capture DIR     with --redis-url: the step scripts' calls of the first counted batch, as sent, for
+                    bench/lua-replay.ts (DIR/NN-<script>.resp)
+`;
+
+/** The step scripts a capture keeps, by SHA-1 (what EVALSHA names). */
+const capturedScripts = new Map(
+  Object.entries({ createAll: createAllLua, confirm: confirmLua, commit: commitLua }).map(([name, lua]) => [
+    createHash('sha1').update(lua).digest('hex'),
+    name,
+  ]),
+);
+
+/**
+ * Between start and stop, every step script call this process sends (an EVALSHA written by
+ * redis-scripts.ts: its `toWritable()` is the whole command), saved in order to `dir` at stop.
+ */
+function captureStepCalls(dir: string): { start(): void; stop(): void } {
+  const calls: { name: string; wire: Buffer }[] = [];
+  let on = false;
+  const proto = Redis.prototype as unknown as { sendCommand(command: Command, stream?: unknown): unknown };
+  const send = proto.sendCommand;
+  proto.sendCommand = function (this: unknown, command: Command, stream?: unknown) {
+    const name = on && command.name === 'evalsha' ? capturedScripts.get(String(command.args[0])) : undefined;
+    if (name !== undefined) calls.push({ name, wire: command.toWritable(undefined as never) as Buffer });
+    return send.call(this, command, stream);
+  };
+  return {
+    start: () => void (on = true),
+    stop: () => {
+      on = false;
+      proto.sendCommand = send;
+      if (calls.length === 0) throw new Error('--capture: the batch sent no step script call');
+      mkdirSync(dir, { recursive: true });
+      for (const [i, call] of calls.entries()) writeFileSync(join(dir, `${String(i + 1).padStart(2, '0')}-${call.name}.resp`), call.wire);
+    },
+  };
 }
 
 /** CPU of this process inside RedisPaymentStore's create, confirm and commit, µs, since the last reset. */

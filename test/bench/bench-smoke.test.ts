@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -238,6 +238,77 @@ for (const [store, unary] of [
     }
   });
 }
+
+test.serial(
+  'bench/core.ts --capture then bench/lua-replay.ts: the step calls of one batch, replayed on a private Redis, create, satisfy and settle every item',
+  async (t) => {
+    const redis = await startRedis();
+    t.teardown(() => redis.stop());
+    const dir = mkdtempSync(join(tmpdir(), 'cs-capture-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const core = await runScript('bench/core.ts', [
+      '--batches',
+      '2',
+      '--warmup',
+      '1',
+      '--batch',
+      '30',
+      '--payers',
+      '7',
+      '--redis-url',
+      `redis://127.0.0.1:${redis.port}`,
+      '--capture',
+      dir,
+    ]);
+    t.is(core.code, 0, core.output);
+    t.deepEqual(readdirSync(dir).sort(), ['01-createAll.resp', '02-confirm.resp', '03-commit.resp']);
+    const confirm = readFileSync(join(dir, '02-confirm.resp')).toString('latin1');
+    t.regex(confirm, /^\*\d+\r\n\$7\r\nEVALSHA\r\n\$40\r\n[0-9a-f]{40}\r\n/, 'the call as sent: an EVALSHA in RESP');
+    const replay = await runScript('bench/lua-replay.ts', ['--capture', dir, '--rounds', '2', '--tree', '.', '--tree', '.']);
+    t.is(replay.code, 0, replay.output);
+    const json = JSON.parse(replay.output.trim().split('\n').at(-1)!) as {
+      rounds: number;
+      perItem: Record<
+        string,
+        Record<string, { items: number; callUs: number; commandUs: number; scriptOwnUs: number; cpuUs: number; outcomes: Record<string, number> }>
+      >;
+    };
+    t.is(json.rounds, 2);
+    const steps = json.perItem['.']!;
+    t.deepEqual(Object.fromEntries(Object.entries(steps).map(([step, s]) => [step, s.outcomes])), {
+      createAll: { created: 30 },
+      confirm: { satisfied: 30 },
+      commit: { settled: 30 },
+    });
+    for (const [step, s] of Object.entries(steps)) {
+      t.is(s.items, 30, step);
+      t.true(s.callUs > 0 && s.commandUs > 0 && s.cpuUs > 0, `${step}: ${JSON.stringify(s)}`);
+      t.true(Math.abs(s.scriptOwnUs - (s.callUs - s.commandUs)) < 1e-9, `${step}: the script's own time is the call less its commands`);
+    }
+    t.regex(replay.output, /^\| confirm \| \. \| 30 \| [\d.]+ \| [\d.]+ \| -?[\d.]+ \| [\d.]+ \| satisfied 30 \|$/m);
+  },
+);
+
+test('bench/core.ts and bench/lua-replay.ts: --help, and refusals in one line with exit 2', async (t) => {
+  const help = await runScript('bench/core.ts', ['--help']);
+  t.is(help.code, 0);
+  t.true(help.output.startsWith('npx tsx bench/core.ts [options]') && help.output.includes('--capture DIR'), help.output);
+  const capture = await runScript('bench/core.ts', ['--capture', '/nonexistent/x']);
+  t.is(capture.code, 2);
+  t.is(capture.output, "bench/core: --capture needs --redis-url and batches (not --unary): it saves the Redis step scripts' calls of a batch\n");
+  const noDir = await runScript('bench/lua-replay.ts', []);
+  t.is(noDir.code, 2);
+  t.is(noDir.output, 'bench/lua-replay: --capture DIR is required (the calls bench/core.ts --capture saved)\n');
+  const rounds = await runScript('bench/lua-replay.ts', ['--capture', '.', '--rounds', '1001']);
+  t.is(rounds.output, 'bench/lua-replay: --rounds must be an integer from 1 to 1000\n');
+  const empty = mkdtempSync(join(tmpdir(), 'cs-capture-'));
+  t.teardown(() => rmSync(empty, { recursive: true, force: true }));
+  const none = await runScript('bench/lua-replay.ts', ['--capture', empty]);
+  t.is(none.output, `bench/lua-replay: --capture ${empty}: no NN-<script>.resp files\n`);
+  const replayHelp = await runScript('bench/lua-replay.ts', ['--help']);
+  t.is(replayHelp.code, 0);
+  t.true(replayHelp.output.startsWith('npx tsx bench/lua-replay.ts --capture DIR') && replayHelp.output.includes('--tree PATH'), replayHelp.output);
+});
 
 test('bench/core.ts refuses a bad bound: one line, exit 2', async (t) => {
   const { code, output } = await runScript('bench/core.ts', ['--batch', '1001']);
