@@ -7,7 +7,9 @@ import type { PaymentRecord } from '../port.js';
  * own, as decimal strings or short tokens; the rest of the payment is one JSON field (`j`) the
  * scripts never touch (Lua's cjson prints numbers with 14 significant digits: no JSON in Lua).
  * The optional fields (dr, dd, sc, ba, d0 … d6) are written when present; an absent one is a
- * missing field or '' (a write that clears one sets '': no HDEL).
+ * missing field or '' (a write that clears one sets '': no HDEL). A SUCCEEDED record has no
+ * decline, sealed first code or digest whatever dr, dd, sc and d0 … d6 hold: a settle writes only
+ * the state, times and version (commit-lua.ts), and decoding leaves those fields out.
  *
  * | field | holds |
  * |---|---|
@@ -18,7 +20,7 @@ import type { PaymentRecord } from '../port.js';
  * | ex | expiresAtMs |
  * | up | updatedAtMs |
  * | m, py | merchant and payer ids |
- * | d0 … d6 | the digest each factor (by index) still expects |
+ * | d0 … d6 | the digest each factor (by index) still expects (none once SUCCEEDED) |
  * | du | due time (Unix ms); '' when not due |
  * | dr, dd, sc, ba | decline reason, decline detail, sealed first code, bank authorization code: '+' and the value |
  * | j | JSON of every other field (amounts as decimal strings) |
@@ -201,12 +203,16 @@ export function decodeRecordValues(f: readonly StoredValue[]): PaymentRecord {
   decoded.updatedAtMs = Number(f[at.up]);
   decoded.expiresAtMs = Number(f[at.ex]);
   const payment = decoded as unknown as Payment;
-  setOptional(payment, 'declineReason', f[at.dr]);
-  setOptional(payment, 'declineDetail', f[at.dd]);
-  setOptional(payment, 'sealedFirstCode', f[at.sc]);
+  // A settle leaves a SUCCEEDED record's decline, sealed code and digests as the approval left them (void).
+  const settled = st === 'SUCCEEDED';
+  if (!settled) {
+    setOptional(payment, 'declineReason', f[at.dr]);
+    setOptional(payment, 'declineDetail', f[at.dd]);
+    setOptional(payment, 'sealedFirstCode', f[at.sc]);
+  }
   setOptional(payment, 'bankAuthorizationCode', f[at.ba]);
   const digests: Partial<Record<Factor, string>> = {};
-  for (let i = 0; i < allFactors.length; i++) {
+  for (let i = 0; i < allFactors.length && !settled; i++) {
     const digest = f[at.d0 + i];
     if (typeof digest === 'string' && digest !== '') digests[allFactors[i]!] = digest;
   }

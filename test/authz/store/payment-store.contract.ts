@@ -1217,6 +1217,35 @@ function settleCases(c: Case): void {
     t.deepEqual(await store.claimDue({ nowMs: t0 + 500, limit: 10, leaseMs }), [{ ...settled, dueAtMs: t0 + 500 + leaseMs }]);
   });
 
+  c(
+    'commit settle: over an APPROVED record that kept its digest and sealed first code (a commit approved it), the settled record has neither',
+    async (t, open) => {
+      const store = await open();
+      const t0 = Date.now();
+      const d = draft(t0);
+      await seed(store, d);
+      t.truthy(d.payment.sealedFirstCode);
+      t.deepEqual(Object.keys(d.digests), ['SECOND_CODE']);
+      // The port lets a commit approve and keep the digests (undefined: they stay) and the sealed code.
+      const approve: CommitItem = {
+        paymentId: d.payment.id,
+        expectVersion: 1,
+        payment: { ...d.payment, state: 'APPROVED', updatedAtMs: t0 + 1 },
+        dueAtMs: t0 + 1,
+        nowMs: t0 + 1,
+      };
+      const [approved] = await store.commit([approve]);
+      t.is(approved!.outcome, 'committed');
+      const kept = (approved as { record: PaymentRecord }).record;
+      t.deepEqual([kept.payment.state, kept.digests, kept.payment.sealedFirstCode], ['APPROVED', d.digests, d.payment.sealedFirstCode]);
+      const item = settleOf({ ...kept, payment: without(kept.payment, 'sealedFirstCode') }, t0 + 2);
+      const settled: PaymentRecord = { payment: item.payment!, version: kept.version + 1, digests: {}, dueAtMs: undefined };
+      t.deepEqual(await store.commit([item]), [{ outcome: 'committed', record: settled }]);
+      t.deepEqual(await getOne(store, d.payment.id), settled, 'read back: no digest, no sealed code');
+      t.deepEqual(await store.list({ payerId: d.payment.payerId, limit: 10 }), [settled.payment]);
+    },
+  );
+
   c('commit settle: preconditions: a payment not SUCCEEDED, no dueAtMs, a claim, a decline reason, or no record are assertions', async (t, open) => {
     const store = await open();
     const t0 = Date.now();

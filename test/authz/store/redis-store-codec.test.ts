@@ -158,3 +158,23 @@ test('secretVersion (issue 15, finding 8) round-trips in the JSON field the scri
   const legacy: PaymentRecord = { ...record, payment: draft(t0).payment };
   t.false('secretVersion' in decodeRecord(encodeRecord(legacy)).payment);
 });
+
+test('a SUCCEEDED record decodes without decline, sealed first code or digests whatever those fields hold (a settle writes only state, times and version); its bank code stays', (t) => {
+  const t0 = Date.now();
+  const approved: PaymentRecord = {
+    payment: draft(t0, { state: 'APPROVED', declineDetail: 'left by an odd write', bankAuthorizationCode: 'A1B2C3' }).payment,
+    version: 2,
+    digests: { SECOND_CODE: hex64('kept') },
+    dueAtMs: t0,
+  };
+  t.truthy(approved.payment.sealedFirstCode);
+  const stored = flatToObject(encodeRecord(approved));
+  t.deepEqual(decodeRecordValues(hmget(stored)), approved, 'APPROVED: every field decodes');
+  // The settle's HSET (commit-lua.ts settleItem): state, updatedAtMs, version, due time.
+  Object.assign(stored, { st: 'SUCCEEDED', up: String(t0 + 5), v: '3', du: '' });
+  const { declineDetail: _d, sealedFirstCode: _s, ...rest } = approved.payment;
+  const settled: PaymentRecord = { payment: { ...rest, state: 'SUCCEEDED', updatedAtMs: t0 + 5 }, version: 3, digests: {}, dueAtMs: undefined };
+  t.deepEqual(decodeRecordValues(hmget(stored)), settled);
+  t.deepEqual(decodeRecord(Object.entries(stored).flat()), settled, 'the same through a script reply');
+  t.is(stored.sc, `+${approved.payment.sealedFirstCode}`, 'the fields are still stored: only decoding leaves them out');
+});
