@@ -9,10 +9,12 @@
  *   npx tsx bench/lua-replay.ts --capture /tmp/calls --rounds 12 --tree . --tree /tmp/wt-change
  *
  * Reported per step and tree, medians over the rounds, µs per item: the call (its `INFO
- * commandstats` time), the data commands the script ran, the script's own time (the call less its
- * commands: the Lua, its arguments and reply), and redis-server's CPU over the call; and each
- * step's outcomes (every item's reply, unpacked): a script that breaks shows there, and the run
- * fails if a call answers an error. Not the gRPC server, not the client: a steadier figure for a
+ * commandstats` time), its difference from the first tree's (the median of each round's: the two
+ * ran in the same round, so the machine's drift between rounds cancels; compare trees by this),
+ * the data commands the script ran, the script's own time (the call less its commands: the Lua,
+ * its arguments and reply), and redis-server's CPU over the call; and each step's outcomes (every
+ * item's reply, unpacked): a script that breaks shows there, and the run fails if a call answers
+ * an error or a step's outcomes change between rounds. Not the gRPC server, not the client: a steadier figure for a
  * change to a script than the full bench (bench/README.md, "Performance round 10").
  *
  * Bounds: `--rounds` 1..`roundsMax`; each reply is read whole (`replyBytesMax`).
@@ -111,31 +113,48 @@ const controlCommands = new Set(['evalsha', 'info', 'flushall', 'script', 'confi
 
 function report(paths: string[], samples: Map<Step, Sample[]>[], rounds: number): void {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-  const lines = [`µs per item, medians of ${rounds} rounds (calls replayed on a private redis-server)`, ''];
-  lines.push("| step | tree | items | call | in commands | script's own | redis-server CPU | outcomes |", '|---|---|--:|--:|--:|--:|--:|---|');
+  const lines = [
+    `µs per item, medians of ${rounds} rounds (calls replayed on a private redis-server); "vs first": the median of each round's difference from the first tree's call`,
+    '',
+  ];
+  lines.push("| step | tree | items | call | vs first | in commands | script's own | redis-server CPU | outcomes |", '|---|---|--:|--:|--:|--:|--:|--:|---|');
   const json: Record<string, Record<string, unknown>> = {};
   for (const step of steps) {
+    const first = samples[0]!.get(step);
     for (const [t, path] of paths.entries()) {
       const runs = samples[t]!.get(step);
-      if (runs === undefined) continue;
+      if (runs === undefined || first === undefined) continue;
       const items = runs[0]!.items;
+      const outcomes = outcomesOf(runs[0]!);
+      for (const run of runs)
+        if (outcomesOf(run) !== outcomes) throw new Error(`tree ${path}, ${step}: outcomes changed between rounds (${outcomes}; ${outcomesOf(run)})`);
       const per = (pick: (s: Sample) => number) => median(runs.map((s) => pick(s) / s.items));
       const call = per((s) => s.callUs);
       const commands = per((s) => s.commandUs);
       const cpu = per((s) => s.cpuUs);
-      const outcomes = Object.fromEntries(runs[0]!.outcomes);
+      // Paired by round: both trees ran within the same round, so the machine's drift between rounds cancels.
+      const vsFirst = median(runs.map((s, r) => s.callUs / s.items - first[r]!.callUs / first[r]!.items));
       lines.push(
-        `| ${step} | ${path} | ${items} | ${call.toFixed(1)} | ${commands.toFixed(1)} | ${(call - commands).toFixed(1)} | ${cpu.toFixed(1)} | ${Object.entries(
-          outcomes,
-        )
-          .map(([o, n]) => `${o} ${n}`)
-          .join(', ')} |`,
+        `| ${step} | ${path} | ${items} | ${call.toFixed(1)} | ${t === 0 ? '—' : `${vsFirst >= 0 ? '+' : ''}${vsFirst.toFixed(1)}`} | ${commands.toFixed(1)} | ${(call - commands).toFixed(1)} | ${cpu.toFixed(1)} | ${outcomes} |`,
       );
-      (json[path] ??= {})[step] = { items, callUs: call, commandUs: commands, scriptOwnUs: call - commands, cpuUs: cpu, outcomes };
+      (json[path] ??= {})[step] = {
+        items,
+        callUs: call,
+        vsFirstUs: vsFirst,
+        commandUs: commands,
+        scriptOwnUs: call - commands,
+        cpuUs: cpu,
+        outcomes: Object.fromEntries(runs[0]!.outcomes),
+      };
     }
   }
   console.log(lines.join('\n'));
   console.log(JSON.stringify({ rounds, perItem: json }));
+}
+
+/** A step's outcomes as one line: each outcome and how many items had it. */
+function outcomesOf(s: Sample): string {
+  return [...s.outcomes].map(([o, n]) => `${o} ${n}`).join(', ');
 }
 
 function stepOf(file: string): Step {

@@ -285,7 +285,9 @@ test.serial(
       t.true(s.callUs > 0 && s.commandUs > 0 && s.cpuUs > 0, `${step}: ${JSON.stringify(s)}`);
       t.true(Math.abs(s.scriptOwnUs - (s.callUs - s.commandUs)) < 1e-9, `${step}: the script's own time is the call less its commands`);
     }
-    t.regex(replay.output, /^\| confirm \| \. \| 30 \| [\d.]+ \| [\d.]+ \| -?[\d.]+ \| [\d.]+ \| satisfied 30 \|$/m);
+    // Two rows per step (the same tree twice): the second with its paired difference from the first.
+    t.regex(replay.output, /^\| confirm \| \. \| 30 \| [\d.]+ \| — \| [\d.]+ \| -?[\d.]+ \| [\d.]+ \| satisfied 30 \|$/m);
+    t.regex(replay.output, /^\| confirm \| \. \| 30 \| [\d.]+ \| [+-][\d.]+ \| [\d.]+ \| -?[\d.]+ \| [\d.]+ \| satisfied 30 \|$/m);
   },
 );
 
