@@ -41,6 +41,8 @@ const usage = `npx tsx bench/lua-replay.ts --capture DIR [--rounds N] [--tree PA
   --capture DIR   the calls bench/core.ts --capture saved (NN-<script>.resp)
   --rounds N      rounds (default 10, at most ${roundsMax}); each empties the private Redis, then replays every call once per tree
   --tree PATH     a checkout whose step scripts to time (repeatable; default: this one)
+  --until STEP    replay the steps up to this one only (createAll, confirm or commit): a change that
+                  breaks the later steps, such as a step cut down to see what its parts cost
 `;
 
 interface Sample {
@@ -53,7 +55,13 @@ interface Sample {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { capture: { type: 'string' }, rounds: { type: 'string', default: '10' }, tree: { type: 'string', multiple: true }, help: { type: 'boolean' } },
+    options: {
+      capture: { type: 'string' },
+      rounds: { type: 'string', default: '10' },
+      tree: { type: 'string', multiple: true },
+      until: { type: 'string' },
+      help: { type: 'boolean' },
+    },
   });
   if (values.help === true) {
     process.stdout.write(usage);
@@ -62,10 +70,13 @@ async function main(): Promise<void> {
   const rounds = Number(values.rounds);
   if (values.capture === undefined) throw new RangeError('--capture DIR is required (the calls bench/core.ts --capture saved)');
   if (!(Number.isInteger(rounds) && rounds >= 1 && rounds <= roundsMax)) throw new RangeError(`--rounds must be an integer from 1 to ${roundsMax}`);
+  const last = values.until === undefined ? steps.length - 1 : steps.indexOf(values.until as Step);
+  if (last < 0) throw new RangeError(`--until must be one of ${steps.join(', ')}`);
   const calls = readdirSync(values.capture)
     .filter((f) => /^\d+-\w+\.resp$/.test(f))
     .sort()
-    .map((file) => ({ step: stepOf(file), wire: readFileSync(`${values.capture}/${file}`) }));
+    .map((file) => ({ step: stepOf(file), wire: readFileSync(`${values.capture}/${file}`) }))
+    .filter(({ step }) => steps.indexOf(step) <= last);
   if (calls.length === 0) throw new RangeError(`--capture ${values.capture}: no NN-<script>.resp files`);
   const trees = await Promise.all((values.tree ?? ['.']).map(async (path) => ({ path, lua: await scriptsOf(path) })));
 

@@ -285,6 +285,13 @@ test.serial(
       t.true(s.callUs > 0 && s.commandUs > 0 && s.cpuUs > 0, `${step}: ${JSON.stringify(s)}`);
       t.true(Math.abs(s.scriptOwnUs - (s.callUs - s.commandUs)) < 1e-9, `${step}: the script's own time is the call less its commands`);
     }
+    const created = await runScript('bench/lua-replay.ts', ['--capture', dir, '--rounds', '1', '--until', 'createAll']);
+    t.is(created.code, 0, created.output);
+    t.deepEqual(
+      Object.keys((JSON.parse(created.output.trim().split('\n').at(-1)!) as { perItem: Record<string, object> }).perItem['.']!),
+      ['createAll'],
+      '--until: that step only',
+    );
     // Two rows per step (the same tree twice): the second with its paired difference from the first.
     t.regex(replay.output, /^\| confirm \| \. \| 30 \| [\d.]+ \| — \| [\d.]+ \| -?[\d.]+ \| [\d.]+ \| satisfied 30 \|$/m);
     t.regex(replay.output, /^\| confirm \| \. \| 30 \| [\d.]+ \| [+-][\d.]+ \| [\d.]+ \| -?[\d.]+ \| [\d.]+ \| satisfied 30 \|$/m);
@@ -301,6 +308,8 @@ test('bench/core.ts and bench/lua-replay.ts: --help, and refusals in one line wi
   const noDir = await runScript('bench/lua-replay.ts', []);
   t.is(noDir.code, 2);
   t.is(noDir.output, 'bench/lua-replay: --capture DIR is required (the calls bench/core.ts --capture saved)\n');
+  const until = await runScript('bench/lua-replay.ts', ['--capture', '.', '--until', 'settle']);
+  t.is(until.output, 'bench/lua-replay: --until must be one of createAll, confirm, commit\n');
   const rounds = await runScript('bench/lua-replay.ts', ['--capture', '.', '--rounds', '1001']);
   t.is(rounds.output, 'bench/lua-replay: --rounds must be an integer from 1 to 1000\n');
   const empty = mkdtempSync(join(tmpdir(), 'cs-capture-'));
