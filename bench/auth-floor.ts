@@ -14,7 +14,7 @@ import { confirmFields, createFields } from '../authz/fingerprint.js';
 import type { Payment } from '../authz/model.js';
 import type { CreatePaymentInput } from '../authz/steps/create-prepare.js';
 import { packStrings } from '../authz/store/redis/pack.js';
-import { decodeRecord, encodeRecord } from '../authz/store/redis/record-codec.js';
+import { decodeRecordValues, encodeRecord, recordFields } from '../authz/store/redis/record-codec.js';
 import { PaymentSchema } from '../gen/countersign/v1/common_pb.js';
 import { CreatePaymentRequestSchema } from '../gen/countersign/v1/payments_pb.js';
 import { codeKits } from '../services/code-kit.js';
@@ -90,13 +90,17 @@ const operations: [string, number, () => unknown][] = [
   ['Payment to its proto message (services/convert.ts)', 2, () => paymentToProto(payment)],
   ['Payment proto encode (services/rpc/fast-binary.ts, as responses are encoded)', 2, () => encodeMessage(PaymentSchema, proto)],
 ];
+/** The record as a script answers it (lua-common.ts `values`): its fields' values in `recordFields` order, false where missing. */
+const stored = new Map<string, string>();
+for (let i = 0, f = encodeRecord(record); i < f.length; i += 2) stored.set(f[i]!, f[i + 1]!);
+const replyValues = recordFields.map((field) => stored.get(field) ?? false);
 /** Redis only (not in the floor): the record's fields written at create and read back from the confirm's reply, packed as the scripts take them. */
 const recordCodec: [string, number, () => unknown] = [
   'Redis record: fields encoded and packed (create) + decoded (the confirm reply)',
   1,
   () => {
     const fields = encodeRecord(record);
-    return packStrings(fields).bytes.length + decodeRecord(fields).version;
+    return packStrings(fields).bytes.length + decodeRecordValues(replyValues).version;
   },
 ];
 

@@ -66,7 +66,7 @@ local function commitItem(kRec, kDue, I)
       return { 'conflict' }
     end
   end
-  if r.v ~= expect then return { 'stale', flatten(r) } end
+  if r.v ~= expect then return { 'stale', values(r) } end
   local changes = {}
   if hasPayment then
     if r.m ~= I[6] or r.py ~= I[7] then
@@ -92,7 +92,7 @@ local function commitItem(kRec, kDue, I)
     saveWithKey(kRec, r, changes, hasPayment, claimField, entry(I[10], now + ttl, I[12]), now, keysMax)
   end
   if written then retain(kRec, r.st, r.du, dueAt) end
-  return { 'committed', flatten(r) }
+  return { 'committed', values(r) }
 end
 
 local out = {}

@@ -5,7 +5,7 @@ import { scriptCalls } from './batch.js';
 import type { StepContext } from './create-step.js';
 import { slotOfShard } from './keys.js';
 import { packStrings } from './pack.js';
-import { decodeRecord, encodeDigests, encodePaymentFields, operationField } from './record-codec.js';
+import { decodeRecordValues, encodeDigests, encodePaymentFields, operationField, type StoredValue } from './record-codec.js';
 
 type Reply = [string, unknown?];
 
@@ -51,9 +51,10 @@ export async function commitStep(ctx: StepContext, items: readonly CommitItem[])
 
 /**
  * What a settle sends (port.ts `CommitItem.settle`): updatedAtMs and the new version. The script
- * writes the rest of what changes — state SUCCEEDED, the due time, and the fields a SUCCEEDED
- * payment never has, cleared (decline reason and detail, sealed first code, digests); the rest of
- * the record is left as it is: the caller built the payment from it.
+ * writes the rest of what changes — state SUCCEEDED and the due time; the fields a SUCCEEDED
+ * payment never has (decline reason and detail, sealed first code, digests) are left, void
+ * (record-codec.ts decodes none for a SUCCEEDED record), and so is the rest of the record: the
+ * caller built the payment from it.
  */
 function settleFields(item: CommitItem): string[] {
   return [String(item.payment!.updatedAtMs), String(item.expectVersion + 1)];
@@ -62,14 +63,14 @@ function settleFields(item: CommitItem): string[] {
 function commitOutcome([outcome, value]: Reply, item: CommitItem): CommitOutcome {
   switch (outcome) {
     case 'committed':
-      return { outcome, record: decodeRecord(value as string[]) };
+      return { outcome, record: decodeRecordValues(value as StoredValue[]) };
     case 'settled':
       return {
         outcome: 'committed',
         record: copyRecord({ payment: item.payment!, version: item.expectVersion + 1, digests: {}, dueAtMs: item.dueAtMs ?? undefined }),
       };
     case 'stale':
-      return { outcome, record: value === undefined || value === null ? undefined : decodeRecord(value as string[]) };
+      return { outcome, record: value === undefined || value === null ? undefined : decodeRecordValues(value as StoredValue[]) };
     case 'replayed':
       return { outcome, result: value as string };
     case 'conflict':

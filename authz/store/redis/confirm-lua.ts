@@ -113,11 +113,11 @@ local function confirmItem(kRec, I)
   local ofp, result = liveOperation(r, field, now)
   if ofp then
     if ofp ~= fp then return { 'conflict' } end
-    return { 'replayed', result, flatten(r) }
+    return { 'replayed', result, values(r) }
   end
   local outcome, extra, changes = decide(kRec, r, I, now)
   saveWithKey(kRec, r, changes, #changes > 0, field, entry(fp, now + ttl, resultOf(outcome, extra)), now, keysMax)
-  return { outcome, extra, flatten(r) }
+  return { outcome, extra, values(r) }
 end
 
 local out = {}

@@ -5,9 +5,9 @@ import { scriptCalls } from './batch.js';
 import type { StepContext } from './create-step.js';
 import { slotOfShard } from './keys.js';
 import { packStrings } from './pack.js';
-import { decodeRecord, encodeFactors, encodeOptional, factorDigit, operationField } from './record-codec.js';
+import { decodeRecordValues, encodeFactors, encodeOptional, factorDigit, operationField, type StoredValue } from './record-codec.js';
 
-type Reply = [string, string?, string[]?];
+type Reply = [string, string?, StoredValue[]?];
 
 /** One script call per batch (per shard slot on a Cluster, cut at `scriptArgumentsMax`); see confirm-lua.ts. */
 export async function confirmStep(ctx: StepContext, lockout: LockoutPolicy, items: readonly ConfirmItem[]): Promise<ConfirmOutcome[]> {
@@ -62,7 +62,7 @@ function answerArgs(answer: ConfirmAnswer): [string, string, string] {
 
 function confirmOutcome([outcome, extra, flat]: Reply): ConfirmOutcome {
   if (outcome === 'not_found' || outcome === 'conflict') return { outcome };
-  const record = decodeRecord(flat!);
+  const record = decodeRecordValues(flat!);
   switch (outcome) {
     case 'replayed':
       return { outcome, result: extra!, record };

@@ -57,7 +57,7 @@ end
 local function createRecord(kRec, kPayer, kDue, mode, id, due, retire, T, from, to)
   if mode ~= 'i' then
     local r = load(kRec)
-    if r then return { 'replayed', flatten(r) } end
+    if r then return { 'replayed', values(r) } end
     if mode == 'n' then return { 'missing', id } end
   end
   redis.call('HSET', kRec, unpack(T, from, to))

@@ -4,7 +4,7 @@ import { assert, assertBatch, assertCreateItem, copyRecord } from '../checks.js'
 import { type CreateItem, type CreateOutcome, type RateLimitHit, rateWindowOf, shardOfPayer, shardOfPayment } from '../port.js';
 import { scriptCalls, sharedKeyCalls } from './batch.js';
 import { type StoreKeys, slotOfShard } from './keys.js';
-import { decodeRecord, encodeRecord } from './record-codec.js';
+import { decodeRecordValues, encodeRecord, type StoredValue } from './record-codec.js';
 import type { RunScript } from './scripts.js';
 import { slotOf } from './slot.js';
 
@@ -82,7 +82,7 @@ export function createOutcome(reply: Reply, item: CreateItem): CreateOutcome {
     case 'created':
       return { outcome: 'created', record: copyRecord({ payment: item.payment, version: 1, digests: item.digests, dueAtMs: item.dueAtMs }) };
     case 'replayed':
-      return { outcome: 'replayed', record: decodeRecord(reply[1] as string[]) };
+      return { outcome: 'replayed', record: decodeRecordValues(reply[1] as StoredValue[]) };
     case 'missing':
       return { outcome: 'missing', paymentId: reply[1] as string };
     case 'refused':

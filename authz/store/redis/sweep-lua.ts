@@ -26,7 +26,7 @@ for i = 1, #KEYS do
       save(kRec, r, { 'du', at })
       redis.call('ZADD', kDue, at, id)
       claimed = claimed + 1
-      out[#out + 1] = flatten(r)
+      out[#out + 1] = values(r)
     else
       redis.call('ZREM', kDue, id)
     end

@@ -5,7 +5,7 @@ import { callRedis } from '../redis-client.js';
 import { scriptCalls } from './batch.js';
 import type { StepContext } from './create-step.js';
 import { slotOfShard } from './keys.js';
-import { decodeRecord } from './record-codec.js';
+import { decodeRecordValues, type StoredValue } from './record-codec.js';
 
 /**
  * The sweeper's claims. The due indexes are per shard; a call looks at `shardsPerClaim` of them,
@@ -50,7 +50,7 @@ export async function claimDueSingle(ctx: StepContext, cursor: DueCursor, r: Cla
   const window = cursor.window();
   const reply = (await ctx.run('claimDue', window.map(ctx.keys.due), [ctx.entrySlackMs, r.nowMs, r.limit, r.leaseMs])) as [number, ...string[][]];
   cursor.advance(reply[0]);
-  return reply.slice(1).map((flat) => decodeRecord(flat as string[]));
+  return reply.slice(1).map((values) => decodeRecordValues(values as StoredValue[]));
 }
 
 /**
@@ -71,7 +71,7 @@ export async function claimDueCluster(ctx: StepContext, client: Redis | Cluster,
       number,
       ...string[][],
     ];
-    for (const flat of reply.slice(1)) claimed.push(decodeRecord(flat as string[]));
+    for (const values of reply.slice(1)) claimed.push(decodeRecordValues(values as StoredValue[]));
     if (claimed.length === r.limit) examined = i + 1;
   }
   cursor.advance(examined);
