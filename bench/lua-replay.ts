@@ -80,7 +80,12 @@ async function main(): Promise<void> {
   if (calls.length === 0) throw new RangeError(`--capture ${values.capture}: no NN-<script>.resp files`);
   const trees = await Promise.all((values.tree ?? ['.']).map(async (path) => ({ path, lua: await scriptsOf(path) })));
 
-  const redis = await startPrivateRedis();
+  const redis = await startPrivateRedis().catch((error: unknown) => {
+    // Its message suggests --redis-url, which this tool has not: it always empties the Redis it replays on.
+    if (error instanceof Error && error.message.startsWith('redis-server is not installed'))
+      throw new RangeError('redis-server is not installed: apt-get install -y redis-server (the replay starts a private one)');
+    throw error;
+  });
   const conn = await RespConnection.open(Number(new URL(redis.url).port));
   try {
     for (const tree of trees) for (const step of steps) await conn.command('SCRIPT', 'LOAD', tree.lua[step]);
