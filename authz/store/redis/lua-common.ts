@@ -30,7 +30,7 @@ local function claim(key, value, px, now)
 end
 
 -- A payment record (HASH) as a table of its fields, nil when absent. The same pass notes its
--- operation keys' fields ('o:…', record-codec.ts) at r[2] — looking at the first bytes only of a
+-- operation keys' fields ('o:…', record-codec.ts) at r[1] — looking at the first bytes only of a
 -- field outside recordFields, so a field another version wrote is left alone (bench/README.md,
 -- round 9). Numeric keys: no field name is a number.
 local recordField = { ${recordFields.map((f) => `['${f}'] = true`).join(', ')} }
@@ -39,7 +39,7 @@ local function load(key)
   local flat = redis.call('HGETALL', key)
   if #flat == 0 then return nil end
   local ops = {}
-  local r = { false, ops }
+  local r = { ops }
   for i = 1, #flat, 2 do
     local f = flat[i]
     r[f] = flat[i + 1]
@@ -85,7 +85,7 @@ end
 -- payment holds fewer than 'keysMax' live keys; expired keys go (HDEL) with the write.
 local function saveWithKey(kRec, r, changes, changed, field, value, now, keysMax)
   local live, dead = 0, {}
-  for _, f in ipairs(r[2]) do
+  for _, f in ipairs(r[1]) do
     local _, exp = parseEntry(r[f])
     if exp > now then live = live + 1 elseif f ~= field then dead[#dead + 1] = f end
   end

@@ -155,6 +155,10 @@ const at = { v: 0, j: 1, st: 2, m: 3, py: 4, rq: 5, sf: 6, al: 7, up: 8, ex: 9, 
  * or reads outside the scripts lose it (test: redis-store-codec).
  */
 export const recordFields: readonly string[] = [...Object.keys(at).slice(0, at.d0), ...digestFields];
+assert(
+  Object.entries(at).every(([field, i]) => recordFields[i] === field),
+  "record-codec: each position in `at` must be its field's index in recordFields",
+);
 /** The fields every write of a record carries (encodeRecord): one missing is a malformed record, not a 0 or a null id. */
 const requiredAt: readonly number[] = [at.v, at.j, at.st, at.m, at.py, at.al, at.up, at.ex];
 
@@ -204,8 +208,8 @@ export function decodeRecordValues(f: readonly StoredValue[]): PaymentRecord {
     const digest = f[at.d0 + i];
     if (typeof digest === 'string' && digest !== '') digests[allFactors[i]!] = digest;
   }
-  const due = f[at.du];
-  return { payment, version: Number(v), digests, dueAtMs: typeof due !== 'string' || due === '' ? undefined : Number(due) };
+  const due = text(f[at.du]);
+  return { payment, version: Number(v), digests, dueAtMs: due === '' ? undefined : Number(due) };
 }
 
 function setOptional(p: Payment, key: 'declineReason' | 'declineDetail' | 'sealedFirstCode' | 'bankAuthorizationCode', stored: StoredValue): void {
