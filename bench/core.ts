@@ -187,9 +187,11 @@ async function main(): Promise<void> {
       return c.user + c.system - deriving;
     };
     for (let b = 0; b < batches; b++) {
+      /** The payer of the batch's i-th payment: the payers in turn across batches. */
+      const payerAt = (i: number) => payers[(b * batchSize + i) % payers.length]!;
       const inputs: CreatePaymentInput[] = [];
       for (let i = 0; i < batchSize; i++) {
-        const payer = payers[(b * batchSize + i) % payers.length]!;
+        const payer = payerAt(i);
         inputs.push({
           idempotencyKey: `${tag}-${b}-${i}`,
           payerId: payer.id,
@@ -205,14 +207,12 @@ async function main(): Promise<void> {
         const firstCode = notifier.codes.get(p.id);
         if (firstCode === undefined) throw new Error(`no first code was sent for payment ${p.id}`);
         notifier.codes.delete(p.id);
-        const payer = payers[(b * batchSize + i) % payers.length]!;
+        const payer = payerAt(i);
         return deriveSecondCode(payer.secret, { firstCode, amount: p.amount, currency, payeeAccountId: p.payeeAccountId });
       };
       if (b === warmup) capture?.start();
       const used =
-        unary === undefined
-          ? await batchOf(inputs, secondCode)
-          : await unaryOf(inputs, unary, (i) => ({ kind: 'payer', payerId: payers[(b * batchSize + i) % payers.length]!.id }), secondCode);
+        unary === undefined ? await batchOf(inputs, secondCode) : await unaryOf(inputs, unary, (i) => ({ kind: 'payer', payerId: payerAt(i).id }), secondCode);
       if (b === warmup) capture?.stop();
       if (b === warmup - 1) {
         await profiler?.start();

@@ -27,6 +27,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { unpackReply } from '../authz/store/redis/pack.js';
 import { startPrivateRedis } from './processes.js';
+import { parseInfo, redisPerUnit } from './redis-stats.js';
 
 /** Rounds at most. */
 export const roundsMax = 1_000;
@@ -96,14 +97,16 @@ async function main(): Promise<void> {
         await conn.command('FLUSHALL');
         const byStep = new Map<Step, Sample>();
         for (const { step, wire } of calls) {
-          const before = statsOf(await conn.command('INFO', 'all'));
+          const before = parseInfo(bulkOf(await conn.command('INFO', 'all')).toString('latin1'));
           const reply = await conn.send(withSha(wire, sha1(trees[t]!.lua[step])));
-          const after = statsOf(await conn.command('INFO', 'all'));
+          const after = parseInfo(bulkOf(await conn.command('INFO', 'all')).toString('latin1'));
           if (reply[0] === 0x2d) throw new Error(`tree ${trees[t]!.path}, ${step}: ${reply.toString('utf8', 0, 300).trim()}`);
           const s = byStep.get(step) ?? { callUs: 0, commandUs: 0, cpuUs: 0, items: 0, outcomes: new Map() };
-          s.callUs += (after.usec.evalsha ?? 0) - (before.usec.evalsha ?? 0);
-          for (const [name, usec] of Object.entries(after.usec)) if (!controlCommands.has(name)) s.commandUs += usec - (before.usec[name] ?? 0);
-          s.cpuUs += after.cpuUs - before.cpuUs;
+          // Only this call ran between the two INFOs (the INFOs themselves are left out): its split, as the bench reports it.
+          const split = redisPerUnit(before, after, 1, { calls: 0, claimed: 0 });
+          s.callUs += split.commandMicrosPerUnit + split.scriptMicrosPerUnit;
+          s.commandUs += split.commandMicrosPerUnit;
+          s.cpuUs += split.cpuMicrosPerUnit;
           for (const item of unpackReply(bulkOf(reply)) as unknown[][]) {
             s.items += 1;
             s.outcomes.set(String(item[0]), (s.outcomes.get(String(item[0])) ?? 0) + 1);
@@ -123,9 +126,6 @@ async function main(): Promise<void> {
     await redis.stop();
   }
 }
-
-/** INFO lines that are the replay's own (and the scripts' calls), not the scripts' data commands. */
-const controlCommands = new Set(['evalsha', 'info', 'flushall', 'script', 'config']);
 
 function report(paths: string[], samples: Map<Step, Sample[]>[], rounds: number): void {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
@@ -194,14 +194,6 @@ function withSha(wire: Buffer, sha: string): Buffer {
   if (at < 0) throw new Error('a captured call without an EVALSHA SHA-1');
   out.write(sha, at + 5, 'latin1');
   return out;
-}
-
-function statsOf(info: Buffer): { usec: Record<string, number>; cpuUs: number } {
-  const text = bulkOf(info).toString('latin1');
-  const usec: Record<string, number> = {};
-  for (const m of text.matchAll(/^cmdstat_([^:]+):calls=\d+,usec=(\d+)/gm)) usec[m[1]!] = Number(m[2]);
-  const cpu = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(text)?.[1] ?? 0);
-  return { usec, cpuUs: (cpu('used_cpu_user') + cpu('used_cpu_sys')) * 1e6 };
 }
 
 /** The payload of a RESP bulk string reply. */

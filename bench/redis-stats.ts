@@ -41,7 +41,8 @@ export function redisSnapshot(url: string): Promise<RedisSnapshot> {
   });
 }
 
-function parseInfo(info: string): RedisSnapshot {
+/** The counters of an `INFO all` reply's text (what `redisSnapshot` reads; bench/lua-replay.ts reads its own connection's). */
+export function parseInfo(info: string): RedisSnapshot {
   const calls: Record<string, number> = {};
   const usec: Record<string, number> = {};
   let cpuSeconds = 0;

@@ -141,7 +141,6 @@ for (const store of ['memory', 'journal', 'redis'] as const) {
       // The batch's redis-server time split: its steps' commands run inside scripts, which have Lua of their own.
       const r = byName.get('batch')!.redis!;
       t.true(r.commandMicrosPerUnit > 0 && r.scriptMicrosPerUnit > 0 && r.otherMicrosPerUnit >= 0, `batch Redis split: ${JSON.stringify(r)}`);
-      t.true(r.commandMicrosPerUnit + r.scriptMicrosPerUnit + r.otherMicrosPerUnit >= r.cpuMicrosPerUnit - 1e-9, 'the parts cover the whole');
     }
     t.deepEqual(
       report.targets.map((x) => ({ name: x.name, limit: x.limit })),
@@ -283,7 +282,7 @@ test.serial(
     for (const [step, s] of Object.entries(steps)) {
       t.is(s.items, 30, step);
       t.true(s.callUs > 0 && s.commandUs > 0 && s.cpuUs > 0, `${step}: ${JSON.stringify(s)}`);
-      t.true(Math.abs(s.scriptOwnUs - (s.callUs - s.commandUs)) < 1e-9, `${step}: the script's own time is the call less its commands`);
+      t.true(s.commandUs < s.callUs && s.scriptOwnUs > 0, `${step}: the commands ran inside the call, which took longer: ${JSON.stringify(s)}`);
     }
     const created = await runScript('bench/lua-replay.ts', ['--capture', dir, '--rounds', '1', '--until', 'createAll']);
     t.is(created.code, 0, created.output);
