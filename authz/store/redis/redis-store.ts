@@ -26,7 +26,7 @@ import { confirmStep } from './confirm-step.js';
 import { type ClusterConnectOptions, closeRedisCluster, openRedisCluster } from './connect.js';
 import { createStep, type StepContext } from './create-step.js';
 import { storeKeyPrefixDefault, storeKeysOf } from './keys.js';
-import { getRecords, listPayments, scanRecords } from './reads.js';
+import { getRecords, listPayments, type RecordRead, recordReader, scanRecords } from './reads.js';
 import { storeScripts } from './scripts.js';
 import { assertClaimDue, claimDueCluster, claimDueSingle, DueCursor, guardStep } from './sweep-step.js';
 
@@ -64,6 +64,7 @@ export class RedisPaymentStore implements PaymentStore {
   private readonly lockout: LockoutPolicy;
   private readonly ctx: StepContext;
   private readonly due: DueCursor;
+  private readonly read: RecordRead;
 
   constructor(
     private readonly client: Redis | Cluster,
@@ -78,6 +79,7 @@ export class RedisPaymentStore implements PaymentStore {
     assertMs(entrySlackMs, 'entrySlackMs');
     this.ctx = { run: storeScripts(client), keys: storeKeysOf(options.keyPrefix ?? storeKeyPrefixDefault), cluster, entrySlackMs, closedRetentionMs };
     this.due = new DueCursor(options.dueShardsPerClaim ?? dueShardsPerClaimDefault);
+    this.read = recordReader(client);
     this.describe = cluster
       ? 'payment store on a Redis Cluster'
       : `payment store on Redis at ${(client as Redis).options.host}:${(client as Redis).options.port}`;
@@ -101,15 +103,15 @@ export class RedisPaymentStore implements PaymentStore {
   }
 
   get(ids: readonly string[]): Promise<(PaymentRecord | undefined)[]> {
-    return getRecords(this.client, this.ctx.keys, ids);
+    return getRecords(this.read, this.ctx.keys, ids);
   }
 
   list(query: PaymentQuery): Promise<Payment[]> {
-    return listPayments(this.client, this.ctx.keys, query);
+    return listPayments(this.client, this.read, this.ctx.keys, query);
   }
 
   scan(cursor: string, limit: number): Promise<{ records: PaymentRecord[]; cursor: string }> {
-    return scanRecords(this.client, this.ctx.keys, cursor, limit);
+    return scanRecords(this.client, this.read, this.ctx.keys, cursor, limit);
   }
 
   async claimDue(request: { nowMs: number; limit: number; leaseMs: number }): Promise<PaymentRecord[]> {
