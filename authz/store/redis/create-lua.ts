@@ -72,7 +72,8 @@ end
  * Single Redis: every item whole, memory's order in one script: the key is claimed for the
  * payment (SET NX GET); a live one answers; else the counters count in order and the first over
  * its limit turns the claim into the refusal (one more SET, only then); else the merchant index
- * and the record.
+ * and the record. A counter several items of the call name (a number prefix, a merchant's phone
+ * lookups) is written once per call, not once per hit (`Counters`).
  * KEYS: every key of the call once (batch.ts `sharedKeyCalls`). ARGV from 3, per item one
  * argument, its strings packed (pack.ts; the script's table I): fingerprint, keyTtlMs, nowMs,
  * payment id, due ('' or ms), retire ('1': final and not due), rate count n, field count f, then
@@ -82,13 +83,36 @@ end
  * Returns (packed: `cmsgpack.pack`, pack.ts `unpackReply`) per item: {'created'} | {'replayed', record} | {'missing', id} | {'refused', token} | {'conflict'}.
  */
 export const createAllLua = `${commonLua}${createFunctions}
+-- Counters (positions in KEYS): 'left' the references from the current item on (every item's,
+-- counted or not), 'spare' hits reserved and not yet used, 'count' the value after the last hit.
+-- A counter's first hit in the call reserves every reference left (INCRBY: one command instead of
+-- one per hit), later hits use the reservation, and what is unused goes back at the end (DECRBY).
+-- Each hit sees the count it would have seen counted alone; should the script stop half way, the
+-- counters hold more than was counted (a stricter limit, as port.ts allows), never less.
+local left, spare, count = {}, {}, {}
+local function countShared(p, limit, windowEnd, now)
+  local c
+  if spare[p] == nil then
+    local n = left[p]
+    c = redis.call('INCRBY', KEYS[p], n)
+    if c == n then redis.call('PEXPIRE', KEYS[p], int(windowEnd - now + slack)) end
+    c = c - n + 1
+    spare[p] = n - 1
+  else
+    spare[p] = spare[p] - 1
+    c = count[p] + 1
+  end
+  count[p] = c
+  return c <= limit
+end
+
 local function claimAndCount(kKey, kIdx, I, at, fp, ttl, now, id, rates)
   local px = int(ttl + slack)
   local value = entry(fp, now + ttl, 'p:' .. id)
   local old, written = claim(kKey, value, px, now)
   if old then return named(old, fp) end
   for h = 0, rates - 1 do
-    if not countHit(KEYS[I[at + 5 + h]], tonumber(I[9 + 2 * h]), tonumber(I[10 + 2 * h]), now) then
+    if not countShared(I[at + 5 + h], tonumber(I[9 + 2 * h]), tonumber(I[10 + 2 * h]), now) then
       local refusal = 'rate:' .. h
       redis.call('SET', kKey, entry(fp, now + ttl, refusal), 'PX', px)
       return 'refused', refusal
@@ -99,15 +123,32 @@ local function claimAndCount(kKey, kIdx, I, at, fp, ttl, now, id, rates)
   return 'new', id
 end
 
-local out = {}
+-- Every item unpacked once, its counters' references counted.
+local items = {}
 for a = 3, #ARGV do
   local I = { cmsgpack.unpack(ARGV[a]) }
+  items[a] = I
+  local rates = tonumber(I[7])
+  local at = 9 + 2 * rates + tonumber(I[8])
+  for h = 0, rates - 1 do
+    local p = I[at + 5 + h]
+    left[p] = (left[p] or 0) + 1
+  end
+end
+
+local out = {}
+for a = 3, #ARGV do
+  local I = items[a]
   local fp, ttl, now, id, due, retire = I[1], tonumber(I[2]), tonumber(I[3]), I[4], I[5], I[6]
   local rates, fields = tonumber(I[7]), tonumber(I[8])
   local from = 9 + 2 * rates
   local at = from + fields -- its keys' positions in KEYS
   local kKey, kIdx, kRec, kPayer, kDue = KEYS[I[at]], KEYS[I[at + 1]], KEYS[I[at + 2]], KEYS[I[at + 3]], KEYS[I[at + 4]]
   local status, value = claimAndCount(kKey, kIdx, I, at, fp, ttl, now, id, rates)
+  for h = 0, rates - 1 do
+    local p = I[at + 5 + h]
+    left[p] = left[p] - 1
+  end
   if status == 'conflict' then
     out[#out + 1] = { 'conflict' }
   elseif status == 'refused' then
@@ -119,6 +160,9 @@ for a = 3, #ARGV do
   else
     out[#out + 1] = createRecord(recordKey(kKey, value), nil, nil, 'n', value, '', '0', I, 0, -1)
   end
+end
+for p, n in pairs(spare) do
+  if n > 0 then redis.call('DECRBY', KEYS[p], n) end
 end
 return cmsgpack.pack(out)
 `;

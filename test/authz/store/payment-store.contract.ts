@@ -448,6 +448,37 @@ function rateLimitCases(c: Case): void {
     t.deepEqual(await store.get([b.payment.id, d.payment.id]), [undefined, undefined]);
   });
 
+  c(
+    'create rate limits: items of one call sharing a counter count in item order; replays and conflicts count nothing; the next call sees the exact count',
+    async (t, open) => {
+      const store = await open();
+      const t0 = windowStartAfterNow(windowMs);
+      const key = `rate-${randomUUID()}`;
+      const shared = (limit: number) => [{ key, limit, windowMs }];
+      const a = draft(t0);
+      const itemA = createItem(a, t0, { rateLimits: shared(4) });
+      t.is((await store.create([itemA]))[0]?.outcome, 'created'); // 1
+      const [b, c2, d, e, f] = [draft(t0), draft(t0), draft(t0), draft(t0), draft(t0)];
+      const outcomes = await store.create([
+        itemA,
+        createItem(b, t0 + 1, { rateLimits: shared(4) }),
+        { ...itemA, fingerprint: hex64('another request') },
+        ...[c2, d, e, f].map((x) => createItem(x, t0 + 1, { rateLimits: shared(4) })),
+      ]);
+      t.deepEqual(
+        outcomes.map((o) => (o.outcome === 'refused' ? `refused ${o.refusal}` : o.outcome)),
+        ['replayed', 'created', 'conflict', 'created', 'created', 'refused rate:0', 'refused rate:0'],
+      ); // 2, 3, 4, 5, 6
+      t.deepEqual(await store.get([e.payment.id, f.payment.id]), [undefined, undefined]);
+      const [g, h] = [draft(t0), draft(t0)];
+      t.deepEqual(
+        (await store.create([createItem(g, t0 + 2, { rateLimits: shared(7) }), createItem(h, t0 + 2, { rateLimits: shared(7) })])).map((o) => o.outcome),
+        ['created', 'refused'],
+        'the count was 6: 7 is within the limit, 8 over',
+      );
+    },
+  );
+
   c('create rate limits: a refused hit counts too (a higher limit later in the window sees it)', async (t, open) => {
     const store = await open();
     const t0 = windowStartAfterNow(windowMs);

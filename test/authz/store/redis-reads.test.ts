@@ -1,11 +1,10 @@
 import test from 'ava';
-import { Command, Redis } from 'ioredis';
+import { Command, type Redis } from 'ioredis';
 import { storeKeysOf } from '../../../authz/store/redis/keys.js';
 import { recordReadWire } from '../../../authz/store/redis/reads.js';
 import { recordFields } from '../../../authz/store/redis/record-codec.js';
-import { RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
-import { startRedis } from '../../support/redis.js';
 import { createItem, draft, recordOf } from './payment-store.contract.js';
+import { storeWithAdmin } from './redis-store-admin.js';
 
 /** Payments the one-turn read test writes, then reads back in one turn of the event loop. */
 const readsPerTurn = 50;
@@ -27,12 +26,7 @@ test('a key that is not printable ASCII is refused before anything is sent (its 
 });
 
 test('reads made in one turn go out as one write and each answers its own record', async (t) => {
-  const server = await startRedis();
-  t.teardown(() => server.stop());
-  const store = await RedisPaymentStore.open({ url: server.url });
-  t.teardown(() => store.close());
-  const admin = new Redis(server.url);
-  t.teardown(() => admin.disconnect());
+  const { store, admin } = await storeWithAdmin(t);
   const t0 = Date.now();
   const drafts = Array.from({ length: readsPerTurn }, (_, i) => draft(t0, { description: `read ${i} ✓ ünïcode` }));
   const created = await store.create(drafts.map((d) => createItem(d, t0)));

@@ -1,15 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
-import { Redis } from 'ioredis';
 import { type CommitItem, type PaymentRecord, stepItemsMax } from '../../../authz/store/port.js';
 import { scriptArgumentsMax } from '../../../authz/store/redis/batch.js';
 import { RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
-import { startRedis } from '../../support/redis.js';
 import { startRedisCluster } from '../../support/redis-cluster.js';
 import { confirmItem, createItem, draft, newHexId, recordOf } from './payment-store.contract.js';
-
-/** Generous for a loaded test machine (many servers and clusters at once); the product default is 2 s. */
-const commandTimeoutMs = 15_000;
+import { storeWithAdmin, testCommandTimeoutMs } from './redis-store-admin.js';
 
 /**
  * Steps of `stepItemsMax` items: a create of 1000 SMS-channel payments with two rate limits each
@@ -70,12 +66,7 @@ async function fullSteps(t: ExecutionContext, store: RedisPaymentStore, scripts:
 }
 
 test(`single Redis: a step of stepItemsMax items is one script call (each item its keys and one packed argument, below scriptArgumentsMax = ${scriptArgumentsMax})`, async (t) => {
-  const server = await startRedis();
-  t.teardown(() => server.stop());
-  const store = await RedisPaymentStore.open({ url: server.url, commandTimeoutMs });
-  t.teardown(() => store.close());
-  const admin = new Redis(server.url);
-  t.teardown(() => admin.disconnect());
+  const { store, admin } = await storeWithAdmin(t);
   const scripts = async (): Promise<number> => {
     const stats = await admin.info('commandstats');
     return [...stats.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)].reduce((sum, m) => sum + Number(m[2]), 0);
@@ -89,7 +80,7 @@ test(`single Redis: a step of stepItemsMax items is one script call (each item i
 test('Redis Cluster: steps of stepItemsMax items', async (t) => {
   const cluster = await startRedisCluster({ masters: 3 });
   t.teardown(() => cluster.stop());
-  const store = await RedisPaymentStore.open({ clusterNodes: cluster.nodes, commandTimeoutMs });
+  const store = await RedisPaymentStore.open({ clusterNodes: cluster.nodes, commandTimeoutMs: testCommandTimeoutMs });
   t.teardown(() => store.close());
   await fullSteps(t, store, async () => 0);
 });

@@ -1,13 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import test from 'ava';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import type { Payment } from '../../../authz/model.js';
 import { type PaymentRecord, type PaymentStore, type RateLimitHit, rateWindowOf } from '../../../authz/store/port.js';
-import { RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
-import { startRedis } from '../../support/redis.js';
 import { confirmItem, createItem, draft } from './payment-store.contract.js';
-
-/** Generous for a loaded test machine (many servers and clusters at once); the product default is 2 s. */
-const commandTimeoutMs = 15_000;
+import { storeWithAdmin } from './redis-store-admin.js';
 
 /**
  * Commands redis-server executes per step, one item per call, script-internal commands included
@@ -17,7 +14,7 @@ const commandTimeoutMs = 15_000;
 const budget = {
   /** EVALSHA, SET NX GET PX (create key), HSET (record), ZADD ×3 (merchant, payer, due). */
   create: 6,
-  /** `create` and an INCR per rate counter (3 for an SMS-channel create: number, payer, prefix), +1 (PEXPIRE) per counter whose window is new. */
+  /** `create` and an INCRBY per rate counter (3 for an SMS-channel create: number, payer, prefix), +1 (PEXPIRE) per counter whose window is new. */
   createPerRateLimit: 1,
   createPerNewWindow: 1,
   /** EVALSHA, HGETALL, GET (guard), HSET (record and the confirm key). */
@@ -94,12 +91,7 @@ async function authorize(
 }
 
 test('a whole authorization on a single Redis: SMS 16 commands (17 when a payer opens a new rate window), APP 13 (EVALSHA included)', async (t) => {
-  const server = await startRedis();
-  t.teardown(() => server.stop());
-  const store = await RedisPaymentStore.open({ url: server.url, commandTimeoutMs });
-  t.teardown(() => store.close());
-  const admin = new Redis(server.url);
-  t.teardown(() => admin.disconnect());
+  const { store, admin } = await storeWithAdmin(t);
   // Every time below is in one aligned rate window (port.ts RateLimitHit), ahead of the real clock.
   const t0 = (rateWindowOf(Date.now(), rateWindowMs) + 1) * rateWindowMs;
   const number = { key: `sms:number:${randomUUID()}`, limit: 1_000, windowMs: rateWindowMs };
@@ -121,7 +113,7 @@ test('a whole authorization on a single Redis: SMS 16 commands (17 when a payer 
   t.true(app.create.total <= budget.create, `create without rate limits: ${app.create.total}, budget ${budget.create}`);
   const smsCreate = budget.create + 3 * budget.createPerRateLimit;
   t.true(sms.create.total <= smsCreate, `create with 3 rate limits in existing windows: ${sms.create.total}, budget ${smsCreate}`);
-  t.is(sms.create.by.incr, 3, 'one INCR per counter');
+  t.is(sms.create.by.incrby, 3, 'one INCRBY per counter');
   t.true(
     newWindow.create.total <= smsCreate + budget.createPerNewWindow,
     `create with a new window: ${newWindow.create.total}, budget ${smsCreate + budget.createPerNewWindow}`,
@@ -133,4 +125,47 @@ test('a whole authorization on a single Redis: SMS 16 commands (17 when a payer 
   t.true(total(sms) <= budget.authorizationMax, `SMS authorization: ${total(sms)}`);
   t.true(total(newWindow) <= budget.authorizationMax + budget.createPerNewWindow, `SMS authorization opening a window: ${total(newWindow)}`);
   t.true(total(app) <= 13, `APP authorization: ${total(app)}`);
+});
+
+/** Creates in the one call of the shared-counter case below, each with its own number and payer counters and the shared prefix's. */
+const sharedCounterItems = 10;
+
+test('a create call counts a counter its items share with one INCRBY, not one per item; a reservation a refusal leaves unused goes back (DECRBY)', async (t) => {
+  const { store, admin } = await storeWithAdmin(t);
+  const t0 = (rateWindowOf(Date.now(), rateWindowMs) + 1) * rateWindowMs;
+  const prefix = { key: `sms:prefix:${randomUUID()}`, limit: 1_000, windowMs: rateWindowMs };
+  const own = () => [
+    { key: `sms:number:${randomUUID()}`, limit: 1_000, windowMs: rateWindowMs },
+    { key: `sms:payer:${randomUUID()}`, limit: 1_000, windowMs: rateWindowMs },
+  ];
+  const sms: Partial<Payment> = { channel: 'SMS', requiredFactors: ['SMS_OTP'] };
+  await store.create([createItem(draft(t0, sms), t0, { rateLimits: [prefix] })]); // loads the script, opens the prefix's window
+
+  const items = Array.from({ length: sharedCounterItems }, () => createItem(draft(t0, sms), t0 + 1, { rateLimits: [...own(), prefix] }));
+  const shared = await measure(admin, async () => {
+    const outcomes = await store.create(items);
+    if (!outcomes.every((o) => o.outcome === 'created')) throw new Error(`create: ${outcomes.map((o) => o.outcome)}`);
+  });
+  t.log(`${sharedCounterItems} creates: ${shared.total} ${JSON.stringify(shared.by)}`);
+  t.is(shared.by.incrby, 2 * sharedCounterItems + 1, "each item's own two counters, and the prefix once");
+  t.is(shared.by.decrby, undefined, 'every hit reserved was used');
+
+  // A tight counter first: from the third item on it refuses, and the prefix's hits reserved for those items go back.
+  const tight = { key: `sms:tight:${randomUUID()}`, limit: 2, windowMs: rateWindowMs };
+  const refusing = await measure(admin, async () => {
+    const outcomes = await store.create(Array.from({ length: sharedCounterItems }, () => createItem(draft(t0, sms), t0 + 2, { rateLimits: [tight, prefix] })));
+    t.deepEqual(
+      outcomes.map((o) => o.outcome),
+      [...Array<string>(2).fill('created'), ...Array<string>(sharedCounterItems - 2).fill('refused')],
+    );
+  });
+  t.log(`${sharedCounterItems} creates, 2 within the tight limit: ${refusing.total} ${JSON.stringify(refusing.by)}`);
+  t.is(refusing.by.incrby, 2, 'the tight counter once and the prefix once');
+  t.is(refusing.by.decrby, 1, "the prefix's unused reservation returned");
+  t.is(await admin.get(`ps:{rl:${tight.key}}:${rateWindowOf(t0, rateWindowMs)}`), String(sharedCounterItems), 'every refused hit counted');
+  t.is(
+    await admin.get(`ps:{rl:${prefix.key}}:${rateWindowOf(t0, rateWindowMs)}`),
+    String(1 + sharedCounterItems + 2),
+    'the prefix counted once per item that reached it',
+  );
 });

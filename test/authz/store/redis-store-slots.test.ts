@@ -4,12 +4,10 @@ import { Redis } from 'ioredis';
 import type { PaymentStore } from '../../../authz/store/port.js';
 import { RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
 import { slotOf as clusterSlot } from '../../../authz/store/redis/slot.js';
-import { type MonitoredCommand, monitorRedis, startRedis } from '../../support/redis.js';
+import { type MonitoredCommand, monitorRedis } from '../../support/redis.js';
 import { startRedisCluster } from '../../support/redis-cluster.js';
 import { confirmItem, createItem, draft, hex64, keyTtlMs, leaseMs, newHexId, wrong } from './payment-store.contract.js';
-
-/** Generous for a loaded test machine (many servers and clusters at once); the product default is 2 s. */
-const commandTimeoutMs = 15_000;
+import { storeWithAdmin, testCommandTimeoutMs } from './redis-store-admin.js';
 
 /** Every kind of script call the store makes, batches of several payers (shards) and merchants. */
 async function workout(store: PaymentStore, t0: number, each: (step: string) => Promise<void> = async () => {}): Promise<void> {
@@ -82,7 +80,7 @@ test('on a Redis Cluster every script call touches one slot: its declared keys a
     ),
   );
   t.teardown(() => monitors.forEach((m) => m.stop()));
-  const store = await RedisPaymentStore.open({ clusterNodes: cluster.nodes, commandTimeoutMs });
+  const store = await RedisPaymentStore.open({ clusterNodes: cluster.nodes, commandTimeoutMs: testCommandTimeoutMs });
   t.teardown(() => store.close());
   await workout(store, Date.now());
   for (const n of cluster.nodes) {
@@ -106,12 +104,7 @@ test('on a Redis Cluster every script call touches one slot: its declared keys a
 });
 
 test('on a single Redis each step is one script call for the whole batch', async (t) => {
-  const server = await startRedis();
-  t.teardown(() => server.stop());
-  const store = await RedisPaymentStore.open({ url: server.url, commandTimeoutMs });
-  t.teardown(() => store.close());
-  const admin = new Redis(server.url);
-  t.teardown(() => admin.disconnect());
+  const { store, admin } = await storeWithAdmin(t);
   const scripts = async (): Promise<number> => {
     const stats = await admin.info('commandstats');
     return [...stats.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)].reduce((sum, m) => sum + Number(m[2]), 0);
