@@ -9,6 +9,35 @@ import { commonLua } from './lua-common.js';
 const createFunctions = `
 local retention = tonumber(ARGV[2])
 
+-- Index entries (ZADD): written at once, or, while 'deferred' is a table (createAll), collected
+-- per index key and written by 'flushIndexes' at the end of the call, one ZADD per key and
+-- 'zaddPairsMax' entries. Nothing in a create reads an index, so no item of the call can tell.
+local deferred = nil
+local deferredKeys = {}
+local zaddPairsMax = 500
+local function addIndex(k, score, member)
+  if deferred == nil then
+    redis.call('ZADD', k, score, member)
+    return
+  end
+  local list = deferred[k]
+  if list == nil then
+    list = {}
+    deferred[k] = list
+    deferredKeys[#deferredKeys + 1] = k
+  end
+  list[#list + 1] = score
+  list[#list + 1] = member
+end
+local function flushIndexes()
+  for _, k in ipairs(deferredKeys) do
+    local list = deferred[k]
+    for from = 1, #list, 2 * zaddPairsMax do
+      redis.call('ZADD', k, unpack(list, from, math.min(from + 2 * zaddPairsMax - 1, #list)))
+    end
+  end
+end
+
 -- What a live create key answers for fingerprint fp: 'conflict', '' | 'refused', token | 'named', id.
 local function named(old, fp)
   local ofp, _, res = parseEntry(old)
@@ -38,7 +67,7 @@ local function createKey(kKey, kIdx, mode, fp, ttl, now, value)
   if old then return named(old, fp) end
   if not written then redis.call('SET', kKey, entry(fp, now + ttl, result), 'PX', px) end
   if mode == 'r' then return 'refused', value end
-  redis.call('ZADD', kIdx, 0, value)
+  addIndex(kIdx, 0, value)
   return 'new', value
 end
 
@@ -61,8 +90,8 @@ local function createRecord(kRec, kPayer, kDue, mode, id, due, retire, T, from, 
     if mode == 'n' then return { 'missing', id } end
   end
   redis.call('HSET', kRec, unpack(T, from, to))
-  redis.call('ZADD', kPayer, 0, id)
-  if due ~= '' then redis.call('ZADD', kDue, due, id) end
+  addIndex(kPayer, 0, id)
+  if due ~= '' then addIndex(kDue, due, id) end
   if retire == '1' and retention > 0 then redis.call('PEXPIRE', kRec, int(retention)) end
   return { 'created' }
 end
@@ -73,7 +102,8 @@ end
  * payment (SET NX GET); a live one answers; else the counters count in order and the first over
  * its limit turns the claim into the refusal (one more SET, only then); else the merchant index
  * and the record. A counter several items of the call name (a number prefix, a merchant's phone
- * lookups) is written once per call, not once per hit (`Counters`).
+ * lookups) is written once per call, not once per hit (`countShared`), and so is each index
+ * (merchant, payer, due): one ZADD per index key of the call, at its end (`addIndex`).
  * KEYS: every key of the call once (batch.ts `sharedKeyCalls`). ARGV from 3, per item one
  * argument, its strings packed (pack.ts; the script's table I): fingerprint, keyTtlMs, nowMs,
  * payment id, due ('' or ms), retire ('1': final and not due), rate count n, field count f, then
@@ -87,8 +117,8 @@ export const createAllLua = `${commonLua}${createFunctions}
 -- counted or not), 'spare' hits reserved and not yet used, 'count' the value after the last hit.
 -- A counter's first hit in the call reserves every reference left (INCRBY: one command instead of
 -- one per hit), later hits use the reservation, and what is unused goes back at the end (DECRBY).
--- Each hit sees the count it would have seen counted alone; should the script stop half way, the
--- counters hold more than was counted (a stricter limit, as port.ts allows), never less.
+-- Each hit sees the count it would have seen counted alone; an item that stops the call (below)
+-- leaves the counts of the items before it, exact.
 local left, spare, count = {}, {}, {}
 local function countShared(p, limit, windowEnd, now)
   local c
@@ -119,10 +149,11 @@ local function claimAndCount(kKey, kIdx, I, at, fp, ttl, now, id, rates)
     end
   end
   if not written then redis.call('SET', kKey, value, 'PX', px) end
-  redis.call('ZADD', kIdx, 0, id)
+  addIndex(kIdx, 0, id)
   return 'new', id
 end
 
+deferred = {}
 -- Every item unpacked once, its counters' references counted.
 local items = {}
 for a = 3, #ARGV do
@@ -137,32 +168,42 @@ for a = 3, #ARGV do
 end
 
 local out = {}
-for a = 3, #ARGV do
-  local I = items[a]
-  local fp, ttl, now, id, due, retire = I[1], tonumber(I[2]), tonumber(I[3]), I[4], I[5], I[6]
-  local rates, fields = tonumber(I[7]), tonumber(I[8])
-  local from = 9 + 2 * rates
-  local at = from + fields -- its keys' positions in KEYS
-  local kKey, kIdx, kRec, kPayer, kDue = KEYS[I[at]], KEYS[I[at + 1]], KEYS[I[at + 2]], KEYS[I[at + 3]], KEYS[I[at + 4]]
-  local status, value = claimAndCount(kKey, kIdx, I, at, fp, ttl, now, id, rates)
-  for h = 0, rates - 1 do
-    local p = I[at + 5 + h]
-    left[p] = left[p] - 1
+-- The items in order. An error reply of a command (a foreign value under the store's keys) or a
+-- bug stops them; what the items before it did is then finished as if each had written alone —
+-- their index entries, the counters' unused reservations — and the error answered.
+local ok, failure = pcall(function()
+  for a = 3, #ARGV do
+    local I = items[a]
+    local fp, ttl, now, id, due, retire = I[1], tonumber(I[2]), tonumber(I[3]), I[4], I[5], I[6]
+    local rates, fields = tonumber(I[7]), tonumber(I[8])
+    local from = 9 + 2 * rates
+    local at = from + fields -- its keys' positions in KEYS
+    local kKey, kIdx, kRec, kPayer, kDue = KEYS[I[at]], KEYS[I[at + 1]], KEYS[I[at + 2]], KEYS[I[at + 3]], KEYS[I[at + 4]]
+    local status, value = claimAndCount(kKey, kIdx, I, at, fp, ttl, now, id, rates)
+    for h = 0, rates - 1 do
+      local p = I[at + 5 + h]
+      left[p] = left[p] - 1
+    end
+    if status == 'conflict' then
+      out[#out + 1] = { 'conflict' }
+    elseif status == 'refused' then
+      out[#out + 1] = { 'refused', value }
+    elseif status == 'new' then
+      out[#out + 1] = createRecord(kRec, kPayer, kDue, 'i', id, due, retire, I, from, from + fields - 1)
+    elseif value == id then
+      out[#out + 1] = createRecord(kRec, kPayer, kDue, 'o', id, due, retire, I, from, from + fields - 1)
+    else
+      out[#out + 1] = createRecord(recordKey(kKey, value), nil, nil, 'n', value, '', '0', I, 0, -1)
+    end
   end
-  if status == 'conflict' then
-    out[#out + 1] = { 'conflict' }
-  elseif status == 'refused' then
-    out[#out + 1] = { 'refused', value }
-  elseif status == 'new' then
-    out[#out + 1] = createRecord(kRec, kPayer, kDue, 'i', id, due, retire, I, from, from + fields - 1)
-  elseif value == id then
-    out[#out + 1] = createRecord(kRec, kPayer, kDue, 'o', id, due, retire, I, from, from + fields - 1)
-  else
-    out[#out + 1] = createRecord(recordKey(kKey, value), nil, nil, 'n', value, '', '0', I, 0, -1)
-  end
-end
+end)
 for p, n in pairs(spare) do
   if n > 0 then redis.call('DECRBY', KEYS[p], n) end
+end
+flushIndexes()
+if not ok then
+  if type(failure) == 'table' and failure.err then return redis.error_reply(failure.err) end
+  return redis.error_reply(tostring(failure))
 end
 return cmsgpack.pack(out)
 `;

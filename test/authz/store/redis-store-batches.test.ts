@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
-import { type CommitItem, type PaymentRecord, stepItemsMax } from '../../../authz/store/port.js';
+import { type CommitItem, type PaymentRecord, rateWindowOf, stepItemsMax, storeShards } from '../../../authz/store/port.js';
 import { scriptArgumentsMax } from '../../../authz/store/redis/batch.js';
+import { storeKeyPrefixDefault, storeKeysOf } from '../../../authz/store/redis/keys.js';
 import { RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
 import { startRedisCluster } from '../../support/redis-cluster.js';
-import { confirmItem, createItem, draft, newHexId, recordOf } from './payment-store.contract.js';
+import { confirmItem, createItem, draft, newHexId, recordOf, windowStartAfterNow } from './payment-store.contract.js';
 import { storeWithAdmin, testCommandTimeoutMs } from './redis-store-admin.js';
 
 /**
@@ -83,4 +84,28 @@ test('Redis Cluster: steps of stepItemsMax items', async (t) => {
   const store = await RedisPaymentStore.open({ clusterNodes: cluster.nodes, commandTimeoutMs: testCommandTimeoutMs });
   t.teardown(() => store.close());
   await fullSteps(t, store, async () => 0);
+});
+
+/** The rate window of the stopped-call case, ms. */
+const rateWindowMs = 3_600_000;
+const ids = (ps: readonly { id: string }[]): string[] => ps.map((p) => p.id);
+
+test('single Redis: a create call stopped by an error reply half way leaves the items before it whole (indexes, due entries, exact counts) and answers the error', async (t) => {
+  // Every shard's due index in one claimDue (the contract's setting).
+  const { store, admin } = await storeWithAdmin(t, { dueShardsPerClaim: storeShards });
+  const t0 = windowStartAfterNow(rateWindowMs);
+  const merchantId = newHexId();
+  const shared = { key: `sms:prefix:${randomUUID()}`, limit: 100, windowMs: rateWindowMs };
+  const drafts = Array.from({ length: 5 }, () => draft(t0, { merchantId }));
+  // A foreign value where the third payment's record goes: its HSET answers WRONGTYPE.
+  await admin.set(storeKeysOf(storeKeyPrefixDefault).record(drafts[2]!.payment.id), 'not a hash');
+
+  await t.throwsAsync(store.create(drafts.map((d) => createItem(d, t0, { rateLimits: [shared] }))), { message: /^WRONGTYPE/ });
+
+  t.deepEqual(await store.get(drafts.map((d) => d.payment.id).filter((_, i) => i !== 2)), [recordOf(drafts[0]!), recordOf(drafts[1]!), undefined, undefined]);
+  for (const d of drafts.slice(0, 2)) t.deepEqual(ids(await store.list({ payerId: d.payment.payerId, limit: 10 })), [d.payment.id], 'in its payer index');
+  const due = await store.claimDue({ nowMs: drafts[0]!.payment.expiresAtMs, limit: 100, leaseMs: 1_000 });
+  t.deepEqual(ids(due.map((r) => r.payment)).sort(), [drafts[0]!.payment.id, drafts[1]!.payment.id].sort(), 'in the due index');
+  const counter = await admin.get(`${storeKeyPrefixDefault}:{rl:${shared.key}}:${rateWindowOf(t0, rateWindowMs)}`);
+  t.is(counter, '3', 'the items up to the stopped one counted, the reservations of the two after it returned');
 });

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import test from 'ava';
 import type { Redis } from 'ioredis';
 import type { Payment } from '../../../authz/model.js';
-import { type PaymentRecord, type PaymentStore, type RateLimitHit, rateWindowOf } from '../../../authz/store/port.js';
-import { confirmItem, createItem, draft } from './payment-store.contract.js';
+import { type PaymentRecord, type PaymentStore, type RateLimitHit, rateWindowOf, shardOfPayment } from '../../../authz/store/port.js';
+import { confirmItem, createItem, draft, newHexId } from './payment-store.contract.js';
 import { storeWithAdmin } from './redis-store-admin.js';
 
 /**
@@ -130,7 +130,7 @@ test('a whole authorization on a single Redis: SMS 16 commands (17 when a payer 
 /** Creates in the one call of the shared-counter case below, each with its own number and payer counters and the shared prefix's. */
 const sharedCounterItems = 10;
 
-test('a create call counts a counter its items share with one INCRBY, not one per item; a reservation a refusal leaves unused goes back (DECRBY)', async (t) => {
+test('a create call counts a counter its items share with one INCRBY and adds to an index they share with one ZADD, not one per item; a reservation a refusal leaves unused goes back (DECRBY)', async (t) => {
   const { store, admin } = await storeWithAdmin(t);
   const t0 = (rateWindowOf(Date.now(), rateWindowMs) + 1) * rateWindowMs;
   const prefix = { key: `sms:prefix:${randomUUID()}`, limit: 1_000, windowMs: rateWindowMs };
@@ -141,7 +141,9 @@ test('a create call counts a counter its items share with one INCRBY, not one pe
   const sms: Partial<Payment> = { channel: 'SMS', requiredFactors: ['SMS_OTP'] };
   await store.create([createItem(draft(t0, sms), t0, { rateLimits: [prefix] })]); // loads the script, opens the prefix's window
 
-  const items = Array.from({ length: sharedCounterItems }, () => createItem(draft(t0, sms), t0 + 1, { rateLimits: [...own(), prefix] }));
+  const merchantId = newHexId();
+  const drafts = Array.from({ length: sharedCounterItems }, () => draft(t0, { ...sms, merchantId }));
+  const items = drafts.map((d) => createItem(d, t0 + 1, { rateLimits: [...own(), prefix] }));
   const shared = await measure(admin, async () => {
     const outcomes = await store.create(items);
     if (!outcomes.every((o) => o.outcome === 'created')) throw new Error(`create: ${outcomes.map((o) => o.outcome)}`);
@@ -149,6 +151,12 @@ test('a create call counts a counter its items share with one INCRBY, not one pe
   t.log(`${sharedCounterItems} creates: ${shared.total} ${JSON.stringify(shared.by)}`);
   t.is(shared.by.incrby, 2 * sharedCounterItems + 1, "each item's own two counters, and the prefix once");
   t.is(shared.by.decrby, undefined, 'every hit reserved was used');
+  const dueShards = new Set(drafts.map((d) => shardOfPayment(d.payment.id))).size;
+  t.is(shared.by.zadd, 1 + sharedCounterItems + dueShards, 'the merchant index once, each payer index, each due shard once');
+  t.deepEqual(
+    (await store.list({ merchantId, limit: 100 })).map((p) => p.id),
+    drafts.map((d) => d.payment.id).sort(),
+  );
 
   // A tight counter first: from the third item on it refuses, and the prefix's hits reserved for those items go back.
   const tight = { key: `sms:tight:${randomUUID()}`, limit: 2, windowMs: rateWindowMs };
