@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import test from 'ava';
 import { StoreUnavailableError } from '../../../authz/store/port.js';
 import { RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
 import { freePort, sleep, startRedis, stopRedis } from '../../support/redis.js';
-import { confirmItem, createItem, draft, seed } from './payment-store.contract.js';
+import { confirmItem, createItem, draft, recordOf, seed } from './payment-store.contract.js';
+import { storeWithAdmin } from './redis-store-admin.js';
 
 /** Attempts to reach the restarted server, each after `reconnectPollMs`. */
 const reconnectAttemptsMax = 50;
@@ -50,3 +52,27 @@ test.serial('Redis going away: every call throws StoreUnavailableError (nothing 
   t.is(created, 'created');
   t.is((await store.confirm([confirmItem(fresh.payment, t0 + 1)]))[0]?.outcome, 'satisfied');
 });
+
+test.serial(
+  'Redis over its maxmemory: a create is StoreUnavailableError and writes nothing (the script stops at its first write); reads still answer',
+  async (t) => {
+    const { store, admin } = await storeWithAdmin(t);
+    const t0 = Date.now();
+    const d = draft(t0);
+    await seed(store, d);
+    const keysBefore = await admin.dbsize();
+    await admin.config('SET', 'maxmemory', '1');
+    t.teardown(() => admin.config('SET', 'maxmemory', '0'));
+
+    const shared = { key: `rate-${randomUUID()}`, limit: 10, windowMs: 60_000 };
+    const refused = await t.throwsAsync(
+      store.create([createItem(draft(t0), t0, { rateLimits: [shared] }), createItem(draft(t0), t0, { rateLimits: [shared] })]),
+      {
+        instanceOf: StoreUnavailableError,
+      },
+    );
+    t.regex(refused?.message ?? '', /OOM/);
+    t.is(await admin.dbsize(), keysBefore, 'no key written');
+    t.deepEqual(await store.get([d.payment.id]), [recordOf(d)]);
+  },
+);
