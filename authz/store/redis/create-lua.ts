@@ -9,17 +9,13 @@ import { commonLua } from './lua-common.js';
 const createFunctions = `
 local retention = tonumber(ARGV[2])
 
--- Index entries (ZADD): written at once, or, while 'deferred' is a table (createAll), collected
--- per index key and written by 'flushIndexes' at the end of the call, one ZADD per key and
--- 'zaddPairsMax' entries. Nothing in a create reads an index, so no item of the call can tell.
-local deferred = nil
-local deferredKeys = {}
+-- Index entries (ZADD), collected per index key and written by 'flushIndexes' at the end of the
+-- call ('finishing'), one ZADD per key and 'zaddPairsMax' entries: a call of one merchant's
+-- payments, or of one shard's, adds to its index once. Nothing in a create reads an index, so no
+-- item of the call can tell.
+local deferred, deferredKeys = {}, {}
 local zaddPairsMax = 500
 local function addIndex(k, score, member)
-  if deferred == nil then
-    redis.call('ZADD', k, score, member)
-    return
-  end
   local list = deferred[k]
   if list == nil then
     list = {}
@@ -71,13 +67,44 @@ local function createKey(kKey, kIdx, mode, fp, ttl, now, value)
   return 'new', value
 end
 
--- One event counted into its aligned window's counter (the key names the window; 'windowEnd' is
--- its end, ms): INCR, and on the window's first hit a TTL to its end plus the slack, relative to
--- the item's clock (README.md, "Time"). Counted either way; false when the count is over 'limit'.
-local function countHit(k, limit, windowEnd, now)
-  local c = redis.call('INCR', k)
-  if c == 1 then redis.call('PEXPIRE', k, int(windowEnd - now + slack)) end
+-- Counters, by key (the key names the window; 'windowEnd' is its end, ms). 'left' the hits the
+-- call still names from the current one on (every reference, counted or not: the caller keeps
+-- it), 'spare' hits reserved and not yet used, 'count' the value after the last hit. A counter's
+-- first hit in the call reserves every hit left (INCRBY: one command instead of one per hit; on
+-- the window's first hit a TTL to its end plus the slack, relative to the item's clock: README.md,
+-- "Time"), later hits use the reservation, and 'finishing' returns what is unused (DECRBY). Each
+-- hit sees the count it would have seen counted alone; counted either way; false when the count
+-- is over 'limit'.
+local left, spare, count = {}, {}, {}
+local function countShared(k, limit, windowEnd, now)
+  local c
+  if spare[k] == nil then
+    local n = left[k]
+    c = redis.call('INCRBY', k, n)
+    if c == n then redis.call('PEXPIRE', k, int(windowEnd - now + slack)) end
+    c = c - n + 1
+    spare[k] = n - 1
+  else
+    spare[k] = spare[k] - 1
+    c = count[k] + 1
+  end
+  count[k] = c
   return c <= limit
+end
+
+-- Runs a call's items ('run'), then finishes what they began — the
+-- counters' unused reservations returned, the index entries written — and answers the error that
+-- stopped them, if one did: an error reply of a command (a foreign value under the store's keys)
+-- or a bug leaves the items before it whole, as if each had written alone. Nil when none did.
+local function finishing(run)
+  local ok, failure = pcall(run)
+  for k, n in pairs(spare) do
+    if n > 0 then redis.call('DECRBY', k, n) end
+  end
+  flushIndexes()
+  if ok then return nil end
+  if type(failure) == 'table' and failure.err then return redis.error_reply(failure.err) end
+  return redis.error_reply(tostring(failure))
 end
 
 -- The record (payer shard). mode 'i' inserts (a new key: the id is fresh); 'o' the key names this
@@ -113,36 +140,13 @@ end
  * Returns (packed: `cmsgpack.pack`, pack.ts `unpackReply`) per item: {'created'} | {'replayed', record} | {'missing', id} | {'refused', token} | {'conflict'}.
  */
 export const createAllLua = `${commonLua}${createFunctions}
--- Counters (positions in KEYS): 'left' the references from the current item on (every item's,
--- counted or not), 'spare' hits reserved and not yet used, 'count' the value after the last hit.
--- A counter's first hit in the call reserves every reference left (INCRBY: one command instead of
--- one per hit), later hits use the reservation, and what is unused goes back at the end (DECRBY).
--- Each hit sees the count it would have seen counted alone; an item that stops the call (below)
--- leaves the counts of the items before it, exact.
-local left, spare, count = {}, {}, {}
-local function countShared(p, limit, windowEnd, now)
-  local c
-  if spare[p] == nil then
-    local n = left[p]
-    c = redis.call('INCRBY', KEYS[p], n)
-    if c == n then redis.call('PEXPIRE', KEYS[p], int(windowEnd - now + slack)) end
-    c = c - n + 1
-    spare[p] = n - 1
-  else
-    spare[p] = spare[p] - 1
-    c = count[p] + 1
-  end
-  count[p] = c
-  return c <= limit
-end
-
 local function claimAndCount(kKey, kIdx, I, at, fp, ttl, now, id, rates)
   local px = int(ttl + slack)
   local value = entry(fp, now + ttl, 'p:' .. id)
   local old, written = claim(kKey, value, px, now)
   if old then return named(old, fp) end
   for h = 0, rates - 1 do
-    if not countShared(I[at + 5 + h], tonumber(I[9 + 2 * h]), tonumber(I[10 + 2 * h]), now) then
+    if not countShared(KEYS[I[at + 5 + h]], tonumber(I[9 + 2 * h]), tonumber(I[10 + 2 * h]), now) then
       local refusal = 'rate:' .. h
       redis.call('SET', kKey, entry(fp, now + ttl, refusal), 'PX', px)
       return 'refused', refusal
@@ -153,7 +157,6 @@ local function claimAndCount(kKey, kIdx, I, at, fp, ttl, now, id, rates)
   return 'new', id
 end
 
-deferred = {}
 -- Every item unpacked once, its counters' references counted.
 local items = {}
 for a = 3, #ARGV do
@@ -162,16 +165,13 @@ for a = 3, #ARGV do
   local rates = tonumber(I[7])
   local at = 9 + 2 * rates + tonumber(I[8])
   for h = 0, rates - 1 do
-    local p = I[at + 5 + h]
-    left[p] = (left[p] or 0) + 1
+    local k = KEYS[I[at + 5 + h]]
+    left[k] = (left[k] or 0) + 1
   end
 end
 
 local out = {}
--- The items in order. An error reply of a command (a foreign value under the store's keys) or a
--- bug stops them; what the items before it did is then finished as if each had written alone —
--- their index entries, the counters' unused reservations — and the error answered.
-local ok, failure = pcall(function()
+local failed = finishing(function()
   for a = 3, #ARGV do
     local I = items[a]
     local fp, ttl, now, id, due, retire = I[1], tonumber(I[2]), tonumber(I[3]), I[4], I[5], I[6]
@@ -181,8 +181,8 @@ local ok, failure = pcall(function()
     local kKey, kIdx, kRec, kPayer, kDue = KEYS[I[at]], KEYS[I[at + 1]], KEYS[I[at + 2]], KEYS[I[at + 3]], KEYS[I[at + 4]]
     local status, value = claimAndCount(kKey, kIdx, I, at, fp, ttl, now, id, rates)
     for h = 0, rates - 1 do
-      local p = I[at + 5 + h]
-      left[p] = left[p] - 1
+      local k = KEYS[I[at + 5 + h]]
+      left[k] = left[k] - 1
     end
     if status == 'conflict' then
       out[#out + 1] = { 'conflict' }
@@ -197,14 +197,7 @@ local ok, failure = pcall(function()
     end
   end
 end)
-for p, n in pairs(spare) do
-  if n > 0 then redis.call('DECRBY', KEYS[p], n) end
-end
-flushIndexes()
-if not ok then
-  if type(failure) == 'table' and failure.err then return redis.error_reply(failure.err) end
-  return redis.error_reply(tostring(failure))
-end
+if failed then return failed end
 return cmsgpack.pack(out)
 `;
 
@@ -215,21 +208,29 @@ return cmsgpack.pack(out)
  */
 export const createKeyLua = `${commonLua}${createFunctions}
 local out = {}
-for i = 0, #KEYS / 2 - 1 do
-  local a = 3 + 5 * i
-  local status, value = createKey(KEYS[2 * i + 1], KEYS[2 * i + 2], ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4])
-  out[i + 1] = { status, value }
-end
+local failed = finishing(function()
+  for i = 0, #KEYS / 2 - 1 do
+    local a = 3 + 5 * i
+    local status, value = createKey(KEYS[2 * i + 1], KEYS[2 * i + 2], ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4])
+    out[i + 1] = { status, value }
+  end
+end)
+if failed then return failed end
 return out
 `;
 
 /** Cluster phase "count" (one counter slot). KEYS: counters (of their windows). ARGV from 3, per counter: limit, window end (ms), nowMs. Returns 1 (within its limit) or 0 (over) per counter; every hit counts. */
 export const createCountLua = `${commonLua}${createFunctions}
+for i = 1, #KEYS do left[KEYS[i]] = (left[KEYS[i]] or 0) + 1 end
 local out = {}
-for i = 1, #KEYS do
-  local a = 3 * i
-  out[i] = countHit(KEYS[i], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])) and 1 or 0
-end
+local failed = finishing(function()
+  for i = 1, #KEYS do
+    local a = 3 * i
+    out[i] = countShared(KEYS[i], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])) and 1 or 0
+    left[KEYS[i]] = left[KEYS[i]] - 1
+  end
+end)
+if failed then return failed end
 return out
 `;
 
@@ -240,11 +241,14 @@ return out
  */
 export const createRecordLua = `${commonLua}${createFunctions}
 local out = {}
-local a = 3
-for i = 0, #KEYS / 3 - 1 do
-  local fields = tonumber(ARGV[a + 4])
-  out[i + 1] = createRecord(KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV, a + 5, a + 4 + fields)
-  a = a + 5 + fields
-end
+local failed = finishing(function()
+  local a = 3
+  for i = 0, #KEYS / 3 - 1 do
+    local fields = tonumber(ARGV[a + 4])
+    out[i + 1] = createRecord(KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV, a + 5, a + 4 + fields)
+    a = a + 5 + fields
+  end
+end)
+if failed then return failed end
 return out
 `;

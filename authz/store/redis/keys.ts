@@ -39,7 +39,7 @@ export function storeKeysOf(prefix: string) {
     create: (merchantId: string, scope: string, key: string) => `${prefix}:{m:${merchantId}}:c:${scope.length}:${scope}:${key}`,
     /** ZSET, all scores 0: the merchant's payment ids. */
     merchantIndex: (merchantId: string) => `${prefix}:{m:${merchantId}}:i`,
-    /** STRING, an integer (INCR; INCRBY in createAll): the count of `key`'s aligned window `window` (port.ts `rateWindowOf`). */
+    /** STRING, an integer (INCRBY, DECRBY: create-lua.ts countShared): the count of `key`'s aligned window `window` (port.ts `rateWindowOf`). */
     rate: (key: string, window: number) => `${prefix}:{rl:${key}}:${window}`,
     /** HASH: a keyed claim (enrollment): fingerprint, result, value, lease, expiry. */
     claim: (scope: string, key: string) => `${prefix}:{k:${scope}}:${key}`,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
+import { Redis } from 'ioredis';
 import { type CommitItem, type PaymentRecord, rateWindowOf, stepItemsMax, storeShards } from '../../../authz/store/port.js';
 import { scriptArgumentsMax } from '../../../authz/store/redis/batch.js';
 import { storeKeyPrefixDefault, storeKeysOf } from '../../../authz/store/redis/keys.js';
@@ -78,13 +79,34 @@ test(`single Redis: a step of stepItemsMax items is one script call (each item i
   t.deepEqual(calls, { create: 2, confirm: 2, commit: 2 });
 });
 
-test('Redis Cluster: steps of stepItemsMax items', async (t) => {
+test('Redis Cluster: steps of stepItemsMax items; the create phases write a counter or an index key their items share once per call', async (t) => {
   const cluster = await startRedisCluster({ masters: 3 });
   t.teardown(() => cluster.stop());
   const store = await RedisPaymentStore.open({ clusterNodes: cluster.nodes, commandTimeoutMs: testCommandTimeoutMs });
   t.teardown(() => store.close());
+  const nodes = cluster.urls.map((url) => new Redis(url));
+  t.teardown(() => {
+    for (const node of nodes) node.disconnect();
+  });
+  const before = await clusterCommandCounts(nodes);
   await fullSteps(t, store, async () => 0);
+  const after = await clusterCommandCounts(nodes);
+  const delta = (name: string): number => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+  t.log(`INCRBY ${delta('incrby')}, DECRBY ${delta('decrby')}, ZADD ${delta('zadd')} for ${stepItemsMax} creates`);
+  t.is(delta('incrby'), 2, 'each of the two counters every item names: one INCRBY');
+  t.is(delta('decrby'), 0);
+  // The merchant index in commands of 500 entries, each payer's index, each shard's due index once (the steps after the create add none).
+  t.true(delta('zadd') <= 2 + stepItemsMax + storeShards, `ZADD ${delta('zadd')}`);
 });
+
+/** Calls per command, summed over a Cluster's nodes (INFO commandstats). */
+async function clusterCommandCounts(nodes: readonly Redis[]): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const node of nodes) {
+    for (const m of (await node.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + Number(m[2]));
+  }
+  return counts;
+}
 
 /** The rate window of the stopped-call case, ms. */
 const rateWindowMs = 3_600_000;
