@@ -92,10 +92,10 @@ local function countShared(k, limit, windowEnd, now)
   return c <= limit
 end
 
--- Runs a call's items ('run'), then finishes what they began — the
--- counters' unused reservations returned, the index entries written — and answers the error that
--- stopped them, if one did: an error reply of a command (a foreign value under the store's keys)
--- or a bug leaves the items before it whole, as if each had written alone. Nil when none did.
+-- Runs a call's items ('run'), then finishes what they began (the counters' unused reservations
+-- returned, the index entries written) and answers the error that stopped them, if one did: an
+-- error reply of a command (a foreign value under the store's keys) or a bug leaves the items
+-- before it whole, as if each had written alone. Nil when none did.
 local function finishing(run)
   local ok, failure = pcall(run)
   for k, n in pairs(spare) do

@@ -57,8 +57,8 @@ class RecordReadCommand extends Command {
  * The record reads of one turn of the event loop in one pipeline (one socket write), each HMGET
  * written as one string: the head, the key, then the field names made once. ioredis builds a
  * command's arguments one by one — a `Buffer.byteLength`, a `$len` header and a concatenation
- * for each of the 23 field names — about 8 µs of client CPU per read against 0.1 (tight loop,
- * bench/README.md, round 11). Flushed on `setImmediate`, as ioredis's auto-pipelining is: the
+ * for each of the 23 field names: 4.5–8.5 µs of client CPU per read against 0.4–0.9 for this
+ * command (tight loops; a get −7 µs paired: bench/README.md, round 11). Flushed on `setImmediate`, as ioredis's auto-pipelining is: the
  * reads of RPCs handled in one turn share a round trip, and each read is sent after the request
  * that asked for it arrived, so it sees every write acknowledged before that.
  */
