@@ -222,7 +222,8 @@ async function getOne(store: PaymentStore, id: string): Promise<PaymentRecord | 
   return (await store.get([id]))[0];
 }
 
-const ids = (ps: readonly { id: string }[]): string[] => ps.map((p) => p.id);
+/** The ids of payments, in their order. */
+export const ids = (ps: readonly { id: string }[]): string[] => ps.map((p) => p.id);
 const sorted = (xs: readonly string[]): string[] => [...xs].sort();
 
 // ------------------------------------------------------------------ the suite

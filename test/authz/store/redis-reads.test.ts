@@ -4,7 +4,7 @@ import { storeKeysOf } from '../../../authz/store/redis/keys.js';
 import { recordReadWire } from '../../../authz/store/redis/reads.js';
 import { recordFields } from '../../../authz/store/redis/record-codec.js';
 import { createItem, draft, recordOf } from './payment-store.contract.js';
-import { storeWithAdmin } from './redis-store-admin.js';
+import { commandCalls, storeWithAdmin } from './redis-store-admin.js';
 
 /** Payments the one-turn read test writes, then reads back in one turn of the event loop. */
 const readsPerTurn = 50;
@@ -35,12 +35,12 @@ test('reads made in one turn go out as one write and each answers its own record
     drafts.map(() => 'created'),
   );
 
-  const hmgetBefore = await hmgetCalls(admin);
+  const hmgetBefore = (await commandCalls(admin)).get('hmget') ?? 0;
   const readsBefore = await serverReads(admin);
   // One get per payment, all issued before any reply: one pipeline.
   const got = await Promise.all(drafts.map((d) => store.get([d.payment.id])));
   const readsDuring = (await serverReads(admin)) - readsBefore;
-  t.is((await hmgetCalls(admin)) - hmgetBefore, readsPerTurn);
+  t.is(((await commandCalls(admin)).get('hmget') ?? 0) - hmgetBefore, readsPerTurn);
   t.deepEqual(
     got.map(([record]) => record),
     drafts.map((d) => recordOf(d)),
@@ -51,8 +51,4 @@ test('reads made in one turn go out as one write and each answers its own record
 
 async function serverReads(admin: Redis): Promise<number> {
   return Number(/^total_reads_processed:(\d+)/m.exec(await admin.info('stats'))![1]);
-}
-
-async function hmgetCalls(admin: Redis): Promise<number> {
-  return Number(/^cmdstat_hmget:calls=(\d+)/m.exec(await admin.info('commandstats'))?.[1] ?? 0);
 }

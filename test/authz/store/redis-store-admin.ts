@@ -19,3 +19,24 @@ export async function storeWithAdmin(t: ExecutionContext, options: RedisPaymentS
   t.teardown(() => admin.disconnect());
   return { store, admin };
 }
+
+/**
+ * Calls per command redis-server has executed (INFO commandstats, script-internal commands
+ * included), summed over `nodes` (a Cluster's, or one server); INFO itself left out, so that
+ * measuring does not count as what is measured.
+ */
+export async function commandCalls(nodes: Redis | readonly Redis[]): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const node of Array.isArray(nodes) ? nodes : [nodes]) {
+    for (const m of (await node.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+      if (m[1] !== 'info') counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + Number(m[2]));
+    }
+  }
+  return counts;
+}
+
+/** Script calls (EVALSHA and EVAL) redis-server has executed. */
+export async function scriptCallCount(admin: Redis): Promise<number> {
+  const calls = await commandCalls(admin);
+  return (calls.get('evalsha') ?? 0) + (calls.get('eval') ?? 0);
+}

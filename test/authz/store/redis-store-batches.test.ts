@@ -6,8 +6,8 @@ import { scriptArgumentsMax } from '../../../authz/store/redis/batch.js';
 import { storeKeyPrefixDefault, storeKeysOf } from '../../../authz/store/redis/keys.js';
 import { RedisPaymentStore } from '../../../authz/store/redis/redis-store.js';
 import { startRedisCluster } from '../../support/redis-cluster.js';
-import { confirmItem, createItem, draft, newHexId, recordOf, windowStartAfterNow } from './payment-store.contract.js';
-import { storeWithAdmin, testCommandTimeoutMs } from './redis-store-admin.js';
+import { confirmItem, createItem, draft, ids, newHexId, recordOf, windowStartAfterNow } from './payment-store.contract.js';
+import { commandCalls, scriptCallCount, storeWithAdmin, testCommandTimeoutMs } from './redis-store-admin.js';
 
 /**
  * Steps of `stepItemsMax` items: a create of 1000 SMS-channel payments with two rate limits each
@@ -69,11 +69,7 @@ async function fullSteps(t: ExecutionContext, store: RedisPaymentStore, scripts:
 
 test(`single Redis: a step of stepItemsMax items is one script call (each item its keys and one packed argument, below scriptArgumentsMax = ${scriptArgumentsMax})`, async (t) => {
   const { store, admin } = await storeWithAdmin(t);
-  const scripts = async (): Promise<number> => {
-    const stats = await admin.info('commandstats');
-    return [...stats.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)].reduce((sum, m) => sum + Number(m[2]), 0);
-  };
-  const calls = await fullSteps(t, store, scripts);
+  const calls = await fullSteps(t, store, () => scriptCallCount(admin));
   t.log(`script calls per step: ${JSON.stringify(calls)}`);
   // Loading the scripts adds one EVAL per call that met NOSCRIPT (a fresh server: each script's first call).
   t.deepEqual(calls, { create: 2, confirm: 2, commit: 2 });
@@ -88,9 +84,9 @@ test('Redis Cluster: steps of stepItemsMax items; the create phases write a coun
   t.teardown(() => {
     for (const node of nodes) node.disconnect();
   });
-  const before = await clusterCommandCounts(nodes);
+  const before = await commandCalls(nodes);
   await fullSteps(t, store, async () => 0);
-  const after = await clusterCommandCounts(nodes);
+  const after = await commandCalls(nodes);
   const delta = (name: string): number => (after.get(name) ?? 0) - (before.get(name) ?? 0);
   t.log(`INCRBY ${delta('incrby')}, DECRBY ${delta('decrby')}, ZADD ${delta('zadd')} for ${stepItemsMax} creates`);
   t.is(delta('incrby'), 2, 'each of the two counters every item names: one INCRBY');
@@ -99,18 +95,8 @@ test('Redis Cluster: steps of stepItemsMax items; the create phases write a coun
   t.true(delta('zadd') <= 2 + stepItemsMax + storeShards, `ZADD ${delta('zadd')}`);
 });
 
-/** Calls per command, summed over a Cluster's nodes (INFO commandstats). */
-async function clusterCommandCounts(nodes: readonly Redis[]): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  for (const node of nodes) {
-    for (const m of (await node.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + Number(m[2]));
-  }
-  return counts;
-}
-
 /** The rate window of the stopped-call case, ms. */
 const rateWindowMs = 3_600_000;
-const ids = (ps: readonly { id: string }[]): string[] => ps.map((p) => p.id);
 
 test('single Redis: a create call stopped by an error reply half way leaves the items before it whole (indexes, due entries, exact counts) and answers the error', async (t) => {
   // Every shard's due index in one claimDue (the contract's setting).
@@ -128,6 +114,6 @@ test('single Redis: a create call stopped by an error reply half way leaves the 
   for (const d of drafts.slice(0, 2)) t.deepEqual(ids(await store.list({ payerId: d.payment.payerId, limit: 10 })), [d.payment.id], 'in its payer index');
   const due = await store.claimDue({ nowMs: drafts[0]!.payment.expiresAtMs, limit: 100, leaseMs: 1_000 });
   t.deepEqual(ids(due.map((r) => r.payment)).sort(), [drafts[0]!.payment.id, drafts[1]!.payment.id].sort(), 'in the due index');
-  const counter = await admin.get(`${storeKeyPrefixDefault}:{rl:${shared.key}}:${rateWindowOf(t0, rateWindowMs)}`);
+  const counter = await admin.get(storeKeysOf(storeKeyPrefixDefault).rate(shared.key, rateWindowOf(t0, rateWindowMs)));
   t.is(counter, '3', 'the items up to the stopped one counted, the reservations of the two after it returned');
 });

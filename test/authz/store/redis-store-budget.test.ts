@@ -3,8 +3,9 @@ import test from 'ava';
 import type { Redis } from 'ioredis';
 import type { Payment } from '../../../authz/model.js';
 import { type PaymentRecord, type PaymentStore, type RateLimitHit, rateWindowOf, shardOfPayment } from '../../../authz/store/port.js';
+import { storeKeyPrefixDefault, storeKeysOf } from '../../../authz/store/redis/keys.js';
 import { confirmItem, createItem, draft, newHexId } from './payment-store.contract.js';
-import { storeWithAdmin } from './redis-store-admin.js';
+import { commandCalls, storeWithAdmin } from './redis-store-admin.js';
 
 /**
  * Commands redis-server executes per step, one item per call, script-internal commands included
@@ -26,13 +27,8 @@ const budget = {
 
 /** The SMS channel's code-rate limits (DESIGN §6): per number, per payer and per number prefix. */
 const rateWindowMs = 3_600_000;
-
-async function commandCounts(admin: Redis): Promise<Map<string, number>> {
-  const stats = await admin.info('commandstats');
-  const counts = new Map<string, number>();
-  for (const m of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (m[1] !== 'info') counts.set(m[1]!, Number(m[2]));
-  return counts;
-}
+/** The counter key of `key`'s window at `nowMs` (keys.ts). */
+const rateKey = (key: string, nowMs: number): string => storeKeysOf(storeKeyPrefixDefault).rate(key, rateWindowOf(nowMs, rateWindowMs));
 
 interface Measured {
   total: number;
@@ -41,9 +37,9 @@ interface Measured {
 
 /** The commands `run` made the server execute, by name. */
 async function measure(admin: Redis, run: () => Promise<unknown>): Promise<Measured> {
-  const before = await commandCounts(admin);
+  const before = await commandCalls(admin);
   await run();
-  const after = await commandCounts(admin);
+  const after = await commandCalls(admin);
   const by: Record<string, number> = {};
   let total = 0;
   for (const [name, calls] of after) {
@@ -170,10 +166,6 @@ test('a create call counts a counter its items share with one INCRBY and adds to
   t.log(`${sharedCounterItems} creates, 2 within the tight limit: ${refusing.total} ${JSON.stringify(refusing.by)}`);
   t.is(refusing.by.incrby, 2, 'the tight counter once and the prefix once');
   t.is(refusing.by.decrby, 1, "the prefix's unused reservation returned");
-  t.is(await admin.get(`ps:{rl:${tight.key}}:${rateWindowOf(t0, rateWindowMs)}`), String(sharedCounterItems), 'every refused hit counted');
-  t.is(
-    await admin.get(`ps:{rl:${prefix.key}}:${rateWindowOf(t0, rateWindowMs)}`),
-    String(1 + sharedCounterItems + 2),
-    'the prefix counted once per item that reached it',
-  );
+  t.is(await admin.get(rateKey(tight.key, t0)), String(sharedCounterItems), 'every refused hit counted');
+  t.is(await admin.get(rateKey(prefix.key, t0)), String(1 + sharedCounterItems + 2), 'the prefix counted once per item that reached it');
 });

@@ -62,7 +62,6 @@ test.serial(
     await seed(store, d);
     const keysBefore = await admin.dbsize();
     await admin.config('SET', 'maxmemory', '1');
-    t.teardown(() => admin.config('SET', 'maxmemory', '0'));
 
     const shared = { key: `rate-${randomUUID()}`, limit: 10, windowMs: 60_000 };
     const refused = await t.throwsAsync(

@@ -7,7 +7,7 @@ import { slotOf as clusterSlot } from '../../../authz/store/redis/slot.js';
 import { type MonitoredCommand, monitorRedis } from '../../support/redis.js';
 import { startRedisCluster } from '../../support/redis-cluster.js';
 import { confirmItem, createItem, draft, hex64, keyTtlMs, leaseMs, newHexId, wrong } from './payment-store.contract.js';
-import { storeWithAdmin, testCommandTimeoutMs } from './redis-store-admin.js';
+import { scriptCallCount, storeWithAdmin, testCommandTimeoutMs } from './redis-store-admin.js';
 
 /** Every kind of script call the store makes, batches of several payers (shards) and merchants. */
 async function workout(store: PaymentStore, t0: number, each: (step: string) => Promise<void> = async () => {}): Promise<void> {
@@ -105,10 +105,7 @@ test('on a Redis Cluster every script call touches one slot: its declared keys a
 
 test('on a single Redis each step is one script call for the whole batch', async (t) => {
   const { store, admin } = await storeWithAdmin(t);
-  const scripts = async (): Promise<number> => {
-    const stats = await admin.info('commandstats');
-    return [...stats.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)].reduce((sum, m) => sum + Number(m[2]), 0);
-  };
+  const scripts = (): Promise<number> => scriptCallCount(admin);
   await workout(store, Date.now()); // loads the scripts
   let before = await scripts();
   const perStep: Record<string, number> = {};
